@@ -1,0 +1,170 @@
+package dir4j.engine;
+
+/**
+ * The kernels of one device. A small set of primitives (fill, copy, elementwise unary and
+ * binary with broadcasting through stride-0 views, reductions, cumulative sum) plus the fused
+ * ops that earn their place by speed (GEMM, convolution, batch norm, pooling). Backends know
+ * nothing of autograd: {@link Ops} composes these into differentiable ops.
+ *
+ * <p>Conventions: every {@code out} is a contiguous tensor of the documented shape and the same
+ * dtype and device as the inputs, allocated by the caller; inputs may be any strided view.
+ */
+public interface Backend {
+
+    /** The device this backend computes on. */
+    Device device();
+
+    /** Fresh zero-filled storage of {@code bytes}. */
+    Storage allocate(long bytes);
+
+    /** out[...] = value. {@code out} may be any view. */
+    void fill(Tensor out, double value);
+
+    /** dst[...] = src[...] for two views of one shape; converts dtype when they differ. */
+    void copy(Tensor src, Tensor dst);
+
+    /** Elementwise functions of one input; alpha and beta are the op's parameters. */
+    enum Unary {
+        /** -x */ NEG,
+        /** e^x */ EXP,
+        /** ln x */ LOG,
+        /** √x */ SQRT,
+        /** |x| */ ABS,
+        /** sign(x) ∈ {−1, 0, 1} */ SIGN,
+        /** 1/x */ RECIPROCAL,
+        /** max(x, 0) */ RELU,
+        /** x^alpha */ POW,
+        /** min(max(x, alpha), beta); NaN bounds are absent */ CLAMP,
+        /** alpha·x + beta */ AFFINE,
+        /** 1 where x &gt; alpha, else 0 */ GREATER,
+        /** 1 where alpha ≤ x ≤ beta (NaN bounds absent), else 0 */ IN_RANGE
+    }
+
+    /** out = f(x; alpha, beta), x of out's shape. */
+    void unary(Unary op, Tensor x, double alpha, double beta, Tensor out);
+
+    /** Elementwise functions of two inputs. */
+    enum Binary {
+        ADD, SUB, MUL, DIV, MAX, MIN,
+        /** a^b */ POW,
+        /** 1 where a == b, else 0 */ EQ,
+        /** 1 where a &gt; b, else 0 */ GT
+    }
+
+    /** out = f(a, b); a and b are views of out's shape (broadcast dimensions have stride 0). */
+    void binary(Binary op, Tensor a, Tensor b, Tensor out);
+
+    /** Reductions. */
+    enum Reduce { SUM, MAX, MIN }
+
+    /**
+     * Reduces x over the axes where {@code reduceAxes[i]} is true; out has x's rank with those
+     * dimensions of size 1 (keep-dim form).
+     */
+    void reduce(Reduce op, Tensor x, boolean[] reduceAxes, Tensor out);
+
+    /** Inclusive cumulative sum along an axis (from the end when {@code reverse}). */
+    void cumsum(Tensor x, int axis, boolean reverse, Tensor out);
+
+    /**
+     * Batched matrix product: a [B, M, K] · b [B, K, N] → out [B, M, N]; a and b may have any
+     * strides (a transposed operand is a permuted view, batch stride 0 broadcasts).
+     */
+    void matmul(Tensor a, Tensor b, Tensor out);
+
+    /** Convolution geometry, PyTorch semantics (groups = 1). */
+    record ConvParams(int strideH, int strideW, int padH, int padW, int dilationH, int dilationW) {}
+
+    /** y [N, Co, Ho, Wo] = conv2d(x [N, Ci, H, W], w [Co, Ci, kh, kw]), no bias; inputs contiguous. */
+    void conv2d(Tensor x, Tensor w, ConvParams p, Tensor y);
+
+    /** dx [N, Ci, H, W] from dy and w; inputs contiguous. */
+    void conv2dBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx);
+
+    /** dw [Co, Ci, kh, kw] from x and dy; inputs contiguous. */
+    void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw);
+
+    /**
+     * Batch norm over (N, H, W) per channel of a contiguous x [N, C, H, W]. In training,
+     * statistics come from the batch, running averages are updated in place
+     * (running = (1 − momentum)·running + momentum·stat, the variance unbiased as in PyTorch) and
+     * the batch mean and 1/√(var+eps) are written to saveMean/saveInvStd [C] for the backward; in
+     * eval, the running statistics are used and saveMean/saveInvStd receive them.
+     */
+    void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                     boolean training, double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd);
+
+    /**
+     * Gradients of batch norm given the saved statistics. With {@code training} the batch
+     * statistics' dependence on x is included; otherwise they are constants. dgamma/dbeta [C].
+     */
+    void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                             boolean training, Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /** Pooling window geometry. */
+    record PoolParams(int kernelH, int kernelW, int strideH, int strideW, int padH, int padW) {}
+
+    /** Max pooling of a contiguous x [N, C, H, W]; argmax (flat h·W+w index per plane) to indices (int32). */
+    void maxPool2d(Tensor x, PoolParams p, Tensor y, Tensor indices);
+
+    /** dx (zeroed by the caller) += dy routed through indices. */
+    void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx);
+
+    /**
+     * Average pooling of a contiguous x [N, C, H, W] over windows given per output row/column:
+     * rows [hStart[i], hEnd[i]), columns [wStart[j], wEnd[j]) clipped to the input; the divisor is
+     * the window size before clipping when {@code divisorFromWindow}, else the clipped size.
+     * Covers avg_pool2d (with count_include_pad) and adaptive_avg_pool2d.
+     */
+    void avgPool2d(Tensor x, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd, boolean divisorFromWindow, Tensor y);
+
+    /** dx (zeroed by the caller) += the adjoint of {@link #avgPool2d}. */
+    void avgPool2dBackward(Tensor dy, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd, boolean divisorFromWindow,
+                           Tensor dx);
+
+    /** out = x.index_select(axis, indices): indices int32 [K]; out has K along axis. */
+    void indexSelect(Tensor x, int axis, Tensor indices, Tensor out);
+
+    /** dx (caller-initialised) += scatter of g along axis at indices (the adjoint of indexSelect). */
+    void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx);
+
+    // ---------------------------------------------------------------- the method's fused ops
+
+    /**
+     * Generalized-mean pooling: y[n, c] = (mean_hw max(x, eps)^p)^(1/p) for a contiguous
+     * x [N, C, H, W]; p is a one-element tensor (read where the kernel runs).
+     */
+    void gem(Tensor x, Tensor p, double eps, Tensor y);
+
+    /**
+     * GeM backward: dx [N, C, H, W] from dy [N, C], and dpPartial [N, C] with each plane's
+     * contribution to dL/dp (the caller sums them).
+     */
+    void gemBackward(Tensor x, Tensor p, double eps, Tensor y, Tensor dy, Tensor dx, Tensor dpPartial);
+
+    /**
+     * The AP loss's bins: nq triangular kernels of width Δ = (max − min)/(nq − 1) centred from
+     * max down to min, the two end bins saturating.
+     */
+    record ApBins(int nq, double min, double max) {
+        public ApBins {
+            if (nq < 2 || nq > 100) {
+                throw new IllegalArgumentException("AP loss: nq must be in [2, 100], got " + nq);
+            }
+            if (!(max > min)) {
+                throw new IllegalArgumentException("AP loss: max (" + max + ") must exceed min (" + min + ")");
+            }
+        }
+    }
+
+    /**
+     * Soft histograms of each query row of scores [N, M] with labels [N, M] (1 = positive):
+     * hist [N, 2, nq] gets n_k = Σ_j q_k(s_ij) in [:, 0, :] and n⁺_k = Σ_j y_ij·q_k(s_ij) in
+     * [:, 1, :]. With {@code excludeDiagonal}, entry (i, i) is left out (queries in the database).
+     */
+    void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist);
+
+    /** The adjoint: gradScores [N, M] from gradHist [N, 2, nq]. */
+    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+                             Tensor gradScores);
+}

@@ -1,0 +1,289 @@
+package dir4j.engine;
+
+import dir4j.engine.Backend.ConvParams;
+import dir4j.engine.Backend.PoolParams;
+import dir4j.engine.autograd.Autograd;
+
+/** The differentiable neural-network ops: linear, convolution, batch norm, pooling, normalisation. */
+public final class NnOps {
+    private NnOps() {}
+
+    private static void rank(String op, Tensor t, int r, String what) {
+        if (t.rank() != r) {
+            throw new IllegalArgumentException(op + ": " + what + " must have rank " + r + ", got "
+                    + Ops.describe(t));
+        }
+    }
+
+    /** y = x·wᵀ + b for x [..., in], w [out, in], b [out] (b may be null). */
+    public static Tensor linear(Tensor x, Tensor w, Tensor b) {
+        Ops.check("linear", x, w, b);
+        rank("linear", w, 2, "weight");
+        if (x.shape(-1) != w.shape(1)) {
+            throw new IllegalArgumentException("linear: input " + Ops.describe(x) + " has " + x.shape(-1)
+                    + " features, weight " + Ops.describe(w) + " expects " + w.shape(1));
+        }
+        Tensor y = Ops.matmul(x, Ops.transpose(w, 0, 1));
+        return b == null ? y : Ops.add(y, b);
+    }
+
+    /**
+     * 2-D convolution, PyTorch semantics (groups = 1): x [N, Ci, H, W], w [Co, Ci, kh, kw],
+     * optional bias [Co].
+     */
+    public static Tensor conv2d(Tensor x, Tensor w, Tensor bias, int stride, int padding, int dilation) {
+        return conv2d(x, w, bias, new ConvParams(stride, stride, padding, padding, dilation, dilation));
+    }
+
+    /** 2-D convolution with per-axis geometry. */
+    public static Tensor conv2d(Tensor x, Tensor w, Tensor bias, ConvParams p) {
+        Ops.check("conv2d", x, w, bias);
+        Ops.checkFloating("conv2d", x);
+        rank("conv2d", x, 4, "input");
+        rank("conv2d", w, 4, "weight");
+        if (x.shape(1) != w.shape(1)) {
+            throw new IllegalArgumentException("conv2d: input " + Ops.describe(x) + " has " + x.shape(1)
+                    + " channels, weight " + Ops.describe(w) + " expects " + w.shape(1) + " (groups=1)");
+        }
+        if (bias != null && (bias.rank() != 1 || bias.shape(0) != w.shape(0))) {
+            throw new IllegalArgumentException("conv2d: bias " + Ops.describe(bias) + " must be [" + w.shape(0) + "]");
+        }
+        int ho = outSize(x.shape(2), w.shape(2), p.strideH(), p.padH(), p.dilationH());
+        int wo = outSize(x.shape(3), w.shape(3), p.strideW(), p.padW(), p.dilationW());
+        if (ho <= 0 || wo <= 0) {
+            throw new IllegalArgumentException("conv2d: input " + Ops.describe(x) + " is too small for kernel "
+                    + w.shape(2) + "x" + w.shape(3) + " with " + p + " (output " + ho + "x" + wo + ")");
+        }
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor wc = w.isContiguous() ? w : Ops.cloneDetached(w);
+        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), w.shape(0), ho, wo);
+        x.backend().conv2d(xc, wc, p, y);
+        Tensor out = y;
+        if (bias != null) {
+            try (Tensor b4 = bias.viewOf(new int[] {1, w.shape(0), 1, 1}, new long[] {0, bias.strides()[0], 0, 0},
+                    bias.offset()); Tensor bv = Ops.broadcastView("conv2d", b4, y.shape())) {
+                y.backend().binary(Backend.Binary.ADD, y, bv, y);
+            }
+        }
+        int[] xs = x.shape();
+        int[] ws = w.shape();
+        return Ops.freeUnlessRecorded(Autograd.record("conv2d", out, new Tensor[] {x, w, bias}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor gx = null;
+            Tensor gw = null;
+            Tensor gb = null;
+            if (x.requiresGrad()) {
+                gx = Tensor.empty(g.dtype(), g.device(), xs);
+                g.backend().conv2dBackwardData(gc, wc, p, gx);
+            }
+            if (w.requiresGrad()) {
+                gw = Tensor.empty(g.dtype(), g.device(), ws);
+                g.backend().conv2dBackwardFilter(xc, gc, p, gw);
+            }
+            if (bias != null && bias.requiresGrad()) {
+                gb = Ops.sum(gc, new int[] {0, 2, 3}, false);
+            }
+            return new Tensor[] {gx, gw, gb};
+        }), xc == x ? null : xc, wc == w ? null : wc);
+    }
+
+    static int outSize(int in, int k, int stride, int pad, int dil) {
+        return Math.floorDiv(in + 2 * pad - dil * (k - 1) - 1, stride) + 1;
+    }
+
+    /**
+     * Batch normalisation over (N, H, W) of x [N, C, H, W]. In training the batch statistics
+     * normalise and the running ones (if given) are updated in place; in eval the running ones
+     * normalise. gamma/beta may be null (no affine).
+     */
+    public static Tensor batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                     boolean training, double momentum, double eps) {
+        Ops.check("batchNorm2d", x, gamma, beta, runningMean, runningVar);
+        Ops.checkFloating("batchNorm2d", x);
+        rank("batchNorm2d", x, 4, "input");
+        int c = x.shape(1);
+        for (Tensor t : new Tensor[] {gamma, beta, runningMean, runningVar}) {
+            if (t != null && (t.rank() != 1 || t.shape(0) != c || !t.isContiguous())) {
+                throw new IllegalArgumentException("batchNorm2d: parameter " + Ops.describe(t)
+                        + " must be a contiguous [" + c + "] for input " + Ops.describe(x));
+            }
+        }
+        if (!training && (runningMean == null || runningVar == null)) {
+            throw new IllegalArgumentException("batchNorm2d: eval mode needs running mean and variance");
+        }
+        if (training && x.shape(0) * x.shape(2) * x.shape(3) < 2) {
+            throw new IllegalArgumentException("batchNorm2d: training needs more than one value per channel, got input "
+                    + Ops.describe(x));
+        }
+        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
+        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape());
+        Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
+        Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
+        x.backend().batchNorm2d(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+        Autograd.record("batchNorm2d", y, new Tensor[] {x, gamma, beta}, dy -> {
+            Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
+            Tensor dx = Tensor.empty(x.dtype(), x.device(), x.shape());
+            Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
+            Tensor db = Tensor.empty(x.dtype(), x.device(), c);
+            dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            return new Tensor[] {dx, dg, db};
+        });
+        return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
+                b == beta ? null : b);
+    }
+
+    /** Max pooling of x [N, C, H, W] (PyTorch semantics, padding with −∞, floor mode). */
+    public static Tensor maxPool2d(Tensor x, int kernel, int stride, int padding) {
+        Ops.check("maxPool2d", x);
+        Ops.checkFloating("maxPool2d", x);
+        rank("maxPool2d", x, 4, "input");
+        if (padding * 2 > kernel) {
+            throw new IllegalArgumentException("maxPool2d: padding " + padding + " must be at most half the kernel "
+                    + kernel);
+        }
+        PoolParams p = new PoolParams(kernel, kernel, stride, stride, padding, padding);
+        int ho = outSize(x.shape(2), kernel, stride, padding, 1);
+        int wo = outSize(x.shape(3), kernel, stride, padding, 1);
+        if (ho <= 0 || wo <= 0) {
+            throw new IllegalArgumentException("maxPool2d: input " + Ops.describe(x) + " too small for kernel " + kernel);
+        }
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1), ho, wo);
+        Tensor idx = Tensor.empty(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo);
+        x.backend().maxPool2d(xc, p, y, idx);
+        int[] xs = x.shape();
+        Autograd.record("maxPool2d", y, new Tensor[] {x}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
+            g.backend().maxPool2dBackward(gc, idx, dx);
+            return new Tensor[] {dx};
+        });
+        return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);
+    }
+
+    /** Average pooling of x [N, C, H, W]; {@code countIncludePad} as PyTorch (default true). */
+    public static Tensor avgPool2d(Tensor x, int kernel, int stride, int padding, boolean countIncludePad) {
+        rank("avgPool2d", x, 4, "input");
+        int ho = outSize(x.shape(2), kernel, stride, padding, 1);
+        int wo = outSize(x.shape(3), kernel, stride, padding, 1);
+        if (ho <= 0 || wo <= 0) {
+            throw new IllegalArgumentException("avgPool2d: input " + Ops.describe(x) + " too small for kernel " + kernel);
+        }
+        int[][] h = windows(x.shape(2), ho, stride, padding, kernel);
+        int[][] w = windows(x.shape(3), wo, stride, padding, kernel);
+        return windowAverage("avgPool2d", x, h, w, countIncludePad);
+    }
+
+    /** Adaptive average pooling of x [N, C, H, W] to [N, C, oh, ow] (PyTorch's windows). */
+    public static Tensor adaptiveAvgPool2d(Tensor x, int oh, int ow) {
+        rank("adaptiveAvgPool2d", x, 4, "input");
+        return windowAverage("adaptiveAvgPool2d", x, adaptiveWindows(x.shape(2), oh), adaptiveWindows(x.shape(3), ow),
+                false);
+    }
+
+    /** Windows as PyTorch's avg_pool2d: ends clipped to the padded input, so that the
+     *  count_include_pad divisor is (end − start); the kernel clips again to the input. */
+    private static int[][] windows(int in, int out, int stride, int pad, int kernel) {
+        int[][] r = new int[2][out];
+        for (int i = 0; i < out; i++) {
+            r[0][i] = i * stride - pad;
+            r[1][i] = Math.min(i * stride - pad + kernel, in + pad);
+        }
+        return r;
+    }
+
+    private static int[][] adaptiveWindows(int in, int out) {
+        if (out <= 0) {
+            throw new IllegalArgumentException("adaptiveAvgPool2d: output size must be positive, got " + out);
+        }
+        int[][] r = new int[2][out];
+        for (int i = 0; i < out; i++) {
+            r[0][i] = (int) Math.floor((double) i * in / out);
+            r[1][i] = (int) Math.ceil((double) (i + 1) * in / out);
+        }
+        return r;
+    }
+
+    private static Tensor windowAverage(String op, Tensor x, int[][] h, int[][] w, boolean divisorFromWindow) {
+        Ops.check(op, x);
+        Ops.checkFloating(op, x);
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1), h[0].length, w[0].length);
+        x.backend().avgPool2d(xc, h[0], h[1], w[0], w[1], divisorFromWindow, y);
+        int[] xs = x.shape();
+        return Ops.freeUnlessRecorded(Autograd.record(op, y, new Tensor[] {x}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
+            g.backend().avgPool2dBackward(gc, h[0], h[1], w[0], w[1], divisorFromWindow, dx);
+            return new Tensor[] {dx};
+        }), xc == x ? null : xc);
+    }
+
+    /** x / max(‖x‖₂, eps) along an axis (PyTorch's F.normalize). */
+    public static Tensor l2Normalize(Tensor x, int axis, double eps) {
+        // clamping ‖x‖² at eps² (not ‖x‖ at eps) keeps sqrt's backward away from 0/0 on a zero vector
+        Tensor sq = Ops.mul(x, x);
+        Tensor sum = Ops.sum(sq, new int[] {axis}, true);
+        Tensor clamped = Ops.clamp(sum, eps * eps, Double.NaN);
+        Tensor norm = Ops.sqrt(clamped);
+        return Ops.freeUnlessRecorded(Ops.div(x, norm), sq, sum, clamped, norm);
+    }
+
+    /**
+     * Generalized-mean (GeM) pooling: y[n, c] = (mean_hw max(x, eps)^p)^(1/p) for x [N, C, H, W]
+     * and a one-element p (learnable); gradients for x and p. p = 1 is average pooling, p → ∞
+     * max pooling.
+     */
+    public static Tensor gem(Tensor x, Tensor p, double eps) {
+        Ops.check("gem", x, p);
+        Ops.checkFloating("gem", x);
+        rank("gem", x, 4, "input");
+        if (p.numel() != 1) {
+            throw new IllegalArgumentException("gem: p must have one element, got " + Ops.describe(p));
+        }
+        double pv = p.item();
+        if (!(pv > 0) || Double.isInfinite(pv)) {
+            throw new IllegalArgumentException("gem: p must be a positive finite number, got " + pv);
+        }
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1));
+        x.backend().gem(xc, p, eps, y);
+        int[] ps = p.shape();
+        return Ops.freeUnlessRecorded(Autograd.record("gem", y, new Tensor[] {x, p}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor dx = Tensor.empty(x.dtype(), x.device(), x.shape());
+            Tensor dpPartial = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1));
+            g.backend().gemBackward(xc, p, eps, y, gc, dx, dpPartial);
+            Tensor dp = p.requiresGrad() ? Ops.reshapeRaw(Ops.sum(dpPartial, null, false), ps) : null;
+            return new Tensor[] {x.requiresGrad() ? dx : null, dp};
+        }), xc == x ? null : xc);
+    }
+
+    /**
+     * The AP loss's soft histograms, fused (the reference's N×2nq×M quantisation tensor is never
+     * formed): for scores [N, M] and labels [N, M] (1 for positives), returns [N, 2, nq] with
+     * n_k in [:, 0, :] and n⁺_k in [:, 1, :]; differentiable in the scores. With
+     * {@code excludeDiagonal}, score (i, i) is left out (each query's match with itself).
+     */
+    public static Tensor apHistogram(Tensor scores, Tensor labels, Backend.ApBins bins, boolean excludeDiagonal) {
+        Ops.check("apHistogram", scores, labels);
+        Ops.checkFloating("apHistogram", scores);
+        rank("apHistogram", scores, 2, "scores");
+        if (!java.util.Arrays.equals(scores.shape(), labels.shape())) {
+            throw new IllegalArgumentException("apHistogram: scores " + Ops.describe(scores) + " and labels "
+                    + Ops.describe(labels) + " differ in shape");
+        }
+        if (excludeDiagonal && scores.shape(0) > scores.shape(1)) {
+            throw new IllegalArgumentException("apHistogram: excludeDiagonal needs N ≤ M, got " + Ops.describe(scores));
+        }
+        Tensor h = Tensor.empty(scores.dtype(), scores.device(), scores.shape(0), 2, bins.nq());
+        scores.backend().apHistogram(scores, labels, bins, excludeDiagonal, h);
+        return Autograd.record("apHistogram", h, new Tensor[] {scores, labels}, g -> {
+            Tensor ds = Tensor.empty(scores.dtype(), scores.device(), scores.shape());
+            g.backend().apHistogramBackward(scores, labels, bins, excludeDiagonal, g, ds);
+            return new Tensor[] {ds, null};
+        });
+    }
+}

@@ -1,0 +1,68 @@
+package dir4j.engine;
+
+import java.util.Arrays;
+
+/** Static helpers over shapes (int[]) and strides (long[], in elements). */
+public final class Shape {
+    private Shape() {}
+
+    /** Number of elements of a shape (1 for a scalar). */
+    public static long numel(int[] shape) {
+        long n = 1;
+        for (int d : shape) {
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Row-major strides of a contiguous tensor of this shape. */
+    public static long[] contiguousStrides(int[] shape) {
+        long[] s = new long[shape.length];
+        long acc = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            s[i] = acc;
+            acc *= Math.max(shape[i], 1);
+        }
+        return s;
+    }
+
+    /** Validates a shape: every dimension non-negative. */
+    public static int[] check(String op, int[] shape) {
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException(op + ": negative dimension in shape " + str(shape));
+            }
+        }
+        return shape.clone();
+    }
+
+    /** The broadcast shape of a and b (NumPy rules), or an error naming the op and both shapes. */
+    public static int[] broadcast(String op, int[] a, int[] b) {
+        int n = Math.max(a.length, b.length);
+        int[] out = new int[n];
+        for (int i = 0; i < n; i++) {
+            int da = i < n - a.length ? 1 : a[i - (n - a.length)];
+            int db = i < n - b.length ? 1 : b[i - (n - b.length)];
+            if (da != db && da != 1 && db != 1) {
+                throw new IllegalArgumentException(op + ": shapes " + str(a) + " and " + str(b)
+                        + " cannot be broadcast (dimension " + i + ": " + da + " vs " + db + ")");
+            }
+            out[i] = da == 1 ? db : da;
+        }
+        return out;
+    }
+
+    /** Normalises a possibly negative axis against a rank. */
+    public static int axis(String op, int axis, int rank) {
+        int a = axis < 0 ? axis + rank : axis;
+        if (a < 0 || a >= Math.max(rank, 1)) {
+            throw new IllegalArgumentException(op + ": axis " + axis + " out of range for rank " + rank);
+        }
+        return a;
+    }
+
+    /** "[2, 3, 4]". */
+    public static String str(int[] shape) {
+        return Arrays.toString(shape);
+    }
+}

@@ -1,0 +1,144 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.Backend.ApBins;
+import dir4j.engine.DType;
+import dir4j.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The AP loss's soft histograms, fused: per query row, each score adds its (at most two)
+ * triangular bin weights to n_k and y·weight to n⁺_k in one pass; the backward gives each score
+ * its gradient Σ_k (G_k + y·G⁺_k)·q_k'(s) in one pass. The N×nq×M quantisation tensor of the
+ * reference is never formed. Parallel over query rows.
+ */
+final class ApHistogramKernels {
+    private ApHistogramKernels() {}
+
+    /**
+     * The reference's quantiser (a 1×1 conv with 2·nq lines then min and clamp at 0):
+     * q_k(s) = max(0, min(w1_k·s + b1_k, w2_k·s + b2_k)), with a = (nq−1)/(max−min),
+     * w1 = −a, b1 = a·min + nq − k, w2 = a, b2 = 2 − nq + k − a·min, and the end bins'
+     * outer lines replaced by the constant 1 (k = 0: line 1; k = nq−1: line 2).
+     */
+    record Quantizer(int nq, double min, double max, double a) {
+        Quantizer(ApBins b) {
+            this(b.nq(), b.min(), b.max(), (b.nq() - 1) / (b.max() - b.min()));
+        }
+
+        double w1(int k) {
+            return k == 0 ? 0 : -a;
+        }
+
+        double b1(int k) {
+            return k == 0 ? 1 : a * min + nq - k;
+        }
+
+        double w2(int k) {
+            return k == nq - 1 ? 0 : a;
+        }
+
+        double b2(int k) {
+            return k == nq - 1 ? 1 : 2 - nq + k - a * min;
+        }
+
+        /** First and last bin that can be non-zero (or have a non-zero slope) at s. */
+        int lo(double s) {
+            return clamp((int) Math.floor((max - s) * a) - 1);
+        }
+
+        int hi(double s) {
+            return clamp((int) Math.floor((max - s) * a) + 2);
+        }
+
+        private int clamp(int k) {
+            return Math.max(0, Math.min(nq - 1, k));
+        }
+
+        double weight(int k, double s) {
+            return Math.max(0, Math.min(w1(k) * s + b1(k), w2(k) * s + b2(k)));
+        }
+
+        /** dq_k/ds with PyTorch's conventions: ties of the min split evenly, clamp passes at 0. */
+        double slope(int k, double s) {
+            double l1 = w1(k) * s + b1(k);
+            double l2 = w2(k) * s + b2(k);
+            double m = Math.min(l1, l2);
+            if (m < 0 || Double.isNaN(m)) {
+                return 0;
+            }
+            return l1 < l2 ? w1(k) : l2 < l1 ? w2(k) : (w1(k) + w2(k)) / 2;
+        }
+    }
+
+    static void forward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+        int n = scores.shape(0);
+        int m = scores.shape(1);
+        int nq = bins.nq();
+        Quantizer q = new Quantizer(bins);
+        MemorySegment ss = scores.segment();
+        MemorySegment ls = labels.segment();
+        MemorySegment hs = hist.segment();
+        DType t = scores.dtype();
+        long[] sst = scores.strides();
+        long[] lst = labels.strides();
+        CpuThreads.parallelFor(n, i -> {
+            double[] nb = new double[nq];
+            double[] np = new double[nq];
+            for (int j = 0; j < m; j++) {
+                if (excludeDiagonal && i == j) {
+                    continue;
+                }
+                double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
+                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
+                for (int k = q.lo(s), hi = q.hi(s); k <= hi; k++) {
+                    double w = q.weight(k, s);
+                    nb[k] += w;
+                    np[k] += y * w;
+                }
+            }
+            long base = hist.offset() + (long) i * 2 * nq;
+            for (int k = 0; k < nq; k++) {
+                CpuBackend.store(hs, t, base + k, nb[k]);
+                CpuBackend.store(hs, t, base + nq + k, np[k]);
+            }
+        });
+    }
+
+    static void backward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+                         Tensor gradScores) {
+        int n = scores.shape(0);
+        int m = scores.shape(1);
+        int nq = bins.nq();
+        Quantizer q = new Quantizer(bins);
+        MemorySegment ss = scores.segment();
+        MemorySegment ls = labels.segment();
+        MemorySegment gs = gradHist.segment();
+        MemorySegment os = gradScores.segment();
+        DType t = scores.dtype();
+        long[] sst = scores.strides();
+        long[] lst = labels.strides();
+        long[] gst = gradHist.strides();
+        CpuThreads.parallelFor(n, i -> {
+            double[] g = new double[nq];
+            double[] gp = new double[nq];
+            for (int k = 0; k < nq; k++) {
+                g[k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + k * gst[2]);
+                gp[k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + gst[1] + k * gst[2]);
+            }
+            long ob = gradScores.offset() + (long) i * m;
+            for (int j = 0; j < m; j++) {
+                if (excludeDiagonal && i == j) {
+                    CpuBackend.store(os, t, ob + j, 0);
+                    continue;
+                }
+                double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
+                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
+                double d = 0;
+                for (int k = q.lo(s), hi = q.hi(s); k <= hi; k++) {
+                    d += (g[k] + y * gp[k]) * q.slope(k, s);
+                }
+                CpuBackend.store(os, t, ob + j, d);
+            }
+        });
+    }
+}

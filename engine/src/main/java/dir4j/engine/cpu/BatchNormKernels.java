@@ -1,0 +1,143 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.DType;
+import dir4j.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Batch norm over (N, H, W) per channel of a contiguous NCHW tensor, parallel over channels.
+ * Each channel's data is N runs of H·W contiguous values; float32 runs are vectorised.
+ */
+final class BatchNormKernels {
+    private BatchNormKernels() {}
+
+    private static double ld(Tensor t, long i) {
+        return CpuBackend.load(t.segment(), t.dtype(), t.offset() + i);
+    }
+
+    private static void st(Tensor t, long i, double v) {
+        CpuBackend.store(t.segment(), t.dtype(), t.offset() + i, v);
+    }
+
+    static void forward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, boolean training,
+                        double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        int n = x.shape(0);
+        int c = x.shape(1);
+        int hw = x.shape(2) * x.shape(3);
+        long count = (long) n * hw;
+        boolean f32 = x.dtype() == DType.FLOAT32;
+        MemorySegment xs = x.segment();
+        MemorySegment ys = y.segment();
+        CpuThreads.parallelFor(c, ch -> {
+            double mean;
+            double var;
+            if (training) {
+                double sum = 0;
+                for (int i = 0; i < n; i++) {
+                    long off = x.offset() + ((long) i * c + ch) * hw;
+                    sum += f32 ? FloatKernels.sum(xs, off, 1, hw) : scalarSum(x, off - x.offset(), hw);
+                }
+                mean = sum / count;
+                double ss = 0;
+                for (int i = 0; i < n; i++) {
+                    long off = x.offset() + ((long) i * c + ch) * hw;
+                    ss += f32 ? FloatKernels.sumSquaredDeviation(xs, off, hw, (float) mean)
+                            : scalarSsd(x, off - x.offset(), hw, mean);
+                }
+                var = ss / count; // biased, for normalisation (as PyTorch)
+                if (runningMean != null) {
+                    st(runningMean, ch, (1 - momentum) * ld(runningMean, ch) + momentum * mean);
+                }
+                if (runningVar != null) {
+                    double unbiased = count > 1 ? ss / (count - 1) : var;
+                    st(runningVar, ch, (1 - momentum) * ld(runningVar, ch) + momentum * unbiased);
+                }
+            } else {
+                mean = ld(runningMean, ch);
+                var = ld(runningVar, ch);
+            }
+            double invStd = 1 / Math.sqrt(var + eps);
+            st(saveMean, ch, mean);
+            st(saveInvStd, ch, invStd);
+            double scale = ld(gamma, ch) * invStd;
+            double shift = ld(beta, ch) - mean * scale;
+            for (int i = 0; i < n; i++) {
+                long rel = ((long) i * c + ch) * hw;
+                if (f32) {
+                    FloatKernels.scaleShift(xs, x.offset() + rel, ys, y.offset() + rel, hw, (float) scale,
+                            (float) shift);
+                } else {
+                    for (int j = 0; j < hw; j++) {
+                        st(y, rel + j, ld(x, rel + j) * scale + shift);
+                    }
+                }
+            }
+        });
+    }
+
+    static void backward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, boolean training,
+                         Tensor dx, Tensor dgamma, Tensor dbeta) {
+        int n = x.shape(0);
+        int c = x.shape(1);
+        int hw = x.shape(2) * x.shape(3);
+        long count = (long) n * hw;
+        boolean f32 = x.dtype() == DType.FLOAT32;
+        MemorySegment xs = x.segment();
+        MemorySegment dys = dy.segment();
+        MemorySegment dxs = dx.segment();
+        CpuThreads.parallelFor(c, ch -> {
+            double mean = ld(saveMean, ch);
+            double invStd = ld(saveInvStd, ch);
+            double g = ld(gamma, ch);
+            double sumDy = 0;
+            double sumDyXc = 0;
+            for (int i = 0; i < n; i++) {
+                long rel = ((long) i * c + ch) * hw;
+                if (f32) {
+                    sumDy += FloatKernels.sum(dys, dy.offset() + rel, 1, hw);
+                    sumDyXc += FloatKernels.dotCentered(dys, dy.offset() + rel, xs, x.offset() + rel, hw, (float) mean);
+                } else {
+                    for (int j = 0; j < hw; j++) {
+                        double d = ld(dy, rel + j);
+                        sumDy += d;
+                        sumDyXc += d * (ld(x, rel + j) - mean);
+                    }
+                }
+            }
+            st(dbeta, ch, sumDy);
+            st(dgamma, ch, sumDyXc * invStd);
+            // training: dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂)); eval: dx = γ·invStd·dy
+            double a = g * invStd;
+            double b = training ? -g * invStd * invStd * invStd * sumDyXc / count : 0;
+            double cc = training ? -a * sumDy / count - b * mean : 0;
+            for (int i = 0; i < n; i++) {
+                long rel = ((long) i * c + ch) * hw;
+                if (f32) {
+                    FloatKernels.axpbyc(dys, dy.offset() + rel, xs, x.offset() + rel, dxs, dx.offset() + rel, hw,
+                            (float) a, (float) b, (float) cc);
+                } else {
+                    for (int j = 0; j < hw; j++) {
+                        st(dx, rel + j, a * ld(dy, rel + j) + b * ld(x, rel + j) + cc);
+                    }
+                }
+            }
+        });
+    }
+
+    private static double scalarSum(Tensor x, long rel, int len) {
+        double s = 0;
+        for (int j = 0; j < len; j++) {
+            s += ld(x, rel + j);
+        }
+        return s;
+    }
+
+    private static double scalarSsd(Tensor x, long rel, int len, double mean) {
+        double s = 0;
+        for (int j = 0; j < len; j++) {
+            double d = ld(x, rel + j) - mean;
+            s += d * d;
+        }
+        return s;
+    }
+}

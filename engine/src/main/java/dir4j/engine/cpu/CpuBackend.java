@@ -1,0 +1,485 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.Backend;
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.Storage;
+import dir4j.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The pure-Java CPU backend. float32 runs on Vector API kernels (packed SGEMM, implicit-GEMM
+ * convolution, vectorised elementwise and reduction rows) spread over {@link CpuThreads};
+ * float64 runs on plain scalar loops kept as the reference path for gradient checks.
+ */
+public final class CpuBackend implements Backend {
+    private static final CpuBackend INSTANCE;
+
+    static {
+        String missing = CpuVectors.missingModuleMessage();
+        if (missing != null) {
+            throw new IllegalStateException(missing);
+        }
+        INSTANCE = new CpuBackend();
+    }
+
+    private CpuBackend() {}
+
+    /** The backend. */
+    public static CpuBackend instance() {
+        return INSTANCE;
+    }
+
+    @Override
+    public Device device() {
+        return Device.CPU;
+    }
+
+    @Override
+    public Storage allocate(long bytes) {
+        return new CpuStorage(bytes);
+    }
+
+    static MemorySegment seg(Tensor t) {
+        return t.segment();
+    }
+
+    static double load(MemorySegment s, DType t, long i) {
+        return switch (t) {
+            case FLOAT32 -> s.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            case FLOAT64 -> s.getAtIndex(ValueLayout.JAVA_DOUBLE, i);
+            case INT32 -> s.getAtIndex(ValueLayout.JAVA_INT, i);
+            default -> throw new UnsupportedOperationException("CPU backend: dtype " + t + " not supported yet");
+        };
+    }
+
+    static void store(MemorySegment s, DType t, long i, double v) {
+        switch (t) {
+            case FLOAT32 -> s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) v);
+            case FLOAT64 -> s.setAtIndex(ValueLayout.JAVA_DOUBLE, i, v);
+            case INT32 -> s.setAtIndex(ValueLayout.JAVA_INT, i, (int) v);
+            default -> throw new UnsupportedOperationException("CPU backend: dtype " + t + " not supported yet");
+        }
+    }
+
+    // ================================================================ fill and copy
+
+    @Override
+    public void fill(Tensor out, double value) {
+        MemorySegment o = seg(out);
+        DType t = out.dtype();
+        if (out.isContiguous() && t == DType.FLOAT32) {
+            long n = out.numel();
+            float v = (float) value;
+            CpuThreads.parallelRange(n, 1 << 16, (s, e) -> {
+                for (long i = s; i < e; i++) {
+                    o.setAtIndex(ValueLayout.JAVA_FLOAT, out.offset() + i, v);
+                }
+            });
+            return;
+        }
+        StridedWalk w = new StridedWalk(out.shape(), out.strides());
+        long so = w.innerStride(0);
+        w.walkParallel(new long[] {out.offset()}, (offs, len) -> {
+            for (int i = 0; i < len; i++) {
+                store(o, t, offs[0] + i * so, value);
+            }
+        });
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        checkSameShape("copy", src, dst);
+        MemorySegment s = seg(src);
+        MemorySegment d = seg(dst);
+        DType ts = src.dtype();
+        DType td = dst.dtype();
+        if (ts == td && src.isContiguous() && dst.isContiguous()) {
+            long bytes = src.numel() * ts.byteSize();
+            MemorySegment.copy(s, src.offset() * ts.byteSize(), d, dst.offset() * td.byteSize(), bytes);
+            return;
+        }
+        StridedWalk w = new StridedWalk(dst.shape(), src.strides(), dst.strides());
+        long ss = w.innerStride(0);
+        long sd = w.innerStride(1);
+        w.walkParallel(new long[] {src.offset(), dst.offset()}, (offs, len) -> {
+            long a = offs[0];
+            long b = offs[1];
+            if (ts == DType.FLOAT32 && td == DType.FLOAT32) {
+                for (int i = 0; i < len; i++) {
+                    d.setAtIndex(ValueLayout.JAVA_FLOAT, b + i * sd, s.getAtIndex(ValueLayout.JAVA_FLOAT, a + i * ss));
+                }
+            } else {
+                for (int i = 0; i < len; i++) {
+                    store(d, td, b + i * sd, load(s, ts, a + i * ss));
+                }
+            }
+        });
+    }
+
+    private static void checkSameShape(String op, Tensor a, Tensor b) {
+        if (!java.util.Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException(op + ": shapes differ: " + java.util.Arrays.toString(a.shape()) + " and "
+                    + java.util.Arrays.toString(b.shape()));
+        }
+    }
+
+    // ================================================================ elementwise
+
+    @Override
+    public void unary(Unary op, Tensor x, double alpha, double beta, Tensor out) {
+        checkSameShape(op.name().toLowerCase(), x, out);
+        MemorySegment xs = seg(x);
+        MemorySegment os = seg(out);
+        StridedWalk w = new StridedWalk(out.shape(), x.strides(), out.strides());
+        long sx = w.innerStride(0);
+        long so = w.innerStride(1);
+        DType t = x.dtype();
+        if (t == DType.FLOAT32 && out.dtype() == DType.FLOAT32) {
+            float a = (float) alpha;
+            float b = (float) beta;
+            w.walkParallel(new long[] {x.offset(), out.offset()},
+                    (offs, len) -> FloatKernels.unary(op, xs, offs[0], sx, os, offs[1], so, len, a, b));
+        } else {
+            DType to = out.dtype();
+            w.walkParallel(new long[] {x.offset(), out.offset()}, (offs, len) -> {
+                for (int i = 0; i < len; i++) {
+                    store(os, to, offs[1] + i * so, ScalarMath.unary(op, load(xs, t, offs[0] + i * sx), alpha, beta));
+                }
+            });
+        }
+    }
+
+    @Override
+    public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
+        checkSameShape(op.name().toLowerCase(), a, out);
+        checkSameShape(op.name().toLowerCase(), b, out);
+        MemorySegment as = seg(a);
+        MemorySegment bs = seg(b);
+        MemorySegment os = seg(out);
+        StridedWalk w = new StridedWalk(out.shape(), a.strides(), b.strides(), out.strides());
+        long sa = w.innerStride(0);
+        long sb = w.innerStride(1);
+        long so = w.innerStride(2);
+        long[] bases = {a.offset(), b.offset(), out.offset()};
+        if (a.dtype() == DType.FLOAT32) {
+            w.walkParallel(bases, (offs, len) ->
+                    FloatKernels.binary(op, as, offs[0], sa, bs, offs[1], sb, os, offs[2], so, len));
+        } else {
+            DType t = a.dtype();
+            w.walkParallel(bases, (offs, len) -> {
+                for (int i = 0; i < len; i++) {
+                    store(os, t, offs[2] + i * so,
+                            ScalarMath.binary(op, load(as, t, offs[0] + i * sa), load(bs, t, offs[1] + i * sb)));
+                }
+            });
+        }
+    }
+
+    // ================================================================ reductions
+
+    @Override
+    public void reduce(Reduce op, Tensor x, boolean[] reduceAxes, Tensor out) {
+        int rank = x.rank();
+        int[] xs = x.shape();
+        long[] xst = x.strides();
+        int nk = 0;
+        for (boolean r : reduceAxes) {
+            nk += r ? 0 : 1;
+        }
+        // kept dims index the output; reduced dims are walked per output element
+        int[] keptShape = new int[nk];
+        long[] keptStride = new long[nk];
+        int[] redShape = new int[rank - nk];
+        long[] redStride = new long[rank - nk];
+        for (int d = 0, k = 0, r = 0; d < rank; d++) {
+            if (reduceAxes[d]) {
+                redShape[r] = xs[d];
+                redStride[r++] = xst[d];
+            } else {
+                keptShape[k] = xs[d];
+                keptStride[k++] = xst[d];
+            }
+        }
+        StridedWalk outer = new StridedWalk(keptShape, keptStride, contiguous(keptShape));
+        StridedWalk inner = new StridedWalk(redShape, redStride);
+        long innerStride = inner.innerStride(0);
+        MemorySegment xsg = seg(x);
+        MemorySegment os = seg(out);
+        DType t = x.dtype();
+        long nOut = outer.total;
+        long nRed = inner.total;
+        if (nOut >= CpuThreads.threads() || nRed < (1 << 16)) {
+            outer.walkParallel(new long[] {x.offset(), out.offset()}, (offs, len) -> {
+                long xo = offs[0];
+                long oo = offs[1];
+                long ks = outer.innerStride(0);
+                for (int i = 0; i < len; i++) {
+                    long base = xo + i * ks;
+                    double[] acc = {identity(op)};
+                    inner.walk(new long[] {base}, 0, nRed,
+                            (ro, rl) -> acc[0] = combine(op, acc[0], reduceRow(op, t, xsg, ro[0], innerStride, rl)));
+                    store(os, out.dtype(), oo + i, acc[0]);
+                }
+            });
+        } else {
+            // few outputs over long ranges: split each range across threads, combine partials
+            long[] keptIdx = new long[1];
+            outer.walk(new long[] {x.offset(), out.offset()}, 0, nOut, (offs, len) -> {
+                for (int i = 0; i < len; i++) {
+                    long base = offs[0] + i * outer.innerStride(0);
+                    int chunks = CpuThreads.threads();
+                    double[] partial = new double[chunks];
+                    long per = (nRed + chunks - 1) / chunks;
+                    CpuThreads.parallelFor(chunks, c -> {
+                        double[] acc = {identity(op)};
+                        long s = Math.min(nRed, c * per);
+                        long e = Math.min(nRed, s + per);
+                        inner.walk(new long[] {base}, s, e,
+                                (ro, rl) -> acc[0] = combine(op, acc[0], reduceRow(op, t, xsg, ro[0], innerStride, rl)));
+                        partial[c] = acc[0];
+                    });
+                    double total = identity(op);
+                    for (double p : partial) {
+                        total = combine(op, total, p);
+                    }
+                    store(os, out.dtype(), offs[1] + i, total);
+                    keptIdx[0]++;
+                }
+            });
+        }
+    }
+
+    private static long[] contiguous(int[] shape) {
+        return dir4j.engine.Shape.contiguousStrides(shape);
+    }
+
+    private static double identity(Reduce op) {
+        return switch (op) {
+            case SUM -> 0;
+            case MAX -> Double.NEGATIVE_INFINITY;
+            case MIN -> Double.POSITIVE_INFINITY;
+        };
+    }
+
+    private static double combine(Reduce op, double a, double b) {
+        if (Double.isNaN(a) || Double.isNaN(b)) {
+            return Double.NaN;
+        }
+        return switch (op) {
+            case SUM -> a + b;
+            case MAX -> Math.max(a, b);
+            case MIN -> Math.min(a, b);
+        };
+    }
+
+    private static double reduceRow(Reduce op, DType t, MemorySegment s, long off, long stride, int len) {
+        if (t == DType.FLOAT32) {
+            return op == Reduce.SUM ? FloatKernels.sum(s, off, stride, len)
+                    : FloatKernels.max(s, off, stride, len, op == Reduce.MAX);
+        }
+        double acc = identity(op);
+        for (int i = 0; i < len; i++) {
+            acc = combine(op, acc, load(s, t, off + i * stride));
+        }
+        return acc;
+    }
+
+    @Override
+    public void cumsum(Tensor x, int axis, boolean reverse, Tensor out) {
+        int rank = x.rank();
+        int n = x.shape()[axis];
+        long sx = x.strides()[axis];
+        long so = out.strides()[axis];
+        int[] lineShape = x.shape();
+        lineShape[axis] = 1;
+        StridedWalk lines = new StridedWalk(lineShape, x.strides(), out.strides());
+        MemorySegment xs = seg(x);
+        MemorySegment os = seg(out);
+        DType t = x.dtype();
+        lines.walkParallel(new long[] {x.offset(), out.offset()}, (offs, len) -> {
+            long ls0 = lines.innerStride(0);
+            long ls1 = lines.innerStride(1);
+            for (int l = 0; l < len; l++) {
+                long xo = offs[0] + l * ls0;
+                long oo = offs[1] + l * ls1;
+                double acc = 0;
+                for (int j = 0; j < n; j++) {
+                    int k = reverse ? n - 1 - j : j;
+                    acc += load(xs, t, xo + k * sx);
+                    store(os, t, oo + k * so, acc);
+                }
+            }
+        });
+        assert rank > 0;
+    }
+
+    // ================================================================ matrix product
+
+    @Override
+    public void matmul(Tensor a, Tensor b, Tensor out) {
+        int batch = a.shape()[0];
+        int m = a.shape()[1];
+        int k = a.shape()[2];
+        int n = b.shape()[2];
+        long[] as = a.strides();
+        long[] bs = b.strides();
+        long[] os = out.strides();
+        MemorySegment asg = seg(a);
+        MemorySegment bsg = seg(b);
+        MemorySegment osg = seg(out);
+        if (a.dtype() == DType.FLOAT32) {
+            Sgemm.sgemmBatched(batch, m, n, k, 1f, asg, a.offset(), as[1], as[2], as[0],
+                    bsg, b.offset(), bs[1], bs[2], bs[0], 0f, osg, out.offset(), os[1], os[0]);
+            return;
+        }
+        DType t = a.dtype();
+        CpuThreads.parallelFor(batch * m, bi -> {
+            int p = bi / m;
+            int i = bi % m;
+            for (int j = 0; j < n; j++) {
+                double acc = 0;
+                for (int q = 0; q < k; q++) {
+                    acc += load(asg, t, a.offset() + p * as[0] + i * as[1] + q * as[2])
+                            * load(bsg, t, b.offset() + p * bs[0] + q * bs[1] + j * bs[2]);
+                }
+                store(osg, t, out.offset() + p * os[0] + i * os[1] + j * os[2], acc);
+            }
+        });
+    }
+
+    // ================================================================ convolution
+
+    static Conv2dGeometry geometry(Tensor x, Tensor w, ConvParams p) {
+        int[] xs = x.shape();
+        int[] ws = w.shape();
+        return new Conv2dGeometry(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], p.strideH(), p.strideW(),
+                p.padH(), p.padW(), p.dilationH(), p.dilationW());
+    }
+
+    @Override
+    public void conv2d(Tensor x, Tensor w, ConvParams p, Tensor y) {
+        Conv2dGeometry g = geometry(x, w, p);
+        if (x.dtype() == DType.FLOAT32) {
+            Conv2dKernels.forward(g, seg(x), x.offset(), seg(w), w.offset(), seg(y), y.offset());
+        } else {
+            ReferenceConv.forward(g, x, w, y);
+        }
+    }
+
+    @Override
+    public void conv2dBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        Conv2dGeometry g = geometry(dx, w, p);
+        if (dy.dtype() == DType.FLOAT32) {
+            Conv2dKernels.backwardData(g, seg(dy), dy.offset(), seg(w), w.offset(), seg(dx), dx.offset());
+        } else {
+            ReferenceConv.backwardData(g, dy, w, dx);
+        }
+    }
+
+    @Override
+    public void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        Conv2dGeometry g = geometry(x, dw, p);
+        if (x.dtype() == DType.FLOAT32) {
+            Conv2dKernels.backwardFilter(g, seg(x), x.offset(), seg(dy), dy.offset(), seg(dw), dw.offset());
+        } else {
+            ReferenceConv.backwardFilter(g, x, dy, dw);
+        }
+    }
+
+    // ================================================================ batch norm
+
+    @Override
+    public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                            boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                            Tensor saveInvStd) {
+        BatchNormKernels.forward(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean,
+                saveInvStd);
+    }
+
+    @Override
+    public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                    boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        BatchNormKernels.backward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+    }
+
+    // ================================================================ pooling
+
+    @Override
+    public void maxPool2d(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        PoolKernels.maxPool(x, p, y, indices);
+    }
+
+    @Override
+    public void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx) {
+        PoolKernels.maxPoolBackward(dy, indices, dx);
+    }
+
+    @Override
+    public void avgPool2d(Tensor x, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd, boolean divisorFromWindow,
+                          Tensor y) {
+        PoolKernels.avgPool(x, hStart, hEnd, wStart, wEnd, divisorFromWindow, y, false);
+    }
+
+    @Override
+    public void avgPool2dBackward(Tensor dy, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd,
+                                  boolean divisorFromWindow, Tensor dx) {
+        PoolKernels.avgPool(dx, hStart, hEnd, wStart, wEnd, divisorFromWindow, dy, true);
+    }
+
+    // ================================================================ indexing
+
+    @Override
+    public void indexSelect(Tensor x, int axis, Tensor indices, Tensor out) {
+        int[] idx = indices.toIntArray();
+        for (int i = 0; i < idx.length; i++) {
+            try (Tensor src = x.viewOf(sliceShape(x, axis), x.strides(), x.offset() + idx[i] * x.strides()[axis]);
+                 Tensor dst = out.viewOf(sliceShape(out, axis), out.strides(),
+                         out.offset() + (long) i * out.strides()[axis])) {
+                copy(src, dst);
+            }
+        }
+    }
+
+    @Override
+    public void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx) {
+        int[] idx = indices.toIntArray();
+        for (int i = 0; i < idx.length; i++) {
+            try (Tensor src = g.viewOf(sliceShape(g, axis), g.strides(), g.offset() + (long) i * g.strides()[axis]);
+                 Tensor dst = dx.viewOf(sliceShape(dx, axis), dx.strides(),
+                         dx.offset() + idx[i] * dx.strides()[axis])) {
+                binary(Binary.ADD, dst, src, dst);
+            }
+        }
+    }
+
+    // ================================================================ GeM and the AP histogram
+
+    @Override
+    public void gem(Tensor x, Tensor p, double eps, Tensor y) {
+        GemKernels.forward(x, p.item(), eps, y);
+    }
+
+    @Override
+    public void gemBackward(Tensor x, Tensor p, double eps, Tensor y, Tensor dy, Tensor dx, Tensor dpPartial) {
+        GemKernels.backward(x, p.item(), eps, y, dy, dx, dpPartial);
+    }
+
+    @Override
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+        ApHistogramKernels.forward(scores, labels, bins, excludeDiagonal, hist);
+    }
+
+    @Override
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+                                    Tensor gradHist, Tensor gradScores) {
+        ApHistogramKernels.backward(scores, labels, bins, excludeDiagonal, gradHist, gradScores);
+    }
+
+    private static int[] sliceShape(Tensor t, int axis) {
+        int[] s = t.shape();
+        s[axis] = 1;
+        return s;
+    }
+}

@@ -1,0 +1,254 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.Backend.Binary;
+import dir4j.engine.Backend.Unary;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * float32 row kernels over native memory: the Vector API for unit-stride rows (and a broadcast
+ * scalar operand), a scalar loop for strided rows. Offsets and strides are in elements.
+ */
+final class FloatKernels {
+    private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
+    private static final int L = S.length();
+    private static final ByteOrder NO = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+
+    private FloatKernels() {}
+
+    static FloatVector load(MemorySegment s, long i) {
+        return FloatVector.fromMemorySegment(S, s, i * 4, NO);
+    }
+
+    static void store(FloatVector v, MemorySegment s, long i) {
+        v.intoMemorySegment(s, i * 4, NO);
+    }
+
+    // ------------------------------------------------------------------ unary
+
+    static void unary(Unary op, MemorySegment x, long xo, long sx, MemorySegment o, long oo, long so, int len,
+                      float alpha, float beta) {
+        int i = 0;
+        if (sx == 1 && so == 1 && vectorised(op, alpha)) {
+            int bound = S.loopBound(len);
+            for (; i < bound; i += L) {
+                store(unaryVector(op, load(x, xo + i), alpha, beta), o, oo + i);
+            }
+        }
+        for (; i < len; i++) {
+            o.setAtIndex(F, oo + i * so, unaryScalar(op, x.getAtIndex(F, xo + i * sx), alpha, beta));
+        }
+    }
+
+    private static boolean vectorised(Unary op, float alpha) {
+        // POW only for the exponents that reduce to multiplies or roots; the general one is scalar
+        return op != Unary.POW || alpha == 1 || alpha == 2 || alpha == 3 || alpha == 0.5f || alpha == -1;
+    }
+
+    private static FloatVector unaryVector(Unary op, FloatVector v, float alpha, float beta) {
+        return switch (op) {
+            case NEG -> v.neg();
+            case EXP -> v.lanewise(VectorOperators.EXP);
+            case LOG -> v.lanewise(VectorOperators.LOG);
+            case SQRT -> v.sqrt();
+            case ABS -> v.abs();
+            case SIGN -> {
+                FloatVector one = FloatVector.broadcast(S, 1f);
+                FloatVector zero = FloatVector.zero(S);
+                yield zero.blend(one, v.compare(VectorOperators.GT, 0f))
+                        .blend(one.neg(), v.compare(VectorOperators.LT, 0f));
+            }
+            case RECIPROCAL -> FloatVector.broadcast(S, 1f).div(v);
+            case RELU -> v.max(0f).blend(v, v.test(VectorOperators.IS_NAN));
+            case POW -> {
+                if (alpha == 1) {
+                    yield v;
+                } else if (alpha == 2) {
+                    yield v.mul(v);
+                } else if (alpha == 3) {
+                    yield v.mul(v).mul(v);
+                } else if (alpha == 0.5f) {
+                    yield v.sqrt();
+                } else {
+                    yield FloatVector.broadcast(S, 1f).div(v);
+                }
+            }
+            case CLAMP -> {
+                FloatVector r = v;
+                if (!Float.isNaN(alpha)) {
+                    r = r.max(alpha);
+                }
+                if (!Float.isNaN(beta)) {
+                    r = r.min(beta);
+                }
+                yield r.blend(v, v.test(VectorOperators.IS_NAN));
+            }
+            case AFFINE -> v.fma(FloatVector.broadcast(S, alpha), FloatVector.broadcast(S, beta));
+            case GREATER -> FloatVector.zero(S).blend(1f, v.compare(VectorOperators.GT, alpha));
+            case IN_RANGE -> {
+                VectorMask<Float> m = v.compare(VectorOperators.EQ, v); // not NaN
+                if (!Float.isNaN(alpha)) {
+                    m = m.and(v.compare(VectorOperators.GE, alpha));
+                }
+                if (!Float.isNaN(beta)) {
+                    m = m.and(v.compare(VectorOperators.LE, beta));
+                }
+                yield FloatVector.zero(S).blend(1f, m);
+            }
+        };
+    }
+
+    static float unaryScalar(Unary op, float v, float alpha, float beta) {
+        return (float) ScalarMath.unary(op, v, alpha, beta);
+    }
+
+    // ------------------------------------------------------------------ binary
+
+    static void binary(Binary op, MemorySegment a, long ao, long sa, MemorySegment b, long bo, long sb,
+                       MemorySegment o, long oo, long so, int len) {
+        int i = 0;
+        if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && op != Binary.POW) {
+            int bound = S.loopBound(len);
+            FloatVector av = sa == 0 ? FloatVector.broadcast(S, a.getAtIndex(F, ao)) : null;
+            FloatVector bv = sb == 0 ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : null;
+            for (; i < bound; i += L) {
+                FloatVector x = sa == 0 ? av : load(a, ao + i);
+                FloatVector y = sb == 0 ? bv : load(b, bo + i);
+                store(binaryVector(op, x, y), o, oo + i);
+            }
+        }
+        for (; i < len; i++) {
+            float x = a.getAtIndex(F, ao + i * sa);
+            float y = b.getAtIndex(F, bo + i * sb);
+            o.setAtIndex(F, oo + i * so, (float) ScalarMath.binary(op, x, y));
+        }
+    }
+
+    private static FloatVector binaryVector(Binary op, FloatVector x, FloatVector y) {
+        return switch (op) {
+            case ADD -> x.add(y);
+            case SUB -> x.sub(y);
+            case MUL -> x.mul(y);
+            case DIV -> x.div(y);
+            // NaN-propagating like torch.maximum/minimum
+            case MAX -> x.lanewise(VectorOperators.MAX, y);
+            case MIN -> x.lanewise(VectorOperators.MIN, y);
+            case POW -> x.lanewise(VectorOperators.POW, y);
+            case EQ -> FloatVector.zero(S).blend(1f, x.compare(VectorOperators.EQ, y));
+            case GT -> FloatVector.zero(S).blend(1f, x.compare(VectorOperators.GT, y));
+        };
+    }
+
+    // ------------------------------------------------------------------ reductions over a row
+
+    static double sum(MemorySegment x, long xo, long sx, int len) {
+        int i = 0;
+        double total = 0;
+        if (sx == 1) {
+            FloatVector acc0 = FloatVector.zero(S);
+            FloatVector acc1 = FloatVector.zero(S);
+            int bound2 = len - len % (2 * L);
+            for (; i < bound2; i += 2 * L) {
+                acc0 = acc0.add(load(x, xo + i));
+                acc1 = acc1.add(load(x, xo + i + L));
+            }
+            total = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        }
+        for (; i < len; i++) {
+            total += x.getAtIndex(F, xo + i * sx);
+        }
+        return total;
+    }
+
+    static float max(MemorySegment x, long xo, long sx, int len, boolean isMax) {
+        int i = 0;
+        float best = isMax ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY;
+        boolean nan = false;
+        if (sx == 1) {
+            FloatVector acc = FloatVector.broadcast(S, best);
+            int bound = S.loopBound(len);
+            for (; i < bound; i += L) {
+                FloatVector v = load(x, xo + i);
+                nan |= v.test(VectorOperators.IS_NAN).anyTrue();
+                acc = isMax ? acc.max(v) : acc.min(v);
+            }
+            best = acc.reduceLanes(isMax ? VectorOperators.MAX : VectorOperators.MIN);
+        }
+        for (; i < len; i++) {
+            float v = x.getAtIndex(F, xo + i * sx);
+            nan |= Float.isNaN(v);
+            best = isMax ? Math.max(best, v) : Math.min(best, v);
+        }
+        return nan ? Float.NaN : best;
+    }
+
+    /** Σ (x − mean)² over a unit-stride row. */
+    static double sumSquaredDeviation(MemorySegment x, long xo, int len, float mean) {
+        int i = 0;
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector m = FloatVector.broadcast(S, mean);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            FloatVector d = load(x, xo + i).sub(m);
+            acc = d.fma(d, acc);
+        }
+        double total = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) {
+            double d = x.getAtIndex(F, xo + i) - mean;
+            total += d * d;
+        }
+        return total;
+    }
+
+    /** Σ dy·(x − mean) over unit-stride rows. */
+    static double dotCentered(MemorySegment dy, long dyo, MemorySegment x, long xo, int len, float mean) {
+        int i = 0;
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector m = FloatVector.broadcast(S, mean);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            acc = load(x, xo + i).sub(m).fma(load(dy, dyo + i), acc);
+        }
+        double total = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < len; i++) {
+            total += dy.getAtIndex(F, dyo + i) * (x.getAtIndex(F, xo + i) - mean);
+        }
+        return total;
+    }
+
+    /** o = x·scale + shift over unit-stride rows. */
+    static void scaleShift(MemorySegment x, long xo, MemorySegment o, long oo, int len, float scale, float shift) {
+        int i = 0;
+        FloatVector sv = FloatVector.broadcast(S, scale);
+        FloatVector hv = FloatVector.broadcast(S, shift);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            store(load(x, xo + i).fma(sv, hv), o, oo + i);
+        }
+        for (; i < len; i++) {
+            o.setAtIndex(F, oo + i, x.getAtIndex(F, xo + i) * scale + shift);
+        }
+    }
+
+    /** o = a·dy + b·x + c over unit-stride rows (the batch-norm input gradient). */
+    static void axpbyc(MemorySegment dy, long dyo, MemorySegment x, long xo, MemorySegment o, long oo, int len,
+                       float a, float b, float c) {
+        int i = 0;
+        FloatVector av = FloatVector.broadcast(S, a);
+        FloatVector bv = FloatVector.broadcast(S, b);
+        FloatVector cv = FloatVector.broadcast(S, c);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            store(load(dy, dyo + i).fma(av, load(x, xo + i).fma(bv, cv)), o, oo + i);
+        }
+        for (; i < len; i++) {
+            o.setAtIndex(F, oo + i, dy.getAtIndex(F, dyo + i) * a + x.getAtIndex(F, xo + i) * b + c);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+package dir4j.engine.cpu;
+
+import java.lang.foreign.MemorySegment;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Single-precision GEMM on the CPU, BLIS-style: A is packed into MR-row panels and B into
+ * NR-column panels in per-thread heap arrays, and a register-blocked broadcast-FMA micro-kernel
+ * computes one MR×NR tile of C per call. Cache blocking: a KC-deep B panel of NC columns is packed
+ * once and shared by all threads; each task packs its own block of A rows (kept in L2) and sweeps
+ * it across the shared B panel, one KC×NR micro-panel (kept in L1) at a time.
+ *
+ * <p>Runs with {@code -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0} (see DESIGN.md), so the
+ * micro-kernel's panel indexing is unchecked: SgemmTest proves it over many odd shapes, and the
+ * public entry points check every operand's extent against its segment before anything runs.
+ */
+public final class Sgemm {
+    /** The backend's float species ({@link CpuVectors}: preferred, or {@code -Ddir4j.vector.bits}). */
+    static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
+    /** Micro-tile rows. */
+    static final int MR = Integer.getInteger("dir4j.sgemm.mr", 12);
+    /** Micro-tile columns: two vectors. */
+    static final int NR = 2 * SPECIES.length();
+    /** Depth of a packed block: a KC×NR micro-panel of B (32 KiB at 512 bits) stays in L1. */
+    static final int KC = Integer.getInteger("dir4j.sgemm.kc", 256);
+    /** Rows of A per task block, aimed at L2 with the B micro-panel streaming past. */
+    static final int MC = Integer.getInteger("dir4j.sgemm.mc", 192);
+    /** Columns of the shared packed B panel (KC·NC floats, in L2/L3). */
+    static final int NC = Integer.getInteger("dir4j.sgemm.nc", 2048);
+    /** Below this many multiply-adds a product runs on the calling thread alone. */
+    private static final long SERIAL_WORK = 64L * 64 * 64;
+    /** Largest A (in packed floats) packed once and shared by all column blocks: 16 MiB. */
+    private static final long PREPACK_A_FLOATS = 1L << 22;
+
+    private static final System.Logger LOG = System.getLogger(Sgemm.class.getName());
+
+    static {
+        LOG.log(System.Logger.Level.DEBUG, "SGEMM micro-kernel {0}x{1} on {2}-bit vectors", MR, NR,
+                SPECIES.vectorBitSize());
+        if (!"0".equals(System.getProperty("jdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK"))) {
+            LOG.log(System.Logger.Level.WARNING, "Vector API bounds checks are on: SGEMM and convolutions run"
+                    + " ~2.6x slower; start the JVM with -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0");
+        }
+    }
+
+    private Sgemm() {}
+
+    /**
+     * C = alpha·A·B + beta·C in float32, row-major-with-arbitrary-strides operands in native memory.
+     * Element (i,k) of A is at float index {@code aOff + i*aRs + k*aCs} of segment a (strides in
+     * floats, so a transposed operand is just swapped strides); B likewise; C (i,j) at
+     * {@code cOff + i*ldc + j}. beta == 0 means C is not read (NaN-safe). k == 0 gives C = beta·C.
+     *
+     * @throws IllegalArgumentException if a size is negative or an operand reaches past its segment
+     */
+    public static void sgemm(int m, int n, int k, float alpha,
+            MemorySegment a, long aOff, long aRs, long aCs,
+            MemorySegment b, long bOff, long bRs, long bCs,
+            float beta, MemorySegment c, long cOff, long ldc) {
+        checkSizes(m, n, k);
+        if (m == 0 || n == 0) {
+            return;
+        }
+        checkExtent("A", a, aOff, m, aRs, k, aCs);
+        checkExtent("B", b, bOff, k, bRs, n, bCs);
+        checkExtent("C", c, cOff, m, ldc, n, 1);
+        gemm(m, n, k, GemmOperand.strided(forWorkers(a), aOff, aRs, aCs),
+                GemmOperand.strided(forWorkers(b), bOff, bRs, bCs),
+                GemmOutput.strided(forWorkers(c), cOff, ldc, alpha, beta));
+    }
+
+    /**
+     * {@link #sgemm} on {@code batch} independent products; product t uses the offsets
+     * {@code aOff + t*aBatchStride}, {@code bOff + t*bBatchStride}, {@code cOff + t*cBatchStride}.
+     * With at least as many products as threads each thread takes whole products; otherwise the
+     * products run one after another, each parallel over its own blocks.
+     */
+    public static void sgemmBatched(int batch, int m, int n, int k, float alpha,
+            MemorySegment a, long aOff, long aRs, long aCs, long aBatchStride,
+            MemorySegment b, long bOff, long bRs, long bCs, long bBatchStride,
+            float beta, MemorySegment c, long cOff, long ldc, long cBatchStride) {
+        checkSizes(m, n, k);
+        if (batch < 0) {
+            throw new IllegalArgumentException("sgemmBatched: negative batch " + batch);
+        }
+        if (batch == 0 || m == 0 || n == 0) {
+            return;
+        }
+        for (int t : new int[] {0, batch - 1}) {
+            checkExtent("A[" + t + "]", a, aOff + t * aBatchStride, m, aRs, k, aCs);
+            checkExtent("B[" + t + "]", b, bOff + t * bBatchStride, k, bRs, n, bCs);
+            checkExtent("C[" + t + "]", c, cOff + t * cBatchStride, m, ldc, n, 1);
+        }
+        MemorySegment sa = forWorkers(a);
+        MemorySegment sb = forWorkers(b);
+        MemorySegment sc = forWorkers(c);
+        CpuThreads.parallelFor(batch >= CpuThreads.threads() ? batch : 1, first -> {
+            int from = batch >= CpuThreads.threads() ? first : 0;
+            int to = batch >= CpuThreads.threads() ? first + 1 : batch;
+            for (int t = from; t < to; t++) {
+                gemm(m, n, k,
+                        GemmOperand.strided(sa, aOff + t * aBatchStride, aRs, aCs),
+                        GemmOperand.strided(sb, bOff + t * bBatchStride, bRs, bCs),
+                        GemmOutput.strided(sc, cOff + t * cBatchStride, ldc, alpha, beta));
+            }
+        });
+    }
+
+    private static void checkSizes(int m, int n, int k) {
+        if (m < 0 || n < 0 || k < 0) {
+            throw new IllegalArgumentException("sgemm: negative size m=" + m + " n=" + n + " k=" + k);
+        }
+    }
+
+    /**
+     * The segment as the worker threads may use it. A confined segment (a test's
+     * {@code Arena.ofConfined()}) is viewed again as a global segment over the same memory: safe,
+     * because its owner thread is inside this call and so cannot close the arena before the
+     * workers are done. Extents are checked against the original first.
+     */
+    static MemorySegment forWorkers(MemorySegment seg) {
+        if (!seg.isNative() || CpuThreads.threads() == 1) {
+            return seg;
+        }
+        return MemorySegment.ofAddress(seg.address()).reinterpret(seg.byteSize());
+    }
+
+    /** Throws unless every element off + r·rs + c·cs (r < rows, c < cols) lies inside seg. */
+    static void checkExtent(String name, MemorySegment seg, long off, long rows, long rs, long cols, long cs) {
+        if (rows == 0 || cols == 0) {
+            return;
+        }
+        long lo = off + Math.min(0, (rows - 1) * rs) + Math.min(0, (cols - 1) * cs);
+        long hi = off + Math.max(0, (rows - 1) * rs) + Math.max(0, (cols - 1) * cs);
+        long size = seg.byteSize() / Float.BYTES;
+        if (lo < 0 || hi >= size) {
+            throw new IllegalArgumentException(name + ": a " + rows + "x" + cols + " matrix at float offset " + off
+                    + " with strides (" + rs + ", " + cs + ") spans float indices [" + lo + ", " + hi
+                    + "] but its segment holds " + size + " floats");
+        }
+    }
+
+    /**
+     * The driver: C ← A·B through {@code out}, for any operands that can pack themselves. The loop
+     * nest is BLIS's: NC columns of B → KC depth → (shared, parallel) pack of B → tasks over row
+     * blocks of A (and column ranges, when rows are too few to feed the threads) → micro-tiles.
+     * Depth and column blocks are split evenly (k = 300 gives 150 + 150, not 256 + 44).
+     */
+    static void gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out) {
+        if (m == 0 || n == 0) {
+            return;
+        }
+        boolean serial = (long) m * n * k < SERIAL_WORK || CpuThreads.threads() == 1;
+        int ncBlocks = ceilDiv(n, NC);
+        int kcBlocks = Math.max(1, ceilDiv(k, KC));
+        int kcMax = ceilDiv(k, kcBlocks);
+        int nPanelsMax = ceilDiv(ceilDiv(n, ncBlocks), NR);
+        TaskPlan plan = TaskPlan.of(m, nPanelsMax, out, serial ? 1 : CpuThreads.threads());
+        Workspace ws = WORKSPACE.get();
+        float[] bPack = ws.bPanels(nPanelsMax * NR * kcMax);
+        // With several column blocks every block of A would be packed once per column block; when
+        // A is small (a convolution's weights) pack all of it once instead and share it.
+        long prepacked = (long) plan.panels() * MR * kcMax * kcBlocks;
+        float[] aAll = ncBlocks > 1 && prepacked <= PREPACK_A_FLOATS ? ws.aShared((int) prepacked) : null;
+        if (aAll != null) {
+            forEach(serial, kcBlocks * plan.blocks(), u -> {
+                int pcb = u / plan.blocks();
+                int mb = u % plan.blocks();
+                int pc = split(k, kcBlocks, pcb);
+                int kc = split(k, kcBlocks, pcb + 1) - pc;
+                a.packRowPanels(aAll, plan.prepackedOffset(pcb, mb, kcMax), plan.rowStart(mb),
+                        plan.rowStart(mb + 1) - plan.rowStart(mb), pc, kc, MR);
+            });
+        }
+        for (int jcb = 0; jcb < ncBlocks; jcb++) {
+            int jc = split(n, ncBlocks, jcb);
+            int nc = split(n, ncBlocks, jcb + 1) - jc;
+            int nPanels = ceilDiv(nc, NR);
+            for (int pcb = 0; pcb < kcBlocks; pcb++) {
+                int pc = split(k, kcBlocks, pcb);
+                int kc = split(k, kcBlocks, pcb + 1) - pc;
+                int depthBlock = pcb;
+                // Pack the shared B panel, panel t at t·NR·kc, in chunks of at least 16K floats.
+                long minPanels = serial ? nPanels : Math.max(1, 16_384 / ((long) NR * Math.max(kc, 1)));
+                CpuThreads.parallelRange(nPanels, minPanels, (s, e) -> b.packColumnPanels(bPack,
+                        (int) s * NR * kc, pc, kc, jc + (int) s * NR, (int) Math.min(nc - s * NR, (e - s) * NR), NR));
+                forEach(serial, plan.tasks(), task -> {
+                    int mb = task / plan.nSplits();
+                    int ns = task % plan.nSplits();
+                    int r0 = plan.rowStart(mb);
+                    int rows = plan.rowStart(mb + 1) - r0;
+                    int jr0 = split(nPanels, plan.nSplits(), ns);
+                    int jr1 = split(nPanels, plan.nSplits(), ns + 1);
+                    if (rows == 0 || jr1 == jr0) {
+                        return;
+                    }
+                    Workspace w = WORKSPACE.get();
+                    float[] aPack = aAll;
+                    int aOff = 0;
+                    if (aAll != null) {
+                        aOff = plan.prepackedOffset(depthBlock, mb, kcMax);
+                    } else {
+                        aPack = w.aPanels(ceilDiv(rows, MR) * MR * kc);
+                        a.packRowPanels(aPack, 0, r0, rows, pc, kc, MR);
+                    }
+                    macroKernel(aPack, aOff, r0, rows, bPack, jc, nc, jr0, jr1, kc, out, depthBlock == 0, w.tile);
+                });
+            }
+        }
+    }
+
+    /** body(0 … n−1): on the pool, or on this thread when the product is too small to share. */
+    private static void forEach(boolean serial, int n, java.util.function.IntConsumer body) {
+        if (serial) {
+            for (int i = 0; i < n; i++) {
+                body.accept(i);
+            }
+        } else {
+            CpuThreads.parallelFor(n, body);
+        }
+    }
+
+    /** Start of part i of [0, total) cut into parts as equal as integers allow. */
+    private static int split(int total, int parts, int i) {
+        return (int) ((long) total * i / parts);
+    }
+
+    /**
+     * One task's share: every MR×NR tile of its row block (packed at aOff) against B panels
+     * [jr0, jr1). The B micro-panel is the outer loop so it stays in L1 while A streams from L2.
+     */
+    private static void macroKernel(float[] aPack, int aOff, int r0, int rows, float[] bPack, int jc, int nc,
+            int jr0, int jr1, int kc, GemmOutput out, boolean first, float[] tile) {
+        int mPanels = ceilDiv(rows, MR);
+        for (int jr = jr0; jr < jr1; jr++) {
+            int cols = Math.min(NR, nc - jr * NR);
+            int bi = jr * NR * kc;
+            for (int ir = 0; ir < mPanels; ir++) {
+                microKernel(kc, aPack, aOff + ir * MR * kc, bPack, bi, tile);
+                out.store(tile, NR, r0 + ir * MR, Math.min(MR, rows - ir * MR), jc + jr * NR, cols, first);
+            }
+        }
+    }
+
+    /** How one depth step's work splits into tasks; the same for every depth step of a product. */
+    private record TaskPlan(int[] rowStarts, int[] panelStarts, int nSplits) {
+        static TaskPlan of(int m, int nPanels, GemmOutput out, int threads) {
+            // Rows are handed out in units: MR-panels, or the output's row groups if it has them.
+            int group = out.rowGroup();
+            int unit = group > 1 ? group : MR;
+            int units = ceilDiv(m, unit);
+            int perBlock = Math.max(1, MC / unit);
+            int blocks = ceilDiv(units, perBlock);
+            // At least two tasks per thread where possible, so a thread slowed by a neighbour on
+            // the same core does not hold up the rest; round to a multiple of the thread count.
+            if (threads > 1) {
+                blocks = Math.min(units, Math.max(blocks, 2 * threads));
+                blocks = Math.min(units, ceilDiv(blocks, threads) * threads);
+            }
+            int splits = 1;
+            if (threads > 1 && blocks < 2 * threads && out.columnsSplittable()) {
+                splits = Math.min(nPanels, ceilDiv(2 * threads, blocks));
+            }
+            int[] starts = new int[blocks + 1];
+            int[] panelStarts = new int[blocks + 1];
+            for (int i = 0; i <= blocks; i++) {
+                starts[i] = (int) Math.min(m, (long) units * i / blocks * unit);
+                panelStarts[i] = i == 0 ? 0 : panelStarts[i - 1] + ceilDiv(starts[i] - starts[i - 1], MR);
+            }
+            return new TaskPlan(starts, panelStarts, Math.max(1, splits));
+        }
+
+        int blocks() {
+            return rowStarts.length - 1;
+        }
+
+        /** MR-panels over all row blocks (each block's last panel may be partial). */
+        int panels() {
+            return panelStarts[blocks()];
+        }
+
+        /** Where row block mb of depth block pcb starts in an all-of-A pack (stride kcMax per panel). */
+        int prepackedOffset(int pcb, int mb, int kcMax) {
+            return (pcb * panels() + panelStarts[mb]) * MR * kcMax;
+        }
+
+        int tasks() {
+            return blocks() * nSplits;
+        }
+
+        int rowStart(int block) {
+            return rowStarts[block];
+        }
+    }
+
+    /** Reusable packing buffers, one set per thread: the micro-kernel wants heap arrays (DESIGN.md). */
+    private static final class Workspace {
+        private float[] aPanels = new float[0];
+        private float[] bPanels = new float[0];
+        private float[] aShared = new float[0];
+        final float[] tile = new float[MR * NR];
+
+        float[] aPanels(int size) {
+            if (aPanels.length < size) {
+                aPanels = new float[size];
+            }
+            return aPanels;
+        }
+
+        float[] aShared(int size) {
+            if (aShared.length < size) {
+                aShared = new float[size];
+            }
+            return aShared;
+        }
+
+        float[] bPanels(int size) {
+            if (bPanels.length < size) {
+                bPanels = new float[size];
+            }
+            return bPanels;
+        }
+    }
+
+    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+
+    static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /**
+     * tile[MR×NR] = Apanel[kc×MR]ᵀ·Bpanel[kc×NR]: the one micro-kernel. Per depth step it loads two
+     * B vectors and broadcasts MR values of A, each feeding two FMAs into accumulators that stay in
+     * registers for the whole panel.
+     */
+    static void microKernel(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
+        switch (MR) {
+            case 6 -> kernel6(kc, a, ai, b, bi, tile);
+            case 8 -> kernel8(kc, a, ai, b, bi, tile);
+            default -> kernel12(kc, a, ai, b, bi, tile);
+        }
+    }
+
+    private static void kernel6(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
+        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
+        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
+        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
+        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
+        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
+        for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
+            FloatVector b0 = FloatVector.fromArray(s, b, bi);
+            FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
+            FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
+            c00 = a0.fma(b0, c00);
+            c01 = a0.fma(b1, c01);
+            FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
+            c10 = a1.fma(b0, c10);
+            c11 = a1.fma(b1, c11);
+            FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
+            c20 = a2.fma(b0, c20);
+            c21 = a2.fma(b1, c21);
+            FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
+            c30 = a3.fma(b0, c30);
+            c31 = a3.fma(b1, c31);
+            FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
+            c40 = a4.fma(b0, c40);
+            c41 = a4.fma(b1, c41);
+            FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
+            c50 = a5.fma(b0, c50);
+            c51 = a5.fma(b1, c51);
+        }
+        c00.intoArray(tile, 0 * NR);
+        c01.intoArray(tile, 0 * NR + vl);
+        c10.intoArray(tile, 1 * NR);
+        c11.intoArray(tile, 1 * NR + vl);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + vl);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + vl);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + vl);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + vl);
+    }
+
+    private static void kernel8(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
+        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
+        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
+        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
+        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
+        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
+        FloatVector c60 = FloatVector.zero(s), c61 = FloatVector.zero(s);
+        FloatVector c70 = FloatVector.zero(s), c71 = FloatVector.zero(s);
+        for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
+            FloatVector b0 = FloatVector.fromArray(s, b, bi);
+            FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
+            FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
+            c00 = a0.fma(b0, c00);
+            c01 = a0.fma(b1, c01);
+            FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
+            c10 = a1.fma(b0, c10);
+            c11 = a1.fma(b1, c11);
+            FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
+            c20 = a2.fma(b0, c20);
+            c21 = a2.fma(b1, c21);
+            FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
+            c30 = a3.fma(b0, c30);
+            c31 = a3.fma(b1, c31);
+            FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
+            c40 = a4.fma(b0, c40);
+            c41 = a4.fma(b1, c41);
+            FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
+            c50 = a5.fma(b0, c50);
+            c51 = a5.fma(b1, c51);
+            FloatVector a6 = FloatVector.broadcast(s, a[ai + 6]);
+            c60 = a6.fma(b0, c60);
+            c61 = a6.fma(b1, c61);
+            FloatVector a7 = FloatVector.broadcast(s, a[ai + 7]);
+            c70 = a7.fma(b0, c70);
+            c71 = a7.fma(b1, c71);
+        }
+        c00.intoArray(tile, 0 * NR);
+        c01.intoArray(tile, 0 * NR + vl);
+        c10.intoArray(tile, 1 * NR);
+        c11.intoArray(tile, 1 * NR + vl);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + vl);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + vl);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + vl);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + vl);
+        c60.intoArray(tile, 6 * NR);
+        c61.intoArray(tile, 6 * NR + vl);
+        c70.intoArray(tile, 7 * NR);
+        c71.intoArray(tile, 7 * NR + vl);
+    }
+
+    private static void kernel12(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
+        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
+        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
+        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
+        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
+        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
+        FloatVector c60 = FloatVector.zero(s), c61 = FloatVector.zero(s);
+        FloatVector c70 = FloatVector.zero(s), c71 = FloatVector.zero(s);
+        FloatVector c80 = FloatVector.zero(s), c81 = FloatVector.zero(s);
+        FloatVector c90 = FloatVector.zero(s), c91 = FloatVector.zero(s);
+        FloatVector c100 = FloatVector.zero(s), c101 = FloatVector.zero(s);
+        FloatVector c110 = FloatVector.zero(s), c111 = FloatVector.zero(s);
+        for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
+            FloatVector b0 = FloatVector.fromArray(s, b, bi);
+            FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
+            FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
+            c00 = a0.fma(b0, c00);
+            c01 = a0.fma(b1, c01);
+            FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
+            c10 = a1.fma(b0, c10);
+            c11 = a1.fma(b1, c11);
+            FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
+            c20 = a2.fma(b0, c20);
+            c21 = a2.fma(b1, c21);
+            FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
+            c30 = a3.fma(b0, c30);
+            c31 = a3.fma(b1, c31);
+            FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
+            c40 = a4.fma(b0, c40);
+            c41 = a4.fma(b1, c41);
+            FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
+            c50 = a5.fma(b0, c50);
+            c51 = a5.fma(b1, c51);
+            FloatVector a6 = FloatVector.broadcast(s, a[ai + 6]);
+            c60 = a6.fma(b0, c60);
+            c61 = a6.fma(b1, c61);
+            FloatVector a7 = FloatVector.broadcast(s, a[ai + 7]);
+            c70 = a7.fma(b0, c70);
+            c71 = a7.fma(b1, c71);
+            FloatVector a8 = FloatVector.broadcast(s, a[ai + 8]);
+            c80 = a8.fma(b0, c80);
+            c81 = a8.fma(b1, c81);
+            FloatVector a9 = FloatVector.broadcast(s, a[ai + 9]);
+            c90 = a9.fma(b0, c90);
+            c91 = a9.fma(b1, c91);
+            FloatVector a10 = FloatVector.broadcast(s, a[ai + 10]);
+            c100 = a10.fma(b0, c100);
+            c101 = a10.fma(b1, c101);
+            FloatVector a11 = FloatVector.broadcast(s, a[ai + 11]);
+            c110 = a11.fma(b0, c110);
+            c111 = a11.fma(b1, c111);
+        }
+        c00.intoArray(tile, 0 * NR);
+        c01.intoArray(tile, 0 * NR + vl);
+        c10.intoArray(tile, 1 * NR);
+        c11.intoArray(tile, 1 * NR + vl);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + vl);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + vl);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + vl);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + vl);
+        c60.intoArray(tile, 6 * NR);
+        c61.intoArray(tile, 6 * NR + vl);
+        c70.intoArray(tile, 7 * NR);
+        c71.intoArray(tile, 7 * NR + vl);
+        c80.intoArray(tile, 8 * NR);
+        c81.intoArray(tile, 8 * NR + vl);
+        c90.intoArray(tile, 9 * NR);
+        c91.intoArray(tile, 9 * NR + vl);
+        c100.intoArray(tile, 10 * NR);
+        c101.intoArray(tile, 10 * NR + vl);
+        c110.intoArray(tile, 11 * NR);
+        c111.intoArray(tile, 11 * NR + vl);
+    }
+}

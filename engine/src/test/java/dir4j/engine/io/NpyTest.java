@@ -1,0 +1,171 @@
+package dir4j.engine.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.DType;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** NumPy .npy files: round trips, files written by NumPy, and clear errors for broken files. */
+class NpyTest {
+    @TempDir
+    Path dir;
+
+    private Tensor roundTrip(Tensor t, String name) throws IOException {
+        Path f = dir.resolve(name);
+        Npy.write(f, t);
+        byte[] bytes = Files.readAllBytes(f);
+        int headerLen = (bytes[8] & 0xff) | (bytes[9] & 0xff) << 8;
+        assertEquals(0, (10 + headerLen) % 64, "data starts on a 64-byte boundary, as NumPy aligns it");
+        return Npy.read(f);
+    }
+
+    @Test
+    void roundTripKeepsDtypeShapeAndValues() throws IOException {
+        try (var scope = MemoryScope.open()) {
+            float[] f = new float[24];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = (float) Math.sin(i) * 1e3f;
+            }
+            Tensor a = roundTrip(Tensor.of(f, 2, 3, 4), "a.npy");
+            assertEquals(DType.FLOAT32, a.dtype());
+            assertArrayEquals(new int[] {2, 3, 4}, a.shape());
+            assertArrayEquals(f, a.toFloatArray());
+
+            double[] d = {Math.PI, -Math.E, 1e-300, Double.MAX_VALUE, -0.0};
+            Tensor b = roundTrip(Tensor.ofDoubles(d, 5), "b.npy");
+            assertEquals(DType.FLOAT64, b.dtype());
+            assertArrayEquals(d, b.toDoubleArray());
+
+            int[] n = {Integer.MIN_VALUE, -1, 0, 7, Integer.MAX_VALUE, 42};
+            Tensor c = roundTrip(Tensor.ofInts(n, 3, 2), "c.npy");
+            assertEquals(DType.INT32, c.dtype());
+            assertArrayEquals(n, c.toIntArray());
+
+            Tensor s = roundTrip(Tensor.scalar(2.5), "scalar.npy");
+            assertEquals(0, s.rank());
+            assertEquals(2.5, s.item());
+
+            Tensor empty = roundTrip(Tensor.zeros(0, 3), "empty.npy");
+            assertArrayEquals(new int[] {0, 3}, empty.shape());
+        }
+    }
+
+    @Test
+    void aNonContiguousViewIsWrittenInLogicalOrder() throws IOException {
+        try (var scope = MemoryScope.open()) {
+            Tensor t = Tensor.of(new float[] {0, 1, 2, 3, 4, 5}, 2, 3).t();
+            Tensor back = roundTrip(t, "t.npy");
+            assertArrayEquals(new int[] {3, 2}, back.shape());
+            assertArrayEquals(new float[] {0, 3, 1, 4, 2, 5}, back.toFloatArray());
+        }
+    }
+
+    @Test
+    void readsAFileWrittenByNumPy() throws IOException {
+        // written by tests/fixtures/make_engine_fixtures.py with np.save
+        try (var scope = MemoryScope.open();
+             InputStream in = NpyTest.class.getResourceAsStream(
+                     "/fixtures/engine/index_select_rows_repeated/indices.npy")) {
+            Tensor t = Npy.parse(in.readAllBytes());
+            assertEquals(DType.INT32, t.dtype());
+            assertArrayEquals(new int[] {4, 0, 2, 0, 4, 4}, t.toIntArray());
+        }
+    }
+
+    /** A version-1 .npy file with this header dictionary and raw data. */
+    private static byte[] npy(String dict, byte[] data) {
+        String header = dict + " ".repeat((64 - (10 + dict.length() + 1) % 64) % 64) + "\n";
+        ByteBuffer b = ByteBuffer.allocate(10 + header.length() + data.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) header.length());
+        b.put(header.getBytes(StandardCharsets.US_ASCII)).put(data);
+        return b.array();
+    }
+
+    private static byte[] floats(ByteOrder order, float... v) {
+        ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(order);
+        for (float x : v) {
+            b.putFloat(x);
+        }
+        return b.array();
+    }
+
+    @Test
+    void readsFortranOrderBigEndianAndInt64() {
+        try (var scope = MemoryScope.open()) {
+            // column-major [2, 3]: memory holds column after column
+            Tensor f = Npy.parse(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+                    floats(ByteOrder.LITTLE_ENDIAN, 0, 3, 1, 4, 2, 5)));
+            assertArrayEquals(new int[] {2, 3}, f.shape());
+            assertArrayEquals(new float[] {0, 1, 2, 3, 4, 5}, f.toFloatArray());
+
+            Tensor be = Npy.parse(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (3,), }",
+                    floats(ByteOrder.BIG_ENDIAN, 1.5f, -2, 1e-3f)));
+            assertArrayEquals(new float[] {1.5f, -2, 1e-3f}, be.toFloatArray());
+
+            ByteBuffer longs = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(-5).putLong(1L << 30);
+            Tensor i = Npy.parse(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", longs.array()));
+            assertEquals(DType.INT32, i.dtype());
+            assertArrayEquals(new int[] {-5, 1 << 30}, i.toIntArray());
+        }
+    }
+
+    private String readError(byte[] bytes, String name) throws IOException {
+        Path f = dir.resolve(name);
+        Files.write(f, bytes);
+        String m = assertThrows(IOException.class, () -> Npy.read(f)).getMessage();
+        assertTrue(m.contains(name), "the error names the file: " + m);
+        return m;
+    }
+
+    private static void assertMentions(String message, String... parts) {
+        for (String p : parts) {
+            assertTrue(message.contains(p), "message \"" + message + "\" should mention \"" + p + "\"");
+        }
+    }
+
+    @Test
+    void aTruncatedFileIsAnIOExceptionSayingWhatIsMissing() throws IOException {
+        byte[] good;
+        try (var scope = MemoryScope.open()) {
+            Path f = dir.resolve("good.npy");
+            Npy.write(f, Tensor.of(new float[12], 3, 4));
+            good = Files.readAllBytes(f);
+        }
+        assertMentions(readError(Arrays.copyOf(good, good.length - 5), "short-data.npy"),
+                "truncated .npy data", "[3, 4]", "48 bytes", "43 present");
+        assertMentions(readError(Arrays.copyOf(good, 40), "short-header.npy"), "truncated .npy header");
+        assertMentions(readError(Arrays.copyOf(good, 4), "stub.npy"), "not a .npy file", "4 bytes");
+    }
+
+    @Test
+    void garbageAndUnsupportedContentAreIOExceptionsNamingTheProblem() throws IOException {
+        byte[] junk = "this is a text file, not an array\n".repeat(4).getBytes(StandardCharsets.US_ASCII);
+        assertMentions(readError(junk, "junk.npy"), "not a .npy file", "magic");
+        assertMentions(readError(npy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", new byte[8]),
+                "complex.npy"), "unsupported .npy dtype", "c8");
+        assertMentions(readError(npy("{'descr': '<f4', 'fortran_order': False, }", new byte[4]), "no-shape.npy"),
+                "malformed .npy header");
+        assertMentions(readError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", new byte[8]),
+                "bad-shape.npy"), "bad .npy shape");
+        byte[] v9 = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", new byte[4]);
+        v9[6] = 9;
+        assertMentions(readError(v9, "v9.npy"), "unsupported .npy version 9");
+        ByteBuffer big = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40);
+        assertMentions(readError(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", big.array()),
+                "int64.npy"), "does not fit int32");
+    }
+}

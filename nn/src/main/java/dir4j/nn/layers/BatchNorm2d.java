@@ -1,0 +1,76 @@
+package dir4j.nn.layers;
+
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.NnOps;
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+
+/**
+ * Batch normalisation over (N, H, W): parameters `weight`, `bias`; buffers `running_mean`,
+ * `running_var`, `num_batches_tracked` (PyTorch's names). In training mode batch statistics
+ * normalise and the running ones update with {@code momentum}; in eval mode, or when
+ * {@link #freeze frozen} (the AP-GeM recipe trains with frozen statistics), the running ones
+ * normalise and nothing updates.
+ */
+public final class BatchNorm2d extends Module {
+    private final Tensor weight;
+    private final Tensor bias;
+    private final Tensor runningMean;
+    private final Tensor runningVar;
+    private final Tensor batchesTracked;
+    private final double eps;
+    private final double momentum;
+    private boolean frozen;
+
+    /** PyTorch's defaults: eps 1e-5, momentum 0.1, weight 1, bias 0. */
+    public BatchNorm2d(int channels) {
+        this(channels, 1e-5, 0.1);
+    }
+
+    public BatchNorm2d(int channels, double eps, double momentum) {
+        this.weight = parameter("weight", Tensor.ones(channels));
+        this.bias = parameter("bias", Tensor.zeros(channels));
+        this.runningMean = buffer("running_mean", Tensor.zeros(channels));
+        this.runningVar = buffer("running_var", Tensor.ones(channels));
+        this.batchesTracked = buffer("num_batches_tracked", Tensor.zeros(DType.INT32, Device.CPU));
+        this.eps = eps;
+        this.momentum = momentum;
+    }
+
+    /** Frozen statistics: normalise with the running ones even in training mode. */
+    public BatchNorm2d freeze(boolean on) {
+        frozen = on;
+        return this;
+    }
+
+    public boolean frozen() {
+        return frozen;
+    }
+
+    public Tensor weight() {
+        return weight;
+    }
+
+    public Tensor bias() {
+        return bias;
+    }
+
+    public Tensor runningMean() {
+        return runningMean;
+    }
+
+    public Tensor runningVar() {
+        return runningVar;
+    }
+
+    @Override
+    public Tensor forward(Tensor x) {
+        boolean batchStats = isTraining() && !frozen;
+        if (batchStats) {
+            double n = batchesTracked.item();
+            batchesTracked.backend().fill(batchesTracked, n + 1);
+        }
+        return NnOps.batchNorm2d(x, weight, bias, runningMean, runningVar, batchStats, momentum, eps);
+    }
+}

@@ -1,0 +1,99 @@
+package dir4j.nn.optim;
+
+import dir4j.engine.Backend;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * An optimiser over a fixed list of parameters. {@link #step()} updates each parameter that has
+ * a gradient, in place (the tensors the module holds stay the same objects); its state (momentum,
+ * moments) lives outside any MemoryScope until {@link #close()}.
+ */
+public abstract class Optimizer implements AutoCloseable {
+    protected final List<Tensor> params;
+    private final Map<Tensor, Map<String, Tensor>> state = new IdentityHashMap<>();
+    protected double lr;
+    private long steps;
+
+    protected Optimizer(List<Tensor> params, double lr) {
+        if (!(lr >= 0)) {
+            throw new IllegalArgumentException(getClass().getSimpleName() + ": learning rate must be ≥ 0, got " + lr);
+        }
+        this.params = new ArrayList<>(params);
+        this.lr = lr;
+    }
+
+    public double lr() {
+        return lr;
+    }
+
+    /** Sets the learning rate (schedules call this before each step). */
+    public void setLr(double lr) {
+        this.lr = lr;
+    }
+
+    /** Steps taken. */
+    public long steps() {
+        return steps;
+    }
+
+    /** Applies one update from the accumulated gradients. */
+    public final void step() {
+        steps++;
+        try (Autograd.NoGrad ng = Autograd.noGrad()) {
+            for (Tensor p : params) {
+                if (p.grad() == null) {
+                    continue;
+                }
+                try (MemoryScope scope = MemoryScope.open()) {
+                    update(p, p.grad(), state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>()), steps);
+                }
+            }
+        }
+    }
+
+    /** Frees every parameter's gradient. */
+    public final void zeroGrad() {
+        params.forEach(Tensor::zeroGrad);
+    }
+
+    /** One parameter's update; {@code t} counts steps from 1. New state tensors go in {@code st}. */
+    protected abstract void update(Tensor p, Tensor g, Map<String, Tensor> st, long t);
+
+    /** A state tensor created outside the step's scope (zeros like p). */
+    protected static Tensor newState(Map<String, Tensor> st, String name, Tensor like) {
+        Tensor t = MemoryScope.detached(() -> Ops.zerosLike(like));
+        st.put(name, t);
+        return t;
+    }
+
+    /** dst ← value (same shape), in place. */
+    protected static void assign(Tensor dst, Tensor value) {
+        dst.backend().copy(value, dst);
+    }
+
+    /** dst ← a·dst + b·x, in place. */
+    protected static void axpby(Tensor dst, double a, Tensor x, double b) {
+        Backend be = dst.backend();
+        be.unary(Backend.Unary.AFFINE, dst, a, 0, dst);
+        Tensor bx = Ops.affine(x, b, 0);
+        be.binary(Backend.Binary.ADD, dst, bx, dst);
+    }
+
+    /** Named state of a parameter (for checkpoints and tests). */
+    public Map<String, Tensor> state(Tensor p) {
+        return state.getOrDefault(p, Map.of());
+    }
+
+    @Override
+    public void close() {
+        state.values().forEach(m -> m.values().forEach(Tensor::close));
+        state.clear();
+    }
+}

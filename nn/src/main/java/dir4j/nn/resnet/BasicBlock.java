@@ -1,0 +1,34 @@
+package dir4j.nn.resnet;
+
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+import dir4j.nn.Sequential;
+import dir4j.nn.layers.BatchNorm2d;
+import dir4j.nn.layers.Conv2d;
+import java.util.Random;
+
+/** torchvision's BasicBlock: two 3×3 convolutions (stride on the first), expansion 1. */
+public final class BasicBlock extends Module {
+    static final int EXPANSION = 1;
+    private final Conv2d conv1;
+    private final BatchNorm2d bn1;
+    private final Conv2d conv2;
+    private final BatchNorm2d bn2;
+    private final Sequential downsample;
+
+    BasicBlock(Random rng, int in, int planes, int stride, Sequential downsample) {
+        conv1 = child("conv1", ResNet.conv(rng, in, planes, 3, stride, 1));
+        bn1 = child("bn1", new BatchNorm2d(planes));
+        conv2 = child("conv2", ResNet.conv(rng, planes, planes, 3, 1, 1));
+        bn2 = child("bn2", new BatchNorm2d(planes));
+        this.downsample = downsample == null ? null : child("downsample", downsample);
+    }
+
+    @Override
+    public Tensor forward(Tensor x) {
+        Tensor out = bn1.forward(conv1.forward(x)).relu();
+        out = bn2.forward(conv2.forward(out));
+        Tensor identity = downsample == null ? x : downsample.forward(x);
+        return out.add(identity).relu();
+    }
+}

@@ -1,0 +1,39 @@
+package dir4j.nn.resnet;
+
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+import dir4j.nn.Sequential;
+import dir4j.nn.layers.BatchNorm2d;
+import dir4j.nn.layers.Conv2d;
+import java.util.Random;
+
+/** torchvision's Bottleneck (ResNet v1.5): 1×1, 3×3 with the stride, 1×1 ×4, expansion 4. */
+public final class Bottleneck extends Module {
+    static final int EXPANSION = 4;
+    private final Conv2d conv1;
+    private final BatchNorm2d bn1;
+    private final Conv2d conv2;
+    private final BatchNorm2d bn2;
+    private final Conv2d conv3;
+    private final BatchNorm2d bn3;
+    private final Sequential downsample;
+
+    Bottleneck(Random rng, int in, int planes, int stride, Sequential downsample) {
+        conv1 = child("conv1", ResNet.conv(rng, in, planes, 1, 1, 0));
+        bn1 = child("bn1", new BatchNorm2d(planes));
+        conv2 = child("conv2", ResNet.conv(rng, planes, planes, 3, stride, 1));
+        bn2 = child("bn2", new BatchNorm2d(planes));
+        conv3 = child("conv3", ResNet.conv(rng, planes, planes * EXPANSION, 1, 1, 0));
+        bn3 = child("bn3", new BatchNorm2d(planes * EXPANSION));
+        this.downsample = downsample == null ? null : child("downsample", downsample);
+    }
+
+    @Override
+    public Tensor forward(Tensor x) {
+        Tensor out = bn1.forward(conv1.forward(x)).relu();
+        out = bn2.forward(conv2.forward(out)).relu();
+        out = bn3.forward(conv3.forward(out));
+        Tensor identity = downsample == null ? x : downsample.forward(x);
+        return out.add(identity).relu();
+    }
+}

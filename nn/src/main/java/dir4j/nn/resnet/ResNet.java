@@ -1,0 +1,124 @@
+package dir4j.nn.resnet;
+
+import dir4j.engine.Ops;
+import dir4j.engine.Tensor;
+import dir4j.nn.Init;
+import dir4j.nn.Module;
+import dir4j.nn.Sequential;
+import dir4j.nn.layers.BatchNorm2d;
+import dir4j.nn.layers.Conv2d;
+import dir4j.nn.layers.Linear;
+import dir4j.nn.layers.MaxPool2d;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * The ResNet family with torchvision's topology, parameter names and initialisation (Kaiming
+ * normal, fan_out, for convolutions; batch norm 1/0): conv1 7×7/2, bn1, relu, maxpool 3×3/2,
+ * layer1…layer4, then either the classifier (global average pool + fc) or, with
+ * {@code numClasses == 0}, nothing: {@link #features} gives the last feature map [N, C, H/32, W/32]
+ * that retrieval pools. {@code baseWidth} (64 in torchvision) shrinks every stage for tests.
+ */
+public final class ResNet extends Module {
+    /** The depths torchvision defines. */
+    public enum Depth {
+        RESNET18(false, 2, 2, 2, 2), RESNET34(false, 3, 4, 6, 3), RESNET50(true, 3, 4, 6, 3),
+        RESNET101(true, 3, 4, 23, 3), RESNET152(true, 3, 8, 36, 3);
+
+        final boolean bottleneck;
+        final int[] blocks;
+
+        Depth(boolean bottleneck, int... blocks) {
+            this.bottleneck = bottleneck;
+            this.blocks = blocks;
+        }
+
+        /** "resnet101" → RESNET101. */
+        public static Depth parse(String name) {
+            try {
+                return valueOf(name.trim().toUpperCase(java.util.Locale.ROOT).replace("-", ""));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("unknown ResNet '" + name
+                        + "': use resnet18, resnet34, resnet50, resnet101 or resnet152");
+            }
+        }
+    }
+
+    private final Conv2d conv1;
+    private final BatchNorm2d bn1;
+    private final MaxPool2d maxpool;
+    private final Sequential[] layers = new Sequential[4];
+    private final Linear fc;
+    private final int featureChannels;
+
+    /** torchvision's ResNet of that depth without the classifier. */
+    public static ResNet of(Depth depth, Random rng) {
+        return new ResNet(depth, 64, 0, rng);
+    }
+
+    public ResNet(Depth depth, int baseWidth, int numClasses, Random rng) {
+        conv1 = child("conv1", conv(rng, 3, baseWidth, 7, 2, 3));
+        bn1 = child("bn1", new BatchNorm2d(baseWidth));
+        child("relu", new dir4j.nn.layers.ReLU());
+        maxpool = child("maxpool", new MaxPool2d(3, 2, 1));
+        int expansion = depth.bottleneck ? Bottleneck.EXPANSION : BasicBlock.EXPANSION;
+        int in = baseWidth;
+        for (int s = 0; s < 4; s++) {
+            int planes = baseWidth << s;
+            int stride = s == 0 ? 1 : 2;
+            List<Module> blocks = new ArrayList<>();
+            for (int b = 0; b < depth.blocks[s]; b++) {
+                int st = b == 0 ? stride : 1;
+                Sequential down = null;
+                if (b == 0 && (st != 1 || in != planes * expansion)) {
+                    down = new Sequential(conv(rng, in, planes * expansion, 1, st, 0),
+                            new BatchNorm2d(planes * expansion));
+                }
+                blocks.add(depth.bottleneck ? new Bottleneck(rng, in, planes, st, down)
+                        : new BasicBlock(rng, in, planes, st, down));
+                in = planes * expansion;
+            }
+            layers[s] = child("layer" + (s + 1), new Sequential(blocks.toArray(Module[]::new)));
+        }
+        featureChannels = in;
+        fc = numClasses > 0 ? child("fc", new Linear(rng, in, numClasses, true)) : null;
+        if (fc == null) {
+            return;
+        }
+        child("avgpool", new dir4j.nn.layers.AdaptiveAvgPool2d(1, 1));
+    }
+
+    /** A convolution without bias, initialised as torchvision's ResNet does. */
+    static Conv2d conv(Random rng, int in, int out, int k, int stride, int pad) {
+        Conv2d c = new Conv2d(rng, in, out, k, stride, pad, 1, false);
+        try (Tensor w = Init.kaimingNormalFanOut(rng, out, in, k, k)) {
+            c.weight().backend().copy(w, c.weight());
+        }
+        return c;
+    }
+
+    /** Channels of the last feature map (2048 for ResNet-50/101/152 at base width 64). */
+    public int featureChannels() {
+        return featureChannels;
+    }
+
+    /** The last feature map [N, C, H/32, W/32]. */
+    public Tensor features(Tensor x) {
+        Tensor y = maxpool.forward(bn1.forward(conv1.forward(x)).relu());
+        for (Sequential l : layers) {
+            y = l.forward(y);
+        }
+        return y;
+    }
+
+    /** Logits when built with a classifier, otherwise the feature map. */
+    @Override
+    public Tensor forward(Tensor x) {
+        Tensor f = features(x);
+        if (fc == null) {
+            return f;
+        }
+        return fc.forward(Ops.mean(f, new int[] {2, 3}, false));
+    }
+}
