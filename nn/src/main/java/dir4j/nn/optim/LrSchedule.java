@@ -25,12 +25,15 @@ public interface LrSchedule {
         return s -> lr * Math.pow(gamma, s);
     }
 
-    /** min + (lr − min)·(1 + cos(π·step/total))/2, then min (torch CosineAnnealingLR, one period). */
+    /**
+     * min + (lr − min)·(1 + cos(π·step/total))/2 (torch CosineAnnealingLR's closed form: past
+     * {@code total} it rises again, as PyTorch's does; size {@code total} to the run).
+     */
     static LrSchedule cosine(double lr, long total, double min) {
         if (total <= 0) {
             throw new IllegalArgumentException("cosine schedule: total steps must be positive, got " + total);
         }
-        return s -> s >= total ? min : min + (lr - min) * (1 + Math.cos(Math.PI * s / total)) / 2;
+        return s -> min + (lr - min) * (1 + Math.cos(Math.PI * s / total)) / 2;
     }
 
     /** Linear warm-up from lr(warmup)/warmup·(step+1) over the first {@code warmup} steps, then this schedule. */

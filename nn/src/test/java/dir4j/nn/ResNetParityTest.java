@@ -1,0 +1,98 @@
+package dir4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.nn.resnet.ResNet;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The same weights give the same outputs as PyTorch: a reduced-width ResNet with non-trivial
+ * batch-norm statistics, in eval mode and for one training-mode step (gradients of every
+ * parameter, updated running statistics); and ResNet-101's names, shapes and parameter count
+ * equal torchvision's.
+ */
+class ResNetParityTest {
+
+    private static Map<String, Tensor> weights(String folder, ResNet net) {
+        Map<String, Tensor> dict = new LinkedHashMap<>();
+        for (String k : net.stateDict().keySet()) {
+            dict.put(k, NnFixtures.npy(folder + "/weights/" + k + ".npy"));
+        }
+        return dict;
+    }
+
+    @ParameterizedTest
+    @CsvSource({"resnet18_w4, RESNET18, 4", "resnet50_w2, RESNET50, 2"})
+    void evalOutputAndTrainingGradientsMatchPyTorch(String folder, ResNet.Depth depth, int width) {
+        try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
+            Module.LoadReport report = net.loadStateDict(weights(folder, net), true);
+            assertTrue(report.clean(), report.toString());
+            Tensor x = NnFixtures.npy(folder + "/input.npy");
+            net.eval();
+            NnFixtures.assertClose(folder + " eval output", NnFixtures.npy(folder + "/eval_out.npy").toDoubleArray(),
+                    net.forward(x).toDoubleArray(), 1e-4, 1e-5);
+            net.train(true);
+            Tensor out = net.forward(x);
+            NnFixtures.assertClose(folder + " train output",
+                    NnFixtures.npy(folder + "/train_out.npy").toDoubleArray(), out.toDoubleArray(), 1e-3, 1e-4);
+            out.backward(NnFixtures.npy(folder + "/train_upstream.npy").to(dir4j.engine.DType.FLOAT32));
+            for (var e : net.namedParameters().entrySet()) {
+                NnFixtures.assertClose(folder + " grad " + e.getKey(),
+                        NnFixtures.npy(folder + "/grads/" + e.getKey() + ".npy").toDoubleArray(),
+                        e.getValue().grad().toDoubleArray(), 2e-3, 2e-4);
+            }
+            for (var e : net.namedBuffers().entrySet()) {
+                if (e.getKey().contains("running")) {
+                    NnFixtures.assertClose(folder + " " + e.getKey(),
+                            NnFixtures.npy(folder + "/running/" + e.getKey() + ".npy").toDoubleArray(),
+                            e.getValue().toDoubleArray(), 1e-4, 1e-6);
+                }
+            }
+            net.zeroGrad();
+        }
+    }
+
+    @Test
+    void resnet101MatchesTorchvisionNamesShapesAndParameterCount() {
+        try (ResNet net = ResNet.of(ResNet.Depth.RESNET101, new Random(0))) {
+            String expected = NnFixtures.text("resnet101_state_dict.txt");
+            String actual = net.stateDict().entrySet().stream()
+                    .map(e -> e.getKey() + " " + Arrays.stream(e.getValue().shape()).mapToObj(Integer::toString)
+                            .collect(Collectors.joining(",")))
+                    .collect(Collectors.joining("\n", "", "\n"));
+            assertEquals(expected, actual);
+            assertEquals(Long.parseLong(NnFixtures.text("resnet101_parameter_count.txt").strip()), net.parameterCount());
+            assertEquals(42_500_160L, net.parameterCount());
+            assertEquals(2048, net.featureChannels());
+        }
+    }
+
+    @Test
+    void strictLoadingReportsMissingUnexpectedAndMisshapedKeys() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
+            Map<String, Tensor> dict = weights("resnet18_w4", net);
+            dict.remove("layer1.0.conv1.weight");
+            dict.put("fc.weight", Tensor.zeros(10, 32));
+            dict.put("bn1.weight", Tensor.zeros(5));
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> net.loadStateDict(dict, true));
+            assertTrue(e.getMessage().contains("layer1.0.conv1.weight"), e.getMessage());
+            assertTrue(e.getMessage().contains("fc.weight"), e.getMessage());
+            assertTrue(e.getMessage().contains("bn1.weight: [4] vs [5]"), e.getMessage());
+            Module.LoadReport r = net.loadStateDict(dict, false);
+            assertEquals(java.util.List.of("layer1.0.conv1.weight"), r.missing());
+            assertEquals(java.util.List.of("fc.weight"), r.unexpected());
+            assertEquals(1, r.mismatched().size());
+        }
+    }
+}
