@@ -20,7 +20,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * PyTorch in float64 (tests/fixtures/make_method_fixtures.py): loss, per-query AP, the number of
  * excluded queries, and dL/dscores or dL/ddescriptors, in float64 and float32.
  */
-class APLossFixtureTest {
+public class APLossFixtureTest {
     private static final String[] CASES = {"ap_nq25_defaults", "ap_nq10", "ap_nq2_two_bins",
         "ap_range_minus1_1_scores_outside", "ap_nq5_ties_on_bin_centres", "ap_queries_without_positives",
         "ap_query_weights", "tap_full", "tap_simplified", "tap_full_ties", "ap_descriptors_exclude_self",
@@ -92,7 +92,7 @@ class APLossFixtureTest {
         }
     }
 
-    static void assertClose(String what, double[] expected, double[] actual, double rtol, double atol) {
+    public static void assertClose(String what, double[] expected, double[] actual, double rtol, double atol) {
         assertEquals(expected.length, actual.length, what + " length");
         double scale = 0;
         for (double e : expected) {

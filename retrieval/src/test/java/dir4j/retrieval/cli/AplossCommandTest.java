@@ -1,0 +1,79 @@
+package dir4j.retrieval.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * `dir4j aploss` end to end on the descriptor fixture: its printed loss and excluded count and
+ * its .npy outputs equal the PyTorch reference (ap_descriptors_exclude_self).
+ */
+class AplossCommandTest {
+    @TempDir
+    Path dir;
+
+    private Path copy(String stem) throws Exception {
+        Path p = dir.resolve(stem + ".npy");
+        try (InputStream in = getClass().getResourceAsStream("/fixtures/aploss/ap_descriptors_exclude_self/" + stem
+                + ".npy")) {
+            Files.copy(in, p);
+        }
+        return p;
+    }
+
+    @Test
+    void writesReferenceLossApAndGradient() throws Exception {
+        Path d = copy("descriptors");
+        Path c = copy("classes");
+        Path out = dir.resolve("out");
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream saved = System.out;
+        int rc;
+        try {
+            System.setOut(new PrintStream(buf, true));
+            rc = new CommandLine(new Main()).execute("aploss", "--descriptors", d.toString(), "--labels", c.toString(),
+                    "--nq", "20", "--min", "-1", "--max", "1", "--out", out.toString(), "--show", "-1");
+        } finally {
+            System.setOut(saved);
+        }
+        String text = buf.toString();
+        assertEquals(0, rc, text);
+        double expectedLoss;
+        try (InputStream in = getClass().getResourceAsStream(
+                "/fixtures/aploss/ap_descriptors_exclude_self/loss.npy")) {
+            expectedLoss = Npy.parse(in.readAllBytes()).item();
+        }
+        assertTrue(text.contains(String.format("%.6f", expectedLoss)), text);
+        assertTrue(text.contains("excluded for having no positive: 1"), text);
+        try (InputStream in = getClass().getResourceAsStream("/fixtures/aploss/ap_descriptors_exclude_self/grad.npy");
+             Tensor want = Npy.parse(in.readAllBytes()); Tensor got = Npy.read(out.resolve("grad.npy"))) {
+            dir4j.retrieval.loss.APLossFixtureTest.assertClose("grad.npy", want.toDoubleArray(), got.toDoubleArray(),
+                    1e-9, 1e-11);
+        }
+        try (Tensor h = Npy.read(out.resolve("histograms.npy"))) {
+            assertEquals(java.util.List.of(12, 2, 20), java.util.Arrays.stream(h.shape()).boxed().toList());
+            // every score's bin weights sum to 1: n_k sums to the 11 other images per query
+            double[] v = h.toDoubleArray();
+            for (int q = 0; q < 12; q++) {
+                double sum = 0;
+                for (int k = 0; k < 20; k++) {
+                    sum += v[q * 40 + k];
+                }
+                assertEquals(11.0, sum, 1e-9);
+            }
+        }
+        try (Tensor exact = Npy.read(out.resolve("exact_ap.npy"))) {
+            assertTrue(Double.isNaN(exact.toDoubleArray()[11]), "class with one image has no exact AP");
+        }
+    }
+}
