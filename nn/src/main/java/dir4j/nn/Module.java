@@ -46,6 +46,23 @@ public abstract class Module implements AutoCloseable {
         return module;
     }
 
+    /**
+     * Registers another module's children (and own parameters and buffers) directly under this
+     * one, as a Python subclass inherits its base's attributes: a retrieval network built on a
+     * ResNet keeps `conv1.weight`, `layer1.0…` at the top level, as the reference's does.
+     */
+    protected final void adopt(Module base) {
+        base.parameters.forEach((k, v) -> {
+            checkName(k);
+            parameters.put(k, v);
+        });
+        base.buffers.forEach((k, v) -> {
+            checkName(k);
+            buffers.put(k, v);
+        });
+        base.children.forEach(this::child);
+    }
+
     private void checkName(String name) {
         if (name.isEmpty() || name.contains(".") || parameters.containsKey(name) || buffers.containsKey(name)
                 || children.containsKey(name)) {

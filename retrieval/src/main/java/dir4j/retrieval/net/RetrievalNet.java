@@ -1,0 +1,90 @@
+package dir4j.retrieval.net;
+
+import dir4j.engine.NnOps;
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+import dir4j.nn.layers.AveragePooling;
+import dir4j.nn.layers.GeneralizedMeanPooling;
+import dir4j.nn.layers.Linear;
+import dir4j.nn.layers.MaxPooling;
+import dir4j.nn.resnet.ResNet;
+import java.util.Random;
+
+/**
+ * The AP-GeM retrieval network (the reference's ResNet_RMAC without ROI pooling): a ResNet
+ * backbone, global pooling (GeM with learnable p, or max, or average), optional L2
+ * normalisation of the pooled features, a fully connected projection, and L2 normalisation: an
+ * image becomes a unit descriptor compared by dot product. Parameter names equal the
+ * reference's (`conv1.weight`, `layer3.22.bn2.running_var`, `adpool.p`, `fc.weight`), so its
+ * checkpoints load unchanged.
+ */
+public final class RetrievalNet extends Module {
+    /** ImageNet normalisation the backbones were trained with (RGB). */
+    public static final float[] RGB_MEANS = {0.485f, 0.456f, 0.406f};
+    public static final float[] RGB_STDS = {0.229f, 0.224f, 0.225f};
+
+    /**
+     * The reference's model options.
+     *
+     * @param arch         resnet18 … resnet152
+     * @param outDim       descriptor size (the FC's output)
+     * @param pooling      gem, max or avg
+     * @param gemp         GeM's initial p
+     * @param withoutFc    skip the projection (descriptor = pooled features)
+     * @param normFeatures L2-normalise the pooled features before the projection
+     * @param baseWidth    backbone width (64 as torchvision; smaller for tests and demos)
+     */
+    public record Options(String arch, int outDim, String pooling, double gemp, boolean withoutFc,
+                          boolean normFeatures, int baseWidth) {
+        /** Resnet-101-AP-GeM as published: 2048-d, GeM p = 3. */
+        public static Options apGem(String arch) {
+            return new Options(arch, 2048, "gem", 3, false, false, 64);
+        }
+    }
+
+    private final Options options;
+    private final ResNet backbone;
+    private final Module pool;
+    private final Linear fc;
+
+    public RetrievalNet(Options options, Random rng) {
+        this.options = options;
+        this.backbone = new ResNet(ResNet.Depth.parse(options.arch()), options.baseWidth(), 0, rng);
+        adopt(backbone);
+        int c = backbone.featureChannels();
+        pool = child("adpool", switch (options.pooling()) {
+            case "gem" -> new GeneralizedMeanPooling(options.gemp(), 1e-6);
+            case "max" -> new MaxPooling();
+            case "avg" -> new AveragePooling();
+            default -> throw new IllegalArgumentException("pooling must be gem, max or avg, got " + options.pooling());
+        });
+        fc = child("fc", new Linear(rng, c, options.outDim(), true));
+    }
+
+    public Options options() {
+        return options;
+    }
+
+    /** The descriptor size. */
+    public int dimension() {
+        return options.withoutFc() ? backbone.featureChannels() : options.outDim();
+    }
+
+    /** The backbone's last feature map for a normalised image batch [N, 3, H, W]. */
+    public Tensor features(Tensor images) {
+        return backbone.features(images);
+    }
+
+    /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W]. */
+    @Override
+    public Tensor forward(Tensor images) {
+        Tensor x = pool.forward(features(images));
+        if (options.normFeatures()) {
+            x = NnOps.l2Normalize(x, 1, 1e-12);
+        }
+        if (!options.withoutFc()) {
+            x = fc.forward(x);
+        }
+        return NnOps.l2Normalize(x, 1, 1e-12);
+    }
+}

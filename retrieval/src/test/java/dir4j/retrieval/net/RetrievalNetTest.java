@@ -1,0 +1,63 @@
+package dir4j.retrieval.net;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.nn.Module;
+import dir4j.retrieval.loss.APLossFixtureTest;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A reduced-width ResNet-18-GeM-FC retrieval network with the reference's parameter names gives
+ * PyTorch's descriptors and gradients (through GeM's p, the FC and the backbone) for the same
+ * weights (tests/fixtures/make_method_fixtures.py, fixtures/net).
+ */
+class RetrievalNetTest {
+    static Tensor read(String stem) {
+        try (InputStream in = RetrievalNetTest.class.getResourceAsStream("/fixtures/net/" + stem + ".npy")) {
+            if (in == null) {
+                throw new IllegalStateException("missing fixture net/" + stem);
+            }
+            return Npy.parse(in.readAllBytes());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Test
+    void descriptorsAndGradientsMatchTheReferenceLayout() {
+        RetrievalNet.Options o = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 4);
+        try (RetrievalNet net = new RetrievalNet(o, new Random(3)); MemoryScope scope = MemoryScope.open()) {
+            assertTrue(net.stateDict().containsKey("adpool.p"));
+            assertTrue(net.stateDict().containsKey("layer4.1.bn2.running_var"));
+            Map<String, Tensor> dict = new LinkedHashMap<>();
+            for (String k : net.stateDict().keySet()) {
+                dict.put(k, read("weights__" + k));
+            }
+            Module.LoadReport r = net.loadStateDict(dict, true);
+            assertTrue(r.clean(), r.toString());
+            net.eval();
+            Tensor d = net.forward(read("input"));
+            assertEquals(16, net.dimension());
+            APLossFixtureTest.assertClose("descriptors", read("out").toDoubleArray(), d.toDoubleArray(), 1e-4, 1e-5);
+            d.backward(read("grad_out"));
+            Map<String, Tensor> p = net.namedParameters();
+            APLossFixtureTest.assertClose("dL/dp", read("grad_p").toDoubleArray(), p.get("adpool.p").grad()
+                    .toDoubleArray(), 1e-3, 1e-5);
+            APLossFixtureTest.assertClose("dL/dfc.weight", read("grad_fc_weight").toDoubleArray(),
+                    p.get("fc.weight").grad().toDoubleArray(), 1e-3, 1e-5);
+            APLossFixtureTest.assertClose("dL/dconv1.weight", read("grad_conv1_weight").toDoubleArray(),
+                    p.get("conv1.weight").grad().toDoubleArray(), 1e-3, 1e-4);
+            net.zeroGrad();
+        }
+    }
+}
