@@ -71,6 +71,16 @@ public abstract class Module implements AutoCloseable {
         }
     }
 
+    /** This module and all its descendants, depth first. */
+    public final List<Module> modules() {
+        List<Module> out = new ArrayList<>();
+        out.add(this);
+        for (Module c : children.values()) {
+            out.addAll(c.modules());
+        }
+        return out;
+    }
+
     /** Direct children in registration order. */
     public final Map<String, Module> children() {
         return Collections.unmodifiableMap(children);
