@@ -1,0 +1,73 @@
+package dir4j.retrieval.synth;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The synthetic benchmark: deterministic, complete, in the revisited layout, never half-written. */
+class SyntheticLandmarksTest {
+    static final SyntheticLandmarks.Config TINY = new SyntheticLandmarks.Config(7, 48, 3, 2, 1, 2, 2, 1, 1, 3);
+
+    @TempDir
+    Path tmp;
+
+    @Test
+    void sameSeedGivesIdenticalFilesAndTheExpectedLayout() throws IOException {
+        Path a = SyntheticLandmarks.generate(tmp.resolve("a"), TINY, null);
+        Path b = SyntheticLandmarks.generate(tmp.resolve("b"), TINY, null);
+        List<String> names;
+        try (var s = Files.list(a.resolve("jpg"))) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        // train 3×2, val 1 query + 4 views + 3 distractors, test 2 queries + 8 views + 3 distractors
+        assertEquals(6 + 8 + 13, names.size());
+        for (String n : names) {
+            assertArrayEquals(Files.readAllBytes(a.resolve("jpg").resolve(n)),
+                    Files.readAllBytes(b.resolve("jpg").resolve(n)), n);
+        }
+        assertArrayEquals(Files.readAllBytes(a.resolve("gnd_synth.pkl")), Files.readAllBytes(b.resolve("gnd_synth.pkl")));
+        List<String> train = Files.readAllLines(a.resolve("train.txt"));
+        assertEquals(6, train.size());
+        assertEquals("jpg/train_l000_v00.jpg 0", train.get(0));
+        assertEquals("jpg/train_l002_v01.jpg 2", train.get(5));
+        byte[] pkl = Files.readAllBytes(a.resolve("gnd_synth.pkl"));
+        assertEquals((byte) 0x80, pkl[0]);
+        assertEquals('.', pkl[pkl.length - 1]);
+        String ascii = new String(pkl, java.nio.charset.StandardCharsets.ISO_8859_1);
+        for (String key : new String[] {"imlist", "qimlist", "gnd", "bbx", "easy", "hard", "junk", "test_q001",
+            "test_x002"}) {
+            assertTrue(ascii.contains(key), key);
+        }
+    }
+
+    @Test
+    void existingBenchmarkIsKeptAndAnotherConfigurationIsRefused() throws IOException {
+        Path dir = SyntheticLandmarks.generate(tmp, TINY, null);
+        long before = Files.getLastModifiedTime(dir.resolve("gnd_synth.pkl")).toMillis();
+        SyntheticLandmarks.generate(tmp, TINY, null);
+        assertEquals(before, Files.getLastModifiedTime(dir.resolve("gnd_synth.pkl")).toMillis());
+        var other = new SyntheticLandmarks.Config(8, 48, 3, 2, 1, 2, 2, 1, 1, 3);
+        IOException e = assertThrows(IOException.class, () -> SyntheticLandmarks.generate(tmp, other, null));
+        assertTrue(e.getMessage().contains("another configuration"), e.getMessage());
+        try (var s = Files.list(tmp)) {
+            assertEquals(List.of("synth"), s.map(p -> p.getFileName().toString()).toList(), "no temp folder left");
+        }
+    }
+
+    @Test
+    void pickleWriterEncodesPlainContainers() {
+        byte[] b = PickleWriter.write(java.util.Map.of("k", List.of(1, 300, 70000, -1)));
+        // PROTO 2, EMPTY_DICT, MARK, BINUNICODE "k", EMPTY_LIST, MARK, K 1, M 300, J 70000, J -1, APPENDS, SETITEMS, STOP
+        byte[] want = {(byte) 0x80, 2, '}', '(', 'X', 1, 0, 0, 0, 'k', ']', '(', 'K', 1, 'M', 44, 1,
+            'J', 0x70, 0x11, 1, 0, 'J', -1, -1, -1, -1, 'e', 'u', '.'};
+        assertArrayEquals(want, b);
+    }
+}
