@@ -17,6 +17,11 @@ public interface Backend {
     /** Fresh zero-filled storage of {@code bytes}. */
     Storage allocate(long bytes);
 
+    /** Fresh storage whose contents are undefined, for outputs a kernel overwrites entirely. */
+    default Storage allocateUninitialized(long bytes) {
+        return allocate(bytes);
+    }
+
     /** out[...] = value. {@code out} may be any view. */
     void fill(Tensor out, double value);
 

@@ -56,7 +56,7 @@ public final class NnOps {
         }
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
         Tensor wc = w.isContiguous() ? w : Ops.cloneDetached(w);
-        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), w.shape(0), ho, wo);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), w.shape(0), ho, wo);
         x.backend().conv2d(xc, wc, p, y);
         Tensor out = y;
         if (bias != null) {
@@ -73,11 +73,11 @@ public final class NnOps {
             Tensor gw = null;
             Tensor gb = null;
             if (x.requiresGrad()) {
-                gx = Tensor.empty(g.dtype(), g.device(), xs);
+                gx = Tensor.uninitialized(g.dtype(), g.device(), xs);
                 g.backend().conv2dBackwardData(gc, wc, p, gx);
             }
             if (w.requiresGrad()) {
-                gw = Tensor.empty(g.dtype(), g.device(), ws);
+                gw = Tensor.uninitialized(g.dtype(), g.device(), ws);
                 g.backend().conv2dBackwardFilter(xc, gc, p, gw);
             }
             if (bias != null && bias.requiresGrad()) {
@@ -118,13 +118,13 @@ public final class NnOps {
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape());
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
         Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
         Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
         x.backend().batchNorm2d(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
         Autograd.record("batchNorm2d", y, new Tensor[] {x, gamma, beta}, dy -> {
             Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
-            Tensor dx = Tensor.empty(x.dtype(), x.device(), x.shape());
+            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
             Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
             Tensor db = Tensor.empty(x.dtype(), x.device(), c);
             dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
@@ -150,8 +150,8 @@ public final class NnOps {
             throw new IllegalArgumentException("maxPool2d: input " + Ops.describe(x) + " too small for kernel " + kernel);
         }
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1), ho, wo);
-        Tensor idx = Tensor.empty(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), x.shape(1), ho, wo);
+        Tensor idx = Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo);
         x.backend().maxPool2d(xc, p, y, idx);
         int[] xs = x.shape();
         Autograd.record("maxPool2d", y, new Tensor[] {x}, g -> {
@@ -210,7 +210,7 @@ public final class NnOps {
         Ops.check(op, x);
         Ops.checkFloating(op, x);
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1), h[0].length, w[0].length);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), x.shape(1), h[0].length, w[0].length);
         x.backend().avgPool2d(xc, h[0], h[1], w[0], w[1], divisorFromWindow, y);
         int[] xs = x.shape();
         return Ops.freeUnlessRecorded(Autograd.record(op, y, new Tensor[] {x}, g -> {
@@ -248,12 +248,12 @@ public final class NnOps {
             throw new IllegalArgumentException("gem: p must be a positive finite number, got " + pv);
         }
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1));
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), x.shape(1));
         x.backend().gem(xc, p, eps, y);
         int[] ps = p.shape();
         return Ops.freeUnlessRecorded(Autograd.record("gem", y, new Tensor[] {x, p}, g -> {
             Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
-            Tensor dx = Tensor.empty(x.dtype(), x.device(), x.shape());
+            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
             Tensor dpPartial = Tensor.empty(x.dtype(), x.device(), x.shape(0), x.shape(1));
             g.backend().gemBackward(xc, p, eps, y, gc, dx, dpPartial);
             Tensor dp = p.requiresGrad() ? Ops.reshapeRaw(Ops.sum(dpPartial, null, false), ps) : null;

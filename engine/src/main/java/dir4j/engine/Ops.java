@@ -48,8 +48,9 @@ public final class Ops {
         return Shape.str(t.shape()) + " " + t.dtype() + " on " + t.device();
     }
 
+    /** An output for a kernel that writes every element (contents undefined until then). */
     static Tensor emptyLike(Tensor t, int... shape) {
-        return Tensor.empty(t.dtype(), t.device(), shape);
+        return Tensor.uninitialized(t.dtype(), t.device(), shape);
     }
 
     /**

@@ -52,6 +52,16 @@ public final class Tensor implements AutoCloseable {
         return new Tensor(st, dtype, s, Shape.contiguousStrides(s), 0);
     }
 
+    /**
+     * A tensor whose contents are undefined: for op outputs that a kernel overwrites entirely
+     * (skips zero-filling, which costs as much as a copy for large activations).
+     */
+    public static Tensor uninitialized(DType dtype, Device device, int... shape) {
+        int[] s = Shape.check("uninitialized", shape);
+        Storage st = Backends.of(device).allocateUninitialized(Math.max(1, Shape.numel(s)) * dtype.byteSize());
+        return new Tensor(st, dtype, s, Shape.contiguousStrides(s), 0);
+    }
+
     /** A float32 CPU tensor of zeros. */
     public static Tensor zeros(int... shape) {
         return empty(DType.FLOAT32, Device.CPU, shape);

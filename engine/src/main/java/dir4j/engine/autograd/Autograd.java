@@ -110,7 +110,7 @@ public final class Autograd {
                 }
                 Node node = t.gradFn();
                 if (node == null) {
-                    accumulateLeaf(t, g);
+                    accumulateLeaf(t, g, uses.getOrDefault(g, 0) == 1);
                 } else {
                     Tensor[] in = node.inputs();
                     Tensor[] gin = node.rule().apply(g);
@@ -160,13 +160,20 @@ public final class Autograd {
         }
     }
 
-    private static void accumulateLeaf(Tensor leaf, Tensor g) {
+    /**
+     * Adds g to a leaf's gradient. The first gradient of a leaf takes over g's memory when
+     * nothing else can see it (this pass holds its only use and no other view shares its
+     * storage), saving a copy of every parameter-sized gradient; otherwise it is copied.
+     */
+    private static void accumulateLeaf(Tensor leaf, Tensor g, boolean exclusive) {
         Tensor old = leaf.grad();
-        if (old == null) {
-            leaf.setGrad(MemoryScope.detached(() -> Ops.cloneDetached(g)));
-        } else {
+        if (old != null) {
             Ops.addInPlace(old, g);
+            return;
         }
+        boolean steal = exclusive && g.isContiguous() && g.offset() == 0 && g.storage().refCount() == 1
+                && g.dtype() == leaf.dtype() && Arrays.equals(g.shape(), leaf.shape());
+        leaf.setGrad(MemoryScope.detached(() -> steal ? g.viewOf(g.shape(), g.strides(), 0) : Ops.cloneDetached(g)));
     }
 
     /** Tensors reachable from root through recorded nodes, inputs before outputs. */

@@ -41,6 +41,11 @@ public final class CpuBackend implements Backend {
         return new CpuStorage(bytes);
     }
 
+    @Override
+    public Storage allocateUninitialized(long bytes) {
+        return new CpuStorage(bytes, false);
+    }
+
     static MemorySegment seg(Tensor t) {
         return t.segment();
     }

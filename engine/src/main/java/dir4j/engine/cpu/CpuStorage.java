@@ -10,7 +10,12 @@ public final class CpuStorage extends Storage {
 
     /** Allocates a zero-filled block of {@code bytes}. */
     public CpuStorage(long bytes) {
-        this.segment = NativeMemory.allocate(bytes);
+        this(bytes, true);
+    }
+
+    /** Allocates a block of {@code bytes}, zero-filled only when asked. */
+    public CpuStorage(long bytes, boolean zero) {
+        this.segment = NativeMemory.allocate(bytes, zero);
     }
 
     /** The memory; valid until the storage is freed. */
