@@ -1,0 +1,32 @@
+package dir4j.nn.io;
+
+import java.io.IOException;
+
+/**
+ * A pickle referenced a global the {@link Unpickler} will not resolve: one that could run code
+ * (always refused), or a class outside the allow-list while inert objects were not allowed.
+ * Nothing was executed; the message names the global and the byte of the pickle that named it.
+ */
+public final class UnsafePickleException extends IOException {
+    private final String reference;
+    private final boolean couldRunCode;
+
+    UnsafePickleException(String message, String reference, boolean couldRunCode) {
+        super(message);
+        this.reference = reference;
+        this.couldRunCode = couldRunCode;
+    }
+
+    /** The refused global, "module.name" ("os.system"). */
+    public String reference() {
+        return reference;
+    }
+
+    /**
+     * True when the global is refused in every mode (it could run code); false when it is only
+     * outside the allow-list and inert objects were not allowed.
+     */
+    public boolean couldRunCode() {
+        return couldRunCode;
+    }
+}

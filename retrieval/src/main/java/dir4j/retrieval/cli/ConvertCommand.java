@@ -1,0 +1,310 @@
+package dir4j.retrieval.cli;
+
+import dir4j.engine.Tensor;
+import dir4j.nn.io.Json;
+import dir4j.nn.io.Npz;
+import dir4j.nn.io.PickledObject;
+import dir4j.nn.io.Safetensors;
+import dir4j.nn.io.TorchCheckpoint;
+import dir4j.nn.io.Unpickler;
+import dir4j.nn.io.UnsafePickleException;
+import java.io.IOException;
+import java.math.BigInteger;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code dir4j convert IN OUT}: PyTorch checkpoints (.pt/.pth, the zip format and the legacy
+ * format of the reference's released models), safetensors or .npz in; safetensors or .npz out.
+ * The state dict's tensors keep PyTorch's names without the {@code module.} prefix;
+ * {@code model_options} and other plain entries go into the safetensors metadata as JSON text;
+ * a pickled sklearn PCA per dataset becomes tensors {@code pca.<dataset>.<attribute>} (its
+ * scalar attributes metadata {@code pca.<dataset>}); whatever cannot be kept is named in a note.
+ * Nothing in the input is ever run.
+ */
+@Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Convert a checkpoint between PyTorch .pt/.pth (read), .safetensors and .npz.",
+            "Strips 'module.' from state-dict keys, keeps model_options as safetensors metadata (JSON text), "
+                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."})
+final class ConvertCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "IN", description = "A .pt/.pth/.tar PyTorch checkpoint, .safetensors or .npz.")
+    Path in;
+
+    @Parameters(index = "1", paramLabel = "OUT", description = "The .safetensors or .npz file to write (replaced atomically).")
+    Path out;
+
+    @Option(names = "--float32", description = "Narrow float64 tensors to float32 (they are kept otherwise).")
+    boolean float32;
+
+    @Option(names = "--strict", description = "Refuse checkpoints that pickle objects of classes outside the allow-list "
+            + "(such as the reference's sklearn PCA) instead of reading them as inert attribute maps.")
+    boolean strict;
+
+    @Option(names = "--compress", description = "Deflate the entries of a .npz output.")
+    boolean compress;
+
+    /**
+     * What a conversion carries: tensors by name, string metadata, notes for the user, and how
+     * many of the tensors (the first ones) came from a PyTorch state dict (-1 for other inputs).
+     */
+    private record Converted(Map<String, Tensor> tensors, Map<String, String> metadata, List<String> notes,
+            int stateDictTensors) {}
+
+    @Override
+    public Integer call() {
+        String outName = out.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (!outName.endsWith(".safetensors") && !outName.endsWith(".npz")) {
+            System.err.println("dir4j convert: OUT must end in .safetensors or .npz, not " + out.getFileName());
+            return 2;
+        }
+        String inName = in.getFileName().toString().toLowerCase(Locale.ROOT);
+        Object root = null;
+        Map<String, Tensor> owned = null;
+        try {
+            Converted c;
+            if (inName.endsWith(".safetensors")) {
+                Safetensors.Contents s = Safetensors.read(in, float32);
+                owned = s.tensors();
+                c = new Converted(s.tensors(), new LinkedHashMap<>(s.metadata()), new ArrayList<>(), -1);
+            } else if (inName.endsWith(".npz")) {
+                owned = Npz.read(in);
+                c = new Converted(owned, new LinkedHashMap<>(), new ArrayList<>(), -1);
+            } else {
+                Unpickler.Options options = (strict ? Unpickler.Options.strict() : Unpickler.Options.inertObjects())
+                        .withFloat64ToFloat32(float32);
+                root = TorchCheckpoint.read(in, options);
+                c = fromPyTorch(root);
+            }
+            if (outName.endsWith(".npz") && !c.metadata().isEmpty()) {
+                c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())
+                        + " not written (write .safetensors to keep them)");
+            }
+            for (String note : c.notes()) {
+                System.out.println("note: " + note);
+            }
+            if (outName.endsWith(".npz")) {
+                Npz.write(out, c.tensors(), compress);
+            } else {
+                Safetensors.write(out, c.tensors(), c.metadata());
+            }
+            summarize(c);
+            return 0;
+        } catch (UnsafePickleException e) {
+            System.err.println("dir4j convert: " + e.getMessage());
+            if (!e.couldRunCode()) {
+                System.err.println("dir4j convert: run without --strict to read " + e.reference()
+                        + " as an inert attribute map (none of its code is run)");
+            }
+            return 1;
+        } catch (IOException | IllegalArgumentException e) {
+            System.err.println("dir4j convert: " + e.getMessage());
+            return 1;
+        } finally {
+            if (root != null) {
+                TorchCheckpoint.closeTensors(root);
+            }
+            if (owned != null) {
+                owned.values().forEach(Tensor::close);
+            }
+        }
+    }
+
+    private static Converted fromPyTorch(Object root) {
+        Map<String, Tensor> tensors = new LinkedHashMap<>(TorchCheckpoint.stateDict(root));
+        int fromStateDict = tensors.size();
+        Map<String, String> metadata = new LinkedHashMap<>();
+        List<String> notes = new ArrayList<>();
+        Map<?, ?> top = (Map<?, ?>) root;
+        Object sd = top.get("state_dict") instanceof Map<?, ?> inner ? inner : top;
+        long prefixed = ((Map<?, ?>) sd).keySet().stream()
+                .filter(k -> k instanceof String s && s.startsWith("module.")).count();
+        if (prefixed > 0) {
+            notes.add("stripped 'module.' from " + prefixed + " state-dict keys");
+        }
+        for (Map.Entry<?, ?> e : ((Map<?, ?>) sd).entrySet()) {
+            if (!(e.getValue() instanceof Tensor)) {
+                notes.add("dropped state-dict entry '" + e.getKey() + "' (" + describe(e.getValue()) + "): not a tensor");
+            }
+        }
+        if (sd == top) {
+            return new Converted(tensors, metadata, notes, fromStateDict);
+        }
+        for (Map.Entry<?, ?> e : top.entrySet()) {
+            String key = String.valueOf(e.getKey());
+            Object v = e.getValue();
+            switch (key) {
+                case "state_dict" -> { }
+                case "pca" -> pca(v, tensors, metadata, notes);
+                default -> {
+                    if (v instanceof Tensor t) {
+                        putNew(tensors, key, t);
+                        notes.add("kept top-level tensor '" + key + "'");
+                    } else {
+                        Optional<Object> json = jsonable(v, 0);
+                        if (json.isPresent()) {
+                            metadata.put(key, Json.write(unwrap(json.get())));
+                            notes.add(key + " kept as safetensors metadata '" + key + "' (JSON): " + clip(metadata.get(key)));
+                        } else {
+                            notes.add("dropped '" + key + "' (" + describe(v) + "): neither a tensor nor JSON-representable");
+                        }
+                    }
+                }
+            }
+        }
+        return new Converted(tensors, metadata, notes, fromStateDict);
+    }
+
+    /** One fitted PCA per dataset: arrays as tensors pca.<dataset>.<attr>, scalars as metadata pca.<dataset>. */
+    private static void pca(Object v, Map<String, Tensor> tensors, Map<String, String> metadata, List<String> notes) {
+        if (!(v instanceof Map<?, ?> perDataset)) {
+            notes.add("dropped 'pca' (" + describe(v) + "): expected a dict of fitted PCAs per dataset");
+            return;
+        }
+        for (Map.Entry<?, ?> d : perDataset.entrySet()) {
+            String dataset = String.valueOf(d.getKey());
+            Map<String, Object> attributes;
+            Map<String, Object> scalars = new LinkedHashMap<>();
+            if (d.getValue() instanceof PickledObject p) {
+                attributes = p.attributes();
+                scalars.put("class", p.className());
+            } else if (d.getValue() instanceof Map<?, ?> m) {
+                attributes = new LinkedHashMap<>();
+                m.forEach((k, x) -> attributes.put(String.valueOf(k), x));
+            } else {
+                notes.add("dropped pca entry '" + dataset + "' (" + describe(d.getValue()) + ")");
+                continue;
+            }
+            List<String> names = new ArrayList<>();
+            List<String> dropped = new ArrayList<>();
+            for (Map.Entry<String, Object> a : attributes.entrySet()) {
+                if (a.getValue() instanceof Tensor t) {
+                    String name = "pca." + dataset + "." + a.getKey();
+                    putNew(tensors, name, t);
+                    names.add(name);
+                } else {
+                    Optional<Object> json = jsonable(a.getValue(), 0);
+                    if (json.isPresent()) {
+                        scalars.put(a.getKey(), unwrap(json.get()));
+                    } else {
+                        dropped.add(a.getKey());
+                    }
+                }
+            }
+            metadata.put("pca." + dataset, Json.write(scalars));
+            notes.add("pca entry '" + dataset + "'" + (scalars.containsKey("class") ? " (" + scalars.get("class") + ")" : "")
+                    + " kept as " + (names.isEmpty() ? "no tensors" : String.join(", ", names))
+                    + "; its other attributes as metadata 'pca." + dataset + "'"
+                    + (dropped.isEmpty() ? "" : "; dropped " + dropped));
+        }
+    }
+
+    private static void putNew(Map<String, Tensor> tensors, String name, Tensor t) {
+        if (tensors.putIfAbsent(name, t) != null) {
+            throw new IllegalArgumentException("two tensors would be named '" + name + "'");
+        }
+    }
+
+    /** The value as plain JSON data, or empty when it holds anything else (tensors, objects, bytes, NaN). */
+    private static Optional<Object> jsonable(Object v, int depth) {
+        if (depth > 32) {
+            return Optional.empty();
+        }
+        switch (v) {
+            case null -> {
+                return Optional.of(JsonNull.NULL);
+            }
+            case String s -> {
+                return Optional.of(s);
+            }
+            case Boolean b -> {
+                return Optional.of(b);
+            }
+            case Long l -> {
+                return Optional.of(l);
+            }
+            case BigInteger b -> {
+                return Optional.of(b);
+            }
+            case Double d -> {
+                return d.isNaN() || d.isInfinite() ? Optional.empty() : Optional.of(d);
+            }
+            case List<?> list -> {
+                List<Object> out = new ArrayList<>();
+                for (Object o : list) {
+                    Optional<Object> j = jsonable(o, depth + 1);
+                    if (j.isEmpty()) {
+                        return Optional.empty();
+                    }
+                    out.add(unwrap(j.get()));
+                }
+                return Optional.of(out);
+            }
+            case Map<?, ?> m -> {
+                Map<String, Object> out = new LinkedHashMap<>();
+                for (Map.Entry<?, ?> e : m.entrySet()) {
+                    Optional<Object> j = jsonable(e.getValue(), depth + 1);
+                    if (j.isEmpty() || !(e.getKey() instanceof String || e.getKey() instanceof Long)) {
+                        return Optional.empty();
+                    }
+                    out.put(String.valueOf(e.getKey()), unwrap(j.get()));
+                }
+                return Optional.of(out);
+            }
+            default -> {
+                return Optional.empty();
+            }
+        }
+    }
+
+    /** Optional cannot hold null; JSON null travels as this marker until it is placed. */
+    private enum JsonNull { NULL }
+
+    private static Object unwrap(Object o) {
+        return o == JsonNull.NULL ? null : o;
+    }
+
+    private static String describe(Object v) {
+        return switch (v) {
+            case null -> "None";
+            case Map<?, ?> m -> "dict of " + m.size();
+            case List<?> l -> "sequence of " + l.size();
+            case PickledObject p -> "object of " + p.className();
+            case byte[] b -> b.length + " bytes";
+            default -> v.getClass().getSimpleName();
+        };
+    }
+
+    private static String clip(String s) {
+        return s.length() <= 200 ? s : s.substring(0, 197) + "...";
+    }
+
+    private void summarize(Converted c) throws IOException {
+        long values = 0;
+        long bytes = 0;
+        for (Tensor t : c.tensors().values()) {
+            values += t.numel();
+            bytes += t.numel() * t.dtype().byteSize();
+        }
+        String stateDict = "";
+        if (c.stateDictTensors() >= 0 && c.stateDictTensors() < c.tensors().size()) {
+            long stateValues = c.tensors().values().stream().limit(c.stateDictTensors()).mapToLong(Tensor::numel).sum();
+            stateDict = String.format(Locale.ROOT, " (state dict: %d tensors, %,d parameters and buffers)",
+                    c.stateDictTensors(), stateValues);
+        }
+        System.out.printf(Locale.ROOT, "wrote %s: %d tensors, %,d values%s, %,d bytes of tensor data, %,d bytes in all%s%n",
+                out, c.tensors().size(), values, stateDict, bytes, Files.size(out),
+                c.metadata().isEmpty() || out.toString().endsWith(".npz") ? ""
+                        : "; metadata: " + String.join(", ", c.metadata().keySet()));
+    }
+}
