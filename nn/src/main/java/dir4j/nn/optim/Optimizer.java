@@ -86,6 +86,23 @@ public abstract class Optimizer implements AutoCloseable {
         be.binary(Backend.Binary.ADD, dst, bx, dst);
     }
 
+    /** Sets the step count (when resuming from a checkpoint). */
+    public void setSteps(long steps) {
+        this.steps = steps;
+    }
+
+    /** Restores one named state tensor of a parameter (a copy is kept). */
+    public void restoreState(Tensor p, String name, Tensor value) {
+        if (!params.contains(p)) {
+            throw new IllegalArgumentException("restoreState: tensor is not one of this optimiser's parameters");
+        }
+        Map<String, Tensor> st = state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>());
+        Tensor old = st.put(name, MemoryScope.detached(() -> Ops.cloneDetached(value)));
+        if (old != null) {
+            old.close();
+        }
+    }
+
     /** Named state of a parameter (for checkpoints and tests). */
     public Map<String, Tensor> state(Tensor p) {
         return state.getOrDefault(p, Map.of());

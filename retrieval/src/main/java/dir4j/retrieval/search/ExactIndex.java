@@ -1,0 +1,242 @@
+package dir4j.retrieval.search;
+
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Shape;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Exact nearest-neighbour search by dot product over N x D float32 descriptors held in memory
+ * (off-heap, in one growing tensor). A batch of queries is scored against the database block by
+ * block with the engine's SGEMM ({@link SimilarityBlocks}); each query keeps its k best rows in a
+ * bounded heap ({@link TopK}). Results are best first, ties by lower row.
+ *
+ * <p>On disk an index is a folder holding {@value #DESCRIPTORS} (float32, N x D) and
+ * {@value #IDS} (one id per line, row order), each written atomically (temporary file, then
+ * rename); loading checks that they agree.
+ *
+ * <p>Not thread-safe: one thread at a time (the SGEMM itself runs on the engine's CPU threads).
+ * Close the index to free its memory.
+ */
+public final class ExactIndex implements AutoCloseable {
+    /** File name of the descriptors in a saved index. */
+    public static final String DESCRIPTORS = "descriptors.npy";
+    /** File name of the ids in a saved index. */
+    public static final String IDS = "ids.txt";
+
+    private final int dimension;
+    private final List<String> ids = new ArrayList<>();
+    private Tensor rows;
+    private int size;
+
+    /** An empty index of descriptors of the given dimension. */
+    public ExactIndex(int dimension) {
+        if (dimension < 1) {
+            throw new IllegalArgumentException("descriptor dimension must be positive, got " + dimension);
+        }
+        this.dimension = dimension;
+        this.rows = allocate(16);
+    }
+
+    public int dimension() {
+        return dimension;
+    }
+
+    /** Number of descriptors held. */
+    public int size() {
+        return size;
+    }
+
+    /** The id of a row. */
+    public String id(int row) {
+        return ids.get(row);
+    }
+
+    /** All ids, in row order (read-only). */
+    public List<String> ids() {
+        return Collections.unmodifiableList(ids);
+    }
+
+    /** Appends descriptors (rows of an M x D tensor) with their row numbers as ids ("0", "1", …). */
+    public void add(Tensor descriptors) {
+        List<String> generated = new ArrayList<>();
+        for (int i = 0; i < descriptors.shape(0); i++) {
+            generated.add(Integer.toString(size + i));
+        }
+        add(descriptors, generated);
+    }
+
+    /** Appends descriptors (rows of an M x D tensor) with one id each (no line breaks in ids). */
+    public void add(Tensor descriptors, List<String> newIds) {
+        checkOpen();
+        if (descriptors.rank() != 2 || descriptors.shape(1) != dimension) {
+            throw new IllegalArgumentException("cannot add descriptors of shape " + Shape.str(descriptors.shape())
+                    + " to an index of dimension " + dimension + " (expected M x " + dimension + ")");
+        }
+        int m = descriptors.shape(0);
+        if (newIds.size() != m) {
+            throw new IllegalArgumentException(m + " descriptors but " + newIds.size() + " ids");
+        }
+        for (String id : newIds) {
+            if (id.indexOf('\n') >= 0 || id.indexOf('\r') >= 0) {
+                throw new IllegalArgumentException("id contains a line break: '" + id.strip() + "'");
+            }
+        }
+        if ((long) size + m > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("index would exceed " + Integer.MAX_VALUE + " rows");
+        }
+        ensureCapacity(size + m);
+        long at = (long) size * dimension * Float.BYTES;
+        if (descriptors.dtype() == DType.FLOAT32 && descriptors.device().equals(Device.CPU)
+                && descriptors.isContiguous()) {
+            MemorySegment.copy(descriptors.segment(), descriptors.offset() * Float.BYTES, rows.segment(), at,
+                    (long) m * dimension * Float.BYTES);
+        } else {
+            float[] data = DescriptorMatrix.of(descriptors).data();
+            MemorySegment.copy(data, 0, rows.segment(), ValueLayout.JAVA_FLOAT, at, data.length);
+        }
+        size += m;
+        ids.addAll(newIds);
+    }
+
+    /**
+     * The k most similar rows (dot product) of each query row, best first; k larger than the
+     * index returns every row.
+     */
+    public Neighbours search(Tensor queries, int k) {
+        checkOpen();
+        if (k < 1) {
+            throw new IllegalArgumentException("k must be at least 1, got " + k);
+        }
+        if (queries.rank() != 2 || queries.shape(1) != dimension) {
+            throw new IllegalArgumentException("queries of shape " + Shape.str(queries.shape())
+                    + " do not match an index of dimension " + dimension + " (expected Q x " + dimension + ")");
+        }
+        TopK[] best = new TopK[queries.shape(0)];
+        int kept = Math.max(1, Math.min(k, size));
+        for (int q = 0; q < best.length; q++) {
+            best[q] = new TopK(kept);
+        }
+        if (size > 0) {
+            SimilarityBlocks.forEach(queries, rows, size, (scores, q0, qn, d0, dn) -> {
+                for (int i = 0; i < qn; i++) {
+                    TopK t = best[q0 + i];
+                    int base = i * dn;
+                    for (int j = 0; j < dn; j++) {
+                        t.offer(scores[base + j], d0 + j);
+                    }
+                }
+            });
+        }
+        return Neighbours.of(best);
+    }
+
+    /** A copy of the descriptors, N x D float32 (the caller owns it). */
+    public Tensor descriptors() {
+        checkOpen();
+        Tensor out = Tensor.empty(DType.FLOAT32, Device.CPU, size, dimension);
+        MemorySegment.copy(rows.segment(), 0, out.segment(), 0, (long) size * dimension * Float.BYTES);
+        return out;
+    }
+
+    /** Writes {@value #DESCRIPTORS} and {@value #IDS} into {@code folder} (created if absent). */
+    public void save(Path folder) throws IOException {
+        checkOpen();
+        Files.createDirectories(folder);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(folder.resolve(DESCRIPTORS), rows.slice(0, 0, size));
+        }
+        StringBuilder text = new StringBuilder();
+        for (String id : ids) {
+            text.append(id).append('\n');
+        }
+        writeAtomically(folder.resolve(IDS), text.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Reads an index written by {@link #save}. */
+    public static ExactIndex load(Path folder) throws IOException {
+        Path descriptorFile = folder.resolve(DESCRIPTORS);
+        Path idFile = folder.resolve(IDS);
+        for (Path p : List.of(descriptorFile, idFile)) {
+            if (!Files.isRegularFile(p)) {
+                throw new NoSuchFileException(p.toString(), null, "not an index folder: expected " + DESCRIPTORS
+                        + " and " + IDS + " in " + folder);
+            }
+        }
+        List<String> lines = Files.readAllLines(idFile, StandardCharsets.UTF_8);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor d = Npy.read(descriptorFile);
+            if (d.rank() != 2 || !d.dtype().isFloating()) {
+                throw new IOException(descriptorFile + ": expected an N x D float matrix, found "
+                        + Shape.str(d.shape()) + " " + d.dtype());
+            }
+            if (d.shape(0) != lines.size()) {
+                throw new IOException(folder + ": " + DESCRIPTORS + " has " + d.shape(0) + " rows but " + IDS + " has "
+                        + lines.size() + " ids; the index is incomplete, rebuild it");
+            }
+            ExactIndex index = new ExactIndex(d.shape(1));
+            index.add(d, lines);
+            return index;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (rows != null) {
+            rows.close();
+            rows = null;
+        }
+    }
+
+    private void checkOpen() {
+        if (rows == null) {
+            throw new IllegalStateException("the index was closed");
+        }
+    }
+
+    private void ensureCapacity(int needed) {
+        int capacity = rows.shape(0);
+        if (needed <= capacity) {
+            return;
+        }
+        int grown = (int) Math.min(Integer.MAX_VALUE, Math.max(needed, 2L * capacity));
+        Tensor bigger = allocate(grown);
+        MemorySegment.copy(rows.segment(), 0, bigger.segment(), 0, (long) size * dimension * Float.BYTES);
+        rows.close();
+        rows = bigger;
+    }
+
+    /** Storage owned by the index, never by a scope the caller happens to have open. */
+    private Tensor allocate(int capacity) {
+        return MemoryScope.detached(() -> Tensor.empty(DType.FLOAT32, Device.CPU, capacity, dimension));
+    }
+
+    private static void writeAtomically(Path file, byte[] bytes) throws IOException {
+        Path dir = file.toAbsolutePath().getParent();
+        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+        try {
+            Files.write(tmp, bytes);
+            try {
+                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+}

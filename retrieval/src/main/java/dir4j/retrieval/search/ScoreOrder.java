@@ -1,0 +1,32 @@
+package dir4j.retrieval.search;
+
+/**
+ * The one ordering of search results: higher score first, equal scores by lower database index,
+ * NaN scores last. Packed into a long so that sorting or heap comparisons are single integer
+ * comparisons: ascending keys are best-first.
+ */
+final class ScoreOrder {
+    private ScoreOrder() {}
+
+    /** The sort key of (score, index): smaller is better. */
+    static long key(float score, int index) {
+        int s = Float.isNaN(score) ? Integer.MIN_VALUE : sortableBits(score);
+        // ~s reverses the order (higher score → smaller key) without overflow
+        return ((long) ~s << 32) | (index & 0xffffffffL);
+    }
+
+    static int index(long key) {
+        return (int) key;
+    }
+
+    static float score(long key) {
+        int s = ~(int) (key >> 32);
+        return Float.intBitsToFloat(s ^ ((s >> 31) & 0x7fffffff));
+    }
+
+    /** IEEE-754 bits reordered so that signed int order equals float order (−0 just below +0). */
+    private static int sortableBits(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        return bits ^ ((bits >> 31) & 0x7fffffff);
+    }
+}

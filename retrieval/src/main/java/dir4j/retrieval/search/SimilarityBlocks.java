@@ -1,0 +1,82 @@
+package dir4j.retrieval.search;
+
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Shape;
+import dir4j.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Dot-product similarities Q·Dᵀ between query rows and database rows, computed one block at a
+ * time with the engine's matmul (the packed SGEMM on CPU), so that any number of queries against
+ * any database needs only one block of scores in memory. The database is read through a
+ * transposed view: no copy of it is made.
+ */
+final class SimilarityBlocks {
+    /** Query rows per block. */
+    static final int QUERY_BLOCK = 512;
+    /** Database rows per block: 512 x 8192 float scores = 16 MiB. */
+    static final int DATABASE_BLOCK = 8192;
+
+    /** Receives one block: {@code scores[i * databaseCount + j]} = sim(query q0+i, database d0+j). */
+    interface Consumer {
+        void accept(float[] scores, int q0, int queryCount, int d0, int databaseCount);
+    }
+
+    private SimilarityBlocks() {}
+
+    /**
+     * Calls {@code consumer} for every block of sim(queries, database[0:databaseRows]),
+     * database blocks inner, so a consumer sees each query's blocks in database order.
+     */
+    static void forEach(Tensor queries, Tensor database, int databaseRows, Consumer consumer) {
+        checkMatrix("queries", queries);
+        checkMatrix("database", database);
+        if (queries.shape(1) != database.shape(1)) {
+            throw new IllegalArgumentException("query dimension " + queries.shape(1) + " differs from the database's "
+                    + database.shape(1));
+        }
+        if (databaseRows < 0 || databaseRows > database.shape(0)) {
+            throw new IllegalArgumentException(databaseRows + " database rows requested of " + database.shape(0));
+        }
+        int nq = queries.shape(0);
+        float[] buffer = new float[Math.min(QUERY_BLOCK, Math.max(1, nq)) * Math.min(DATABASE_BLOCK,
+                Math.max(1, databaseRows))];
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor queries32 = asFloat32(queries);
+            Tensor database32 = asFloat32(database);
+            for (int q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
+                int qn = Math.min(QUERY_BLOCK, nq - q0);
+                for (int d0 = 0; d0 < databaseRows; d0 += DATABASE_BLOCK) {
+                    int dn = Math.min(DATABASE_BLOCK, databaseRows - d0);
+                    try (MemoryScope block = MemoryScope.open()) {
+                        Tensor s = Ops.matmul(queries32.slice(0, q0, q0 + qn), database32.slice(0, d0, d0 + dn).t());
+                        copyOut(s, buffer, qn * dn);
+                    }
+                    consumer.accept(buffer, q0, qn, d0, dn);
+                }
+            }
+        }
+    }
+
+    private static void checkMatrix(String what, Tensor t) {
+        if (t.rank() != 2 || !t.dtype().isFloating()) {
+            throw new IllegalArgumentException(what + " must be a rank-2 float tensor (rows x dimension), got "
+                    + Shape.str(t.shape()) + " " + t.dtype());
+        }
+    }
+
+    /** The tensor itself as a view when float32, else a float32 copy (owned by the open scope). */
+    private static Tensor asFloat32(Tensor t) {
+        return t.dtype() == DType.FLOAT32 ? t.slice(0, 0, t.shape(0)) : Ops.cast(t, DType.FLOAT32);
+    }
+
+    private static void copyOut(Tensor s, float[] buffer, int count) {
+        Tensor cpu = s.device().equals(Device.CPU) ? s : Ops.copyTo(s, Device.CPU);
+        Tensor c = cpu.isContiguous() ? cpu : Ops.contiguous(cpu);
+        MemorySegment.copy(c.segment(), ValueLayout.JAVA_FLOAT, c.offset() * Float.BYTES, buffer, 0, count);
+    }
+}

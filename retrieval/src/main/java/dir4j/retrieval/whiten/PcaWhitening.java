@@ -1,0 +1,214 @@
+package dir4j.retrieval.whiten;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Shape;
+import dir4j.engine.Tensor;
+import dir4j.retrieval.search.DescriptorMatrix;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+import org.ejml.data.DMatrixRMaj;
+import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
+import org.ejml.interfaces.decomposition.EigenDecomposition_F64;
+
+/**
+ * PCA whitening of descriptors, as the reference applies it (dirtorch/utils/common.py
+ * {@code transform} and {@code whiten_features}):
+ *
+ * <pre>
+ *   y = (x − mean) · components[:v]ᵀ / (m · variance[:v]^p),   then y / ‖y‖
+ * </pre>
+ *
+ * with p, v, m from {@link WhiteningOptions}. A whitening is either imported from a reference
+ * checkpoint's sklearn PCA ({@link #of(PcaParameters)}) or learned from descriptors
+ * ({@link #learn}), which yields the fields sklearn's {@code PCA(whiten=True).fit} would.
+ *
+ * <p>Precision: the mean is float64; the covariance is accumulated in float64 from float32
+ * SGEMM products of 256-row blocks of centred descriptors; the projection is one float32 SGEMM
+ * of centred rows, then scaled and normalised in float64.
+ */
+public final class PcaWhitening {
+    private static final int LEARN_BLOCK = 256;
+    private static final int APPLY_BLOCK = 4096;
+
+    private final PcaParameters pca;
+
+    private PcaWhitening(PcaParameters pca) {
+        this.pca = pca;
+    }
+
+    /** A whitening from the fields of a fitted sklearn PCA (the reference's checkpoint entry). */
+    public static PcaWhitening of(PcaParameters pca) {
+        return new PcaWhitening(pca);
+    }
+
+    /**
+     * Learns a PCA from N x D descriptors (N ≥ 2): the mean, the eigenvectors of the covariance
+     * Σ(x − mean)ᵀ(x − mean) / (N − 1) by decreasing eigenvalue (EJML's symmetric
+     * eigendecomposition), min(N, D) of them as sklearn keeps, each signed so its entry of largest
+     * magnitude is positive (sklearn ≥ 1.5's rule); the eigenvalues are the explained variances.
+     * With N ≤ D the trailing variances are (numerically) zero and whitening along those axes
+     * divides by zero, as with sklearn: keep fewer components ({@link WhiteningOptions#components}).
+     * Cost: one D x D eigendecomposition (about 20 s for D = 2048 on two cores).
+     */
+    public static PcaWhitening learn(Tensor descriptors) {
+        DescriptorMatrix x = DescriptorMatrix.of(descriptors);
+        int n = x.rows();
+        int d = x.cols();
+        if (n < 2) {
+            throw new IllegalArgumentException("learning a PCA needs at least 2 descriptors, got " + n);
+        }
+        double[] mean = columnMeans(x);
+        DMatrixRMaj covariance = covariance(x, mean);
+        EigenDecomposition_F64<DMatrixRMaj> eig = DecompositionFactory_DDRM.eig(d, true, true);
+        if (!eig.decompose(covariance)) {
+            throw new IllegalStateException("the eigendecomposition of the " + d + "x" + d
+                    + " covariance did not converge (non-finite descriptors?)");
+        }
+        Integer[] order = IntStream.range(0, d).boxed().toArray(Integer[]::new);
+        Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -eig.getEigenvalue(i).getReal()));
+        int kept = Math.min(n, d);
+        double[] components = new double[kept * d];
+        double[] variance = new double[kept];
+        for (int c = 0; c < kept; c++) {
+            int i = order[c];
+            variance[c] = Math.max(0, eig.getEigenvalue(i).getReal());
+            DMatrixRMaj v = eig.getEigenVector(i);
+            int largest = 0;
+            for (int j = 1; j < d; j++) {
+                if (Math.abs(v.get(j)) > Math.abs(v.get(largest))) {
+                    largest = j;
+                }
+            }
+            double sign = v.get(largest) < 0 ? -1 : 1;
+            double norm = 0;
+            for (int j = 0; j < d; j++) {
+                norm += v.get(j) * v.get(j);
+            }
+            double scale = sign / Math.sqrt(norm);
+            for (int j = 0; j < d; j++) {
+                components[c * d + j] = v.get(j) * scale;
+            }
+        }
+        return new PcaWhitening(new PcaParameters(mean, components, variance, true));
+    }
+
+    /** The PCA's fields (sklearn's layout), e.g. to store a learned whitening. */
+    public PcaParameters parameters() {
+        return pca;
+    }
+
+    /** Whitens and L2-normalises each row: the reference's {@code whiten_features} (l2norm=True). */
+    public Tensor apply(Tensor descriptors, WhiteningOptions options) {
+        return transform(descriptors, options, true);
+    }
+
+    /** The whitened projection without normalisation: the reference's {@code transform}. */
+    public Tensor project(Tensor descriptors, WhiteningOptions options) {
+        return transform(descriptors, options, false);
+    }
+
+    private Tensor transform(Tensor descriptors, WhiteningOptions options, boolean normalise) {
+        int d = pca.dimension();
+        if (descriptors.rank() != 2 || descriptors.shape(1) != d) {
+            throw new IllegalArgumentException("descriptors of shape " + Shape.str(descriptors.shape())
+                    + " do not match a whitening of dimension " + d + " (expected N x " + d + ")");
+        }
+        DescriptorMatrix x = DescriptorMatrix.of(descriptors);
+        int n = x.rows();
+        int v = Math.min(options.components(), pca.componentCount());
+        double[] mean = pca.mean();
+        double[] divisor = new double[v];
+        double[] variance = pca.explainedVariance();
+        for (int c = 0; c < v; c++) {
+            divisor[c] = pca.whiten() ? options.multiplier() * Math.pow(variance[c], options.power()) : 1;
+        }
+        float[] axes = new float[v * d];
+        double[] components = pca.components();
+        for (int i = 0; i < axes.length; i++) {
+            axes[i] = (float) components[i];
+        }
+        float[] out = new float[n * v];
+        float[] projected = new float[Math.min(APPLY_BLOCK, Math.max(1, n)) * v];
+        double[] row = new double[v];
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor axesT = Tensor.of(axes, v, d).t();
+            for (int r0 = 0; r0 < n; r0 += APPLY_BLOCK) {
+                int rn = Math.min(APPLY_BLOCK, n - r0);
+                float[] centred = new float[rn * d];
+                for (int r = 0; r < rn; r++) {
+                    for (int j = 0; j < d; j++) {
+                        centred[r * d + j] = (float) (x.get(r0 + r, j) - mean[j]);
+                    }
+                }
+                try (MemoryScope block = MemoryScope.open()) {
+                    Tensor y = Ops.matmul(Tensor.of(centred, rn, d), axesT);
+                    MemorySegment.copy(y.segment(), ValueLayout.JAVA_FLOAT, y.offset() * Float.BYTES, projected, 0,
+                            rn * v);
+                }
+                for (int r = 0; r < rn; r++) {
+                    double norm = 0;
+                    for (int c = 0; c < v; c++) {
+                        row[c] = projected[r * v + c] / divisor[c];
+                        norm += row[c] * row[c];
+                    }
+                    double inv = normalise ? 1 / Math.sqrt(norm) : 1;
+                    for (int c = 0; c < v; c++) {
+                        out[(r0 + r) * v + c] = (float) (row[c] * inv);
+                    }
+                }
+            }
+        }
+        return Tensor.of(out, n, v);
+    }
+
+    private static double[] columnMeans(DescriptorMatrix x) {
+        int d = x.cols();
+        double[] mean = new double[d];
+        for (int r = 0; r < x.rows(); r++) {
+            for (int j = 0; j < d; j++) {
+                mean[j] += x.get(r, j);
+            }
+        }
+        for (int j = 0; j < d; j++) {
+            mean[j] /= x.rows();
+        }
+        return mean;
+    }
+
+    /** Σ(x − mean)ᵀ(x − mean) / (N − 1), as float32 SGEMMs of row blocks summed in float64. */
+    private static DMatrixRMaj covariance(DescriptorMatrix x, double[] mean) {
+        int n = x.rows();
+        int d = x.cols();
+        double[] sum = new double[d * d];
+        float[] product = new float[d * d];
+        for (int r0 = 0; r0 < n; r0 += LEARN_BLOCK) {
+            int rn = Math.min(LEARN_BLOCK, n - r0);
+            float[] centred = new float[rn * d];
+            for (int r = 0; r < rn; r++) {
+                for (int j = 0; j < d; j++) {
+                    centred[r * d + j] = (float) (x.get(r0 + r, j) - mean[j]);
+                }
+            }
+            try (MemoryScope block = MemoryScope.open()) {
+                Tensor c = Tensor.of(centred, rn, d);
+                Tensor p = Ops.matmul(c.t(), c);
+                MemorySegment.copy(p.segment(), ValueLayout.JAVA_FLOAT, p.offset() * Float.BYTES, product, 0, d * d);
+            }
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += product[i];
+            }
+        }
+        DMatrixRMaj cov = new DMatrixRMaj(d, d);
+        for (int i = 0; i < d; i++) {
+            for (int j = 0; j < d; j++) {
+                // symmetrise: the two triangles of a float32 product may differ in the last bit
+                cov.set(i, j, (sum[i * d + j] + sum[j * d + i]) / (2.0 * (n - 1)));
+            }
+        }
+        return cov;
+    }
+}

@@ -1,0 +1,207 @@
+package dir4j.retrieval.search;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class ExactIndexTest {
+
+    static float[] unitRows(Random rng, int n, int d) {
+        float[] x = new float[n * d];
+        for (int i = 0; i < n; i++) {
+            double norm = 0;
+            for (int j = 0; j < d; j++) {
+                x[i * d + j] = (float) rng.nextGaussian();
+                norm += x[i * d + j] * x[i * d + j];
+            }
+            for (int j = 0; j < d; j++) {
+                x[i * d + j] /= (float) Math.sqrt(norm);
+            }
+        }
+        return x;
+    }
+
+    /** Brute force in float64: every score, then a full sort (score desc, row asc). */
+    static int[] bruteForce(float[] q, int qi, float[] db, int n, int d, double[] scoresOut) {
+        Integer[] order = new Integer[n];
+        double[] s = new double[n];
+        for (int j = 0; j < n; j++) {
+            double acc = 0;
+            for (int c = 0; c < d; c++) {
+                acc += (double) q[qi * d + c] * db[j * d + c];
+            }
+            s[j] = acc;
+            order[j] = j;
+        }
+        Arrays.sort(order, (a, b) -> s[a] != s[b] ? Double.compare(s[b], s[a]) : Integer.compare(a, b));
+        int[] out = new int[n];
+        for (int j = 0; j < n; j++) {
+            out[j] = order[j];
+            scoresOut[j] = s[order[j]];
+        }
+        return out;
+    }
+
+    @Test
+    void searchMatchesBruteForceAcrossQueryAndDatabaseBlocks() {
+        // 9000 rows span two database blocks (8192), 520 queries two query blocks (512)
+        Random rng = new Random(7);
+        int n = 9000;
+        int d = 24;
+        int nq = 520;
+        int k = 10;
+        float[] db = unitRows(rng, n, d);
+        float[] q = unitRows(rng, nq, d);
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(d)) {
+            index.add(Tensor.of(db, n, d));
+            Neighbours nb = index.search(Tensor.of(q, nq, d), k);
+            assertEquals(nq, nb.queries());
+            double[] scores = new double[n];
+            for (int i = 0; i < nq; i++) {
+                int[] expected = bruteForce(q, i, db, n, d, scores);
+                assertEquals(k, nb.indices()[i].length);
+                for (int r = 0; r < k; r++) {
+                    assertEquals(scores[r], nb.scores()[i][r], 2e-6, "query " + i + " rank " + r + " score");
+                    // float32 SGEMM may swap rows whose float64 scores are closer than its rounding
+                    if (nb.indices()[i][r] != expected[r]) {
+                        int got = nb.indices()[i][r];
+                        int pos = Arrays.stream(expected).boxed().toList().indexOf(got);
+                        assertTrue(Math.abs(scores[pos] - scores[r]) < 2e-6, "query " + i + " rank " + r
+                                + ": row " + got + " instead of " + expected[r]);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void scoresAreBestFirstAndTiesGoToTheLowerRow() {
+        float[] db = {
+            1, 0,      // 0: score 1
+            0, 1,      // 1: score 0
+            1, 0,      // 2: duplicate of 0, score 1
+            -1, 0,     // 3: score -1
+            0.6f, 0.8f // 4: score 0.6
+        };
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(2)) {
+            index.add(Tensor.of(db, 5, 2));
+            Neighbours nb = index.search(Tensor.of(new float[] {1, 0}, 1, 2), 3);
+            assertArrayEquals(new int[] {0, 2, 4}, nb.indices()[0]);
+            assertArrayEquals(new float[] {1, 1, 0.6f}, nb.scores()[0], 1e-7f);
+        }
+    }
+
+    @Test
+    void kBeyondTheIndexSizeReturnsEveryRowInOrder() {
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(2)) {
+            index.add(Tensor.of(new float[] {0, 1, 1, 0, -1, 0}, 3, 2));
+            Neighbours nb = index.search(Tensor.of(new float[] {0.8f, 0.6f, -1, 0}, 2, 2), 50);
+            assertArrayEquals(new int[] {1, 0, 2}, nb.indices()[0]);
+            assertArrayEquals(new int[] {2, 0, 1}, nb.indices()[1]);
+            assertArrayEquals(new float[] {1, 0, -1}, nb.scores()[1], 1e-7f);
+        }
+    }
+
+    @Test
+    void addsAccumulateRowsAndIdsAcrossCallsAndOutliveTheCallersScope() {
+        Random rng = new Random(3);
+        float[] a = unitRows(rng, 20, 8);
+        float[] b = unitRows(rng, 30, 8);
+        ExactIndex index = new ExactIndex(8);
+        try (MemoryScope scope = MemoryScope.open()) {
+            index.add(Tensor.of(a, 20, 8));
+            List<String> ids = new ArrayList<>();
+            for (int i = 0; i < 30; i++) {
+                ids.add("img_" + i + ".jpg");
+            }
+            index.add(Tensor.of(b, 30, 8), ids);
+        }
+        try (MemoryScope scope = MemoryScope.open(); index) {
+            assertEquals(50, index.size());
+            assertEquals("19", index.id(19));
+            assertEquals("img_0.jpg", index.id(20));
+            // each row is its own nearest neighbour
+            float[] all = index.descriptors().toFloatArray();
+            assertArrayEquals(a, Arrays.copyOf(all, 160));
+            Neighbours nb = index.search(index.descriptors(), 1);
+            for (int i = 0; i < 50; i++) {
+                assertEquals(i, nb.indices()[i][0]);
+                assertEquals(1f, nb.scores()[i][0], 1e-6f);
+            }
+        }
+    }
+
+    @Test
+    void saveThenLoadRestoresDescriptorsIdsAndResults(@TempDir Path dir) throws IOException {
+        Random rng = new Random(11);
+        float[] db = unitRows(rng, 40, 6);
+        float[] q = unitRows(rng, 5, 6);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < 40; i++) {
+            ids.add("oxford_" + (1000 + i));
+        }
+        Path folder = dir.resolve("index");
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(6)) {
+            index.add(Tensor.of(db, 40, 6), ids);
+            Neighbours before = index.search(Tensor.of(q, 5, 6), 7);
+            index.save(folder);
+            try (ExactIndex loaded = ExactIndex.load(folder)) {
+                assertEquals(ids, loaded.ids());
+                assertArrayEquals(db, loaded.descriptors().toFloatArray());
+                Neighbours after = loaded.search(Tensor.of(q, 5, 6), 7);
+                assertArrayEquals(before.indices(), after.indices());
+            }
+        }
+        try (Stream<Path> files = Files.list(folder)) {
+            assertEquals(List.of(ExactIndex.DESCRIPTORS, ExactIndex.IDS),
+                    files.map(p -> p.getFileName().toString()).sorted().toList(), "no temporary files left behind");
+        }
+    }
+
+    @Test
+    void loadRejectsAnIdsFileThatDisagreesWithTheDescriptors(@TempDir Path dir) throws IOException {
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(3)) {
+            index.add(Tensor.of(new float[] {1, 0, 0, 0, 1, 0}, 2, 3));
+            index.save(dir);
+        }
+        Files.writeString(dir.resolve(ExactIndex.IDS), "only-one\n");
+        IOException e = assertThrows(IOException.class, () -> ExactIndex.load(dir));
+        assertTrue(e.getMessage().contains("2 rows but ids.txt has 1 ids"), e.getMessage());
+        assertThrows(IOException.class, () -> ExactIndex.load(dir.resolve("missing")));
+    }
+
+    @Test
+    void mismatchedDimensionsAndBadIdsAreRejectedWithTheShapes() {
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(4)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> index.add(Tensor.of(new float[6], 2, 3)));
+            assertTrue(e.getMessage().contains("[2, 3]") && e.getMessage().contains("dimension 4"), e.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> index.add(Tensor.of(new float[4], 1, 4), List.of("a\nb")));
+            assertThrows(IllegalArgumentException.class, () -> index.search(Tensor.of(new float[3], 1, 3), 1));
+            assertThrows(IllegalArgumentException.class, () -> index.search(Tensor.of(new float[4], 1, 4), 0));
+        }
+    }
+
+    @Test
+    void anEmptyIndexReturnsNoNeighbours() {
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(2)) {
+            Neighbours nb = index.search(Tensor.of(new float[] {1, 0}, 1, 2), 5);
+            assertEquals(0, nb.indices()[0].length);
+        }
+    }
+}
