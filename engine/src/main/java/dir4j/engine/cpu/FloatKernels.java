@@ -54,8 +54,8 @@ final class FloatKernels {
     private static FloatVector unaryVector(Unary op, FloatVector v, float alpha, float beta) {
         return switch (op) {
             case NEG -> v.neg();
-            case EXP -> v.lanewise(VectorOperators.EXP);
-            case LOG -> v.lanewise(VectorOperators.LOG);
+            case EXP -> VectorMath.exp(v);
+            case LOG -> VectorMath.log(v);
             case SQRT -> v.sqrt();
             case ABS -> v.abs();
             case SIGN -> {
@@ -158,7 +158,7 @@ final class FloatKernels {
                 acc0 = acc0.add(load(x, xo + i));
                 acc1 = acc1.add(load(x, xo + i + L));
             }
-            total = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            total = VectorMath.sumLanes(acc0.add(acc1));
         }
         for (; i < len; i++) {
             total += x.getAtIndex(F, xo + i * sx);
@@ -198,7 +198,7 @@ final class FloatKernels {
             FloatVector d = load(x, xo + i).sub(m);
             acc = d.fma(d, acc);
         }
-        double total = acc.reduceLanes(VectorOperators.ADD);
+        double total = VectorMath.sumLanes(acc);
         for (; i < len; i++) {
             double d = x.getAtIndex(F, xo + i) - mean;
             total += d * d;
@@ -215,7 +215,7 @@ final class FloatKernels {
         for (; i < bound; i += L) {
             acc = load(x, xo + i).sub(m).fma(load(dy, dyo + i), acc);
         }
-        double total = acc.reduceLanes(VectorOperators.ADD);
+        double total = VectorMath.sumLanes(acc);
         for (; i < len; i++) {
             total += dy.getAtIndex(F, dyo + i) * (x.getAtIndex(F, xo + i) - mean);
         }

@@ -30,7 +30,7 @@ final class GemKernels {
         if (e == 3f) {
             return z.mul(z).mul(z);
         }
-        return z.lanewise(VectorOperators.LOG).mul(e).lanewise(VectorOperators.EXP);
+        return VectorMath.pow(z, e);
     }
 
     static void forward(Tensor x, double p, double eps, Tensor y) {
@@ -51,7 +51,7 @@ final class GemKernels {
                     for (int bound = S.loopBound(hw); i < bound; i += L) {
                         acc = acc.add(pow(FloatKernels.load(xs, base + i).max(ef), pf));
                     }
-                    sum = acc.reduceLanes(VectorOperators.ADD);
+                    sum = VectorMath.sumLanes(acc);
                     for (; i < hw; i++) {
                         sum += Math.pow(Math.max(xs.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, base + i), ef),
                                 pf);
@@ -101,11 +101,11 @@ final class GemKernels {
                         FloatVector zpm1 = pow(z, pm1);
                         FloatVector zp = zpm1.mul(z);
                         accZp = accZp.add(zp);
-                        accLog = zp.fma(z.lanewise(VectorOperators.LOG), accLog);
+                        accLog = zp.fma(VectorMath.log(z), accLog);
                         FloatKernels.store(FloatVector.zero(S).blend(zpm1.mul(c), pass), dxs, dbase + i);
                     }
-                    sumZp = accZp.reduceLanes(VectorOperators.ADD);
-                    sumZpLog = accLog.reduceLanes(VectorOperators.ADD);
+                    sumZp = VectorMath.sumLanes(accZp);
+                    sumZpLog = VectorMath.sumLanes(accLog);
                     for (; i < hw; i++) {
                         float xv = xs.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, base + i);
                         double z = Math.max(xv, ef);
