@@ -1,0 +1,83 @@
+package dir4j.retrieval.data;
+
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Reading list files: numbered content lines, and errors that name lines. */
+final class ListFiles {
+    /** At most this many problems are spelled out in one message; the rest are counted. */
+    static final int MAX_LISTED = 20;
+
+    private ListFiles() {}
+
+    /** A content line of a list file: its 1-based number and its trimmed text. */
+    record Line(int number, String text) {}
+
+    /**
+     * The lines of a UTF-8 list file that are neither blank nor comments ({@code #} as the first
+     * non-blank character), trimmed; a byte-order mark and CR line ends are tolerated.
+     */
+    static List<Line> contentLines(Path file) throws IOException {
+        List<String> raw;
+        try {
+            raw = Files.readAllLines(file, StandardCharsets.UTF_8);
+        } catch (NoSuchFileException e) {
+            throw new IOException(file + ": no such list file");
+        } catch (CharacterCodingException e) {
+            throw new IOException(file + ": not UTF-8 text (is it a list of image paths?)", e);
+        }
+        List<Line> out = new ArrayList<>();
+        for (int i = 0; i < raw.size(); i++) {
+            String s = raw.get(i);
+            if (i == 0 && s.startsWith("\uFEFF")) {
+                s = s.substring(1);
+            }
+            s = s.strip();
+            if (s.isEmpty() || s.startsWith("#")) {
+                continue;
+            }
+            out.add(new Line(i + 1, s));
+        }
+        return out;
+    }
+
+    /** {@code root.resolve(p)} unless p is absolute. */
+    static Path resolve(Path root, String p) {
+        Path path = Path.of(p);
+        return path.isAbsolute() || root == null ? path : root.resolve(path);
+    }
+
+    /** One message listing problems ("line 4: …"), at most {@link #MAX_LISTED} of them. */
+    static String listing(List<String> problems) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < Math.min(problems.size(), MAX_LISTED); i++) {
+            s.append("\n  ").append(problems.get(i));
+        }
+        if (problems.size() > MAX_LISTED) {
+            s.append("\n  … and ").append(problems.size() - MAX_LISTED).append(" more");
+        }
+        return s.toString();
+    }
+
+    /** Fails with every missing file of {@code refs} (numbered by {@code lines}) in one message. */
+    static void checkFilesExist(Path listFile, List<ImageRef> refs, List<Line> lines) throws IOException {
+        List<String> missing = new ArrayList<>();
+        for (int i = 0; i < refs.size(); i++) {
+            Path p = refs.get(i).path();
+            if (!Files.isRegularFile(p)) {
+                missing.add("line " + lines.get(i).number() + ": " + refs.get(i).id()
+                        + (Files.isDirectory(p) ? " (" + p + " is a directory)" : " (" + p + " not found)"));
+            }
+        }
+        if (!missing.isEmpty()) {
+            throw new IOException(listFile + ": " + missing.size() + " of " + refs.size() + " images "
+                    + (missing.size() == 1 ? "is" : "are") + " missing:" + listing(missing));
+        }
+    }
+}

@@ -1,0 +1,324 @@
+package dir4j.retrieval.extract;
+
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.net.RetrievalNet;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * Describes images with a {@link RetrievalNet}: decode (a small thread pool, ahead of the
+ * network through a bounded queue), crop, resize at each scale, normalise, run the network on
+ * batches of images of identical size (so no padding ever enters a descriptor; the reference
+ * runs one image at a time for the same reason), combine the scales ({@link ScalePooling}).
+ * Rows come out in input order.
+ *
+ * <p>{@link #extractToFile} writes N×D float32 .npy plus the ids, resumably: work is stored in
+ * parts of {@link ExtractionOptions#chunkSize()} images, a rerun with the same inputs and
+ * settings skips the finished parts, and the final file appears atomically at the end
+ * ({@link PartStore}).
+ *
+ * <p>The network is put in evaluation mode (batch-norm running statistics) and run without
+ * recording gradients.
+ */
+public final class FeatureExtractor {
+    /** An image left out under {@link ExtractionOptions.OnError#SKIP}, with the reason. */
+    public record Skipped(String id, Path path, String reason) {}
+
+    /**
+     * Descriptors in memory.
+     *
+     * @param descriptors rows × D float32 unit descriptors (the caller owns it)
+     * @param ids         the id of each row (skipped images have no row)
+     * @param skipped     the images left out
+     */
+    public record Result(Tensor descriptors, List<String> ids, List<Skipped> skipped) implements AutoCloseable {
+        @Override
+        public void close() {
+            descriptors.close();
+        }
+    }
+
+    /**
+     * Descriptors written to disk.
+     *
+     * @param descriptors  the .npy file (rows × D float32)
+     * @param ids          the ids file, one id per row
+     * @param rows         rows written
+     * @param dimension    D
+     * @param skipped      the images left out
+     * @param partsReused  parts found finished from an earlier run
+     * @param partsWritten parts described in this run
+     */
+    public record FileResult(Path descriptors, Path ids, int rows, int dimension, List<Skipped> skipped,
+                             int partsReused, int partsWritten) {}
+
+    private final RetrievalNet net;
+    private final ExtractionOptions options;
+    private final double scalePoolingP;
+    private final PrintStream log;
+
+    /** An extractor reporting progress and notes on stderr. */
+    public FeatureExtractor(RetrievalNet net, ExtractionOptions options) {
+        this(net, options, System.err);
+    }
+
+    /**
+     * @param log where the progress bar and notes go
+     * @throws IllegalArgumentException when the scale-pooling exponent is to come from a network without GeM
+     */
+    public FeatureExtractor(RetrievalNet net, ExtractionOptions options, PrintStream log) {
+        this.net = net;
+        this.options = options;
+        this.log = log;
+        this.scalePoolingP = Double.isNaN(options.scalePoolingP()) ? networkGemP(net) : options.scalePoolingP();
+        net.eval();
+    }
+
+    /** The learned GeM exponent of a network ({@code adpool.p}). */
+    public static double networkGemP(RetrievalNet net) {
+        Tensor p = net.stateDict().get("adpool.p");
+        if (p == null) {
+            throw new IllegalArgumentException("the network pools with '" + net.options().pooling()
+                    + "', so it has no GeM p to combine scales with: give the exponent explicitly");
+        }
+        return p.item();
+    }
+
+    /** The exponent used across scales. */
+    public double scalePoolingP() {
+        return scalePoolingP;
+    }
+
+    /** Describes the images in memory. */
+    public Result extract(List<ImageRef> images, String label) throws IOException {
+        ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
+        int d = net.dimension();
+        Described all;
+        try (DecodeQueue queue = queue(images, IntStream.range(0, images.size()).toArray())) {
+            all = describe(images, 0, images.size(), queue, bar, 0);
+        }
+        bar.finish();
+        Tensor t = Tensor.of(all.rows(), all.ids().size(), d);
+        return new Result(t, all.ids(), all.skipped());
+    }
+
+    /**
+     * Describes the images into {@code out} (.npy) and its ids file ({@link #idsFile}),
+     * resuming from {@code <out>.parts/} when asked and possible.
+     */
+    public FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+        int d = net.dimension();
+        int chunk = options.chunkSize();
+        int chunks = (images.size() + chunk - 1) / chunk;
+        PartStore store = new PartStore(out, manifest(images), d, log);
+        store.open(options.resume());
+        List<Integer> todo = new ArrayList<>();
+        long doneImages = 0;
+        for (int k = 0; k < chunks; k++) {
+            int size = Math.min(chunk, images.size() - k * chunk);
+            if (options.resume() && store.isDone(k, size)) {
+                doneImages += size;
+            } else {
+                todo.add(k);
+            }
+        }
+        int reused = chunks - todo.size();
+        if (reused > 0 && !options.quiet()) {
+            log.println(label + ": resuming, " + reused + " of " + chunks + " parts (" + doneImages
+                    + " images) already done in " + store.dir());
+        }
+        int[] order = todo.stream().flatMapToInt(k -> IntStream.range(k * chunk, Math.min((k + 1) * chunk,
+                images.size()))).toArray();
+        ProgressBar bar = new ProgressBar(label, images.size(), doneImages, log, !options.quiet());
+        try (DecodeQueue queue = queue(images, order)) {
+            for (int k : todo) {
+                int from = k * chunk;
+                int to = Math.min(from + chunk, images.size());
+                Described part = describe(images, from, to, queue, bar, doneImages);
+                store.write(k, part.rows(), part.ids(), part.skipped());
+                doneImages += to - from;
+            }
+        }
+        bar.finish();
+        PartStore.Assembled a = store.assemble(chunks);
+        if (!a.skipped().isEmpty()) {
+            log.println(label + ": " + a.skipped().size() + " image" + (a.skipped().size() == 1 ? "" : "s")
+                    + " left out, listed in " + PartStore.skippedFile(out.toAbsolutePath()));
+        }
+        return new FileResult(out, PartStore.idsFile(out), a.ids().size(), d, a.skipped(), reused, todo.size());
+    }
+
+    /** The ids file written beside a descriptor file: {@code feats.npy} → {@code feats.ids.txt}. */
+    public static Path idsFile(Path npy) {
+        return PartStore.idsFile(npy);
+    }
+
+    /** The report of skipped images beside a descriptor file: {@code feats.skipped.txt}. */
+    public static Path skippedFile(Path npy) {
+        return PartStore.skippedFile(npy);
+    }
+
+    private DecodeQueue queue(List<ImageRef> images, int[] order) {
+        return new DecodeQueue(images, order, options.preprocessing(), options.scales(), options.decode(),
+                options.threads(), options.batchSize() + 2 * options.threads());
+    }
+
+    // ---------------------------------------------------------------- describing a run of images
+
+    private record Described(float[] rows, List<String> ids, List<Skipped> skipped) {}
+
+    /** One network input waiting for a batch: image {@code local} of the range, at scale {@code scale}. */
+    private record Work(int local, int scale, float[] chw) {}
+
+    /** Describes images[from, to), taking them from the queue (which yields exactly them next). */
+    private Described describe(List<ImageRef> images, int from, int to, DecodeQueue queue, ProgressBar bar,
+                               long doneBefore) throws IOException {
+        int n = to - from;
+        int scales = options.scales().length;
+        float[][][] perScale = new float[n][scales][];
+        boolean[] skippedFlag = new boolean[n];
+        List<Skipped> skipped = new ArrayList<>();
+        Map<Long, List<Work>> groups = new LinkedHashMap<>();
+        int pending = 0;
+        int maxPending = 2 * options.batchSize();
+        for (int i = 0; i < n; i++) {
+            DecodeQueue.Prepared p = queue.next();
+            if (p.index() != from + i) {
+                throw new IllegalStateException("decode queue out of order: " + p.index() + " for " + (from + i));
+            }
+            if (p.failure() != null) {
+                if (options.onError() == ExtractionOptions.OnError.FAIL) {
+                    throw new IOException(p.failure().getMessage()
+                            + " (rerun with the image fixed or removed, or skip unreadable images)", p.failure());
+                }
+                ImageRef ref = images.get(p.index());
+                skipped.add(new Skipped(ref.id(), ref.path(), p.failure().getMessage()));
+                skippedFlag[i] = true;
+                log.println("dir4j extract: skipped " + p.failure().getMessage());
+            } else {
+                for (int s = 0; s < scales; s++) {
+                    long key = (long) p.sizes()[s][0] << 32 | p.sizes()[s][1];
+                    List<Work> g = groups.computeIfAbsent(key, k -> new ArrayList<>());
+                    g.add(new Work(i, s, p.chw()[s]));
+                    pending++;
+                    if (g.size() == options.batchSize()) {
+                        pending -= forward(groups.remove(key), key, perScale);
+                    }
+                }
+                while (pending > maxPending) {
+                    long largest = groups.entrySet().stream().max((a, b) -> a.getValue().size() - b.getValue().size())
+                            .orElseThrow().getKey();
+                    pending -= forward(groups.remove(largest), largest, perScale);
+                }
+            }
+            bar.update(doneBefore + i + 1);
+        }
+        for (Map.Entry<Long, List<Work>> e : groups.entrySet()) {
+            forward(e.getValue(), e.getKey(), perScale);
+        }
+        int d = net.dimension();
+        List<String> ids = new ArrayList<>();
+        float[] rows = new float[(n - skipped.size()) * d];
+        int r = 0;
+        for (int i = 0; i < n; i++) {
+            if (skippedFlag[i]) {
+                continue;
+            }
+            float[] v = ScalePooling.combine(perScale[i], scalePoolingP);
+            System.arraycopy(v, 0, rows, r * d, d);
+            ids.add(images.get(from + i).id());
+            r++;
+        }
+        return new Described(rows, ids, skipped);
+    }
+
+    /** Runs the network on equally sized inputs; returns how many. */
+    private int forward(List<Work> batch, long sizeKey, float[][][] perScale) {
+        int h = (int) (sizeKey >>> 32);
+        int w = (int) sizeKey;
+        int n = batch.size();
+        int plane = 3 * h * w;
+        float[] x = new float[n * plane];
+        for (int j = 0; j < n; j++) {
+            System.arraycopy(batch.get(j).chw(), 0, x, j * plane, plane);
+        }
+        Device device = net.device();
+        try (MemoryScope scope = MemoryScope.open(); Autograd.NoGrad noGrad = Autograd.noGrad()) {
+            Tensor in = Tensor.of(x, n, 3, h, w);
+            if (!device.equals(Device.CPU)) {
+                in = in.to(device);
+            }
+            Tensor desc = net.forward(in);
+            if (!desc.device().equals(Device.CPU)) {
+                desc = desc.to(Device.CPU);
+            }
+            float[] out = desc.toFloatArray();
+            int d = out.length / n;
+            for (int j = 0; j < n; j++) {
+                Work wk = batch.get(j);
+                float[] row = new float[d];
+                System.arraycopy(out, j * d, row, 0, d);
+                perScale[wk.local()][wk.scale()] = row;
+            }
+        }
+        return n;
+    }
+
+    // ---------------------------------------------------------------- what makes parts reusable
+
+    private Map<String, String> manifest(List<ImageRef> images) {
+        Map<String, String> m = new LinkedHashMap<>();
+        m.put("images", Integer.toString(images.size()));
+        m.put("chunk", Integer.toString(options.chunkSize()));
+        m.put("dimension", Integer.toString(net.dimension()));
+        MessageDigest list = sha256();
+        for (ImageRef r : images) {
+            list.update((r.id() + "\t" + r.path().toAbsolutePath() + "\t" + r.crop() + "\n")
+                    .getBytes(StandardCharsets.UTF_8));
+        }
+        m.put("inputs", HexFormat.of().formatHex(list.digest()));
+        m.put("settings", options.fingerprint() + "; scalePoolingP used=" + scalePoolingP);
+        m.put("network", net.options() + " weights sha256 " + weightsDigest(net));
+        return m;
+    }
+
+    /** SHA-256 over every parameter and buffer, by name: parts from other weights are never mixed in. */
+    static String weightsDigest(RetrievalNet net) {
+        MessageDigest md = sha256();
+        for (Map.Entry<String, Tensor> e : net.stateDict().entrySet()) {
+            md.update(e.getKey().getBytes(StandardCharsets.UTF_8));
+            Tensor t = e.getValue();
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor c = t.device().equals(Device.CPU) ? t : t.to(Device.CPU);
+                c = c.contiguous();
+                MemorySegment seg = c.segment();
+                long bytes = c.numel() * c.dtype().byteSize();
+                md.update(seg.asSlice(c.offset() * c.dtype().byteSize(), bytes).asByteBuffer());
+            }
+        }
+        return HexFormat.of().formatHex(md.digest());
+    }
+
+    private static MessageDigest sha256() {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,195 @@
+package dir4j.retrieval.extract;
+
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+import dir4j.nn.io.Json;
+import dir4j.nn.io.Safetensors;
+import dir4j.nn.io.TorchCheckpoint;
+import dir4j.nn.io.Unpickler;
+import dir4j.retrieval.net.RetrievalNet;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * A {@link RetrievalNet} from a checkpoint file: the reference's PyTorch {@code .pt}/{@code .pth}
+ * (read by the restricted unpickler; the pickled sklearn PCA it carries stays inert and unused
+ * here), or a {@code .safetensors} written by dir4j ({@code dir4j convert}), whose metadata may
+ * hold {@code model_options} as JSON.
+ *
+ * <p>The architecture is read from the state dict itself (blocks per stage, bottleneck or basic
+ * blocks, base width from {@code conv1.weight}, descriptor size from {@code fc.weight}), and
+ * {@code model_options} supplies what the weights cannot tell: pooling, {@code without_fc},
+ * {@code norm_features}. A reference {@code arch} such as {@code resnet101_rmac} must agree with
+ * the weights; FPN variants are refused.
+ */
+public final class NetworkCheckpoint {
+    private static final Pattern BLOCK = Pattern.compile("layer([1-4])\\.(\\d+)\\..*");
+
+    /**
+     * A loaded network and what the checkpoint says about its input.
+     *
+     * @param net   the network (the caller closes it)
+     * @param means per-channel input means from the checkpoint's {@code preprocess}, or null
+     * @param stds  per-channel input standard deviations from {@code preprocess}, or null
+     * @param notes things the user should know (ignored entries)
+     */
+    public record Loaded(RetrievalNet net, float[] means, float[] stds, List<String> notes) {}
+
+    private NetworkCheckpoint() {}
+
+    /** Loads a .pt/.pth (reference) or .safetensors (dir4j) checkpoint. */
+    public static Loaded load(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            throw new IOException(file + ": no such checkpoint file");
+        }
+        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (name.endsWith(".safetensors")) {
+            try (Safetensors.Contents c = Safetensors.read(file, true)) {
+                Map<String, Object> options = new LinkedHashMap<>();
+                String json = c.metadata().get("model_options");
+                if (json != null) {
+                    try {
+                        if (Json.parse(json) instanceof Map<?, ?> m) {
+                            m.forEach((k, v) -> options.put(String.valueOf(k), v));
+                        }
+                    } catch (IllegalArgumentException e) {
+                        throw new IOException(file + ": metadata 'model_options' is not JSON: " + e.getMessage(), e);
+                    }
+                }
+                Map<String, Tensor> sd = new LinkedHashMap<>();
+                c.tensors().forEach((k, v) -> {
+                    if (!k.startsWith("pca.")) {
+                        sd.put(k.startsWith("module.") ? k.substring(7) : k, v);
+                    }
+                });
+                return build(file, sd, options, null);
+            }
+        }
+        Object root = TorchCheckpoint.read(file, Unpickler.Options.inertObjects().withFloat64ToFloat32(true));
+        try {
+            Map<String, Tensor> sd;
+            try {
+                sd = TorchCheckpoint.stateDict(root);
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + ": " + e.getMessage(), e);
+            }
+            Object pre = root instanceof Map<?, ?> m ? m.get("preprocess") : null;
+            return build(file, sd, TorchCheckpoint.modelOptions(root), pre);
+        } finally {
+            TorchCheckpoint.closeTensors(root);
+        }
+    }
+
+    private static Loaded build(Path file, Map<String, Tensor> sd, Map<String, Object> modelOptions, Object preprocess)
+            throws IOException {
+        List<String> notes = new ArrayList<>();
+        RetrievalNet.Options options;
+        try {
+            options = inferOptions(sd, modelOptions);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
+        RetrievalNet net = new RetrievalNet(options, new Random(0));
+        try {
+            Module.LoadReport r = net.loadStateDict(sd, false);
+            if (!r.missing().isEmpty() || !r.mismatched().isEmpty()) {
+                throw new IOException(file + ": the weights do not fit a " + options + ": " + r);
+            }
+            if (!r.unexpected().isEmpty()) {
+                notes.add("ignored " + r.unexpected().size() + " checkpoint entries the network does not have: "
+                        + r.unexpected());
+            }
+        } catch (IOException | RuntimeException e) {
+            net.close();
+            throw e;
+        }
+        float[] means = null;
+        float[] stds = null;
+        if (preprocess instanceof Map<?, ?> p) {
+            means = triple(p.get("mean"));
+            stds = triple(p.get("std"));
+        }
+        return new Loaded(net, means, stds, notes);
+    }
+
+    /** Network options from a state dict, completed by the reference's model_options. */
+    static RetrievalNet.Options inferOptions(Map<String, Tensor> sd, Map<String, Object> modelOptions) {
+        Tensor conv1 = sd.get("conv1.weight");
+        if (conv1 == null) {
+            throw new IllegalArgumentException("no conv1.weight: not a ResNet retrieval network (keys start "
+                    + sd.keySet().stream().limit(5).toList() + ")");
+        }
+        Map<Integer, Integer> blocks = new TreeMap<>();
+        for (String k : sd.keySet()) {
+            Matcher m = BLOCK.matcher(k);
+            if (m.matches()) {
+                blocks.merge(Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2)) + 1, Math::max);
+            }
+        }
+        List<Integer> counts = List.of(blocks.getOrDefault(1, 0), blocks.getOrDefault(2, 0), blocks.getOrDefault(3, 0),
+                blocks.getOrDefault(4, 0));
+        boolean bottleneck = sd.containsKey("layer1.0.conv3.weight");
+        String arch = switch (counts.toString() + bottleneck) {
+            case "[2, 2, 2, 2]false" -> "resnet18";
+            case "[3, 4, 6, 3]false" -> "resnet34";
+            case "[3, 4, 6, 3]true" -> "resnet50";
+            case "[3, 4, 23, 3]true" -> "resnet101";
+            case "[3, 8, 36, 3]true" -> "resnet152";
+            default -> throw new IllegalArgumentException("blocks per stage " + counts + (bottleneck ? " (bottleneck)"
+                    : " (basic)") + " match no ResNet-18/34/50/101/152");
+        };
+        Object declared = modelOptions.get("arch");
+        if (declared != null) {
+            String d = String.valueOf(declared).toLowerCase(Locale.ROOT);
+            if (d.contains("fpn")) {
+                throw new IllegalArgumentException("architecture '" + declared + "' (FPN) is not supported");
+            }
+            String base = d.endsWith("_rmac") ? d.substring(0, d.length() - 5) : d;
+            if (!base.equals(arch)) {
+                throw new IllegalArgumentException("model_options says arch '" + declared + "' but the weights are a "
+                        + arch);
+            }
+        }
+        boolean withoutFc = bool(modelOptions.get("without_fc"), !sd.containsKey("fc.weight"));
+        int outDim = sd.containsKey("fc.weight") ? sd.get("fc.weight").shape(0)
+                : ((Number) modelOptions.getOrDefault("out_dim", 2048)).intValue();
+        String pooling = modelOptions.containsKey("pooling") ? String.valueOf(modelOptions.get("pooling"))
+                : sd.containsKey("adpool.p") ? "gem" : null;
+        if (pooling == null) {
+            throw new IllegalArgumentException("no 'adpool.p' and no model_options pooling: cannot tell max from avg "
+                    + "pooling");
+        }
+        if (pooling.startsWith("gem")) {
+            pooling = "gem";
+        }
+        double gemp = modelOptions.get("gemp") instanceof Number n ? n.doubleValue() : 3;
+        boolean normFeatures = bool(modelOptions.get("norm_features"), false);
+        return new RetrievalNet.Options(arch, outDim, pooling, gemp, withoutFc, normFeatures, conv1.shape(0));
+    }
+
+    private static boolean bool(Object v, boolean otherwise) {
+        return v instanceof Boolean b ? b : otherwise;
+    }
+
+    private static float[] triple(Object v) {
+        if (v instanceof List<?> l && l.size() == 3 && l.stream().allMatch(x -> x instanceof Number)) {
+            return new float[] {((Number) l.get(0)).floatValue(), ((Number) l.get(1)).floatValue(),
+                ((Number) l.get(2)).floatValue()};
+        }
+        if (v instanceof Tensor t && t.numel() == 3) {
+            double[] d = t.toDoubleArray();
+            return new float[] {(float) d[0], (float) d[1], (float) d[2]};
+        }
+        return null;
+    }
+}

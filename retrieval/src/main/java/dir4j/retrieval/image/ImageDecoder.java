@@ -1,0 +1,347 @@
+package dir4j.retrieval.image;
+
+import com.twelvemonkeys.imageio.plugins.jpeg.JPEGImageReaderSpi;
+import java.awt.color.ColorSpace;
+import java.awt.image.BufferedImage;
+import java.awt.image.ColorModel;
+import java.awt.image.IndexColorModel;
+import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReadParam;
+import javax.imageio.ImageReader;
+import javax.imageio.ImageTypeSpecifier;
+import javax.imageio.spi.IIORegistry;
+import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
+
+/**
+ * Decodes JPEG and PNG files to 8-bit RGB the way the reference's
+ * {@code PIL.Image.open(f).convert('RGB')} sees them, then turns them upright by their EXIF
+ * orientation (which the reference does not do; Oxford and Paris images carry none).
+ *
+ * <ul>
+ *   <li>JPEG (TwelveMonkeys ImageIO): baseline, progressive, greyscale, CMYK and YCCK. CMYK is
+ *       converted to RGB by PIL's formula {@code r = (255 - k) - c(255 - k)/255} rather than
+ *       through an ICC profile, so colours equal the reference's (both are "inaccurate" for
+ *       print profiles); samples are taken as Adobe-inverted, with or without an APP14
+ *       segment, as PIL does.</li>
+ *   <li>PNG (the JDK's reader): 1/2/4/8/16-bit greyscale, RGB, palette, with or without alpha.
+ *       16-bit samples keep their high byte (PIL does so for RGB; for 16-bit greyscale PIL's
+ *       convert('RGB') clips at 255 instead, a PIL quirk dir4j does not copy). Alpha is dropped,
+ *       as convert('RGB') drops it: pixels under full transparency keep whatever colour the file
+ *       stores.</li>
+ * </ul>
+ *
+ * <p>Bad input is an {@link IOException} whose message starts with the file name and says what
+ * is wrong: missing, empty, not an image, a format other than JPEG or PNG, more pixels than
+ * {@link Options#maxPixels()} (checked from the header, before anything is allocated), truncated
+ * or corrupt data. Decoders' runtime exceptions on corrupt data are turned into such errors too.
+ * Decoding is safe from several threads at once (one reader per call).
+ */
+public final class ImageDecoder {
+    /** Pillow's decompression-bomb error threshold (2 × Image.MAX_IMAGE_PIXELS). */
+    public static final long DEFAULT_MAX_PIXELS = 2L * 89_478_485L;
+    /** Files larger than this are refused before being read (no JPEG or PNG of a sane size is). */
+    public static final long MAX_FILE_BYTES = 1L << 30;
+
+
+    /**
+     * How to decode.
+     *
+     * @param maxPixels       refuse images with more pixels than this (width × height, from the header)
+     * @param exifOrientation turn the picture upright by its EXIF Orientation tag
+     */
+    public record Options(long maxPixels, boolean exifOrientation) {
+        public Options {
+            if (maxPixels <= 0) {
+                throw new IllegalArgumentException("maxPixels must be positive, got " + maxPixels);
+            }
+        }
+
+        /** {@link #DEFAULT_MAX_PIXELS}, EXIF orientation applied. */
+        public static Options defaults() {
+            return new Options(DEFAULT_MAX_PIXELS, true);
+        }
+
+        public Options withMaxPixels(long limit) {
+            return new Options(limit, exifOrientation);
+        }
+
+        public Options withExifOrientation(boolean on) {
+            return new Options(maxPixels, on);
+        }
+    }
+
+    private ImageDecoder() {}
+
+    /** Reads a JPEG or PNG file with {@link Options#defaults()}. */
+    public static RgbImage read(Path file) throws IOException {
+        return read(file, Options.defaults());
+    }
+
+    /** Reads a JPEG or PNG file. */
+    public static RgbImage read(Path file, Options options) throws IOException {
+        long size;
+        try {
+            size = Files.size(file);
+        } catch (NoSuchFileException e) {
+            throw new IOException(file + ": no such file");
+        }
+        if (Files.isDirectory(file)) {
+            throw new IOException(file + ": is a directory, not an image");
+        }
+        if (size > MAX_FILE_BYTES) {
+            throw new IOException(file + ": " + size + " bytes, over the " + MAX_FILE_BYTES
+                    + "-byte limit for one image file");
+        }
+        return decode(Files.readAllBytes(file), file.toString(), options);
+    }
+
+    /**
+     * Decodes an encoded JPEG or PNG held in memory.
+     *
+     * @param name names the image in error messages (its path)
+     */
+    public static RgbImage decode(byte[] data, String name, Options options) throws IOException {
+        if (data.length == 0) {
+            throw new IOException(name + ": the file is empty (0 bytes)");
+        }
+        ImageFormat format = ImageFormat.sniff(data);
+        if (!format.supported) {
+            throw new IOException(name + ": " + (format == ImageFormat.UNKNOWN
+                    ? "not a JPEG or PNG image (it starts with bytes " + hex(data) + ")"
+                    : "a " + format + " image; dir4j reads JPEG and PNG only (convert it first)"));
+        }
+        RgbImage img;
+        try {
+            img = decodeRaster(data, name, format, options);
+        } catch (IOException e) {
+            throw e.getMessage() != null && e.getMessage().startsWith(name + ":") ? e
+                    : new IOException(name + ": corrupt or truncated " + format + " data: " + describe(e), e);
+        } catch (RuntimeException e) {
+            throw new IOException(name + ": corrupt " + format + " data (the decoder failed: " + describe(e) + ")", e);
+        }
+        if (options.exifOrientation()) {
+            img = ExifOrientation.apply(img, ExifOrientation.read(data, format));
+        }
+        return img;
+    }
+
+    private static RgbImage decodeRaster(byte[] data, String name, ImageFormat format, Options options)
+            throws IOException {
+        ImageReader reader = format == ImageFormat.JPEG ? JpegProvider.SPI.createReaderInstance() : pngReader();
+        Set<String> warnings = new LinkedHashSet<>();
+        reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(data))) {
+            reader.setInput(in, true, false);
+            int w;
+            int h;
+            try {
+                w = reader.getWidth(0);
+                h = reader.getHeight(0);
+            } catch (IOException e) {
+                throw new IOException(name + ": corrupt or truncated " + format + " header: " + describe(e), e);
+            }
+            if (w <= 0 || h <= 0) {
+                throw new IOException(name + ": " + format + " header gives an empty size " + w + "x" + h);
+            }
+            if ((long) w * h > options.maxPixels()) {
+                throw new IOException(name + ": " + w + "x" + h + " = " + (long) w * h + " pixels, over the limit of "
+                        + options.maxPixels() + " (a guard against decompression bombs; raise it if the image is "
+                        + "genuine)");
+            }
+            ImageReadParam param = reader.getDefaultReadParam();
+            if (format == ImageFormat.JPEG) {
+                ImageTypeSpecifier cmyk = cmykType(reader);
+                if (cmyk != null) {
+                    // keep the ink values and convert as PIL does, not through a colour profile
+                    param.setDestinationType(cmyk);
+                }
+            }
+            BufferedImage decoded;
+            try {
+                decoded = reader.read(0, param);
+            } catch (IOException e) {
+                throw new IOException(name + ": corrupt or truncated " + format + " data: " + describe(e)
+                        + (warnings.isEmpty() ? "" : " (decoder warnings: " + String.join("; ", warnings) + ")"), e);
+            }
+            for (String warning : warnings) {
+                String lower = warning.toLowerCase(Locale.ROOT);
+                if (lower.contains("truncated") || lower.contains("premature end")) {
+                    throw new IOException(name + ": truncated " + format + " data (" + warning + ")");
+                }
+            }
+            return toRgb(decoded, name);
+        } finally {
+            reader.dispose();
+        }
+    }
+
+    /**
+     * TwelveMonkeys' JPEG reader as registered with ImageIO (it finds the JDK's reader, which it
+     * delegates baseline decoding to, when registered), looked up once.
+     */
+    private static final class JpegProvider {
+        static final JPEGImageReaderSpi SPI = find();
+
+        private static JPEGImageReaderSpi find() {
+            IIORegistry registry = IIORegistry.getDefaultInstance();
+            JPEGImageReaderSpi spi = registry.getServiceProviderByClass(JPEGImageReaderSpi.class);
+            if (spi == null) {
+                // not seen by the registry's class loader (an application server, a plugin host)
+                ImageIO.scanForPlugins();
+                spi = registry.getServiceProviderByClass(JPEGImageReaderSpi.class);
+            }
+            if (spi == null) {
+                registry.registerServiceProvider(new JPEGImageReaderSpi());
+                spi = registry.getServiceProviderByClass(JPEGImageReaderSpi.class);
+            }
+            if (spi == null) {
+                throw new IllegalStateException("TwelveMonkeys' JPEG reader could not be registered with ImageIO");
+            }
+            return spi;
+        }
+    }
+
+    private static ImageReader pngReader() throws IOException {
+        Iterator<ImageReader> it = ImageIO.getImageReadersByFormatName("png");
+        if (!it.hasNext()) {
+            throw new IOException("no PNG reader in this Java runtime (javax.imageio is incomplete)");
+        }
+        return it.next();
+    }
+
+    private static ImageTypeSpecifier cmykType(ImageReader reader) throws IOException {
+        for (Iterator<ImageTypeSpecifier> it = reader.getImageTypes(0); it.hasNext();) {
+            ImageTypeSpecifier t = it.next();
+            if (t.getColorModel().getColorSpace().getType() == ColorSpace.TYPE_CMYK) {
+                return t;
+            }
+        }
+        return null;
+    }
+
+    /** 8-bit RGB from a decoded image's raster (no colour management, alpha dropped). */
+    static RgbImage toRgb(BufferedImage img, String name) throws IOException {
+        int w = img.getWidth();
+        int h = img.getHeight();
+        Raster r = img.getRaster();
+        ColorModel cm = img.getColorModel();
+        byte[] out = new byte[Math.multiplyExact(Math.multiplyExact(w, h), 3)];
+        int[] a = new int[w];
+        int[] b = new int[w];
+        int[] c = new int[w];
+        int[] k = new int[w];
+        if (cm instanceof IndexColorModel icm) {
+            int n = icm.getMapSize();
+            byte[] reds = new byte[n];
+            byte[] greens = new byte[n];
+            byte[] blues = new byte[n];
+            icm.getReds(reds);
+            icm.getGreens(greens);
+            icm.getBlues(blues);
+            for (int y = 0; y < h; y++) {
+                r.getSamples(0, y, w, 1, 0, a);
+                for (int x = 0; x < w; x++) {
+                    int i = Math.min(a[x], n - 1);
+                    int o = (y * w + x) * 3;
+                    out[o] = reds[i];
+                    out[o + 1] = greens[i];
+                    out[o + 2] = blues[i];
+                }
+            }
+            return new RgbImage(w, h, out);
+        }
+        int space = cm.getColorSpace().getType();
+        int colours = cm.getNumColorComponents();
+        int[] bits = cm.getComponentSize();
+        if (space == ColorSpace.TYPE_GRAY && colours == 1) {
+            for (int y = 0; y < h; y++) {
+                r.getSamples(0, y, w, 1, 0, a);
+                for (int x = 0; x < w; x++) {
+                    byte v = (byte) to8(a[x], bits[0]);
+                    int o = (y * w + x) * 3;
+                    out[o] = v;
+                    out[o + 1] = v;
+                    out[o + 2] = v;
+                }
+            }
+        } else if (space == ColorSpace.TYPE_RGB && colours == 3) {
+            for (int y = 0; y < h; y++) {
+                r.getSamples(0, y, w, 1, 0, a);
+                r.getSamples(0, y, w, 1, 1, b);
+                r.getSamples(0, y, w, 1, 2, c);
+                for (int x = 0; x < w; x++) {
+                    int o = (y * w + x) * 3;
+                    out[o] = (byte) to8(a[x], bits[0]);
+                    out[o + 1] = (byte) to8(b[x], bits[1]);
+                    out[o + 2] = (byte) to8(c[x], bits[2]);
+                }
+            }
+        } else if (space == ColorSpace.TYPE_CMYK && colours == 4) {
+            for (int y = 0; y < h; y++) {
+                r.getSamples(0, y, w, 1, 0, a);
+                r.getSamples(0, y, w, 1, 1, b);
+                r.getSamples(0, y, w, 1, 2, c);
+                r.getSamples(0, y, w, 1, 3, k);
+                for (int x = 0; x < w; x++) {
+                    // TwelveMonkeys' CMYK samples are 255 - ink (the Adobe convention), with or
+                    // without an APP14 segment, as PIL assumes too: nk = 255 - ink = sample
+                    int nk = to8(k[x], bits[3]);
+                    int o = (y * w + x) * 3;
+                    out[o] = (byte) (nk - mulDiv255(255 - to8(a[x], bits[0]), nk));
+                    out[o + 1] = (byte) (nk - mulDiv255(255 - to8(b[x], bits[1]), nk));
+                    out[o + 2] = (byte) (nk - mulDiv255(255 - to8(c[x], bits[2]), nk));
+                }
+            }
+        } else {
+            throw new IOException(name + ": unsupported colour layout (" + colours + " components in colour space type "
+                    + space + ")");
+        }
+        return new RgbImage(w, h, out);
+    }
+
+    /** A sample of {@code bits} bits as 8 bits: the high byte of 16, exact multiples for 1, 2 and 4. */
+    private static int to8(int v, int bits) {
+        if (bits == 8) {
+            return v;
+        }
+        if (bits > 8) {
+            return v >>> (bits - 8);
+        }
+        return v * 255 / ((1 << bits) - 1);
+    }
+
+    /** PIL's MULDIV255: a·b/255 rounded, in integers. */
+    private static int mulDiv255(int a, int b) {
+        int t = a * b + 128;
+        return ((t >> 8) + t) >> 8;
+    }
+
+    private static String hex(byte[] data) {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < Math.min(4, data.length); i++) {
+            s.append(String.format("%02x ", data[i] & 0xff));
+        }
+        return s.toString().strip();
+    }
+
+    private static String describe(Throwable e) {
+        List<String> parts = new ArrayList<>();
+        for (Throwable t = e; t != null && parts.size() < 3; t = t.getCause()) {
+            parts.add(t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage());
+        }
+        return String.join(": ", parts);
+    }
+}

@@ -1,0 +1,135 @@
+package dir4j.retrieval.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.retrieval.data.ImageList;
+import dir4j.retrieval.extract.ExtractionOptions;
+import dir4j.retrieval.extract.FeatureExtractor;
+import dir4j.retrieval.image.ImageFixtures;
+import dir4j.retrieval.image.Preprocessing;
+import dir4j.retrieval.net.RetrievalNet;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/** `dir4j extract` end to end on the fixture images and the miniature roxford5k. */
+class ExtractCommandTest {
+    @TempDir
+    Path dir;
+
+    record Run(int rc, String out, String err) {}
+
+    static Run run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream savedOut = System.out;
+        PrintStream savedErr = System.err;
+        int rc;
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            String[] all = new String[args.length + 1];
+            all[0] = "extract";
+            System.arraycopy(args, 0, all, 1, args.length);
+            rc = new CommandLine(new Main()).execute(all);
+        } finally {
+            System.setOut(savedOut);
+            System.setErr(savedErr);
+        }
+        return new Run(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void imageListGivesTheExtractorsDescriptorsAndIds() throws Exception {
+        Path jpg = ImageFixtures.path("datasets/roxford5k/jpg");
+        Path list = Files.writeString(dir.resolve("list.txt"),
+                "# three images\nall_souls_000001.jpg\nradcliffe_camera_000003.jpg\n\nall_souls_000002.jpg\n");
+        Path out = dir.resolve("feats.npy");
+        Run r = run("--images", list.toString(), "--root", jpg.toString(), "--arch", "resnet18", "--random-init",
+                "--seed", "5", "--base-width", "4", "--out-dim", "8", "--image-size", "32", "--scales", "1,1/2",
+                "--out", out.toString(), "--quiet");
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.out().contains("wrote " + out + " (3x8 float32)"), r.out());
+        assertEquals("", r.err());
+        assertEquals(List.of("all_souls_000001.jpg", "radcliffe_camera_000003.jpg", "all_souls_000002.jpg"),
+                Files.readAllLines(dir.resolve("feats.ids.txt")));
+        try (RetrievalNet net = new RetrievalNet(new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4),
+                new Random(5));
+             FeatureExtractor.Result want = new FeatureExtractor(net, ExtractionOptions.defaults()
+                     .withPreprocessing(Preprocessing.imagenet(32)).withScales(1, 0.5).withQuiet(true))
+                     .extract(ImageList.read(list, jpg, true), "x");
+             Tensor got = Npy.read(out)) {
+            assertArrayEquals(new int[] {3, 8}, got.shape());
+            assertArrayEquals(want.descriptors().toFloatArray(), got.toFloatArray(), 1e-6f);
+        }
+    }
+
+    @Test
+    void datasetWritesQueryAndDatabaseFilesWithTheReferencesNames() throws Exception {
+        Path out = dir.resolve("rox/feats.npy");
+        Run r = run("--dataset", "roxford5k", "--data-root", ImageFixtures.path("datasets").toString(),
+                "--checkpoint", ImageFixtures.path("datasets/checkpoint/tiny_resnet18_w2.pt").toString(),
+                "--image-size", "20", "--out", out.toString(), "--threads", "1");
+        assertEquals(0, r.rc(), r.err());
+        assertTrue(r.err().contains("roxford5k (revisited protocol): 3 database images, 2 queries"), r.err());
+        assertTrue(r.err().contains("query: 2 images in"), r.err());
+        try (Tensor db = Npy.read(dir.resolve("rox/feats.dbdescs.npy"));
+             Tensor q = Npy.read(dir.resolve("rox/feats.qdescs.npy"))) {
+            assertArrayEquals(new int[] {3, 8}, db.shape());
+            assertArrayEquals(new int[] {2, 8}, q.shape());
+        }
+        assertEquals(List.of("all_souls_000001", "all_souls_000002", "radcliffe_camera_000003"),
+                Files.readAllLines(dir.resolve("rox/feats.dbdescs.ids.txt")));
+        assertEquals(List.of("all_souls_000001", "radcliffe_camera_000003"),
+                Files.readAllLines(dir.resolve("rox/feats.qdescs.ids.txt")));
+    }
+
+    @Test
+    void badUsageAndBadInputGiveScriptableExitCodes() throws Exception {
+        Path list = Files.writeString(dir.resolve("list.txt"), "missing.jpg\n");
+        Run cuda = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
+                dir.resolve("f.npy").toString(), "--device", "cuda");
+        assertEquals(2, cuda.rc());
+        assertTrue(cuda.err().contains("--device cpu"), cuda.err());
+
+        Run noNet = run("--images", list.toString(), "--out", dir.resolve("f.npy").toString());
+        assertEquals(2, noNet.rc());
+        assertTrue(noNet.err().contains("--checkpoint FILE, or --arch NAME --random-init"), noNet.err());
+
+        Run missing = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--base-width", "4",
+                "--out", dir.resolve("f.npy").toString());
+        assertEquals(1, missing.rc());
+        assertTrue(missing.err().contains("line 1: missing.jpg"), missing.err());
+
+        Run both = run("--images", list.toString(), "--dataset", "roxford5k", "--out", "f.npy");
+        assertEquals(2, both.rc());
+
+        Run noRoot = run("--dataset", "roxford5k", "--data-root", dir.resolve("none").toString(), "--arch", "resnet18",
+                "--random-init", "--out", dir.resolve("f.npy").toString());
+        assertEquals(1, noRoot.rc());
+        assertTrue(noRoot.err().contains("does not exist"), noRoot.err());
+    }
+
+    @Test
+    void helpDocumentsEveryOption() {
+        String help = new CommandLine(new Main()).getSubcommands().get("extract").getUsageMessage();
+        for (String o : new String[] {"--images", "--dataset", "--root", "--labelled", "--data-root", "--checkpoint",
+            "--arch", "--random-init", "--seed", "--out-dim", "--base-width", "--image-size", "--upscale",
+            "--interpolation", "--scales", "--scale-pooling-p", "--batch-size", "--threads", "--chunk-size", "--out",
+            "--[no-]resume", "--on-error", "--max-pixels", "--[no-]exif-orientation", "--quiet", "--device"}) {
+            assertTrue(help.contains(o), "help lacks " + o + ":\n" + help);
+        }
+        assertTrue(help.contains("Exit status"), help);
+    }
+}

@@ -1,0 +1,328 @@
+package dir4j.retrieval.extract;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import dir4j.engine.io.Npy;
+import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.image.BoundingBox;
+import dir4j.retrieval.image.ImageDecoder;
+import dir4j.retrieval.image.ImageFixtures;
+import dir4j.retrieval.image.Preprocessing;
+import dir4j.retrieval.image.RgbImage;
+import dir4j.retrieval.net.RetrievalNet;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Extraction on a tiny ResNet-18 (base width 4, 8-d descriptors) over the fixture images:
+ * equal to calling net.forward on each preprocessed image, batched or not; multi-scale combined
+ * as the reference's pool('gem'); resumable with identical output; atomic final file.
+ */
+class FeatureExtractorTest {
+    static RetrievalNet net;
+    static final PrintStream QUIET = new PrintStream(PrintStream.nullOutputStream());
+
+    @BeforeAll
+    static void tinyNetwork() {
+        net = new RetrievalNet(new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4), new Random(11));
+        net.eval();
+    }
+
+    @AfterAll
+    static void close() {
+        net.close();
+    }
+
+    static Path image(String name) {
+        return ImageFixtures.path("datasets/roxford5k/jpg/" + name + ".jpg");
+    }
+
+    static List<ImageRef> images() {
+        List<ImageRef> refs = new ArrayList<>();
+        refs.add(ImageRef.of("a", image("all_souls_000001")));               // 24x16
+        refs.add(ImageRef.of("b", image("all_souls_000002")));               // 20x20
+        refs.add(ImageRef.of("c", image("radcliffe_camera_000003")));        // 16x24
+        refs.add(ImageRef.of("d", ImageFixtures.path("images/baseline.jpg"))); // 40x30 -> 32x24
+        refs.add(ImageRef.of("a-again", image("all_souls_000001")));         // batched with a
+        refs.add(new ImageRef("a-crop", image("all_souls_000001"), new BoundingBox(2, 3.5, 20, 14)));
+        refs.add(ImageRef.of("progressive", ImageFixtures.path("images/progressive.jpg"))); // batched with d
+        return refs;
+    }
+
+    static ExtractionOptions options() {
+        return ExtractionOptions.defaults().withPreprocessing(Preprocessing.imagenet(32)).withBatchSize(3)
+                .withThreads(2).withQuiet(true);
+    }
+
+    /** The network on one preprocessed image, as a user would call it. */
+    static float[] direct(ImageRef ref, Preprocessing p, double scale) throws IOException {
+        RgbImage img = p.apply(ImageDecoder.read(ref.path()), ref.crop(), scale);
+        try (MemoryScope s = MemoryScope.open(); Autograd.NoGrad ng = Autograd.noGrad()) {
+            return net.forward(Tensor.of(p.normalize(img), 1, 3, img.height(), img.width())).toFloatArray();
+        }
+    }
+
+    @Test
+    void descriptorsEqualTheNetworkOnEachImageBatchedOrNot() throws IOException {
+        List<ImageRef> refs = images();
+        for (int batch : new int[] {1, 3}) {
+            FeatureExtractor fx = new FeatureExtractor(net, options().withBatchSize(batch), QUIET);
+            try (FeatureExtractor.Result r = fx.extract(refs, "test")) {
+                assertEquals(refs.stream().map(ImageRef::id).toList(), r.ids());
+                assertArrayEquals(new int[] {refs.size(), 8}, r.descriptors().shape());
+                float[] all = r.descriptors().toFloatArray();
+                for (int i = 0; i < refs.size(); i++) {
+                    float[] want = direct(refs.get(i), Preprocessing.imagenet(32), 1);
+                    float[] got = new float[8];
+                    System.arraycopy(all, i * 8, got, 0, 8);
+                    assertArrayEquals(want, got, 1e-5f, "image " + refs.get(i).id() + ", batch " + batch);
+                }
+                // the same image twice gives the same row; the crop gives another
+                assertArrayEquals(row(all, 0), row(all, 4), 1e-6f);
+                double gap = 0;
+                for (int k = 0; k < 8; k++) {
+                    gap = Math.max(gap, Math.abs(row(all, 0)[k] - row(all, 5)[k]));
+                }
+                assertTrue(gap > 1e-4, "the cropped query differs from its whole image: " + gap);
+            }
+        }
+    }
+
+    static float[] row(float[] all, int i) {
+        float[] r = new float[8];
+        System.arraycopy(all, i * 8, r, 0, 8);
+        return r;
+    }
+
+    @Test
+    void twoScalesAreCombinedByTheReferencesSignedGeneralizedMean() throws IOException {
+        List<ImageRef> refs = images().subList(0, 4);
+        Preprocessing p = Preprocessing.imagenet(32);
+        FeatureExtractor fx = new FeatureExtractor(net, options().withScales(1, 0.5).withScalePoolingP(3), QUIET);
+        try (FeatureExtractor.Result r = fx.extract(refs, "test")) {
+            float[] all = r.descriptors().toFloatArray();
+            for (int i = 0; i < refs.size(); i++) {
+                float[] d1 = direct(refs.get(i), p, 1);
+                float[] d2 = direct(refs.get(i), p, 0.5);
+                // by hand: y = cbrt((sign(a)|a|^3 + sign(b)|b|^3) / 2), then y / ||y||
+                double[] y = new double[8];
+                double norm = 0;
+                for (int k = 0; k < 8; k++) {
+                    double m = (Math.signum(d1[k]) * Math.pow(Math.abs(d1[k]), 3)
+                            + Math.signum(d2[k]) * Math.pow(Math.abs(d2[k]), 3)) / 2;
+                    y[k] = Math.signum(m) * Math.cbrt(Math.abs(m));
+                    norm += y[k] * y[k];
+                }
+                for (int k = 0; k < 8; k++) {
+                    assertEquals(y[k] / Math.sqrt(norm), all[i * 8 + k], 2e-5, "image " + i + " component " + k);
+                }
+            }
+        }
+    }
+
+    @Test
+    void scalePoolingMatchesHandValues() {
+        float[] y = ScalePooling.combine(new float[][] {{0.6f, -0.8f, 0f}, {0.8f, -0.6f, 0f}}, 3);
+        assertArrayEquals(new float[] {(float) Math.sqrt(0.5), (float) -Math.sqrt(0.5), 0f}, y, 1e-6f);
+        // one scale: only renormalised
+        assertArrayEquals(new float[] {0.6f, 0.8f}, ScalePooling.combine(new float[][] {{3, 4}}, 3), 1e-7f);
+        // p = 1 is the plain mean
+        assertArrayEquals(new float[] {0.6f, 0.8f}, ScalePooling.combine(new float[][] {{0.2f, 0.8f}, {1.0f, 0.8f}}, 1),
+                1e-6f);
+        // tiny values are clamped to 1e-6 before the power, as the reference's sympow
+        assertEquals(1e-6, ScalePooling.sympow(1e-9, 1), 1e-12);
+        assertEquals(0.0, ScalePooling.sympow(0, 3));
+    }
+
+    @Test
+    void theNetworksLearnedPCanCombineScales() {
+        try (RetrievalNet n = new RetrievalNet(new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4),
+                new Random(2))) {
+            Tensor p = n.stateDict().get("adpool.p");
+            p.backend().fill(p, 2.5);
+            FeatureExtractor fx = new FeatureExtractor(n, options().withScalePoolingP(Double.NaN), QUIET);
+            assertEquals(2.5, fx.scalePoolingP(), 1e-6);
+        }
+        try (RetrievalNet n = new RetrievalNet(new RetrievalNet.Options("resnet18", 8, "max", 3, false, false, 4),
+                new Random(2))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new FeatureExtractor(n, options().withScalePoolingP(Double.NaN), QUIET));
+            assertTrue(e.getMessage().contains("no GeM p"), e.getMessage());
+        }
+    }
+
+    // ---------------------------------------------------------------- files, resume, bad images
+
+    private static List<ImageRef> copies(Path dir, int n) throws IOException {
+        Files.createDirectories(dir);
+        String[] src = {"all_souls_000001", "all_souls_000002", "radcliffe_camera_000003"};
+        List<ImageRef> refs = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            Path p = dir.resolve("img" + i + ".jpg");
+            Files.copy(image(src[i % 3]), p);
+            refs.add(ImageRef.of("img" + i, p));
+        }
+        return refs;
+    }
+
+    @Test
+    void aKilledExtractionResumesFromItsPartsWithIdenticalOutput(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 6);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+
+        Path clean = tmp.resolve("clean/feats.npy");
+        FeatureExtractor.FileResult cr = new FeatureExtractor(net, o, QUIET).extractToFile(refs, clean, "clean");
+        assertEquals(6, cr.rows());
+        assertEquals(3, cr.partsWritten());
+        assertEquals(tmp.resolve("clean/feats.ids.txt"), cr.ids());
+        assertEquals(List.of("img0", "img1", "img2", "img3", "img4", "img5"), Files.readAllLines(cr.ids()));
+        assertFalse(Files.exists(tmp.resolve("clean/feats.npy.parts")), "parts removed at the end");
+
+        // image 5 is damaged: the run stops in its third part, after writing the first two
+        Path out = tmp.resolve("run/feats.npy");
+        byte[] good = Files.readAllBytes(refs.get(5).path());
+        Files.write(refs.get(5).path(), new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff, 0, 1, 2});
+        IOException e = assertThrows(IOException.class,
+                () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "run"));
+        assertTrue(e.getMessage().contains(refs.get(5).path().toString()), e.getMessage());
+        Path parts = tmp.resolve("run/feats.npy.parts");
+        assertFalse(Files.exists(out), "no final file after a failed run");
+        assertTrue(Files.exists(parts.resolve("part-000000.npy")));
+        assertTrue(Files.exists(parts.resolve("part-000001.npy")));
+        assertFalse(Files.exists(parts.resolve("part-000002.npy")));
+        long stamp = Files.getLastModifiedTime(parts.resolve("part-000000.npy")).toMillis();
+
+        // repaired and rerun: the finished parts are skipped, the output equals the clean run's
+        Files.write(refs.get(5).path(), good);
+        FeatureExtractor.FileResult rr = new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "run");
+        assertEquals(2, rr.partsReused());
+        assertEquals(1, rr.partsWritten());
+        assertArrayEquals(Files.readAllBytes(clean), Files.readAllBytes(out), "identical descriptor file");
+        assertEquals(Files.readAllLines(cr.ids()), Files.readAllLines(rr.ids()));
+        assertFalse(Files.exists(parts), "parts removed at the end");
+        try (Stream<Path> s = Files.list(tmp.resolve("run"))) {
+            assertEquals(List.of("feats.ids.txt", "feats.npy"), s.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temporary files left");
+        }
+        assertTrue(stamp > 0);
+        try (Tensor t = Npy.read(out)) {
+            assertArrayEquals(new int[] {6, 8}, t.shape());
+            float[] v = t.toFloatArray();
+            for (int i = 0; i < 6; i++) {
+                double n = 0;
+                for (int k = 0; k < 8; k++) {
+                    n += v[i * 8 + k] * v[i * 8 + k];
+                }
+                assertEquals(1.0, n, 1e-5, "row " + i + " is a unit vector");
+            }
+        }
+    }
+
+    @Test
+    void partsOfAnotherExtractionAreNeverMixedIn(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 4);
+        Path out = tmp.resolve("feats.npy");
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        Files.write(refs.get(3).path(), new byte[0]);
+        assertThrows(IOException.class, () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "x"));
+        Files.copy(image("all_souls_000001"), refs.get(3).path(), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+
+        // other settings: refused while resuming, with what differs
+        ExtractionOptions bigger = o.withPreprocessing(Preprocessing.imagenet(16));
+        IOException e = assertThrows(IOException.class,
+                () -> new FeatureExtractor(net, bigger, QUIET).extractToFile(refs, out, "x"));
+        assertTrue(e.getMessage().contains("different extraction") && e.getMessage().contains("settings"),
+                e.getMessage());
+        // without resuming, the old parts are deleted and the run starts over
+        FeatureExtractor.FileResult r = new FeatureExtractor(net, bigger.withResume(false), QUIET)
+                .extractToFile(refs, out, "x");
+        assertEquals(0, r.partsReused());
+        assertEquals(2, r.partsWritten());
+        try (FeatureExtractor.Result mem = new FeatureExtractor(net, bigger, QUIET).extract(refs, "x");
+             Tensor disk = Npy.read(out)) {
+            assertArrayEquals(mem.descriptors().toFloatArray(), disk.toFloatArray(), 0f);
+        }
+    }
+
+    @Test
+    void unreadableImagesAreSkippedAndReportedWhenAsked(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 4);
+        Files.write(refs.get(1).path(), new byte[0]);
+        Path out = tmp.resolve("feats.npy");
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        FeatureExtractor.FileResult r = new FeatureExtractor(net, options().withOnError(ExtractionOptions.OnError.SKIP)
+                .withChunkSize(3), new PrintStream(log, true, StandardCharsets.UTF_8)).extractToFile(refs, out, "x");
+        assertEquals(3, r.rows());
+        assertEquals(List.of("img0", "img2", "img3"), Files.readAllLines(r.ids()));
+        assertEquals(1, r.skipped().size());
+        assertEquals("img1", r.skipped().get(0).id());
+        assertTrue(r.skipped().get(0).reason().contains("empty"), r.skipped().get(0).reason());
+        Path report = tmp.resolve("feats.skipped.txt");
+        assertTrue(Files.readString(report).contains("img1\t" + refs.get(1).path()), Files.readString(report));
+        assertTrue(log.toString(StandardCharsets.UTF_8).contains("skipped " + refs.get(1).path()),
+                log.toString(StandardCharsets.UTF_8));
+        try (Tensor t = Npy.read(out)) {
+            assertArrayEquals(new int[] {3, 8}, t.shape());
+        }
+        // in memory too
+        try (FeatureExtractor.Result m = new FeatureExtractor(net, options().withOnError(ExtractionOptions.OnError.SKIP),
+                QUIET).extract(refs, "x")) {
+            assertEquals(List.of("img0", "img2", "img3"), m.ids());
+        }
+        // and failing is the default, naming the file
+        IOException e = assertThrows(IOException.class, () -> new FeatureExtractor(net, options(), QUIET).extract(refs, "x"));
+        assertTrue(e.getMessage().startsWith(refs.get(1).path() + ": the file is empty"), e.getMessage());
+    }
+
+    @Test
+    void progressBarShowsRateAndTimeLeftAndQuietShowsNothing() {
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        ProgressBar bar = new ProgressBar("DB", 10, 2, ps, true, false);
+        bar.update(5);
+        String line = bar.line(System.nanoTime() + 1_000_000_000L);
+        assertTrue(line.startsWith("DB [############------------] 5/10 "), line);
+        assertTrue(line.matches(".* [0-9.]+ img/s ETA \\d+:\\d\\d:\\d\\d"), line);
+        bar.finish();
+        String text = buf.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("DB: 5 images in "), text);
+        assertTrue(text.contains("2 reused from an earlier run"), text);
+        assertEquals("1:02:05", ProgressBar.clock(3725));
+
+        ByteArrayOutputStream none = new ByteArrayOutputStream();
+        ProgressBar quiet = new ProgressBar("DB", 10, 0, new PrintStream(none), false, true);
+        quiet.update(3);
+        quiet.finish();
+        assertEquals(0, none.size());
+    }
+
+    @Test
+    void npyHeaderIsWhatNumpyWrites() {
+        byte[] h = PartStore.npyHeader(6, 8);
+        assertEquals(0, h.length % 64);
+        String text = new String(h, 10, h.length - 10, StandardCharsets.ISO_8859_1);
+        assertTrue(text.startsWith("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 8), }"), text);
+        assertTrue(text.endsWith("\n"));
+        assertEquals(Path.of("x/feats.qdescs.ids.txt"), FeatureExtractor.idsFile(Path.of("x/feats.qdescs.npy")));
+        assertEquals(Path.of("feats.skipped.txt"), FeatureExtractor.skippedFile(Path.of("feats.npy")));
+    }
+}
