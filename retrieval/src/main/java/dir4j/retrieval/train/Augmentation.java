@@ -30,6 +30,31 @@ public record Augmentation(int minSize, int maxSize, int cropSize, double tiltDe
         return new Augmentation(size, size, size, 0, 0);
     }
 
+    /** The augmented, cropSize × cropSize version of a decoded image. */
+    public dir4j.retrieval.image.RgbImage apply(dir4j.retrieval.image.RgbImage img, Random r) {
+        int w = img.width();
+        int h = img.height();
+        byte[] px = img.pixels();
+        BufferedImage bi = new BufferedImage(w, h, BufferedImage.TYPE_INT_RGB);
+        int[] row = new int[w];
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                int i = (y * w + x) * 3;
+                row[x] = ((px[i] & 255) << 16) | ((px[i + 1] & 255) << 8) | (px[i + 2] & 255);
+            }
+            bi.setRGB(0, y, w, 1, row, 0, w);
+        }
+        BufferedImage out = apply(bi, r);
+        byte[] o = new byte[cropSize * cropSize * 3];
+        int[] all = out.getRGB(0, 0, cropSize, cropSize, null, 0, cropSize);
+        for (int i = 0; i < all.length; i++) {
+            o[3 * i] = (byte) (all[i] >> 16);
+            o[3 * i + 1] = (byte) (all[i] >> 8);
+            o[3 * i + 2] = (byte) all[i];
+        }
+        return new dir4j.retrieval.image.RgbImage(cropSize, cropSize, o);
+    }
+
     /** A new image: the augmented, cropSize × cropSize version of {@code img}. */
     public BufferedImage apply(BufferedImage img, Random r) {
         int target = minSize + (maxSize > minSize ? r.nextInt(maxSize - minSize + 1) : 0);

@@ -1,0 +1,76 @@
+package dir4j.retrieval.cli;
+
+import dir4j.retrieval.demo.Demo;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code dir4j demo}: the main job on its built-in default. */
+@Command(name = "demo", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Generate the synthetic landmarks benchmark (if absent), evaluate an untrained AP-GeM network, "
+                + "train it with the AP loss, evaluate again and write OUT/report.html (mAP before/after, loss and "
+                + "validation curves, top-10 results of a few queries).",
+            "Sized to finish in minutes on two CPU cores; an interrupted demo resumes its training."})
+final class DemoCommand implements Callable<Integer> {
+    @Option(names = "--data-root", defaultValue = "data", description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")
+    Path dataRoot;
+
+    @Option(names = "--out", defaultValue = "demo-out", description = "Output folder. Default: ${DEFAULT-VALUE}.")
+    Path out;
+
+    @Option(names = "--steps", description = "Training steps (default 150).")
+    Integer steps;
+
+    @Option(names = "--fresh", description = "Ignore an earlier demo's checkpoint and train from the start.")
+    boolean fresh;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet). "
+            + "Default: ${DEFAULT-VALUE}.")
+    String device;
+
+    @Option(names = "--quiet", description = "Only the summary.")
+    boolean quiet;
+
+    @Override
+    public Integer call() throws Exception {
+        if (!device.equals("cpu")) {
+            System.err.println("dir4j demo: only --device cpu is available in this build (no CUDA backend yet)");
+            return 2;
+        }
+        Demo.Settings s = Demo.Settings.defaults(dataRoot, out);
+        if (steps != null) {
+            s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(),
+                    s.train().with(Map.of("steps", steps.toString())), s.imageSize(), s.resume());
+        }
+        if (fresh) {
+            s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(), s.train(), s.imageSize(), false);
+        }
+        boolean[] midLine = {false};
+        Demo.Outcome o = Demo.run(s, line -> {
+            if (quiet) {
+                return;
+            }
+            boolean progress = line.startsWith("step ") && line.contains(" loss ");
+            if (progress) {
+                System.err.print("\r" + line + "   ");
+                midLine[0] = true;
+            } else {
+                if (midLine[0]) {
+                    System.err.println();
+                    midLine[0] = false;
+                }
+                System.err.println(line);
+            }
+        });
+        if (midLine[0]) {
+            System.err.println();
+        }
+        System.out.printf("mAP (Medium) %.2f -> %.2f; Easy %.2f -> %.2f; Hard %.2f -> %.2f%n",
+                100 * o.before().medium().map(), 100 * o.after().medium().map(), 100 * o.before().easy().map(),
+                100 * o.after().easy().map(), 100 * o.before().hard().map(), 100 * o.after().hard().map());
+        System.out.printf("report: %s (%.0f s)%n", o.report().toAbsolutePath(), o.seconds());
+        return 0;
+    }
+}

@@ -1,0 +1,359 @@
+package dir4j.retrieval.train;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import dir4j.nn.io.Json;
+import dir4j.nn.io.Safetensors;
+import dir4j.nn.optim.Adam;
+import dir4j.nn.optim.LrSchedule;
+import dir4j.nn.optim.Optimizer;
+import dir4j.nn.optim.Sgd;
+import dir4j.retrieval.image.ImageDecoder;
+import dir4j.retrieval.image.RgbImage;
+import dir4j.retrieval.loss.APLoss;
+import dir4j.retrieval.loss.TAPLoss;
+import dir4j.retrieval.loss.TripletLoss;
+import dir4j.retrieval.loss.TripletSampler;
+import dir4j.retrieval.net.RetrievalNet;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
+
+/**
+ * The training loop: class-balanced batches of augmented images, the AP (or TAP, or triplet)
+ * loss through {@link MultistageBackprop}, one optimiser step per batch; a log of loss, learning
+ * rate and throughput (log.csv), periodic validation, plots, and atomic checkpoints from which
+ * {@link #run} resumes. Batches and augmentations depend only on (seed, step), so on the CPU a
+ * resumed run gives the same weights as an uninterrupted one.
+ */
+public final class Trainer {
+    /** A validation measure of the network (e.g. Medium mAP in percent). */
+    @FunctionalInterface
+    public interface Validator {
+        double evaluate(RetrievalNet net) throws IOException;
+    }
+
+    /** What the run produced, step by step (restored from log.csv on resume). */
+    public record History(List<Long> steps, List<Double> losses, List<Double> lrs, List<Long> validationSteps,
+                          List<Double> validation) {
+        static History empty() {
+            return new History(new ArrayList<>(), new ArrayList<>(), new ArrayList<>(), new ArrayList<>(),
+                    new ArrayList<>());
+        }
+    }
+
+    private final RetrievalNet net;
+    private final List<Path> images;
+    private final int[] labels;
+    private final TrainConfig cfg;
+    private final Path outDir;
+    private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
+
+    public Trainer(RetrievalNet net, List<Path> images, int[] labels, TrainConfig cfg, Path outDir) {
+        if (images.isEmpty() || images.size() != labels.length) {
+            throw new IllegalArgumentException("trainer: " + images.size() + " images and " + labels.length
+                    + " labels (need the same, non-zero, number)");
+        }
+        this.net = net;
+        this.images = List.copyOf(images);
+        this.labels = labels.clone();
+        this.cfg = cfg.validated();
+        this.outDir = outDir;
+    }
+
+    /** The checkpoint file of this run. */
+    public Path checkpointFile() {
+        return outDir.resolve("checkpoint.safetensors");
+    }
+
+    /**
+     * Trains to {@code cfg.steps()} steps, resuming from the checkpoint when {@code resume} and
+     * one exists. {@code progress} (may be null) receives a line per step.
+     */
+    public History run(boolean resume, Validator validator, java.util.function.Consumer<String> progress)
+            throws IOException {
+        return run(resume, validator, progress, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #run(boolean, Validator, java.util.function.Consumer)}, stopping (with a
+     * checkpoint) after step {@code stopAfter} even if the configured steps are not done: a
+     * time-boxed session, or an interruption in tests.
+     */
+    public History run(boolean resume, Validator validator, java.util.function.Consumer<String> progress,
+                       long stopAfter) throws IOException {
+        Files.createDirectories(outDir);
+        ClassBalancedSampler sampler = new ClassBalancedSampler(labels, cfg.classesPerBatch(), cfg.imagesPerClass(),
+                cfg.seed());
+        if (!sampler.droppedClasses().isEmpty() && progress != null) {
+            progress.accept("note: " + sampler.droppedClasses().size()
+                    + " classes have a single image and are not sampled (no positive for them)");
+        }
+        MultistageBackprop.freezeBatchNorm(net, cfg.frozenBatchNorm());
+        net.train(true);
+        Map<String, Tensor> params = net.namedParameters();
+        List<String> names = new ArrayList<>(params.keySet());
+        try (Optimizer opt = optimizer(new ArrayList<>(params.values()))) {
+            LrSchedule schedule = schedule().withWarmup(cfg.warmup());
+            long start = 0;
+            History history = History.empty();
+            if (resume && Files.exists(checkpointFile())) {
+                start = restore(opt, names);
+                history = readLog(start);
+                if (progress != null) {
+                    progress.accept("resumed from " + checkpointFile() + " at step " + start);
+                }
+            } else {
+                Files.deleteIfExists(outDir.resolve("log.csv"));
+            }
+            Augmentation aug = new Augmentation(cfg.minSize(), cfg.maxSize(), cfg.cropSize(), cfg.tilt(), cfg.jitter());
+            long t0 = System.nanoTime();
+            long imagesDone = 0;
+            for (long step = start; step < cfg.steps(); step++) {
+                ClassBalancedSampler.Batch batch = sampler.batch(step);
+                List<RgbImage> inputs = augmented(batch, aug, step);
+                opt.setLr(schedule.lr(step));
+                int n = inputs.size();
+                int parts = (n + cfg.subBatch() - 1) / cfg.subBatch();
+                Function<Tensor, Tensor> lossFn = lossFunction(batch.labels(), step);
+                MultistageBackprop.Outcome out = MultistageBackprop.accumulateGradients(net, parts,
+                        i -> toTensor(inputs.subList(i * cfg.subBatch(), Math.min(n, (i + 1) * cfg.subBatch()))),
+                        lossFn);
+                opt.step();
+                opt.zeroGrad();
+                imagesDone += n;
+                double ips = imagesDone / ((System.nanoTime() - t0) / 1e9);
+                history.steps().add(step + 1);
+                history.losses().add(out.loss());
+                history.lrs().add(opt.lr());
+                appendLog(step + 1, out.loss(), opt.lr(), ips, Double.NaN);
+                if (progress != null) {
+                    double eta = (cfg.steps() - step - 1) * (double) n / ips;
+                    progress.accept(String.format("step %d/%d  loss %.4f  lr %.2e  %.1f img/s  ETA %s", step + 1,
+                            cfg.steps(), out.loss(), opt.lr(), ips, duration(eta)));
+                }
+                boolean last = step + 1 == cfg.steps() || step + 1 == stopAfter;
+                if (validator != null && cfg.validateEvery() > 0 && ((step + 1) % cfg.validateEvery() == 0 || last)) {
+                    double v = validate(validator);
+                    history.validationSteps().add(step + 1);
+                    history.validation().add(v);
+                    appendLog(step + 1, Double.NaN, Double.NaN, Double.NaN, v);
+                    if (progress != null) {
+                        progress.accept(String.format("step %d: validation mAP %.2f", step + 1, v));
+                    }
+                }
+                if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
+                    save(opt, names, step + 1);
+                    Plots.write(history, outDir);
+                }
+                if (step + 1 == stopAfter) {
+                    break;
+                }
+            }
+            return history;
+        }
+    }
+
+    private double validate(Validator validator) throws IOException {
+        net.eval();
+        try {
+            return validator.evaluate(net);
+        } finally {
+            net.train(true);
+        }
+    }
+
+    private Optimizer optimizer(List<Tensor> ps) {
+        return switch (cfg.optimizer()) {
+            case "adam" -> Adam.adam(ps, cfg.lr(), cfg.weightDecay());
+            case "adamw" -> Adam.adamW(ps, cfg.lr(), cfg.weightDecay());
+            default -> new Sgd(ps, cfg.lr(), cfg.momentum(), cfg.weightDecay(), false);
+        };
+    }
+
+    private LrSchedule schedule() {
+        return switch (cfg.schedule()) {
+            case "step" -> LrSchedule.step(cfg.lr(), Math.max(1, cfg.steps() / 3), 0.1);
+            case "exponential" -> LrSchedule.exponential(cfg.lr(), Math.pow(0.01, 1.0 / cfg.steps()));
+            case "cosine" -> LrSchedule.cosine(cfg.lr(), cfg.steps(), cfg.lr() * 0.01);
+            default -> LrSchedule.constant(cfg.lr());
+        };
+    }
+
+    private Function<Tensor, Tensor> lossFunction(int[] batchLabels, long step) {
+        return switch (cfg.loss()) {
+            case "ap" -> d -> new APLoss(cfg.nq(), cfg.binMin(), cfg.binMax(), false, true)
+                    .forward(d, batchLabels, null).loss();
+            case "tap", "tap-simplified" -> d -> new TAPLoss(cfg.nq(), cfg.binMin(), cfg.binMax(),
+                    cfg.loss().equals("tap-simplified"), false, true).forward(d, batchLabels, null).loss();
+            default -> d -> {
+                double[] scores;
+                try (Autograd.NoGrad ng = Autograd.noGrad(); MemoryScope s = MemoryScope.open()) {
+                    scores = Ops.matmul(d, Ops.transpose(d, 0, 1)).toDoubleArray();
+                }
+                var triplets = TripletSampler.sample(batchLabels, TripletSampler.Negatives.HARDEST, scores,
+                        new Random(cfg.seed() + step));
+                return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(d, triplets);
+            };
+        };
+    }
+
+    /** Decoded (cached) and augmented images of a batch; seeded by (seed, step, position). */
+    private List<RgbImage> augmented(ClassBalancedSampler.Batch batch, Augmentation aug, long step) {
+        int n = batch.images().length;
+        RgbImage[] out = new RgbImage[n];
+        dir4j.engine.cpu.CpuThreads.parallelFor(n, i -> {
+            int idx = batch.images()[i];
+            RgbImage img = decoded.computeIfAbsent(idx, k -> {
+                try {
+                    return ImageDecoder.read(images.get(k));
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            out[i] = aug.apply(img, new Random((cfg.seed() * 31 + step) * 1_000_003L + i));
+        });
+        return List.of(out);
+    }
+
+    private static Tensor toTensor(List<RgbImage> imgs) {
+        RgbImage first = imgs.get(0);
+        int plane = 3 * first.width() * first.height();
+        float[] data = new float[plane * imgs.size()];
+        for (int i = 0; i < imgs.size(); i++) {
+            float[] chw = imgs.get(i).toNormalizedChw(RetrievalNet.RGB_MEANS, RetrievalNet.RGB_STDS);
+            System.arraycopy(chw, 0, data, i * plane, plane);
+        }
+        return Tensor.of(data, imgs.size(), 3, first.height(), first.width());
+    }
+
+    // ---------------------------------------------------------------- checkpoints and log
+
+    private void save(Optimizer opt, List<String> names, long step) throws IOException {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        net.stateDict().forEach((k, v) -> tensors.put("model." + k, v));
+        Map<String, Tensor> params = net.namedParameters();
+        for (String name : names) {
+            opt.state(params.get(name)).forEach((k, v) -> tensors.put("optim." + name + "." + k, v));
+        }
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("format", "dir4j-train-1");
+        meta.put("step", Long.toString(step));
+        meta.put("optimizer_steps", Long.toString(opt.steps()));
+        meta.put("train_config", Json.write(new LinkedHashMap<>(cfg.toMap())));
+        meta.put("model_options", Json.write(modelOptions(net.options())));
+        try {
+            Safetensors.write(checkpointFile(), tensors, meta);
+        } catch (IOException e) {
+            throw new IOException("cannot write checkpoint at step " + step + " (" + e.getMessage()
+                    + "); the previous checkpoint " + checkpointFile() + " is intact", e);
+        }
+    }
+
+    /** The reference's model_options keys for a network. */
+    public static Map<String, Object> modelOptions(RetrievalNet.Options o) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("arch", o.arch() + "_rmac");
+        m.put("out_dim", o.outDim());
+        m.put("pooling", o.pooling());
+        m.put("gemp", o.gemp());
+        m.put("without_fc", o.withoutFc());
+        m.put("norm_features", o.normFeatures());
+        m.put("base_width", o.baseWidth());
+        return m;
+    }
+
+    private long restore(Optimizer opt, List<String> names) throws IOException {
+        try (Safetensors.Contents c = Safetensors.read(checkpointFile())) {
+            String format = c.metadata().get("format");
+            if (!"dir4j-train-1".equals(format)) {
+                throw new IOException(checkpointFile() + " is not a dir4j training checkpoint (format " + format + ")");
+            }
+            Map<String, Tensor> model = new LinkedHashMap<>();
+            c.tensors().forEach((k, v) -> {
+                if (k.startsWith("model.")) {
+                    model.put(k.substring(6), v);
+                }
+            });
+            try {
+                net.loadStateDict(model, true);
+            } catch (IllegalArgumentException e) {
+                throw new IOException(checkpointFile() + " does not fit this network: " + e.getMessage(), e);
+            }
+            Map<String, Tensor> params = net.namedParameters();
+            for (String name : names) {
+                String prefix = "optim." + name + ".";
+                c.tensors().forEach((k, v) -> {
+                    if (k.startsWith(prefix)) {
+                        opt.restoreState(params.get(name), k.substring(prefix.length()), v);
+                    }
+                });
+            }
+            opt.setSteps(Long.parseLong(c.metadata().get("optimizer_steps")));
+            return Long.parseLong(c.metadata().get("step"));
+        }
+    }
+
+    private void appendLog(long step, double loss, double lr, double ips, double validation) throws IOException {
+        Path log = outDir.resolve("log.csv");
+        String line = String.format(java.util.Locale.ROOT, "%d,%s,%s,%s,%s%n", step, num(loss), num(lr), num(ips),
+                num(validation));
+        if (!Files.exists(log)) {
+            Files.writeString(log, "step,loss,lr,images_per_second,validation_map\n", StandardCharsets.UTF_8);
+        }
+        Files.writeString(log, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
+    }
+
+    private static String num(double v) {
+        return Double.isNaN(v) ? "" : Double.toString(v);
+    }
+
+    /** The log up to {@code step} (later rows, from after the checkpoint, are dropped). */
+    private History readLog(long step) throws IOException {
+        History h = History.empty();
+        Path log = outDir.resolve("log.csv");
+        if (!Files.exists(log)) {
+            return h;
+        }
+        List<String> kept = new ArrayList<>();
+        List<String> lines = Files.readAllLines(log);
+        kept.add(lines.get(0));
+        for (String line : lines.subList(1, lines.size())) {
+            String[] f = line.split(",", -1);
+            long s = Long.parseLong(f[0]);
+            if (s > step) {
+                continue;
+            }
+            kept.add(line);
+            if (!f[1].isEmpty()) {
+                h.steps().add(s);
+                h.losses().add(Double.parseDouble(f[1]));
+                h.lrs().add(Double.parseDouble(f[2]));
+            }
+            if (!f[4].isEmpty()) {
+                h.validationSteps().add(s);
+                h.validation().add(Double.parseDouble(f[4]));
+            }
+        }
+        Files.write(log, kept, StandardCharsets.UTF_8);
+        return h;
+    }
+
+    static String duration(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format("%dh%02dm", s / 3600, s % 3600 / 60)
+                : String.format("%dm%02ds", s / 60, s % 60);
+    }
+}

@@ -1,0 +1,154 @@
+package dir4j.retrieval.train;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.Tensor;
+import dir4j.retrieval.net.RetrievalNet;
+import dir4j.retrieval.synth.SyntheticLandmarks;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The training loop: a run interrupted after a checkpoint and resumed ends with exactly the
+ * weights of an uninterrupted run (CPU, same seed); the loss goes down; bad settings and a
+ * checkpoint of another architecture are clear errors that leave the checkpoint intact.
+ */
+class TrainerTest {
+    @TempDir
+    static Path data;
+
+    static List<Path> images = new ArrayList<>();
+    static int[] labels;
+
+    static final RetrievalNet.Options NET = new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4);
+
+    @BeforeAll
+    static void benchmark() throws IOException {
+        var cfg = new SyntheticLandmarks.Config(3, 48, 4, 3, 1, 1, 1, 1, 0, 1);
+        Path dir = SyntheticLandmarks.generate(data, cfg, null);
+        List<Integer> ls = new ArrayList<>();
+        for (String line : Files.readAllLines(dir.resolve("train.txt"))) {
+            String[] f = line.split(" ");
+            images.add(dir.resolve(f[0]));
+            ls.add(Integer.parseInt(f[1]));
+        }
+        labels = ls.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    static TrainConfig config(int steps) {
+        return TrainConfig.defaults().with(Map.ofEntries(Map.entry("classesPerBatch", "3"),
+                Map.entry("imagesPerClass", "2"), Map.entry("subBatch", "4"), Map.entry("steps", "" + steps),
+                Map.entry("cropSize", "32"), Map.entry("minSize", "32"), Map.entry("maxSize", "40"),
+                Map.entry("lr", "0.01"), Map.entry("checkpointEvery", "2"), Map.entry("frozenBatchNorm", "false"),
+                Map.entry("seed", "4"), Map.entry("warmup", "0")));
+    }
+
+    static Map<String, double[]> weights(RetrievalNet net) {
+        Map<String, double[]> m = new LinkedHashMap<>();
+        net.stateDict().forEach((k, v) -> m.put(k, v.toDoubleArray()));
+        return m;
+    }
+
+    @Test
+    void resumedRunEndsWithTheWeightsOfAnUninterruptedOne(@TempDir Path out) throws IOException {
+        Map<String, double[]> straight;
+        Trainer.History full;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            full = new Trainer(net, images, labels, config(4), out.resolve("a")).run(false, null, null);
+            straight = weights(net);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out.resolve("b")).run(false, null, null, 2);
+        }
+        Map<String, double[]> resumed;
+        Trainer.History tail;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(123))) { // other init: all comes from the checkpoint
+            tail = new Trainer(net, images, labels, config(4), out.resolve("b")).run(true, null, null);
+            resumed = weights(net);
+        }
+        for (var e : straight.entrySet()) {
+            assertArrayEquals(e.getValue(), resumed.get(e.getKey()), 0.0, e.getKey());
+        }
+        assertEquals(full.losses(), tail.losses(), "the log carries over: same losses at every step");
+        assertEquals(List.of(1L, 2L, 3L, 4L), tail.steps());
+        assertTrue(Files.exists(out.resolve("b").resolve("loss.png")));
+        assertNotEquals(full.losses().get(0), full.losses().get(3));
+    }
+
+    @Test
+    void twoRunsWithTheSameSeedGiveIdenticalWeights(@TempDir Path out) throws IOException {
+        Map<String, double[]> a;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(3), out.resolve("a")).run(false, null, null);
+            a = weights(net);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(3), out.resolve("b")).run(false, null, null);
+            for (var e : weights(net).entrySet()) {
+                assertArrayEquals(a.get(e.getKey()), e.getValue(), 0.0, e.getKey());
+            }
+        }
+    }
+
+    @Test
+    void checkpointOfAnotherArchitectureIsRefusedAndKept(@TempDir Path out) throws IOException {
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out).run(false, null, null, 2);
+        }
+        byte[] before = Files.readAllBytes(out.resolve("checkpoint.safetensors"));
+        var other = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 4);
+        try (RetrievalNet net = new RetrievalNet(other, new Random(9))) {
+            IOException e = assertThrows(IOException.class,
+                    () -> new Trainer(net, images, labels, config(4), out).run(true, null, null));
+            assertTrue(e.getMessage().contains("does not fit this network"), e.getMessage());
+            assertTrue(e.getMessage().contains("fc.weight"), e.getMessage());
+        }
+        assertArrayEquals(before, Files.readAllBytes(out.resolve("checkpoint.safetensors")));
+    }
+
+    @Test
+    void badSettingsAreClearErrors() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TrainConfig.defaults().with(Map.of("lossy", "ap")));
+        assertTrue(e.getMessage().contains("unknown training setting 'lossy'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TrainConfig.defaults().with(Map.of("steps", "ten")));
+        assertTrue(e.getMessage().contains("steps"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> new ClassBalancedSampler(new int[] {0, 1, 2}, 2, 2, 0));
+        assertTrue(e.getMessage().contains("two or more images"), e.getMessage());
+        ClassBalancedSampler s = new ClassBalancedSampler(new int[] {0, 0, 1, 1, 2}, 2, 2, 0);
+        assertEquals(List.of(2), s.droppedClasses());
+        assertArrayEquals(s.batch(7).images(), new ClassBalancedSampler(new int[] {0, 0, 1, 1, 2}, 2, 2, 0)
+                .batch(7).images(), "batches depend only on seed and step");
+    }
+
+    @Test
+    void augmentationIsDeterministicPerSeed() {
+        var aug = new Augmentation(40, 48, 32, 10, 0.2);
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(60, 50,
+                java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < 50; y++) {
+            for (int x = 0; x < 60; x++) {
+                img.setRGB(x, y, (x * 4) << 16 | (y * 5) << 8 | 77);
+            }
+        }
+        var a = aug.apply(img, new Random(3));
+        var b = aug.apply(img, new Random(3));
+        assertEquals(32, a.getWidth());
+        assertArrayEquals(a.getRGB(0, 0, 32, 32, null, 0, 32), b.getRGB(0, 0, 32, 32, null, 0, 32));
+        Tensor t = Tensor.zeros(1);
+        t.close();
+    }
+}
