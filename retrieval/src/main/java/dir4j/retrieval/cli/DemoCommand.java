@@ -20,7 +20,7 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "demo-out", description = "Output folder. Default: ${DEFAULT-VALUE}.")
     Path out;
 
-    @Option(names = "--steps", description = "Training steps (default 150).")
+    @Option(names = "--steps", description = "Training steps (default 300).")
     Integer steps;
 
     @Option(names = "--fresh", description = "Ignore an earlier demo's checkpoint and train from the start.")

@@ -52,10 +52,10 @@ public final class Demo {
                     Map.entry("loss", "ap"), Map.entry("nq", "20"), Map.entry("binMin", "-1"), Map.entry("binMax", "1"),
                     Map.entry("classesPerBatch", "8"), Map.entry("imagesPerClass", "4"), Map.entry("subBatch", "16"),
                     Map.entry("optimizer", "adam"), Map.entry("lr", "0.002"), Map.entry("weightDecay", "0.0001"),
-                    Map.entry("schedule", "cosine"), Map.entry("warmup", "10"), Map.entry("steps", "150"),
+                    Map.entry("schedule", "cosine"), Map.entry("warmup", "10"), Map.entry("steps", "300"),
                     Map.entry("cropSize", "112"), Map.entry("minSize", "112"), Map.entry("maxSize", "144"),
                     Map.entry("tilt", "8"), Map.entry("jitter", "0.2"), Map.entry("frozenBatchNorm", "false"),
-                    Map.entry("seed", "1"), Map.entry("checkpointEvery", "25"), Map.entry("validateEvery", "30")));
+                    Map.entry("seed", "1"), Map.entry("checkpointEvery", "50"), Map.entry("validateEvery", "50")));
             return new Settings(dataRoot, out, SyntheticLandmarks.Config.demo(),
                     new RetrievalNet.Options("resnet18", 128, "gem", 3, false, false, 16), t, 128, true);
         }
