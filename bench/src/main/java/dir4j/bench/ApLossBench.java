@@ -42,10 +42,12 @@ public class ApLossBench {
     @Setup(Level.Trial)
     public void setup() {
         Random rng = new Random(1);
+        Tensor unit;
         try (MemoryScope s = MemoryScope.open()) {
-            Tensor raw = Tensor.randn(rng, n, 2048);
-            d = s.keep(NnOps.l2Normalize(raw, 1, 1e-12)).detach().requiresGrad(true);
+            unit = s.keep(NnOps.l2Normalize(Tensor.randn(rng, n, 2048), 1, 1e-12));
         }
+        d = unit.detach().requiresGrad(true); // a leaf view created outside the scope
+        unit.close();
         classes = new int[n];
         for (int i = 0; i < n; i++) {
             classes[i] = i / 4;

@@ -477,6 +477,27 @@ public final class Ops {
             b.requiresGrad() ? sumTo(matmul(transpose(a, -1, -2), g), b.shape()) : null});
     }
 
+    /**
+     * The Gram matrix x·xᵀ of x [N, D] (all pairwise dot products: the score matrix of a batch
+     * of descriptors). Its backward uses one GEMM, (G + Gᵀ)·x, where matmul(x, xᵀ) would use two
+     * and a strided accumulation.
+     */
+    public static Tensor gram(Tensor x) {
+        check("gram", x);
+        checkFloating("gram", x);
+        if (x.rank() != 2) {
+            throw new IllegalArgumentException("gram: needs an N×D matrix, got " + describe(x));
+        }
+        Tensor out;
+        try (Autograd.NoGrad ng = Autograd.noGrad(); Tensor xt = transpose(x, 0, 1)) {
+            out = matmul(x, xt);
+        }
+        return Autograd.record("gram", out, new Tensor[] {x}, g -> {
+            Tensor sym = add(g, transpose(g, 0, 1));
+            return new Tensor[] {freeUnlessRecorded(matmul(sym, x), sym)};
+        });
+    }
+
     /** A [nb, r, c] view of t broadcast to the batch dims (a copy only when they cannot merge). */
     private static Tensor batched3(String op, Tensor t, int[] batch, int nb, int r, int c) {
         int[] full = Arrays.copyOf(batch, batch.length + 2);

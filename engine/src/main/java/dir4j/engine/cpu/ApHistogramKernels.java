@@ -41,6 +41,21 @@ final class ApHistogramKernels {
             return k == nq - 1 ? 1 : 2 - nq + k - a * min;
         }
 
+        /**
+         * k when s lies strictly between the centres of bins k+1 and k with a margin against
+         * rounding (there q_k = w2·s + b2, q_{k+1} = w1·s + b1 and no other bin is non-zero or
+         * has a slope); −1 near a centre or outside (min, max), where the general path decides.
+         */
+        int interiorBin(double s) {
+            double t = (max - s) * a;
+            if (!(t > 1e-6 && t < nq - 1 - 1e-6)) {
+                return -1;
+            }
+            int k = (int) t;
+            double f = t - k;
+            return f > 1e-6 && f < 1 - 1e-6 ? k : -1;
+        }
+
         /** First and last bin that can be non-zero (or have a non-zero slope) at s. */
         int lo(double s) {
             return clamp((int) Math.floor((max - s) * a) - 1);
@@ -90,7 +105,18 @@ final class ApHistogramKernels {
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
                 double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
-                for (int k = q.lo(s), hi = q.hi(s); k <= hi; k++) {
+                int k = q.interiorBin(s);
+                if (k >= 0) {
+                    // strictly between the centres of bins k and k+1: only those two are non-zero
+                    double wk = q.w2(k) * s + q.b2(k);
+                    double wk1 = q.w1(k + 1) * s + q.b1(k + 1);
+                    nb[k] += wk;
+                    np[k] += y * wk;
+                    nb[k + 1] += wk1;
+                    np[k + 1] += y * wk1;
+                    continue;
+                }
+                for (k = q.lo(s); k <= q.hi(s); k++) {
                     double w = q.weight(k, s);
                     nb[k] += w;
                     np[k] += y * w;
@@ -134,8 +160,14 @@ final class ApHistogramKernels {
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
                 double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
                 double d = 0;
-                for (int k = q.lo(s), hi = q.hi(s); k <= hi; k++) {
-                    d += (g[k] + y * gp[k]) * q.slope(k, s);
+                int k = q.interiorBin(s);
+                if (k >= 0) {
+                    // dq_k/ds = w2(k) = a and dq_{k+1}/ds = w1(k+1) = −a; the other bins are flat here
+                    d = (g[k] + y * gp[k] - g[k + 1] - y * gp[k + 1]) * q.a();
+                } else {
+                    for (k = q.lo(s); k <= q.hi(s); k++) {
+                        d += (g[k] + y * gp[k]) * q.slope(k, s);
+                    }
                 }
                 CpuBackend.store(os, t, ob + j, d);
             }

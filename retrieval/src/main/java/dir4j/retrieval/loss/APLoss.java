@@ -112,21 +112,30 @@ public class APLoss {
             throw new IllegalArgumentException("AP loss: descriptors " + Shape.str(descriptors.shape()) + " and "
                     + classIds.length + " class ids must agree in N");
         }
-        Tensor scores = Ops.matmul(descriptors, Ops.transpose(descriptors, 0, 1));
+        Tensor scores = Ops.gram(descriptors);
         return forward(scores, sameClass(classIds, descriptors.dtype()), queryWeights);
     }
 
     /** The N×N 0/1 matrix [class_i == class_j]. */
     public static Tensor sameClass(int[] classIds, DType dtype) {
         int n = classIds.length;
-        double[] y = new double[n * n];
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < n; j++) {
-                y[i * n + j] = classIds[i] == classIds[j] ? 1 : 0;
-            }
-        }
-        Tensor t = Tensor.ofDoubles(y, n, n);
         if (dtype == DType.FLOAT64) {
+            double[] y = new double[n * n];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    y[i * n + j] = classIds[i] == classIds[j] ? 1 : 0;
+                }
+            }
+            return Tensor.ofDoubles(y, n, n);
+        }
+        float[] y = new float[n * n];
+        dir4j.engine.cpu.CpuThreads.parallelFor(n, i -> {
+            for (int j = 0; j < n; j++) {
+                y[i * n + j] = classIds[i] == classIds[j] ? 1f : 0f;
+            }
+        });
+        Tensor t = Tensor.of(y, n, n);
+        if (dtype == DType.FLOAT32) {
             return t;
         }
         Tensor c = t.to(dtype);
@@ -162,11 +171,14 @@ public class APLoss {
     }
 
     private static void checkFinite(Tensor scores) {
-        for (double v : scores.toDoubleArray()) {
-            if (!Double.isFinite(v)) {
-                throw new IllegalArgumentException("AP loss: scores contain " + v
-                        + " (NaN or infinite); check the descriptors (an all-zero row normalises to NaN)");
-            }
+        // NaN and ±∞ survive a sum (accumulated in double, so finite scores cannot overflow it)
+        double sum;
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad(); Tensor s = Ops.sum(scores, null, false)) {
+            sum = s.item();
+        }
+        if (!Double.isFinite(sum)) {
+            throw new IllegalArgumentException("AP loss: scores contain NaN or infinite values; check the descriptors "
+                    + "(an all-zero row normalises to NaN)");
         }
     }
 }
