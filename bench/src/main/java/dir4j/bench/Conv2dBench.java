@@ -49,6 +49,9 @@ public class Conv2dBench {
     MemorySegment x;
     MemorySegment w;
     MemorySegment y;
+    MemorySegment dy;
+    MemorySegment dx;
+    MemorySegment dw;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -61,6 +64,9 @@ public class Conv2dBench {
         x = random(g.inputSize(), 1);
         w = random(g.weightSize(), 2);
         y = random(g.outputSize(), 3);
+        dy = random(g.outputSize(), 4);
+        dx = random(g.inputSize(), 5);
+        dw = random(g.weightSize(), 6);
         System.out.printf("%n%s: %s, %.3f GFLOP per call%n", shape, g, 2e-9 * g.macs());
     }
 
@@ -85,17 +91,17 @@ public class Conv2dBench {
         return y;
     }
 
-    /** dx = conv_transpose(dy, w), with y standing in for dy and x receiving dx. */
+    /** dx = conv_transpose(dy, w). */
     @Benchmark
     public MemorySegment backwardData() {
-        Conv2dKernels.backwardData(g, y, 0, w, 0, x, 0);
-        return x;
+        Conv2dKernels.backwardData(g, dy, 0, w, 0, dx, 0);
+        return dx;
     }
 
-    /** dw = Σ x ⋆ dy, with y standing in for dy and w receiving dw. */
+    /** dw = Σ over the batch of x ⋆ dy. */
     @Benchmark
     public MemorySegment backwardFilter() {
-        Conv2dKernels.backwardFilter(g, x, 0, y, 0, w, 0);
-        return w;
+        Conv2dKernels.backwardFilter(g, x, 0, dy, 0, dw, 0);
+        return dw;
     }
 }

@@ -37,7 +37,7 @@ final class Col2imOutput implements GemmOutput {
     /** Adds every tile (depth blocks are partial sums, and the scatter is additive anyway). */
     @Override
     public void store(float[] tile, int ts, int p0, int taps, int q0, int pixels, boolean first) {
-        int[] runs = new int[4 * (pixels + 1)];
+        int[] runs = ConvIndex.runBuffer(pixels);
         int nRuns = index.outputRowRuns(q0, pixels, runs);
         ConvIndex.Tap tap = index.tap(p0);
         for (int r = 0; r < taps; r++, tap.next()) {

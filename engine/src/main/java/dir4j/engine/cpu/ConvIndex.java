@@ -49,6 +49,18 @@ final class ConvIndex {
         return u;
     }
 
+    /** A per-thread array big enough for {@link #outputRowRuns} over {@code count} pixels (col2im asks once per tile). */
+    static int[] runBuffer(int count) {
+        int[] runs = RUNS.get();
+        if (runs.length < 4 * (count + 1)) {
+            runs = new int[4 * (count + 1)];
+            RUNS.set(runs);
+        }
+        return runs;
+    }
+
+    private static final ThreadLocal<int[]> RUNS = ThreadLocal.withInitial(() -> new int[4 * 65]);
+
     /** The input row that tap reads for output row oh; outside [0, height) means padding. */
     int inputRow(Tap tap, int oh) {
         return oh * g.strideH() - g.padH() + tap.kh * g.dilationH();

@@ -1,10 +1,10 @@
 package dir4j.engine.cpu;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -81,33 +81,33 @@ interface GemmOutput {
 
     /**
      * seg[at … at+len) ← alpha·tile[t … t+len) + beta·seg[…], reading seg only when
-     * {@code readOld}. Whole vectors first, then a scalar tail (tails occur only at matrix edges).
+     * {@code readOld}. Whole vectors first, then one masked vector for the tail.
      */
     static void storeRun(float[] tile, int t, MemorySegment seg, long at, int len, float alpha,
             float beta, boolean readOld) {
         VectorSpecies<Float> s = Sgemm.SPECIES;
         int vl = s.length();
         ByteOrder order = ByteOrder.nativeOrder();
+        FloatVector va = FloatVector.broadcast(s, alpha);
+        FloatVector vb = FloatVector.broadcast(s, beta);
         int q = 0;
-        if (readOld) {
-            for (; q <= len - vl; q += vl) {
-                long b = (at + q) * Float.BYTES;
-                FloatVector old = FloatVector.fromMemorySegment(s, seg, b, order);
-                FloatVector.fromArray(s, tile, t + q).mul(alpha).add(old.mul(beta)).intoMemorySegment(seg, b, order);
+        for (; q <= len - vl; q += vl) {
+            long b = (at + q) * Float.BYTES;
+            FloatVector v = FloatVector.fromArray(s, tile, t + q).mul(va);
+            if (readOld) {
+                v = FloatVector.fromMemorySegment(s, seg, b, order).fma(vb, v);
             }
-            for (; q < len; q++) {
-                long i = at + q;
-                seg.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i,
-                        alpha * tile[t + q] + beta * seg.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i));
+            v.intoMemorySegment(seg, b, order);
+        }
+        if (q < len) {
+            // The tail under a mask: edge tiles, and runs clipped by a convolution's padding.
+            VectorMask<Float> m = s.indexInRange(0, len - q);
+            long b = (at + q) * Float.BYTES;
+            FloatVector v = FloatVector.fromArray(s, tile, t + q, m).mul(va);
+            if (readOld) {
+                v = FloatVector.fromMemorySegment(s, seg, b, order, m).fma(vb, v);
             }
-        } else {
-            for (; q <= len - vl; q += vl) {
-                FloatVector.fromArray(s, tile, t + q).mul(alpha)
-                        .intoMemorySegment(seg, (at + q) * Float.BYTES, order);
-            }
-            for (; q < len; q++) {
-                seg.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, at + q, alpha * tile[t + q]);
-            }
+            v.intoMemorySegment(seg, b, order, m);
         }
     }
 }

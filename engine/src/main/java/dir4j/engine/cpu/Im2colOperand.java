@@ -25,7 +25,7 @@ final class Im2colOperand implements GemmOperand {
     /** Column panels (the forward's B): lanes are output pixels, depth the taps. */
     @Override
     public void packColumnPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
-        int[] runs = new int[4 * (w + 1)];
+        int[] runs = ConvIndex.runBuffer(w);
         for (int t = 0; t * w < pixels; t++) {
             int lanes = Math.min(w, pixels - t * w);
             int panel = dOff + t * w * taps;
@@ -39,16 +39,20 @@ final class Im2colOperand implements GemmOperand {
                             dst, rowAt + lane);
                 }
             }
-            GemmOperand.zeroLanes(dst, panel, w, lanes, taps);
+            PanelPacking.zeroLanes(dst, panel, w, lanes, taps);
         }
     }
 
-    /** Row panels (the filter gradient's Bᵀ): lanes are taps, depth the output pixels. */
+    /**
+     * Row panels (the filter gradient's Bᵀ): lanes are taps, depth the output pixels. Each tap's
+     * pixels are contiguous in the input, so the panel's taps are staged one after another and
+     * transposed into place.
+     */
     @Override
     public void packRowPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
-        int[] runs = new int[4 * (pixels + 1)];
+        int[] runs = ConvIndex.runBuffer(pixels);
         int nRuns = index.outputRowRuns(q0, pixels, runs);
-        float[] row = GemmOperand.stagingRow(pixels);
+        float[] block = PanelPacking.staging(w * pixels);
         for (int t = 0; t * w < taps; t++) {
             int lanes = Math.min(w, taps - t * w);
             int panel = dOff + t * w * pixels;
@@ -57,11 +61,11 @@ final class Im2colOperand implements GemmOperand {
                 for (int u = 0; u < nRuns; u++) {
                     int pos = runs[4 * u];
                     copyTapRun(tap, runs[4 * u + 1], runs[4 * u + 2], runs[4 * u + 3], runs[4 * u + 4] - pos,
-                            row, pos);
+                            block, l * pixels + pos);
                 }
-                GemmOperand.scatterRow(row, 0, pixels, dst, panel + l, w);
             }
-            GemmOperand.zeroLanes(dst, panel, w, lanes, pixels);
+            PanelPacking.transpose(block, pixels, lanes, pixels, dst, panel, w);
+            PanelPacking.zeroLanes(dst, panel, w, lanes, pixels);
         }
     }
 
@@ -81,7 +85,7 @@ final class Im2colOperand implements GemmOperand {
         long src = index.inputIndex(xOff, n, tap.ci, ih, iw0);
         int sw = g.strideW();
         if (sw == 1) {
-            GemmOperand.copyRun(x, src + lo, dst, at + lo, hi - lo);
+            PanelPacking.copyRun(x, src + lo, dst, at + lo, hi - lo);
         } else {
             for (int l = lo; l < hi; l++) {
                 dst[at + l] = x.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, src + (long) l * sw);

@@ -22,11 +22,11 @@ record NchwMatrix(MemorySegment seg, long off, int channels, int spatial) implem
                 int n = q / spatial;
                 int s = q - n * spatial;
                 int len = Math.min(spatial - s, cols - pos);
-                GemmOperand.gather(dst, panel + pos * w, w, seg, at(n, c, s), spatial, 1, lanes, len);
+                PanelPacking.gather(dst, panel + pos * w, w, seg, at(n, c, s), spatial, 1, lanes, len);
                 pos += len;
                 q += len;
             }
-            GemmOperand.zeroLanes(dst, panel, w, lanes, cols);
+            PanelPacking.zeroLanes(dst, panel, w, lanes, cols);
         }
     }
 
@@ -40,26 +40,26 @@ record NchwMatrix(MemorySegment seg, long off, int channels, int spatial) implem
                 int n = q / spatial;
                 int s = q - n * spatial;
                 int len = Math.min(spatial - s, lanes - lane);
-                GemmOperand.gather(dst, panel + lane, w, seg, at(n, c0, s), 1, spatial, len, rows);
+                PanelPacking.gather(dst, panel + lane, w, seg, at(n, c0, s), 1, spatial, len, rows);
                 lane += len;
                 q += len;
             }
-            GemmOperand.zeroLanes(dst, panel, w, lanes, rows);
+            PanelPacking.zeroLanes(dst, panel, w, lanes, rows);
         }
     }
 
     /** As an output: M = P on the first depth block, M += P after (the convolution overwrites). */
     @Override
     public void store(float[] tile, int ts, int c0, int rows, int q0, int cols, boolean first) {
-        for (int r = 0; r < rows; r++) {
-            for (int pos = 0, q = q0; pos < cols; ) {
-                int n = q / spatial;
-                int s = q - n * spatial;
-                int len = Math.min(spatial - s, cols - pos);
+        for (int pos = 0, q = q0; pos < cols; ) {
+            int n = q / spatial;
+            int s = q - n * spatial;
+            int len = Math.min(spatial - s, cols - pos);
+            for (int r = 0; r < rows; r++) {
                 GemmOutput.storeRun(tile, r * ts + pos, seg, at(n, c0 + r, s), len, 1f, 1f, !first);
-                pos += len;
-                q += len;
             }
+            pos += len;
+            q += len;
         }
     }
 

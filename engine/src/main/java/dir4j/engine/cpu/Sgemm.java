@@ -10,7 +10,10 @@ import jdk.incubator.vector.VectorSpecies;
  * NR-column panels in per-thread heap arrays, and a register-blocked broadcast-FMA micro-kernel
  * computes one MR×NR tile of C per call. Cache blocking: a KC-deep B panel of NC columns is packed
  * once and shared by all threads; each task packs its own block of A rows (kept in L2) and sweeps
- * it across the shared B panel, one KC×NR micro-panel (kept in L1) at a time.
+ * it across the shared B panel, one KC×NR micro-panel (kept in L1) at a time. When there are
+ * several column blocks and A is small (a convolution's weights), A is packed once for all of them.
+ * The operands need not be matrices at all ({@link GemmOperand}, {@link GemmOutput}): the
+ * convolutions ({@link Conv2dKernels}) run on this same driver and micro-kernel.
  *
  * <p>Runs with {@code -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0} (see DESIGN.md), so the
  * micro-kernel's panel indexing is unchecked: SgemmTest proves it over many odd shapes, and the
@@ -19,16 +22,16 @@ import jdk.incubator.vector.VectorSpecies;
 public final class Sgemm {
     /** The backend's float species ({@link CpuVectors}: preferred, or {@code -Ddir4j.vector.bits}). */
     static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
-    /** Micro-tile rows. */
-    static final int MR = Integer.getInteger("dir4j.sgemm.mr", 12);
+    /** Micro-tile rows: the micro-kernel's twelve broadcast rows. */
+    static final int MR = 12;
     /** Micro-tile columns: two vectors. */
     static final int NR = 2 * SPECIES.length();
     /** Depth of a packed block: a KC×NR micro-panel of B (32 KiB at 512 bits) stays in L1. */
-    static final int KC = Integer.getInteger("dir4j.sgemm.kc", 256);
+    static final int KC = 256;
     /** Rows of A per task block, aimed at L2 with the B micro-panel streaming past. */
-    static final int MC = Integer.getInteger("dir4j.sgemm.mc", 192);
+    static final int MC = 192;
     /** Columns of the shared packed B panel (KC·NC floats, in L2/L3). */
-    static final int NC = Integer.getInteger("dir4j.sgemm.nc", 2048);
+    static final int NC = 2048;
     /** Below this many multiply-adds a product runs on the calling thread alone. */
     private static final long SERIAL_WORK = 64L * 64 * 64;
     /** Largest A (in packed floats) packed once and shared by all column blocks: 16 MiB. */
@@ -39,6 +42,10 @@ public final class Sgemm {
     static {
         LOG.log(System.Logger.Level.DEBUG, "SGEMM micro-kernel {0}x{1} on {2}-bit vectors", MR, NR,
                 SPECIES.vectorBitSize());
+        if (CpuVectors.preferredBits() < 512) {
+            LOG.log(System.Logger.Level.WARNING, "no AVX-512 on this CPU: the SGEMM micro-kernel keeps 27 vectors"
+                    + " in registers and will spill on 16-register AVX2 (correct, but slower)");
+        }
         if (!"0".equals(System.getProperty("jdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK"))) {
             LOG.log(System.Logger.Level.WARNING, "Vector API bounds checks are on: SGEMM and convolutions run"
                     + " ~2.6x slower; start the JVM with -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0");
@@ -52,6 +59,8 @@ public final class Sgemm {
      * Element (i,k) of A is at float index {@code aOff + i*aRs + k*aCs} of segment a (strides in
      * floats, so a transposed operand is just swapped strides); B likewise; C (i,j) at
      * {@code cOff + i*ldc + j}. beta == 0 means C is not read (NaN-safe). k == 0 gives C = beta·C.
+     * Segments may be native (any arena, confined to the caller included) or heap; C must not
+     * overlap A or B.
      *
      * @throws IllegalArgumentException if a size is negative or an operand reaches past its segment
      */
@@ -74,8 +83,8 @@ public final class Sgemm {
     /**
      * {@link #sgemm} on {@code batch} independent products; product t uses the offsets
      * {@code aOff + t*aBatchStride}, {@code bOff + t*bBatchStride}, {@code cOff + t*cBatchStride}.
-     * With at least as many products as threads each thread takes whole products; otherwise the
-     * products run one after another, each parallel over its own blocks.
+     * When the products divide evenly over the threads (or are many) each thread takes whole
+     * products; otherwise they run one after another, each parallel over its own blocks.
      */
     public static void sgemmBatched(int batch, int m, int n, int k, float alpha,
             MemorySegment a, long aOff, long aRs, long aCs, long aBatchStride,
@@ -96,9 +105,11 @@ public final class Sgemm {
         MemorySegment sa = forWorkers(a);
         MemorySegment sb = forWorkers(b);
         MemorySegment sc = forWorkers(c);
-        CpuThreads.parallelFor(batch >= CpuThreads.threads() ? batch : 1, first -> {
-            int from = batch >= CpuThreads.threads() ? first : 0;
-            int to = batch >= CpuThreads.threads() ? first + 1 : batch;
+        int threads = CpuThreads.threads();
+        boolean byProduct = batch % threads == 0 || batch >= 4 * threads;
+        CpuThreads.parallelFor(byProduct ? batch : 1, first -> {
+            int from = byProduct ? first : 0;
+            int to = byProduct ? first + 1 : batch;
             for (int t = from; t < to; t++) {
                 gemm(m, n, k,
                         GemmOperand.strided(sa, aOff + t * aBatchStride, aRs, aCs),
@@ -120,6 +131,7 @@ public final class Sgemm {
      * because its owner thread is inside this call and so cannot close the arena before the
      * workers are done. Extents are checked against the original first.
      */
+    @SuppressWarnings("restricted")
     static MemorySegment forWorkers(MemorySegment seg) {
         if (!seg.isNative() || CpuThreads.threads() == 1) {
             return seg;
@@ -295,7 +307,11 @@ public final class Sgemm {
         }
     }
 
-    /** Reusable packing buffers, one set per thread: the micro-kernel wants heap arrays (DESIGN.md). */
+    /**
+     * Reusable packing buffers, one set per thread: the micro-kernel wants heap arrays (DESIGN.md).
+     * They grow to the largest product seen and stay: per calling thread up to KC·NC floats of B
+     * (2 MiB at 512 bits) plus a prepacked A of up to 16 MiB; per worker one A block (~200 KiB).
+     */
     private static final class Workspace {
         private float[] aPanels = new float[0];
         private float[] bPanels = new float[0];
@@ -331,198 +347,90 @@ public final class Sgemm {
     }
 
     /**
-     * tile[MR×NR] = Apanel[kc×MR]ᵀ·Bpanel[kc×NR]: the one micro-kernel. Per depth step it loads two
-     * B vectors and broadcasts MR values of A, each feeding two FMAs into accumulators that stay in
-     * registers for the whole panel.
+     * tile[MR×NR] = Apanel[kc×MR]ᵀ·Bpanel[kc×NR], the one micro-kernel (the convolutions run on it
+     * too). Per depth step it loads two B vectors and broadcasts the step's 12 A values straight
+     * from the packed panel, each feeding two FMAs into 24 accumulators that stay in registers
+     * for the whole panel: 24 + 2 + 1 of AVX-512's 32 vector registers. Measured here against
+     * 6×2 (also unrolled ×2), 8×2, 8×3 and 14×2 vectors, 12×2 was fastest (6×2 ~5-10% behind).
      */
     static void microKernel(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
-        switch (MR) {
-            case 6 -> kernel6(kc, a, ai, b, bi, tile);
-            case 8 -> kernel8(kc, a, ai, b, bi, tile);
-            default -> kernel12(kc, a, ai, b, bi, tile);
-        }
-    }
-
-    private static void kernel6(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
-        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
-        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
-        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
-        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
-        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
-        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
+        FloatVector c0lo = FloatVector.zero(s), c0hi = FloatVector.zero(s);
+        FloatVector c1lo = FloatVector.zero(s), c1hi = FloatVector.zero(s);
+        FloatVector c2lo = FloatVector.zero(s), c2hi = FloatVector.zero(s);
+        FloatVector c3lo = FloatVector.zero(s), c3hi = FloatVector.zero(s);
+        FloatVector c4lo = FloatVector.zero(s), c4hi = FloatVector.zero(s);
+        FloatVector c5lo = FloatVector.zero(s), c5hi = FloatVector.zero(s);
+        FloatVector c6lo = FloatVector.zero(s), c6hi = FloatVector.zero(s);
+        FloatVector c7lo = FloatVector.zero(s), c7hi = FloatVector.zero(s);
+        FloatVector c8lo = FloatVector.zero(s), c8hi = FloatVector.zero(s);
+        FloatVector c9lo = FloatVector.zero(s), c9hi = FloatVector.zero(s);
+        FloatVector c10lo = FloatVector.zero(s), c10hi = FloatVector.zero(s);
+        FloatVector c11lo = FloatVector.zero(s), c11hi = FloatVector.zero(s);
         for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
             FloatVector b0 = FloatVector.fromArray(s, b, bi);
             FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
             FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
-            c00 = a0.fma(b0, c00);
-            c01 = a0.fma(b1, c01);
+            c0lo = a0.fma(b0, c0lo);
+            c0hi = a0.fma(b1, c0hi);
             FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
-            c10 = a1.fma(b0, c10);
-            c11 = a1.fma(b1, c11);
+            c1lo = a1.fma(b0, c1lo);
+            c1hi = a1.fma(b1, c1hi);
             FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
-            c20 = a2.fma(b0, c20);
-            c21 = a2.fma(b1, c21);
+            c2lo = a2.fma(b0, c2lo);
+            c2hi = a2.fma(b1, c2hi);
             FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
-            c30 = a3.fma(b0, c30);
-            c31 = a3.fma(b1, c31);
+            c3lo = a3.fma(b0, c3lo);
+            c3hi = a3.fma(b1, c3hi);
             FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
-            c40 = a4.fma(b0, c40);
-            c41 = a4.fma(b1, c41);
+            c4lo = a4.fma(b0, c4lo);
+            c4hi = a4.fma(b1, c4hi);
             FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
-            c50 = a5.fma(b0, c50);
-            c51 = a5.fma(b1, c51);
-        }
-        c00.intoArray(tile, 0 * NR);
-        c01.intoArray(tile, 0 * NR + vl);
-        c10.intoArray(tile, 1 * NR);
-        c11.intoArray(tile, 1 * NR + vl);
-        c20.intoArray(tile, 2 * NR);
-        c21.intoArray(tile, 2 * NR + vl);
-        c30.intoArray(tile, 3 * NR);
-        c31.intoArray(tile, 3 * NR + vl);
-        c40.intoArray(tile, 4 * NR);
-        c41.intoArray(tile, 4 * NR + vl);
-        c50.intoArray(tile, 5 * NR);
-        c51.intoArray(tile, 5 * NR + vl);
-    }
-
-    private static void kernel8(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
-        VectorSpecies<Float> s = SPECIES;
-        int vl = s.length();
-        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
-        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
-        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
-        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
-        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
-        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
-        FloatVector c60 = FloatVector.zero(s), c61 = FloatVector.zero(s);
-        FloatVector c70 = FloatVector.zero(s), c71 = FloatVector.zero(s);
-        for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
-            FloatVector b0 = FloatVector.fromArray(s, b, bi);
-            FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
-            FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
-            c00 = a0.fma(b0, c00);
-            c01 = a0.fma(b1, c01);
-            FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
-            c10 = a1.fma(b0, c10);
-            c11 = a1.fma(b1, c11);
-            FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
-            c20 = a2.fma(b0, c20);
-            c21 = a2.fma(b1, c21);
-            FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
-            c30 = a3.fma(b0, c30);
-            c31 = a3.fma(b1, c31);
-            FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
-            c40 = a4.fma(b0, c40);
-            c41 = a4.fma(b1, c41);
-            FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
-            c50 = a5.fma(b0, c50);
-            c51 = a5.fma(b1, c51);
+            c5lo = a5.fma(b0, c5lo);
+            c5hi = a5.fma(b1, c5hi);
             FloatVector a6 = FloatVector.broadcast(s, a[ai + 6]);
-            c60 = a6.fma(b0, c60);
-            c61 = a6.fma(b1, c61);
+            c6lo = a6.fma(b0, c6lo);
+            c6hi = a6.fma(b1, c6hi);
             FloatVector a7 = FloatVector.broadcast(s, a[ai + 7]);
-            c70 = a7.fma(b0, c70);
-            c71 = a7.fma(b1, c71);
-        }
-        c00.intoArray(tile, 0 * NR);
-        c01.intoArray(tile, 0 * NR + vl);
-        c10.intoArray(tile, 1 * NR);
-        c11.intoArray(tile, 1 * NR + vl);
-        c20.intoArray(tile, 2 * NR);
-        c21.intoArray(tile, 2 * NR + vl);
-        c30.intoArray(tile, 3 * NR);
-        c31.intoArray(tile, 3 * NR + vl);
-        c40.intoArray(tile, 4 * NR);
-        c41.intoArray(tile, 4 * NR + vl);
-        c50.intoArray(tile, 5 * NR);
-        c51.intoArray(tile, 5 * NR + vl);
-        c60.intoArray(tile, 6 * NR);
-        c61.intoArray(tile, 6 * NR + vl);
-        c70.intoArray(tile, 7 * NR);
-        c71.intoArray(tile, 7 * NR + vl);
-    }
-
-    private static void kernel12(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
-        VectorSpecies<Float> s = SPECIES;
-        int vl = s.length();
-        FloatVector c00 = FloatVector.zero(s), c01 = FloatVector.zero(s);
-        FloatVector c10 = FloatVector.zero(s), c11 = FloatVector.zero(s);
-        FloatVector c20 = FloatVector.zero(s), c21 = FloatVector.zero(s);
-        FloatVector c30 = FloatVector.zero(s), c31 = FloatVector.zero(s);
-        FloatVector c40 = FloatVector.zero(s), c41 = FloatVector.zero(s);
-        FloatVector c50 = FloatVector.zero(s), c51 = FloatVector.zero(s);
-        FloatVector c60 = FloatVector.zero(s), c61 = FloatVector.zero(s);
-        FloatVector c70 = FloatVector.zero(s), c71 = FloatVector.zero(s);
-        FloatVector c80 = FloatVector.zero(s), c81 = FloatVector.zero(s);
-        FloatVector c90 = FloatVector.zero(s), c91 = FloatVector.zero(s);
-        FloatVector c100 = FloatVector.zero(s), c101 = FloatVector.zero(s);
-        FloatVector c110 = FloatVector.zero(s), c111 = FloatVector.zero(s);
-        for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
-            FloatVector b0 = FloatVector.fromArray(s, b, bi);
-            FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
-            FloatVector a0 = FloatVector.broadcast(s, a[ai + 0]);
-            c00 = a0.fma(b0, c00);
-            c01 = a0.fma(b1, c01);
-            FloatVector a1 = FloatVector.broadcast(s, a[ai + 1]);
-            c10 = a1.fma(b0, c10);
-            c11 = a1.fma(b1, c11);
-            FloatVector a2 = FloatVector.broadcast(s, a[ai + 2]);
-            c20 = a2.fma(b0, c20);
-            c21 = a2.fma(b1, c21);
-            FloatVector a3 = FloatVector.broadcast(s, a[ai + 3]);
-            c30 = a3.fma(b0, c30);
-            c31 = a3.fma(b1, c31);
-            FloatVector a4 = FloatVector.broadcast(s, a[ai + 4]);
-            c40 = a4.fma(b0, c40);
-            c41 = a4.fma(b1, c41);
-            FloatVector a5 = FloatVector.broadcast(s, a[ai + 5]);
-            c50 = a5.fma(b0, c50);
-            c51 = a5.fma(b1, c51);
-            FloatVector a6 = FloatVector.broadcast(s, a[ai + 6]);
-            c60 = a6.fma(b0, c60);
-            c61 = a6.fma(b1, c61);
-            FloatVector a7 = FloatVector.broadcast(s, a[ai + 7]);
-            c70 = a7.fma(b0, c70);
-            c71 = a7.fma(b1, c71);
+            c7lo = a7.fma(b0, c7lo);
+            c7hi = a7.fma(b1, c7hi);
             FloatVector a8 = FloatVector.broadcast(s, a[ai + 8]);
-            c80 = a8.fma(b0, c80);
-            c81 = a8.fma(b1, c81);
+            c8lo = a8.fma(b0, c8lo);
+            c8hi = a8.fma(b1, c8hi);
             FloatVector a9 = FloatVector.broadcast(s, a[ai + 9]);
-            c90 = a9.fma(b0, c90);
-            c91 = a9.fma(b1, c91);
+            c9lo = a9.fma(b0, c9lo);
+            c9hi = a9.fma(b1, c9hi);
             FloatVector a10 = FloatVector.broadcast(s, a[ai + 10]);
-            c100 = a10.fma(b0, c100);
-            c101 = a10.fma(b1, c101);
+            c10lo = a10.fma(b0, c10lo);
+            c10hi = a10.fma(b1, c10hi);
             FloatVector a11 = FloatVector.broadcast(s, a[ai + 11]);
-            c110 = a11.fma(b0, c110);
-            c111 = a11.fma(b1, c111);
+            c11lo = a11.fma(b0, c11lo);
+            c11hi = a11.fma(b1, c11hi);
         }
-        c00.intoArray(tile, 0 * NR);
-        c01.intoArray(tile, 0 * NR + vl);
-        c10.intoArray(tile, 1 * NR);
-        c11.intoArray(tile, 1 * NR + vl);
-        c20.intoArray(tile, 2 * NR);
-        c21.intoArray(tile, 2 * NR + vl);
-        c30.intoArray(tile, 3 * NR);
-        c31.intoArray(tile, 3 * NR + vl);
-        c40.intoArray(tile, 4 * NR);
-        c41.intoArray(tile, 4 * NR + vl);
-        c50.intoArray(tile, 5 * NR);
-        c51.intoArray(tile, 5 * NR + vl);
-        c60.intoArray(tile, 6 * NR);
-        c61.intoArray(tile, 6 * NR + vl);
-        c70.intoArray(tile, 7 * NR);
-        c71.intoArray(tile, 7 * NR + vl);
-        c80.intoArray(tile, 8 * NR);
-        c81.intoArray(tile, 8 * NR + vl);
-        c90.intoArray(tile, 9 * NR);
-        c91.intoArray(tile, 9 * NR + vl);
-        c100.intoArray(tile, 10 * NR);
-        c101.intoArray(tile, 10 * NR + vl);
-        c110.intoArray(tile, 11 * NR);
-        c111.intoArray(tile, 11 * NR + vl);
+        c0lo.intoArray(tile, 0 * NR);
+        c0hi.intoArray(tile, 0 * NR + vl);
+        c1lo.intoArray(tile, 1 * NR);
+        c1hi.intoArray(tile, 1 * NR + vl);
+        c2lo.intoArray(tile, 2 * NR);
+        c2hi.intoArray(tile, 2 * NR + vl);
+        c3lo.intoArray(tile, 3 * NR);
+        c3hi.intoArray(tile, 3 * NR + vl);
+        c4lo.intoArray(tile, 4 * NR);
+        c4hi.intoArray(tile, 4 * NR + vl);
+        c5lo.intoArray(tile, 5 * NR);
+        c5hi.intoArray(tile, 5 * NR + vl);
+        c6lo.intoArray(tile, 6 * NR);
+        c6hi.intoArray(tile, 6 * NR + vl);
+        c7lo.intoArray(tile, 7 * NR);
+        c7hi.intoArray(tile, 7 * NR + vl);
+        c8lo.intoArray(tile, 8 * NR);
+        c8hi.intoArray(tile, 8 * NR + vl);
+        c9lo.intoArray(tile, 9 * NR);
+        c9hi.intoArray(tile, 9 * NR + vl);
+        c10lo.intoArray(tile, 10 * NR);
+        c10hi.intoArray(tile, 10 * NR + vl);
+        c11lo.intoArray(tile, 11 * NR);
+        c11hi.intoArray(tile, 11 * NR + vl);
     }
 }

@@ -39,6 +39,7 @@ class Conv2dKernelsTest {
                 new Conv2dGeometry(1, 3, 9, 7, 5, 3, 2, 2, 1, 1, 0, 2, 3),  // asymmetric everything
                 Conv2dGeometry.of(3, 37, 19, 19, 70, 3, 1, 1, 1),           // taps > KC, many tasks
                 Conv2dGeometry.of(2, 4, 40, 40, 5, 3, 1, 1, 1),             // pixels > NC
+                Conv2dGeometry.of(1, 30, 48, 48, 13, 3, 1, 1, 1),           // taps > KC and pixels > NC
                 Conv2dGeometry.of(5, 2, 6, 5, 3, 2, 3, 1, 2));              // stride > kernel
     }
 
@@ -172,7 +173,9 @@ class Conv2dKernelsTest {
         dx.fill(Float.NaN);
         Conv2dKernels.backwardData(g, dy.body(), 0, w.body(), 0, dx.body(), 0);
         abs = new double[(int) g.inputSize()];
-        compare("backwardData dx", g, NaiveKernels.convBackwardData(g, dy, w, abs), abs, g.outChannels() * taps, dx);
+        // Each dx element is a col2im sum of up to kH·kW GEMM outputs, each a sum over Co.
+        compare("backwardData dx", g, NaiveKernels.convBackwardData(g, dy, w, abs), abs,
+                g.outChannels() + g.kernelH() * g.kernelW(), dx);
 
         var dw = NaiveKernels.Guarded.allocate(arena, g.weightSize());
         dw.fill(Float.NaN);

@@ -61,6 +61,7 @@ class SgemmTest {
             {mr, nr, kc}, {mr + 1, nr + 1, kc + 1}, {mr - 1, nr - 1, kc - 1},
             {97, 131, 73}, {13, 5, 300}, {300, 77, 1}, {64, 64, 64}, {65, 63, 129},
             {257, 259, 513}, {500, 7, 600}, {3, Sgemm.NC + 52, 5}, {24, 2 * Sgemm.NC + 1, 40},
+            {30, Sgemm.NC + 7, 2 * Sgemm.KC + 3},
         };
         return Stream.of(shapes).map(s -> Arguments.of(s[0], s[1], s[2]));
     }
@@ -129,7 +130,7 @@ class SgemmTest {
 
     @Test
     void batchedProductsMatchOneByOne() {
-        for (int batch : new int[] {1, 3, 5}) {
+        for (int batch : new int[] {1, 3, 4, 9}) {
             int m = 17;
             int n = 35;
             int k = 23;
@@ -164,6 +165,29 @@ class SgemmTest {
                 }
                 assertNull(c.guardDamage());
             }
+        }
+    }
+
+    /** Callers on several threads share the worker pool; each keeps its own packing buffers. */
+    @Test
+    void concurrentCallersGetTheirOwnResults() throws Exception {
+        int callers = 4;
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(callers);
+        try {
+            List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+            for (int t = 0; t < callers; t++) {
+                int seed = 100 + t;
+                done.add(pool.submit(() -> {
+                    for (int rep = 0; rep < 3; rep++) {
+                        check(90 + seed % 7, 300 + seed, 270, Layout.ROW_MAJOR, Layout.TRANSPOSED, 1f, 0f, 1, seed + rep);
+                    }
+                }));
+            }
+            for (var f : done) {
+                f.get(5, TimeUnit.MINUTES);
+            }
+        } finally {
+            pool.shutdownNow();
         }
     }
 
