@@ -100,6 +100,27 @@ public interface Backend {
                      boolean training, double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd);
 
     /**
+     * Inference batch norm fused with what follows it in a residual block, one pass over x:
+     * y = relu?(γ·(x − μ)/√(σ² + eps) + β [+ residual]) per channel of a contiguous x [N, C, H, W],
+     * with the running statistics μ, σ² and a contiguous residual of x's shape (or null). y may be
+     * x itself (in place). Rounds as {@link #batchNorm2d} in eval mode followed by an add and a
+     * ReLU, so fusing never changes a result. The default composes those primitives.
+     */
+    default void batchNorm2dInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                      double eps, Tensor residual, boolean relu, Tensor y) {
+        try (Tensor mean = Tensor.empty(x.dtype(), x.device(), x.shape(1));
+             Tensor invStd = Tensor.empty(x.dtype(), x.device(), x.shape(1))) {
+            batchNorm2d(x, gamma, beta, runningMean, runningVar, false, 0, eps, y, mean, invStd);
+        }
+        if (residual != null) {
+            binary(Binary.ADD, y, residual, y);
+        }
+        if (relu) {
+            unary(Unary.RELU, y, 0, 0, y);
+        }
+    }
+
+    /**
      * Gradients of batch norm given the saved statistics. With {@code training} the batch
      * statistics' dependence on x is included; otherwise they are constants. dgamma/dbeta [C].
      */
@@ -109,7 +130,11 @@ public interface Backend {
     /** Pooling window geometry. */
     record PoolParams(int kernelH, int kernelW, int strideH, int strideW, int padH, int padW) {}
 
-    /** Max pooling of a contiguous x [N, C, H, W]; argmax (flat h·W+w index per plane) to indices (int32). */
+    /**
+     * Max pooling of a contiguous x [N, C, H, W]; argmax (flat h·W+w index per plane, the first
+     * maximum in scan order) to indices (int32), or no argmax when indices is null (no backward
+     * will run). A NaN in a window is its maximum.
+     */
     void maxPool2d(Tensor x, PoolParams p, Tensor y, Tensor indices);
 
     /** dx (zeroed by the caller) += dy routed through indices. */

@@ -12,6 +12,8 @@ public final class Backends {
 
     static {
         FACTORIES.put(Device.Kind.CPU, d -> CpuBackend.instance());
+        // CUDA initialises on the first use of a CUDA device and says why when it cannot
+        FACTORIES.put(Device.Kind.CUDA, dir4j.engine.cuda.CudaBackend::create);
     }
 
     private Backends() {}

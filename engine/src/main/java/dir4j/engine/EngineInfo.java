@@ -2,10 +2,6 @@ package dir4j.engine;
 
 import dir4j.engine.cpu.CpuThreads;
 import dir4j.engine.cpu.CpuVectors;
-import java.lang.foreign.Arena;
-import java.lang.foreign.SymbolLookup;
-import java.util.ArrayList;
-import java.util.List;
 
 /** A plain-text report of the runtime and the backends (for {@code dir4j info} and bug reports). */
 public final class EngineInfo {
@@ -34,16 +30,8 @@ public final class EngineInfo {
         return sb.toString();
     }
 
-    /** Whether CUDA is usable, and why not. */
+    /** Whether CUDA is usable (devices, driver, cuBLAS, cuDNN, kernels), and why not. */
     public static String cudaStatus() {
-        List<String> found = new ArrayList<>();
-        try (Arena arena = Arena.ofConfined()) {
-            SymbolLookup.libraryLookup("libcuda.so.1", arena);
-            found.add("libcuda.so.1");
-        } catch (IllegalArgumentException e) {
-            return "not usable: no NVIDIA driver (libcuda.so.1 not found on the library path); use --device cpu";
-        }
-        return "not usable: the driver is present (" + String.join(", ", found)
-                + ") but this build has no CUDA backend yet; use --device cpu";
+        return dir4j.engine.cuda.CudaStatus.describe();
     }
 }

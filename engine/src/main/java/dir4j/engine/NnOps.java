@@ -99,22 +99,8 @@ public final class NnOps {
     public static Tensor batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                      boolean training, double momentum, double eps) {
         Ops.check("batchNorm2d", x, gamma, beta, runningMean, runningVar);
-        Ops.checkFloating("batchNorm2d", x);
-        rank("batchNorm2d", x, 4, "input");
+        checkBatchNorm("batchNorm2d", x, gamma, beta, runningMean, runningVar, training);
         int c = x.shape(1);
-        for (Tensor t : new Tensor[] {gamma, beta, runningMean, runningVar}) {
-            if (t != null && (t.rank() != 1 || t.shape(0) != c || !t.isContiguous())) {
-                throw new IllegalArgumentException("batchNorm2d: parameter " + Ops.describe(t)
-                        + " must be a contiguous [" + c + "] for input " + Ops.describe(x));
-            }
-        }
-        if (!training && (runningMean == null || runningVar == null)) {
-            throw new IllegalArgumentException("batchNorm2d: eval mode needs running mean and variance");
-        }
-        if (training && x.shape(0) * x.shape(2) * x.shape(3) < 2) {
-            throw new IllegalArgumentException("batchNorm2d: training needs more than one value per channel, got input "
-                    + Ops.describe(x));
-        }
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
@@ -134,6 +120,74 @@ public final class NnOps {
                 b == beta ? null : b);
     }
 
+    /**
+     * Inference batch norm (running statistics) fused with the residual add and ReLU that end a
+     * ResNet block: relu?(γ·(x − μ)/√(σ² + eps) + β [+ residual]), residual (or null) of x's shape.
+     * Without a graph to record (no-grad mode, or no input requiring grad) it is one pass over x;
+     * with {@code inPlace} the result is written over x, which is returned (pass it only for a
+     * temporary the caller owns, such as a convolution's output: it saves an allocation and keeps
+     * the working set in cache). With a graph it is {@link #batchNorm2d} in eval mode,
+     * {@link Ops#add} and {@link Ops#relu}, differentiable as those are, into a new tensor (never in
+     * place). Either way the values are exactly those of the three ops in turn.
+     */
+    public static Tensor batchNorm2dInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                              Tensor runningVar, double eps, Tensor residual, boolean relu,
+                                              boolean inPlace) {
+        Ops.check("batchNorm2dInference", x, gamma, beta, runningMean, runningVar, residual);
+        if (residual != null && !java.util.Arrays.equals(residual.shape(), x.shape())) {
+            throw new IllegalArgumentException("batchNorm2dInference: residual " + Ops.describe(residual)
+                    + " must have the input's shape " + Ops.describe(x));
+        }
+        boolean graph = Autograd.isGradEnabled() && (x.requiresGrad() || (gamma != null && gamma.requiresGrad())
+                || (beta != null && beta.requiresGrad()) || (residual != null && residual.requiresGrad()));
+        if (graph) {
+            Tensor y = batchNorm2d(x, gamma, beta, runningMean, runningVar, false, 0, eps);
+            if (residual != null) {
+                y = Ops.add(y, residual);
+            }
+            return relu ? Ops.relu(y) : y;
+        }
+        checkBatchNorm("batchNorm2dInference", x, gamma, beta, runningMean, runningVar, false);
+        int c = x.shape(1);
+        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
+        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor rc = residual == null || residual.isContiguous() ? residual : Ops.cloneDetached(residual);
+        Tensor y = inPlace ? xc : Tensor.uninitialized(x.dtype(), x.device(), x.shape());
+        x.backend().batchNorm2dInference(xc, g, b, runningMean, runningVar, eps, rc, relu, y);
+        if (inPlace && xc != x) {
+            x.backend().copy(xc, x);
+            y = x;
+        }
+        y.setProducer("batchNorm2dInference");
+        for (Tensor t : new Tensor[] {xc, rc, g, b}) {
+            if (t != null && t != x && t != residual && t != gamma && t != beta && t != y) {
+                t.close();
+            }
+        }
+        return y;
+    }
+
+    private static void checkBatchNorm(String op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                       Tensor runningVar, boolean training) {
+        Ops.checkFloating(op, x);
+        rank(op, x, 4, "input");
+        int c = x.shape(1);
+        for (Tensor t : new Tensor[] {gamma, beta, runningMean, runningVar}) {
+            if (t != null && (t.rank() != 1 || t.shape(0) != c || !t.isContiguous())) {
+                throw new IllegalArgumentException(op + ": parameter " + Ops.describe(t)
+                        + " must be a contiguous [" + c + "] for input " + Ops.describe(x));
+            }
+        }
+        if (!training && (runningMean == null || runningVar == null)) {
+            throw new IllegalArgumentException(op + ": eval mode needs running mean and variance");
+        }
+        if (training && x.shape(0) * x.shape(2) * x.shape(3) < 2) {
+            throw new IllegalArgumentException(op + ": training needs more than one value per channel, got input "
+                    + Ops.describe(x));
+        }
+    }
+
     /** Max pooling of x [N, C, H, W] (PyTorch semantics, padding with −∞, floor mode). */
     public static Tensor maxPool2d(Tensor x, int kernel, int stride, int padding) {
         Ops.check("maxPool2d", x);
@@ -151,7 +205,9 @@ public final class NnOps {
         }
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
         Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), x.shape(1), ho, wo);
-        Tensor idx = Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo);
+        // the argmax serves only the backward: without a graph to record, the kernel skips it
+        Tensor idx = Autograd.isGradEnabled() && x.requiresGrad()
+                ? Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo) : null;
         x.backend().maxPool2d(xc, p, y, idx);
         int[] xs = x.shape();
         Autograd.record("maxPool2d", y, new Tensor[] {x}, g -> {

@@ -43,12 +43,13 @@ final class FixtureRunner {
             "sum", "mean", "max", "min", "cumsum", "matmul", "reshape", "flatten", "unsqueeze", "squeeze", "permute",
             "transpose", "slice", "select", "expand", "contiguous", "copy_to", "cast", "concat", "index_select",
             "composite_reused_input");
-    static final Set<String> NN_OPS = Set.of("linear", "conv2d", "batch_norm2d", "max_pool2d", "avg_pool2d",
-            "adaptive_avg_pool2d", "l2_normalize");
+    static final Set<String> NN_OPS = Set.of("linear", "conv2d", "batch_norm2d", "batch_norm2d_inference",
+            "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "l2_normalize");
 
     /** Inputs that an op requires to be contiguous (they keep their layout in every variant). */
     private static final Map<String, Set<String>> CONTIGUOUS_ONLY = Map.of(
-            "batch_norm2d", Set.of("gamma", "beta", "running_mean", "running_var"));
+            "batch_norm2d", Set.of("gamma", "beta", "running_mean", "running_var"),
+            "batch_norm2d_inference", Set.of("gamma", "beta", "running_mean", "running_var"));
 
     /** The dir4j call a fixture names, with its parameters. */
     static Tensor call(EngineFixture f, Map<String, Tensor> in) {
@@ -108,6 +109,9 @@ final class FixtureRunner {
                     f.intParam("dilation_w")));
             case "batch_norm2d" -> NnOps.batchNorm2d(x, in.get("gamma"), in.get("beta"), in.get("running_mean"),
                     in.get("running_var"), f.boolParam("training"), f.doubleParam("momentum"), f.doubleParam("eps"));
+            case "batch_norm2d_inference" -> NnOps.batchNorm2dInference(x, in.get("gamma"), in.get("beta"),
+                    in.get("running_mean"), in.get("running_var"), f.doubleParam("eps"), in.get("residual"),
+                    f.boolParam("relu"), false);
             case "max_pool2d" -> NnOps.maxPool2d(x, f.intParam("kernel"), f.intParam("stride"), f.intParam("padding"));
             case "avg_pool2d" -> NnOps.avgPool2d(x, f.intParam("kernel"), f.intParam("stride"), f.intParam("padding"),
                     f.boolParam("count_include_pad"));
@@ -151,6 +155,12 @@ final class FixtureRunner {
             tol.assertClose(f.name + " output", expected, out);
             for (String name : f.extraOutputs()) {
                 tol.assertClose(f.name + " " + name + " after the op", f.read(name + "_after"), in.get(name));
+            }
+            if (f.extraOutputs().isEmpty() && !f.gradInputs().isEmpty()) {
+                // the inference path: no graph to record, so fused kernels and no argmax
+                try (var noGrad = dir4j.engine.autograd.Autograd.noGrad()) {
+                    tol.assertClose(f.name + " output without grad", expected, call(f, in));
+                }
             }
             if (!f.has("grad_out.npy")) {
                 assertEquals(List.of(), f.gradInputs(), "a case without upstream gradient lists no grad inputs");

@@ -429,6 +429,17 @@ class TensorAndAutogradTest {
                     try (Tensor x4 = x.reshape(1, 1, 2, 3); Tensor rm = Tensor.zeros(1); Tensor rv = Tensor.ones(1)) {
                         return NnOps.batchNorm2d(x4, null, null, rm, rv, false, 0.1, 1e-5);
                     }
+                }),
+                new Leak("batchNorm2dInference with a strided residual", x -> {
+                    try (Tensor x4 = x.reshape(1, 1, 2, 3); Tensor rm = Tensor.zeros(1); Tensor rv = Tensor.ones(1);
+                         Tensor xt = x.t(); Tensor r = xt.reshape(1, 1, 3, 2); Tensor rt = r.transpose(2, 3)) {
+                        return NnOps.batchNorm2dInference(x4, null, null, rm, rv, 1e-5, rt, true, false);
+                    }
+                }),
+                new Leak("maxPool2d under no-grad", x -> {
+                    try (Tensor x4 = x.reshape(1, 1, 2, 3); var ng = Autograd.noGrad()) {
+                        return NnOps.maxPool2d(x4, 2, 1, 0);
+                    }
                 })).map(l -> DynamicTest.dynamicTest(l.name(), () -> {
                     long blocks = NativeMemory.liveBlocks();
                     Tensor x = Tensor.of(range(6), 2, 3);

@@ -62,6 +62,31 @@ class ResNetParityTest {
         }
     }
 
+    /**
+     * Inference as extraction runs it (eval, no grad): batch norms fused with the adds and ReLUs,
+     * in place over the convolutions' outputs, each activation freed once read. Same output as
+     * PyTorch, and only the output is left allocated when the forward returns.
+     */
+    @ParameterizedTest
+    @CsvSource({"resnet18_w4, RESNET18, 4", "resnet50_w2, RESNET50, 2"})
+    void noGradEvalForwardMatchesPyTorchAndLeavesOnlyItsOutputAllocated(String folder, ResNet.Depth depth,
+                                                                         int width) {
+        try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
+            assertTrue(net.loadStateDict(weights(folder, net), true).clean());
+            Tensor x = NnFixtures.npy(folder + "/input.npy");
+            net.eval();
+            try (MemoryScope inference = MemoryScope.open();
+                 var noGrad = dir4j.engine.autograd.Autograd.noGrad()) {
+                long blocks = dir4j.engine.cpu.NativeMemory.liveBlocks();
+                Tensor out = net.forward(x);
+                assertEquals(1, dir4j.engine.cpu.NativeMemory.liveBlocks() - blocks,
+                        "native blocks held after a no-grad forward, besides its output");
+                NnFixtures.assertClose(folder + " no-grad eval output",
+                        NnFixtures.npy(folder + "/eval_out.npy").toDoubleArray(), out.toDoubleArray(), 1e-4, 1e-5);
+            }
+        }
+    }
+
     @Test
     void resnet101MatchesTorchvisionNamesShapesAndParameterCount() {
         try (ResNet net = ResNet.of(ResNet.Depth.RESNET101, new Random(0))) {

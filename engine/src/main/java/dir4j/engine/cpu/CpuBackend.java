@@ -404,6 +404,12 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void batchNorm2dInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                     double eps, Tensor residual, boolean relu, Tensor y) {
+        BatchNormKernels.inference(x, gamma, beta, runningMean, runningVar, eps, residual, relu, y);
+    }
+
+    @Override
     public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                     boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
         BatchNormKernels.backward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);

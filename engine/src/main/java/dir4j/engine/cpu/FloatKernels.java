@@ -51,6 +51,11 @@ final class FloatKernels {
         return op != Unary.POW || alpha == 1 || alpha == 2 || alpha == 3 || alpha == 0.5f || alpha == -1;
     }
 
+    /**
+     * One vector of a unary op. Kept under C2's hot-inlining limit (FreqInlineSize, 325 bytecodes)
+     * by moving the longer cases into helpers: a switch that is not inlined into the row loop
+     * returns each FloatVector as a heap object, which made ReLU 3–4× slower than a copy.
+     */
     private static FloatVector unaryVector(Unary op, FloatVector v, float alpha, float beta) {
         return switch (op) {
             case NEG -> v.neg();
@@ -58,50 +63,62 @@ final class FloatKernels {
             case LOG -> VectorMath.log(v);
             case SQRT -> v.sqrt();
             case ABS -> v.abs();
-            case SIGN -> {
-                FloatVector one = FloatVector.broadcast(S, 1f);
-                FloatVector zero = FloatVector.zero(S);
-                yield zero.blend(one, v.compare(VectorOperators.GT, 0f))
-                        .blend(one.neg(), v.compare(VectorOperators.LT, 0f));
-            }
+            case SIGN -> sign(v);
             case RECIPROCAL -> FloatVector.broadcast(S, 1f).div(v);
-            case RELU -> v.max(0f).blend(v, v.test(VectorOperators.IS_NAN));
-            case POW -> {
-                if (alpha == 1) {
-                    yield v;
-                } else if (alpha == 2) {
-                    yield v.mul(v);
-                } else if (alpha == 3) {
-                    yield v.mul(v).mul(v);
-                } else if (alpha == 0.5f) {
-                    yield v.sqrt();
-                } else {
-                    yield FloatVector.broadcast(S, 1f).div(v);
-                }
-            }
-            case CLAMP -> {
-                FloatVector r = v;
-                if (!Float.isNaN(alpha)) {
-                    r = r.max(alpha);
-                }
-                if (!Float.isNaN(beta)) {
-                    r = r.min(beta);
-                }
-                yield r.blend(v, v.test(VectorOperators.IS_NAN));
-            }
+            case RELU -> relu(v);
+            case POW -> powSpecial(v, alpha);
+            case CLAMP -> clamp(v, alpha, beta);
             case AFFINE -> v.fma(FloatVector.broadcast(S, alpha), FloatVector.broadcast(S, beta));
             case GREATER -> FloatVector.zero(S).blend(1f, v.compare(VectorOperators.GT, alpha));
-            case IN_RANGE -> {
-                VectorMask<Float> m = v.compare(VectorOperators.EQ, v); // not NaN
-                if (!Float.isNaN(alpha)) {
-                    m = m.and(v.compare(VectorOperators.GE, alpha));
-                }
-                if (!Float.isNaN(beta)) {
-                    m = m.and(v.compare(VectorOperators.LE, beta));
-                }
-                yield FloatVector.zero(S).blend(1f, m);
-            }
+            case IN_RANGE -> inRange(v, alpha, beta);
         };
+    }
+
+    /** max(v, 0), NaN kept. */
+    private static FloatVector relu(FloatVector v) {
+        return v.max(0f).blend(v, v.test(VectorOperators.IS_NAN));
+    }
+
+    private static FloatVector sign(FloatVector v) {
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        return FloatVector.zero(S).blend(one, v.compare(VectorOperators.GT, 0f))
+                .blend(one.neg(), v.compare(VectorOperators.LT, 0f));
+    }
+
+    /** The exponents {@link #vectorised} admits: 1, 2, 3, ½ and −1. */
+    private static FloatVector powSpecial(FloatVector v, float alpha) {
+        if (alpha == 1) {
+            return v;
+        } else if (alpha == 2) {
+            return v.mul(v);
+        } else if (alpha == 3) {
+            return v.mul(v).mul(v);
+        } else if (alpha == 0.5f) {
+            return v.sqrt();
+        }
+        return FloatVector.broadcast(S, 1f).div(v);
+    }
+
+    private static FloatVector clamp(FloatVector v, float alpha, float beta) {
+        FloatVector r = v;
+        if (!Float.isNaN(alpha)) {
+            r = r.max(alpha);
+        }
+        if (!Float.isNaN(beta)) {
+            r = r.min(beta);
+        }
+        return r.blend(v, v.test(VectorOperators.IS_NAN));
+    }
+
+    private static FloatVector inRange(FloatVector v, float alpha, float beta) {
+        VectorMask<Float> m = v.compare(VectorOperators.EQ, v); // not NaN
+        if (!Float.isNaN(alpha)) {
+            m = m.and(v.compare(VectorOperators.GE, alpha));
+        }
+        if (!Float.isNaN(beta)) {
+            m = m.and(v.compare(VectorOperators.LE, beta));
+        }
+        return FloatVector.zero(S).blend(1f, m);
     }
 
     static float unaryScalar(Unary op, float v, float alpha, float beta) {
@@ -234,6 +251,84 @@ final class FloatKernels {
         for (; i < len; i++) {
             o.setAtIndex(F, oo + i, x.getAtIndex(F, xo + i) * scale + shift);
         }
+    }
+
+    /**
+     * o = relu?(x·scale + shift [+ r]) over unit-stride rows (r null: no residual): inference batch
+     * norm with the residual add and ReLU that end a ResNet block, in one pass. Rounds exactly as
+     * {@link #scaleShift} followed by an add and a ReLU, so the fusion never changes a value. o may
+     * be x (in place).
+     */
+    static void scaleShiftAddRelu(MemorySegment x, long xo, MemorySegment r, long ro, MemorySegment o, long oo,
+                                  int len, float scale, float shift, boolean relu) {
+        int i = 0;
+        FloatVector sv = FloatVector.broadcast(S, scale);
+        FloatVector hv = FloatVector.broadcast(S, shift);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            FloatVector v = load(x, xo + i).fma(sv, hv);
+            if (r != null) {
+                v = v.add(load(r, ro + i));
+            }
+            if (relu) {
+                v = relu(v);
+            }
+            store(v, o, oo + i);
+        }
+        for (; i < len; i++) {
+            float v = x.getAtIndex(F, xo + i) * scale + shift;
+            if (r != null) {
+                v += r.getAtIndex(F, ro + i);
+            }
+            o.setAtIndex(F, oo + i, relu ? Math.max(v, 0f) : v); // Math.max keeps NaN, as ReLU does
+        }
+    }
+
+    /** acc[0, len) = max(acc, row) elementwise, NaN-propagating (as Math.max): max pooling's vertical step. */
+    static void maxInto(float[] acc, MemorySegment x, long xo, int len) {
+        int i = 0;
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            FloatVector.fromArray(S, acc, i).lanewise(VectorOperators.MAX, load(x, xo + i)).intoArray(acc, i);
+        }
+        for (; i < len; i++) {
+            acc[i] = Math.max(acc[i], x.getAtIndex(F, xo + i));
+        }
+    }
+
+    /**
+     * out[j] = max over t &lt; k of cols[j·stride + shift + t], for j in [j0, j1), NaN-propagating (as
+     * Math.max): max pooling's horizontal step over windows that lie inside cols. Sixteen outputs
+     * at a time through gathers ({@code strideMap} = {0, stride, 2·stride, …}, one per lane): a
+     * scalar loop over 2–3 values per output mispredicts its compare on every other value.
+     */
+    static void windowMax(float[] cols, int k, int stride, int shift, int[] strideMap, float[] out, int j0, int j1) {
+        int j = j0;
+        for (; j + L <= j1; j += L) {
+            int base = j * stride + shift;
+            FloatVector m = FloatVector.fromArray(S, cols, base, strideMap, 0);
+            for (int t = 1; t < k; t++) {
+                m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(S, cols, base + t, strideMap, 0));
+            }
+            m.intoArray(out, j);
+        }
+        for (; j < j1; j++) {
+            int base = j * stride + shift;
+            float m = cols[base];
+            for (int t = 1; t < k; t++) {
+                m = Math.max(m, cols[base + t]);
+            }
+            out[j] = m;
+        }
+    }
+
+    /** The gather map of {@link #windowMax}: lane i reads stride·i. */
+    static int[] strideMap(int stride) {
+        int[] map = new int[L];
+        for (int i = 0; i < L; i++) {
+            map[i] = i * stride;
+        }
+        return map;
     }
 
     /** o = a·dy + b·x + c over unit-stride rows (the batch-norm input gradient). */

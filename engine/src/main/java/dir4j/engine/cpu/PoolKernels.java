@@ -10,7 +10,14 @@ import java.lang.foreign.ValueLayout;
 final class PoolKernels {
     private PoolKernels() {}
 
+    /** Elements per task below which a pass over planes is not split further. */
+    private static final int MIN_CHUNK = 1 << 15;
+
     static void maxPool(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        if (indices == null && x.dtype() == DType.FLOAT32) {
+            maxPoolValues(x, p, y);
+            return;
+        }
         int planes = x.shape(0) * x.shape(1);
         int h = x.shape(2);
         int w = x.shape(3);
@@ -18,12 +25,12 @@ final class PoolKernels {
         int wo = y.shape(3);
         MemorySegment xs = x.segment();
         MemorySegment ys = y.segment();
-        MemorySegment is = indices.segment();
+        MemorySegment is = indices == null ? null : indices.segment();
         DType t = x.dtype();
         CpuThreads.parallelFor(planes, pl -> {
             long xb = x.offset() + (long) pl * h * w;
             long yb = y.offset() + (long) pl * ho * wo;
-            long ib = indices.offset() + (long) pl * ho * wo;
+            long ib = indices == null ? 0 : indices.offset() + (long) pl * ho * wo;
             for (int i = 0; i < ho; i++) {
                 int h0 = i * p.strideH() - p.padH();
                 int h1 = Math.min(h0 + p.kernelH(), h);
@@ -48,10 +55,68 @@ final class PoolKernels {
                         }
                     }
                     CpuBackend.store(ys, t, yb + (long) i * wo + j, best);
-                    is.setAtIndex(ValueLayout.JAVA_INT, ib + (long) i * wo + j, arg);
+                    if (is != null) {
+                        is.setAtIndex(ValueLayout.JAVA_INT, ib + (long) i * wo + j, arg);
+                    }
                 }
             }
         });
+    }
+
+    /**
+     * float32 max pooling without the argmax (inference): per output row, the window's input rows
+     * are reduced elementwise with the Vector API into a row of column maxima, then each output
+     * takes the maximum of its window's columns. NaN-propagating, as the scan with indices is.
+     */
+    private static void maxPoolValues(Tensor x, PoolParams p, Tensor y) {
+        int planes = x.shape(0) * x.shape(1);
+        int h = x.shape(2);
+        int w = x.shape(3);
+        int ho = y.shape(2);
+        int wo = y.shape(3);
+        MemorySegment xs = x.segment();
+        MemorySegment ys = y.segment();
+        int sw = p.strideW();
+        int kw = p.kernelW();
+        int pw = p.padW();
+        // outputs [jLo, jHi) have their whole window inside the row; the few others are clipped
+        int jLo = Math.min(wo, (pw + sw - 1) / sw);
+        int jHi = Math.max(jLo, Math.min(wo, w - kw + pw >= 0 ? (w - kw + pw) / sw + 1 : 0));
+        int[] strideMap = FloatKernels.strideMap(sw);
+        CpuThreads.parallelRange(planes, Math.max(1, MIN_CHUNK / ((long) h * w)), (start, end) -> {
+            float[] cols = new float[w];
+            float[] row = new float[wo];
+            for (long pl = start; pl < end; pl++) {
+                long xb = x.offset() + pl * h * w;
+                long yb = y.offset() + pl * ho * wo;
+                for (int i = 0; i < ho; i++) {
+                    int h0 = Math.max(i * p.strideH() - p.padH(), 0);
+                    int h1 = Math.min(i * p.strideH() - p.padH() + p.kernelH(), h);
+                    MemorySegment.copy(xs, ValueLayout.JAVA_FLOAT, (xb + (long) h0 * w) * Float.BYTES, cols, 0, w);
+                    for (int a = h0 + 1; a < h1; a++) {
+                        FloatKernels.maxInto(cols, xs, xb + (long) a * w, w);
+                    }
+                    for (int j = 0; j < jLo; j++) {
+                        row[j] = clippedWindowMax(cols, j * sw - pw, kw);
+                    }
+                    FloatKernels.windowMax(cols, kw, sw, -pw, strideMap, row, jLo, jHi);
+                    for (int j = jHi; j < wo; j++) {
+                        row[j] = clippedWindowMax(cols, j * sw - pw, kw);
+                    }
+                    MemorySegment.copy(row, 0, ys, ValueLayout.JAVA_FLOAT, (yb + (long) i * wo) * Float.BYTES, wo);
+                }
+            }
+        });
+    }
+
+    /** max of cols[start, start + k) clipped to cols (a window overhanging the padding). */
+    private static float clippedWindowMax(float[] cols, int start, int k) {
+        int b1 = Math.min(start + k, cols.length);
+        float best = cols[Math.max(start, 0)];
+        for (int b = Math.max(start, 0) + 1; b < b1; b++) {
+            best = Math.max(best, cols[b]);
+        }
+        return best;
     }
 
     static void maxPoolBackward(Tensor dy, Tensor indices, Tensor dx) {

@@ -2,18 +2,22 @@ package dir4j.engine.io;
 
 import dir4j.engine.DType;
 import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -175,49 +179,257 @@ public final class Npy {
         return dims.stream().mapToInt(Integer::intValue).toArray();
     }
 
-    /** Writes a tensor as .npy (little-endian, C order), atomically (temp file, then rename). */
+    /**
+     * Writes a tensor as .npy (little-endian, C order, any strides or device), atomically: the
+     * file appears whole under its name or not at all ({@link Writer}).
+     */
     public static void write(Path file, Tensor t) throws IOException {
-        String descr = switch (t.dtype()) {
+        try (Writer w = Writer.create(file, t.dtype(), t.shape())) {
+            w.write(t);
+            w.finish();
+        }
+    }
+
+    /**
+     * The .npy version 1.0 header of a C-order array: magic, version, length, and the dict padded
+     * with spaces and a newline so that the data starts on a 64-byte boundary, as NumPy writes it.
+     */
+    static byte[] header(DType dtype, int[] shape) {
+        String descr = switch (dtype) {
             case FLOAT32 -> "<f4";
             case FLOAT64 -> "<f8";
             case INT32 -> "<i4";
-            default -> throw new IllegalArgumentException("Npy.write: dtype " + t.dtype() + " not supported");
+            default -> throw new IllegalArgumentException(".npy: dtype " + dtype
+                    + " cannot be written (float32, float64 and int32 can)");
         };
-        int[] shape = t.shape();
         StringBuilder sh = new StringBuilder("(");
         for (int i = 0; i < shape.length; i++) {
+            if (shape[i] < 0) {
+                throw new IllegalArgumentException(".npy: negative dimension in shape " + Shape.str(shape));
+            }
             sh.append(shape[i]).append(shape.length == 1 ? "," : (i + 1 < shape.length ? ", " : ""));
         }
         sh.append(')');
-        String header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + sh + ", }";
-        int total = 10 + header.length() + 1;
-        int pad = (64 - total % 64) % 64;
-        header = header + " ".repeat(pad) + "\n";
-        int size = t.dtype().byteSize();
-        long n = t.numel();
-        ByteBuffer out = ByteBuffer.allocate((int) (10 + header.length() + n * size)).order(ByteOrder.LITTLE_ENDIAN);
-        out.put(MAGIC).put((byte) 1).put((byte) 0).putShort((short) header.length());
-        out.put(header.getBytes(StandardCharsets.ISO_8859_1));
-        double[] v = t.toDoubleArray();
-        for (double x : v) {
-            switch (t.dtype()) {
-                case FLOAT32 -> out.putFloat((float) x);
-                case FLOAT64 -> out.putDouble(x);
-                default -> out.putInt((int) x);
+        String dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + sh + ", }";
+        int total = 10 + dict.length() + 1;
+        String padded = dict + " ".repeat((64 - total % 64) % 64) + "\n";
+        if (padded.length() > 0xffff) {
+            throw new IllegalArgumentException(".npy: header of shape " + Shape.str(shape) + " is too long for version 1.0");
+        }
+        ByteBuffer b = ByteBuffer.allocate(10 + padded.length()).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(MAGIC).put((byte) 1).put((byte) 0).putShort((short) padded.length());
+        b.put(padded.getBytes(StandardCharsets.ISO_8859_1));
+        return b.array();
+    }
+
+    /**
+     * A .npy file written as a stream: the header for a shape known up front, then the elements
+     * in row-major order, in as many calls as convenient, so an array far larger than memory
+     * (or than one Java array) can be written row block by row block.
+     *
+     * <p>The data go to a temporary file beside the target; {@link #finish()} checks that exactly
+     * the announced number of elements came, forces them to disk and renames the file into place
+     * (atomically where the file system can), so readers never see a partial file. Closing a
+     * writer that was not finished deletes the temporary file and leaves any earlier file of that
+     * name untouched.
+     *
+     * <pre>{@code
+     * try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, rows, dim)) {
+     *     for (float[] block : blocks) w.write(block, 0, block.length);
+     *     w.finish();
+     * }
+     * }</pre>
+     */
+    public static final class Writer implements AutoCloseable {
+        private static final int BUFFER_BYTES = 1 << 20;
+        private static final ValueLayout.OfFloat LE_FLOAT =
+                ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfDouble LE_DOUBLE =
+                ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+        private final Path file;
+        private final Path tmp;
+        private final DType dtype;
+        private final int[] shape;
+        private final long expected;
+        private final FileChannel channel;
+        private final byte[] buffer = new byte[BUFFER_BYTES];
+        private final MemorySegment bufferSegment = MemorySegment.ofArray(buffer);
+        private long written;
+        private boolean finished;
+        private boolean closed;
+
+        private Writer(Path file, Path tmp, DType dtype, int[] shape, FileChannel channel) {
+            this.file = file;
+            this.tmp = tmp;
+            this.dtype = dtype;
+            this.shape = shape.clone();
+            this.expected = Shape.numel(shape);
+            this.channel = channel;
+        }
+
+        /**
+         * Starts {@code file} (its folder is created if needed) for an array of the given dtype
+         * (float32, float64 or int32) and shape; nothing appears under the name before
+         * {@link #finish()}.
+         */
+        public static Writer create(Path file, DType dtype, int... shape) throws IOException {
+            byte[] head = header(dtype, shape);
+            Path dir = file.toAbsolutePath().getParent();
+            Files.createDirectories(dir);
+            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+            FileChannel ch = null;
+            try {
+                ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+                Writer w = new Writer(file, tmp, dtype, shape, ch);
+                w.writeFully(ByteBuffer.wrap(head));
+                return w;
+            } catch (IOException | RuntimeException e) {
+                if (ch != null) {
+                    ch.close();
+                }
+                Files.deleteIfExists(tmp);
+                throw e;
             }
         }
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-        try {
-            Files.write(tmp, out.array());
+
+        /** The file this writer will create. */
+        public Path file() {
+            return file;
+        }
+
+        /** The announced shape. */
+        public int[] shape() {
+            return shape.clone();
+        }
+
+        /** Elements written so far. */
+        public long written() {
+            return written;
+        }
+
+        /** Appends {@code count} float32 values of {@code values} from {@code offset}. */
+        public void write(float[] values, int offset, int count) throws IOException {
+            requireDtype(DType.FLOAT32);
+            java.util.Objects.checkFromIndexSize(offset, count, values.length);
+            reserve(count);
+            int per = BUFFER_BYTES / Float.BYTES;
+            for (int done = 0; done < count; ) {
+                int n = Math.min(per, count - done);
+                MemorySegment.copy(values, offset + done, bufferSegment, LE_FLOAT, 0, n);
+                flush(n * Float.BYTES);
+                done += n;
+            }
+        }
+
+        /** Appends every float32 value of {@code values}. */
+        public void write(float[] values) throws IOException {
+            write(values, 0, values.length);
+        }
+
+        /**
+         * Appends a tensor's elements in row-major order (any strides, any device); its dtype
+         * must be the writer's. Typically a block of rows of the announced array.
+         */
+        public void write(Tensor t) throws IOException {
+            requireDtype(t.dtype());
+            t.checkAlive("Npy.Writer.write");
+            long n = t.numel();
+            reserve(n);
+            if (n == 0) {
+                return;
+            }
+            try (MemoryScope scope = MemoryScope.open(); Autograd.NoGrad noGrad = Autograd.noGrad()) {
+                Tensor c = t.device().equals(Device.CPU) ? t : t.to(Device.CPU);
+                if (!c.isContiguous()) {
+                    c = c.contiguous();
+                }
+                MemorySegment seg = c.segment();
+                int size = dtype.byteSize();
+                long at = c.offset() * size;
+                long per = BUFFER_BYTES / size;
+                for (long done = 0; done < n; ) {
+                    int k = (int) Math.min(per, n - done);
+                    switch (dtype) {
+                        case FLOAT32 -> MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT_UNALIGNED, at + done * size,
+                                bufferSegment, LE_FLOAT, 0, k);
+                        case FLOAT64 -> MemorySegment.copy(seg, ValueLayout.JAVA_DOUBLE_UNALIGNED, at + done * size,
+                                bufferSegment, LE_DOUBLE, 0, k);
+                        default -> MemorySegment.copy(seg, ValueLayout.JAVA_INT_UNALIGNED, at + done * size,
+                                bufferSegment, LE_INT, 0, k);
+                    }
+                    flush(k * size);
+                    done += k;
+                }
+            }
+        }
+
+        /**
+         * Completes the file: checks that every announced element was written, forces the data to
+         * disk and renames the temporary file into place.
+         *
+         * @throws IOException when fewer elements came than the shape announced (the target is
+         *     then left untouched)
+         */
+        public void finish() throws IOException {
+            if (closed) {
+                throw new IllegalStateException("Npy.Writer for " + file + " is closed");
+            }
+            if (written != expected) {
+                throw new IOException(file + ": " + written + " of the " + expected + " elements of shape "
+                        + Shape.str(shape) + " were written; the file was not created");
+            }
+            channel.force(true);
+            channel.close();
+            closed = true;
             try {
                 Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
                 Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            } finally {
+                Files.deleteIfExists(tmp);
             }
-        } finally {
-            Files.deleteIfExists(tmp);
+            finished = true;
+        }
+
+        /** Abandons an unfinished file (deleting the temporary file); after {@link #finish()}, nothing. */
+        @Override
+        public void close() throws IOException {
+            if (!closed) {
+                closed = true;
+                channel.close();
+            }
+            if (!finished) {
+                Files.deleteIfExists(tmp);
+            }
+        }
+
+        private void requireDtype(DType given) {
+            if (closed) {
+                throw new IllegalStateException("Npy.Writer for " + file + " is closed");
+            }
+            if (given != dtype) {
+                throw new IllegalArgumentException("Npy.Writer for " + file + " writes " + dtype + ", given " + given);
+            }
+        }
+
+        private void reserve(long count) {
+            if (count > expected - written) {
+                throw new IllegalArgumentException(file + ": writing " + count + " more elements would exceed shape "
+                        + Shape.str(shape) + " (" + written + " of " + expected + " written)");
+            }
+            written += count;
+        }
+
+        private void flush(int bytes) throws IOException {
+            writeFully(ByteBuffer.wrap(buffer, 0, bytes));
+        }
+
+        private void writeFully(ByteBuffer b) throws IOException {
+            while (b.hasRemaining()) {
+                channel.write(b);
+            }
         }
     }
 }

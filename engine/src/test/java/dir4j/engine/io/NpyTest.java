@@ -2,6 +2,7 @@ package dir4j.engine.io;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,6 +17,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -167,5 +169,72 @@ class NpyTest {
         ByteBuffer big = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(1L << 40);
         assertMentions(readError(npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", big.array()),
                 "int64.npy"), "does not fit int32");
+    }
+
+    @Test
+    void streamingWriterWritesTheSameBytesAsWriteAndAppearsOnlyWhenFinished() throws IOException {
+        int rows = 300;
+        int cols = 1000; // 1.2 MB of data: crosses the writer's 1 MiB buffer
+        float[] all = new float[rows * cols];
+        for (int i = 0; i < all.length; i++) {
+            all[i] = (float) Math.sin(i * 0.37) * 100;
+        }
+        Path whole = dir.resolve("whole.npy");
+        Path streamed = dir.resolve("streamed.npy");
+        try (var scope = MemoryScope.open()) {
+            Npy.write(whole, Tensor.of(all, rows, cols));
+            try (Npy.Writer w = Npy.Writer.create(streamed, DType.FLOAT32, rows, cols)) {
+                w.write(all, 0, 7 * cols);                                   // from an array
+                w.write(Tensor.of(Arrays.copyOfRange(all, 7 * cols, 200 * cols), 193, cols)); // a tensor block
+                float[] columnMajor = new float[100 * cols];
+                for (int i = 0; i < 100; i++) {
+                    for (int j = 0; j < cols; j++) {
+                        columnMajor[j * 100 + i] = all[(200 + i) * cols + j];
+                    }
+                }
+                w.write(Tensor.of(columnMajor, cols, 100).t());              // a strided view, row-major order
+                assertThrows(IllegalArgumentException.class, () -> w.write(new float[1], 0, 1),
+                        "nothing beyond the announced shape");
+                assertFalse(Files.exists(streamed), "no file under the name before finish()");
+                assertEquals((long) rows * cols, w.written());
+                w.finish();
+            }
+        }
+        assertArrayEquals(Files.readAllBytes(whole), Files.readAllBytes(streamed));
+        try (var scope = MemoryScope.open()) {
+            assertArrayEquals(all, Npy.read(streamed).toFloatArray());
+        }
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of("streamed.npy", "whole.npy"), s.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temporary file left");
+        }
+    }
+
+    @Test
+    void anUnfinishedOrShortStreamLeavesTheOldFileAndNoTemporaryFile() throws IOException {
+        Path f = dir.resolve("kept.npy");
+        try (var scope = MemoryScope.open()) {
+            Npy.write(f, Tensor.of(new float[] {1, 2}, 2));
+            byte[] before = Files.readAllBytes(f);
+            try (Npy.Writer w = Npy.Writer.create(f, DType.FLOAT32, 4, 2)) {
+                w.write(new float[6], 0, 6);
+                IOException e = assertThrows(IOException.class, w::finish);
+                assertMentions(e.getMessage(), "6 of the 8 elements", "[4, 2]", "not created");
+            }
+            try (Npy.Writer w = Npy.Writer.create(f, DType.FLOAT32, 3)) {
+                w.write(new float[2], 0, 2);
+                // closed without finish(): abandoned, as when an exception unwinds a writer
+            }
+            assertArrayEquals(before, Files.readAllBytes(f));
+            IllegalArgumentException wrongType = assertThrows(IllegalArgumentException.class, () -> {
+                try (Npy.Writer w = Npy.Writer.create(dir.resolve("i.npy"), DType.INT32, 2)) {
+                    w.write(new float[2], 0, 2);
+                }
+            });
+            assertMentions(wrongType.getMessage(), "writes int32", "given float32");
+        }
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of("kept.npy"), s.map(p -> p.getFileName().toString()).toList());
+        }
     }
 }

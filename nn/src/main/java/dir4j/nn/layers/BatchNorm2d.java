@@ -73,4 +73,22 @@ public final class BatchNorm2d extends Module {
         }
         return NnOps.batchNorm2d(x, weight, bias, runningMean, runningVar, batchStats, momentum, eps);
     }
+
+    /**
+     * This batch norm, then a residual add (when {@code residual} is not null) and a ReLU (when
+     * {@code relu}), as a ResNet block runs them. With running statistics (eval mode, or frozen)
+     * they are one fused pass ({@link NnOps#batchNorm2dInference}), over x itself when
+     * {@code inPlace} and no graph is recorded (x must then be a temporary the caller owns); with
+     * batch statistics, the three ops in turn. Use the returned tensor either way.
+     */
+    public Tensor forward(Tensor x, Tensor residual, boolean relu, boolean inPlace) {
+        if (isTraining() && !frozen) {
+            Tensor y = forward(x);
+            if (residual != null) {
+                y = y.add(residual);
+            }
+            return relu ? y.relu() : y;
+        }
+        return NnOps.batchNorm2dInference(x, weight, bias, runningMean, runningVar, eps, residual, relu, inPlace);
+    }
 }

@@ -24,11 +24,21 @@ public final class BasicBlock extends Module {
         this.downsample = downsample == null ? null : child("downsample", downsample);
     }
 
+    /**
+     * relu(bn2(conv2(relu(bn1(conv1(x))))) + identity), each batch norm fused with the add and ReLU
+     * after it and run over its convolution's output in place; without a graph (no-grad mode) each
+     * intermediate is freed as soon as the next op has read it.
+     */
     @Override
     public Tensor forward(Tensor x) {
-        Tensor out = bn1.forward(conv1.forward(x)).relu();
-        out = bn2.forward(conv2.forward(out));
-        Tensor identity = downsample == null ? x : downsample.forward(x);
-        return out.add(identity).relu();
+        Tensor out = bn1.forward(conv1.forward(x), null, true, true);
+        Tensor next = conv2.forward(out);
+        ResNet.freeIfNoGrad(out);
+        Tensor identity = downsample == null ? x : ResNet.shortcut(downsample, x);
+        out = bn2.forward(next, identity, true, true);
+        if (identity != x) {
+            ResNet.freeIfNoGrad(identity);
+        }
+        return out;
     }
 }

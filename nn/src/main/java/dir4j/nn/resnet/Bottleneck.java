@@ -28,12 +28,23 @@ public final class Bottleneck extends Module {
         this.downsample = downsample == null ? null : child("downsample", downsample);
     }
 
+    /**
+     * relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + identity), each batch norm fused
+     * with the add and ReLUs after it and run over its convolution's output in place; without a
+     * graph (no-grad mode) each intermediate is freed as soon as the next op has read it.
+     */
     @Override
     public Tensor forward(Tensor x) {
-        Tensor out = bn1.forward(conv1.forward(x)).relu();
-        out = bn2.forward(conv2.forward(out)).relu();
-        out = bn3.forward(conv3.forward(out));
-        Tensor identity = downsample == null ? x : downsample.forward(x);
-        return out.add(identity).relu();
+        Tensor out = bn1.forward(conv1.forward(x), null, true, true);
+        Tensor next = bn2.forward(conv2.forward(out), null, true, true);
+        ResNet.freeIfNoGrad(out);
+        out = conv3.forward(next);
+        ResNet.freeIfNoGrad(next);
+        Tensor identity = downsample == null ? x : ResNet.shortcut(downsample, x);
+        out = bn3.forward(out, identity, true, true);
+        if (identity != x) {
+            ResNet.freeIfNoGrad(identity);
+        }
+        return out;
     }
 }

@@ -2,6 +2,7 @@ package dir4j.nn.resnet;
 
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
 import dir4j.nn.Init;
 import dir4j.nn.Module;
 import dir4j.nn.Sequential;
@@ -103,13 +104,37 @@ public final class ResNet extends Module {
         return featureChannels;
     }
 
-    /** The last feature map [N, C, H/32, W/32]. */
+    /**
+     * The last feature map [N, C, H/32, W/32]. Without a graph (no-grad mode) each block's input is
+     * freed once the next block has it, so inference holds a few activations at a time, not all.
+     */
     public Tensor features(Tensor x) {
-        Tensor y = maxpool.forward(bn1.forward(conv1.forward(x)).relu());
+        Tensor stem = bn1.forward(conv1.forward(x), null, true, true);
+        Tensor y = maxpool.forward(stem);
+        freeIfNoGrad(stem);
         for (Sequential l : layers) {
-            y = l.forward(y);
+            for (int b = 0; b < l.size(); b++) {
+                Tensor next = l.get(b).forward(y);
+                freeIfNoGrad(y);
+                y = next;
+            }
         }
         return y;
+    }
+
+    /** A block's shortcut, conv then batch norm, the latter in place over the former's output. */
+    static Tensor shortcut(Sequential downsample, Tensor x) {
+        return ((BatchNorm2d) downsample.get(1)).forward(downsample.get(0).forward(x), null, false, true);
+    }
+
+    /**
+     * Frees an intermediate activation that the forward no longer reads, when no graph is being
+     * recorded (in grad mode the graph may hold it for the backward; the scope frees it then).
+     */
+    static void freeIfNoGrad(Tensor t) {
+        if (!Autograd.isGradEnabled()) {
+            t.close();
+        }
     }
 
     /** Logits when built with a classifier, otherwise the feature map. */

@@ -8,7 +8,7 @@ import dir4j.retrieval.data.LabelledImageList;
 import dir4j.retrieval.data.RetrievalDataset;
 import dir4j.retrieval.extract.ExtractionOptions;
 import dir4j.retrieval.extract.FeatureExtractor;
-import dir4j.retrieval.extract.NetworkCheckpoint;
+import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.image.ImageDecoder;
 import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.image.Resampler;

@@ -25,7 +25,10 @@ import java.util.Map;
  * the same for {@code rparis6k}, and for the old protocol's {@code oxford5k}/{@code paris6k}
  * with {@code gnd_oxford5k.pkl}/{@code gnd_paris6k.pkl}. The reference (dirtorch) keeps the
  * revisited pickles beside the old ones ({@code <root>/oxford5k/gnd_roxford5k.pkl} with images
- * in {@code <root>/oxford5k/jpg}); that layout is found too.
+ * in {@code <root>/oxford5k/jpg}); that layout is found too. dir4j's synthetic benchmark
+ * ({@code dir4j synth}) is {@code synth} (test split, {@code <root>/synth/gnd_synth.pkl}) and
+ * {@code synth-val} ({@code <root>/synth/gnd_synth-val.pkl}), both with images in
+ * {@code <root>/synth/jpg}, in the revisited format.
  *
  * <p>The pickle is a dict: {@code imlist} (database image names), {@code qimlist} (query image
  * names), {@code gnd} (one dict per query: {@code bbx} = [x1, y1, x2, y2] in the query image's
@@ -38,10 +41,24 @@ public final class RetrievalDataset {
     /** Revisited (easy/hard/junk, Radenović et al. 2018) or classic (ok/junk) ground truth. */
     public enum Protocol { REVISITED, CLASSIC }
 
+    /**
+     * Where a known dataset lives: its protocol and the folders under a data root that may hold
+     * {@code gnd_<name>.pkl} and {@code jpg/}, in the order they are tried.
+     */
+    private record Layout(Protocol protocol, List<String> folders) {}
+
+    private static final Map<String, Layout> LAYOUTS = Map.of(
+            "roxford5k", new Layout(Protocol.REVISITED, List.of("roxford5k", "oxford5k")), // dirtorch: oxford5k/gnd_roxford5k.pkl
+            "rparis6k", new Layout(Protocol.REVISITED, List.of("rparis6k", "paris6k")),
+            "oxford5k", new Layout(Protocol.CLASSIC, List.of("oxford5k")),
+            "paris6k", new Layout(Protocol.CLASSIC, List.of("paris6k")),
+            // dir4j's synthetic benchmark (dir4j synth): both splits share <root>/synth/jpg
+            "synth", new Layout(Protocol.REVISITED, List.of("synth")),
+            "synth-val", new Layout(Protocol.REVISITED, List.of("synth")));
+
     /** The datasets {@link #load} knows, with their protocol. */
-    public static final Map<String, Protocol> KNOWN = Map.of(
-            "roxford5k", Protocol.REVISITED, "rparis6k", Protocol.REVISITED,
-            "oxford5k", Protocol.CLASSIC, "paris6k", Protocol.CLASSIC);
+    public static final Map<String, Protocol> KNOWN = LAYOUTS.entrySet().stream().collect(
+            java.util.stream.Collectors.toUnmodifiableMap(Map.Entry::getKey, e -> e.getValue().protocol()));
 
     private final String name;
     private final Protocol protocol;
@@ -74,24 +91,20 @@ public final class RetrievalDataset {
      */
     public static RetrievalDataset load(String name, Path dataRoot) throws IOException {
         String key = name.toLowerCase(Locale.ROOT);
-        Protocol protocol = KNOWN.get(key);
-        if (protocol == null) {
+        Layout layout = LAYOUTS.get(key);
+        if (layout == null) {
             throw new IllegalArgumentException("unknown dataset '" + name + "': use one of " + String.join(", ",
                     KNOWN.keySet().stream().sorted().toList()));
         }
+        String gnd = "gnd_" + key + ".pkl";
         if (!Files.isDirectory(dataRoot)) {
             throw new IOException("data root " + dataRoot + " does not exist or is not a folder (it should hold "
-                    + key + "/gnd_" + key + ".pkl and " + key + "/jpg/)");
+                    + layout.folders().getFirst() + "/" + gnd + " and " + layout.folders().getFirst() + "/jpg/)");
         }
-        String gnd = "gnd_" + key + ".pkl";
-        List<Path> folders = new ArrayList<>();
-        folders.add(dataRoot.resolve(key));
-        if (protocol == Protocol.REVISITED) {
-            folders.add(dataRoot.resolve(key.substring(1))); // dirtorch: oxford5k/gnd_roxford5k.pkl
-        }
+        List<Path> folders = layout.folders().stream().map(dataRoot::resolve).toList();
         for (Path folder : folders) {
             if (Files.isRegularFile(folder.resolve(gnd))) {
-                return read(key, protocol, folder.resolve(gnd), folder.resolve("jpg"), true);
+                return read(key, layout.protocol(), folder.resolve(gnd), folder.resolve("jpg"), true);
             }
         }
         throw new IOException("no ground truth for " + key + " under " + dataRoot + ": expected "

@@ -5,16 +5,12 @@ import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -204,31 +200,22 @@ final class PartStore {
                 allSkipped.addAll(readSkipped(skipped(k)));
             }
         }
-        Files.createDirectories(out.getParent());
-        Path tmp = Files.createTempFile(out.getParent(), out.getFileName().toString(), ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                ch.write(ByteBuffer.wrap(npyHeader(allIds.size(), dimension)));
-                int rows = 0;
-                for (int k = 0; k < chunks; k++) {
-                    try (Tensor t = Npy.read(npy(k))) {
-                        float[] v = t.toFloatArray();
-                        ByteBuffer b = ByteBuffer.allocate(v.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-                        b.asFloatBuffer().put(v);
-                        while (b.hasRemaining()) {
-                            ch.write(b);
-                        }
-                        rows += t.shape(0);
+        try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, allIds.size(), dimension)) {
+            long rows = 0;
+            for (int k = 0; k < chunks; k++) {
+                try (Tensor t = Npy.read(npy(k))) {
+                    rows += t.shape(0);
+                    if (rows > allIds.size() || t.rank() != 2 || t.shape(1) != dimension) {
+                        throw new IOException(npy(k) + " is " + t + "; the parts do not add up to " + allIds.size()
+                                + " rows of " + dimension);
                     }
+                    w.write(t);
                 }
-                if (rows != allIds.size()) {
-                    throw new IOException(dir + ": parts hold " + rows + " rows but " + allIds.size() + " ids");
-                }
-                ch.force(true);
             }
-            move(tmp, out);
-        } finally {
-            Files.deleteIfExists(tmp);
+            if (rows != allIds.size()) {
+                throw new IOException(dir + ": parts hold " + rows + " rows but " + allIds.size() + " ids");
+            }
+            w.finish();
         }
         writeAtomically(idsFile(out), lines(allIds));
         Path skippedReport = skippedFile(out);
@@ -246,17 +233,6 @@ final class PartStore {
     }
 
     record Assembled(List<String> ids, List<FeatureExtractor.Skipped> skipped) {}
-
-    /** A .npy v1.0 header for a rows × cols float32 C-order array, padded to 64 bytes as NumPy pads. */
-    static byte[] npyHeader(int rows, int cols) {
-        String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + rows + ", " + cols + "), }";
-        int total = 10 + dict.length() + 1;
-        String header = dict + " ".repeat((64 - total % 64) % 64) + "\n";
-        ByteBuffer b = ByteBuffer.allocate(10 + header.length()).order(ByteOrder.LITTLE_ENDIAN);
-        b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) header.length());
-        b.put(header.getBytes(StandardCharsets.ISO_8859_1));
-        return b.array();
-    }
 
     private void deleteParts() throws IOException {
         if (!Files.isDirectory(dir)) {

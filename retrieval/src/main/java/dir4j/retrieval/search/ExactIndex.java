@@ -9,12 +9,9 @@ import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -32,7 +29,7 @@ import java.util.List;
  * <p>Not thread-safe: one thread at a time (the SGEMM itself runs on the engine's CPU threads).
  * Close the index to free its memory.
  */
-public final class ExactIndex implements AutoCloseable {
+public final class ExactIndex implements DescriptorIndex {
     /** File name of the descriptors in a saved index. */
     public static final String DESCRIPTORS = "descriptors.npy";
     /** File name of the ids in a saved index. */
@@ -52,21 +49,25 @@ public final class ExactIndex implements AutoCloseable {
         this.rows = allocate(16);
     }
 
+    @Override
     public int dimension() {
         return dimension;
     }
 
     /** Number of descriptors held. */
+    @Override
     public int size() {
         return size;
     }
 
     /** The id of a row. */
+    @Override
     public String id(int row) {
         return ids.get(row);
     }
 
     /** All ids, in row order (read-only). */
+    @Override
     public List<String> ids() {
         return Collections.unmodifiableList(ids);
     }
@@ -91,11 +92,7 @@ public final class ExactIndex implements AutoCloseable {
         if (newIds.size() != m) {
             throw new IllegalArgumentException(m + " descriptors but " + newIds.size() + " ids");
         }
-        for (String id : newIds) {
-            if (id.indexOf('\n') >= 0 || id.indexOf('\r') >= 0) {
-                throw new IllegalArgumentException("id contains a line break: '" + id.strip() + "'");
-            }
-        }
+        IdsFile.check(newIds);
         if ((long) size + m > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("index would exceed " + Integer.MAX_VALUE + " rows");
         }
@@ -117,6 +114,7 @@ public final class ExactIndex implements AutoCloseable {
      * The k most similar rows (dot product) of each query row, best first; k larger than the
      * index returns every row.
      */
+    @Override
     public Neighbours search(Tensor queries, int k) {
         checkOpen();
         if (k < 1) {
@@ -160,11 +158,7 @@ public final class ExactIndex implements AutoCloseable {
         try (MemoryScope scope = MemoryScope.open()) {
             Npy.write(folder.resolve(DESCRIPTORS), rows.slice(0, 0, size));
         }
-        StringBuilder text = new StringBuilder();
-        for (String id : ids) {
-            text.append(id).append('\n');
-        }
-        writeAtomically(folder.resolve(IDS), text.toString().getBytes(StandardCharsets.UTF_8));
+        IdsFile.write(folder.resolve(IDS), ids);
     }
 
     /** Reads an index written by {@link #save}. */
@@ -177,7 +171,7 @@ public final class ExactIndex implements AutoCloseable {
                         + " and " + IDS + " in " + folder);
             }
         }
-        List<String> lines = Files.readAllLines(idFile, StandardCharsets.UTF_8);
+        List<String> lines = IdsFile.read(idFile);
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor d = Npy.read(descriptorFile);
             if (d.rank() != 2 || !d.dtype().isFloating()) {
@@ -223,20 +217,5 @@ public final class ExactIndex implements AutoCloseable {
     /** Storage owned by the index, never by a scope the caller happens to have open. */
     private Tensor allocate(int capacity) {
         return MemoryScope.detached(() -> Tensor.empty(DType.FLOAT32, Device.CPU, capacity, dimension));
-    }
-
-    private static void writeAtomically(Path file, byte[] bytes) throws IOException {
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-        try {
-            Files.write(tmp, bytes);
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
     }
 }

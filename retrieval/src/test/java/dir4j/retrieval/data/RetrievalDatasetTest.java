@@ -144,4 +144,31 @@ class RetrievalDatasetTest {
             }
         }
     }
+
+    @Test
+    void theSyntheticBenchmarksTwoSplitsAreKnownDatasetsSharingOneImageFolder(@TempDir Path tmp) throws IOException {
+        assertEquals(RetrievalDataset.Protocol.REVISITED, RetrievalDataset.KNOWN.get("synth"));
+        assertEquals(RetrievalDataset.Protocol.REVISITED, RetrievalDataset.KNOWN.get("synth-val"));
+        // val: 1 landmark, 1 query, 2 easy + 1 hard + 1 junk views, 2 distractors; test: 2 landmarks
+        dir4j.retrieval.synth.SyntheticLandmarks.generate(tmp,
+                new dir4j.retrieval.synth.SyntheticLandmarks.Config(3, 32, 2, 2, 1, 2, 2, 1, 1, 2), null);
+        RetrievalDataset val = RetrievalDataset.load("synth-val", tmp);
+        RetrievalDataset test = RetrievalDataset.load("SYNTH", tmp);
+        assertEquals("synth-val", val.name());
+        assertEquals(tmp.resolve("synth/gnd_synth-val.pkl"), val.groundTruthFile());
+        assertEquals(tmp.resolve("synth/jpg"), val.imageDir());
+        assertEquals(tmp.resolve("synth/gnd_synth.pkl"), test.groundTruthFile());
+        assertEquals(tmp.resolve("synth/jpg"), test.imageDir());
+        assertEquals(1, val.queryNames().size());
+        assertEquals(2 + 1 + 1 + 2, val.imageNames().size());
+        assertEquals(2, test.queryNames().size());
+        assertEquals(2 * 4 + 2, test.imageNames().size());
+        RevisitedGroundTruth g = val.revisitedGroundTruth().get(0);
+        assertEquals(2, g.easy().length);
+        assertEquals(1, g.hard().length);
+        assertEquals(1, g.junk().length);
+
+        IOException missing = assertThrows(IOException.class, () -> RetrievalDataset.load("synth", tmp.resolve("synth")));
+        assertTrue(missing.getMessage().contains("synth/gnd_synth.pkl"), missing.getMessage());
+    }
 }

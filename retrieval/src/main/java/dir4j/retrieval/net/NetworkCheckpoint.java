@@ -1,4 +1,4 @@
-package dir4j.retrieval.extract;
+package dir4j.retrieval.net;
 
 import dir4j.engine.Tensor;
 import dir4j.nn.Module;
@@ -6,7 +6,6 @@ import dir4j.nn.io.Json;
 import dir4j.nn.io.Safetensors;
 import dir4j.nn.io.TorchCheckpoint;
 import dir4j.nn.io.Unpickler;
-import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,9 +21,10 @@ import java.util.regex.Pattern;
 
 /**
  * A {@link RetrievalNet} from a checkpoint file: the reference's PyTorch {@code .pt}/{@code .pth}
- * (read by the restricted unpickler; the pickled sklearn PCA it carries stays inert and unused
- * here), or a {@code .safetensors} written by dir4j ({@code dir4j convert}), whose metadata may
- * hold {@code model_options} as JSON.
+ * (read by the restricted unpickler; the pickled sklearn PCA it carries is read inert, its arrays
+ * handed over as {@link Loaded#whitenings()}), or a {@code .safetensors} written by dir4j
+ * ({@code dir4j convert}), whose metadata may hold {@code model_options} as JSON. This is the one
+ * loader of retrieval networks: extraction, evaluation and {@code dir4j describe} all use it.
  *
  * <p>The architecture is read from the state dict itself (blocks per stage, bottleneck or basic
  * blocks, base width from {@code conv1.weight}, descriptor size from {@code fc.weight}), and
@@ -36,14 +36,28 @@ public final class NetworkCheckpoint {
     private static final Pattern BLOCK = Pattern.compile("layer([1-4])\\.(\\d+)\\..*");
 
     /**
-     * A loaded network and what the checkpoint says about its input.
+     * A loaded network and what the checkpoint says about its input and output.
      *
-     * @param net   the network (the caller closes it)
-     * @param means per-channel input means from the checkpoint's {@code preprocess}, or null
-     * @param stds  per-channel input standard deviations from {@code preprocess}, or null
-     * @param notes things the user should know (ignored entries)
+     * @param net        the network (the caller closes it)
+     * @param means      per-channel input means from the checkpoint's {@code preprocess}, or null
+     * @param stds       per-channel input standard deviations from {@code preprocess}, or null
+     * @param notes      things the user should know (ignored entries)
+     * @param whitenings the PCA whitenings the checkpoint carries by training set (its
+     *                   {@code pca} entry; {@link WhiteningFile}), possibly none; read with the
+     *                   weights, so float64 arrays arrive narrowed to float32 (the whitening's
+     *                   projection runs in float32 anyway); {@link WhiteningFile#read} keeps float64
      */
-    public record Loaded(RetrievalNet net, float[] means, float[] stds, List<String> notes) {}
+    public record Loaded(RetrievalNet net, float[] means, float[] stds, List<String> notes,
+                         Map<String, WhiteningFile.Stored> whitenings) {
+        public Loaded {
+            whitenings = Map.copyOf(whitenings);
+        }
+
+        /** A network without preprocessing or whitening from a checkpoint (e.g. randomly initialised). */
+        public Loaded(RetrievalNet net, float[] means, float[] stds, List<String> notes) {
+            this(net, means, stds, notes, Map.of());
+        }
+    }
 
     private NetworkCheckpoint() {}
 
@@ -72,7 +86,8 @@ public final class NetworkCheckpoint {
                         sd.put(k.startsWith("module.") ? k.substring(7) : k, v);
                     }
                 });
-                return build(file, sd, options, null);
+                return build(file, sd, options, null,
+                        WhiteningFile.fromSafetensors(file, c.tensors(), c.metadata()));
             }
         }
         Object root = TorchCheckpoint.read(file, Unpickler.Options.inertObjects().withFloat64ToFloat32(true));
@@ -84,14 +99,14 @@ public final class NetworkCheckpoint {
                 throw new IOException(file + ": " + e.getMessage(), e);
             }
             Object pre = root instanceof Map<?, ?> m ? m.get("preprocess") : null;
-            return build(file, sd, TorchCheckpoint.modelOptions(root), pre);
+            return build(file, sd, TorchCheckpoint.modelOptions(root), pre, WhiteningFile.fromPickle(file, root));
         } finally {
             TorchCheckpoint.closeTensors(root);
         }
     }
 
-    private static Loaded build(Path file, Map<String, Tensor> sd, Map<String, Object> modelOptions, Object preprocess)
-            throws IOException {
+    private static Loaded build(Path file, Map<String, Tensor> sd, Map<String, Object> modelOptions, Object preprocess,
+                                Map<String, WhiteningFile.Stored> whitenings) throws IOException {
         List<String> notes = new ArrayList<>();
         RetrievalNet.Options options;
         try {
@@ -119,7 +134,7 @@ public final class NetworkCheckpoint {
             means = triple(p.get("mean"));
             stds = triple(p.get("std"));
         }
-        return new Loaded(net, means, stds, notes);
+        return new Loaded(net, means, stds, notes, whitenings);
     }
 
     /** Network options from a state dict, completed by the reference's model_options. */

@@ -1,4 +1,4 @@
-package dir4j.retrieval.extract;
+package dir4j.retrieval.net;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -10,8 +10,8 @@ import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import dir4j.engine.io.Npy;
 import dir4j.nn.io.Safetensors;
+import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.image.ImageFixtures;
-import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# ResNet-50/101 feature-trunk forward, batch 1, on the CPU: PyTorch (Debian's 1.13,
+# bench/torch_cpu_resnet.py), dir4j (JMH ResNetForwardBench) and ONNX Runtime Java 1.23.2 (JMH
+# OnnxResNetBench, on the trunks bench/export_onnx.py exports), in one go. The three run back to
+# back for each network and size in turn (not all of one engine, then all of the next), so a
+# change in machine load hits the three alike; the 1-minute load is printed before each group
+# and at the end, then one table with the ratios. Every engine gets 2 threads.
+# Build first:
+#   mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+# Usage: bench/resnet_cpu_side_by_side.sh [sizes, default 224x224,1024x768] [depths, default resnet50,resnet101]
+# Sizes are width x height (1024x768 is an input [1, 3, 768, 1024]).
+# WAIT_QUIET=600 waits up to 600 s for the 1-minute load to fall below 0.5 before starting.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+sizes="${1:-224x224,1024x768}"
+depths="${2:-resnet50,resnet101}"
+java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+py=/usr/bin/python3   # Debian's torch 1.13 + torchvision (+ python3-onnx for the export)
+jar="$root/bench/target/benchmarks.jar"
+onnx="$root/bench/target/onnx"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+load1() { cut -d' ' -f1 /proc/loadavg; }
+load() { echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)"; }
+
+[[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)"; exit 1; }
+for d in ${depths//,/ }; do
+  [[ -f "$onnx/$d.onnx" ]] || { echo "== exporting the ONNX trunks"; "$py" "$root/bench/export_onnx.py" "$onnx"; break; }
+done
+if [[ -n "${WAIT_QUIET:-}" ]]; then
+  end=$((SECONDS + WAIT_QUIET))
+  while awk -v l="$(load1)" 'BEGIN { exit !(l >= 0.5) }' && ((SECONDS < end)); do sleep 10; done
+fi
+
+# JMH holds /tmp/jmh.lock: if another benchmark is running, a run fails rather than share the cores.
+jmh() { "$java" -jar "$jar" "$1" -p depth="$2" -p size="$3" -rf json -rff "$work/$1-$2-$3.json" \
+          >"$work/$1.log" 2>&1 || { tail -20 "$work/$1.log"; exit 1; }
+        grep -E "^$1" "$work/$1.log"; }
+
+echo "== $(date -u +%FT%TZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for s in ${sizes//,/ }; do
+  for d in ${depths//,/ }; do
+    echo "== $d $s: $(load)"
+    echo "$d $s $(load1)" >>"$work/loads.txt"
+    "$py" "$root/bench/torch_cpu_resnet.py" --threads 2 --depths "$d" --sizes "$s" | grep '^torch' \
+      | tee -a "$work/torch.txt"
+    jmh ResNetForwardBench "$d" "$s"
+    DIR4J_ONNX_DIR="$onnx" jmh OnnxResNetBench "$d" "$s"
+  done
+done
+echo "== $(load)  (end)"
+echo "end end $(load1)" >>"$work/loads.txt"
+
+"$py" - "$work" <<'EOF'
+import glob, json, os, sys
+work = sys.argv[1]
+ms = {}
+for line in open(os.path.join(work, "torch.txt")):
+    f = line.split()
+    ms[("torch", f[1], f[2])] = float(f[5])
+for path in glob.glob(os.path.join(work, "*.json")):
+    key = "dir4j" if os.path.basename(path).startswith("ResNetForwardBench") else "ort"
+    for r in json.load(open(path)):
+        p = r["params"]
+        ms[(key, p["depth"], p["size"])] = r["primaryMetric"]["score"]
+loads = [l.split() for l in open(os.path.join(work, "loads.txt"))]
+load_at = {(d, s): l for d, s, l in loads}
+print("\n| network | input (W×H) | load at start | dir4j ms | PyTorch 1.13 ms | ONNX Runtime 1.23.2 ms "
+      "| dir4j / PyTorch | dir4j / ONNX Runtime |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for d, s, _ in loads[:-1]:
+    j, t, o = (ms.get((k, d, s)) for k in ("dir4j", "torch", "ort"))
+    fmt = lambda v: "—" if v is None else f"{v:.1f}"
+    ratio = lambda a, b: "—" if a is None or b is None else f"{a / b:.2f}"
+    print(f"| {d} | {s.replace('x', '×')} | {load_at[(d, s)]} | {fmt(j)} | {fmt(t)} | {fmt(o)} "
+          f"| {ratio(j, t)} | {ratio(j, o)} |")
+print(f"\n(load at the end {loads[-1][2]}; ratios are time over time: below 1 means dir4j is faster)")
+EOF

@@ -1,0 +1,839 @@
+package dir4j.engine.cuda;
+
+import static dir4j.engine.cuda.CudaDriver.check;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemsetD16Async;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+
+import dir4j.engine.Backend;
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.Shape;
+import dir4j.engine.Storage;
+import dir4j.engine.Tensor;
+import dir4j.engine.cpu.CpuBackend;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The CUDA backend of one device: hand-written kernels (dir4j-kernels) for elementwise ops,
+ * reductions, cumulative sums, GeM, the AP histogram and max pooling; cuBLAS for matrix
+ * products; cuDNN for convolutions and batch norm. Every op is queued on the device's stream;
+ * the host waits only when it reads (a copy to the CPU, {@link #synchronize()}).
+ *
+ * <p>Status: written and built without a GPU; nothing here has run on one yet. The gpu-tagged
+ * tests (CudaBackendGpuTest) and bench/gpu/run_gpu_checks.sh are the first check.
+ *
+ * <p>dtypes: float32 everywhere; float64 (the CPU's gradient-check path) in elementwise ops,
+ * reductions, cumulative sums and matrix products; fill and copy handle every dtype.
+ * avgPool2d, indexSelect and indexAdd are not implemented yet and say so.
+ *
+ * <p>System properties: {@code dir4j.cuda.tf32} (TF32 tensor cores for float32 GEMMs and
+ * convolutions; default off, as PyTorch's matmul), {@code dir4j.cuda.sync} (synchronise after
+ * every launch to name a failing kernel), {@code dir4j.cuda.cudnn.search} (find | heuristic),
+ * {@code dir4j.cuda.cudnn.workspaceMiB}.
+ */
+public final class CudaBackend implements Backend {
+    private static final int BLOCK = 256;
+
+    private final Device device;
+    private final CudaContext ctx;
+    private final CachingAllocator allocator;
+    private final CudaModules kernels;
+    private final PinnedStaging staging;
+    private volatile boolean tf32 = Boolean.getBoolean("dir4j.cuda.tf32");
+    private Cublas cublas;
+    private Boolean cublasTf32;
+    private Cudnn cudnn;
+    private CudnnConvolutions convolutions;
+    private final Map<List<Integer>, MemorySegment[]> bnDescriptors = new ConcurrentHashMap<>();
+
+    private CudaBackend(Device device, CudaContext ctx) {
+        this.device = device;
+        this.ctx = ctx;
+        this.allocator = new CachingAllocator(device.toString(), new DriverMemory(ctx));
+        this.kernels = new CudaModules(ctx);
+        this.staging = new PinnedStaging(ctx);
+    }
+
+    /**
+     * The backend of a CUDA device (the factory {@link dir4j.engine.Backends} registers for
+     * {@link Device.Kind#CUDA}); an error says why when CUDA is not usable.
+     */
+    public static Backend create(Device device) {
+        if (device.kind() != Device.Kind.CUDA) {
+            throw new IllegalArgumentException("CudaBackend.create: " + device + " is not a CUDA device");
+        }
+        CudaDriver.Availability a = CudaDriver.availability();
+        if (!a.usable()) {
+            throw new IllegalStateException("no backend for " + device + ": CUDA is not usable: " + a.reason()
+                    + "; run with --device cpu");
+        }
+        return new CudaBackend(device, CudaContext.open(device.index()));
+    }
+
+    @Override
+    public Device device() {
+        return device;
+    }
+
+    /** "cuda:0 NVIDIA H200 (compute 9.0, 132 SMs, 139.8 GiB)". */
+    public String describe() {
+        return ctx.describe();
+    }
+
+    /** TF32 tensor cores for float32 matrix products and convolutions (≈1e-3 relative error), or strict float32. */
+    public void setTf32(boolean on) {
+        tf32 = on;
+    }
+
+    /** Waits for every queued op of this device. */
+    public void synchronize() {
+        ctx.synchronize("synchronize");
+    }
+
+    /** The allocator's counters. */
+    public CachingAllocator.Stats memoryStats() {
+        return allocator.stats();
+    }
+
+    /** Gives cached device memory back to the driver; returns the bytes released. */
+    public long emptyCache() {
+        ctx.bind();
+        return allocator.releaseCached();
+    }
+
+    /** Loads every kernel file now and reports how long each took ("elementwise 12 ms, ..."). */
+    public String loadKernels() {
+        kernels.loadAll();
+        return kernels.loadReport();
+    }
+
+    /** The cuDNN algorithms chosen so far, one line per convolution shape. */
+    public String convolutionChoices() {
+        return convolutions == null ? "" : convolutions.describe();
+    }
+
+    private static UnsupportedOperationException unsupported(String op) {
+        return new UnsupportedOperationException(op + " on CUDA is not implemented yet");
+    }
+
+    // ================================================================ memory
+
+    /** cuMemAlloc / cuMemFree under the caching allocator. */
+    private static final class DriverMemory implements DeviceMemory {
+        private final CudaContext ctx;
+
+        DriverMemory(CudaContext ctx) {
+            this.ctx = ctx;
+        }
+
+        @Override
+        public long allocate(long bytes) {
+            ctx.bind();
+            CudaDeviceptr p = new CudaDeviceptr();
+            int rc = cuMemAlloc(p, bytes);
+            if (rc == jcuda.driver.CUresult.CUDA_ERROR_OUT_OF_MEMORY) {
+                return 0;
+            }
+            check(rc, "cuMemAlloc(" + bytes + ")");
+            return p.address();
+        }
+
+        @Override
+        public void free(long address) {
+            ctx.bind();
+            check(cuMemFree(CudaDeviceptr.at(address)), "cuMemFree");
+        }
+
+        @Override
+        public void synchronize() {
+            ctx.synchronize("releasing cached memory");
+        }
+
+        @Override
+        public String describe() {
+            long[] m = ctx.memoryInfo();
+            return CachingAllocator.bytes(m[0]) + " free of " + CachingAllocator.bytes(m[1]);
+        }
+    }
+
+    @Override
+    public Storage allocate(long bytes) {
+        CudaStorage s = (CudaStorage) allocateUninitialized(bytes);
+        long n = Math.max(1, bytes);
+        if (n % 4 == 0) {
+            check(cuMemsetD32Async(CudaDeviceptr.at(s.address()), 0, n / 4, ctx.stream), "cuMemsetD32Async");
+        } else {
+            check(cuMemsetD8Async(CudaDeviceptr.at(s.address()), (byte) 0, n, ctx.stream), "cuMemsetD8Async");
+        }
+        return s;
+    }
+
+    @Override
+    public Storage allocateUninitialized(long bytes) {
+        ctx.bind();
+        long n = Math.max(1, bytes);
+        return new CudaStorage(allocator, allocator.allocate(n), n, device);
+    }
+
+    /** Device memory for an op's temporaries, returned to the cache on close (stream-ordered, so safe at once). */
+    private final class Scratch implements AutoCloseable {
+        final CachingAllocator.Block block;
+
+        Scratch(long bytes, boolean zero) {
+            ctx.bind();
+            block = allocator.allocate(Math.max(4, bytes));
+            if (zero) {
+                long words = (Math.max(4, bytes) + 3) / 4;
+                check(cuMemsetD32Async(CudaDeviceptr.at(block.address()), 0, words, ctx.stream), "cuMemsetD32Async");
+            }
+        }
+
+        long address() {
+            return block.address();
+        }
+
+        @Override
+        public void close() {
+            allocator.free(block);
+        }
+    }
+
+    /** The device address of a tensor's element 0. */
+    private long address(Tensor t) {
+        t.checkAlive("CUDA op");
+        if (!(t.storage() instanceof CudaStorage s) || !t.device().equals(device)) {
+            throw new IllegalArgumentException("CUDA op on " + device + ": tensor " + Shape.str(t.shape()) + " is on "
+                    + t.device() + "; move it with .to(" + device + ")");
+        }
+        return s.address() + t.offset() * t.dtype().byteSize();
+    }
+
+    private static void requireFloat(String op, Tensor t, boolean float64Allowed) {
+        if (t.dtype() != DType.FLOAT32 && !(float64Allowed && t.dtype() == DType.FLOAT64)) {
+            throw new UnsupportedOperationException(op + " on CUDA takes float32" + (float64Allowed ? " or float64" : "")
+                    + ", not " + t.dtype());
+        }
+    }
+
+    private static void sameShape(String op, Tensor a, Tensor b) {
+        if (!Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException(op + ": shapes differ: " + Shape.str(a.shape()) + " and "
+                    + Shape.str(b.shape()));
+        }
+    }
+
+    private static boolean aligned16(long... addresses) {
+        for (long a : addresses) {
+            if ((a & 15) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // ================================================================ fill and copy
+
+    /** The value as the dtype's bit pattern (Java's casts for int32; round-to-nearest-even for bfloat16). */
+    static long bits(DType t, double value) {
+        return switch (t) {
+            case FLOAT32 -> Float.floatToRawIntBits((float) value) & 0xffffffffL;
+            case FLOAT64 -> Double.doubleToRawLongBits(value);
+            case INT32 -> ((int) value) & 0xffffffffL;
+            case FLOAT16 -> Float.floatToFloat16((float) value) & 0xffffL;
+            case BFLOAT16 -> {
+                int f = Float.floatToRawIntBits((float) value);
+                yield Float.isNaN((float) value) ? 0x7fc0 : ((f + 0x7fff + ((f >>> 16) & 1)) >>> 16) & 0xffff;
+            }
+        };
+    }
+
+    @Override
+    public void fill(Tensor out, double value) {
+        if (out.numel() == 0) {
+            return;
+        }
+        long dst = address(out);
+        int width = out.dtype().byteSize();
+        long b = bits(out.dtype(), value);
+        if (out.isContiguous() && width == 4) {
+            check(cuMemsetD32Async(CudaDeviceptr.at(dst), (int) b, out.numel(), ctx.stream), "cuMemsetD32Async");
+            return;
+        }
+        if (out.isContiguous() && width == 2 && (dst & 1) == 0) {
+            check(cuMemsetD16Async(CudaDeviceptr.at(dst), (short) b, out.numel(), ctx.stream), "cuMemsetD16Async");
+            return;
+        }
+        StridedGeometry g = StridedGeometry.of("fill", out.shape(), out.strides());
+        boolean i32 = g.fitsInt32();
+        Kernel k = switch (width) {
+            case 2 -> i32 ? Kernel.FILL_STRIDED_B16_I32 : Kernel.FILL_STRIDED_B16_I64;
+            case 4 -> i32 ? Kernel.FILL_STRIDED_B32_I32 : Kernel.FILL_STRIDED_B32_I64;
+            default -> i32 ? Kernel.FILL_STRIDED_B64_I32 : Kernel.FILL_STRIDED_B64_I64;
+        };
+        kernels.launch(k, kernels.gridFor(g.numel, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(dst).geometry(g).bits(b));
+    }
+
+    @Override
+    public void copy(Tensor src, Tensor dst) {
+        sameShape("copy", src, dst);
+        if (src.numel() == 0) {
+            return;
+        }
+        boolean fromHost = src.device().kind() == Device.Kind.CPU;
+        boolean toHost = dst.device().kind() == Device.Kind.CPU;
+        if (fromHost && toHost) {
+            CpuBackend.instance().copy(src, dst);
+        } else if (fromHost) {
+            upload(src, dst);
+        } else if (toHost) {
+            download(src, dst);
+        } else if (!src.device().equals(dst.device())) {
+            throw unsupported("copy between " + src.device() + " and " + dst.device()
+                    + " (copy through the CPU: .to(Device.CPU).to(" + dst.device() + "))");
+        } else {
+            copyOnDevice(src, dst);
+        }
+    }
+
+    private void copyOnDevice(Tensor src, Tensor dst) {
+        long s = address(src);
+        long d = address(dst);
+        if (src.dtype() == dst.dtype() && src.isContiguous() && dst.isContiguous()) {
+            check(cuMemcpyDtoDAsync(CudaDeviceptr.at(d), CudaDeviceptr.at(s), src.numel() * src.dtype().byteSize(),
+                    ctx.stream), "cuMemcpyDtoDAsync");
+            return;
+        }
+        StridedGeometry g = StridedGeometry.of("copy", dst.shape(), src.strides(), dst.strides());
+        long grid = kernels.gridFor(g.numel, BLOCK);
+        if (src.dtype() != dst.dtype()) {
+            kernels.launch(Kernel.CAST_STRIDED, grid, 1, BLOCK, 0, new KernelArgs().ptr(s).i32(src.dtype().ordinal())
+                    .ptr(d).i32(dst.dtype().ordinal()).geometry(g));
+            return;
+        }
+        boolean i32 = g.fitsInt32();
+        Kernel k = switch (src.dtype().byteSize()) {
+            case 2 -> i32 ? Kernel.COPY_STRIDED_B16_I32 : Kernel.COPY_STRIDED_B16_I64;
+            case 4 -> i32 ? Kernel.COPY_STRIDED_B32_I32 : Kernel.COPY_STRIDED_B32_I64;
+            default -> i32 ? Kernel.COPY_STRIDED_B64_I32 : Kernel.COPY_STRIDED_B64_I64;
+        };
+        kernels.launch(k, grid, 1, BLOCK, 0, new KernelArgs().ptr(s).ptr(d).geometry(g));
+    }
+
+    /** CPU → this device: contiguous bytes travel through pinned staging; layouts and dtypes are fixed on either side. */
+    private void upload(Tensor src, Tensor dst) {
+        if (src.isContiguous() && dst.isContiguous() && src.dtype() == dst.dtype()) {
+            staging.upload(src.segment(), src.offset() * src.dtype().byteSize(), src.numel() * src.dtype().byteSize(),
+                    address(dst));
+            return;
+        }
+        // a contiguous host copy in the source dtype, uploaded, then a device copy into dst's layout/dtype
+        Tensor host = src.isContiguous() ? null : Tensor.uninitialized(src.dtype(), Device.CPU, src.shape());
+        Tensor staged = Tensor.uninitialized(src.dtype(), device, src.shape());
+        try {
+            Tensor h = src;
+            if (host != null) {
+                CpuBackend.instance().copy(src, host);
+                h = host;
+            }
+            staging.upload(h.segment(), h.offset() * h.dtype().byteSize(), h.numel() * h.dtype().byteSize(),
+                    address(staged));
+            copyOnDevice(staged, dst);
+        } finally {
+            staged.close();
+            if (host != null) {
+                host.close();
+            }
+        }
+    }
+
+    /** This device → CPU; waits for the data. */
+    private void download(Tensor src, Tensor dst) {
+        if (src.isContiguous() && dst.isContiguous() && src.dtype() == dst.dtype()) {
+            staging.download(address(src), dst.segment(), dst.offset() * dst.dtype().byteSize(),
+                    src.numel() * src.dtype().byteSize());
+            return;
+        }
+        Tensor staged = Tensor.uninitialized(dst.dtype(), device, dst.shape());
+        Tensor host = dst.isContiguous() ? null : Tensor.uninitialized(dst.dtype(), Device.CPU, dst.shape());
+        try {
+            copyOnDevice(src, staged);
+            Tensor h = host != null ? host : dst;
+            staging.download(address(staged), h.segment(), h.offset() * h.dtype().byteSize(),
+                    staged.numel() * staged.dtype().byteSize());
+            if (host != null) {
+                CpuBackend.instance().copy(host, dst);
+            }
+        } finally {
+            staged.close();
+            if (host != null) {
+                host.close();
+            }
+        }
+    }
+
+    // ================================================================ elementwise
+
+    @Override
+    public void unary(Unary op, Tensor x, double alpha, double beta, Tensor out) {
+        String name = op.name().toLowerCase(Locale.ROOT);
+        sameShape(name, x, out);
+        requireFloat(name, x, true);
+        if (out.dtype() != x.dtype()) {
+            throw new IllegalArgumentException(name + ": output " + out.dtype() + " differs from input " + x.dtype());
+        }
+        if (x.numel() == 0) {
+            return;
+        }
+        long xa = address(x);
+        long oa = address(out);
+        if (x.dtype() == DType.FLOAT32 && x.isContiguous() && out.isContiguous() && aligned16(xa, oa)) {
+            kernels.launch(Kernel.UNARY_CONTIG4_F32, kernels.gridFor((x.numel() + 3) / 4, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(xa).ptr(oa).i64(x.numel()).i32(op.ordinal()).f64(alpha).f64(beta));
+            return;
+        }
+        StridedGeometry g = StridedGeometry.of(name, out.shape(), x.strides(), out.strides());
+        boolean f32 = x.dtype() == DType.FLOAT32;
+        boolean i32 = g.fitsInt32();
+        Kernel k = f32 ? (i32 ? Kernel.UNARY_STRIDED_F32_I32 : Kernel.UNARY_STRIDED_F32_I64)
+                : (i32 ? Kernel.UNARY_STRIDED_F64_I32 : Kernel.UNARY_STRIDED_F64_I64);
+        kernels.launch(k, kernels.gridFor(g.numel, BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(xa).ptr(oa).geometry(g).i32(op.ordinal()).f64(alpha).f64(beta));
+    }
+
+    @Override
+    public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
+        String name = op.name().toLowerCase(Locale.ROOT);
+        sameShape(name, a, out);
+        sameShape(name, b, out);
+        requireFloat(name, a, true);
+        if (b.dtype() != a.dtype() || out.dtype() != a.dtype()) {
+            throw new IllegalArgumentException(name + ": dtypes differ: " + a.dtype() + ", " + b.dtype() + " -> "
+                    + out.dtype());
+        }
+        if (out.numel() == 0) {
+            return;
+        }
+        long aa = address(a);
+        long ba = address(b);
+        long oa = address(out);
+        if (a.dtype() == DType.FLOAT32 && a.isContiguous() && b.isContiguous() && out.isContiguous()
+                && aligned16(aa, ba, oa)) {
+            kernels.launch(Kernel.BINARY_CONTIG4_F32, kernels.gridFor((out.numel() + 3) / 4, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(aa).ptr(ba).ptr(oa).i64(out.numel()).i32(op.ordinal()));
+            return;
+        }
+        StridedGeometry g = StridedGeometry.of(name, out.shape(), a.strides(), b.strides(), out.strides());
+        boolean f32 = a.dtype() == DType.FLOAT32;
+        boolean i32 = g.fitsInt32();
+        Kernel k = f32 ? (i32 ? Kernel.BINARY_STRIDED_F32_I32 : Kernel.BINARY_STRIDED_F32_I64)
+                : (i32 ? Kernel.BINARY_STRIDED_F64_I32 : Kernel.BINARY_STRIDED_F64_I64);
+        kernels.launch(k, kernels.gridFor(g.numel, BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(aa).ptr(ba).ptr(oa).geometry(g).i32(op.ordinal()));
+    }
+
+    // ================================================================ reductions
+
+    @Override
+    public void reduce(Reduce op, Tensor x, boolean[] reduceAxes, Tensor out) {
+        String name = "reduce " + op.name().toLowerCase(Locale.ROOT);
+        requireFloat(name, x, true);
+        if (!out.isContiguous() || out.dtype() != x.dtype()) {
+            throw new IllegalArgumentException(name + ": output must be a contiguous " + x.dtype() + " tensor");
+        }
+        if (out.numel() == 0) {
+            return;
+        }
+        boolean f32 = x.dtype() == DType.FLOAT32;
+        ReducePlan plan = ReducePlan.of(name, x.shape(), x.strides(), reduceAxes, ctx.multiprocessors);
+        long xa = address(x);
+        long oa = address(out);
+        long outputs = plan.kept().numel;
+        switch (plan.kind()) {
+            case ROWS -> reduceRows(f32, xa, oa, plan.kept(), outputs, plan.reduced().numel, op);
+            case COLUMNS -> kernels.launch(f32 ? Kernel.REDUCE_COLUMNS_F32 : Kernel.REDUCE_COLUMNS_F64,
+                    kernels.gridFor(outputs, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(xa).ptr(oa).geometry(plan.kept()).geometry(plan.reduced()).i32(op.ordinal()));
+            case BLOCKS -> {
+                int splits = plan.splits();
+                long grid = Math.min(outputs, 65535L * 32);
+                Kernel k = f32 ? Kernel.REDUCE_BLOCKS_F32 : Kernel.REDUCE_BLOCKS_F64;
+                if (splits == 1) {
+                    kernels.launch(k, grid, 1, BLOCK, 0, new KernelArgs().ptr(xa).ptr(oa).geometry(plan.kept())
+                            .geometry(plan.reduced()).i32(op.ordinal()).ptr(0));
+                } else {
+                    try (Scratch partial = new Scratch(outputs * splits * x.dtype().byteSize(), false)) {
+                        kernels.launch(k, grid, splits, BLOCK, 0, new KernelArgs().ptr(xa).ptr(oa)
+                                .geometry(plan.kept()).geometry(plan.reduced()).i32(op.ordinal())
+                                .ptr(partial.address()));
+                        StridedGeometry rows = StridedGeometry.of(name, new long[] {outputs}, new long[] {splits});
+                        reduceRows(f32, partial.address(), oa, rows, outputs, splits, op);
+                    }
+                }
+            }
+        }
+    }
+
+    private void reduceRows(boolean f32, long x, long out, StridedGeometry rows, long count, long len, Reduce op) {
+        // a warp per row for short rows, the whole block for long ones
+        int threadsPerRow = len >= 2048 ? BLOCK : 32;
+        long rowsPerBlock = BLOCK / threadsPerRow;
+        long grid = Math.min((count + rowsPerBlock - 1) / rowsPerBlock, (long) ctx.multiprocessors * 32);
+        kernels.launch(f32 ? Kernel.REDUCE_ROWS_F32 : Kernel.REDUCE_ROWS_F64, Math.max(1, grid), 1, BLOCK, 0,
+                new KernelArgs().ptr(x).ptr(out).geometry(rows).i64(count).i64(len).i32(op.ordinal())
+                        .i32(threadsPerRow));
+    }
+
+    @Override
+    public void cumsum(Tensor x, int axis, boolean reverse, Tensor out) {
+        requireFloat("cumsum", x, true);
+        sameShape("cumsum", x, out);
+        if (x.numel() == 0) {
+            return;
+        }
+        int[] lineShape = x.shape();
+        int n = lineShape[axis];
+        lineShape[axis] = 1;
+        StridedGeometry lines = StridedGeometry.of("cumsum", lineShape, x.strides(), out.strides());
+        boolean f32 = x.dtype() == DType.FLOAT32;
+        KernelArgs args = new KernelArgs().ptr(address(x)).ptr(address(out)).geometry(lines).i64(n)
+                .i64(x.stride(axis)).i64(out.stride(axis)).i32(reverse ? 1 : 0);
+        if (n > 256) { // long lines: a block scans each
+            kernels.launch(f32 ? Kernel.CUMSUM_BLOCK_F32 : Kernel.CUMSUM_BLOCK_F64,
+                    Math.min(lines.numel, (long) ctx.multiprocessors * 32), 1, BLOCK, 0, args);
+        } else {
+            kernels.launch(f32 ? Kernel.CUMSUM_LINES_F32 : Kernel.CUMSUM_LINES_F64, kernels.gridFor(lines.numel, BLOCK),
+                    1, BLOCK, 0, args);
+        }
+    }
+
+    // ================================================================ matrix product
+
+    private synchronized Cublas cublas() {
+        if (cublas == null) {
+            ctx.bind();
+            cublas = new Cublas(ctx.stream.address());
+        }
+        if (cublasTf32 == null || cublasTf32 != tf32) {
+            cublas.setTf32(tf32);
+            cublasTf32 = tf32;
+        }
+        return cublas;
+    }
+
+    @Override
+    public void matmul(Tensor a, Tensor b, Tensor out) {
+        requireFloat("matmul", a, true);
+        int batch = a.shape(0);
+        int m = a.shape(1);
+        int k = a.shape(2);
+        int n = b.shape(2);
+        if (batch == 0 || m == 0 || n == 0) {
+            return;
+        }
+        if (k == 0) {
+            fill(out, 0);
+            return;
+        }
+        boolean dbl = a.dtype() == DType.FLOAT64;
+        Tensor ac = null;
+        Tensor bc = null;
+        try {
+            GemmLayout la = GemmLayout.of(m, k, a.stride(1), a.stride(2));
+            if (la == null) {
+                ac = contiguousCopy(a);
+                la = GemmLayout.of(m, k, ac.stride(1), ac.stride(2));
+            }
+            GemmLayout lb = GemmLayout.of(k, n, b.stride(1), b.stride(2));
+            if (lb == null) {
+                bc = contiguousCopy(b);
+                lb = GemmLayout.of(k, n, bc.stride(1), bc.stride(2));
+            }
+            Tensor aa = ac != null ? ac : a;
+            Tensor bb = bc != null ? bc : b;
+            Cublas blas = cublas();
+            ctx.bind();
+            // row-major C = A·B as column-major Cᵀ = Bᵀ·Aᵀ (see GemmLayout)
+            if (batch == 1) {
+                blas.gemm(dbl, lb.op(), la.op(), n, m, k, 1, address(bb), lb.ld(), address(aa), la.ld(), 0,
+                        address(out), n);
+            } else {
+                blas.gemmStridedBatched(dbl, lb.op(), la.op(), n, m, k, 1, address(bb), lb.ld(), bb.stride(0),
+                        address(aa), la.ld(), aa.stride(0), 0, address(out), n, (long) m * n, batch);
+            }
+        } finally {
+            if (ac != null) {
+                ac.close();
+            }
+            if (bc != null) {
+                bc.close();
+            }
+        }
+    }
+
+    private Tensor contiguousCopy(Tensor t) {
+        Tensor c = Tensor.uninitialized(t.dtype(), device, t.shape());
+        copyOnDevice(t, c);
+        return c;
+    }
+
+    // ================================================================ convolution (cuDNN)
+
+    private synchronized CudnnConvolutions convolutions() {
+        if (convolutions == null) {
+            ctx.bind();
+            cudnn = new Cudnn(ctx.stream.address());
+            convolutions = new CudnnConvolutions(cudnn, allocator, ctx::memoryInfo);
+        }
+        return convolutions;
+    }
+
+    private CudnnConvolutions.Plan plan(Tensor x, int[] w, ConvParams p, int[] y) {
+        requireFloat("conv2d", x, false);
+        int[] xs = x.shape();
+        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[1], xs[2], xs[3], w[0],
+                w[2], w[3], p, tf32);
+        return convolutions().plan(key, y);
+    }
+
+    @Override
+    public void conv2d(Tensor x, Tensor w, ConvParams p, Tensor y) {
+        CudnnConvolutions.Plan plan = plan(x, w.shape(), p, y.shape());
+        ctx.bind();
+        convolutions.run(plan, Cudnn.Direction.FORWARD, false, tf32, new long[] {address(x), address(w), address(y)});
+    }
+
+    @Override
+    public void conv2dBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        CudnnConvolutions.Plan plan = plan(dx, w.shape(), p, dy.shape());
+        ctx.bind();
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_DATA, false, tf32,
+                new long[] {address(w), address(dy), address(dx)});
+    }
+
+    @Override
+    public void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        CudnnConvolutions.Plan plan = plan(x, dw.shape(), p, dy.shape());
+        ctx.bind();
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_FILTER, false, tf32,
+                new long[] {address(x), address(dy), address(dw)});
+    }
+
+    // ================================================================ batch norm (cuDNN)
+
+    /** The x descriptor [N, C, H, W] and the per-channel descriptor [1, C, 1, 1] of a shape. */
+    private MemorySegment[] bnDescriptors(int[] s) {
+        convolutions();
+        return bnDescriptors.computeIfAbsent(List.of(s[0], s[1], s[2], s[3]), k -> new MemorySegment[] {
+            Cudnn.tensor4d(Cudnn.DATA_FLOAT, s[0], s[1], s[2], s[3]), Cudnn.tensor4d(Cudnn.DATA_FLOAT, 1, s[1], 1, 1)});
+    }
+
+    @Override
+    public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                            boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                            Tensor saveInvStd) {
+        requireFloat("batchNorm2d", x, false);
+        if (eps < Cudnn.BN_MIN_EPSILON) {
+            throw new UnsupportedOperationException("batchNorm2d on CUDA: eps " + eps + " is below cuDNN's minimum "
+                    + Cudnn.BN_MIN_EPSILON);
+        }
+        MemorySegment[] d = bnDescriptors(x.shape());
+        int c = x.shape(1);
+        ctx.bind();
+        if (training) {
+            // cuDNN updates both running statistics or neither: a missing one gets a scratch buffer
+            try (Scratch rm = new Scratch(c * 4L, true); Scratch rv = new Scratch(c * 4L, true)) {
+                long mean = runningMean != null ? address(runningMean) : rm.address();
+                long var = runningVar != null ? address(runningVar) : rv.address();
+                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
+                        momentum, mean, var, eps, address(saveMean), address(saveInvStd));
+            }
+            return;
+        }
+        cudnn.batchNormInference(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
+                address(runningMean), address(runningVar), eps);
+        copyOnDevice(runningMean, saveMean);
+        unary(Unary.AFFINE, runningVar, 1, eps, saveInvStd);
+        unary(Unary.POW, saveInvStd, -0.5, 0, saveInvStd);
+    }
+
+    @Override
+    public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                    boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        requireFloat("batchNorm2dBackward", x, false);
+        int[] s = x.shape();
+        if (training) {
+            MemorySegment[] d = bnDescriptors(s);
+            ctx.bind();
+            // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
+            // it still requires eps ≥ its minimum
+            cudnn.batchNormBackward(false, d[0], address(x), address(dy), address(dx), d[1], address(gamma),
+                    address(dgamma), address(dbeta), Cudnn.BN_MIN_EPSILON, address(saveMean), address(saveInvStd));
+            return;
+        }
+        // eval: the statistics are constants. dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd, dx = dy·γ·invStd
+        int c = s[1];
+        long[] perChannel = {0, 1, 0, 0};
+        boolean[] overNhw = {true, false, true, true};
+        try (Tensor mean = saveMean.viewOf(s, perChannel, saveMean.offset());
+             Tensor inv = saveInvStd.viewOf(s, perChannel, saveInvStd.offset());
+             Tensor t = Tensor.uninitialized(x.dtype(), device, s);
+             Tensor dgK = dgamma.viewOf(new int[] {1, c, 1, 1}, new long[] {c, 1, 1, 1}, dgamma.offset());
+             Tensor dbK = dbeta.viewOf(new int[] {1, c, 1, 1}, new long[] {c, 1, 1, 1}, dbeta.offset());
+             Tensor scale = Tensor.uninitialized(x.dtype(), device, c);
+             Tensor scaleB = scale.viewOf(s, perChannel, 0)) {
+            binary(Binary.SUB, x, mean, t);
+            binary(Binary.MUL, t, inv, t);
+            binary(Binary.MUL, t, dy, t);
+            reduce(Reduce.SUM, t, overNhw, dgK);
+            reduce(Reduce.SUM, dy, overNhw, dbK);
+            binary(Binary.MUL, gamma, saveInvStd, scale);
+            binary(Binary.MUL, dy, scaleB, dx);
+        }
+    }
+
+    // ================================================================ pooling
+
+    @Override
+    public void maxPool2d(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        requireFloat("maxPool2d", x, false);
+        int[] xs = x.shape();
+        int[] ys = y.shape();
+        long planes = (long) xs[0] * xs[1];
+        kernels.launch(Kernel.MAXPOOL2D_FORWARD_F32, kernels.gridFor(planes * ys[2] * ys[3], BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(address(x)).ptr(address(y)).ptr(indices == null ? 0 : address(indices))
+                        .i64(planes).i32(xs[2]).i32(xs[3]).i32(ys[2]).i32(ys[3]).i32(p.kernelH()).i32(p.kernelW())
+                        .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+    }
+
+    /** Scatters dy through the indices with atomic adds (see kernels/src/main/cuda/pool.cu on determinism). */
+    @Override
+    public void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx) {
+        requireFloat("maxPool2dBackward", dy, false);
+        int[] ds = dy.shape();
+        int[] xs = dx.shape();
+        long planes = (long) ds[0] * ds[1];
+        long outPlane = (long) ds[2] * ds[3];
+        kernels.launch(Kernel.MAXPOOL2D_BACKWARD_F32, kernels.gridFor(planes * outPlane, BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(planes)
+                        .i64((long) xs[2] * xs[3]).i64(outPlane));
+    }
+
+    @Override
+    public void avgPool2d(Tensor x, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd, boolean divisorFromWindow,
+                          Tensor y) {
+        throw unsupported("avgPool2d");
+    }
+
+    @Override
+    public void avgPool2dBackward(Tensor dy, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd,
+                                  boolean divisorFromWindow, Tensor dx) {
+        throw unsupported("avgPool2dBackward");
+    }
+
+    @Override
+    public void indexSelect(Tensor x, int axis, Tensor indices, Tensor out) {
+        throw unsupported("indexSelect");
+    }
+
+    @Override
+    public void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx) {
+        throw unsupported("indexAdd");
+    }
+
+    // ================================================================ GeM
+
+    private int planeBlock(long hw) {
+        return hw >= 2048 ? 256 : hw >= 512 ? 128 : 64;
+    }
+
+    @Override
+    public void gem(Tensor x, Tensor p, double eps, Tensor y) {
+        requireFloat("gem", x, false);
+        long planes = (long) x.shape(0) * x.shape(1);
+        long hw = (long) x.shape(2) * x.shape(3);
+        long xa = address(x);
+        int vec4 = hw % 4 == 0 && aligned16(xa) ? 1 : 0;
+        int block = planeBlock(hw);
+        kernels.launch(Kernel.GEM_FORWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1, block, 0,
+                new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).i64(planes).i64(hw).i32(vec4));
+    }
+
+    @Override
+    public void gemBackward(Tensor x, Tensor p, double eps, Tensor y, Tensor dy, Tensor dx, Tensor dpPartial) {
+        requireFloat("gemBackward", x, false);
+        long planes = (long) x.shape(0) * x.shape(1);
+        long hw = (long) x.shape(2) * x.shape(3);
+        long xa = address(x);
+        long dxa = address(dx);
+        int vec4 = hw % 4 == 0 && aligned16(xa, dxa) ? 1 : 0;
+        int block = planeBlock(hw);
+        kernels.launch(Kernel.GEM_BACKWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1, block, 0,
+                new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).ptr(address(dy)).ptr(dxa)
+                        .ptr(address(dpPartial)).i64(planes).i64(hw).i32(vec4));
+    }
+
+    // ================================================================ AP histogram
+
+    /** Columns per block split so that rows × splits fills the device. */
+    private long apColumnsPerSplit(long rows, long cols) {
+        long target = (long) ctx.multiprocessors * 8;
+        long splits = Math.max(1, Math.min((target + rows - 1) / rows, (cols + 1023) / 1024));
+        splits = Math.min(splits, 65535);
+        return (cols + splits - 1) / splits;
+    }
+
+    @Override
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+        requireFloat("apHistogram", scores, false);
+        long n = scores.shape(0);
+        long m = scores.shape(1);
+        int nq = bins.nq();
+        if (m >= (1L << 22)) {
+            throw new UnsupportedOperationException("apHistogram on CUDA: " + m + " columns; the fixed-point "
+                    + "histogram takes fewer than 2^22");
+        }
+        if (n == 0) {
+            return;
+        }
+        long cols = Math.max(1, apColumnsPerSplit(n, m));
+        int splits = (int) Math.max(1, (m + cols - 1) / cols);
+        try (Scratch acc = new Scratch(n * 2 * nq * 8, true); Scratch nanRows = new Scratch(n * 4, true)) {
+            kernels.launch(Kernel.AP_HIST_ACCUMULATE_F32, n, splits, BLOCK, (BLOCK / 32) * 2 * nq * 8,
+                    new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
+                            .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).i64(m).i32(nq)
+                            .f64(bins.min()).f64(bins.max()).i32(excludeDiagonal ? 1 : 0).i64(cols)
+                            .ptr(acc.address()).ptr(nanRows.address()));
+            kernels.launch(Kernel.AP_HIST_FINALIZE_F32, kernels.gridFor(n * 2 * nq, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(acc.address()).ptr(nanRows.address()).ptr(address(hist)).i64(n).i32(nq));
+        }
+    }
+
+    @Override
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+                                    Tensor gradHist, Tensor gradScores) {
+        requireFloat("apHistogramBackward", scores, false);
+        long n = scores.shape(0);
+        long m = scores.shape(1);
+        int nq = bins.nq();
+        if (n == 0 || m == 0) {
+            return;
+        }
+        long cols = Math.max(1, apColumnsPerSplit(n, m));
+        int splits = (int) Math.max(1, (m + cols - 1) / cols);
+        kernels.launch(Kernel.AP_HIST_BACKWARD_F32, n, splits, BLOCK, 2 * nq * 8,
+                new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
+                        .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
+                        .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
+                        .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
+                        .i32(excludeDiagonal ? 1 : 0).i64(cols));
+    }
+}

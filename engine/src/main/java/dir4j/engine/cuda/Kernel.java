@@ -1,0 +1,79 @@
+package dir4j.engine.cuda;
+
+/**
+ * Every kernel the CUDA backend launches: the kernel file (module) that defines it, its name,
+ * and its parameter list, one letter per parameter: p a device pointer, l an int64, u a uint64
+ * (bit pattern), i an int32, d a double, f a float, g a {@code Geometry} struct. Launches check
+ * their arguments against the letters; KernelSignatureTest checks the letters against the PTX.
+ */
+enum Kernel {
+    UNARY_CONTIG4_F32("elementwise", "unary_contig4_f32", "pplidd"),
+    UNARY_STRIDED_F32_I32("elementwise", "unary_strided_f32_i32", "ppgidd"),
+    UNARY_STRIDED_F32_I64("elementwise", "unary_strided_f32_i64", "ppgidd"),
+    UNARY_STRIDED_F64_I32("elementwise", "unary_strided_f64_i32", "ppgidd"),
+    UNARY_STRIDED_F64_I64("elementwise", "unary_strided_f64_i64", "ppgidd"),
+    BINARY_CONTIG4_F32("elementwise", "binary_contig4_f32", "pppli"),
+    BINARY_STRIDED_F32_I32("elementwise", "binary_strided_f32_i32", "pppgi"),
+    BINARY_STRIDED_F32_I64("elementwise", "binary_strided_f32_i64", "pppgi"),
+    BINARY_STRIDED_F64_I32("elementwise", "binary_strided_f64_i32", "pppgi"),
+    BINARY_STRIDED_F64_I64("elementwise", "binary_strided_f64_i64", "pppgi"),
+    FILL_STRIDED_B16_I32("elementwise", "fill_strided_b16_i32", "pgu"),
+    FILL_STRIDED_B16_I64("elementwise", "fill_strided_b16_i64", "pgu"),
+    FILL_STRIDED_B32_I32("elementwise", "fill_strided_b32_i32", "pgu"),
+    FILL_STRIDED_B32_I64("elementwise", "fill_strided_b32_i64", "pgu"),
+    FILL_STRIDED_B64_I32("elementwise", "fill_strided_b64_i32", "pgu"),
+    FILL_STRIDED_B64_I64("elementwise", "fill_strided_b64_i64", "pgu"),
+    COPY_STRIDED_B16_I32("elementwise", "copy_strided_b16_i32", "ppg"),
+    COPY_STRIDED_B16_I64("elementwise", "copy_strided_b16_i64", "ppg"),
+    COPY_STRIDED_B32_I32("elementwise", "copy_strided_b32_i32", "ppg"),
+    COPY_STRIDED_B32_I64("elementwise", "copy_strided_b32_i64", "ppg"),
+    COPY_STRIDED_B64_I32("elementwise", "copy_strided_b64_i32", "ppg"),
+    COPY_STRIDED_B64_I64("elementwise", "copy_strided_b64_i64", "ppg"),
+    CAST_STRIDED("elementwise", "cast_strided", "pipig"),
+
+    REDUCE_ROWS_F32("reduce", "reduce_rows_f32", "ppgllii"),
+    REDUCE_ROWS_F64("reduce", "reduce_rows_f64", "ppgllii"),
+    REDUCE_COLUMNS_F32("reduce", "reduce_columns_f32", "ppggi"),
+    REDUCE_COLUMNS_F64("reduce", "reduce_columns_f64", "ppggi"),
+    REDUCE_BLOCKS_F32("reduce", "reduce_blocks_f32", "ppggip"),
+    REDUCE_BLOCKS_F64("reduce", "reduce_blocks_f64", "ppggip"),
+    CUMSUM_LINES_F32("reduce", "cumsum_lines_f32", "ppgllli"),
+    CUMSUM_LINES_F64("reduce", "cumsum_lines_f64", "ppgllli"),
+    CUMSUM_BLOCK_F32("reduce", "cumsum_block_f32", "ppgllli"),
+    CUMSUM_BLOCK_F64("reduce", "cumsum_block_f64", "ppgllli"),
+
+    L2NORM_ROWS_F32("normalize", "l2norm_rows_f32", "pplldi"),
+    L2NORM_ROWS_BACKWARD_F32("normalize", "l2norm_rows_backward_f32", "ppplldi"),
+
+    GEM_FORWARD_F32("gem", "gem_forward_f32", "ppdplli"),
+    GEM_BACKWARD_F32("gem", "gem_backward_f32", "ppdpppplli"),
+
+    AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddilpp"),
+    AP_HIST_FINALIZE_F32("ap_histogram", "ap_hist_finalize_f32", "pppli"),
+    AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddil"),
+
+    MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
+    MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "ppplll");
+
+    final String module;
+    final String function;
+    final String signature;
+
+    Kernel(String module, String function, String signature) {
+        this.module = module;
+        this.function = function;
+        this.signature = signature;
+    }
+
+    /** The PTX parameter type a signature letter declares (".u64", ".u32", ".f64", ".f32", or "[208]" for a Geometry). */
+    static String ptxType(char letter) {
+        return switch (letter) {
+            case 'p', 'l', 'u' -> ".u64";
+            case 'i' -> ".u32";
+            case 'd' -> ".f64";
+            case 'f' -> ".f32";
+            case 'g' -> "[" + StridedGeometry.WORDS * 8 + "]";
+            default -> throw new IllegalArgumentException("unknown signature letter '" + letter + "'");
+        };
+    }
+}

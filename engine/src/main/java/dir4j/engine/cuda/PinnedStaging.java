@@ -1,0 +1,101 @@
+package dir4j.engine.cuda;
+
+import static dir4j.engine.cuda.CudaDriver.check;
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuMemHostAlloc;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+
+import java.lang.foreign.MemorySegment;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+
+/**
+ * Host↔device copies through two page-locked staging buffers, so that the DMA engine reads and
+ * writes pinned memory (full PCIe/NVLink speed, asynchronous) while the host copies the next
+ * chunk in or the previous one out. An upload returns once its last chunk is queued (the
+ * device-side work that follows is ordered after it on the stream); a download returns when
+ * the data is in host memory. Each buffer's event guards its reuse.
+ */
+final class PinnedStaging {
+    /** Bytes per staging buffer. */
+    static final long CHUNK = 8L << 20;
+
+    private final CudaContext ctx;
+    private final RawHandles.HostMemory[] buffers = new RawHandles.HostMemory[2];
+    private final MemorySegment[] segments = new MemorySegment[2];
+    private final CUevent[] done = new CUevent[2];
+    private final boolean[] pending = new boolean[2];
+
+    PinnedStaging(CudaContext ctx) {
+        this.ctx = ctx;
+    }
+
+    private void ensureBuffers() {
+        if (buffers[0] != null) {
+            return;
+        }
+        for (int b = 0; b < 2; b++) {
+            RawHandles.HostMemory h = new RawHandles.HostMemory();
+            check(cuMemHostAlloc(h, CHUNK, 0), "cuMemHostAlloc(" + CachingAllocator.bytes(CHUNK) + ")");
+            buffers[b] = h;
+            segments[b] = MemorySegment.ofAddress(h.address()).reinterpret(CHUNK);
+            done[b] = new CUevent();
+            check(cuEventCreate(done[b], CUevent_flags.CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+        }
+    }
+
+    private void await(int b) {
+        if (pending[b]) {
+            check(cuEventSynchronize(done[b]), "cuEventSynchronize (staging buffer)");
+            pending[b] = false;
+        }
+    }
+
+    /** Copies {@code bytes} from host memory at src[srcOffset] to the device address dst. */
+    synchronized void upload(MemorySegment src, long srcOffset, long bytes, long dst) {
+        ctx.bind();
+        ensureBuffers();
+        long chunk = 0;
+        for (long off = 0; off < bytes; off += CHUNK, chunk++) {
+            int b = (int) (chunk & 1);
+            long len = Math.min(CHUNK, bytes - off);
+            await(b);
+            MemorySegment.copy(src, srcOffset + off, segments[b], 0, len);
+            check(cuMemcpyHtoDAsync(CudaDeviceptr.at(dst + off), buffers[b], len, ctx.stream), "cuMemcpyHtoDAsync");
+            check(cuEventRecord(done[b], ctx.stream), "cuEventRecord");
+            pending[b] = true;
+        }
+    }
+
+    /** Copies {@code bytes} from the device address src to host memory at dst[dstOffset]; waits for them. */
+    synchronized void download(long src, MemorySegment dst, long dstOffset, long bytes) {
+        ctx.bind();
+        ensureBuffers();
+        long chunks = (bytes + CHUNK - 1) / CHUNK;
+        for (long c = 0; c <= chunks; c++) {
+            if (c < chunks) { // queue chunk c
+                int b = (int) (c & 1);
+                long off = c * CHUNK;
+                await(b);
+                check(cuMemcpyDtoHAsync(buffers[b], CudaDeviceptr.at(src + off), Math.min(CHUNK, bytes - off),
+                        ctx.stream), "cuMemcpyDtoHAsync");
+                check(cuEventRecord(done[b], ctx.stream), "cuEventRecord");
+                pending[b] = true;
+            }
+            if (c > 0) { // drain chunk c − 1 while chunk c is in flight
+                int b = (int) ((c - 1) & 1);
+                long off = (c - 1) * CHUNK;
+                int rc = cuEventSynchronize(done[b]);
+                if (rc != 0) {
+                    throw new CudaException("copy to the host failed: " + CudaDriver.describe(rc)
+                            + "; an earlier asynchronous op may have failed: rerun with -Ddir4j.cuda.sync=true to name it");
+                }
+                pending[b] = false;
+                MemorySegment.copy(segments[b], 0, dst, dstOffset + off, Math.min(CHUNK, bytes - off));
+            }
+        }
+    }
+}

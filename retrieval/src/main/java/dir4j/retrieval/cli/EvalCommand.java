@@ -1,0 +1,469 @@
+package dir4j.retrieval.cli;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.nn.io.Json;
+import dir4j.retrieval.data.RetrievalDataset;
+import dir4j.retrieval.eval.OldProtocol;
+import dir4j.retrieval.eval.ProtocolResult;
+import dir4j.retrieval.eval.RevisitedProtocol;
+import dir4j.retrieval.eval.RevisitedResult;
+import dir4j.retrieval.extract.ExtractionOptions;
+import dir4j.retrieval.extract.FeatureExtractor;
+import dir4j.retrieval.net.NetworkCheckpoint;
+import dir4j.retrieval.net.RetrievalNet;
+import dir4j.retrieval.net.WhiteningFile;
+import dir4j.retrieval.search.AlphaExpansion;
+import dir4j.retrieval.search.Rankings;
+import dir4j.retrieval.whiten.PcaWhitening;
+import dir4j.retrieval.whiten.WhiteningOptions;
+import java.io.IOException;
+import java.io.StringWriter;
+import java.math.BigDecimal;
+import java.math.MathContext;
+import java.math.RoundingMode;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code dir4j eval}: the reference's test_dir.py. Describe (or reuse the descriptors of) a
+ * benchmark's queries and database, whiten, apply αDBA to the database and then αQE to the
+ * queries against it, rank the whole database by dot product, and print and store mAP (and mP@k
+ * for the revisited protocol).
+ */
+@Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Evaluate a retrieval network on a benchmark, as the reference's test_dir.py does: extract (or "
+                + "reuse) query and database descriptors, optionally whiten them, apply alpha-DBA to the database then "
+                + "alpha-QE to the queries, rank the whole database and print mAP per protocol: Easy/Medium/Hard with "
+                + "mP@1,5,10 for the revisited datasets (roxford5k, rparis6k, synth, synth-val), mAP for the old ones "
+                + "(oxford5k, paris6k).",
+            "Output: the revisited table ('>> roxford5k: mAP E: .., M: .., H: ..' and the mP@k line), then the "
+                + "reference's ' * mAP-medium = 0.803098' lines; --json stores them."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class EvalCommand extends ToolCommand {
+    @Option(names = "--dataset", required = true, paramLabel = "NAME",
+            description = "roxford5k, rparis6k (revisited protocol), oxford5k, paris6k (old protocol), or dir4j's "
+                    + "synthetic benchmark synth (test split) / synth-val (made by dir4j synth).")
+    String dataset;
+
+    @Option(names = "--data-root", required = true, paramLabel = "DIR",
+            description = "The folder holding <name>/gnd_<name>.pkl and <name>/jpg/ (the reference's "
+                    + "<root>/oxford5k/gnd_roxford5k.pkl layout is found too; synth lives in <root>/synth/).")
+    Path dataRoot;
+
+    @Mixin
+    NetworkOptions network;
+
+    @Option(names = "--whiten", arity = "1..2", paramLabel = "MODE [ARG]", hideParamSyntax = true, defaultValue = "none",
+            description = "PCA whitening of both descriptor sets: 'none' (default); 'learn-on-db' (learned on this "
+                    + "benchmark's database descriptors; with no more rows than dimensions the last component, of "
+                    + "zero variance, is left out); 'from-checkpoint NAME' (the checkpoint's PCA learned on NAME, as "
+                    + "the reference's --whiten Landmarks_clean; NAME may be left out when it has only one); "
+                    + "'file FILE' (a whitening written by dir4j whiten, or any checkpoint with one PCA).")
+    List<String> whiten;
+
+    @Mixin
+    WhiteningSettings whitening;
+
+    @Option(names = "--aqe", arity = "2", paramLabel = "K ALPHA", hideParamSyntax = true,
+            description = "Alpha query expansion: each query is replaced by the normalised sum of itself and its K "
+                    + "nearest database descriptors weighted by similarity^ALPHA (applied after --adba).")
+    List<String> aqe;
+
+    @Option(names = "--adba", arity = "2", paramLabel = "K ALPHA", hideParamSyntax = true,
+            description = "Alpha database-side augmentation: the same for each database descriptor with its K nearest "
+                    + "other database descriptors (applied first).")
+    List<String> adba;
+
+    @Mixin
+    ExtractionSettings extraction;
+
+    @Option(names = "--descriptors-dir", paramLabel = "DIR",
+            description = "Keep descriptors as <DIR>/<dataset>.qdescs.npy and .dbdescs.npy (with .ids.txt): reused "
+                    + "when present (as written by an earlier eval or by dir4j extract --dataset NAME --out "
+                    + "DIR/NAME.npy; then no network is needed unless --whiten from-checkpoint), else extracted into "
+                    + "them, resumably. Descriptors an earlier eval made with another network or extraction settings "
+                    + "are refused, not reused.")
+    Path descriptorsDir;
+
+    @Option(names = "--json", paramLabel = "FILE",
+            description = "Write the results as JSON under the dataset's name, keeping other datasets' entries of an "
+                    + "existing file (as the reference's --out-json): mAP-easy/-medium/-hard (or mAP), mP@k, queries, "
+                    + "settings. Fractions, not percentages.")
+    Path json;
+
+    @Option(names = "--detailed", description = "Also store each query's AP in the JSON (the reference's --detailed).")
+    boolean detailed;
+
+    @Option(names = "--quiet", description = "No progress bars or notes on stderr (errors are still printed).")
+    boolean quiet;
+
+    @Mixin
+    DeviceOption device;
+
+    private static final String PROVENANCE = ".extraction.properties";
+
+    private record Expansion(int k, double alpha) {
+        @Override
+        public String toString() {
+            return "k=" + k + " alpha=" + alpha;
+        }
+    }
+
+    @Override
+    int run() throws IOException {
+        device.requireCpu("eval");
+        String name = dataset.toLowerCase(Locale.ROOT);
+        if (!RetrievalDataset.KNOWN.containsKey(name)) {
+            throw new UsageException("unknown dataset '" + dataset + "': use one of "
+                    + String.join(", ", RetrievalDataset.KNOWN.keySet().stream().sorted().toList()));
+        }
+        Expansion dba = expansion("--adba", adba);
+        Expansion qe = expansion("--aqe", aqe);
+        String mode = whiten.getFirst().toLowerCase(Locale.ROOT);
+        String modeArg = whiten.size() > 1 ? whiten.get(1) : null;
+        switch (mode) {
+            case "none", "learn-on-db" -> {
+                if (modeArg != null) {
+                    throw new UsageException("--whiten " + mode + " takes no argument, got '" + modeArg + "'");
+                }
+                if (mode.equals("none") && whitening.given()) {
+                    throw new UsageException("--whitenp/--whitenv/--whitenm need --whiten");
+                }
+            }
+            case "from-checkpoint" -> {
+                if (network.checkpoint == null) {
+                    throw new UsageException("--whiten from-checkpoint needs --checkpoint");
+                }
+            }
+            case "file" -> {
+                if (modeArg == null) {
+                    throw new UsageException("--whiten file needs the whitening file: --whiten file FILE");
+                }
+            }
+            default -> throw new UsageException("--whiten must be none, learn-on-db, from-checkpoint [NAME] or file "
+                    + "FILE, got '" + String.join(" ", whiten) + "'");
+        }
+        if (network.given()) {
+            network.check();
+        }
+
+        RetrievalDataset d = RetrievalDataset.load(name, dataRoot);
+        note("dataset: " + d);
+        Path qFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".qdescs.npy");
+        Path dbFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".dbdescs.npy");
+        boolean reuse = qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile);
+        if (!reuse && !network.given()) {
+            throw new UsageException("a network is needed to describe the images: --checkpoint FILE, or --arch NAME "
+                    + "--random-init" + (descriptorsDir == null ? " (or --descriptors-dir with earlier descriptors)"
+                    : " (" + descriptorsDir + " holds no " + name + ".qdescs.npy and .dbdescs.npy to reuse)"));
+        }
+        Map<String, WhiteningFile.Stored> checkpointWhitenings = Map.of();
+        long t0 = System.nanoTime();
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor queries;
+            Tensor database;
+            if (reuse) {
+                checkProvenance(name);
+                database = readDescriptors(dbFile, d.imageNames(), "database");
+                queries = readDescriptors(qFile, d.queryNames(), "query");
+                note("reusing " + database.shape(0) + " database and " + queries.shape(0) + " query descriptors ("
+                        + database.shape(1) + "-d) from " + descriptorsDir);
+                if (mode.equals("from-checkpoint")) {
+                    checkpointWhitenings = WhiteningFile.read(network.checkpoint);
+                }
+            } else {
+                NetworkCheckpoint.Loaded loaded = network.load();
+                try (RetrievalNet net = loaded.net()) {
+                    if (!quiet) {
+                        loaded.notes().forEach(n -> System.err.println("note: " + n));
+                        System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
+                    }
+                    checkpointWhitenings = loaded.whitenings();
+                    if (mode.equals("none") && !checkpointWhitenings.isEmpty()) {
+                        note("the checkpoint carries whitening " + checkpointWhitenings.keySet() + "; the reference "
+                                + "evaluates with it: --whiten from-checkpoint " + checkpointWhitenings.keySet().iterator()
+                                .next());
+                    }
+                    ExtractionOptions options = extraction.options(loaded, quiet);
+                    FeatureExtractor fx;
+                    try {
+                        fx = new FeatureExtractor(net, options);
+                    } catch (IllegalArgumentException e) {
+                        throw new UsageException("--scale-pooling-p net: " + e.getMessage());
+                    }
+                    if (descriptorsDir != null) {
+                        fx.extractToFile(d.databaseImages(), dbFile, "DB");
+                        fx.extractToFile(d.queryImages(), qFile, "query");
+                        writeProvenance(name);
+                        database = readDescriptors(dbFile, d.imageNames(), "database");
+                        queries = readDescriptors(qFile, d.queryNames(), "query");
+                    } else {
+                        database = fx.extract(d.databaseImages(), "DB").descriptors();
+                        queries = fx.extract(d.queryImages(), "query").descriptors();
+                    }
+                }
+            }
+            if (queries.shape(1) != database.shape(1)) {
+                throw new IOException("query descriptors are " + queries.shape(1) + "-d but database descriptors "
+                        + database.shape(1) + "-d");
+            }
+            Map<String, Object> settings = new LinkedHashMap<>();
+            settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
+            settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
+
+            // whitening, then DBA on the database, then QE against the augmented database (test_dir.py's order)
+            WhiteningOptions used = null;
+            if (!mode.equals("none")) {
+                PcaWhitening w;
+                WhiteningOptions stored = null;
+                String source;
+                if (mode.equals("learn-on-db")) {
+                    w = PcaWhitening.learn(database);
+                    source = "learned on the " + database.shape(0) + " database descriptors";
+                } else {
+                    Path file = mode.equals("file") ? Path.of(modeArg) : network.checkpoint;
+                    Map<String, WhiteningFile.Stored> all = mode.equals("file") ? WhiteningFile.read(file)
+                            : checkpointWhitenings;
+                    WhiteningFile.Stored s = WhiteningSettings.pick(file, all, mode.equals("file") ? null : modeArg,
+                            "--whiten from-checkpoint NAME");
+                    w = PcaWhitening.of(s.pca());
+                    stored = s.options();
+                    source = "from " + file;
+                }
+                used = whitening.resolve(stored);
+                if (mode.equals("learn-on-db") && whitening.components == null
+                        && database.shape(0) <= database.shape(1)) {
+                    used = new WhiteningOptions(used.power(), database.shape(0) - 1, used.multiplier());
+                    note("whitening learned on " + database.shape(0) + " descriptors of dimension " + database.shape(1)
+                            + ": keeping " + used.components() + " components (the last has no variance)");
+                }
+                if (w.parameters().dimension() != database.shape(1)) {
+                    throw new IOException("the whitening is for " + w.parameters().dimension()
+                            + "-d descriptors, these are " + database.shape(1) + "-d");
+                }
+                database = w.apply(database, used);
+                queries = w.apply(queries, used);
+                note("whitening " + source + " (" + WhiteningSettings.describe(used) + ")");
+                settings.put("whiten", String.join(" ", whiten) + ", " + source);
+                settings.put("whitenp", used.power());
+                settings.put("whitenv", used.components() == WhiteningOptions.ALL_COMPONENTS ? null
+                        : (long) used.components());
+                settings.put("whitenm", used.multiplier());
+            } else {
+                settings.put("whiten", null);
+            }
+            if (dba != null) {
+                checkK("--adba", dba, database.shape(0));
+                database = AlphaExpansion.databaseAugmentation(database, dba.k(), dba.alpha());
+            }
+            if (qe != null) {
+                checkK("--aqe", qe, database.shape(0));
+                queries = AlphaExpansion.queryExpansion(queries, database, qe.k(), qe.alpha());
+            }
+            settings.put("adba", dba == null ? null : List.of((long) dba.k(), dba.alpha()));
+            settings.put("aqe", qe == null ? null : List.of((long) qe.k(), qe.alpha()));
+
+            int[][] rankings = Rankings.bySimilarity(queries, database);
+            Map<String, Object> res = new LinkedHashMap<>();
+            StringBuilder out = new StringBuilder();
+            if (d.protocol() == RetrievalDataset.Protocol.REVISITED) {
+                RevisitedResult r = RevisitedProtocol.evaluate(rankings, d.revisitedGroundTruth());
+                out.append(r.report(name)).append('\n');
+                Map<String, ProtocolResult> modes = new LinkedHashMap<>();
+                modes.put("easy", r.easy());
+                modes.put("medium", r.medium());
+                modes.put("hard", r.hard());
+                modes.forEach((m, p) -> res.put("mAP-" + m, p.map()));
+                modes.forEach((m, p) -> out.append(" * mAP-").append(m).append(" = ").append(pythonG(p.map()))
+                        .append('\n'));
+                Map<String, Object> prec = new LinkedHashMap<>();
+                prec.put("k", java.util.Arrays.stream(r.medium().kappas()).mapToObj(k -> (long) k).toList());
+                modes.forEach((m, p) -> prec.put(m, PrettyJson.list(p.meanPrecisionAt())));
+                res.put("mP@k", prec);
+                res.put("queries", (long) rankings.length);
+                Map<String, Object> excluded = new LinkedHashMap<>();
+                modes.forEach((m, p) -> excluded.put(m, (long) p.excludedQueries()));
+                res.put("queries-without-positives", excluded);
+                if (detailed) {
+                    modes.forEach((m, p) -> res.put("APs-" + m, PrettyJson.list(p.aps())));
+                }
+            } else {
+                ProtocolResult r = OldProtocol.evaluate(rankings, d.classicGroundTruth());
+                out.append(OldProtocol.report(name, r)).append('\n');
+                out.append(" * mAP = ").append(pythonG(r.map())).append('\n');
+                res.put("mAP", r.map());
+                res.put("queries", (long) rankings.length);
+                res.put("queries-without-positives", (long) r.excludedQueries());
+                if (detailed) {
+                    res.put("APs", PrettyJson.list(r.aps()));
+                }
+            }
+            res.put("settings", settings);
+            System.out.print(out);
+            if (json != null) {
+                writeJson(name, res);
+                System.out.println("saved to " + json);
+            }
+            note(String.format(Locale.ROOT, "evaluated %d queries against %d images in %.1f s", rankings.length,
+                    database.shape(0), (System.nanoTime() - t0) / 1e9));
+        }
+        return 0;
+    }
+
+    private static Expansion expansion(String option, List<String> values) {
+        if (values == null) {
+            return null;
+        }
+        try {
+            int k = Integer.parseInt(values.get(0));
+            double alpha = Double.parseDouble(values.get(1));
+            if (k < 0 || !(alpha >= 0) || Double.isInfinite(alpha)) {
+                throw new UsageException(option + ": K must be >= 0 and ALPHA a number >= 0, got " + values.get(0) + " "
+                        + values.get(1));
+            }
+            return new Expansion(k, alpha);
+        } catch (NumberFormatException e) {
+            throw new UsageException(option + " takes K ALPHA (an integer and a number), got '"
+                    + String.join(" ", values) + "'");
+        }
+    }
+
+    private static void checkK(String option, Expansion e, int rows) {
+        if (e.k() > rows) {
+            throw new UsageException(option + ": K = " + e.k() + " exceeds the " + rows + " database descriptors");
+        }
+    }
+
+    /** A descriptor file whose rows must be {@code names}, in order (checked against its .ids.txt when present). */
+    private static Tensor readDescriptors(Path file, List<String> names, String what) throws IOException {
+        Tensor t = Npy.read(file);
+        if (t.rank() != 2 || !t.dtype().isFloating()) {
+            throw new IOException(file + ": expected N x D float descriptors, found " + t);
+        }
+        if (t.shape(0) != names.size()) {
+            throw new IOException(file + " holds " + t.shape(0) + " " + what + " descriptors but the dataset has "
+                    + names.size() + " " + what + " images (images left out by --on-error skip cannot be evaluated)");
+        }
+        Path ids = FeatureExtractor.idsFile(file);
+        if (Files.isRegularFile(ids)) {
+            List<String> got = Files.readAllLines(ids, StandardCharsets.UTF_8);
+            if (!got.equals(names)) {
+                int i = 0;
+                while (i < Math.min(got.size(), names.size()) && got.get(i).equals(names.get(i))) {
+                    i++;
+                }
+                throw new IOException(ids + " does not list the dataset's " + what + " images in order (first "
+                        + "difference at row " + i + "): these descriptors belong to another dataset or order");
+            }
+        }
+        return t;
+    }
+
+    private Path provenanceFile(String name) {
+        return descriptorsDir.resolve(name + PROVENANCE);
+    }
+
+    private void writeProvenance(String name) throws IOException {
+        Properties p = new Properties();
+        p.setProperty("network", network.describe());
+        p.setProperty("extraction", extraction.describe());
+        StringWriter text = new StringWriter();
+        p.store(text, "what dir4j eval made " + name + ".qdescs.npy and .dbdescs.npy with");
+        Files.writeString(provenanceFile(name), text.toString(), StandardCharsets.ISO_8859_1);
+    }
+
+    /** Refuses descriptors made with another network or settings than this run names. */
+    private void checkProvenance(String name) throws IOException {
+        Path f = provenanceFile(name);
+        if (!Files.isRegularFile(f)) {
+            note("reusing descriptors in " + descriptorsDir + " of unknown origin (no " + f.getFileName() + ")");
+            return;
+        }
+        Properties p = new Properties();
+        try (var r = Files.newBufferedReader(f, StandardCharsets.ISO_8859_1)) {
+            p.load(r);
+        }
+        List<String> diff = new ArrayList<>();
+        if (network.given() && !network.describe().equals(p.getProperty("network"))) {
+            diff.add("network " + p.getProperty("network") + ", now " + network.describe());
+        }
+        if (network.given() && !extraction.describe().equals(p.getProperty("extraction"))) {
+            diff.add("extraction " + p.getProperty("extraction") + ", now " + extraction.describe());
+        }
+        if (!diff.isEmpty()) {
+            throw new IOException(descriptorsDir + " holds " + name + " descriptors made with " + String.join("; ", diff)
+                    + ". Delete them or choose another --descriptors-dir");
+        }
+        note("descriptors were made with " + p.getProperty("network") + "; " + p.getProperty("extraction"));
+    }
+
+    /** Stores {@code res} as {@code data[dataset]} of the JSON file, keeping its other entries. */
+    private void writeJson(String name, Map<String, Object> res) throws IOException {
+        Map<String, Object> data = new LinkedHashMap<>();
+        if (Files.isRegularFile(json)) {
+            Object old;
+            try {
+                old = Json.parse(Files.readString(json, StandardCharsets.UTF_8));
+            } catch (IllegalArgumentException e) {
+                throw new IOException(json + " exists but is not JSON (" + e.getMessage() + "); remove it or choose "
+                        + "another --json file", e);
+            }
+            if (!(old instanceof Map<?, ?> m)) {
+                throw new IOException(json + " exists but is not a JSON object; remove it or choose another --json file");
+            }
+            m.forEach((k, v) -> data.put(String.valueOf(k), v));
+        }
+        data.put(name, res);
+        Path dir = json.toAbsolutePath().getParent();
+        Files.createDirectories(dir);
+        Path tmp = Files.createTempFile(dir, json.getFileName().toString(), ".tmp");
+        try {
+            Files.writeString(tmp, PrettyJson.write(data), StandardCharsets.UTF_8);
+            Files.move(tmp, json, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
+    private void note(String s) {
+        if (!quiet) {
+            System.err.println(s);
+        }
+    }
+
+    /** Python's {@code '%g' % x}: 6 significant digits, trailing zeros dropped, exponent below 1e-4 or from 1e6. */
+    static String pythonG(double x) {
+        if (Double.isNaN(x)) {
+            return "nan";
+        }
+        if (Double.isInfinite(x)) {
+            return x > 0 ? "inf" : "-inf";
+        }
+        if (x == 0) {
+            return (1 / x < 0) ? "-0" : "0";
+        }
+        BigDecimal r = new BigDecimal(x).round(new MathContext(6, RoundingMode.HALF_EVEN));
+        int exponent = r.precision() - r.scale() - 1;
+        if (exponent < -4 || exponent >= 6) {
+            BigDecimal mantissa = r.movePointLeft(exponent).stripTrailingZeros();
+            String m = mantissa.toPlainString();
+            return m + "e" + (exponent < 0 ? "-" : "+") + (Math.abs(exponent) < 10 ? "0" : "") + Math.abs(exponent);
+        }
+        String plain = r.stripTrailingZeros().toPlainString();
+        return plain;
+    }
+}

@@ -1,0 +1,150 @@
+package dir4j.retrieval.cli;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.retrieval.extract.FeatureExtractor;
+import dir4j.retrieval.search.DescriptorIndex;
+import dir4j.retrieval.search.ExactIndex;
+import dir4j.retrieval.search.HnswIndex;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** {@code dir4j index}: an exact or HNSW index of descriptors with their ids, in a folder. */
+@Command(name = "index", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Build a search index of unit descriptors (N x D .npy, as dir4j extract or whiten write them) "
+                + "with their ids, in a folder that dir4j search opens.",
+            "exact: the descriptors and ids as they are (descriptors.npy, ids.txt), searched by blocked matrix "
+                + "products. hnsw: an Apache Lucene index (KnnFloatVectorField, dot product) under lucene/, with "
+                + "hnsw.properties and ids.txt: approximate, fast on large collections."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class IndexCommand extends ToolCommand {
+    @Option(names = "--descriptors", required = true, paramLabel = "X.npy",
+            description = "N x D float descriptors, one per row (unit vectors for hnsw).")
+    Path descriptors;
+
+    @Option(names = "--ids", paramLabel = "FILE",
+            description = "One id per line for the rows. Default: X.ids.txt beside the descriptors when it exists "
+                    + "(dir4j extract writes it), else the row numbers 0, 1, ...")
+    Path ids;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder.")
+    Path out;
+
+    @Option(names = "--type", defaultValue = "exact", paramLabel = "exact|hnsw",
+            description = "Exact search, or Lucene's approximate HNSW graph. Default: ${DEFAULT-VALUE}.")
+    String type;
+
+    @Option(names = "--max-conn", paramLabel = "M",
+            description = "hnsw: neighbours per node and layer (more: better recall, more memory, slower build). "
+                    + "Default: 16.")
+    Integer maxConn;
+
+    @Option(names = "--beam-width", paramLabel = "N",
+            description = "hnsw: candidates examined while inserting (efConstruction). Default: 100.")
+    Integer beamWidth;
+
+    @Option(names = "--threads", paramLabel = "N",
+            description = "hnsw: indexing threads (segments built side by side, then merged with as many workers). "
+                    + "Default: 1.")
+    Integer threads;
+
+    @Option(names = "--overwrite", description = "Replace an index already in --out (a folder holding anything "
+            + "else is never touched).")
+    boolean overwrite;
+
+    @Option(names = "--quiet", description = "Print nothing on success.")
+    boolean quiet;
+
+    @Mixin
+    DeviceOption device;
+
+    @Override
+    int run() throws IOException {
+        device.requireCpu("index");
+        String kind = type.toLowerCase(Locale.ROOT);
+        if (!kind.equals("exact") && !kind.equals("hnsw")) {
+            throw new UsageException("--type must be exact or hnsw, got '" + type + "'");
+        }
+        if (kind.equals("exact") && (maxConn != null || beamWidth != null || threads != null)) {
+            throw new UsageException("--max-conn, --beam-width and --threads go with --type hnsw");
+        }
+        HnswIndex.Options options = HnswIndex.Options.DEFAULTS;
+        try {
+            options = new HnswIndex.Options(maxConn != null ? maxConn : options.maxConn(),
+                    beamWidth != null ? beamWidth : options.beamWidth(), threads != null ? threads : options.threads());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+        if (Files.exists(out)) {
+            String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
+            if (existing == null && !isEmptyFolder(out)) {
+                throw new IOException(out + " exists and is not an index folder; choose another --out");
+            }
+            if (existing != null && !overwrite) {
+                throw new IOException(out + " already holds an " + existing + " index; pass --overwrite to replace it");
+            }
+        }
+        long t0 = System.nanoTime();
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = WhitenCommand.descriptors(descriptors);
+            List<String> rowIds = rowIds(x.shape(0));
+            if (kind.equals("exact")) {
+                if (Files.isDirectory(out) && DescriptorIndex.kind(out) != null) {
+                    deleteTree(out);
+                }
+                try (ExactIndex index = new ExactIndex(x.shape(1))) {
+                    index.add(x, rowIds);
+                    index.save(out);
+                }
+            } else {
+                HnswIndex.build(out, x, rowIds, options).close();
+            }
+            if (!quiet) {
+                System.out.printf(Locale.ROOT, "built %s index of %d descriptors (%d-d) in %s in %.1f s%s%n", kind,
+                        x.shape(0), x.shape(1), out, (System.nanoTime() - t0) / 1e9, kind.equals("hnsw")
+                                ? " (M=" + options.maxConn() + ", beam width " + options.beamWidth() + ")" : "");
+            }
+        }
+        return 0;
+    }
+
+    private List<String> rowIds(int rows) throws IOException {
+        Path file = ids != null ? ids : FeatureExtractor.idsFile(descriptors);
+        if (ids == null && !Files.isRegularFile(file)) {
+            return IntStream.range(0, rows).mapToObj(Integer::toString).toList();
+        }
+        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        if (lines.size() != rows) {
+            throw new IOException(file + " has " + lines.size() + " ids but " + descriptors + " has " + rows + " rows");
+        }
+        return lines;
+    }
+
+    private static boolean isEmptyFolder(Path p) throws IOException {
+        if (!Files.isDirectory(p)) {
+            return false;
+        }
+        try (Stream<Path> s = Files.list(p)) {
+            return s.findAny().isEmpty();
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+}

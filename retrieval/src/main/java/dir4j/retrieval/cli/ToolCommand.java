@@ -1,0 +1,71 @@
+package dir4j.retrieval.cli;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+/**
+ * What the retrieval tool commands (eval, whiten, index, search, describe) share: one mapping of
+ * outcomes to exit statuses that scripts can rely on, and one way of reporting a failure.
+ *
+ * <ul>
+ * <li>0: done;</li>
+ * <li>1: the work failed: an unreadable or inconsistent input file, a missing dataset, a write
+ *     error; the message names the file and what to do;</li>
+ * <li>2: the command line is wrong: an unknown or malformed option (picocli reports these), a
+ *     combination that makes no sense, or {@code --device cuda} where CUDA is not built yet.</li>
+ * </ul>
+ * Messages go to stderr as {@code dir4j <command>: <message>}; results go to stdout.
+ */
+abstract class ToolCommand implements Callable<Integer> {
+    /** The exit-status section of every tool command's --help. */
+    static final String EXIT_HEADING = "%nExit status:%n";
+    static final String EXIT_OK = "0:done";
+    static final String EXIT_FAILED = "1:failed: an input could not be read or did not fit, or an output could not be "
+            + "written (the message names the file)";
+    static final String EXIT_USAGE = "2:bad command line: unknown or malformed options, options that do not go "
+            + "together, or --device cuda (not built yet)";
+
+    @Spec
+    CommandSpec spec;
+
+    /** A mistake in the command line found after parsing: exit status 2. */
+    static final class UsageException extends RuntimeException {
+        UsageException(String message) {
+            super(message);
+        }
+    }
+
+    @Override
+    public final Integer call() {
+        try {
+            return run();
+        } catch (UsageException e) {
+            System.err.println("dir4j " + spec.name() + ": " + e.getMessage());
+            System.err.println("Try 'dir4j " + spec.name() + " --help' for the options.");
+            return 2;
+        } catch (IOException | UncheckedIOException | IllegalArgumentException | IllegalStateException e) {
+            System.err.println("dir4j " + spec.name() + ": " + message(e));
+            return 1;
+        }
+    }
+
+    /** Does the work; returns the exit status (0 unless a command has its own reason). */
+    abstract int run() throws IOException;
+
+    private static String message(Exception e) {
+        String m = e.getMessage();
+        if (e instanceof java.nio.file.NoSuchFileException nf) {
+            return nf.getFile() + ": no such file" + (nf.getReason() == null ? "" : " (" + nf.getReason() + ")");
+        }
+        if (e instanceof java.nio.file.AccessDeniedException ad) {
+            return ad.getFile() + ": permission denied";
+        }
+        if (e instanceof java.nio.file.FileAlreadyExistsException fe) {
+            return fe.getFile() + ": already exists";
+        }
+        return m == null ? e.getClass().getSimpleName() : m;
+    }
+}

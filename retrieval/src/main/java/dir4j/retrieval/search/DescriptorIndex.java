@@ -1,0 +1,55 @@
+package dir4j.retrieval.search;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * A searchable set of unit descriptors with ids, compared by dot product: the exact
+ * {@link ExactIndex} or the approximate {@link HnswIndex}. Results are {@link Neighbours}, best
+ * first, ties by lower row.
+ */
+public interface DescriptorIndex extends AutoCloseable {
+    /** Descriptor dimension D. */
+    int dimension();
+
+    /** Number of descriptors (rows). */
+    int size();
+
+    /** The id of a row. */
+    String id(int row);
+
+    /** All ids in row order (read-only). */
+    List<String> ids();
+
+    /** The k most similar rows of each query row of a Q x D tensor, best first. */
+    Neighbours search(dir4j.engine.Tensor queries, int k);
+
+    @Override
+    void close();
+
+    /**
+     * Opens an index folder written by {@link ExactIndex#save} ({@value ExactIndex#DESCRIPTORS}) or
+     * {@link HnswIndex#build} ({@value HnswIndex#PROPERTIES}), telling them apart by their files.
+     */
+    static DescriptorIndex open(Path folder) throws IOException {
+        if (Files.isRegularFile(folder.resolve(HnswIndex.PROPERTIES))) {
+            return HnswIndex.open(folder);
+        }
+        if (Files.isRegularFile(folder.resolve(ExactIndex.DESCRIPTORS))) {
+            return ExactIndex.load(folder);
+        }
+        throw new NoSuchFileException(folder.toString(), null, "not an index folder: expected "
+                + HnswIndex.PROPERTIES + " (hnsw) or " + ExactIndex.DESCRIPTORS + " (exact) in it");
+    }
+
+    /** The kind of index a folder holds ("hnsw", "exact"), or null when it holds none. */
+    static String kind(Path folder) {
+        if (Files.isRegularFile(folder.resolve(HnswIndex.PROPERTIES))) {
+            return "hnsw";
+        }
+        return Files.isRegularFile(folder.resolve(ExactIndex.DESCRIPTORS)) ? "exact" : null;
+    }
+}

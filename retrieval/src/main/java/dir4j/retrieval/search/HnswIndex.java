@@ -1,0 +1,546 @@
+package dir4j.retrieval.search;
+
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Shape;
+import dir4j.engine.Tensor;
+import java.io.IOException;
+import java.io.Reader;
+import java.io.StringWriter;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+import org.apache.lucene.codecs.KnnVectorsFormat;
+import org.apache.lucene.codecs.KnnVectorsReader;
+import org.apache.lucene.codecs.KnnVectorsWriter;
+import org.apache.lucene.codecs.lucene104.Lucene104Codec;
+import org.apache.lucene.codecs.lucene99.Lucene99HnswVectorsFormat;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.document.KnnFloatVectorField;
+import org.apache.lucene.document.NumericDocValuesField;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.index.LeafReader;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.NumericDocValues;
+import org.apache.lucene.index.SegmentReadState;
+import org.apache.lucene.index.SegmentWriteState;
+import org.apache.lucene.index.VectorSimilarityFunction;
+import org.apache.lucene.search.AcceptDocs;
+import org.apache.lucene.search.DocIdSetIterator;
+import org.apache.lucene.search.ScoreDoc;
+import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.store.Directory;
+import org.apache.lucene.store.FSDirectory;
+import org.apache.lucene.util.Version;
+
+/**
+ * Approximate nearest-neighbour search over unit descriptors with Apache Lucene's HNSW graph
+ * ({@link KnnFloatVectorField} with {@link VectorSimilarityFunction#DOT_PRODUCT}), stored on disk
+ * and memory-mapped when opened. The Lucene index inside is an ordinary one, so the same vectors
+ * and graph parameters carry over to Lucene-based search clusters (OpenSearch, Elasticsearch,
+ * Solr).
+ *
+ * <p>On disk an index is a folder: {@value #PROPERTIES} (format, dimension, size, graph
+ * parameters), {@value ExactIndex#IDS} (one id per row, as {@link ExactIndex} writes it) and
+ * {@code lucene/} (one document per row: the vector in field {@code vector}, the row number in
+ * doc values {@code row}). {@link #build} writes it in a temporary folder and renames it into
+ * place, so a folder is whole or absent.
+ *
+ * <p>Scores: Lucene scores a dot product s as {@code (1 + s) / 2}; {@link #search} returns
+ * {@code 2·score − 1}, the dot product to float precision, so results compare with
+ * {@link ExactIndex}'s. Descriptors and queries must be unit vectors (checked, to 1e-3): for
+ * them the dot product is the cosine similarity Lucene's graph is built on.
+ *
+ * <p>Lucene's per-field vector format refuses more than 1024 dimensions by default; this index
+ * lifts the limit to {@value #MAX_DIMENSION} (2048-d descriptors are the point) with a format that
+ * writes exactly Lucene's {@code Lucene99HnswVectorsFormat} files under that name, so any Lucene
+ * 10 reader opens them.
+ *
+ * <p>Thread-safe for searching; close it to unmap the files.
+ */
+public final class HnswIndex implements DescriptorIndex {
+    /** File of a saved index holding its format and parameters. */
+    public static final String PROPERTIES = "hnsw.properties";
+    /** Sub-folder holding the Lucene index. */
+    public static final String LUCENE = "lucene";
+    /** The most dimensions accepted (Elasticsearch's limit for dense vectors). */
+    public static final int MAX_DIMENSION = 4096;
+    /** Candidates explored per query ("ef") when none is given. */
+    public static final int DEFAULT_CANDIDATES = 100;
+
+    static final String VECTOR_FIELD = "vector";
+    static final String ROW_FIELD = "row";
+    private static final String FORMAT = "dir4j-hnsw-1";
+    private static final float UNIT_TOLERANCE = 1e-3f;
+
+    /**
+     * How the graph is built.
+     *
+     * @param maxConn   M: neighbours kept per node and layer (Lucene's default 16); more gives
+     *                  better recall for more memory and slower building
+     * @param beamWidth candidates examined when inserting a node (efConstruction; default 100)
+     * @param threads   indexing threads: each fills its own segment and the segments are then
+     *                  merged into one graph with as many merge workers
+     */
+    public record Options(int maxConn, int beamWidth, int threads) {
+        /** Lucene's defaults (M = 16, beam width 100), one thread. */
+        public static final Options DEFAULTS = new Options(Lucene99HnswVectorsFormat.DEFAULT_MAX_CONN,
+                Lucene99HnswVectorsFormat.DEFAULT_BEAM_WIDTH, 1);
+
+        public Options {
+            if (maxConn < 2 || maxConn > Lucene99HnswVectorsFormat.MAXIMUM_MAX_CONN) {
+                throw new IllegalArgumentException("HNSW max connections (M) must be in 2.."
+                        + Lucene99HnswVectorsFormat.MAXIMUM_MAX_CONN + ", got " + maxConn);
+            }
+            if (beamWidth < 1 || beamWidth > Lucene99HnswVectorsFormat.MAXIMUM_BEAM_WIDTH) {
+                throw new IllegalArgumentException("HNSW beam width must be in 1.."
+                        + Lucene99HnswVectorsFormat.MAXIMUM_BEAM_WIDTH + ", got " + beamWidth);
+            }
+            if (threads < 1) {
+                throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+            }
+        }
+
+        public Options withMaxConn(int m) {
+            return new Options(m, beamWidth, threads);
+        }
+
+        public Options withBeamWidth(int b) {
+            return new Options(maxConn, b, threads);
+        }
+
+        public Options withThreads(int t) {
+            return new Options(maxConn, beamWidth, t);
+        }
+    }
+
+    private final Path folder;
+    private final int dimension;
+    private final Options options;
+    private final List<String> ids;
+    private final Directory directory;
+    private final DirectoryReader reader;
+    private final int[] rowOfDoc;
+
+    private HnswIndex(Path folder, int dimension, Options options, List<String> ids, Directory directory,
+                      DirectoryReader reader, int[] rowOfDoc) {
+        this.folder = folder;
+        this.dimension = dimension;
+        this.options = options;
+        this.ids = Collections.unmodifiableList(ids);
+        this.directory = directory;
+        this.reader = reader;
+        this.rowOfDoc = rowOfDoc;
+    }
+
+    // ---------------------------------------------------------------- building
+
+    /**
+     * Builds an index of N x D unit descriptors (float32 or float64, any device) with one id per
+     * row into {@code folder}, replacing an index that is there (a folder holding anything else
+     * is refused), and opens it.
+     *
+     * @throws IllegalArgumentException for a shape, id count, dimension or non-unit row that
+     *     cannot be indexed (the message names the row)
+     */
+    public static HnswIndex build(Path folder, Tensor descriptors, List<String> ids, Options options)
+            throws IOException {
+        if (descriptors.rank() != 2 || !descriptors.dtype().isFloating()) {
+            throw new IllegalArgumentException("descriptors must be an N x D float tensor, got "
+                    + Shape.str(descriptors.shape()) + " " + descriptors.dtype());
+        }
+        int n = descriptors.shape(0);
+        int d = descriptors.shape(1);
+        if (d < 1 || d > MAX_DIMENSION) {
+            throw new IllegalArgumentException("descriptor dimension " + d + " is outside 1.." + MAX_DIMENSION);
+        }
+        if (ids.size() != n) {
+            throw new IllegalArgumentException(n + " descriptors but " + ids.size() + " ids");
+        }
+        IdsFile.check(ids);
+        Path target = folder.toAbsolutePath();
+        Path parent = target.getParent();
+        Files.createDirectories(parent);
+        String existing = Files.isDirectory(target) ? DescriptorIndex.kind(target) : null;
+        if (Files.exists(target) && existing == null && !isEmptyFolder(target)) {
+            throw new IOException(target + " exists and is not an index folder; choose another place or remove it");
+        }
+        Path tmp = Files.createTempDirectory(parent, target.getFileName() + ".tmp-");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor rows = descriptors.device().equals(Device.CPU) ? descriptors : descriptors.to(Device.CPU);
+            if (rows.dtype() != DType.FLOAT32) {
+                rows = rows.to(DType.FLOAT32);
+            }
+            if (!rows.isContiguous()) {
+                rows = rows.contiguous();
+            }
+            writeLucene(tmp.resolve(LUCENE), rows.segment(), rows.offset(), n, d, options);
+            IdsFile.write(tmp.resolve(ExactIndex.IDS), ids);
+            Properties p = new Properties();
+            p.setProperty("format", FORMAT);
+            p.setProperty("dimension", Integer.toString(d));
+            p.setProperty("size", Integer.toString(n));
+            p.setProperty("similarity", "dot_product");
+            p.setProperty("maxConn", Integer.toString(options.maxConn()));
+            p.setProperty("beamWidth", Integer.toString(options.beamWidth()));
+            p.setProperty("lucene", Version.LATEST.toString());
+            StringWriter text = new StringWriter();
+            p.store(text, "dir4j HNSW index (Apache Lucene)");
+            IdsFile.writeAtomically(tmp.resolve(PROPERTIES), text.toString().getBytes(StandardCharsets.ISO_8859_1));
+            if (Files.exists(target)) {
+                deleteTree(target);
+            }
+            try {
+                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(tmp, target);
+            }
+        } finally {
+            if (Files.exists(tmp)) {
+                deleteTree(tmp);
+            }
+        }
+        return open(target);
+    }
+
+    private static void writeLucene(Path dir, MemorySegment data, long offset, int n, int d, Options options)
+            throws IOException {
+        ExecutorService mergeWorkers = options.threads() > 1 ? Executors.newFixedThreadPool(options.threads()) : null;
+        ExecutorService indexers = options.threads() > 1 ? Executors.newFixedThreadPool(options.threads()) : null;
+        KnnVectorsFormat format = new HighDimensionHnswFormat(options, mergeWorkers);
+        IndexWriterConfig config = new IndexWriterConfig()
+                .setCodec(new Lucene104Codec() {
+                    @Override
+                    public KnnVectorsFormat getKnnVectorsFormatForField(String field) {
+                        return format;
+                    }
+                })
+                .setOpenMode(IndexWriterConfig.OpenMode.CREATE)
+                // one segment per indexing thread when the vectors fit (graphs are built as documents arrive)
+                .setRAMBufferSizeMB(Math.min(1900, Math.max(64, 2.0 * n * d * Float.BYTES / (1 << 20))))
+                .setUseCompoundFile(false);
+        try (Directory out = FSDirectory.open(dir); IndexWriter writer = new IndexWriter(out, config)) {
+            int threads = Math.min(options.threads(), Math.max(1, n / 256)); // small inputs: one segment
+            if (threads == 1) {
+                addRows(writer, data, offset, 0, n, d);
+            } else {
+                List<Future<?>> work = new ArrayList<>();
+                for (int t = 0; t < threads; t++) {
+                    int from = (int) ((long) n * t / threads);
+                    int to = (int) ((long) n * (t + 1) / threads);
+                    work.add(indexers.submit(() -> {
+                        addRows(writer, data, offset, from, to, d);
+                        return null;
+                    }));
+                }
+                for (Future<?> f : work) {
+                    await(f);
+                }
+            }
+            writer.forceMerge(1);
+            writer.commit();
+        } finally {
+            if (indexers != null) {
+                indexers.shutdownNow();
+            }
+            if (mergeWorkers != null) {
+                mergeWorkers.shutdownNow();
+            }
+        }
+    }
+
+    private static void addRows(IndexWriter writer, MemorySegment data, long offset, int from, int to, int d)
+            throws IOException {
+        float[] v = new float[d];
+        for (int r = from; r < to; r++) {
+            MemorySegment.copy(data, ValueLayout.JAVA_FLOAT, (offset + (long) r * d) * Float.BYTES, v, 0, d);
+            checkUnit("descriptor row " + r, v);
+            Document doc = new Document();
+            // Lucene copies the vector when the document is added, so v is reused
+            doc.add(new KnnFloatVectorField(VECTOR_FIELD, v, VectorSimilarityFunction.DOT_PRODUCT));
+            doc.add(new NumericDocValuesField(ROW_FIELD, r));
+            writer.addDocument(doc);
+        }
+    }
+
+    private static void await(Future<?> f) throws IOException {
+        try {
+            f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while building the HNSW index", e);
+        } catch (ExecutionException e) {
+            switch (e.getCause()) {
+                case IOException io -> throw io;
+                case RuntimeException re -> throw re;
+                case Error err -> throw err;
+                default -> throw new IOException(e.getCause());
+            }
+        }
+    }
+
+    /**
+     * Lucene's HNSW vector format with the dimension limit raised: writes and reads through
+     * {@link Lucene99HnswVectorsFormat}, under its name, so the files are Lucene's own.
+     */
+    private static final class HighDimensionHnswFormat extends KnnVectorsFormat {
+        private final KnnVectorsFormat delegate;
+
+        HighDimensionHnswFormat(Options options, ExecutorService mergeWorkers) {
+            super("Lucene99HnswVectorsFormat");
+            this.delegate = mergeWorkers == null
+                    ? new Lucene99HnswVectorsFormat(options.maxConn(), options.beamWidth())
+                    : new Lucene99HnswVectorsFormat(options.maxConn(), options.beamWidth(), options.threads(),
+                            mergeWorkers);
+        }
+
+        @Override
+        public KnnVectorsWriter fieldsWriter(SegmentWriteState state) throws IOException {
+            return delegate.fieldsWriter(state);
+        }
+
+        @Override
+        public KnnVectorsReader fieldsReader(SegmentReadState state) throws IOException {
+            return delegate.fieldsReader(state);
+        }
+
+        @Override
+        public int getMaxDimensions(String fieldName) {
+            return MAX_DIMENSION;
+        }
+    }
+
+    // ---------------------------------------------------------------- opening
+
+    /** Opens an index written by {@link #build} (memory-mapped; close it when done). */
+    public static HnswIndex open(Path folder) throws IOException {
+        Path props = folder.resolve(PROPERTIES);
+        if (!Files.isRegularFile(props)) {
+            throw new NoSuchFileException(props.toString(), null, "not an HNSW index folder: expected " + PROPERTIES
+                    + ", " + ExactIndex.IDS + " and " + LUCENE + "/ in " + folder);
+        }
+        Properties p = new Properties();
+        try (Reader r = Files.newBufferedReader(props, StandardCharsets.ISO_8859_1)) {
+            p.load(r);
+        }
+        if (!FORMAT.equals(p.getProperty("format"))) {
+            throw new IOException(props + ": format '" + p.getProperty("format") + "' is not " + FORMAT);
+        }
+        int dimension;
+        int size;
+        Options options;
+        try {
+            dimension = Integer.parseInt(p.getProperty("dimension"));
+            size = Integer.parseInt(p.getProperty("size"));
+            options = new Options(Integer.parseInt(p.getProperty("maxConn")), Integer.parseInt(p.getProperty("beamWidth")),
+                    1);
+        } catch (NumberFormatException | NullPointerException e) {
+            throw new IOException(props + ": dimension, size, maxConn and beamWidth must be numbers (" + p + ")", e);
+        }
+        List<String> ids = IdsFile.read(folder.resolve(ExactIndex.IDS));
+        if (ids.size() != size) {
+            throw new IOException(folder + ": " + ExactIndex.IDS + " has " + ids.size() + " ids but " + PROPERTIES
+                    + " says " + size + " rows; the index is incomplete, rebuild it");
+        }
+        Directory dir = FSDirectory.open(folder.resolve(LUCENE));
+        DirectoryReader reader = null;
+        try {
+            reader = DirectoryReader.open(dir);
+            if (reader.numDocs() != size) {
+                throw new IOException(folder + ": the Lucene index holds " + reader.numDocs() + " vectors but "
+                        + PROPERTIES + " says " + size + "; rebuild it");
+            }
+            int[] rowOfDoc = new int[reader.maxDoc()];
+            java.util.Arrays.fill(rowOfDoc, -1);
+            for (LeafReaderContext leaf : reader.leaves()) {
+                NumericDocValues rows = leaf.reader().getNumericDocValues(ROW_FIELD);
+                if (rows == null) {
+                    throw new IOException(folder + ": a segment has no '" + ROW_FIELD + "' values; not a dir4j index");
+                }
+                for (int doc = rows.nextDoc(); doc != DocIdSetIterator.NO_MORE_DOCS; doc = rows.nextDoc()) {
+                    long row = rows.longValue();
+                    if (row < 0 || row >= size) {
+                        throw new IOException(folder + ": document " + (leaf.docBase + doc) + " has row " + row
+                                + " outside 0.." + (size - 1));
+                    }
+                    rowOfDoc[leaf.docBase + doc] = (int) row;
+                }
+            }
+            return new HnswIndex(folder, dimension, options, new ArrayList<>(ids), dir, reader, rowOfDoc);
+        } catch (IOException | RuntimeException e) {
+            if (reader != null) {
+                reader.close();
+            }
+            dir.close();
+            throw e;
+        }
+    }
+
+    // ---------------------------------------------------------------- searching
+
+    @Override
+    public int dimension() {
+        return dimension;
+    }
+
+    @Override
+    public int size() {
+        return ids.size();
+    }
+
+    @Override
+    public String id(int row) {
+        return ids.get(row);
+    }
+
+    @Override
+    public List<String> ids() {
+        return ids;
+    }
+
+    /** The graph parameters the index was built with (threads: 1). */
+    public Options options() {
+        return options;
+    }
+
+    /** The index folder. */
+    public Path folder() {
+        return folder;
+    }
+
+    /** Lucene segments, each with its own graph (one after {@link #build}). */
+    int segments() {
+        return reader.leaves().size();
+    }
+
+    /** The k nearest rows of each query, exploring {@link #DEFAULT_CANDIDATES} (or k, if more) candidates. */
+    @Override
+    public Neighbours search(Tensor queries, int k) {
+        return search(queries, k, Math.max(k, DEFAULT_CANDIDATES), 1);
+    }
+
+    /**
+     * The k nearest rows of each query row, best first (ties by lower row).
+     *
+     * @param candidates how many candidates the graph search keeps (HNSW's ef, Lucene's k):
+     *                   at least k; more raises recall and costs time
+     * @param threads    queries searched in parallel
+     */
+    public Neighbours search(Tensor queries, int k, int candidates, int threads) {
+        if (k < 1) {
+            throw new IllegalArgumentException("k must be at least 1, got " + k);
+        }
+        if (candidates < k) {
+            throw new IllegalArgumentException("candidates (ef) must be at least k = " + k + ", got " + candidates);
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
+        }
+        if (queries.rank() != 2 || queries.shape(1) != dimension) {
+            throw new IllegalArgumentException("queries of shape " + Shape.str(queries.shape())
+                    + " do not match an index of dimension " + dimension + " (expected Q x " + dimension + ")");
+        }
+        DescriptorMatrix q = DescriptorMatrix.of(queries);
+        TopK[] best = new TopK[q.rows()];
+        int kept = Math.max(1, Math.min(k, size()));
+        java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, q.rows());
+        Runnable all = () -> (threads > 1 ? rows.parallel() : rows).forEach(i -> {
+            float[] v = new float[dimension];
+            System.arraycopy(q.data(), i * dimension, v, 0, dimension);
+            checkUnit("query row " + i, v);
+            best[i] = searchOne(v, kept, Math.max(candidates, kept));
+        });
+        if (threads > 1) {
+            try (var pool = new java.util.concurrent.ForkJoinPool(threads)) {
+                pool.submit(all).join();
+            }
+        } else {
+            all.run();
+        }
+        return Neighbours.of(best);
+    }
+
+    /** One query against every segment (one after {@link #build}); rows by {@link ScoreOrder}. */
+    private TopK searchOne(float[] query, int k, int candidates) {
+        TopK top = new TopK(k);
+        try {
+            for (LeafReaderContext leaf : reader.leaves()) {
+                LeafReader r = leaf.reader();
+                TopDocs td = r.searchNearestVectors(VECTOR_FIELD, query, candidates,
+                        AcceptDocs.fromLiveDocs(r.getLiveDocs(), r.maxDoc()), Integer.MAX_VALUE);
+                for (ScoreDoc sd : td.scoreDocs) {
+                    top.offer(2 * sd.score - 1, rowOfDoc[leaf.docBase + sd.doc]);
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("HNSW search in " + folder + " failed: " + e.getMessage(), e);
+        }
+        return top;
+    }
+
+    private static void checkUnit(String what, float[] v) {
+        double sq = 0;
+        for (float x : v) {
+            sq += (double) x * x;
+        }
+        double norm = Math.sqrt(sq);
+        if (!(Math.abs(norm - 1) <= UNIT_TOLERANCE)) {
+            throw new IllegalArgumentException(what + " has L2 norm " + (float) norm + ", not 1: HNSW dot-product "
+                    + "search needs unit descriptors (L2-normalise them, as extraction and whitening do)");
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            reader.close();
+            directory.close();
+        } catch (IOException e) {
+            throw new UncheckedIOException("closing the HNSW index in " + folder + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "HNSW index of " + size() + " x " + dimension + " descriptors (M=" + options.maxConn() + ", beam width "
+                + options.beamWidth() + ") in " + folder;
+    }
+
+    // ---------------------------------------------------------------- files
+
+    private static boolean isEmptyFolder(Path p) throws IOException {
+        if (!Files.isDirectory(p)) {
+            return false;
+        }
+        try (Stream<Path> s = Files.list(p)) {
+            return s.findAny().isEmpty();
+        }
+    }
+
+    private static void deleteTree(Path root) throws IOException {
+        try (Stream<Path> s = Files.walk(root)) {
+            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+}

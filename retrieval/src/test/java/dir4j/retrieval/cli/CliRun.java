@@ -1,0 +1,69 @@
+package dir4j.retrieval.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import picocli.CommandLine;
+import picocli.CommandLine.Model.OptionSpec;
+
+/** Runs `dir4j ...` in-process with stdout and stderr captured. */
+final class CliRun {
+    record Run(int rc, String out, String err) {
+        @Override
+        public String toString() {
+            return "rc " + rc + "\n--- stdout\n" + out + "--- stderr\n" + err;
+        }
+    }
+
+    private CliRun() {}
+
+    static Run run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        PrintStream savedOut = System.out;
+        PrintStream savedErr = System.err;
+        int rc;
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            rc = new CommandLine(new Main()).execute(args);
+        } finally {
+            System.setOut(savedOut);
+            System.setErr(savedErr);
+        }
+        return new Run(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** `dir4j COMMAND --help` exits 0 and documents every option, the exit statuses and --device cuda. */
+    static void assertHelpDocumentsEveryOption(String command) {
+        Run r = run(command, "--help");
+        assertEquals(0, r.rc(), r.toString());
+        CommandLine sub = new CommandLine(new Main()).getSubcommands().get(command);
+        List<OptionSpec> options = sub.getCommandSpec().options();
+        assertTrue(options.size() > 3, command + " has options");
+        for (OptionSpec o : options) {
+            assertTrue(r.out().contains(o.longestName()), command + " --help lists " + o.longestName() + "\n" + r.out());
+            assertFalse(String.join(" ", o.description()).isBlank(), command + " " + o.longestName() + " is described");
+        }
+        assertTrue(r.out().contains("Exit status:"), r.out());
+        for (String code : new String[] {"0   done", "1   failed", "2   bad command line"}) {
+            assertTrue(r.out().contains(code), command + " --help documents exit status '" + code + "'\n" + r.out());
+        }
+        assertTrue(r.out().contains("--device"), r.out());
+    }
+
+    /** `--device cuda` is refused with status 2 and says to use the CPU. */
+    static void assertCudaIsRefused(String... commandAndArgs) {
+        String[] args = java.util.Arrays.copyOf(commandAndArgs, commandAndArgs.length + 2);
+        args[commandAndArgs.length] = "--device";
+        args[commandAndArgs.length + 1] = "cuda";
+        Run r = run(args);
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("not built yet; use --device cpu"), r.err());
+    }
+}

@@ -1,0 +1,129 @@
+package dir4j.retrieval.cli;
+
+import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.retrieval.cli.CliRun.Run;
+import dir4j.retrieval.search.DescriptorIndex;
+import dir4j.retrieval.search.ExactIndex;
+import dir4j.retrieval.search.HnswIndex;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `dir4j index`: exact and HNSW folders from descriptors and ids. */
+class IndexCommandTest {
+    @TempDir
+    Path dir;
+    Path descs;
+
+    @BeforeEach
+    void files() throws IOException {
+        descs = dir.resolve("db.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(descs, Tensor.of(SearchCommandTest.unitRows(new Random(3), 200, 16), 200, 16));
+        }
+        Files.write(dir.resolve("db.ids.txt"), IntStream.range(0, 200).mapToObj(i -> "img_" + i).toList());
+    }
+
+    @Test
+    void exactAndHnswIndexesHoldTheDescriptorsWithTheirIds() throws IOException {
+        Run exact = run("index", "--descriptors", descs.toString(), "--out", dir.resolve("exact").toString());
+        assertEquals(0, exact.rc(), exact.toString());
+        assertTrue(exact.out().startsWith("built exact index of 200 descriptors (16-d) in "), exact.out());
+        try (DescriptorIndex idx = DescriptorIndex.open(dir.resolve("exact"));
+             Tensor want = Npy.read(descs)) {
+            ExactIndex e = assertInstanceOf(ExactIndex.class, idx);
+            assertEquals("img_199", e.id(199));
+            try (Tensor got = e.descriptors()) {
+                assertArrayEquals(want.toFloatArray(), got.toFloatArray());
+            }
+        }
+        Run hnsw = run("index", "--descriptors", descs.toString(), "--out", dir.resolve("hnsw").toString(), "--type",
+                "hnsw", "--max-conn", "8", "--beam-width", "50", "--threads", "2", "--quiet");
+        assertEquals(0, hnsw.rc(), hnsw.toString());
+        assertEquals("", hnsw.out());
+        try (DescriptorIndex idx = DescriptorIndex.open(dir.resolve("hnsw"))) {
+            HnswIndex h = assertInstanceOf(HnswIndex.class, idx);
+            assertEquals(new HnswIndex.Options(8, 50, 1), h.options());
+            assertEquals(200, h.size());
+            assertEquals("img_5", h.id(5));
+        }
+        // an explicit ids file, and row numbers without any
+        Path ids = Files.write(dir.resolve("names.txt"), IntStream.range(0, 200).mapToObj(i -> "n" + i).toList());
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--ids", ids.toString(), "--out",
+                dir.resolve("named").toString(), "--quiet").rc());
+        try (DescriptorIndex idx = DescriptorIndex.open(dir.resolve("named"))) {
+            assertEquals("n7", idx.id(7));
+        }
+        Files.delete(dir.resolve("db.ids.txt"));
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", dir.resolve("rows").toString(),
+                "--type", "hnsw", "--quiet").rc());
+        try (DescriptorIndex idx = DescriptorIndex.open(dir.resolve("rows"))) {
+            assertEquals("7", idx.id(7));
+        }
+    }
+
+    @Test
+    void anExistingIndexIsReplacedOnlyWithOverwriteAndOtherFoldersNever() throws IOException {
+        Path out = dir.resolve("idx");
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--quiet").rc());
+        Run again = run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--type", "hnsw");
+        assertEquals(1, again.rc());
+        assertTrue(again.err().contains("already holds an exact index") && again.err().contains("--overwrite"),
+                again.err());
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--type", "hnsw",
+                "--overwrite", "--quiet").rc());
+        assertEquals("hnsw", DescriptorIndex.kind(out));
+        assertTrue(Files.notExists(out.resolve(ExactIndex.DESCRIPTORS)), "the exact index's files are gone");
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--overwrite",
+                "--quiet").rc());
+        assertEquals("exact", DescriptorIndex.kind(out));
+        assertTrue(Files.notExists(out.resolve(HnswIndex.PROPERTIES)));
+
+        Path photos = Files.createDirectories(dir.resolve("photos"));
+        Files.writeString(photos.resolve("a.jpg"), "not mine");
+        Run foreign = run("index", "--descriptors", descs.toString(), "--out", photos.toString(), "--overwrite");
+        assertEquals(1, foreign.rc());
+        assertTrue(foreign.err().contains("not an index folder"), foreign.err());
+        assertEquals(List.of("a.jpg"), Files.list(photos).map(p -> p.getFileName().toString()).toList());
+    }
+
+    @Test
+    void badCommandLinesExitWithTwoAndBadInputsWithOne() throws IOException {
+        String out = dir.resolve("x").toString();
+        assertEquals(2, run("index", "--descriptors", descs.toString(), "--out", out, "--type", "ivf").rc());
+        assertEquals(2, run("index", "--descriptors", descs.toString(), "--out", out, "--max-conn", "8").rc(),
+                "--max-conn is for hnsw");
+        assertEquals(2, run("index", "--descriptors", descs.toString(), "--out", out, "--type", "hnsw",
+                "--max-conn", "1").rc());
+        assertEquals(2, run("index", "--out", out).rc(), "--descriptors is required");
+        Files.write(dir.resolve("short.txt"), List.of("a", "b"));
+        Run ids = run("index", "--descriptors", descs.toString(), "--ids", dir.resolve("short.txt").toString(), "--out",
+                out);
+        assertEquals(1, ids.rc());
+        assertTrue(ids.err().contains("has 2 ids but") && ids.err().contains("200 rows"), ids.err());
+        Path big = dir.resolve("big.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(big, Tensor.of(new float[] {3, 4, 0, 1}, 2, 2));
+        }
+        Run notUnit = run("index", "--descriptors", big.toString(), "--out", out, "--type", "hnsw");
+        assertEquals(1, notUnit.rc());
+        assertTrue(notUnit.err().contains("descriptor row 0 has L2 norm 5.0"), notUnit.err());
+        assertTrue(Files.notExists(dir.resolve("x")));
+        CliRun.assertCudaIsRefused("index", "--descriptors", descs.toString(), "--out", out);
+        CliRun.assertHelpDocumentsEveryOption("index");
+    }
+}

@@ -1,0 +1,136 @@
+package dir4j.retrieval.cli;
+
+import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.retrieval.cli.CliRun.Run;
+import dir4j.retrieval.image.ImageFixtures;
+import dir4j.retrieval.net.WhiteningFile;
+import dir4j.retrieval.whiten.PcaWhitening;
+import dir4j.retrieval.whiten.WhiteningOptions;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** `dir4j whiten`: learn, store, apply; the reference's options; errors. */
+class WhitenCommandTest {
+    @TempDir
+    Path dir;
+    Path train;
+    Path queries;
+
+    /** Unit rows with unequal variance per axis, so that whitening changes them. */
+    static Tensor descriptors(Random rng, int n, int d) {
+        float[] v = new float[n * d];
+        for (int i = 0; i < n; i++) {
+            double sq = 0;
+            for (int j = 0; j < d; j++) {
+                v[i * d + j] = (float) (rng.nextGaussian() * (j + 1) + 0.3);
+                sq += v[i * d + j] * v[i * d + j];
+            }
+            for (int j = 0; j < d; j++) {
+                v[i * d + j] /= (float) Math.sqrt(sq);
+            }
+        }
+        return Tensor.of(v, n, d);
+    }
+
+    @BeforeEach
+    void files() throws IOException {
+        train = dir.resolve("train.npy");
+        queries = dir.resolve("q.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(train, descriptors(new Random(1), 40, 8));
+            Npy.write(queries, descriptors(new Random(2), 5, 8));
+        }
+        Files.write(dir.resolve("q.ids.txt"), List.of("a", "b", "c", "d", "e"));
+    }
+
+    @Test
+    void learnedWhiteningIsStoredWithItsOptionsAndAppliedAsTheLibraryApplies() throws IOException {
+        Path w = dir.resolve("w.safetensors");
+        Run learn = run("whiten", "--learn", train.toString(), "--out", w.toString(), "--whitenv", "5", "--whitenp",
+                "0.5");
+        assertEquals(0, learn.rc(), learn.toString());
+        assertTrue(learn.out().startsWith("learned whitening 'learned' from 40 descriptors of dimension 8 "
+                + "(8 components)"), learn.out());
+        WhiteningFile.Stored s = WhiteningFile.read(w).get("learned");
+        assertEquals(new WhiteningOptions(0.5, 5, 1), s.options());
+
+        Path out = dir.resolve("out/qw.npy");
+        Run apply = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out", out.toString());
+        assertEquals(0, apply.rc(), apply.toString());
+        assertTrue(apply.out().contains("5x5 float32"), apply.out());
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor want = PcaWhitening.learn(Npy.read(train)).apply(Npy.read(queries), new WhiteningOptions(0.5, 5, 1));
+            assertArrayEquals(want.toFloatArray(), Npy.read(out).toFloatArray(), 1e-6f);
+        }
+        assertEquals(List.of("a", "b", "c", "d", "e"), Files.readAllLines(dir.resolve("out/qw.ids.txt")));
+
+        // flags override the stored options
+        Run all = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "8", "--out",
+                dir.resolve("q8.npy").toString(), "--quiet");
+        assertEquals(0, all.rc(), all.toString());
+        assertEquals("", all.out());
+        try (Tensor t = Npy.read(dir.resolve("q8.npy"))) {
+            assertArrayEquals(new int[] {5, 8}, t.shape());
+        }
+    }
+
+    @Test
+    void theReferenceCheckpointsPcaAppliesWithTheReferenceDefaults() throws IOException {
+        Path ckpt = ImageFixtures.path("whiten/reference_pca/retrieval_zip.pt");
+        Path six = dir.resolve("six.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(six, descriptors(new Random(3), 4, 6));
+        }
+        Path out = dir.resolve("w6.npy");
+        Run r = run("whiten", "--apply", six.toString(), "--whitening", ckpt.toString(), "--whitening-name",
+                "Landmarks_clean", "--out", out.toString());
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.out().contains("whitenp 0.25, whitenv all, whitenm 1.0"), r.out());
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor want = PcaWhitening.of(WhiteningFile.read(ckpt).get("Landmarks_clean").pca())
+                    .apply(Npy.read(six), WhiteningOptions.DEFAULTS);
+            assertArrayEquals(want.toFloatArray(), Npy.read(out).toFloatArray(), 1e-6f);
+        }
+        Run wrongName = run("whiten", "--apply", six.toString(), "--whitening", ckpt.toString(), "--whitening-name",
+                "Paris", "--out", out.toString());
+        assertEquals(1, wrongName.rc());
+        assertTrue(wrongName.err().contains("[Landmarks_clean], not 'Paris'"), wrongName.err());
+        Run wrongDim = run("whiten", "--apply", queries.toString(), "--whitening", ckpt.toString(), "--out",
+                out.toString());
+        assertEquals(1, wrongDim.rc());
+        assertTrue(wrongDim.err().contains("8-d descriptors") && wrongDim.err().contains("6-d"), wrongDim.err());
+    }
+
+    @Test
+    void badCommandLinesExitWithTwoAndBadInputsWithOne() {
+        Path w = dir.resolve("w.safetensors");
+        assertEquals(2, run("whiten", "--learn", train.toString(), "--out", dir.resolve("w.npy").toString()).rc());
+        assertEquals(2, run("whiten", "--learn", train.toString(), "--apply", queries.toString(), "--out",
+                w.toString()).rc(), "one mode only");
+        assertEquals(2, run("whiten", "--apply", queries.toString(), "--out", dir.resolve("x.npy").toString()).rc(),
+                "--apply needs --whitening");
+        assertEquals(2, run("whiten", "--learn", train.toString(), "--whitening", w.toString(), "--out",
+                w.toString()).rc());
+        assertEquals(2, run("whiten", "--learn", train.toString(), "--out", w.toString(), "--whitenv", "0").rc());
+        assertEquals(2, run("whiten", "--learn", train.toString(), "--out", w.toString(), "--name", "a.b").rc());
+        Run missing = run("whiten", "--learn", dir.resolve("nope.npy").toString(), "--out", w.toString());
+        assertEquals(1, missing.rc());
+        assertTrue(missing.err().contains("nope.npy"), missing.err());
+        assertTrue(Files.notExists(w));
+        CliRun.assertCudaIsRefused("whiten", "--learn", train.toString(), "--out", w.toString());
+        CliRun.assertHelpDocumentsEveryOption("whiten");
+    }
+}

@@ -1,0 +1,204 @@
+package dir4j.retrieval.search;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The Lucene HNSW index: recall against exact search, scores, persistence, and refusals. */
+class HnswIndexTest {
+    @TempDir
+    Path dir;
+
+    /** n random unit vectors of dimension d (directions uniform on the sphere). */
+    static float[] unitRows(Random rng, int n, int d) {
+        float[] v = new float[n * d];
+        for (int i = 0; i < n; i++) {
+            double sq = 0;
+            for (int j = 0; j < d; j++) {
+                double x = rng.nextGaussian();
+                v[i * d + j] = (float) x;
+                sq += x * x;
+            }
+            float inv = (float) (1 / Math.sqrt(sq));
+            for (int j = 0; j < d; j++) {
+                v[i * d + j] *= inv;
+            }
+        }
+        return v;
+    }
+
+    static List<String> ids(int n) {
+        return IntStream.range(0, n).mapToObj(i -> "img" + i).toList();
+    }
+
+    /** Fraction of the exact top-k rows that the approximate top-k found, over all queries. */
+    static double recall(Neighbours exact, Neighbours approx, int k) {
+        long hit = 0;
+        for (int q = 0; q < exact.queries(); q++) {
+            Set<Integer> truth = new HashSet<>();
+            for (int r = 0; r < k; r++) {
+                truth.add(exact.indices()[q][r]);
+            }
+            for (int r = 0; r < Math.min(k, approx.indices()[q].length); r++) {
+                hit += truth.contains(approx.indices()[q][r]) ? 1 : 0;
+            }
+        }
+        return hit / (double) (exact.queries() * k);
+    }
+
+    @Test
+    void recallAtTenAgainstExactSearchIsAtLeastNinetyPercentAndSurvivesReopening() throws IOException {
+        int n = 2500;
+        int d = 64;
+        Random rng = new Random(11);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor db = Tensor.of(unitRows(rng, n, d), n, d);
+            Tensor queries = Tensor.of(unitRows(rng, 100, d), 100, d);
+            Neighbours exact;
+            try (ExactIndex e = new ExactIndex(d)) {
+                e.add(db, ids(n));
+                exact = e.search(queries, 10);
+            }
+            Path folder = dir.resolve("hnsw");
+            Neighbours approx;
+            try (HnswIndex h = HnswIndex.build(folder, db, ids(n), HnswIndex.Options.DEFAULTS)) {
+                assertEquals(n, h.size());
+                assertEquals(d, h.dimension());
+                assertEquals("img2499", h.id(2499));
+                approx = h.search(queries, 10);
+                double r = recall(exact, approx, 10);
+                assertTrue(r >= 0.9, "recall@10 " + r);
+                // scores are the dot products of the rows returned, best first
+                float[] all = db.toFloatArray();
+                float[] qs = queries.toFloatArray();
+                for (int q = 0; q < 100; q++) {
+                    assertEquals(10, approx.indices()[q].length);
+                    for (int j = 0; j < 10; j++) {
+                        int row = approx.indices()[q][j];
+                        double dot = 0;
+                        for (int c = 0; c < d; c++) {
+                            dot += qs[q * d + c] * all[row * d + c];
+                        }
+                        assertEquals(dot, approx.scores()[q][j], 1e-5, "query " + q + " rank " + j);
+                        if (j > 0) {
+                            assertTrue(approx.scores()[q][j - 1] >= approx.scores()[q][j]);
+                        }
+                    }
+                }
+                // more candidates never lose recall here, and two threads give the same answers
+                Neighbours wide = h.search(queries, 10, 400, 2);
+                assertTrue(recall(exact, wide, 10) >= r, "ef 400 vs 100");
+                assertTrue(recall(exact, wide, 10) >= 0.99, "ef 400: " + recall(exact, wide, 10));
+                Neighbours single = h.search(queries, 10, 400, 1);
+                for (int q = 0; q < 100; q++) {
+                    assertArrayEquals(single.indices()[q], wide.indices()[q]);
+                }
+            }
+            try (DescriptorIndex reopened = DescriptorIndex.open(folder)) {
+                HnswIndex h = assertInstanceOf(HnswIndex.class, reopened);
+                assertEquals(16, h.options().maxConn());
+                Neighbours again = h.search(queries, 10);
+                for (int q = 0; q < 100; q++) {
+                    assertArrayEquals(approx.indices()[q], again.indices()[q]);
+                    assertArrayEquals(approx.scores()[q], again.scores()[q], 1e-6f);
+                }
+                assertEquals(ids(n), h.ids());
+            }
+        }
+    }
+
+    @Test
+    void aParallelBuildMergesIntoOneGraphWithTheSameRecallAndRowNumbers() throws IOException {
+        int n = 1200;
+        int d = 16;
+        Random rng = new Random(5);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor db = Tensor.of(unitRows(rng, n, d), n, d);
+            try (HnswIndex h = HnswIndex.build(dir.resolve("p"), db, ids(n),
+                    HnswIndex.Options.DEFAULTS.withThreads(2).withMaxConn(12).withBeamWidth(80));
+                 ExactIndex e = new ExactIndex(d)) {
+                e.add(db, ids(n));
+                assertEquals(1, h.segments(), "the two threads' segments are merged into one graph");
+                // each database row finds itself first: rows map back through the merge
+                Tensor some = db.slice(0, 500, 700); // rows of both halves: 0..599 and 600..1199
+                Neighbours self = h.search(some, 1, 50, 1);
+                int found = 0;
+                for (int q = 0; q < 200; q++) {
+                    found += self.indices()[q][0] == 500 + q ? 1 : 0;
+                }
+                assertTrue(found >= 198, found + " of 200 rows found themselves");
+                Tensor queries = Tensor.of(unitRows(rng, 50, d), 50, d);
+                assertTrue(recall(e.search(queries, 10), h.search(queries, 10), 10) >= 0.9);
+            }
+        }
+    }
+
+    @Test
+    void descriptorsWiderThanLucenesDefaultLimitAreIndexed() throws IOException {
+        int n = 300;
+        int d = 2048;
+        try (MemoryScope scope = MemoryScope.open();
+             HnswIndex h = HnswIndex.build(dir.resolve("wide"), Tensor.of(unitRows(new Random(2), n, d), n, d), ids(n),
+                     HnswIndex.Options.DEFAULTS)) {
+            Tensor q = Tensor.of(unitRows(new Random(2), 3, d), 3, d); // the first three rows again
+            Neighbours r = h.search(q, 2);
+            for (int i = 0; i < 3; i++) {
+                assertEquals(i, r.indices()[i][0]);
+                assertEquals(1.0, r.scores()[i][0], 1e-5);
+            }
+        }
+    }
+
+    @Test
+    void rebuildingReplacesAnIndexButAForeignFolderAndNonUnitVectorsAreRefused() throws IOException {
+        int d = 8;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Path folder = dir.resolve("idx");
+            HnswIndex.build(folder, Tensor.of(unitRows(new Random(1), 20, d), 20, d), ids(20),
+                    HnswIndex.Options.DEFAULTS).close();
+            try (HnswIndex h = HnswIndex.build(folder, Tensor.of(unitRows(new Random(2), 30, d), 30, d), ids(30),
+                    HnswIndex.Options.DEFAULTS)) {
+                assertEquals(30, h.size());
+                assertEquals(30, h.search(Tensor.of(unitRows(new Random(3), 1, d), 1, d), 100).indices()[0].length);
+            }
+            Path foreign = Files.createDirectories(dir.resolve("photos"));
+            Files.writeString(foreign.resolve("holiday.txt"), "keep me");
+            IOException e = assertThrows(IOException.class, () -> HnswIndex.build(foreign,
+                    Tensor.of(unitRows(new Random(1), 20, d), 20, d), ids(20), HnswIndex.Options.DEFAULTS));
+            assertTrue(e.getMessage().contains("not an index folder"), e.getMessage());
+            assertEquals("keep me", Files.readString(foreign.resolve("holiday.txt")));
+
+            float[] v = unitRows(new Random(1), 20, d);
+            for (int j = 0; j < d; j++) {
+                v[7 * d + j] *= 2;
+            }
+            IllegalArgumentException notUnit = assertThrows(IllegalArgumentException.class,
+                    () -> HnswIndex.build(dir.resolve("n"), Tensor.of(v, 20, d), ids(20), HnswIndex.Options.DEFAULTS));
+            assertTrue(notUnit.getMessage().contains("descriptor row 7 has L2 norm 2.0"), notUnit.getMessage());
+            assertTrue(Files.notExists(dir.resolve("n")), "nothing left behind");
+            List<String> left = new ArrayList<>();
+            try (var s = Files.list(dir)) {
+                s.forEach(p -> left.add(p.getFileName().toString()));
+            }
+            assertEquals(List.of("idx", "photos"), left.stream().sorted().toList(), "no temporary folders");
+            assertThrows(IllegalArgumentException.class, () -> HnswIndex.build(dir.resolve("m"),
+                    Tensor.of(unitRows(new Random(1), 20, d), 20, d), ids(19), HnswIndex.Options.DEFAULTS));
+        }
+    }
+}
