@@ -22,6 +22,13 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 load1() { cut -d' ' -f1 /proc/loadavg; }
 load() { echo "$(date -u +%T) load $(cut -d' ' -f1-3 /proc/loadavg)"; }
+# CPU seconds used so far by the whole machine (busy jiffies) and by this script's finished children:
+# their difference over a stretch of wall time is what other processes took, in cores.
+hz="$(getconf CLK_TCK)"
+busy() { awk -v hz="$hz" '/^cpu / { print ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat; }
+# (times must run in this shell, not in a $(...) subshell, to see the children's usage)
+mine() { times >"$work/times"; MINE="$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/)
+                                                      print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$work/times")"; }
 
 [[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)"; exit 1; }
 for d in ${depths//,/ }; do
@@ -41,15 +48,20 @@ echo "== $(date -u +%FT%TZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuin
 for s in ${sizes//,/ }; do
   for d in ${depths//,/ }; do
     echo "== $d $s: $(load)"
-    echo "$d $s $(load1)" >>"$work/loads.txt"
+    l0="$(load1)"; b0="$(busy)"; mine; m0="$MINE"; t0="$SECONDS"
     "$py" "$root/bench/torch_cpu_resnet.py" --threads 2 --depths "$d" --sizes "$s" | grep '^torch' \
       | tee -a "$work/torch.txt"
     jmh ResNetForwardBench "$d" "$s"
     DIR4J_ONNX_DIR="$onnx" jmh OnnxResNetBench "$d" "$s"
+    mine
+    others="$(awk -v b="$(busy)" -v b0="$b0" -v m="$MINE" -v m0="$m0" -v t="$((SECONDS - t0))" \
+      'BEGIN { v = (b - b0 - (m - m0)) / (t > 0 ? t : 1); printf "%.2f", v < 0 ? 0 : v }')"
+    echo "   other processes used $others cores on average meanwhile"
+    echo "$d $s $l0 $others" >>"$work/loads.txt"
   done
 done
 echo "== $(load)  (end)"
-echo "end end $(load1)" >>"$work/loads.txt"
+echo "end end $(load1) -" >>"$work/loads.txt"
 
 "$py" - "$work" <<'EOF'
 import glob, json, os, sys
@@ -64,15 +76,16 @@ for path in glob.glob(os.path.join(work, "*.json")):
         p = r["params"]
         ms[(key, p["depth"], p["size"])] = r["primaryMetric"]["score"]
 loads = [l.split() for l in open(os.path.join(work, "loads.txt"))]
-load_at = {(d, s): l for d, s, l in loads}
-print("\n| network | input (W×H) | load at start | dir4j ms | PyTorch 1.13 ms | ONNX Runtime 1.23.2 ms "
-      "| dir4j / PyTorch | dir4j / ONNX Runtime |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-for d, s, _ in loads[:-1]:
+print("\n| network | input (W×H) | load at start | other processes (cores) | dir4j ms | PyTorch 1.13 ms "
+      "| ONNX Runtime 1.23.2 ms | dir4j / PyTorch | dir4j / ONNX Runtime |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for d, s, load, others in loads[:-1]:
     j, t, o = (ms.get((k, d, s)) for k in ("dir4j", "torch", "ort"))
     fmt = lambda v: "—" if v is None else f"{v:.1f}"
     ratio = lambda a, b: "—" if a is None or b is None else f"{a / b:.2f}"
-    print(f"| {d} | {s.replace('x', '×')} | {load_at[(d, s)]} | {fmt(j)} | {fmt(t)} | {fmt(o)} "
+    print(f"| {d} | {s.replace('x', '×')} | {load} | {others} | {fmt(j)} | {fmt(t)} | {fmt(o)} "
           f"| {ratio(j, t)} | {ratio(j, o)} |")
-print(f"\n(load at the end {loads[-1][2]}; ratios are time over time: below 1 means dir4j is faster)")
+print(f"\n(load at the end {loads[-1][2]}. The 1-minute load counts this script's own 2 threads and decays"
+      " slowly; 'other processes' is the CPU time the rest of the machine took while each row ran,"
+      " in cores: 0 is a quiet machine. Ratios are time over time: below 1 means dir4j is faster.)")
 EOF
