@@ -13,10 +13,32 @@ public final class Backends {
     static {
         FACTORIES.put(Device.Kind.CPU, d -> CpuBackend.instance());
         // CUDA initialises on the first use of a CUDA device and says why when it cannot
-        FACTORIES.put(Device.Kind.CUDA, dir4j.engine.cuda.CudaBackend::create);
+        FACTORIES.put(Device.Kind.CUDA, Backends::cuda);
     }
 
     private Backends() {}
+
+    /**
+     * The CUDA backend, looked up by name on first use: CPU-only code never links the CUDA
+     * classes, so it runs without the JCuda jars on the class path.
+     */
+    private static Backend cuda(Device d) {
+        try {
+            return (Backend) Class.forName("dir4j.engine.cuda.CudaBackend").getMethod("create", Device.class)
+                    .invoke(null, d);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
+            }
+            if (e.getCause() instanceof Error err) {
+                throw err;
+            }
+            throw new IllegalStateException("CUDA backend failed to start: " + e.getCause(), e.getCause());
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new IllegalStateException("the CUDA backend cannot be loaded (" + e
+                    + "); is the JCuda jar on the class path? Run with --device cpu", e);
+        }
+    }
 
     /** The backend for {@code device}, or an error that says why it is unavailable. */
     public static Backend of(Device device) {

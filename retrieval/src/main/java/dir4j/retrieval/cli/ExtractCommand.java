@@ -18,10 +18,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
-import java.util.Random;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -67,33 +67,8 @@ final class ExtractCommand implements Callable<Integer> {
                     + "(the reference's <root>/oxford5k/gnd_roxford5k.pkl layout is found too).")
     Path dataRoot;
 
-    @Option(names = "--checkpoint", paramLabel = "FILE",
-            description = "Network weights: the reference's PyTorch .pt/.pth (read without running any of it) or a "
-                    + ".safetensors written by dir4j convert. Architecture, descriptor size and pooling come from "
-                    + "the weights and the checkpoint's model_options.")
-    Path checkpoint;
-
-    @Option(names = "--arch", paramLabel = "NAME",
-            description = "With --random-init: resnet18, resnet34, resnet50, resnet101 or resnet152.")
-    String arch;
-
-    @Option(names = "--random-init",
-            description = "Use a randomly initialised network (with --arch) instead of --checkpoint: for testing the "
-                    + "pipeline, not for retrieval.")
-    boolean randomInit;
-
-    @Option(names = "--seed", defaultValue = "0", paramLabel = "N",
-            description = "Seed of --random-init. Default: ${DEFAULT-VALUE}.")
-    long seed;
-
-    @Option(names = "--out-dim", defaultValue = "2048", paramLabel = "D",
-            description = "Descriptor size of --random-init. Default: ${DEFAULT-VALUE}.")
-    int outDim;
-
-    @Option(names = "--base-width", defaultValue = "64", paramLabel = "W",
-            description = "Backbone width of --random-init (64 as torchvision; smaller for quick tests). "
-                    + "Default: ${DEFAULT-VALUE}.")
-    int baseWidth;
+    @Mixin
+    NetworkOptions network;
 
     @Option(names = "--image-size", paramLabel = "PIXELS", defaultValue = "1024",
             description = "Longer side of the resized images (the reference's Scale(size, largest=True), bilinear); "
@@ -170,7 +145,7 @@ final class ExtractCommand implements Callable<Integer> {
     public Integer call() {
         try {
             return run();
-        } catch (IllegalArgumentException e) {
+        } catch (IllegalArgumentException | ToolCommand.UsageException e) {
             System.err.println("dir4j extract: " + e.getMessage());
             return 2;
         } catch (IOException | IllegalStateException e) {
@@ -204,7 +179,7 @@ final class ExtractCommand implements Callable<Integer> {
         double[] s = parseScales(scales);
         double p = scalePoolingP.equalsIgnoreCase("net") ? Double.NaN : parseNumber("--scale-pooling-p", scalePoolingP);
 
-        checkNetworkOptions();
+        network.check();
         // inputs before the network: a wrong list or data root fails before weights are read
         List<ImageRef> db;
         List<ImageRef> queries = null;
@@ -229,7 +204,7 @@ final class ExtractCommand implements Callable<Integer> {
             queries = d.queryImages();
         }
 
-        NetworkCheckpoint.Loaded loaded = network();
+        NetworkCheckpoint.Loaded loaded = network.load();
         try (RetrievalNet net = loaded.net()) {
             if (!quiet) {
                 loaded.notes().forEach(n -> System.err.println("note: " + n));
@@ -267,23 +242,6 @@ final class ExtractCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    private void checkNetworkOptions() {
-        if (checkpoint != null && (randomInit || arch != null)) {
-            throw new IllegalArgumentException("give either --checkpoint or --arch with --random-init, not both");
-        }
-        if (checkpoint == null && (!randomInit || arch == null)) {
-            throw new IllegalArgumentException("a network is needed: --checkpoint FILE, or --arch NAME --random-init");
-        }
-    }
-
-    private NetworkCheckpoint.Loaded network() throws IOException {
-        if (checkpoint != null) {
-            return NetworkCheckpoint.load(checkpoint);
-        }
-        RetrievalNet.Options o = new RetrievalNet.Options(arch, outDim, "gem", 3, false, false, baseWidth);
-        return new NetworkCheckpoint.Loaded(new RetrievalNet(o, new Random(seed)), null, null, List.of());
     }
 
     static double[] parseScales(List<String> values) {
