@@ -43,9 +43,9 @@ jvm=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
      -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0 -Xmx12g -Ddir4j.gpu.required=true)
 launcher=.device/lib/junit-platform-console-standalone.jar
 
-status=$(timeout 120 java "${jvm[@]}" -cp "$cp" dir4j.engine.cuda.CudaStatus 2>&1 | tail -5)
+status=$(timeout ${STATUS_TIMEOUT:-120} java "${jvm[@]}" -cp "$cp" dir4j.engine.cuda.CudaStatus 2>&1 | tail -5)
 
-timeout 360 java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
+timeout ${TESTS_TIMEOUT:-360} java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
   --select-package dir4j.engine.cuda --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
   --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$out/tests.log" 2>&1
 tests_rc=$?
@@ -55,7 +55,7 @@ if [ "${tests_found:-0}" -lt 20 ]; then
   [ $tests_rc = 0 ] && tests_rc=3
 fi
 
-timeout 240 java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
+timeout ${PROBES_TIMEOUT:-240} java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
   --select-class dir4j.engine.cuda.CudaProbeGpuTest --include-tag gpu \
   --details=tree --disable-banner --disable-ansi-colors > "$out/probes.log" 2>&1
 probes_rc=$?

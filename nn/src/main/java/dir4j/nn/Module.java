@@ -1,14 +1,18 @@
 package dir4j.nn;
 
 import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A network component with named parameters, buffers and children, named as PyTorch names them
@@ -19,6 +23,8 @@ public abstract class Module implements AutoCloseable {
     private final Map<String, Tensor> parameters = new LinkedHashMap<>();
     private final Map<String, Tensor> buffers = new LinkedHashMap<>();
     private final Map<String, Module> children = new LinkedHashMap<>();
+    private final Set<String> hostBuffers = new HashSet<>();
+    private final List<Module> adopted = new ArrayList<>();
     private boolean training = true;
 
     /** The module's computation. */
@@ -39,6 +45,80 @@ public abstract class Module implements AutoCloseable {
         return value;
     }
 
+    /**
+     * Registers a buffer that stays in host memory when the module moves to another device: a
+     * counter the host reads every step (batch norm's `num_batches_tracked`) would otherwise
+     * cost a device synchronisation each time.
+     */
+    protected final Tensor hostBuffer(String name, Tensor value) {
+        buffer(name, value);
+        hostBuffers.add(name);
+        return value;
+    }
+
+    /**
+     * This module's own parameter or buffer by name (not dotted), as it is now: {@link #to}
+     * replaces the tensors, so layers read them through here rather than keeping references.
+     */
+    protected final Tensor member(String name) {
+        Tensor t = parameters.get(name);
+        if (t == null) {
+            t = buffers.get(name);
+        }
+        if (t == null) {
+            throw new IllegalArgumentException(getClass().getSimpleName() + " has no parameter or buffer '" + name
+                    + "'");
+        }
+        return t;
+    }
+
+    /** This module's own parameter or buffer by name, or null when it has none of that name. */
+    protected final Tensor memberOrNull(String name) {
+        Tensor t = parameters.get(name);
+        return t != null ? t : buffers.get(name);
+    }
+
+    /**
+     * Moves every parameter and buffer (except host buffers) of this module, its descendants and
+     * the modules it adopted to {@code device}, like PyTorch's {@code module.to(device)}; returns
+     * this. Parameters stay leaves requiring grad; their gradients are dropped. The tensors are
+     * replaced, not moved in place: create optimisers after moving, and re-read any tensor
+     * obtained before (the old ones are freed). A no-op for tensors already there.
+     */
+    public final Module to(Device device) {
+        IdentityHashMap<Tensor, Tensor> moved = new IdentityHashMap<>();
+        moveAll(device, moved, Collections.newSetFromMap(new IdentityHashMap<>()));
+        moved.forEach((old, now) -> {
+            if (old != now) {
+                old.close();
+            }
+        });
+        return this;
+    }
+
+    private void moveAll(Device device, IdentityHashMap<Tensor, Tensor> moved, Set<Module> seen) {
+        if (!seen.add(this)) {
+            return;
+        }
+        parameters.replaceAll((k, t) -> moved.computeIfAbsent(t, old -> movedCopy(old, device, true)));
+        buffers.replaceAll((k, t) -> hostBuffers.contains(k) ? t
+                : moved.computeIfAbsent(t, old -> movedCopy(old, device, false)));
+        children.values().forEach(c -> c.moveAll(device, moved, seen));
+        adopted.forEach(c -> c.moveAll(device, moved, seen));
+    }
+
+    private static Tensor movedCopy(Tensor old, Device device, boolean parameter) {
+        if (old.device().equals(device)) {
+            return old;
+        }
+        Tensor now = MemoryScope.detached(() -> {
+            try (Tensor d = old.detach()) {
+                return d.to(device);
+            }
+        });
+        return parameter ? now.requiresGrad(true) : now;
+    }
+
     /** Registers a child module; returns it. */
     protected final <M extends Module> M child(String name, M module) {
         checkName(name);
@@ -52,6 +132,7 @@ public abstract class Module implements AutoCloseable {
      * ResNet keeps `conv1.weight`, `layer1.0…` at the top level, as the reference's does.
      */
     protected final void adopt(Module base) {
+        adopted.add(base);
         base.parameters.forEach((k, v) -> {
             checkName(k);
             parameters.put(k, v);
@@ -60,6 +141,7 @@ public abstract class Module implements AutoCloseable {
             checkName(k);
             buffers.put(k, v);
         });
+        hostBuffers.addAll(base.hostBuffers);
         base.children.forEach(this::child);
     }
 

@@ -14,11 +14,6 @@ import dir4j.nn.Module;
  * normalise and nothing updates.
  */
 public final class BatchNorm2d extends Module {
-    private final Tensor weight;
-    private final Tensor bias;
-    private final Tensor runningMean;
-    private final Tensor runningVar;
-    private final Tensor batchesTracked;
     private final double eps;
     private final double momentum;
     private boolean frozen;
@@ -29,11 +24,11 @@ public final class BatchNorm2d extends Module {
     }
 
     public BatchNorm2d(int channels, double eps, double momentum) {
-        this.weight = parameter("weight", Tensor.ones(channels));
-        this.bias = parameter("bias", Tensor.zeros(channels));
-        this.runningMean = buffer("running_mean", Tensor.zeros(channels));
-        this.runningVar = buffer("running_var", Tensor.ones(channels));
-        this.batchesTracked = buffer("num_batches_tracked", Tensor.zeros(DType.INT32, Device.CPU));
+        parameter("weight", Tensor.ones(channels));
+        parameter("bias", Tensor.zeros(channels));
+        buffer("running_mean", Tensor.zeros(channels));
+        buffer("running_var", Tensor.ones(channels));
+        hostBuffer("num_batches_tracked", Tensor.zeros(DType.INT32, Device.CPU));
         this.eps = eps;
         this.momentum = momentum;
     }
@@ -49,29 +44,30 @@ public final class BatchNorm2d extends Module {
     }
 
     public Tensor weight() {
-        return weight;
+        return member("weight");
     }
 
     public Tensor bias() {
-        return bias;
+        return member("bias");
     }
 
     public Tensor runningMean() {
-        return runningMean;
+        return member("running_mean");
     }
 
     public Tensor runningVar() {
-        return runningVar;
+        return member("running_var");
     }
 
     @Override
     public Tensor forward(Tensor x) {
         boolean batchStats = isTraining() && !frozen;
         if (batchStats) {
+            Tensor batchesTracked = member("num_batches_tracked");
             double n = batchesTracked.item();
             batchesTracked.backend().fill(batchesTracked, n + 1);
         }
-        return NnOps.batchNorm2d(x, weight, bias, runningMean, runningVar, batchStats, momentum, eps);
+        return NnOps.batchNorm2d(x, weight(), bias(), runningMean(), runningVar(), batchStats, momentum, eps);
     }
 
     /**
@@ -89,6 +85,6 @@ public final class BatchNorm2d extends Module {
             }
             return relu ? y.relu() : y;
         }
-        return NnOps.batchNorm2dInference(x, weight, bias, runningMean, runningVar, eps, residual, relu, inPlace);
+        return NnOps.batchNorm2dInference(x, weight(), bias(), runningMean(), runningVar(), eps, residual, relu, inPlace);
     }
 }

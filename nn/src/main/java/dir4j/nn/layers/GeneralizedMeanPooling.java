@@ -9,7 +9,6 @@ import dir4j.nn.Module;
  * (initialised to 3 as in the reference's GeneralizedMeanPoolingP) or fixed.
  */
 public final class GeneralizedMeanPooling extends Module {
-    private final Tensor p;
     private final double eps;
 
     /** Learnable p. */
@@ -19,16 +18,20 @@ public final class GeneralizedMeanPooling extends Module {
 
     public GeneralizedMeanPooling(double p, double eps, boolean learnable) {
         Tensor t = Tensor.of(new float[] {(float) p}, 1);
-        this.p = learnable ? parameter("p", t) : buffer("p", t);
+        if (learnable) {
+            parameter("p", t);
+        } else {
+            buffer("p", t);
+        }
         this.eps = eps;
     }
 
     public Tensor p() {
-        return p;
+        return member("p");
     }
 
     @Override
     public Tensor forward(Tensor x) {
-        return NnOps.gem(x, p, eps);
+        return NnOps.gem(x, p(), eps);
     }
 }

@@ -8,24 +8,24 @@ import java.util.Random;
 
 /** y = x·Wᵀ + b with `weight` [out, in] and `bias` [out]; PyTorch's default initialisation. */
 public final class Linear extends Module {
-    private final Tensor weight;
-    private final Tensor bias;
-
     public Linear(Random rng, int in, int out, boolean bias) {
-        this.weight = parameter("weight", Init.defaultWeight(rng, out, in));
-        this.bias = bias ? parameter("bias", Init.uniform(rng, 1 / Math.sqrt(in), out)) : null;
+        parameter("weight", Init.defaultWeight(rng, out, in));
+        if (bias) {
+            parameter("bias", Init.uniform(rng, 1 / Math.sqrt(in), out));
+        }
     }
 
     public Tensor weight() {
-        return weight;
+        return member("weight");
     }
 
+    /** The bias, or null without one. */
     public Tensor bias() {
-        return bias;
+        return memberOrNull("bias");
     }
 
     @Override
     public Tensor forward(Tensor x) {
-        return NnOps.linear(x, weight, bias);
+        return NnOps.linear(x, weight(), bias());
     }
 }
