@@ -8,8 +8,13 @@
 #   3. the gpu-tagged tests except the probes, synchronising after every launch (-Ddir4j.cuda.sync=true)
 #      so that a failing kernel is named; -Ddir4j.gpu.required=true turns "no GPU" into a failure
 #   4. the probes (CudaProbeGpuTest: bandwidth, launch overhead, SGEMM, GeM, AP) without per-launch sync
+#   5. each executable bench/gpu/steps/NN-name.sh in name order (the benchmarks beside PyTorch), bounded
+#      by its header line `# timeout: SECONDS` (default 60), with DIR4J_JAVA (java, the JVM flags and
+#      the class path of every .device/lib jar) and OUT_DIR ($OUT/steps) exported; lines starting with
+#      `RESULT ` or `REF ` go into the report. ONLY_STEPS=20,30 runs only those step numbers; SKIP_TESTS=1
+#      skips steps 3 and 4.
 # Writes to $OUT: report.md (the summary to read first), environment.txt, tests.log, probes.log,
-# junit/ (XML reports of step 3).
+# junit/ (XML reports of step 3), steps/NAME.log and whatever the steps write to steps/.
 set -uo pipefail
 out=${OUT:-/tmp/dir4j-gpu-checks}
 mkdir -p "$out/junit"
@@ -45,20 +50,42 @@ launcher=.device/lib/junit-platform-console-standalone.jar
 
 status=$(timeout ${STATUS_TIMEOUT:-120} java "${jvm[@]}" -cp "$cp" dir4j.engine.cuda.CudaStatus 2>&1 | tail -5)
 
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
 timeout ${TESTS_TIMEOUT:-360} java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
-  --select-package dir4j.engine.cuda --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
+  --select-package dir4j --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
   --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$out/tests.log" 2>&1
 tests_rc=$?
 tests_found=$(grep -oE '^\[ *[0-9]+ tests found' "$out/tests.log" | grep -oE '[0-9]+' || echo 0)
-if [ "${tests_found:-0}" -lt 20 ]; then
+if [ "${SKIP_TESTS:-0}" != 1 ] && [ "${tests_found:-0}" -lt 20 ]; then
   echo "only ${tests_found:-0} tests found: the class path or the tag filter is wrong" >> "$out/tests.log"
-  [ $tests_rc = 0 ] && tests_rc=3
+  [ "$tests_rc" = 0 ] && tests_rc=3
 fi
 
 timeout ${PROBES_TIMEOUT:-240} java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
   --select-class dir4j.engine.cuda.CudaProbeGpuTest --include-tag gpu \
   --details=tree --disable-banner --disable-ansi-colors > "$out/probes.log" 2>&1
 probes_rc=$?
+else
+  tests_rc=skipped probes_rc=skipped
+  : > "$out/tests.log"; : > "$out/probes.log"
+fi
+
+# the benchmark steps
+mkdir -p "$out/steps"
+export OUT_DIR=$out/steps
+export DIR4J_JAVA="java ${jvm[*]} -cp $cp"
+: > "$out/steps.txt"
+for step in bench/gpu/steps/*.sh; do
+  [ -e "$step" ] || continue
+  name=$(basename "$step" .sh)
+  num=${name%%-*}
+  if [ -n "${ONLY_STEPS:-}" ] && [[ ",$ONLY_STEPS," != *",$num,"* ]]; then continue; fi
+  limit=$(grep -m1 -oE '^# timeout: *[0-9]+' "$step" | grep -oE '[0-9]+' || echo 60)
+  start=$(date +%s)
+  timeout "$limit" bash "$step" > "$out/steps/$name.log" 2>&1
+  rc=$?
+  echo "$name: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') in $(( $(date +%s) - start )) s (limit $limit)" >> "$out/steps.txt"
+done
 
 {
   echo "# dir4j CUDA checks ($(date -u +%Y-%m-%dT%H:%MZ))"
@@ -86,6 +113,17 @@ probes_rc=$?
   grep -E '^PROBE' "$out/probes.log"
   grep -E '✘|=> ' "$out/probes.log" | head -20
   echo '```'
+  echo
+  echo "## benchmark steps"
+  echo '```'
+  cat "$out/steps.txt"
+  for f in "$out"/steps/*.log; do
+    [ -e "$f" ] || continue
+    echo "--- $(basename "$f" .log)"
+    grep -E '^(RESULT|REF) ' "$f"
+    grep -iE 'exception|error' "$f" | head -5
+  done
+  echo '```'
 } > "$report"
 cat "$report"
-[ $tests_rc = 0 ]
+[ "$tests_rc" = 0 ] || [ "$tests_rc" = skipped ]
