@@ -1,14 +1,13 @@
 package dir4j.nn.io;
 
+import dir4j.engine.io.AtomicFiles;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Enumeration;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -112,11 +111,7 @@ public final class Npz {
                     zip.closeEntry();
                 }
             }
-            try {
-                Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.replace(tmp, file);
         } finally {
             Files.deleteIfExists(tmp);
             Files.deleteIfExists(npy);

@@ -1,0 +1,41 @@
+package dir4j.engine.io;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class AtomicFilesTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void writeReplacesTheTargetAndLeavesNoTemporaryFile() throws IOException {
+        Path f = dir.resolve("sub/out.bin");
+        AtomicFiles.write(f, new byte[] {1, 2, 3});
+        AtomicFiles.write(f, new byte[] {4, 5});
+        assertArrayEquals(new byte[] {4, 5}, Files.readAllBytes(f));
+        try (var s = Files.list(f.getParent())) {
+            assertEquals(1, s.count(), "only the target remains");
+        }
+    }
+
+    @Test
+    void aFailedWriteKeepsThePreviousTarget() throws IOException {
+        Path f = dir.resolve("keep.bin");
+        AtomicFiles.write(f, new byte[] {7});
+        // the target's folder is a file: the temporary file cannot be created, the old target stays
+        Path blocked = dir.resolve("notADir");
+        Files.write(blocked, new byte[] {0});
+        assertThrows(IOException.class, () -> AtomicFiles.write(blocked.resolve("x.bin"), new byte[] {1}));
+        Path tmp = AtomicFiles.temporaryBeside(f);
+        Files.write(tmp, new byte[] {9, 9});
+        Files.delete(tmp); // abandoned before the rename: the target is untouched
+        assertArrayEquals(new byte[] {7}, Files.readAllBytes(f));
+    }
+}
