@@ -39,6 +39,9 @@ public final class ExactIndex implements DescriptorIndex {
     private final List<String> ids = new ArrayList<>();
     private Tensor rows;
     private int size;
+    private Device device = Device.CPU;
+    /** rows[0:size] on {@link #device} when that is not the CPU; null until needed or after a change. */
+    private Tensor deviceRows;
 
     /** An empty index of descriptors of the given dimension. */
     public ExactIndex(int dimension) {
@@ -72,6 +75,33 @@ public final class ExactIndex implements DescriptorIndex {
         return Collections.unmodifiableList(ids);
     }
 
+    /**
+     * Runs the similarity products of {@link #search} on {@code device} (e.g. cuda:0): the
+     * descriptors are copied there once, at the first search after a change, and each block of
+     * scores comes back to the host, where the top k are selected. Returns this. The CPU is the
+     * default; the stored descriptors stay in host memory either way.
+     */
+    public ExactIndex computeOn(Device device) {
+        checkOpen();
+        if (!device.equals(this.device)) {
+            dropDeviceRows();
+            this.device = device;
+        }
+        return this;
+    }
+
+    /** Where the similarity products run. */
+    public Device computeDevice() {
+        return device;
+    }
+
+    private void dropDeviceRows() {
+        if (deviceRows != null) {
+            deviceRows.close();
+            deviceRows = null;
+        }
+    }
+
     /** Appends descriptors (rows of an M x D tensor) with their row numbers as ids ("0", "1", …). */
     public void add(Tensor descriptors) {
         List<String> generated = new ArrayList<>();
@@ -96,6 +126,7 @@ public final class ExactIndex implements DescriptorIndex {
         if ((long) size + m > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("index would exceed " + Integer.MAX_VALUE + " rows");
         }
+        dropDeviceRows();
         ensureCapacity(size + m);
         long at = (long) size * dimension * Float.BYTES;
         if (descriptors.dtype() == DType.FLOAT32 && descriptors.device().equals(Device.CPU)
@@ -130,17 +161,32 @@ public final class ExactIndex implements DescriptorIndex {
             best[q] = new TopK(kept);
         }
         if (size > 0) {
-            SimilarityBlocks.forEach(queries, rows, size, (scores, q0, qn, d0, dn) -> {
-                for (int i = 0; i < qn; i++) {
-                    TopK t = best[q0 + i];
-                    int base = i * dn;
-                    for (int j = 0; j < dn; j++) {
-                        t.offer(scores[base + j], d0 + j);
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor database = rows;
+                Tensor q = queries.device().equals(Device.CPU) ? queries : queries.to(Device.CPU);
+                if (!device.equals(Device.CPU)) {
+                    if (deviceRows == null) {
+                        deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
                     }
+                    database = deviceRows;
+                    q = queries.device().equals(device) ? queries : queries.to(device);
                 }
-            });
+                offerAll(q, database, best);
+            }
         }
         return Neighbours.of(best);
+    }
+
+    private void offerAll(Tensor queries, Tensor database, TopK[] best) {
+        SimilarityBlocks.forEach(queries, database, size, (scores, q0, qn, d0, dn) -> {
+            for (int i = 0; i < qn; i++) {
+                TopK t = best[q0 + i];
+                int base = i * dn;
+                for (int j = 0; j < dn; j++) {
+                    t.offer(scores[base + j], d0 + j);
+                }
+            }
+        });
     }
 
     /** A copy of the descriptors, N x D float32 (the caller owns it). */
@@ -190,6 +236,7 @@ public final class ExactIndex implements DescriptorIndex {
 
     @Override
     public void close() {
+        dropDeviceRows();
         if (rows != null) {
             rows.close();
             rows = null;

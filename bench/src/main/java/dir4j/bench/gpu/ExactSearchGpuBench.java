@@ -1,0 +1,60 @@
+package dir4j.bench.gpu;
+
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Tensor;
+import dir4j.retrieval.search.ExactIndex;
+import dir4j.retrieval.search.Neighbours;
+import java.util.Random;
+
+/**
+ * Exact top-k search with the similarity products on the GPU ({@link ExactIndex#computeOn}) beside
+ * the same search on the CPU: N unit descriptors of dimension D, Q queries, k neighbours.
+ * Prints {@code RESULT exact search ...} lines and whether both found the same top-k.
+ * Arguments: N D Q k (default 100000 2048 1000 100).
+ */
+public final class ExactSearchGpuBench {
+    private ExactSearchGpuBench() {}
+
+    public static void main(String[] args) {
+        int n = args.length > 0 ? Integer.parseInt(args[0]) : 100_000;
+        int d = args.length > 1 ? Integer.parseInt(args[1]) : 2048;
+        int nq = args.length > 2 ? Integer.parseInt(args[2]) : 1000;
+        int k = args.length > 3 ? Integer.parseInt(args[3]) : 100;
+        Random rng = new Random(1);
+        try (MemoryScope s = MemoryScope.open();
+                ExactIndex cpu = new ExactIndex(d);
+                ExactIndex gpu = new ExactIndex(d).computeOn(Device.cuda(0))) {
+            Tensor db = unit(Tensor.randn(rng, n, d));
+            Tensor q = unit(Tensor.randn(rng, nq, d));
+            cpu.add(db);
+            gpu.add(db);
+            gpu.search(q.slice(0, 0, Math.min(nq, 16)), k); // uploads the database, warms up
+            double gpuBest = Double.MAX_VALUE;
+            Neighbours g = null;
+            for (int r = 0; r < 3; r++) {
+                long t0 = System.nanoTime();
+                g = gpu.search(q, k);
+                gpuBest = Math.min(gpuBest, (System.nanoTime() - t0) / 1e9);
+            }
+            long t0 = System.nanoTime();
+            Neighbours c = cpu.search(q, k);
+            double cpuS = (System.nanoTime() - t0) / 1e9;
+            int same = 0;
+            for (int i = 0; i < nq; i++) {
+                same += g.indices()[i][0] == c.indices()[i][0] ? 1 : 0;
+            }
+            String what = "exact search N=" + n + " D=" + d + " Q=" + nq + " k=" + k;
+            System.out.printf("RESULT %s on cuda:0: %.1f queries/s (%.3f s)%n", what, nq / gpuBest, gpuBest);
+            System.out.printf("RESULT %s on the CPU (%d threads): %.1f queries/s (%.3f s)%n", what,
+                    Runtime.getRuntime().availableProcessors(), nq / cpuS, cpuS);
+            System.out.printf("RESULT %s: same top-1 for %d of %d queries%n", what, same, nq);
+        }
+    }
+
+    private static Tensor unit(Tensor x) {
+        Tensor norm = Ops.sqrt(Ops.sum(Ops.mul(x, x), new int[] {1}, true));
+        return Ops.div(x, norm);
+    }
+}

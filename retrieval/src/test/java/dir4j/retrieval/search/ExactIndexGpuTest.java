@@ -1,0 +1,74 @@
+package dir4j.retrieval.search;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dir4j.engine.Backends;
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import java.util.Random;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** Exact search with the similarity products on cuda:0 ranks exactly as on the CPU. */
+@Tag("gpu")
+class ExactIndexGpuTest {
+    static final Device GPU = Device.cuda(0);
+
+    @BeforeAll
+    static void gpu() {
+        try {
+            Backends.of(GPU);
+        } catch (RuntimeException e) {
+            String why = "CUDA is not usable here: " + e.getMessage();
+            if (Boolean.getBoolean("dir4j.gpu.required")) {
+                fail(why);
+            }
+            Assumptions.abort(why);
+        }
+    }
+
+    @Test
+    void theGpuFindsTheSameNeighboursWithTheSameScores() {
+        Random rng = new Random(5);
+        // more rows than one database block (8192) and more queries than one query block (512)
+        int n = 9000;
+        int d = 64;
+        int nq = 600;
+        try (MemoryScope s = MemoryScope.open();
+                ExactIndex cpu = new ExactIndex(d);
+                ExactIndex gpu = new ExactIndex(d).computeOn(GPU)) {
+            Tensor db = Tensor.randn(rng, n, d);
+            Tensor q = Tensor.randn(rng, nq, d);
+            cpu.add(db);
+            gpu.add(db);
+            Neighbours a = cpu.search(q, 10);
+            Neighbours b = gpu.search(q, 10);
+            Neighbours c = gpu.search(q.to(GPU), 10);
+            for (int i = 0; i < nq; i++) {
+                float[] sa = a.scores()[i];
+                float[] sb = b.scores()[i];
+                for (int j = 0; j < sa.length; j++) {
+                    assertEquals(sa[j], sb[j], 1e-4 * Math.max(1, Math.abs(sa[j])), "query " + i + " rank " + j);
+                }
+                // ranks may swap only between near-ties
+                int[] ra = a.indices()[i];
+                int[] rb = b.indices()[i];
+                for (int j = 0; j < ra.length; j++) {
+                    if (ra[j] != rb[j] && Math.abs(sa[j] - sb[j]) > 1e-4) {
+                        fail("query " + i + " rank " + j + ": cpu row " + ra[j] + ", gpu row " + rb[j]);
+                    }
+                }
+                assertArrayEquals(b.indices()[i], c.indices()[i], "queries already on the GPU");
+            }
+            // an addition invalidates the device copy
+            gpu.add(Tensor.randn(rng, 3, d));
+            cpu.add(Tensor.randn(new Random(5 + 1), 3, d));
+            assertEquals(n + 3, gpu.search(q, n + 3).indices()[0].length);
+        }
+    }
+}
