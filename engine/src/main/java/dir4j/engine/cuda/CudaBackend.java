@@ -735,9 +735,8 @@ public final class CudaBackend implements Backend {
     private Tensor deviceInts(int[] values) {
         Tensor d = Tensor.uninitialized(DType.INT32, device, Math.max(1, values.length));
         if (values.length > 0) {
-            try (Tensor host = Tensor.ofInts(values, values.length);
-                 Tensor head = d.viewOf(new int[] {values.length}, new long[] {1}, d.offset())) {
-                upload(host, head);
+            try (Tensor host = Tensor.ofInts(values, values.length)) {
+                upload(host, d);
             }
         }
         return d;
@@ -771,7 +770,7 @@ public final class CudaBackend implements Backend {
             ptr[a + 1] += ptr[a];
         }
         int[] list = new int[ptr[n]];
-        int[] fill = java.util.Arrays.copyOf(ptr, n);
+        int[] fill = Arrays.copyOf(ptr, n);
         for (int i = 0; i < start.length; i++) {
             for (int a = Math.max(start[i], 0); a < Math.min(end[i], n); a++) {
                 list[fill[a]++] = i;
