@@ -1,6 +1,6 @@
-// Max pooling of contiguous NCHW float32 tensors (dir4j.engine.cpu.PoolKernels is the
-// reference): padding with −∞, floor mode, NaN wins its window, argmax as the flat h·W + w
-// index within the plane.
+// Max and average pooling of contiguous NCHW tensors (dir4j.engine.cpu.PoolKernels is the
+// reference, and every kernel here reproduces its bits): max pooling pads with −∞, floor mode,
+// NaN wins its window, argmax as the flat h·W + w index within the plane.
 #include "common.cuh"
 
 // a thread per output element; indices may be null (inference)
@@ -43,16 +43,129 @@ extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, fl
     }
 }
 
-// dx += dy routed through the argmax indices (dx zeroed by the caller): a thread per output,
-// atomic adds. Where windows overlap (ResNet's 3×3 stride-2 stem) an input can receive several
-// adds in any order, so dx may differ from the CPU's in the last bits from run to run. A
-// deterministic gather (a thread per input, over the outputs whose window covers it) needs the
-// window geometry, which Backend#maxPool2dBackward does not pass yet.
+// dx += dy routed through the argmax indices, deterministically: a thread per input element
+// gathers over the outputs whose window covers it (rows i with i·sh − ph ≤ a < i·sh − ph + kh,
+// likewise columns), in row-major output order, the order of the CPU's scan, adding in double
+// and rounding to float after each add as the CPU does; so dx has the CPU's bits on every run,
+// with overlapping windows too (ResNet's 3×3 stride-2 stem). The forward's argmax always lies in
+// its own window, so no other output can route to this input.
 extern "C" __global__ void maxpool2d_backward_f32(const float* __restrict__ dy, const int* __restrict__ indices,
-                                                  float* __restrict__ dx, i64 planes, i64 inPlane, i64 outPlane) {
-    const i64 total = planes * outPlane;
+                                                  float* __restrict__ dx, i64 planes, int h, int w, int ho, int wo,
+                                                  int kh, int kw, int sh, int sw, int ph, int pw) {
+    const i64 total = planes * h * w;
+    const i64 outPlane = (i64) ho * wo;
     for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
-        const i64 pl = t / outPlane;
-        atomicAdd(dx + pl * inPlane + indices[t], dy[t]);
+        const i64 pl = t / ((i64) h * w);
+        const int r = (int) (t % ((i64) h * w));
+        const int a = r / w;
+        const int b = r % w;
+        // first output row whose window reaches a: ceil((a + ph − kh + 1) / sh), at least 0
+        const int na = a + ph - kh + 1;
+        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
+        const int i1 = min((a + ph) / sh, ho - 1);
+        const int nb = b + pw - kw + 1;
+        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
+        const int j1 = min((b + pw) / sw, wo - 1);
+        const float* dyp = dy + pl * outPlane;
+        const int* ip = indices + pl * outPlane;
+        float acc = dx[t];
+        for (int i = i0; i <= i1; ++i) {
+            for (int j = j0; j <= j1; ++j) {
+                const int o = i * wo + j;
+                if (ip[o] == r) {
+                    acc = (float) ((double) acc + (double) dyp[o]);
+                }
+            }
+        }
+        dx[t] = acc;
     }
+}
+
+// ------------------------------------------------------------------ average pooling over explicit windows
+//
+// win holds, as int32: hStart[ho], hEnd[ho], wStart[wo], wEnd[wo] (Backend#avgPool2d: windows
+// clipped to the input here, the divisor the unclipped size when divisorFromWindow, else the
+// clipped size); the backward appends rowPtr[h + 1], colPtr[w + 1], then rowList and colList:
+// the output rows whose window covers input row a are rowList[rowPtr[a] .. rowPtr[a + 1]) in
+// ascending order (columns likewise), built by the host.
+
+__device__ __forceinline__ double avg_divisor(const int* win, int ho, int wo, int h, int w, int i, int j,
+                                              int divisorFromWindow) {
+    const int hs = win[i], he = win[ho + i], ws = win[2 * ho + j], we = win[2 * ho + wo + j];
+    if (divisorFromWindow) {
+        return (double) (he - hs) * (double) (we - ws);
+    }
+    return (double) (min(he, h) - max(hs, 0)) * (double) (min(we, w) - max(ws, 0));
+}
+
+// a thread per output: the window's sum in double, divided in double, rounded once (the CPU's way)
+template <typename T>
+__device__ void avgpool2d_forward(const T* __restrict__ x, T* __restrict__ y, const int* __restrict__ win,
+                                  i64 planes, int h, int w, int ho, int wo, int divisorFromWindow) {
+    const i64 total = planes * ho * wo;
+    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
+        const i64 pl = t / ((i64) ho * wo);
+        const int r = (int) (t % ((i64) ho * wo));
+        const int i = r / wo;
+        const int j = r % wo;
+        const int h0 = max(win[i], 0), h1 = min(win[ho + i], h);
+        const int w0 = max(win[2 * ho + j], 0), w1 = min(win[2 * ho + wo + j], w);
+        const T* xp = x + pl * h * w;
+        double s = 0;
+        for (int a = h0; a < h1; ++a) {
+            for (int b = w0; b < w1; ++b) {
+                s += (double) xp[a * w + b];
+            }
+        }
+        y[t] = (T) (s / avg_divisor(win, ho, wo, h, w, i, j, divisorFromWindow));
+    }
+}
+
+// dx += the adjoint, deterministically: a thread per input element gathers dy/divisor over the
+// outputs covering it in row-major output order, rounding after each add as the CPU's scatter does
+template <typename T>
+__device__ void avgpool2d_backward(const T* __restrict__ dy, T* __restrict__ dx, const int* __restrict__ win,
+                                   i64 planes, int h, int w, int ho, int wo, int divisorFromWindow) {
+    const int* rowPtr = win + 2 * ho + 2 * wo;
+    const int* colPtr = rowPtr + h + 1;
+    const int* rowList = colPtr + w + 1;
+    const int* colList = rowList + rowPtr[h];
+    const i64 total = planes * h * w;
+    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
+        const i64 pl = t / ((i64) h * w);
+        const int r = (int) (t % ((i64) h * w));
+        const int a = r / w;
+        const int b = r % w;
+        const T* dyp = dy + pl * ho * wo;
+        T acc = dx[t];
+        for (int ri = rowPtr[a]; ri < rowPtr[a + 1]; ++ri) {
+            const int i = rowList[ri];
+            for (int ci = colPtr[b]; ci < colPtr[b + 1]; ++ci) {
+                const int j = colList[ci];
+                const double g = (double) dyp[i * wo + j] / avg_divisor(win, ho, wo, h, w, i, j, divisorFromWindow);
+                acc = (T) ((double) acc + g);
+            }
+        }
+        dx[t] = acc;
+    }
+}
+
+extern "C" __global__ void avgpool2d_forward_f32(const float* x, float* y, const int* win, i64 planes, int h, int w,
+                                                 int ho, int wo, int divisorFromWindow) {
+    avgpool2d_forward<float>(x, y, win, planes, h, w, ho, wo, divisorFromWindow);
+}
+
+extern "C" __global__ void avgpool2d_forward_f64(const double* x, double* y, const int* win, i64 planes, int h, int w,
+                                                 int ho, int wo, int divisorFromWindow) {
+    avgpool2d_forward<double>(x, y, win, planes, h, w, ho, wo, divisorFromWindow);
+}
+
+extern "C" __global__ void avgpool2d_backward_f32(const float* dy, float* dx, const int* win, i64 planes, int h,
+                                                  int w, int ho, int wo, int divisorFromWindow) {
+    avgpool2d_backward<float>(dy, dx, win, planes, h, w, ho, wo, divisorFromWindow);
+}
+
+extern "C" __global__ void avgpool2d_backward_f64(const double* dy, double* dx, const int* win, i64 planes, int h,
+                                                  int w, int ho, int wo, int divisorFromWindow) {
+    avgpool2d_backward<double>(dy, dx, win, planes, h, w, ho, wo, divisorFromWindow);
 }

@@ -137,8 +137,12 @@ public interface Backend {
      */
     void maxPool2d(Tensor x, PoolParams p, Tensor y, Tensor indices);
 
-    /** dx (zeroed by the caller) += dy routed through indices. */
-    void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx);
+    /**
+     * dx (zeroed by the caller) += dy routed through the indices of {@link #maxPool2d} with the same
+     * window geometry p. Where windows overlap, each input sums its outputs' gradients in scan
+     * order (row-major over the outputs), so every backend gives the same bits run after run.
+     */
+    void maxPool2dBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx);
 
     /**
      * Average pooling of a contiguous x [N, C, H, W] over windows given per output row/column:
@@ -155,7 +159,11 @@ public interface Backend {
     /** out = x.index_select(axis, indices): indices int32 [K]; out has K along axis. */
     void indexSelect(Tensor x, int axis, Tensor indices, Tensor out);
 
-    /** dx (caller-initialised) += scatter of g along axis at indices (the adjoint of indexSelect). */
+    /**
+     * dx (caller-initialised, contiguous) += scatter of g along axis at indices (the adjoint of
+     * indexSelect). A repeated index sums its slices in the order they appear in indices, so the
+     * result is deterministic and the same on every backend.
+     */
     void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx);
 
     // ---------------------------------------------------------------- the method's fused ops
@@ -197,4 +205,61 @@ public interface Backend {
     /** The adjoint: gradScores [N, M] from gradHist [N, 2, nq]. */
     void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
                              Tensor gradScores);
+
+    // ---------------------------------------------------------------- fused optimiser steps
+
+    /**
+     * Hyper-parameters of one torch.optim.SGD step: learning rate, momentum μ (0: none),
+     * dampening d, weight decay wd (L2, added to the gradient), Nesterov.
+     */
+    record SgdStep(double lr, double momentum, double dampening, double weightDecay, boolean nesterov) {}
+
+    /**
+     * One SGD step over one parameter tensor, in place and in one pass: per element, with every
+     * scalar rounded once to the parameter's dtype and fma a single rounding,
+     * g = wd ≠ 0 ? fma(wd, p, ∇) : ∇; with μ ≠ 0, b = firstStep ? g : fma(1 − d, g, μ·b) and
+     * g = nesterov ? fma(μ, b, g) : b; then p = fma(−lr, g, p). That is torch.optim.SGD's
+     * order of operations (add with alpha, mul_ then add_, clone on the first step).
+     * param, grad and momentumBuffer (null when μ = 0) are contiguous tensors of one shape and
+     * dtype (float32 or float64).
+     */
+    void sgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, boolean firstStep, SgdStep h);
+
+    /**
+     * Hyper-parameters of one torch.optim.Adam/AdamW step number {@code step} (from 1): weight
+     * decay is L2 (added to the gradient) unless {@code decoupled} (AdamW: p·(1 − lr·wd) first).
+     */
+    record AdamStep(double lr, double beta1, double beta2, double eps, double weightDecay, boolean decoupled,
+                    long step) {
+        public AdamStep {
+            if (step < 1) {
+                throw new IllegalArgumentException("Adam step counts from 1, got " + step);
+            }
+        }
+
+        /** lr / (1 − β1^t). */
+        public double stepSize() {
+            return lr / (1 - Math.pow(beta1, step));
+        }
+
+        /** √(1 − β2^t). */
+        public double biasCorrection2Sqrt() {
+            return Math.sqrt(1 - Math.pow(beta2, step));
+        }
+
+        /** AdamW's factor 1 − lr·wd. */
+        public double decayFactor() {
+            return 1 - lr * weightDecay;
+        }
+    }
+
+    /**
+     * One Adam/AdamW step over one parameter tensor, in place and in one pass: per element, every
+     * scalar rounded once to the dtype (stepSize, biasCorrection2Sqrt and decayFactor computed in
+     * double first), fma a single rounding:
+     * decoupled wd: p = p·(1 − lr·wd); L2 wd: g = fma(wd, p, ∇); m = fma(1 − β1, g, β1·m);
+     * v = fma(1 − β2, g·g, β2·v); denom = √v / √(1 − β2^t) + ε; p = fma(−lr/(1 − β1^t), m/denom, p).
+     * param, grad, expAvg (m) and expAvgSq (v) are contiguous tensors of one shape and dtype.
+     */
+    void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h);
 }

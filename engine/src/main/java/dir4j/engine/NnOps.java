@@ -213,7 +213,7 @@ public final class NnOps {
         Autograd.record("maxPool2d", y, new Tensor[] {x}, g -> {
             Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
             Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
-            g.backend().maxPool2dBackward(gc, idx, dx);
+            g.backend().maxPool2dBackward(gc, idx, p, dx);
             return new Tensor[] {dx};
         });
         return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);

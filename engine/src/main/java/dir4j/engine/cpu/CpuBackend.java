@@ -423,7 +423,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx) {
+    public void maxPool2dBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
         PoolKernels.maxPoolBackward(dy, indices, dx);
     }
 
@@ -492,5 +492,17 @@ public final class CpuBackend implements Backend {
         int[] s = t.shape();
         s[axis] = 1;
         return s;
+    }
+
+    // ================================================================ fused optimiser steps
+
+    @Override
+    public void sgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, boolean firstStep, SgdStep h) {
+        OptimizerKernels.sgd(param, grad, momentumBuffer, firstStep, h);
+    }
+
+    @Override
+    public void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h) {
+        OptimizerKernels.adam(param, grad, expAvg, expAvgSq, h);
     }
 }

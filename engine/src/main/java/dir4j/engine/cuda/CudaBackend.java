@@ -24,7 +24,8 @@ import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The CUDA backend of one device: hand-written kernels (dir4j-kernels) for elementwise ops,
- * reductions, cumulative sums, GeM, the AP histogram and max pooling; cuBLAS for matrix
+ * reductions, cumulative sums, GeM, the AP histogram, pooling, indexing and the fused optimiser
+ * steps; cuBLAS for matrix
  * products; cuDNN for convolutions and batch norm. Every op is queued on the device's stream;
  * the host waits only when it reads (a copy to the CPU, {@link #synchronize()}).
  *
@@ -33,7 +34,7 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>dtypes: float32 everywhere; float64 (the CPU's gradient-check path) in elementwise ops,
  * reductions, cumulative sums and matrix products; fill and copy handle every dtype.
- * avgPool2d, indexSelect and indexAdd are not implemented yet and say so.
+ * Average pooling, indexSelect/indexAdd and the fused optimiser steps also take float64.
  *
  * <p>System properties: {@code dir4j.cuda.tf32} (TF32 tensor cores for float32 GEMMs and
  * convolutions; default off, as PyTorch's matmul), {@code dir4j.cuda.sync} (synchronise after
@@ -714,39 +715,244 @@ public final class CudaBackend implements Backend {
                         .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
     }
 
-    /** Scatters dy through the indices with atomic adds (see kernels/src/main/cuda/pool.cu on determinism). */
+    /**
+     * A thread per input gathers the gradients of the outputs whose window covers it, in scan
+     * order: deterministic, and the CPU's bits (see kernels/src/main/cuda/pool.cu).
+     */
     @Override
-    public void maxPool2dBackward(Tensor dy, Tensor indices, Tensor dx) {
+    public void maxPool2dBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
         requireFloat("maxPool2dBackward", dy, false);
         int[] ds = dy.shape();
         int[] xs = dx.shape();
         long planes = (long) ds[0] * ds[1];
-        long outPlane = (long) ds[2] * ds[3];
-        kernels.launch(Kernel.MAXPOOL2D_BACKWARD_F32, kernels.gridFor(planes * outPlane, BLOCK), 1, BLOCK, 0,
-                new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(planes)
-                        .i64((long) xs[2] * xs[3]).i64(outPlane));
+        kernels.launch(Kernel.MAXPOOL2D_BACKWARD_F32, kernels.gridFor(planes * xs[2] * xs[3], BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(planes).i32(xs[2])
+                        .i32(xs[3]).i32(ds[2]).i32(ds[3]).i32(p.kernelH()).i32(p.kernelW()).i32(p.strideH())
+                        .i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+    }
+
+    /** An int32 array on this device (freed on close; stream-ordered, so at once after the launch that reads it). */
+    private Tensor deviceInts(int[] values) {
+        Tensor d = Tensor.uninitialized(DType.INT32, device, Math.max(1, values.length));
+        if (values.length > 0) {
+            try (Tensor host = Tensor.ofInts(values, values.length)) {
+                upload(host, d);
+            }
+        }
+        return d;
+    }
+
+    /** The windows as avgpool2d's int32 table: hStart, hEnd, wStart, wEnd (and, for the backward, the CSR of covers). */
+    private static int[] avgPoolTable(int h, int w, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd,
+                                      boolean covers) {
+        int ho = hStart.length;
+        int wo = wStart.length;
+        int[][] rows = covers ? coverLists(h, hStart, hEnd) : new int[][] {{}, {}};
+        int[][] cols = covers ? coverLists(w, wStart, wEnd) : new int[][] {{}, {}};
+        int[] t = new int[2 * ho + 2 * wo + rows[0].length + cols[0].length + rows[1].length + cols[1].length];
+        int o = 0;
+        for (int[] part : new int[][] {hStart, hEnd, wStart, wEnd, rows[0], cols[0], rows[1], cols[1]}) {
+            System.arraycopy(part, 0, t, o, part.length);
+            o += part.length;
+        }
+        return t;
+    }
+
+    /** For each input position a in [0, n): the windows (ascending) whose clipped range holds a, as {ptr[n + 1], list}. */
+    private static int[][] coverLists(int n, int[] start, int[] end) {
+        int[] ptr = new int[n + 1];
+        for (int i = 0; i < start.length; i++) {
+            for (int a = Math.max(start[i], 0); a < Math.min(end[i], n); a++) {
+                ptr[a + 1]++;
+            }
+        }
+        for (int a = 0; a < n; a++) {
+            ptr[a + 1] += ptr[a];
+        }
+        int[] list = new int[ptr[n]];
+        int[] fill = Arrays.copyOf(ptr, n);
+        for (int i = 0; i < start.length; i++) {
+            for (int a = Math.max(start[i], 0); a < Math.min(end[i], n); a++) {
+                list[fill[a]++] = i;
+            }
+        }
+        return new int[][] {ptr, list};
+    }
+
+    private void avgPool(boolean backward, Tensor x, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd,
+                         boolean divisorFromWindow, Tensor y) {
+        String op = backward ? "avgPool2dBackward" : "avgPool2d";
+        requireFloat(op, x, true);
+        int[] xs = x.shape();
+        int ho = hStart.length;
+        int wo = wStart.length;
+        if (hEnd.length != ho || wEnd.length != wo || y.shape(2) != ho || y.shape(3) != wo) {
+            throw new IllegalArgumentException(op + ": " + ho + "x" + wo + " windows for output " + Shape.str(y.shape()));
+        }
+        long planes = (long) xs[0] * xs[1];
+        long work = backward ? planes * xs[2] * xs[3] : planes * ho * wo;
+        if (work == 0) {
+            return;
+        }
+        boolean dbl = x.dtype() == DType.FLOAT64;
+        Kernel k = backward ? (dbl ? Kernel.AVGPOOL2D_BACKWARD_F64 : Kernel.AVGPOOL2D_BACKWARD_F32)
+                : (dbl ? Kernel.AVGPOOL2D_FORWARD_F64 : Kernel.AVGPOOL2D_FORWARD_F32);
+        try (Tensor table = deviceInts(avgPoolTable(xs[2], xs[3], hStart, hEnd, wStart, wEnd, backward))) {
+            // forward: (x, y); backward: (dy, dx), here y is dy and x is dx
+            long first = backward ? address(y) : address(x);
+            long second = backward ? address(x) : address(y);
+            kernels.launch(k, kernels.gridFor(work, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(first).ptr(second)
+                    .ptr(address(table)).i64(planes).i32(xs[2]).i32(xs[3]).i32(ho).i32(wo)
+                    .i32(divisorFromWindow ? 1 : 0));
+        }
     }
 
     @Override
     public void avgPool2d(Tensor x, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd, boolean divisorFromWindow,
                           Tensor y) {
-        throw unsupported("avgPool2d");
+        avgPool(false, x, hStart, hEnd, wStart, wEnd, divisorFromWindow, y);
     }
 
+    /** Deterministic: a thread per input gathers over the windows covering it (the CPU's bits). */
     @Override
     public void avgPool2dBackward(Tensor dy, int[] hStart, int[] hEnd, int[] wStart, int[] wEnd,
                                   boolean divisorFromWindow, Tensor dx) {
-        throw unsupported("avgPool2dBackward");
+        avgPool(true, dx, hStart, hEnd, wStart, wEnd, divisorFromWindow, dy);
+    }
+
+    // ================================================================ indexing
+
+    /** Elements after the axis (the stride of the axis in a contiguous tensor of this shape). */
+    private static long inner(int[] shape, int axis) {
+        long n = 1;
+        for (int d = axis + 1; d < shape.length; d++) {
+            n *= shape[d];
+        }
+        return n;
+    }
+
+    /** The strides with the axis's set to 0 (the geometry gives the offset of every other coordinate). */
+    private static long[] withoutAxis(long[] strides, int axis) {
+        long[] s = strides.clone();
+        s[axis] = 0;
+        return s;
     }
 
     @Override
     public void indexSelect(Tensor x, int axis, Tensor indices, Tensor out) {
-        throw unsupported("indexSelect");
+        if (!out.isContiguous()) {
+            throw new IllegalArgumentException("indexSelect on CUDA: out " + Shape.str(out.shape()) + " must be contiguous");
+        }
+        int k = out.shape(axis);
+        if (out.numel() == 0) {
+            return;
+        }
+        Kernel kernel = switch (x.dtype().byteSize()) {
+            case 2 -> Kernel.INDEX_SELECT_B16;
+            case 4 -> Kernel.INDEX_SELECT_B32;
+            case 8 -> Kernel.INDEX_SELECT_B64;
+            default -> throw new UnsupportedOperationException("indexSelect on CUDA: dtype " + x.dtype());
+        };
+        StridedGeometry g = StridedGeometry.of("indexSelect", out.shape(), withoutAxis(x.strides(), axis));
+        boolean onDevice = indices.device().equals(device) && indices.isContiguous();
+        try (Tensor uploaded = onDevice ? null : deviceInts(indices.toIntArray())) {
+            long idx = onDevice ? address(indices) : address(uploaded);
+            kernels.launch(kernel, kernels.gridFor(g.numel, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(address(x))
+                    .ptr(address(out)).ptr(idx).geometry(g).i64(inner(out.shape(), axis)).i64(k)
+                    .i64(x.strides()[axis]));
+        }
+    }
+
+    /**
+     * Deterministic, without atomics: the host groups the positions of indices by target (a
+     * counting sort, O(K + D)), and a thread per dx element adds its slices of g in the order
+     * they appear in indices, as the CPU does (so the same bits).
+     */
+    @Override
+    public void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx) {
+        requireFloat("indexAdd", dx, true);
+        if (!dx.isContiguous()) {
+            throw new IllegalArgumentException("indexAdd on CUDA: dx " + Shape.str(dx.shape()) + " must be contiguous");
+        }
+        int[] idx = indices.toIntArray();
+        int d = dx.shape(axis);
+        if (dx.numel() == 0 || idx.length == 0) {
+            return;
+        }
+        int[] csr = new int[d + 1 + idx.length];
+        for (int i : idx) {
+            if (i < 0 || i >= d) {
+                throw new IndexOutOfBoundsException("indexAdd on CUDA: index " + i + " out of range for dimension "
+                        + axis + " of " + Shape.str(dx.shape()));
+            }
+            csr[i + 1]++;
+        }
+        for (int t = 0; t < d; t++) {
+            csr[t + 1] += csr[t];
+        }
+        int[] fill = Arrays.copyOf(csr, d);
+        for (int s = 0; s < idx.length; s++) {
+            csr[d + 1 + fill[idx[s]]++] = s;
+        }
+        StridedGeometry geo = StridedGeometry.of("indexAdd", dx.shape(), withoutAxis(g.strides(), axis));
+        Kernel kernel = dx.dtype() == DType.FLOAT64 ? Kernel.INDEX_ADD_F64 : Kernel.INDEX_ADD_F32;
+        try (Tensor table = deviceInts(csr)) {
+            kernels.launch(kernel, kernels.gridFor(geo.numel, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(address(g))
+                    .ptr(address(dx)).ptr(address(table)).geometry(geo).i64(inner(dx.shape(), axis)).i64(d)
+                    .i64(g.strides()[axis]));
+        }
+    }
+
+    // ================================================================ fused optimiser steps
+
+    private void requireStepOperands(String op, Tensor param, Tensor... others) {
+        requireFloat(op, param, true);
+        for (Tensor t : others) {
+            if (t != null && (t.dtype() != param.dtype() || t.numel() != param.numel() || !t.isContiguous())) {
+                throw new IllegalArgumentException(op + " on CUDA: every buffer must be a contiguous " + param.dtype()
+                        + " tensor of " + param.numel() + " elements like the parameter " + Shape.str(param.shape())
+                        + ", got " + t.dtype() + " " + Shape.str(t.shape()));
+            }
+        }
+        if (!param.isContiguous()) {
+            throw new IllegalArgumentException(op + " on CUDA: the parameter " + Shape.str(param.shape())
+                    + " is not contiguous");
+        }
     }
 
     @Override
-    public void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx) {
-        throw unsupported("indexAdd");
+    public void sgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, boolean firstStep, SgdStep h) {
+        if (h.momentum() != 0 && momentumBuffer == null) {
+            throw new IllegalArgumentException("sgdStep: momentum " + h.momentum() + " needs a momentum buffer");
+        }
+        requireStepOperands("sgdStep", param, grad, momentumBuffer);
+        long n = param.numel();
+        if (n == 0) {
+            return;
+        }
+        Kernel k = param.dtype() == DType.FLOAT64 ? Kernel.SGD_STEP_F64 : Kernel.SGD_STEP_F32;
+        long buf = h.momentum() != 0 ? address(momentumBuffer) : 0;
+        kernels.launch(k, kernels.gridFor(n, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(address(param))
+                .ptr(address(grad)).ptr(buf).i64(n).f64(h.lr()).f64(h.momentum()).f64(h.dampening())
+                .f64(h.weightDecay()).i32(h.nesterov() ? 1 : 0).i32(firstStep ? 1 : 0));
+    }
+
+    @Override
+    public void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h) {
+        if (expAvg == null || expAvgSq == null) {
+            throw new IllegalArgumentException("adamStep: exp_avg and exp_avg_sq are required");
+        }
+        requireStepOperands("adamStep", param, grad, expAvg, expAvgSq);
+        long n = param.numel();
+        if (n == 0) {
+            return;
+        }
+        int mode = h.weightDecay() == 0 ? 0 : h.decoupled() ? 2 : 1;
+        Kernel k = param.dtype() == DType.FLOAT64 ? Kernel.ADAM_STEP_F64 : Kernel.ADAM_STEP_F32;
+        kernels.launch(k, kernels.gridFor(n, BLOCK), 1, BLOCK, 0, new KernelArgs().ptr(address(param))
+                .ptr(address(grad)).ptr(address(expAvg)).ptr(address(expAvgSq)).i64(n).f64(h.weightDecay())
+                .f64(h.decayFactor()).f64(h.beta1()).f64(1 - h.beta1()).f64(h.beta2()).f64(1 - h.beta2())
+                .f64(h.biasCorrection2Sqrt()).f64(h.eps()).f64(-h.stepSize()).i32(mode));
     }
 
     // ================================================================ GeM

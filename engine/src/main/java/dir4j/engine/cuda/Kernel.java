@@ -53,7 +53,22 @@ enum Kernel {
     AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddil"),
 
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
-    MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "ppplll");
+    MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "pppliiiiiiiiii"),
+    AVGPOOL2D_FORWARD_F32("pool", "avgpool2d_forward_f32", "pppliiiii"),
+    AVGPOOL2D_FORWARD_F64("pool", "avgpool2d_forward_f64", "pppliiiii"),
+    AVGPOOL2D_BACKWARD_F32("pool", "avgpool2d_backward_f32", "pppliiiii"),
+    AVGPOOL2D_BACKWARD_F64("pool", "avgpool2d_backward_f64", "pppliiiii"),
+
+    INDEX_SELECT_B16("index", "index_select_b16", "pppglll"),
+    INDEX_SELECT_B32("index", "index_select_b32", "pppglll"),
+    INDEX_SELECT_B64("index", "index_select_b64", "pppglll"),
+    INDEX_ADD_F32("index", "index_add_f32", "pppglll"),
+    INDEX_ADD_F64("index", "index_add_f64", "pppglll"),
+
+    SGD_STEP_F32("optim", "sgd_step_f32", "ppplddddii"),
+    SGD_STEP_F64("optim", "sgd_step_f64", "ppplddddii"),
+    ADAM_STEP_F32("optim", "adam_step_f32", "ppppldddddddddi"),
+    ADAM_STEP_F64("optim", "adam_step_f64", "ppppldddddddddi");
 
     final String module;
     final String function;

@@ -8,12 +8,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
+import dir4j.engine.NnOps;
 import dir4j.engine.Tensor;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** The caching allocator on the device, the out-of-memory error, and the ops not implemented yet. */
+/** The caching allocator on the device, the out-of-memory error, and an unsupported case's error. */
 @Tag("gpu")
 class CudaMemoryGpuTest {
     @BeforeAll
@@ -48,13 +49,12 @@ class CudaMemoryGpuTest {
     }
 
     @Test
-    void opsNotImplementedYetSaySo() {
+    void unsupportedCasesSaySo() {
         try (MemoryScope s = MemoryScope.open()) {
-            Tensor x = Tensor.zeros(DType.FLOAT32, GPU, 3, 4);
-            Tensor idx = Tensor.ofInts(new int[] {0, 2}, 2).to(GPU);
+            Tensor x = Tensor.zeros(DType.FLOAT64, GPU, 1, 1, 4, 4);
             UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                    () -> x.backend().indexSelect(x, 0, idx, Tensor.zeros(DType.FLOAT32, GPU, 2, 4)));
-            assertEquals("indexSelect on CUDA is not implemented yet", e.getMessage());
+                    () -> NnOps.maxPool2d(x, 2, 2, 0));
+            assertEquals("maxPool2d on CUDA takes float32, not float64", e.getMessage());
             assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(DType.FLOAT32, Device.cuda(99), 1),
                     "a device that does not exist");
         }

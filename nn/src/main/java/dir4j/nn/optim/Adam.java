@@ -1,6 +1,6 @@
 package dir4j.nn.optim;
 
-import dir4j.engine.Ops;
+import dir4j.engine.Backend;
 import dir4j.engine.Tensor;
 import java.util.List;
 import java.util.Map;
@@ -8,7 +8,8 @@ import java.util.Map;
 /**
  * Adam and AdamW as torch.optim: m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g²,
  * p ← p − lr·(m/(1−β1^t)) / (√(v/(1−β2^t)) + ε). Weight decay is L2 (added to g) for Adam and
- * decoupled (p ← p·(1 − lr·wd) first) for AdamW.
+ * decoupled (p ← p·(1 − lr·wd) first) for AdamW. Each step is one fused pass per parameter
+ * ({@link Backend#adamStep}); amsgrad is not offered.
  */
 public final class Adam extends Optimizer {
     private final double beta1;
@@ -42,23 +43,10 @@ public final class Adam extends Optimizer {
 
     @Override
     protected void update(Tensor p, Tensor grad, Map<String, Tensor> st, long t) {
-        Tensor g = grad;
-        if (weightDecay != 0) {
-            if (decoupled) {
-                axpby(p, 1 - lr * weightDecay, p, 0);
-            } else {
-                g = Ops.add(grad, Ops.affine(p, weightDecay, 0));
-            }
-        }
         Tensor m = st.containsKey("exp_avg") ? st.get("exp_avg") : newState(st, "exp_avg", p);
         Tensor v = st.containsKey("exp_avg_sq") ? st.get("exp_avg_sq") : newState(st, "exp_avg_sq", p);
-        axpby(m, beta1, g, 1 - beta1);
-        axpby(v, beta2, Ops.mul(g, g), 1 - beta2);
-        double bc1 = 1 - Math.pow(beta1, t);
-        double bc2 = 1 - Math.pow(beta2, t);
-        // PyTorch: denom = √v / √bc2 + ε; p −= (lr / bc1) · m / denom
-        Tensor denom = Ops.affine(Ops.sqrt(v), 1 / Math.sqrt(bc2), eps);
-        Tensor stepDir = Ops.div(m, denom);
-        axpby(p, 1, stepDir, -lr / bc1);
+        // one fused pass per tensor (Backend#adamStep states the per-element formula)
+        p.backend().adamStep(p, contiguous(grad), m, v,
+                new Backend.AdamStep(lr, beta1, beta2, eps, weightDecay, decoupled, t));
     }
 }

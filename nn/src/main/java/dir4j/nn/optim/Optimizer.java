@@ -1,6 +1,5 @@
 package dir4j.nn.optim;
 
-import dir4j.engine.Backend;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
@@ -73,17 +72,9 @@ public abstract class Optimizer implements AutoCloseable {
         return t;
     }
 
-    /** dst ← value (same shape), in place. */
-    protected static void assign(Tensor dst, Tensor value) {
-        dst.backend().copy(value, dst);
-    }
-
-    /** dst ← a·dst + b·x, in place. */
-    protected static void axpby(Tensor dst, double a, Tensor x, double b) {
-        Backend be = dst.backend();
-        be.unary(Backend.Unary.AFFINE, dst, a, 0, dst);
-        Tensor bx = Ops.affine(x, b, 0);
-        be.binary(Backend.Binary.ADD, dst, bx, dst);
+    /** The gradient as the fused steps take it: itself when contiguous, else a contiguous copy (in the step's scope). */
+    protected static Tensor contiguous(Tensor grad) {
+        return grad.isContiguous() ? grad : Ops.cloneDetached(grad);
     }
 
     /** Sets the step count (when resuming from a checkpoint). */

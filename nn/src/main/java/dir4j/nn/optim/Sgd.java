@@ -1,6 +1,6 @@
 package dir4j.nn.optim;
 
-import dir4j.engine.Ops;
+import dir4j.engine.Backend;
 import dir4j.engine.Tensor;
 import java.util.List;
 import java.util.Map;
@@ -8,7 +8,7 @@ import java.util.Map;
 /**
  * Stochastic gradient descent as torch.optim.SGD: g ← ∇ + wd·p; with momentum μ,
  * b ← μ·b + (1 − dampening)·g (b = g on the first step) and g ← g + μ·b (Nesterov) or b;
- * p ← p − lr·g.
+ * p ← p − lr·g. Each step is one fused pass per parameter ({@link Backend#sgdStep}).
  */
 public final class Sgd extends Optimizer {
     private final double momentum;
@@ -34,17 +34,17 @@ public final class Sgd extends Optimizer {
 
     @Override
     protected void update(Tensor p, Tensor grad, Map<String, Tensor> st, long t) {
-        Tensor g = weightDecay != 0 ? Ops.add(grad, Ops.affine(p, weightDecay, 0)) : grad;
+        Tensor buf = null;
+        boolean first = false;
         if (momentum != 0) {
-            Tensor buf = st.get("momentum_buffer");
+            buf = st.get("momentum_buffer");
             if (buf == null) {
                 buf = newState(st, "momentum_buffer", p);
-                assign(buf, g);
-            } else {
-                axpby(buf, momentum, g, 1 - dampening);
+                first = true;
             }
-            g = nesterov ? Ops.add(g, Ops.affine(buf, momentum, 0)) : buf;
         }
-        axpby(p, 1, g, -lr);
+        // one fused pass per tensor (Backend#sgdStep states the per-element formula)
+        p.backend().sgdStep(p, contiguous(grad), buf, first,
+                new Backend.SgdStep(lr, momentum, dampening, weightDecay, nesterov));
     }
 }
