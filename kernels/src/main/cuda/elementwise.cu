@@ -1,7 +1,8 @@
 // Elementwise kernels: unary and binary ops with broadcasting through stride-0 views, fill, and
 // strided copy / dtype cast. The semantics are those of dir4j.engine.cpu.ScalarMath (NaN
 // handling included). Each op has a contiguous float4 kernel (every operand contiguous and
-// 16-byte aligned, no broadcast) and strided kernels over a Geometry of up to rank 6, in 32-bit
+// 16-byte aligned, no broadcast), binary ops a float4 kernel for one contiguous operand against
+// a repeated vector (bias adds, per-channel scales), and strided kernels over a Geometry of up to rank 6, in 32-bit
 // index arithmetic when the host proved it fits and 64-bit otherwise.
 //
 // Built without --use_fast_math: these kernels are bandwidth-bound, so approximate exp/log/div
@@ -177,6 +178,71 @@ extern "C" __global__ void binary_contig4_f32(const float* a, const float* b, fl
 #define DIR4J_CASE(K) case K: binary_contig4_loop<K>(a, b, out, n); break;
         DIR4J_BINARY_CASES(DIR4J_CASE)
 #undef DIR4J_CASE
+    }
+}
+
+// One operand contiguous (c), the other (r) a contiguous vector of `period` values repeated so
+// that element i of the output pairs c[i] with r[(i / inner) % period]: a per-channel [1,C,1,1]
+// against [N,C,H,W] (inner = H·W, period = C), a row vector [1,D] against [N,D] (inner = 1,
+// period = D), a column [N,1] (inner = D, period = N), a scalar (period = 1). SWAP: r is the
+// first operand (r op c). c and out 16-byte aligned; r any alignment (read by element, mostly
+// from L1/L2: it is small). 32-bit indices: the host proved n < 2^31.
+template <int OP, bool SWAP>
+__device__ __forceinline__ float binary_pair(float c, float r) {
+    return SWAP ? binary_apply<OP, float>(r, c) : binary_apply<OP, float>(c, r);
+}
+
+template <int OP, bool SWAP>
+__device__ __forceinline__ void binary_repeat4_loop(const float* c, const float* r, float* out, unsigned n,
+                                                    unsigned inner, unsigned period) {
+    const unsigned n4 = n >> 2;
+    const float4* c4 = reinterpret_cast<const float4*>(c);
+    float4* o4 = reinterpret_cast<float4*>(out);
+    const unsigned stride = grid_threads<unsigned>();
+    for (unsigned i = global_thread<unsigned>(); i < n4; i += stride) {
+        const float4 x = c4[i];
+        const unsigned e = i << 2;
+        unsigned q = e / inner;
+        unsigned rem = e - q * inner;
+        unsigned j = q % period;
+        float rv[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            if (k > 0 && ++rem == inner) { // step to the next element: carry into the run, then the period
+                rem = 0;
+                if (++j == period) {
+                    j = 0;
+                }
+            }
+            rv[k] = r[j];
+        }
+        float4 o;
+        o.x = binary_pair<OP, SWAP>(x.x, rv[0]);
+        o.y = binary_pair<OP, SWAP>(x.y, rv[1]);
+        o.z = binary_pair<OP, SWAP>(x.z, rv[2]);
+        o.w = binary_pair<OP, SWAP>(x.w, rv[3]);
+        o4[i] = o;
+    }
+    for (unsigned i = (n4 << 2) + global_thread<unsigned>(); i < n; i += stride) {
+        out[i] = binary_pair<OP, SWAP>(c[i], r[(i / inner) % period]);
+    }
+}
+
+// operands: c contiguous (16-byte aligned), r the repeated vector, out contiguous (aligned; may be c)
+extern "C" __global__ void binary_repeat4_f32(const float* c, const float* r, float* out, unsigned n, unsigned inner,
+                                              unsigned period, int op, int swap) {
+    if (swap) {
+        switch (op) {
+#define DIR4J_CASE(K) case K: binary_repeat4_loop<K, true>(c, r, out, n, inner, period); break;
+            DIR4J_BINARY_CASES(DIR4J_CASE)
+#undef DIR4J_CASE
+        }
+    } else {
+        switch (op) {
+#define DIR4J_CASE(K) case K: binary_repeat4_loop<K, false>(c, r, out, n, inner, period); break;
+            DIR4J_BINARY_CASES(DIR4J_CASE)
+#undef DIR4J_CASE
+        }
     }
 }
 
