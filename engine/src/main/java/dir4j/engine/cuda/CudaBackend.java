@@ -431,16 +431,21 @@ public final class CudaBackend implements Backend {
                     new KernelArgs().ptr(aa).ptr(ba).ptr(oa).i64(out.numel()).i32(op.ordinal()));
             return;
         }
-        if (a.dtype() == DType.FLOAT32 && out.isContiguous() && out.numel() < Integer.MAX_VALUE && aligned16(oa)) {
-            // one operand contiguous, the other a vector repeated over runs (bias, per-channel scale)
+        if (a.dtype() == DType.FLOAT32 && op.ordinal() <= Binary.DIV.ordinal() && out.isContiguous()
+                && out.numel() < Integer.MAX_VALUE && aligned16(oa)) {
+            // add, sub, mul, div with one operand contiguous, the other a vector repeated over runs (bias, scale)
             boolean swap = !(a.isContiguous() && aligned16(aa));
             Tensor c = swap ? b : a;
             long[] rep = c.isContiguous() && aligned16(swap ? ba : aa) ? RepeatedVector.of(out.shape(), (swap ? a : b).strides())
                     : null;
             if (rep != null) {
-                kernels.launch(Kernel.BINARY_REPEAT4_F32, kernels.gridFor((out.numel() + 3) / 4, BLOCK), 1, BLOCK, 0,
-                        new KernelArgs().ptr(swap ? ba : aa).ptr(swap ? aa : ba).ptr(oa).i32((int) out.numel())
-                                .i32((int) rep[0]).i32((int) rep[1]).i32(op.ordinal()).i32(swap ? 1 : 0));
+                long ra = swap ? aa : ba;
+                // kernels/src/main/cuda/elementwise.cu RepeatMode: one value per float4, a float4 of a row, any
+                int mode = rep[0] % 4 == 0 ? 0 : rep[0] == 1 && rep[1] % 4 == 0 && aligned16(ra) ? 1 : 2;
+                // 4 float4s a thread per round (REPEAT_UNROLL)
+                kernels.launch(Kernel.BINARY_REPEAT4_F32, kernels.gridFor((out.numel() + 15) / 16, BLOCK), 1, BLOCK, 0,
+                        new KernelArgs().ptr(swap ? ba : aa).ptr(ra).ptr(oa).i32((int) out.numel())
+                                .i32((int) rep[0]).i32((int) rep[1]).i32(op.ordinal()).i32(swap ? 1 : 0).i32(mode));
                 return;
             }
         }

@@ -13,7 +13,7 @@ enum Kernel {
     UNARY_STRIDED_F64_I32("elementwise", "unary_strided_f64_i32", "ppgidd"),
     UNARY_STRIDED_F64_I64("elementwise", "unary_strided_f64_i64", "ppgidd"),
     BINARY_CONTIG4_F32("elementwise", "binary_contig4_f32", "pppli"),
-    BINARY_REPEAT4_F32("elementwise", "binary_repeat4_f32", "pppiiiii"),
+    BINARY_REPEAT4_F32("elementwise", "binary_repeat4_f32", "pppiiiiii"),
     BINARY_STRIDED_F32_I32("elementwise", "binary_strided_f32_i32", "pppgi"),
     BINARY_STRIDED_F32_I64("elementwise", "binary_strided_f32_i64", "pppgi"),
     BINARY_STRIDED_F64_I32("elementwise", "binary_strided_f64_i32", "pppgi"),

@@ -125,12 +125,20 @@ class CudaFastPathGpuTest {
                     .requiresGrad(true));
             // row vector (runs of 1) with a tail of 3 (35 elements), column vector, scalar
             binaryCases("row", randn(35, 5, 7).requiresGrad(true), randn(36, 7).requiresGrad(true));
+            // a row of a multiple of 4 values: read as float4s of the row; and the same row unaligned
+            binaryCases("row4", randn(49, 6, 12).requiresGrad(true), randn(50, 12).requiresGrad(true));
+            check("row4 unaligned row", ELEMENTWISE, GpuParity.ACCUMULATED, in -> in[0].add(offsetByOne(in[1])),
+                    randn(51, 6, 12).requiresGrad(true), randn(52, 12).requiresGrad(true));
             binaryCases("column", randn(37, 5, 7).requiresGrad(true), randn(38, 5, 1).requiresGrad(true));
             binaryCases("scalar", randn(39, 4099).requiresGrad(true), randn(40, 1).requiresGrad(true));
             // a [1,C,H,1] vector over [N,C,H,W] (two vector dims merge), and [C,1,1] over [N,C,H,W]
             binaryCases("two vector dims", randn(41, 2, 3, 4, 8).requiresGrad(true), randn(42, 1, 3, 4, 1)
                     .requiresGrad(true));
             binaryCases("rank-3 bias", randn(43, 2, 3, 4, 8).requiresGrad(true), randn(44, 3, 1, 1).requiresGrad(true));
+            // more float4s than one launch covers in a round (grid-stride), per-channel runs of 9216
+            check("per-channel add, several grid-stride rounds", ELEMENTWISE, GpuParity.ACCUMULATED,
+                    in -> in[0].add(in[1]), randn(53, 8, 256, 96, 96).requiresGrad(true),
+                    randn(54, 1, 256, 1, 1).requiresGrad(true));
             // a transposed operand: the strided kernel
             Tensor a = randn(45, 6, 10).requiresGrad(true);
             Tensor r = randn(46, 6).requiresGrad(true);
