@@ -1,7 +1,8 @@
 // Elementwise kernels: unary and binary ops with broadcasting through stride-0 views, fill, and
 // strided copy / dtype cast. The semantics are those of dir4j.engine.cpu.ScalarMath (NaN
 // handling included). Each op has a contiguous float4 kernel (every operand contiguous and
-// 16-byte aligned, no broadcast) and strided kernels over a Geometry of up to rank 6, in 32-bit
+// 16-byte aligned, no broadcast), binary ops a float4 kernel for one contiguous operand against
+// a repeated vector (bias adds, per-channel scales), and strided kernels over a Geometry of up to rank 6, in 32-bit
 // index arithmetic when the host proved it fits and 64-bit otherwise.
 //
 // Built without --use_fast_math: these kernels are bandwidth-bound, so approximate exp/log/div
@@ -176,6 +177,110 @@ extern "C" __global__ void binary_contig4_f32(const float* a, const float* b, fl
     switch (op) {
 #define DIR4J_CASE(K) case K: binary_contig4_loop<K>(a, b, out, n); break;
         DIR4J_BINARY_CASES(DIR4J_CASE)
+#undef DIR4J_CASE
+    }
+}
+
+// One operand contiguous (c), the other (r) a contiguous vector of `period` values repeated so
+// that element i of the output pairs c[i] with r[(i / inner) % period]: a per-channel [1,C,1,1]
+// against [N,C,H,W] (inner = H·W, period = C), a row vector [1,D] against [N,D] (inner = 1,
+// period = D), a column [N,1] (inner = D, period = N), a scalar (period = 1). swap: r is the
+// first operand (r op c), a uniform branch. c and out 16-byte aligned. 32-bit indices: the host proved n < 2^31.
+//
+// Each thread loads REPEAT_UNROLL float4s of c before it uses any (bytes in flight), then finds
+// r's values by MODE: RM_RUN4 (inner % 4 == 0: one r value per float4), RM_ROW4 (inner == 1,
+// period % 4 == 0, r 16-byte aligned: a float4 of r), RM_ANY (an index per element, stepped).
+enum RepeatMode { RM_RUN4 = 0, RM_ROW4 = 1, RM_ANY = 2 };
+#define REPEAT_UNROLL 4
+
+// c op r, or r op c when swap (uniform across the launch)
+template <int OP>
+__device__ __forceinline__ float binary_pair(float c, float r, bool swap) {
+    return swap ? binary_apply<OP, float>(r, c) : binary_apply<OP, float>(c, r);
+}
+
+template <int MODE>
+__device__ __forceinline__ float4 repeated4(const float* __restrict__ r, unsigned e, unsigned inner, unsigned period) {
+    if constexpr (MODE == RM_RUN4) {
+        const float v = r[(e / inner) % period];
+        return make_float4(v, v, v, v);
+    } else if constexpr (MODE == RM_ROW4) {
+        return reinterpret_cast<const float4*>(r)[(e % period) >> 2];
+    } else {
+        unsigned q = e / inner;
+        unsigned rem = e - q * inner;
+        unsigned j = q % period;
+        float rv[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+            if (k > 0 && ++rem == inner) { // the next element: carry into the run, then the period
+                rem = 0;
+                if (++j == period) {
+                    j = 0;
+                }
+            }
+            rv[k] = r[j];
+        }
+        return make_float4(rv[0], rv[1], rv[2], rv[3]);
+    }
+}
+
+template <int OP, int MODE>
+__device__ __forceinline__ void binary_repeat4_loop(const float* c, const float* __restrict__ r, float* out,
+                                                    unsigned n, unsigned inner, unsigned period, bool swap) {
+    const unsigned n4 = n >> 2;
+    const float4* c4 = reinterpret_cast<const float4*>(c);
+    float4* o4 = reinterpret_cast<float4*>(out);
+    const unsigned tile = blockDim.x * REPEAT_UNROLL;
+    for (unsigned base = blockIdx.x * tile + threadIdx.x; base < n4; base += gridDim.x * tile) {
+        float4 x[REPEAT_UNROLL];
+#pragma unroll
+        for (int k = 0; k < REPEAT_UNROLL; ++k) {
+            const unsigned i = base + k * blockDim.x;
+            if (i < n4) {
+                x[k] = c4[i];
+            }
+        }
+#pragma unroll
+        for (int k = 0; k < REPEAT_UNROLL; ++k) {
+            const unsigned i = base + k * blockDim.x;
+            if (i < n4) {
+                const float4 y = repeated4<MODE>(r, i << 2, inner, period);
+                float4 o;
+                o.x = binary_pair<OP>(x[k].x, y.x, swap);
+                o.y = binary_pair<OP>(x[k].y, y.y, swap);
+                o.z = binary_pair<OP>(x[k].z, y.z, swap);
+                o.w = binary_pair<OP>(x[k].w, y.w, swap);
+                o4[i] = o;
+            }
+        }
+    }
+    for (unsigned i = (n4 << 2) + global_thread<unsigned>(); i < n; i += grid_threads<unsigned>()) {
+        out[i] = binary_pair<OP>(c[i], r[(i / inner) % period], swap);
+    }
+}
+
+template <int OP>
+__device__ __forceinline__ void binary_repeat4_modes(const float* c, const float* r, float* out, unsigned n,
+                                                     unsigned inner, unsigned period, bool swap, int mode) {
+    if (mode == RM_RUN4) {
+        binary_repeat4_loop<OP, RM_RUN4>(c, r, out, n, inner, period, swap);
+    } else if (mode == RM_ROW4) {
+        binary_repeat4_loop<OP, RM_ROW4>(c, r, out, n, inner, period, swap);
+    } else {
+        binary_repeat4_loop<OP, RM_ANY>(c, r, out, n, inner, period, swap);
+    }
+}
+
+// operands: c contiguous (16-byte aligned), r the repeated vector, out contiguous (aligned; may
+// be c, each element read before it is written; never r). op: add, sub, mul or div only (the
+// bias and scale ops; the others take the strided kernel, which keeps this module small).
+// mode: RepeatMode, chosen by the host.
+extern "C" __global__ void binary_repeat4_f32(const float* c, const float* r, float* out, unsigned n, unsigned inner,
+                                              unsigned period, int op, int swap, int mode) {
+    switch (op) {
+#define DIR4J_CASE(K) case K: binary_repeat4_modes<K>(c, r, out, n, inner, period, swap != 0, mode); break;
+        DIR4J_CASE(B_ADD) DIR4J_CASE(B_SUB) DIR4J_CASE(B_MUL) DIR4J_CASE(B_DIV)
 #undef DIR4J_CASE
     }
 }

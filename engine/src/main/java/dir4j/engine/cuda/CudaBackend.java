@@ -432,6 +432,24 @@ public final class CudaBackend implements Backend {
                     new KernelArgs().ptr(aa).ptr(ba).ptr(oa).i64(out.numel()).i32(op.ordinal()));
             return;
         }
+        if (a.dtype() == DType.FLOAT32 && op.ordinal() <= Binary.DIV.ordinal() && out.isContiguous()
+                && out.numel() < Integer.MAX_VALUE && aligned16(oa)) {
+            // add, sub, mul, div with one operand contiguous, the other a vector repeated over runs (bias, scale)
+            boolean swap = !(a.isContiguous() && aligned16(aa));
+            Tensor c = swap ? b : a;
+            long[] rep = c.isContiguous() && aligned16(swap ? ba : aa) ? RepeatedVector.of(out.shape(), (swap ? a : b).strides())
+                    : null;
+            if (rep != null) {
+                long ra = swap ? aa : ba;
+                // kernels/src/main/cuda/elementwise.cu RepeatMode: one value per float4, a float4 of a row, any
+                int mode = rep[0] % 4 == 0 ? 0 : rep[0] == 1 && rep[1] % 4 == 0 && aligned16(ra) ? 1 : 2;
+                // 4 float4s a thread per round (REPEAT_UNROLL)
+                kernels.launch(Kernel.BINARY_REPEAT4_F32, kernels.gridFor((out.numel() + 15) / 16, BLOCK), 1, BLOCK, 0,
+                        new KernelArgs().ptr(swap ? ba : aa).ptr(ra).ptr(oa).i32((int) out.numel())
+                                .i32((int) rep[0]).i32((int) rep[1]).i32(op.ordinal()).i32(swap ? 1 : 0).i32(mode));
+                return;
+            }
+        }
         StridedGeometry g = StridedGeometry.of(name, out.shape(), a.strides(), b.strides(), out.strides());
         boolean f32 = a.dtype() == DType.FLOAT32;
         boolean i32 = g.fitsInt32();
@@ -961,6 +979,26 @@ public final class CudaBackend implements Backend {
         return hw >= 2048 ? 256 : hw >= 512 ? 128 : 64;
     }
 
+    /** Threads of the warp-per-plane GeM kernels' blocks (8 planes a block). */
+    private static final int GEM_WARP_BLOCK = 256;
+
+    /**
+     * A warp per plane when there are planes enough to fill the device that way (ResNet feature
+     * maps: thousands of planes of 49 to a few thousand values), else a block per plane.
+     */
+    private boolean gemWarpPerPlane(long planes) {
+        return planes >= (long) ctx.multiprocessors * 8;
+    }
+
+    /** Streaming multiprocessors of the device (tests size their inputs to reach each kernel path). */
+    int multiprocessors() {
+        return ctx.multiprocessors;
+    }
+
+    private static long gemWarpGrid(long planes) {
+        return Math.min((planes + GEM_WARP_BLOCK / 32 - 1) / (GEM_WARP_BLOCK / 32), Integer.MAX_VALUE);
+    }
+
     @Override
     public void gem(Tensor x, Tensor p, double eps, Tensor y) {
         requireFloat("gem", x, false);
@@ -968,9 +1006,13 @@ public final class CudaBackend implements Backend {
         long hw = (long) x.shape(2) * x.shape(3);
         long xa = address(x);
         int vec4 = hw % 4 == 0 && aligned16(xa) ? 1 : 0;
-        int block = planeBlock(hw);
-        kernels.launch(Kernel.GEM_FORWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1, block, 0,
-                new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).i64(planes).i64(hw).i32(vec4));
+        KernelArgs args = new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).i64(planes).i64(hw).i32(vec4);
+        if (gemWarpPerPlane(planes)) {
+            kernels.launch(Kernel.GEM_FORWARD_WARP_F32, gemWarpGrid(planes), 1, GEM_WARP_BLOCK, 0, args);
+        } else {
+            kernels.launch(Kernel.GEM_FORWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1, planeBlock(hw),
+                    0, args);
+        }
     }
 
     @Override
@@ -981,10 +1023,14 @@ public final class CudaBackend implements Backend {
         long xa = address(x);
         long dxa = address(dx);
         int vec4 = hw % 4 == 0 && aligned16(xa, dxa) ? 1 : 0;
-        int block = planeBlock(hw);
-        kernels.launch(Kernel.GEM_BACKWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1, block, 0,
-                new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).ptr(address(dy)).ptr(dxa)
-                        .ptr(address(dpPartial)).i64(planes).i64(hw).i32(vec4));
+        KernelArgs args = new KernelArgs().ptr(xa).ptr(address(p)).f64(eps).ptr(address(y)).ptr(address(dy)).ptr(dxa)
+                .ptr(address(dpPartial)).i64(planes).i64(hw).i32(vec4);
+        if (gemWarpPerPlane(planes)) {
+            kernels.launch(Kernel.GEM_BACKWARD_WARP_F32, gemWarpGrid(planes), 1, GEM_WARP_BLOCK, 0, args);
+        } else {
+            kernels.launch(Kernel.GEM_BACKWARD_F32, Math.min(planes, (long) ctx.multiprocessors * 64), 1,
+                    planeBlock(hw), 0, args);
+        }
     }
 
     // ================================================================ AP histogram

@@ -1,12 +1,18 @@
 package dir4j.engine.cuda;
 
 import static dir4j.engine.cuda.CudaDriver.check;
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
 import static jcuda.driver.JCudaDriver.cuModuleLoadData;
 import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
 
 import dir4j.kernels.Ptx;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -18,6 +24,11 @@ import jcuda.driver.CUmodule;
  * else the PTX for the driver to JIT-compile), and the launches of their kernels on the
  * device's stream. With {@code -Ddir4j.cuda.sync=true} every launch is followed by a stream
  * synchronisation, so that a failing kernel is named (slow: for debugging and first runs).
+ *
+ * <p>Launches call the driver's cuLaunchKernel through FFM with the arguments laid out in a
+ * per-thread native buffer ({@link KernelArgs#writeTo}): JCuda's cuLaunchKernel marshals every
+ * argument through JNI (a Java array and Pointer object each, pinned one by one), which was
+ * most of the 12 µs a tiny op cost from Java. Modules and functions still load through JCuda.
  */
 final class CudaModules {
     static final boolean SYNC_EACH_LAUNCH = Boolean.getBoolean("dir4j.cuda.sync");
@@ -26,6 +37,31 @@ final class CudaModules {
     private final Map<String, CUmodule> modules = new LinkedHashMap<>();
     private final Map<String, Long> loadMillis = new LinkedHashMap<>();
     private final EnumMap<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
+    /** CUfunction handles by Kernel ordinal (0 until loaded): the launch path reads them without a lock. */
+    private final long[] handles = new long[Kernel.values().length];
+
+    /** cuLaunchKernel(f, gx, gy, gz, bx, by, bz, sharedBytes, stream, kernelParams, extra). */
+    private static final class Driver {
+        static final MethodHandle LAUNCH = Linker.nativeLinker().downcallHandle(
+                SymbolLookup.libraryLookup(NativeLibraries.DRIVER, Arena.global()).find("cuLaunchKernel")
+                        .orElseThrow(() -> new IllegalStateException(NativeLibraries.DRIVER + " exports no cuLaunchKernel")),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT,
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT,
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG,
+                        ValueLayout.JAVA_LONG));
+    }
+
+    /** Argument words a thread's launch buffer holds (a Geometry is 26). */
+    private static final int BUFFER_WORDS = 256;
+    private static final ThreadLocal<MemorySegment> BUFFER = ThreadLocal.withInitial(
+            () -> Arena.ofAuto().allocate(KernelArgs.bytesFor(BUFFER_WORDS), 8));
+
+    /** A CUfunction whose raw handle the FFM launch passes (JCuda keeps it protected). */
+    private static final class Function extends CUfunction {
+        long address() {
+            return getNativePointer();
+        }
+    }
 
     CudaModules(CudaContext ctx) {
         this.ctx = ctx;
@@ -46,10 +82,11 @@ final class CudaModules {
             loadMillis.put(k.module, (System.nanoTime() - t0) / 1_000_000);
             modules.put(k.module, m);
         }
-        f = new CUfunction();
-        check(cuModuleGetFunction(f, m, k.function), "cuModuleGetFunction(" + k.module + ", " + k.function + ")");
-        functions.put(k, f);
-        return f;
+        Function fn = new Function();
+        check(cuModuleGetFunction(fn, m, k.function), "cuModuleGetFunction(" + k.module + ", " + k.function + ")");
+        functions.put(k, fn);
+        handles[k.ordinal()] = fn.address();
+        return fn;
     }
 
     /** Loads every kernel file now (a startup check; launches load them lazily otherwise). */
@@ -72,7 +109,7 @@ final class CudaModules {
      * threads with {@code sharedBytes} of dynamic shared memory.
      */
     void launch(Kernel k, long gridX, int gridY, int block, int sharedBytes, KernelArgs args) {
-        if (!k.signature.equals(args.signature())) {
+        if (!args.matches(k.signature)) {
             throw new IllegalStateException("launch of " + k.function + ": arguments " + args.signature()
                     + " do not match its parameters " + k.signature);
         }
@@ -81,15 +118,39 @@ final class CudaModules {
                     + block + " out of range");
         }
         ctx.bind();
-        CUfunction f = function(k);
-        check(cuLaunchKernel(f, (int) gridX, gridY, 1, block, 1, 1, sharedBytes, ctx.stream, args.kernelParams(), null),
-                "cuLaunchKernel(" + k.function + ", grid " + gridX + "x" + gridY + ", block " + block + ")");
+        long f = handles[k.ordinal()];
+        if (f == 0) {
+            function(k);
+            f = handles[k.ordinal()];
+        }
+        int rc;
+        if (args.words() <= BUFFER_WORDS) {
+            rc = launch(f, (int) gridX, gridY, block, sharedBytes, args.writeTo(BUFFER.get()));
+        } else {
+            try (Arena a = Arena.ofConfined()) {
+                rc = launch(f, (int) gridX, gridY, block, sharedBytes,
+                        args.writeTo(a.allocate(KernelArgs.bytesFor(args.words()), 8)));
+            }
+        }
+        if (rc != 0) {
+            throw new CudaException("cuLaunchKernel(" + k.function + ", grid " + gridX + "x" + gridY + ", block " + block
+                    + ") failed: " + CudaDriver.describe(rc));
+        }
         if (SYNC_EACH_LAUNCH) {
-            int rc = cuStreamSynchronize(ctx.stream);
+            rc = cuStreamSynchronize(ctx.stream);
             if (rc != 0) {
                 throw new CudaException("kernel " + k.function + " (grid " + gridX + "x" + gridY + ", block " + block
                         + ") failed: " + CudaDriver.describe(rc));
             }
+        }
+    }
+
+    private int launch(long f, int gridX, int gridY, int block, int sharedBytes, long params) {
+        try {
+            return (int) Driver.LAUNCH.invokeExact(f, gridX, gridY, 1, block, 1, 1, sharedBytes, ctx.stream.address(),
+                    params, 0L);
+        } catch (Throwable t) {
+            throw new CudaException("cuLaunchKernel through FFM failed: " + t, t);
         }
     }
 

@@ -13,6 +13,7 @@ enum Kernel {
     UNARY_STRIDED_F64_I32("elementwise", "unary_strided_f64_i32", "ppgidd"),
     UNARY_STRIDED_F64_I64("elementwise", "unary_strided_f64_i64", "ppgidd"),
     BINARY_CONTIG4_F32("elementwise", "binary_contig4_f32", "pppli"),
+    BINARY_REPEAT4_F32("elementwise", "binary_repeat4_f32", "pppiiiiii"),
     BINARY_STRIDED_F32_I32("elementwise", "binary_strided_f32_i32", "pppgi"),
     BINARY_STRIDED_F32_I64("elementwise", "binary_strided_f32_i64", "pppgi"),
     BINARY_STRIDED_F64_I32("elementwise", "binary_strided_f64_i32", "pppgi"),
@@ -47,6 +48,8 @@ enum Kernel {
 
     GEM_FORWARD_F32("gem", "gem_forward_f32", "ppdplli"),
     GEM_BACKWARD_F32("gem", "gem_backward_f32", "ppdpppplli"),
+    GEM_FORWARD_WARP_F32("gem", "gem_forward_warp_f32", "ppdplli"),
+    GEM_BACKWARD_WARP_F32("gem", "gem_backward_warp_f32", "ppdpppplli"),
 
     AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddilpp"),
     AP_HIST_FINALIZE_F32("ap_histogram", "ap_hist_finalize_f32", "pppli"),
