@@ -86,7 +86,7 @@ __device__ __forceinline__ void ap_add(u64* bins, int nq, int k, double w, doubl
 // bytes. acc [N, 2, nq] int64 zeroed by the host; nanRows [N] int zeroed by the host.
 extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
                                                   const float* __restrict__ labels, i64 lRow, i64 lCol, i64 m,
-                                                  int nq, double min, double max, int excludeDiagonal,
+                                                  int nq, double min, double max, i64 excludedDiagonal,
                                                   i64 colsPerSplit, u64* __restrict__ acc,
                                                   int* __restrict__ nanRows) {
     extern __shared__ u64 warpBins[];
@@ -105,7 +105,7 @@ extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scor
     const float* lr = labels + row * lRow;
     bool sawNaN = false;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        if (excludeDiagonal && j == row) {
+        if (j == row + excludedDiagonal) {
             continue;
         }
         const double s = (double) sr[j * sCol];
@@ -164,7 +164,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
                                                 const float* __restrict__ labels, i64 lRow, i64 lCol,
                                                 const float* __restrict__ gradHist, i64 gRow, i64 gHalf, i64 gBin,
                                                 float* __restrict__ gradScores, i64 m, int nq, double min, double max,
-                                                int excludeDiagonal, i64 colsPerSplit) {
+                                                i64 excludedDiagonal, i64 colsPerSplit) {
     extern __shared__ double gBins[]; // [0, nq): G, [nq, 2nq): G⁺
     const i64 row = blockIdx.x;
     for (int t = threadIdx.x; t < nq; t += blockDim.x) {
@@ -179,7 +179,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
     const float* lr = labels + row * lRow;
     float* out = gradScores + row * m;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        if (excludeDiagonal && j == row) {
+        if (j == row + excludedDiagonal) {
             out[j] = 0.f;
             continue;
         }

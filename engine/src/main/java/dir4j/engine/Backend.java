@@ -187,14 +187,22 @@ public interface Backend {
         }
     }
 
+    /** {@code excludedDiagonal} of the AP histogram ops when no score is left out. */
+    int AP_KEEP_ALL = Integer.MIN_VALUE;
+
     /**
      * Soft histograms of each query row of scores [N, M] with labels [N, M] (1 = positive):
      * hist [N, 2, nq] gets n_k = Σ_j q_k(s_ij) in [:, 0, :] and n⁺_k = Σ_j y_ij·q_k(s_ij) in
-     * [:, 1, :]. With {@code excludeDiagonal}, entry (i, i) is left out (queries in the database).
+     * [:, 1, :]. Entry (i, i + excludedDiagonal) of every row i is left out (a query's match with
+     * itself: 0 when the queries are the database, r0 for the row block starting at query r0,
+     * −c0 for a column block starting at item c0); {@link #AP_KEEP_ALL} leaves out nothing.
      */
-    void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist);
+    void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist);
 
-    /** The adjoint: gradScores [N, M] from gradHist [N, 2, nq]. */
-    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+    /**
+     * The adjoint: gradScores [N, M] (contiguous) from gradHist [N, 2, nq]; the left-out entries
+     * get 0.
+     */
+    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                              Tensor gradScores);
 }

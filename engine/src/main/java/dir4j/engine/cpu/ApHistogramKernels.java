@@ -85,7 +85,7 @@ final class ApHistogramKernels {
         }
     }
 
-    static void forward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+    static void forward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         int n = scores.shape(0);
         int m = scores.shape(1);
         int nq = bins.nq();
@@ -100,7 +100,7 @@ final class ApHistogramKernels {
             double[] nb = new double[nq];
             double[] np = new double[nq];
             for (int j = 0; j < m; j++) {
-                if (excludeDiagonal && i == j) {
+                if (j == i + (long) excludedDiagonal) {
                     continue;
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
@@ -130,7 +130,7 @@ final class ApHistogramKernels {
         });
     }
 
-    static void backward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+    static void backward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                          Tensor gradScores) {
         int n = scores.shape(0);
         int m = scores.shape(1);
@@ -153,7 +153,7 @@ final class ApHistogramKernels {
             }
             long ob = gradScores.offset() + (long) i * m;
             for (int j = 0; j < m; j++) {
-                if (excludeDiagonal && i == j) {
+                if (j == i + (long) excludedDiagonal) {
                     CpuBackend.store(os, t, ob + j, 0);
                     continue;
                 }

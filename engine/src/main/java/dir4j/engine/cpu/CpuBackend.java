@@ -478,14 +478,14 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
-        ApHistogramKernels.forward(scores, labels, bins, excludeDiagonal, hist);
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+        ApHistogramKernels.forward(scores, labels, bins, excludedDiagonal, hist);
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
-        ApHistogramKernels.backward(scores, labels, bins, excludeDiagonal, gradHist, gradScores);
+        ApHistogramKernels.backward(scores, labels, bins, excludedDiagonal, gradHist, gradScores);
     }
 
     private static int[] sliceShape(Tensor t, int axis) {

@@ -792,7 +792,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         requireFloat("apHistogram", scores, false);
         long n = scores.shape(0);
         long m = scores.shape(1);
@@ -810,7 +810,7 @@ public final class CudaBackend implements Backend {
             kernels.launch(Kernel.AP_HIST_ACCUMULATE_F32, n, splits, BLOCK, (BLOCK / 32) * 2 * nq * 8,
                     new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
                             .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).i64(m).i32(nq)
-                            .f64(bins.min()).f64(bins.max()).i32(excludeDiagonal ? 1 : 0).i64(cols)
+                            .f64(bins.min()).f64(bins.max()).i64(excludedDiagonal).i64(cols)
                             .ptr(acc.address()).ptr(nanRows.address()));
             kernels.launch(Kernel.AP_HIST_FINALIZE_F32, kernels.gridFor(n * 2 * nq, BLOCK), 1, BLOCK, 0,
                     new KernelArgs().ptr(acc.address()).ptr(nanRows.address()).ptr(address(hist)).i64(n).i32(nq));
@@ -818,7 +818,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
         requireFloat("apHistogramBackward", scores, false);
         long n = scores.shape(0);
@@ -834,6 +834,6 @@ public final class CudaBackend implements Backend {
                         .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
                         .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
                         .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
-                        .i32(excludeDiagonal ? 1 : 0).i64(cols));
+                        .i64(excludedDiagonal).i64(cols));
     }
 }
