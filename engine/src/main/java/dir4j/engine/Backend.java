@@ -205,4 +205,16 @@ public interface Backend {
      */
     void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                              Tensor gradScores);
+
+    /**
+     * The AP loss's backward for a row block of a symmetric score matrix (S = D·Dᵀ with symmetric
+     * labels): scores [R, M] and labels [R, M] are rows rowOffset … rowOffset + R − 1 of S and of
+     * the labels, gradHist [M, 2, nq] holds every query's histogram gradient, and gradScores
+     * [R, M] (contiguous) gets dL/dS[r0 + r, j] + dL/dS[j, r0 + r], the first from query r0 + r's
+     * gradient, the second from query j's, both at the score s = S[r0 + r, j]. Block b's rows of
+     * dL/dD = (G + Gᵀ)·D are then gradScores·D. Entries (r, r + excludedDiagonal) get 0 (as in
+     * {@link #apHistogram}).
+     */
+    void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset, int excludedDiagonal,
+                                      Tensor gradHist, Tensor gradScores);
 }

@@ -488,6 +488,12 @@ public final class CpuBackend implements Backend {
         ApHistogramKernels.backward(scores, labels, bins, excludedDiagonal, gradHist, gradScores);
     }
 
+    @Override
+    public void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+                                             int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
+        ApHistogramKernels.backwardSymmetric(scores, labels, bins, rowOffset, excludedDiagonal, gradHist, gradScores);
+    }
+
     private static int[] sliceShape(Tensor t, int axis) {
         int[] s = t.shape();
         s[axis] = 1;

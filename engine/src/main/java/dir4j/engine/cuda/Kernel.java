@@ -51,6 +51,7 @@ enum Kernel {
     AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddllpp"),
     AP_HIST_FINALIZE_F32("ap_histogram", "ap_hist_finalize_f32", "pppli"),
     AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddll"),
+    AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllplllpliddlll"),
 
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
     MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "ppplll");

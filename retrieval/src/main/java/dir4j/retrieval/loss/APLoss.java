@@ -61,8 +61,8 @@ public class APLoss {
     }
 
     /**
-     * The memory budget of the blocked path (bytes for its four R×N buffers: scores, labels and
-     * the two gradient blocks); R = budget / (4·N·element size), at least 1. When R ≥ N the one
+     * The memory budget of the blocked path (bytes for four R×N buffers: scores, labels, their
+     * gradient and a temporary of the distance variant); R = budget / (4·N·element size), at least 1. When R ≥ N the one
      * block's scores are kept from the forward for the backward (no recomputation).
      */
     public APLoss withBlockBudget(long bytes) {
@@ -177,9 +177,10 @@ public class APLoss {
      * histograms of its queries (the self-match of query r0 + r at column r0 + r). The loss
      * follows from the [N, 2, nq] histograms, and so does dL/dhist. Backward (run when the graph
      * is back-propagated): since S and the labels are symmetric, block b's rows of
-     * dL/dD = (G + Gᵀ)·D are H_bᵀ·D with H_b = G[b, :]ᵀ + G[:, b] [N, R], both parts from S_b
-     * (the second reads S_b transposed with each column's histogram gradient); S_b is recomputed
-     * (one more GEMM), or kept from the forward when one block covers all rows. The GEMMs run in
+     * dL/dD = (G + Gᵀ)·D are H_b·D with H_b = G[b, :] + G[:, b]ᵀ [R, N], both parts from S_b in
+     * one pass ({@link Backend#apHistogramBackwardSymmetric}: each score gets its row query's and
+     * its column query's term) and one GEMM; S_b is recomputed (one more GEMM), or kept from the
+     * forward when one block covers all rows (two GEMMs in all, as the full path's gram). The GEMMs run in
      * the backend's precision (on CUDA strict float32 unless TF32 is switched on:
      * {@code -Ddir4j.cuda.tf32=true} or CudaBackend.setTf32).
      *
@@ -265,27 +266,21 @@ public class APLoss {
                 try (MemoryScope block = MemoryScope.open()) {
                     Tensor x = kept != null ? kept[0] : blockScores(d, r0, r1);
                     Tensor lab = kept != null ? kept[1] : blockLabels(ids, r0, r1);
-                    // G[b, :] of the block's own queries, [R, N]
-                    Tensor gRow = Tensor.empty(d.dtype(), d.device(), r, n);
-                    be.apHistogramBackward(x, lab, bins, diagonal(r0), Ops.slice(gradHist, 0, r0, r1), gRow);
-                    // G[:, b]: S[j, r0 + r] = S_b[r, j] with query j's histogram gradient, [N, R]
-                    Tensor h = Tensor.empty(d.dtype(), d.device(), n, r);
-                    be.apHistogramBackward(Ops.transpose(x, 0, 1), Ops.transpose(lab, 0, 1), bins,
-                            excludeSelf ? -r0 : Backend.AP_KEEP_ALL, gradHist, h);
-                    Ops.addInPlace(h, Ops.transpose(gRow, 0, 1));
-                    gRow.close();
+                    // H_b = G[b, :] + G[:, b]ᵀ [R, N], both at the scores S_b (S is symmetric)
+                    Tensor h = Tensor.empty(d.dtype(), d.device(), r, n);
+                    be.apHistogramBackwardSymmetric(x, lab, bins, r0, diagonal(r0), gradHist, h);
                     if (distance) {
                         // x = 1 − √(2.001 − 2s): dx/ds = 1/√(2.001 − 2s) = 1/(1 − x)
-                        Tensor slope = Ops.reciprocal(Ops.affine(Ops.transpose(x, 0, 1), -1, 1));
+                        Tensor slope = Ops.reciprocal(Ops.affine(x, -1, 1));
                         be.binary(Backend.Binary.MUL, h, slope, h);
                     }
-                    // dD[b] = H_bᵀ·D, written in place
-                    Tensor ht = h.viewOf(new int[] {1, r, n}, new long[] {(long) r * n, 1, r}, h.offset());
+                    // dD[b] = H_b·D, written in place
+                    Tensor hv = h.viewOf(new int[] {1, r, n}, new long[] {(long) r * n, n, 1}, h.offset());
                     Tensor dv = d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, d.stride(0), d.stride(1)},
                             d.offset());
                     Tensor out = dD.viewOf(new int[] {1, r, dim}, new long[] {(long) r * dim, dim, 1},
                             dD.offset() + (long) r0 * dim);
-                    be.matmul(ht, dv, out);
+                    be.matmul(hv, dv, out);
                 }
             }
         }
