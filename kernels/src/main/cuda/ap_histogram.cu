@@ -86,7 +86,7 @@ __device__ __forceinline__ void ap_add(u64* bins, int nq, int k, double w, doubl
 // bytes. acc [N, 2, nq] int64 zeroed by the host; nanRows [N] int zeroed by the host.
 extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
                                                   const float* __restrict__ labels, i64 lRow, i64 lCol, i64 m,
-                                                  int nq, double min, double max, int excludeDiagonal,
+                                                  int nq, double min, double max, i64 excludedDiagonal,
                                                   i64 colsPerSplit, u64* __restrict__ acc,
                                                   int* __restrict__ nanRows) {
     extern __shared__ u64 warpBins[];
@@ -105,7 +105,7 @@ extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scor
     const float* lr = labels + row * lRow;
     bool sawNaN = false;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        if (excludeDiagonal && j == row) {
+        if (j == row + excludedDiagonal) {
             continue;
         }
         const double s = (double) sr[j * sCol];
@@ -164,7 +164,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
                                                 const float* __restrict__ labels, i64 lRow, i64 lCol,
                                                 const float* __restrict__ gradHist, i64 gRow, i64 gHalf, i64 gBin,
                                                 float* __restrict__ gradScores, i64 m, int nq, double min, double max,
-                                                int excludeDiagonal, i64 colsPerSplit) {
+                                                i64 excludedDiagonal, i64 colsPerSplit) {
     extern __shared__ double gBins[]; // [0, nq): G, [nq, 2nq): G⁺
     const i64 row = blockIdx.x;
     for (int t = threadIdx.x; t < nq; t += blockDim.x) {
@@ -179,7 +179,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
     const float* lr = labels + row * lRow;
     float* out = gradScores + row * m;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        if (excludeDiagonal && j == row) {
+        if (j == row + excludedDiagonal) {
             out[j] = 0.f;
             continue;
         }
@@ -197,5 +197,74 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
             }
         }
         out[j] = (float) d;
+    }
+}
+
+// Σ_k (G_k + y·G⁺_k)·q_k'(s) for one query's gradient bins, in ap_hist_backward_f32's order of
+// operations (Bins: g(k) = G_k, gp(k) = G⁺_k as double)
+template <typename Bins>
+__device__ __forceinline__ double ap_score_gradient(const ApQuantizer& q, double s, double y, const Bins& b) {
+    int k = q.interior_bin(s);
+    if (k >= 0) {
+        return (b.g(k) + y * b.gp(k) - b.g(k + 1) - y * b.gp(k + 1)) * q.a;
+    }
+    double d = 0;
+    const int h = q.hi(s);
+    for (k = q.lo(s); k <= h; ++k) {
+        d += (b.g(k) + y * b.gp(k)) * q.slope(k, s);
+    }
+    return d;
+}
+
+struct ApSharedBins {
+    const double* p;
+    int nq;
+    __device__ __forceinline__ double g(int k) const { return p[k]; }
+    __device__ __forceinline__ double gp(int k) const { return p[nq + k]; }
+};
+
+struct ApGlobalBins {
+    const float* p; // gradHist + j·gRow
+    i64 half;
+    i64 bin;
+    __device__ __forceinline__ double g(int k) const { return (double) p[k * bin]; }
+    __device__ __forceinline__ double gp(int k) const { return (double) p[half + k * bin]; }
+};
+
+// The blocked AP loss's backward (Backend.apHistogramBackwardSymmetric): scores [R, M] are rows
+// rowOffset … of a symmetric S; gradScores [R, M] contiguous gets, per score, the term of its row's
+// query (row + rowOffset, bins in shared memory) plus the term of its column's query j (bins read
+// from gradHist [M, 2, nq], cached), both at the same score. grid (R, splits); dynamic shared
+// memory 2·nq·8 bytes.
+extern "C" __global__ void ap_hist_backward_sym_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
+                                                    const float* __restrict__ labels, i64 lRow, i64 lCol,
+                                                    const float* __restrict__ gradHist, i64 gRow, i64 gHalf,
+                                                    i64 gBin, float* __restrict__ gradScores, i64 m, int nq,
+                                                    double min, double max, i64 rowOffset, i64 excludedDiagonal,
+                                                    i64 colsPerSplit) {
+    extern __shared__ double gBins[]; // [0, nq): G, [nq, 2nq): G⁺ of query row + rowOffset
+    const i64 row = blockIdx.x;
+    const i64 query = row + rowOffset;
+    for (int t = threadIdx.x; t < nq; t += blockDim.x) {
+        gBins[t] = (double) gradHist[query * gRow + t * gBin];
+        gBins[nq + t] = (double) gradHist[query * gRow + gHalf + t * gBin];
+    }
+    __syncthreads();
+    const ApQuantizer q(nq, min, max);
+    const ApSharedBins own{gBins, nq};
+    const i64 j0 = (i64) blockIdx.y * colsPerSplit;
+    const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
+    const float* sr = scores + row * sRow;
+    const float* lr = labels + row * lRow;
+    float* out = gradScores + row * m;
+    for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+        if (j == row + excludedDiagonal) {
+            out[j] = 0.f;
+            continue;
+        }
+        const double s = (double) sr[j * sCol];
+        const double y = (double) lr[j * lCol];
+        const ApGlobalBins other{gradHist + j * gRow, gHalf, gBin};
+        out[j] = (float) (ap_score_gradient(q, s, y, own) + ap_score_gradient(q, s, y, other));
     }
 }

@@ -195,15 +195,23 @@ public interface Backend {
         }
     }
 
+    /** {@code excludedDiagonal} of the AP histogram ops when no score is left out. */
+    int AP_KEEP_ALL = Integer.MIN_VALUE;
+
     /**
      * Soft histograms of each query row of scores [N, M] with labels [N, M] (1 = positive):
      * hist [N, 2, nq] gets n_k = Σ_j q_k(s_ij) in [:, 0, :] and n⁺_k = Σ_j y_ij·q_k(s_ij) in
-     * [:, 1, :]. With {@code excludeDiagonal}, entry (i, i) is left out (queries in the database).
+     * [:, 1, :]. Entry (i, i + excludedDiagonal) of every row i is left out (a query's match with
+     * itself: 0 when the queries are the database, r0 for the row block starting at query r0,
+     * −c0 for a column block starting at item c0); {@link #AP_KEEP_ALL} leaves out nothing.
      */
-    void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist);
+    void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist);
 
-    /** The adjoint: gradScores [N, M] from gradHist [N, 2, nq]. */
-    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+    /**
+     * The adjoint: gradScores [N, M] (contiguous) from gradHist [N, 2, nq]; the left-out entries
+     * get 0.
+     */
+    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                              Tensor gradScores);
 
     // ---------------------------------------------------------------- fused optimiser steps
@@ -262,4 +270,16 @@ public interface Backend {
      * param, grad, expAvg (m) and expAvgSq (v) are contiguous tensors of one shape and dtype.
      */
     void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h);
+
+    /**
+     * The AP loss's backward for a row block of a symmetric score matrix (S = D·Dᵀ with symmetric
+     * labels): scores [R, M] and labels [R, M] are rows rowOffset … rowOffset + R − 1 of S and of
+     * the labels, gradHist [M, 2, nq] holds every query's histogram gradient, and gradScores
+     * [R, M] (contiguous) gets dL/dS[r0 + r, j] + dL/dS[j, r0 + r], the first from query r0 + r's
+     * gradient, the second from query j's, both at the score s = S[r0 + r, j]. Block b's rows of
+     * dL/dD = (G + Gᵀ)·D are then gradScores·D. Entries (r, r + excludedDiagonal) get 0 (as in
+     * {@link #apHistogram}).
+     */
+    void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset, int excludedDiagonal,
+                                      Tensor gradHist, Tensor gradScores);
 }

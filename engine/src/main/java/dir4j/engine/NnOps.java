@@ -340,11 +340,12 @@ public final class NnOps {
         if (excludeDiagonal && scores.shape(0) > scores.shape(1)) {
             throw new IllegalArgumentException("apHistogram: excludeDiagonal needs N ≤ M, got " + Ops.describe(scores));
         }
+        int diagonal = excludeDiagonal ? 0 : Backend.AP_KEEP_ALL;
         Tensor h = Tensor.empty(scores.dtype(), scores.device(), scores.shape(0), 2, bins.nq());
-        scores.backend().apHistogram(scores, labels, bins, excludeDiagonal, h);
+        scores.backend().apHistogram(scores, labels, bins, diagonal, h);
         return Autograd.record("apHistogram", h, new Tensor[] {scores, labels}, g -> {
             Tensor ds = Tensor.empty(scores.dtype(), scores.device(), scores.shape());
-            g.backend().apHistogramBackward(scores, labels, bins, excludeDiagonal, g, ds);
+            g.backend().apHistogramBackward(scores, labels, bins, diagonal, g, ds);
             return new Tensor[] {ds, null};
         });
     }

@@ -85,7 +85,7 @@ final class ApHistogramKernels {
         }
     }
 
-    static void forward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+    static void forward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         int n = scores.shape(0);
         int m = scores.shape(1);
         int nq = bins.nq();
@@ -100,7 +100,7 @@ final class ApHistogramKernels {
             double[] nb = new double[nq];
             double[] np = new double[nq];
             for (int j = 0; j < m; j++) {
-                if (excludeDiagonal && i == j) {
+                if (j == i + (long) excludedDiagonal) {
                     continue;
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
@@ -130,7 +130,7 @@ final class ApHistogramKernels {
         });
     }
 
-    static void backward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor gradHist,
+    static void backward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                          Tensor gradScores) {
         int n = scores.shape(0);
         int m = scores.shape(1);
@@ -153,7 +153,7 @@ final class ApHistogramKernels {
             }
             long ob = gradScores.offset() + (long) i * m;
             for (int j = 0; j < m; j++) {
-                if (excludeDiagonal && i == j) {
+                if (j == i + (long) excludedDiagonal) {
                     CpuBackend.store(os, t, ob + j, 0);
                     continue;
                 }
@@ -172,5 +172,65 @@ final class ApHistogramKernels {
                 CpuBackend.store(os, t, ob + j, d);
             }
         });
+    }
+
+    /**
+     * See {@code Backend.apHistogramBackwardSymmetric}: per score, the row query's term plus the
+     * column query's term, each as in {@link #backward}.
+     */
+    static void backwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset, int excludedDiagonal,
+                                  Tensor gradHist, Tensor gradScores) {
+        int n = scores.shape(0);
+        int m = scores.shape(1);
+        int nq = bins.nq();
+        Quantizer q = new Quantizer(bins);
+        MemorySegment ss = scores.segment();
+        MemorySegment ls = labels.segment();
+        MemorySegment gs = gradHist.segment();
+        MemorySegment os = gradScores.segment();
+        DType t = scores.dtype();
+        long[] sst = scores.strides();
+        long[] lst = labels.strides();
+        long[] gst = gradHist.strides();
+        if (gradHist.shape(0) != m || rowOffset < 0 || rowOffset + (long) n > m) {
+            throw new IllegalArgumentException("apHistogramBackwardSymmetric: rows " + rowOffset + " … "
+                    + (rowOffset + n - 1) + " of " + m + " queries, gradient " + dir4j.engine.Shape.str(gradHist.shape()));
+        }
+        // every query's (G, G⁺), [M][2·nq]
+        double[] all = new double[m * 2 * nq];
+        for (int j = 0; j < m; j++) {
+            for (int k = 0; k < nq; k++) {
+                all[j * 2 * nq + k] = CpuBackend.load(gs, t, gradHist.offset() + j * gst[0] + k * gst[2]);
+                all[j * 2 * nq + nq + k] = CpuBackend.load(gs, t, gradHist.offset() + j * gst[0] + gst[1] + k * gst[2]);
+            }
+        }
+        CpuThreads.parallelFor(n, i -> {
+            int own = (i + rowOffset) * 2 * nq;
+            long ob = gradScores.offset() + (long) i * m;
+            for (int j = 0; j < m; j++) {
+                if (j == i + (long) excludedDiagonal) {
+                    CpuBackend.store(os, t, ob + j, 0);
+                    continue;
+                }
+                double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
+                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
+                double d = scoreGradient(q, s, y, all, own) + scoreGradient(q, s, y, all, j * 2 * nq);
+                CpuBackend.store(os, t, ob + j, d);
+            }
+        });
+    }
+
+    /** Σ_k (G_k + y·G⁺_k)·q_k'(s) with G at g[at …] and G⁺ at g[at + nq …], as in {@link #backward}. */
+    private static double scoreGradient(Quantizer q, double s, double y, double[] g, int at) {
+        int nq = q.nq();
+        int k = q.interiorBin(s);
+        if (k >= 0) {
+            return (g[at + k] + y * g[at + nq + k] - g[at + k + 1] - y * g[at + nq + k + 1]) * q.a();
+        }
+        double d = 0;
+        for (k = q.lo(s); k <= q.hi(s); k++) {
+            d += (g[at + k] + y * g[at + nq + k]) * q.slope(k, s);
+        }
+        return d;
     }
 }

@@ -478,14 +478,20 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
-        ApHistogramKernels.forward(scores, labels, bins, excludeDiagonal, hist);
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+        ApHistogramKernels.forward(scores, labels, bins, excludedDiagonal, hist);
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
-        ApHistogramKernels.backward(scores, labels, bins, excludeDiagonal, gradHist, gradScores);
+        ApHistogramKernels.backward(scores, labels, bins, excludedDiagonal, gradHist, gradScores);
+    }
+
+    @Override
+    public void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+                                             int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
+        ApHistogramKernels.backwardSymmetric(scores, labels, bins, rowOffset, excludedDiagonal, gradHist, gradScores);
     }
 
     private static int[] sliceShape(Tensor t, int axis) {

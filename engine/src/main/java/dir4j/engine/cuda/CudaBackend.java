@@ -1044,7 +1044,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal, Tensor hist) {
+    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         requireFloat("apHistogram", scores, false);
         long n = scores.shape(0);
         long m = scores.shape(1);
@@ -1062,7 +1062,7 @@ public final class CudaBackend implements Backend {
             kernels.launch(Kernel.AP_HIST_ACCUMULATE_F32, n, splits, BLOCK, (BLOCK / 32) * 2 * nq * 8,
                     new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
                             .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).i64(m).i32(nq)
-                            .f64(bins.min()).f64(bins.max()).i32(excludeDiagonal ? 1 : 0).i64(cols)
+                            .f64(bins.min()).f64(bins.max()).i64(excludedDiagonal).i64(cols)
                             .ptr(acc.address()).ptr(nanRows.address()));
             kernels.launch(Kernel.AP_HIST_FINALIZE_F32, kernels.gridFor(n * 2 * nq, BLOCK), 1, BLOCK, 0,
                     new KernelArgs().ptr(acc.address()).ptr(nanRows.address()).ptr(address(hist)).i64(n).i32(nq));
@@ -1070,7 +1070,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, boolean excludeDiagonal,
+    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
         requireFloat("apHistogramBackward", scores, false);
         long n = scores.shape(0);
@@ -1086,6 +1086,30 @@ public final class CudaBackend implements Backend {
                         .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
                         .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
                         .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
-                        .i32(excludeDiagonal ? 1 : 0).i64(cols));
+                        .i64(excludedDiagonal).i64(cols));
+    }
+
+    @Override
+    public void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+                                             int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
+        requireFloat("apHistogramBackwardSymmetric", scores, false);
+        long n = scores.shape(0);
+        long m = scores.shape(1);
+        int nq = bins.nq();
+        if (gradHist.shape(0) != m || rowOffset < 0 || rowOffset + n > m) {
+            throw new IllegalArgumentException("apHistogramBackwardSymmetric: rows " + rowOffset + " … "
+                    + (rowOffset + n - 1) + " of " + m + " queries, gradient " + Shape.str(gradHist.shape()));
+        }
+        if (n == 0 || m == 0) {
+            return;
+        }
+        long cols = Math.max(1, apColumnsPerSplit(n, m));
+        int splits = (int) Math.max(1, (m + cols - 1) / cols);
+        kernels.launch(Kernel.AP_HIST_BACKWARD_SYM_F32, n, splits, BLOCK, 2 * nq * 8,
+                new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
+                        .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
+                        .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
+                        .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
+                        .i64(rowOffset).i64(excludedDiagonal).i64(cols));
     }
 }

@@ -51,9 +51,10 @@ enum Kernel {
     GEM_FORWARD_WARP_F32("gem", "gem_forward_warp_f32", "ppdplli"),
     GEM_BACKWARD_WARP_F32("gem", "gem_backward_warp_f32", "ppdpppplli"),
 
-    AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddilpp"),
+    AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddllpp"),
     AP_HIST_FINALIZE_F32("ap_histogram", "ap_hist_finalize_f32", "pppli"),
-    AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddil"),
+    AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddll"),
+    AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllplllpliddlll"),
 
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
     MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "pppliiiiiiiiii"),

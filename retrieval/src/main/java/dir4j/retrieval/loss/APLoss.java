@@ -1,7 +1,9 @@
 package dir4j.retrieval.loss;
 
+import dir4j.engine.Backend;
 import dir4j.engine.Backend.ApBins;
 import dir4j.engine.DType;
+import dir4j.engine.MemoryScope;
 import dir4j.engine.NnOps;
 import dir4j.engine.Ops;
 import dir4j.engine.Shape;
@@ -23,9 +25,16 @@ public class APLoss {
     /** Defaults of the reference: 25 bins over [0, 1]. */
     public static final int DEFAULT_NQ = 25;
 
+    /** Default memory budget of the blocked path's per-block buffers: 512 MiB. */
+    public static final long DEFAULT_BLOCK_BYTES = 512L << 20;
+    /** {@link #forward(Tensor, int[], Tensor)} takes the blocked path above this N (and on CUDA). */
+    public static final int DEFAULT_BLOCKED_ABOVE = 4096;
+
     private final ApBins bins;
     private final boolean distance;
     private final boolean excludeSelf;
+    private long blockBytes = DEFAULT_BLOCK_BYTES;
+    private int blockedAbove = DEFAULT_BLOCKED_ABOVE;
 
     /** The reference's APLoss(nq, min, max). */
     public APLoss(int nq, double min, double max) {
@@ -44,6 +53,39 @@ public class APLoss {
 
     public ApBins bins() {
         return bins;
+    }
+
+    /** Whether each query's match with itself is left out. */
+    public boolean excludesSelf() {
+        return excludeSelf;
+    }
+
+    /**
+     * The memory budget of the blocked path (bytes for four R×N buffers: scores, labels, their
+     * gradient and a temporary of the distance variant); R = budget / (4·N·element size), at least 1. When R ≥ N the one
+     * block's scores are kept from the forward for the backward (no recomputation).
+     */
+    public APLoss withBlockBudget(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("AP loss: block budget must be positive, got " + bytes);
+        }
+        this.blockBytes = bytes;
+        return this;
+    }
+
+    /**
+     * {@link #forward(Tensor, int[], Tensor)} takes the blocked path for N above this (default
+     * {@value #DEFAULT_BLOCKED_ABOVE}); descriptors on a CUDA device always take it. 0: always.
+     */
+    public APLoss withBlockedAbove(int n) {
+        this.blockedAbove = n;
+        return this;
+    }
+
+    /** Query rows per block of the blocked path for N descriptors of this element size. */
+    public int blockRows(int n, int elementBytes) {
+        long r = blockBytes / (4L * Math.max(1, n) * elementBytes);
+        return (int) Math.max(1, Math.min(n, r));
     }
 
     /**
@@ -77,9 +119,15 @@ public class APLoss {
             lab = labelsWithoutDiagonal(labels);
         }
         Tensor hist = NnOps.apHistogram(x, lab, bins, excludeSelf);
+        Tensor positives = Ops.sum(lab, new int[] {1}, false);
+        return fromHistogram(hist, positives, queryWeights, scores.dtype());
+    }
+
+    /** The loss, AP and exclusions from histograms [N, 2, nq] and positive counts [N]. */
+    private Result fromHistogram(Tensor hist, Tensor positives, Tensor queryWeights, DType dtype) {
+        int n = hist.shape(0);
         Tensor c = Ops.select(hist, 1, 0);
         Tensor cp = Ops.select(hist, 1, 1);
-        Tensor positives = Ops.sum(lab, new int[] {1}, false);
         // a query with no positive gets denominator 1 (finite, gradient 0), then is left out
         Tensor none = Ops.equal(positives, Tensor.zeros(positives.dtype(), positives.device()));
         Tensor ap = apFromHistogram(c, cp, Ops.add(positives, none));
@@ -90,7 +138,8 @@ public class APLoss {
                     + " queries has a positive; check the labels (classes need at least two images)");
         }
         Tensor weighted = queryWeights == null ? ap : Ops.mul(ap, queryWeights);
-        Tensor kept = keep.length == n ? weighted : Ops.indexSelect(weighted, 0, Tensor.ofInts(keep, keep.length));
+        Tensor kept = keep.length == n ? weighted
+                : Ops.indexSelect(weighted, 0, Tensor.ofInts(keep, keep.length).to(weighted.device()));
         Tensor loss = Ops.affine(Ops.mean(kept, null, false), -1, 1);
         double[] apv = ap.toDoubleArray();
         for (int i = 0; i < n; i++) {
@@ -98,22 +147,174 @@ public class APLoss {
                 apv[i] = Double.NaN;
             }
         }
-        Tensor apReport = scores.dtype() == DType.FLOAT64 ? Tensor.ofDoubles(apv, n) : Tensor.ofDoubles(apv, n)
-                .to(scores.dtype());
+        Tensor apReport = dtype == DType.FLOAT64 ? Tensor.ofDoubles(apv, n) : Tensor.ofDoubles(apv, n).to(dtype);
         return new Result(loss, apReport, hist.detach(), n - keep.length);
     }
 
     /**
      * The loss of descriptors [N, D] (rows L2-normalised) with integer class ids: S = D·Dᵀ,
-     * label (i, j) = [class_i == class_j].
+     * label (i, j) = [class_i == class_j]. Takes the blocked path ({@link #forwardBlocked}, the
+     * same loss and dL/dD without the N×N matrices) when the descriptors are on a CUDA device or
+     * N exceeds {@link #withBlockedAbove the threshold}; otherwise forms S and the labels.
      */
     public Result forward(Tensor descriptors, int[] classIds, Tensor queryWeights) {
+        checkDescriptors(descriptors, classIds);
+        int n = descriptors.shape(0);
+        if (n > blockedAbove || descriptors.device().kind() == dir4j.engine.Device.Kind.CUDA) {
+            return forwardBlocked(descriptors, classIds, queryWeights,
+                    blockRows(n, descriptors.dtype() == DType.FLOAT64 ? 8 : 4));
+        }
+        Tensor scores = Ops.gram(descriptors);
+        return forward(scores, sameClass(classIds, descriptors.dtype()), queryWeights);
+    }
+
+    /**
+     * The loss of descriptors [N, D] with class ids by blocks of {@code rows} query rows, never
+     * storing an N×N matrix (memory O(rows·N + N·D)); the same loss, AP, histograms and dL/dD as
+     * {@code forward(Ops.gram(D), sameClass(ids), weights)}.
+     *
+     * <p>Forward: per block, S_b = D_b·Dᵀ [R, N] (one GEMM), its labels from the ids, and the
+     * histograms of its queries (the self-match of query r0 + r at column r0 + r). The loss
+     * follows from the [N, 2, nq] histograms, and so does dL/dhist. Backward (run when the graph
+     * is back-propagated): since S and the labels are symmetric, block b's rows of
+     * dL/dD = (G + Gᵀ)·D are H_b·D with H_b = G[b, :] + G[:, b]ᵀ [R, N], both parts from S_b in
+     * one pass ({@link Backend#apHistogramBackwardSymmetric}: each score gets its row query's and
+     * its column query's term) and one GEMM; S_b is recomputed (one more GEMM), or kept from the
+     * forward when one block covers all rows (two GEMMs in all, as the full path's gram). The
+     * GEMMs run in the backend's precision: on CUDA strict float32 as PyTorch's default, TF32
+     * tensor cores with {@code -Ddir4j.cuda.tf32=true} or CudaBackend.setTf32(true) (about 1e-3
+     * relative error in the scores; {@code dir4j aploss --tf32}).
+     *
+     * <p>Query weights are taken as constants here (no gradient for them).
+     */
+    public Result forwardBlocked(Tensor descriptors, int[] classIds, Tensor queryWeights, int rows) {
+        checkDescriptors(descriptors, classIds);
+        int n = descriptors.shape(0);
+        if (rows < 1) {
+            throw new IllegalArgumentException("AP loss: block rows must be ≥ 1, got " + rows);
+        }
+        if (queryWeights != null && (queryWeights.rank() != 1 || queryWeights.shape(0) != n)) {
+            throw new IllegalArgumentException("AP loss: query weights " + Shape.str(queryWeights.shape())
+                    + " must be [" + n + "]");
+        }
+        checkFinite(descriptors);
+        DType dtype = descriptors.dtype();
+        dir4j.engine.Device device = descriptors.device();
+        // dense class numbers (exact in float32 below 2^24) and positives per query
+        java.util.Map<Integer, Integer> dense = new java.util.HashMap<>();
+        double[] classOf = new double[n];
+        int[] count = new int[n];
+        for (int i = 0; i < n; i++) {
+            int c = dense.computeIfAbsent(classIds[i], k -> dense.size());
+            classOf[i] = c;
+            count[c]++;
+        }
+        double[] positives = new double[n];
+        for (int i = 0; i < n; i++) {
+            positives[i] = count[(int) classOf[i]] - (excludeSelf ? 1 : 0);
+        }
+        boolean grad = dir4j.engine.autograd.Autograd.isGradEnabled() && descriptors.requiresGrad();
+        Tensor ids = onDevice(classOf, dtype, device);
+        Tensor hist = Tensor.empty(dtype, device, n, 2, bins.nq());
+        Tensor[] kept = null;
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            for (int r0 = 0; r0 < n; r0 += rows) {
+                int r1 = Math.min(n, r0 + rows);
+                try (MemoryScope block = MemoryScope.open()) {
+                    Tensor x = blockScores(descriptors, r0, r1);
+                    Tensor lab = blockLabels(ids, r0, r1);
+                    try (Tensor h = Ops.slice(hist, 0, r0, r1)) {
+                        descriptors.backend().apHistogram(x, lab, bins, diagonal(r0), h);
+                    }
+                    if (grad && r1 - r0 == n) {
+                        kept = new Tensor[] {block.keep(x), block.keep(lab)};
+                    }
+                }
+            }
+        }
+        Tensor pos = onDevice(positives, dtype, device);
+        Tensor w = queryWeights == null ? null : queryWeights.detach();
+        if (!grad) {
+            try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                return fromHistogram(hist, pos, w, dtype);
+            }
+        }
+        // the loss as a function of the histograms; its gradient is what the blocks need
+        Tensor leaf = hist.detach().requiresGrad(true);
+        Result small = fromHistogram(leaf, pos, w, dtype);
+        dir4j.engine.autograd.Autograd.backward(small.loss(), null);
+        Tensor gradHist = leaf.grad();
+        Tensor loss = Ops.cloneDetached(small.loss());
+        Tensor[] keptBlock = kept;
+        dir4j.engine.autograd.Autograd.record("apLossBlocked", loss, new Tensor[] {descriptors}, g -> {
+            try (Tensor gh = Ops.mul(gradHist, g)) {
+                return new Tensor[] {blockedGradient(descriptors, ids, gh, rows, keptBlock)};
+            }
+        });
+        return new Result(loss, small.ap(), small.histogram(), small.excluded());
+    }
+
+    /** dL/dD [N, D] from dL/dhist [N, 2, nq], block by block (see {@link #forwardBlocked}). */
+    private Tensor blockedGradient(Tensor d, Tensor ids, Tensor gradHist, int rows, Tensor[] kept) {
+        int n = d.shape(0);
+        int dim = d.shape(1);
+        dir4j.engine.Backend be = d.backend();
+        Tensor dD = Tensor.empty(d.dtype(), d.device(), n, dim);
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            for (int r0 = 0; r0 < n; r0 += rows) {
+                int r1 = Math.min(n, r0 + rows);
+                int r = r1 - r0;
+                try (MemoryScope block = MemoryScope.open()) {
+                    Tensor x = kept != null ? kept[0] : blockScores(d, r0, r1);
+                    Tensor lab = kept != null ? kept[1] : blockLabels(ids, r0, r1);
+                    // H_b = G[b, :] + G[:, b]ᵀ [R, N], both at the scores S_b (S is symmetric)
+                    Tensor h = Tensor.empty(d.dtype(), d.device(), r, n);
+                    be.apHistogramBackwardSymmetric(x, lab, bins, r0, diagonal(r0), gradHist, h);
+                    if (distance) {
+                        // x = 1 − √(2.001 − 2s): dx/ds = 1/√(2.001 − 2s) = 1/(1 − x)
+                        Tensor slope = Ops.reciprocal(Ops.affine(x, -1, 1));
+                        be.binary(Backend.Binary.MUL, h, slope, h);
+                    }
+                    // dD[b] = H_b·D, written in place
+                    Tensor hv = h.viewOf(new int[] {1, r, n}, new long[] {(long) r * n, n, 1}, h.offset());
+                    Tensor dv = d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, d.stride(0), d.stride(1)},
+                            d.offset());
+                    Tensor out = dD.viewOf(new int[] {1, r, dim}, new long[] {(long) r * dim, dim, 1},
+                            dD.offset() + (long) r0 * dim);
+                    be.matmul(hv, dv, out);
+                }
+            }
+        }
+        return dD;
+    }
+
+    /** The block's scores S[r0:r1, :] = D[r0:r1]·Dᵀ, through the distance map when asked. */
+    private Tensor blockScores(Tensor d, int r0, int r1) {
+        Tensor s = Ops.matmul(Ops.slice(d, 0, r0, r1), Ops.transpose(d, 0, 1));
+        return distance ? Ops.affine(Ops.sqrt(Ops.affine(s, -2, 2.001)), -1, 1) : s;
+    }
+
+    /** Labels [class_i == class_j] of rows r0..r1 against all N, from the dense class numbers. */
+    private static Tensor blockLabels(Tensor ids, int r0, int r1) {
+        int n = ids.shape(0);
+        return Ops.equal(Ops.reshape(Ops.slice(ids, 0, r0, r1), r1 - r0, 1), Ops.reshape(ids, 1, n));
+    }
+
+    private int diagonal(int r0) {
+        return excludeSelf ? r0 : Backend.AP_KEEP_ALL;
+    }
+
+    private static Tensor onDevice(double[] v, DType dtype, dir4j.engine.Device device) {
+        Tensor t = Tensor.ofDoubles(v, v.length);
+        Tensor c = dtype == DType.FLOAT64 ? t : t.to(dtype);
+        return device.kind() == dir4j.engine.Device.Kind.CPU ? c : c.to(device);
+    }
+
+    private static void checkDescriptors(Tensor descriptors, int[] classIds) {
         if (descriptors.rank() != 2 || descriptors.shape(0) != classIds.length) {
             throw new IllegalArgumentException("AP loss: descriptors " + Shape.str(descriptors.shape()) + " and "
                     + classIds.length + " class ids must agree in N");
         }
-        Tensor scores = Ops.gram(descriptors);
-        return forward(scores, sameClass(classIds, descriptors.dtype()), queryWeights);
     }
 
     /** The N×N 0/1 matrix [class_i == class_j]. */

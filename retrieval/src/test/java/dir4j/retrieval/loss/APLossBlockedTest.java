@@ -1,0 +1,182 @@
+package dir4j.retrieval.loss;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.DType;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
+import dir4j.engine.Tensor;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The blocked path (descriptors + class ids, never an N×N matrix) against the full path
+ * (S = gram(D) with the N×N label matrix), in float64: loss, per-query AP, histograms and dL/dD.
+ */
+class APLossBlockedTest {
+    private static final int N = 300;
+    private static final int DIM = 24;
+
+    /** Unit rows; classes of 1–6 images, so some queries have no other positive. */
+    static Tensor descriptors(Random rng, int n, int dim) {
+        double[] v = new double[n * dim];
+        for (int i = 0; i < n; i++) {
+            double norm = 0;
+            for (int k = 0; k < dim; k++) {
+                v[i * dim + k] = rng.nextGaussian();
+                norm += v[i * dim + k] * v[i * dim + k];
+            }
+            for (int k = 0; k < dim; k++) {
+                v[i * dim + k] /= Math.sqrt(norm);
+            }
+        }
+        return Tensor.ofDoubles(v, n, dim);
+    }
+
+    static int[] classes(Random rng, int n) {
+        int[] ids = new int[n];
+        int c = 1000;
+        for (int i = 0; i < n; ) {
+            int size = 1 + rng.nextInt(6);
+            for (int k = 0; k < size && i < n; k++) {
+                ids[i++] = c;
+            }
+            c += 7; // sparse, non-dense ids
+        }
+        // shuffle so that classes straddle block boundaries
+        for (int i = n - 1; i > 0; i--) {
+            int j = rng.nextInt(i + 1);
+            int t = ids[i];
+            ids[i] = ids[j];
+            ids[j] = t;
+        }
+        return ids;
+    }
+
+    private record Out(double loss, double[] ap, double[] hist, double[] grad, int excluded) {}
+
+    private static Out run(APLoss loss, Tensor base, int[] ids, Tensor weights, int rows) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor d = Ops.cloneDetached(base).requiresGrad(true);
+            APLoss.Result r = rows == 0 ? loss.forward(Ops.gram(d), APLoss.sameClass(ids, DType.FLOAT64), weights)
+                    : loss.forwardBlocked(d, ids, weights, rows);
+            r.loss().backward();
+            return new Out(r.loss().item(), r.ap().toDoubleArray(), r.histogram().toDoubleArray(),
+                    d.grad().toDoubleArray(), r.excluded());
+        }
+    }
+
+    private static void assertSame(Out full, Out blocked, String what) {
+        assertEquals(full.loss(), blocked.loss(), 1e-12, what + ": loss");
+        assertEquals(full.excluded(), blocked.excluded(), what + ": excluded queries");
+        assertArrayClose(full.ap(), blocked.ap(), 1e-12, what + ": AP");
+        assertArrayClose(full.hist(), blocked.hist(), 1e-9, what + ": histograms");
+        assertArrayClose(full.grad(), blocked.grad(), 1e-11, what + ": dL/dD");
+    }
+
+    static void assertArrayClose(double[] expected, double[] actual, double tol, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double scale = 0;
+        for (double e : expected) {
+            scale = Math.max(scale, Double.isNaN(e) ? 0 : Math.abs(e));
+        }
+        assertTrue(scale > 0, what + ": all zero, the test would prove nothing");
+        for (int i = 0; i < expected.length; i++) {
+            if (Double.isNaN(expected[i])) {
+                assertTrue(Double.isNaN(actual[i]), what + ": [" + i + "] should be NaN, got " + actual[i]);
+                continue;
+            }
+            assertEquals(expected[i], actual[i], tol * Math.max(1, scale), what + ": [" + i + "]");
+        }
+    }
+
+    private void compare(APLoss loss, Tensor weights, String name) {
+        Random rng = new Random(7);
+        Tensor d = descriptors(rng, N, DIM);
+        int[] ids = classes(rng, N);
+        Out full = run(loss, d, ids, weights, 0);
+        // with the self-match kept every query is its own positive
+        assertEquals(loss.excludesSelf(), full.excluded() > 0, "queries without positives");
+        for (int rows : new int[] {N, 1000, 64, 97, 1}) {
+            assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block");
+        }
+    }
+
+    @Test
+    void blockedApLossEqualsFullPathWithSelfExclusion() {
+        compare(new APLoss(20, -1, 1, false, true), null, "AP, self excluded");
+    }
+
+    @Test
+    void blockedApLossEqualsFullPathWithTheDiagonalKept() {
+        compare(new APLoss(25, 0, 1, false, false), null, "AP, self kept");
+    }
+
+    @Test
+    void blockedApLossEqualsFullPathWithQueryWeights() {
+        double[] w = new double[N];
+        Random rng = new Random(3);
+        for (int i = 0; i < N; i++) {
+            w[i] = 0.5 + rng.nextDouble();
+        }
+        compare(new APLoss(20, -1, 1, false, true), Tensor.ofDoubles(w, N), "AP, weighted");
+    }
+
+    @Test
+    void blockedDistanceVariantEqualsFullPath() {
+        compare(new APLoss(20, 0, 1, true, true), null, "AP distance variant");
+    }
+
+    @Test
+    void blockedTieAwareLossesEqualFullPath() {
+        compare(new TAPLoss(20, -1, 1, false, false, true), null, "TAP full");
+        compare(new TAPLoss(20, -1, 1, true, false, true), null, "TAP simplified");
+    }
+
+    @Test
+    void forwardWithIdsTakesTheBlockedPathAboveTheThreshold() {
+        Random rng = new Random(11);
+        Tensor d = descriptors(rng, N, DIM);
+        int[] ids = classes(rng, N);
+        APLoss loss = new APLoss(20, -1, 1, false, true);
+        Out full = run(loss, d, ids, null, 0);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Ops.cloneDetached(d).requiresGrad(true);
+            // a budget of 4·N·8·40 bytes gives blocks of 40 rows
+            APLoss blocked = new APLoss(20, -1, 1, false, true).withBlockedAbove(0).withBlockBudget(4L * N * 8 * 40);
+            assertEquals(40, blocked.blockRows(N, 8));
+            APLoss.Result r = blocked.forward(x, ids, null);
+            r.loss().backward();
+            assertSame(full, new Out(r.loss().item(), r.ap().toDoubleArray(), r.histogram().toDoubleArray(),
+                    x.grad().toDoubleArray(), r.excluded()), "forward(D, ids) blocked");
+        }
+    }
+
+    @Test
+    void blockedGradientMatchesFiniteDifferences() {
+        // independent of the full path: central differences of the blocked loss itself
+        Random rng = new Random(5);
+        int n = 40;
+        Tensor d = descriptors(rng, n, 6);
+        int[] ids = classes(rng, n);
+        APLoss loss = new APLoss(10, -1, 1, false, true);
+        Out o = run(loss, d, ids, null, 7);
+        double[] base = d.toDoubleArray();
+        double h = 1e-6;
+        for (int idx : new int[] {0, 13, 77, 150, 239}) {
+            double[] p = base.clone();
+            double[] m = base.clone();
+            p[idx] += h;
+            m[idx] -= h;
+            double fd = (value(loss, p, n, ids) - value(loss, m, n, ids)) / (2 * h);
+            assertEquals(fd, o.grad()[idx], 1e-6, "dL/dD[" + idx + "]");
+        }
+    }
+
+    private static double value(APLoss loss, double[] v, int n, int[] ids) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            return loss.forwardBlocked(Tensor.ofDoubles(v, n, v.length / n), ids, null, 7).loss().item();
+        }
+    }
+}
