@@ -97,7 +97,8 @@ public final class CudaBackend implements Backend {
         return ctx.describe();
     }
 
-    private static boolean tf32Default(String property, boolean fallback) {
+    /** A TF32 default: {@code dir4j.cuda.tf32} when set, else {@code property} when set, else {@code fallback}. */
+    static boolean tf32Default(String property, boolean fallback) {
         String both = System.getProperty("dir4j.cuda.tf32");
         String own = System.getProperty(property);
         return both != null ? Boolean.parseBoolean(both) : own != null ? Boolean.parseBoolean(own) : fallback;
