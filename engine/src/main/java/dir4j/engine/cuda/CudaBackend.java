@@ -36,8 +36,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * reductions, cumulative sums and matrix products; fill and copy handle every dtype.
  * Average pooling, indexSelect/indexAdd and the fused optimiser steps also take float64.
  *
- * <p>System properties: {@code dir4j.cuda.tf32} (TF32 tensor cores for float32 GEMMs and
- * convolutions; default off, as PyTorch's matmul), {@code dir4j.cuda.sync} (synchronise after
+ * <p>TF32 (tensor cores on float32 data, ≈1e-3 relative error) follows PyTorch's defaults:
+ * <b>on for cuDNN convolutions</b> ({@code torch.backends.cudnn.allow_tf32 = True}) and <b>off
+ * for cuBLAS matrix products</b> ({@code torch.backends.cuda.matmul.allow_tf32 = False}). The
+ * switches: {@link #setConvTf32}, {@link #setMatmulTf32}, {@link #setTf32} (both), or the system
+ * properties {@code dir4j.cuda.tf32.conv} (default true), {@code dir4j.cuda.tf32.matmul} (default
+ * false) and {@code dir4j.cuda.tf32} (both; overrides the other two when set). Parity tests
+ * against the CPU turn both off.
+ *
+ * <p>Other system properties: {@code dir4j.cuda.sync} (synchronise after
  * every launch to name a failing kernel), {@code dir4j.cuda.cudnn.search} (find | heuristic),
  * {@code dir4j.cuda.cudnn.workspaceMiB}.
  */
@@ -49,7 +56,8 @@ public final class CudaBackend implements Backend {
     private final CachingAllocator allocator;
     private final CudaModules kernels;
     private final PinnedStaging staging;
-    private volatile boolean tf32 = Boolean.getBoolean("dir4j.cuda.tf32");
+    private volatile boolean convTf32 = tf32Default("dir4j.cuda.tf32.conv", true);
+    private volatile boolean matmulTf32 = tf32Default("dir4j.cuda.tf32.matmul", false);
     private Cublas cublas;
     private Boolean cublasTf32;
     private Cudnn cudnn;
@@ -90,9 +98,40 @@ public final class CudaBackend implements Backend {
         return ctx.describe();
     }
 
-    /** TF32 tensor cores for float32 matrix products and convolutions (≈1e-3 relative error), or strict float32. */
+    /** A TF32 default: {@code dir4j.cuda.tf32} when set, else {@code property} when set, else {@code fallback}. */
+    static boolean tf32Default(String property, boolean fallback) {
+        String both = System.getProperty("dir4j.cuda.tf32");
+        String own = System.getProperty(property);
+        return both != null ? Boolean.parseBoolean(both) : own != null ? Boolean.parseBoolean(own) : fallback;
+    }
+
+    /**
+     * TF32 tensor cores for float32 matrix products and convolutions both (≈1e-3 relative
+     * error), or strict float32 for both.
+     */
     public void setTf32(boolean on) {
-        tf32 = on;
+        convTf32 = on;
+        matmulTf32 = on;
+    }
+
+    /** TF32 for float32 cuDNN convolutions (forward and both backward directions); default on, as PyTorch. */
+    public void setConvTf32(boolean on) {
+        convTf32 = on;
+    }
+
+    /** TF32 for float32 cuBLAS matrix products; default off (strict float32), as PyTorch. */
+    public void setMatmulTf32(boolean on) {
+        matmulTf32 = on;
+    }
+
+    /** Whether float32 convolutions may use TF32 tensor cores. */
+    public boolean convTf32() {
+        return convTf32;
+    }
+
+    /** Whether float32 matrix products may use TF32 tensor cores. */
+    public boolean matmulTf32() {
+        return matmulTf32;
     }
 
     /** Waits for every queued op of this device. */
@@ -103,6 +142,11 @@ public final class CudaBackend implements Backend {
     /** The allocator's counters. */
     public CachingAllocator.Stats memoryStats() {
         return allocator.stats();
+    }
+
+    /** The most device memory in use at once (caching allocator, bytes handed out) since the backend started. */
+    public long peakMemoryBytes() {
+        return allocator.stats().peakInUseBytes();
     }
 
     /** Gives cached device memory back to the driver; returns the bytes released. */
@@ -541,6 +585,7 @@ public final class CudaBackend implements Backend {
             ctx.bind();
             cublas = new Cublas(ctx.stream.address());
         }
+        boolean tf32 = matmulTf32;
         if (cublasTf32 == null || cublasTf32 != tf32) {
             cublas.setTf32(tf32);
             cublasTf32 = tf32;
@@ -619,7 +664,7 @@ public final class CudaBackend implements Backend {
         requireFloat("conv2d", x, false);
         int[] xs = x.shape();
         CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[1], xs[2], xs[3], w[0],
-                w[2], w[3], p, tf32);
+                w[2], w[3], p, convTf32);
         return convolutions().plan(key, y);
     }
 
@@ -627,14 +672,14 @@ public final class CudaBackend implements Backend {
     public void conv2d(Tensor x, Tensor w, ConvParams p, Tensor y) {
         CudnnConvolutions.Plan plan = plan(x, w.shape(), p, y.shape());
         ctx.bind();
-        convolutions.run(plan, Cudnn.Direction.FORWARD, false, tf32, new long[] {address(x), address(w), address(y)});
+        convolutions.run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(), new long[] {address(x), address(w), address(y)});
     }
 
     @Override
     public void conv2dBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
         CudnnConvolutions.Plan plan = plan(dx, w.shape(), p, dy.shape());
         ctx.bind();
-        convolutions.run(plan, Cudnn.Direction.BACKWARD_DATA, false, tf32,
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_DATA, false, plan.key.tf32(),
                 new long[] {address(w), address(dy), address(dx)});
     }
 
@@ -642,7 +687,7 @@ public final class CudaBackend implements Backend {
     public void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
         CudnnConvolutions.Plan plan = plan(x, dw.shape(), p, dy.shape());
         ctx.bind();
-        convolutions.run(plan, Cudnn.Direction.BACKWARD_FILTER, false, tf32,
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_FILTER, false, plan.key.tf32(),
                 new long[] {address(x), address(dy), address(dw)});
     }
 

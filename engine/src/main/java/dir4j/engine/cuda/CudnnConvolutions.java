@@ -27,13 +27,15 @@ final class CudnnConvolutions {
     record Choice(int algo, int mathType, long workspace, float measuredMs) {}
 
     static final class Plan {
+        final Key key;
         final MemorySegment x;
         final MemorySegment w;
         final MemorySegment y;
         final MemorySegment conv;
         final Choice[] choices = new Choice[3];
 
-        Plan(MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv) {
+        Plan(Key key, MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv) {
+            this.key = key;
             this.x = x;
             this.w = w;
             this.y = y;
@@ -77,7 +79,7 @@ final class CudnnConvolutions {
                         + ", dir4j " + java.util.Arrays.toString(yShape));
             }
             MemorySegment y = Cudnn.tensor4d(k.dataType(), out[0], out[1], out[2], out[3]);
-            return new Plan(x, w, y, conv);
+            return new Plan(k, x, w, y, conv);
         });
     }
 

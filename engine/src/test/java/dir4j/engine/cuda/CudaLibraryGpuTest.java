@@ -14,6 +14,7 @@ import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -25,6 +26,7 @@ class CudaLibraryGpuTest {
         GpuParity.requireGpu();
     }
 
+    @BeforeEach
     @AfterEach
     void strictFloat32Again() {
         GpuParity.backend().setTf32(false);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# timeout: 150
+# ResNet-101-GeM-FC on cuda:0, TF32 (dir4j.bench.gpu.ResNetGpuBench): inference b32 224×224 and a
+# training step b16 512×512, images per second, and the caching allocator's peak. Targets (PyTorch
+# 2.11 channels_last on the H200): inference ≥ 4,600 img/s, train ≥ 340 img/s.
+# Run by bench/gpu/run_gpu_checks.sh with DIR4J_JAVA (java, JVM flags, -cp) and OUT_DIR.
+set -uo pipefail
+out=${OUT_DIR:-/tmp}
+# shellcheck disable=SC2086 # DIR4J_JAVA is a command line
+$DIR4J_JAVA dir4j.bench.gpu.ResNetGpuBench "$@" 2>&1 | tee "$out/resnet-gpu-bench.log"
+exit "${PIPESTATUS[0]}"
