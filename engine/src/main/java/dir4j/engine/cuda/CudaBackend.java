@@ -713,6 +713,12 @@ public final class CudaBackend implements Backend {
         int c = x.shape(1);
         ctx.bind();
         if (training) {
+            if (runningMean != null && runningVar != null) {
+                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
+                        momentum, address(runningMean), address(runningVar), eps, address(saveMean),
+                        address(saveInvStd));
+                return;
+            }
             // cuDNN updates both running statistics or neither: a missing one gets a scratch buffer
             try (Scratch rm = new Scratch(c * 4L, true); Scratch rv = new Scratch(c * 4L, true)) {
                 long mean = runningMean != null ? address(runningMean) : rm.address();
@@ -727,6 +733,34 @@ public final class CudaBackend implements Backend {
         copyOnDevice(runningMean, saveMean);
         unary(Unary.AFFINE, runningVar, 1, eps, saveInvStd);
         unary(Unary.POW, saveInvStd, -0.5, 0, saveInvStd);
+    }
+
+    /**
+     * Two launches (per-channel scale and shift, then one pass over x) instead of cuDNN's
+     * inference call, the statistics copies and a separate add and ReLU. float32; float64 takes
+     * the composed default.
+     */
+    @Override
+    public void batchNorm2dInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                     double eps, Tensor residual, boolean relu, Tensor y) {
+        if (x.dtype() != DType.FLOAT32) {
+            Backend.super.batchNorm2dInference(x, gamma, beta, runningMean, runningVar, eps, residual, relu, y);
+            return;
+        }
+        int c = x.shape(1);
+        long hw = (long) x.shape(2) * x.shape(3);
+        long n = x.numel();
+        if (n == 0) {
+            return;
+        }
+        try (Scratch ss = new Scratch(2L * c * Float.BYTES, false)) {
+            kernels.launch(Kernel.BN_SCALE_SHIFT_F32, kernels.gridFor(c, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(address(gamma)).ptr(address(beta)).ptr(address(runningMean))
+                            .ptr(address(runningVar)).f64(eps).i32(c).ptr(ss.address()));
+            kernels.launch(Kernel.BN_APPLY_F32, kernels.gridFor(n, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(address(x)).ptr(ss.address()).ptr(residual == null ? 0 : address(residual))
+                            .ptr(address(y)).i64(n).i64(hw).i32(c).i32(relu ? 1 : 0));
+        }
     }
 
     @Override

@@ -56,6 +56,9 @@ enum Kernel {
     AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddll"),
     AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllplllpliddlll"),
 
+    BN_SCALE_SHIFT_F32("batchnorm", "bn_scale_shift_f32", "ppppdip"),
+    BN_APPLY_F32("batchnorm", "bn_apply_f32", "ppppllii"),
+
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
     MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "pppliiiiiiiiii"),
     AVGPOOL2D_FORWARD_F32("pool", "avgpool2d_forward_f32", "pppliiiii"),
