@@ -11,8 +11,8 @@
 #   5. each executable bench/gpu/steps/NN-name.sh in name order (the benchmarks beside PyTorch), bounded
 #      by its header line `# timeout: SECONDS` (default 60), with DIR4J_JAVA (java, the JVM flags and
 #      the class path of every .device/lib jar) and OUT_DIR ($OUT/steps) exported; lines starting with
-#      `RESULT ` or `REF ` go into the report. ONLY_STEPS=20,30 runs only those step numbers; SKIP_TESTS=1
-#      skips steps 3 and 4.
+#      `RESULT ` or `REF ` go into the report. ONLY_STEPS=20,30 runs only those step numbers (none: NONE);
+#      STEP_TIMEOUTS=30=80,50=40 overrides their limits; SKIP_TESTS=1 skips steps 3 and 4.
 # Writes to $OUT: report.md (the summary to read first), environment.txt, tests.log, probes.log,
 # junit/ (XML reports of step 3), steps/NAME.log and whatever the steps write to steps/.
 set -uo pipefail
@@ -81,6 +81,9 @@ for step in bench/gpu/steps/*.sh; do
   num=${name%%-*}
   if [ -n "${ONLY_STEPS:-}" ] && [[ ",$ONLY_STEPS," != *",$num,"* ]]; then continue; fi
   limit=$(grep -m1 -oE '^# timeout: *[0-9]+' "$step" | grep -oE '[0-9]+' || echo 60)
+  # STEP_TIMEOUTS=30=80,50=40 overrides the header's limit of those steps
+  override=$(tr ',' '\n' <<< "${STEP_TIMEOUTS:-}" | grep -E "^$num=" | cut -d= -f2 || true)
+  [ -n "$override" ] && limit=$override
   start=$(date +%s)
   timeout "$limit" bash "$step" > "$out/steps/$name.log" 2>&1
   rc=$?

@@ -11,4 +11,4 @@ set -uo pipefail
 cd "$(dirname "$0")/../../.."
 out=${OUT_DIR:-/tmp}
 mkdir -p "$out"
-timeout -k 3 146 env -u LD_LIBRARY_PATH python3 bench/gpu/torch_gpu_reference.py --out-dir "$out" --budget-s 136 "$@"
+timeout -k 3 146 env -u LD_LIBRARY_PATH python3 bench/gpu/torch_gpu_reference.py --out-dir "$out" --budget-s 136 ${TORCH_REF_ARGS:-} "$@"
