@@ -1,5 +1,6 @@
 package dir4j.retrieval.demo;
 
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
@@ -101,6 +102,14 @@ public final class Demo {
         }
     }
 
+    /**
+     * Medium mAP in percent of the network on a revisited-protocol dataset (images resized by
+     * {@code prep}); the validation measure of {@code dir4j train}.
+     */
+    public static double mediumMap(RetrievalNet net, RetrievalDataset ds, Preprocessing prep) throws IOException {
+        return evaluate(net, ds, prep).result().medium().map() * 100;
+    }
+
     /** A test-split evaluation: results and rankings (for the report's thumbnails). */
     record Evaluation(RevisitedResult result, int[][] rankings) {}
 
@@ -143,7 +152,11 @@ public final class Demo {
                 for (int k = 0; k < part.size(); k++) {
                     System.arraycopy(prep.normalize(images.get(part.get(k))), 0, data, k * plane, plane);
                 }
-                Tensor out = net.forward(Tensor.of(data, part.size(), 3, first.height(), first.width()));
+                Tensor in = Tensor.of(data, part.size(), 3, first.height(), first.width());
+                Tensor out = net.forward(net.device().equals(Device.CPU) ? in : in.to(net.device()));
+                if (!out.device().equals(Device.CPU)) {
+                    out = out.to(Device.CPU);
+                }
                 for (int k = 0; k < part.size(); k++) {
                     rows[part.get(k)] = Ops.slice(out, 0, k, k + 1);
                 }

@@ -90,7 +90,8 @@ public class APLoss {
                     + " queries has a positive; check the labels (classes need at least two images)");
         }
         Tensor weighted = queryWeights == null ? ap : Ops.mul(ap, queryWeights);
-        Tensor kept = keep.length == n ? weighted : Ops.indexSelect(weighted, 0, Tensor.ofInts(keep, keep.length));
+        Tensor kept = keep.length == n ? weighted : Ops.indexSelect(weighted, 0, Tensor.ofInts(keep, keep.length)
+                .to(weighted.device()));
         Tensor loss = Ops.affine(Ops.mean(kept, null, false), -1, 1);
         double[] apv = ap.toDoubleArray();
         for (int i = 0; i < n; i++) {
@@ -166,7 +167,7 @@ public class APLoss {
             mask[i * m + i] = 0;
         }
         Tensor mk = Tensor.ofDoubles(mask, n, m);
-        Tensor mt = labels.dtype() == DType.FLOAT64 ? mk : mk.to(labels.dtype());
+        Tensor mt = (labels.dtype() == DType.FLOAT64 ? mk : mk.to(labels.dtype())).to(labels.device());
         return Ops.mul(labels, mt);
     }
 
