@@ -68,9 +68,14 @@ public final class MultistageGpuBench {
             throw new IllegalArgumentException("--n must be a multiple of 4 and of --sub-batch, got " + n);
         }
         Backend backend = Backends.of(dev);
-        CudaBackend cuda = (CudaBackend) backend;
-        cuda.setTf32(tf32);
-        System.out.println("device: " + cuda.describe() + "; TF32 " + (tf32 ? "on" : "off"));
+        // --device cpu runs the same recipe (at a tiny --size) to check the bench itself without a GPU
+        CudaBackend cuda = backend instanceof CudaBackend c ? c : null;
+        Runnable sync = cuda == null ? () -> { } : cuda::synchronize;
+        if (cuda != null) {
+            cuda.setTf32(tf32);
+        }
+        System.out.println("device: " + (cuda == null ? dev : cuda.describe()) + "; TF32 " + (tf32 && cuda != null
+                ? "on" : "off"));
 
         if (warmupN < 0) {
             warmupN = Math.min(n, 4 * sub);
@@ -89,8 +94,10 @@ public final class MultistageGpuBench {
             MultistageBackprop.freezeBatchNorm(net, true);
             net.train(true);
             Tensor hostPool = Tensor.randn(new Random(1), sub, 3, size, size);
-            pool = MemoryScope.detached(() -> hostPool.to(device));
-            hostPool.close();
+            pool = device.equals(Device.CPU) ? hostPool : MemoryScope.detached(() -> hostPool.to(device));
+            if (pool != hostPool) {
+                hostPool.close();
+            }
             final Tensor images = pool;
             IntFunction<Tensor> subBatch = i -> Ops.affine(images, 1 + (double) i / nImages, 0);
             System.out.printf(Locale.ROOT, "%s-GeM-FC %,d parameters; N=%d %dx%d, sub-batch %d (%d per stage), "
@@ -106,18 +113,18 @@ public final class MultistageGpuBench {
                     }
                     double[] marks = new double[4];
                     long[] stage = {0};
-                    cuda.synchronize();
+                    sync.run();
                     long t0 = System.nanoTime();
                     IntFunction<Tensor> timed = i -> {
                         if (stage[0] == 1) { // first sub-batch of stage 3: stage 2 is done
-                            cuda.synchronize();
+                            sync.run();
                             marks[1] = (System.nanoTime() - t0) / 1e9;
                             stage[0] = 2;
                         }
                         return subBatch.apply(i);
                     };
                     Function<Tensor, Tensor> loss = d -> {
-                        cuda.synchronize();
+                        sync.run();
                         marks[0] = (System.nanoTime() - t0) / 1e9;
                         stage[0] = 1;
                         Tensor y = APLoss.sameClass(classes, d.dtype()).to(device);
@@ -125,11 +132,11 @@ public final class MultistageGpuBench {
                     };
                     MultistageBackprop.Outcome o = MultistageBackprop.accumulateGradients(net, stepN / sub, timed,
                             loss);
-                    cuda.synchronize();
+                    sync.run();
                     marks[2] = (System.nanoTime() - t0) / 1e9;
                     opt.step();
                     opt.zeroGrad();
-                    cuda.synchronize();
+                    sync.run();
                     marks[3] = (System.nanoTime() - t0) / 1e9;
                     System.out.printf(Locale.ROOT, "%s step %d (N=%d): loss %.5f; stage 1 %.2f s, stage 2 %.3f s, stage 3 "
                             + "%.2f s, optimiser %.3f s; total %.2f s (%.1f img/s)%n", isWarmup ? "warm-up" : "timed",
@@ -142,8 +149,10 @@ public final class MultistageGpuBench {
             }
             double ips = steps * (double) n / timedSeconds;
             System.out.printf(Locale.ROOT, "RESULT multistage %s %d N=%d: %.1f img/s%n", arch, size, n, ips);
-            System.out.printf(Locale.ROOT, "peak GPU memory (dir4j allocator, in use): %.2f GiB%n",
-                    peakBytes(cuda) / (double) (1L << 30));
+            if (cuda != null) {
+                System.out.printf(Locale.ROOT, "peak GPU memory (dir4j allocator, in use): %.2f GiB%n",
+                        peakBytes(cuda) / (double) (1L << 30));
+            }
         } finally {
             if (pool != null) {
                 pool.close();
