@@ -68,7 +68,13 @@ public final class Demo {
 
     private Demo() {}
 
+    /** The demo on the CPU. */
     public static Outcome run(Settings s, Consumer<String> log) throws IOException {
+        return run(s, Device.CPU, log);
+    }
+
+    /** The demo with the network (evaluation and training) on {@code device}. */
+    public static Outcome run(Settings s, Device device, Consumer<String> log) throws IOException {
         long t0 = System.nanoTime();
         Files.createDirectories(s.out());
         log.accept("benchmark: " + s.dataRoot().resolve("synth") + " (generated if absent)");
@@ -86,12 +92,15 @@ public final class Demo {
         }
         Preprocessing prep = Preprocessing.imagenet(s.imageSize());
         try (RetrievalNet net = new RetrievalNet(s.net(), new Random(s.train().seed()))) {
+            if (!device.equals(Device.CPU)) {
+                net.to(device);
+            }
             log.accept(String.format("network: %s width %d, GeM, FC → %d (%,d parameters)", s.net().arch(),
                     s.net().baseWidth(), s.net().outDim(), net.parameterCount()));
             Evaluation before = evaluate(net, test, prep);
             log.accept("before training: " + before.result().mapLine("synth"));
             Trainer trainer = new Trainer(net, trainImages, trainLabels.stream().mapToInt(Integer::intValue).toArray(),
-                    s.train(), s.out());
+                    s.train(), s.out(), device);
             Trainer.History history = trainer.run(s.resume(),
                     n -> evaluate(n, val, prep).result().medium().map() * 100, log);
             Evaluation after = evaluate(net, test, prep);
