@@ -134,6 +134,45 @@ class TrainCommandTest {
     }
 
     @Test
+    void torchvisionClassifierInitLoadsTheBackboneAndKeepsANewProjection(@TempDir Path out) throws IOException {
+        // an ImageNet classifier in torchvision's layout: the backbone, no GeM, fc 1000 × C
+        Path tv = out.resolve("resnet18-tiny-imagenet.safetensors");
+        var opts = new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4);
+        java.util.Map<String, double[]> backbone = new java.util.LinkedHashMap<>();
+        try (RetrievalNet donor = new RetrievalNet(opts, new Random(77))) {
+            java.util.Map<String, Tensor> sd = new java.util.LinkedHashMap<>(donor.stateDict());
+            sd.remove("adpool.p");
+            sd.remove("fc.weight");
+            sd.remove("fc.bias");
+            sd.forEach((k, v) -> backbone.put(k, v.toDoubleArray()));
+            int c = donor.stateDict().get("fc.weight").shape(1);
+            sd.put("fc.weight", Tensor.zeros(1000, c));
+            sd.put("fc.bias", Tensor.zeros(1000));
+            dir4j.nn.io.Safetensors.write(tv, sd, Map.of());
+        }
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--init",
+                tv.toString(), "--lr", "0", "--out", out.resolve("run").toString()));
+        args.addAll(List.of(TINY));
+        args.set(args.indexOf("--steps") + 1, "1");
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        try (RetrievalNet trained = NetworkCheckpoint.load(out.resolve("run/model.safetensors")).net()) {
+            var sd = trained.stateDict();
+            assertArrayEquals(new int[] {8, sd.get("fc.weight").shape(1)}, sd.get("fc.weight").shape(),
+                    "a fresh 8-d projection, not the classifier");
+            for (var e : backbone.entrySet()) { // lr 0: the loaded backbone is still there
+                assertArrayEquals(e.getValue(), sd.get(e.getKey()).toDoubleArray(), 0.0, e.getKey());
+            }
+        }
+        // a backbone of another width is refused, naming the option to check
+        args.set(args.indexOf("--base-width") + 1, "8");
+        args.add("--overwrite");
+        CliRun.Run bad = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, bad.rc(), bad.toString());
+        assertTrue(bad.err().contains("--base-width"), bad.err());
+    }
+
+    @Test
     void badOptionsAreUsageErrors(@TempDir Path out) {
         CliRun.Run r = CliRun.run("train", "--out", out.toString(), "--steps", "2");
         assertEquals(2, r.rc(), r.toString());
