@@ -26,8 +26,9 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--fresh", description = "Ignore an earlier demo's checkpoint and train from the start.")
     boolean fresh;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu (the CUDA backend is not built yet). "
-            + "Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the network evaluates and trains (images are decoded and augmented on the host). "
+                    + "Default: ${DEFAULT-VALUE}.")
     String device;
 
     @Option(names = "--quiet", description = "Only the summary.")
@@ -35,8 +36,11 @@ final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (!device.equals("cpu")) {
-            System.err.println("dir4j demo: only --device cpu is available in this build (no CUDA backend yet)");
+        dir4j.engine.Device dev;
+        try {
+            dev = DeviceOption.usable(device);
+        } catch (ToolCommand.UsageException e) {
+            System.err.println("dir4j demo: " + e.getMessage());
             return 2;
         }
         Demo.Settings s = Demo.Settings.defaults(dataRoot, out);
@@ -48,7 +52,7 @@ final class DemoCommand implements Callable<Integer> {
             s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(), s.train(), s.imageSize(), false);
         }
         boolean[] midLine = {false};
-        Demo.Outcome o = Demo.run(s, line -> {
+        Demo.Outcome o = Demo.run(s, dev, line -> {
             if (quiet) {
                 return;
             }

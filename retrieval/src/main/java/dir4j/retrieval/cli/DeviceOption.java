@@ -10,6 +10,27 @@ final class DeviceOption {
                     + "saying so. Default: ${DEFAULT-VALUE}.")
     String device;
 
+    /**
+     * A device for a command that runs on CUDA too: parsed, and for CUDA the backend started now,
+     * so that an unusable GPU is a usage error (status 2) saying why, before any work.
+     */
+    static Device usable(String text) {
+        Device d;
+        try {
+            d = Device.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw new ToolCommand.UsageException("--device: " + e.getMessage());
+        }
+        if (!d.equals(Device.CPU)) {
+            try {
+                dir4j.engine.Backends.of(d);
+            } catch (IllegalStateException | LinkageError e) {
+                throw new ToolCommand.UsageException("--device " + text + ": " + e.getMessage());
+            }
+        }
+        return d;
+    }
+
     /** Checks that the device is the CPU. */
     void requireCpu(String command) {
         Device d;

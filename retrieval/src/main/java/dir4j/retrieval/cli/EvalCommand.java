@@ -1,5 +1,6 @@
 package dir4j.retrieval.cli;
 
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
@@ -110,8 +111,11 @@ final class EvalCommand extends ToolCommand {
     @Option(names = "--quiet", description = "No progress bars or notes on stderr (errors are still printed).")
     boolean quiet;
 
-    @Mixin
-    DeviceOption device;
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the network runs during extraction (cuda: decoding and resizing stay on the host, "
+                    + "each batch goes to the GPU and its descriptors come back; ranking and evaluation run on the "
+                    + "host). Default: ${DEFAULT-VALUE}.")
+    String device;
 
     private static final String PROVENANCE = ".extraction.properties";
 
@@ -124,7 +128,7 @@ final class EvalCommand extends ToolCommand {
 
     @Override
     int run() throws IOException {
-        device.requireCpu("eval");
+        Device dev = DeviceOption.usable(device);
         String name = dataset.toLowerCase(Locale.ROOT);
         if (!RetrievalDataset.KNOWN.containsKey(name)) {
             throw new UsageException("unknown dataset '" + dataset + "': use one of "
@@ -187,6 +191,9 @@ final class EvalCommand extends ToolCommand {
             } else {
                 NetworkCheckpoint.Loaded loaded = network.load();
                 try (RetrievalNet net = loaded.net()) {
+                    if (!dev.equals(Device.CPU)) {
+                        net.to(dev); // FeatureExtractor sends each batch to the network's device
+                    }
                     if (!quiet) {
                         loaded.notes().forEach(n -> System.err.println("note: " + n));
                         System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");

@@ -138,7 +138,8 @@ final class ExtractCommand implements Callable<Integer> {
     boolean quiet;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
-            description = "Where the network runs. Default: ${DEFAULT-VALUE}.")
+            description = "Where the network runs (cuda: decoding and resizing stay on the host, each batch is "
+                    + "copied to the GPU and its descriptors back). Default: ${DEFAULT-VALUE}.")
     String device;
 
     @Override
@@ -158,12 +159,10 @@ final class ExtractCommand implements Callable<Integer> {
         Device dev = Device.parse(device);
         if (!dev.equals(Device.CPU)) {
             try {
-                Backends.of(dev);
+                Backends.of(dev); // a clear error now, before any work, when CUDA cannot start
             } catch (IllegalStateException e) {
                 throw new IllegalArgumentException(e.getMessage());
             }
-            throw new IllegalArgumentException("--device " + dev + ": extraction on CUDA is not available yet in "
-                    + "this build; run with --device cpu");
         }
         if (!out.getFileName().toString().endsWith(".npy")) {
             throw new IllegalArgumentException("--out must name a .npy file, got " + out);
@@ -206,6 +205,9 @@ final class ExtractCommand implements Callable<Integer> {
 
         NetworkCheckpoint.Loaded loaded = network.load();
         try (RetrievalNet net = loaded.net()) {
+            if (!dev.equals(Device.CPU)) {
+                net.to(dev); // FeatureExtractor sends each batch to the network's device
+            }
             if (!quiet) {
                 loaded.notes().forEach(n -> System.err.println("note: " + n));
                 System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");

@@ -1,5 +1,6 @@
 package dir4j.retrieval.demo;
 
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
@@ -67,7 +68,13 @@ public final class Demo {
 
     private Demo() {}
 
+    /** The demo on the CPU. */
     public static Outcome run(Settings s, Consumer<String> log) throws IOException {
+        return run(s, Device.CPU, log);
+    }
+
+    /** The demo with the network (evaluation and training) on {@code device}. */
+    public static Outcome run(Settings s, Device device, Consumer<String> log) throws IOException {
         long t0 = System.nanoTime();
         Files.createDirectories(s.out());
         log.accept("benchmark: " + s.dataRoot().resolve("synth") + " (generated if absent)");
@@ -85,12 +92,15 @@ public final class Demo {
         }
         Preprocessing prep = Preprocessing.imagenet(s.imageSize());
         try (RetrievalNet net = new RetrievalNet(s.net(), new Random(s.train().seed()))) {
+            if (!device.equals(Device.CPU)) {
+                net.to(device);
+            }
             log.accept(String.format("network: %s width %d, GeM, FC → %d (%,d parameters)", s.net().arch(),
                     s.net().baseWidth(), s.net().outDim(), net.parameterCount()));
             Evaluation before = evaluate(net, test, prep);
             log.accept("before training: " + before.result().mapLine("synth"));
             Trainer trainer = new Trainer(net, trainImages, trainLabels.stream().mapToInt(Integer::intValue).toArray(),
-                    s.train(), s.out());
+                    s.train(), s.out(), device);
             Trainer.History history = trainer.run(s.resume(),
                     n -> evaluate(n, val, prep).result().medium().map() * 100, log);
             Evaluation after = evaluate(net, test, prep);
@@ -99,6 +109,14 @@ public final class Demo {
             Path report = DemoReport.write(s, test, before, after, history, seconds);
             return new Outcome(before.result(), after.result(), history, report, seconds);
         }
+    }
+
+    /**
+     * Medium mAP in percent of the network on a revisited-protocol dataset (images resized by
+     * {@code prep}); the validation measure of {@code dir4j train}.
+     */
+    public static double mediumMap(RetrievalNet net, RetrievalDataset ds, Preprocessing prep) throws IOException {
+        return evaluate(net, ds, prep).result().medium().map() * 100;
     }
 
     /** A test-split evaluation: results and rankings (for the report's thumbnails). */
@@ -143,7 +161,11 @@ public final class Demo {
                 for (int k = 0; k < part.size(); k++) {
                     System.arraycopy(prep.normalize(images.get(part.get(k))), 0, data, k * plane, plane);
                 }
-                Tensor out = net.forward(Tensor.of(data, part.size(), 3, first.height(), first.width()));
+                Tensor in = Tensor.of(data, part.size(), 3, first.height(), first.width());
+                Tensor out = net.forward(net.device().equals(Device.CPU) ? in : in.to(net.device()));
+                if (!out.device().equals(Device.CPU)) {
+                    out = out.to(Device.CPU);
+                }
                 for (int k = 0; k < part.size(); k++) {
                     rows[part.get(k)] = Ops.slice(out, 0, k, k + 1);
                 }

@@ -367,7 +367,7 @@ public class APLoss {
             mask[i * m + i] = 0;
         }
         Tensor mk = Tensor.ofDoubles(mask, n, m);
-        Tensor mt = labels.dtype() == DType.FLOAT64 ? mk : mk.to(labels.dtype());
+        Tensor mt = (labels.dtype() == DType.FLOAT64 ? mk : mk.to(labels.dtype())).to(labels.device());
         return Ops.mul(labels, mt);
     }
 

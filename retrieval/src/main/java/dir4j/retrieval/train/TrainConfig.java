@@ -106,19 +106,59 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
         throw new IllegalArgumentException("training setting " + key + ": '" + v + "' is not true or false");
     }
 
-    /** Overrides from a .properties file. */
+    /**
+     * Overrides from a file: a flat JSON object ({@code .json}; keys are the component names,
+     * values numbers, strings or booleans; keys starting with {@code _} are comments and ignored)
+     * or a {@code .properties} file (any other name; {@code key = value} lines).
+     */
     public TrainConfig withFile(Path file) throws IOException {
-        Properties p = new Properties();
-        try (InputStream in = Files.newInputStream(file)) {
-            p.load(in);
-        }
         Map<String, String> m = new LinkedHashMap<>();
-        p.stringPropertyNames().forEach(k -> m.put(k, p.getProperty(k)));
+        if (file.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".json")) {
+            Object root;
+            try {
+                root = dir4j.nn.io.Json.parse(Files.readString(file));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(file + ": not valid JSON: " + e.getMessage(), e);
+            }
+            if (!(root instanceof Map<?, ?> obj)) {
+                throw new IllegalArgumentException(file + ": expected a JSON object of training settings");
+            }
+            for (var e : obj.entrySet()) {
+                String key = String.valueOf(e.getKey());
+                if (key.startsWith("_")) {
+                    continue;
+                }
+                Object v = e.getValue();
+                if (v instanceof Map<?, ?> || v instanceof java.util.List<?> || v == null) {
+                    throw new IllegalArgumentException(file + ": training setting " + key
+                            + " must be a number, string or boolean");
+                }
+                m.put(key, v instanceof Number n ? numberText(n) : String.valueOf(v));
+            }
+        } else {
+            Properties p = new Properties();
+            try (InputStream in = Files.newInputStream(file)) {
+                p.load(in);
+            }
+            p.stringPropertyNames().forEach(k -> m.put(k, p.getProperty(k)));
+        }
         try {
             return with(m);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
         }
+    }
+
+    /** A JSON number as text that the component parsers accept (20.0 → "20" for int settings). */
+    private static String numberText(Number n) {
+        double d = n.doubleValue();
+        if (n instanceof Double || n instanceof Float || n instanceof java.math.BigDecimal) {
+            if (d == Math.rint(d) && Math.abs(d) < 1e15) {
+                return Long.toString((long) d);
+            }
+            return Double.toString(d);
+        }
+        return n.toString();
     }
 
     /** Checks ranges; returns this. */

@@ -1,5 +1,6 @@
 package dir4j.retrieval.train;
 
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
@@ -59,9 +60,35 @@ public final class Trainer {
     private final int[] labels;
     private final TrainConfig cfg;
     private final Path outDir;
+    private final Device device;
     private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
+    private CheckpointWriter checkpointWriter = Safetensors::write;
 
+    /** How a checkpoint reaches the disk (atomic: a failed write leaves the previous file as it was). */
+    @FunctionalInterface
+    interface CheckpointWriter {
+        void write(Path file, Map<String, Tensor> tensors, Map<String, String> metadata) throws IOException;
+    }
+
+    /** Replaces the checkpoint writer (tests simulate a full disk with it); returns this. */
+    Trainer withCheckpointWriter(CheckpointWriter writer) {
+        this.checkpointWriter = writer;
+        return this;
+    }
+
+    /** A trainer on the device the network is on now. */
     public Trainer(RetrievalNet net, List<Path> images, int[] labels, TrainConfig cfg, Path outDir) {
+        this(net, images, labels, cfg, outDir, net.device());
+    }
+
+    /**
+     * A trainer on {@code device}: {@link #run} moves the network there ({@link
+     * dir4j.nn.Module#to}) before creating the optimiser; batches are decoded and augmented on
+     * the host and copied there once per sub-batch; the loss, the multistage stages and the
+     * optimiser run there. The host reads back the loss value (and the AP loss's few per-query
+     * checks) once per step, never per op.
+     */
+    public Trainer(RetrievalNet net, List<Path> images, int[] labels, TrainConfig cfg, Path outDir, Device device) {
         if (images.isEmpty() || images.size() != labels.length) {
             throw new IllegalArgumentException("trainer: " + images.size() + " images and " + labels.length
                     + " labels (need the same, non-zero, number)");
@@ -71,6 +98,12 @@ public final class Trainer {
         this.labels = labels.clone();
         this.cfg = cfg.validated();
         this.outDir = outDir;
+        this.device = device;
+    }
+
+    /** Where the network trains. */
+    public Device device() {
+        return device;
     }
 
     /** The checkpoint file of this run. */
@@ -100,6 +133,9 @@ public final class Trainer {
         if (!sampler.droppedClasses().isEmpty() && progress != null) {
             progress.accept("note: " + sampler.droppedClasses().size()
                     + " classes have a single image and are not sampled (no positive for them)");
+        }
+        if (!net.device().equals(device)) {
+            net.to(device);
         }
         MultistageBackprop.freezeBatchNorm(net, cfg.frozenBatchNorm());
         net.train(true);
@@ -195,19 +231,29 @@ public final class Trainer {
     private Function<Tensor, Tensor> lossFunction(int[] batchLabels, long step) {
         return switch (cfg.loss()) {
             case "ap" -> d -> new APLoss(cfg.nq(), cfg.binMin(), cfg.binMax(), false, true)
-                    .forward(d, batchLabels, null).loss();
+                    .forward(Ops.gram(d), sameClass(batchLabels, d), null).loss();
             case "tap", "tap-simplified" -> d -> new TAPLoss(cfg.nq(), cfg.binMin(), cfg.binMax(),
-                    cfg.loss().equals("tap-simplified"), false, true).forward(d, batchLabels, null).loss();
+                    cfg.loss().equals("tap-simplified"), false, true).forward(Ops.gram(d), sameClass(batchLabels, d),
+                    null).loss();
             default -> d -> {
+                // the triplet loss gathers rows by index: on the host (an N×D copy; its gradient
+                // flows back to the device through the copy)
+                Tensor h = d.device().equals(Device.CPU) ? d : d.to(Device.CPU);
                 double[] scores;
                 try (Autograd.NoGrad ng = Autograd.noGrad(); MemoryScope s = MemoryScope.open()) {
-                    scores = Ops.matmul(d, Ops.transpose(d, 0, 1)).toDoubleArray();
+                    scores = Ops.matmul(h, Ops.transpose(h, 0, 1)).toDoubleArray();
                 }
                 var triplets = TripletSampler.sample(batchLabels, TripletSampler.Negatives.HARDEST, scores,
                         new Random(cfg.seed() + step));
-                return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(d, triplets);
+                return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(h, triplets);
             };
         };
+    }
+
+    /** The N×N same-class matrix on the descriptors' device and in their dtype. */
+    private static Tensor sameClass(int[] batchLabels, Tensor d) {
+        Tensor y = APLoss.sameClass(batchLabels, d.dtype());
+        return d.device().equals(Device.CPU) ? y : y.to(d.device());
     }
 
     /** Decoded (cached) and augmented images of a batch; seeded by (seed, step, position). */
@@ -228,7 +274,8 @@ public final class Trainer {
         return List.of(out);
     }
 
-    private static Tensor toTensor(List<RgbImage> imgs) {
+    /** The normalised images [n, 3, H, W] on the training device (one host-to-device copy). */
+    private Tensor toTensor(List<RgbImage> imgs) {
         RgbImage first = imgs.get(0);
         int plane = 3 * first.width() * first.height();
         float[] data = new float[plane * imgs.size()];
@@ -236,7 +283,8 @@ public final class Trainer {
             float[] chw = imgs.get(i).toNormalizedChw(RetrievalNet.RGB_MEANS, RetrievalNet.RGB_STDS);
             System.arraycopy(chw, 0, data, i * plane, plane);
         }
-        return Tensor.of(data, imgs.size(), 3, first.height(), first.width());
+        Tensor host = Tensor.of(data, imgs.size(), 3, first.height(), first.width());
+        return device.equals(Device.CPU) ? host : host.to(device);
     }
 
     // ---------------------------------------------------------------- checkpoints and log
@@ -255,10 +303,12 @@ public final class Trainer {
         meta.put("train_config", Json.write(new LinkedHashMap<>(cfg.toMap())));
         meta.put("model_options", Json.write(modelOptions(net.options())));
         try {
-            Safetensors.write(checkpointFile(), tensors, meta);
+            checkpointWriter.write(checkpointFile(), tensors, meta);
         } catch (IOException e) {
-            throw new IOException("cannot write checkpoint at step " + step + " (" + e.getMessage()
-                    + "); the previous checkpoint " + checkpointFile() + " is intact", e);
+            throw new IOException("cannot write checkpoint at step " + step + " (" + e.getMessage() + "); "
+                    + (Files.exists(checkpointFile()) ? "the previous checkpoint " + checkpointFile()
+                    + " is intact: make room and rerun with --resume to continue from it"
+                    : "no checkpoint exists yet in " + outDir), e);
         }
     }
 
@@ -297,7 +347,10 @@ public final class Trainer {
                 String prefix = "optim." + name + ".";
                 c.tensors().forEach((k, v) -> {
                     if (k.startsWith(prefix)) {
-                        opt.restoreState(params.get(name), k.substring(prefix.length()), v);
+                        Tensor p = params.get(name);
+                        try (MemoryScope s = MemoryScope.open()) {
+                            opt.restoreState(p, k.substring(prefix.length()), v.to(p.device()));
+                        }
                     }
                 });
             }

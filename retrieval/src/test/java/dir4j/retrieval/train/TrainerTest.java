@@ -120,6 +120,40 @@ class TrainerTest {
     }
 
     @Test
+    void aFailedCheckpointWriteKeepsThePreviousCheckpointAndSaysSo(@TempDir Path out) throws IOException {
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out).run(false, null, null, 2);
+        }
+        Path ckpt = out.resolve("checkpoint.safetensors");
+        byte[] before = Files.readAllBytes(ckpt);
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer t = new Trainer(net, images, labels, config(4), out).withCheckpointWriter((file, tensors, meta) -> {
+                // a disk that fills up half-way through the temporary file
+                Files.write(file.resolveSibling(file.getFileName() + ".partial.tmp"), new byte[100]);
+                throw new IOException("No space left on device");
+            });
+            IOException e = assertThrows(IOException.class, () -> t.run(true, null, null));
+            assertTrue(e.getMessage().contains("cannot write checkpoint at step 4"), e.getMessage());
+            assertTrue(e.getMessage().contains("No space left on device"), e.getMessage());
+            assertTrue(e.getMessage().contains("previous checkpoint " + ckpt + " is intact"), e.getMessage());
+        }
+        assertArrayEquals(before, Files.readAllBytes(ckpt), "the last good checkpoint is untouched");
+        // and it still resumes to the weights of an uninterrupted run
+        Map<String, double[]> straight;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out.resolve("straight")).run(false, null, null);
+            straight = weights(net);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(1))) {
+            Trainer.History h = new Trainer(net, images, labels, config(4), out).run(true, null, null);
+            assertEquals(List.of(1L, 2L, 3L, 4L), h.steps());
+            for (var e : weights(net).entrySet()) {
+                assertArrayEquals(straight.get(e.getKey()), e.getValue(), 0.0, e.getKey());
+            }
+        }
+    }
+
+    @Test
     void badSettingsAreClearErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TrainConfig.defaults().with(Map.of("lossy", "ap")));

@@ -1,0 +1,551 @@
+package dir4j.retrieval.cli;
+
+import dir4j.engine.Backends;
+import dir4j.engine.Device;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.nn.Module;
+import dir4j.nn.io.Json;
+import dir4j.nn.io.Safetensors;
+import dir4j.nn.io.TorchCheckpoint;
+import dir4j.nn.io.Unpickler;
+import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.data.LabelledImageList;
+import dir4j.retrieval.data.RetrievalDataset;
+import dir4j.retrieval.demo.Demo;
+import dir4j.retrieval.image.Preprocessing;
+import dir4j.retrieval.net.NetworkCheckpoint;
+import dir4j.retrieval.net.RetrievalNet;
+import dir4j.retrieval.synth.SyntheticLandmarks;
+import dir4j.retrieval.train.TrainConfig;
+import dir4j.retrieval.train.Trainer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Random;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code dir4j train}: trains a retrieval network with multistage back-propagation
+ * ({@link Trainer}) from a labelled image list or the built-in synthetic benchmark. The recipe
+ * ({@link TrainConfig}) comes from the defaults, then {@code --config FILE}, then the command
+ * line's recipe options, each overriding the one before.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Train a retrieval network (ResNet, GeM, FC, L2) with the AP loss (or TAP, or triplet) by "
+                + "multistage back-propagation: each step describes a batch of classes-per-batch × images-per-class "
+                + "augmented images in sub-batches without keeping activations, computes the loss and its gradient "
+                + "on the N×D descriptors, then recomputes each sub-batch and back-propagates its slice; one "
+                + "optimiser step per batch.",
+            "The recipe is the defaults, overridden by --config FILE (JSON object or .properties; keys are the "
+                + "names in brackets below, e.g. {\"loss\": \"ap\", \"lr\": 1e-4}; keys starting with _ are "
+                + "comments), overridden by the options given here. See examples/train-synth.json.",
+            "OUT receives checkpoint.safetensors (weights, optimiser state and recipe, written atomically every "
+                + "--checkpoint-every steps and at the end), log.csv (loss, learning rate, images/s, validation "
+                + "mAP), loss.png and map.png, train-config.json (the recipe used), and at the end "
+                + "model.safetensors, a network checkpoint for dir4j extract/eval --checkpoint.",
+            "Batch norm: by default its statistics are frozen (running statistics, the reference's recipe), so "
+                + "the multistage gradient equals that of one backward over the whole batch."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class TrainCommand extends ToolCommand {
+    private static final TrainConfig D = TrainConfig.defaults();
+
+    // ---------------------------------------------------------------- data
+
+    @Option(names = "--train-list", paramLabel = "FILE",
+            description = "Training images as a labelled list, 'path label' per line (the reference's format; "
+                    + "blank lines and #-comments skipped). Classes with one image are not sampled (noted).")
+    Path trainList;
+
+    @Option(names = "--root", paramLabel = "DIR",
+            description = "Folder that relative paths of --train-list resolve against. Default: the list's folder.")
+    Path root;
+
+    @Option(names = "--synth",
+            description = "Train on the built-in synthetic landmarks benchmark under --data-root/synth (generated "
+                    + "with dir4j synth's defaults when absent), validating on its synth-val split.")
+    boolean synth;
+
+    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
+            description = "Where synth/ (with --synth) or the --val-dataset lives. Default: ${DEFAULT-VALUE}.")
+    Path dataRoot;
+
+    @Option(names = "--val-dataset", paramLabel = "NAME",
+            description = "Validation benchmark under --data-root (roxford5k, rparis6k, synth-val, ...); its Medium "
+                    + "mAP is logged every --validate-every steps. Default with --synth: synth-val; otherwise none.")
+    String valDataset;
+
+    @Option(names = "--val-image-size", paramLabel = "PIXELS",
+            description = "Longer side of validation images. Default: 128 with --synth, else 1024.")
+    Integer valImageSize;
+
+    // ---------------------------------------------------------------- network
+
+    @Option(names = "--arch", defaultValue = "resnet101", paramLabel = "NAME",
+            description = "Backbone: resnet18, resnet34, resnet50, resnet101 or resnet152 (ignored when --init is a "
+                    + "retrieval checkpoint, which says its own). Default: ${DEFAULT-VALUE}.")
+    String arch;
+
+    @Option(names = "--out-dim", defaultValue = "2048", paramLabel = "D",
+            description = "Descriptor size (the FC's output). Default: ${DEFAULT-VALUE}.")
+    int outDim;
+
+    @Option(names = "--base-width", defaultValue = "64", paramLabel = "W",
+            description = "Backbone width (64 as torchvision; smaller for quick tests). Default: ${DEFAULT-VALUE}.")
+    int baseWidth;
+
+    @Option(names = "--pooling", defaultValue = "gem", paramLabel = "gem|max|avg",
+            description = "Global pooling. Default: ${DEFAULT-VALUE}.")
+    String pooling;
+
+    @Option(names = "--gem-p", defaultValue = "3", paramLabel = "P",
+            description = "GeM's initial (learned) exponent. Default: ${DEFAULT-VALUE}.")
+    double gemP;
+
+    @Option(names = "--init", paramLabel = "FILE",
+            description = "Start from these weights instead of a random network: a torchvision ImageNet ResNet "
+                    + "(.pth/.pt or .safetensors; the backbone is loaded, GeM and the FC start fresh), a reference "
+                    + "retrieval checkpoint (.pth/.pt) or a dir4j network .safetensors (dir4j convert, or a "
+                    + "model.safetensors from an earlier run). Ignored when --resume finds a checkpoint.")
+    Path init;
+
+    // ---------------------------------------------------------------- the recipe (TrainConfig)
+
+    @Option(names = "--config", paramLabel = "FILE",
+            description = "Recipe file: a flat JSON object (.json) or a .properties file whose keys are the names in "
+                    + "brackets below. Options given on the command line override it.")
+    Path config;
+
+    @Option(names = "--loss", paramLabel = "ap|tap|tap-simplified|triplet",
+            description = "[loss] ap (default), tie-aware AP, its simplified form, or triplet with hardest negatives.")
+    String loss;
+
+    @Option(names = "--nq", paramLabel = "BINS", description = "[nq] AP quantisation bins. Default: 20.")
+    Integer nq;
+
+    @Option(names = "--bin-min", paramLabel = "S", description = "[binMin] Lowest bin centre. Default: -1.")
+    Double binMin;
+
+    @Option(names = "--bin-max", paramLabel = "S", description = "[binMax] Highest bin centre. Default: 1.")
+    Double binMax;
+
+    @Option(names = "--margin", paramLabel = "M", description = "[margin] Triplet margin. Default: 0.5.")
+    Double margin;
+
+    @Option(names = "--batch-size", paramLabel = "N",
+            description = "Multistage batch size (images per optimiser step): sets classesPerBatch to N / "
+                    + "imagesPerClass (N must be a multiple of it). Default: 16 × 4 = 64.")
+    Integer batchSize;
+
+    @Option(names = "--classes-per-batch", paramLabel = "N",
+            description = "[classesPerBatch] Classes in each batch. Default: 16.")
+    Integer classesPerBatch;
+
+    @Option(names = "--images-per-class", paramLabel = "N",
+            description = "[imagesPerClass] Images of each class in a batch (at least 2). Default: 4.")
+    Integer imagesPerClass;
+
+    @Option(names = "--sub-batch", paramLabel = "N",
+            description = "[subBatch] Images per forward/backward in multistage back-propagation (the memory of "
+                    + "one step). Default: 32.")
+    Integer subBatch;
+
+    @Option(names = "--optimizer", paramLabel = "adam|adamw|sgd", description = "[optimizer] Default: adam.")
+    String optimizer;
+
+    @Option(names = "--lr", paramLabel = "LR", description = "[lr] Base learning rate. Default: 1e-4.")
+    Double lr;
+
+    @Option(names = "--weight-decay", paramLabel = "WD", description = "[weightDecay] Weight decay. Default: 1e-5.")
+    Double weightDecay;
+
+    @Option(names = "--momentum", paramLabel = "M", description = "[momentum] SGD momentum. Default: 0.9.")
+    Double momentum;
+
+    @Option(names = "--schedule", paramLabel = "constant|step|exponential|cosine",
+            description = "[schedule] Learning-rate schedule over --steps (step: ×0.1 every third; exponential: to "
+                    + "1%% at the end; cosine: to 1%%). Default: cosine.")
+    String schedule;
+
+    @Option(names = "--warmup", paramLabel = "STEPS", description = "[warmup] Linear warm-up steps. Default: 0.")
+    Long warmup;
+
+    @Option(names = "--steps", paramLabel = "N", description = "[steps] Optimiser steps. Default: 1000.")
+    Integer steps;
+
+    @Option(names = "--crop-size", paramLabel = "PIXELS", description = "[cropSize] Training crop side. Default: 224.")
+    Integer cropSize;
+
+    @Option(names = "--min-size", paramLabel = "PIXELS",
+            description = "[minSize] Smallest random longer side before cropping. Default: 256.")
+    Integer minSize;
+
+    @Option(names = "--max-size", paramLabel = "PIXELS",
+            description = "[maxSize] Largest random longer side before cropping. Default: 320.")
+    Integer maxSize;
+
+    @Option(names = "--tilt", paramLabel = "DEGREES", description = "[tilt] Largest random rotation. Default: 10.")
+    Double tilt;
+
+    @Option(names = "--jitter", paramLabel = "J", description = "[jitter] Colour jitter strength. Default: 0.2.")
+    Double jitter;
+
+    @Option(names = "--frozen-batch-norm", negatable = true, paramLabel = "BOOL",
+            description = "[frozenBatchNorm] --frozen-batch-norm: normalise with running statistics while training (the reference's "
+                    + "recipe; exact multistage gradients). --no-frozen-batch-norm uses per-sub-batch statistics. "
+                    + "Default: true.")
+    Boolean frozenBatchNorm;
+
+    @Option(names = "--seed", paramLabel = "N",
+            description = "[seed] Seed of the initial weights, batches and augmentations. Default: 0.")
+    Long seed;
+
+    @Option(names = "--checkpoint-every", paramLabel = "STEPS",
+            description = "[checkpointEvery] Steps between checkpoints (one is always written at the end). "
+                    + "Default: 100.")
+    Integer checkpointEvery;
+
+    @Option(names = "--validate-every", paramLabel = "STEPS",
+            description = "[validateEvery] Steps between validations on the validation set (0: never). Default: 0.")
+    Integer validateEvery;
+
+    // ---------------------------------------------------------------- the run
+
+    @Option(names = "--out", defaultValue = "train-out", paramLabel = "DIR",
+            description = "Output folder (checkpoints, log, plots). Default: ${DEFAULT-VALUE}.")
+    Path out;
+
+    @Option(names = "--resume",
+            description = "Continue from OUT/checkpoint.safetensors (weights, optimiser state, log); on the CPU the "
+                    + "result equals an uninterrupted run with the same seed. Without it an existing checkpoint "
+                    + "stops the run (use --overwrite to start over).")
+    boolean resume;
+
+    @Option(names = "--overwrite", description = "Start from scratch even if OUT holds a checkpoint (it is replaced).")
+    boolean overwrite;
+
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the network trains: the batches, the loss, the multistage stages and the optimiser "
+                    + "run there (decoding and augmentation on the host). Default: ${DEFAULT-VALUE}.")
+    String device;
+
+    @Option(names = "--tf32", description = "On CUDA: TF32 tensor cores for float32 convolutions and matrix "
+            + "products (faster, ≈1e-3 relative error; as PyTorch's allow_tf32). Default: strict float32.")
+    boolean tf32;
+
+    @Option(names = "--quiet", description = "No progress bar or notes on stderr (errors and the summary remain).")
+    boolean quiet;
+
+    @Override
+    int run() throws IOException {
+        TrainConfig cfg = recipe();
+        Device dev = parseDevice();
+        if (tf32 && dev.kind() == Device.Kind.CPU) {
+            throw new UsageException("--tf32 applies to --device cuda only");
+        }
+        Path checkpoint = out.resolve("checkpoint.safetensors");
+        if (Files.exists(checkpoint) && !resume && !overwrite) {
+            throw new UsageException(checkpoint + " exists: add --resume to continue it or --overwrite to start over");
+        }
+        if (resume && overwrite) {
+            throw new UsageException("--resume and --overwrite do not go together");
+        }
+        Data data = data();
+        if (!quiet) {
+            System.err.println("training data: " + data.images().size() + " images, "
+                    + java.util.Arrays.stream(data.labels()).distinct().count() + " classes");
+        }
+        RetrievalDataset val = validation();
+        Preprocessing valPrep = Preprocessing.imagenet(valImageSize != null ? valImageSize : synth ? 128 : 1024);
+        if (dev.kind() == Device.Kind.CUDA) {
+            cudaBackend(dev, tf32);
+        }
+        Files.createDirectories(out);
+        Files.writeString(out.resolve("train-config.json"), PrettyJson.write(new LinkedHashMap<>(cfg.toMap())) + "\n");
+        try (RetrievalNet net = initialNetwork(cfg.seed())) {
+            if (!quiet) {
+                System.err.printf("network: %s, %d-d descriptors, %,d parameters; device %s%n", net.options(),
+                        net.dimension(), net.parameterCount(), dev);
+            }
+            Trainer trainer = new Trainer(net, data.images(), data.labels(), cfg, out, dev);
+            Trainer.Validator validator = val == null ? null : n -> Demo.mediumMap(n, val, valPrep);
+            Progress progress = new Progress(quiet, cfg.steps());
+            Trainer.History h = trainer.run(resume, validator, progress);
+            progress.end();
+            exportNetwork(net, out.resolve("model.safetensors"));
+            double last = h.losses().isEmpty() ? Double.NaN : h.losses().get(h.losses().size() - 1);
+            System.out.printf(Locale.ROOT, "trained %d steps; last loss %.5f%s; checkpoint %s; network %s%n",
+                    h.steps().isEmpty() ? 0 : h.steps().get(h.steps().size() - 1), last,
+                    h.validation().isEmpty() ? "" : String.format(Locale.ROOT, "; validation mAP %.2f",
+                            h.validation().get(h.validation().size() - 1)),
+                    checkpoint, out.resolve("model.safetensors"));
+        }
+        return 0;
+    }
+
+    /** Defaults, then --config, then the options given. */
+    TrainConfig recipe() throws IOException {
+        TrainConfig cfg = D;
+        try {
+            if (config != null) {
+                cfg = cfg.withFile(config);
+            }
+            Map<String, String> o = new LinkedHashMap<>();
+            put(o, "loss", loss);
+            put(o, "nq", nq);
+            put(o, "binMin", binMin);
+            put(o, "binMax", binMax);
+            put(o, "margin", margin);
+            put(o, "classesPerBatch", classesPerBatch);
+            put(o, "imagesPerClass", imagesPerClass);
+            put(o, "subBatch", subBatch);
+            put(o, "optimizer", optimizer);
+            put(o, "lr", lr);
+            put(o, "weightDecay", weightDecay);
+            put(o, "momentum", momentum);
+            put(o, "schedule", schedule);
+            put(o, "warmup", warmup);
+            put(o, "steps", steps);
+            put(o, "cropSize", cropSize);
+            put(o, "minSize", minSize);
+            put(o, "maxSize", maxSize);
+            put(o, "tilt", tilt);
+            put(o, "jitter", jitter);
+            put(o, "frozenBatchNorm", frozenBatchNorm);
+            put(o, "seed", seed);
+            put(o, "checkpointEvery", checkpointEvery);
+            put(o, "validateEvery", validateEvery);
+            cfg = cfg.with(o);
+            if (batchSize != null) {
+                if (classesPerBatch != null) {
+                    throw new UsageException("give --batch-size or --classes-per-batch, not both");
+                }
+                int per = cfg.imagesPerClass();
+                if (batchSize < per || batchSize % per != 0) {
+                    throw new UsageException("--batch-size " + batchSize + " is not a multiple of imagesPerClass "
+                            + per);
+                }
+                cfg = cfg.with(Map.of("classesPerBatch", Integer.toString(batchSize / per)));
+            }
+            if (cfg.imagesPerClass() < 2) {
+                throw new UsageException("imagesPerClass must be at least 2 (a query needs a positive), got "
+                        + cfg.imagesPerClass());
+            }
+            return cfg;
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
+    }
+
+    private static void put(Map<String, String> m, String key, Object value) {
+        if (value != null) {
+            m.put(key, String.valueOf(value));
+        }
+    }
+
+    private Device parseDevice() {
+        try {
+            return Device.parse(device);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("--device: " + e.getMessage());
+        }
+    }
+
+    /** Starts the CUDA backend (a clear error when it cannot) and sets TF32. */
+    static void cudaBackend(Device dev, boolean tf32) {
+        var backend = Backends.of(dev);
+        try {
+            backend.getClass().getMethod("setTf32", boolean.class).invoke(backend, tf32);
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("cannot set TF32 on " + dev + ": " + e, e);
+        }
+    }
+
+    record Data(List<Path> images, int[] labels) {}
+
+    private Data data() throws IOException {
+        if (synth == (trainList != null)) {
+            throw new UsageException("give exactly one of --train-list FILE or --synth");
+        }
+        if (trainList != null) {
+            LabelledImageList list = LabelledImageList.read(trainList, root, true);
+            if (list.images().isEmpty()) {
+                throw new IOException(trainList + ": no images listed");
+            }
+            return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex());
+        }
+        if (root != null) {
+            throw new UsageException("--root goes with --train-list");
+        }
+        Path dir = SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null);
+        LabelledImageList list = LabelledImageList.read(dir.resolve("train.txt"), dir, true);
+        return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex());
+    }
+
+    private RetrievalDataset validation() throws IOException {
+        String name = valDataset != null ? valDataset : synth ? "synth-val" : null;
+        if (name == null) {
+            return null;
+        }
+        if (name.equals("synth-val") || name.equals("synth")) {
+            Path dir = dataRoot.resolve("synth");
+            return RetrievalDataset.read(name, RetrievalDataset.Protocol.REVISITED,
+                    dir.resolve("gnd_" + name + ".pkl"), dir.resolve("jpg"), true);
+        }
+        return RetrievalDataset.load(name, dataRoot);
+    }
+
+    /** A random network, or one initialised from --init. */
+    RetrievalNet initialNetwork(long seed) throws IOException {
+        RetrievalNet.Options options = new RetrievalNet.Options(arch, outDim, pooling, gemP, false, false, baseWidth);
+        if (init == null) {
+            return build(options, seed);
+        }
+        try {
+            return MemoryScope.detached(() -> {
+                try {
+                    return fromInit(options, seed);
+                } catch (IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+        } catch (java.io.UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    private RetrievalNet build(RetrievalNet.Options options, long seed) {
+        try {
+            return MemoryScope.detached(() -> new RetrievalNet(options, new Random(seed)));
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("network " + options + ": " + e.getMessage());
+        }
+    }
+
+    private RetrievalNet fromInit(RetrievalNet.Options options, long seed) throws IOException {
+        if (!Files.isRegularFile(init)) {
+            throw new IOException(init + ": no such --init file");
+        }
+        boolean safetensors = init.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".safetensors");
+        Map<String, Tensor> sd = new LinkedHashMap<>();
+        boolean retrieval;
+        Object root = null;
+        Safetensors.Contents contents = null;
+        try {
+            if (safetensors) {
+                contents = Safetensors.read(init, true);
+                contents.tensors().forEach((k, v) -> sd.put(k.startsWith("module.") ? k.substring(7) : k, v));
+                retrieval = contents.metadata().containsKey("model_options") || sd.containsKey("adpool.p");
+            } else {
+                root = TorchCheckpoint.read(init, Unpickler.Options.inertObjects().withFloat64ToFloat32(true));
+                try {
+                    sd.putAll(TorchCheckpoint.stateDict(root));
+                } catch (IllegalArgumentException e) {
+                    throw new IOException(init + ": " + e.getMessage(), e);
+                }
+                retrieval = !TorchCheckpoint.modelOptions(root).isEmpty() || sd.containsKey("adpool.p");
+            }
+            if (!retrieval) {
+                return backboneFrom(sd, options, seed);
+            }
+        } finally {
+            if (contents != null) {
+                contents.close();
+            }
+            if (root != null) {
+                TorchCheckpoint.closeTensors(root);
+            }
+        }
+        NetworkCheckpoint.Loaded loaded = NetworkCheckpoint.load(init);
+        if (!quiet) {
+            System.err.println("init: retrieval network from " + init + " (" + loaded.net().options() + ")");
+            loaded.notes().forEach(n -> System.err.println("note: " + n));
+        }
+        return loaded.net();
+    }
+
+    /** An ImageNet classifier's backbone (torchvision layout) in a fresh network; GeM and FC stay as built. */
+    private RetrievalNet backboneFrom(Map<String, Tensor> sd, RetrievalNet.Options options, long seed)
+            throws IOException {
+        Map<String, Tensor> backbone = new LinkedHashMap<>(sd);
+        backbone.keySet().removeIf(k -> k.startsWith("fc."));
+        RetrievalNet net = build(options, seed);
+        Module.LoadReport r = net.loadStateDict(backbone, false);
+        List<String> missing = new ArrayList<>(r.missing());
+        missing.removeIf(k -> k.startsWith("fc.") || k.startsWith("adpool."));
+        if (!missing.isEmpty() || !r.mismatched().isEmpty()) {
+            net.close();
+            throw new IOException(init + ": not a " + options.arch() + " of width " + options.baseWidth()
+                    + " backbone (check --arch / --base-width): missing " + missing + ", mismatched " + r.mismatched());
+        }
+        if (!quiet) {
+            System.err.println("init: " + options.arch() + " backbone from " + init + " (" + backbone.size()
+                    + " tensors); GeM and FC initialised from seed " + seed
+                    + (r.unexpected().isEmpty() ? "" : "; ignored " + r.unexpected()));
+        }
+        return net;
+    }
+
+    /** The trained network as a dir4j network checkpoint (state dict + the reference's model_options). */
+    static void exportNetwork(RetrievalNet net, Path file) throws IOException {
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("format", "pt");
+        meta.put("model_options", Json.write(Trainer.modelOptions(net.options())));
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Safetensors.write(tmp, net.stateDict(), meta);
+        Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** A progress bar redrawn on stderr from the trainer's step lines; other lines printed as they come. */
+    static final class Progress implements java.util.function.Consumer<String> {
+        private final boolean quiet;
+        private final int total;
+        private final boolean terminal = System.console() != null;
+        private boolean midLine;
+        private long lastPrint;
+
+        Progress(boolean quiet, int total) {
+            this.quiet = quiet;
+            this.total = total;
+        }
+
+        @Override
+        public void accept(String line) {
+            if (quiet) {
+                return;
+            }
+            if (line.startsWith("step ") && line.contains(" loss ")) {
+                int slash = line.indexOf('/');
+                long done = Long.parseLong(line.substring(5, slash));
+                int filled = (int) (30 * done / Math.max(1, total));
+                String bar = "[" + "#".repeat(filled) + "-".repeat(30 - filled) + "] " + line;
+                long now = System.nanoTime();
+                if (terminal) {
+                    System.err.print("\r" + bar + "  ");
+                    midLine = true;
+                } else if (done == total || now - lastPrint > 10_000_000_000L) {
+                    System.err.println(bar);
+                    lastPrint = now;
+                }
+                return;
+            }
+            end();
+            System.err.println(line);
+        }
+
+        void end() {
+            if (midLine) {
+                System.err.println();
+                midLine = false;
+            }
+        }
+    }
+}

@@ -1,0 +1,207 @@
+package dir4j.retrieval.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import dir4j.retrieval.net.NetworkCheckpoint;
+import dir4j.retrieval.net.RetrievalNet;
+import dir4j.retrieval.synth.SyntheticLandmarks;
+import dir4j.retrieval.train.TrainConfig;
+import dir4j.retrieval.train.Trainer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code dir4j train}: the committed example recipe parses; a tiny 2-step run from it plus
+ * command-line overrides logs the same (finite) losses as the Trainer called directly with the
+ * recipe the options describe, and leaves a checkpoint and a network file that extraction reads.
+ */
+class TrainCommandTest {
+    @TempDir
+    static Path data;
+
+    static Path trainList;
+    static List<Path> images = new ArrayList<>();
+    static int[] labels;
+
+    /** Tiny: ResNet-18 of width 4, 8-d descriptors, 32-pixel crops. */
+    static final String[] TINY = {"--arch", "resnet18", "--base-width", "4", "--out-dim", "8", "--steps", "2",
+        "--crop-size", "32", "--min-size", "32", "--max-size", "40", "--classes-per-batch", "3",
+        "--images-per-class", "2", "--sub-batch", "4", "--checkpoint-every", "1", "--validate-every", "0",
+        "--warmup", "0", "--seed", "5", "--quiet"};
+
+    @BeforeAll
+    static void benchmark() throws IOException {
+        Path dir = SyntheticLandmarks.generate(data, new SyntheticLandmarks.Config(3, 48, 4, 3, 1, 1, 1, 1, 0, 1), null);
+        trainList = dir.resolve("train.txt");
+        List<Integer> ls = new ArrayList<>();
+        for (String line : Files.readAllLines(trainList)) {
+            String[] f = line.split(" ");
+            images.add(dir.resolve(f[0]));
+            ls.add(Integer.parseInt(f[1]));
+        }
+        labels = ls.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    static Path example() {
+        Path p = Path.of("").toAbsolutePath();
+        while (p != null && !Files.exists(p.resolve("examples/train-synth.json"))) {
+            p = p.getParent();
+        }
+        assertTrue(p != null, "examples/train-synth.json above " + Path.of("").toAbsolutePath());
+        return p.resolve("examples/train-synth.json");
+    }
+
+    @Test
+    void exampleRecipeParsesToTheDemoRecipe() throws IOException {
+        TrainConfig cfg = TrainConfig.defaults().withFile(example());
+        assertEquals("ap", cfg.loss());
+        assertEquals(20, cfg.nq());
+        assertEquals(0.002, cfg.lr());
+        assertEquals(300, cfg.steps());
+        assertEquals(8, cfg.classesPerBatch());
+        assertEquals(false, cfg.frozenBatchNorm());
+        assertEquals(dir4j.retrieval.demo.Demo.Settings.defaults(data, data).train(), cfg,
+                "the example is the demo's recipe");
+    }
+
+    @Test
+    void tinyRunFromTheExampleLogsTheTrainersLossesAndWritesCheckpoints(@TempDir Path out) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--config",
+                example().toString(), "--out", out.toString()));
+        args.addAll(List.of(TINY));
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.out().contains("trained 2 steps"), r.out());
+        assertTrue(Files.size(out.resolve("checkpoint.safetensors")) > 0);
+        assertTrue(Files.exists(out.resolve("loss.png")));
+
+        // the recipe used: the file's lr and loss, the command line's sizes
+        TrainConfig used = TrainConfig.defaults().withFile(out.resolve("train-config.json"));
+        assertEquals(0.002, used.lr());
+        assertEquals(2, used.steps());
+        assertEquals(32, used.cropSize());
+        assertEquals(5, used.seed());
+
+        List<Double> logged = new ArrayList<>();
+        for (String line : Files.readAllLines(out.resolve("log.csv")).subList(1, 3)) {
+            logged.add(Double.parseDouble(line.split(",")[1]));
+        }
+        // the same run through the Trainer directly
+        var opts = new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4);
+        List<Double> direct;
+        Tensor expected;
+        try (RetrievalNet net = new RetrievalNet(opts, new Random(5))) {
+            direct = new Trainer(net, images, labels, used, out.resolve("direct")).run(false, null, null).losses();
+            expected = describe(net);
+        }
+        assertEquals(direct, logged, "dir4j train ran the recipe its options describe");
+        logged.forEach(l -> assertTrue(Double.isFinite(l) && l > 0 && l < 1, "AP loss in (0, 1): " + l));
+
+        // model.safetensors is a network checkpoint with the trained weights
+        try (RetrievalNet loaded = NetworkCheckpoint.load(out.resolve("model.safetensors")).net()) {
+            assertEquals(opts, loaded.options());
+            assertArrayEquals(expected.toFloatArray(), describe(loaded).toFloatArray(), 0f);
+        }
+    }
+
+    @Test
+    void existingCheckpointNeedsResumeOrOverwriteAndResumeContinues(@TempDir Path out) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                out.toString()));
+        args.addAll(List.of(TINY));
+        assertEquals(0, CliRun.run(args.toArray(String[]::new)).rc());
+        CliRun.Run again = CliRun.run(args.toArray(String[]::new));
+        assertEquals(2, again.rc(), again.toString());
+        assertTrue(again.err().contains("--resume"), again.err());
+        args.set(args.indexOf("--steps") + 1, "3");
+        args.add("--resume");
+        CliRun.Run resumed = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, resumed.rc(), resumed.toString());
+        assertTrue(resumed.out().contains("trained 3 steps"), resumed.out());
+        assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "header + steps 1..3");
+    }
+
+    @Test
+    void torchvisionClassifierInitLoadsTheBackboneAndKeepsANewProjection(@TempDir Path out) throws IOException {
+        // an ImageNet classifier in torchvision's layout: the backbone, no GeM, fc 1000 × C
+        Path tv = out.resolve("resnet18-tiny-imagenet.safetensors");
+        var opts = new RetrievalNet.Options("resnet18", 8, "gem", 3, false, false, 4);
+        java.util.Map<String, double[]> backbone = new java.util.LinkedHashMap<>();
+        try (RetrievalNet donor = new RetrievalNet(opts, new Random(77))) {
+            java.util.Map<String, Tensor> sd = new java.util.LinkedHashMap<>(donor.stateDict());
+            sd.remove("adpool.p");
+            sd.remove("fc.weight");
+            sd.remove("fc.bias");
+            sd.forEach((k, v) -> backbone.put(k, v.toDoubleArray()));
+            int c = donor.stateDict().get("fc.weight").shape(1);
+            sd.put("fc.weight", Tensor.zeros(1000, c));
+            sd.put("fc.bias", Tensor.zeros(1000));
+            dir4j.nn.io.Safetensors.write(tv, sd, Map.of());
+        }
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--init",
+                tv.toString(), "--lr", "0", "--out", out.resolve("run").toString()));
+        args.addAll(List.of(TINY));
+        args.set(args.indexOf("--steps") + 1, "1");
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        try (RetrievalNet trained = NetworkCheckpoint.load(out.resolve("run/model.safetensors")).net()) {
+            var sd = trained.stateDict();
+            assertArrayEquals(new int[] {8, sd.get("fc.weight").shape(1)}, sd.get("fc.weight").shape(),
+                    "a fresh 8-d projection, not the classifier");
+            for (var e : backbone.entrySet()) { // lr 0: the loaded backbone is still there
+                assertArrayEquals(e.getValue(), sd.get(e.getKey()).toDoubleArray(), 0.0, e.getKey());
+            }
+        }
+        // a backbone of another width is refused, naming the option to check
+        args.set(args.indexOf("--base-width") + 1, "8");
+        args.add("--overwrite");
+        CliRun.Run bad = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, bad.rc(), bad.toString());
+        assertTrue(bad.err().contains("--base-width"), bad.err());
+    }
+
+    @Test
+    void badOptionsAreUsageErrors(@TempDir Path out) {
+        CliRun.Run r = CliRun.run("train", "--out", out.toString(), "--steps", "2");
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--train-list FILE or --synth"), r.err());
+        r = CliRun.run("train", "--synth", "--loss", "listwise", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("loss must be ap, tap"), r.err());
+        r = CliRun.run("train", "--synth", "--batch-size", "30", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("not a multiple of imagesPerClass 4"), r.err());
+        r = CliRun.run("train", "--train-list", trainList.toString(), "--device", "tpu", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("unknown device 'tpu'"), r.err());
+    }
+
+    @Test
+    void helpDocumentsEveryOption() {
+        CliRun.assertHelpDocumentsEveryOption("train");
+    }
+
+    static Tensor describe(RetrievalNet net) {
+        net.eval();
+        float[] x = new float[2 * 3 * 32 * 32];
+        Random rng = new Random(3);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) rng.nextGaussian();
+        }
+        try (Autograd.NoGrad ng = Autograd.noGrad()) {
+            return net.forward(Tensor.of(x, 2, 3, 32, 32)).detach();
+        }
+    }
+}
