@@ -3,11 +3,15 @@ package dir4j.retrieval.cli;
 import dir4j.engine.Device;
 import picocli.CommandLine.Option;
 
-/** {@code --device}: the tool commands run on the CPU; CUDA is refused with status 2 until it is built. */
+/**
+ * {@code --device}: where a command runs. Commands with a CUDA path take it through
+ * {@link #usable}; the others ({@link #requireCpu}) refuse CUDA with status 2, naming the command.
+ */
 final class DeviceOption {
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
-            description = "Where the work runs. Only cpu is built for this command; cuda exits with status 2 "
-                    + "saying so. Default: ${DEFAULT-VALUE}.")
+            description = "Where the work runs: cpu, or cuda[:N] where the command has a GPU path (search: the "
+                    + "query network and the exact index's similarity products; not hnsw). A command without one, "
+                    + "or a GPU that cannot start, exits with status 2 saying why. Default: ${DEFAULT-VALUE}.")
     String device;
 
     /**
@@ -41,7 +45,7 @@ final class DeviceOption {
         }
         if (!d.equals(Device.CPU)) {
             throw new ToolCommand.UsageException("--device " + device + ": dir4j " + command
-                    + " on CUDA is not built yet; use --device cpu");
+                    + " runs on the CPU only (its work is I/O and small linear algebra); use --device cpu");
         }
     }
 }

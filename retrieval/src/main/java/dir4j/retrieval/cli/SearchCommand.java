@@ -1,5 +1,6 @@
 package dir4j.retrieval.cli;
 
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.retrieval.data.ImageList;
@@ -9,6 +10,7 @@ import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
 import dir4j.retrieval.net.WhiteningFile;
 import dir4j.retrieval.search.DescriptorIndex;
+import dir4j.retrieval.search.ExactIndex;
 import dir4j.retrieval.search.HnswIndex;
 import dir4j.retrieval.search.Neighbours;
 import dir4j.retrieval.whiten.PcaWhitening;
@@ -110,7 +112,7 @@ final class SearchCommand extends ToolCommand {
 
     @Override
     int run() throws IOException {
-        device.requireCpu("search");
+        Device dev = DeviceOption.usable(device.device);
         String fmt = format.toLowerCase(Locale.ROOT);
         if (!fmt.equals("text") && !fmt.equals("json")) {
             throw new UsageException("--format must be text or json, got '" + format + "'");
@@ -141,6 +143,13 @@ final class SearchCommand extends ToolCommand {
             if (ef != null && !(idx instanceof HnswIndex)) {
                 throw new UsageException("--ef goes with an hnsw index; " + index + " is exact");
             }
+            if (!dev.equals(Device.CPU)) {
+                if (!(idx instanceof ExactIndex exact)) {
+                    throw new UsageException("--device " + device.device + ": an hnsw index is searched by Lucene on "
+                            + "the CPU; use --device cpu (exact indexes search on the GPU)");
+                }
+                exact.computeOn(dev);
+            }
             List<String> ids;
             Tensor q;
             if (fromImages) {
@@ -154,6 +163,9 @@ final class SearchCommand extends ToolCommand {
                 }
                 NetworkCheckpoint.Loaded loaded = network.load();
                 try (RetrievalNet net = loaded.net()) {
+                    if (!dev.equals(Device.CPU)) {
+                        net.to(dev); // FeatureExtractor sends each batch to the network's device
+                    }
                     FeatureExtractor fx = new FeatureExtractor(net, extraction.options(loaded, quiet));
                     FeatureExtractor.Result r = fx.extract(refs, "query");
                     q = r.descriptors();

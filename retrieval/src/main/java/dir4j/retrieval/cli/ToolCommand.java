@@ -15,7 +15,8 @@ import picocli.CommandLine.Spec;
  * <li>1: the work failed: an unreadable or inconsistent input file, a missing dataset, a write
  *     error; the message names the file and what to do;</li>
  * <li>2: the command line is wrong: an unknown or malformed option (picocli reports these), a
- *     combination that makes no sense, or {@code --device cuda} where CUDA is not built yet.</li>
+ *     combination that makes no sense, or {@code --device cuda} where the command has no GPU path or
+ *     the GPU cannot start.</li>
  * </ul>
  * Messages go to stderr as {@code dir4j <command>: <message>}; results go to stdout.
  */
@@ -26,7 +27,7 @@ abstract class ToolCommand implements Callable<Integer> {
     static final String EXIT_FAILED = "1:failed: an input could not be read or did not fit, or an output could not be "
             + "written (the message names the file)";
     static final String EXIT_USAGE = "2:bad command line: unknown or malformed options, options that do not go "
-            + "together, or --device cuda (not built yet)";
+            + "together, or --device cuda where it cannot run";
 
     @Spec
     CommandSpec spec;

@@ -216,7 +216,7 @@ class SearchCommandTest {
         Files.writeString(dir.resolve("two.txt"), "a\nb\n", StandardCharsets.UTF_8);
         assertEquals(1, run("search", "--index", exact, "--descriptors", q, "--query-ids",
                 dir.resolve("two.txt").toString()).rc());
-        CliRun.assertCudaIsRefused("search", "--index", exact, "--descriptors", q);
+        CliRun.assertCudaIsRefused("search", "--index", hnsw, "--descriptors", q); // hnsw: Lucene, CPU only
         CliRun.assertHelpDocumentsEveryOption("search");
     }
 }
