@@ -12,7 +12,8 @@
 #      by its header line `# timeout: SECONDS` (default 60), with DIR4J_JAVA (java, the JVM flags and
 #      the class path of every .device/lib jar) and OUT_DIR ($OUT/steps) exported; lines starting with
 #      `RESULT ` or `REF ` go into the report. ONLY_STEPS=20,30 runs only those step numbers (none: NONE);
-#      STEP_TIMEOUTS=30=80,50=40 overrides their limits; SKIP_TESTS=1 skips steps 3 and 4.
+#      STEP_TIMEOUTS=30=80,50=40 overrides their limits; SKIP_TESTS=1 skips steps 3 and 4, SKIP_PROBES=1
+#      step 4.
 # Writes to $OUT: report.md (the summary to read first), environment.txt, tests.log, probes.log,
 # junit/ (XML reports of step 3), steps/NAME.log and whatever the steps write to steps/.
 set -uo pipefail
@@ -61,10 +62,14 @@ if [ "${SKIP_TESTS:-0}" != 1 ] && [ "${tests_found:-0}" -lt 20 ]; then
   [ "$tests_rc" = 0 ] && tests_rc=3
 fi
 
+if [ "${SKIP_PROBES:-0}" != 1 ]; then
 timeout ${PROBES_TIMEOUT:-240} java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
   --select-class dir4j.engine.cuda.CudaProbeGpuTest --include-tag gpu \
   --details=tree --disable-banner --disable-ansi-colors > "$out/probes.log" 2>&1
 probes_rc=$?
+else
+  probes_rc=skipped; : > "$out/probes.log"
+fi
 else
   tests_rc=skipped probes_rc=skipped
   : > "$out/tests.log"; : > "$out/probes.log"
