@@ -1,5 +1,6 @@
 package dir4j.retrieval.train;
 
+import dir4j.engine.io.AtomicFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,31 +9,65 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 
-/** PNG plots of a training run: loss.png (per step, and a moving average) and validation.png. */
+/**
+ * PNG plots of a training run: loss.png (per step, and a moving average) and validation.png.
+ * Rendering needs Java2D fonts; where the machine has none (a container without fontconfig or any
+ * font: "Fontconfig head is null"), the plots are skipped with the reason, and training goes on
+ * (log.csv holds the same numbers).
+ */
 final class Plots {
+    /** Renders a chart into a file; replaceable in tests. */
+    interface Renderer {
+        void save(XYChart chart, Path file) throws IOException;
+    }
+
+    static final Renderer PNG = (chart, file) -> BitmapEncoder.saveBitmap(chart, file.toString(),
+            BitmapEncoder.BitmapFormat.PNG);
+
     private Plots() {}
 
-    static void write(Trainer.History h, Path dir) throws IOException {
+    /** Writes the plots; returns null, or why they could not be drawn (nothing is then written). */
+    static String write(Trainer.History h, Path dir) throws IOException {
+        return write(h, dir, PNG);
+    }
+
+    static String write(Trainer.History h, Path dir, Renderer renderer) throws IOException {
+        try {
+            draw(h, dir, renderer);
+            return null;
+        } catch (RuntimeException | InternalError | UnsatisfiedLinkError | NoClassDefFoundError e) {
+            // Java2D without fonts or native libraries; the chart library wraps some of these
+            return "plots skipped, Java2D cannot draw here (" + e + "); install fontconfig and a font "
+                    + "(e.g. fonts-dejavu-core) for loss.png and validation.png";
+        }
+    }
+
+    private static void draw(Trainer.History h, Path dir, Renderer renderer) throws IOException {
         if (!h.steps().isEmpty()) {
             XYChart c = new XYChartBuilder().width(720).height(360).title("Training loss").xAxisTitle("step")
                     .yAxisTitle("loss").build();
             c.getStyler().setMarkerSize(0);
             c.addSeries("loss", toDoubles(h.steps()), h.losses());
             c.addSeries("moving average", toDoubles(h.steps()), movingAverage(h.losses(), 10));
-            save(c, dir.resolve("loss.png"));
+            save(c, dir.resolve("loss.png"), renderer);
         }
         if (!h.validationSteps().isEmpty()) {
             XYChart c = new XYChartBuilder().width(720).height(360).title("Validation mAP (Medium)")
                     .xAxisTitle("step").yAxisTitle("mAP %").build();
             c.addSeries("mAP", toDoubles(h.validationSteps()), h.validation());
-            save(c, dir.resolve("validation.png"));
+            save(c, dir.resolve("validation.png"), renderer);
         }
     }
 
-    private static void save(XYChart c, Path file) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp.png");
-        BitmapEncoder.saveBitmap(c, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
-        Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    private static void save(XYChart c, Path file, Renderer renderer) throws IOException {
+        // BitmapEncoder adds the extension itself when the name lacks it
+        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp.png");
+        try {
+            renderer.save(c, tmp);
+            AtomicFiles.replace(tmp, file);
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
     }
 
     static List<Double> toDoubles(List<Long> xs) {

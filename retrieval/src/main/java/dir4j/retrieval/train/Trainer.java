@@ -63,6 +63,8 @@ public final class Trainer {
     private final Device device;
     private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
     private CheckpointWriter checkpointWriter = Safetensors::write;
+    /** Whether the reason the plots cannot be drawn here has been reported (once per run). */
+    private boolean plotsWarned;
 
     /** How a checkpoint reaches the disk (atomic: a failed write leaves the previous file as it was). */
     @FunctionalInterface
@@ -192,7 +194,14 @@ public final class Trainer {
                 }
                 if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
                     save(opt, names, step + 1);
-                    Plots.write(history, outDir);
+                    String skipped = Plots.write(history, outDir);
+                    if (skipped != null && !plotsWarned) {
+                        plotsWarned = true;
+                        System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, skipped);
+                        if (progress != null) {
+                            progress.accept("note: " + skipped);
+                        }
+                    }
                 }
                 if (step + 1 == stopAfter) {
                     break;
