@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import dir4j.engine.DType;
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
@@ -46,7 +47,7 @@ final class DescribeCommand extends ToolCommand {
 
     @Override
     int run() throws IOException {
-        device.requireCpu("describe");
+        Device dev = DeviceOption.usable(device.device);
         if (batchSize < 1) {
             throw new UsageException("--batch-size must be at least 1, got " + batchSize);
         }
@@ -67,10 +68,15 @@ final class DescribeCommand extends ToolCommand {
             }
             int n = x.shape(0);
             net.eval();
+            if (!dev.equals(Device.CPU)) {
+                net.to(dev);
+            }
             try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, n, net.dimension())) {
                 for (int b = 0; b < n; b += batchSize) {
                     try (MemoryScope batch = MemoryScope.open(); Autograd.NoGrad noGrad = Autograd.noGrad()) {
-                        w.write(net.forward(x.slice(0, b, Math.min(n, b + batchSize)).contiguous()));
+                        Tensor in = x.slice(0, b, Math.min(n, b + batchSize)).contiguous();
+                        Tensor d = net.forward(dev.equals(Device.CPU) ? in : in.to(dev));
+                        w.write(d.device().equals(Device.CPU) ? d : d.to(Device.CPU));
                     }
                 }
                 w.finish();

@@ -9,9 +9,10 @@ import picocli.CommandLine.Option;
  */
 final class DeviceOption {
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
-            description = "Where the work runs: cpu, or cuda[:N] where the command has a GPU path (search: the "
-                    + "query network and the exact index's similarity products; not hnsw). A command without one, "
-                    + "or a GPU that cannot start, exits with status 2 saying why. Default: ${DEFAULT-VALUE}.")
+            description = "Where the work runs: cpu, or cuda[:N] for the commands with a GPU path (describe: the "
+                    + "network; search: the query network and an exact index's similarity products, not hnsw). "
+                    + "whiten and index run on the CPU only. A GPU that cannot start, or cuda for a CPU-only "
+                    + "command, exits with status 2 saying why. Default: ${DEFAULT-VALUE}.")
     String device;
 
     /**
