@@ -35,6 +35,8 @@ public class APLoss {
     private final boolean excludeSelf;
     private long blockBytes = DEFAULT_BLOCK_BYTES;
     private int blockedAbove = DEFAULT_BLOCKED_ABOVE;
+    /** The one-block backward as (G + Gᵀ)·D: null = on CUDA only (see blockedGradient). */
+    private Boolean gramSingleBlock;
 
     /** The reference's APLoss(nq, min, max). */
     public APLoss(int nq, double min, double max) {
@@ -79,6 +81,12 @@ public class APLoss {
      */
     public APLoss withBlockedAbove(int n) {
         this.blockedAbove = n;
+        return this;
+    }
+
+    /** Forces (true/false) or restores (null) the choice of the one-block backward; for tests. */
+    APLoss gramSingleBlock(Boolean on) {
+        this.gramSingleBlock = on;
         return this;
     }
 
@@ -261,6 +269,32 @@ public class APLoss {
         dir4j.engine.Backend be = d.backend();
         Tensor dD = Tensor.empty(d.dtype(), d.device(), n, dim);
         try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            boolean asGram = gramSingleBlock != null ? gramSingleBlock
+                    : d.device().kind() == dir4j.engine.Device.Kind.CUDA;
+            if (kept != null && asGram) {
+                // CUDA, one block holding all of S: each query's own adjoint G (per row, its bin
+                // gradients in shared memory on CUDA), then H = G + Gᵀ and dD = H·D, as the
+                // gram's backward does. The symmetric kernel reads query j's bin gradients for
+                // every element, which the first H200 run measured at about twice the time of
+                // this composition (RESULTS.md); it stays for the row blocks of large N, and on the
+                // CPU, where it measured faster (290 vs 240 ms backward at N = 2048).
+                try (MemoryScope block = MemoryScope.open()) {
+                    Tensor x = kept[0];
+                    Tensor g = Tensor.empty(d.dtype(), d.device(), n, n);
+                    be.apHistogramBackward(x, kept[1], bins, diagonal(0), gradHist, g);
+                    Tensor h = Tensor.empty(d.dtype(), d.device(), n, n);
+                    be.binary(Backend.Binary.ADD, g, Ops.transpose(g, 0, 1), h);
+                    if (distance) {
+                        Tensor slope = Ops.reciprocal(Ops.affine(x, -1, 1));
+                        be.binary(Backend.Binary.MUL, h, slope, h);
+                    }
+                    be.matmul(h.viewOf(new int[] {1, n, n}, new long[] {(long) n * n, n, 1}, h.offset()),
+                            d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, d.stride(0), d.stride(1)},
+                                    d.offset()),
+                            dD.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, dim, 1}, dD.offset()));
+                }
+                return dD;
+            }
             for (int r0 = 0; r0 < n; r0 += rows) {
                 int r1 = Math.min(n, r0 + rows);
                 int r = r1 - r0;
