@@ -23,8 +23,9 @@ junit=1.14.4
 jcuda=12.6.0
 modules=(kernels engine nn retrieval bench)
 test_modules=(engine nn retrieval)
-# test resources (relative to a module's target/test-classes) the gpu tests read outside their packages
-GPU_TEST_RESOURCES=${GPU_TEST_RESOURCES:-}
+# test classes and resources (relative to a module's target/test-classes) the gpu tests use outside
+# their packages: the shared GPU precondition of retrieval's tests
+GPU_TEST_RESOURCES=${GPU_TEST_RESOURCES:-dir4j/retrieval/Gpu.class}
 [ -x /usr/local/cuda/bin/nvcc ] || { echo "prepare: no nvcc at /usr/local/cuda/bin/nvcc: the kernels would not be built" >&2; exit 1; }
 kit=$root/../shared/tools/device-kit.sh
 if [ -d .git ]; then

@@ -3,7 +3,6 @@ package dir4j.retrieval.cli;
 import static dir4j.retrieval.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
 import dir4j.engine.Backends;
 import dir4j.engine.Device;
@@ -18,7 +17,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -32,15 +30,7 @@ class DescribeCommandGpuTest {
 
     @BeforeAll
     static void gpu() {
-        try {
-            Backends.of(Device.cuda(0));
-        } catch (RuntimeException e) {
-            String why = "CUDA is not usable here: " + e.getMessage();
-            if (Boolean.getBoolean("dir4j.gpu.required")) {
-                fail(why);
-            }
-            Assumptions.abort(why);
-        }
+        dir4j.retrieval.Gpu.require();
     }
 
     @Test

@@ -3,10 +3,7 @@ package dir4j.retrieval.cli;
 import static dir4j.retrieval.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
-import dir4j.engine.Backends;
-import dir4j.engine.Device;
 import dir4j.retrieval.cli.CliRun.Run;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
@@ -14,7 +11,6 @@ import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -27,15 +23,7 @@ class SearchCommandGpuTest {
     Path dir;
     @BeforeAll
     static void gpu() {
-        try {
-            Backends.of(Device.cuda(0));
-        } catch (RuntimeException e) {
-            String why = "CUDA is not usable here: " + e.getMessage();
-            if (Boolean.getBoolean("dir4j.gpu.required")) {
-                fail(why);
-            }
-            Assumptions.abort(why);
-        }
+        dir4j.retrieval.Gpu.require();
     }
 
     @Test

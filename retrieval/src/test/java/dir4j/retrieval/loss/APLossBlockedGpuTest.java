@@ -1,17 +1,13 @@
 package dir4j.retrieval.loss;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.fail;
 
-import dir4j.engine.Backends;
 import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
-import dir4j.engine.cuda.CudaBackend;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -28,15 +24,7 @@ class APLossBlockedGpuTest {
 
     @BeforeAll
     static void requireGpu() {
-        try {
-            ((CudaBackend) Backends.of(GPU)).setTf32(false);
-        } catch (RuntimeException | LinkageError e) {
-            String why = "CUDA is not usable here: " + e;
-            if (Boolean.getBoolean("dir4j.gpu.required")) {
-                fail(why);
-            }
-            Assumptions.abort(why);
-        }
+        dir4j.retrieval.Gpu.require().setTf32(false);
     }
 
     private static float[] floats(double[] v) {

@@ -4,12 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dir4j.engine.Backends;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -21,15 +19,7 @@ class ExactIndexGpuTest {
 
     @BeforeAll
     static void gpu() {
-        try {
-            Backends.of(GPU);
-        } catch (RuntimeException e) {
-            String why = "CUDA is not usable here: " + e.getMessage();
-            if (Boolean.getBoolean("dir4j.gpu.required")) {
-                fail(why);
-            }
-            Assumptions.abort(why);
-        }
+        dir4j.retrieval.Gpu.require();
     }
 
     @Test

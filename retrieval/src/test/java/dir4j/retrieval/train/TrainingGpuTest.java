@@ -4,11 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dir4j.engine.Backends;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
-import dir4j.engine.cuda.CudaBackend;
 import dir4j.retrieval.data.ImageRef;
 import dir4j.retrieval.data.LabelledImageList;
 import dir4j.retrieval.extract.ExtractionOptions;
@@ -27,7 +25,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -53,15 +50,7 @@ class TrainingGpuTest {
 
     @BeforeAll
     static void setUp() throws IOException {
-        try {
-            ((CudaBackend) Backends.of(GPU)).setTf32(false);
-        } catch (RuntimeException | LinkageError e) {
-            String why = "CUDA is not usable here: " + e.getMessage();
-            if (Boolean.getBoolean("dir4j.gpu.required")) {
-                fail(why);
-            }
-            Assumptions.abort(why);
-        }
+        dir4j.retrieval.Gpu.require().setTf32(false);
         Path dir = SyntheticLandmarks.generate(data, new SyntheticLandmarks.Config(3, 48, 4, 3, 1, 1, 1, 1, 0, 1), null);
         LabelledImageList list = LabelledImageList.read(dir.resolve("train.txt"), dir, true);
         refs = list.images();
