@@ -195,6 +195,38 @@ public interface Backend {
         }
     }
 
+    /**
+     * The k largest entries of each row of scores [R, N] (float32, unit column stride), in the
+     * order of search results: higher score first, equal scores by lower column, NaN last. values
+     * [R, k] (float32) and indices [R, k] (int32 column numbers), contiguous, best first.
+     * 1 ≤ k ≤ N, and k ≤ {@link #TOPK_MAX} on CUDA.
+     */
+    void topk(Tensor scores, int k, Tensor values, Tensor indices);
+
+    /** The largest k {@link #topk} takes on every backend. */
+    int TOPK_MAX = 1024;
+
+    /** Checks {@link #topk}'s operands (kMax: the backend's largest k), naming what is wrong. */
+    static void checkTopk(Tensor scores, int k, Tensor values, Tensor indices, int kMax) {
+        if (scores.rank() != 2 || scores.dtype() != DType.FLOAT32 || (scores.shape(1) > 1 && scores.stride(1) != 1)) {
+            throw new IllegalArgumentException("topk: scores must be a float32 [R, N] with contiguous rows, got "
+                    + Shape.str(scores.shape()) + " " + scores.dtype());
+        }
+        int rows = scores.shape(0);
+        int n = scores.shape(1);
+        if (k < 1 || k > n || k > kMax) {
+            throw new IllegalArgumentException("topk: k = " + k + " must be in [1, min(" + n + " columns, " + kMax
+                    + ")]");
+        }
+        if (values.dtype() != DType.FLOAT32 || !values.isContiguous() || values.rank() != 2 || values.shape(0) != rows
+                || values.shape(1) != k || indices.dtype() != DType.INT32 || !indices.isContiguous()
+                || indices.rank() != 2 || indices.shape(0) != rows || indices.shape(1) != k) {
+            throw new IllegalArgumentException("topk: values must be a contiguous float32 [" + rows + ", " + k
+                    + "] and indices an int32 one, got " + Shape.str(values.shape()) + " " + values.dtype() + " and "
+                    + Shape.str(indices.shape()) + " " + indices.dtype());
+        }
+    }
+
     /** {@code excludedDiagonal} of the AP histogram ops when no score is left out. */
     int AP_KEEP_ALL = Integer.MIN_VALUE;
 

@@ -511,4 +511,27 @@ public final class CpuBackend implements Backend {
     public void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h) {
         OptimizerKernels.adam(param, grad, expAvg, expAvgSq, h);
     }
+
+    /** A bounded heap per row ({@link TopK}), rows in parallel. */
+    @Override
+    public void topk(Tensor scores, int k, Tensor values, Tensor indices) {
+        Backend.checkTopk(scores, k, values, indices, Integer.MAX_VALUE);
+        int rows = scores.shape(0);
+        int n = scores.shape(1);
+        MemorySegment s = scores.segment();
+        MemorySegment v = values.segment();
+        MemorySegment ix = indices.segment();
+        CpuThreads.parallelFor(rows, r -> {
+            TopK top = new TopK(k);
+            long base = scores.offset() + (long) r * scores.stride(0);
+            for (int j = 0; j < n; j++) {
+                top.offer(s.getAtIndex(ValueLayout.JAVA_FLOAT, base + j), j);
+            }
+            long[] keys = top.sortedKeys();
+            for (int j = 0; j < k; j++) {
+                v.setAtIndex(ValueLayout.JAVA_FLOAT, values.offset() + (long) r * k + j, ScoreOrder.score(keys[j]));
+                ix.setAtIndex(ValueLayout.JAVA_INT, indices.offset() + (long) r * k + j, ScoreOrder.index(keys[j]));
+            }
+        });
+    }
 }

@@ -735,6 +735,19 @@ public final class CudaBackend implements Backend {
         unary(Unary.POW, saveInvStd, -0.5, 0, saveInvStd);
     }
 
+    /** A block per row: radix select, an ordered collection, a bitonic sort (kernels/src/main/cuda/topk.cu). */
+    @Override
+    public void topk(Tensor scores, int k, Tensor values, Tensor indices) {
+        Backend.checkTopk(scores, k, values, indices, TOPK_MAX);
+        int rows = scores.shape(0);
+        if (rows == 0) {
+            return;
+        }
+        kernels.launch(Kernel.TOPK_ROWS_F32, rows, 1, 256, 0,
+                new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.shape(1)).i32(k)
+                        .ptr(address(values)).ptr(address(indices)));
+    }
+
     /**
      * Two launches (per-channel scale and shift, then one pass over x) instead of cuDNN's
      * inference call, the statistics copies and a separate add and ReLU. float32; float64 takes

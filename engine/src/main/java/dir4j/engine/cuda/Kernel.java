@@ -56,6 +56,8 @@ enum Kernel {
     AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddll"),
     AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllplllpliddlll"),
 
+    TOPK_ROWS_F32("topk", "topk_rows_f32", "pllipp"),
+
     BN_SCALE_SHIFT_F32("batchnorm", "bn_scale_shift_f32", "ppppdip"),
     BN_APPLY_F32("batchnorm", "bn_apply_f32", "ppppllii"),
 

@@ -1,5 +1,6 @@
 package dir4j.retrieval.search;
 
+import dir4j.engine.cpu.TopK;
 import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
@@ -77,9 +78,11 @@ public final class ExactIndex implements DescriptorIndex {
 
     /**
      * Runs the similarity products of {@link #search} on {@code device} (e.g. cuda:0): the
-     * descriptors are copied there once, at the first search after a change, and each block of
-     * scores comes back to the host, where the top k are selected. Returns this. The CPU is the
-     * default; the stored descriptors stay in host memory either way.
+     * descriptors are copied there once, at the first search after a change; each block of scores
+     * has its k best per query selected on the device (Backend#topk; for k above
+     * {@link dir4j.engine.Backend#TOPK_MAX} the whole block comes back and is selected on the host)
+     * and the blocks' selections are merged on the host. Returns this. The CPU is the default; the
+     * stored descriptors stay in host memory either way.
      */
     public ExactIndex computeOn(Device device) {
         checkOpen();
@@ -178,6 +181,19 @@ public final class ExactIndex implements DescriptorIndex {
     }
 
     private void offerAll(Tensor queries, Tensor database, TopK[] best) {
+        int k = best.length == 0 ? 1 : best[0].capacity();
+        if (!database.device().equals(Device.CPU) && k <= dir4j.engine.Backend.TOPK_MAX) {
+            // select each block's k best on the device; only those come back
+            SimilarityBlocks.forEachTop(queries, database, size, k, (values, columns, q0, qn, d0, kept) -> {
+                for (int i = 0; i < qn; i++) {
+                    TopK t = best[q0 + i];
+                    for (int r = 0; r < kept; r++) {
+                        t.offer(values[i * kept + r], d0 + columns[i * kept + r]);
+                    }
+                }
+            });
+            return;
+        }
         SimilarityBlocks.forEach(queries, database, size, (scores, q0, qn, d0, dn) -> {
             for (int i = 0; i < qn; i++) {
                 TopK t = best[q0 + i];

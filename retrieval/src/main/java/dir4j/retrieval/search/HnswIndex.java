@@ -1,5 +1,7 @@
 package dir4j.retrieval.search;
 
+import dir4j.engine.cpu.ScoreOrder;
+import dir4j.engine.cpu.TopK;
 import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;

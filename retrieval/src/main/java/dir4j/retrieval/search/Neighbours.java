@@ -1,5 +1,8 @@
 package dir4j.retrieval.search;
 
+import dir4j.engine.cpu.ScoreOrder;
+import dir4j.engine.cpu.TopK;
+
 /**
  * The k nearest database rows of each query, best first ({@link ExactIndex#search}).
  *

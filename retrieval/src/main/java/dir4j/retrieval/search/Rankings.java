@@ -1,5 +1,6 @@
 package dir4j.retrieval.search;
 
+import dir4j.engine.cpu.ScoreOrder;
 import dir4j.engine.Tensor;
 import java.util.Arrays;
 

@@ -62,6 +62,53 @@ final class SimilarityBlocks {
         }
     }
 
+    /** Receives one block's selection: the best {@code kept} of each query row within the block. */
+    interface TopConsumer {
+        /** {@code values[i * kept + r]}, database row {@code d0 + columns[i * kept + r]}: query q0+i's r-th best. */
+        void accept(float[] values, int[] columns, int q0, int queryCount, int d0, int kept);
+    }
+
+    /**
+     * Like {@link #forEach}, but each block's k best per query are selected where the scores are
+     * ({@link dir4j.engine.Backend#topk}, on the GPU for device tensors) and only those come back
+     * to the host: k ≤ {@link dir4j.engine.Backend#TOPK_MAX}.
+     */
+    static void forEachTop(Tensor queries, Tensor database, int databaseRows, int k, TopConsumer consumer) {
+        checkMatrix("queries", queries);
+        checkMatrix("database", database);
+        if (queries.shape(1) != database.shape(1)) {
+            throw new IllegalArgumentException("query dimension " + queries.shape(1) + " differs from the database's "
+                    + database.shape(1));
+        }
+        int nq = queries.shape(0);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor queries32 = asFloat32(queries);
+            Tensor database32 = asFloat32(database);
+            for (int q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
+                int qn = Math.min(QUERY_BLOCK, nq - q0);
+                for (int d0 = 0; d0 < databaseRows; d0 += DATABASE_BLOCK) {
+                    int dn = Math.min(DATABASE_BLOCK, databaseRows - d0);
+                    int kept = Math.min(k, dn);
+                    float[] values;
+                    int[] columns;
+                    try (MemoryScope block = MemoryScope.open()) {
+                        Tensor s = Ops.matmul(queries32.slice(0, q0, q0 + qn), database32.slice(0, d0, d0 + dn).t());
+                        Tensor v = Tensor.empty(DType.FLOAT32, s.device(), qn, kept);
+                        Tensor c = Tensor.empty(DType.INT32, s.device(), qn, kept);
+                        s.backend().topk(s.isContiguous() ? s : Ops.contiguous(s), kept, v, c);
+                        values = (v.device().equals(Device.CPU) ? v : v.to(Device.CPU)).toFloatArray();
+                        double[] cd = (c.device().equals(Device.CPU) ? c : c.to(Device.CPU)).toDoubleArray();
+                        columns = new int[cd.length];
+                        for (int i = 0; i < cd.length; i++) {
+                            columns[i] = (int) cd[i];
+                        }
+                    }
+                    consumer.accept(values, columns, q0, qn, d0, kept);
+                }
+            }
+        }
+    }
+
     private static void checkMatrix(String what, Tensor t) {
         if (t.rank() != 2 || !t.dtype().isFloating()) {
             throw new IllegalArgumentException(what + " must be a rank-2 float tensor (rows x dimension), got "

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dir4j.engine.cpu.ScoreOrder;
+import dir4j.engine.cpu.TopK;
 import java.util.Arrays;
 import java.util.Random;
 import org.junit.jupiter.api.Test;

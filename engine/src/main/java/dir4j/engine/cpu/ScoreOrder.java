@@ -1,25 +1,25 @@
-package dir4j.retrieval.search;
+package dir4j.engine.cpu;
 
 /**
  * The one ordering of search results: higher score first, equal scores by lower database index,
  * NaN scores last. Packed into a long so that sorting or heap comparisons are single integer
  * comparisons: ascending keys are best-first.
  */
-final class ScoreOrder {
+public final class ScoreOrder {
     private ScoreOrder() {}
 
     /** The sort key of (score, index): smaller is better. */
-    static long key(float score, int index) {
+    public static long key(float score, int index) {
         int s = Float.isNaN(score) ? Integer.MIN_VALUE : sortableBits(score);
         // ~s reverses the order (higher score → smaller key) without overflow
         return ((long) ~s << 32) | (index & 0xffffffffL);
     }
 
-    static int index(long key) {
+    public static int index(long key) {
         return (int) key;
     }
 
-    static float score(long key) {
+    public static float score(long key) {
         int s = ~(int) (key >> 32);
         return Float.intBitsToFloat(s ^ ((s >> 31) & 0x7fffffff));
     }

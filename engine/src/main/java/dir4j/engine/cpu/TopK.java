@@ -1,24 +1,30 @@
-package dir4j.retrieval.search;
+package dir4j.engine.cpu;
 
 import java.util.Arrays;
 
 /**
- * The k best (score, index) pairs of a stream, in {@link ScoreOrder}: a bounded max-heap of sort
+ * The k best (score, index) pairs of a stream, in {@link ScoreOrder} (search results, the CPU
+ * backend's top-k): a bounded max-heap of sort
  * keys whose root is the worst kept pair, so a candidate that cannot enter costs one comparison
  * (partial selection, O(n log k), never a full sort).
  */
-final class TopK {
+public final class TopK {
     private final long[] heap;
     private int size;
 
-    TopK(int k) {
+    public TopK(int k) {
         if (k < 1) {
             throw new IllegalArgumentException("k must be at least 1, got " + k);
         }
         heap = new long[k];
     }
 
-    void offer(float score, int index) {
+    /** The k this selection keeps. */
+    public int capacity() {
+        return heap.length;
+    }
+
+    public void offer(float score, int index) {
         long key = ScoreOrder.key(score, index);
         if (size < heap.length) {
             int i = size++;
@@ -56,7 +62,7 @@ final class TopK {
     }
 
     /** The kept pairs' keys, best first (the heap is left unusable). */
-    long[] sortedKeys() {
+    public long[] sortedKeys() {
         long[] keys = Arrays.copyOf(heap, size);
         Arrays.sort(keys);
         return keys;

@@ -1,0 +1,51 @@
+package dir4j.retrieval.search;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.cpu.TopK;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The per-block selection path (what the GPU search takes) finds what the exact index finds. */
+class SimilarityBlocksTest {
+    private static float[] coarse(Random rng, int count) {
+        float[] v = new float[count];
+        for (int i = 0; i < count; i++) {
+            v[i] = (rng.nextInt(5) - 2) * 0.25f;
+        }
+        return v;
+    }
+
+    @Test
+    void perBlockSelectionMergesToTheExactNeighbours() {
+        Random rng = new Random(4);
+        int n = 9000; // two database blocks
+        int nq = 600; // two query blocks
+        int k = 10;
+        try (MemoryScope s = MemoryScope.open(); ExactIndex index = new ExactIndex(16)) {
+            // coarse values: many exact ties, which must break by lower row as the index does
+            Tensor db = Tensor.of(coarse(rng, n * 16), n, 16);
+            Tensor q = Tensor.of(coarse(rng, nq * 16), nq, 16);
+            index.add(db);
+            Neighbours want = index.search(q, k);
+            TopK[] best = new TopK[nq];
+            for (int i = 0; i < nq; i++) {
+                best[i] = new TopK(k);
+            }
+            SimilarityBlocks.forEachTop(q, db, n, k, (values, columns, q0, qn, d0, kept) -> {
+                for (int i = 0; i < qn; i++) {
+                    for (int r = 0; r < kept; r++) {
+                        best[q0 + i].offer(values[i * kept + r], d0 + columns[i * kept + r]);
+                    }
+                }
+            });
+            Neighbours got = Neighbours.of(best);
+            for (int i = 0; i < nq; i++) {
+                assertArrayEquals(want.indices()[i], got.indices()[i], "query " + i);
+                assertArrayEquals(want.scores()[i], got.scores()[i], "query " + i);
+            }
+        }
+    }
+}
