@@ -25,9 +25,8 @@ __device__ __forceinline__ unsigned topk_key(float f) {
 
 // scores [rows, n], row stride ld (columns contiguous); values [rows, k], indices [rows, k] (int32
 // column numbers); 1 ≤ k ≤ min(n, TOPK_MAX). Launch: grid rows, block TOPK_THREADS.
-extern "C" __global__ void __launch_bounds__(TOPK_THREADS) topk_rows_f32(const float* __restrict__ scores, i64 ld,
-                                                                          i64 n, int k, float* __restrict__ values,
-                                                                          int* __restrict__ indices) {
+extern "C" __global__ void topk_rows_f32(const float* __restrict__ scores, i64 ld, i64 n, int k,
+                                         float* __restrict__ values, int* __restrict__ indices) {
     __shared__ unsigned hist[256];
     __shared__ unsigned chosenPrefix;
     __shared__ unsigned chosenRemaining;
