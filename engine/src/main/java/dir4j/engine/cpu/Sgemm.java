@@ -208,25 +208,21 @@ public final class Sgemm {
                 CpuThreads.parallelRange(nPanels, minPanels, (s, e) -> b.packColumnPanels(bPack,
                         (int) s * NR * kc, pc, kc, jc + (int) s * NR, (int) Math.min(nc - s * NR, (e - s) * NR), NR));
                 forEach(serial, plan.tasks(), task -> {
-                    int mb = task / plan.nSplits();
-                    int ns = task % plan.nSplits();
-                    int r0 = plan.rowStart(mb);
-                    int rows = plan.rowStart(mb + 1) - r0;
-                    int jr0 = split(nPanels, plan.nSplits(), ns);
-                    int jr1 = split(nPanels, plan.nSplits(), ns + 1);
-                    if (rows == 0 || jr1 == jr0) {
+                    TaskShare t = plan.share(task, nPanels);
+                    if (t == null) {
                         return;
                     }
                     Workspace w = WORKSPACE.get();
                     float[] aPack = aAll;
                     int aOff = 0;
                     if (aAll != null) {
-                        aOff = plan.prepackedOffset(depthBlock, mb, kcMax);
+                        aOff = plan.prepackedOffset(depthBlock, t.mb(), kcMax);
                     } else {
-                        aPack = w.aPanels(ceilDiv(rows, MR) * MR * kc);
-                        a.packRowPanels(aPack, 0, r0, rows, pc, kc, MR);
+                        aPack = w.aPanels(ceilDiv(t.rows(), MR) * MR * kc);
+                        a.packRowPanels(aPack, 0, t.r0(), t.rows(), pc, kc, MR);
                     }
-                    macroKernel(aPack, aOff, r0, rows, bPack, 0, jc, nc, jr0, jr1, kc, out, depthBlock == 0, w.tile);
+                    macroKernel(aPack, aOff, t.r0(), t.rows(), bPack, 0, jc, nc, t.jr0(), t.jr1(), kc, out,
+                            depthBlock == 0, w.tile);
                 });
             }
         }
@@ -258,22 +254,18 @@ public final class Sgemm {
         });
         // phase 2: each task takes its rows (and column range) through every depth block in order
         CpuThreads.parallelFor(plan.tasks(), task -> {
-            int mb = task / plan.nSplits();
-            int ns = task % plan.nSplits();
-            int r0 = plan.rowStart(mb);
-            int rows = plan.rowStart(mb + 1) - r0;
-            int jr0 = split(nPanels, plan.nSplits(), ns);
-            int jr1 = split(nPanels, plan.nSplits(), ns + 1);
-            if (rows == 0 || jr1 == jr0) {
+            TaskShare t = plan.share(task, nPanels);
+            if (t == null) {
                 return;
             }
             Workspace w = WORKSPACE.get();
             for (int pcb = 0; pcb < kcBlocks; pcb++) {
                 int pc = split(k, kcBlocks, pcb);
                 int kc = split(k, kcBlocks, pcb + 1) - pc;
-                float[] aPack = w.aPanels(ceilDiv(rows, MR) * MR * kc);
-                a.packRowPanels(aPack, 0, r0, rows, pc, kc, MR);
-                macroKernel(aPack, 0, r0, rows, bAll, pcb * blockFloats, 0, n, jr0, jr1, kc, out, pcb == 0, w.tile);
+                float[] aPack = w.aPanels(ceilDiv(t.rows(), MR) * MR * kc);
+                a.packRowPanels(aPack, 0, t.r0(), t.rows(), pc, kc, MR);
+                macroKernel(aPack, 0, t.r0(), t.rows(), bAll, pcb * blockFloats, 0, n, t.jr0(), t.jr1(), kc, out,
+                        pcb == 0, w.tile);
             }
         });
     }
@@ -310,6 +302,9 @@ public final class Sgemm {
             }
         }
     }
+
+    /** One task's share: row block mb (rows r0 … r0+rows−1) against column panels [jr0, jr1). */
+    private record TaskShare(int mb, int r0, int rows, int jr0, int jr1) {}
 
     /** How one depth step's work splits into tasks; the same for every depth step of a product. */
     private record TaskPlan(int[] rowStarts, int[] panelStarts, int nSplits) {
@@ -355,6 +350,17 @@ public final class Sgemm {
 
         int tasks() {
             return blocks() * nSplits;
+        }
+
+        /** Task {@code task}'s share of nPanels column panels, or null when it has no work. */
+        TaskShare share(int task, int nPanels) {
+            int mb = task / nSplits;
+            int ns = task % nSplits;
+            int r0 = rowStart(mb);
+            int rows = rowStart(mb + 1) - r0;
+            int jr0 = split(nPanels, nSplits, ns);
+            int jr1 = split(nPanels, nSplits, ns + 1);
+            return rows == 0 || jr1 == jr0 ? null : new TaskShare(mb, r0, rows, jr0, jr1);
         }
 
         int rowStart(int block) {
