@@ -2,7 +2,6 @@ package dir4j.engine.cpu;
 
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
-import java.util.concurrent.RecursiveAction;
 import java.util.function.IntConsumer;
 
 /**
@@ -35,7 +34,70 @@ public final class CpuThreads {
             }
             return;
         }
-        POOL.invoke(new Range(body, 0, n));
+        new Shared(body, n).run();
+    }
+
+    /**
+     * One parallelFor: the calling thread and up to threads − 1 pool workers claim indices from a
+     * shared counter until none are left; the caller then waits only for the indices already
+     * claimed, never for a worker that has not woken up yet. A parked worker takes tens of
+     * microseconds to wake on these machines, as long as a mid-sized GEMM's depth block, so the
+     * caller working at once (and the work going to whoever is awake) is what lets products of a
+     * millisecond use both cores.
+     */
+    private static final class Shared {
+        private final IntConsumer body;
+        private final int n;
+        private final java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+        private final java.util.concurrent.atomic.AtomicInteger finished = new java.util.concurrent.atomic.AtomicInteger();
+        private final java.util.concurrent.atomic.AtomicReference<Throwable> failure =
+                new java.util.concurrent.atomic.AtomicReference<>();
+
+        Shared(IntConsumer body, int n) {
+            this.body = body;
+            this.n = n;
+        }
+
+        void run() {
+            int helpers = Math.min(THREADS - 1, n - 1);
+            for (int h = 0; h < helpers; h++) {
+                POOL.execute(this::work);
+            }
+            work();
+            int spins = 0;
+            while (finished.get() < n) {
+                if (++spins < 20_000) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
+            Throwable t = failure.get();
+            if (t instanceof RuntimeException r) {
+                throw r;
+            }
+            if (t instanceof Error e) {
+                throw e;
+            }
+            if (t != null) {
+                throw new IllegalStateException(t);
+            }
+        }
+
+        private void work() {
+            int i;
+            while ((i = next.getAndIncrement()) < n) {
+                try {
+                    if (failure.get() == null) {
+                        body.accept(i);
+                    }
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                } finally {
+                    finished.incrementAndGet();
+                }
+            }
+        }
     }
 
     /**
@@ -65,27 +127,5 @@ public final class CpuThreads {
     @FunctionalInterface
     public interface RangeBody {
         void run(long start, long end);
-    }
-
-    private static final class Range extends RecursiveAction {
-        private final IntConsumer body;
-        private final int lo;
-        private final int hi;
-
-        Range(IntConsumer body, int lo, int hi) {
-            this.body = body;
-            this.lo = lo;
-            this.hi = hi;
-        }
-
-        @Override
-        protected void compute() {
-            if (hi - lo == 1) {
-                body.accept(lo);
-                return;
-            }
-            int mid = (lo + hi) >>> 1;
-            invokeAll(new Range(body, lo, mid), new Range(body, mid, hi));
-        }
     }
 }
