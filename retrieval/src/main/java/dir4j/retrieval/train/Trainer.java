@@ -239,11 +239,12 @@ public final class Trainer {
 
     private Function<Tensor, Tensor> lossFunction(int[] batchLabels, long step) {
         return switch (cfg.loss()) {
+            // descriptors and class ids: on the CPU up to N = 4096 this forms S and the labels as
+            // before; on CUDA, or above, it takes the blocked path that never stores an N×N matrix
             case "ap" -> d -> new APLoss(cfg.nq(), cfg.binMin(), cfg.binMax(), false, true)
-                    .forward(Ops.gram(d), sameClass(batchLabels, d), null).loss();
+                    .forward(d, batchLabels, null).loss();
             case "tap", "tap-simplified" -> d -> new TAPLoss(cfg.nq(), cfg.binMin(), cfg.binMax(),
-                    cfg.loss().equals("tap-simplified"), false, true).forward(Ops.gram(d), sameClass(batchLabels, d),
-                    null).loss();
+                    cfg.loss().equals("tap-simplified"), false, true).forward(d, batchLabels, null).loss();
             default -> d -> {
                 // the triplet loss gathers rows by index: on the host (an N×D copy; its gradient
                 // flows back to the device through the copy)
@@ -257,12 +258,6 @@ public final class Trainer {
                 return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(h, triplets);
             };
         };
-    }
-
-    /** The N×N same-class matrix on the descriptors' device and in their dtype. */
-    private static Tensor sameClass(int[] batchLabels, Tensor d) {
-        Tensor y = APLoss.sameClass(batchLabels, d.dtype());
-        return d.device().equals(Device.CPU) ? y : y.to(d.device());
     }
 
     /** Decoded (cached) and augmented images of a batch; seeded by (seed, step, position). */
