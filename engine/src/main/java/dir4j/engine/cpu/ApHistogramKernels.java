@@ -145,11 +145,10 @@ final class ApHistogramKernels {
         long[] lst = labels.strides();
         long[] gst = gradHist.strides();
         CpuThreads.parallelFor(n, i -> {
-            double[] g = new double[nq];
-            double[] gp = new double[nq];
+            double[] g = new double[2 * nq]; // G then G⁺ of query i
             for (int k = 0; k < nq; k++) {
                 g[k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + k * gst[2]);
-                gp[k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + gst[1] + k * gst[2]);
+                g[nq + k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + gst[1] + k * gst[2]);
             }
             long ob = gradScores.offset() + (long) i * m;
             for (int j = 0; j < m; j++) {
@@ -159,17 +158,7 @@ final class ApHistogramKernels {
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
                 double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
-                double d = 0;
-                int k = q.interiorBin(s);
-                if (k >= 0) {
-                    // dq_k/ds = w2(k) = a and dq_{k+1}/ds = w1(k+1) = −a; the other bins are flat here
-                    d = (g[k] + y * gp[k] - g[k + 1] - y * gp[k + 1]) * q.a();
-                } else {
-                    for (k = q.lo(s); k <= q.hi(s); k++) {
-                        d += (g[k] + y * gp[k]) * q.slope(k, s);
-                    }
-                }
-                CpuBackend.store(os, t, ob + j, d);
+                CpuBackend.store(os, t, ob + j, scoreGradient(q, s, y, g, 0));
             }
         });
     }
@@ -220,7 +209,10 @@ final class ApHistogramKernels {
         });
     }
 
-    /** Σ_k (G_k + y·G⁺_k)·q_k'(s) with G at g[at …] and G⁺ at g[at + nq …], as in {@link #backward}. */
+    /**
+     * Σ_k (G_k + y·G⁺_k)·q_k'(s) with G at g[at …] and G⁺ at g[at + nq …]. Inside an interior bin
+     * only two weights move: dq_k/ds = w2(k) = a and dq_{k+1}/ds = w1(k+1) = −a.
+     */
     private static double scoreGradient(Quantizer q, double s, double y, double[] g, int at) {
         int nq = q.nq();
         int k = q.interiorBin(s);
