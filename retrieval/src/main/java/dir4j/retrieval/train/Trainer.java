@@ -246,16 +246,15 @@ public final class Trainer {
             case "tap", "tap-simplified" -> d -> new TAPLoss(cfg.nq(), cfg.binMin(), cfg.binMax(),
                     cfg.loss().equals("tap-simplified"), false, true).forward(d, batchLabels, null).loss();
             default -> d -> {
-                // the triplet loss gathers rows by index: on the host (an N×D copy; its gradient
-                // flows back to the device through the copy)
-                Tensor h = d.device().equals(Device.CPU) ? d : d.to(Device.CPU);
+                // hardest negatives are chosen on the host from S = D·Dᵀ; the loss gathers the
+                // triplets' rows where the descriptors are (indexSelect, indexAdd backward)
                 double[] scores;
                 try (Autograd.NoGrad ng = Autograd.noGrad(); MemoryScope s = MemoryScope.open()) {
-                    scores = Ops.matmul(h, Ops.transpose(h, 0, 1)).toDoubleArray();
+                    scores = Ops.matmul(d, Ops.transpose(d, 0, 1)).toDoubleArray();
                 }
                 var triplets = TripletSampler.sample(batchLabels, TripletSampler.Negatives.HARDEST, scores,
                         new Random(cfg.seed() + step));
-                return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(h, triplets);
+                return new TripletLoss(TripletLoss.Kind.MARGIN, cfg.margin()).forward(d, triplets);
             };
         };
     }

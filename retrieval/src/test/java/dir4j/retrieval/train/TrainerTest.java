@@ -154,6 +154,25 @@ class TrainerTest {
     }
 
     @Test
+    void everyLossTrains(@TempDir Path out) throws IOException {
+        for (String loss : new String[] {"tap", "tap-simplified", "triplet"}) {
+            try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+                Map<String, double[]> before = weights(net);
+                Trainer.History h = new Trainer(net, images, labels, config(2).with(Map.of("loss", loss)),
+                        out.resolve(loss)).run(false, null, null);
+                assertEquals(2, h.losses().size(), loss);
+                for (double l : h.losses()) {
+                    assertTrue(Double.isFinite(l) && l >= 0 && (loss.equals("triplet") || l <= 1),
+                            loss + " loss " + l);
+                }
+                Map<String, double[]> after = weights(net);
+                assertTrue(before.keySet().stream().anyMatch(k -> !java.util.Arrays.equals(before.get(k),
+                        after.get(k))), loss + ": the weights moved");
+            }
+        }
+    }
+
+    @Test
     void badSettingsAreClearErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TrainConfig.defaults().with(Map.of("lossy", "ap")));

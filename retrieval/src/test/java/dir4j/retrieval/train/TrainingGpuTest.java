@@ -132,8 +132,18 @@ class TrainingGpuTest {
 
     @Test
     void threeTrainingStepsOnCudaMatchTheCpu(@TempDir Path out) throws IOException {
+        threeStepsMatch(out.resolve("ap"), "ap");
+    }
+
+    @Test
+    void threeTripletStepsOnCudaMatchTheCpu(@TempDir Path out) throws IOException {
+        // the triplet loss gathers rows on the device (indexSelect) and scatters back (indexAdd)
+        threeStepsMatch(out.resolve("triplet"), "triplet");
+    }
+
+    private static void threeStepsMatch(Path out, String loss) throws IOException {
         TrainConfig cfg = TrainerTest.config(3).with(Map.of("optimizer", "sgd", "lr", "0.01", "momentum", "0.9",
-                "frozenBatchNorm", "true", "schedule", "constant"));
+                "frozenBatchNorm", "true", "schedule", "constant", "loss", loss));
         Map<String, double[]> cpu;
         Trainer.History hc;
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
