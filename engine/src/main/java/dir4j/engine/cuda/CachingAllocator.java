@@ -16,7 +16,7 @@ import java.util.TreeMap;
  * <p>Buckets: up to 512 B, 512 B; up to 1 MiB, the next power of two (small tensors: few sizes,
  * high reuse, at most 1 MiB wasted per block); above, the next multiple of 2 MiB.
  */
-final class CachingAllocator {
+public final class CachingAllocator {
     static final long MIN_BLOCK = 512;
     static final long SMALL_LIMIT = 1L << 20;
     static final long LARGE_STEP = 2L << 20;
@@ -36,7 +36,7 @@ final class CachingAllocator {
      * @param cacheHits      requests served from the cache
      * @param releases       times the cache was given back to the device under memory pressure
      */
-    record Stats(long inUseBytes, long inUseBlocks, long cachedBytes, long cachedBlocks, long peakInUseBytes,
+    public record Stats(long inUseBytes, long inUseBlocks, long cachedBytes, long cachedBlocks, long peakInUseBytes,
                  long deviceAllocs, long cacheHits, long releases) {}
 
     private final String device;

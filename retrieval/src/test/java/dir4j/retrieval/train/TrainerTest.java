@@ -173,6 +173,22 @@ class TrainerTest {
     }
 
     @Test
+    void trainingLeavesNoNativeMemoryBehind(@TempDir Path out) throws IOException {
+        TrainConfig cfg = config(4).with(Map.of("checkpointEvery", "100"));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            long[] live = new long[3];
+            for (int run = 0; run < 3; run++) {
+                // 1, 2 and 4 steps: the live native bytes afterwards must not grow with the steps
+                new Trainer(net, images, labels, cfg, out.resolve("r" + run)).run(false, null, null,
+                        run == 2 ? 4 : run + 1);
+                live[run] = dir4j.engine.cpu.NativeMemory.liveBytes();
+            }
+            assertEquals(live[0], live[1], "native bytes live after 1 and 2 steps");
+            assertEquals(live[0], live[2], "native bytes live after 1 and 4 steps");
+        }
+    }
+
+    @Test
     void badSettingsAreClearErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TrainConfig.defaults().with(Map.of("lossy", "ap")));

@@ -136,6 +136,25 @@ class TrainingGpuTest {
     }
 
     @Test
+    void trainingStepsLeaveNoDeviceMemoryBehind(@TempDir Path out) throws IOException {
+        TrainConfig cfg = TrainerTest.config(4).with(Map.of("frozenBatchNorm", "true", "checkpointEvery", "100"));
+        dir4j.engine.cuda.CudaBackend be = dir4j.retrieval.Gpu.require();
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            net.to(GPU);
+            long[] inUse = new long[3];
+            for (int run = 0; run < 3; run++) {
+                // 1, 2 and 4 steps: what is in use afterwards must not grow with the steps taken
+                new Trainer(net, images, labels, cfg, out.resolve("r" + run), GPU).run(false, null, null,
+                        run == 2 ? 4 : run + 1);
+                be.synchronize();
+                inUse[run] = be.memoryStats().inUseBytes();
+            }
+            assertEquals(inUse[0], inUse[1], "device bytes in use after 1 and 2 steps");
+            assertEquals(inUse[0], inUse[2], "device bytes in use after 1 and 4 steps");
+        }
+    }
+
+    @Test
     void threeTripletStepsOnCudaMatchTheCpu(@TempDir Path out) throws IOException {
         // the triplet loss gathers rows on the device (indexSelect) and scatters back (indexAdd)
         threeStepsMatch(out.resolve("triplet"), "triplet");
