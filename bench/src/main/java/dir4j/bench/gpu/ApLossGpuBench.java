@@ -78,23 +78,11 @@ public final class ApLossGpuBench {
         }
     }
 
-    // the allocator's Stats record is package-private in dir4j.engine.cuda: read it by name
-    private static long stat(CudaBackend backend, String name) {
-        try {
-            Object stats = backend.memoryStats();
-            var m = stats.getClass().getDeclaredMethod(name);
-            m.setAccessible(true);
-            return (long) m.invoke(stats);
-        } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException("cannot read the CUDA allocator's " + name, e);
-        }
-    }
-
     private static long inUse(CudaBackend backend) {
-        return stat(backend, "inUseBytes");
+        return backend.memoryStats().inUseBytes();
     }
 
     private static long peakInUse(CudaBackend backend) {
-        return stat(backend, "peakInUseBytes");
+        return backend.memoryStats().peakInUseBytes();
     }
 }
