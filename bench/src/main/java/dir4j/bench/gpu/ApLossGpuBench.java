@@ -31,7 +31,73 @@ public final class ApLossGpuBench {
             int n = Integer.parseInt(cases[c]);
             boolean tf32 = cases[c + 1].equals("tf32");
             run(backend, gpu, n, 2048, tf32);
+            if (n == 4096) {
+                parts(backend, gpu, n, 2048, tf32);
+            }
         }
+    }
+
+    /**
+     * Where the time of one block (N = 4096) goes: each piece of the blocked path timed on its own
+     * (median of 10, synchronised), and both compositions of the backward: the symmetric kernel
+     * then one GEMM, and the row kernel, G + Gᵀ and one GEMM (what the one-block path takes).
+     */
+    private static void parts(CudaBackend be, Device gpu, int n, int dim, boolean tf32) {
+        be.setTf32(tf32);
+        dir4j.engine.Backend.ApBins bins = new dir4j.engine.Backend.ApBins(20, -1, 1);
+        try (MemoryScope scope = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            Tensor d = NnOps.l2Normalize(Tensor.randn(new Random(n), n, dim).to(gpu), 1, 1e-12);
+            double[] cls = new double[n];
+            for (int i = 0; i < n; i++) {
+                cls[i] = i / 4;
+            }
+            Tensor ids = Tensor.ofDoubles(cls, n).to(dir4j.engine.DType.FLOAT32).to(gpu);
+            Tensor s = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
+            Tensor[] lab = new Tensor[1];
+            Tensor hist = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, 2, 20);
+            Tensor gradHist = Tensor.randn(new Random(1), n, 2, 20).mul(1e-4).to(gpu);
+            Tensor g = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
+            Tensor h = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
+            Tensor dd = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, 1, n, dim);
+            Tensor s3 = s.viewOf(new int[] {1, n, n}, new long[] {(long) n * n, n, 1}, 0);
+            Tensor h3 = h.viewOf(new int[] {1, n, n}, new long[] {(long) n * n, n, 1}, 0);
+            Tensor d3 = d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, dim, 1}, d.offset());
+            Tensor dt3 = d.viewOf(new int[] {1, dim, n}, new long[] {(long) n * dim, 1, dim}, d.offset());
+            double gemm = millis(be, () -> be.matmul(d3, dt3, s3));
+            double labels = millis(be, () -> {
+                if (lab[0] != null) {
+                    lab[0].close();
+                }
+                lab[0] = MemoryScope.detached(() -> dir4j.engine.Ops.equal(
+                        dir4j.engine.Ops.reshape(ids, n, 1), dir4j.engine.Ops.reshape(ids, 1, n)));
+            });
+            double histogram = millis(be, () -> be.apHistogram(s, lab[0], bins, 0, hist));
+            double rowBackward = millis(be, () -> be.apHistogramBackward(s, lab[0], bins, 0, gradHist, g));
+            double transposeAdd = millis(be, () -> be.binary(dir4j.engine.Backend.Binary.ADD, g,
+                    dir4j.engine.Ops.transpose(g, 0, 1), h));
+            double symmetric = millis(be, () -> be.apHistogramBackwardSymmetric(s, lab[0], bins, 0, 0, gradHist, h));
+            double dGemm = millis(be, () -> be.matmul(h3, d3, dd));
+            System.out.printf("RESULT aploss N=%d %s parts (ms): S GEMM %.3f, label block %.3f, histogram %.3f, "
+                    + "row backward %.3f + G+Gt %.3f, or symmetric backward %.3f; dL/dD GEMM %.3f%n", n,
+                    tf32 ? "tf32" : "strict", gemm, labels, histogram, rowBackward, transposeAdd, symmetric, dGemm);
+            lab[0].close();
+        }
+    }
+
+    /** Median of 10 synchronised runs after 2 warm-ups, ms. */
+    private static double millis(CudaBackend be, Runnable body) {
+        double[] t = new double[10];
+        for (int i = -2; i < t.length; i++) {
+            be.synchronize();
+            long t0 = System.nanoTime();
+            body.run();
+            be.synchronize();
+            if (i >= 0) {
+                t[i] = (System.nanoTime() - t0) / 1e6;
+            }
+        }
+        java.util.Arrays.sort(t);
+        return t[t.length / 2];
     }
 
     private static void run(CudaBackend backend, Device gpu, int n, int dim, boolean tf32) {
