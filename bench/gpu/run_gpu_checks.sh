@@ -14,11 +14,12 @@
 #      `RESULT ` or `REF ` go into the report. ONLY_STEPS=20,30 runs only those step numbers (none: NONE);
 #      STEP_TIMEOUTS=30=80,50=40 overrides their limits; SKIP_TESTS=1 skips steps 3 and 4, SKIP_PROBES=1
 #      step 4.
-# Writes to $OUT: report.md (the summary to read first), environment.txt, tests.log, probes.log,
-# junit/ (XML reports of step 3), steps/NAME.log and whatever the steps write to steps/.
+# Writes to $OUT: report.md (the summary to read first, with each step's output and JSON inside, since
+# the device tool brings back only a handful of files), environment.txt, tests.log, probes.log,
+# steps.txt, steps/NAME.log and whatever the steps write to steps/.
 set -uo pipefail
 out=${OUT:-/tmp/dir4j-gpu-checks}
-mkdir -p "$out/junit"
+mkdir -p "$out"
 report=$out/report.md
 cd "$(dirname "$0")/../.."
 [ -f .device/setup.sh ] && [ -d .device/lib ] || { echo "no .device/ (run bench/gpu/prepare_gpu_checks.sh and carry .device)" | tee "$report"; exit 2; }
@@ -54,7 +55,7 @@ status=$(timeout ${STATUS_TIMEOUT:-120} java "${jvm[@]}" -cp "$cp" dir4j.engine.
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
 timeout ${TESTS_TIMEOUT:-360} java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
   --select-package dir4j --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
-  --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$out/tests.log" 2>&1
+  --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
 tests_rc=$?
 tests_found=$(grep -oE '^\[ *[0-9]+ tests found' "$out/tests.log" | grep -oE '[0-9]+' || echo 0)
 if [ "${SKIP_TESTS:-0}" != 1 ] && [ "${tests_found:-0}" -lt 20 ]; then
@@ -132,6 +133,24 @@ done
     grep -iE 'exception|error' "$f" | head -5
   done
   echo '```'
+  # the device tool returns only a few files: the steps' own output travels inside this report
+  echo
+  echo "## step output (last 40 lines each)"
+  for f in "$out"/steps/*.log; do
+    [ -e "$f" ] || continue
+    echo "### $(basename "$f" .log)"
+    echo '```'
+    grep -v '^WARNING' "$f" | tail -40
+    echo '```'
+  done
+  for f in "$out"/steps/*.json; do
+    [ -e "$f" ] || continue
+    echo "### $(basename "$f")"
+    echo '```'
+    head -c 20000 "$f"
+    echo
+    echo '```'
+  done
 } > "$report"
 cat "$report"
 [ "$tests_rc" = 0 ] || [ "$tests_rc" = skipped ]
