@@ -2,7 +2,7 @@ package dir4j.bench.gpu;
 
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
-import dir4j.engine.Ops;
+import dir4j.engine.NnOps;
 import dir4j.engine.Tensor;
 import dir4j.retrieval.search.ExactIndex;
 import dir4j.retrieval.search.Neighbours;
@@ -26,8 +26,8 @@ public final class ExactSearchGpuBench {
         try (MemoryScope s = MemoryScope.open();
                 ExactIndex cpu = new ExactIndex(d);
                 ExactIndex gpu = new ExactIndex(d).computeOn(Device.cuda(0))) {
-            Tensor db = unit(Tensor.randn(rng, n, d));
-            Tensor q = unit(Tensor.randn(rng, nq, d));
+            Tensor db = NnOps.l2Normalize(Tensor.randn(rng, n, d), 1, 1e-12);
+            Tensor q = NnOps.l2Normalize(Tensor.randn(rng, nq, d), 1, 1e-12);
             cpu.add(db);
             gpu.add(db);
             gpu.search(q.slice(0, 0, Math.min(nq, 16)), k); // uploads the database, warms up
@@ -51,10 +51,5 @@ public final class ExactSearchGpuBench {
                     Runtime.getRuntime().availableProcessors(), nq / cpuS, cpuS);
             System.out.printf("RESULT %s: same top-1 for %d of %d queries%n", what, same, nq);
         }
-    }
-
-    private static Tensor unit(Tensor x) {
-        Tensor norm = Ops.sqrt(Ops.sum(Ops.mul(x, x), new int[] {1}, true));
-        return Ops.div(x, norm);
     }
 }

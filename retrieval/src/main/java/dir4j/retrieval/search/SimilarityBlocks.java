@@ -33,33 +33,14 @@ final class SimilarityBlocks {
      * database blocks inner, so a consumer sees each query's blocks in database order.
      */
     static void forEach(Tensor queries, Tensor database, int databaseRows, Consumer consumer) {
-        checkMatrix("queries", queries);
-        checkMatrix("database", database);
-        if (queries.shape(1) != database.shape(1)) {
-            throw new IllegalArgumentException("query dimension " + queries.shape(1) + " differs from the database's "
-                    + database.shape(1));
-        }
-        if (databaseRows < 0 || databaseRows > database.shape(0)) {
-            throw new IllegalArgumentException(databaseRows + " database rows requested of " + database.shape(0));
-        }
+        checkMatrix("queries", queries); // before its shape sizes the buffer
         int nq = queries.shape(0);
         float[] buffer = new float[Math.min(QUERY_BLOCK, Math.max(1, nq)) * Math.min(DATABASE_BLOCK,
                 Math.max(1, databaseRows))];
-        try (MemoryScope scope = MemoryScope.open()) {
-            Tensor queries32 = asFloat32(queries);
-            Tensor database32 = asFloat32(database);
-            for (int q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
-                int qn = Math.min(QUERY_BLOCK, nq - q0);
-                for (int d0 = 0; d0 < databaseRows; d0 += DATABASE_BLOCK) {
-                    int dn = Math.min(DATABASE_BLOCK, databaseRows - d0);
-                    try (MemoryScope block = MemoryScope.open()) {
-                        Tensor s = Ops.matmul(queries32.slice(0, q0, q0 + qn), database32.slice(0, d0, d0 + dn).t());
-                        copyOut(s, buffer, qn * dn);
-                    }
-                    consumer.accept(buffer, q0, qn, d0, dn);
-                }
-            }
-        }
+        blocks(queries, database, databaseRows, (s, q0, qn, d0, dn) -> {
+            copyOut(s, buffer, qn * dn);
+            return () -> consumer.accept(buffer, q0, qn, d0, dn);
+        });
     }
 
     /** Receives one block's selection: the best {@code kept} of each query row within the block. */
@@ -74,11 +55,35 @@ final class SimilarityBlocks {
      * to the host: k ≤ {@link dir4j.engine.Backend#TOPK_MAX}.
      */
     static void forEachTop(Tensor queries, Tensor database, int databaseRows, int k, TopConsumer consumer) {
+        blocks(queries, database, databaseRows, (s, q0, qn, d0, dn) -> {
+            int kept = Math.min(k, dn);
+            Tensor v = Tensor.empty(DType.FLOAT32, s.device(), qn, kept);
+            Tensor c = Tensor.empty(DType.INT32, s.device(), qn, kept);
+            s.backend().topk(s, kept, v, c);
+            float[] values = (v.device().equals(Device.CPU) ? v : v.to(Device.CPU)).toFloatArray();
+            int[] columns = (c.device().equals(Device.CPU) ? c : c.to(Device.CPU)).toIntArray();
+            return () -> consumer.accept(values, columns, q0, qn, d0, kept);
+        });
+    }
+
+    /** One block of scores [qn, dn] (contiguous, freed after the call) → what to hand the consumer. */
+    private interface BlockBody {
+        Runnable accept(Tensor scores, int q0, int qn, int d0, int dn);
+    }
+
+    /**
+     * The checks and the block loop both walks share: each block's Q·Dᵀ is computed in a memory
+     * scope of its own, and what the body returns runs after the scope has freed the block.
+     */
+    private static void blocks(Tensor queries, Tensor database, int databaseRows, BlockBody body) {
         checkMatrix("queries", queries);
         checkMatrix("database", database);
         if (queries.shape(1) != database.shape(1)) {
             throw new IllegalArgumentException("query dimension " + queries.shape(1) + " differs from the database's "
                     + database.shape(1));
+        }
+        if (databaseRows < 0 || databaseRows > database.shape(0)) {
+            throw new IllegalArgumentException(databaseRows + " database rows requested of " + database.shape(0));
         }
         int nq = queries.shape(0);
         try (MemoryScope scope = MemoryScope.open()) {
@@ -88,22 +93,12 @@ final class SimilarityBlocks {
                 int qn = Math.min(QUERY_BLOCK, nq - q0);
                 for (int d0 = 0; d0 < databaseRows; d0 += DATABASE_BLOCK) {
                     int dn = Math.min(DATABASE_BLOCK, databaseRows - d0);
-                    int kept = Math.min(k, dn);
-                    float[] values;
-                    int[] columns;
+                    Runnable then;
                     try (MemoryScope block = MemoryScope.open()) {
                         Tensor s = Ops.matmul(queries32.slice(0, q0, q0 + qn), database32.slice(0, d0, d0 + dn).t());
-                        Tensor v = Tensor.empty(DType.FLOAT32, s.device(), qn, kept);
-                        Tensor c = Tensor.empty(DType.INT32, s.device(), qn, kept);
-                        s.backend().topk(s.isContiguous() ? s : Ops.contiguous(s), kept, v, c);
-                        values = (v.device().equals(Device.CPU) ? v : v.to(Device.CPU)).toFloatArray();
-                        double[] cd = (c.device().equals(Device.CPU) ? c : c.to(Device.CPU)).toDoubleArray();
-                        columns = new int[cd.length];
-                        for (int i = 0; i < cd.length; i++) {
-                            columns[i] = (int) cd[i];
-                        }
+                        then = body.accept(s.isContiguous() ? s : Ops.contiguous(s), q0, qn, d0, dn);
                     }
-                    consumer.accept(values, columns, q0, qn, d0, kept);
+                    then.run();
                 }
             }
         }
