@@ -64,12 +64,14 @@ public final class CpuThreads {
                 POOL.execute(this::work);
             }
             work();
+            // the claimed indices finish soon after the caller runs out: spin briefly, then sleep
+            // in short naps rather than hold a core while a long index completes elsewhere
             int spins = 0;
             while (finished.get() < n) {
                 if (++spins < 20_000) {
                     Thread.onSpinWait();
                 } else {
-                    Thread.yield();
+                    java.util.concurrent.locks.LockSupport.parkNanos(20_000);
                 }
             }
             Throwable t = failure.get();
