@@ -71,21 +71,23 @@ for line in open(os.path.join(work, "torch.txt")):
     f = line.split()
     ms[("torch", f[1], f[2])] = float(f[5])
 for path in glob.glob(os.path.join(work, "*.json")):
-    key = "dir4j" if os.path.basename(path).startswith("ResNetForwardBench") else "ort"
+    dir4j = os.path.basename(path).startswith("ResNetForwardBench")
     for r in json.load(open(path)):
         p = r["params"]
+        key = ("dir4j-compiled" if r["benchmark"].endswith("Compiled") else "dir4j") if dir4j else "ort"
         ms[(key, p["depth"], p["size"])] = r["primaryMetric"]["score"]
 loads = [l.split() for l in open(os.path.join(work, "loads.txt"))]
-print("\n| network | input (W×H) | load at start | other processes (cores) | dir4j ms | PyTorch 1.13 ms "
-      "| ONNX Runtime 1.23.2 ms | dir4j / PyTorch | dir4j / ONNX Runtime |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("\n| network | input (W×H) | load at start | other processes (cores) | dir4j compiled ms | dir4j module ms "
+      "| PyTorch 1.13 ms | ONNX Runtime 1.23.2 ms | compiled / PyTorch | compiled / ONNX Runtime |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for d, s, load, others in loads[:-1]:
-    j, t, o = (ms.get((k, d, s)) for k in ("dir4j", "torch", "ort"))
+    c, j, t, o = (ms.get((k, d, s)) for k in ("dir4j-compiled", "dir4j", "torch", "ort"))
     fmt = lambda v: "—" if v is None else f"{v:.1f}"
     ratio = lambda a, b: "—" if a is None or b is None else f"{a / b:.2f}"
-    print(f"| {d} | {s.replace('x', '×')} | {load} | {others} | {fmt(j)} | {fmt(t)} | {fmt(o)} "
-          f"| {ratio(j, t)} | {ratio(j, o)} |")
+    print(f"| {d} | {s.replace('x', '×')} | {load} | {others} | {fmt(c)} | {fmt(j)} | {fmt(t)} | {fmt(o)} "
+          f"| {ratio(c, t)} | {ratio(c, o)} |")
 print(f"\n(load at the end {loads[-1][2]}. The 1-minute load counts this script's own 2 threads and decays"
       " slowly; 'other processes' is the CPU time the rest of the machine took while each row ran,"
-      " in cores: 0 is a quiet machine. Ratios are time over time: below 1 means dir4j is faster.)")
+      " in cores: 0 is a quiet machine. Ratios are time over time: below 1 means dir4j is faster."
+      " 'compiled' is ResNetInference, what extraction runs; 'module' is ResNet.forward in eval mode.)")
 EOF

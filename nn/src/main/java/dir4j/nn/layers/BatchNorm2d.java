@@ -43,6 +43,11 @@ public final class BatchNorm2d extends Module {
         return frozen;
     }
 
+    /** The ε added to the variance. */
+    public double eps() {
+        return eps;
+    }
+
     public Tensor weight() {
         return member("weight");
     }

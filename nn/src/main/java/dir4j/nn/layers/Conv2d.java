@@ -20,6 +20,11 @@ public final class Conv2d extends Module {
         this.geometry = new ConvParams(stride, stride, padding, padding, dilation, dilation);
     }
 
+    /** Stride, padding and dilation. */
+    public ConvParams geometry() {
+        return geometry;
+    }
+
     public Tensor weight() {
         return member("weight");
     }

@@ -71,11 +71,12 @@ final class DescribeCommand extends ToolCommand {
             if (!dev.equals(Device.CPU)) {
                 net.to(dev);
             }
+            RetrievalNet.Inference inference = net.inference();
             try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, n, net.dimension())) {
                 for (int b = 0; b < n; b += batchSize) {
                     try (MemoryScope batch = MemoryScope.open(); Autograd.NoGrad noGrad = Autograd.noGrad()) {
                         Tensor in = x.slice(0, b, Math.min(n, b + batchSize)).contiguous();
-                        Tensor d = net.forward(dev.equals(Device.CPU) ? in : in.to(dev));
+                        Tensor d = inference.describe(dev.equals(Device.CPU) ? in : in.to(dev));
                         w.write(d.device().equals(Device.CPU) ? d : d.to(Device.CPU));
                     }
                 }

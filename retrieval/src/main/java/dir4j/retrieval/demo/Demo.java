@@ -147,6 +147,7 @@ public final class Demo {
 
     /** Descriptors [N, D] of preprocessed images, batching images of equal size (no padding). */
     static Tensor describe(RetrievalNet net, List<RgbImage> images, Preprocessing prep) {
+        RetrievalNet.Inference inference = net.inference();
         Map<String, List<Integer>> bySize = new LinkedHashMap<>();
         for (int i = 0; i < images.size(); i++) {
             bySize.computeIfAbsent(images.get(i).width() + "x" + images.get(i).height(), k -> new ArrayList<>()).add(i);
@@ -162,7 +163,7 @@ public final class Demo {
                     System.arraycopy(prep.normalize(images.get(part.get(k))), 0, data, k * plane, plane);
                 }
                 Tensor in = Tensor.of(data, part.size(), 3, first.height(), first.width());
-                Tensor out = net.forward(net.device().equals(Device.CPU) ? in : in.to(net.device()));
+                Tensor out = inference.describe(net.device().equals(Device.CPU) ? in : in.to(net.device()));
                 if (!out.device().equals(Device.CPU)) {
                     out = out.to(Device.CPU);
                 }

@@ -68,6 +68,11 @@ public final class FeatureExtractor {
                              int partsReused, int partsWritten) {}
 
     private final RetrievalNet net;
+    /**
+     * The network as inference runs it (compiled on the CPU), taken at the start of each
+     * extraction: the weights cannot change during one, and a later one sees their latest values.
+     */
+    private RetrievalNet.Inference inference;
     private final ExtractionOptions options;
     private final double scalePoolingP;
     private final PrintStream log;
@@ -106,6 +111,7 @@ public final class FeatureExtractor {
 
     /** Describes the images in memory. */
     public Result extract(List<ImageRef> images, String label) throws IOException {
+        inference = net.inference();
         ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
         int d = net.dimension();
         Described all;
@@ -122,6 +128,7 @@ public final class FeatureExtractor {
      * resuming from {@code <out>.parts/} when asked and possible.
      */
     public FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+        inference = net.inference();
         int d = net.dimension();
         int chunk = options.chunkSize();
         int chunks = (images.size() + chunk - 1) / chunk;
@@ -263,7 +270,7 @@ public final class FeatureExtractor {
             if (!device.equals(Device.CPU)) {
                 in = in.to(device);
             }
-            Tensor desc = net.forward(in);
+            Tensor desc = inference.describe(in);
             if (!desc.device().equals(Device.CPU)) {
                 desc = desc.to(Device.CPU);
             }

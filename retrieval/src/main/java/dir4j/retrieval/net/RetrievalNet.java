@@ -8,6 +8,7 @@ import dir4j.nn.layers.GeneralizedMeanPooling;
 import dir4j.nn.layers.Linear;
 import dir4j.nn.layers.MaxPooling;
 import dir4j.nn.resnet.ResNet;
+import dir4j.nn.resnet.ResNetInference;
 import java.util.Random;
 
 /**
@@ -78,7 +79,56 @@ public final class RetrievalNet extends Module {
     /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W]. */
     @Override
     public Tensor forward(Tensor images) {
-        Tensor x = pool.forward(features(images));
+        return head(features(images));
+    }
+
+    /**
+     * What inference should run: the forward with, on the CPU in eval mode, the backbone compiled
+     * by {@link ResNetInference} (batch norms folded, channels-last direct convolutions; same
+     * descriptors to float rounding, about 1.3-1.4x faster at batch 1). The compiled backbone is a
+     * snapshot of the weights as they are now: take a new one after changing them. Elsewhere (on a
+     * GPU, in training mode, or with {@code -Ddir4j.compiledInference=false}) it is this module's
+     * forward.
+     */
+    public Inference inference() {
+        boolean compile = device().equals(dir4j.engine.Device.CPU) && !isTraining()
+                && !"false".equals(System.getProperty("dir4j.compiledInference"))
+                && ResNetInference.unsupported(backbone).isEmpty();
+        return new Inference(this, compile ? ResNetInference.of(backbone) : null);
+    }
+
+    /** Descriptors for inference; see {@link RetrievalNet#inference()}. */
+    public static final class Inference {
+        private final RetrievalNet net;
+        private final ResNetInference backbone;
+
+        private Inference(RetrievalNet net, ResNetInference backbone) {
+            this.net = net;
+            this.backbone = backbone;
+        }
+
+        /** True when the backbone runs compiled. */
+        public boolean compiled() {
+            return backbone != null;
+        }
+
+        /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W] on the net's device. */
+        public Tensor describe(Tensor images) {
+            if (backbone == null) {
+                return net.forward(images);
+            }
+            Tensor f = backbone.features(images);
+            Tensor d = net.head(f);
+            if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
+                f.close();
+            }
+            return d;
+        }
+    }
+
+    /** Pooling, projection and normalisation of a feature map. */
+    private Tensor head(Tensor featureMap) {
+        Tensor x = pool.forward(featureMap);
         if (options.normFeatures()) {
             x = NnOps.l2Normalize(x, 1, 1e-12);
         }

@@ -33,6 +33,31 @@ class RetrievalNetTest {
         }
     }
 
+    /**
+     * Inference as extraction runs it: compiled on the CPU in eval mode (the reference's
+     * descriptors, no graph), the module itself in training mode.
+     */
+    @Test
+    void inferenceGivesTheReferenceDescriptorsCompiledInEvalMode() {
+        RetrievalNet.Options o = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 4);
+        try (RetrievalNet net = new RetrievalNet(o, new Random(3)); MemoryScope scope = MemoryScope.open();
+             var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            Map<String, Tensor> dict = new LinkedHashMap<>();
+            for (String k : net.stateDict().keySet()) {
+                dict.put(k, read("weights__" + k));
+            }
+            assertTrue(net.loadStateDict(dict, true).clean());
+            net.eval();
+            RetrievalNet.Inference inference = net.inference();
+            assertTrue(inference.compiled());
+            APLossFixtureTest.assertClose("compiled descriptors", read("out").toDoubleArray(),
+                    inference.describe(read("input")).toDoubleArray(), 1e-4, 1e-5);
+            net.train(true);
+            org.junit.jupiter.api.Assertions.assertFalse(net.inference().compiled(),
+                    "training mode uses batch statistics: the module runs");
+        }
+    }
+
     @Test
     void descriptorsAndGradientsMatchTheReferenceLayout() {
         RetrievalNet.Options o = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 4);

@@ -1,0 +1,655 @@
+package dir4j.engine.cpu;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Direct convolutions on channels-last (NHWC) activations for inference, with the bias, a residual
+ * and the ReLU fused into the store: the kernels of {@code dir4j.nn.resnet.ResNetInference}.
+ *
+ * <p>Nothing is packed per call. The activation is its own packed operand: a tile of {@link #MR}
+ * output pixels reads, for each kernel tap, {@code MR} runs of input channels that lie at a fixed
+ * distance from each other ({@code ps} floats), and the micro-kernel broadcasts them against
+ * {@code NR} output channels of the weights, packed once as {@code [NR-block][tap][cin][NR]}. The
+ * whole reduction (taps × input channels) stays in 24 vector registers and is stored once, through
+ * the epilogue (bias, optional residual, optional ReLU, into an optionally zero-padded output).
+ *
+ * <p>Tiling: with stride 1 the tile is {@code MR} consecutive positions of the output laid out on
+ * the input's padded row length (the "implicit padding" layout: position q = oh·Wp + ow reads
+ * input q + kh·Wp + kw for tap (kh, kw)), so tiles run across rows and only positions with ow ≥ OW
+ * are computed and thrown away; with stride s &gt; 1 a tile is up to {@code MR} pixels of one output
+ * row (input pixels s apart). Measured against the im2col + SGEMM path on ResNet's batch-1 shapes
+ * (NhwcConvBench).
+ *
+ * <p>Activations are heap arrays (the micro-kernel is fastest on them, see {@link Sgemm}) with
+ * {@link Activation#SLACK_PIXELS} pixels of slack at the end, which the last tiles may read.
+ */
+public final class NhwcConv {
+    static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
+    /** Output pixels per tile. */
+    public static final int MR = 12;
+    /** Output channels per tile (two vectors). */
+    public static final int NR = 2 * SPECIES.length();
+
+    private NhwcConv() {}
+
+    /**
+     * A batch of channels-last images in a heap array: image n, row y, column x, channel c at
+     * {@code n·imageStride() + ((y + pad)·paddedWidth() + x + pad)·channels + c}; the ring of
+     * {@code pad} pixels around each image is zero (it is the next convolution's zero padding).
+     */
+    public record Activation(float[] data, int batch, int height, int width, int channels, int pad) {
+        /** Pixels of slack after the last image: the largest over-read of a tile, with margin. */
+        public static final int SLACK_PIXELS = 32;
+
+        /** A zeroed activation. */
+        public static Activation allocate(int batch, int height, int width, int channels, int pad) {
+            long floats = (long) batch * (height + 2L * pad) * (width + 2L * pad) * channels
+                    + (long) SLACK_PIXELS * channels;
+            if (floats > Integer.MAX_VALUE - 16) {
+                throw new IllegalArgumentException("channels-last activation " + batch + "x" + height + "x" + width
+                        + "x" + channels + " (pad " + pad + ") is over 2^31 floats: run a smaller batch");
+            }
+            return new Activation(new float[(int) floats], batch, height, width, channels, pad);
+        }
+
+        public int paddedHeight() {
+            return height + 2 * pad;
+        }
+
+        public int paddedWidth() {
+            return width + 2 * pad;
+        }
+
+        public int imageStride() {
+            return paddedHeight() * paddedWidth() * channels;
+        }
+
+        /** Index of channel 0 of pixel (y, x) of image n. */
+        public int index(int n, int y, int x) {
+            return n * imageStride() + ((y + pad) * paddedWidth() + x + pad) * channels;
+        }
+    }
+
+    /**
+     * Convolution weights with their bias, packed for the micro-kernel. The weights are in PyTorch's
+     * layout {@code [cout][cin][k][k]}; the bias has {@code cout} values (a folded batch norm).
+     */
+    public static final class Weights {
+        final float[] packed;
+        final float[] bias;
+        final int cin;
+        final int cout;
+        final int kernel;
+        final int stride;
+        final int pad;
+
+        private Weights(float[] packed, float[] bias, int cin, int cout, int kernel, int stride, int pad) {
+            this.packed = packed;
+            this.bias = bias;
+            this.cin = cin;
+            this.cout = cout;
+            this.kernel = kernel;
+            this.stride = stride;
+            this.pad = pad;
+        }
+
+        /**
+         * Packs {@code w} ([cout][cin][kernel][kernel]) and copies {@code bias}.
+         *
+         * Output channels are padded with zero weights to a multiple of {@link #NR} (the tile width);
+         * the padding is computed and never stored.
+         *
+         * @throws IllegalArgumentException if a size or length is wrong
+         */
+        public static Weights pack(float[] w, float[] bias, int cout, int cin, int kernel, int stride, int pad) {
+            if (cout <= 0 || cin <= 0 || kernel <= 0 || stride <= 0 || pad < 0) {
+                throw new IllegalArgumentException("bad convolution cout=" + cout + " cin=" + cin + " kernel="
+                        + kernel + " stride=" + stride + " pad=" + pad);
+            }
+            int taps = kernel * kernel;
+            if (w.length != cout * cin * taps || bias.length != cout) {
+                throw new IllegalArgumentException("weights hold " + w.length + " values and bias " + bias.length
+                        + " for a " + cout + "x" + cin + "x" + kernel + "x" + kernel + " convolution");
+            }
+            int blocks = Sgemm.ceilDiv(cout, NR);
+            float[] p = new float[blocks * NR * cin * taps];
+            int i = 0;
+            for (int ob = 0; ob < blocks; ob++) {
+                for (int t = 0; t < taps; t++) {
+                    for (int l = 0; l < cin; l++) {
+                        for (int j = 0; j < NR; j++, i++) {
+                            int o = ob * NR + j;
+                            p[i] = o < cout ? w[(o * cin + l) * taps + t] : 0f;
+                        }
+                    }
+                }
+            }
+            return new Weights(p, java.util.Arrays.copyOf(bias, blocks * NR), cin, cout, kernel, stride, pad);
+        }
+
+        public int outChannels() {
+            return cout;
+        }
+
+        public int inChannels() {
+            return cin;
+        }
+
+        public int kernel() {
+            return kernel;
+        }
+
+        public int stride() {
+            return stride;
+        }
+
+        public int pad() {
+            return pad;
+        }
+
+        /** Output size along a side of {@code size} input pixels. */
+        public int outSize(int size) {
+            return (size + 2 * pad - kernel) / stride + 1;
+        }
+    }
+
+    /**
+     * out = relu?(conv(x, w) + bias [+ residual]). x must carry at least the convolution's padding
+     * (its zero ring is the padding); out and residual (any padding) must have the output's batch,
+     * size and channels.
+     */
+    public static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu) {
+        if (x.channels() != w.cin || x.pad() < w.pad) {
+            throw new IllegalArgumentException("input has " + x.channels() + " channels and pad " + x.pad()
+                    + "; the convolution wants " + w.cin + " and pad >= " + w.pad);
+        }
+        // d: how far into x's padded image the convolution's padded image starts.
+        int d = x.pad() - w.pad;
+        int oh = w.outSize(x.height());
+        int ow = w.outSize(x.width());
+        if (oh <= 0 || ow <= 0) {
+            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a "
+                    + w.kernel + "x" + w.kernel + " convolution");
+        }
+        checkOutput("output", out, x.batch(), oh, ow, w.cout);
+        if (residual != null) {
+            checkOutput("residual", residual, x.batch(), oh, ow, w.cout);
+        }
+        int cin = w.cin;
+        int st = w.stride;
+        int k = w.kernel;
+        // Stride s > 1: split the padded input into its s x s phases (pixels (s*i + a, s*j + b)), so
+        // that the strided convolution is a stride-1 one over the phases, laid out flat like any other.
+        float[] xd;
+        int imageStride;
+        int wp;
+        int[] tapOff = new int[k * k];
+        if (st == 1) {
+            xd = x.data();
+            imageStride = x.imageStride();
+            wp = x.paddedWidth();
+            for (int kh = 0; kh < k; kh++) {
+                for (int kw = 0; kw < k; kw++) {
+                    tapOff[kh * k + kw] = ((kh + d) * wp + kw + d) * cin;
+                }
+            }
+        } else {
+            int hq = Sgemm.ceilDiv(x.height() + 2 * w.pad, st);
+            wp = Sgemm.ceilDiv(x.width() + 2 * w.pad, st);
+            int phases = Math.min(k, st);
+            xd = phaseSplit(x, d, st, phases, hq, wp);
+            imageStride = phases * phases * hq * wp * cin;
+            for (int kh = 0; kh < k; kh++) {
+                for (int kw = 0; kw < k; kw++) {
+                    tapOff[kh * k + kw] = (((kh % st) * phases + kw % st) * hq * wp + (kh / st) * wp + kw / st) * cin;
+                }
+            }
+        }
+        int taps = k * k;
+        int tilesPerImage = Sgemm.ceilDiv(oh * wp, MR);
+        int ps = cin;
+        // The furthest float a tile reads must lie inside the array (tiles run past the last pixel).
+        long last = (long) (x.batch() - 1) * imageStride + (long) (tilesPerImage - 1) * MR * cin
+                + java.util.Arrays.stream(tapOff).max().getAsInt() + (long) (MR - 1) * ps + cin;
+        if (last > xd.length) {
+            throw new IllegalStateException("channels-last input too short: tiles read up to float " + last
+                    + " of " + xd.length);
+        }
+        int obs = Sgemm.ceilDiv(w.cout, NR);
+        int tiles = x.batch() * tilesPerImage;
+        int wPer = taps * cin * NR;
+        // Tasks: one block of NR output channels over a run of tiles (its weights stay in L2 over them).
+        long macsPerTile = (long) MR * NR * taps * cin;
+        int chunk = (int) Math.max(1, Math.min(tiles, TASK_MACS / macsPerTile));
+        int threads = CpuThreads.threads();
+        while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
+            chunk = Math.max(1, chunk / 2);
+        }
+        int chunkSize = chunk;
+        int chunks = Sgemm.ceilDiv(tiles, chunkSize);
+        int[][] depth = depthChunks(taps, cin);
+        CpuThreads.parallelFor(obs * chunks, u -> {
+            int ob = u / chunks;
+            int t0 = (u % chunks) * chunkSize;
+            int t1 = Math.min(tiles, t0 + chunkSize);
+            float[] tile = TILE.get();
+            float[] acc = depth.length == 1 ? null : ACC.get();
+            if (acc != null && acc.length < (t1 - t0) * MR * NR) {
+                acc = new float[chunkSize * MR * NR];
+                ACC.set(acc);
+            }
+            // Depth chunk by depth chunk, so that a chunk's weights (KC x NR) stay in L1 over the tiles.
+            for (int di = 0; di < depth.length; di++) {
+                int[] dc = depth[di];
+                int wi = ob * wPer + (dc[0] * cin + dc[2]) * NR;
+                for (int t = t0; t < t1; t++) {
+                    int n = t / tilesPerImage;
+                    int ti = t % tilesPerImage;
+                    int base = n * imageStride + ti * MR * cin;
+                    microKernel(xd, base, ps, tapOff, dc[0], dc[1], dc[2], dc[3], w.packed, wi, tile);
+                    if (acc == null) {
+                        store(tile, n, ti, wp, oh, ow, ob, w.bias, out, residual, relu);
+                    } else if (di == 0) {
+                        System.arraycopy(tile, 0, acc, (t - t0) * MR * NR, MR * NR);
+                    } else {
+                        addInto(acc, (t - t0) * MR * NR, tile);
+                    }
+                }
+            }
+            if (acc != null) {
+                for (int t = t0; t < t1; t++) {
+                    System.arraycopy(acc, (t - t0) * MR * NR, tile, 0, MR * NR);
+                    store(tile, t / tilesPerImage, t % tilesPerImage, wp, oh, ow, ob, w.bias, out, residual, relu);
+                }
+            }
+        });
+    }
+
+    /** Rows of the packed weights per depth chunk: KC x NR floats (32 KiB at 512 bits) fit L1. */
+    static final int KC = Integer.getInteger("dir4j.nhwc.kc", 256);
+    static final long TASK_MACS = Long.getLong("dir4j.nhwc.taskMacs", 1L << 21);
+
+    /**
+     * The reduction (taps x input channels) cut into chunks {tapFrom, tapTo, channelFrom, channelTo}
+     * of about KC rows each: whole taps grouped when a tap has fewer channels, a tap's channels
+     * split when it has more.
+     */
+    static int[][] depthChunks(int taps, int cin) {
+        java.util.List<int[]> out = new java.util.ArrayList<>();
+        if (cin >= KC) {
+            int parts = Sgemm.ceilDiv(cin, KC);
+            for (int t = 0; t < taps; t++) {
+                for (int p = 0; p < parts; p++) {
+                    out.add(new int[] {t, t + 1, (int) ((long) cin * p / parts), (int) ((long) cin * (p + 1) / parts)});
+                }
+            }
+        } else {
+            int per = Math.max(1, KC / cin);
+            int groups = Sgemm.ceilDiv(taps, per);
+            for (int g = 0; g < groups; g++) {
+                out.add(new int[] {taps * g / groups, taps * (g + 1) / groups, 0, cin});
+            }
+        }
+        return out.toArray(int[][]::new);
+    }
+
+    private static void addInto(float[] acc, int off, float[] tile) {
+        VectorSpecies<Float> s = SPECIES;
+        for (int i = 0; i < MR * NR; i += s.length()) {
+            FloatVector.fromArray(s, acc, off + i).add(FloatVector.fromArray(s, tile, i)).intoArray(acc, off + i);
+        }
+    }
+
+    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static void checkOutput(String what, Activation a, int batch, int h, int w, int c) {
+        if (a.batch() != batch || a.height() != h || a.width() != w || a.channels() != c) {
+            throw new IllegalArgumentException(what + " is " + a.batch() + "x" + a.height() + "x" + a.width() + "x"
+                    + a.channels() + ", the convolution gives " + batch + "x" + h + "x" + w + "x" + c);
+        }
+    }
+
+    /**
+     * The first {@code phases} x {@code phases} stride phases of x's padded images, from d pixels
+     * into the padding: phase (a, b) holds padded pixel (d + s*i + a, d + s*j + b) at
+     * [n][a*phases + b][i][j][c] (hq x wq per phase; what lies outside x stays zero).
+     */
+    private static float[] phaseSplit(Activation x, int d, int st, int phases, int hq, int wq) {
+        int c = x.channels();
+        int hp = x.paddedHeight() - d;
+        int wpx = x.paddedWidth();
+        long floats = (long) x.batch() * phases * phases * hq * wq * c + (long) Activation.SLACK_PIXELS * c;
+        if (floats > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("strided convolution input too large for one array: run a smaller batch");
+        }
+        float[] out = new float[(int) floats];
+        float[] xd = x.data();
+        int img = phases * phases * hq * wq * c;
+        CpuThreads.parallelFor(x.batch() * phases * hq, u -> {
+            int n = u / (phases * hq);
+            int a = (u / hq) % phases;
+            int i = u % hq;
+            int row = d + st * i + a;
+            if (row >= hp) {
+                return;
+            }
+            for (int b = 0; b < phases; b++) {
+                int o = n * img + ((a * phases + b) * hq + i) * wq * c;
+                int src = n * x.imageStride() + row * wpx * c;
+                for (int j = 0, col = d + b; j < wq && col < wpx - d; j++, col += st) {
+                    System.arraycopy(xd, src + col * c, out, o + j * c, c);
+                }
+            }
+        });
+        return out;
+    }
+
+    /** The epilogue: the tile's valid pixels, + bias [+ residual], ReLU, into out. */
+    private static void store(float[] tile, int n, int ti, int wp, int oh, int ow, int ob, float[] bias, Activation out, Activation residual, boolean relu) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int c0 = ob * NR;
+        FloatVector bLo = FloatVector.fromArray(s, bias, c0);
+        FloatVector bHi = FloatVector.fromArray(s, bias, c0 + vl);
+        float[] od = out.data();
+        float[] rd = residual == null ? null : residual.data();
+        int cout = out.channels();
+        if (c0 + NR > cout) {
+            storePartial(tile, n, ti, wp, oh, ow, c0, bias, out, residual, relu);
+            return;
+        }
+        for (int r = 0; r < MR; r++) {
+            int q = ti * MR + r;
+            int y = q / wp;
+            int xx = q - y * wp;
+            if (y >= oh) {
+                return;
+            }
+            if (xx >= ow) {
+                continue;
+            }
+            FloatVector lo = FloatVector.fromArray(s, tile, r * NR).add(bLo);
+            FloatVector hi = FloatVector.fromArray(s, tile, r * NR + vl).add(bHi);
+            if (rd != null) {
+                int ri = residual.index(n, y, xx) + c0;
+                lo = lo.add(FloatVector.fromArray(s, rd, ri));
+                hi = hi.add(FloatVector.fromArray(s, rd, ri + vl));
+            }
+            if (relu) {
+                lo = lo.max(0f);
+                hi = hi.max(0f);
+            }
+            int oi = out.index(n, y, xx) + c0;
+            lo.intoArray(od, oi);
+            hi.intoArray(od, oi + vl);
+        }
+    }
+
+    /** The epilogue of a last block of fewer than NR output channels, lane-masked. */
+    private static void storePartial(float[] tile, int n, int ti, int wp, int oh, int ow, int c0, float[] bias,
+            Activation out, Activation residual, boolean relu) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int cout = out.channels();
+        VectorMask<Float> mLo = s.indexInRange(c0, cout);
+        VectorMask<Float> mHi = s.indexInRange(c0 + vl, cout);
+        FloatVector bLo = FloatVector.fromArray(s, bias, c0);
+        FloatVector bHi = FloatVector.fromArray(s, bias, c0 + vl);
+        for (int r = 0; r < MR; r++) {
+            int q = ti * MR + r;
+            int y = q / wp;
+            int xx = q - y * wp;
+            if (y >= oh) {
+                return;
+            }
+            if (xx >= ow) {
+                continue;
+            }
+            FloatVector lo = FloatVector.fromArray(s, tile, r * NR).add(bLo);
+            FloatVector hi = FloatVector.fromArray(s, tile, r * NR + vl).add(bHi);
+            int oi = out.index(n, y, xx);
+            if (residual != null) {
+                int ri = residual.index(n, y, xx);
+                lo = lo.add(FloatVector.fromArray(s, residual.data(), ri + c0, mLo));
+                hi = hi.add(FloatVector.fromArray(s, residual.data(), ri + c0 + vl, mHi));
+            }
+            if (relu) {
+                lo = lo.max(0f);
+                hi = hi.max(0f);
+            }
+            lo.intoArray(out.data(), oi + c0, mLo);
+            hi.intoArray(out.data(), oi + c0 + vl, mHi);
+        }
+    }
+
+    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
+
+    /**
+     * tile[MR×NR] = Σ over taps t in [tapFrom, tapTo) and input channels l in [l0, l1) of
+     * x[base + tapOff[t] + r·ps + l] · w[wi + ((t − tapFrom)·(l1 − l0) + l − l0)·NR + j]. One long loop over the input channels per tap: with the
+     * channel loop as short as a 16-channel block, the same code ran at half the speed.
+     */
+    static void microKernel(float[] x, int base, int ps, int[] tapOff, int tapFrom, int tapTo, int l0, int l1,
+            float[] w, int wi, float[] tile) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        FloatVector c0lo = FloatVector.zero(s), c0hi = FloatVector.zero(s);
+        FloatVector c1lo = FloatVector.zero(s), c1hi = FloatVector.zero(s);
+        FloatVector c2lo = FloatVector.zero(s), c2hi = FloatVector.zero(s);
+        FloatVector c3lo = FloatVector.zero(s), c3hi = FloatVector.zero(s);
+        FloatVector c4lo = FloatVector.zero(s), c4hi = FloatVector.zero(s);
+        FloatVector c5lo = FloatVector.zero(s), c5hi = FloatVector.zero(s);
+        FloatVector c6lo = FloatVector.zero(s), c6hi = FloatVector.zero(s);
+        FloatVector c7lo = FloatVector.zero(s), c7hi = FloatVector.zero(s);
+        FloatVector c8lo = FloatVector.zero(s), c8hi = FloatVector.zero(s);
+        FloatVector c9lo = FloatVector.zero(s), c9hi = FloatVector.zero(s);
+        FloatVector c10lo = FloatVector.zero(s), c10hi = FloatVector.zero(s);
+        FloatVector c11lo = FloatVector.zero(s), c11hi = FloatVector.zero(s);
+        for (int t = tapFrom; t < tapTo; t++) {
+            int xi = base + tapOff[t];
+            for (int l = l0; l < l1; l++, wi += NR) {
+                FloatVector b0 = FloatVector.fromArray(s, w, wi);
+                FloatVector b1 = FloatVector.fromArray(s, w, wi + vl);
+                FloatVector a = FloatVector.broadcast(s, x[xi + l]);
+                c0lo = a.fma(b0, c0lo);
+                c0hi = a.fma(b1, c0hi);
+                a = FloatVector.broadcast(s, x[xi + ps + l]);
+                c1lo = a.fma(b0, c1lo);
+                c1hi = a.fma(b1, c1hi);
+                a = FloatVector.broadcast(s, x[xi + 2 * ps + l]);
+                c2lo = a.fma(b0, c2lo);
+                c2hi = a.fma(b1, c2hi);
+                a = FloatVector.broadcast(s, x[xi + 3 * ps + l]);
+                c3lo = a.fma(b0, c3lo);
+                c3hi = a.fma(b1, c3hi);
+                a = FloatVector.broadcast(s, x[xi + 4 * ps + l]);
+                c4lo = a.fma(b0, c4lo);
+                c4hi = a.fma(b1, c4hi);
+                a = FloatVector.broadcast(s, x[xi + 5 * ps + l]);
+                c5lo = a.fma(b0, c5lo);
+                c5hi = a.fma(b1, c5hi);
+                a = FloatVector.broadcast(s, x[xi + 6 * ps + l]);
+                c6lo = a.fma(b0, c6lo);
+                c6hi = a.fma(b1, c6hi);
+                a = FloatVector.broadcast(s, x[xi + 7 * ps + l]);
+                c7lo = a.fma(b0, c7lo);
+                c7hi = a.fma(b1, c7hi);
+                a = FloatVector.broadcast(s, x[xi + 8 * ps + l]);
+                c8lo = a.fma(b0, c8lo);
+                c8hi = a.fma(b1, c8hi);
+                a = FloatVector.broadcast(s, x[xi + 9 * ps + l]);
+                c9lo = a.fma(b0, c9lo);
+                c9hi = a.fma(b1, c9hi);
+                a = FloatVector.broadcast(s, x[xi + 10 * ps + l]);
+                c10lo = a.fma(b0, c10lo);
+                c10hi = a.fma(b1, c10hi);
+                a = FloatVector.broadcast(s, x[xi + 11 * ps + l]);
+                c11lo = a.fma(b0, c11lo);
+                c11hi = a.fma(b1, c11hi);
+            }
+        }
+        c0lo.intoArray(tile, 0 * NR);
+        c0hi.intoArray(tile, 0 * NR + vl);
+        c1lo.intoArray(tile, 1 * NR);
+        c1hi.intoArray(tile, 1 * NR + vl);
+        c2lo.intoArray(tile, 2 * NR);
+        c2hi.intoArray(tile, 2 * NR + vl);
+        c3lo.intoArray(tile, 3 * NR);
+        c3hi.intoArray(tile, 3 * NR + vl);
+        c4lo.intoArray(tile, 4 * NR);
+        c4hi.intoArray(tile, 4 * NR + vl);
+        c5lo.intoArray(tile, 5 * NR);
+        c5hi.intoArray(tile, 5 * NR + vl);
+        c6lo.intoArray(tile, 6 * NR);
+        c6hi.intoArray(tile, 6 * NR + vl);
+        c7lo.intoArray(tile, 7 * NR);
+        c7hi.intoArray(tile, 7 * NR + vl);
+        c8lo.intoArray(tile, 8 * NR);
+        c8hi.intoArray(tile, 8 * NR + vl);
+        c9lo.intoArray(tile, 9 * NR);
+        c9hi.intoArray(tile, 9 * NR + vl);
+        c10lo.intoArray(tile, 10 * NR);
+        c10hi.intoArray(tile, 10 * NR + vl);
+        c11lo.intoArray(tile, 11 * NR);
+        c11hi.intoArray(tile, 11 * NR + vl);
+    }
+
+    /**
+     * The patches of a convolution as a channels-last activation with k·k·C "channels" (in PyTorch's
+     * weight order c, kh, kw), so that the convolution becomes a 1×1 one on them: for a first layer
+     * with few input channels (ResNet's 7×7 stem on RGB), where a per-tap loop over 3 channels would
+     * be all loop overhead. x is NCHW float32 at float offset xOff of seg.
+     */
+    public static Activation patchesFromNchw(MemorySegment seg, long xOff, int batch, int channels, int height,
+            int width, int kernel, int stride, int pad) {
+        int oh = (height + 2 * pad - kernel) / stride + 1;
+        int ow = (width + 2 * pad - kernel) / stride + 1;
+        int kk = channels * kernel * kernel;
+        Activation out = Activation.allocate(batch, oh, ow, kk, 0);
+        Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
+        MemorySegment x = Sgemm.forWorkers(seg);
+        float[] od = out.data();
+        CpuThreads.parallelFor(batch * oh, u -> {
+            int n = u / oh;
+            int y = u % oh;
+            for (int c = 0; c < channels; c++) {
+                long plane = xOff + ((long) n * channels + c) * height * width;
+                for (int kh = 0; kh < kernel; kh++) {
+                    int iy = y * stride - pad + kh;
+                    if (iy < 0 || iy >= height) {
+                        continue;
+                    }
+                    long row = plane + (long) iy * width;
+                    for (int kw = 0; kw < kernel; kw++) {
+                        int l = (c * kernel + kh) * kernel + kw;
+                        int oi = out.index(n, y, 0) + l;
+                        for (int xx = 0; xx < ow; xx++, oi += kk) {
+                            int ix = xx * stride - pad + kw;
+                            if (ix >= 0 && ix < width) {
+                                od[oi] = x.getAtIndex(ValueLayout.JAVA_FLOAT, row + ix);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Max pooling, window k, stride s, padding p (padding never wins), into a new activation. */
+    public static Activation maxPool(Activation x, int kernel, int stride, int pad, int outPad) {
+        if (x.pad() != 0) {
+            throw new IllegalArgumentException("max pooling reads an unpadded activation");
+        }
+        int oh = (x.height() + 2 * pad - kernel) / stride + 1;
+        int ow = (x.width() + 2 * pad - kernel) / stride + 1;
+        int c = x.channels();
+        Activation out = Activation.allocate(x.batch(), oh, ow, c, outPad);
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        float[] xd = x.data();
+        float[] od = out.data();
+        CpuThreads.parallelFor(x.batch() * oh, u -> {
+            int n = u / oh;
+            int y = u % oh;
+            int y0 = Math.max(0, y * stride - pad);
+            int y1 = Math.min(x.height(), y * stride - pad + kernel);
+            for (int xx = 0; xx < ow; xx++) {
+                int x0 = Math.max(0, xx * stride - pad);
+                int x1 = Math.min(x.width(), xx * stride - pad + kernel);
+                int oi = out.index(n, y, xx);
+                int ch = 0;
+                for (; ch + vl <= c; ch += vl) {
+                    FloatVector m = FloatVector.broadcast(s, Float.NEGATIVE_INFINITY);
+                    for (int iy = y0; iy < y1; iy++) {
+                        for (int ix = x0; ix < x1; ix++) {
+                            m = m.max(FloatVector.fromArray(s, xd, x.index(n, iy, ix) + ch));
+                        }
+                    }
+                    m.intoArray(od, oi + ch);
+                }
+                for (; ch < c; ch++) {
+                    float m = Float.NEGATIVE_INFINITY;
+                    for (int iy = y0; iy < y1; iy++) {
+                        for (int ix = x0; ix < x1; ix++) {
+                            float v = xd[x.index(n, iy, ix) + ch];
+                            m = v > m || Float.isNaN(v) ? v : m;
+                        }
+                    }
+                    od[oi + ch] = m;
+                }
+            }
+        });
+        return out;
+    }
+
+    /** A channels-last NCHW copy: x (NCHW float32 at xOff of seg) into a new activation with padding pad. */
+    public static Activation fromNchw(MemorySegment seg, long xOff, int batch, int channels, int height, int width,
+            int pad) {
+        Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
+        Activation out = Activation.allocate(batch, height, width, channels, pad);
+        MemorySegment x = Sgemm.forWorkers(seg);
+        float[] od = out.data();
+        CpuThreads.parallelFor(batch * height, u -> {
+            int n = u / height;
+            int y = u % height;
+            for (int c = 0; c < channels; c++) {
+                long row = xOff + (((long) n * channels + c) * height + y) * width;
+                int oi = out.index(n, y, 0) + c;
+                for (int xx = 0; xx < width; xx++, oi += channels) {
+                    od[oi] = x.getAtIndex(ValueLayout.JAVA_FLOAT, row + xx);
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Writes x (any padding) as NCHW float32 at float offset dstOff of dst. */
+    public static void toNchw(Activation x, MemorySegment dst, long dstOff) {
+        int c = x.channels();
+        int h = x.height();
+        int w = x.width();
+        Sgemm.checkExtent("output", dst, dstOff, (long) x.batch() * c * h, w, w, 1);
+        MemorySegment d = Sgemm.forWorkers(dst);
+        float[] xd = x.data();
+        CpuThreads.parallelFor(x.batch() * Sgemm.ceilDiv(c, 64), u -> {
+            int blocks = Sgemm.ceilDiv(c, 64);
+            int n = u / blocks;
+            int c0 = (u % blocks) * 64;
+            int c1 = Math.min(c, c0 + 64);
+            for (int y = 0; y < h; y++) {
+                for (int xx = 0; xx < w; xx++) {
+                    int xi = x.index(n, y, xx);
+                    for (int ch = c0; ch < c1; ch++) {
+                        d.setAtIndex(ValueLayout.JAVA_FLOAT, dstOff + (((long) n * c + ch) * h + y) * w + xx, xd[xi + ch]);
+                    }
+                }
+            }
+        });
+    }
+}

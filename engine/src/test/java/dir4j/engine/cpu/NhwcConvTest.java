@@ -1,0 +1,209 @@
+package dir4j.engine.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.cpu.NhwcConv.Activation;
+import dir4j.engine.cpu.NhwcConv.Weights;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The channels-last direct convolution against a plain double-precision convolution written here
+ * from the definition: every kernel size, stride and padding ResNet uses and odd ones besides,
+ * inputs padded more than the convolution needs, output channels off the tile width, batches,
+ * the fused bias, residual and ReLU, padded outputs; and the stem patches, max pooling and the
+ * layout copies.
+ */
+class NhwcConvTest {
+
+    private static float[] random(int n, long seed, double scale) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (r.nextDouble(-1, 1) * scale);
+        }
+        return a;
+    }
+
+    /** NCHW x, OIHW w: relu?(conv + bias + residual) in double, NCHW. */
+    private static double[] reference(float[] x, int n, int c, int h, int w, float[] wt, float[] bias, int co, int k,
+            int st, int pad, float[] residualNchw, boolean relu) {
+        int oh = (h + 2 * pad - k) / st + 1;
+        int ow = (w + 2 * pad - k) / st + 1;
+        double[] y = new double[n * co * oh * ow];
+        for (int b = 0; b < n; b++) {
+            for (int o = 0; o < co; o++) {
+                for (int i = 0; i < oh; i++) {
+                    for (int j = 0; j < ow; j++) {
+                        double s = bias[o];
+                        for (int ci = 0; ci < c; ci++) {
+                            for (int kh = 0; kh < k; kh++) {
+                                for (int kw = 0; kw < k; kw++) {
+                                    int iy = i * st - pad + kh;
+                                    int ix = j * st - pad + kw;
+                                    if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                                        s += (double) x[((b * c + ci) * h + iy) * w + ix]
+                                                * wt[((o * c + ci) * k + kh) * k + kw];
+                                    }
+                                }
+                            }
+                        }
+                        int oi = ((b * co + o) * oh + i) * ow + j;
+                        if (residualNchw != null) {
+                            s += residualNchw[oi];
+                        }
+                        y[oi] = relu ? Math.max(0, s) : s;
+                    }
+                }
+            }
+        }
+        return y;
+    }
+
+    private static Activation toActivation(float[] nchw, int n, int c, int h, int w, int pad) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate((long) nchw.length * Float.BYTES);
+            MemorySegment.copy(nchw, 0, s, ValueLayout.JAVA_FLOAT, 0, nchw.length);
+            return NhwcConv.fromNchw(s, 0, n, c, h, w, pad);
+        }
+    }
+
+    private static float[] toNchw(Activation a) {
+        int count = a.batch() * a.channels() * a.height() * a.width();
+        try (Arena ar = Arena.ofConfined()) {
+            MemorySegment s = ar.allocate((long) count * Float.BYTES);
+            NhwcConv.toNchw(a, s, 0);
+            return s.toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    private static void assertClose(String what, double[] expected, float[] actual, double tol) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double scale = 0;
+        for (double e : expected) {
+            scale = Math.max(scale, Math.abs(e));
+        }
+        for (int i = 0; i < expected.length; i++) {
+            double err = Math.abs(expected[i] - actual[i]);
+            assertTrue(err <= tol * Math.max(1, scale), what + ": element " + i + " expected " + expected[i] + " got "
+                    + actual[i]);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}x{1}x{2}x{3} -> {4}, k{5} s{6} p{7}, input pad {8}, out pad {9}, res {10}, relu {11}")
+    @CsvSource({
+        // n, c, h, w, co, k, stride, pad, inPad, outPad, residual, relu
+        "1, 64, 14, 14, 64, 3, 1, 1, 1, 0, false, true",     // layer3-like 3x3
+        "1, 48, 9, 11, 96, 1, 1, 0, 0, 1, true, true",       // 1x1 with residual into a padded output
+        "2, 40, 13, 10, 70, 3, 2, 1, 1, 0, false, false",    // strided 3x3, odd sizes, partial channel block
+        "2, 33, 12, 12, 64, 1, 2, 0, 0, 0, true, false",     // downsample 1x1 stride 2
+        "1, 16, 15, 9, 32, 3, 1, 1, 2, 1, false, true",      // input padded more than needed
+        "1, 20, 11, 13, 17, 3, 2, 1, 2, 0, true, true",      // ... with a stride, odd channels
+        "1, 8, 17, 17, 32, 5, 3, 2, 2, 0, false, true",      // stride 3, 5x5
+        "3, 300, 5, 4, 40, 1, 1, 0, 0, 0, false, true",      // depth split into chunks (300 > KC)
+        "1, 2, 1, 1, 4, 1, 1, 0, 0, 0, false, false",        // one pixel
+    })
+    void convolutionMatchesTheDefinition(int n, int c, int h, int w, int co, int k, int st, int pad, int inPad,
+            int outPad, boolean residual, boolean relu) {
+        float[] x = random(n * c * h * w, 1, 1);
+        float[] wt = random(co * c * k * k, 2, 0.2);
+        float[] bias = random(co, 3, 0.5);
+        int oh = (h + 2 * pad - k) / st + 1;
+        int ow = (w + 2 * pad - k) / st + 1;
+        float[] res = residual ? random(n * co * oh * ow, 4, 1) : null;
+        Weights weights = Weights.pack(wt, bias, co, c, k, st, pad);
+        assertEquals(oh, weights.outSize(h));
+        Activation out = Activation.allocate(n, oh, ow, co, outPad);
+        NhwcConv.forward(toActivation(x, n, c, h, w, inPad), weights, out,
+                residual ? toActivation(res, n, co, oh, ow, 1) : null, relu);
+        assertClose("conv", reference(x, n, c, h, w, wt, bias, co, k, st, pad, res, relu), toNchw(out), 2e-5);
+        // the output's padding ring stays zero (the next convolution's padding)
+        float[] d = out.data();
+        for (int b = 0; b < n; b++) {
+            for (int y = -outPad; y < oh + outPad; y++) {
+                for (int xx = -outPad; xx < ow + outPad; xx++) {
+                    if (y < 0 || y >= oh || xx < 0 || xx >= ow) {
+                        for (int ch = 0; ch < co; ch++) {
+                            assertEquals(0f, d[out.index(b, y, xx) + ch], "padding at " + y + "," + xx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void stemAsOneByOneOverPatchesMatchesTheDefinition() {
+        int n = 2, c = 3, h = 23, w = 19, co = 40, k = 7, st = 2, pad = 3;
+        float[] x = random(n * c * h * w, 5, 1);
+        float[] wt = random(co * c * k * k, 6, 0.1);
+        float[] bias = random(co, 7, 0.1);
+        Activation patches;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate((long) x.length * Float.BYTES + 64);
+            MemorySegment.copy(x, 0, s, ValueLayout.JAVA_FLOAT, 16L * Float.BYTES, x.length);
+            patches = NhwcConv.patchesFromNchw(s, 16, n, c, h, w, k, st, pad);
+        }
+        assertEquals(c * k * k, patches.channels());
+        Activation out = Activation.allocate(n, patches.height(), patches.width(), co, 0);
+        NhwcConv.forward(patches, Weights.pack(wt, bias, co, c * k * k, 1, 1, 0), out, null, true);
+        assertClose("stem", reference(x, n, c, h, w, wt, bias, co, k, st, pad, null, true), toNchw(out), 2e-5);
+    }
+
+    @Test
+    void maxPoolingMatchesTheDefinitionAndTheCopiesRoundTrip() {
+        int n = 2, c = 37, h = 9, w = 12;
+        float[] x = random(n * c * h * w, 8, 1);
+        Activation a = toActivation(x, n, c, h, w, 0);
+        float[] back = toNchw(a);
+        for (int i = 0; i < x.length; i++) {
+            assertEquals(x[i], back[i]);
+        }
+        Activation p = NhwcConv.maxPool(a, 3, 2, 1, 1);
+        assertEquals(1, p.pad());
+        int oh = (h + 2 - 3) / 2 + 1;
+        int ow = (w + 2 - 3) / 2 + 1;
+        double[] expected = new double[n * c * oh * ow];
+        for (int b = 0; b < n; b++) {
+            for (int ch = 0; ch < c; ch++) {
+                for (int i = 0; i < oh; i++) {
+                    for (int j = 0; j < ow; j++) {
+                        double m = Double.NEGATIVE_INFINITY;
+                        for (int y = i * 2 - 1; y < i * 2 + 2; y++) {
+                            for (int xx = j * 2 - 1; xx < j * 2 + 2; xx++) {
+                                if (y >= 0 && y < h && xx >= 0 && xx < w) {
+                                    m = Math.max(m, x[((b * c + ch) * h + y) * w + xx]);
+                                }
+                            }
+                        }
+                        expected[((b * c + ch) * oh + i) * ow + j] = m;
+                    }
+                }
+            }
+        }
+        assertClose("max pool", expected, toNchw(p), 0);
+    }
+
+    @Test
+    void mismatchedShapesAreClearErrors() {
+        Weights w = Weights.pack(new float[32 * 16 * 9], new float[32], 32, 16, 3, 1, 1);
+        Activation x = Activation.allocate(1, 8, 8, 16, 0);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> NhwcConv.forward(x, w, Activation.allocate(1, 8, 8, 32, 0), null, true));
+        assertTrue(e.getMessage().contains("pad >= 1"), e.getMessage());
+        Activation xp = Activation.allocate(1, 8, 8, 16, 1);
+        e = assertThrows(IllegalArgumentException.class,
+                () -> NhwcConv.forward(xp, w, Activation.allocate(1, 7, 8, 32, 0), null, true));
+        assertTrue(e.getMessage().contains("1x7x8x32") && e.getMessage().contains("1x8x8x32"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Weights.pack(new float[10], new float[32], 32, 16, 3, 1, 1));
+        assertTrue(e.getMessage().contains("32x16x3x3"), e.getMessage());
+    }
+}

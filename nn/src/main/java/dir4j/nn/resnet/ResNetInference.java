@@ -1,0 +1,229 @@
+package dir4j.nn.resnet;
+
+import dir4j.engine.DType;
+import dir4j.engine.Device;
+import dir4j.engine.Tensor;
+import dir4j.engine.cpu.NhwcConv;
+import dir4j.engine.cpu.NhwcConv.Activation;
+import dir4j.engine.cpu.NhwcConv.Weights;
+import dir4j.nn.Module;
+import dir4j.nn.Sequential;
+import dir4j.nn.layers.BatchNorm2d;
+import dir4j.nn.layers.Conv2d;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * A ResNet's feature extractor compiled for inference on the CPU: every batch norm folded into its
+ * convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), with the running statistics), activations kept
+ * channels-last, and each convolution a direct {@link NhwcConv} kernel with the bias, the residual
+ * add and the ReLU fused into its store. Nothing is packed or normalised per call: at batch 1 the
+ * im2col + SGEMM path of the module spends about as long packing operands as multiplying.
+ *
+ * <p>A <em>snapshot</em>: the weights and running statistics are copied when the plan is built, so
+ * later changes to the module (an optimiser step, loading a state dict) do not reach it; build a
+ * new plan after them. It always uses the running statistics, as the module does in eval mode.
+ * Outputs match {@link ResNet#features} in eval mode to float rounding (the fold and the summation
+ * order differ; ResNetInferenceTest bounds it).
+ *
+ * <p>Supported: float32 weights and square, undilated convolutions (any ResNet this package builds).
+ * Output channels are best a multiple of {@link NhwcConv#NR} (32 with AVX-512; torchvision's widths
+ * all are); others are padded to it. {@link #unsupported} says why a network is not supported.
+ */
+public final class ResNetInference {
+    private final Weights stem;
+    private final int stemKernel;
+    private final int stemStride;
+    private final int stemPad;
+    private final int stemIn;
+    private final List<Block> blocks;
+    private final int featureChannels;
+
+    /** One residual block: conv3 is null for a BasicBlock, down null without a projection shortcut. */
+    private record Block(Weights conv1, Weights conv2, Weights conv3, Weights down) {
+        /** Padding the block's input must carry: its first convolution's. */
+        int inputPad() {
+            return conv1.pad();
+        }
+    }
+
+    private ResNetInference(Weights stem, int stemKernel, int stemStride, int stemPad, int stemIn, List<Block> blocks,
+            int featureChannels) {
+        this.stem = stem;
+        this.stemKernel = stemKernel;
+        this.stemStride = stemStride;
+        this.stemPad = stemPad;
+        this.stemIn = stemIn;
+        this.blocks = blocks;
+        this.featureChannels = featureChannels;
+    }
+
+    /** Why {@link #of} would refuse this network, or empty when it can compile it. */
+    public static Optional<String> unsupported(ResNet net) {
+        for (Map.Entry<String, Tensor> e : net.stateDict().entrySet()) {
+            if (e.getValue().dtype() != DType.FLOAT32 && !e.getKey().endsWith("num_batches_tracked")) {
+                return Optional.of(e.getKey() + " is " + e.getValue().dtype() + ", not float32");
+            }
+        }
+        for (Module m : net.modules()) {
+            if (m instanceof Conv2d c) {
+                var g = c.geometry();
+                if (g.strideH() != g.strideW() || g.padH() != g.padW() || g.dilationH() != 1 || g.dilationW() != 1
+                        || c.weight().shape(2) != c.weight().shape(3)) {
+                    return Optional.of("a convolution is not square, or dilated");
+                }
+            }
+        }
+        return Optional.empty();
+    }
+
+    /**
+     * Compiles the network as it is now (a snapshot, see the class comment).
+     *
+     * @throws IllegalArgumentException with {@link #unsupported}'s reason when it cannot
+     */
+    public static ResNetInference of(ResNet net) {
+        Optional<String> why = unsupported(net);
+        if (why.isPresent()) {
+            throw new IllegalArgumentException("cannot compile this ResNet for channels-last inference: " + why.get());
+        }
+        Map<String, Module> top = net.children();
+        Conv2d c1 = (Conv2d) top.get("conv1");
+        BatchNorm2d b1 = (BatchNorm2d) top.get("bn1");
+        int k = c1.weight().shape(2);
+        int in = c1.weight().shape(1);
+        // The stem runs as a 1x1 convolution over its patches (in * k * k "channels").
+        Weights stem = fold(c1, b1, true);
+        List<Block> blocks = new ArrayList<>();
+        for (int s = 1; s <= 4; s++) {
+            Sequential layer = (Sequential) top.get("layer" + s);
+            for (int b = 0; b < layer.size(); b++) {
+                Map<String, Module> m = layer.get(b).children();
+                Sequential down = (Sequential) m.get("downsample");
+                Weights dw = down == null ? null : fold((Conv2d) down.get(0), (BatchNorm2d) down.get(1), false);
+                Weights w1 = fold((Conv2d) m.get("conv1"), (BatchNorm2d) m.get("bn1"), false);
+                Weights w2 = fold((Conv2d) m.get("conv2"), (BatchNorm2d) m.get("bn2"), false);
+                Weights w3 = m.containsKey("conv3") ? fold((Conv2d) m.get("conv3"), (BatchNorm2d) m.get("bn3"), false)
+                        : null;
+                blocks.add(new Block(w1, w2, w3, dw));
+            }
+        }
+        return new ResNetInference(stem, k, c1.geometry().strideH(), c1.geometry().padH(), in, List.copyOf(blocks),
+                net.featureChannels());
+    }
+
+    /** conv then batch norm (running statistics) as one convolution with a bias; as 1x1 over patches if asked. */
+    private static Weights fold(Conv2d conv, BatchNorm2d bn, boolean asPatches) {
+        int[] sh = conv.weight().shape();
+        int out = sh[0];
+        int per = sh[1] * sh[2] * sh[3];
+        float[] w;
+        float[] gamma;
+        float[] beta;
+        float[] mean;
+        float[] var;
+        try (Tensor wc = conv.weight().contiguous()) {
+            w = wc.toFloatArray();
+        }
+        gamma = bn.weight().toFloatArray();
+        beta = bn.bias().toFloatArray();
+        mean = bn.runningMean().toFloatArray();
+        var = bn.runningVar().toFloatArray();
+        float[] convBias = conv.bias() == null ? null : conv.bias().toFloatArray();
+        float[] bias = new float[out];
+        for (int o = 0; o < out; o++) {
+            double scale = gamma[o] / Math.sqrt((double) var[o] + bn.eps());
+            for (int i = 0; i < per; i++) {
+                w[o * per + i] = (float) (w[o * per + i] * scale);
+            }
+            double b0 = convBias == null ? 0 : convBias[o];
+            bias[o] = (float) (beta[o] + (b0 - mean[o]) * scale);
+        }
+        var g = conv.geometry();
+        if (asPatches) {
+            return Weights.pack(w, bias, out, per, 1, 1, 0);
+        }
+        return Weights.pack(w, bias, out, sh[1], sh[2], g.strideH(), g.padH());
+    }
+
+    /** Channels of the feature map. */
+    public int featureChannels() {
+        return featureChannels;
+    }
+
+    /**
+     * The last feature map [N, C, H/32, W/32] of a float32 CPU batch [N, 3, H, W], as
+     * {@link ResNet#features} gives in eval mode. Images run one at a time (all threads on each),
+     * which bounds the working memory to one image's activations. Records no graph.
+     */
+    public Tensor features(Tensor x) {
+        if (x.rank() != 4 || x.shape(1) != stemIn) {
+            throw new IllegalArgumentException("expected a batch [N, " + stemIn + ", H, W], got "
+                    + java.util.Arrays.toString(x.shape()));
+        }
+        if (x.dtype() != DType.FLOAT32 || x.device() != Device.CPU) {
+            throw new IllegalArgumentException("channels-last inference runs float32 on the CPU; got " + x.dtype()
+                    + " on " + x.device());
+        }
+        int n = x.shape(0);
+        int h = x.shape(2);
+        int w = x.shape(3);
+        Tensor xc = x.isContiguous() ? x : x.contiguous();
+        try {
+            Tensor out = null;
+            long imageFloats = (long) stemIn * h * w;
+            for (int i = 0; i < n; i++) {
+                Activation f = image(xc, xc.offset() + i * imageFloats, h, w);
+                if (out == null) {
+                    out = Tensor.empty(DType.FLOAT32, Device.CPU, n, f.channels(), f.height(), f.width());
+                }
+                NhwcConv.toNchw(f, out.segment(), out.offset() + (long) i * f.channels() * f.height() * f.width());
+            }
+            return out;
+        } finally {
+            if (xc != x) {
+                xc.close();
+            }
+        }
+    }
+
+    private Activation image(Tensor x, long offset, int h, int w) {
+        Activation patches = NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride,
+                stemPad);
+        Activation stemOut = Activation.allocate(1, patches.height(), patches.width(), stem.outChannels(), 0);
+        NhwcConv.forward(patches, stem, stemOut, null, true);
+        Activation y = NhwcConv.maxPool(stemOut, 3, 2, 1, blocks.get(0).inputPad());
+        for (int b = 0; b < blocks.size(); b++) {
+            int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
+            y = block(blocks.get(b), y, nextPad);
+        }
+        return y;
+    }
+
+    private static Activation block(Block b, Activation x, int outPad) {
+        Weights last = b.conv3() == null ? b.conv2() : b.conv3();
+        Weights first = b.conv1();
+        int h1 = first.outSize(x.height());
+        int w1 = first.outSize(x.width());
+        Activation a1 = Activation.allocate(1, h1, w1, first.outChannels(), b.conv2().pad());
+        NhwcConv.forward(x, first, a1, null, true);
+        Activation a2 = a1;
+        if (b.conv3() != null) {
+            a2 = Activation.allocate(1, b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(),
+                    last.pad());
+            NhwcConv.forward(a1, b.conv2(), a2, null, true);
+        }
+        int oh = last.outSize(a2.height());
+        int ow = last.outSize(a2.width());
+        Activation identity = x;
+        if (b.down() != null) {
+            identity = Activation.allocate(1, oh, ow, b.down().outChannels(), 0);
+            NhwcConv.forward(x, b.down(), identity, null, false);
+        }
+        Activation out = Activation.allocate(1, oh, ow, last.outChannels(), outPad);
+        NhwcConv.forward(a2, last, out, identity, true);
+        return out;
+    }
+}

@@ -1,0 +1,121 @@
+package dir4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.DType;
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.autograd.Autograd;
+import dir4j.nn.resnet.ResNet;
+import dir4j.nn.resnet.ResNetInference;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The compiled channels-last inference path (folded batch norms, direct convolutions) gives
+ * PyTorch's eval-mode features on the parity fixtures, and the module's eval-mode features on
+ * full-width networks with non-trivial batch-norm statistics at odd image sizes; it is a snapshot
+ * of the weights; bad inputs are clear errors.
+ */
+class ResNetInferenceTest {
+
+    private static Map<String, Tensor> weights(String folder, ResNet net) {
+        Map<String, Tensor> dict = new LinkedHashMap<>();
+        for (String k : net.stateDict().keySet()) {
+            dict.put(k, NnFixtures.npy(folder + "/weights/" + k + ".npy"));
+        }
+        return dict;
+    }
+
+    @ParameterizedTest
+    @CsvSource({"resnet18_w4, RESNET18, 4", "resnet50_w2, RESNET50, 2"})
+    void matchesPyTorchEvalOutput(String folder, ResNet.Depth depth, int width) {
+        try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
+            assertTrue(net.loadStateDict(weights(folder, net), true).clean());
+            ResNetInference plan = ResNetInference.of(net);
+            Tensor out = plan.features(NnFixtures.npy(folder + "/input.npy"));
+            NnFixtures.assertClose(folder + " compiled eval output",
+                    NnFixtures.npy(folder + "/eval_out.npy").toDoubleArray(), out.toDoubleArray(), 1e-4, 1e-5);
+        }
+    }
+
+    /** Random batch-norm statistics, so that folding them is exercised (fresh ones are 0 and 1). */
+    private static void randomizeBatchNorms(ResNet net, long seed) {
+        Random r = new Random(seed);
+        for (var e : net.stateDict().entrySet()) {
+            Tensor t = e.getValue();
+            String k = e.getKey();
+            double lo;
+            double hi;
+            if (k.endsWith("running_var")) {
+                lo = 0.5;
+                hi = 2;
+            } else if (k.endsWith("running_mean") || k.endsWith("bn1.bias") || k.endsWith("bn2.bias")
+                    || k.endsWith("bn3.bias") || k.endsWith("downsample.1.bias")) {
+                lo = -0.2;
+                hi = 0.2;
+            } else if (k.contains("bn") && k.endsWith("weight") || k.endsWith("downsample.1.weight")) {
+                lo = 0.5;
+                hi = 1.5;
+            } else {
+                continue;
+            }
+            try (Tensor v = Tensor.uniform(r, lo, hi, t.shape())) {
+                t.backend().copy(v, t);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"RESNET18, 32, 2, 67, 45", "RESNET34, 16, 1, 40, 40", "RESNET50, 32, 1, 70, 58",
+                "RESNET101, 8, 2, 33, 47"})
+    void matchesTheModuleInEvalMode(ResNet.Depth depth, int width, int batch, int h, int w) {
+        try (ResNet net = new ResNet(depth, width, 0, new Random(3)); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            randomizeBatchNorms(net, 4);
+            net.eval();
+            Tensor x = Tensor.randn(new Random(5), batch, 3, h, w);
+            double[] expected = net.features(x).toDoubleArray();
+            double[] actual = ResNetInference.of(net).features(x).toDoubleArray();
+            NnFixtures.assertClose(depth + " compiled vs module", expected, actual, 1e-4, 1e-4);
+        }
+    }
+
+    @Test
+    void isASnapshotOfTheWeights() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 16, 0, new Random(3)); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            net.eval();
+            Tensor x = Tensor.randn(new Random(6), 1, 3, 32, 32);
+            ResNetInference before = ResNetInference.of(net);
+            float[] first = before.features(x).toFloatArray();
+            Tensor w = net.namedParameters().get("layer4.1.conv2.weight");
+            try (Tensor v = Tensor.uniform(new Random(7), -0.1, 0.1, w.shape())) {
+                w.backend().copy(v, w);
+            }
+            assertArrayEquals(first, before.features(x).toFloatArray(), "the plan must not see later changes");
+            NnFixtures.assertClose("rebuilt plan", net.features(x).toDoubleArray(),
+                    ResNetInference.of(net).features(x).toDoubleArray(), 1e-4, 1e-4);
+        }
+    }
+
+    @Test
+    void badInputsAreClearErrors() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(3)); MemoryScope scope = MemoryScope.open()) {
+            ResNetInference plan = ResNetInference.of(net);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> plan.features(Tensor.zeros(1, 4, 32, 32)));
+            assertTrue(e.getMessage().contains("[N, 3, H, W]") && e.getMessage().contains("[1, 4, 32, 32]"),
+                    e.getMessage());
+            e = assertThrows(IllegalArgumentException.class,
+                    () -> plan.features(Tensor.zeros(DType.FLOAT64, dir4j.engine.Device.CPU, 1, 3, 32, 32)));
+            assertTrue(e.getMessage().contains("float32"), e.getMessage());
+        }
+    }
+}
