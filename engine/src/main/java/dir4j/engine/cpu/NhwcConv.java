@@ -15,15 +15,18 @@ import jdk.incubator.vector.VectorSpecies;
  * output pixels reads, for each kernel tap, {@code MR} runs of input channels that lie at a fixed
  * distance from each other ({@code ps} floats), and the micro-kernel broadcasts them against
  * {@code NR} output channels of the weights, packed once as {@code [NR-block][tap][cin][NR]}. The
- * whole reduction (taps × input channels) stays in 24 vector registers and is stored once, through
- * the epilogue (bias, optional residual, optional ReLU, into an optionally zero-padded output).
+ * reduction (taps × input channels) runs in depth chunks of about {@link #KC} rows, so that a
+ * chunk's weights stay in L1 over a task's tiles; the sums stay in 24 vector registers within a
+ * chunk, and the last chunk's store is the epilogue (bias, optional residual, optional ReLU, into
+ * an optionally zero-padded output).
  *
- * <p>Tiling: with stride 1 the tile is {@code MR} consecutive positions of the output laid out on
- * the input's padded row length (the "implicit padding" layout: position q = oh·Wp + ow reads
- * input q + kh·Wp + kw for tap (kh, kw)), so tiles run across rows and only positions with ow ≥ OW
- * are computed and thrown away; with stride s &gt; 1 a tile is up to {@code MR} pixels of one output
- * row (input pixels s apart). Measured against the im2col + SGEMM path on ResNet's batch-1 shapes
- * (NhwcConvBench).
+ * <p>Tiling: the tile is {@code MR} consecutive positions of the output laid out on the input's
+ * padded row length (the "implicit padding" layout: position q = oh·Wp + ow reads input
+ * q + kh·Wp + kw for tap (kh, kw)), so tiles run across rows and only positions with ow ≥ OW are
+ * computed and thrown away. A convolution with stride s &gt; 1 first splits its input into the s×s
+ * stride phases (pixel (s·i + a, s·j + b) to phase (a, b)), over which it is a stride-1 one with a
+ * tap offset per phase. bench: {@code NhwcConvBench} (JMH, against the im2col + SGEMM path on
+ * ResNet's batch-1 shapes) and {@code ResNetForwardBench.forwardCompiled}.
  *
  * <p>Activations are heap arrays (the micro-kernel is fastest on them, see {@link Sgemm}) with
  * {@link Activation#SLACK_PIXELS} pixels of slack at the end, which the last tiles may read.
@@ -31,9 +34,11 @@ import jdk.incubator.vector.VectorSpecies;
 public final class NhwcConv {
     static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
     /** Output pixels per tile. */
-    public static final int MR = 12;
-    /** Output channels per tile (two vectors). */
-    public static final int NR = 2 * SPECIES.length();
+    public static final int MR = 6;
+    /** Vectors of output channels per tile. */
+    static final int NV = 4;
+    /** Output channels per tile (four vectors: 64 with AVX-512). */
+    public static final int NR = NV * SPECIES.length();
 
     private NhwcConv() {}
 
@@ -237,9 +242,9 @@ public final class NhwcConv {
             int ob = u / chunks;
             int t0 = (u % chunks) * chunkSize;
             int t1 = Math.min(tiles, t0 + chunkSize);
-            float[] tile = TILE.get();
-            float[] acc = depth.length == 1 ? null : ACC.get();
-            if (acc != null && acc.length < (t1 - t0) * MR * NR) {
+            // The tiles' sums, carried from depth chunk to depth chunk; the last chunk's are stored.
+            float[] acc = ACC.get();
+            if (acc.length < (t1 - t0) * MR * NR) {
                 acc = new float[chunkSize * MR * NR];
                 ACC.set(acc);
             }
@@ -248,30 +253,21 @@ public final class NhwcConv {
                 int[] dc = depth[di];
                 int wi = ob * wPer + (dc[0] * cin + dc[2]) * NR;
                 for (int t = t0; t < t1; t++) {
-                    int n = t / tilesPerImage;
                     int ti = t % tilesPerImage;
-                    int base = n * imageStride + ti * MR * cin;
-                    microKernel(xd, base, ps, tapOff, dc[0], dc[1], dc[2], dc[3], w.packed, wi, tile);
-                    if (acc == null) {
-                        store(tile, n, ti, wp, oh, ow, ob, w.bias, out, residual, relu);
-                    } else if (di == 0) {
-                        System.arraycopy(tile, 0, acc, (t - t0) * MR * NR, MR * NR);
-                    } else {
-                        addInto(acc, (t - t0) * MR * NR, tile);
-                    }
+                    int base = (t / tilesPerImage) * imageStride + ti * MR * cin;
+                    microKernel(xd, base, ps, tapOff, dc[0], dc[1], dc[2], dc[3], w.packed, wi, acc,
+                            (t - t0) * MR * NR, di > 0);
                 }
             }
-            if (acc != null) {
-                for (int t = t0; t < t1; t++) {
-                    System.arraycopy(acc, (t - t0) * MR * NR, tile, 0, MR * NR);
-                    store(tile, t / tilesPerImage, t % tilesPerImage, wp, oh, ow, ob, w.bias, out, residual, relu);
-                }
+            for (int t = t0; t < t1; t++) {
+                store(acc, (t - t0) * MR * NR, t / tilesPerImage, t % tilesPerImage, wp, oh, ow, ob, w.bias, out,
+                        residual, relu);
             }
         });
     }
 
-    /** Rows of the packed weights per depth chunk: KC x NR floats (32 KiB at 512 bits) fit L1. */
-    static final int KC = Integer.getInteger("dir4j.nhwc.kc", 256);
+    /** Rows of the packed weights per depth chunk: KC x NR floats (32 KiB) fit L1. */
+    static final int KC = Integer.getInteger("dir4j.nhwc.kc", 8192 / NR);
     static final long TASK_MACS = Long.getLong("dir4j.nhwc.taskMacs", 1L << 21);
 
     /**
@@ -296,13 +292,6 @@ public final class NhwcConv {
             }
         }
         return out.toArray(int[][]::new);
-    }
-
-    private static void addInto(float[] acc, int off, float[] tile) {
-        VectorSpecies<Float> s = SPECIES;
-        for (int i = 0; i < MR * NR; i += s.length()) {
-            FloatVector.fromArray(s, acc, off + i).add(FloatVector.fromArray(s, tile, i)).intoArray(acc, off + i);
-        }
     }
 
     private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
@@ -349,57 +338,16 @@ public final class NhwcConv {
         return out;
     }
 
-    /** The epilogue: the tile's valid pixels, + bias [+ residual], ReLU, into out. */
-    private static void store(float[] tile, int n, int ti, int wp, int oh, int ow, int ob, float[] bias, Activation out, Activation residual, boolean relu) {
-        VectorSpecies<Float> s = SPECIES;
-        int vl = s.length();
-        int c0 = ob * NR;
-        FloatVector bLo = FloatVector.fromArray(s, bias, c0);
-        FloatVector bHi = FloatVector.fromArray(s, bias, c0 + vl);
-        float[] od = out.data();
-        float[] rd = residual == null ? null : residual.data();
-        int cout = out.channels();
-        if (c0 + NR > cout) {
-            storePartial(tile, n, ti, wp, oh, ow, c0, bias, out, residual, relu);
-            return;
-        }
-        for (int r = 0; r < MR; r++) {
-            int q = ti * MR + r;
-            int y = q / wp;
-            int xx = q - y * wp;
-            if (y >= oh) {
-                return;
-            }
-            if (xx >= ow) {
-                continue;
-            }
-            FloatVector lo = FloatVector.fromArray(s, tile, r * NR).add(bLo);
-            FloatVector hi = FloatVector.fromArray(s, tile, r * NR + vl).add(bHi);
-            if (rd != null) {
-                int ri = residual.index(n, y, xx) + c0;
-                lo = lo.add(FloatVector.fromArray(s, rd, ri));
-                hi = hi.add(FloatVector.fromArray(s, rd, ri + vl));
-            }
-            if (relu) {
-                lo = lo.max(0f);
-                hi = hi.max(0f);
-            }
-            int oi = out.index(n, y, xx) + c0;
-            lo.intoArray(od, oi);
-            hi.intoArray(od, oi + vl);
-        }
-    }
-
-    /** The epilogue of a last block of fewer than NR output channels, lane-masked. */
-    private static void storePartial(float[] tile, int n, int ti, int wp, int oh, int ow, int c0, float[] bias,
+    /** The epilogue: the tile's valid pixels, + bias [+ residual], ReLU, into out (lane-masked past cout). */
+    private static void store(float[] tile, int tileOff, int n, int ti, int wp, int oh, int ow, int ob, float[] bias,
             Activation out, Activation residual, boolean relu) {
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
+        int c0 = ob * NR;
         int cout = out.channels();
-        VectorMask<Float> mLo = s.indexInRange(c0, cout);
-        VectorMask<Float> mHi = s.indexInRange(c0 + vl, cout);
-        FloatVector bLo = FloatVector.fromArray(s, bias, c0);
-        FloatVector bHi = FloatVector.fromArray(s, bias, c0 + vl);
+        boolean whole = c0 + NR <= cout;
+        float[] od = out.data();
+        float[] rd = residual == null ? null : residual.data();
         for (int r = 0; r < MR; r++) {
             int q = ti * MR + r;
             int y = q / wp;
@@ -410,113 +358,120 @@ public final class NhwcConv {
             if (xx >= ow) {
                 continue;
             }
-            FloatVector lo = FloatVector.fromArray(s, tile, r * NR).add(bLo);
-            FloatVector hi = FloatVector.fromArray(s, tile, r * NR + vl).add(bHi);
-            int oi = out.index(n, y, xx);
-            if (residual != null) {
-                int ri = residual.index(n, y, xx);
-                lo = lo.add(FloatVector.fromArray(s, residual.data(), ri + c0, mLo));
-                hi = hi.add(FloatVector.fromArray(s, residual.data(), ri + c0 + vl, mHi));
+            int oi = out.index(n, y, xx) + c0;
+            int ri = rd == null ? 0 : residual.index(n, y, xx) + c0;
+            for (int v = 0; v < NV; v++) {
+                int c = v * vl;
+                FloatVector acc = FloatVector.fromArray(s, tile, tileOff + r * NR + c).add(FloatVector.fromArray(s, bias, c0 + c));
+                if (whole) {
+                    if (rd != null) {
+                        acc = acc.add(FloatVector.fromArray(s, rd, ri + c));
+                    }
+                    if (relu) {
+                        acc = acc.max(0f);
+                    }
+                    acc.intoArray(od, oi + c);
+                } else {
+                    VectorMask<Float> m = s.indexInRange(c0 + c, cout);
+                    if (rd != null) {
+                        acc = acc.add(FloatVector.fromArray(s, rd, ri + c, m));
+                    }
+                    if (relu) {
+                        acc = acc.max(0f);
+                    }
+                    acc.intoArray(od, oi + c, m);
+                }
             }
-            if (relu) {
-                lo = lo.max(0f);
-                hi = hi.max(0f);
-            }
-            lo.intoArray(out.data(), oi + c0, mLo);
-            hi.intoArray(out.data(), oi + c0 + vl, mHi);
         }
     }
 
-    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[MR * NR]);
 
     /**
-     * tile[MR×NR] = Σ over taps t in [tapFrom, tapTo) and input channels l in [l0, l1) of
-     * x[base + tapOff[t] + r·ps + l] · w[wi + ((t − tapFrom)·(l1 − l0) + l − l0)·NR + j]. One long loop over the input channels per tap: with the
-     * channel loop as short as a 16-channel block, the same code ran at half the speed.
+     * tile[off … off + MR×NR) (+)= Σ over taps t in [tapFrom, tapTo) and input channels l in [l0, l1) of
+     * x[base + tapOff[t] + r·ps + l] · w[wi + ((t − tapFrom)·(l1 − l0) + l − l0)·NR + j], adding to
+     * what the tile holds when {@code accumulate} (a later depth chunk). One long
+     * loop over the input channels per tap (with a loop as short as a 16-channel block the same
+     * code ran at half the speed). 6 pixels × 4 vectors: 24 accumulators + 4 weight vectors + 1
+     * broadcast of AVX-512's 32 registers; beside 12×2, 8×3 and 4×6 on runtime pixel strides of 64
+     * to 1024 floats it ran 10-40 % faster than the others (median of alternating runs).
      */
     static void microKernel(float[] x, int base, int ps, int[] tapOff, int tapFrom, int tapTo, int l0, int l1,
-            float[] w, int wi, float[] tile) {
+            float[] w, int wi, float[] tile, int off, boolean accumulate) {
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
-        FloatVector c0lo = FloatVector.zero(s), c0hi = FloatVector.zero(s);
-        FloatVector c1lo = FloatVector.zero(s), c1hi = FloatVector.zero(s);
-        FloatVector c2lo = FloatVector.zero(s), c2hi = FloatVector.zero(s);
-        FloatVector c3lo = FloatVector.zero(s), c3hi = FloatVector.zero(s);
-        FloatVector c4lo = FloatVector.zero(s), c4hi = FloatVector.zero(s);
-        FloatVector c5lo = FloatVector.zero(s), c5hi = FloatVector.zero(s);
-        FloatVector c6lo = FloatVector.zero(s), c6hi = FloatVector.zero(s);
-        FloatVector c7lo = FloatVector.zero(s), c7hi = FloatVector.zero(s);
-        FloatVector c8lo = FloatVector.zero(s), c8hi = FloatVector.zero(s);
-        FloatVector c9lo = FloatVector.zero(s), c9hi = FloatVector.zero(s);
-        FloatVector c10lo = FloatVector.zero(s), c10hi = FloatVector.zero(s);
-        FloatVector c11lo = FloatVector.zero(s), c11hi = FloatVector.zero(s);
+        FloatVector c00 = init(s, tile, off + 0 * NR + 0 * vl, accumulate), c01 = init(s, tile, off + 0 * NR + 1 * vl, accumulate), c02 = init(s, tile, off + 0 * NR + 2 * vl, accumulate), c03 = init(s, tile, off + 0 * NR + 3 * vl, accumulate);
+        FloatVector c10 = init(s, tile, off + 1 * NR + 0 * vl, accumulate), c11 = init(s, tile, off + 1 * NR + 1 * vl, accumulate), c12 = init(s, tile, off + 1 * NR + 2 * vl, accumulate), c13 = init(s, tile, off + 1 * NR + 3 * vl, accumulate);
+        FloatVector c20 = init(s, tile, off + 2 * NR + 0 * vl, accumulate), c21 = init(s, tile, off + 2 * NR + 1 * vl, accumulate), c22 = init(s, tile, off + 2 * NR + 2 * vl, accumulate), c23 = init(s, tile, off + 2 * NR + 3 * vl, accumulate);
+        FloatVector c30 = init(s, tile, off + 3 * NR + 0 * vl, accumulate), c31 = init(s, tile, off + 3 * NR + 1 * vl, accumulate), c32 = init(s, tile, off + 3 * NR + 2 * vl, accumulate), c33 = init(s, tile, off + 3 * NR + 3 * vl, accumulate);
+        FloatVector c40 = init(s, tile, off + 4 * NR + 0 * vl, accumulate), c41 = init(s, tile, off + 4 * NR + 1 * vl, accumulate), c42 = init(s, tile, off + 4 * NR + 2 * vl, accumulate), c43 = init(s, tile, off + 4 * NR + 3 * vl, accumulate);
+        FloatVector c50 = init(s, tile, off + 5 * NR + 0 * vl, accumulate), c51 = init(s, tile, off + 5 * NR + 1 * vl, accumulate), c52 = init(s, tile, off + 5 * NR + 2 * vl, accumulate), c53 = init(s, tile, off + 5 * NR + 3 * vl, accumulate);
         for (int t = tapFrom; t < tapTo; t++) {
             int xi = base + tapOff[t];
             for (int l = l0; l < l1; l++, wi += NR) {
                 FloatVector b0 = FloatVector.fromArray(s, w, wi);
                 FloatVector b1 = FloatVector.fromArray(s, w, wi + vl);
-                FloatVector a = FloatVector.broadcast(s, x[xi + l]);
-                c0lo = a.fma(b0, c0lo);
-                c0hi = a.fma(b1, c0hi);
-                a = FloatVector.broadcast(s, x[xi + ps + l]);
-                c1lo = a.fma(b0, c1lo);
-                c1hi = a.fma(b1, c1hi);
-                a = FloatVector.broadcast(s, x[xi + 2 * ps + l]);
-                c2lo = a.fma(b0, c2lo);
-                c2hi = a.fma(b1, c2hi);
-                a = FloatVector.broadcast(s, x[xi + 3 * ps + l]);
-                c3lo = a.fma(b0, c3lo);
-                c3hi = a.fma(b1, c3hi);
-                a = FloatVector.broadcast(s, x[xi + 4 * ps + l]);
-                c4lo = a.fma(b0, c4lo);
-                c4hi = a.fma(b1, c4hi);
-                a = FloatVector.broadcast(s, x[xi + 5 * ps + l]);
-                c5lo = a.fma(b0, c5lo);
-                c5hi = a.fma(b1, c5hi);
-                a = FloatVector.broadcast(s, x[xi + 6 * ps + l]);
-                c6lo = a.fma(b0, c6lo);
-                c6hi = a.fma(b1, c6hi);
-                a = FloatVector.broadcast(s, x[xi + 7 * ps + l]);
-                c7lo = a.fma(b0, c7lo);
-                c7hi = a.fma(b1, c7hi);
-                a = FloatVector.broadcast(s, x[xi + 8 * ps + l]);
-                c8lo = a.fma(b0, c8lo);
-                c8hi = a.fma(b1, c8hi);
-                a = FloatVector.broadcast(s, x[xi + 9 * ps + l]);
-                c9lo = a.fma(b0, c9lo);
-                c9hi = a.fma(b1, c9hi);
-                a = FloatVector.broadcast(s, x[xi + 10 * ps + l]);
-                c10lo = a.fma(b0, c10lo);
-                c10hi = a.fma(b1, c10hi);
-                a = FloatVector.broadcast(s, x[xi + 11 * ps + l]);
-                c11lo = a.fma(b0, c11lo);
-                c11hi = a.fma(b1, c11hi);
+                FloatVector b2 = FloatVector.fromArray(s, w, wi + 2 * vl);
+                FloatVector b3 = FloatVector.fromArray(s, w, wi + 3 * vl);
+                FloatVector a0 = FloatVector.broadcast(s, x[xi + l]);
+                c00 = a0.fma(b0, c00);
+                c01 = a0.fma(b1, c01);
+                c02 = a0.fma(b2, c02);
+                c03 = a0.fma(b3, c03);
+                FloatVector a1 = FloatVector.broadcast(s, x[xi + ps + l]);
+                c10 = a1.fma(b0, c10);
+                c11 = a1.fma(b1, c11);
+                c12 = a1.fma(b2, c12);
+                c13 = a1.fma(b3, c13);
+                FloatVector a2 = FloatVector.broadcast(s, x[xi + 2 * ps + l]);
+                c20 = a2.fma(b0, c20);
+                c21 = a2.fma(b1, c21);
+                c22 = a2.fma(b2, c22);
+                c23 = a2.fma(b3, c23);
+                FloatVector a3 = FloatVector.broadcast(s, x[xi + 3 * ps + l]);
+                c30 = a3.fma(b0, c30);
+                c31 = a3.fma(b1, c31);
+                c32 = a3.fma(b2, c32);
+                c33 = a3.fma(b3, c33);
+                FloatVector a4 = FloatVector.broadcast(s, x[xi + 4 * ps + l]);
+                c40 = a4.fma(b0, c40);
+                c41 = a4.fma(b1, c41);
+                c42 = a4.fma(b2, c42);
+                c43 = a4.fma(b3, c43);
+                FloatVector a5 = FloatVector.broadcast(s, x[xi + 5 * ps + l]);
+                c50 = a5.fma(b0, c50);
+                c51 = a5.fma(b1, c51);
+                c52 = a5.fma(b2, c52);
+                c53 = a5.fma(b3, c53);
             }
         }
-        c0lo.intoArray(tile, 0 * NR);
-        c0hi.intoArray(tile, 0 * NR + vl);
-        c1lo.intoArray(tile, 1 * NR);
-        c1hi.intoArray(tile, 1 * NR + vl);
-        c2lo.intoArray(tile, 2 * NR);
-        c2hi.intoArray(tile, 2 * NR + vl);
-        c3lo.intoArray(tile, 3 * NR);
-        c3hi.intoArray(tile, 3 * NR + vl);
-        c4lo.intoArray(tile, 4 * NR);
-        c4hi.intoArray(tile, 4 * NR + vl);
-        c5lo.intoArray(tile, 5 * NR);
-        c5hi.intoArray(tile, 5 * NR + vl);
-        c6lo.intoArray(tile, 6 * NR);
-        c6hi.intoArray(tile, 6 * NR + vl);
-        c7lo.intoArray(tile, 7 * NR);
-        c7hi.intoArray(tile, 7 * NR + vl);
-        c8lo.intoArray(tile, 8 * NR);
-        c8hi.intoArray(tile, 8 * NR + vl);
-        c9lo.intoArray(tile, 9 * NR);
-        c9hi.intoArray(tile, 9 * NR + vl);
-        c10lo.intoArray(tile, 10 * NR);
-        c10hi.intoArray(tile, 10 * NR + vl);
-        c11lo.intoArray(tile, 11 * NR);
-        c11hi.intoArray(tile, 11 * NR + vl);
+        c00.intoArray(tile, off + 0 * NR + 0 * vl);
+        c01.intoArray(tile, off + 0 * NR + 1 * vl);
+        c02.intoArray(tile, off + 0 * NR + 2 * vl);
+        c03.intoArray(tile, off + 0 * NR + 3 * vl);
+        c10.intoArray(tile, off + 1 * NR + 0 * vl);
+        c11.intoArray(tile, off + 1 * NR + 1 * vl);
+        c12.intoArray(tile, off + 1 * NR + 2 * vl);
+        c13.intoArray(tile, off + 1 * NR + 3 * vl);
+        c20.intoArray(tile, off + 2 * NR + 0 * vl);
+        c21.intoArray(tile, off + 2 * NR + 1 * vl);
+        c22.intoArray(tile, off + 2 * NR + 2 * vl);
+        c23.intoArray(tile, off + 2 * NR + 3 * vl);
+        c30.intoArray(tile, off + 3 * NR + 0 * vl);
+        c31.intoArray(tile, off + 3 * NR + 1 * vl);
+        c32.intoArray(tile, off + 3 * NR + 2 * vl);
+        c33.intoArray(tile, off + 3 * NR + 3 * vl);
+        c40.intoArray(tile, off + 4 * NR + 0 * vl);
+        c41.intoArray(tile, off + 4 * NR + 1 * vl);
+        c42.intoArray(tile, off + 4 * NR + 2 * vl);
+        c43.intoArray(tile, off + 4 * NR + 3 * vl);
+        c50.intoArray(tile, off + 5 * NR + 0 * vl);
+        c51.intoArray(tile, off + 5 * NR + 1 * vl);
+        c52.intoArray(tile, off + 5 * NR + 2 * vl);
+        c53.intoArray(tile, off + 5 * NR + 3 * vl);
+    }
+
+    private static FloatVector init(VectorSpecies<Float> s, float[] tile, int i, boolean accumulate) {
+        return accumulate ? FloatVector.fromArray(s, tile, i) : FloatVector.zero(s);
     }
 
     /**

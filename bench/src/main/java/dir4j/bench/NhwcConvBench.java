@@ -1,0 +1,102 @@
+package dir4j.bench;
+
+import dir4j.engine.cpu.Conv2dGeometry;
+import dir4j.engine.cpu.Conv2dKernels;
+import dir4j.engine.cpu.NhwcConv;
+import dir4j.engine.cpu.NhwcConv.Activation;
+import dir4j.engine.cpu.NhwcConv.Weights;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * One convolution of ResNet-101 at 224², batch 1, both ways: {@code direct} is the channels-last
+ * kernel of the compiled inference path ({@link NhwcConv}, bias + ReLU fused, weights packed in
+ * setup); {@code im2col} is the module's implicit-GEMM forward ({@link Conv2dKernels}, NCHW, no
+ * bias or ReLU). Shapes as {@code cin-cout-kernel-stride-size}: layer3's three (they are 2/3 of
+ * ResNet-101's flops), layer1's 3×3, layer4's 3×3 and a strided 3×3. GFLOP/s =
+ * 2·cin·cout·k²·OH·OW / time (printed at setup).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+    "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"})
+public class NhwcConvBench {
+    @Param({"256-256-3-1-14", "1024-256-1-1-14", "256-1024-1-1-14", "64-64-3-1-56", "512-512-3-1-7",
+            "256-256-3-2-28"})
+    String shape;
+
+    Conv2dGeometry g;
+    Arena arena;
+    MemorySegment x;
+    MemorySegment w;
+    MemorySegment y;
+    Activation xa;
+    Weights packed;
+    Activation out;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        String[] p = shape.split("-");
+        int cin = Integer.parseInt(p[0]);
+        int cout = Integer.parseInt(p[1]);
+        int k = Integer.parseInt(p[2]);
+        int stride = Integer.parseInt(p[3]);
+        int size = Integer.parseInt(p[4]);
+        int pad = k / 2;
+        g = Conv2dGeometry.of(1, cin, size, size, cout, k, stride, pad, 1);
+        arena = Arena.ofShared();
+        x = random(g.inputSize(), 1);
+        w = random(g.weightSize(), 2);
+        y = arena.allocate(g.outputSize() * Float.BYTES, 64);
+        xa = NhwcConv.fromNchw(x, 0, 1, cin, size, size, pad);
+        packed = Weights.pack(w.toArray(ValueLayout.JAVA_FLOAT), new float[cout], cout, cin, k, stride, pad);
+        int o = packed.outSize(size);
+        out = Activation.allocate(1, o, o, cout, 0);
+        System.out.printf("%n%s: %.3f GFLOP per call%n", shape, 2e-9 * g.macs());
+    }
+
+    private MemorySegment random(long count, long seed) {
+        MemorySegment s = arena.allocate(count * Float.BYTES, 64);
+        SplittableRandom rnd = new SplittableRandom(seed);
+        for (long i = 0; i < count; i++) {
+            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
+        }
+        return s;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        arena.close();
+    }
+
+    @Benchmark
+    public Activation direct() {
+        NhwcConv.forward(xa, packed, out, null, true);
+        return out;
+    }
+
+    @Benchmark
+    public MemorySegment im2col() {
+        Conv2dKernels.forward(g, x, 0, w, 0, y, 0);
+        return y;
+    }
+}
