@@ -267,8 +267,9 @@ public final class NhwcConv {
     }
 
     /** Rows of the packed weights per depth chunk: KC x NR floats (32 KiB) fit L1. */
-    static final int KC = Integer.getInteger("dir4j.nhwc.kc", 8192 / NR);
-    static final long TASK_MACS = Long.getLong("dir4j.nhwc.taskMacs", 1L << 21);
+    static final int KC = 8192 / NR;
+    /** Multiply-adds a task aims at: tiles are grouped up to this, down to four tasks per thread. */
+    static final long TASK_MACS = 1L << 21;
 
     /**
      * The reduction (taps x input channels) cut into chunks {tapFrom, tapTo, channelFrom, channelTo}
@@ -483,7 +484,17 @@ public final class NhwcConv {
     public static Activation patchesFromNchw(MemorySegment seg, long xOff, int batch, int channels, int height,
             int width, int kernel, int stride, int pad) {
         int oh = (height + 2 * pad - kernel) / stride + 1;
+        return patchesFromNchw(seg, xOff, batch, channels, height, width, kernel, stride, pad, 0, oh);
+    }
+
+    /**
+     * Output rows [rowFrom, rowFrom + rows) of {@link #patchesFromNchw}: a band, so that a large
+     * image's patches (k·k·C floats per output pixel) need not exist all at once.
+     */
+    public static Activation patchesFromNchw(MemorySegment seg, long xOff, int batch, int channels, int height,
+            int width, int kernel, int stride, int pad, int rowFrom, int rows) {
         int ow = (width + 2 * pad - kernel) / stride + 1;
+        int oh = rows;
         int kk = channels * kernel * kernel;
         Activation out = Activation.allocate(batch, oh, ow, kk, 0);
         Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
@@ -495,7 +506,7 @@ public final class NhwcConv {
             for (int c = 0; c < channels; c++) {
                 long plane = xOff + ((long) n * channels + c) * height * width;
                 for (int kh = 0; kh < kernel; kh++) {
-                    int iy = y * stride - pad + kh;
+                    int iy = (rowFrom + y) * stride - pad + kh;
                     if (iy < 0 || iy >= height) {
                         continue;
                     }

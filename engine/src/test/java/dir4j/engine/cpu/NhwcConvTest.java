@@ -152,6 +152,24 @@ class NhwcConvTest {
             patches = NhwcConv.patchesFromNchw(s, 16, n, c, h, w, k, st, pad);
         }
         assertEquals(c * k * k, patches.channels());
+        // bands of output rows (as ResNetInference runs a large image's stem) give the same patches
+        int oh = patches.height();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate((long) x.length * Float.BYTES);
+            MemorySegment.copy(x, 0, s, ValueLayout.JAVA_FLOAT, 0, x.length);
+            for (int r0 = 0; r0 < oh; r0 += 5) {
+                int rows = Math.min(5, oh - r0);
+                Activation band = NhwcConv.patchesFromNchw(s, 0, n, c, h, w, k, st, pad, r0, rows);
+                for (int b = 0; b < n; b++) {
+                    for (int y = 0; y < rows; y++) {
+                        for (int i = 0; i < patches.width() * c * k * k; i++) {
+                            assertEquals(patches.data()[patches.index(b, r0 + y, 0) + i], band.data()[band.index(b, y, 0) + i],
+                                    "band at row " + (r0 + y));
+                        }
+                    }
+                }
+            }
+        }
         Activation out = Activation.allocate(n, patches.height(), patches.width(), co, 0);
         NhwcConv.forward(patches, Weights.pack(wt, bias, co, c * k * k, 1, 1, 0), out, null, true);
         assertClose("stem", reference(x, n, c, h, w, wt, bias, co, k, st, pad, null, true), toNchw(out), 2e-5);

@@ -33,6 +33,8 @@ import java.util.Optional;
  * all are); others are padded to it. {@link #unsupported} says why a network is not supported.
  */
 public final class ResNetInference {
+    /** Largest patch band of the stem, in floats (16 MiB). */
+    private static final long STEM_BAND_FLOATS = 1L << 22;
     private final Weights stem;
     private final int stemKernel;
     private final int stemStride;
@@ -190,10 +192,19 @@ public final class ResNetInference {
     }
 
     private Activation image(Tensor x, long offset, int h, int w) {
-        Activation patches = NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride,
-                stemPad);
-        Activation stemOut = Activation.allocate(1, patches.height(), patches.width(), stem.outChannels(), 0);
-        NhwcConv.forward(patches, stem, stemOut, null, true);
+        int oh = (h + 2 * stemPad - stemKernel) / stemStride + 1;
+        int ow = (w + 2 * stemPad - stemKernel) / stemStride + 1;
+        Activation stemOut = Activation.allocate(1, oh, ow, stem.outChannels(), 0);
+        // The stem over bands of output rows: a band's patches take at most STEM_BAND_FLOATS.
+        int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
+        for (int r0 = 0; r0 < oh; r0 += band) {
+            int rows = Math.min(band, oh - r0);
+            Activation patches = NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel,
+                    stemStride, stemPad, r0, rows);
+            Activation part = Activation.allocate(1, rows, ow, stem.outChannels(), 0);
+            NhwcConv.forward(patches, stem, part, null, true);
+            System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0), rows * ow * stem.outChannels());
+        }
         Activation y = NhwcConv.maxPool(stemOut, 3, 2, 1, blocks.get(0).inputPad());
         for (int b = 0; b < blocks.size(); b++) {
             int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
