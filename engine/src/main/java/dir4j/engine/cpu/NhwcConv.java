@@ -169,6 +169,11 @@ public final class NhwcConv {
      * size and channels.
      */
     public static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu) {
+        forward(x, w, out, residual, relu, TASK_MACS);
+    }
+
+    /** {@link #forward} with the multiply-adds a task aims at (tuning experiments). */
+    static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu, long taskMacs) {
         if (x.channels() != w.cin || x.pad() < w.pad) {
             throw new IllegalArgumentException("input has " + x.channels() + " channels and pad " + x.pad()
                     + "; the convolution wants " + w.cin + " and pad >= " + w.pad);
@@ -230,7 +235,7 @@ public final class NhwcConv {
         int wPer = taps * cin * NR;
         // Tasks: one block of NR output channels over a run of tiles (its weights stay in L2 over them).
         long macsPerTile = (long) MR * NR * taps * cin;
-        int chunk = (int) Math.max(1, Math.min(tiles, TASK_MACS / macsPerTile));
+        int chunk = (int) Math.max(1, Math.min(tiles, taskMacs / macsPerTile));
         int threads = CpuThreads.threads();
         while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
             chunk = Math.max(1, chunk / 2);

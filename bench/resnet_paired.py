@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""ResNet trunk forward, batch 1, CPU: PyTorch and dir4j (and ONNX Runtime) in alternating bursts.
+
+On the shared development VM the machine's speed moves within tens of seconds, so whole benchmark
+runs one after the other (bench/resnet_cpu_side_by_side.sh) can compare different machines. This
+keeps every engine warm and alternates short bursts: PyTorch (this process, Debian's torch 1.13,
+2 threads), then dir4j compiled, dir4j module and ONNX Runtime (one JVM, dir4j.bench.ResNetPaired,
+2 threads each), for --rounds rounds; each burst reports the median forward time. It prints, per
+engine, the median over rounds and the median of the per-round ratios to PyTorch (the fair
+comparison: each ratio compares bursts a few seconds apart).
+
+    mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+    /usr/bin/python3 bench/export_onnx.py bench/target/onnx     # once, for ONNX Runtime (optional)
+    /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--depth", default="resnet101")
+    ap.add_argument("--size", default="224x224", help="width x height")
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--burst", type=float, default=2.0, help="seconds per engine per round")
+    ap.add_argument("--engines", default="compiled,module,ort")
+    args = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
+    jvm = subprocess.Popen(
+        [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+         "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", "-cp",
+         os.path.join(root, "bench", "target", "benchmarks.jar"), "dir4j.bench.ResNetPaired", args.depth, args.size],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root)
+
+    def java_burst(engine, seconds):
+        jvm.stdin.write(f"{engine} {seconds}\n")
+        jvm.stdin.flush()
+        out = jvm.stdout.readline().strip()
+        return None if out in ("none", "") else float(out)
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, args.depth)(weights=None)
+    net = torch.nn.Sequential(*list(model.children())[:-2]).eval()
+    w, h = (int(v) for v in args.size.split("x"))
+    x = torch.rand(1, 3, h, w) * 4 - 2
+
+    def torch_burst(seconds):
+        times = []
+        start = time.perf_counter()
+        with torch.no_grad():
+            while not times or time.perf_counter() - start < seconds:
+                t = time.perf_counter()
+                net(x)
+                times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times)
+
+    engines = args.engines.split(",")
+    # warm-up round, not counted
+    torch_burst(args.burst)
+    for e in engines:
+        java_burst(e, args.burst * 2)
+    rows = {e: [] for e in ["torch"] + engines}
+    print(f"# {args.depth} {args.size}, {args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__}, "
+          f"2 threads each; ms per forward (median of each burst)")
+    for r in range(args.rounds):
+        rows["torch"].append(torch_burst(args.burst))
+        for e in engines:
+            rows[e].append(java_burst(e, args.burst))
+        print(f"round {r + 1:2d}: " + "  ".join(
+            f"{e} {v[-1]:.1f}" for e, v in rows.items() if v[-1] is not None), flush=True)
+    jvm.stdin.close()
+    jvm.wait()
+    print("\n| engine | median ms | median of per-round ratios to PyTorch | rounds faster than PyTorch |")
+    print("| --- | ---: | ---: | ---: |")
+    for e, v in rows.items():
+        if any(t is None for t in v):
+            continue
+        ratios = [a / b for a, b in zip(v, rows["torch"])]
+        faster = sum(1 for q in ratios if q < 1)
+        print(f"| {e} | {statistics.median(v):.1f} | {statistics.median(ratios):.2f} | {faster}/{len(v)} |")
+
+
+if __name__ == "__main__":
+    main()
