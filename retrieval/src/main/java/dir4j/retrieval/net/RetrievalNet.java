@@ -87,14 +87,25 @@ public final class RetrievalNet extends Module {
      * by {@link ResNetInference} (batch norms folded, channels-last direct convolutions; same
      * descriptors to float rounding, about 1.3-1.4x faster at batch 1). The compiled backbone is a
      * snapshot of the weights as they are now: take a new one after changing them. Elsewhere (on a
-     * GPU, in training mode, or with {@code -Ddir4j.compiledInference=false}) it is this module's
-     * forward.
+     * GPU, with a batch norm normalising by batch statistics — training mode, not frozen — or with
+     * {@code -Ddir4j.compiledInference=false}) it is this module's forward. (Training mode with
+     * frozen batch norms, the default recipe, compiles: nothing else here depends on the mode.)
      */
     public Inference inference() {
-        boolean compile = device().equals(dir4j.engine.Device.CPU) && !isTraining()
+        boolean compile = device().equals(dir4j.engine.Device.CPU) && runningStatistics()
                 && !"false".equals(System.getProperty("dir4j.compiledInference"))
                 && ResNetInference.unsupported(backbone).isEmpty();
         return new Inference(this, compile ? ResNetInference.of(backbone) : null);
+    }
+
+    /** True when every batch norm normalises by its running statistics (eval mode, or frozen). */
+    private boolean runningStatistics() {
+        for (Module m : modules()) {
+            if (m instanceof dir4j.nn.layers.BatchNorm2d bn && bn.isTraining() && !bn.frozen()) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Descriptors for inference; see {@link RetrievalNet#inference()}. */

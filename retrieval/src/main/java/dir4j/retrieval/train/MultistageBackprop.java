@@ -40,6 +40,17 @@ public final class MultistageBackprop {
      */
     public static Outcome accumulateGradients(Module net, int count, IntFunction<Tensor> subBatch,
                                               Function<Tensor, Tensor> loss) {
+        return accumulateGradients(net, count, subBatch, loss, net::forward);
+    }
+
+    /**
+     * {@link #accumulateGradients(Module, int, IntFunction, Function)} with stage 1 computed by
+     * {@code stage1} (run without a graph) instead of {@code net.forward}: the Trainer passes the
+     * compiled CPU inference of the network ({@code RetrievalNet.inference()}) when every batch
+     * norm uses its running statistics, so that stage 1 is the same function to float rounding.
+     */
+    public static Outcome accumulateGradients(Module net, int count, IntFunction<Tensor> subBatch,
+                                              Function<Tensor, Tensor> loss, Function<Tensor, Tensor> stage1) {
         if (count <= 0) {
             throw new IllegalArgumentException("multistage: no sub-batches");
         }
@@ -51,7 +62,7 @@ public final class MultistageBackprop {
             try (Autograd.NoGrad ng = Autograd.noGrad()) {
                 for (int i = 0; i < count; i++) {
                     try (MemoryScope s = MemoryScope.open()) {
-                        Tensor d = net.forward(subBatch.apply(i));
+                        Tensor d = stage1.apply(subBatch.apply(i));
                         Tensor kept = MemoryScope.detached(() -> Ops.cloneDetached(d));
                         sizes[i] = kept.shape(0);
                         parts.add(kept);

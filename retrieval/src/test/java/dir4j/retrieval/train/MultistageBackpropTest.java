@@ -60,6 +60,18 @@ class MultistageBackpropTest {
             net.zeroGrad();
             assertEquals(liveBefore, NativeMemory.liveBlocks(),
                     "after zeroGrad nothing the multistage step allocated is still held");
+            // stage 1 by the compiled CPU inference (as the Trainer runs it with frozen batch norms)
+            RetrievalNet.Inference compiled = net.inference();
+            org.junit.jupiter.api.Assertions.assertTrue(compiled.compiled(), "frozen batch norms compile");
+            MultistageBackprop.Outcome viaCompiled = MultistageBackprop.accumulateGradients(net, images.length,
+                    i -> images[i], d -> loss.forward(d, CLASSES, null).loss(), compiled::describe);
+            assertEquals(direct, viaCompiled.loss(), 1e-5);
+            Map<String, double[]> got2 = grads(net);
+            for (var e : want.entrySet()) {
+                APLossFixtureTest.assertClose("grad (compiled stage 1) " + e.getKey(), e.getValue(),
+                        got2.get(e.getKey()), 1e-4, 1e-6);
+            }
+            net.zeroGrad();
         } finally {
             for (Tensor t : images) {
                 t.close();
