@@ -83,13 +83,14 @@ public final class RetrievalNet extends Module {
     }
 
     /**
-     * What inference should run: the forward with, on the CPU in eval mode, the backbone compiled
-     * by {@link ResNetInference} (batch norms folded, channels-last direct convolutions; same
-     * descriptors to float rounding, about 1.3-1.4x faster at batch 1). The compiled backbone is a
-     * snapshot of the weights as they are now: take a new one after changing them. Elsewhere (on a
-     * GPU, with a batch norm normalising by batch statistics — training mode, not frozen — or with
-     * {@code -Ddir4j.compiledInference=false}) it is this module's forward. (Training mode with
-     * frozen batch norms, the default recipe, compiles: nothing else here depends on the mode.)
+     * What inference should run: the forward with, on the CPU, the backbone compiled by
+     * {@link ResNetInference} (batch norms folded, channels-last direct convolutions; the same
+     * descriptors to float rounding, 1.6-1.7x faster than the module at batch 1, bench/RESULTS.md).
+     * The compiled backbone is a snapshot of the weights as they are now: take a new one after
+     * changing them. Elsewhere (on a GPU, with a batch norm normalising by batch statistics —
+     * training mode, not frozen — or with {@code -Ddir4j.compiledInference=false}) it is this
+     * module's forward. Eval mode compiles, and so does training mode with frozen batch norms (the
+     * default recipe): nothing else in the network depends on the mode.
      */
     public Inference inference() {
         boolean compile = device().equals(dir4j.engine.Device.CPU) && runningStatistics()
