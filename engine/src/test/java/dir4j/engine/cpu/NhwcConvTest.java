@@ -109,6 +109,10 @@ class NhwcConvTest {
         "1, 8, 17, 17, 32, 5, 3, 2, 2, 0, false, true",      // stride 3, 5x5
         "3, 300, 5, 4, 40, 1, 1, 0, 0, 0, false, true",      // depth split into chunks (300 > KC)
         "1, 2, 1, 1, 4, 1, 1, 0, 0, 0, false, false",        // one pixel
+        "2, 256, 7, 9, 40, 3, 1, 1, 1, 1, true, true",       // odd sizes, batch, residual, partial block, 2 depth chunks a tap
+        "1, 300, 6, 5, 64, 3, 1, 1, 2, 0, false, true",      // uneven depth split, input padded more
+        "1, 264, 1, 2, 8, 3, 1, 1, 1, 0, true, false",       // a 1x2 image, 3x3
+        "1, 256, 14, 14, 64, 3, 1, 1, 1, 0, false, true",    // layer3's size
     })
     void convolutionMatchesTheDefinition(int n, int c, int h, int w, int co, int k, int st, int pad, int inPad,
             int outPad, boolean residual, boolean relu) {
