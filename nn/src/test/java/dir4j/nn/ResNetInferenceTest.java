@@ -85,6 +85,12 @@ class ResNetInferenceTest {
             double[] expected = net.features(x).toDoubleArray();
             double[] actual = ResNetInference.of(net).features(x).toDoubleArray();
             NnFixtures.assertClose(depth + " compiled vs module", expected, actual, 1e-4, 1e-4);
+            // an empty batch gives an empty feature map of the same shape otherwise
+            try (Tensor none = ResNetInference.of(net).features(Tensor.zeros(0, 3, h, w))) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(
+                        new int[] {0, net.featureChannels(), net.features(x).shape(2), net.features(x).shape(3)},
+                        none.shape());
+            }
         }
     }
 

@@ -172,6 +172,9 @@ public final class ResNetInference {
         int n = x.shape(0);
         int h = x.shape(2);
         int w = x.shape(3);
+        if (n == 0) {
+            return Tensor.empty(DType.FLOAT32, Device.CPU, 0, featureChannels, outputSize(h), outputSize(w));
+        }
         Tensor xc = x.isContiguous() ? x : x.contiguous();
         try {
             Tensor out = null;
@@ -189,6 +192,20 @@ public final class ResNetInference {
                 xc.close();
             }
         }
+    }
+
+    /** The feature map's side for an input side of {@code size} pixels. */
+    private int outputSize(int size) {
+        int s = (size + 2 * stemPad - stemKernel) / stemStride + 1;
+        s = (s + 2 - 3) / 2 + 1;
+        for (Block b : blocks) {
+            s = b.conv1().outSize(s);
+            s = b.conv2().outSize(s);
+            if (b.conv3() != null) {
+                s = b.conv3().outSize(s);
+            }
+        }
+        return s;
     }
 
     private Activation image(Tensor x, long offset, int h, int w) {
