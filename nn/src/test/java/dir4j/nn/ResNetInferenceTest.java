@@ -112,6 +112,24 @@ class ResNetInferenceTest {
         }
     }
 
+    /** Buffers are reused between forwards (by geometry): sizes in turn give the same as fresh plans. */
+    @Test
+    void reusedBuffersChangeNothing() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET50, 16, 0, new Random(8)); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            randomizeBatchNorms(net, 9);
+            net.eval();
+            ResNetInference plan = ResNetInference.of(net);
+            Tensor a = Tensor.randn(new Random(10), 1, 3, 40, 40);
+            Tensor b = Tensor.randn(new Random(11), 2, 3, 33, 47);
+            float[] first = plan.features(a).toFloatArray();
+            float[] other = plan.features(b).toFloatArray();
+            assertArrayEquals(first, plan.features(a).toFloatArray());
+            assertArrayEquals(other, plan.features(b).toFloatArray());
+            assertArrayEquals(other, ResNetInference.of(net).features(b).toFloatArray());
+        }
+    }
+
     @Test
     void badInputsAreClearErrors() {
         try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(3)); MemoryScope scope = MemoryScope.open()) {

@@ -169,11 +169,12 @@ public final class NhwcConv {
      * size and channels.
      */
     public static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu) {
-        forward(x, w, out, residual, relu, TASK_MACS);
+        forward(x, w, out, residual, relu, TASK_MACS, KC);
     }
 
     /** {@link #forward} with the multiply-adds a task aims at (tuning experiments). */
-    static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu, long taskMacs) {
+    static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu, long taskMacs,
+            int kc) {
         if (x.channels() != w.cin || x.pad() < w.pad) {
             throw new IllegalArgumentException("input has " + x.channels() + " channels and pad " + x.pad()
                     + "; the convolution wants " + w.cin + " and pad >= " + w.pad);
@@ -242,7 +243,7 @@ public final class NhwcConv {
         }
         int chunkSize = chunk;
         int chunks = Sgemm.ceilDiv(tiles, chunkSize);
-        int[][] depth = depthChunks(taps, cin);
+        int[][] depth = depthChunks(taps, cin, kc);
         CpuThreads.parallelFor(obs * chunks, u -> {
             int ob = u / chunks;
             int t0 = (u % chunks) * chunkSize;
@@ -281,17 +282,17 @@ public final class NhwcConv {
      * of about KC rows each: whole taps grouped when a tap has fewer channels, a tap's channels
      * split when it has more.
      */
-    static int[][] depthChunks(int taps, int cin) {
+    static int[][] depthChunks(int taps, int cin, int kc) {
         java.util.List<int[]> out = new java.util.ArrayList<>();
-        if (cin >= KC) {
-            int parts = Sgemm.ceilDiv(cin, KC);
+        if (cin >= kc) {
+            int parts = Sgemm.ceilDiv(cin, kc);
             for (int t = 0; t < taps; t++) {
                 for (int p = 0; p < parts; p++) {
                     out.add(new int[] {t, t + 1, (int) ((long) cin * p / parts), (int) ((long) cin * (p + 1) / parts)});
                 }
             }
         } else {
-            int per = Math.max(1, KC / cin);
+            int per = Math.max(1, kc / cin);
             int groups = Sgemm.ceilDiv(taps, per);
             for (int g = 0; g < groups; g++) {
                 out.add(new int[] {taps * g / groups, taps * (g + 1) / groups, 0, cin});
@@ -534,13 +535,21 @@ public final class NhwcConv {
 
     /** Max pooling, window k, stride s, padding p (padding never wins), into a new activation. */
     public static Activation maxPool(Activation x, int kernel, int stride, int pad, int outPad) {
+        Activation out = Activation.allocate(x.batch(), (x.height() + 2 * pad - kernel) / stride + 1,
+                (x.width() + 2 * pad - kernel) / stride + 1, x.channels(), outPad);
+        maxPool(x, kernel, stride, pad, out);
+        return out;
+    }
+
+    /** {@link #maxPool(Activation, int, int, int, int)} into {@code out} (its interior is overwritten). */
+    public static void maxPool(Activation x, int kernel, int stride, int pad, Activation out) {
         if (x.pad() != 0) {
             throw new IllegalArgumentException("max pooling reads an unpadded activation");
         }
         int oh = (x.height() + 2 * pad - kernel) / stride + 1;
         int ow = (x.width() + 2 * pad - kernel) / stride + 1;
         int c = x.channels();
-        Activation out = Activation.allocate(x.batch(), oh, ow, c, outPad);
+        checkOutput("max pooling output", out, x.batch(), oh, ow, c);
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
         float[] xd = x.data();
@@ -576,7 +585,6 @@ public final class NhwcConv {
                 }
             }
         });
-        return out;
     }
 
     /** A channels-last NCHW copy: x (NCHW float32 at xOff of seg) into a new activation with padding pad. */

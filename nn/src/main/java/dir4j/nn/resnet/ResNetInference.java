@@ -185,12 +185,47 @@ public final class ResNetInference {
                     out = Tensor.empty(DType.FLOAT32, Device.CPU, n, f.channels(), f.height(), f.width());
                 }
                 NhwcConv.toNchw(f, out.segment(), out.offset() + (long) i * f.channels() * f.height() * f.width());
+                give(f);
             }
             return out;
         } finally {
             if (xc != x) {
                 xc.close();
             }
+        }
+    }
+
+    /** One image's activation geometry: the key of the buffer pool. */
+    private record Geometry(int height, int width, int channels, int pad) {}
+
+    /**
+     * Activation buffers of finished forwards, by geometry, softly held (the collector may take
+     * them back): a forward at 224x224 allocates ~80 MB of activations, whose zeroing by the
+     * allocating thread and whose humongous-object churn cost more than the copies they hold.
+     * Reuse is safe per geometry: a producer overwrites every interior value and never writes the
+     * zero ring (the next convolution's padding).
+     */
+    private final java.util.Map<Geometry, java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>>> pool =
+            new java.util.HashMap<>();
+
+    private Activation take(int h, int w, int c, int pad) {
+        Geometry g = new Geometry(h, w, c, pad);
+        synchronized (pool) {
+            java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>> free = pool.get(g);
+            while (free != null && !free.isEmpty()) {
+                float[] data = free.pop().get();
+                if (data != null) {
+                    return new Activation(data, 1, h, w, c, pad);
+                }
+            }
+        }
+        return Activation.allocate(1, h, w, c, pad);
+    }
+
+    private void give(Activation a) {
+        Geometry g = new Geometry(a.height(), a.width(), a.channels(), a.pad());
+        synchronized (pool) {
+            pool.computeIfAbsent(g, k -> new java.util.ArrayDeque<>()).push(new java.lang.ref.SoftReference<>(a.data()));
         }
     }
 
@@ -211,47 +246,58 @@ public final class ResNetInference {
     private Activation image(Tensor x, long offset, int h, int w) {
         int oh = (h + 2 * stemPad - stemKernel) / stemStride + 1;
         int ow = (w + 2 * stemPad - stemKernel) / stemStride + 1;
-        Activation stemOut = Activation.allocate(1, oh, ow, stem.outChannels(), 0);
+        Activation stemOut = take(oh, ow, stem.outChannels(), 0);
         // The stem over bands of output rows: a band's patches take at most STEM_BAND_FLOATS.
         int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
         for (int r0 = 0; r0 < oh; r0 += band) {
             int rows = Math.min(band, oh - r0);
             Activation patches = NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel,
                     stemStride, stemPad, r0, rows);
-            Activation part = Activation.allocate(1, rows, ow, stem.outChannels(), 0);
+            Activation part = take(rows, ow, stem.outChannels(), 0);
             NhwcConv.forward(patches, stem, part, null, true);
             System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0), rows * ow * stem.outChannels());
+            give(part);
         }
-        Activation y = NhwcConv.maxPool(stemOut, 3, 2, 1, blocks.get(0).inputPad());
+        Activation y = take((oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(), blocks.get(0).inputPad());
+        NhwcConv.maxPool(stemOut, 3, 2, 1, y);
+        give(stemOut);
         for (int b = 0; b < blocks.size(); b++) {
             int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
-            y = block(blocks.get(b), y, nextPad);
+            Activation next = block(blocks.get(b), y, nextPad);
+            give(y);
+            y = next;
         }
         return y;
     }
 
-    private static Activation block(Block b, Activation x, int outPad) {
+    private Activation block(Block b, Activation x, int outPad) {
         Weights last = b.conv3() == null ? b.conv2() : b.conv3();
         Weights first = b.conv1();
         int h1 = first.outSize(x.height());
         int w1 = first.outSize(x.width());
-        Activation a1 = Activation.allocate(1, h1, w1, first.outChannels(), b.conv2().pad());
+        Activation a1 = take(h1, w1, first.outChannels(), b.conv2().pad());
         NhwcConv.forward(x, first, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
-            a2 = Activation.allocate(1, b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(),
-                    last.pad());
+            a2 = take(b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(), last.pad());
             NhwcConv.forward(a1, b.conv2(), a2, null, true);
         }
         int oh = last.outSize(a2.height());
         int ow = last.outSize(a2.width());
         Activation identity = x;
         if (b.down() != null) {
-            identity = Activation.allocate(1, oh, ow, b.down().outChannels(), 0);
+            identity = take(oh, ow, b.down().outChannels(), 0);
             NhwcConv.forward(x, b.down(), identity, null, false);
         }
-        Activation out = Activation.allocate(1, oh, ow, last.outChannels(), outPad);
+        Activation out = take(oh, ow, last.outChannels(), outPad);
         NhwcConv.forward(a2, last, out, identity, true);
+        give(a1);
+        if (a2 != a1) {
+            give(a2);
+        }
+        if (identity != x) {
+            give(identity);
+        }
         return out;
     }
 }
