@@ -75,6 +75,19 @@ class NhwcConvTest {
         }
     }
 
+    /** The same values in the layout whose rows share their padding columns. */
+    private static Activation shared(Activation a) {
+        Activation out = Activation.allocate(a.batch(), a.height(), a.width(), a.channels(), a.pad(), true);
+        for (int b = 0; b < a.batch(); b++) {
+            for (int y = 0; y < a.height(); y++) {
+                for (int x = 0; x < a.width(); x++) {
+                    System.arraycopy(a.data(), a.index(b, y, x), out.data(), out.index(b, y, x), a.channels());
+                }
+            }
+        }
+        return out;
+    }
+
     private static float[] toNchw(Activation a) {
         int count = a.batch() * a.channels() * a.height() * a.width();
         try (Arena ar = Arena.ofConfined()) {
@@ -127,7 +140,19 @@ class NhwcConvTest {
         Activation out = Activation.allocate(n, oh, ow, co, outPad);
         NhwcConv.forward(toActivation(x, n, c, h, w, inPad), weights, out,
                 residual ? toActivation(res, n, co, oh, ow, 1) : null, relu);
-        assertClose("conv", reference(x, n, c, h, w, wt, bias, co, k, st, pad, res, relu), toNchw(out), 2e-5);
+        double[] expected = reference(x, n, c, h, w, wt, bias, co, k, st, pad, res, relu);
+        assertClose("conv", expected, toNchw(out), 2e-5);
+        if (st == 1 && inPad > 0) {
+            // the same from an input whose rows share their padding columns, into a shared output
+            Activation sharedOut = Activation.allocate(n, oh, ow, co, outPad, true);
+            NhwcConv.forward(shared(toActivation(x, n, c, h, w, inPad)), weights, sharedOut,
+                    residual ? shared(toActivation(res, n, co, oh, ow, 1)) : null, relu);
+            assertClose("conv, shared padding columns", expected, toNchw(sharedOut), 2e-5);
+        } else if (st > 1 && inPad > 0) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NhwcConv.forward(
+                    shared(toActivation(x, n, c, h, w, inPad)), weights, out, null, relu));
+            assertTrue(e.getMessage().contains("shared padding columns"), e.getMessage());
+        }
         // the output's padding ring stays zero (the next convolution's padding)
         float[] d = out.data();
         for (int b = 0; b < n; b++) {

@@ -196,7 +196,7 @@ public final class ResNetInference {
     }
 
     /** One image's activation geometry: the key of the buffer pool. */
-    private record Geometry(int height, int width, int channels, int pad) {}
+    private record Geometry(int height, int width, int channels, int pad, boolean shared) {}
 
     /**
      * Activation buffers of finished forwards, by geometry, softly held (the collector may take
@@ -209,21 +209,25 @@ public final class ResNetInference {
             new java.util.HashMap<>();
 
     private Activation take(int h, int w, int c, int pad) {
-        Geometry g = new Geometry(h, w, c, pad);
+        return take(h, w, c, pad, false);
+    }
+
+    private Activation take(int h, int w, int c, int pad, boolean shared) {
+        Geometry g = new Geometry(h, w, c, pad, shared);
         synchronized (pool) {
             java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>> free = pool.get(g);
             while (free != null && !free.isEmpty()) {
                 float[] data = free.pop().get();
                 if (data != null) {
-                    return new Activation(data, 1, h, w, c, pad);
+                    return new Activation(data, 1, h, w, c, pad, shared);
                 }
             }
         }
-        return Activation.allocate(1, h, w, c, pad);
+        return Activation.allocate(1, h, w, c, pad, shared);
     }
 
     private void give(Activation a) {
-        Geometry g = new Geometry(a.height(), a.width(), a.channels(), a.pad());
+        Geometry g = new Geometry(a.height(), a.width(), a.channels(), a.pad(), a.sharedColumns());
         synchronized (pool) {
             pool.computeIfAbsent(g, k -> new java.util.ArrayDeque<>()).push(new java.lang.ref.SoftReference<>(a.data()));
         }
@@ -275,7 +279,8 @@ public final class ResNetInference {
         Weights first = b.conv1();
         int h1 = first.outSize(x.height());
         int w1 = first.outSize(x.width());
-        Activation a1 = take(h1, w1, first.outChannels(), b.conv2().pad());
+        // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns
+        Activation a1 = take(h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
         NhwcConv.forward(x, first, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
