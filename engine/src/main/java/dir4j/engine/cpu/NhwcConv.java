@@ -188,7 +188,7 @@ public final class NhwcConv {
         forward(x, w, out, residual, relu, TASK_MACS, KC);
     }
 
-    /** {@link #forward} with the multiply-adds a task aims at (tuning experiments). */
+    /** {@link #forward} with the multiply-adds a task aims at and the rows of a depth chunk (for tuning runs). */
     static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu, long taskMacs,
             int kc) {
         if (x.channels() != w.cin || x.pad() < w.pad) {
