@@ -20,7 +20,10 @@ import picocli.CommandLine.Option;
 @Command(name = "describe", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Run the retrieval network on an already preprocessed N x 3 x H x W float tensor (.npy, "
                 + "normalised as the network expects) and write the N x D descriptors (.npy, float32), in evaluation "
-                + "mode without gradients: for checking dir4j against another implementation on identical input."},
+                + "mode without gradients: for checking dir4j against another implementation on identical input.",
+            "On the CPU the backbone runs compiled as extraction runs it (batch norms folded, channels-last "
+                + "convolutions; the same to float rounding); DIR4J_JAVA_OPTS=-Ddir4j.compiledInference=false runs "
+                + "the plain module instead."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
 final class DescribeCommand extends ToolCommand {
