@@ -71,6 +71,11 @@ public class Conv2dBench {
     }
 
     private MemorySegment random(long count, long seed) {
+        return random(arena, count, seed);
+    }
+
+    /** count floats uniform in [-1, 1) from the seed, 64-byte aligned in the arena (NhwcConvBench too). */
+    static MemorySegment random(Arena arena, long count, long seed) {
         MemorySegment s = arena.allocate(count * Float.BYTES, 64);
         SplittableRandom rnd = new SplittableRandom(seed);
         for (long i = 0; i < count; i++) {

@@ -8,7 +8,6 @@ import dir4j.engine.cpu.NhwcConv.Weights;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -64,23 +63,14 @@ public class NhwcConvBench {
         int pad = k / 2;
         g = Conv2dGeometry.of(1, cin, size, size, cout, k, stride, pad, 1);
         arena = Arena.ofShared();
-        x = random(g.inputSize(), 1);
-        w = random(g.weightSize(), 2);
+        x = Conv2dBench.random(arena, g.inputSize(), 1);
+        w = Conv2dBench.random(arena, g.weightSize(), 2);
         y = arena.allocate(g.outputSize() * Float.BYTES, 64);
         xa = NhwcConv.fromNchw(x, 0, 1, cin, size, size, pad);
         packed = Weights.pack(w.toArray(ValueLayout.JAVA_FLOAT), new float[cout], cout, cin, k, stride, pad);
         int o = packed.outSize(size);
         out = Activation.allocate(1, o, o, cout, 0);
         System.out.printf("%n%s: %.3f GFLOP per call%n", shape, 2e-9 * g.macs());
-    }
-
-    private MemorySegment random(long count, long seed) {
-        MemorySegment s = arena.allocate(count * Float.BYTES, 64);
-        SplittableRandom rnd = new SplittableRandom(seed);
-        for (long i = 0; i < count; i++) {
-            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
-        }
-        return s;
     }
 
     @TearDown(Level.Trial)

@@ -23,6 +23,15 @@ final class NnFixtures {
         }
     }
 
+    /** The state dict of {@code net}'s keys read from {@code <folder>/weights/<key>.npy}. */
+    static java.util.Map<String, Tensor> weights(String folder, dir4j.nn.Module net) {
+        java.util.Map<String, Tensor> dict = new java.util.LinkedHashMap<>();
+        for (String k : net.stateDict().keySet()) {
+            dict.put(k, npy(folder + "/weights/" + k + ".npy"));
+        }
+        return dict;
+    }
+
     static String text(String path) {
         try (InputStream in = NnFixtures.class.getResourceAsStream("/fixtures/nn/" + path)) {
             if (in == null) {

@@ -10,8 +10,6 @@ import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import dir4j.nn.resnet.ResNet;
 import dir4j.nn.resnet.ResNetInference;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -25,19 +23,11 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class ResNetInferenceTest {
 
-    private static Map<String, Tensor> weights(String folder, ResNet net) {
-        Map<String, Tensor> dict = new LinkedHashMap<>();
-        for (String k : net.stateDict().keySet()) {
-            dict.put(k, NnFixtures.npy(folder + "/weights/" + k + ".npy"));
-        }
-        return dict;
-    }
-
     @ParameterizedTest
     @CsvSource({"resnet18_w4, RESNET18, 4", "resnet50_w2, RESNET50, 2"})
     void matchesPyTorchEvalOutput(String folder, ResNet.Depth depth, int width) {
         try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
-            assertTrue(net.loadStateDict(weights(folder, net), true).clean());
+            assertTrue(net.loadStateDict(NnFixtures.weights(folder, net), true).clean());
             ResNetInference plan = ResNetInference.of(net);
             Tensor out = plan.features(NnFixtures.npy(folder + "/input.npy"));
             NnFixtures.assertClose(folder + " compiled eval output",

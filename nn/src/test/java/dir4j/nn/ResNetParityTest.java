@@ -7,7 +7,6 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.nn.resnet.ResNet;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Random;
 import java.util.stream.Collectors;
@@ -23,19 +22,11 @@ import org.junit.jupiter.params.provider.CsvSource;
  */
 class ResNetParityTest {
 
-    private static Map<String, Tensor> weights(String folder, ResNet net) {
-        Map<String, Tensor> dict = new LinkedHashMap<>();
-        for (String k : net.stateDict().keySet()) {
-            dict.put(k, NnFixtures.npy(folder + "/weights/" + k + ".npy"));
-        }
-        return dict;
-    }
-
     @ParameterizedTest
     @CsvSource({"resnet18_w4, RESNET18, 4", "resnet50_w2, RESNET50, 2"})
     void evalOutputAndTrainingGradientsMatchPyTorch(String folder, ResNet.Depth depth, int width) {
         try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
-            Module.LoadReport report = net.loadStateDict(weights(folder, net), true);
+            Module.LoadReport report = net.loadStateDict(NnFixtures.weights(folder, net), true);
             assertTrue(report.clean(), report.toString());
             Tensor x = NnFixtures.npy(folder + "/input.npy");
             net.eval();
@@ -72,7 +63,7 @@ class ResNetParityTest {
     void noGradEvalForwardMatchesPyTorchAndLeavesOnlyItsOutputAllocated(String folder, ResNet.Depth depth,
                                                                          int width) {
         try (ResNet net = new ResNet(depth, width, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
-            assertTrue(net.loadStateDict(weights(folder, net), true).clean());
+            assertTrue(net.loadStateDict(NnFixtures.weights(folder, net), true).clean());
             Tensor x = NnFixtures.npy(folder + "/input.npy");
             net.eval();
             try (MemoryScope inference = MemoryScope.open();
@@ -105,7 +96,7 @@ class ResNetParityTest {
     @Test
     void strictLoadingReportsMissingUnexpectedAndMisshapedKeys() {
         try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(1)); MemoryScope scope = MemoryScope.open()) {
-            Map<String, Tensor> dict = weights("resnet18_w4", net);
+            Map<String, Tensor> dict = NnFixtures.weights("resnet18_w4", net);
             dict.remove("layer1.0.conv1.weight");
             dict.put("fc.weight", Tensor.zeros(10, 32));
             dict.put("bn1.weight", Tensor.zeros(5));

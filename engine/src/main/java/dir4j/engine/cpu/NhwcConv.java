@@ -420,7 +420,7 @@ public final class NhwcConv {
      * loop over the input channels per tap (with a loop as short as a 16-channel block the same
      * code ran at half the speed). 6 pixels × 4 vectors: 24 accumulators + 4 weight vectors + 1
      * broadcast of AVX-512's 32 registers; beside 12×2, 8×3 and 4×6 on runtime pixel strides of 64
-     * to 1024 floats it ran 10-40 % faster than the others (median of alternating runs).
+     * to 1024 floats it ran fastest in isolated alternating runs.
      */
     static void microKernel(float[] x, int base, int ps, int[] tapOff, int tapFrom, int tapTo, int l0, int l1,
             float[] w, int wi, float[] tile, int off, boolean accumulate) {

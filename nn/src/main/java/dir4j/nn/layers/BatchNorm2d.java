@@ -43,6 +43,11 @@ public final class BatchNorm2d extends Module {
         return frozen;
     }
 
+    /** True when a forward normalises by the batch's statistics (training mode, not frozen). */
+    public boolean usesBatchStatistics() {
+        return isTraining() && !frozen;
+    }
+
     /** The ε added to the variance. */
     public double eps() {
         return eps;
@@ -66,7 +71,7 @@ public final class BatchNorm2d extends Module {
 
     @Override
     public Tensor forward(Tensor x) {
-        boolean batchStats = isTraining() && !frozen;
+        boolean batchStats = usesBatchStatistics();
         if (batchStats) {
             Tensor batchesTracked = member("num_batches_tracked");
             double n = batchesTracked.item();
@@ -83,7 +88,7 @@ public final class BatchNorm2d extends Module {
      * batch statistics, the three ops in turn. Use the returned tensor either way.
      */
     public Tensor forward(Tensor x, Tensor residual, boolean relu, boolean inPlace) {
-        if (isTraining() && !frozen) {
+        if (usesBatchStatistics()) {
             Tensor y = forward(x);
             if (residual != null) {
                 y = y.add(residual);

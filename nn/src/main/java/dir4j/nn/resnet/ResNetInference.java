@@ -29,7 +29,7 @@ import java.util.Optional;
  * order differ; ResNetInferenceTest bounds it).
  *
  * <p>Supported: float32 weights and square, undilated convolutions (any ResNet this package builds).
- * Output channels are best a multiple of {@link NhwcConv#NR} (32 with AVX-512; torchvision's widths
+ * Output channels are best a multiple of {@link NhwcConv#NR} (64 with AVX-512; torchvision's widths
  * all are); others are padded to it. {@link #unsupported} says why a network is not supported.
  */
 public final class ResNetInference {
@@ -175,6 +175,13 @@ public final class ResNetInference {
         if (n == 0) {
             return Tensor.empty(DType.FLOAT32, Device.CPU, 0, featureChannels, outputSize(h), outputSize(w));
         }
+        synchronized (pool) {
+            long size = (long) h << 32 | w;
+            if (size != poolSize) {
+                pool.clear();
+                poolSize = size;
+            }
+        }
         Tensor xc = x.isContiguous() ? x : x.contiguous();
         try {
             Tensor out = null;
@@ -203,10 +210,13 @@ public final class ResNetInference {
      * them back): a forward at 224x224 allocates ~80 MB of activations, whose zeroing by the
      * allocating thread and whose humongous-object churn cost more than the copies they hold.
      * Reuse is safe per geometry: a producer overwrites every interior value and never writes the
-     * zero ring (the next convolution's padding).
+     * zero ring (the next convolution's padding). Only the buffers of the last image size are kept
+     * (extraction groups images by size): a dataset of many sizes must not fill the heap with them.
      */
     private final java.util.Map<Geometry, java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>>> pool =
             new java.util.HashMap<>();
+    /** Input height and width whose buffers the pool holds. */
+    private long poolSize = -1;
 
     private Activation take(int h, int w, int c, int pad) {
         return take(h, w, c, pad, false);

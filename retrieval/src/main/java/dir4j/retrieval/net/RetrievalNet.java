@@ -85,7 +85,7 @@ public final class RetrievalNet extends Module {
     /**
      * What inference should run: the forward with, on the CPU, the backbone compiled by
      * {@link ResNetInference} (batch norms folded, channels-last direct convolutions; the same
-     * descriptors to float rounding, 1.6-1.7x faster than the module at batch 1, bench/RESULTS.md).
+     * descriptors to float rounding, 1.4-1.7x faster than the module at batch 1, bench/RESULTS.md).
      * The compiled backbone is a snapshot of the weights as they are now: take a new one after
      * changing them. Elsewhere (on a GPU, with a batch norm normalising by batch statistics —
      * training mode, not frozen — or with {@code -Ddir4j.compiledInference=false}) it is this
@@ -102,7 +102,7 @@ public final class RetrievalNet extends Module {
     /** True when every batch norm normalises by its running statistics (eval mode, or frozen). */
     private boolean runningStatistics() {
         for (Module m : modules()) {
-            if (m instanceof dir4j.nn.layers.BatchNorm2d bn && bn.isTraining() && !bn.frozen()) {
+            if (m instanceof dir4j.nn.layers.BatchNorm2d bn && bn.usesBatchStatistics()) {
                 return false;
             }
         }

@@ -117,7 +117,7 @@ public final class MultistageBackprop {
         Map<String, Tensor> out = new java.util.LinkedHashMap<>();
         List<Module> all = net.modules();
         for (int i = 0; i < all.size(); i++) {
-            if (all.get(i) instanceof BatchNorm2d bn && bn.isTraining() && !bn.frozen()) {
+            if (all.get(i) instanceof BatchNorm2d bn && bn.usesBatchStatistics()) {
                 for (var e : bn.namedBuffers().entrySet()) {
                     Tensor v = e.getValue();
                     out.put(i + "/" + e.getKey(), MemoryScope.detached(() -> Ops.cloneDetached(v)));
