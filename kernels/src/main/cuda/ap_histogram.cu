@@ -15,8 +15,30 @@
 // sums do not depend on the order of the atomic adds, so the histograms are deterministic.
 // The block adds its bins to a global int64 accumulator [N, 2, nq] (atomically, across column
 // splits); ap_hist_finalize converts it to float. Exact while Σ|y·q| < 2^23 per bin (the host
-// requires M < 2^22 columns and labels in [0, 1]).
+// requires M < 2^22 columns and labels in [0, 1]). ap_hist_accumulate_private_f32 is the same
+// with a private copy of the bins per thread (no atomics inside the block: scores of random
+// descriptors crowd into two or three bins, which serialises a warp's shared atomics).
+//
+// Labels come in two forms (Backend.ApLabels): a dense matrix (labels != null), or class numbers,
+// y_ij = [rowIds[i] == colIds[j]] (labels == null), which never stores the N×M matrix.
 #include "common.cuh"
+
+// y of query row `row` at column j
+struct ApLabelRow {
+    const float* lr; // dense labels of the row, or null
+    i64 lCol;
+    float rowId;
+    const float* colIds;
+
+    __device__ __forceinline__ ApLabelRow(const float* labels, i64 lRow, i64 lCol_, const float* rowIds,
+                                          const float* colIds_, i64 row)
+        : lr(labels ? labels + row * lRow : nullptr), lCol(lCol_), rowId(labels ? 0.f : rowIds[row]),
+          colIds(colIds_) {}
+
+    __device__ __forceinline__ double at(i64 j) const {
+        return lr ? (double) lr[j * lCol] : (colIds[j] == rowId ? 1.0 : 0.0);
+    }
+};
 
 #define AP_FIXED_ONE 1099511627776.0 /* 2^40 */
 
@@ -85,7 +107,9 @@ __device__ __forceinline__ void ap_add(u64* bins, int nq, int k, double w, doubl
 // grid (N, splits); blockDim.x a multiple of 32; dynamic shared memory (blockDim.x/32)·2·nq·8
 // bytes. acc [N, 2, nq] int64 zeroed by the host; nanRows [N] int zeroed by the host.
 extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
-                                                  const float* __restrict__ labels, i64 lRow, i64 lCol, i64 m,
+                                                  const float* __restrict__ labels, i64 lRow, i64 lCol,
+                                                  const float* __restrict__ rowIds,
+                                                  const float* __restrict__ colIds, i64 m,
                                                   int nq, double min, double max, i64 excludedDiagonal,
                                                   i64 colsPerSplit, u64* __restrict__ acc,
                                                   int* __restrict__ nanRows) {
@@ -102,14 +126,14 @@ extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scor
     const i64 j0 = (i64) blockIdx.y * colsPerSplit;
     const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
     const float* sr = scores + row * sRow;
-    const float* lr = labels + row * lRow;
+    const ApLabelRow lab(labels, lRow, lCol, rowIds, colIds, row);
     bool sawNaN = false;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         if (j == row + excludedDiagonal) {
             continue;
         }
         const double s = (double) sr[j * sCol];
-        const double y = (double) lr[j * lCol];
+        const double y = lab.at(j);
         if (s != s) {
             sawNaN = true;
             continue;
@@ -141,6 +165,87 @@ extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scor
     }
 }
 
+// ap_hist_accumulate_f32 with a private copy of the 2·nq bins per thread: dynamic shared memory
+// 2·nq·blockDim.x·8 bytes, laid out [bin][thread] (a warp's read-modify-writes of one bin hit
+// consecutive words); the same fixed-point weights, so the same integer sums and the same
+// histograms. Then each warp reduces whole bins over the block's threads (integer adds: exact,
+// in any order) and adds them to the global accumulator.
+extern "C" __global__ void ap_hist_accumulate_private_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
+                                                          const float* __restrict__ labels, i64 lRow, i64 lCol,
+                                                          const float* __restrict__ rowIds,
+                                                          const float* __restrict__ colIds, i64 m, int nq,
+                                                          double min, double max, i64 excludedDiagonal,
+                                                          i64 colsPerSplit, u64* __restrict__ acc,
+                                                          int* __restrict__ nanRows) {
+    extern __shared__ u64 threadBins[];
+    const int threads = blockDim.x;
+    const int width = 2 * nq;
+    for (int t = threadIdx.x; t < width * threads; t += threads) {
+        threadBins[t] = 0;
+    }
+    // no barrier needed here: each thread touches only its own column of threadBins until the
+    // barrier before the reduction
+    const ApQuantizer q(nq, min, max);
+    u64* mine = threadBins + threadIdx.x;
+    const i64 row = blockIdx.x;
+    const i64 j0 = (i64) blockIdx.y * colsPerSplit;
+    const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
+    const float* sr = scores + row * sRow;
+    const ApLabelRow lab(labels, lRow, lCol, rowIds, colIds, row);
+    bool sawNaN = false;
+    for (i64 j = j0 + threadIdx.x; j < j1; j += threads) {
+        if (j == row + excludedDiagonal) {
+            continue;
+        }
+        const double s = (double) sr[j * sCol];
+        const double y = lab.at(j);
+        if (s != s) {
+            sawNaN = true;
+            continue;
+        }
+        int k = q.interior_bin(s);
+        if (k >= 0) {
+            const u64 wk = (u64) __double2ll_rn((q.w2(k) * s + q.b2(k)) * AP_FIXED_ONE);
+            const u64 wk1 = (u64) __double2ll_rn((q.w1(k + 1) * s + q.b1(k + 1)) * AP_FIXED_ONE);
+            mine[(i64) k * threads] += wk;
+            mine[(i64) (k + 1) * threads] += wk1;
+            if (y != 0.0) {
+                mine[(i64) (nq + k) * threads] += (u64) __double2ll_rn(y * (q.w2(k) * s + q.b2(k)) * AP_FIXED_ONE);
+                mine[(i64) (nq + k + 1) * threads] +=
+                    (u64) __double2ll_rn(y * (q.w1(k + 1) * s + q.b1(k + 1)) * AP_FIXED_ONE);
+            }
+            continue;
+        }
+        const int h = q.hi(s);
+        for (k = q.lo(s); k <= h; ++k) {
+            const double w = q.weight(k, s);
+            mine[(i64) k * threads] += (u64) __double2ll_rn(w * AP_FIXED_ONE);
+            if (y != 0.0) {
+                mine[(i64) (nq + k) * threads] += (u64) __double2ll_rn(y * w * AP_FIXED_ONE);
+            }
+        }
+    }
+    if (sawNaN) {
+        nanRows[row] = 1;
+    }
+    __syncthreads();
+    const int warps = threads >> 5;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    for (int b = warp; b < width; b += warps) {
+        u64 total = 0;
+        for (int t = lane; t < threads; t += 32) {
+            total += threadBins[(i64) b * threads + t];
+        }
+        for (int off = 16; off > 0; off >>= 1) {
+            total += __shfl_down_sync(0xffffffffu, total, off);
+        }
+        if (lane == 0 && total != 0) {
+            atomicAdd(acc + row * width + b, total);
+        }
+    }
+}
+
 // hist [N, 2, nq] contiguous float from the fixed-point accumulator. A NaN score makes bins
 // 0..2 of its row NaN, as the CPU's general path does (floor(NaN) → 0, bins lo = 0 .. hi = 2).
 extern "C" __global__ void ap_hist_finalize_f32(const u64* __restrict__ acc, const int* __restrict__ nanRows,
@@ -162,6 +267,7 @@ extern "C" __global__ void ap_hist_finalize_f32(const u64* __restrict__ acc, con
 // grid (N, splits); dynamic shared memory 2·nq·8 bytes.
 extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
                                                 const float* __restrict__ labels, i64 lRow, i64 lCol,
+                                                const float* __restrict__ rowIds, const float* __restrict__ colIds,
                                                 const float* __restrict__ gradHist, i64 gRow, i64 gHalf, i64 gBin,
                                                 float* __restrict__ gradScores, i64 m, int nq, double min, double max,
                                                 i64 excludedDiagonal, i64 colsPerSplit) {
@@ -176,7 +282,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
     const i64 j0 = (i64) blockIdx.y * colsPerSplit;
     const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
     const float* sr = scores + row * sRow;
-    const float* lr = labels + row * lRow;
+    const ApLabelRow lab(labels, lRow, lCol, rowIds, colIds, row);
     float* out = gradScores + row * m;
     for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
         if (j == row + excludedDiagonal) {
@@ -184,7 +290,7 @@ extern "C" __global__ void ap_hist_backward_f32(const float* __restrict__ scores
             continue;
         }
         const double s = (double) sr[j * sCol];
-        const double y = (double) lr[j * lCol];
+        const double y = lab.at(j);
         double d = 0;
         int k = q.interior_bin(s);
         if (k >= 0) {
@@ -216,55 +322,122 @@ __device__ __forceinline__ double ap_score_gradient(const ApQuantizer& q, double
     return d;
 }
 
-struct ApSharedBins {
-    const double* p;
+
+// bins of one of a tile's column queries: shared [2·nq][tileCols], this thread's column
+struct ApColumnBins {
+    const float* p; // colBins + threadIdx.x
+    int stride;     // tileCols
     int nq;
-    __device__ __forceinline__ double g(int k) const { return p[k]; }
-    __device__ __forceinline__ double gp(int k) const { return p[nq + k]; }
+    __device__ __forceinline__ double g(int k) const { return (double) p[k * stride]; }
+    __device__ __forceinline__ double gp(int k) const { return (double) p[(nq + k) * stride]; }
 };
 
-struct ApGlobalBins {
-    const float* p; // gradHist + j·gRow
-    i64 half;
-    i64 bin;
-    __device__ __forceinline__ double g(int k) const { return (double) p[k * bin]; }
-    __device__ __forceinline__ double gp(int k) const { return (double) p[half + k * bin]; }
+struct ApRowBins {
+    const float* p; // rowBins + r·2·nq
+    int nq;
+    __device__ __forceinline__ double g(int k) const { return (double) p[k]; }
+    __device__ __forceinline__ double gp(int k) const { return (double) p[nq + k]; }
 };
 
 // The blocked AP loss's backward (Backend.apHistogramBackwardSymmetric): scores [R, M] are rows
 // rowOffset … of a symmetric S; gradScores [R, M] contiguous gets, per score, the term of its row's
-// query (row + rowOffset, bins in shared memory) plus the term of its column's query j (bins read
-// from gradHist [M, 2, nq], cached), both at the same score. grid (R, splits); dynamic shared
-// memory 2·nq·8 bytes.
+// query (row + rowOffset) plus the term of its column's query j, both at the same score, each in
+// ap_hist_backward_f32's order of operations. Tiled: a block of tileCols threads (one column each)
+// takes rowsPerTile rows; the bins of its tileCols column queries ([2·nq][tileCols]) and of its
+// rows' queries ([rowsPerTile][2·nq]) sit in shared memory, as float (the kernel reads each as
+// double, the same values as reading gradHist). grid (⌈M / tileCols⌉, ⌈R / rowsPerTile⌉);
+// dynamic shared memory 2·nq·(tileCols + rowsPerTile)·4 bytes.
 extern "C" __global__ void ap_hist_backward_sym_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
                                                     const float* __restrict__ labels, i64 lRow, i64 lCol,
+                                                    const float* __restrict__ rowIds,
+                                                    const float* __restrict__ colIds,
                                                     const float* __restrict__ gradHist, i64 gRow, i64 gHalf,
-                                                    i64 gBin, float* __restrict__ gradScores, i64 m, int nq,
+                                                    i64 gBin, float* __restrict__ gradScores, i64 r, i64 m, int nq,
                                                     double min, double max, i64 rowOffset, i64 excludedDiagonal,
-                                                    i64 colsPerSplit) {
-    extern __shared__ double gBins[]; // [0, nq): G, [nq, 2nq): G⁺ of query row + rowOffset
-    const i64 row = blockIdx.x;
-    const i64 query = row + rowOffset;
-    for (int t = threadIdx.x; t < nq; t += blockDim.x) {
-        gBins[t] = (double) gradHist[query * gRow + t * gBin];
-        gBins[nq + t] = (double) gradHist[query * gRow + gHalf + t * gBin];
+                                                    int rowsPerTile) {
+    extern __shared__ float tileBins[];
+    const int tileCols = blockDim.x;
+    const int width = 2 * nq;
+    float* colBins = tileBins;                          // [width][tileCols]
+    float* rowBins = tileBins + (i64) width * tileCols; // [rowsPerTile][width]
+    const i64 j = (i64) blockIdx.x * tileCols + threadIdx.x;
+    const i64 r0 = (i64) blockIdx.y * rowsPerTile;
+    const i64 r1 = r0 + rowsPerTile < r ? r0 + rowsPerTile : r;
+    for (int b = 0; b < width; ++b) {
+        const i64 at = b < nq ? (i64) b * gBin : gHalf + (i64) (b - nq) * gBin;
+        colBins[b * tileCols + threadIdx.x] = j < m ? gradHist[j * gRow + at] : 0.f;
+    }
+    for (i64 t = threadIdx.x; t < (r1 - r0) * width; t += tileCols) {
+        const i64 query = r0 + t / width + rowOffset;
+        const int b = (int) (t % width);
+        const i64 at = b < nq ? (i64) b * gBin : gHalf + (i64) (b - nq) * gBin;
+        rowBins[t] = gradHist[query * gRow + at];
     }
     __syncthreads();
+    if (j >= m) {
+        return;
+    }
     const ApQuantizer q(nq, min, max);
-    const ApSharedBins own{gBins, nq};
-    const i64 j0 = (i64) blockIdx.y * colsPerSplit;
-    const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
-    const float* sr = scores + row * sRow;
-    const float* lr = labels + row * lRow;
-    float* out = gradScores + row * m;
-    for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
+    const ApColumnBins other{colBins + threadIdx.x, tileCols, nq};
+    const float colId = labels ? 0.f : colIds[j];
+    for (i64 row = r0; row < r1; ++row) {
+        float* out = gradScores + row * m;
         if (j == row + excludedDiagonal) {
             out[j] = 0.f;
             continue;
         }
-        const double s = (double) sr[j * sCol];
-        const double y = (double) lr[j * lCol];
-        const ApGlobalBins other{gradHist + j * gRow, gHalf, gBin};
+        const double s = (double) scores[row * sRow + j * sCol];
+        const double y = labels ? (double) labels[row * lRow + j * lCol] : (rowIds[row] == colId ? 1.0 : 0.0);
+        const ApRowBins own{rowBins + (row - r0) * width, nq};
         out[j] = (float) (ap_score_gradient(q, s, y, own) + ap_score_gradient(q, s, y, other));
+    }
+}
+
+// The AP loss from its histograms (Backend.apLossFromHistogram, dir4j.engine.cpu.ApHistogramKernels
+// .lossFromHistogram is the reference, followed operation by operation, in double): one thread per
+// query; hist, gradHist [N, 2, nq], coef and ap [N], all contiguous; nq ≤ 100 (ApBins).
+__device__ __forceinline__ void ap_loss_one_query(const float* __restrict__ hist, const float* __restrict__ coef,
+                                                  float* __restrict__ ap, float* __restrict__ gradHist, i64 query,
+                                                  int nq) {
+    const float* c = hist + query * 2 * nq;
+    const float* p = c + nq;
+    float* gc = gradHist + query * 2 * nq;
+    float* gp = gc + nq;
+    double mass = 0;
+    for (int k = 0; k < nq; ++k) {
+        mass += (double) p[k];
+    }
+    const double m = mass == 0 ? 1.0 : mass;
+    // the reverse pass needs every C_k + 1e-16 and P_k: kept in a small local array
+    double cc[100];
+    double pp[100];
+    double sc = 0;
+    double sp = 0;
+    double value = 0;
+    for (int k = 0; k < nq; ++k) {
+        sc += (double) c[k];
+        sp += (double) p[k];
+        cc[k] = sc + 1e-16;
+        pp[k] = sp;
+        value += sp / cc[k] * ((double) p[k] / m);
+    }
+    ap[query] = (float) value;
+    const double g = (double) coef[query];
+    double tailP = 0;
+    double tailC = 0;
+    for (int k = nq - 1; k >= 0; --k) {
+        const double rk = (double) p[k] / m;
+        tailP += rk / cc[k];
+        tailC += rk * pp[k] / (cc[k] * cc[k]);
+        gp[k] = (float) (g * (tailP + (pp[k] / cc[k] - value) / m));
+        gc[k] = (float) (-g * tailC);
+    }
+}
+
+extern "C" __global__ void ap_loss_from_hist_f32(const float* __restrict__ hist, const float* __restrict__ coef,
+                                                 float* __restrict__ ap, float* __restrict__ gradHist, i64 n,
+                                                 int nq) {
+    for (i64 query = global_thread<i64>(); query < n; query += grid_threads<i64>()) {
+        ap_loss_one_query(hist, coef, ap, gradHist, query, nq);
     }
 }

@@ -231,20 +231,107 @@ public interface Backend {
     int AP_KEEP_ALL = Integer.MIN_VALUE;
 
     /**
-     * Soft histograms of each query row of scores [N, M] with labels [N, M] (1 = positive):
+     * The labels of the AP histogram ops, one of two forms: a dense 0/1 matrix [N, M] (any
+     * strides, the scores' dtype), or same-class labels y_ij = [rowIds[i] == colIds[j]] from class
+     * numbers (rowIds [N], colIds [M], vectors of the scores' dtype holding integers exactly,
+     * any stride), which never stores the N×M matrix.
+     */
+    record ApLabels(Tensor dense, Tensor rowIds, Tensor colIds) {
+        public ApLabels {
+            if ((dense == null) == (rowIds == null || colIds == null) || (dense != null && (rowIds != null
+                    || colIds != null))) {
+                throw new IllegalArgumentException("AP labels: either a dense matrix or both class-number vectors");
+            }
+        }
+
+        /** A dense 0/1 matrix [N, M]. */
+        public static ApLabels dense(Tensor labels) {
+            return new ApLabels(labels, null, null);
+        }
+
+        /** y_ij = [rowIds[i] == colIds[j]]. */
+        public static ApLabels sameClass(Tensor rowIds, Tensor colIds) {
+            return new ApLabels(null, rowIds, colIds);
+        }
+
+        /** Checks the labels against scores [N, M], naming what is wrong. */
+        public void check(String op, Tensor scores) {
+            int n = scores.shape(0);
+            int m = scores.shape(1);
+            if (dense != null) {
+                if (dense.rank() != 2 || dense.shape(0) != n || dense.shape(1) != m) {
+                    throw new IllegalArgumentException(op + ": labels " + Shape.str(dense.shape()) + " must match the scores "
+                            + Shape.str(scores.shape()));
+                }
+                return;
+            }
+            if (rowIds.rank() != 1 || rowIds.shape(0) != n || colIds.rank() != 1 || colIds.shape(0) != m) {
+                throw new IllegalArgumentException(op + ": class numbers " + Shape.str(rowIds.shape()) + " and "
+                        + Shape.str(colIds.shape()) + " must be [" + n + "] and [" + m + "] for scores "
+                        + Shape.str(scores.shape()));
+            }
+            if (rowIds.dtype() != scores.dtype() || colIds.dtype() != scores.dtype()) {
+                throw new IllegalArgumentException(op + ": class numbers must have the scores' dtype " + scores.dtype());
+            }
+        }
+    }
+
+    /**
+     * Soft histograms of each query row of scores [N, M] with labels (1 = positive):
      * hist [N, 2, nq] gets n_k = Σ_j q_k(s_ij) in [:, 0, :] and n⁺_k = Σ_j y_ij·q_k(s_ij) in
      * [:, 1, :]. Entry (i, i + excludedDiagonal) of every row i is left out (a query's match with
      * itself: 0 when the queries are the database, r0 for the row block starting at query r0,
      * −c0 for a column block starting at item c0); {@link #AP_KEEP_ALL} leaves out nothing.
      */
-    void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist);
+    void apHistogram(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor hist);
+
+    /** {@link #apHistogram(Tensor, ApLabels, ApBins, int, Tensor)} with dense labels [N, M]. */
+    default void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+        apHistogram(scores, ApLabels.dense(labels), bins, excludedDiagonal, hist);
+    }
 
     /**
      * The adjoint: gradScores [N, M] (contiguous) from gradHist [N, 2, nq]; the left-out entries
      * get 0.
      */
-    void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
+    void apHistogramBackward(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                              Tensor gradScores);
+
+    /** {@link #apHistogramBackward(Tensor, ApLabels, ApBins, int, Tensor, Tensor)} with dense labels. */
+    default void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
+                                     Tensor gradHist, Tensor gradScores) {
+        apHistogramBackward(scores, ApLabels.dense(labels), bins, excludedDiagonal, gradHist, gradScores);
+    }
+
+    /**
+     * The AP loss from its histograms, per query, with the gradient folded in (one pass, no
+     * graph): for hist [N, 2, nq] (n_k, n⁺_k; contiguous), ap [N] gets AP = Σ_k P_k·r_k with
+     * P_k = cumsum(n⁺)_k / (cumsum(n)_k + 1e−16) and r_k = n⁺_k / (Σ_k n⁺_k, or 1 where that is
+     * 0), and gradHist [N, 2, nq] gets coef[q]·∂AP_q/∂hist[q] (coef [N]: dL/dAP per query, e.g.
+     * −weight/kept queries, 0 for excluded ones). All contiguous, one floating dtype; computed in
+     * double. The same values as the composition of cumsum, div and sum and its autograd.
+     */
+    void apLossFromHistogram(Tensor hist, Tensor coef, Tensor ap, Tensor gradHist);
+
+    /** Checks {@link #apLossFromHistogram}'s operands, naming what is wrong. */
+    static void checkApLossFromHistogram(Tensor hist, Tensor coef, Tensor ap, Tensor gradHist) {
+        if (hist.rank() != 3 || hist.shape(1) != 2 || !hist.isContiguous()) {
+            throw new IllegalArgumentException("apLossFromHistogram: hist must be a contiguous [N, 2, nq], got "
+                    + Shape.str(hist.shape()));
+        }
+        int n = hist.shape(0);
+        for (Tensor t : new Tensor[] {coef, ap}) {
+            if (t.rank() != 1 || t.shape(0) != n || !t.isContiguous() || t.dtype() != hist.dtype()) {
+                throw new IllegalArgumentException("apLossFromHistogram: coef and ap must be contiguous [" + n + "] "
+                        + hist.dtype() + ", got " + Shape.str(t.shape()) + " " + t.dtype());
+            }
+        }
+        if (!java.util.Arrays.equals(gradHist.shape(), hist.shape()) || !gradHist.isContiguous()
+                || gradHist.dtype() != hist.dtype()) {
+            throw new IllegalArgumentException("apLossFromHistogram: gradHist must be a contiguous "
+                    + Shape.str(hist.shape()) + " " + hist.dtype() + ", got " + Shape.str(gradHist.shape()));
+        }
+    }
 
     // ---------------------------------------------------------------- fused optimiser steps
 
@@ -312,6 +399,13 @@ public interface Backend {
      * dL/dD = (G + Gᵀ)·D are then gradScores·D. Entries (r, r + excludedDiagonal) get 0 (as in
      * {@link #apHistogram}).
      */
-    void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset, int excludedDiagonal,
-                                      Tensor gradHist, Tensor gradScores);
+    void apHistogramBackwardSymmetric(Tensor scores, ApLabels labels, ApBins bins, int rowOffset,
+                                      int excludedDiagonal, Tensor gradHist, Tensor gradScores);
+
+    /** {@link #apHistogramBackwardSymmetric(Tensor, ApLabels, ApBins, int, int, Tensor, Tensor)}, dense labels. */
+    default void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+                                              int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
+        apHistogramBackwardSymmetric(scores, ApLabels.dense(labels), bins, rowOffset, excludedDiagonal, gradHist,
+                gradScores);
+    }
 }

@@ -39,8 +39,11 @@ public final class ApLossGpuBench {
 
     /**
      * Where the time of one block (N = 4096) goes: each piece of the blocked path timed on its own
-     * (median of 10, synchronised), and both compositions of the backward: the symmetric kernel
-     * then one GEMM, and the row kernel, G + Gᵀ and one GEMM (what the one-block path takes).
+     * (median of 10, synchronised): the scores' GEMM, the histogram with labels from class
+     * numbers (per-thread bins, then the per-warp atomic kernel for comparison), the AP and
+     * dL/dhist from the histograms, the tiled symmetric backward, the dL/dD GEMM, and for
+     * comparison the earlier composition of the backward (row kernel with a dense label matrix,
+     * then G + Gᵀ).
      */
     private static void parts(CudaBackend be, Device gpu, int n, int dim, boolean tf32) {
         be.setTf32(tf32);
@@ -48,14 +51,19 @@ public final class ApLossGpuBench {
         try (MemoryScope scope = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
             Tensor d = NnOps.l2Normalize(Tensor.randn(new Random(n), n, dim).to(gpu), 1, 1e-12);
             double[] cls = new double[n];
+            double[] coefs = new double[n];
             for (int i = 0; i < n; i++) {
                 cls[i] = i / 4;
+                coefs[i] = -1.0 / n;
             }
             Tensor ids = Tensor.ofDoubles(cls, n).to(dir4j.engine.DType.FLOAT32).to(gpu);
+            Tensor coef = Tensor.ofDoubles(coefs, n).to(dir4j.engine.DType.FLOAT32).to(gpu);
+            dir4j.engine.Backend.ApLabels byClass = dir4j.engine.Backend.ApLabels.sameClass(ids, ids);
+            Tensor dense = dir4j.engine.Ops.equal(dir4j.engine.Ops.reshape(ids, n, 1), dir4j.engine.Ops.reshape(ids, 1, n));
             Tensor s = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
-            Tensor[] lab = new Tensor[1];
             Tensor hist = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, 2, 20);
-            Tensor gradHist = Tensor.randn(new Random(1), n, 2, 20).mul(1e-4).to(gpu);
+            Tensor ap = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n);
+            Tensor gradHist = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, 2, 20);
             Tensor g = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
             Tensor h = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, n, n);
             Tensor dd = Tensor.empty(dir4j.engine.DType.FLOAT32, gpu, 1, n, dim);
@@ -64,23 +72,20 @@ public final class ApLossGpuBench {
             Tensor d3 = d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, dim, 1}, d.offset());
             Tensor dt3 = d.viewOf(new int[] {1, dim, n}, new long[] {(long) n * dim, 1, dim}, d.offset());
             double gemm = millis(be, () -> be.matmul(d3, dt3, s3));
-            double labels = millis(be, () -> {
-                if (lab[0] != null) {
-                    lab[0].close();
-                }
-                lab[0] = MemoryScope.detached(() -> dir4j.engine.Ops.equal(
-                        dir4j.engine.Ops.reshape(ids, n, 1), dir4j.engine.Ops.reshape(ids, 1, n)));
-            });
-            double histogram = millis(be, () -> be.apHistogram(s, lab[0], bins, 0, hist));
-            double rowBackward = millis(be, () -> be.apHistogramBackward(s, lab[0], bins, 0, gradHist, g));
+            double histogram = millis(be, () -> be.apHistogram(s, byClass, bins, 0, hist));
+            be.setApHistogramAtomic(true);
+            double atomic = millis(be, () -> be.apHistogram(s, byClass, bins, 0, hist));
+            be.setApHistogramAtomic(false);
+            double fromHist = millis(be, () -> be.apLossFromHistogram(hist, coef, ap, gradHist));
+            double symmetric = millis(be, () -> be.apHistogramBackwardSymmetric(s, byClass, bins, 0, 0, gradHist, h));
+            double dGemm = millis(be, () -> be.matmul(h3, d3, dd));
+            double rowBackward = millis(be, () -> be.apHistogramBackward(s, dense, bins, 0, gradHist, g));
             double transposeAdd = millis(be, () -> be.binary(dir4j.engine.Backend.Binary.ADD, g,
                     dir4j.engine.Ops.transpose(g, 0, 1), h));
-            double symmetric = millis(be, () -> be.apHistogramBackwardSymmetric(s, lab[0], bins, 0, 0, gradHist, h));
-            double dGemm = millis(be, () -> be.matmul(h3, d3, dd));
-            System.out.printf("RESULT aploss N=%d %s parts (ms): S GEMM %.3f, label block %.3f, histogram %.3f, "
-                    + "row backward %.3f + G+Gt %.3f, or symmetric backward %.3f; dL/dD GEMM %.3f%n", n,
-                    tf32 ? "tf32" : "strict", gemm, labels, histogram, rowBackward, transposeAdd, symmetric, dGemm);
-            lab[0].close();
+            System.out.printf("RESULT aploss N=%d %s parts (ms): S GEMM %.3f, histogram %.3f (atomic kernel %.3f), "
+                    + "AP + dL/dhist %.3f, symmetric backward %.3f, dL/dD GEMM %.3f; sum %.3f; earlier backward: "
+                    + "row kernel %.3f + G+Gt %.3f%n", n, tf32 ? "tf32" : "strict", gemm, histogram, atomic, fromHist,
+                    symmetric, dGemm, gemm + histogram + fromHist + symmetric + dGemm, rowBackward, transposeAdd);
         }
     }
 

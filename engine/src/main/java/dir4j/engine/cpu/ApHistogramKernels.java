@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import dir4j.engine.Backend.ApBins;
+import dir4j.engine.Backend.ApLabels;
 import dir4j.engine.DType;
 import dir4j.engine.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -85,18 +86,43 @@ final class ApHistogramKernels {
         }
     }
 
-    static void forward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+    /** Label y_ij of one query row i. */
+    @FunctionalInterface
+    interface RowLabels {
+        double at(long j);
+    }
+
+    /** Row i's labels: from the dense matrix, or [rowIds[i] == colIds[j]]. */
+    static RowLabels row(ApLabels labels, long i) {
+        Tensor d = labels.dense();
+        if (d != null) {
+            MemorySegment ls = d.segment();
+            DType t = d.dtype();
+            long base = d.offset() + i * d.stride(0);
+            long step = d.stride(1);
+            return j -> CpuBackend.load(ls, t, base + j * step);
+        }
+        Tensor r = labels.rowIds();
+        Tensor c = labels.colIds();
+        double own = CpuBackend.load(r.segment(), r.dtype(), r.offset() + i * r.stride(0));
+        MemorySegment cs = c.segment();
+        DType t = c.dtype();
+        long base = c.offset();
+        long step = c.stride(0);
+        return j -> CpuBackend.load(cs, t, base + j * step) == own ? 1 : 0;
+    }
+
+    static void forward(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         int n = scores.shape(0);
         int m = scores.shape(1);
         int nq = bins.nq();
         Quantizer q = new Quantizer(bins);
         MemorySegment ss = scores.segment();
-        MemorySegment ls = labels.segment();
         MemorySegment hs = hist.segment();
         DType t = scores.dtype();
         long[] sst = scores.strides();
-        long[] lst = labels.strides();
         CpuThreads.parallelFor(n, i -> {
+            RowLabels lab = row(labels, i);
             double[] nb = new double[nq];
             double[] np = new double[nq];
             for (int j = 0; j < m; j++) {
@@ -104,7 +130,7 @@ final class ApHistogramKernels {
                     continue;
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
-                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
+                double y = lab.at(j);
                 int k = q.interiorBin(s);
                 if (k >= 0) {
                     // strictly between the centres of bins k and k+1: only those two are non-zero
@@ -130,21 +156,20 @@ final class ApHistogramKernels {
         });
     }
 
-    static void backward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
+    static void backward(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor gradHist,
                          Tensor gradScores) {
         int n = scores.shape(0);
         int m = scores.shape(1);
         int nq = bins.nq();
         Quantizer q = new Quantizer(bins);
         MemorySegment ss = scores.segment();
-        MemorySegment ls = labels.segment();
         MemorySegment gs = gradHist.segment();
         MemorySegment os = gradScores.segment();
         DType t = scores.dtype();
         long[] sst = scores.strides();
-        long[] lst = labels.strides();
         long[] gst = gradHist.strides();
         CpuThreads.parallelFor(n, i -> {
+            RowLabels lab = row(labels, i);
             double[] g = new double[2 * nq]; // G then G⁺ of query i
             for (int k = 0; k < nq; k++) {
                 g[k] = CpuBackend.load(gs, t, gradHist.offset() + i * gst[0] + k * gst[2]);
@@ -157,8 +182,7 @@ final class ApHistogramKernels {
                     continue;
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
-                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
-                CpuBackend.store(os, t, ob + j, scoreGradient(q, s, y, g, 0));
+                CpuBackend.store(os, t, ob + j, scoreGradient(q, s, lab.at(j), g, 0));
             }
         });
     }
@@ -167,19 +191,17 @@ final class ApHistogramKernels {
      * See {@code Backend.apHistogramBackwardSymmetric}: per score, the row query's term plus the
      * column query's term, each as in {@link #backward}.
      */
-    static void backwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset, int excludedDiagonal,
+    static void backwardSymmetric(Tensor scores, ApLabels labels, ApBins bins, int rowOffset, int excludedDiagonal,
                                   Tensor gradHist, Tensor gradScores) {
         int n = scores.shape(0);
         int m = scores.shape(1);
         int nq = bins.nq();
         Quantizer q = new Quantizer(bins);
         MemorySegment ss = scores.segment();
-        MemorySegment ls = labels.segment();
         MemorySegment gs = gradHist.segment();
         MemorySegment os = gradScores.segment();
         DType t = scores.dtype();
         long[] sst = scores.strides();
-        long[] lst = labels.strides();
         long[] gst = gradHist.strides();
         if (gradHist.shape(0) != m || rowOffset < 0 || rowOffset + (long) n > m) {
             throw new IllegalArgumentException("apHistogramBackwardSymmetric: rows " + rowOffset + " … "
@@ -194,6 +216,7 @@ final class ApHistogramKernels {
             }
         }
         CpuThreads.parallelFor(n, i -> {
+            RowLabels lab = row(labels, i);
             int own = (i + rowOffset) * 2 * nq;
             long ob = gradScores.offset() + (long) i * m;
             for (int j = 0; j < m; j++) {
@@ -202,9 +225,61 @@ final class ApHistogramKernels {
                     continue;
                 }
                 double s = CpuBackend.load(ss, t, scores.offset() + i * sst[0] + j * sst[1]);
-                double y = CpuBackend.load(ls, labels.dtype(), labels.offset() + i * lst[0] + j * lst[1]);
+                double y = lab.at(j);
                 double d = scoreGradient(q, s, y, all, own) + scoreGradient(q, s, y, all, j * 2 * nq);
                 CpuBackend.store(os, t, ob + j, d);
+            }
+        });
+    }
+
+    /**
+     * See {@code Backend.apLossFromHistogram}: per query, AP from its bins and coef·∂AP/∂hist by
+     * one forward and one reverse pass over the bins (in double). With C_k, P_k the cumulative
+     * n and n⁺, e_k = C_k + 1e−16, P_k/e_k the precision, r_k = n⁺_k/M (M = Σ n⁺ or 1 when 0):
+     * ∂AP/∂n⁺_j = Σ_{k≥j} r_k/e_k + (P_j/e_j − AP)/M and ∂AP/∂n_j = −Σ_{k≥j} r_k·P_k/e_k².
+     */
+    static void lossFromHistogram(Tensor hist, Tensor coef, Tensor ap, Tensor gradHist) {
+        int n = hist.shape(0);
+        int nq = hist.shape(2);
+        DType t = hist.dtype();
+        MemorySegment hs = hist.segment();
+        MemorySegment cs = coef.segment();
+        MemorySegment as = ap.segment();
+        MemorySegment gs = gradHist.segment();
+        CpuThreads.parallelFor(n, q -> {
+            long base = hist.offset() + (long) q * 2 * nq;
+            double[] c = new double[nq];
+            double[] p = new double[nq];
+            double mass = 0;
+            for (int k = 0; k < nq; k++) {
+                c[k] = CpuBackend.load(hs, t, base + k);
+                p[k] = CpuBackend.load(hs, t, base + nq + k);
+                mass += p[k];
+            }
+            double m = mass == 0 ? 1 : mass;
+            double[] cc = new double[nq];
+            double[] pp = new double[nq];
+            double sc = 0;
+            double sp = 0;
+            double value = 0;
+            for (int k = 0; k < nq; k++) {
+                sc += c[k];
+                sp += p[k];
+                cc[k] = sc + 1e-16;
+                pp[k] = sp;
+                value += sp / cc[k] * (p[k] / m);
+            }
+            double g = CpuBackend.load(cs, coef.dtype(), coef.offset() + q);
+            CpuBackend.store(as, ap.dtype(), ap.offset() + q, value);
+            long gb = gradHist.offset() + (long) q * 2 * nq;
+            double tailP = 0;
+            double tailC = 0;
+            for (int k = nq - 1; k >= 0; k--) {
+                double r = p[k] / m;
+                tailP += r / cc[k];
+                tailC += r * pp[k] / (cc[k] * cc[k]);
+                CpuBackend.store(gs, t, gb + nq + k, g * (tailP + (pp[k] / cc[k] - value) / m));
+                CpuBackend.store(gs, t, gb + k, -g * tailC);
             }
         });
     }

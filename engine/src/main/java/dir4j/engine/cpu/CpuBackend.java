@@ -478,20 +478,29 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+    public void apHistogram(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+        labels.check("apHistogram", scores);
         ApHistogramKernels.forward(scores, labels, bins, excludedDiagonal, hist);
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
+    public void apHistogramBackward(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
+        labels.check("apHistogramBackward", scores);
         ApHistogramKernels.backward(scores, labels, bins, excludedDiagonal, gradHist, gradScores);
     }
 
     @Override
-    public void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+    public void apHistogramBackwardSymmetric(Tensor scores, ApLabels labels, ApBins bins, int rowOffset,
                                              int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
+        labels.check("apHistogramBackwardSymmetric", scores);
         ApHistogramKernels.backwardSymmetric(scores, labels, bins, rowOffset, excludedDiagonal, gradHist, gradScores);
+    }
+
+    @Override
+    public void apLossFromHistogram(Tensor hist, Tensor coef, Tensor ap, Tensor gradHist) {
+        Backend.checkApLossFromHistogram(hist, coef, ap, gradHist);
+        ApHistogramKernels.lossFromHistogram(hist, coef, ap, gradHist);
     }
 
     private static int[] sliceShape(Tensor t, int axis) {

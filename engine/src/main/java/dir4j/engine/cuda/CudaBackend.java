@@ -1135,8 +1135,69 @@ public final class CudaBackend implements Backend {
         return (cols + splits - 1) / splits;
     }
 
+    /**
+     * Whether {@link #apHistogram} gives each thread a private copy of the bins (default) or each
+     * warp one copy updated by shared atomics (the first kernel); both give the same histograms.
+     * For benchmarks; {@code -Ddir4j.cuda.apHistogramAtomic=true} starts with the atomics.
+     */
+    public void setApHistogramAtomic(boolean on) {
+        this.apHistogramAtomic = on;
+    }
+
+    private volatile boolean apHistogramAtomic = Boolean.getBoolean("dir4j.cuda.apHistogramAtomic");
+
+    /** The labels as kernel arguments: dense (pointer, row and column strides) then class numbers. */
+    private final class ApLabelArgs implements AutoCloseable {
+        final long labels;
+        final long lRow;
+        final long lCol;
+        final long rowIds;
+        final long colIds;
+        private final Tensor[] copies = new Tensor[2];
+
+        ApLabelArgs(String op, Tensor scores, ApLabels l) {
+            l.check(op, scores);
+            if (l.dense() != null) {
+                requireFloat(op + " labels", l.dense(), false);
+                labels = address(l.dense());
+                lRow = l.dense().stride(0);
+                lCol = l.dense().stride(1);
+                rowIds = 0;
+                colIds = 0;
+            } else {
+                labels = 0;
+                lRow = 0;
+                lCol = 0;
+                rowIds = address(unitStride(l.rowIds(), 0));
+                colIds = address(unitStride(l.colIds(), 1));
+            }
+        }
+
+        private Tensor unitStride(Tensor ids, int slot) {
+            requireFloat("AP class numbers", ids, false);
+            if (ids.shape(0) <= 1 || ids.stride(0) == 1) {
+                return ids;
+            }
+            copies[slot] = contiguousCopy(ids);
+            return copies[slot];
+        }
+
+        KernelArgs into(KernelArgs a) {
+            return a.ptr(labels).i64(lRow).i64(lCol).ptr(rowIds).ptr(colIds);
+        }
+
+        @Override
+        public void close() {
+            for (Tensor c : copies) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+        }
+    }
+
     @Override
-    public void apHistogram(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal, Tensor hist) {
+    public void apHistogram(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal, Tensor hist) {
         requireFloat("apHistogram", scores, false);
         long n = scores.shape(0);
         long m = scores.shape(1);
@@ -1150,19 +1211,29 @@ public final class CudaBackend implements Backend {
         }
         long cols = Math.max(1, apColumnsPerSplit(n, m));
         int splits = (int) Math.max(1, (m + cols - 1) / cols);
-        try (Scratch acc = new Scratch(n * 2 * nq * 8, true); Scratch nanRows = new Scratch(n * 4, true)) {
-            kernels.launch(Kernel.AP_HIST_ACCUMULATE_F32, n, splits, BLOCK, (BLOCK / 32) * 2 * nq * 8,
-                    new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
-                            .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).i64(m).i32(nq)
-                            .f64(bins.min()).f64(bins.max()).i64(excludedDiagonal).i64(cols)
-                            .ptr(acc.address()).ptr(nanRows.address()));
+        // the private kernel: 2·nq·threads·8 bytes of shared memory within the default 48 KiB
+        int threads = 128;
+        while (threads > 32 && 2L * nq * threads * 8 > 48 * 1024) {
+            threads /= 2;
+        }
+        boolean priv = !apHistogramAtomic && 2L * nq * threads * 8 <= 48 * 1024;
+        try (ApLabelArgs lab = new ApLabelArgs("apHistogram", scores, labels);
+             Scratch acc = new Scratch(n * 2 * nq * 8, true); Scratch nanRows = new Scratch(n * 4, true)) {
+            KernelArgs args = lab.into(new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1)))
+                    .i64(m).i32(nq).f64(bins.min()).f64(bins.max()).i64(excludedDiagonal).i64(cols)
+                    .ptr(acc.address()).ptr(nanRows.address());
+            if (priv) {
+                kernels.launch(Kernel.AP_HIST_ACCUMULATE_PRIVATE_F32, n, splits, threads, 2 * nq * threads * 8, args);
+            } else {
+                kernels.launch(Kernel.AP_HIST_ACCUMULATE_F32, n, splits, BLOCK, (BLOCK / 32) * 2 * nq * 8, args);
+            }
             kernels.launch(Kernel.AP_HIST_FINALIZE_F32, kernels.gridFor(n * 2 * nq, BLOCK), 1, BLOCK, 0,
                     new KernelArgs().ptr(acc.address()).ptr(nanRows.address()).ptr(address(hist)).i64(n).i32(nq));
         }
     }
 
     @Override
-    public void apHistogramBackward(Tensor scores, Tensor labels, ApBins bins, int excludedDiagonal,
+    public void apHistogramBackward(Tensor scores, ApLabels labels, ApBins bins, int excludedDiagonal,
                                     Tensor gradHist, Tensor gradScores) {
         requireFloat("apHistogramBackward", scores, false);
         long n = scores.shape(0);
@@ -1173,16 +1244,17 @@ public final class CudaBackend implements Backend {
         }
         long cols = Math.max(1, apColumnsPerSplit(n, m));
         int splits = (int) Math.max(1, (m + cols - 1) / cols);
-        kernels.launch(Kernel.AP_HIST_BACKWARD_F32, n, splits, BLOCK, 2 * nq * 8,
-                new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
-                        .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
-                        .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
-                        .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
-                        .i64(excludedDiagonal).i64(cols));
+        try (ApLabelArgs lab = new ApLabelArgs("apHistogramBackward", scores, labels)) {
+            kernels.launch(Kernel.AP_HIST_BACKWARD_F32, n, splits, BLOCK, 2 * nq * 8,
+                    lab.into(new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1)))
+                            .ptr(address(gradHist)).i64(gradHist.stride(0)).i64(gradHist.stride(1))
+                            .i64(gradHist.stride(2)).ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min())
+                            .f64(bins.max()).i64(excludedDiagonal).i64(cols));
+        }
     }
 
     @Override
-    public void apHistogramBackwardSymmetric(Tensor scores, Tensor labels, ApBins bins, int rowOffset,
+    public void apHistogramBackwardSymmetric(Tensor scores, ApLabels labels, ApBins bins, int rowOffset,
                                              int excludedDiagonal, Tensor gradHist, Tensor gradScores) {
         requireFloat("apHistogramBackwardSymmetric", scores, false);
         long n = scores.shape(0);
@@ -1195,13 +1267,36 @@ public final class CudaBackend implements Backend {
         if (n == 0 || m == 0) {
             return;
         }
-        long cols = Math.max(1, apColumnsPerSplit(n, m));
-        int splits = (int) Math.max(1, (m + cols - 1) / cols);
-        kernels.launch(Kernel.AP_HIST_BACKWARD_SYM_F32, n, splits, BLOCK, 2 * nq * 8,
-                new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1))
-                        .ptr(address(labels)).i64(labels.stride(0)).i64(labels.stride(1)).ptr(address(gradHist))
-                        .i64(gradHist.stride(0)).i64(gradHist.stride(1)).i64(gradHist.stride(2))
-                        .ptr(address(gradScores)).i64(m).i32(nq).f64(bins.min()).f64(bins.max())
-                        .i64(rowOffset).i64(excludedDiagonal).i64(cols));
+        // a tile: tileCols columns (one thread each) × rowsPerTile rows, both queries' bins in
+        // shared memory (float, 2·nq·(tileCols + rowsPerTile)·4 bytes ≤ 48 KiB)
+        int width = 2 * nq;
+        int tileCols = 128;
+        while (tileCols > 32 && (long) width * tileCols * 4 > 24 * 1024) {
+            tileCols /= 2;
+        }
+        int rowsPerTile = (int) Math.max(1, Math.min(64, (48 * 1024 - (long) width * tileCols * 4) / (width * 4L)));
+        long shared = (long) width * (tileCols + rowsPerTile) * 4;
+        long gridX = (m + tileCols - 1) / tileCols;
+        long gridY = (n + rowsPerTile - 1) / rowsPerTile;
+        try (ApLabelArgs lab = new ApLabelArgs("apHistogramBackwardSymmetric", scores, labels)) {
+            kernels.launch(Kernel.AP_HIST_BACKWARD_SYM_F32, gridX, (int) gridY, tileCols, (int) shared,
+                    lab.into(new KernelArgs().ptr(address(scores)).i64(scores.stride(0)).i64(scores.stride(1)))
+                            .ptr(address(gradHist)).i64(gradHist.stride(0)).i64(gradHist.stride(1))
+                            .i64(gradHist.stride(2)).ptr(address(gradScores)).i64(n).i64(m).i32(nq)
+                            .f64(bins.min()).f64(bins.max()).i64(rowOffset).i64(excludedDiagonal).i32(rowsPerTile));
+        }
+    }
+
+    @Override
+    public void apLossFromHistogram(Tensor hist, Tensor coef, Tensor ap, Tensor gradHist) {
+        Backend.checkApLossFromHistogram(hist, coef, ap, gradHist);
+        requireFloat("apLossFromHistogram", hist, false);
+        long n = hist.shape(0);
+        if (n == 0) {
+            return;
+        }
+        kernels.launch(Kernel.AP_LOSS_FROM_HIST_F32, kernels.gridFor(n, 128), 1, 128, 0,
+                new KernelArgs().ptr(address(hist)).ptr(address(coef)).ptr(address(ap)).ptr(address(gradHist)).i64(n)
+                        .i32(hist.shape(2)));
     }
 }

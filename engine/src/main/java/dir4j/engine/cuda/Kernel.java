@@ -51,10 +51,12 @@ enum Kernel {
     GEM_FORWARD_WARP_F32("gem", "gem_forward_warp_f32", "ppdplli"),
     GEM_BACKWARD_WARP_F32("gem", "gem_backward_warp_f32", "ppdpppplli"),
 
-    AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllliddllpp"),
+    AP_HIST_ACCUMULATE_F32("ap_histogram", "ap_hist_accumulate_f32", "pllpllppliddllpp"),
+    AP_HIST_ACCUMULATE_PRIVATE_F32("ap_histogram", "ap_hist_accumulate_private_f32", "pllpllppliddllpp"),
     AP_HIST_FINALIZE_F32("ap_histogram", "ap_hist_finalize_f32", "pppli"),
-    AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllplllpliddll"),
-    AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllplllpliddlll"),
+    AP_HIST_BACKWARD_F32("ap_histogram", "ap_hist_backward_f32", "pllpllppplllpliddll"),
+    AP_HIST_BACKWARD_SYM_F32("ap_histogram", "ap_hist_backward_sym_f32", "pllpllppplllplliddlli"),
+    AP_LOSS_FROM_HIST_F32("ap_histogram", "ap_loss_from_hist_f32", "ppppli"),
 
     TOPK_ROWS_F32("topk", "topk_rows_f32", "pllipp"),
 

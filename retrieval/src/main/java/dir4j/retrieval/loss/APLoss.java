@@ -35,8 +35,6 @@ public class APLoss {
     private final boolean excludeSelf;
     private long blockBytes = DEFAULT_BLOCK_BYTES;
     private int blockedAbove = DEFAULT_BLOCKED_ABOVE;
-    /** The one-block backward as (G + Gᵀ)·D: null = on CUDA only (see blockedGradient). */
-    private Boolean gramSingleBlock;
 
     /** The reference's APLoss(nq, min, max). */
     public APLoss(int nq, double min, double max) {
@@ -81,12 +79,6 @@ public class APLoss {
      */
     public APLoss withBlockedAbove(int n) {
         this.blockedAbove = n;
-        return this;
-    }
-
-    /** Forces (true/false) or restores (null) the choice of the one-block backward; for tests. */
-    APLoss gramSingleBlock(Boolean on) {
-        this.gramSingleBlock = on;
         return this;
     }
 
@@ -181,10 +173,12 @@ public class APLoss {
      * storing an N×N matrix (memory O(rows·N + N·D)); the same loss, AP, histograms and dL/dD as
      * {@code forward(Ops.gram(D), sameClass(ids), weights)}.
      *
-     * <p>Forward: per block, S_b = D_b·Dᵀ [R, N] (one GEMM), its labels from the ids, and the
-     * histograms of its queries (the self-match of query r0 + r at column r0 + r). The loss
-     * follows from the [N, 2, nq] histograms, and so does dL/dhist. Backward (run when the graph
-     * is back-propagated): since S and the labels are symmetric, block b's rows of
+     * <p>Forward: per block, S_b = D_b·Dᵀ [R, N] (one GEMM) and the histograms of its queries,
+     * labels read from the class numbers (the self-match of query r0 + r at column r0 + r). The
+     * loss follows from the [N, 2, nq] histograms, and so does dL/dhist: for the AP loss in one
+     * pass per query ({@link Backend#apLossFromHistogram}), for subclasses with their own
+     * {@link #apFromHistogram} through its graph. Backward (run when the graph is
+     * back-propagated): since S and the labels are symmetric, block b's rows of
      * dL/dD = (G + Gᵀ)·D are H_b·D with H_b = G[b, :] + G[:, b]ᵀ [R, N], both parts from S_b in
      * one pass ({@link Backend#apHistogramBackwardSymmetric}: each score gets its row query's and
      * its column query's term) and one GEMM; S_b is recomputed (one more GEMM), or kept from the
@@ -230,36 +224,103 @@ public class APLoss {
                 int r1 = Math.min(n, r0 + rows);
                 try (MemoryScope block = MemoryScope.open()) {
                     Tensor x = blockScores(descriptors, r0, r1);
-                    Tensor lab = blockLabels(ids, r0, r1);
                     try (Tensor h = Ops.slice(hist, 0, r0, r1)) {
-                        descriptors.backend().apHistogram(x, lab, bins, diagonal(r0), h);
+                        descriptors.backend().apHistogram(x, blockLabels(ids, r0, r1), bins, diagonal(r0), h);
                     }
                     if (grad && r1 - r0 == n) {
-                        kept = new Tensor[] {block.keep(x), block.keep(lab)};
+                        kept = new Tensor[] {block.keep(x)};
                     }
                 }
             }
         }
-        Tensor pos = onDevice(positives, dtype, device);
         Tensor w = queryWeights == null ? null : queryWeights.detach();
-        if (!grad) {
-            try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
-                return fromHistogram(hist, pos, w, dtype);
+        Tensor gradHist;
+        Result small;
+        if (fusedHistogramLoss()) {
+            Tensor[] g = new Tensor[1];
+            small = lossFromHistogram(hist, positives, w, g);
+            gradHist = g[0];
+            if (!grad) {
+                gradHist.close();
+                return small;
             }
+        } else {
+            Tensor pos = onDevice(positives, dtype, device);
+            if (!grad) {
+                try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                    return fromHistogram(hist, pos, w, dtype);
+                }
+            }
+            // the loss as a function of the histograms; its gradient is what the blocks need
+            Tensor leaf = hist.detach().requiresGrad(true);
+            small = fromHistogram(leaf, pos, w, dtype);
+            dir4j.engine.autograd.Autograd.backward(small.loss(), null);
+            gradHist = leaf.grad();
+            small = new Result(Ops.cloneDetached(small.loss()), small.ap(), small.histogram(), small.excluded());
         }
-        // the loss as a function of the histograms; its gradient is what the blocks need
-        Tensor leaf = hist.detach().requiresGrad(true);
-        Result small = fromHistogram(leaf, pos, w, dtype);
-        dir4j.engine.autograd.Autograd.backward(small.loss(), null);
-        Tensor gradHist = leaf.grad();
-        Tensor loss = Ops.cloneDetached(small.loss());
+        Tensor loss = small.loss();
         Tensor[] keptBlock = kept;
+        Tensor gh0 = gradHist;
         dir4j.engine.autograd.Autograd.record("apLossBlocked", loss, new Tensor[] {descriptors}, g -> {
-            try (Tensor gh = Ops.mul(gradHist, g)) {
+            try (Tensor gh = Ops.mul(gh0, g)) {
                 return new Tensor[] {blockedGradient(descriptors, ids, gh, rows, keptBlock)};
             }
         });
         return new Result(loss, small.ap(), small.histogram(), small.excluded());
+    }
+
+    /**
+     * Whether {@link #forwardBlocked} takes the AP and dL/dhist from the backend's one-pass
+     * {@link Backend#apLossFromHistogram} (this class's {@link #apFromHistogram}); a subclass
+     * with its own AP formula goes through its graph.
+     */
+    protected boolean fusedHistogramLoss() {
+        return getClass() == APLoss.class;
+    }
+
+    /**
+     * The loss, AP and exclusions from histograms [N, 2, nq] in one pass per query, and in
+     * gradHist[0] dL/dhist for an upstream gradient of 1 (see {@link Backend#apLossFromHistogram}):
+     * dL/dAP_q = −w_q / (queries kept), 0 for the excluded ones.
+     */
+    private Result lossFromHistogram(Tensor hist, double[] positives, Tensor weights, Tensor[] gradHist) {
+        int n = hist.shape(0);
+        double[] w = weights == null ? null : weights.toDoubleArray();
+        int keptQueries = 0;
+        for (double p : positives) {
+            keptQueries += p > 0 ? 1 : 0;
+        }
+        if (keptQueries == 0) {
+            throw new IllegalArgumentException("AP loss: none of the " + n
+                    + " queries has a positive; check the labels (classes need at least two images)");
+        }
+        double[] coef = new double[n];
+        for (int i = 0; i < n; i++) {
+            coef[i] = positives[i] > 0 ? -(w == null ? 1 : w[i]) / keptQueries : 0;
+        }
+        DType dtype = hist.dtype();
+        Tensor ap = Tensor.empty(dtype, hist.device(), n);
+        Tensor g = Tensor.empty(dtype, hist.device(), n, 2, bins.nq());
+        try (Tensor c = onDevice(coef, dtype, hist.device())) {
+            hist.backend().apLossFromHistogram(hist, c, ap, g);
+        }
+        double[] apv = ap.toDoubleArray();
+        ap.close();
+        // loss = 1 − Σ_kept w·AP / kept = 1 + Σ coef·AP, summed in double
+        double value = 1;
+        for (int i = 0; i < n; i++) {
+            if (positives[i] > 0) {
+                value += coef[i] * apv[i];
+            } else {
+                apv[i] = Double.NaN;
+            }
+        }
+        Tensor loss = Tensor.ofDoubles(new double[] {value});
+        loss = dtype == DType.FLOAT64 ? loss : loss.to(dtype);
+        loss = hist.device().kind() == dir4j.engine.Device.Kind.CPU ? loss : loss.to(hist.device());
+        Tensor apReport = dtype == DType.FLOAT64 ? Tensor.ofDoubles(apv, n) : Tensor.ofDoubles(apv, n).to(dtype);
+        gradHist[0] = g;
+        return new Result(loss, apReport, hist.detach(), n - keptQueries);
     }
 
     /** dL/dD [N, D] from dL/dhist [N, 2, nq], block by block (see {@link #forwardBlocked}). */
@@ -269,41 +330,14 @@ public class APLoss {
         dir4j.engine.Backend be = d.backend();
         Tensor dD = Tensor.empty(d.dtype(), d.device(), n, dim);
         try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
-            boolean asGram = gramSingleBlock != null ? gramSingleBlock
-                    : d.device().kind() == dir4j.engine.Device.Kind.CUDA;
-            if (kept != null && asGram) {
-                // CUDA, one block holding all of S: each query's own adjoint G (per row, its bin
-                // gradients in shared memory on CUDA), then H = G + Gᵀ and dD = H·D, as the
-                // gram's backward does. The symmetric kernel reads query j's bin gradients for
-                // every element, which the first H200 run measured at about twice the time of
-                // this composition (RESULTS.md); it stays for the row blocks of large N, and on the
-                // CPU, where it measured faster (290 vs 240 ms backward at N = 2048).
-                try (MemoryScope block = MemoryScope.open()) {
-                    Tensor x = kept[0];
-                    Tensor g = Tensor.empty(d.dtype(), d.device(), n, n);
-                    be.apHistogramBackward(x, kept[1], bins, diagonal(0), gradHist, g);
-                    Tensor h = Tensor.empty(d.dtype(), d.device(), n, n);
-                    be.binary(Backend.Binary.ADD, g, Ops.transpose(g, 0, 1), h);
-                    if (distance) {
-                        Tensor slope = Ops.reciprocal(Ops.affine(x, -1, 1));
-                        be.binary(Backend.Binary.MUL, h, slope, h);
-                    }
-                    be.matmul(h.viewOf(new int[] {1, n, n}, new long[] {(long) n * n, n, 1}, h.offset()),
-                            d.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, d.stride(0), d.stride(1)},
-                                    d.offset()),
-                            dD.viewOf(new int[] {1, n, dim}, new long[] {(long) n * dim, dim, 1}, dD.offset()));
-                }
-                return dD;
-            }
             for (int r0 = 0; r0 < n; r0 += rows) {
                 int r1 = Math.min(n, r0 + rows);
                 int r = r1 - r0;
                 try (MemoryScope block = MemoryScope.open()) {
                     Tensor x = kept != null ? kept[0] : blockScores(d, r0, r1);
-                    Tensor lab = kept != null ? kept[1] : blockLabels(ids, r0, r1);
                     // H_b = G[b, :] + G[:, b]ᵀ [R, N], both at the scores S_b (S is symmetric)
                     Tensor h = Tensor.empty(d.dtype(), d.device(), r, n);
-                    be.apHistogramBackwardSymmetric(x, lab, bins, r0, diagonal(r0), gradHist, h);
+                    be.apHistogramBackwardSymmetric(x, blockLabels(ids, r0, r1), bins, r0, diagonal(r0), gradHist, h);
                     if (distance) {
                         // x = 1 − √(2.001 − 2s): dx/ds = 1/√(2.001 − 2s) = 1/(1 − x)
                         Tensor slope = Ops.reciprocal(Ops.affine(x, -1, 1));
@@ -328,10 +362,9 @@ public class APLoss {
         return distance ? Ops.affine(Ops.sqrt(Ops.affine(s, -2, 2.001)), -1, 1) : s;
     }
 
-    /** Labels [class_i == class_j] of rows r0..r1 against all N, from the dense class numbers. */
-    private static Tensor blockLabels(Tensor ids, int r0, int r1) {
-        int n = ids.shape(0);
-        return Ops.equal(Ops.reshape(Ops.slice(ids, 0, r0, r1), r1 - r0, 1), Ops.reshape(ids, 1, n));
+    /** Labels [class_i == class_j] of rows r0..r1 against all N, read from the dense class numbers. */
+    private static Backend.ApLabels blockLabels(Tensor ids, int r0, int r1) {
+        return Backend.ApLabels.sameClass(Ops.slice(ids, 0, r0, r1), ids);
     }
 
     private int diagonal(int r0) {
