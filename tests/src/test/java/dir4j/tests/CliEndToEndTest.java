@@ -6,6 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import dir4j.retrieval.cli.Main;
+import dir4j.retrieval.extract.ExtractionOptions;
+import dir4j.retrieval.extract.FeatureExtractor;
+import dir4j.retrieval.image.ImageDecoder;
+import dir4j.retrieval.net.NetworkCheckpoint;
+import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -107,6 +112,21 @@ class CliEndToEndTest {
                 }
             }
             assertEquals(nq - 1, query, "every query answered");
+
+            // the README's embedding example on the trained checkpoint: one database image's
+            // descriptor equals its row in the files eval wrote
+            Path image = tmp.resolve("data/synth/jpg/" + dbIds.get(0) + ".jpg");
+            assertTrue(Files.isRegularFile(image), image.toString());
+            NetworkCheckpoint.Loaded loaded = NetworkCheckpoint.load(model);
+            try (RetrievalNet net = loaded.net()) {
+                FeatureExtractor describer = new FeatureExtractor(net,
+                        ExtractionOptions.defaults().withPreprocessing(loaded.preprocessing(64)));
+                float[] one = describer.describe(ImageDecoder.read(image), null);
+                assertEquals(d, one.length);
+                for (int c = 0; c < d; c++) {
+                    assertEquals(da[c], one[c], 1e-5, "component " + c + " of " + dbIds.get(0));
+                }
+            }
         }
     }
 }

@@ -212,11 +212,8 @@ final class ExtractCommand implements Callable<Integer> {
                 loaded.notes().forEach(n -> System.err.println("note: " + n));
                 System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
             }
-            Preprocessing pre = Preprocessing.imagenet(imageSize).withUpscale(upscale)
+            Preprocessing pre = loaded.preprocessing(imageSize).withUpscale(upscale)
                     .withFilter(Resampler.Filter.parse(interpolation));
-            if (loaded.means() != null && loaded.stds() != null) {
-                pre = new Preprocessing(imageSize, upscale, pre.filter(), loaded.means(), loaded.stds());
-            }
             ImageDecoder.Options decode = ImageDecoder.Options.defaults().withExifOrientation(exifOrientation);
             if (maxPixels != null) {
                 decode = decode.withMaxPixels(maxPixels);

@@ -48,10 +48,7 @@ final class ExtractionSettings {
         } catch (IllegalArgumentException e) {
             throw new ToolCommand.UsageException(e.getMessage());
         }
-        Preprocessing pre = Preprocessing.imagenet(imageSize);
-        if (loaded.means() != null && loaded.stds() != null) {
-            pre = new Preprocessing(imageSize, false, pre.filter(), loaded.means(), loaded.stds());
-        }
+        Preprocessing pre = loaded.preprocessing(imageSize);
         ExtractionOptions o;
         try {
             o = ExtractionOptions.defaults().withPreprocessing(pre).withScales(s).withScalePoolingP(p)

@@ -87,27 +87,8 @@ final class DecodeQueue implements AutoCloseable {
         ImageRef ref = images.get(index);
         try {
             RgbImage img = ImageDecoder.read(ref.path(), decode);
-            if (ref.crop() != null) {
-                try {
-                    img = ref.crop().crop(img);
-                } catch (IllegalArgumentException e) {
-                    throw new IOException(ref.path() + ": query region " + ref.crop() + " of a " + img.width() + "x"
-                            + img.height() + " image: " + e.getMessage(), e);
-                }
-            }
-            float[][] chw = new float[scales.length][];
-            int[][] sizes = new int[scales.length][];
-            for (int s = 0; s < scales.length; s++) {
-                RgbImage r;
-                try {
-                    r = preprocessing.resize(img, scales[s]);
-                } catch (IllegalArgumentException e) {
-                    throw new IOException(ref.path() + ": " + e.getMessage(), e);
-                }
-                chw[s] = preprocessing.normalize(r);
-                sizes[s] = new int[] {r.height(), r.width()};
-            }
-            return new Prepared(index, chw, sizes, null);
+            Prepared p = prepare(img, ref.crop(), preprocessing, scales, ref.path().toString());
+            return new Prepared(index, p.chw(), p.sizes(), null);
         } catch (IOException e) {
             return new Prepared(index, null, null, e);
         } catch (RuntimeException e) {
@@ -115,6 +96,38 @@ final class DecodeQueue implements AutoCloseable {
             return new Prepared(index, null, null, new IOException(ref.path() + ": could not be prepared ("
                     + e + ")", e));
         }
+    }
+
+    /**
+     * One decoded image made ready for the network: cropped to {@code crop} (when not null), then
+     * per scale resized and normalised to [3, h, w] floats (index −1 in the result).
+     *
+     * @param name how errors name the image
+     * @throws IOException naming the image when the crop or a scale does not fit it
+     */
+    static Prepared prepare(RgbImage img, dir4j.retrieval.image.BoundingBox crop, Preprocessing preprocessing,
+                            double[] scales, String name) throws IOException {
+        if (crop != null) {
+            try {
+                img = crop.crop(img);
+            } catch (IllegalArgumentException e) {
+                throw new IOException(name + ": query region " + crop + " of a " + img.width() + "x"
+                        + img.height() + " image: " + e.getMessage(), e);
+            }
+        }
+        float[][] chw = new float[scales.length][];
+        int[][] sizes = new int[scales.length][];
+        for (int s = 0; s < scales.length; s++) {
+            RgbImage r;
+            try {
+                r = preprocessing.resize(img, scales[s]);
+            } catch (IllegalArgumentException e) {
+                throw new IOException(name + ": " + e.getMessage(), e);
+            }
+            chw[s] = preprocessing.normalize(r);
+            sizes[s] = new int[] {r.height(), r.width()};
+        }
+        return new Prepared(-1, chw, sizes, null);
     }
 
     @Override

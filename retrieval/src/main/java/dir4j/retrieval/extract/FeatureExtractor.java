@@ -5,6 +5,8 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.image.BoundingBox;
+import dir4j.retrieval.image.RgbImage;
 import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -31,6 +33,9 @@ import java.util.stream.IntStream;
  * parts of {@link ExtractionOptions#chunkSize()} images, a rerun with the same inputs and
  * settings skips the finished parts, and the final file appears atomically at the end
  * ({@link PartStore}).
+ *
+ * <p>{@link #describe(RgbImage, BoundingBox)} gives one image's descriptor, the same as its row
+ * of an extraction: the entry point for services that receive images one at a time.
  *
  * <p>The network is put in evaluation mode (batch-norm running statistics) and run without
  * recording gradients.
@@ -94,6 +99,35 @@ public final class FeatureExtractor {
         net.eval();
     }
 
+    /**
+     * The unit descriptor [D] of one decoded image (cropped to {@code crop} first when it is not
+     * null), exactly its row of an {@link #extract extraction} with these options: each scale
+     * resized and normalised, the network, the scales combined. The network runs as it was at
+     * the first call (on the CPU compiled, see {@link RetrievalNet#inference()}) or at the last
+     * extraction; after changing its weights, call {@link #refresh()}. Safe to call from several
+     * threads: calls run one at a time (the compiled network reuses its buffers).
+     *
+     * @throws IOException naming the image when the crop or a scale does not fit it
+     */
+    public synchronized float[] describe(RgbImage image, BoundingBox crop) throws IOException {
+        DecodeQueue.Prepared p = DecodeQueue.prepare(image, crop, options.preprocessing(), options.scales(),
+                "image " + image.width() + "x" + image.height());
+        if (inference == null) {
+            inference = net.inference();
+        }
+        float[][][] perScale = new float[1][p.chw().length][];
+        for (int s = 0; s < p.chw().length; s++) {
+            long key = (long) p.sizes()[s][0] << 32 | p.sizes()[s][1];
+            forward(List.of(new Work(0, s, p.chw()[s])), key, perScale);
+        }
+        return ScalePooling.combine(perScale[0], scalePoolingP);
+    }
+
+    /** Makes {@link #describe(RgbImage, BoundingBox)} take the network's current weights. */
+    public synchronized void refresh() {
+        inference = null;
+    }
+
     /** The learned GeM exponent of a network ({@code adpool.p}). */
     public static double networkGemP(RetrievalNet net) {
         Tensor p = net.stateDict().get("adpool.p");
@@ -110,7 +144,7 @@ public final class FeatureExtractor {
     }
 
     /** Describes the images in memory. */
-    public Result extract(List<ImageRef> images, String label) throws IOException {
+    public synchronized Result extract(List<ImageRef> images, String label) throws IOException {
         inference = net.inference();
         ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
         int d = net.dimension();
@@ -127,7 +161,7 @@ public final class FeatureExtractor {
      * Describes the images into {@code out} (.npy) and its ids file ({@link #idsFile}),
      * resuming from {@code <out>.parts/} when asked and possible.
      */
-    public FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+    public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
         inference = net.inference();
         int d = net.dimension();
         int chunk = options.chunkSize();

@@ -57,6 +57,17 @@ public final class NetworkCheckpoint {
         public Loaded(RetrievalNet net, float[] means, float[] stds, List<String> notes) {
             this(net, means, stds, notes, Map.of());
         }
+
+        /**
+         * The input preprocessing this network expects: longer side at most {@code maxSide}
+         * (never upscaled), bilinear, normalised by the checkpoint's means and standard
+         * deviations, or ImageNet's when it carries none (what {@code dir4j extract} uses).
+         */
+        public dir4j.retrieval.image.Preprocessing preprocessing(int maxSide) {
+            dir4j.retrieval.image.Preprocessing p = dir4j.retrieval.image.Preprocessing.imagenet(maxSide);
+            return means == null || stds == null ? p
+                    : new dir4j.retrieval.image.Preprocessing(maxSide, false, p.filter(), means, stds);
+        }
     }
 
     private NetworkCheckpoint() {}

@@ -107,6 +107,26 @@ class FeatureExtractorTest {
         }
     }
 
+    @Test
+    void oneImageAtATimeGivesItsRowOfTheExtraction() throws IOException {
+        List<ImageRef> refs = images();
+        for (double[] scales : new double[][] {{1}, {1, 0.5}}) {
+            FeatureExtractor fx = new FeatureExtractor(net, options().withScales(scales), QUIET);
+            try (FeatureExtractor.Result r = fx.extract(refs, "test")) {
+                float[] all = r.descriptors().toFloatArray();
+                for (int i = 0; i < refs.size(); i++) {
+                    ImageRef ref = refs.get(i);
+                    float[] one = fx.describe(ImageDecoder.read(ref.path()), ref.crop());
+                    assertArrayEquals(row(all, i), one, 1e-6f, "image " + ref.id() + ", " + scales.length + " scales");
+                }
+            }
+            // a region empty once rounded to pixels is named
+            IOException e = assertThrows(IOException.class, () -> fx.describe(
+                    ImageDecoder.read(refs.get(0).path()), new BoundingBox(5, 5, 5.2, 9)));
+            assertTrue(e.getMessage().contains("query region"), e.getMessage());
+        }
+    }
+
     static float[] row(float[] all, int i) {
         float[] r = new float[8];
         System.arraycopy(all, i * 8, r, 0, 8);
