@@ -33,8 +33,12 @@ import java.util.function.IntFunction;
  * <p>The warm-up steps (cuDNN algorithm search, kernel loading, allocator growth) run on
  * --warmup-n images (default 4 sub-batches): the sub-batch shapes are those of the timed step.
  *
+ * <p>As the Trainer: stage 1 runs {@code RetrievalNet.inference()} (the compiled backbone where
+ * there is one for the device; {@code --stage1 module} runs the plain module), and the loss takes
+ * the descriptors with class ids ({@code APLoss.forward(D, ids)}, the blocked path on CUDA).
+ *
  * <p>Flags: --n N, --size PIXELS, --sub-batch B, --steps S (timed), --warmup W, --warmup-n N, --arch NAME,
- * --no-tf32, --device cuda:K.
+ * --no-tf32, --device cuda:K, --stage1 inference|module.
  */
 public final class MultistageGpuBench {
     private MultistageGpuBench() {}
@@ -48,6 +52,7 @@ public final class MultistageGpuBench {
         int warmupN = -1;
         String arch = "resnet101";
         boolean tf32 = true;
+        boolean stage1Module = false;
         Device dev = Device.cuda(0);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -59,9 +64,15 @@ public final class MultistageGpuBench {
                 case "--warmup-n" -> warmupN = Integer.parseInt(args[++i]);
                 case "--arch" -> arch = args[++i];
                 case "--no-tf32" -> tf32 = false;
+                case "--stage1" -> stage1Module = switch (args[++i]) {
+                    case "module" -> true;
+                    case "inference" -> false;
+                    default -> throw new IllegalArgumentException("--stage1 takes inference or module, got " + args[i]);
+                };
                 case "--device" -> dev = Device.parse(args[++i]);
                 default -> throw new IllegalArgumentException("unknown flag " + args[i]
-                        + " (known: --n --size --sub-batch --steps --warmup --warmup-n --arch --no-tf32 --device)");
+                        + " (known: --n --size --sub-batch --steps --warmup --warmup-n --arch --no-tf32 --device "
+                        + "--stage1)");
             }
         }
         if (n % 4 != 0 || n % sub != 0) {
@@ -127,11 +138,17 @@ public final class MultistageGpuBench {
                         sync.run();
                         marks[0] = (System.nanoTime() - t0) / 1e9;
                         stage[0] = 1;
-                        Tensor y = APLoss.sameClass(classes, d.dtype()).to(device);
-                        return new APLoss(20, -1, 1, false, true).forward(Ops.gram(d), y, null).loss();
+                        return new APLoss(20, -1, 1, false, true).forward(d, classes, null).loss();
                     };
+                    RetrievalNet.Inference inference = net.inference();
+                    if (step == 0) {
+                        System.out.println("stage 1: " + (stage1Module ? "the module (--stage1 module)"
+                                : inference.compiled() ? "the compiled backbone (RetrievalNet.inference())"
+                                : "the module (no compiled backbone for this device)"));
+                    }
+                    Function<Tensor, Tensor> stage1 = stage1Module ? net::forward : inference::describe;
                     MultistageBackprop.Outcome o = MultistageBackprop.accumulateGradients(net, stepN / sub, timed,
-                            loss);
+                            loss, stage1);
                     sync.run();
                     marks[2] = (System.nanoTime() - t0) / 1e9;
                     opt.step();
