@@ -97,11 +97,46 @@ struct ApQuantizer {
     }
 };
 
+__device__ __forceinline__ u64 ap_fixed(double v) { return (u64) __double2ll_rn(v * AP_FIXED_ONE); }
+
 __device__ __forceinline__ void ap_add(u64* bins, int nq, int k, double w, double y) {
-    atomicAdd(bins + k, (u64) __double2ll_rn(w * AP_FIXED_ONE));
+    atomicAdd(bins + k, ap_fixed(w));
     if (y != 0.0) {
-        atomicAdd(bins + nq + k, (u64) __double2ll_rn(y * w * AP_FIXED_ONE));
+        atomicAdd(bins + nq + k, ap_fixed(y * w));
     }
+}
+
+// One row's scores at columns first, first + step, … < j1: each gives its bin weights to
+// add(k, w, y) (the two bins of its interval, or the general path near a centre and outside
+// (min, max)); the excluded diagonal is left out. Returns whether a NaN score was seen.
+template <typename Add>
+__device__ __forceinline__ bool ap_scan_row(const ApQuantizer& q, const float* __restrict__ sr, i64 sCol,
+                                            const ApLabelRow& lab, i64 row, i64 excludedDiagonal, i64 first,
+                                            i64 j1, int step, Add add) {
+    bool sawNaN = false;
+    for (i64 j = first; j < j1; j += step) {
+        if (j == row + excludedDiagonal) {
+            continue;
+        }
+        const double s = (double) sr[j * sCol];
+        const double y = lab.at(j);
+        if (s != s) {
+            sawNaN = true;
+            continue;
+        }
+        int k = q.interior_bin(s);
+        if (k >= 0) {
+            // strictly between the centres of bins k and k+1: only those two are non-zero
+            add(k, q.w2(k) * s + q.b2(k), y);
+            add(k + 1, q.w1(k + 1) * s + q.b1(k + 1), y);
+            continue;
+        }
+        const int h = q.hi(s);
+        for (k = q.lo(s); k <= h; ++k) {
+            add(k, q.weight(k, s), y);
+        }
+    }
+    return sawNaN;
 }
 
 // grid (N, splits); blockDim.x a multiple of 32; dynamic shared memory (blockDim.x/32)·2·nq·8
@@ -127,29 +162,9 @@ extern "C" __global__ void ap_hist_accumulate_f32(const float* __restrict__ scor
     const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
     const float* sr = scores + row * sRow;
     const ApLabelRow lab(labels, lRow, lCol, rowIds, colIds, row);
-    bool sawNaN = false;
-    for (i64 j = j0 + threadIdx.x; j < j1; j += blockDim.x) {
-        if (j == row + excludedDiagonal) {
-            continue;
-        }
-        const double s = (double) sr[j * sCol];
-        const double y = lab.at(j);
-        if (s != s) {
-            sawNaN = true;
-            continue;
-        }
-        int k = q.interior_bin(s);
-        if (k >= 0) {
-            // strictly between the centres of bins k and k+1: only those two are non-zero
-            ap_add(bins, nq, k, q.w2(k) * s + q.b2(k), y);
-            ap_add(bins, nq, k + 1, q.w1(k + 1) * s + q.b1(k + 1), y);
-            continue;
-        }
-        const int h = q.hi(s);
-        for (k = q.lo(s); k <= h; ++k) {
-            ap_add(bins, nq, k, q.weight(k, s), y);
-        }
-    }
+    const bool sawNaN = ap_scan_row(q, sr, sCol, lab, row, excludedDiagonal,
+                                    j0 + threadIdx.x, j1, blockDim.x,
+                                    [&](int k, double w, double y) { ap_add(bins, nq, k, w, y); });
     if (sawNaN) {
         nanRows[row] = 1;
     }
@@ -192,39 +207,13 @@ extern "C" __global__ void ap_hist_accumulate_private_f32(const float* __restric
     const i64 j1 = j0 + colsPerSplit < m ? j0 + colsPerSplit : m;
     const float* sr = scores + row * sRow;
     const ApLabelRow lab(labels, lRow, lCol, rowIds, colIds, row);
-    bool sawNaN = false;
-    for (i64 j = j0 + threadIdx.x; j < j1; j += threads) {
-        if (j == row + excludedDiagonal) {
-            continue;
-        }
-        const double s = (double) sr[j * sCol];
-        const double y = lab.at(j);
-        if (s != s) {
-            sawNaN = true;
-            continue;
-        }
-        int k = q.interior_bin(s);
-        if (k >= 0) {
-            const u64 wk = (u64) __double2ll_rn((q.w2(k) * s + q.b2(k)) * AP_FIXED_ONE);
-            const u64 wk1 = (u64) __double2ll_rn((q.w1(k + 1) * s + q.b1(k + 1)) * AP_FIXED_ONE);
-            mine[(i64) k * threads] += wk;
-            mine[(i64) (k + 1) * threads] += wk1;
-            if (y != 0.0) {
-                mine[(i64) (nq + k) * threads] += (u64) __double2ll_rn(y * (q.w2(k) * s + q.b2(k)) * AP_FIXED_ONE);
-                mine[(i64) (nq + k + 1) * threads] +=
-                    (u64) __double2ll_rn(y * (q.w1(k + 1) * s + q.b1(k + 1)) * AP_FIXED_ONE);
-            }
-            continue;
-        }
-        const int h = q.hi(s);
-        for (k = q.lo(s); k <= h; ++k) {
-            const double w = q.weight(k, s);
-            mine[(i64) k * threads] += (u64) __double2ll_rn(w * AP_FIXED_ONE);
-            if (y != 0.0) {
-                mine[(i64) (nq + k) * threads] += (u64) __double2ll_rn(y * w * AP_FIXED_ONE);
-            }
-        }
-    }
+    const bool sawNaN = ap_scan_row(q, sr, sCol, lab, row, excludedDiagonal, j0 + threadIdx.x, j1, threads,
+                                    [&](int k, double w, double y) {
+                                        mine[(i64) k * threads] += ap_fixed(w);
+                                        if (y != 0.0) {
+                                            mine[(i64) (nq + k) * threads] += ap_fixed(y * w);
+                                        }
+                                    });
     if (sawNaN) {
         nanRows[row] = 1;
     }
