@@ -149,6 +149,11 @@ public final class CudaBackend implements Backend {
         return allocator.stats().peakInUseBytes();
     }
 
+    /** Starts {@link #peakMemoryBytes} afresh from the memory in use now, to measure one workload's peak. */
+    public void resetPeakMemory() {
+        allocator.resetPeak();
+    }
+
     /** Gives cached device memory back to the driver; returns the bytes released. */
     public long emptyCache() {
         ctx.bind();
