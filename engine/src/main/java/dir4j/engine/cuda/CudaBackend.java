@@ -698,7 +698,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * cuDNN's channels-last convolution (TF32 tensor cores when {@link #convTf32}) with the bias, z
-     * and ReLU fused into its epilogue (CudnnConvolutions#runFused).
+     * and ReLU fused into its epilogue (CudnnConvolutions#runFused; where cuDNN refuses the fusion
+     * for a shape, the ReLU runs here after it).
      */
     @Override
     public void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
@@ -713,8 +714,11 @@ public final class CudaBackend implements Backend {
                 ws[1], ws[2], p, convTf32, true);
         CudnnConvolutions.Plan plan = convolutions().plan(key, new int[] {ys[0], ys[3], ys[1], ys[2]});
         ctx.bind();
-        convolutions.runFused(plan, address(x), address(w), address(bias), z == null ? 0 : address(z), relu,
-                address(y));
+        boolean applied = convolutions.runFused(plan, address(x), address(w), address(bias),
+                z == null ? 0 : address(z), relu, address(y));
+        if (relu && !applied) {
+            unary(Unary.RELU, y, 0, 0, y);
+        }
     }
 
     // ================================================================ batch norm (cuDNN)

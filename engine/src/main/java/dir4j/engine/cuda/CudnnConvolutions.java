@@ -18,8 +18,9 @@ import java.util.function.Supplier;
  * <p>Channels-last plans ({@link Key#nhwc}) also run the fused inference forward
  * {@link #runFused}: y = relu(conv(x, w) + bias [+ z]) in one cudnnConvolutionBiasActivationForward
  * call, with the first of the forward search's algorithms that the fused path accepts; without
- * the ReLU (cuDNN's identity activation takes one algorithm only) the forward with the searched
- * algorithm and cudnnAddTensor for the bias and z.
+ * the ReLU (cuDNN's identity activation takes one algorithm only), or when the fused path accepts
+ * none (said once on stderr and in {@link #describe}), the forward with the searched algorithm and
+ * cudnnAddTensor for the bias and z.
  */
 final class CudnnConvolutions {
     /** Workspace budget for the algorithm search and the chosen algorithm, MiB. */
@@ -47,6 +48,8 @@ final class CudnnConvolutions {
         final MemorySegment bias;
         /** The algorithm the fused forward with ReLU runs, once found. */
         Choice fused;
+        /** Why the fused forward accepted no algorithm (then the plan runs unfused), else null. */
+        String fusedRefused;
 
         Plan(Key key, MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv, MemorySegment bias) {
             this.key = key;
@@ -112,40 +115,52 @@ final class CudnnConvolutions {
      * cudnnConvolutionBiasActivationForward call; its algorithm is chosen the first time: the forward
      * search's candidates in rank order, the first the fused call accepts (that call is the result).
      * Without it, cuDNN's fused path would take IMPLICIT_PRECOMP_GEMM only, so the searched forward
-     * runs and cudnnAddTensor adds the bias and z.
+     * runs and cudnnAddTensor adds the bias and z; so it does when the fused call accepts none of the
+     * algorithms.
+     *
+     * @return whether the ReLU was applied: false when asked for none, or when the fused call
+     *         refused this shape (the caller applies it then)
      */
-    void runFused(Plan plan, long x, long w, long bias, long z, boolean relu, long y) {
+    boolean runFused(Plan plan, long x, long w, long bias, long z, boolean relu, long y) {
         if (!plan.key.nhwc()) {
             throw new IllegalArgumentException("the fused forward takes channels-last plans, not " + plan.key);
         }
-        if (!relu) {
-            run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(), new long[] {x, w, y});
-            cudnn.addTensor(plan.bias, bias, plan.y, y);
-            if (z != 0) {
-                cudnn.addTensor(plan.y, z, plan.y, y);
+        if (relu) {
+            MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
+            MemorySegment act = reluDescriptor();
+            Choice c;
+            synchronized (plan) {
+                if (plan.fused == null && plan.fusedRefused == null) {
+                    plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
+                    if (plan.fused != null) {
+                        return true;
+                    }
+                }
+                c = plan.fused;
+                if (c != null) {
+                    Cudnn.setMathType(plan.conv, c.mathType());
+                }
             }
-            return;
-        }
-        MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
-        MemorySegment act = reluDescriptor();
-        synchronized (plan) {
-            if (plan.fused == null) {
-                plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
-                return;
-            }
-            Cudnn.setMathType(plan.conv, plan.fused.mathType());
-        }
-        Choice c = plan.fused;
-        CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
-        try {
-            Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(), c.workspace(), z,
-                    plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo " + c.algo() + ", " + plan.key
-                    + ")");
-        } finally {
-            if (ws != null) {
-                allocator.free(ws);
+            if (c != null) {
+                CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
+                try {
+                    Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(),
+                            c.workspace(), z, plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo "
+                            + c.algo() + ", " + plan.key + ")");
+                } finally {
+                    if (ws != null) {
+                        allocator.free(ws);
+                    }
+                }
+                return true;
             }
         }
+        run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(), new long[] {x, w, y});
+        cudnn.addTensor(plan.bias, bias, plan.y, y);
+        if (z != 0) {
+            cudnn.addTensor(plan.y, z, plan.y, y);
+        }
+        return false;
     }
 
     private synchronized MemorySegment reluDescriptor() {
@@ -155,7 +170,10 @@ final class CudnnConvolutions {
         return relu;
     }
 
-    /** Runs the fused forward with each candidate in turn until one is accepted; that one is the choice. */
+    /**
+     * Runs the fused forward with each candidate in turn until one is accepted; that one is the
+     * choice. When none is, records why in the plan, says so on stderr, and returns null.
+     */
     private Choice chooseFused(Plan plan, MemorySegment[] descs, long x, long w, long bias, long z, MemorySegment act,
                                long y) {
         List<Choice> candidates = candidates(plan, Cudnn.Direction.FORWARD, plan.key.tf32(), descs,
@@ -179,8 +197,10 @@ final class CudnnConvolutions {
             refused.append(refused.isEmpty() ? "" : ", ").append("algo ").append(c.algo()).append(": ")
                     .append(Cudnn.statusText(status));
         }
-        throw new CudaException("cudnnConvolutionBiasActivationForward accepts none of the " + candidates.size()
-                + " forward algorithms for " + plan.key + " (" + refused + ")");
+        plan.fusedRefused = "accepts none of the " + candidates.size() + " forward algorithms (" + refused + ")";
+        System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused + " for " + plan.key
+                + "; this shape runs the convolution, the bias and the ReLU as separate calls");
+        return null;
     }
 
     /**
@@ -266,6 +286,9 @@ final class CudnnConvolutions {
                 }
             }
             Choice f = p.fused;
+            if (p.fusedRefused != null) {
+                sb.append(" FUSED_RELU refused: ").append(p.fusedRefused);
+            }
             if (f != null) {
                 sb.append(" FUSED_RELU algo ").append(f.algo()).append(" math ").append(f.mathType()).append(" (")
                         .append(f.measuredMs()).append(" ms, ").append(CachingAllocator.bytes(f.workspace())).append(')');

@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -233,7 +234,7 @@ class NativeBindingsTest {
         assertEquals(List.of(0, 1, 16, 8, 3, 3), fake.last("cudnnSetFilter4dDescriptor").args().subList(1, 7),
                 "the data type, then format NHWC (filters [k, kh, kw, c] in memory), then k, c, h, w");
 
-        convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, true, 0x50);
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, true, 0x50), "the ReLU is applied");
         assertEquals(List.of(1, 1, 0.0), fake.last("cudnnSetActivationDescriptor").args().subList(1, 4),
                 "ReLU, NaN propagated, no coefficient");
         assertEquals(2, fake.count("cudnnConvolutionBiasActivationForward"), "algorithm 1 refused, then 6 ran");
@@ -267,7 +268,7 @@ class NativeBindingsTest {
 
         // without the ReLU: the searched forward, then the bias and z added by cudnnAddTensor
         long fused = fake.count("cudnnConvolutionBiasActivationForward");
-        convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, false, 0x50);
+        assertFalse(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, false, 0x50));
         assertEquals(fused, fake.count("cudnnConvolutionBiasActivationForward"));
         FakeNativeLibrary.Call run = fake.last("cudnnConvolutionForward");
         assertEquals(1, run.arg(7), "the forward takes the fastest algorithm");
@@ -284,13 +285,19 @@ class NativeBindingsTest {
         convs.runFused(plan, 0x10, 0x20, 0x30, 0, false, 0x50);
         assertEquals(3, fake.count("cudnnAddTensor"), "no z: the bias alone");
 
-        // a shape no algorithm of which the fused call takes: an error naming the shape and the refusals
+        // a shape no algorithm of which the fused call takes: said in describe(), and run unfused
         fake.on("cudnnConvolutionBiasActivationForward", a -> 3000);
         CudnnConvolutions.Plan other = convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3,
                 p, false, true), new int[] {2, 16, 17, 19});
-        CudaException e = assertThrows(CudaException.class, () -> convs.runFused(other, 1, 2, 3, 0, true, 5));
-        assertTrue(e.getMessage().contains("accepts none of the 2 forward algorithms") && e.getMessage().contains("algo 6: CUDNN_STATUS_NOT_SUPPORTED (3000)"),
-                e.getMessage());
+        long forwards = fake.count("cudnnConvolutionForward");
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5), "the caller must apply the ReLU");
+        assertEquals(forwards + 1, fake.count("cudnnConvolutionForward"));
+        assertEquals(5, FakeNativeLibrary.address(fake.last("cudnnAddTensor").arg(6)), "the bias added to y");
+        assertTrue(convs.describe().contains("FUSED_RELU refused: accepts none of the 2 forward algorithms")
+                && convs.describe().contains("algo 6: CUDNN_STATUS_NOT_SUPPORTED (3000)"), convs.describe());
+        long tries = fake.count("cudnnConvolutionBiasActivationForward");
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5));
+        assertEquals(tries, fake.count("cudnnConvolutionBiasActivationForward"), "a refused shape is not tried again");
         assertThrows(IllegalArgumentException.class, () -> convs.runFused(convs.plan(new CudnnConvolutions.Key(
                 Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false), new int[] {2, 16, 17, 19}), 1, 2, 3, 0, true, 5));
     }

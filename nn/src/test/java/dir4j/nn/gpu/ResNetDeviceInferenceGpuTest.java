@@ -69,7 +69,12 @@ class ResNetDeviceInferenceGpuTest {
                     }
                 }
             }
-            System.out.println("cuDNN choices (trunk):\n" + NnGpu.backend().convolutionChoices());
+            String choices = NnGpu.backend().convolutionChoices();
+            System.out.println("cuDNN choices (trunk):\n" + choices);
+            // the trunk's inputs have 4 (the padded stem) or 16·2^k channels; other shapes are other tests'
+            java.util.regex.Pattern trunk = java.util.regex.Pattern.compile(", c=(4|16|32|64|128|256|512|1024|2048), ");
+            assertTrue(choices.lines().noneMatch(l -> l.contains("FUSED_RELU refused") && l.contains("nhwc=true")
+                    && trunk.matcher(l).find()), "every conv + ReLU of the trunk runs fused:\n" + choices);
         }
     }
 
