@@ -26,7 +26,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * The CUDA backend of one device: hand-written kernels (dir4j-kernels) for elementwise ops,
  * reductions, cumulative sums, GeM, the AP histogram, pooling, indexing and the fused optimiser
  * steps; cuBLAS for matrix
- * products; cuDNN for convolutions and batch norm. Every op is queued on the device's stream;
+ * products; cuDNN for convolutions (NCHW, and channels-last with the bias, residual and ReLU fused
+ * for inference) and batch norm. Every op is queued on the device's stream;
  * the host waits only when it reads (a copy to the CPU, {@link #synchronize()}).
  *
  * <p>Status: written and built without a GPU; nothing here has run on one yet. The gpu-tagged

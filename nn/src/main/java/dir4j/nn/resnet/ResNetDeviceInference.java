@@ -70,9 +70,8 @@ public final class ResNetDeviceInference implements AutoCloseable {
             this.stem = upload(f.stem, stemInPadded, made);
             List<DeviceBlock> bs = new ArrayList<>();
             for (FoldedResNet.Block b : f.blocks) {
-                bs.add(new DeviceBlock(upload(b.conv1(), b.conv1().in(), made), upload(b.conv2(), b.conv2().in(), made),
-                        upload(b.conv3(), b.conv3() == null ? 0 : b.conv3().in(), made),
-                        upload(b.down(), b.down() == null ? 0 : b.down().in(), made)));
+                bs.add(new DeviceBlock(upload(b.conv1(), made), upload(b.conv2(), made), upload(b.conv3(), made),
+                        upload(b.down(), made)));
             }
             this.blocks = List.copyOf(bs);
         } catch (RuntimeException | Error e) {
@@ -96,11 +95,13 @@ public final class ResNetDeviceInference implements AutoCloseable {
         return new ResNetDeviceInference(net.device(), FoldedResNet.of(net, "channels-last device inference"));
     }
 
-    /** A folded convolution as filters [out, k, k, inPadded] and a bias on the device; null for null. */
+    /** {@link #upload(FoldedResNet.Conv, int, List)} without channel padding; null for null. */
+    private DeviceConv upload(FoldedResNet.Conv c, List<Tensor> made) {
+        return c == null ? null : upload(c, c.in(), made);
+    }
+
+    /** A folded convolution as filters [out, k, k, inPadded] and a bias on the device (added to made). */
     private DeviceConv upload(FoldedResNet.Conv c, int inPadded, List<Tensor> made) {
-        if (c == null) {
-            return null;
-        }
         Tensor w = onDevice(c.channelsLast(inPadded), c.out(), c.kernel(), c.kernel(), inPadded);
         made.add(w);
         Tensor b = onDevice(c.bias(), c.out());
