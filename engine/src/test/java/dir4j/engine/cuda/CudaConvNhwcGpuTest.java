@@ -95,12 +95,27 @@ class CudaConvNhwcGpuTest {
             backend().conv2dNhwc(x, w, b, z, true, cp, again);
             assertClose("the second call (no search) equals the first", ELEMENTWISE, first.to(dir4j.engine.Device.CPU),
                     again);
+            // without z, cuDNN gets y as z scaled by 0: y's old contents (NaN here) must not leak in
+            backend().setConvTf32(false);
+            Tensor nan = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, 2, 14, 14, 64);
+            backend().conv2dNhwc(x, w, b, null, true, cp, nan);
+            backend().conv2dNhwc(x, w, b, null, true, cp, fillNaN(nan));
+            Tensor cpu = Tensor.empty(DType.FLOAT32, dir4j.engine.Device.CPU, 2, 14, 14, 64);
+            cpu.backend().conv2dNhwc(x.to(dir4j.engine.Device.CPU), w.to(dir4j.engine.Device.CPU),
+                    b.to(dir4j.engine.Device.CPU), null, true, cp, cpu);
+            assertClose("no z, into a NaN-filled y after the algorithm was chosen", ACCUMULATED, cpu, nan);
+            backend().setConvTf32(true);
             String choices = backend().convolutionChoices();
             assertTrue(choices.lines().anyMatch(l -> l.contains("n=2, c=64, h=14, w=14, k=64, kh=3, kw=3")
                     && l.contains("nhwc=true") && l.contains("FUSED_RELU algo")),
                     "cuDNN runs this shape's conv + bias + z + ReLU as one fused call:\n" + choices);
             System.out.println("cuDNN choices (channels-last):\n" + choices);
         }
+    }
+
+    private static Tensor fillNaN(Tensor t) {
+        t.backend().fill(t, Double.NaN);
+        return t;
     }
 
     @Test
