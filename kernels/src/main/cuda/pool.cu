@@ -43,6 +43,45 @@ extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, fl
     }
 }
 
+// max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c] (inference: no
+// argmax), with maxpool2d_forward_f32's semantics: a thread per output, channels fastest so that
+// neighbouring threads read neighbouring floats; the window is scanned in the same row-major
+// order, so the first NaN wins as there.
+extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float* __restrict__ y, i64 n, int h,
+                                              int w, int c, int ho, int wo, int kh, int kw, int sh, int sw, int ph,
+                                              int pw) {
+    const i64 total = n * ho * wo * c;
+    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
+        const int ch = (int) (t % c);
+        const i64 pix = t / c;
+        const int j = (int) (pix % wo);
+        const int i = (int) ((pix / wo) % ho);
+        const i64 b = pix / ((i64) wo * ho);
+        int h0 = i * sh - ph;
+        const int h1 = min(h0 + kh, h);
+        h0 = max(h0, 0);
+        int w0 = j * sw - pw;
+        const int w1 = min(w0 + kw, w);
+        w0 = max(w0, 0);
+        const float* xp = x + b * h * w * c + ch;
+        float best = -pos_inf<float>();
+        bool nan = false;
+        for (int a = h0; a < h1 && !nan; ++a) {
+            for (int q = w0; q < w1; ++q) {
+                const float v = xp[((i64) a * w + q) * c];
+                if (v > best || v != v) {
+                    best = v;
+                    if (v != v) {
+                        nan = true;
+                        break;
+                    }
+                }
+            }
+        }
+        y[t] = best;
+    }
+}
+
 // dx += dy routed through the argmax indices, deterministically: a thread per input element
 // gathers over the outputs whose window covers it (rows i with i·sh − ph ≤ a < i·sh − ph + kh,
 // likewise columns), in row-major output order, the order of the CPU's scan, adding in double

@@ -90,6 +90,92 @@ public interface Backend {
     void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw);
 
     /**
+     * Channels-last convolution for inference with its epilogue fused:
+     * y = relu?(conv2d(x, w) + bias [+ z]), with x [N, H, W, Ci], w [Co, kh, kw, Ci], bias [Co],
+     * z [N, Ho, Wo, Co] or null (a residual) and y [N, Ho, Wo, Co], all contiguous and float32 (z
+     * and y distinct). A batch norm with running statistics folds into w and bias, so a ResNet's
+     * conv + BN (+ residual) + ReLU is one call. The default is the reference: the NCHW
+     * {@link #conv2d} on permuted copies, then the bias, z and the ReLU as separate ops; CUDA runs
+     * cuDNN's channels-last tensor-core kernels with the epilogue fused.
+     */
+    default void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
+        checkConv2dNhwc(x, w, bias, z, p, y);
+        int[] ys = y.shape();
+        try (Tensor xv = nchwView(x); Tensor wv = nchwView(w);
+             Tensor xc = Tensor.uninitialized(x.dtype(), x.device(), xv.shape());
+             Tensor wc = Tensor.uninitialized(w.dtype(), w.device(), wv.shape());
+             Tensor out = Tensor.uninitialized(y.dtype(), y.device(), ys[0], ys[3], ys[1], ys[2]);
+             Tensor b = bias.viewOf(out.shape(), new long[] {0, bias.stride(0), 0, 0}, bias.offset());
+             Tensor yv = nchwView(y)) {
+            copy(xv, xc);
+            copy(wv, wc);
+            conv2d(xc, wc, p, out);
+            binary(Binary.ADD, out, b, out);
+            if (z != null) {
+                try (Tensor zv = nchwView(z)) {
+                    binary(Binary.ADD, out, zv, out);
+                }
+            }
+            if (relu) {
+                unary(Unary.RELU, out, 0, 0, out);
+            }
+            copy(out, yv);
+        }
+    }
+
+    /** Checks {@link #conv2dNhwc}'s operands, naming what is wrong. */
+    static void checkConv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, ConvParams p, Tensor y) {
+        String shapes = "x " + Shape.str(x.shape()) + ", w " + Shape.str(w.shape()) + ", bias "
+                + Shape.str(bias.shape()) + ", z " + (z == null ? "none" : Shape.str(z.shape())) + ", y "
+                + Shape.str(y.shape());
+        for (Tensor t : new Tensor[] {x, w, bias, z, y}) {
+            if (t != null && (t.dtype() != DType.FLOAT32 || !t.isContiguous())) {
+                throw new IllegalArgumentException("conv2dNhwc: every operand must be a contiguous float32 tensor ("
+                        + shapes + "); got a " + (t.isContiguous() ? "" : "strided ") + t.dtype() + " one");
+            }
+        }
+        if (x.rank() != 4 || w.rank() != 4 || bias.rank() != 1 || y.rank() != 4 || w.shape(3) != x.shape(3)
+                || bias.shape(0) != w.shape(0) || y.shape(3) != w.shape(0) || y.shape(0) != x.shape(0)) {
+            throw new IllegalArgumentException("conv2dNhwc: expected x [N, H, W, Ci], w [Co, kh, kw, Ci], bias [Co], "
+                    + "y [N, Ho, Wo, Co]; got " + shapes);
+        }
+        int ho = (x.shape(1) + 2 * p.padH() - p.dilationH() * (w.shape(1) - 1) - 1) / p.strideH() + 1;
+        int wo = (x.shape(2) + 2 * p.padW() - p.dilationW() * (w.shape(2) - 1) - 1) / p.strideW() + 1;
+        if (y.shape(1) != ho || y.shape(2) != wo) {
+            throw new IllegalArgumentException("conv2dNhwc: " + p + " gives " + ho + "x" + wo + " outputs; got "
+                    + shapes);
+        }
+        if (z != null && !java.util.Arrays.equals(z.shape(), y.shape())) {
+            throw new IllegalArgumentException("conv2dNhwc: z must have y's shape; got " + shapes);
+        }
+    }
+
+    /**
+     * Max pooling of a contiguous channels-last x [N, H, W, C] into y [N, Ho, Wo, C] (no argmax:
+     * inference), with {@link #maxPool2d}'s semantics (−∞ padding, floor mode, NaN wins). The
+     * default pools a permuted NCHW copy.
+     */
+    default void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y) {
+        if (x.rank() != 4 || y.rank() != 4 || x.shape(0) != y.shape(0) || x.shape(3) != y.shape(3) || !x.isContiguous()
+                || !y.isContiguous()) {
+            throw new IllegalArgumentException("maxPool2dNhwc: expected contiguous x [N, H, W, C] and y [N, Ho, Wo, C]; "
+                    + "got " + Shape.str(x.shape()) + " and " + Shape.str(y.shape()));
+        }
+        try (Tensor xv = nchwView(x); Tensor xc = Tensor.uninitialized(x.dtype(), x.device(), xv.shape());
+             Tensor yv = nchwView(y); Tensor out = Tensor.uninitialized(y.dtype(), y.device(), yv.shape())) {
+            copy(xv, xc);
+            maxPool2d(xc, p, out, null);
+            copy(out, yv);
+        }
+    }
+
+    /** A [N, H, W, C] tensor seen as [N, C, H, W] (the same memory, strided). */
+    private static Tensor nchwView(Tensor t) {
+        return t.viewOf(new int[] {t.shape(0), t.shape(3), t.shape(1), t.shape(2)},
+                new long[] {t.stride(0), t.stride(3), t.stride(1), t.stride(2)}, t.offset());
+    }
+
+    /**
      * Batch norm over (N, H, W) per channel of a contiguous x [N, C, H, W]. In training,
      * statistics come from the batch, running averages are updated in place
      * (running = (1 − momentum)·running + momentum·stat, the variance unbiased as in PyTorch) and

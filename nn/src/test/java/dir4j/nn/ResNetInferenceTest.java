@@ -36,7 +36,7 @@ class ResNetInferenceTest {
     }
 
     /** Random batch-norm statistics, so that folding them is exercised (fresh ones are 0 and 1). */
-    private static void randomizeBatchNorms(ResNet net, long seed) {
+    static void randomizeBatchNorms(ResNet net, long seed) {
         Random r = new Random(seed);
         for (var e : net.stateDict().entrySet()) {
             Tensor t = e.getValue();

@@ -14,20 +14,26 @@ import java.util.Random;
 
 /**
  * ResNet-101-GeM-FC (the retrieval network: ResNet-101 trunk, GeM p = 3, FC 2048→2048 with bias,
- * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, two workloads:
+ * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, three workloads:
  * <ul>
- * <li>inference: batch 32 at 224×224, eval mode, no graph; images per second;</li>
+ * <li>inference: batch 32 at 224×224, eval mode, no graph, the module's forward (NCHW); images per
+ * second;</li>
+ * <li>compiled inference: the same through {@code RetrievalNet.inference()}, the trunk compiled by
+ * ResNetDeviceInference (batch norms folded, cuDNN channels-last convolutions with the bias,
+ * residual and ReLU fused); images per second, and the largest difference of its descriptors from
+ * the module's on the same batch;</li>
  * <li>a training step: batch 16 at 512×512, train mode (batch statistics), loss = sum of the
  * descriptors, backward, SGD (momentum 0.9, weight decay 1e-4); images per second.</li>
  * </ul>
  * Each runs warm-up iterations (the first also picks cuDNN algorithms), then the timed ones
  * between two device synchronisations. Prints {@code RESULT <workload>: <value> img/s} and the
- * caching allocator's peak ({@code RESULT <workload> peak memory: <GiB> GiB}); inference runs
- * first so that its peak is its own. PyTorch 2.11 on the H200 (DESIGN.md): train 338.5 img/s,
- * inference 4,605 img/s (channels_last, TF32).
+ * caching allocator's peak ({@code RESULT <workload> peak memory: <GiB> GiB}), each workload's own
+ * (the peak is reset before it). PyTorch 2.11 on the H200 (DESIGN.md): train 338.5 img/s,
+ * inference 4,544 img/s (channels_last, TF32); the compiled inference's target is ≥ 4,600.
  *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3
- * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer}.
+ * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
+ * --skip-compiled}.
  */
 public final class ResNetGpuBench {
     private ResNetGpuBench() {}
@@ -42,6 +48,7 @@ public final class ResNetGpuBench {
         int inferSize = 224;
         boolean train = true;
         boolean infer = true;
+        boolean compiled = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--train-steps" -> trainSteps = Integer.parseInt(args[++i]);
@@ -53,6 +60,7 @@ public final class ResNetGpuBench {
                 case "--infer-size" -> inferSize = Integer.parseInt(args[++i]);
                 case "--skip-train" -> train = false;
                 case "--skip-infer" -> infer = false;
+                case "--skip-compiled" -> compiled = false;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
                         + "; see the Javadoc of dir4j.bench.gpu.ResNetGpuBench");
             }
@@ -70,12 +78,20 @@ public final class ResNetGpuBench {
             be.synchronize();
             System.out.printf(Locale.ROOT, "moved to %s in %.1f s%n", gpu, (System.nanoTime() - t0) / 1e9);
             String inferName = "resnet101_gem_fc_infer_b" + inferBatch + "_" + inferSize + "_tf32";
+            String compiledName = "resnet101_gem_fc_infer_compiled_b" + inferBatch + "_" + inferSize + "_tf32";
             String trainName = "resnet101_gem_fc_train_b" + trainBatch + "_" + trainSize + "_tf32";
             if (infer) {
+                be.resetPeakMemory();
                 double ips = inference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps);
                 result(inferName, ips, be.peakMemoryBytes());
             }
+            if (compiled) {
+                be.resetPeakMemory();
+                double ips = compiledInference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps);
+                result(compiledName, ips, be.peakMemoryBytes());
+            }
             if (train) {
+                be.resetPeakMemory();
                 double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
                 result(trainName, ips, be.peakMemoryBytes());
             }
@@ -117,6 +133,59 @@ public final class ResNetGpuBench {
             System.out.printf(Locale.ROOT, "inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps, batch, s,
                     s * 1e3 / steps);
             return (double) steps * batch / s;
+        }
+    }
+
+    /**
+     * The compiled trunk: the plan is built once (folding reads the weights back to the host), then
+     * timed as {@link #inference}; before timing, its descriptors are compared with the module's.
+     */
+    private static double compiledInference(CudaBackend be, RetrievalNet net, Device gpu, int batch, int size,
+                                            int warmup, int steps) {
+        net.eval();
+        long built = System.nanoTime();
+        try (Tensor x = images(gpu, batch, size, 1); RetrievalNet.Inference plan = net.inference()) {
+            if (!plan.compiled()) {
+                throw new IllegalStateException("RetrievalNet.inference() did not compile the backbone on " + gpu
+                        + " (is -Ddir4j.compiledInference=false set?)");
+            }
+            be.synchronize();
+            System.out.printf(Locale.ROOT, "compiled inference: plan built in %.2f s%n", (System.nanoTime() - built) / 1e9);
+            long first = System.nanoTime();
+            for (int i = 0; i < warmup; i++) {
+                describeOnce(plan, x);
+                be.synchronize();
+                if (i == 0) {
+                    System.out.printf(Locale.ROOT, "compiled inference: first batch (with algorithm search) %.2f s%n",
+                            (System.nanoTime() - first) / 1e9);
+                }
+            }
+            try (MemoryScope scope = MemoryScope.open(); var noGrad = Autograd.noGrad()) {
+                float[] module = net.forward(x).toFloatArray();
+                float[] fused = plan.describe(x).toFloatArray();
+                double worst = 0;
+                for (int i = 0; i < module.length; i++) {
+                    worst = Math.max(worst, Math.abs(module[i] - fused[i]));
+                }
+                System.out.printf(Locale.ROOT, "compiled inference: max |descriptor - module's| = %.3g (unit "
+                        + "descriptors, TF32 both)%n", worst);
+            }
+            be.synchronize();
+            long t = System.nanoTime();
+            for (int i = 0; i < steps; i++) {
+                describeOnce(plan, x);
+            }
+            be.synchronize();
+            double s = (System.nanoTime() - t) / 1e9;
+            System.out.printf(Locale.ROOT, "compiled inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps,
+                    batch, s, s * 1e3 / steps);
+            return (double) steps * batch / s;
+        }
+    }
+
+    private static void describeOnce(RetrievalNet.Inference plan, Tensor x) {
+        try (MemoryScope scope = MemoryScope.open(); var noGrad = Autograd.noGrad()) {
+            plan.describe(x);
         }
     }
 

@@ -144,6 +144,11 @@ public final class CachingAllocator {
         return released;
     }
 
+    /** Starts the peak afresh from what is in use now (as torch.cuda.reset_peak_memory_stats). */
+    synchronized void resetPeak() {
+        peak = inUseBytes;
+    }
+
     synchronized Stats stats() {
         return new Stats(inUseBytes, inUseBlocks, cachedBytes, cachedBlocks, peak, deviceAllocs, hits, releases);
     }

@@ -26,7 +26,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * The CUDA backend of one device: hand-written kernels (dir4j-kernels) for elementwise ops,
  * reductions, cumulative sums, GeM, the AP histogram, pooling, indexing and the fused optimiser
  * steps; cuBLAS for matrix
- * products; cuDNN for convolutions and batch norm. Every op is queued on the device's stream;
+ * products; cuDNN for convolutions (NCHW, and channels-last with the bias, residual and ReLU fused
+ * for inference) and batch norm. Every op is queued on the device's stream;
  * the host waits only when it reads (a copy to the CPU, {@link #synchronize()}).
  *
  * <p>Status: written and built without a GPU; nothing here has run on one yet. The gpu-tagged
@@ -147,6 +148,11 @@ public final class CudaBackend implements Backend {
     /** The most device memory in use at once (caching allocator, bytes handed out) since the backend started. */
     public long peakMemoryBytes() {
         return allocator.stats().peakInUseBytes();
+    }
+
+    /** Starts {@link #peakMemoryBytes} afresh from the memory in use now, to measure one workload's peak. */
+    public void resetPeakMemory() {
+        allocator.resetPeak();
     }
 
     /** Gives cached device memory back to the driver; returns the bytes released. */
@@ -664,7 +670,7 @@ public final class CudaBackend implements Backend {
         requireFloat("conv2d", x, false);
         int[] xs = x.shape();
         CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[1], xs[2], xs[3], w[0],
-                w[2], w[3], p, convTf32);
+                w[2], w[3], p, convTf32, false);
         return convolutions().plan(key, y);
     }
 
@@ -691,6 +697,32 @@ public final class CudaBackend implements Backend {
                 new long[] {address(x), address(dy), address(dw)});
     }
 
+    /**
+     * cuDNN's channels-last convolution (TF32 tensor cores when {@link #convTf32}) with the bias, z
+     * and ReLU fused into its epilogue (CudnnConvolutions#runFused; where cuDNN refuses the fusion
+     * for a shape, the ReLU runs here after it).
+     */
+    @Override
+    public void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
+        Backend.checkConv2dNhwc(x, w, bias, z, p, y);
+        int[] xs = x.shape();
+        int[] ws = w.shape();
+        int[] ys = y.shape();
+        if (y.numel() == 0) {
+            return;
+        }
+        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[3], xs[1], xs[2], ws[0],
+                ws[1], ws[2], p, convTf32, true);
+        CudnnConvolutions.Plan plan = convolutions().plan(key, new int[] {ys[0], ys[3], ys[1], ys[2]});
+        ctx.bind();
+        boolean applied = convolutions.runFused(plan, address(x), address(w), address(bias),
+                z == null ? 0 : address(z), relu, address(y));
+        if (relu && !applied) {
+            unary(Unary.RELU, y, 0, 0, y);
+        }
+    }
+
+    // ================================================================ batch norm (cuDNN)
     // ================================================================ batch norm (cuDNN)
 
     /** The x descriptor [N, C, H, W] and the per-channel descriptor [1, C, 1, 1] of a shape. */
@@ -823,6 +855,26 @@ public final class CudaBackend implements Backend {
                 new KernelArgs().ptr(address(x)).ptr(address(y)).ptr(indices == null ? 0 : address(indices))
                         .i64(planes).i32(xs[2]).i32(xs[3]).i32(ys[2]).i32(ys[3]).i32(p.kernelH()).i32(p.kernelW())
                         .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+    }
+
+    /** A thread per output element, channels fastest (coalesced); kernels/src/main/cuda/pool.cu. */
+    @Override
+    public void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y) {
+        requireFloat("maxPool2dNhwc", x, false);
+        if (x.rank() != 4 || y.rank() != 4 || x.shape(0) != y.shape(0) || x.shape(3) != y.shape(3) || !x.isContiguous()
+                || !y.isContiguous()) {
+            throw new IllegalArgumentException("maxPool2dNhwc: expected contiguous x [N, H, W, C] and y [N, Ho, Wo, C]; "
+                    + "got " + Shape.str(x.shape()) + " and " + Shape.str(y.shape()));
+        }
+        int[] xs = x.shape();
+        int[] ys = y.shape();
+        if (y.numel() == 0) {
+            return;
+        }
+        kernels.launch(Kernel.MAXPOOL2D_NHWC_F32, kernels.gridFor(y.numel(), BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(address(x)).ptr(address(y)).i64(xs[0]).i32(xs[1]).i32(xs[2]).i32(xs[3])
+                        .i32(ys[1]).i32(ys[2]).i32(p.kernelH()).i32(p.kernelW()).i32(p.strideH()).i32(p.strideW())
+                        .i32(p.padH()).i32(p.padW()));
     }
 
     /**

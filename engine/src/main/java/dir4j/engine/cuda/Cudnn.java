@@ -16,7 +16,8 @@ import java.util.List;
 /**
  * cuDNN 9 through FFM (org.jcuda:jcudnn stops at cuDNN 8; see DESIGN.md): the legacy
  * descriptor API for NCHW convolutions (algorithm search, workspace sizes, forward, backward
- * data, backward filter) and spatial batch norm. These calls are deprecated in cuDNN 9 but
+ * data, backward filter), NHWC (channels-last) convolutions with the fused bias + residual +
+ * activation epilogue (cudnnConvolutionBiasActivationForward), tensor adds, and spatial batch norm. These calls are deprecated in cuDNN 9 but
  * documented as kept; {@link #library()} binds each by name and {@link NativeFunctions#missing()}
  * lists any that a given libcudnn.so.9 lacks.
  */
@@ -24,6 +25,14 @@ final class Cudnn {
     static final int DATA_FLOAT = 0;
     static final int DATA_DOUBLE = 1;
     static final int FORMAT_NCHW = 0;
+    /** Channels-last: tensors [N, H, W, C], filters [K, kh, kw, C] (the dimensions are still given as n, c, h, w). */
+    static final int FORMAT_NHWC = 1;
+    /** cudnnActivationMode_t CUDNN_ACTIVATION_RELU. */
+    static final int ACTIVATION_RELU = 1;
+    /** cudnnActivationMode_t CUDNN_ACTIVATION_IDENTITY (the fused forward takes it with IMPLICIT_PRECOMP_GEMM only). */
+    static final int ACTIVATION_IDENTITY = 5;
+    /** cudnnNanPropagation_t CUDNN_PROPAGATE_NAN: a NaN passes the ReLU, as on the CPU backend. */
+    static final int PROPAGATE_NAN = 1;
     static final int CROSS_CORRELATION = 1;
     /** Tensor cores allowed (TF32 for float32 on Ampere and later). */
     static final int MATH_DEFAULT = 0;
@@ -72,6 +81,10 @@ final class Cudnn {
     private static final NativeFunctions.Function[] HEURISTIC = new NativeFunctions.Function[3];
     private static final NativeFunctions.Function[] WORKSPACE = new NativeFunctions.Function[3];
     private static final NativeFunctions.Function[] RUN = new NativeFunctions.Function[3];
+    private static NativeFunctions.Function createActivation;
+    private static NativeFunctions.Function setActivation;
+    private static NativeFunctions.Function convBiasActivation;
+    private static NativeFunctions.Function addTensor;
     private static NativeFunctions.Function bnTraining;
     private static NativeFunctions.Function bnInference;
     private static NativeFunctions.Function bnBackward;
@@ -129,6 +142,18 @@ final class Cudnn {
             WORKSPACE[d.ordinal()] = f.bind("cudnnGetConvolution" + s + "WorkspaceSize", workspace);
             RUN[d.ordinal()] = f.bind("cudnnConvolution" + s, run);
         }
+        createActivation = f.bind("cudnnCreateActivationDescriptor", status1);
+        // (activationDesc, mode, reluNanOpt, double coef)
+        setActivation = f.bind("cudnnSetActivationDescriptor", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT,
+                JAVA_INT, JAVA_DOUBLE));
+        // (handle, alpha1*, xDesc, x, wDesc, w, convDesc, algo, ws, wsBytes, alpha2*, zDesc, z, biasDesc, bias,
+        //  activationDesc, yDesc, y)
+        convBiasActivation = f.bind("cudnnConvolutionBiasActivationForward", FunctionDescriptor.of(JAVA_INT, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+        // (handle, alpha*, aDesc, A, beta*, cDesc, C): C = alpha·A + beta·C, A broadcast over C's size-1 dimensions
+        addTensor = f.bind("cudnnAddTensor", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, ADDRESS));
         // (handle, mode, alpha*, beta*, xDesc, x, yDesc, y, bnDesc, scale, bias, factor, runMean, runVar, eps,
         //  saveMean, saveInvVariance)
         bnTraining = f.bind("cudnnBatchNormalizationForwardTraining", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT,
@@ -177,16 +202,33 @@ final class Cudnn {
 
     /** A 4-d NCHW tensor descriptor (never destroyed: descriptors live in per-shape caches). */
     static MemorySegment tensor4d(int dataType, int n, int c, int h, int w) {
+        return tensor4d(FORMAT_NCHW, dataType, n, c, h, w);
+    }
+
+    /** A 4-d tensor descriptor in {@code format} (NCHW or NHWC; dimensions given as n, c, h, w either way). */
+    static MemorySegment tensor4d(int format, int dataType, int n, int c, int h, int w) {
         MemorySegment d = newObject(createTensor, "cudnnCreateTensorDescriptor");
-        check(setTensor4d.status(d, FORMAT_NCHW, dataType, n, c, h, w), "cudnnSetTensor4dDescriptor(" + n + ", " + c
-                + ", " + h + ", " + w + ")");
+        check(setTensor4d.status(d, format, dataType, n, c, h, w), "cudnnSetTensor4dDescriptor("
+                + (format == FORMAT_NHWC ? "NHWC " : "") + n + ", " + c + ", " + h + ", " + w + ")");
         return d;
     }
 
     static MemorySegment filter4d(int dataType, int k, int c, int h, int w) {
+        return filter4d(FORMAT_NCHW, dataType, k, c, h, w);
+    }
+
+    /** A filter descriptor in {@code format}: NCHW is [k, c, h, w] in memory, NHWC [k, h, w, c]. */
+    static MemorySegment filter4d(int format, int dataType, int k, int c, int h, int w) {
         MemorySegment d = newObject(createFilter, "cudnnCreateFilterDescriptor");
-        check(setFilter4d.status(d, dataType, FORMAT_NCHW, k, c, h, w), "cudnnSetFilter4dDescriptor(" + k + ", " + c
-                + ", " + h + ", " + w + ")");
+        check(setFilter4d.status(d, dataType, format, k, c, h, w), "cudnnSetFilter4dDescriptor("
+                + (format == FORMAT_NHWC ? "NHWC " : "") + k + ", " + c + ", " + h + ", " + w + ")");
+        return d;
+    }
+
+    /** An activation descriptor (mode {@link #ACTIVATION_RELU} or {@link #ACTIVATION_IDENTITY}, NaN propagated). */
+    static MemorySegment activation(int mode) {
+        MemorySegment d = newObject(createActivation, "cudnnCreateActivationDescriptor");
+        check(setActivation.status(d, mode, PROPAGATE_NAN, 0.0), "cudnnSetActivationDescriptor(mode " + mode + ")");
         return d;
     }
 
@@ -265,6 +307,31 @@ final class Cudnn {
         }
     }
 
+    /**
+     * y = act(conv(x, w) + alpha2·z + bias) in one call (cudnnConvolutionBiasActivationForward, alpha1 = 1);
+     * without a residual z, alpha2 = 0 and z is y (cuDNN reads it, scaled by 0). Returns cuDNN's status
+     * unchecked: an algorithm the fused path does not support is refused here, and the caller tries the next.
+     *
+     * @param descs x, w, conv, y descriptors (a plan's forward order)
+     */
+    int convBiasActivation(MemorySegment[] descs, long x, long w, int algo, long ws, long wsBytes, long z,
+                           MemorySegment biasDesc, long bias, MemorySegment activation, long y) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment alpha2 = z != 0 ? one(a, false) : zero(a, false);
+            return convBiasActivation.status(handle, one(a, false), descs[0], ptr(x), descs[1], ptr(w), descs[2], algo,
+                    ptr(ws), wsBytes, alpha2, descs[3], ptr(z != 0 ? z : y), biasDesc, ptr(bias), activation, descs[3],
+                    ptr(y));
+        }
+    }
+
+    /** c = a + c (float data), a broadcast over c's size-1 dimensions (a bias [1, C, 1, 1]) or of c's shape. */
+    void addTensor(MemorySegment aDesc, long a, MemorySegment cDesc, long c) {
+        try (Arena arena = Arena.ofConfined()) {
+            check(addTensor.status(handle, one(arena, false), aDesc, ptr(a), one(arena, false), cDesc, ptr(c)),
+                    "cudnnAddTensor");
+        }
+    }
+
     /** Batch norm forward in training mode: y, the running statistics updated, the batch mean and 1/√(var+eps) saved. */
     void batchNormTraining(boolean dbl, MemorySegment xDesc, long x, long y, MemorySegment bnDesc, long gamma, long beta,
                            double momentum, long runningMean, long runningVar, double eps, long saveMean,
@@ -308,11 +375,18 @@ final class Cudnn {
 
     static void check(int status, String call) {
         if (status != 0) {
-            String text = "cudnnStatus_t " + status;
-            if (errorString != null && errorString.present()) {
-                text = ((MemorySegment) errorString.call(status)).reinterpret(256).getString(0) + " (" + status + ")";
-            }
-            throw new CudaException(call + " failed: " + text);
+            throw new CudaException(call + " failed: " + statusText(status));
         }
+    }
+
+    /** "CUDNN_STATUS_BAD_PARAM (2000)", or the bare number without the library's strings. */
+    static String statusText(int status) {
+        if (errorString != null && errorString.present()) {
+            MemorySegment text = (MemorySegment) errorString.call(status);
+            if (text.address() != 0) {
+                return text.reinterpret(256).getString(0) + " (" + status + ")";
+            }
+        }
+        return "cudnnStatus_t " + status;
     }
 }

@@ -14,14 +14,25 @@ import java.util.function.Supplier;
  * {@code -Ddir4j.cuda.cudnn.search=heuristic}) with its math type and workspace size.
  * Workspaces come from the caching allocator and go back to it after each call (the call is
  * ordered before any later user on the stream).
+ *
+ * <p>Channels-last plans ({@link Key#nhwc}) also run the fused inference forward
+ * {@link #runFused}: y = relu(conv(x, w) + bias [+ z]) in one cudnnConvolutionBiasActivationForward
+ * call, with the first of the forward search's algorithms that the fused path accepts; without
+ * the ReLU (cuDNN's identity activation takes one algorithm only), or when the fused path accepts
+ * none (said once on stderr and in {@link #describe}), the forward with the searched algorithm and
+ * cudnnAddTensor for the bias and z.
  */
 final class CudnnConvolutions {
     /** Workspace budget for the algorithm search and the chosen algorithm, MiB. */
     static final long WORKSPACE_LIMIT = Long.getLong("dir4j.cuda.cudnn.workspaceMiB", 1024) << 20;
     static final boolean MEASURE = !"heuristic".equals(System.getProperty("dir4j.cuda.cudnn.search", "find"));
 
-    /** Everything that selects a plan. */
-    record Key(int dataType, int n, int c, int h, int w, int k, int kh, int kw, ConvParams p, boolean tf32) {}
+    /**
+     * Everything that selects a plan: x [n, c, h, w] and w [k, c, kh, kw] in NCHW, or with {@code nhwc}
+     * x [n, h, w, c], w [k, kh, kw, c] and y [n, ho, wo, k] channels-last.
+     */
+    record Key(int dataType, int n, int c, int h, int w, int k, int kh, int kw, ConvParams p, boolean tf32,
+               boolean nhwc) {}
 
     /** The chosen algorithm of one direction. */
     record Choice(int algo, int mathType, long workspace, float measuredMs) {}
@@ -33,13 +44,20 @@ final class CudnnConvolutions {
         final MemorySegment y;
         final MemorySegment conv;
         final Choice[] choices = new Choice[3];
+        /** The bias descriptor [1, k, 1, 1] of the fused forward (channels-last plans), else null. */
+        final MemorySegment bias;
+        /** The algorithm the fused forward with ReLU runs, once found. */
+        Choice fused;
+        /** Why the fused forward accepted no algorithm (then the plan runs unfused), else null. */
+        String fusedRefused;
 
-        Plan(Key key, MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv) {
+        Plan(Key key, MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv, MemorySegment bias) {
             this.key = key;
             this.x = x;
             this.w = w;
             this.y = y;
             this.conv = conv;
+            this.bias = bias;
         }
 
         /** Descriptors in the argument order of a direction: in1, in2, conv, out. */
@@ -56,6 +74,7 @@ final class CudnnConvolutions {
     private final CachingAllocator allocator;
     private final Supplier<long[]> memoryInfo;
     private final Map<Key, Plan> plans = new ConcurrentHashMap<>();
+    private MemorySegment relu;
 
     /**
      * @param memoryInfo free and total device bytes (for the search's workspace budget)
@@ -66,10 +85,16 @@ final class CudnnConvolutions {
         this.memoryInfo = memoryInfo;
     }
 
+    /**
+     * The plan of a shape, made the first time.
+     *
+     * @param yShape the output's dimensions as n, k, ho, wo (whatever the layout), checked against cuDNN's
+     */
     Plan plan(Key key, int[] yShape) {
         return plans.computeIfAbsent(key, k -> {
-            MemorySegment x = Cudnn.tensor4d(k.dataType(), k.n(), k.c(), k.h(), k.w());
-            MemorySegment w = Cudnn.filter4d(k.dataType(), k.k(), k.c(), k.kh(), k.kw());
+            int format = k.nhwc() ? Cudnn.FORMAT_NHWC : Cudnn.FORMAT_NCHW;
+            MemorySegment x = Cudnn.tensor4d(format, k.dataType(), k.n(), k.c(), k.h(), k.w());
+            MemorySegment w = Cudnn.filter4d(format, k.dataType(), k.k(), k.c(), k.kh(), k.kw());
             ConvParams p = k.p();
             MemorySegment conv = Cudnn.convolution2d(k.dataType(), p.padH(), p.padW(), p.strideH(), p.strideW(),
                     p.dilationH(), p.dilationW());
@@ -78,9 +103,104 @@ final class CudnnConvolutions {
                 throw new IllegalStateException("cuDNN computes output " + java.util.Arrays.toString(out) + " for " + k
                         + ", dir4j " + java.util.Arrays.toString(yShape));
             }
-            MemorySegment y = Cudnn.tensor4d(k.dataType(), out[0], out[1], out[2], out[3]);
-            return new Plan(k, x, w, y, conv);
+            MemorySegment y = Cudnn.tensor4d(format, k.dataType(), out[0], out[1], out[2], out[3]);
+            MemorySegment bias = k.nhwc() ? Cudnn.tensor4d(k.dataType(), 1, k.k(), 1, 1) : null;
+            return new Plan(k, x, w, y, conv, bias);
         });
+    }
+
+    /**
+     * The fused inference forward of a channels-last float plan: y = relu?(conv(x, w) + bias [+ z])
+     * (device addresses; z 0 when there is no residual). With the ReLU, one
+     * cudnnConvolutionBiasActivationForward call; its algorithm is chosen the first time: the forward
+     * search's candidates in rank order, the first the fused call accepts (that call is the result).
+     * Without it, cuDNN's fused path would take IMPLICIT_PRECOMP_GEMM only, so the searched forward
+     * runs and cudnnAddTensor adds the bias and z; so it does when the fused call accepts none of the
+     * algorithms.
+     *
+     * @return whether the ReLU was applied: false when asked for none, or when the fused call
+     *         refused this shape (the caller applies it then)
+     */
+    boolean runFused(Plan plan, long x, long w, long bias, long z, boolean relu, long y) {
+        if (!plan.key.nhwc()) {
+            throw new IllegalArgumentException("the fused forward takes channels-last plans, not " + plan.key);
+        }
+        if (relu) {
+            MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
+            MemorySegment act = reluDescriptor();
+            Choice c;
+            synchronized (plan) {
+                if (plan.fused == null && plan.fusedRefused == null) {
+                    plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
+                    if (plan.fused != null) {
+                        return true;
+                    }
+                }
+                c = plan.fused;
+                if (c != null) {
+                    Cudnn.setMathType(plan.conv, c.mathType());
+                }
+            }
+            if (c != null) {
+                CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
+                try {
+                    Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(),
+                            c.workspace(), z, plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo "
+                            + c.algo() + ", " + plan.key + ")");
+                } finally {
+                    if (ws != null) {
+                        allocator.free(ws);
+                    }
+                }
+                return true;
+            }
+        }
+        run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(), new long[] {x, w, y});
+        cudnn.addTensor(plan.bias, bias, plan.y, y);
+        if (z != 0) {
+            cudnn.addTensor(plan.y, z, plan.y, y);
+        }
+        return false;
+    }
+
+    private synchronized MemorySegment reluDescriptor() {
+        if (relu == null) {
+            relu = Cudnn.activation(Cudnn.ACTIVATION_RELU);
+        }
+        return relu;
+    }
+
+    /**
+     * Runs the fused forward with each candidate in turn until one is accepted; that one is the
+     * choice. When none is, records why in the plan, says so on stderr, and returns null.
+     */
+    private Choice chooseFused(Plan plan, MemorySegment[] descs, long x, long w, long bias, long z, MemorySegment act,
+                               long y) {
+        List<Choice> candidates = candidates(plan, Cudnn.Direction.FORWARD, plan.key.tf32(), descs,
+                new long[] {x, w, y});
+        StringBuilder refused = new StringBuilder();
+        for (Choice c : candidates) {
+            Cudnn.setMathType(plan.conv, c.mathType());
+            CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
+            int status;
+            try {
+                status = cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(), c.workspace(),
+                        z, plan.bias, bias, act, y);
+            } finally {
+                if (ws != null) {
+                    allocator.free(ws);
+                }
+            }
+            if (status == 0) {
+                return c;
+            }
+            refused.append(refused.isEmpty() ? "" : ", ").append("algo ").append(c.algo()).append(": ")
+                    .append(Cudnn.statusText(status));
+        }
+        plan.fusedRefused = "accepts none of the " + candidates.size() + " forward algorithms (" + refused + ")";
+        System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused + " for " + plan.key
+                + "; this shape runs the convolution, the bias and the ReLU as separate calls");
+        return null;
     }
 
     /**
@@ -109,6 +229,17 @@ final class CudnnConvolutions {
     }
 
     private Choice choose(Plan plan, Cudnn.Direction d, boolean tf32, MemorySegment[] descs, long[] data) {
+        List<Choice> c = candidates(plan, d, tf32, descs, data);
+        if (c.isEmpty()) {
+            throw new CudaException("no cuDNN " + d + " algorithm for this convolution (" + plan.key + ") fits a "
+                    + "workspace of " + CachingAllocator.bytes(Math.min(WORKSPACE_LIMIT, memoryInfo.get()[0] / 2))
+                    + "; raise -Ddir4j.cuda.cudnn.workspaceMiB");
+        }
+        return c.get(0);
+    }
+
+    /** The algorithms of a direction that fit the workspace budget, best first (measured, or by heuristics). */
+    private List<Choice> candidates(Plan plan, Cudnn.Direction d, boolean tf32, MemorySegment[] descs, long[] data) {
         Cudnn.setMathType(plan.conv, tf32 ? Cudnn.MATH_DEFAULT : Cudnn.MATH_FMA);
         long budget = Math.min(WORKSPACE_LIMIT, memoryInfo.get()[0] / 2);
         List<Cudnn.AlgoPerf> ranked;
@@ -131,14 +262,14 @@ final class CudnnConvolutions {
         } else {
             ranked = cudnn.algorithms(d, false, descs, data, 0, 0);
         }
+        List<Choice> out = new java.util.ArrayList<>();
         for (Cudnn.AlgoPerf p : ranked) {
             long need = MEASURE ? p.memory() : cudnn.workspaceSize(d, descs, p.algo());
             if (need <= budget) {
-                return new Choice(p.algo(), p.mathType(), need, MEASURE ? p.timeMs() : Float.NaN);
+                out.add(new Choice(p.algo(), p.mathType(), need, MEASURE ? p.timeMs() : Float.NaN));
             }
         }
-        throw new CudaException("no cuDNN " + d + " algorithm for this convolution fits a workspace of "
-                + CachingAllocator.bytes(budget) + " (" + ranked.size() + " candidates); raise -Ddir4j.cuda.cudnn.workspaceMiB");
+        return out;
     }
 
     /** The choices made so far, for diagnostics ("FORWARD algo 1 (0.12 ms, 0 B) ..."). */
@@ -153,6 +284,14 @@ final class CudnnConvolutions {
                             .append(" (").append(c.measuredMs()).append(" ms, ")
                             .append(CachingAllocator.bytes(c.workspace())).append(')');
                 }
+            }
+            Choice f = p.fused;
+            if (p.fusedRefused != null) {
+                sb.append(" FUSED_RELU refused: ").append(p.fusedRefused);
+            }
+            if (f != null) {
+                sb.append(" FUSED_RELU algo ").append(f.algo()).append(" math ").append(f.mathType()).append(" (")
+                        .append(f.measuredMs()).append(" ms, ").append(CachingAllocator.bytes(f.workspace())).append(')');
             }
             sb.append('\n');
         });

@@ -105,6 +105,11 @@ class CachingAllocatorTest {
         assertEquals(4096 + 8192 + (16 << 20) + (20 << 20), s.inUseBytes());
         assertEquals(0, s.cachedBlocks());
         assertEquals(4096 + 8192 + (16 << 20) + (20 << 20), s.peakInUseBytes());
+        a.free(mid);
+        a.resetPeak();
+        assertEquals(4096 + 8192 + (16 << 20), a.stats().peakInUseBytes(), "a reset peak starts from what is in use");
+        a.allocate(1 << 20);
+        assertEquals(4096 + 8192 + (17 << 20), a.stats().peakInUseBytes());
     }
 
     @Test

@@ -7,6 +7,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -191,11 +192,11 @@ class NativeBindingsTest {
         // 40 MiB free: a 20 MiB search budget, so the 64 MiB algorithm is passed over for the 1 MiB one
         CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {40L << 20, 1L << 30});
         ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
-        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false);
+        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false);
         CudnnConvolutions.Plan plan = convs.plan(key, new int[] {2, 16, 17, 19});
         assertEquals(plan, convs.plan(key, new int[] {2, 16, 17, 19}), "one plan per shape");
         IllegalStateException bad = assertThrows(IllegalStateException.class,
-                () -> convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, true),
+                () -> convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, true, false),
                         new int[] {2, 16, 9, 9}));
         assertTrue(bad.getMessage().contains("cuDNN computes output [2, 16, 17, 19]"), bad.getMessage());
 
@@ -210,5 +211,94 @@ class NativeBindingsTest {
         assertEquals(1, fake.count("cudnnFindConvolutionForwardAlgorithmEx"), "the search runs once per shape");
         assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
         assertTrue(convs.describe().contains("FORWARD algo 6 math 3 (0.5 ms, 1.00 MiB)"), convs.describe());
+    }
+    @Test
+    void channelsLastPlansRunTheFusedForwardWithTheFirstAlgorithmItAccepts() {
+        FakeNativeLibrary fake = fakeCudnn();
+        // the fused call refuses algorithm 1 (cuDNN 9's CUDNN_STATUS_NOT_SUPPORTED), accepts 6
+        fake.on("cudnnConvolutionBiasActivationForward", a -> (Integer) a[7] == 1 ? 3000 : 0)
+                .on("cudnnGetErrorString", a -> cString("CUDNN_STATUS_NOT_SUPPORTED"));
+        Cudnn.bind(fake.functions("libcudnn.so.9"));
+        CachingAllocatorTest.FakeDevice device = new CachingAllocatorTest.FakeDevice(1L << 30);
+        CachingAllocator allocator = new CachingAllocator("fake:0", device);
+        // 1 GiB free: both measured algorithms fit the 512 MiB budget
+        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {1L << 30, 1L << 30});
+        ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
+        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, true, true);
+        CudnnConvolutions.Plan plan = convs.plan(key, new int[] {2, 16, 17, 19});
+        List<FakeNativeLibrary.Call> tensors = fake.calls.stream()
+                .filter(c -> c.name().equals("cudnnSetTensor4dDescriptor")).toList();
+        assertEquals(List.of(1, 0, 2, 8, 17, 19), tensors.get(0).args().subList(1, 7), "x: format NHWC, float, n, c, h, w");
+        assertEquals(List.of(1, 0, 2, 16, 17, 19), tensors.get(1).args().subList(1, 7), "y: format NHWC");
+        assertEquals(List.of(0, 0, 1, 16, 1, 1), tensors.get(2).args().subList(1, 7), "bias [1, k, 1, 1]");
+        assertEquals(List.of(0, 1, 16, 8, 3, 3), fake.last("cudnnSetFilter4dDescriptor").args().subList(1, 7),
+                "the data type, then format NHWC (filters [k, kh, kw, c] in memory), then k, c, h, w");
+
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, true, 0x50), "the ReLU is applied");
+        assertEquals(List.of(1, 1, 0.0), fake.last("cudnnSetActivationDescriptor").args().subList(1, 4),
+                "ReLU, NaN propagated, no coefficient");
+        assertEquals(2, fake.count("cudnnConvolutionBiasActivationForward"), "algorithm 1 refused, then 6 ran");
+        FakeNativeLibrary.Call fc = fake.last("cudnnConvolutionBiasActivationForward");
+        List<Object> f = fc.args();
+        assertEquals(1f, fc.memory(1).get(JAVA_FLOAT.withByteAlignment(1), 0), "alpha1");
+        assertEquals(plan.x, f.get(2));
+        assertEquals(0x10, FakeNativeLibrary.address(f.get(3)));
+        assertEquals(plan.w, f.get(4));
+        assertEquals(0x20, FakeNativeLibrary.address(f.get(5)));
+        assertEquals(plan.conv, f.get(6));
+        assertEquals(6, f.get(7));
+        assertEquals(1L << 20, f.get(9), "the workspace the search measured for algorithm 6");
+        assertEquals(1f, fc.memory(10).get(JAVA_FLOAT.withByteAlignment(1), 0), "alpha2: z is added");
+        assertEquals(plan.y, f.get(11), "z has y's descriptor");
+        assertEquals(0x40, FakeNativeLibrary.address(f.get(12)));
+        assertEquals(plan.bias, f.get(13));
+        assertEquals(0x30, FakeNativeLibrary.address(f.get(14)));
+        assertEquals(plan.y, f.get(16));
+        assertEquals(0x50, FakeNativeLibrary.address(f.get(17)));
+        assertEquals(3, fake.last("cudnnSetConvolutionMathType").arg(1), "algorithm 6's math type");
+
+        convs.runFused(plan, 0x10, 0x20, 0x30, 0, true, 0x50);
+        assertEquals(1, fake.count("cudnnFindConvolutionForwardAlgorithmEx"), "the search runs once per shape");
+        fc = fake.last("cudnnConvolutionBiasActivationForward");
+        assertEquals(6, fc.arg(7), "the accepted algorithm is kept");
+        assertEquals(0f, fc.memory(10).get(JAVA_FLOAT.withByteAlignment(1), 0), "alpha2 0 without z");
+        assertEquals(0x50, FakeNativeLibrary.address(fc.arg(12)), "z is y when absent (read, scaled by 0)");
+        assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
+        assertTrue(convs.describe().contains("FUSED_RELU algo 6 math 3"), convs.describe());
+
+        // without the ReLU: the searched forward, then the bias and z added by cudnnAddTensor
+        long fused = fake.count("cudnnConvolutionBiasActivationForward");
+        assertFalse(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, false, 0x50));
+        assertEquals(fused, fake.count("cudnnConvolutionBiasActivationForward"));
+        FakeNativeLibrary.Call run = fake.last("cudnnConvolutionForward");
+        assertEquals(1, run.arg(7), "the forward takes the fastest algorithm");
+        assertEquals(0x50, FakeNativeLibrary.address(run.arg(12)));
+        List<FakeNativeLibrary.Call> adds = fake.calls.stream().filter(c -> c.name().equals("cudnnAddTensor")).toList();
+        assertEquals(2, adds.size());
+        assertEquals(plan.bias, adds.get(0).arg(2));
+        assertEquals(0x30, FakeNativeLibrary.address(adds.get(0).arg(3)));
+        assertEquals(1f, adds.get(0).memory(4).get(JAVA_FLOAT.withByteAlignment(1), 0), "beta 1: accumulate into y");
+        assertEquals(plan.y, adds.get(0).arg(5));
+        assertEquals(0x50, FakeNativeLibrary.address(adds.get(0).arg(6)));
+        assertEquals(plan.y, adds.get(1).arg(2));
+        assertEquals(0x40, FakeNativeLibrary.address(adds.get(1).arg(3)), "then z");
+        convs.runFused(plan, 0x10, 0x20, 0x30, 0, false, 0x50);
+        assertEquals(3, fake.count("cudnnAddTensor"), "no z: the bias alone");
+
+        // a shape no algorithm of which the fused call takes: said in describe(), and run unfused
+        fake.on("cudnnConvolutionBiasActivationForward", a -> 3000);
+        CudnnConvolutions.Plan other = convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3,
+                p, false, true), new int[] {2, 16, 17, 19});
+        long forwards = fake.count("cudnnConvolutionForward");
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5), "the caller must apply the ReLU");
+        assertEquals(forwards + 1, fake.count("cudnnConvolutionForward"));
+        assertEquals(5, FakeNativeLibrary.address(fake.last("cudnnAddTensor").arg(6)), "the bias added to y");
+        assertTrue(convs.describe().contains("FUSED_RELU refused: accepts none of the 2 forward algorithms")
+                && convs.describe().contains("algo 6: CUDNN_STATUS_NOT_SUPPORTED (3000)"), convs.describe());
+        long tries = fake.count("cudnnConvolutionBiasActivationForward");
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5));
+        assertEquals(tries, fake.count("cudnnConvolutionBiasActivationForward"), "a refused shape is not tried again");
+        assertThrows(IllegalArgumentException.class, () -> convs.runFused(convs.plan(new CudnnConvolutions.Key(
+                Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false), new int[] {2, 16, 17, 19}), 1, 2, 3, 0, true, 5));
     }
 }

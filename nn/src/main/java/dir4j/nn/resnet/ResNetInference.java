@@ -6,18 +6,14 @@ import dir4j.engine.Tensor;
 import dir4j.engine.cpu.NhwcConv;
 import dir4j.engine.cpu.NhwcConv.Activation;
 import dir4j.engine.cpu.NhwcConv.Weights;
-import dir4j.nn.Module;
-import dir4j.nn.Sequential;
-import dir4j.nn.layers.BatchNorm2d;
-import dir4j.nn.layers.Conv2d;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 
 /**
  * A ResNet's feature extractor compiled for inference on the CPU: every batch norm folded into its
- * convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), with the running statistics), activations kept
+ * convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), with the running statistics; {@link FoldedResNet},
+ * shared with the GPU's {@link ResNetDeviceInference}), activations kept
  * channels-last, and each convolution a direct {@link NhwcConv} kernel with the bias, the residual
  * add and the ReLU fused into its store. Nothing is packed or normalised per call: at batch 1 the
  * im2col + SGEMM path of the module spends about as long packing operands as multiplying.
@@ -64,21 +60,7 @@ public final class ResNetInference {
 
     /** Why {@link #of} would refuse this network, or empty when it can compile it. */
     public static Optional<String> unsupported(ResNet net) {
-        for (Map.Entry<String, Tensor> e : net.stateDict().entrySet()) {
-            if (e.getValue().dtype() != DType.FLOAT32 && !e.getKey().endsWith("num_batches_tracked")) {
-                return Optional.of(e.getKey() + " is " + e.getValue().dtype() + ", not float32");
-            }
-        }
-        for (Module m : net.modules()) {
-            if (m instanceof Conv2d c) {
-                var g = c.geometry();
-                if (g.strideH() != g.strideW() || g.padH() != g.padW() || g.dilationH() != 1 || g.dilationW() != 1
-                        || c.weight().shape(2) != c.weight().shape(3)) {
-                    return Optional.of("a convolution is not square, or dilated");
-                }
-            }
-        }
-        return Optional.empty();
+        return FoldedResNet.unsupported(net);
     }
 
     /**
@@ -87,67 +69,21 @@ public final class ResNetInference {
      * @throws IllegalArgumentException with {@link #unsupported}'s reason when it cannot
      */
     public static ResNetInference of(ResNet net) {
-        Optional<String> why = unsupported(net);
-        if (why.isPresent()) {
-            throw new IllegalArgumentException("cannot compile this ResNet for channels-last inference: " + why.get());
-        }
-        Map<String, Module> top = net.children();
-        Conv2d c1 = (Conv2d) top.get("conv1");
-        BatchNorm2d b1 = (BatchNorm2d) top.get("bn1");
-        int k = c1.weight().shape(2);
-        int in = c1.weight().shape(1);
+        FoldedResNet f = FoldedResNet.of(net, "channels-last inference");
+        FoldedResNet.Conv c1 = f.stem;
         // The stem runs as a 1x1 convolution over its patches (in * k * k "channels").
-        Weights stem = fold(c1, b1, true);
+        Weights stem = Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in() * c1.kernel() * c1.kernel(), 1, 1, 0);
         List<Block> blocks = new ArrayList<>();
-        for (int s = 1; s <= 4; s++) {
-            Sequential layer = (Sequential) top.get("layer" + s);
-            for (int b = 0; b < layer.size(); b++) {
-                Map<String, Module> m = layer.get(b).children();
-                Sequential down = (Sequential) m.get("downsample");
-                Weights dw = down == null ? null : fold((Conv2d) down.get(0), (BatchNorm2d) down.get(1), false);
-                Weights w1 = fold((Conv2d) m.get("conv1"), (BatchNorm2d) m.get("bn1"), false);
-                Weights w2 = fold((Conv2d) m.get("conv2"), (BatchNorm2d) m.get("bn2"), false);
-                Weights w3 = m.containsKey("conv3") ? fold((Conv2d) m.get("conv3"), (BatchNorm2d) m.get("bn3"), false)
-                        : null;
-                blocks.add(new Block(w1, w2, w3, dw));
-            }
+        for (FoldedResNet.Block b : f.blocks) {
+            blocks.add(new Block(pack(b.conv1()), pack(b.conv2()), pack(b.conv3()), pack(b.down())));
         }
-        return new ResNetInference(stem, k, c1.geometry().strideH(), c1.geometry().padH(), in, List.copyOf(blocks),
-                net.featureChannels());
+        return new ResNetInference(stem, c1.kernel(), c1.stride(), c1.pad(), c1.in(), List.copyOf(blocks),
+                f.featureChannels);
     }
 
-    /** conv then batch norm (running statistics) as one convolution with a bias; as 1x1 over patches if asked. */
-    private static Weights fold(Conv2d conv, BatchNorm2d bn, boolean asPatches) {
-        int[] sh = conv.weight().shape();
-        int out = sh[0];
-        int per = sh[1] * sh[2] * sh[3];
-        float[] w;
-        float[] gamma;
-        float[] beta;
-        float[] mean;
-        float[] var;
-        try (Tensor wc = conv.weight().contiguous()) {
-            w = wc.toFloatArray();
-        }
-        gamma = bn.weight().toFloatArray();
-        beta = bn.bias().toFloatArray();
-        mean = bn.runningMean().toFloatArray();
-        var = bn.runningVar().toFloatArray();
-        float[] convBias = conv.bias() == null ? null : conv.bias().toFloatArray();
-        float[] bias = new float[out];
-        for (int o = 0; o < out; o++) {
-            double scale = gamma[o] / Math.sqrt((double) var[o] + bn.eps());
-            for (int i = 0; i < per; i++) {
-                w[o * per + i] = (float) (w[o * per + i] * scale);
-            }
-            double b0 = convBias == null ? 0 : convBias[o];
-            bias[o] = (float) (beta[o] + (b0 - mean[o]) * scale);
-        }
-        var g = conv.geometry();
-        if (asPatches) {
-            return Weights.pack(w, bias, out, per, 1, 1, 0);
-        }
-        return Weights.pack(w, bias, out, sh[1], sh[2], g.strideH(), g.padH());
+    /** A folded convolution packed for {@link NhwcConv}; null for null. */
+    private static Weights pack(FoldedResNet.Conv c) {
+        return c == null ? null : Weights.pack(c.weight(), c.bias(), c.out(), c.in(), c.kernel(), c.stride(), c.pad());
     }
 
     /** Channels of the feature map. */

@@ -21,9 +21,10 @@ import picocli.CommandLine.Option;
         description = {"Run the retrieval network on an already preprocessed N x 3 x H x W float tensor (.npy, "
                 + "normalised as the network expects) and write the N x D descriptors (.npy, float32), in evaluation "
                 + "mode without gradients: for checking dir4j against another implementation on identical input.",
-            "On the CPU the backbone runs compiled as extraction runs it (batch norms folded, channels-last "
-                + "convolutions; the same to float rounding); DIR4J_JAVA_OPTS=-Ddir4j.compiledInference=false runs "
-                + "the plain module instead."},
+            "The backbone runs compiled as extraction runs it (batch norms folded, channels-last convolutions "
+                + "with the bias, residual and ReLU fused, on the CPU and on CUDA; the same to float rounding, TF32 "
+                + "on CUDA as the module); DIR4J_JAVA_OPTS=-Ddir4j.compiledInference=false runs the plain module "
+                + "instead."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
 final class DescribeCommand extends ToolCommand {
@@ -74,8 +75,8 @@ final class DescribeCommand extends ToolCommand {
             if (!dev.equals(Device.CPU)) {
                 net.to(dev);
             }
-            RetrievalNet.Inference inference = net.inference();
-            try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, n, net.dimension())) {
+            try (RetrievalNet.Inference inference = net.inference();
+                 Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, n, net.dimension())) {
                 for (int b = 0; b < n; b += batchSize) {
                     try (MemoryScope batch = MemoryScope.open(); Autograd.NoGrad noGrad = Autograd.noGrad()) {
                         Tensor in = x.slice(0, b, Math.min(n, b + batchSize)).contiguous();

@@ -148,30 +148,34 @@ public final class Demo {
     /** Descriptors [N, D] of preprocessed images, batching images of equal size (no padding). */
     static Tensor describe(RetrievalNet net, List<RgbImage> images, Preprocessing prep) {
         RetrievalNet.Inference inference = net.inference();
-        Map<String, List<Integer>> bySize = new LinkedHashMap<>();
-        for (int i = 0; i < images.size(); i++) {
-            bySize.computeIfAbsent(images.get(i).width() + "x" + images.get(i).height(), k -> new ArrayList<>()).add(i);
-        }
-        Tensor[] rows = new Tensor[images.size()];
-        for (List<Integer> group : bySize.values()) {
-            for (int from = 0; from < group.size(); from += 32) {
-                List<Integer> part = group.subList(from, Math.min(group.size(), from + 32));
-                RgbImage first = images.get(part.get(0));
-                int plane = 3 * first.width() * first.height();
-                float[] data = new float[plane * part.size()];
-                for (int k = 0; k < part.size(); k++) {
-                    System.arraycopy(prep.normalize(images.get(part.get(k))), 0, data, k * plane, plane);
-                }
-                Tensor in = Tensor.of(data, part.size(), 3, first.height(), first.width());
-                Tensor out = inference.describe(net.device().equals(Device.CPU) ? in : in.to(net.device()));
-                if (!out.device().equals(Device.CPU)) {
-                    out = out.to(Device.CPU);
-                }
-                for (int k = 0; k < part.size(); k++) {
-                    rows[part.get(k)] = Ops.slice(out, 0, k, k + 1);
+        try {
+            Map<String, List<Integer>> bySize = new LinkedHashMap<>();
+            for (int i = 0; i < images.size(); i++) {
+                bySize.computeIfAbsent(images.get(i).width() + "x" + images.get(i).height(), k -> new ArrayList<>()).add(i);
+            }
+            Tensor[] rows = new Tensor[images.size()];
+            for (List<Integer> group : bySize.values()) {
+                for (int from = 0; from < group.size(); from += 32) {
+                    List<Integer> part = group.subList(from, Math.min(group.size(), from + 32));
+                    RgbImage first = images.get(part.get(0));
+                    int plane = 3 * first.width() * first.height();
+                    float[] data = new float[plane * part.size()];
+                    for (int k = 0; k < part.size(); k++) {
+                        System.arraycopy(prep.normalize(images.get(part.get(k))), 0, data, k * plane, plane);
+                    }
+                    Tensor in = Tensor.of(data, part.size(), 3, first.height(), first.width());
+                    Tensor out = inference.describe(net.device().equals(Device.CPU) ? in : in.to(net.device()));
+                    if (!out.device().equals(Device.CPU)) {
+                        out = out.to(Device.CPU);
+                    }
+                    for (int k = 0; k < part.size(); k++) {
+                        rows[part.get(k)] = Ops.slice(out, 0, k, k + 1);
+                    }
                 }
             }
+            return Ops.concat(0, rows);
+        } finally {
+            inference.close();
         }
-        return Ops.concat(0, rows);
     }
 }

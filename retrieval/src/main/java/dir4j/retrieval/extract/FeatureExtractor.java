@@ -146,15 +146,20 @@ public final class FeatureExtractor {
     /** Describes the images in memory. */
     public synchronized Result extract(List<ImageRef> images, String label) throws IOException {
         inference = net.inference();
-        ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
-        int d = net.dimension();
-        Described all;
-        try (DecodeQueue queue = queue(images, IntStream.range(0, images.size()).toArray())) {
-            all = describe(images, 0, images.size(), queue, bar, 0);
+        try {
+            ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
+            int d = net.dimension();
+            Described all;
+            try (DecodeQueue queue = queue(images, IntStream.range(0, images.size()).toArray())) {
+                all = describe(images, 0, images.size(), queue, bar, 0);
+            }
+            bar.finish();
+            Tensor t = Tensor.of(all.rows(), all.ids().size(), d);
+            return new Result(t, all.ids(), all.skipped());
+        } finally {
+            inference.close();
+            inference = null;
         }
-        bar.finish();
-        Tensor t = Tensor.of(all.rows(), all.ids().size(), d);
-        return new Result(t, all.ids(), all.skipped());
     }
 
     /**
@@ -163,45 +168,50 @@ public final class FeatureExtractor {
      */
     public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
         inference = net.inference();
-        int d = net.dimension();
-        int chunk = options.chunkSize();
-        int chunks = (images.size() + chunk - 1) / chunk;
-        PartStore store = new PartStore(out, manifest(images), d, log);
-        store.open(options.resume());
-        List<Integer> todo = new ArrayList<>();
-        long doneImages = 0;
-        for (int k = 0; k < chunks; k++) {
-            int size = Math.min(chunk, images.size() - k * chunk);
-            if (options.resume() && store.isDone(k, size)) {
-                doneImages += size;
-            } else {
-                todo.add(k);
+        try {
+            int d = net.dimension();
+            int chunk = options.chunkSize();
+            int chunks = (images.size() + chunk - 1) / chunk;
+            PartStore store = new PartStore(out, manifest(images), d, log);
+            store.open(options.resume());
+            List<Integer> todo = new ArrayList<>();
+            long doneImages = 0;
+            for (int k = 0; k < chunks; k++) {
+                int size = Math.min(chunk, images.size() - k * chunk);
+                if (options.resume() && store.isDone(k, size)) {
+                    doneImages += size;
+                } else {
+                    todo.add(k);
+                }
             }
-        }
-        int reused = chunks - todo.size();
-        if (reused > 0 && !options.quiet()) {
-            log.println(label + ": resuming, " + reused + " of " + chunks + " parts (" + doneImages
-                    + " images) already done in " + store.dir());
-        }
-        int[] order = todo.stream().flatMapToInt(k -> IntStream.range(k * chunk, Math.min((k + 1) * chunk,
-                images.size()))).toArray();
-        ProgressBar bar = new ProgressBar(label, images.size(), doneImages, log, !options.quiet());
-        try (DecodeQueue queue = queue(images, order)) {
-            for (int k : todo) {
-                int from = k * chunk;
-                int to = Math.min(from + chunk, images.size());
-                Described part = describe(images, from, to, queue, bar, doneImages);
-                store.write(k, part.rows(), part.ids(), part.skipped());
-                doneImages += to - from;
+            int reused = chunks - todo.size();
+            if (reused > 0 && !options.quiet()) {
+                log.println(label + ": resuming, " + reused + " of " + chunks + " parts (" + doneImages
+                        + " images) already done in " + store.dir());
             }
+            int[] order = todo.stream().flatMapToInt(k -> IntStream.range(k * chunk, Math.min((k + 1) * chunk,
+                    images.size()))).toArray();
+            ProgressBar bar = new ProgressBar(label, images.size(), doneImages, log, !options.quiet());
+            try (DecodeQueue queue = queue(images, order)) {
+                for (int k : todo) {
+                    int from = k * chunk;
+                    int to = Math.min(from + chunk, images.size());
+                    Described part = describe(images, from, to, queue, bar, doneImages);
+                    store.write(k, part.rows(), part.ids(), part.skipped());
+                    doneImages += to - from;
+                }
+            }
+            bar.finish();
+            PartStore.Assembled a = store.assemble(chunks);
+            if (!a.skipped().isEmpty()) {
+                log.println(label + ": " + a.skipped().size() + " image" + (a.skipped().size() == 1 ? "" : "s")
+                        + " left out, listed in " + PartStore.skippedFile(out.toAbsolutePath()));
+            }
+            return new FileResult(out, PartStore.idsFile(out), a.ids().size(), d, a.skipped(), reused, todo.size());
+        } finally {
+            inference.close();
+            inference = null;
         }
-        bar.finish();
-        PartStore.Assembled a = store.assemble(chunks);
-        if (!a.skipped().isEmpty()) {
-            log.println(label + ": " + a.skipped().size() + " image" + (a.skipped().size() == 1 ? "" : "s")
-                    + " left out, listed in " + PartStore.skippedFile(out.toAbsolutePath()));
-        }
-        return new FileResult(out, PartStore.idsFile(out), a.ids().size(), d, a.skipped(), reused, todo.size());
     }
 
     /** The ids file written beside a descriptor file: {@code feats.npy} → {@code feats.ids.txt}. */

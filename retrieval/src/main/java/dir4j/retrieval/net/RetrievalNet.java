@@ -8,6 +8,7 @@ import dir4j.nn.layers.GeneralizedMeanPooling;
 import dir4j.nn.layers.Linear;
 import dir4j.nn.layers.MaxPooling;
 import dir4j.nn.resnet.ResNet;
+import dir4j.nn.resnet.ResNetDeviceInference;
 import dir4j.nn.resnet.ResNetInference;
 import java.util.Random;
 
@@ -83,20 +84,28 @@ public final class RetrievalNet extends Module {
     }
 
     /**
-     * What inference should run: the forward with, on the CPU, the backbone compiled by
-     * {@link ResNetInference} (batch norms folded, channels-last direct convolutions; the same
-     * descriptors to float rounding, 1.4-1.7x faster than the module at batch 1, bench/RESULTS.md).
+     * What inference should run: the forward with the backbone compiled for inference, its batch
+     * norms folded into the convolutions (the same descriptors to float rounding). On the CPU,
+     * {@link ResNetInference} (channels-last direct convolutions, 1.4-1.7x faster than the module
+     * at batch 1, bench/RESULTS.md); on a GPU, {@link ResNetDeviceInference} (cuDNN channels-last
+     * convolutions with the bias, residual and ReLU fused; bench/gpu/steps/30-resnet.sh times it).
      * The compiled backbone is a snapshot of the weights as they are now: take a new one after
-     * changing them. Elsewhere (on a GPU, with a batch norm normalising by batch statistics —
-     * training mode, not frozen — or with {@code -Ddir4j.compiledInference=false}) it is this
-     * module's forward. Eval mode compiles, and so does training mode with frozen batch norms (the
-     * default recipe): nothing else in the network depends on the mode.
+     * changing them, and close it (it holds device memory on a GPU). With a batch norm normalising
+     * by batch statistics (training mode, not frozen), or with
+     * {@code -Ddir4j.compiledInference=false}, it is this module's forward. Eval mode compiles, and
+     * so does training mode with frozen batch norms (the default recipe): nothing else in the
+     * network depends on the mode.
      */
     public Inference inference() {
-        boolean compile = device().equals(dir4j.engine.Device.CPU) && runningStatistics()
-                && !"false".equals(System.getProperty("dir4j.compiledInference"))
+        boolean compile = runningStatistics() && !"false".equals(System.getProperty("dir4j.compiledInference"))
                 && ResNetInference.unsupported(backbone).isEmpty();
-        return new Inference(this, compile ? ResNetInference.of(backbone) : null);
+        if (!compile) {
+            return new Inference(this, null, null);
+        }
+        if (device().equals(dir4j.engine.Device.CPU)) {
+            return new Inference(this, ResNetInference.of(backbone), null);
+        }
+        return new Inference(this, null, ResNetDeviceInference.of(backbone));
     }
 
     /** True when every batch norm normalises by its running statistics (eval mode, or frozen). */
@@ -109,32 +118,45 @@ public final class RetrievalNet extends Module {
         return true;
     }
 
-    /** Descriptors for inference; see {@link RetrievalNet#inference()}. */
-    public static final class Inference {
+    /**
+     * Descriptors for inference; see {@link RetrievalNet#inference()}. Close it when done: a GPU
+     * plan holds the folded weights and its activation buffers in device memory.
+     */
+    public static final class Inference implements AutoCloseable {
         private final RetrievalNet net;
-        private final ResNetInference backbone;
+        private final ResNetInference cpu;
+        private final ResNetDeviceInference device;
 
-        private Inference(RetrievalNet net, ResNetInference backbone) {
+        private Inference(RetrievalNet net, ResNetInference cpu, ResNetDeviceInference device) {
             this.net = net;
-            this.backbone = backbone;
+            this.cpu = cpu;
+            this.device = device;
         }
 
         /** True when the backbone runs compiled. */
         public boolean compiled() {
-            return backbone != null;
+            return cpu != null || device != null;
         }
 
         /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W] on the net's device. */
         public Tensor describe(Tensor images) {
-            if (backbone == null) {
+            if (!compiled()) {
                 return net.forward(images);
             }
-            Tensor f = backbone.features(images);
+            Tensor f = cpu != null ? cpu.features(images) : device.features(images);
             Tensor d = net.head(f);
             if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
                 f.close();
             }
             return d;
+        }
+
+        /** Frees a GPU plan's device memory (nothing to free otherwise). Idempotent. */
+        @Override
+        public void close() {
+            if (device != null) {
+                device.close();
+            }
         }
     }
 

@@ -46,7 +46,7 @@ public final class MultistageBackprop {
     /**
      * {@link #accumulateGradients(Module, int, IntFunction, Function)} with stage 1 computed by
      * {@code stage1} (run without a graph) instead of {@code net.forward}: the Trainer passes the
-     * compiled CPU inference of the network ({@code RetrievalNet.inference()}) when every batch
+     * compiled inference of the network ({@code RetrievalNet.inference()}) when every batch
      * norm uses its running statistics, so that stage 1 is the same function to float rounding.
      */
     public static Outcome accumulateGradients(Module net, int count, IntFunction<Tensor> subBatch,

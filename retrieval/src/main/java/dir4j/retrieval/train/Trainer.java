@@ -166,12 +166,14 @@ public final class Trainer {
                 int n = inputs.size();
                 int parts = (n + cfg.subBatch() - 1) / cfg.subBatch();
                 Function<Tensor, Tensor> lossFn = lossFunction(batch.labels(), step);
-                // Stage 1 (no graph) runs compiled on the CPU when the batch norms are frozen: the
-                // weights as the last step left them, the same function to float rounding.
-                RetrievalNet.Inference stage1 = net.inference();
-                MultistageBackprop.Outcome out = MultistageBackprop.accumulateGradients(net, parts,
-                        i -> toTensor(inputs.subList(i * cfg.subBatch(), Math.min(n, (i + 1) * cfg.subBatch()))),
-                        lossFn, stage1::describe);
+                // Stage 1 (no graph) runs compiled when the batch norms are frozen: the weights as
+                // the last step left them, the same function to float rounding.
+                MultistageBackprop.Outcome out;
+                try (RetrievalNet.Inference stage1 = net.inference()) {
+                    out = MultistageBackprop.accumulateGradients(net, parts,
+                            i -> toTensor(inputs.subList(i * cfg.subBatch(), Math.min(n, (i + 1) * cfg.subBatch()))),
+                            lossFn, stage1::describe);
+                }
                 opt.step();
                 opt.zeroGrad();
                 imagesDone += n;

@@ -108,6 +108,28 @@ class RetrievalNetGpuParityTest {
         }
     }
 
+    /** Eval-mode inference on cuda:0 runs the compiled channels-last trunk and gives the CPU module's descriptors. */
+    @Test
+    void inferenceRunsCompiledOnCudaAndMatchesTheCpuModule() {
+        try (RetrievalNet cpu = net(); RetrievalNet gpu = net(); MemoryScope s = MemoryScope.open();
+             var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            gpu.to(GPU);
+            cpu.eval();
+            gpu.eval();
+            Tensor x = Tensor.randn(new Random(31), 3, 3, 80, 72);
+            Tensor expected = cpu.forward(x);
+            try (RetrievalNet.Inference inference = gpu.inference()) {
+                assertTrue(inference.compiled(), "eval mode on CUDA compiles the backbone");
+                assertClose("compiled inference on cuda vs the CPU module", FORWARD, expected,
+                        inference.describe(x.to(GPU)));
+            }
+            gpu.train(true);
+            try (RetrievalNet.Inference inference = gpu.inference()) {
+                org.junit.jupiter.api.Assertions.assertFalse(inference.compiled(), "batch statistics: the module runs");
+            }
+        }
+    }
+
     @Test
     void theAdoptedBackboneMovesWithTheNetwork() {
         try (RetrievalNet net = net()) {
