@@ -118,9 +118,8 @@ class CliEndToEndTest {
             Path image = tmp.resolve("data/synth/jpg/" + dbIds.get(0) + ".jpg");
             assertTrue(Files.isRegularFile(image), image.toString());
             NetworkCheckpoint.Loaded loaded = NetworkCheckpoint.load(model);
-            try (RetrievalNet net = loaded.net()) {
-                FeatureExtractor describer = new FeatureExtractor(net,
-                        ExtractionOptions.defaults().withPreprocessing(loaded.preprocessing(64)));
+            try (RetrievalNet net = loaded.net(); FeatureExtractor describer = new FeatureExtractor(net,
+                    ExtractionOptions.defaults().withPreprocessing(loaded.preprocessing(64)))) {
                 float[] one = describer.describe(ImageDecoder.read(image), null);
                 assertEquals(d, one.length);
                 for (int c = 0; c < d; c++) {

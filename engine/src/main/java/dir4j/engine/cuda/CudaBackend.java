@@ -723,7 +723,6 @@ public final class CudaBackend implements Backend {
     }
 
     // ================================================================ batch norm (cuDNN)
-    // ================================================================ batch norm (cuDNN)
 
     /** The x descriptor [N, C, H, W] and the per-channel descriptor [1, C, 1, 1] of a shape. */
     private MemorySegment[] bnDescriptors(int[] s) {

@@ -40,7 +40,7 @@ import java.util.stream.IntStream;
  * <p>The network is put in evaluation mode (batch-norm running statistics) and run without
  * recording gradients.
  */
-public final class FeatureExtractor {
+public final class FeatureExtractor implements AutoCloseable {
     /** An image left out under {@link ExtractionOptions.OnError#SKIP}, with the reason. */
     public record Skipped(String id, Path path, String reason) {}
 
@@ -103,9 +103,10 @@ public final class FeatureExtractor {
      * The unit descriptor [D] of one decoded image (cropped to {@code crop} first when it is not
      * null), exactly its row of an {@link #extract extraction} with these options: each scale
      * resized and normalised, the network, the scales combined. The network runs as it was at
-     * the first call (on the CPU compiled, see {@link RetrievalNet#inference()}) or at the last
-     * extraction; after changing its weights, call {@link #refresh()}. Safe to call from several
-     * threads: calls run one at a time (the compiled network reuses its buffers).
+     * the first call since this extractor was made or last extracted (compiled on the CPU and
+     * on CUDA, see {@link RetrievalNet#inference()}, and kept until {@link #close()}); after
+     * changing its weights, call {@link #refresh()}. Safe to call from several threads: calls run
+     * one at a time (the compiled network reuses its buffers).
      *
      * @throws IOException naming the image when the crop or a scale does not fit it
      */
@@ -125,7 +126,20 @@ public final class FeatureExtractor {
 
     /** Makes {@link #describe(RgbImage, BoundingBox)} take the network's current weights. */
     public synchronized void refresh() {
-        inference = null;
+        dropInference();
+    }
+
+    /** Frees what {@link #describe(RgbImage, BoundingBox)} keeps (the compiled network); not the network. */
+    @Override
+    public synchronized void close() {
+        dropInference();
+    }
+
+    private void dropInference() {
+        if (inference != null) {
+            inference.close();
+            inference = null;
+        }
     }
 
     /** The learned GeM exponent of a network ({@code adpool.p}). */
@@ -145,6 +159,7 @@ public final class FeatureExtractor {
 
     /** Describes the images in memory. */
     public synchronized Result extract(List<ImageRef> images, String label) throws IOException {
+        dropInference();
         inference = net.inference();
         try {
             ProgressBar bar = new ProgressBar(label, images.size(), 0, log, !options.quiet());
@@ -157,8 +172,7 @@ public final class FeatureExtractor {
             Tensor t = Tensor.of(all.rows(), all.ids().size(), d);
             return new Result(t, all.ids(), all.skipped());
         } finally {
-            inference.close();
-            inference = null;
+            dropInference();
         }
     }
 
@@ -167,6 +181,7 @@ public final class FeatureExtractor {
      * resuming from {@code <out>.parts/} when asked and possible.
      */
     public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+        dropInference();
         inference = net.inference();
         try {
             int d = net.dimension();
@@ -209,8 +224,7 @@ public final class FeatureExtractor {
             }
             return new FileResult(out, PartStore.idsFile(out), a.ids().size(), d, a.skipped(), reused, todo.size());
         } finally {
-            inference.close();
-            inference = null;
+            dropInference();
         }
     }
 
