@@ -61,8 +61,9 @@ public class APLoss {
     }
 
     /**
-     * The memory budget of the blocked path (bytes for four R×N buffers: scores, labels, their
-     * gradient and a temporary of the distance variant); R = budget / (4·N·element size), at least 1. When R ≥ N the one
+     * The memory budget of the blocked path: bytes for the R×N buffers of one block, the scores
+     * and their gradient (labels are read from the class numbers), and the distance variant's
+     * mapped scores; R = budget / (buffers·N·element size), at least 1. When R ≥ N the one
      * block's scores are kept from the forward for the backward (no recomputation).
      */
     public APLoss withBlockBudget(long bytes) {
@@ -84,7 +85,8 @@ public class APLoss {
 
     /** Query rows per block of the blocked path for N descriptors of this element size. */
     public int blockRows(int n, int elementBytes) {
-        long r = blockBytes / (4L * Math.max(1, n) * elementBytes);
+        long buffers = distance ? 3 : 2;
+        long r = blockBytes / (buffers * Math.max(1, n) * elementBytes);
         return (int) Math.max(1, Math.min(n, r));
     }
 

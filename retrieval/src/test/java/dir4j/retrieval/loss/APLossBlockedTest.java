@@ -143,9 +143,11 @@ class APLossBlockedTest {
         Out full = run(loss, d, ids, null, 0);
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor x = Ops.cloneDetached(d).requiresGrad(true);
-            // a budget of 4·N·8·40 bytes gives blocks of 40 rows
-            APLoss blocked = new APLoss(20, -1, 1, false, true).withBlockedAbove(0).withBlockBudget(4L * N * 8 * 40);
+            // a budget of 2·N·8·40 bytes (scores and their gradient) gives blocks of 40 rows
+            APLoss blocked = new APLoss(20, -1, 1, false, true).withBlockedAbove(0).withBlockBudget(2L * N * 8 * 40);
             assertEquals(40, blocked.blockRows(N, 8));
+            // the distance variant keeps its mapped scores too: three buffers
+            assertEquals(40, new APLoss(20, 0, 1, true, true).withBlockBudget(3L * N * 8 * 40).blockRows(N, 8));
             APLoss.Result r = blocked.forward(x, ids, null);
             r.loss().backward();
             assertSame(full, new Out(r.loss().item(), r.ap().toDoubleArray(), r.histogram().toDoubleArray(),
