@@ -332,10 +332,10 @@ struct ApRowBins {
 // rowOffset … of a symmetric S; gradScores [R, M] contiguous gets, per score, the term of its row's
 // query (row + rowOffset) plus the term of its column's query j, both at the same score, each in
 // ap_hist_backward_f32's order of operations. Tiled: a block of tileCols threads (one column each)
-// takes rowsPerTile rows; the bins of its tileCols column queries ([2·nq][tileCols]) and of its
+// takes rowsPerTile rows; the bins of its tileCols column queries ([2·nq][tileCols + 1]) and of its
 // rows' queries ([rowsPerTile][2·nq]) sit in shared memory, as float (the kernel reads each as
 // double, the same values as reading gradHist). grid (⌈M / tileCols⌉, ⌈R / rowsPerTile⌉);
-// dynamic shared memory 2·nq·(tileCols + rowsPerTile)·4 bytes.
+// dynamic shared memory 2·nq·(tileCols + 1 + rowsPerTile)·4 bytes.
 extern "C" __global__ void ap_hist_backward_sym_f32(const float* __restrict__ scores, i64 sRow, i64 sCol,
                                                     const float* __restrict__ labels, i64 lRow, i64 lCol,
                                                     const float* __restrict__ rowIds,
@@ -346,15 +346,21 @@ extern "C" __global__ void ap_hist_backward_sym_f32(const float* __restrict__ sc
                                                     int rowsPerTile) {
     extern __shared__ float tileBins[];
     const int tileCols = blockDim.x;
+    const int colStride = tileCols + 1; // odd: a bin's columns and a column's bins both spread over the banks
     const int width = 2 * nq;
-    float* colBins = tileBins;                          // [width][tileCols]
-    float* rowBins = tileBins + (i64) width * tileCols; // [rowsPerTile][width]
-    const i64 j = (i64) blockIdx.x * tileCols + threadIdx.x;
+    float* colBins = tileBins;                           // [width][colStride]
+    float* rowBins = tileBins + (i64) width * colStride; // [rowsPerTile][width]
+    const i64 jBase = (i64) blockIdx.x * tileCols;
+    const i64 j = jBase + threadIdx.x;
     const i64 r0 = (i64) blockIdx.y * rowsPerTile;
     const i64 r1 = r0 + rowsPerTile < r ? r0 + rowsPerTile : r;
-    for (int b = 0; b < width; ++b) {
+    // the tile's columns' bins, read in gradHist's order (coalesced when it is contiguous)
+    const i64 cols = m - jBase < tileCols ? m - jBase : tileCols;
+    for (i64 t = threadIdx.x; t < cols * width; t += tileCols) {
+        const int c = (int) (t / width);
+        const int b = (int) (t % width);
         const i64 at = b < nq ? (i64) b * gBin : gHalf + (i64) (b - nq) * gBin;
-        colBins[b * tileCols + threadIdx.x] = j < m ? gradHist[j * gRow + at] : 0.f;
+        colBins[b * colStride + c] = gradHist[(jBase + c) * gRow + at];
     }
     for (i64 t = threadIdx.x; t < (r1 - r0) * width; t += tileCols) {
         const i64 query = r0 + t / width + rowOffset;
@@ -367,7 +373,7 @@ extern "C" __global__ void ap_hist_backward_sym_f32(const float* __restrict__ sc
         return;
     }
     const ApQuantizer q(nq, min, max);
-    const ApColumnBins other{colBins + threadIdx.x, tileCols, nq};
+    const ApColumnBins other{colBins + threadIdx.x, colStride, nq};
     const float colId = labels ? 0.f : colIds[j];
     for (i64 row = r0; row < r1; ++row) {
         float* out = gradScores + row * m;

@@ -1319,14 +1319,15 @@ public final class CudaBackend implements Backend {
             return;
         }
         // a tile: tileCols columns (one thread each) × rowsPerTile rows, both queries' bins in
-        // shared memory (float, 2·nq·(tileCols + rowsPerTile)·4 bytes ≤ 48 KiB)
+        // shared memory (float, 2·nq·(tileCols + 1 + rowsPerTile)·4 bytes ≤ 48 KiB)
         int width = 2 * nq;
         int tileCols = 128;
-        while (tileCols > 32 && (long) width * tileCols * 4 > 24 * 1024) {
+        while (tileCols > 32 && (long) width * (tileCols + 1) * 4 > 32 * 1024) {
             tileCols /= 2;
         }
-        int rowsPerTile = (int) Math.max(1, Math.min(64, (48 * 1024 - (long) width * tileCols * 4) / (width * 4L)));
-        long shared = (long) width * (tileCols + rowsPerTile) * 4;
+        long colBytes = (long) width * (tileCols + 1) * 4;
+        int rowsPerTile = (int) Math.max(1, Math.min(64, (48 * 1024 - colBytes) / (width * 4L)));
+        long shared = colBytes + (long) width * rowsPerTile * 4;
         long gridX = (m + tileCols - 1) / tileCols;
         long gridY = (n + rowsPerTile - 1) / rowsPerTile;
         try (ApLabelArgs lab = new ApLabelArgs("apHistogramBackwardSymmetric", scores, labels)) {
