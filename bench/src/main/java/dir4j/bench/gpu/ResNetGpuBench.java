@@ -109,6 +109,7 @@ public final class ResNetGpuBench {
                 be.resetPeakMemory();
                 double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
                 result(channelsLastName, ips, be.peakMemoryBytes());
+                System.out.println("channels-last training batch norm: cuDNN mode " + be.channelsLastBatchNormMode());
                 net.channelsLast(false);
             }
         }

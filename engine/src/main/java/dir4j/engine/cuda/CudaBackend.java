@@ -813,17 +813,16 @@ public final class CudaBackend implements Backend {
         ctx.bind();
         if (training) {
             if (runningMean != null && runningVar != null) {
-                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
-                        momentum, address(runningMean), address(runningVar), eps, address(saveMean),
-                        address(saveInvStd));
+                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum,
+                        address(runningMean), address(runningVar), eps, address(saveMean), address(saveInvStd));
                 return;
             }
             // cuDNN updates both running statistics or neither: a missing one gets a scratch buffer
             try (Scratch rm = new Scratch(c * 4L, true); Scratch rv = new Scratch(c * 4L, true)) {
                 long mean = runningMean != null ? address(runningMean) : rm.address();
                 long var = runningVar != null ? address(runningVar) : rv.address();
-                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
-                        momentum, mean, var, eps, address(saveMean), address(saveInvStd));
+                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum, mean, var,
+                        eps, address(saveMean), address(saveInvStd));
             }
             return;
         }
@@ -875,6 +874,56 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Channels-last training batch norms run cuDNN's persistent NHWC kernels (PyTorch's choice for
+     * channels_last training) unless {@code -Ddir4j.cuda.bn.persistent=false}, or until cuDNN
+     * refuses them (then its plain spatial mode, said once on stderr). NCHW always runs the plain
+     * spatial mode. The saved statistics mean the same in both modes.
+     */
+    private volatile boolean bnPersistent = !"false".equals(System.getProperty("dir4j.cuda.bn.persistent"));
+
+    /** The cuDNN mode channels-last training batch norms run now: "persistent" or "spatial". */
+    public String channelsLastBatchNormMode() {
+        return bnPersistent ? "persistent" : "spatial";
+    }
+
+    private void batchNormTraining(boolean nhwc, MemorySegment[] d, long x, long y, long gamma, long beta,
+                                   double momentum, long runningMean, long runningVar, double eps, long saveMean,
+                                   long saveInvStd) {
+        if (nhwc && bnPersistent) {
+            int status = cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, y, d[1], gamma,
+                    beta, momentum, runningMean, runningVar, eps, saveMean, saveInvStd);
+            if (status == 0) {
+                return;
+            }
+            refusePersistent("cudnnBatchNormalizationForwardTraining", status);
+        }
+        Cudnn.check(cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, y, d[1], gamma, beta, momentum,
+                runningMean, runningVar, eps, saveMean, saveInvStd), "cudnnBatchNormalizationForwardTraining");
+    }
+
+    private void batchNormTrainingBackward(boolean nhwc, MemorySegment[] d, long x, long dy, long dx, long gamma,
+                                           long dgamma, long dbeta, long saveMean, long saveInvStd) {
+        // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
+        // it still requires eps ≥ its minimum
+        if (nhwc && bnPersistent) {
+            int status = cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, dy, dx, d[1],
+                    gamma, dgamma, dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd);
+            if (status == 0) {
+                return;
+            }
+            refusePersistent("cudnnBatchNormalizationBackward", status);
+        }
+        Cudnn.check(cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, dy, dx, d[1], gamma, dgamma,
+                dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd), "cudnnBatchNormalizationBackward");
+    }
+
+    private void refusePersistent(String call, int status) {
+        bnPersistent = false;
+        System.err.println("dir4j: " + call + " refused CUDNN_BATCHNORM_SPATIAL_PERSISTENT on channels-last input ("
+                + Cudnn.statusText(status) + "); channels-last batch norms run cuDNN's plain spatial mode from now on");
+    }
+
     /** Contiguous x, y (or dy, dx) of x's shape and contiguous per-channel [C] operands, named when not. */
     private static void requireBatchNormOperands(String op, boolean nhwc, Tensor x, Tensor y, Tensor... perChannel) {
         int c = x.rank() == 4 ? x.shape(nhwc ? 3 : 1) : -1;
@@ -912,10 +961,8 @@ public final class CudaBackend implements Backend {
         if (training) {
             MemorySegment[] d = bnDescriptors(s, nhwc);
             ctx.bind();
-            // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
-            // it still requires eps ≥ its minimum
-            cudnn.batchNormBackward(false, d[0], address(x), address(dy), address(dx), d[1], address(gamma),
-                    address(dgamma), address(dbeta), Cudnn.BN_MIN_EPSILON, address(saveMean), address(saveInvStd));
+            batchNormTrainingBackward(nhwc, d, address(x), address(dy), address(dx), address(gamma), address(dgamma),
+                    address(dbeta), address(saveMean), address(saveInvStd));
             return;
         }
         // eval: the statistics are constants. dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd, dx = dy·γ·invStd

@@ -28,7 +28,8 @@ import org.junit.jupiter.api.Test;
  * (ChannelsLastTrainingOpsTest pins that to the NCHW ops and to finite differences): cuDNN's
  * forward, backward data and backward filter on NHWC descriptors for every ResNet shape kind
  * (strict float32 and TF32); cuDNN's batch norm on NHWC descriptors in training (output, saved
- * statistics, running averages) and eval, forward and backward; pool.cu's channels-last max
+ * statistics, running averages; CUDNN_BATCHNORM_SPATIAL_PERSISTENT unless cuDNN refuses it, the
+ * mode used printed) and eval, forward and backward; pool.cu's channels-last max
  * pooling with argmax and its deterministic backward; and the NnOps ops' autograd end to end.
  */
 @Tag("gpu")
@@ -142,6 +143,7 @@ class CudaChannelsLastTrainingGpuTest {
                 }
             }
         }
+        System.out.println("channels-last training batch norm: cuDNN mode " + backend().channelsLastBatchNormMode());
     }
 
     @Test
