@@ -43,13 +43,14 @@ extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, fl
     }
 }
 
-// max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c] (inference: no
-// argmax), with maxpool2d_forward_f32's semantics: a thread per output, channels fastest so that
-// neighbouring threads read neighbouring floats; the window is scanned in the same row-major
-// order, so the first NaN wins as there.
-extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float* __restrict__ y, i64 n, int h,
-                                              int w, int c, int ho, int wo, int kh, int kw, int sh, int sw, int ph,
-                                              int pw) {
+// max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c], with
+// maxpool2d_forward_f32's semantics: a thread per output, channels fastest so that neighbouring
+// threads read neighbouring floats; the window is scanned in the same row-major order, so the
+// first maximum (or the first NaN) wins as there. indices [n, ho, wo, c] receives the argmax as
+// the flat a·w + q index within the channel's plane (as the NCHW kernel's), or is null (inference).
+extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float* __restrict__ y,
+                                              int* __restrict__ indices, i64 n, int h, int w, int c, int ho, int wo,
+                                              int kh, int kw, int sh, int sw, int ph, int pw) {
     const i64 total = n * ho * wo * c;
     for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
         const int ch = (int) (t % c);
@@ -65,12 +66,14 @@ extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float
         w0 = max(w0, 0);
         const float* xp = x + b * h * w * c + ch;
         float best = -pos_inf<float>();
+        int arg = h0 * w + w0;
         bool nan = false;
         for (int a = h0; a < h1 && !nan; ++a) {
             for (int q = w0; q < w1; ++q) {
                 const float v = xp[((i64) a * w + q) * c];
                 if (v > best || v != v) {
                     best = v;
+                    arg = a * w + q;
                     if (v != v) {
                         nan = true;
                         break;
@@ -79,6 +82,44 @@ extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float
             }
         }
         y[t] = best;
+        if (indices != nullptr) {
+            indices[t] = arg;
+        }
+    }
+}
+
+// dx [n, h, w, c] += dy [n, ho, wo, c] routed through maxpool2d_nhwc_f32's indices, as
+// maxpool2d_backward_f32 does it (a thread per input element, here channels fastest, gathering the
+// outputs whose window covers it in row-major output order, adding in double and rounding to float
+// after each add): the CPU's bits on every run.
+extern "C" __global__ void maxpool2d_nhwc_backward_f32(const float* __restrict__ dy, const int* __restrict__ indices,
+                                                       float* __restrict__ dx, i64 n, int h, int w, int c, int ho,
+                                                       int wo, int kh, int kw, int sh, int sw, int ph, int pw) {
+    const i64 total = n * h * w * c;
+    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
+        const int ch = (int) (t % c);
+        const i64 pix = t / c;
+        const int b = (int) (pix % w);
+        const int a = (int) ((pix / w) % h);
+        const i64 img = pix / ((i64) w * h);
+        const int r = a * w + b;
+        const int na = a + ph - kh + 1;
+        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
+        const int i1 = min((a + ph) / sh, ho - 1);
+        const int nb = b + pw - kw + 1;
+        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
+        const int j1 = min((b + pw) / sw, wo - 1);
+        const i64 base = img * ho * wo * c + ch;
+        float acc = dx[t];
+        for (int i = i0; i <= i1; ++i) {
+            for (int j = j0; j <= j1; ++j) {
+                const i64 o = base + ((i64) i * wo + j) * c;
+                if (indices[o] == r) {
+                    acc = (float) ((double) acc + (double) dy[o]);
+                }
+            }
+        }
+        dx[t] = acc;
     }
 }
 

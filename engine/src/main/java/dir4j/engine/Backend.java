@@ -90,13 +90,15 @@ public interface Backend {
     void conv2dBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw);
 
     /**
-     * Channels-last convolution for inference with its epilogue fused:
-     * y = relu?(conv2d(x, w) + bias [+ z]), with x [N, H, W, Ci], w [Co, kh, kw, Ci], bias [Co],
-     * z [N, Ho, Wo, Co] or null (a residual) and y [N, Ho, Wo, Co], all contiguous and float32 (z
-     * and y distinct). A batch norm with running statistics folds into w and bias, so a ResNet's
-     * conv + BN (+ residual) + ReLU is one call. The default is the reference: the NCHW
-     * {@link #conv2d} on permuted copies, then the bias, z and the ReLU as separate ops; CUDA runs
-     * cuDNN's channels-last tensor-core kernels with the epilogue fused.
+     * Channels-last convolution with its epilogue fused:
+     * y = relu?(conv2d(x, w) [+ bias] [+ z]), with x [N, H, W, Ci], w [Co, kh, kw, Ci], bias [Co]
+     * or null, z [N, Ho, Wo, Co] or null (a residual) and y [N, Ho, Wo, Co], all contiguous and
+     * float32 (z and y distinct). For inference a batch norm with running statistics folds into w
+     * and bias, so a ResNet's conv + BN (+ residual) + ReLU is one call; training passes bias and z
+     * null and relu false (the plain forward, whose backward is {@link #conv2dNhwcBackwardData} and
+     * {@link #conv2dNhwcBackwardFilter}). The default is the reference: the NCHW {@link #conv2d} on
+     * permuted copies, then the bias, z and the ReLU as separate ops; CUDA runs cuDNN's
+     * channels-last tensor-core kernels with the epilogue fused.
      */
     default void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
         checkConv2dNhwc(x, w, bias, z, p, y);
@@ -105,12 +107,15 @@ public interface Backend {
              Tensor xc = Tensor.uninitialized(x.dtype(), x.device(), xv.shape());
              Tensor wc = Tensor.uninitialized(w.dtype(), w.device(), wv.shape());
              Tensor out = Tensor.uninitialized(y.dtype(), y.device(), ys[0], ys[3], ys[1], ys[2]);
-             Tensor b = bias.viewOf(out.shape(), new long[] {0, bias.stride(0), 0, 0}, bias.offset());
              Tensor yv = nchwView(y)) {
             copy(xv, xc);
             copy(wv, wc);
             conv2d(xc, wc, p, out);
-            binary(Binary.ADD, out, b, out);
+            if (bias != null) {
+                try (Tensor b = bias.viewOf(out.shape(), new long[] {0, bias.stride(0), 0, 0}, bias.offset())) {
+                    binary(Binary.ADD, out, b, out);
+                }
+            }
             if (z != null) {
                 try (Tensor zv = nchwView(z)) {
                     binary(Binary.ADD, out, zv, out);
@@ -126,16 +131,18 @@ public interface Backend {
     /** Checks {@link #conv2dNhwc}'s operands, naming what is wrong. */
     static void checkConv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, ConvParams p, Tensor y) {
         String shapes = "x " + Shape.str(x.shape()) + ", w " + Shape.str(w.shape()) + ", bias "
-                + Shape.str(bias.shape()) + ", z " + (z == null ? "none" : Shape.str(z.shape())) + ", y "
+                + (bias == null ? "none" : Shape.str(bias.shape())) + ", z " + (z == null ? "none" : Shape.str(z.shape())) + ", y "
                 + Shape.str(y.shape());
+        DType dtype = x.dtype() == DType.FLOAT64 ? DType.FLOAT64 : DType.FLOAT32;
         for (Tensor t : new Tensor[] {x, w, bias, z, y}) {
-            if (t != null && (t.dtype() != DType.FLOAT32 || !t.isContiguous())) {
-                throw new IllegalArgumentException("conv2dNhwc: every operand must be a contiguous float32 tensor ("
-                        + shapes + "); got a " + (t.isContiguous() ? "" : "strided ") + t.dtype() + " one");
+            if (t != null && (t.dtype() != dtype || !t.isContiguous())) {
+                throw new IllegalArgumentException("conv2dNhwc: every operand must be a contiguous float32 tensor "
+                        + "(float64 on the CPU) of one dtype (" + shapes + "); got a "
+                        + (t.isContiguous() ? "" : "strided ") + t.dtype() + " one");
             }
         }
-        if (x.rank() != 4 || w.rank() != 4 || bias.rank() != 1 || y.rank() != 4 || w.shape(3) != x.shape(3)
-                || bias.shape(0) != w.shape(0) || y.shape(3) != w.shape(0) || y.shape(0) != x.shape(0)) {
+        if (x.rank() != 4 || w.rank() != 4 || (bias != null && (bias.rank() != 1 || bias.shape(0) != w.shape(0)))
+                || y.rank() != 4 || w.shape(3) != x.shape(3) || y.shape(3) != w.shape(0) || y.shape(0) != x.shape(0)) {
             throw new IllegalArgumentException("conv2dNhwc: expected x [N, H, W, Ci], w [Co, kh, kw, Ci], bias [Co], "
                     + "y [N, Ho, Wo, Co]; got " + shapes);
         }
@@ -151,21 +158,92 @@ public interface Backend {
     }
 
     /**
-     * Max pooling of a contiguous channels-last x [N, H, W, C] into y [N, Ho, Wo, C] (no argmax:
-     * inference), with {@link #maxPool2d}'s semantics (−∞ padding, floor mode, NaN wins). The
-     * default pools a permuted NCHW copy.
+     * dx [N, H, W, Ci] from dy [N, Ho, Wo, Co] and w [Co, kh, kw, Ci] of the channels-last
+     * convolution (the backward of {@link #conv2dNhwc} without bias, z and ReLU); all contiguous.
+     * The default runs {@link #conv2dBackwardData} on permuted copies; CUDA runs cuDNN on NHWC
+     * descriptors.
      */
-    default void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y) {
-        if (x.rank() != 4 || y.rank() != 4 || x.shape(0) != y.shape(0) || x.shape(3) != y.shape(3) || !x.isContiguous()
-                || !y.isContiguous()) {
-            throw new IllegalArgumentException("maxPool2dNhwc: expected contiguous x [N, H, W, C] and y [N, Ho, Wo, C]; "
-                    + "got " + Shape.str(x.shape()) + " and " + Shape.str(y.shape()));
+    default void conv2dNhwcBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        checkConv2dNhwc(dx, w, null, null, p, dy);
+        try (Tensor dyc = nchwCopy(this, dy); Tensor wc = nchwCopy(this, w);
+             Tensor out = Tensor.uninitialized(dx.dtype(), dx.device(), dx.shape(0), dx.shape(3), dx.shape(1),
+                     dx.shape(2));
+             Tensor dxv = nchwView(dx)) {
+            conv2dBackwardData(dyc, wc, p, out);
+            copy(out, dxv);
         }
-        try (Tensor xv = nchwView(x); Tensor xc = Tensor.uninitialized(x.dtype(), x.device(), xv.shape());
-             Tensor yv = nchwView(y); Tensor out = Tensor.uninitialized(y.dtype(), y.device(), yv.shape())) {
-            copy(xv, xc);
-            maxPool2d(xc, p, out, null);
+    }
+
+    /**
+     * dw [Co, kh, kw, Ci] from x [N, H, W, Ci] and dy [N, Ho, Wo, Co] of the channels-last
+     * convolution; all contiguous. The default runs {@link #conv2dBackwardFilter} on permuted
+     * copies; CUDA runs cuDNN on NHWC descriptors.
+     */
+    default void conv2dNhwcBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        checkConv2dNhwc(x, dw, null, null, p, dy);
+        try (Tensor xc = nchwCopy(this, x); Tensor dyc = nchwCopy(this, dy);
+             Tensor out = Tensor.uninitialized(dw.dtype(), dw.device(), dw.shape(0), dw.shape(3), dw.shape(1),
+                     dw.shape(2));
+             Tensor dwv = nchwView(dw)) {
+            conv2dBackwardFilter(xc, dyc, p, out);
+            copy(out, dwv);
+        }
+    }
+
+    /**
+     * Max pooling of a contiguous channels-last x [N, H, W, C] into y [N, Ho, Wo, C], with
+     * {@link #maxPool2d}'s semantics (−∞ padding, floor mode, NaN wins): the argmax (the flat
+     * h·W + w index within x's channel plane, the first maximum in the window's row-major scan) to
+     * indices [N, Ho, Wo, C] (int32), or none when indices is null (inference). The default pools a
+     * permuted NCHW copy.
+     */
+    default void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        checkMaxPool2dNhwc(x, y, indices);
+        try (Tensor xc = nchwCopy(this, x); Tensor yv = nchwView(y);
+             Tensor out = Tensor.uninitialized(y.dtype(), y.device(), yv.shape());
+             Tensor idx = indices == null ? null : Tensor.uninitialized(DType.INT32, y.device(), yv.shape());
+             Tensor iv = indices == null ? null : nchwView(indices)) {
+            maxPool2d(xc, p, out, idx);
             copy(out, yv);
+            if (idx != null) {
+                copy(idx, iv);
+            }
+        }
+    }
+
+    /** Checks {@link #maxPool2dNhwc}'s operands, naming what is wrong. */
+    static void checkMaxPool2dNhwc(Tensor x, Tensor y, Tensor indices) {
+        if (x.rank() != 4 || y.rank() != 4 || x.shape(0) != y.shape(0) || x.shape(3) != y.shape(3) || !x.isContiguous()
+                || !y.isContiguous() || (indices != null && (!indices.isContiguous() || indices.dtype() != DType.INT32
+                || !java.util.Arrays.equals(indices.shape(), y.shape())))) {
+            throw new IllegalArgumentException("maxPool2dNhwc: expected contiguous x [N, H, W, C], y [N, Ho, Wo, C] "
+                    + "and int32 indices of y's shape (or none); got " + Shape.str(x.shape()) + ", "
+                    + Shape.str(y.shape()) + " and " + (indices == null ? "none" : indices.dtype() + " "
+                    + Shape.str(indices.shape())));
+        }
+    }
+
+    /**
+     * dx [N, H, W, C] (zeroed by the caller) += dy [N, Ho, Wo, C] routed through the indices of
+     * {@link #maxPool2dNhwc} with the same geometry; where windows overlap each input sums its
+     * outputs' gradients in row-major output order, as {@link #maxPool2dBackward}, so the result
+     * has its bits. The default runs that on permuted copies.
+     */
+    default void maxPool2dNhwcBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
+        checkMaxPool2dNhwc(dx, dy, indices);
+        try (Tensor dyc = nchwCopy(this, dy); Tensor ic = nchwCopy(this, indices); Tensor dxc = nchwCopy(this, dx);
+             Tensor dxv = nchwView(dx)) {
+            maxPool2dBackward(dyc, ic, p, dxc);
+            copy(dxc, dxv);
+        }
+    }
+
+    /** A contiguous [N, C, H, W] copy of a [N, H, W, C] tensor (the caller closes it). */
+    private static Tensor nchwCopy(Backend b, Tensor t) {
+        try (Tensor v = nchwView(t)) {
+            Tensor c = Tensor.uninitialized(t.dtype(), t.device(), v.shape());
+            b.copy(v, c);
+            return c;
         }
     }
 
@@ -212,6 +290,35 @@ public interface Backend {
      */
     void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                              boolean training, Tensor dx, Tensor dgamma, Tensor dbeta);
+
+    /**
+     * {@link #batchNorm2d} over (N, H, W) per channel of a contiguous channels-last x [N, H, W, C]
+     * into y of x's shape: the same statistics, running-average update and saved mean and
+     * 1/√(var+eps). The default runs {@link #batchNorm2d} on permuted copies; CUDA runs cuDNN with
+     * NHWC descriptors.
+     */
+    default void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                 boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                                 Tensor saveInvStd) {
+        try (Tensor xc = nchwCopy(this, x); Tensor out = Tensor.uninitialized(y.dtype(), y.device(), xc.shape());
+             Tensor yv = nchwView(y)) {
+            batchNorm2d(xc, gamma, beta, runningMean, runningVar, training, momentum, eps, out, saveMean, saveInvStd);
+            copy(out, yv);
+        }
+    }
+
+    /**
+     * {@link #batchNorm2dBackward} of a contiguous channels-last x [N, H, W, C]: dx of x's shape,
+     * dgamma/dbeta [C]. The default runs the NCHW backward on permuted copies.
+     */
+    default void batchNorm2dNhwcBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                         boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        try (Tensor xc = nchwCopy(this, x); Tensor dyc = nchwCopy(this, dy);
+             Tensor out = Tensor.uninitialized(dx.dtype(), dx.device(), xc.shape()); Tensor dxv = nchwView(dx)) {
+            batchNorm2dBackward(xc, dyc, gamma, saveMean, saveInvStd, training, out, dgamma, dbeta);
+            copy(out, dxv);
+        }
+    }
 
     /** Pooling window geometry. */
     record PoolParams(int kernelH, int kernelW, int strideH, int strideW, int padH, int padW) {}

@@ -87,6 +87,49 @@ public final class NnOps {
         }), xc == x ? null : xc, wc == w ? null : wc);
     }
 
+    /**
+     * Channels-last 2-D convolution without bias (groups = 1): x [N, H, W, Ci] and w
+     * [Co, kh, kw, Ci] give [N, Ho, Wo, Co]; gradients for x and w (a permuted view of an OIHW
+     * parameter passes its gradient on to it). The backward runs
+     * {@link Backend#conv2dNhwcBackwardData} and {@link Backend#conv2dNhwcBackwardFilter}.
+     */
+    public static Tensor conv2dNhwc(Tensor x, Tensor w, ConvParams p) {
+        Ops.check("conv2dNhwc", x, w);
+        Ops.checkFloating("conv2dNhwc", x);
+        rank("conv2dNhwc", x, 4, "input");
+        rank("conv2dNhwc", w, 4, "weight");
+        if (x.shape(3) != w.shape(3)) {
+            throw new IllegalArgumentException("conv2dNhwc: input " + Ops.describe(x) + " has " + x.shape(3)
+                    + " channels, weight [Co, kh, kw, Ci] " + Ops.describe(w) + " expects " + w.shape(3));
+        }
+        int ho = outSize(x.shape(1), w.shape(1), p.strideH(), p.padH(), p.dilationH());
+        int wo = outSize(x.shape(2), w.shape(2), p.strideW(), p.padW(), p.dilationW());
+        if (ho <= 0 || wo <= 0) {
+            throw new IllegalArgumentException("conv2dNhwc: input " + Ops.describe(x) + " is too small for kernel "
+                    + w.shape(1) + "x" + w.shape(2) + " with " + p + " (output " + ho + "x" + wo + ")");
+        }
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor wc = w.isContiguous() ? w : Ops.cloneDetached(w);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), ho, wo, w.shape(0));
+        x.backend().conv2dNhwc(xc, wc, null, null, false, p, y);
+        int[] xs = x.shape();
+        int[] ws = w.shape();
+        return Ops.freeUnlessRecorded(Autograd.record("conv2dNhwc", y, new Tensor[] {x, w}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor gx = null;
+            Tensor gw = null;
+            if (x.requiresGrad()) {
+                gx = Tensor.uninitialized(g.dtype(), g.device(), xs);
+                g.backend().conv2dNhwcBackwardData(gc, wc, p, gx);
+            }
+            if (w.requiresGrad()) {
+                gw = Tensor.uninitialized(g.dtype(), g.device(), ws);
+                g.backend().conv2dNhwcBackwardFilter(xc, gc, p, gw);
+            }
+            return new Tensor[] {gx, gw};
+        }), xc == x ? null : xc, wc == w ? null : wc);
+    }
+
     static int outSize(int in, int k, int stride, int pad, int dil) {
         return Math.floorDiv(in + 2 * pad - dil * (k - 1) - 1, stride) + 1;
     }
@@ -99,7 +142,7 @@ public final class NnOps {
     public static Tensor batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                      boolean training, double momentum, double eps) {
         Ops.check("batchNorm2d", x, gamma, beta, runningMean, runningVar);
-        checkBatchNorm("batchNorm2d", x, gamma, beta, runningMean, runningVar, training);
+        checkBatchNorm("batchNorm2d", x, 1, gamma, beta, runningMean, runningVar, training);
         int c = x.shape(1);
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
@@ -114,6 +157,34 @@ public final class NnOps {
             Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
             Tensor db = Tensor.empty(x.dtype(), x.device(), c);
             dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            return new Tensor[] {dx, dg, db};
+        });
+        return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
+                b == beta ? null : b);
+    }
+
+    /**
+     * {@link #batchNorm2d} of a channels-last x [N, H, W, C] (statistics per channel over N, H, W),
+     * the same parameters, running statistics and modes; gradients for x, gamma and beta.
+     */
+    public static Tensor batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                         boolean training, double momentum, double eps) {
+        Ops.check("batchNorm2dNhwc", x, gamma, beta, runningMean, runningVar);
+        checkBatchNorm("batchNorm2dNhwc", x, 3, gamma, beta, runningMean, runningVar, training);
+        int c = x.shape(3);
+        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
+        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
+        Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
+        Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
+        x.backend().batchNorm2dNhwc(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+        Autograd.record("batchNorm2dNhwc", y, new Tensor[] {x, gamma, beta}, dy -> {
+            Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
+            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
+            Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
+            Tensor db = Tensor.empty(x.dtype(), x.device(), c);
+            dy.backend().batchNorm2dNhwcBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
             return new Tensor[] {dx, dg, db};
         });
         return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
@@ -147,7 +218,7 @@ public final class NnOps {
             }
             return relu ? Ops.relu(y) : y;
         }
-        checkBatchNorm("batchNorm2dInference", x, gamma, beta, runningMean, runningVar, false);
+        checkBatchNorm("batchNorm2dInference", x, 1, gamma, beta, runningMean, runningVar, false);
         int c = x.shape(1);
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
@@ -168,11 +239,11 @@ public final class NnOps {
         return y;
     }
 
-    private static void checkBatchNorm(String op, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
-                                       Tensor runningVar, boolean training) {
+    private static void checkBatchNorm(String op, Tensor x, int channelAxis, Tensor gamma, Tensor beta,
+                                       Tensor runningMean, Tensor runningVar, boolean training) {
         Ops.checkFloating(op, x);
         rank(op, x, 4, "input");
-        int c = x.shape(1);
+        int c = x.shape(channelAxis);
         for (Tensor t : new Tensor[] {gamma, beta, runningMean, runningVar}) {
             if (t != null && (t.rank() != 1 || t.shape(0) != c || !t.isContiguous())) {
                 throw new IllegalArgumentException(op + ": parameter " + Ops.describe(t)
@@ -182,7 +253,7 @@ public final class NnOps {
         if (!training && (runningMean == null || runningVar == null)) {
             throw new IllegalArgumentException(op + ": eval mode needs running mean and variance");
         }
-        if (training && x.shape(0) * x.shape(2) * x.shape(3) < 2) {
+        if (training && x.numel() < 2L * c) {
             throw new IllegalArgumentException(op + ": training needs more than one value per channel, got input "
                     + Ops.describe(x));
         }
@@ -214,6 +285,40 @@ public final class NnOps {
             Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
             Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
             g.backend().maxPool2dBackward(gc, idx, p, dx);
+            return new Tensor[] {dx};
+        });
+        return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);
+    }
+
+    /**
+     * {@link #maxPool2d} of a channels-last x [N, H, W, C] into [N, Ho, Wo, C], the same semantics;
+     * the backward routes each gradient to its window's argmax ({@link Backend#maxPool2dNhwcBackward}).
+     */
+    public static Tensor maxPool2dNhwc(Tensor x, int kernel, int stride, int padding) {
+        Ops.check("maxPool2dNhwc", x);
+        Ops.checkFloating("maxPool2dNhwc", x);
+        rank("maxPool2dNhwc", x, 4, "input");
+        if (padding * 2 > kernel) {
+            throw new IllegalArgumentException("maxPool2dNhwc: padding " + padding + " must be at most half the kernel "
+                    + kernel);
+        }
+        PoolParams p = new PoolParams(kernel, kernel, stride, stride, padding, padding);
+        int ho = outSize(x.shape(1), kernel, stride, padding, 1);
+        int wo = outSize(x.shape(2), kernel, stride, padding, 1);
+        if (ho <= 0 || wo <= 0) {
+            throw new IllegalArgumentException("maxPool2dNhwc: input " + Ops.describe(x) + " too small for kernel "
+                    + kernel);
+        }
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), ho, wo, x.shape(3));
+        Tensor idx = Autograd.isGradEnabled() && x.requiresGrad()
+                ? Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), ho, wo, x.shape(3)) : null;
+        x.backend().maxPool2dNhwc(xc, p, y, idx);
+        int[] xs = x.shape();
+        Autograd.record("maxPool2dNhwc", y, new Tensor[] {x}, g -> {
+            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
+            Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
+            g.backend().maxPool2dNhwcBackward(gc, idx, p, dx);
             return new Tensor[] {dx};
         });
         return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);

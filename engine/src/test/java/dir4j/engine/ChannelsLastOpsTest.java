@@ -124,7 +124,7 @@ class ChannelsLastOpsTest {
             x.backend().fill(x.slice(0, 1, 2).slice(1, 3, 4).slice(2, 3, 4).slice(3, 2, 3), Double.NaN);
             float[] xs = x.toFloatArray();
             Tensor y = Tensor.zeros(n, ho, wo, c);
-            x.backend().maxPool2dNhwc(x, new PoolParams(3, 3, 2, 2, 1, 1), y);
+            x.backend().maxPool2dNhwc(x, new PoolParams(3, 3, 2, 2, 1, 1), y, null);
             double[] got = y.toDoubleArray();
             int nans = 0;
             for (int b = 0; b < n; b++) {

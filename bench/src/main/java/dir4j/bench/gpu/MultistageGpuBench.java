@@ -37,8 +37,11 @@ import java.util.function.IntFunction;
  * there is one for the device; {@code --stage1 module} runs the plain module), and the loss takes
  * the descriptors with class ids ({@code APLoss.forward(D, ids)}, the blocked path on CUDA).
  *
+ * <p>{@code --channels-last} runs stage 3 channels-last ({@code RetrievalNet.channelsLast(true)}, as
+ * {@code dir4j train --channels-last}).
+ *
  * <p>Flags: --n N, --size PIXELS, --sub-batch B, --steps S (timed), --warmup W, --warmup-n N, --arch NAME,
- * --no-tf32, --device cuda:K, --stage1 inference|module.
+ * --no-tf32, --device cuda:K, --stage1 inference|module, --channels-last.
  */
 public final class MultistageGpuBench {
     private MultistageGpuBench() {}
@@ -53,6 +56,7 @@ public final class MultistageGpuBench {
         String arch = "resnet101";
         boolean tf32 = true;
         boolean stage1Module = false;
+        boolean channelsLast = false;
         Device dev = Device.cuda(0);
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -70,9 +74,10 @@ public final class MultistageGpuBench {
                     default -> throw new IllegalArgumentException("--stage1 takes inference or module, got " + args[i]);
                 };
                 case "--device" -> dev = Device.parse(args[++i]);
+                case "--channels-last" -> channelsLast = true;
                 default -> throw new IllegalArgumentException("unknown flag " + args[i]
                         + " (known: --n --size --sub-batch --steps --warmup --warmup-n --arch --no-tf32 --device "
-                        + "--stage1)");
+                        + "--stage1 --channels-last)");
             }
         }
         if (n % 4 != 0 || n % sub != 0) {
@@ -104,6 +109,7 @@ public final class MultistageGpuBench {
             net.to(dev);
             MultistageBackprop.freezeBatchNorm(net, true);
             net.train(true);
+            net.channelsLast(channelsLast);
             Tensor hostPool = Tensor.randn(new Random(1), sub, 3, size, size);
             pool = device.equals(Device.CPU) ? hostPool : MemoryScope.detached(() -> hostPool.to(device));
             if (pool != hostPool) {
@@ -112,7 +118,8 @@ public final class MultistageGpuBench {
             final Tensor images = pool;
             IntFunction<Tensor> subBatch = i -> Ops.affine(images, 1 + (double) i / nImages, 0);
             System.out.printf(Locale.ROOT, "%s-GeM-FC %,d parameters; N=%d %dx%d, sub-batch %d (%d per stage), "
-                    + "AP nq=20, Adam, frozen BN%n", arch, net.parameterCount(), n, size, size, sub, parts);
+                    + "AP nq=20, Adam, frozen BN%s%n", arch, net.parameterCount(), n, size, size, sub, parts,
+                    channelsLast ? ", stage 3 channels-last" : "");
             double timedSeconds = 0;
             try (Optimizer opt = Adam.adam(net.parameters(), 1e-6, 1e-6)) {
                 for (int step = 0; step < warmup + steps; step++) {
@@ -165,7 +172,8 @@ public final class MultistageGpuBench {
                 }
             }
             double ips = steps * (double) n / timedSeconds;
-            System.out.printf(Locale.ROOT, "RESULT multistage %s %d N=%d: %.1f img/s%n", arch, size, n, ips);
+            System.out.printf(Locale.ROOT, "RESULT multistage %s %d N=%d%s: %.1f img/s%n", arch, size, n,
+                    channelsLast ? " channels-last" : "", ips);
             if (cuda != null) {
                 System.out.printf(Locale.ROOT, "peak GPU memory (dir4j allocator, in use): %.2f GiB%n",
                         peakBytes(cuda) / (double) (1L << 30));

@@ -14,7 +14,7 @@ import java.util.Random;
 
 /**
  * ResNet-101-GeM-FC (the retrieval network: ResNet-101 trunk, GeM p = 3, FC 2048→2048 with bias,
- * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, three workloads:
+ * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, four workloads:
  * <ul>
  * <li>inference: batch 32 at 224×224, eval mode, no graph, the module's forward (NCHW); images per
  * second;</li>
@@ -23,7 +23,11 @@ import java.util.Random;
  * residual and ReLU fused); images per second, and the largest difference of its descriptors from
  * the module's on the same batch;</li>
  * <li>a training step: batch 16 at 512×512, train mode (batch statistics), loss = sum of the
- * descriptors, backward, SGD (momentum 0.9, weight decay 1e-4); images per second.</li>
+ * descriptors, backward, SGD (momentum 0.9, weight decay 1e-4); images per second;</li>
+ * <li>the same training step channels-last ({@code RetrievalNet.channelsLast(true)}: NHWC
+ * activations, cuDNN's channels-last convolutions and batch norms in both directions); images per
+ * second, and before timing the largest difference of its eval-mode descriptors from the NCHW
+ * module's on the same batch. Target (issue #5): ≥ 340 img/s.</li>
  * </ul>
  * Each runs warm-up iterations (the first also picks cuDNN algorithms), then the timed ones
  * between two device synchronisations. Prints {@code RESULT <workload>: <value> img/s} and the
@@ -33,7 +37,7 @@ import java.util.Random;
  *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
- * --skip-compiled}.
+ * --skip-compiled --skip-channels-last}.
  */
 public final class ResNetGpuBench {
     private ResNetGpuBench() {}
@@ -49,6 +53,7 @@ public final class ResNetGpuBench {
         boolean train = true;
         boolean infer = true;
         boolean compiled = true;
+        boolean channelsLast = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--train-steps" -> trainSteps = Integer.parseInt(args[++i]);
@@ -61,6 +66,7 @@ public final class ResNetGpuBench {
                 case "--skip-train" -> train = false;
                 case "--skip-infer" -> infer = false;
                 case "--skip-compiled" -> compiled = false;
+                case "--skip-channels-last" -> channelsLast = false;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
                         + "; see the Javadoc of dir4j.bench.gpu.ResNetGpuBench");
             }
@@ -80,6 +86,8 @@ public final class ResNetGpuBench {
             String inferName = "resnet101_gem_fc_infer_b" + inferBatch + "_" + inferSize + "_tf32";
             String compiledName = "resnet101_gem_fc_infer_compiled_b" + inferBatch + "_" + inferSize + "_tf32";
             String trainName = "resnet101_gem_fc_train_b" + trainBatch + "_" + trainSize + "_tf32";
+            String channelsLastName = "resnet101_gem_fc_train_channels_last_b" + trainBatch + "_" + trainSize
+                    + "_tf32";
             if (infer) {
                 be.resetPeakMemory();
                 double ips = inference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps);
@@ -94,6 +102,15 @@ public final class ResNetGpuBench {
                 be.resetPeakMemory();
                 double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
                 result(trainName, ips, be.peakMemoryBytes());
+            }
+            if (channelsLast) {
+                compareChannelsLast(net, gpu, trainBatch, trainSize);
+                net.channelsLast(true);
+                be.resetPeakMemory();
+                double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
+                result(channelsLastName, ips, be.peakMemoryBytes());
+                System.out.println("channels-last training batch norm: cuDNN mode " + be.channelsLastBatchNormMode());
+                net.channelsLast(false);
             }
         }
         System.out.println("cuDNN choices:\n" + be.convolutionChoices());
@@ -219,6 +236,26 @@ public final class ResNetGpuBench {
             System.out.printf(Locale.ROOT, "training: %d steps of %d in %.3f s (%.2f ms/step)%n", steps, batch, s,
                     s * 1e3 / steps);
             return (double) steps * batch / s;
+        }
+    }
+
+    /** The eval-mode descriptors of one batch, NCHW and channels-last: their largest difference. */
+    private static void compareChannelsLast(RetrievalNet net, Device gpu, int batch, int size) {
+        net.eval();
+        try (Tensor x = images(gpu, batch, size, 2); MemoryScope scope = MemoryScope.open();
+             var noGrad = Autograd.noGrad()) {
+            net.channelsLast(false);
+            float[] nchw = net.forward(x).toFloatArray();
+            net.channelsLast(true);
+            float[] nhwc = net.forward(x).toFloatArray();
+            double worst = 0;
+            for (int i = 0; i < nchw.length; i++) {
+                worst = Math.max(worst, Math.abs(nchw[i] - nhwc[i]));
+            }
+            System.out.printf(Locale.ROOT, "channels-last: max |descriptor - NCHW module's| = %.3g (eval, unit "
+                    + "descriptors, TF32 both)%n", worst);
+        } finally {
+            net.channelsLast(false);
         }
     }
 

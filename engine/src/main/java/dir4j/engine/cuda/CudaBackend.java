@@ -705,16 +705,23 @@ public final class CudaBackend implements Backend {
     @Override
     public void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
         Backend.checkConv2dNhwc(x, w, bias, z, p, y);
-        int[] xs = x.shape();
-        int[] ws = w.shape();
-        int[] ys = y.shape();
         if (y.numel() == 0) {
             return;
         }
-        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[3], xs[1], xs[2], ws[0],
-                ws[1], ws[2], p, convTf32, true);
-        CudnnConvolutions.Plan plan = convolutions().plan(key, new int[] {ys[0], ys[3], ys[1], ys[2]});
+        CudnnConvolutions.Plan plan = nhwcPlan(x, w, y, p);
         ctx.bind();
+        if (bias == null) {
+            // the training forward: the searched algorithm, then z and the ReLU if asked
+            convolutions.run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(),
+                    new long[] {address(x), address(w), address(y)});
+            if (z != null) {
+                cudnn.addTensor(plan.y, address(z), plan.y, address(y));
+            }
+            if (relu) {
+                unary(Unary.RELU, y, 0, 0, y);
+            }
+            return;
+        }
         boolean applied = convolutions.runFused(plan, address(x), address(w), address(bias),
                 z == null ? 0 : address(z), relu, address(y));
         if (relu && !applied) {
@@ -722,40 +729,100 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** The channels-last plan of x [N, H, W, Ci], w [Co, kh, kw, Ci] and y [N, Ho, Wo, Co]. */
+    private CudnnConvolutions.Plan nhwcPlan(Tensor x, Tensor w, Tensor y, ConvParams p) {
+        requireFloat("conv2dNhwc", x, false);
+        int[] xs = x.shape();
+        int[] ws = w.shape();
+        int[] ys = y.shape();
+        CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, xs[0], xs[3], xs[1], xs[2], ws[0],
+                ws[1], ws[2], p, convTf32, true);
+        return convolutions().plan(key, new int[] {ys[0], ys[3], ys[1], ys[2]});
+    }
+
+    /** cuDNN's backward data on NHWC descriptors, the algorithm searched and cached per shape as the NCHW one. */
+    @Override
+    public void conv2dNhwcBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        Backend.checkConv2dNhwc(dx, w, null, null, p, dy);
+        if (dx.numel() == 0) {
+            return;
+        }
+        CudnnConvolutions.Plan plan = nhwcPlan(dx, w, dy, p);
+        ctx.bind();
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_DATA, false, plan.key.tf32(),
+                new long[] {address(w), address(dy), address(dx)});
+    }
+
+    /** cuDNN's backward filter on NHWC descriptors (dw [Co, kh, kw, Ci]). */
+    @Override
+    public void conv2dNhwcBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        Backend.checkConv2dNhwc(x, dw, null, null, p, dy);
+        if (dw.numel() == 0) {
+            return;
+        }
+        CudnnConvolutions.Plan plan = nhwcPlan(x, dw, dy, p);
+        ctx.bind();
+        convolutions.run(plan, Cudnn.Direction.BACKWARD_FILTER, false, plan.key.tf32(),
+                new long[] {address(x), address(dy), address(dw)});
+    }
+
     // ================================================================ batch norm (cuDNN)
 
-    /** The x descriptor [N, C, H, W] and the per-channel descriptor [1, C, 1, 1] of a shape. */
-    private MemorySegment[] bnDescriptors(int[] s) {
+    /**
+     * The x descriptor and the per-channel descriptor [1, C, 1, 1] of a shape: x [N, C, H, W], or
+     * with {@code nhwc} x [N, H, W, C] (cuDNN's batch norm takes the layout from the descriptor).
+     */
+    private MemorySegment[] bnDescriptors(int[] s, boolean nhwc) {
         convolutions();
-        return bnDescriptors.computeIfAbsent(List.of(s[0], s[1], s[2], s[3]), k -> new MemorySegment[] {
-            Cudnn.tensor4d(Cudnn.DATA_FLOAT, s[0], s[1], s[2], s[3]), Cudnn.tensor4d(Cudnn.DATA_FLOAT, 1, s[1], 1, 1)});
+        int n = s[0];
+        int c = nhwc ? s[3] : s[1];
+        int h = nhwc ? s[1] : s[2];
+        int w = nhwc ? s[2] : s[3];
+        return bnDescriptors.computeIfAbsent(List.of(n, c, h, w, nhwc ? 1 : 0), k -> new MemorySegment[] {
+            Cudnn.tensor4d(nhwc ? Cudnn.FORMAT_NHWC : Cudnn.FORMAT_NCHW, Cudnn.DATA_FLOAT, n, c, h, w),
+            Cudnn.tensor4d(Cudnn.DATA_FLOAT, 1, c, 1, 1)});
     }
 
     @Override
     public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                             boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                             Tensor saveInvStd) {
-        requireFloat("batchNorm2d", x, false);
+        batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+    }
+
+    /** cuDNN's batch norm on NHWC descriptors, with {@link #batchNorm2d}'s semantics. */
+    @Override
+    public void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                                Tensor saveInvStd) {
+        batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+    }
+
+    private void batchNorm(boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                           boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                           Tensor saveInvStd) {
+        String op = nhwc ? "batchNorm2dNhwc" : "batchNorm2d";
+        requireFloat(op, x, false);
         if (eps < Cudnn.BN_MIN_EPSILON) {
-            throw new UnsupportedOperationException("batchNorm2d on CUDA: eps " + eps + " is below cuDNN's minimum "
+            throw new UnsupportedOperationException(op + " on CUDA: eps " + eps + " is below cuDNN's minimum "
                     + Cudnn.BN_MIN_EPSILON);
         }
-        MemorySegment[] d = bnDescriptors(x.shape());
-        int c = x.shape(1);
+        requireBatchNormOperands(op, nhwc, x, y, gamma, beta, saveMean, saveInvStd);
+        MemorySegment[] d = bnDescriptors(x.shape(), nhwc);
+        int c = x.shape(nhwc ? 3 : 1);
         ctx.bind();
         if (training) {
             if (runningMean != null && runningVar != null) {
-                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
-                        momentum, address(runningMean), address(runningVar), eps, address(saveMean),
-                        address(saveInvStd));
+                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum,
+                        address(runningMean), address(runningVar), eps, address(saveMean), address(saveInvStd));
                 return;
             }
             // cuDNN updates both running statistics or neither: a missing one gets a scratch buffer
             try (Scratch rm = new Scratch(c * 4L, true); Scratch rv = new Scratch(c * 4L, true)) {
                 long mean = runningMean != null ? address(runningMean) : rm.address();
                 long var = runningVar != null ? address(runningVar) : rv.address();
-                cudnn.batchNormTraining(false, d[0], address(x), address(y), d[1], address(gamma), address(beta),
-                        momentum, mean, var, eps, address(saveMean), address(saveInvStd));
+                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum, mean, var,
+                        eps, address(saveMean), address(saveInvStd));
             }
             return;
         }
@@ -807,29 +874,112 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Channels-last training batch norms run cuDNN's persistent NHWC kernels (PyTorch's choice for
+     * channels_last training) unless {@code -Ddir4j.cuda.bn.persistent=false}, or until cuDNN
+     * refuses them (then its plain spatial mode, said once on stderr). NCHW always runs the plain
+     * spatial mode. The saved statistics mean the same in both modes.
+     */
+    private volatile boolean bnPersistent = !"false".equals(System.getProperty("dir4j.cuda.bn.persistent"));
+
+    /** The cuDNN mode channels-last training batch norms run now: "persistent" or "spatial". */
+    public String channelsLastBatchNormMode() {
+        return bnPersistent ? "persistent" : "spatial";
+    }
+
+    private void batchNormTraining(boolean nhwc, MemorySegment[] d, long x, long y, long gamma, long beta,
+                                   double momentum, long runningMean, long runningVar, double eps, long saveMean,
+                                   long saveInvStd) {
+        if (nhwc && bnPersistent) {
+            int status = cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, y, d[1], gamma,
+                    beta, momentum, runningMean, runningVar, eps, saveMean, saveInvStd);
+            if (status == 0) {
+                return;
+            }
+            refusePersistent("cudnnBatchNormalizationForwardTraining", status);
+        }
+        Cudnn.check(cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, y, d[1], gamma, beta, momentum,
+                runningMean, runningVar, eps, saveMean, saveInvStd), "cudnnBatchNormalizationForwardTraining");
+    }
+
+    private void batchNormTrainingBackward(boolean nhwc, MemorySegment[] d, long x, long dy, long dx, long gamma,
+                                           long dgamma, long dbeta, long saveMean, long saveInvStd) {
+        // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
+        // it still requires eps ≥ its minimum
+        if (nhwc && bnPersistent) {
+            int status = cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, dy, dx, d[1],
+                    gamma, dgamma, dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd);
+            if (status == 0) {
+                return;
+            }
+            refusePersistent("cudnnBatchNormalizationBackward", status);
+        }
+        Cudnn.check(cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, dy, dx, d[1], gamma, dgamma,
+                dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd), "cudnnBatchNormalizationBackward");
+    }
+
+    private void refusePersistent(String call, int status) {
+        bnPersistent = false;
+        System.err.println("dir4j: " + call + " refused CUDNN_BATCHNORM_SPATIAL_PERSISTENT on channels-last input ("
+                + Cudnn.statusText(status) + "); channels-last batch norms run cuDNN's plain spatial mode from now on");
+    }
+
+    /** Contiguous x, y (or dy, dx) of x's shape and contiguous per-channel [C] operands, named when not. */
+    private static void requireBatchNormOperands(String op, boolean nhwc, Tensor x, Tensor y, Tensor... perChannel) {
+        int c = x.rank() == 4 ? x.shape(nhwc ? 3 : 1) : -1;
+        boolean ok = c >= 0 && x.isContiguous() && y.isContiguous() && java.util.Arrays.equals(x.shape(), y.shape());
+        for (Tensor t : perChannel) {
+            ok &= t.rank() == 1 && t.shape(0) == c && t.isContiguous();
+        }
+        if (!ok) {
+            throw new IllegalArgumentException(op + ": expected contiguous x " + (nhwc ? "[N, H, W, C]" : "[N, C, H, W]")
+                    + " and output of x's shape and contiguous [C] per-channel operands; got x " + Shape.str(x.shape())
+                    + ", output " + Shape.str(y.shape()));
+        }
+    }
+
     @Override
     public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                     boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
-        requireFloat("batchNorm2dBackward", x, false);
+        batchNormBackward(false, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+    }
+
+    /** cuDNN's batch-norm backward on NHWC descriptors (training), or the composed eval backward. */
+    @Override
+    public void batchNorm2dNhwcBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                        boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        batchNormBackward(true, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+    }
+
+    private void batchNormBackward(boolean nhwc, Tensor x, Tensor dy, Tensor gamma, Tensor saveMean,
+                                   Tensor saveInvStd, boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = nhwc ? "batchNorm2dNhwcBackward" : "batchNorm2dBackward";
+        requireFloat(op, x, false);
+        requireBatchNormOperands(op, nhwc, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        requireBatchNormOperands(op, nhwc, x, dx);
         int[] s = x.shape();
         if (training) {
-            MemorySegment[] d = bnDescriptors(s);
+            MemorySegment[] d = bnDescriptors(s, nhwc);
             ctx.bind();
-            // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
-            // it still requires eps ≥ its minimum
-            cudnn.batchNormBackward(false, d[0], address(x), address(dy), address(dx), d[1], address(gamma),
-                    address(dgamma), address(dbeta), Cudnn.BN_MIN_EPSILON, address(saveMean), address(saveInvStd));
+            batchNormTrainingBackward(nhwc, d, address(x), address(dy), address(dx), address(gamma), address(dgamma),
+                    address(dbeta), address(saveMean), address(saveInvStd));
             return;
         }
         // eval: the statistics are constants. dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd, dx = dy·γ·invStd
-        int c = s[1];
-        long[] perChannel = {0, 1, 0, 0};
-        boolean[] overNhw = {true, false, true, true};
+        int ca = nhwc ? 3 : 1;
+        int c = s[ca];
+        long[] perChannel = new long[4];
+        perChannel[ca] = 1;
+        boolean[] overNhw = {true, true, true, true};
+        overNhw[ca] = false;
+        int[] keep = {1, 1, 1, 1};
+        keep[ca] = c;
+        long[] keepStrides = nhwc ? new long[] {c, c, c, 1} : new long[] {c, 1, 1, 1};
         try (Tensor mean = saveMean.viewOf(s, perChannel, saveMean.offset());
              Tensor inv = saveInvStd.viewOf(s, perChannel, saveInvStd.offset());
              Tensor t = Tensor.uninitialized(x.dtype(), device, s);
-             Tensor dgK = dgamma.viewOf(new int[] {1, c, 1, 1}, new long[] {c, 1, 1, 1}, dgamma.offset());
-             Tensor dbK = dbeta.viewOf(new int[] {1, c, 1, 1}, new long[] {c, 1, 1, 1}, dbeta.offset());
+             Tensor dgK = dgamma.viewOf(keep, keepStrides, dgamma.offset());
+             Tensor dbK = dbeta.viewOf(keep, keepStrides, dbeta.offset());
              Tensor scale = Tensor.uninitialized(x.dtype(), device, c);
              Tensor scaleB = scale.viewOf(s, perChannel, 0)) {
             binary(Binary.SUB, x, mean, t);
@@ -858,22 +1008,40 @@ public final class CudaBackend implements Backend {
 
     /** A thread per output element, channels fastest (coalesced); kernels/src/main/cuda/pool.cu. */
     @Override
-    public void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y) {
+    public void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y, Tensor indices) {
         requireFloat("maxPool2dNhwc", x, false);
-        if (x.rank() != 4 || y.rank() != 4 || x.shape(0) != y.shape(0) || x.shape(3) != y.shape(3) || !x.isContiguous()
-                || !y.isContiguous()) {
-            throw new IllegalArgumentException("maxPool2dNhwc: expected contiguous x [N, H, W, C] and y [N, Ho, Wo, C]; "
-                    + "got " + Shape.str(x.shape()) + " and " + Shape.str(y.shape()));
-        }
+        Backend.checkMaxPool2dNhwc(x, y, indices);
         int[] xs = x.shape();
         int[] ys = y.shape();
         if (y.numel() == 0) {
             return;
         }
         kernels.launch(Kernel.MAXPOOL2D_NHWC_F32, kernels.gridFor(y.numel(), BLOCK), 1, BLOCK, 0,
-                new KernelArgs().ptr(address(x)).ptr(address(y)).i64(xs[0]).i32(xs[1]).i32(xs[2]).i32(xs[3])
-                        .i32(ys[1]).i32(ys[2]).i32(p.kernelH()).i32(p.kernelW()).i32(p.strideH()).i32(p.strideW())
-                        .i32(p.padH()).i32(p.padW()));
+                new KernelArgs().ptr(address(x)).ptr(address(y)).ptr(indices == null ? 0 : address(indices))
+                        .i64(xs[0]).i32(xs[1]).i32(xs[2]).i32(xs[3]).i32(ys[1]).i32(ys[2]).i32(p.kernelH())
+                        .i32(p.kernelW()).i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+    }
+
+    /**
+     * A thread per input element, channels fastest, gathers the gradients of the outputs whose
+     * window covers it in scan order: deterministic, the CPU's bits (kernels/src/main/cuda/pool.cu).
+     */
+    @Override
+    public void maxPool2dNhwcBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
+        requireFloat("maxPool2dNhwcBackward", dy, false);
+        if (indices == null) {
+            throw new IllegalArgumentException("maxPool2dNhwcBackward: needs the forward's indices");
+        }
+        Backend.checkMaxPool2dNhwc(dx, dy, indices);
+        int[] xs = dx.shape();
+        int[] ys = dy.shape();
+        if (dx.numel() == 0 || dy.numel() == 0) {
+            return;
+        }
+        kernels.launch(Kernel.MAXPOOL2D_NHWC_BACKWARD_F32, kernels.gridFor(dx.numel(), BLOCK), 1, BLOCK, 0,
+                new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(xs[0]).i32(xs[1])
+                        .i32(xs[2]).i32(xs[3]).i32(ys[1]).i32(ys[2]).i32(p.kernelH()).i32(p.kernelW())
+                        .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
     }
 
     /**

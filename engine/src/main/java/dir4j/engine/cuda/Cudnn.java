@@ -39,6 +39,11 @@ final class Cudnn {
     /** FMA kernels only: strict float32. */
     static final int MATH_FMA = 3;
     static final int BATCHNORM_SPATIAL = 1;
+    /**
+     * CUDNN_BATCHNORM_SPATIAL_PERSISTENT: cuDNN's fast NHWC training kernels (PyTorch's choice for
+     * channels-last training); the same results, cuDNN warns they may overflow for huge inputs.
+     */
+    static final int BATCHNORM_SPATIAL_PERSISTENT = 2;
     /** cuDNN refuses a smaller batch-norm epsilon (CUDNN_BN_MIN_EPSILON). */
     static final double BN_MIN_EPSILON = 1e-5;
 
@@ -332,14 +337,17 @@ final class Cudnn {
         }
     }
 
-    /** Batch norm forward in training mode: y, the running statistics updated, the batch mean and 1/√(var+eps) saved. */
-    void batchNormTraining(boolean dbl, MemorySegment xDesc, long x, long y, MemorySegment bnDesc, long gamma, long beta,
-                           double momentum, long runningMean, long runningVar, double eps, long saveMean,
-                           long saveInvStd) {
+    /**
+     * Batch norm forward in training mode (cudnnBatchNormalizationForwardTraining in {@code mode}): y, the running
+     * statistics updated, the batch mean and 1/√(var+eps) saved; returns the status.
+     */
+    int batchNormTraining(int mode, boolean dbl, MemorySegment xDesc, long x, long y, MemorySegment bnDesc, long gamma,
+                          long beta, double momentum, long runningMean, long runningVar, double eps, long saveMean,
+                          long saveInvStd) {
         try (Arena a = Arena.ofConfined()) {
-            check(bnTraining.status(handle, BATCHNORM_SPATIAL, one(a, dbl), zero(a, dbl), xDesc, ptr(x), xDesc, ptr(y),
+            return bnTraining.status(handle, mode, one(a, dbl), zero(a, dbl), xDesc, ptr(x), xDesc, ptr(y),
                     bnDesc, ptr(gamma), ptr(beta), momentum, ptr(runningMean), ptr(runningVar), eps, ptr(saveMean),
-                    ptr(saveInvStd)), "cudnnBatchNormalizationForwardTraining");
+                    ptr(saveInvStd));
         }
     }
 
@@ -351,13 +359,16 @@ final class Cudnn {
         }
     }
 
-    /** Batch norm backward with the batch statistics' dependence on x (training mode). */
-    void batchNormBackward(boolean dbl, MemorySegment xDesc, long x, long dy, long dx, MemorySegment bnDesc, long gamma,
-                           long dgamma, long dbeta, double eps, long saveMean, long saveInvStd) {
+    /**
+     * Batch norm backward with the batch statistics' dependence on x (training mode;
+     * cudnnBatchNormalizationBackward in {@code mode}); returns the status.
+     */
+    int batchNormBackward(int mode, boolean dbl, MemorySegment xDesc, long x, long dy, long dx, MemorySegment bnDesc,
+                          long gamma, long dgamma, long dbeta, double eps, long saveMean, long saveInvStd) {
         try (Arena a = Arena.ofConfined()) {
-            check(bnBackward.status(handle, BATCHNORM_SPATIAL, one(a, dbl), zero(a, dbl), one(a, dbl), zero(a, dbl),
+            return bnBackward.status(handle, mode, one(a, dbl), zero(a, dbl), one(a, dbl), zero(a, dbl),
                     xDesc, ptr(x), xDesc, ptr(dy), xDesc, ptr(dx), bnDesc, ptr(gamma), ptr(dgamma), ptr(dbeta), eps,
-                    ptr(saveMean), ptr(saveInvStd)), "cudnnBatchNormalizationBackward");
+                    ptr(saveMean), ptr(saveInvStd));
         }
     }
 

@@ -65,7 +65,8 @@ enum Kernel {
 
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
     MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "pppliiiiiiiiii"),
-    MAXPOOL2D_NHWC_F32("pool", "maxpool2d_nhwc_f32", "ppliiiiiiiiiii"),
+    MAXPOOL2D_NHWC_F32("pool", "maxpool2d_nhwc_f32", "pppliiiiiiiiiii"),
+    MAXPOOL2D_NHWC_BACKWARD_F32("pool", "maxpool2d_nhwc_backward_f32", "pppliiiiiiiiiii"),
     AVGPOOL2D_FORWARD_F32("pool", "avgpool2d_forward_f32", "pppliiiii"),
     AVGPOOL2D_FORWARD_F64("pool", "avgpool2d_forward_f64", "pppliiiii"),
     AVGPOOL2D_BACKWARD_F32("pool", "avgpool2d_backward_f32", "pppliiiii"),

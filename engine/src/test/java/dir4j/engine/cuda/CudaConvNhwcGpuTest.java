@@ -128,9 +128,9 @@ class CudaConvNhwcGpuTest {
                 int ho = (s[1] + 2 - 3) / 2 + 1;
                 int wo = (s[2] + 2 - 3) / 2 + 1;
                 Tensor cpu = Tensor.empty(DType.FLOAT32, dir4j.engine.Device.CPU, s[0], ho, wo, s[3]);
-                cpu.backend().maxPool2dNhwc(x, p, cpu);
+                cpu.backend().maxPool2dNhwc(x, p, cpu, null);
                 Tensor gpu = Tensor.full(DType.FLOAT32, GpuParity.GPU, 7, s[0], ho, wo, s[3]);
-                backend().maxPool2dNhwc(onGpu(x), p, gpu);
+                backend().maxPool2dNhwc(onGpu(x), p, gpu, null);
                 assertClose("maxPool2dNhwc " + java.util.Arrays.toString(s), ELEMENTWISE, cpu, gpu);
             }
         }

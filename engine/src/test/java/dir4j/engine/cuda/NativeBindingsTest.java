@@ -170,10 +170,13 @@ class NativeBindingsTest {
         assertEquals(0f, rc.memory(10).get(JAVA_FLOAT.withByteAlignment(1), 0), "beta");
         assertEquals(0xC, FakeNativeLibrary.address(run.get(12)));
 
-        d.batchNormTraining(false, x, 1, 2, w, 3, 4, 0.1, 5, 6, 1e-5, 7, 8);
+        assertEquals(0, d.batchNormTraining(Cudnn.BATCHNORM_SPATIAL, false, x, 1, 2, w, 3, 4, 0.1, 5, 6, 1e-5, 7, 8));
         assertEquals(0.1, fake.last("cudnnBatchNormalizationForwardTraining").arg(11));
+        assertEquals(Cudnn.BATCHNORM_SPATIAL, fake.last("cudnnBatchNormalizationForwardTraining").arg(1));
         d.batchNormInference(false, x, 1, 2, w, 3, 4, 5, 6, 1e-5);
-        d.batchNormBackward(false, x, 1, 2, 3, w, 4, 5, 6, 1e-5, 7, 8);
+        assertEquals(0, d.batchNormBackward(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, x, 1, 2, 3, w, 4, 5, 6, 1e-5, 7,
+                8));
+        assertEquals(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, fake.last("cudnnBatchNormalizationBackward").arg(1));
         assertEquals(1e-5, fake.last("cudnnBatchNormalizationBackward").arg(16));
         assertEquals(8, FakeNativeLibrary.address(fake.last("cudnnBatchNormalizationBackward").arg(18)));
 

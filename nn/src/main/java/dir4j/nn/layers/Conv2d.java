@@ -2,6 +2,7 @@ package dir4j.nn.layers;
 
 import dir4j.engine.Backend.ConvParams;
 import dir4j.engine.NnOps;
+import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import dir4j.nn.Init;
 import dir4j.nn.Module;
@@ -37,5 +38,20 @@ public final class Conv2d extends Module {
     @Override
     public Tensor forward(Tensor x) {
         return NnOps.conv2d(x, weight(), bias(), geometry);
+    }
+
+    /**
+     * The same convolution on a channels-last x [N, H, W, in], giving [N, Ho, Wo, out]: the weight
+     * [out, in, k, k] enters the graph permuted to [out, k, k, in], so its gradient lands on the
+     * parameter as in {@link #forward}.
+     */
+    public Tensor forwardChannelsLast(Tensor x) {
+        Tensor w = Ops.permute(weight(), 0, 2, 3, 1);
+        Tensor y = NnOps.conv2dNhwc(x, w, geometry);
+        if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
+            w.close();
+        }
+        Tensor b = bias();
+        return b == null ? y : Ops.add(y, b);
     }
 }

@@ -20,4 +20,9 @@ public final class MaxPool2d extends Module {
     public Tensor forward(Tensor x) {
         return NnOps.maxPool2d(x, kernel, stride, padding);
     }
+
+    /** The same pooling of a channels-last x [N, H, W, C]. */
+    public Tensor forwardChannelsLast(Tensor x) {
+        return NnOps.maxPool2dNhwc(x, kernel, stride, padding);
+    }
 }

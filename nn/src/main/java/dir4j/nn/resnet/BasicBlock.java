@@ -8,7 +8,7 @@ import dir4j.nn.layers.Conv2d;
 import java.util.Random;
 
 /** torchvision's BasicBlock: two 3×3 convolutions (stride on the first), expansion 1. */
-public final class BasicBlock extends Module {
+public final class BasicBlock extends Module implements ChannelsLastBlock {
     static final int EXPANSION = 1;
     private final Conv2d conv1;
     private final BatchNorm2d bn1;
@@ -36,6 +36,23 @@ public final class BasicBlock extends Module {
         ResNet.freeIfNoGrad(out);
         Tensor identity = downsample == null ? x : ResNet.shortcut(downsample, x);
         out = bn2.forward(next, identity, true, true);
+        if (identity != x) {
+            ResNet.freeIfNoGrad(identity);
+        }
+        return out;
+    }
+
+    /** {@link #forward} on a channels-last x [N, H, W, C] (ResNet's channels-last mode). */
+    @Override
+    public Tensor forwardChannelsLast(Tensor x) {
+        Tensor c1 = conv1.forwardChannelsLast(x);
+        Tensor out = bn1.forwardChannelsLast(c1, null, true);
+        ResNet.freeIfNoGrad(c1);
+        Tensor next = conv2.forwardChannelsLast(out);
+        ResNet.freeIfNoGrad(out);
+        Tensor identity = downsample == null ? x : ResNet.shortcutChannelsLast(downsample, x);
+        out = bn2.forwardChannelsLast(next, identity, true);
+        ResNet.freeIfNoGrad(next);
         if (identity != x) {
             ResNet.freeIfNoGrad(identity);
         }

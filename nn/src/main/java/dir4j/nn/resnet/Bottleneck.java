@@ -8,7 +8,7 @@ import dir4j.nn.layers.Conv2d;
 import java.util.Random;
 
 /** torchvision's Bottleneck (ResNet v1.5): 1×1, 3×3 with the stride, 1×1 ×4, expansion 4. */
-public final class Bottleneck extends Module {
+public final class Bottleneck extends Module implements ChannelsLastBlock {
     static final int EXPANSION = 4;
     private final Conv2d conv1;
     private final BatchNorm2d bn1;
@@ -42,6 +42,27 @@ public final class Bottleneck extends Module {
         ResNet.freeIfNoGrad(next);
         Tensor identity = downsample == null ? x : ResNet.shortcut(downsample, x);
         out = bn3.forward(out, identity, true, true);
+        if (identity != x) {
+            ResNet.freeIfNoGrad(identity);
+        }
+        return out;
+    }
+
+    /** {@link #forward} on a channels-last x [N, H, W, C] (ResNet's channels-last mode). */
+    @Override
+    public Tensor forwardChannelsLast(Tensor x) {
+        Tensor c1 = conv1.forwardChannelsLast(x);
+        Tensor out = bn1.forwardChannelsLast(c1, null, true);
+        ResNet.freeIfNoGrad(c1);
+        Tensor c2 = conv2.forwardChannelsLast(out);
+        ResNet.freeIfNoGrad(out);
+        Tensor next = bn2.forwardChannelsLast(c2, null, true);
+        ResNet.freeIfNoGrad(c2);
+        Tensor c3 = conv3.forwardChannelsLast(next);
+        ResNet.freeIfNoGrad(next);
+        Tensor identity = downsample == null ? x : ResNet.shortcutChannelsLast(downsample, x);
+        out = bn3.forwardChannelsLast(c3, identity, true);
+        ResNet.freeIfNoGrad(c3);
         if (identity != x) {
             ResNet.freeIfNoGrad(identity);
         }

@@ -52,6 +52,7 @@ public final class ResNet extends Module {
     private final Sequential[] layers = new Sequential[4];
     private final Linear fc;
     private final int featureChannels;
+    private boolean channelsLast;
 
     /** torchvision's ResNet of that depth without the classifier. */
     public static ResNet of(Depth depth, Random rng) {
@@ -105,10 +106,31 @@ public final class ResNet extends Module {
     }
 
     /**
+     * Channels-last mode (default off): {@link #features} turns its NCHW input into a channels-last
+     * [N, H, W, C] tensor once, runs the stem and every block on it with the channels-last
+     * convolution, batch norm and max pooling ({@link Conv2d#forwardChannelsLast} and the like:
+     * the same parameters, buffers, training/eval/frozen modes and gradients), and turns the last
+     * map back to NCHW. The results are the NCHW module's up to float rounding; on CUDA cuDNN's
+     * tensor-core kernels are much faster on this layout.
+     */
+    public ResNet channelsLast(boolean on) {
+        channelsLast = on;
+        return this;
+    }
+
+    /** Whether {@link #features} runs channels-last. */
+    public boolean channelsLast() {
+        return channelsLast;
+    }
+
+    /**
      * The last feature map [N, C, H/32, W/32]. Without a graph (no-grad mode) each block's input is
      * freed once the next block has it, so inference holds a few activations at a time, not all.
      */
     public Tensor features(Tensor x) {
+        if (channelsLast) {
+            return featuresChannelsLast(x);
+        }
         Tensor stem = bn1.forward(conv1.forward(x), null, true, true);
         Tensor y = maxpool.forward(stem);
         freeIfNoGrad(stem);
@@ -119,6 +141,43 @@ public final class ResNet extends Module {
                 y = next;
             }
         }
+        return y;
+    }
+
+    /** {@link #features} in channels-last mode: one layout change in, one out. */
+    private Tensor featuresChannelsLast(Tensor x) {
+        if (x.rank() != 4) {
+            throw new IllegalArgumentException("ResNet.features: expected x [N, C, H, W], got "
+                    + java.util.Arrays.toString(x.shape()));
+        }
+        Tensor permuted = Ops.permute(x, 0, 2, 3, 1);
+        Tensor in = Ops.contiguous(permuted);
+        freeIfNoGrad(permuted);
+        Tensor c1 = conv1.forwardChannelsLast(in);
+        freeIfNoGrad(in);
+        Tensor stem = bn1.forwardChannelsLast(c1, null, true);
+        freeIfNoGrad(c1);
+        Tensor y = maxpool.forwardChannelsLast(stem);
+        freeIfNoGrad(stem);
+        for (Sequential l : layers) {
+            for (int b = 0; b < l.size(); b++) {
+                Tensor next = ((ChannelsLastBlock) l.get(b)).forwardChannelsLast(y);
+                freeIfNoGrad(y);
+                y = next;
+            }
+        }
+        Tensor back = Ops.permute(y, 0, 3, 1, 2);
+        Tensor out = Ops.contiguous(back);
+        freeIfNoGrad(back);
+        freeIfNoGrad(y);
+        return out;
+    }
+
+    /** A block's channels-last shortcut, conv then batch norm. */
+    static Tensor shortcutChannelsLast(Sequential downsample, Tensor x) {
+        Tensor c = ((Conv2d) downsample.get(0)).forwardChannelsLast(x);
+        Tensor y = ((BatchNorm2d) downsample.get(1)).forwardChannelsLast(c, null, false);
+        freeIfNoGrad(c);
         return y;
     }
 

@@ -178,7 +178,7 @@ public final class ResNetDeviceInference implements AutoCloseable {
         int ph = (s.shape(1) + 2 - 3) / 2 + 1;
         int pw = (s.shape(2) + 2 - 3) / 2 + 1;
         Tensor y = take(n, ph, pw, s.shape(3));
-        backend.maxPool2dNhwc(s, STEM_POOL, y);
+        backend.maxPool2dNhwc(s, STEM_POOL, y, null);
         give(s);
         for (DeviceBlock b : blocks) {
             Tensor next = block(b, y);

@@ -44,6 +44,12 @@ public final class RetrievalNet extends Module {
         }
     }
 
+    /**
+     * The system property that sets {@link #channelsLast(boolean)} for every network built
+     * (default false).
+     */
+    public static final String CHANNELS_LAST_PROPERTY = "dir4j.channelsLast";
+
     private final Options options;
     private final ResNet backbone;
     private final Module pool;
@@ -52,6 +58,7 @@ public final class RetrievalNet extends Module {
     public RetrievalNet(Options options, Random rng) {
         this.options = options;
         this.backbone = new ResNet(ResNet.Depth.parse(options.arch()), options.baseWidth(), 0, rng);
+        backbone.channelsLast(Boolean.getBoolean(CHANNELS_LAST_PROPERTY));
         adopt(backbone);
         int c = backbone.featureChannels();
         pool = child("adpool", switch (options.pooling()) {
@@ -70,6 +77,22 @@ public final class RetrievalNet extends Module {
     /** The descriptor size. */
     public int dimension() {
         return options.withoutFc() ? backbone.featureChannels() : options.outDim();
+    }
+
+    /**
+     * Runs the backbone's differentiable forward channels-last ({@link ResNet#channelsLast}):
+     * the same parameters, results and gradients to float rounding; on CUDA cuDNN's tensor-core
+     * kernels are much faster on that layout. Default: {@code -Ddir4j.channelsLast}, else off.
+     * The compiled inference ({@link #inference()}) is channels-last either way.
+     */
+    public RetrievalNet channelsLast(boolean on) {
+        backbone.channelsLast(on);
+        return this;
+    }
+
+    /** Whether the backbone's forward runs channels-last. */
+    public boolean channelsLast() {
+        return backbone.channelsLast();
     }
 
     /** The backbone's last feature map for a normalised image batch [N, 3, H, W]. */

@@ -134,6 +134,31 @@ class TrainCommandTest {
     }
 
     @Test
+    void channelsLastTrainsToTheSameLossesAndSaysSo(@TempDir Path out) throws IOException {
+        List<Double> losses = new ArrayList<>();
+        for (boolean channelsLast : new boolean[] {false, true}) {
+            Path dir = out.resolve(channelsLast ? "nhwc" : "nchw");
+            List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                    dir.toString()));
+            args.addAll(List.of(TINY));
+            args.remove("--quiet");
+            if (channelsLast) {
+                args.add("--channels-last");
+            }
+            CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+            assertEquals(0, r.rc(), r.toString());
+            assertEquals(channelsLast, r.err().contains("; channels-last"), r.err());
+            for (String line : Files.readAllLines(dir.resolve("log.csv")).subList(1, 3)) {
+                losses.add(Double.parseDouble(line.split(",")[1]));
+            }
+        }
+        // the same recipe and seed: the channels-last backbone gives the NCHW losses to float rounding
+        for (int i = 0; i < 2; i++) {
+            assertEquals(losses.get(i), losses.get(i + 2), 1e-5 * Math.abs(losses.get(i)), "loss of step " + (i + 1));
+        }
+    }
+
+    @Test
     void torchvisionClassifierInitLoadsTheBackboneAndKeepsANewProjection(@TempDir Path out) throws IOException {
         // an ImageNet classifier in torchvision's layout: the backbone, no GeM, fc 1000 × C
         Path tv = out.resolve("resnet18-tiny-imagenet.safetensors");

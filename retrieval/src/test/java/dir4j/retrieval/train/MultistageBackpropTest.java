@@ -72,6 +72,21 @@ class MultistageBackpropTest {
                         got2.get(e.getKey()), 1e-4, 1e-6);
             }
             net.zeroGrad();
+            // stage 3 channels-last (dir4j train --channels-last): the same gradients, nothing left behind
+            net.channelsLast(true);
+            long liveBeforeChannelsLast = NativeMemory.liveBlocks();
+            MultistageBackprop.Outcome viaChannelsLast = MultistageBackprop.accumulateGradients(net, images.length,
+                    i -> images[i], d -> loss.forward(d, CLASSES, null).loss(), compiled::describe);
+            assertEquals(direct, viaChannelsLast.loss(), 1e-5);
+            Map<String, double[]> got3 = grads(net);
+            for (var e : want.entrySet()) {
+                APLossFixtureTest.assertClose("grad (channels-last stage 3) " + e.getKey(), e.getValue(),
+                        got3.get(e.getKey()), 1e-4, 1e-6);
+            }
+            net.zeroGrad();
+            assertEquals(liveBeforeChannelsLast, NativeMemory.liveBlocks(),
+                    "after zeroGrad nothing the channels-last multistage step allocated is still held");
+            net.channelsLast(false);
         } finally {
             for (Tensor t : images) {
                 t.close();

@@ -1,0 +1,269 @@
+package dir4j.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.Backend.ConvParams;
+import dir4j.engine.Backend.PoolParams;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The channels-last training ops: each Backend op on [N, H, W, C] tensors against its NCHW
+ * counterpart on the same values (the CPU backend's reference runs that counterpart on permuted
+ * copies, so the bits must agree exactly: this pins the layout plumbing), and each NnOps op's
+ * gradients against central differences in float64 (GradCheck), which pins the rules themselves.
+ */
+class ChannelsLastTrainingOpsTest {
+
+    /** A contiguous channels-last copy of an NCHW tensor. */
+    private static Tensor nhwc(Tensor nchw) {
+        return Ops.cloneDetached(nchw.permute(0, 2, 3, 1));
+    }
+
+    /** A contiguous NCHW copy of a channels-last tensor. */
+    private static Tensor nchw(Tensor nhwc) {
+        return Ops.cloneDetached(nhwc.permute(0, 3, 1, 2));
+    }
+
+    @ParameterizedTest(name = "k{0} s{1} p{2} ci{3} co{4} {5}x{6}")
+    @CsvSource({
+        "1, 1, 0, 8, 16, 5, 7",    // a bottleneck's 1x1
+        "1, 2, 0, 6, 12, 9, 6",    // a strided downsample
+        "3, 1, 1, 5, 6, 6, 5",     // 3x3 with padding, odd sizes
+        "3, 2, 1, 4, 8, 9, 8",     // strided 3x3
+        "7, 2, 3, 3, 8, 13, 11",   // the stem
+        "3, 1, 0, 2, 3, 4, 4"})    // no padding
+    void convolutionDirectionsMatchTheNchwOps(int k, int s, int p, int ci, int co, int h, int w) {
+        Random r = new Random(17L * k + 5L * s + ci);
+        int n = 2;
+        int ho = (h + 2 * p - k) / s + 1;
+        int wo = (w + 2 * p - k) / s + 1;
+        ConvParams cp = new ConvParams(s, s, p, p, 1, 1);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.randn(r, n, ci, h, w);
+            Tensor wt = Tensor.randn(r, co, ci, k, k);
+            Tensor dy = Tensor.randn(r, n, co, ho, wo);
+            Backend be = x.backend();
+            Tensor y = Tensor.zeros(n, co, ho, wo);
+            Tensor dx = Tensor.zeros(n, ci, h, w);
+            Tensor dw = Tensor.zeros(co, ci, k, k);
+            be.conv2d(x, wt, cp, y);
+            be.conv2dBackwardData(dy, wt, cp, dx);
+            be.conv2dBackwardFilter(x, dy, cp, dw);
+
+            Tensor xl = nhwc(x);
+            Tensor wl = nhwc(wt);
+            Tensor dyl = nhwc(dy);
+            Tensor yl = Tensor.full(Double.NaN, n, ho, wo, co);
+            Tensor dxl = Tensor.full(Double.NaN, n, h, w, ci);
+            Tensor dwl = Tensor.full(Double.NaN, co, k, k, ci);
+            be.conv2dNhwc(xl, wl, null, null, false, cp, yl);
+            be.conv2dNhwcBackwardData(dyl, wl, cp, dxl);
+            be.conv2dNhwcBackwardFilter(xl, dyl, cp, dwl);
+            assertArrayEquals(y.toFloatArray(), nchw(yl).toFloatArray(), "forward");
+            assertArrayEquals(dx.toFloatArray(), nchw(dxl).toFloatArray(), "backward data");
+            assertArrayEquals(dw.toFloatArray(), nchw(dwl).toFloatArray(), "backward filter");
+        }
+    }
+
+    @Test
+    void convolutionBackwardOperandsAreChecked() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Backend be = Tensor.zeros(1).backend();
+            ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.conv2dNhwcBackwardData(
+                    Tensor.zeros(1, 5, 5, 8), Tensor.zeros(8, 3, 3, 4), p, Tensor.zeros(1, 5, 5, 3)));
+            assertTrue(e.getMessage().contains("w [Co, kh, kw, Ci]"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> be.conv2dNhwcBackwardFilter(
+                    Tensor.zeros(1, 5, 5, 4), Tensor.zeros(1, 4, 4, 8), p, Tensor.zeros(8, 3, 3, 4)));
+            assertTrue(e.getMessage().contains("gives 5x5 outputs"), e.getMessage());
+        }
+    }
+
+    @ParameterizedTest(name = "training={0}")
+    @ValueSource(booleans = {true, false})
+    void batchNormMatchesTheNchwOpWithRunningStatistics(boolean training) {
+        Random r = new Random(training ? 3 : 4);
+        int n = 3;
+        int c = 5;
+        int h = 4;
+        int w = 7;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.randn(r, n, c, h, w).mul(2).add(0.5);
+            Tensor gamma = Tensor.randn(r, c);
+            Tensor beta = Tensor.randn(r, c);
+            Tensor dy = Tensor.randn(r, n, c, h, w);
+            float[] rm0 = Tensor.randn(r, c).toFloatArray();
+            float[] rv0 = Tensor.uniform(r, 0.5, 2, c).toFloatArray();
+            Backend be = x.backend();
+
+            Tensor rm = Tensor.of(rm0.clone(), c);
+            Tensor rv = Tensor.of(rv0.clone(), c);
+            Tensor y = Tensor.zeros(n, c, h, w);
+            Tensor mean = Tensor.zeros(c);
+            Tensor inv = Tensor.zeros(c);
+            be.batchNorm2d(x, gamma, beta, rm, rv, training, 0.1, 1e-5, y, mean, inv);
+            Tensor dx = Tensor.zeros(n, c, h, w);
+            Tensor dg = Tensor.zeros(c);
+            Tensor db = Tensor.zeros(c);
+            be.batchNorm2dBackward(x, dy, gamma, mean, inv, training, dx, dg, db);
+
+            Tensor rml = Tensor.of(rm0.clone(), c);
+            Tensor rvl = Tensor.of(rv0.clone(), c);
+            Tensor yl = Tensor.full(Double.NaN, n, h, w, c);
+            Tensor meanl = Tensor.full(Double.NaN, c);
+            Tensor invl = Tensor.full(Double.NaN, c);
+            Tensor xl = nhwc(x);
+            be.batchNorm2dNhwc(xl, gamma, beta, rml, rvl, training, 0.1, 1e-5, yl, meanl, invl);
+            Tensor dxl = Tensor.full(Double.NaN, n, h, w, c);
+            Tensor dgl = Tensor.full(Double.NaN, c);
+            Tensor dbl = Tensor.full(Double.NaN, c);
+            be.batchNorm2dNhwcBackward(xl, nhwc(dy), gamma, meanl, invl, training, dxl, dgl, dbl);
+
+            assertArrayEquals(y.toFloatArray(), nchw(yl).toFloatArray(), "y");
+            assertArrayEquals(mean.toFloatArray(), meanl.toFloatArray(), "saved mean");
+            assertArrayEquals(inv.toFloatArray(), invl.toFloatArray(), "saved 1/std");
+            assertArrayEquals(rm.toFloatArray(), rml.toFloatArray(), "running mean");
+            assertArrayEquals(rv.toFloatArray(), rvl.toFloatArray(), "running var");
+            assertArrayEquals(dx.toFloatArray(), nchw(dxl).toFloatArray(), "dx");
+            assertArrayEquals(dg.toFloatArray(), dgl.toFloatArray(), "dgamma");
+            assertArrayEquals(db.toFloatArray(), dbl.toFloatArray(), "dbeta");
+            if (training) {
+                // the running statistics moved by momentum 0.1 towards the batch's (unbiased variance)
+                double[] xs = x.toDoubleArray();
+                double sum = 0;
+                double sq = 0;
+                int m = n * h * w;
+                for (int b = 0; b < n; b++) {
+                    for (int i = 0; i < h * w; i++) {
+                        double v = xs[(b * c + 2) * h * w + i];
+                        sum += v;
+                        sq += v * v;
+                    }
+                }
+                double mu = sum / m;
+                double var = (sq - m * mu * mu) / (m - 1);
+                assertEquals(0.9 * rm0[2] + 0.1 * mu, rml.toDoubleArray()[2], 1e-5, "running mean of channel 2");
+                assertEquals(0.9 * rv0[2] + 0.1 * var, rvl.toDoubleArray()[2], 1e-4, "running var of channel 2");
+            } else {
+                assertArrayEquals(rm0, rml.toFloatArray(), "eval leaves the running mean");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "k{0} s{1} p{2} {3}x{4}")
+    @CsvSource({"3, 2, 1, 9, 8", "3, 2, 1, 7, 7", "2, 2, 0, 6, 5", "3, 1, 1, 5, 6"})
+    void maxPoolAndItsBackwardMatchTheNchwOps(int k, int s, int p, int h, int w) {
+        Random r = new Random(11L * k + h);
+        int n = 2;
+        int c = 5;
+        int ho = (h + 2 * p - k) / s + 1;
+        int wo = (w + 2 * p - k) / s + 1;
+        PoolParams pp = new PoolParams(k, k, s, s, p, p);
+        try (MemoryScope scope = MemoryScope.open()) {
+            // ties (a value repeated across a window) exercise the first-maximum rule
+            Tensor x = Tensor.randn(r, n, c, h, w);
+            x.backend().fill(x.slice(2, 1, 3).slice(3, 1, 3), 3.0);
+            Tensor dy = Tensor.randn(r, n, c, ho, wo);
+            Backend be = x.backend();
+            Tensor y = Tensor.zeros(n, c, ho, wo);
+            Tensor idx = Tensor.zeros(DType.INT32, Device.CPU, n, c, ho, wo);
+            be.maxPool2d(x, pp, y, idx);
+            Tensor dx = Tensor.zeros(n, c, h, w);
+            be.maxPool2dBackward(dy, idx, pp, dx);
+
+            Tensor yl = Tensor.full(Double.NaN, n, ho, wo, c);
+            Tensor idxl = Tensor.zeros(DType.INT32, Device.CPU, n, ho, wo, c);
+            be.maxPool2dNhwc(nhwc(x), pp, yl, idxl);
+            Tensor dxl = Tensor.zeros(n, h, w, c);
+            be.maxPool2dNhwcBackward(nhwc(dy), idxl, pp, dxl);
+            assertArrayEquals(y.toFloatArray(), nchw(yl).toFloatArray(), "y");
+            assertArrayEquals(idx.toFloatArray(), nchw(idxl).toFloatArray(), "argmax");
+            assertArrayEquals(dx.toFloatArray(), nchw(dxl).toFloatArray(), "dx");
+            assertTrue(java.util.Arrays.stream(dx.toDoubleArray()).filter(v -> v != 0).count() < dx.numel(),
+                    "only window maxima receive gradients");
+        }
+    }
+
+    // ------------------------------------------------------------------ autograd against finite differences
+
+    @ParameterizedTest(name = "k{0} s{1} p{2}")
+    @CsvSource({"1, 1, 0", "1, 2, 0", "3, 1, 1", "3, 2, 1", "7, 2, 3"})
+    void conv2dNhwcGradientsOfAPermutedOihwWeight(int k, int s, int p) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(k * 10L + s);
+            ConvParams cp = new ConvParams(s, s, p, p, 1, 1);
+            // the weight is an OIHW leaf seen as [Co, kh, kw, Ci], as the channels-last ResNet passes it
+            GradCheck.check("conv2dNhwc k" + k + " s" + s, x -> NnOps.conv2dNhwc(x[0], x[1].permute(0, 2, 3, 1), cp),
+                    GradCheck.randn(r, 2, 9, 8, 3), GradCheck.randn(r, 4, 3, k, k));
+        }
+    }
+
+    @ParameterizedTest(name = "training={0}")
+    @ValueSource(booleans = {true, false})
+    void batchNorm2dNhwcGradients(boolean training) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(training ? 21 : 22);
+            Tensor rm = GradCheck.randn(r, 3);
+            Tensor rv = GradCheck.uniform(r, 0.5, 2, 3);
+            // each evaluation would move the running statistics; the check needs f fixed, so
+            // training runs without them (the update is checked against the NCHW op above)
+            GradCheck.check("batchNorm2dNhwc training=" + training,
+                    x -> NnOps.batchNorm2dNhwc(x[0], x[1], x[2], training ? null : rm, training ? null : rv, training,
+                            0.1, 1e-5),
+                    GradCheck.randn(r, 2, 3, 4, 3), GradCheck.randn(r, 3), GradCheck.randn(r, 3));
+        }
+    }
+
+    @Test
+    void maxPool2dNhwcGradients() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(23);
+            GradCheck.check("maxPool2dNhwc 3/2/1", x -> NnOps.maxPool2dNhwc(x[0], 3, 2, 1),
+                    GradCheck.randn(r, 2, 7, 6, 3));
+        }
+    }
+
+    @Test
+    void nnOpsMatchTheNchwAutogradInFloat32() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(29);
+            Tensor x = Tensor.randn(r, 2, 4, 9, 10).requiresGrad(true);
+            Tensor w = Tensor.randn(r, 6, 4, 3, 3).requiresGrad(true);
+            Tensor g = Tensor.randn(r, 6).requiresGrad(true);
+            Tensor b = Tensor.randn(r, 6).requiresGrad(true);
+            Tensor rm = Tensor.zeros(6);
+            Tensor rv = Tensor.ones(6);
+            Tensor up = Tensor.randn(r, 2, 6, 3, 3);
+            Tensor ref = NnOps.maxPool2d(NnOps.batchNorm2d(NnOps.conv2d(x, w, null, 2, 1, 1), g, b, rm, rv, true, 0.1,
+                    1e-5).relu(), 3, 2, 1);
+            ref.mul(up).sum().backward();
+            float[][] want = {ref.toFloatArray(), x.grad().toFloatArray(), w.grad().toFloatArray(),
+                g.grad().toFloatArray(), b.grad().toFloatArray(), rm.toFloatArray(), rv.toFloatArray()};
+
+            Tensor x2 = x.detach().requiresGrad(true);
+            Tensor w2 = w.detach().requiresGrad(true);
+            Tensor g2 = g.detach().requiresGrad(true);
+            Tensor b2 = b.detach().requiresGrad(true);
+            Tensor rm2 = Tensor.zeros(6);
+            Tensor rv2 = Tensor.ones(6);
+            Tensor xl = x2.permute(0, 2, 3, 1).contiguous();
+            Tensor yl = NnOps.maxPool2dNhwc(NnOps.batchNorm2dNhwc(NnOps.conv2dNhwc(xl, w2.permute(0, 2, 3, 1),
+                    new ConvParams(2, 2, 1, 1, 1, 1)), g2, b2, rm2, rv2, true, 0.1, 1e-5).relu(), 3, 2, 1);
+            Tensor y = yl.permute(0, 3, 1, 2);
+            y.mul(up).sum().backward();
+            float[][] got = {Ops.cloneDetached(y).toFloatArray(), x2.grad().toFloatArray(), w2.grad().toFloatArray(),
+                g2.grad().toFloatArray(), b2.grad().toFloatArray(), rm2.toFloatArray(), rv2.toFloatArray()};
+            String[] names = {"y", "dx", "dw", "dgamma", "dbeta", "running mean", "running var"};
+            for (int i = 0; i < names.length; i++) {
+                assertArrayEquals(want[i], got[i], 1e-5f, names[i]);
+            }
+        }
+    }
+}
