@@ -5,9 +5,10 @@
 # training step b16 512×512, NCHW and channels-last (RetrievalNet.channelsLast), images per second,
 # and the caching allocator's peak. Targets (PyTorch 2.11 channels_last on the H200): inference
 # ≥ 4,600 img/s (the compiled one), train ≥ 340 img/s (the channels-last one).
-# Run by bench/gpu/run_gpu_checks.sh with DIR4J_JAVA (java, JVM flags, -cp) and OUT_DIR.
+# Run by bench/gpu/run_gpu_checks.sh with DIR4J_JAVA (java, JVM flags, -cp) and OUT_DIR; RESNET_ARGS
+# (e.g. "--skip-infer") go to the bench.
 set -uo pipefail
 out=${OUT_DIR:-/tmp}
 # shellcheck disable=SC2086 # DIR4J_JAVA is a command line
-$DIR4J_JAVA dir4j.bench.gpu.ResNetGpuBench "$@" 2>&1 | tee "$out/resnet-gpu-bench.log"
+$DIR4J_JAVA dir4j.bench.gpu.ResNetGpuBench ${RESNET_ARGS:-} "$@" 2>&1 | tee "$out/resnet-gpu-bench.log"
 exit "${PIPESTATUS[0]}"

@@ -5,11 +5,11 @@
 # `RESULT multistage resnet101 512 N=4096: <img/s> img/s` and the peak GPU memory.
 # Run by bench/gpu/run_gpu_checks.sh with DIR4J_JAVA (java + JVM flags + class path) and OUT_DIR.
 # MULTISTAGE_SMALL=1 first runs N=1024, which still gives a figure if 4096 does not fit the limit.
-# Arguments go to the bench: `40-multistage.sh --channels-last` runs stage 3 channels-last.
+# Arguments and MULTISTAGE_ARGS go to the bench: `--channels-last` runs stage 3 channels-last.
 set -uo pipefail
 if [ "${MULTISTAGE_SMALL:-0}" = 1 ]; then
-  $DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 1024 --size 512 --sub-batch 64 --warmup 1 --steps 1 "$@" \
+  $DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 1024 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" \
     | tee "${OUT_DIR:-/tmp}/multistage-1024.txt"
 fi
-$DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 4096 --size 512 --sub-batch 64 --warmup 1 --steps 1 "$@" \
+$DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 4096 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" \
   | tee "${OUT_DIR:-/tmp}/multistage-4096.txt"
