@@ -3,6 +3,34 @@
 // NaN wins its window, argmax as the flat h·W + w index within the plane.
 #include "common.cuh"
 
+// The max of output (i, j)'s window (clipped to the image) of one channel plane whose element
+// (a, q) is xp[(a·w + q)·step], scanned in row-major order: the first maximum wins, a NaN wins at
+// once; *arg gets its a·w + q (the window's first element when all are −∞).
+__device__ __forceinline__ float maxpool_window(const float* __restrict__ xp, i64 step, int i, int j, int h, int w,
+                                                int kh, int kw, int sh, int sw, int ph, int pw, int* arg) {
+    int h0 = i * sh - ph;
+    const int h1 = min(h0 + kh, h);
+    h0 = max(h0, 0);
+    int w0 = j * sw - pw;
+    const int w1 = min(w0 + kw, w);
+    w0 = max(w0, 0);
+    float best = -pos_inf<float>();
+    *arg = h0 * w + w0;
+    for (int a = h0; a < h1; ++a) {
+        for (int q = w0; q < w1; ++q) {
+            const float v = xp[((i64) a * w + q) * step];
+            if (v > best || v != v) {
+                best = v;
+                *arg = a * w + q;
+                if (v != v) {
+                    return best;
+                }
+            }
+        }
+    }
+    return best;
+}
+
 // a thread per output element; indices may be null (inference)
 extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, float* __restrict__ y,
                                                  int* __restrict__ indices, i64 planes, int h, int w, int ho, int wo,
@@ -11,32 +39,8 @@ extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, fl
     for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
         const i64 pl = t / ((i64) ho * wo);
         const int r = (int) (t % ((i64) ho * wo));
-        const int i = r / wo;
-        const int j = r % wo;
-        int h0 = i * sh - ph;
-        const int h1 = min(h0 + kh, h);
-        h0 = max(h0, 0);
-        int w0 = j * sw - pw;
-        const int w1 = min(w0 + kw, w);
-        w0 = max(w0, 0);
-        const float* xp = x + pl * h * w;
-        float best = -pos_inf<float>();
-        int arg = h0 * w + w0;
-        bool nan = false;
-        for (int a = h0; a < h1 && !nan; ++a) {
-            for (int b = w0; b < w1; ++b) {
-                const float v = xp[a * w + b];
-                if (v > best || v != v) {
-                    best = v;
-                    arg = a * w + b;
-                    if (v != v) {
-                        nan = true;
-                        break;
-                    }
-                }
-            }
-        }
-        y[t] = best;
+        int arg;
+        y[t] = maxpool_window(x + pl * h * w, 1, r / wo, r % wo, h, w, kh, kw, sh, sw, ph, pw, &arg);
         if (indices != nullptr) {
             indices[t] = arg;
         }
@@ -58,34 +62,38 @@ extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float
         const int j = (int) (pix % wo);
         const int i = (int) ((pix / wo) % ho);
         const i64 b = pix / ((i64) wo * ho);
-        int h0 = i * sh - ph;
-        const int h1 = min(h0 + kh, h);
-        h0 = max(h0, 0);
-        int w0 = j * sw - pw;
-        const int w1 = min(w0 + kw, w);
-        w0 = max(w0, 0);
-        const float* xp = x + b * h * w * c + ch;
-        float best = -pos_inf<float>();
-        int arg = h0 * w + w0;
-        bool nan = false;
-        for (int a = h0; a < h1 && !nan; ++a) {
-            for (int q = w0; q < w1; ++q) {
-                const float v = xp[((i64) a * w + q) * c];
-                if (v > best || v != v) {
-                    best = v;
-                    arg = a * w + q;
-                    if (v != v) {
-                        nan = true;
-                        break;
-                    }
-                }
-            }
-        }
-        y[t] = best;
+        int arg;
+        y[t] = maxpool_window(x + b * h * w * c + ch, c, i, j, h, w, kh, kw, sh, sw, ph, pw, &arg);
         if (indices != nullptr) {
             indices[t] = arg;
         }
     }
+}
+
+// Input element (a, b) of one channel plane (flat r = a·w + b) gathers the gradients of the
+// outputs whose window covers it and whose argmax is r: outputs (i, j) with
+// i·sh − ph ≤ a < i·sh − ph + kh (likewise columns), in row-major output order, output o at
+// dyp[o·step] / ip[o·step]; added to acc in double, rounded to float after each add (the CPU's order).
+__device__ __forceinline__ float maxpool_route(const float* __restrict__ dyp, const int* __restrict__ ip, i64 step,
+                                               int a, int b, int w, int ho, int wo, int kh, int kw, int sh, int sw,
+                                               int ph, int pw, float acc) {
+    const int r = a * w + b;
+    // first output row whose window reaches a: ceil((a + ph − kh + 1) / sh), at least 0
+    const int na = a + ph - kh + 1;
+    const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
+    const int i1 = min((a + ph) / sh, ho - 1);
+    const int nb = b + pw - kw + 1;
+    const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
+    const int j1 = min((b + pw) / sw, wo - 1);
+    for (int i = i0; i <= i1; ++i) {
+        for (int j = j0; j <= j1; ++j) {
+            const i64 o = ((i64) i * wo + j) * step;
+            if (ip[o] == r) {
+                acc = (float) ((double) acc + (double) dyp[o]);
+            }
+        }
+    }
+    return acc;
 }
 
 // dx [n, h, w, c] += dy [n, ho, wo, c] routed through maxpool2d_nhwc_f32's indices, as
@@ -101,25 +109,8 @@ extern "C" __global__ void maxpool2d_nhwc_backward_f32(const float* __restrict__
         const i64 pix = t / c;
         const int b = (int) (pix % w);
         const int a = (int) ((pix / w) % h);
-        const i64 img = pix / ((i64) w * h);
-        const int r = a * w + b;
-        const int na = a + ph - kh + 1;
-        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
-        const int i1 = min((a + ph) / sh, ho - 1);
-        const int nb = b + pw - kw + 1;
-        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
-        const int j1 = min((b + pw) / sw, wo - 1);
-        const i64 base = img * ho * wo * c + ch;
-        float acc = dx[t];
-        for (int i = i0; i <= i1; ++i) {
-            for (int j = j0; j <= j1; ++j) {
-                const i64 o = base + ((i64) i * wo + j) * c;
-                if (indices[o] == r) {
-                    acc = (float) ((double) acc + (double) dy[o]);
-                }
-            }
-        }
-        dx[t] = acc;
+        const i64 base = pix / ((i64) w * h) * ho * wo * c + ch;
+        dx[t] = maxpool_route(dy + base, indices + base, c, a, b, w, ho, wo, kh, kw, sh, sw, ph, pw, dx[t]);
     }
 }
 
@@ -137,27 +128,8 @@ extern "C" __global__ void maxpool2d_backward_f32(const float* __restrict__ dy, 
     for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
         const i64 pl = t / ((i64) h * w);
         const int r = (int) (t % ((i64) h * w));
-        const int a = r / w;
-        const int b = r % w;
-        // first output row whose window reaches a: ceil((a + ph − kh + 1) / sh), at least 0
-        const int na = a + ph - kh + 1;
-        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
-        const int i1 = min((a + ph) / sh, ho - 1);
-        const int nb = b + pw - kw + 1;
-        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
-        const int j1 = min((b + pw) / sw, wo - 1);
-        const float* dyp = dy + pl * outPlane;
-        const int* ip = indices + pl * outPlane;
-        float acc = dx[t];
-        for (int i = i0; i <= i1; ++i) {
-            for (int j = j0; j <= j1; ++j) {
-                const int o = i * wo + j;
-                if (ip[o] == r) {
-                    acc = (float) ((double) acc + (double) dyp[o]);
-                }
-            }
-        }
-        dx[t] = acc;
+        dx[t] = maxpool_route(dy + pl * outPlane, indices + pl * outPlane, 1, r / w, r % w, w, ho, wo, kh, kw, sh,
+                              sw, ph, pw, dx[t]);
     }
 }
 

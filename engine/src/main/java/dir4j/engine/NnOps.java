@@ -141,26 +141,7 @@ public final class NnOps {
      */
     public static Tensor batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                      boolean training, double momentum, double eps) {
-        Ops.check("batchNorm2d", x, gamma, beta, runningMean, runningVar);
-        checkBatchNorm("batchNorm2d", x, 1, gamma, beta, runningMean, runningVar, training);
-        int c = x.shape(1);
-        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
-        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
-        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
-        Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
-        Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
-        x.backend().batchNorm2d(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
-        Autograd.record("batchNorm2d", y, new Tensor[] {x, gamma, beta}, dy -> {
-            Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
-            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
-            Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
-            Tensor db = Tensor.empty(x.dtype(), x.device(), c);
-            dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
-            return new Tensor[] {dx, dg, db};
-        });
-        return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
-                b == beta ? null : b);
+        return batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps);
     }
 
     /**
@@ -169,22 +150,37 @@ public final class NnOps {
      */
     public static Tensor batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                          boolean training, double momentum, double eps) {
-        Ops.check("batchNorm2dNhwc", x, gamma, beta, runningMean, runningVar);
-        checkBatchNorm("batchNorm2dNhwc", x, 3, gamma, beta, runningMean, runningVar, training);
-        int c = x.shape(3);
+        return batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps);
+    }
+
+    private static Tensor batchNorm(boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                    Tensor runningVar, boolean training, double momentum, double eps) {
+        String op = nhwc ? "batchNorm2dNhwc" : "batchNorm2d";
+        Ops.check(op, x, gamma, beta, runningMean, runningVar);
+        int axis = nhwc ? 3 : 1;
+        checkBatchNorm(op, x, axis, gamma, beta, runningMean, runningVar, training);
+        int c = x.shape(axis);
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
         Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
         Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
         Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
-        x.backend().batchNorm2dNhwc(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
-        Autograd.record("batchNorm2dNhwc", y, new Tensor[] {x, gamma, beta}, dy -> {
+        if (nhwc) {
+            x.backend().batchNorm2dNhwc(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+        } else {
+            x.backend().batchNorm2d(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+        }
+        Autograd.record(op, y, new Tensor[] {x, gamma, beta}, dy -> {
             Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
             Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
             Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
             Tensor db = Tensor.empty(x.dtype(), x.device(), c);
-            dy.backend().batchNorm2dNhwcBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            if (nhwc) {
+                dy.backend().batchNorm2dNhwcBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            } else {
+                dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            }
             return new Tensor[] {dx, dg, db};
         });
         return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
