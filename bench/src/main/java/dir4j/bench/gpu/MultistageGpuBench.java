@@ -147,15 +147,17 @@ public final class MultistageGpuBench {
                         stage[0] = 1;
                         return new APLoss(20, -1, 1, false, true).forward(d, classes, null).loss();
                     };
-                    RetrievalNet.Inference inference = net.inference();
-                    if (step == 0) {
-                        System.out.println("stage 1: " + (stage1Module ? "the module (--stage1 module)"
-                                : inference.compiled() ? "the compiled backbone (RetrievalNet.inference())"
-                                : "the module (no compiled backbone for this device)"));
+                    MultistageBackprop.Outcome o;
+                    // the compiled backbone is a snapshot of this step's weights: one per step, closed after it
+                    try (RetrievalNet.Inference inference = stage1Module ? null : net.inference()) {
+                        if (step == 0) {
+                            System.out.println("stage 1: " + (inference == null ? "the module (--stage1 module)"
+                                    : inference.compiled() ? "the compiled backbone (RetrievalNet.inference())"
+                                    : "the module (no compiled backbone for this device)"));
+                        }
+                        Function<Tensor, Tensor> stage1 = inference == null ? net::forward : inference::describe;
+                        o = MultistageBackprop.accumulateGradients(net, stepN / sub, timed, loss, stage1);
                     }
-                    Function<Tensor, Tensor> stage1 = stage1Module ? net::forward : inference::describe;
-                    MultistageBackprop.Outcome o = MultistageBackprop.accumulateGradients(net, stepN / sub, timed,
-                            loss, stage1);
                     sync.run();
                     marks[2] = (System.nanoTime() - t0) / 1e9;
                     opt.step();
