@@ -177,6 +177,9 @@ public final class ResNetGpuBench {
                             (System.nanoTime() - first) / 1e9);
                 }
             }
+            if (!plan.compiled()) {
+                throw new IllegalStateException("the compiled backbone fell back to the module (stderr says why)");
+            }
             try (MemoryScope scope = MemoryScope.open(); var noGrad = Autograd.noGrad()) {
                 float[] module = net.forward(x).toFloatArray();
                 float[] fused = plan.describe(x).toFloatArray();

@@ -128,7 +128,14 @@ public final class RetrievalNet extends Module {
         if (device().equals(dir4j.engine.Device.CPU)) {
             return new Inference(this, ResNetInference.of(backbone), null);
         }
-        return new Inference(this, null, ResNetDeviceInference.of(backbone));
+        ResNetDeviceInference plan;
+        try {
+            plan = ResNetDeviceInference.of(backbone);
+        } catch (RuntimeException e) {
+            Inference.fallBack("could not be compiled", e);
+            return new Inference(this, null, null);
+        }
+        return new Inference(this, null, plan);
     }
 
     /** True when every batch norm normalises by its running statistics (eval mode, or frozen). */
@@ -148,7 +155,7 @@ public final class RetrievalNet extends Module {
     public static final class Inference implements AutoCloseable {
         private final RetrievalNet net;
         private final ResNetInference cpu;
-        private final ResNetDeviceInference device;
+        private ResNetDeviceInference device;
 
         private Inference(RetrievalNet net, ResNetInference cpu, ResNetDeviceInference device) {
             this.net = net;
@@ -161,12 +168,31 @@ public final class RetrievalNet extends Module {
             return cpu != null || device != null;
         }
 
-        /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W] on the net's device. */
+        /**
+         * Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W] on the net's
+         * device. Should the GPU plan fail in the GPU libraries (a cuDNN configuration it refuses,
+         * say), this inference says so once on stderr and runs the module from then on
+         * ({@link #compiled()} turns false); bad input is an error either way.
+         */
         public Tensor describe(Tensor images) {
             if (!compiled()) {
                 return net.forward(images);
             }
-            Tensor f = cpu != null ? cpu.features(images) : device.features(images);
+            Tensor f;
+            if (cpu != null) {
+                f = cpu.features(images);
+            } else {
+                try {
+                    f = device.features(images);
+                } catch (IllegalArgumentException e) {
+                    throw e;
+                } catch (RuntimeException e) {
+                    fallBack("failed", e);
+                    device.close();
+                    device = null;
+                    return net.forward(images);
+                }
+            }
             Tensor d = net.head(f);
             if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
                 f.close();
@@ -180,6 +206,11 @@ public final class RetrievalNet extends Module {
             if (device != null) {
                 device.close();
             }
+        }
+
+        private static void fallBack(String what, RuntimeException e) {
+            System.err.println("dir4j: the compiled GPU backbone " + what + " (" + e + "); running the plain module "
+                    + "instead (-Ddir4j.compiledInference=false skips the attempt)");
         }
     }
 

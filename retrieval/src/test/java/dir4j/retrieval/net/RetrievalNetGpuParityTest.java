@@ -122,6 +122,7 @@ class RetrievalNetGpuParityTest {
                 assertTrue(inference.compiled(), "eval mode on CUDA compiles the backbone");
                 assertClose("compiled inference on cuda vs the CPU module", FORWARD, expected,
                         inference.describe(x.to(GPU)));
+                assertTrue(inference.compiled(), "the compiled backbone ran (no fall-back to the module: see stderr)");
             }
             gpu.train(true);
             try (RetrievalNet.Inference inference = gpu.inference()) {
