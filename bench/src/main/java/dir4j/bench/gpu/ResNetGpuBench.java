@@ -35,12 +35,39 @@ import java.util.Random;
  * (the peak is reset before it). PyTorch 2.11 on the H200 (DESIGN.md): train 338.5 img/s,
  * inference 4,544 img/s (channels_last, TF32); the compiled inference's target is ≥ 4,600.
  *
+ * <p>After each workload's timing, {@code --profile-steps} more steps (default 2; 0: none) run with
+ * the device profiler on ({@code CudaBackend.profile}) and print where the device time went: by
+ * category (convolution direction, batch norm, kernels, products, copies), then the 25 longest
+ * operations.
+ *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
- * --skip-compiled --skip-channels-last}.
+ * --skip-compiled --skip-channels-last --profile-steps 2}.
  */
 public final class ResNetGpuBench {
     private ResNetGpuBench() {}
+
+    /** Steps (batches) run once more with the device profiler on after each workload's timing; 0: none. */
+    private static int profileSteps = 2;
+
+    /** Runs {@code body} {@link #profileSteps} times with the profiler on and prints where the device time went. */
+    private static void profiled(CudaBackend be, String label, Runnable body) {
+        if (profileSteps <= 0) {
+            return;
+        }
+        be.synchronize();
+        be.profileEntries(); // start afresh
+        be.profile(true);
+        try {
+            for (int i = 0; i < profileSteps; i++) {
+                body.run();
+            }
+        } finally {
+            be.profile(false);
+        }
+        System.out.println("profile of " + label + " (" + profileSteps + " steps, device time by operation):\n"
+                + be.profileReport(25));
+    }
 
     public static void main(String[] args) {
         int trainSteps = 20;
@@ -67,6 +94,7 @@ public final class ResNetGpuBench {
                 case "--skip-infer" -> infer = false;
                 case "--skip-compiled" -> compiled = false;
                 case "--skip-channels-last" -> channelsLast = false;
+                case "--profile-steps" -> profileSteps = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
                         + "; see the Javadoc of dir4j.bench.gpu.ResNetGpuBench");
             }
@@ -149,6 +177,7 @@ public final class ResNetGpuBench {
             double s = (System.nanoTime() - t) / 1e9;
             System.out.printf(Locale.ROOT, "inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps, batch, s,
                     s * 1e3 / steps);
+            profiled(be, "inference (module)", () -> inferOnce(net, x));
             return (double) steps * batch / s;
         }
     }
@@ -199,6 +228,7 @@ public final class ResNetGpuBench {
             double s = (System.nanoTime() - t) / 1e9;
             System.out.printf(Locale.ROOT, "compiled inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps,
                     batch, s, s * 1e3 / steps);
+            profiled(be, "compiled inference", () -> describeOnce(plan, x));
             return (double) steps * batch / s;
         }
     }
@@ -238,6 +268,7 @@ public final class ResNetGpuBench {
             double s = (System.nanoTime() - t) / 1e9;
             System.out.printf(Locale.ROOT, "training: %d steps of %d in %.3f s (%.2f ms/step)%n", steps, batch, s,
                     s * 1e3 / steps);
+            profiled(be, "training" + (net.channelsLast() ? " (channels-last)" : " (NCHW)"), () -> trainOnce(net, opt, x));
             return (double) steps * batch / s;
         }
     }

@@ -56,6 +56,7 @@ public final class CudaBackend implements Backend {
     private final CudaContext ctx;
     private final CachingAllocator allocator;
     private final CudaModules kernels;
+    private final CudaProfiler profiler;
     private final PinnedStaging staging;
     private volatile boolean convTf32 = tf32Default("dir4j.cuda.tf32.conv", true);
     private volatile boolean matmulTf32 = tf32Default("dir4j.cuda.tf32.matmul", false);
@@ -69,7 +70,8 @@ public final class CudaBackend implements Backend {
         this.device = device;
         this.ctx = ctx;
         this.allocator = new CachingAllocator(device.toString(), new DriverMemory(ctx));
-        this.kernels = new CudaModules(ctx);
+        this.profiler = new CudaProfiler(ctx);
+        this.kernels = new CudaModules(ctx, profiler);
         this.staging = new PinnedStaging(ctx);
     }
 
@@ -153,6 +155,31 @@ public final class CudaBackend implements Backend {
     /** Starts {@link #peakMemoryBytes} afresh from the memory in use now, to measure one workload's peak. */
     public void resetPeakMemory() {
         allocator.resetPeak();
+    }
+
+    /**
+     * Starts (true) or stops recording device time per operation ({@link CudaProfiler}: two CUDA
+     * events around each kernel, cuDNN call, cuBLAS product and copy; for diagnosis, off by default).
+     */
+    public void profile(boolean on) {
+        profiler.enable(on);
+    }
+
+    /**
+     * The device time recorded since the last call, as {@link CudaProfiler#format}: by category,
+     * then the {@code top} longest operations; waits for the recorded work.
+     */
+    public String profileReport(int top) {
+        return CudaProfiler.format(profiler.collect(), top);
+    }
+
+    /** The recorded device time per operation, longest first (and the totals start afresh). */
+    public java.util.List<CudaProfiler.Entry> profileEntries() {
+        return profiler.collect();
+    }
+
+    private CudaProfiler.Span span(String name) {
+        return profiler.enabled() ? profiler.time(name) : CudaProfiler.none();
     }
 
     /** Gives cached device memory back to the driver; returns the bytes released. */
@@ -341,6 +368,13 @@ public final class CudaBackend implements Backend {
         }
         boolean fromHost = src.device().kind() == Device.Kind.CPU;
         boolean toHost = dst.device().kind() == Device.Kind.CPU;
+        try (CudaProfiler.Span span = span(fromHost ? (toHost ? "copy/host" : "copy/to device")
+                : toHost ? "copy/to host" : "copy/on device")) {
+            copyBetween(src, dst, fromHost, toHost);
+        }
+    }
+
+    private void copyBetween(Tensor src, Tensor dst, boolean fromHost, boolean toHost) {
         if (fromHost && toHost) {
             CpuBackend.instance().copy(src, dst);
         } else if (fromHost) {
@@ -601,6 +635,13 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void matmul(Tensor a, Tensor b, Tensor out) {
+        try (CudaProfiler.Span span = profiler.enabled() ? profiler.time("gemm/" + a.shape(0) + " x " + a.shape(1) + "x"
+                + b.shape(2) + "x" + a.shape(2) + (matmulTf32 ? " tf32" : "")) : CudaProfiler.none()) {
+            matmulOnDevice(a, b, out);
+        }
+    }
+
+    private void matmulOnDevice(Tensor a, Tensor b, Tensor out) {
         requireFloat("matmul", a, true);
         int batch = a.shape(0);
         int m = a.shape(1);
@@ -661,7 +702,7 @@ public final class CudaBackend implements Backend {
         if (convolutions == null) {
             ctx.bind();
             cudnn = new Cudnn(ctx.stream.address());
-            convolutions = new CudnnConvolutions(cudnn, allocator, ctx::memoryInfo);
+            convolutions = new CudnnConvolutions(cudnn, allocator, ctx::memoryInfo, profiler);
         }
         return convolutions;
     }
@@ -787,7 +828,9 @@ public final class CudaBackend implements Backend {
     public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                             boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                             Tensor saveInvStd) {
-        batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        try (CudaProfiler.Span span = span(training ? "batchnorm/train NCHW" : "batchnorm/eval NCHW")) {
+            batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        }
     }
 
     /** cuDNN's batch norm on NHWC descriptors, with {@link #batchNorm2d}'s semantics. */
@@ -795,7 +838,9 @@ public final class CudaBackend implements Backend {
     public void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                 boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                                 Tensor saveInvStd) {
-        batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        try (CudaProfiler.Span span = span(training ? "batchnorm/train NHWC" : "batchnorm/eval NHWC")) {
+            batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        }
     }
 
     private void batchNorm(boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
@@ -941,14 +986,18 @@ public final class CudaBackend implements Backend {
     @Override
     public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                     boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
-        batchNormBackward(false, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        try (CudaProfiler.Span span = span(training ? "batchnorm/backward train NCHW" : "batchnorm/backward eval NCHW")) {
+            batchNormBackward(false, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        }
     }
 
     /** cuDNN's batch-norm backward on NHWC descriptors (training), or the composed eval backward. */
     @Override
     public void batchNorm2dNhwcBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                         boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
-        batchNormBackward(true, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        try (CudaProfiler.Span span = span(training ? "batchnorm/backward train NHWC" : "batchnorm/backward eval NHWC")) {
+            batchNormBackward(true, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        }
     }
 
     private void batchNormBackward(boolean nhwc, Tensor x, Tensor dy, Tensor gamma, Tensor saveMean,

@@ -34,6 +34,10 @@ final class CudaModules {
     static final boolean SYNC_EACH_LAUNCH = Boolean.getBoolean("dir4j.cuda.sync");
 
     private final CudaContext ctx;
+
+    private final CudaProfiler profiler;
+    private static final String[] PROFILE_NAMES = java.util.Arrays.stream(Kernel.values()).map(k -> "kernel/" + k.function)
+            .toArray(String[]::new);
     private final Map<String, CUmodule> modules = new LinkedHashMap<>();
     private final Map<String, Long> loadMillis = new LinkedHashMap<>();
     private final EnumMap<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
@@ -63,8 +67,9 @@ final class CudaModules {
         }
     }
 
-    CudaModules(CudaContext ctx) {
+    CudaModules(CudaContext ctx, CudaProfiler profiler) {
         this.ctx = ctx;
+        this.profiler = profiler;
     }
 
     private synchronized CUfunction function(Kernel k) {
@@ -124,12 +129,14 @@ final class CudaModules {
             f = handles[k.ordinal()];
         }
         int rc;
-        if (args.words() <= BUFFER_WORDS) {
-            rc = launch(f, (int) gridX, gridY, block, sharedBytes, args.writeTo(BUFFER.get()));
-        } else {
-            try (Arena a = Arena.ofConfined()) {
-                rc = launch(f, (int) gridX, gridY, block, sharedBytes,
-                        args.writeTo(a.allocate(KernelArgs.bytesFor(args.words()), 8)));
+        try (CudaProfiler.Span span = profiler.enabled() ? profiler.time(PROFILE_NAMES[k.ordinal()]) : CudaProfiler.none()) {
+            if (args.words() <= BUFFER_WORDS) {
+                rc = launch(f, (int) gridX, gridY, block, sharedBytes, args.writeTo(BUFFER.get()));
+            } else {
+                try (Arena a = Arena.ofConfined()) {
+                    rc = launch(f, (int) gridX, gridY, block, sharedBytes,
+                            args.writeTo(a.allocate(KernelArgs.bytesFor(args.words()), 8)));
+                }
             }
         }
         if (rc != 0) {

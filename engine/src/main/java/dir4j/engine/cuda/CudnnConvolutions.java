@@ -74,12 +74,14 @@ final class CudnnConvolutions {
     private final CachingAllocator allocator;
     private final Supplier<long[]> memoryInfo;
     private final Map<Key, Plan> plans = new ConcurrentHashMap<>();
+    private final CudaProfiler profiler;
     private MemorySegment relu;
 
     /**
      * @param memoryInfo free and total device bytes (for the search's workspace budget)
      */
-    CudnnConvolutions(Cudnn cudnn, CachingAllocator allocator, Supplier<long[]> memoryInfo) {
+    CudnnConvolutions(Cudnn cudnn, CachingAllocator allocator, Supplier<long[]> memoryInfo, CudaProfiler profiler) {
+        this.profiler = profiler;
         this.cudnn = cudnn;
         this.allocator = allocator;
         this.memoryInfo = memoryInfo;
@@ -143,7 +145,7 @@ final class CudnnConvolutions {
             }
             if (c != null) {
                 CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
-                try {
+                try (CudaProfiler.Span span = profiler.enabled() ? profiler.time(profileName("FUSED_RELU", plan.key)) : CudaProfiler.none()) {
                     Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(),
                             c.workspace(), z, plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo "
                             + c.algo() + ", " + plan.key + ")");
@@ -203,6 +205,12 @@ final class CudnnConvolutions {
         return null;
     }
 
+    /** "conv/FORWARD/NHWC/3x3 s1 256->256 at 32x32 (n 16)": the profiler's name of a plan's direction. */
+    static String profileName(String direction, Key k) {
+        return "conv/" + direction + "/" + (k.nhwc() ? "NHWC" : "NCHW") + "/" + k.kh() + "x" + k.kw() + " s"
+                + k.p().strideH() + " " + k.c() + "->" + k.k() + " at " + k.h() + "x" + k.w() + " (n " + k.n() + ")";
+    }
+
     /**
      * Runs direction d of a plan: data = in1, in2, out device addresses in the direction's
      * order (forward: x, w, y; backward data: w, dy, dx; backward filter: x, dy, dw).
@@ -219,7 +227,7 @@ final class CudnnConvolutions {
             Cudnn.setMathType(plan.conv, c.mathType());
         }
         CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
-        try {
+        try (CudaProfiler.Span span = profiler.enabled() ? profiler.time(profileName(d.toString(), plan.key)) : CudaProfiler.none()) {
             cudnn.run(d, dbl, descs, data, c.algo(), ws == null ? 0 : ws.address(), c.workspace());
         } finally {
             if (ws != null) {

@@ -193,7 +193,8 @@ class NativeBindingsTest {
         CachingAllocatorTest.FakeDevice device = new CachingAllocatorTest.FakeDevice(1L << 30);
         CachingAllocator allocator = new CachingAllocator("fake:0", device);
         // 40 MiB free: a 20 MiB search budget, so the 64 MiB algorithm is passed over for the 1 MiB one
-        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {40L << 20, 1L << 30});
+        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {40L << 20, 1L << 30},
+                new CudaProfiler(null));
         ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
         CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false);
         CudnnConvolutions.Plan plan = convs.plan(key, new int[] {2, 16, 17, 19});
@@ -225,7 +226,8 @@ class NativeBindingsTest {
         CachingAllocatorTest.FakeDevice device = new CachingAllocatorTest.FakeDevice(1L << 30);
         CachingAllocator allocator = new CachingAllocator("fake:0", device);
         // 1 GiB free: both measured algorithms fit the 512 MiB budget
-        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {1L << 30, 1L << 30});
+        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {1L << 30, 1L << 30},
+                new CudaProfiler(null));
         ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
         CudnnConvolutions.Key key = new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, true, true);
         CudnnConvolutions.Plan plan = convs.plan(key, new int[] {2, 16, 17, 19});
