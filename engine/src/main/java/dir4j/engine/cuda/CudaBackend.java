@@ -751,21 +751,25 @@ public final class CudaBackend implements Backend {
         }
         CudnnConvolutions.Plan plan = nhwcPlan(x, w, y, p);
         ctx.bind();
-        if (bias == null) {
-            // the training forward: the searched algorithm, then z and the ReLU if asked
-            convolutions.run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(),
-                    new long[] {address(x), address(w), address(y)});
-            if (z != null) {
-                cudnn.addTensor(plan.y, address(z), plan.y, address(y));
-            }
-            if (relu) {
-                unary(Unary.RELU, y, 0, 0, y);
-            }
+        if (bias != null && relu && convolutions.runFused(plan, address(x), address(w), address(bias),
+                z == null ? 0 : address(z), address(y))) {
             return;
         }
-        boolean applied = convolutions.runFused(plan, address(x), address(w), address(bias),
-                z == null ? 0 : address(z), relu, address(y));
-        if (relu && !applied) {
+        // the searched forward, then the epilogue with this backend's kernels (cudnnAddTensor has
+        // been much slower on channels-last tensors): the bias as a row vector repeated over the
+        // pixels, z, the ReLU
+        convolutions.run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(),
+                new long[] {address(x), address(w), address(y)});
+        if (bias != null) {
+            int[] ys = y.shape();
+            try (Tensor rows = bias.viewOf(ys, new long[] {0, 0, 0, bias.stride(0)}, bias.offset())) {
+                binary(Binary.ADD, y, rows, y);
+            }
+        }
+        if (z != null) {
+            binary(Binary.ADD, y, z, y);
+        }
+        if (relu) {
             unary(Unary.RELU, y, 0, 0, y);
         }
     }

@@ -17,7 +17,7 @@ import java.util.List;
  * cuDNN 9 through FFM (org.jcuda:jcudnn stops at cuDNN 8; see DESIGN.md): the legacy
  * descriptor API for NCHW convolutions (algorithm search, workspace sizes, forward, backward
  * data, backward filter), NHWC (channels-last) convolutions with the fused bias + residual +
- * activation epilogue (cudnnConvolutionBiasActivationForward), tensor adds, and spatial batch norm. These calls are deprecated in cuDNN 9 but
+ * activation epilogue (cudnnConvolutionBiasActivationForward), and spatial batch norm. These calls are deprecated in cuDNN 9 but
  * documented as kept; {@link #library()} binds each by name and {@link NativeFunctions#missing()}
  * lists any that a given libcudnn.so.9 lacks.
  */
@@ -89,7 +89,6 @@ final class Cudnn {
     private static NativeFunctions.Function createActivation;
     private static NativeFunctions.Function setActivation;
     private static NativeFunctions.Function convBiasActivation;
-    private static NativeFunctions.Function addTensor;
     private static NativeFunctions.Function bnTraining;
     private static NativeFunctions.Function bnInference;
     private static NativeFunctions.Function bnBackward;
@@ -156,9 +155,6 @@ final class Cudnn {
         convBiasActivation = f.bind("cudnnConvolutionBiasActivationForward", FunctionDescriptor.of(JAVA_INT, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
-        // (handle, alpha*, aDesc, A, beta*, cDesc, C): C = alpha·A + beta·C, A broadcast over C's size-1 dimensions
-        addTensor = f.bind("cudnnAddTensor", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
-                ADDRESS, ADDRESS, ADDRESS));
         // (handle, mode, alpha*, beta*, xDesc, x, yDesc, y, bnDesc, scale, bias, factor, runMean, runVar, eps,
         //  saveMean, saveInvVariance)
         bnTraining = f.bind("cudnnBatchNormalizationForwardTraining", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT,
@@ -326,14 +322,6 @@ final class Cudnn {
             return convBiasActivation.status(handle, one(a, false), descs[0], ptr(x), descs[1], ptr(w), descs[2], algo,
                     ptr(ws), wsBytes, alpha2, descs[3], ptr(z != 0 ? z : y), biasDesc, ptr(bias), activation, descs[3],
                     ptr(y));
-        }
-    }
-
-    /** c = a + c (float data), a broadcast over c's size-1 dimensions (a bias [1, C, 1, 1]) or of c's shape. */
-    void addTensor(MemorySegment aDesc, long a, MemorySegment cDesc, long c) {
-        try (Arena arena = Arena.ofConfined()) {
-            check(addTensor.status(handle, one(arena, false), aDesc, ptr(a), one(arena, false), cDesc, ptr(c)),
-                    "cudnnAddTensor");
         }
     }
 

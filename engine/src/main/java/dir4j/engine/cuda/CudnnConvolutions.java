@@ -19,8 +19,8 @@ import java.util.function.Supplier;
  * {@link #runFused}: y = relu(conv(x, w) + bias [+ z]) in one cudnnConvolutionBiasActivationForward
  * call, with the first of the forward search's algorithms that the fused path accepts; without
  * the ReLU (cuDNN's identity activation takes one algorithm only), or when the fused path accepts
- * none (said once on stderr and in {@link #describe}), the forward with the searched algorithm and
- * cudnnAddTensor for the bias and z.
+ * none (said once on stderr and in {@link #describe}), the caller runs the forward with the
+ * searched algorithm and its own epilogue kernels.
  */
 final class CudnnConvolutions {
     /** Workspace budget for the algorithm search and the chosen algorithm, MiB. */
@@ -112,57 +112,46 @@ final class CudnnConvolutions {
     }
 
     /**
-     * The fused inference forward of a channels-last float plan: y = relu?(conv(x, w) + bias [+ z])
-     * (device addresses; z 0 when there is no residual). With the ReLU, one
-     * cudnnConvolutionBiasActivationForward call; its algorithm is chosen the first time: the forward
-     * search's candidates in rank order, the first the fused call accepts (that call is the result).
-     * Without it, cuDNN's fused path would take IMPLICIT_PRECOMP_GEMM only, so the searched forward
-     * runs and cudnnAddTensor adds the bias and z; so it does when the fused call accepts none of the
-     * algorithms.
+     * The fused inference forward of a channels-last float plan, y = relu(conv(x, w) + bias [+ z])
+     * in one cudnnConvolutionBiasActivationForward call (device addresses; z 0 when there is no
+     * residual). Its algorithm is chosen the first time: the forward search's candidates in rank
+     * order, the first the fused call accepts (that call is the result). Without the ReLU cuDNN's
+     * fused call takes IMPLICIT_PRECOMP_GEMM only, so the caller runs the searched forward and its
+     * own epilogue kernels instead; so it does for a shape whose every algorithm the fused call
+     * refuses.
      *
-     * @return whether the ReLU was applied: false when asked for none, or when the fused call
-     *         refused this shape (the caller applies it then)
+     * @return whether the fused call ran (false: nothing ran, the caller computes y)
      */
-    boolean runFused(Plan plan, long x, long w, long bias, long z, boolean relu, long y) {
+    boolean runFused(Plan plan, long x, long w, long bias, long z, long y) {
         if (!plan.key.nhwc()) {
             throw new IllegalArgumentException("the fused forward takes channels-last plans, not " + plan.key);
         }
-        if (relu) {
-            MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
-            MemorySegment act = reluDescriptor();
-            Choice c;
-            synchronized (plan) {
-                if (plan.fused == null && plan.fusedRefused == null) {
-                    plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
-                    if (plan.fused != null) {
-                        return true;
-                    }
-                }
-                c = plan.fused;
-                if (c != null) {
-                    Cudnn.setMathType(plan.conv, c.mathType());
-                }
+        MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
+        MemorySegment act = reluDescriptor();
+        Choice c;
+        synchronized (plan) {
+            if (plan.fused == null && plan.fusedRefused == null) {
+                plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
+                return plan.fused != null;
             }
-            if (c != null) {
-                CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
-                try (CudaProfiler.Span span = profiler.enabled() ? profiler.time(profileName("FUSED_RELU", plan.key)) : CudaProfiler.none()) {
-                    Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(),
-                            c.workspace(), z, plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo "
-                            + c.algo() + ", " + plan.key + ")");
-                } finally {
-                    if (ws != null) {
-                        allocator.free(ws);
-                    }
-                }
-                return true;
+            c = plan.fused;
+            if (c == null) {
+                return false;
+            }
+            Cudnn.setMathType(plan.conv, c.mathType());
+        }
+        CachingAllocator.Block ws = c.workspace() > 0 ? allocator.allocate(c.workspace()) : null;
+        try (CudaProfiler.Span span = profiler.enabled() ? profiler.time(profileName("FUSED_RELU", plan.key))
+                : CudaProfiler.none()) {
+            Cudnn.check(cudnn.convBiasActivation(descs, x, w, c.algo(), ws == null ? 0 : ws.address(), c.workspace(),
+                    z, plan.bias, bias, act, y), "cudnnConvolutionBiasActivationForward(algo " + c.algo() + ", "
+                    + plan.key + ")");
+        } finally {
+            if (ws != null) {
+                allocator.free(ws);
             }
         }
-        run(plan, Cudnn.Direction.FORWARD, false, plan.key.tf32(), new long[] {x, w, y});
-        cudnn.addTensor(plan.bias, bias, plan.y, y);
-        if (z != 0) {
-            cudnn.addTensor(plan.y, z, plan.y, y);
-        }
-        return false;
+        return true;
     }
 
     private synchronized MemorySegment reluDescriptor() {
@@ -201,7 +190,7 @@ final class CudnnConvolutions {
         }
         plan.fusedRefused = "accepts none of the " + candidates.size() + " forward algorithms (" + refused + ")";
         System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused + " for " + plan.key
-                + "; this shape runs the convolution, the bias and the ReLU as separate calls");
+                + "; this shape runs the convolution, then the bias, residual and ReLU kernels");
         return null;
     }
 

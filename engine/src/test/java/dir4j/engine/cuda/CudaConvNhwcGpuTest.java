@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The channels-last inference ops on cuDNN (conv2dNhwc: cudnnConvolutionBiasActivationForward with
- * NHWC descriptors, or the forward + cudnnAddTensor without the ReLU) and pool.cu's
+ * NHWC descriptors, or the forward and the backend's bias/residual/ReLU kernels without the ReLU) and pool.cu's
  * maxpool2d_nhwc_f32 against the CPU backend's reference (ChannelsLastOpsTest pins that to the
  * definition): every ResNet shape kind (1x1, 3x3, the 7x7/2 stem with 3 and 4 input channels,
  * strides 1 and 2), with and without the residual z and the ReLU; strict float32, and TF32.

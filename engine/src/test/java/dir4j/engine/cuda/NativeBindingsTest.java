@@ -239,7 +239,7 @@ class NativeBindingsTest {
         assertEquals(List.of(0, 1, 16, 8, 3, 3), fake.last("cudnnSetFilter4dDescriptor").args().subList(1, 7),
                 "the data type, then format NHWC (filters [k, kh, kw, c] in memory), then k, c, h, w");
 
-        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, true, 0x50), "the ReLU is applied");
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, 0x50), "the fused call ran");
         assertEquals(List.of(1, 1, 0.0), fake.last("cudnnSetActivationDescriptor").args().subList(1, 4),
                 "ReLU, NaN propagated, no coefficient");
         assertEquals(2, fake.count("cudnnConvolutionBiasActivationForward"), "algorithm 1 refused, then 6 ran");
@@ -262,7 +262,7 @@ class NativeBindingsTest {
         assertEquals(0x50, FakeNativeLibrary.address(f.get(17)));
         assertEquals(3, fake.last("cudnnSetConvolutionMathType").arg(1), "algorithm 6's math type");
 
-        convs.runFused(plan, 0x10, 0x20, 0x30, 0, true, 0x50);
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50));
         assertEquals(1, fake.count("cudnnFindConvolutionForwardAlgorithmEx"), "the search runs once per shape");
         fc = fake.last("cudnnConvolutionBiasActivationForward");
         assertEquals(6, fc.arg(7), "the accepted algorithm is kept");
@@ -271,39 +271,19 @@ class NativeBindingsTest {
         assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
         assertTrue(convs.describe().contains("FUSED_RELU algo 6 math 3"), convs.describe());
 
-        // without the ReLU: the searched forward, then the bias and z added by cudnnAddTensor
-        long fused = fake.count("cudnnConvolutionBiasActivationForward");
-        assertFalse(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, false, 0x50));
-        assertEquals(fused, fake.count("cudnnConvolutionBiasActivationForward"));
-        FakeNativeLibrary.Call run = fake.last("cudnnConvolutionForward");
-        assertEquals(1, run.arg(7), "the forward takes the fastest algorithm");
-        assertEquals(0x50, FakeNativeLibrary.address(run.arg(12)));
-        List<FakeNativeLibrary.Call> adds = fake.calls.stream().filter(c -> c.name().equals("cudnnAddTensor")).toList();
-        assertEquals(2, adds.size());
-        assertEquals(plan.bias, adds.get(0).arg(2));
-        assertEquals(0x30, FakeNativeLibrary.address(adds.get(0).arg(3)));
-        assertEquals(1f, adds.get(0).memory(4).get(JAVA_FLOAT.withByteAlignment(1), 0), "beta 1: accumulate into y");
-        assertEquals(plan.y, adds.get(0).arg(5));
-        assertEquals(0x50, FakeNativeLibrary.address(adds.get(0).arg(6)));
-        assertEquals(plan.y, adds.get(1).arg(2));
-        assertEquals(0x40, FakeNativeLibrary.address(adds.get(1).arg(3)), "then z");
-        convs.runFused(plan, 0x10, 0x20, 0x30, 0, false, 0x50);
-        assertEquals(3, fake.count("cudnnAddTensor"), "no z: the bias alone");
-
         // a shape no algorithm of which the fused call takes: said in describe(), and run unfused
         fake.on("cudnnConvolutionBiasActivationForward", a -> 3000);
         CudnnConvolutions.Plan other = convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3,
                 p, false, true), new int[] {2, 16, 17, 19});
         long forwards = fake.count("cudnnConvolutionForward");
-        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5), "the caller must apply the ReLU");
-        assertEquals(forwards + 1, fake.count("cudnnConvolutionForward"));
-        assertEquals(5, FakeNativeLibrary.address(fake.last("cudnnAddTensor").arg(6)), "the bias added to y");
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, 5), "refused: the caller computes y");
+        assertEquals(forwards, fake.count("cudnnConvolutionForward"), "nothing ran");
         assertTrue(convs.describe().contains("FUSED_RELU refused: accepts none of the 2 forward algorithms")
                 && convs.describe().contains("algo 6: CUDNN_STATUS_NOT_SUPPORTED (3000)"), convs.describe());
         long tries = fake.count("cudnnConvolutionBiasActivationForward");
-        assertFalse(convs.runFused(other, 1, 2, 3, 0, true, 5));
+        assertFalse(convs.runFused(other, 1, 2, 3, 0, 5));
         assertEquals(tries, fake.count("cudnnConvolutionBiasActivationForward"), "a refused shape is not tried again");
         assertThrows(IllegalArgumentException.class, () -> convs.runFused(convs.plan(new CudnnConvolutions.Key(
-                Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false), new int[] {2, 16, 17, 19}), 1, 2, 3, 0, true, 5));
+                Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false), new int[] {2, 16, 17, 19}), 1, 2, 3, 0, 5));
     }
 }
