@@ -520,37 +520,60 @@ public final class NhwcConv {
     public static Activation patchesFromNchw(MemorySegment seg, long xOff, int batch, int channels, int height,
             int width, int kernel, int stride, int pad, int rowFrom, int rows) {
         int ow = (width + 2 * pad - kernel) / stride + 1;
-        int oh = rows;
+        Activation out = Activation.allocate(batch, rows, ow, channels * kernel * kernel, 0);
+        patchesFromNchw(seg, xOff, batch, channels, height, width, kernel, stride, pad, rowFrom, out);
+        return out;
+    }
+
+    /**
+     * {@link #patchesFromNchw(MemorySegment, long, int, int, int, int, int, int, int, int, int)} into
+     * {@code out} [batch, rows, ow, C·k·k] (no padding; every element written, so a reused buffer
+     * may hold anything). Each output pixel's patch is written in order (c, kh, kw), one
+     * contiguous run per pixel; the reads are k-long runs of the input rows.
+     */
+    public static void patchesFromNchw(MemorySegment seg, long xOff, int batch, int channels, int height,
+            int width, int kernel, int stride, int pad, int rowFrom, Activation out) {
+        int ow = (width + 2 * pad - kernel) / stride + 1;
+        int oh = out.height();
         int kk = channels * kernel * kernel;
-        Activation out = Activation.allocate(batch, oh, ow, kk, 0);
+        if (out.batch() != batch || out.width() != ow || out.channels() != kk || out.pad() != 0) {
+            throw new IllegalArgumentException("patches: expected [" + batch + ", rows, " + ow + ", " + kk
+                    + "] without padding, got [" + out.batch() + ", " + oh + ", " + out.width() + ", " + out.channels()
+                    + "] padded " + out.pad());
+        }
         Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
         MemorySegment x = Sgemm.forWorkers(seg);
         float[] od = out.data();
         CpuThreads.parallelFor(batch * oh, u -> {
             int n = u / oh;
             int y = u % oh;
-            for (int c = 0; c < channels; c++) {
-                long plane = xOff + ((long) n * channels + c) * height * width;
-                for (int kh = 0; kh < kernel; kh++) {
-                    int iy = (rowFrom + y) * stride - pad + kh;
-                    if (iy < 0 || iy >= height) {
-                        continue;
-                    }
-                    long row = plane + (long) iy * width;
-                    for (int kw = 0; kw < kernel; kw++) {
-                        int l = (c * kernel + kh) * kernel + kw;
-                        int oi = out.index(n, y, 0) + l;
-                        for (int xx = 0; xx < ow; xx++, oi += kk) {
-                            int ix = xx * stride - pad + kw;
-                            if (ix >= 0 && ix < width) {
-                                od[oi] = x.getAtIndex(ValueLayout.JAVA_FLOAT, row + ix);
-                            }
+            int oi = out.index(n, y, 0);
+            for (int xx = 0; xx < ow; xx++) {
+                int ix0 = xx * stride - pad;
+                boolean inside = ix0 >= 0 && ix0 + kernel <= width;
+                for (int c = 0; c < channels; c++) {
+                    long plane = xOff + ((long) n * channels + c) * height * width;
+                    for (int kh = 0; kh < kernel; kh++) {
+                        int iy = (rowFrom + y) * stride - pad + kh;
+                        if (iy < 0 || iy >= height) {
+                            java.util.Arrays.fill(od, oi, oi + kernel, 0f);
+                            oi += kernel;
+                            continue;
+                        }
+                        long row = plane + (long) iy * width + ix0;
+                        if (inside) {
+                            MemorySegment.copy(x, ValueLayout.JAVA_FLOAT, row * Float.BYTES, od, oi, kernel);
+                            oi += kernel;
+                            continue;
+                        }
+                        for (int kw = 0; kw < kernel; kw++, oi++) {
+                            int ix = ix0 + kw;
+                            od[oi] = ix >= 0 && ix < width ? x.getAtIndex(ValueLayout.JAVA_FLOAT, row + kw) : 0f;
                         }
                     }
                 }
             }
         });
-        return out;
     }
 
     /** Max pooling, window k, stride s, padding p (padding never wins), into a new activation. */

@@ -186,6 +186,18 @@ class NhwcConvTest {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate((long) x.length * Float.BYTES);
             MemorySegment.copy(x, 0, s, ValueLayout.JAVA_FLOAT, 0, x.length);
+            // into a reused buffer holding anything: every element is written, padding included
+            Activation reused = Activation.allocate(n, oh, patches.width(), c * k * k, 0);
+            java.util.Arrays.fill(reused.data(), Float.NaN);
+            NhwcConv.patchesFromNchw(s, 0, n, c, h, w, k, st, pad, 0, reused);
+            for (int b = 0; b < n; b++) {
+                for (int i = 0; i < oh * patches.width() * c * k * k; i++) {
+                    assertEquals(patches.data()[patches.index(b, 0, 0) + i], reused.data()[reused.index(b, 0, 0) + i],
+                            "reused buffer, image " + b + ", element " + i);
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> NhwcConv.patchesFromNchw(s, 0, n, c, h, w, k, st, pad,
+                    0, Activation.allocate(n, oh, patches.width(), c * k * k, 1)));
             for (int r0 = 0; r0 < oh; r0 += 5) {
                 int rows = Math.min(5, oh - r0);
                 Activation band = NhwcConv.patchesFromNchw(s, 0, n, c, h, w, k, st, pad, r0, rows);

@@ -201,12 +201,20 @@ public final class ResNetInference {
         int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
         for (int r0 = 0; r0 < oh; r0 += band) {
             int rows = Math.min(band, oh - r0);
-            Activation patches = NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel,
-                    stemStride, stemPad, r0, rows);
-            Activation part = take(rows, ow, stem.outChannels(), 0);
-            NhwcConv.forward(patches, stem, part, null, true);
-            System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0), rows * ow * stem.outChannels());
-            give(part);
+            Activation patches = take(rows, ow, stem.inChannels(), 0);
+            NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride, stemPad, r0,
+                    patches);
+            if (rows == oh) {
+                // one band: straight into the stem's output
+                NhwcConv.forward(patches, stem, stemOut, null, true);
+            } else {
+                Activation part = take(rows, ow, stem.outChannels(), 0);
+                NhwcConv.forward(patches, stem, part, null, true);
+                System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0),
+                        rows * ow * stem.outChannels());
+                give(part);
+            }
+            give(patches);
         }
         Activation y = take((oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(), blocks.get(0).inputPad());
         NhwcConv.maxPool(stemOut, 3, 2, 1, y);
