@@ -257,33 +257,7 @@ public final class NnOps {
 
     /** Max pooling of x [N, C, H, W] (PyTorch semantics, padding with −∞, floor mode). */
     public static Tensor maxPool2d(Tensor x, int kernel, int stride, int padding) {
-        Ops.check("maxPool2d", x);
-        Ops.checkFloating("maxPool2d", x);
-        rank("maxPool2d", x, 4, "input");
-        if (padding * 2 > kernel) {
-            throw new IllegalArgumentException("maxPool2d: padding " + padding + " must be at most half the kernel "
-                    + kernel);
-        }
-        PoolParams p = new PoolParams(kernel, kernel, stride, stride, padding, padding);
-        int ho = outSize(x.shape(2), kernel, stride, padding, 1);
-        int wo = outSize(x.shape(3), kernel, stride, padding, 1);
-        if (ho <= 0 || wo <= 0) {
-            throw new IllegalArgumentException("maxPool2d: input " + Ops.describe(x) + " too small for kernel " + kernel);
-        }
-        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), x.shape(1), ho, wo);
-        // the argmax serves only the backward: without a graph to record, the kernel skips it
-        Tensor idx = Autograd.isGradEnabled() && x.requiresGrad()
-                ? Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), x.shape(1), ho, wo) : null;
-        x.backend().maxPool2d(xc, p, y, idx);
-        int[] xs = x.shape();
-        Autograd.record("maxPool2d", y, new Tensor[] {x}, g -> {
-            Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
-            Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
-            g.backend().maxPool2dBackward(gc, idx, p, dx);
-            return new Tensor[] {dx};
-        });
-        return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);
+        return maxPool(false, x, kernel, stride, padding);
     }
 
     /**
@@ -291,30 +265,44 @@ public final class NnOps {
      * the backward routes each gradient to its window's argmax ({@link Backend#maxPool2dNhwcBackward}).
      */
     public static Tensor maxPool2dNhwc(Tensor x, int kernel, int stride, int padding) {
-        Ops.check("maxPool2dNhwc", x);
-        Ops.checkFloating("maxPool2dNhwc", x);
-        rank("maxPool2dNhwc", x, 4, "input");
+        return maxPool(true, x, kernel, stride, padding);
+    }
+
+    private static Tensor maxPool(boolean nhwc, Tensor x, int kernel, int stride, int padding) {
+        String op = nhwc ? "maxPool2dNhwc" : "maxPool2d";
+        Ops.check(op, x);
+        Ops.checkFloating(op, x);
+        rank(op, x, 4, "input");
         if (padding * 2 > kernel) {
-            throw new IllegalArgumentException("maxPool2dNhwc: padding " + padding + " must be at most half the kernel "
-                    + kernel);
+            throw new IllegalArgumentException(op + ": padding " + padding + " must be at most half the kernel " + kernel);
         }
         PoolParams p = new PoolParams(kernel, kernel, stride, stride, padding, padding);
-        int ho = outSize(x.shape(1), kernel, stride, padding, 1);
-        int wo = outSize(x.shape(2), kernel, stride, padding, 1);
+        int hAxis = nhwc ? 1 : 2;
+        int ho = outSize(x.shape(hAxis), kernel, stride, padding, 1);
+        int wo = outSize(x.shape(hAxis + 1), kernel, stride, padding, 1);
         if (ho <= 0 || wo <= 0) {
-            throw new IllegalArgumentException("maxPool2dNhwc: input " + Ops.describe(x) + " too small for kernel "
-                    + kernel);
+            throw new IllegalArgumentException(op + ": input " + Ops.describe(x) + " too small for kernel " + kernel);
         }
+        int[] ys = nhwc ? new int[] {x.shape(0), ho, wo, x.shape(3)} : new int[] {x.shape(0), x.shape(1), ho, wo};
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape(0), ho, wo, x.shape(3));
-        Tensor idx = Autograd.isGradEnabled() && x.requiresGrad()
-                ? Tensor.uninitialized(DType.INT32, x.device(), x.shape(0), ho, wo, x.shape(3)) : null;
-        x.backend().maxPool2dNhwc(xc, p, y, idx);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), ys);
+        // the argmax serves only the backward: without a graph to record, the kernel skips it
+        Tensor idx = Autograd.isGradEnabled() && x.requiresGrad() ? Tensor.uninitialized(DType.INT32, x.device(), ys)
+                : null;
+        if (nhwc) {
+            x.backend().maxPool2dNhwc(xc, p, y, idx);
+        } else {
+            x.backend().maxPool2d(xc, p, y, idx);
+        }
         int[] xs = x.shape();
-        Autograd.record("maxPool2dNhwc", y, new Tensor[] {x}, g -> {
+        Autograd.record(op, y, new Tensor[] {x}, g -> {
             Tensor gc = g.isContiguous() ? g : Ops.cloneDetached(g);
             Tensor dx = Tensor.empty(g.dtype(), g.device(), xs);
-            g.backend().maxPool2dNhwcBackward(gc, idx, p, dx);
+            if (nhwc) {
+                g.backend().maxPool2dNhwcBackward(gc, idx, p, dx);
+            } else {
+                g.backend().maxPool2dBackward(gc, idx, p, dx);
+            }
             return new Tensor[] {dx};
         });
         return Ops.freeUnlessRecorded(y, idx, xc == x ? null : xc);
