@@ -43,10 +43,23 @@ public final class Conv2d extends Module {
     /**
      * The same convolution on a channels-last x [N, H, W, in], giving [N, Ho, Wo, out]: the weight
      * [out, in, k, k] enters the graph permuted to [out, k, k, in], so its gradient lands on the
-     * parameter as in {@link #forward}.
+     * parameter as in {@link #forward}. An x with more channels than {@code in} is taken as zero
+     * padded after the real ones (the filters get zero taps there).
      */
     public Tensor forwardChannelsLast(Tensor x) {
         Tensor w = Ops.permute(weight(), 0, 2, 3, 1);
+        int in = w.shape(3);
+        if (x.rank() == 4 && x.shape(3) > in) {
+            // x carries zero channels after the real ones (ResNet's channels-last stem pads 3 to 4):
+            // the filters get zero taps for them, and their gradient stays on the real channels
+            Tensor zeros = Tensor.zeros(w.dtype(), w.device(), w.shape(0), w.shape(1), w.shape(2), x.shape(3) - in);
+            Tensor padded = Ops.concat(3, w, zeros);
+            if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
+                w.close();
+                zeros.close();
+            }
+            w = padded;
+        }
         Tensor y = NnOps.conv2dNhwc(x, w, geometry);
         if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
             w.close();

@@ -53,6 +53,8 @@ public final class ResNet extends Module {
     private final Linear fc;
     private final int featureChannels;
     private boolean channelsLast;
+    /** Channels-last mode pads the input's channels to a multiple of this (zeros). */
+    static final int STEM_CHANNEL_ALIGN = 4;
 
     /** torchvision's ResNet of that depth without the classifier. */
     public static ResNet of(Depth depth, Random rng) {
@@ -151,7 +153,18 @@ public final class ResNet extends Module {
                     + java.util.Arrays.toString(x.shape()));
         }
         Tensor permuted = Ops.permute(x, 0, 2, 3, 1);
-        Tensor in = Ops.contiguous(permuted);
+        Tensor in;
+        int c = x.shape(1);
+        if (c % STEM_CHANNEL_ALIGN != 0) {
+            // 3 input channels padded with zeros to 4: cuDNN's channels-last tensor-core kernels
+            // want a multiple of 4 (as the compiled inference's stem, ResNetDeviceInference)
+            Tensor zeros = Tensor.zeros(x.dtype(), x.device(), x.shape(0), x.shape(2), x.shape(3),
+                    STEM_CHANNEL_ALIGN - c % STEM_CHANNEL_ALIGN);
+            in = Ops.concat(3, permuted, zeros);
+            freeIfNoGrad(zeros);
+        } else {
+            in = Ops.contiguous(permuted);
+        }
         freeIfNoGrad(permuted);
         Tensor c1 = conv1.forwardChannelsLast(in);
         freeIfNoGrad(in);

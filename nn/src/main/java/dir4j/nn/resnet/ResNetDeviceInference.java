@@ -35,8 +35,8 @@ import java.util.Optional;
  * them); {@link #close} frees them and the weights. Calls are serialised.
  */
 public final class ResNetDeviceInference implements AutoCloseable {
-    /** Input channels of the stem are padded to a multiple of this. */
-    static final int STEM_CHANNEL_ALIGN = 4;
+    /** Input channels of the stem are padded to a multiple of this (as the module's channels-last mode). */
+    static final int STEM_CHANNEL_ALIGN = ResNet.STEM_CHANNEL_ALIGN;
     private static final PoolParams STEM_POOL = new PoolParams(3, 3, 2, 2, 1, 1);
 
     /** A folded convolution on the device: filters [out, k, k, in'] and bias [out]. */
