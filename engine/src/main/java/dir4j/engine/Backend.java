@@ -431,8 +431,9 @@ public interface Backend {
      */
     record ApLabels(Tensor dense, Tensor rowIds, Tensor colIds) {
         public ApLabels {
-            if ((dense == null) == (rowIds == null || colIds == null) || (dense != null && (rowIds != null
-                    || colIds != null))) {
+            boolean denseForm = dense != null && rowIds == null && colIds == null;
+            boolean classForm = dense == null && rowIds != null && colIds != null;
+            if (!denseForm && !classForm) {
                 throw new IllegalArgumentException("AP labels: either a dense matrix or both class-number vectors");
             }
         }

@@ -44,10 +44,7 @@ class CudaChannelsLastTrainingGpuTest {
         backend().setConvTf32(true);
     }
 
-    /** {k, s, p, ci, co, h, w}. */
-    private static final int[][] SHAPES = {
-        {1, 1, 0, 64, 256, 14, 14}, {1, 2, 0, 64, 128, 15, 15}, {3, 1, 1, 32, 64, 9, 11}, {3, 2, 1, 16, 48, 13, 12},
-        {7, 2, 3, 3, 64, 37, 33}, {3, 1, 1, 5, 7, 6, 6}};
+    private static final int[][] SHAPES = GpuParity.NHWC_CONV_SHAPES;
 
     @Test
     void convolutionDirectionsMatchTheCpu() {

@@ -19,6 +19,14 @@ import org.junit.jupiter.api.Assumptions;
 final class GpuParity {
     static final Device GPU = Device.cuda(0);
 
+    /**
+     * Channels-last convolution shapes {k, s, p, ci, co, h, w} covering every ResNet kind (1×1,
+     * 3×3, the 7×7/2 stem with 3 and 4 input channels, strides 1 and 2) and odd channel counts.
+     */
+    static final int[][] NHWC_CONV_SHAPES = {
+        {1, 1, 0, 64, 256, 14, 14}, {1, 2, 0, 64, 128, 15, 15}, {3, 1, 1, 32, 64, 9, 11}, {3, 2, 1, 16, 48, 13, 12},
+        {7, 2, 3, 3, 64, 37, 33}, {7, 2, 3, 4, 64, 30, 30}, {3, 1, 1, 5, 7, 6, 6}};
+
     /** Elementwise results (one rounding each): 1e-5 relative, 1e-6 absolute. */
     static final Tol ELEMENTWISE = new Tol(1e-5, 1e-6, false);
     /** Sums over many float32 terms: 1e-4 relative, 1e-5 absolute scaled by the largest |expected|. */

@@ -35,8 +35,6 @@ import java.util.Optional;
  * them); {@link #close} frees them and the weights. Calls are serialised.
  */
 public final class ResNetDeviceInference implements AutoCloseable {
-    /** Input channels of the stem are padded to a multiple of this (as the module's channels-last mode). */
-    static final int STEM_CHANNEL_ALIGN = ResNet.STEM_CHANNEL_ALIGN;
     private static final PoolParams STEM_POOL = new PoolParams(3, 3, 2, 2, 1, 1);
 
     /** A folded convolution on the device: filters [out, k, k, in'] and bias [out]. */
@@ -64,7 +62,8 @@ public final class ResNetDeviceInference implements AutoCloseable {
         this.device = device;
         this.backend = Backends.of(device);
         this.stemIn = f.stem.in();
-        this.stemInPadded = (stemIn + STEM_CHANNEL_ALIGN - 1) / STEM_CHANNEL_ALIGN * STEM_CHANNEL_ALIGN;
+        this.stemInPadded = (stemIn + ResNet.STEM_CHANNEL_ALIGN - 1) / ResNet.STEM_CHANNEL_ALIGN
+                * ResNet.STEM_CHANNEL_ALIGN;
         List<Tensor> made = new ArrayList<>();
         try {
             this.stem = upload(f.stem, stemInPadded, made);

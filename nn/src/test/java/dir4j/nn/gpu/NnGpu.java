@@ -88,6 +88,31 @@ public final class NnGpu {
         }
     }
 
+    /**
+     * After one training forward and backward of the same network on the CPU and on CUDA: every
+     * parameter has a gradient on CUDA within {@code gradient} of the CPU's, and every buffer
+     * (running statistics) within {@code forward}, with {@code batches} counted by each batch norm.
+     */
+    public static void assertGradientsAndBuffersMatch(String what, Module cpu, Module gpu, Tol forward, Tol gradient,
+                                                      double batches) {
+        Map<String, Tensor> pg = gpu.namedParameters();
+        for (var e : cpu.namedParameters().entrySet()) {
+            Tensor g = pg.get(e.getKey()).grad();
+            org.junit.jupiter.api.Assertions.assertTrue(g != null, e.getKey() + ": no gradient on CUDA (" + what + ")");
+            assertClose("grad " + e.getKey() + " (" + what + ")", gradient, e.getValue().grad(), g);
+        }
+        Map<String, Tensor> bg = gpu.namedBuffers();
+        for (var e : cpu.namedBuffers().entrySet()) {
+            if (e.getKey().endsWith("num_batches_tracked")) {
+                org.junit.jupiter.api.Assertions.assertEquals(batches, bg.get(e.getKey()).item(),
+                        e.getKey() + " (" + what + ")");
+            } else {
+                assertClose(e.getKey() + " after one training forward (" + what + ")", forward, e.getValue(),
+                        bg.get(e.getKey()));
+            }
+        }
+    }
+
     public static void assertClose(String what, Tol tol, Tensor cpu, Tensor gpu) {
         assertArrayEquals(cpu.shape(), gpu.shape(), what + ": shape");
         if (gpu.device().kind() != Device.Kind.CUDA) {

@@ -2,8 +2,6 @@ package dir4j.nn.gpu;
 
 import static dir4j.nn.gpu.NnGpu.GPU;
 import static dir4j.nn.gpu.NnGpu.assertClose;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
@@ -12,7 +10,6 @@ import dir4j.nn.Module;
 import dir4j.nn.gpu.NnGpu.Tol;
 import dir4j.nn.layers.BatchNorm2d;
 import dir4j.nn.resnet.ResNet;
-import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
@@ -92,20 +89,7 @@ class ResNetChannelsLastGpuTest {
             Tensor up = Tensor.randn(new Random(55), yc.shape());
             yc.backward(up);
             yg.backward(up.to(GPU));
-            Map<String, Tensor> pg = gpu.namedParameters();
-            for (var e : cpu.namedParameters().entrySet()) {
-                Tensor g = pg.get(e.getKey()).grad();
-                assertTrue(g != null, e.getKey() + ": no gradient on CUDA in channels-last mode");
-                assertClose("grad " + e.getKey(), GRADIENT, e.getValue().grad(), g);
-            }
-            Map<String, Tensor> bg = gpu.namedBuffers();
-            for (var e : cpu.namedBuffers().entrySet()) {
-                if (e.getKey().endsWith("num_batches_tracked")) {
-                    assertEquals(frozen ? 0.0 : 1.0, bg.get(e.getKey()).item(), e.getKey());
-                } else {
-                    assertClose(e.getKey() + " after one training forward", FORWARD, e.getValue(), bg.get(e.getKey()));
-                }
-            }
+            NnGpu.assertGradientsAndBuffersMatch("channels-last", cpu, gpu, FORWARD, GRADIENT, frozen ? 0.0 : 1.0);
             cpu.zeroGrad();
             gpu.zeroGrad();
         }

@@ -111,20 +111,7 @@ class ResNetGpuParityTest {
             Tensor up = Tensor.randn(new Random(15), yc.shape());
             yc.backward(up);
             yg.backward(up.to(GPU));
-            Map<String, Tensor> pg = gpu.namedParameters();
-            for (var e : cpu.namedParameters().entrySet()) {
-                Tensor g = pg.get(e.getKey()).grad();
-                assertTrue(g != null, e.getKey() + ": no gradient on CUDA");
-                assertClose("grad " + e.getKey(), GRADIENT, e.getValue().grad(), g);
-            }
-            Map<String, Tensor> bg = gpu.namedBuffers();
-            for (var e : cpu.namedBuffers().entrySet()) {
-                if (e.getKey().endsWith("num_batches_tracked")) {
-                    assertEquals(1.0, bg.get(e.getKey()).item(), e.getKey());
-                } else {
-                    assertClose(e.getKey() + " after one training forward", FORWARD, e.getValue(), bg.get(e.getKey()));
-                }
-            }
+            NnGpu.assertGradientsAndBuffersMatch("NCHW", cpu, gpu, FORWARD, GRADIENT, 1.0);
             List<Tensor> cpuParams = new ArrayList<>(cpu.parameters());
             Map<String, double[]> start = new java.util.LinkedHashMap<>();
             cpu.namedParameters().forEach((k, t) -> start.put(k, t.toDoubleArray()));
@@ -133,6 +120,7 @@ class ResNetGpuParityTest {
                 sg.step();
             }
             // the step's change p0 − p1 = lr·(g + wd·p0) carries the gradients' tolerance
+            Map<String, Tensor> pg = gpu.namedParameters();
             for (var e : cpu.namedParameters().entrySet()) {
                 double[] p0 = start.get(e.getKey());
                 double[] dc = e.getValue().toDoubleArray();
