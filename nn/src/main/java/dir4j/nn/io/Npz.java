@@ -33,8 +33,9 @@ public final class Npz {
         ZipFile zip;
         try {
             zip = new ZipFile(file.toFile());
-        } catch (ZipException e) {
-            throw new IOException(file + ": not a readable .npz (zip) archive (truncated or corrupt?): " + e.getMessage(), e);
+        } catch (ZipException | java.io.EOFException e) {
+            throw new IOException(file + ": not a readable .npz (zip) archive (truncated or corrupt?): "
+                    + TorchCheckpoint.describe(e), e);
         }
         Map<String, Tensor> out = new LinkedHashMap<>();
         try (zip) {
@@ -56,8 +57,8 @@ public final class Npz {
                 byte[] bytes;
                 try (InputStream in = zip.getInputStream(e)) {
                     bytes = in.readNBytes((int) e.getSize());
-                } catch (ZipException ze) {
-                    throw new IOException(file + ": entry '" + name + "' is corrupt: " + ze.getMessage(), ze);
+                } catch (ZipException | java.io.EOFException ze) {
+                    throw new IOException(file + ": entry '" + name + "' is corrupt: " + TorchCheckpoint.describe(ze), ze);
                 }
                 if (bytes.length != e.getSize()) {
                     throw new IOException(file + ": entry '" + name + "' is truncated: " + bytes.length + " of "

@@ -103,8 +103,8 @@ public final class TorchCheckpoint {
         ZipFile zip;
         try {
             zip = new ZipFile(file.toFile());
-        } catch (ZipException e) {
-            throw new IOException(file + ": not a readable zip archive (truncated or corrupt?): " + e.getMessage(), e);
+        } catch (ZipException | java.io.EOFException e) {
+            throw new IOException(file + ": not a readable zip archive (truncated or corrupt?): " + describe(e), e);
         }
         try (zip; Arena arena = Arena.ofConfined()) {
             String prefix = null;
@@ -170,8 +170,8 @@ public final class TorchCheckpoint {
                         + size + " bytes");
             }
             return b;
-        } catch (ZipException ze) {
-            throw new IOException(file + ": zip entry " + e.getName() + " is corrupt: " + ze.getMessage(), ze);
+        } catch (ZipException | java.io.EOFException ze) {
+            throw new IOException(file + ": zip entry " + e.getName() + " is corrupt: " + describe(ze), ze);
         }
     }
 
@@ -196,13 +196,19 @@ public final class TorchCheckpoint {
                 MemorySegment.copy(buf, 0, seg, ValueLayout.JAVA_BYTE, done, r);
                 done += r;
             }
-        } catch (ZipException ze) {
-            throw new IOException(file + ": zip entry " + e.getName() + " is corrupt: " + ze.getMessage(), ze);
+        } catch (ZipException | java.io.EOFException ze) {
+            throw new IOException(file + ": zip entry " + e.getName() + " is corrupt: " + describe(ze), ze);
         }
         if (done != size) {
             throw new IOException(file + ": zip entry " + e.getName() + " is truncated: " + done + " of " + size + " bytes");
         }
         return seg;
+    }
+
+    /** An exception's message, or its kind where it has none (an EOFException from the zip reader). */
+    static String describe(IOException e) {
+        return e.getMessage() != null ? e.getMessage()
+                : e instanceof java.io.EOFException ? "its data ends early" : e.getClass().getSimpleName();
     }
 
     // ================================================================ the legacy format
