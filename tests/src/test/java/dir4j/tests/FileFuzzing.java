@@ -1,120 +1,74 @@
-package dir4j.nn.io;
+package dir4j.tests;
 
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.fail;
 
-import dir4j.engine.Tensor;
-import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import java.util.zip.CRC32;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Hostile and damaged files: each reader is fed a few hundred mutations of a valid file (truncations,
- * bit flips, 32-bit fields overwritten with extreme values, runs of bytes deleted, duplicated or
- * zeroed), seeded, so a failure names the mutation that caused it. Every mutation must either load
- * or fail with the reader's documented error (an IOException naming the file, or an
- * IllegalArgumentException for a well-formed file without the expected contents); an Error (out
- * of memory, stack overflow), any other RuntimeException, or more than a few seconds is a defect.
- * Zip checkpoints are also fuzzed with their entries' CRCs recomputed, so the mutations reach the
- * pickle and the storages instead of stopping at the zip's checksum.
+ * Hostile and damaged files for reader tests: a few hundred seeded mutations of a valid file
+ * (truncations, bit flips, 32-bit fields overwritten with extreme values, runs of bytes deleted,
+ * duplicated, zeroed or set to 0xFF), each of which the reader must either load or refuse with its
+ * documented error: an IOException with a message, or an IllegalArgumentException with a message
+ * for a well-formed file without the expected contents. An Error (out of memory, stack overflow),
+ * any other RuntimeException, or more than ten seconds is a defect, reported with the mutation
+ * that caused it and where the error left the reader. Zip files can be fuzzed with their entries'
+ * CRCs recomputed, so the mutations reach the data instead of stopping at the zip's checksum.
  */
-class CheckpointFuzzTest {
-    private static final int MUTATIONS = 250;
+final class FileFuzzing {
+    /** The repository root (surefire runs in the tests module's folder). */
+    static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
 
-    @TempDir
-    Path dir;
+    /** Mutations per seed file. */
+    public static final int MUTATIONS = 250;
 
-    interface Reader {
+    private FileFuzzing() {}
+
+    /** A test fixture of another module, by its path under the repository root. */
+    static Path fixture(String path) {
+        Path p = ROOT.resolve(path);
+        if (!Files.isRegularFile(p)) {
+            throw new IllegalStateException("missing fixture " + p + " (run the tests from the repository)");
+        }
+        return p;
+    }
+
+    /** Reads a file the way the reader under test does (closing what it loads). */
+    public interface Reader {
         void read(Path file) throws IOException;
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"state_zip.pt", "retrieval_zip.pt", "state_legacy.pt", "retrieval_legacy.pt"})
-    void torchCheckpoints(String name) throws Exception {
-        fuzz(name, CheckpointFixtures.path(name), file -> {
-            Object root = TorchCheckpoint.read(file, Unpickler.Options.inertObjects());
-            try {
-                Map<String, Tensor> sd = TorchCheckpoint.stateDict(root);
-                for (Tensor t : sd.values()) {
-                    t.toDoubleArray();
-                }
-                TorchCheckpoint.modelOptions(root);
-                TorchCheckpoint.pca(root);
-            } finally {
-                TorchCheckpoint.closeTensors(root);
-            }
-        }, name.endsWith("_zip.pt"));
+    /**
+     * Feeds {@link #MUTATIONS} mutations of {@code seedFile} to {@code reader} (files under
+     * {@code dir}, named after the seed so that extension checks see the real one), after checking
+     * that the unmutated file loads. {@code zip}: every other mutation gets its CRCs recomputed.
+     */
+    public static void fuzz(Path dir, String name, Path seedFile, Reader reader, boolean zip) throws Exception {
+        fuzz(dir, name, seedFile, reader, zip, MUTATIONS);
     }
 
-    @ParameterizedTest
-    @ValueSource(strings = {"pickle_protocol0.pkl", "pickle_protocol1.pkl", "pickle_protocol2.pkl",
-            "pickle_protocol3.pkl", "pickle_protocol4.pkl", "pickle_protocol5.pkl", "numpy_protocol2.pkl",
-            "numpy_protocol5.pkl"})
-    void pickles(String name) throws Exception {
-        fuzz(name, CheckpointFixtures.path(name), file -> {
-            Unpickler u = new Unpickler(file.toString(), Unpickler.Options.inertObjects());
-            Object o = u.load(Files.readAllBytes(file));
-            TorchCheckpoint.closeTensors(o);
-        }, false);
-    }
-
-    @ParameterizedTest
-    @ValueSource(strings = {"python_written.safetensors"})
-    void safetensors(String name) throws Exception {
-        fuzz(name, CheckpointFixtures.path(name), file -> {
-            try (Safetensors.Contents c = Safetensors.read(file)) {
-                for (Tensor t : c.tensors().values()) {
-                    t.toDoubleArray();
-                }
-            }
-        }, false);
-    }
-
-    @ParameterizedTest
-    @ValueSource(strings = {"numpy_savez.npz"})
-    void npz(String name) throws Exception {
-        fuzz(name, CheckpointFixtures.path(name), file -> {
-            for (Tensor t : Npz.read(file).values()) {
-                try (t) {
-                    t.toDoubleArray();
-                }
-            }
-        }, true);
-    }
-
-    @ParameterizedTest
-    @ValueSource(strings = {"expected/pca/components_.npy"})
-    void npy(String name) throws Exception {
-        fuzz(name, CheckpointFixtures.path(name), file -> {
-            try (Tensor t = Npy.read(file)) {
-                t.toDoubleArray();
-            }
-        }, false);
-    }
-
-    private void fuzz(String name, Path seedFile, Reader reader, boolean zip) throws Exception {
+    /** {@link #fuzz(Path, String, Path, Reader, boolean)} with {@code mutations} mutations. */
+    public static void fuzz(Path dir, String name, Path seedFile, Reader reader, boolean zip, int mutations)
+            throws Exception {
         byte[] seed = Files.readAllBytes(seedFile);
         reader.read(seedFile); // the unmutated file loads
         Random rng = new Random(name.hashCode());
         List<String> defects = new ArrayList<>();
-        for (int i = 0; i < MUTATIONS; i++) {
+        for (int i = 0; i < mutations; i++) {
             StringBuilder how = new StringBuilder();
             byte[] bad = mutate(seed, rng, how);
             if (zip && i % 2 == 1) {
                 bad = ZipCrc.recompute(bad);
                 how.append(", CRCs recomputed");
             }
-            Path file = dir.resolve("m" + i + "-" + Path.of(name).getFileName());
+            Path file = dir.resolve("m" + i + "-" + seedFile.getFileName());
             Files.write(file, bad);
             String what = name + " mutation " + i + " (" + how + ")";
             Throwable t = null;
@@ -133,13 +87,13 @@ class CheckpointFuzzTest {
             Files.delete(file);
         }
         if (!defects.isEmpty()) {
-            fail(defects.size() + " of " + MUTATIONS + " mutations failed badly:\n  " + String.join("\n  ",
+            fail(defects.size() + " of " + mutations + " mutations failed badly:\n  " + String.join("\n  ",
                     defects.subList(0, Math.min(20, defects.size()))));
         }
     }
 
     /** The frames of the reader that let the error out: the first dir4j frame and the one that threw. */
-    private static String origin(Throwable t) {
+    static String origin(Throwable t) {
         StackTraceElement[] st = t.getStackTrace();
         String ours = java.util.Arrays.stream(st).filter(f -> f.getClassName().startsWith("dir4j.")).findFirst()
                 .map(StackTraceElement::toString).orElse("?");
@@ -147,7 +101,7 @@ class CheckpointFuzzTest {
     }
 
     /** One to three damages of one kind, described in {@code how}. */
-    static byte[] mutate(byte[] seed, Random rng, StringBuilder how) {
+    public static byte[] mutate(byte[] seed, Random rng, StringBuilder how) {
         byte[] b = seed.clone();
         int n = b.length;
         switch (rng.nextInt(6)) {
@@ -210,10 +164,10 @@ class CheckpointFuzzTest {
     }
 
     /** Rewrites the CRC-32 of every stored (uncompressed) zip entry to match its damaged data. */
-    static final class ZipCrc {
+    public static final class ZipCrc {
         private ZipCrc() {}
 
-        static byte[] recompute(byte[] z) {
+        public static byte[] recompute(byte[] z) {
             byte[] b = z.clone();
             // Local headers: signature PK\3\4, method at +8, crc at +14, compressed size at +18,
             // name length at +26, extra length at +28, data after.
