@@ -155,6 +155,20 @@ public interface Backend {
         if (z != null && !java.util.Arrays.equals(z.shape(), y.shape())) {
             throw new IllegalArgumentException("conv2dNhwc: z must have y's shape; got " + shapes);
         }
+        // cuDNN reads the inputs while it writes y, and its first call (the algorithm search)
+        // overwrites y before the fused call reads z: on CUDA an overlap would be wrong
+        for (Tensor t : new Tensor[] {x, w, bias, z}) {
+            if (t != null && overlaps(t, y)) {
+                throw new IllegalArgumentException("conv2dNhwc: y must not share memory with x, w, bias or z ("
+                        + shapes + ")");
+            }
+        }
+    }
+
+    /** Whether two contiguous tensors' elements share memory. */
+    private static boolean overlaps(Tensor a, Tensor b) {
+        return a.storage() == b.storage() && a.numel() > 0 && b.numel() > 0 && a.offset() < b.offset() + b.numel()
+                && b.offset() < a.offset() + a.numel();
     }
 
     /**

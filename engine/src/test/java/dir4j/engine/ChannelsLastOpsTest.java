@@ -107,6 +107,18 @@ class ChannelsLastOpsTest {
             e = assertThrows(IllegalArgumentException.class,
                     () -> be.conv2dNhwc(x, w, b, Tensor.zeros(1, 5, 5, 4), true, p, Tensor.zeros(1, 5, 5, 8)));
             assertTrue(e.getMessage().contains("z must have y's shape"), e.getMessage());
+            // y over z (an in-place residual): cuDNN's algorithm search would overwrite z before the fused call
+            Tensor zy = Tensor.zeros(1, 5, 5, 8);
+            e = assertThrows(IllegalArgumentException.class, () -> be.conv2dNhwc(x, w, b, zy, true, p, zy));
+            assertTrue(e.getMessage().contains("must not share memory"), e.getMessage());
+            // y and z disjoint parts of one buffer: fine; y over the memory of x: refused
+            Tensor both = Tensor.zeros(2, 5, 5, 8);
+            Tensor y0 = both.slice(0, 0, 1);
+            Tensor z1 = both.slice(0, 1, 2);
+            be.conv2dNhwc(x, w, b, z1, true, p, y0);
+            Tensor xIn = both.viewOf(new int[] {1, 5, 5, 4}, new long[] {100, 20, 4, 1}, both.offset() + 250);
+            e = assertThrows(IllegalArgumentException.class, () -> be.conv2dNhwc(xIn, w, b, null, true, p, z1));
+            assertTrue(e.getMessage().contains("must not share memory"), e.getMessage());
         }
     }
 

@@ -1,0 +1,106 @@
+// Minimal CPU emulation of the CUDA features dir4j's kernels use: one std::thread per CUDA thread,
+// blocks run one after another, std::barrier for __syncthreads, per-warp barriers for shuffles.
+#pragma once
+#include <atomic>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <thread>
+#include <vector>
+#include <climits>
+#include <algorithm>
+#include <memory>
+
+struct dim3 { unsigned x = 1, y = 1, z = 1; };
+inline dim3 gridDim, blockDim, blockIdx;
+inline thread_local dim3 threadIdx;
+inline std::barrier<>* emu_block_barrier;
+inline std::vector<std::unique_ptr<std::barrier<>>> emu_warp_barriers;
+inline std::vector<unsigned long long> emu_warp_slots;
+inline std::vector<unsigned char> emu_shared_mem;
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__ __restrict
+
+inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
+
+template <typename T>
+inline T __shfl_down_sync(unsigned, T v, int off) {
+    static_assert(sizeof(T) <= 8, "shfl");
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    auto& b = *emu_warp_barriers[warp];
+    b.arrive_and_wait();
+    unsigned long long bits = 0;
+    std::memcpy(&bits, &v, sizeof(T));
+    emu_warp_slots[warp * 32 + lane] = bits;
+    b.arrive_and_wait();
+    T r = v;
+    if (lane + off < 32) {
+        unsigned long long o = emu_warp_slots[warp * 32 + lane + off];
+        std::memcpy(&r, &o, sizeof(T));
+    }
+    b.arrive_and_wait();
+    return r;
+}
+
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    return std::atomic_ref<unsigned long long>(*p).fetch_add(v);
+}
+inline int atomicAdd(int* p, int v) { return std::atomic_ref<int>(*p).fetch_add(v); }
+
+inline int __double2int_rd(double x) {
+    if (x != x) return 0;
+    double f = std::floor(x);
+    if (f >= 2147483647.0) return INT_MAX;
+    if (f <= -2147483648.0) return INT_MIN;
+    return (int) f;
+}
+inline long long __double2ll_rn(double x) {
+    if (x != x) return 0;
+    double r = std::nearbyint(x);
+    if (r >= 9.2233720368547758e18) return LLONG_MAX;
+    if (r <= -9.2233720368547758e18) return LLONG_MIN;
+    return (long long) r;
+}
+inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
+inline double __longlong_as_double(long long i) { double f; std::memcpy(&f, &i, 8); return f; }
+using std::min;
+using std::max;
+inline float expf(float v) { return std::exp(v); }
+inline float logf(float v) { return std::log(v); }
+inline float sqrtf(float v) { return std::sqrt(v); }
+inline float powf(float a, float b) { return std::pow(a, b); }
+inline float fmaf(float a, float b, float c) { return std::fma(a, b, c); }
+
+// kernel(args...) over grid x block with `shared` dynamic bytes (the block's shared memory is
+// poisoned with 0xA5 bytes first, so that reads of unwritten shared memory show)
+template <typename F>
+void emu_launch(unsigned gx, unsigned gy, unsigned block, size_t shared, F kernel) {
+    gridDim = {gx, gy, 1};
+    blockDim = {block, 1, 1};
+    emu_shared_mem.assign(shared + 16, 0xA5);
+    emu_warp_slots.assign((block + 31) / 32 * 32, 0);
+    for (unsigned by = 0; by < gy; ++by) {
+        for (unsigned bx = 0; bx < gx; ++bx) {
+            blockIdx = {bx, by, 0};
+            std::fill(emu_shared_mem.begin(), emu_shared_mem.end(), 0xA5);
+            std::barrier<> bar(block);
+            emu_block_barrier = &bar;
+            emu_warp_barriers.clear();
+            for (unsigned w = 0; w < (block + 31) / 32; ++w) {
+                emu_warp_barriers.push_back(std::make_unique<std::barrier<>>(std::min(32u, block - w * 32)));
+            }
+            std::vector<std::thread> ts;
+            for (unsigned t = 0; t < block; ++t) {
+                ts.emplace_back([&, t] { threadIdx = {t, 0, 0}; kernel(); });
+            }
+            for (auto& t : ts) t.join();
+        }
+    }
+}
+#define EMU_SHARED(T, name) T* name = reinterpret_cast<T*>(emu_shared_mem.data())
