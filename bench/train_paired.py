@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""A training step of the retrieval network on the CPU: PyTorch and dir4j in alternating bursts.
+
+The network is the method's: a ResNet trunk (torchvision's topology), GeM pooling with a learnable
+p (3), a fully connected projection to --out-dim and L2 normalisation; training mode (batch
+statistics), loss = sum of the descriptors, backward, SGD (momentum 0.9, weight decay 1e-4). A step
+is zero_grad + forward + loss + backward + step, on one batch of random images, 2 threads each.
+PyTorch (Debian's torch 1.13) runs in this process, dir4j in one JVM (dir4j.bench.TrainPaired);
+bursts alternate for --rounds rounds so that both see the same machine (this VM's speed moves
+within tens of seconds). Prints each round, then per engine the median step time and the median of
+the per-round ratios to PyTorch.
+
+    mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+    /usr/bin/python3 bench/train_paired.py --arch resnet50 --batch 4 --size 224 [--rounds 8] [--burst 6]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import time
+
+import torch
+import torchvision
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="resnet50")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--out-dim", type=int, default=2048)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--burst", type=float, default=6.0, help="seconds per engine per round")
+    args = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
+    jvm = subprocess.Popen(
+        [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+         "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", "-cp",
+         os.path.join(root, "bench", "target", "benchmarks.jar"), "dir4j.bench.TrainPaired", args.arch,
+         str(args.batch), str(args.size), str(args.out_dim)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root)
+
+    def java_burst(seconds):
+        jvm.stdin.write(f"step {seconds}\n")
+        jvm.stdin.flush()
+        return float(jvm.stdout.readline().strip())
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, args.arch)(weights=None)
+    trunk = torch.nn.Sequential(*list(model.children())[:-2]).train()
+    p = torch.nn.Parameter(torch.tensor(3.0))
+    fc = torch.nn.Linear(model.fc.in_features, args.out_dim)
+    params = list(trunk.parameters()) + [p] + list(fc.parameters())
+    opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
+    x = torch.rand(args.batch, 3, args.size, args.size) * 4 - 2
+
+    def step():
+        opt.zero_grad()
+        f = trunk(x).clamp(min=1e-6).pow(p).mean((2, 3)).pow(1.0 / p)
+        torch.nn.functional.normalize(fc(f), dim=1).sum().backward()
+        opt.step()
+
+    def torch_burst(seconds):
+        times = []
+        start = time.perf_counter()
+        while not times or time.perf_counter() - start < seconds:
+            t = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t) * 1e3)
+        return statistics.median(times)
+
+    torch_burst(args.burst)  # warm-up round, not counted
+    java_burst(args.burst * 2)
+    rows = {"torch": [], "dir4j": []}
+    print(f"# {args.arch} batch {args.batch} at {args.size}x{args.size}, GeM + FC {args.out_dim}, training step; "
+          f"{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__}, 2 threads each; ms per step")
+    for r in range(args.rounds):
+        rows["torch"].append(torch_burst(args.burst))
+        rows["dir4j"].append(java_burst(args.burst))
+        print(f"round {r + 1:2d}: torch {rows['torch'][-1]:.1f}  dir4j {rows['dir4j'][-1]:.1f}", flush=True)
+    jvm.stdin.close()
+    jvm.wait()
+    print("\n| engine | median ms per step | images/s | median of per-round ratios to PyTorch |")
+    print("| --- | ---: | ---: | ---: |")
+    for e, v in rows.items():
+        ratios = [a / b for a, b in zip(v, rows["torch"])]
+        print(f"| {e} | {statistics.median(v):.1f} | {1000 * args.batch / statistics.median(v):.1f} | "
+              f"{statistics.median(ratios):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
