@@ -14,13 +14,13 @@ comparison: each ratio compares bursts a few seconds apart).
     /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2]
 """
 import argparse
-import os
 import statistics
-import subprocess
 import time
 
 import torch
 import torchvision
+
+from paired_jvm import PairedJvm
 
 
 def main():
@@ -31,19 +31,10 @@ def main():
     ap.add_argument("--burst", type=float, default=2.0, help="seconds per engine per round")
     ap.add_argument("--engines", default="compiled,module,ort")
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
-    jvm = subprocess.Popen(
-        [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-         "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", "-cp",
-         os.path.join(root, "bench", "target", "benchmarks.jar"), "dir4j.bench.ResNetPaired", args.depth, args.size],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root)
+    jvm = PairedJvm("ResNetPaired", args.depth, args.size)
 
     def java_burst(engine, seconds):
-        jvm.stdin.write(f"{engine} {seconds}\n")
-        jvm.stdin.flush()
-        out = jvm.stdout.readline().strip()
-        return None if out in ("none", "") else float(out)
+        return jvm.ask(f"{engine} {seconds}")
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -76,8 +67,7 @@ def main():
             rows[e].append(java_burst(e, args.burst))
         print(f"round {r + 1:2d}: " + "  ".join(
             f"{e} {v[-1]:.1f}" for e, v in rows.items() if v[-1] is not None), flush=True)
-    jvm.stdin.close()
-    jvm.wait()
+    jvm.close()
     print("\n| engine | median ms | median of per-round ratios to PyTorch | rounds faster than PyTorch |")
     print("| --- | ---: | ---: | ---: |")
     for e, v in rows.items():

@@ -14,13 +14,13 @@ the per-round ratios to PyTorch.
     /usr/bin/python3 bench/train_paired.py --arch resnet50 --batch 4 --size 224 [--rounds 8] [--burst 6]
 """
 import argparse
-import os
 import statistics
-import subprocess
 import time
 
 import torch
 import torchvision
+
+from paired_jvm import PairedJvm
 
 
 def main():
@@ -32,19 +32,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--burst", type=float, default=6.0, help="seconds per engine per round")
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
-    jvm = subprocess.Popen(
-        [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-         "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", "-cp",
-         os.path.join(root, "bench", "target", "benchmarks.jar"), "dir4j.bench.TrainPaired", args.arch,
-         str(args.batch), str(args.size), str(args.out_dim)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root)
+    jvm = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim)
 
     def java_burst(seconds):
-        jvm.stdin.write(f"step {seconds}\n")
-        jvm.stdin.flush()
-        return float(jvm.stdout.readline().strip())
+        return jvm.ask(f"step {seconds}")
 
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -80,8 +71,7 @@ def main():
         rows["torch"].append(torch_burst(args.burst))
         rows["dir4j"].append(java_burst(args.burst))
         print(f"round {r + 1:2d}: torch {rows['torch'][-1]:.1f}  dir4j {rows['dir4j'][-1]:.1f}", flush=True)
-    jvm.stdin.close()
-    jvm.wait()
+    jvm.close()
     print("\n| engine | median ms per step | images/s | median of per-round ratios to PyTorch |")
     print("| --- | ---: | ---: | ---: |")
     for e, v in rows.items():

@@ -19,6 +19,8 @@ import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Damaged and hostile files of the retrieval pipeline ({@link FileFuzzing}): ground-truth pickles
@@ -33,24 +35,20 @@ class RetrievalFilesFuzzTest {
     @TempDir
     Path dir;
 
-    private static Path fixtures(String dataset) {
-        return FileFuzzing.fixture(DATASETS + dataset + "/gnd_" + dataset + ".pkl").getParent();
-    }
-
-    @Test
-    void revisitedGroundTruth() throws Exception {
-        Path root = fixtures("roxford5k");
-        FileFuzzing.fuzz(dir, "gnd_roxford5k.pkl", root.resolve("gnd_roxford5k.pkl"), file -> RetrievalDataset
-                .read("roxford5k", RetrievalDataset.Protocol.REVISITED, file, root.resolve("jpg"), false)
-                .revisitedGroundTruth(), false);
-    }
-
-    @Test
-    void classicGroundTruth() throws Exception {
-        Path root = fixtures("oxford5k");
-        FileFuzzing.fuzz(dir, "gnd_oxford5k.pkl", root.resolve("gnd_oxford5k.pkl"), file -> RetrievalDataset
-                .read("oxford5k", RetrievalDataset.Protocol.CLASSIC, file, root.resolve("jpg"), false)
-                .classicGroundTruth(), false);
+    /** Each ground truth read as eval reads it, and its judgements built (images not checked). */
+    @ParameterizedTest
+    @CsvSource({"roxford5k, REVISITED", "oxford5k, CLASSIC"})
+    void groundTruth(String dataset, RetrievalDataset.Protocol protocol) throws Exception {
+        String gnd = "gnd_" + dataset + ".pkl";
+        Path root = FileFuzzing.fixture(DATASETS + dataset + "/" + gnd).getParent();
+        FileFuzzing.fuzz(dir, gnd, root.resolve(gnd), file -> {
+            RetrievalDataset d = RetrievalDataset.read(dataset, protocol, file, root.resolve("jpg"), false);
+            if (protocol == RetrievalDataset.Protocol.REVISITED) {
+                d.revisitedGroundTruth();
+            } else {
+                d.classicGroundTruth();
+            }
+        }, false);
     }
 
     @Test
