@@ -305,6 +305,7 @@ static void poolCase(int n, int h, int w, int c, int k, int st, int p, unsigned 
 }
 
 int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     lossCase(1000, 2, 1); lossCase(1000, 20, 2); lossCase(300, 100, 3);
     poolCase(2, 9, 8, 6, 3, 2, 1, 1); poolCase(1, 7, 7, 3, 3, 2, 1, 2); poolCase(2, 12, 11, 5, 2, 2, 0, 3); poolCase(1, 10, 10, 4, 3, 1, 1, 4);
     // rows, m, r0, nq, diag, SMs (SMs small forces column splits)
