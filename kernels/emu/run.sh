@@ -7,14 +7,18 @@
 #     symmetric backward, loss from histograms; partial tiles, column splits, nq 2 … 100, both
 #     label forms, NaN/±∞ scores and scores at bin centres) and max pooling, NHWC and NCHW;
 #   topk_vs_reference: top-k (ties across the k-th place, NaN, ±0, ±∞, subnormals, keys equal in
-#     their top bytes, k = 1 … n and TOPK_MAX, strided rows, 100,003-column rows).
+#     their top bytes, k = 1 … n and TOPK_MAX, strided rows, 100,003-column rows);
+#   elementwise_vs_reference: the elementwise launches of the channels-last paths (conv2dNhwc's
+#     bias-row / residual / ReLU epilogue in every repeat mode and the strided fallback, the stem's
+#     NCHW -> zero-padded NHWC input, the training stem's concat, NHWC -> NCHW), NCHW bias adds.
 # A check of index arithmetic, tiling and ordering for machines without a GPU; it says nothing
 # about timing, occupancy, memory-model races the barriers hide, or the driver.
 # Not part of the Maven build (.ci/run runs it when g++ is there). Needs g++ with C++20
 # (std::barrier).
 #
 # Usage: kernels/emu/run.sh [OUT_DIR]   (default kernels/target/emu); prints ALL OK per test and
-# exits non-zero on any mismatch or build failure
+# exits non-zero on any mismatch, crash (a kernel's wild index may crash its emulation) or build
+# failure
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$here/../src/main/cuda
@@ -25,12 +29,13 @@ mkdir -p "$out"
 shared='s/extern __shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[\];/EMU_SHARED(\1, \2);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[([^]]+)\];/\1EMU_STATIC_SHARED_ARRAY(\2, \3, \4);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+);/\1EMU_STATIC_SHARED(\2, \3);/'
-for f in ap_histogram pool topk; do
-  sed -E "$shared; s/#include \"common.cuh\"/#include \"common_emu.cuh\"/" "$src/$f.cu" > "$out/$f.emu.cpp"
+for f in ap_histogram pool topk elementwise; do
+  sed -E "$shared; s/#include \"common.cuh\"/#include \"common_emu.cuh\"/; /#include <cuda_(bf16|fp16)\.h>/d" \
+    "$src/$f.cu" > "$out/$f.emu.cpp"
 done
 { echo '#include "emu.h"'; sed -E "$shared" "$src/common.cuh"; } > "$out/common_emu.cuh"
 status=0
-for t in ap_pool_vs_reference topk_vs_reference; do
+for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference; do
   g++ -std=c++20 -O1 -ffp-contract=off -pthread -w -I"$here" -I"$out" "$here/$t.cpp" -o "$out/$t"
   echo "== $t"
   "$out/$t" || status=1
