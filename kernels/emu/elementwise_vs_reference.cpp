@@ -1,10 +1,12 @@
-// CPU emulation test of the elementwise kernels (elementwise.cu) on the launches the channels-last
-// paths make (CudaBackend#conv2dNhwc's epilogue: the bias as a row vector over the pixels, the
-// residual, the ReLU; ResNetDeviceInference's stem input, NCHW into a zero-padded NHWC buffer, and
-// its NHWC -> NCHW output; Ops.concat of the training stem's zero channel), with CudaBackend's
-// dispatch and StridedGeometry transcribed, against the CPU backend's elementwise semantics
-// (ScalarMath: float add, ReLU keeping NaN, −0 to +0): see run.sh.
+// CPU emulation test of the elementwise and reduction kernels (elementwise.cu, reduce.cu) on the
+// launches the channels-last paths make (CudaBackend#conv2dNhwc's epilogue: the bias as a row
+// vector over the pixels, the residual, the ReLU; ResNetDeviceInference's stem input, NCHW into a
+// zero-padded NHWC buffer, and its NHWC -> NCHW output; Ops.concat of the training stem's zero
+// channel; the composed eval batch-norm backward on NHWC and NCHW), with CudaBackend's dispatch,
+// StridedGeometry and ReducePlan transcribed, against the CPU backend's semantics (ScalarMath:
+// float add, ReLU keeping NaN, −0 to +0; BatchNormKernels#backward in eval): see run.sh.
 #include "elementwise.emu.cpp"
+#include "reduce.emu.cpp"
 #include <cstdio>
 #include <random>
 #include <string>
@@ -144,6 +146,51 @@ static void cudaFill(const View& out, float value) {
     emu_launch(gridFor(g.numel, BLOCK), 1, BLOCK, 0, [&] { if (i32) fill_strided_b32_i32(d, g, bits); else fill_strided_b32_i64(d, g, bits); });
 }
 
+// CudaBackend#reduce with ReducePlan.of (kinds ROWS, COLUMNS, BLOCKS with splits) and reduceRows
+enum PlanKind { ROWS, COLUMNS, BLOCKS };
+static const char* planName[] = {"rows", "columns", "blocks"};
+static void cudaReduceRows(const float* x, float* out, const Geometry& rows, long count, long len, int op) {
+    int threadsPerRow = len >= 2048 ? BLOCK : 32;
+    long rowsPerBlock = BLOCK / threadsPerRow;
+    long grid = std::min((count + rowsPerBlock - 1) / rowsPerBlock, SMS * 32);
+    emu_launch(std::max(1L, grid), 1, BLOCK, 0, [&] { reduce_rows_f32(x, out, rows, count, len, op, threadsPerRow); });
+}
+static void cudaReduce(int op, const View& x, const std::vector<bool>& reduce, const View& out) {
+    if (!out.contiguous()) { std::printf("reduce: output not contiguous\n"); std::abort(); }
+    std::vector<std::pair<long, long>> keptDims, redDims;
+    for (size_t d = 0; d < x.shape.size(); d++) (reduce[d] ? redDims : keptDims).push_back({x.shape[d], x.strides[d]});
+    std::stable_sort(redDims.begin(), redDims.end(), [](auto& a, auto& b) { return -a.second < -b.second; });
+    auto geometry = [](const std::vector<std::pair<long, long>>& dims) {
+        std::vector<int> s; std::vector<long> st;
+        for (auto& e : dims) { s.push_back((int) e.first); st.push_back(e.second); }
+        return geometryOf(s, {st});
+    };
+    Geometry kept = geometry(keptDims), red = geometry(redDims);
+    long outputs = kept.numel, perOutput = red.numel;
+    bool fewOutputs = outputs < 2 * SMS;
+    bool redContiguous = red.rank == 1 && (red.stride[0][0] == 1 || red.shape[0] == 1);
+    PlanKind kind; int splits = 1;
+    if (redContiguous && !(fewOutputs && perOutput > (1 << 16))) kind = ROWS;
+    else if (outputs >= 2048 && kept.stride[0][kept.rank - 1] == 1) kind = COLUMNS;
+    else {
+        kind = BLOCKS;
+        if (fewOutputs && perOutput > (1 << 16)) {
+            long wanted = (4L * SMS + outputs - 1) / outputs;
+            splits = (int) std::max(1L, std::min(std::min(wanted, perOutput / 4096), 65535L));
+        }
+    }
+    lastPath = std::string("reduce ") + planName[kind] + (splits > 1 ? " split " + std::to_string(splits) : "");
+    const float* xa = x.addr(); float* oa = out.addr();
+    if (kind == ROWS) { cudaReduceRows(xa, oa, kept, outputs, perOutput, op); return; }
+    if (kind == COLUMNS) { emu_launch(gridFor(outputs, BLOCK), 1, BLOCK, 0, [&] { reduce_columns_f32(xa, oa, kept, red, op); }); return; }
+    long grid = std::min(outputs, 65535L * 32);
+    if (splits == 1) { emu_launch(grid, 1, BLOCK, 0, [&] { reduce_blocks_f32(xa, oa, kept, red, op, nullptr); }); return; }
+    std::vector<float> partial(outputs * splits, NAN);
+    emu_launch(grid, splits, BLOCK, 0, [&] { reduce_blocks_f32(xa, oa, kept, red, op, partial.data()); });
+    Geometry rows = geometryOf({(int) outputs}, {{(long) splits}});
+    cudaReduceRows(partial.data(), oa, rows, outputs, splits, op);
+}
+
 // ---------------- reference: ScalarMath / FloatKernels semantics
 static float refRelu(float v) { return v != v ? v : (v > 0 ? v : 0.0f); } // Math.max(v, 0): −0 -> +0
 static bool sameBits(float a, float b) { return std::memcmp(&a, &b, 4) == 0 || (a != a && b != b); }
@@ -263,6 +310,54 @@ static void stemCase(int n, int cin, int h, int w, unsigned seed) {
     std::printf("stem %dx%dx%dx%d -> %d channels: %s\n", n, cin, h, w, cpad, paths.c_str());
 }
 
+// CudaBackend#batchNormBackward in eval (frozen statistics), composed from binary ops and two sums
+// over every axis but the channel's; against BatchNormKernels#backward (dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd,
+// dx = γ·invStd·dy), in double: dx to the bit (γ·invStd is one rounding either way), dγ and dβ to
+// 1e-5 of Σ|term|
+static void bnEvalBackwardCase(bool nhwc, int n, int c, int h, int w, unsigned seed) {
+    std::mt19937 rng(seed); std::normal_distribution<double> N(0, 1);
+    std::vector<int> s = nhwc ? std::vector<int>{n, h, w, c} : std::vector<int>{n, c, h, w};
+    long numel = (long) n * c * h * w;
+    Buf xb(numel), dyb(numel), dxb(numel + 8), tb(numel), pc(8 * (c + 4)), scaleb(c + 4);
+    for (long i = 0; i < numel; i++) { xb.p[i] = (float) (N(rng) * 2 + 0.5); dyb.p[i] = (float) N(rng); }
+    long cs = (c + 3) / 4 * 4; // per-channel vectors 16-byte aligned, as the allocator's
+    float *gamma = pc.p, *mean = pc.p + cs, *inv = pc.p + 2 * cs, *dg = pc.p + 3 * cs, *db = pc.p + 4 * cs;
+    for (int i = 0; i < c; i++) { gamma[i] = (float) N(rng); mean[i] = (float) (N(rng) * 0.3); inv[i] = (float) (0.5 + std::fabs(N(rng))); }
+    int ca = nhwc ? 3 : 1;
+    std::vector<long> perChannel(4, 0); perChannel[ca] = 1;
+    std::vector<bool> overNhw(4, true); overNhw[ca] = false;
+    std::vector<int> keep(4, 1); keep[ca] = c;
+    std::vector<long> keepStrides = nhwc ? std::vector<long>{c, c, c, 1} : std::vector<long>{c, 1, 1, 1};
+    View x = whole(xb, s), dy = whole(dyb, s), dx = whole(dxb, s), t = whole(tb, s);
+    View meanV{mean, 0, s, perChannel}, invV{inv, 0, s, perChannel}, dgK{dg, 0, keep, keepStrides}, dbK{db, 0, keep, keepStrides};
+    View scale{scaleb.p, 0, {c}, {1}}, scaleB{scaleb.p, 0, s, perChannel};
+    std::string paths;
+    cudaBinary(B_SUB, x, meanV, t); paths += lastPath;
+    cudaBinary(B_MUL, t, invV, t); paths += ", " + lastPath;
+    cudaBinary(B_MUL, t, dy, t); paths += ", " + lastPath;
+    cudaReduce(R_SUM, t, overNhw, dgK); paths += ", " + lastPath;
+    cudaReduce(R_SUM, dy, overNhw, dbK); paths += ", " + lastPath;
+    cudaBinary(B_MUL, View{gamma, 0, {c}, {1}}, View{inv, 0, {c}, {1}}, scale); paths += ", " + lastPath;
+    cudaBinary(B_MUL, dy, scaleB, dx); paths += ", " + lastPath;
+    std::vector<double> sDy(c, 0), sDyXc(c, 0), aDy(c, 0), aDyXc(c, 0);
+    int bad = 0;
+    for (long i = 0; i < numel; i++) {
+        int ch = nhwc ? (int) (i % c) : (int) ((i / ((long) h * w)) % c);
+        double d = dyb.p[i], xc = (double) xb.p[i] - mean[ch];
+        sDy[ch] += d; sDyXc[ch] += d * xc; aDy[ch] += std::fabs(d); aDyXc[ch] += std::fabs(d * xc * inv[ch]);
+        float e = (float) ((double) gamma[ch] * inv[ch]) * dyb.p[i];
+        if (!sameBits(e, dxb.p[i]) && bad++ < 3) std::printf("  dx[%ld] ref %.9g gpu %.9g\n", i, e, dxb.p[i]);
+    }
+    for (int ch = 0; ch < c; ch++) {
+        double eg = sDyXc[ch] * inv[ch], eb = sDy[ch];
+        if (!(std::fabs(eg - dg[ch]) <= 1e-5 * aDyXc[ch] + 1e-30) && bad++ < 6) std::printf("  dgamma[%d] ref %.9g gpu %.9g\n", ch, eg, dg[ch]);
+        if (!(std::fabs(eb - db[ch]) <= 1e-5 * aDy[ch] + 1e-30) && bad++ < 6) std::printf("  dbeta[%d] ref %.9g gpu %.9g\n", ch, eb, db[ch]);
+    }
+    for (int i = 0; i < 8; i++) if (dxb.p[numel + i] != 99.0f) bad++;
+    CHECK(bad == 0, "bn eval backward %s %dx%dx%dx%d (%s): %d bad", nhwc ? "NHWC" : "NCHW", n, c, h, w, paths.c_str(), bad);
+    std::printf("bn eval backward %s n %d c %d %dx%d sms %ld: %s\n", nhwc ? "NHWC" : "NCHW", n, c, h, w, SMS, paths.c_str());
+}
+
 int main() {
     std::setvbuf(stdout, nullptr, _IOLBF, 0);
     // channels: 64 (float4 rows), 4 (the padded stem), 3, 6, 130 (an element index per value), 1 (a scalar)
@@ -288,6 +383,17 @@ int main() {
     stemCase(1, 1, 5, 5, 15);
     stemCase(2, 5, 6, 3, 16);
     stemCase(1, 4, 4, 6, 17);
+    // eval batch-norm backward: the sums take every ReducePlan kind (blocks, blocks split in two
+    // passes, columns at 2048+ channels, rows for a 1x1 map of 1 image) on NHWC and NCHW
+    bnEvalBackwardCase(true, 2, 64, 5, 7, 20);
+    bnEvalBackwardCase(false, 2, 64, 5, 7, 21);
+    bnEvalBackwardCase(true, 2, 2048, 2, 1, 22);
+    bnEvalBackwardCase(true, 1, 6, 1, 1, 23);
+    bnEvalBackwardCase(false, 3, 5, 3, 3, 24);
+    SMS = 2;
+    bnEvalBackwardCase(true, 2, 3, 190, 190, 25);  // 72,200 values per channel over 3 outputs: split blocks
+    bnEvalBackwardCase(false, 2, 3, 190, 190, 26);
+    SMS = 132;
     std::printf(failures ? "FAILURES: %d\n" : "ALL OK\n", failures);
     return failures != 0;
 }

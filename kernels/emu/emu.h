@@ -35,10 +35,12 @@ inline thread_local size_t emu_static_offset;
 
 inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 
+// lane + delta's value (delta > 0: down, delta < 0: up); the caller's own where that lane is outside the warp
 template <typename T>
-inline T __shfl_down_sync(unsigned, T v, int off) {
+inline T emu_shfl(T v, int delta) {
     static_assert(sizeof(T) <= 8, "shfl");
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int off = delta, width = (int) std::min(32u, blockDim.x - warp * 32);
     auto& b = *emu_warp_barriers[warp];
     b.arrive_and_wait();
     unsigned long long bits = 0;
@@ -46,13 +48,17 @@ inline T __shfl_down_sync(unsigned, T v, int off) {
     emu_warp_slots[warp * 32 + lane] = bits;
     b.arrive_and_wait();
     T r = v;
-    if (lane + off < 32) {
+    if (lane + off >= 0 && lane + off < width) { // (a missing lane of a partial warp: undefined on CUDA)
         unsigned long long o = emu_warp_slots[warp * 32 + lane + off];
         std::memcpy(&r, &o, sizeof(T));
     }
     b.arrive_and_wait();
     return r;
 }
+template <typename T>
+inline T __shfl_down_sync(unsigned, T v, unsigned off) { return emu_shfl(v, (int) off); }
+template <typename T>
+inline T __shfl_up_sync(unsigned, T v, unsigned off) { return emu_shfl(v, -(int) off); }
 
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return std::atomic_ref<unsigned long long>(*p).fetch_add(v);

@@ -8,9 +8,11 @@
 #     label forms, NaN/±∞ scores and scores at bin centres) and max pooling, NHWC and NCHW;
 #   topk_vs_reference: top-k (ties across the k-th place, NaN, ±0, ±∞, subnormals, keys equal in
 #     their top bytes, k = 1 … n and TOPK_MAX, strided rows, 100,003-column rows);
-#   elementwise_vs_reference: the elementwise launches of the channels-last paths (conv2dNhwc's
-#     bias-row / residual / ReLU epilogue in every repeat mode and the strided fallback, the stem's
-#     NCHW -> zero-padded NHWC input, the training stem's concat, NHWC -> NCHW), NCHW bias adds.
+#   elementwise_vs_reference: the elementwise and reduction launches of the channels-last paths
+#     (conv2dNhwc's bias-row / residual / ReLU epilogue in every repeat mode and the strided
+#     fallback, the stem's NCHW -> zero-padded NHWC input, the training stem's concat, NHWC ->
+#     NCHW, the composed eval batch-norm backward on NHWC and NCHW through every ReducePlan kind),
+#     NCHW bias adds.
 # A check of index arithmetic, tiling and ordering for machines without a GPU; it says nothing
 # about timing, occupancy, memory-model races the barriers hide, or the driver.
 # Not part of the Maven build (.ci/run runs it when g++ is there). Needs g++ with C++20
@@ -29,7 +31,7 @@ mkdir -p "$out"
 shared='s/extern __shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[\];/EMU_SHARED(\1, \2);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[([^]]+)\];/\1EMU_STATIC_SHARED_ARRAY(\2, \3, \4);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+);/\1EMU_STATIC_SHARED(\2, \3);/'
-for f in ap_histogram pool topk elementwise; do
+for f in ap_histogram pool topk elementwise reduce; do
   sed -E "$shared; s/#include \"common.cuh\"/#include \"common_emu.cuh\"/; /#include <cuda_(bf16|fp16)\.h>/d" \
     "$src/$f.cu" > "$out/$f.emu.cpp"
 done
