@@ -40,7 +40,18 @@ status=0
 for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference; do
   g++ -std=c++20 -O1 -ffp-contract=off -pthread -w -I"$here" -I"$out" "$here/$t.cpp" -o "$out/$t"
   echo "== $t"
-  "$out/$t" || status=1
+  # a kernel that deadlocks (a __syncthreads or shuffle some threads skip) hangs its emulation
+  rc=0
+  if command -v timeout >/dev/null; then
+    timeout 600 "$out/$t" || rc=$?
+  else
+    "$out/$t" || rc=$?
+  fi
+  if [ $rc -ne 0 ]; then
+    status=1
+    if [ $rc -eq 124 ]; then echo "FAIL: $t ran past 600 s (a deadlock?)"; fi
+    if [ $rc -gt 128 ] && [ $rc -ne 124 ]; then echo "FAIL: $t crashed (signal $((rc - 128)))"; fi
+  fi
 done
 if [ $status -ne 0 ]; then
   echo "kernels/emu: MISMATCHES (see FAIL lines above)"
