@@ -254,7 +254,7 @@ static void lossCase(int n, int nq, unsigned seed) {
 }
 
 // ---------------- max pool NHWC vs the NCHW reference semantics (dir4j PoolKernels: row-major scan, first max, NaN wins)
-static void poolCase(int n, int h, int w, int c, int k, int st, int p, unsigned seed) {
+static void poolCase(int n, int h, int w, int c, int k, int st, int p, unsigned seed, long sms = 132) {
     std::mt19937 rng(seed); std::normal_distribution<double> N(0, 1);
     int ho = (h + 2 * p - k) / st + 1, wo = (w + 2 * p - k) / st + 1;
     std::vector<float> x((size_t) n * h * w * c), dy((size_t) n * ho * wo * c);
@@ -281,16 +281,18 @@ static void poolCase(int n, int h, int w, int c, int k, int st, int p, unsigned 
         rdx[xi] = (float) ((double) rdx[xi] + (double) dy[o]);
     }
     std::vector<float> gy(dy.size(), 7), gdx(x.size(), 0); std::vector<int> gi(dy.size(), -5);
-    emu_launch(5, 1, 64, 0, [&] { maxpool2d_nhwc_f32(x.data(), gy.data(), gi.data(), n, h, w, c, ho, wo, k, k, st, st, p, p); });
-    emu_launch(5, 1, 64, 0, [&] { maxpool2d_nhwc_backward_f32(dy.data(), gi.data(), gdx.data(), n, h, w, c, ho, wo, k, k, st, st, p, p); });
+    // CudaBackend: block 256, grid gridFor(y.numel()) (gridFor(dx.numel()) backward), at most sms·32 blocks
+    auto gridFor = [&](long work) { return (unsigned) std::min(std::max(1L, (work + 255) / 256), sms * 32); };
+    emu_launch(gridFor((long) dy.size()), 1, 256, 0, [&] { maxpool2d_nhwc_f32(x.data(), gy.data(), gi.data(), n, h, w, c, ho, wo, k, k, st, st, p, p); });
+    emu_launch(gridFor((long) x.size()), 1, 256, 0, [&] { maxpool2d_nhwc_backward_f32(dy.data(), gi.data(), gdx.data(), n, h, w, c, ho, wo, k, k, st, st, p, p); });
     // the NCHW kernels on the transposed tensors must give the same (transposed) results
     std::vector<float> xc(x.size()), dyc(dy.size()), yc(dy.size(), 7), dxc(x.size(), 0); std::vector<int> ic(dy.size(), -5);
     for (int b = 0; b < n; b++) for (int ch = 0; ch < c; ch++) {
         for (int a = 0; a < h * w; a++) xc[((size_t) b * c + ch) * h * w + a] = x[((size_t) b * h * w + a) * c + ch];
         for (int a = 0; a < ho * wo; a++) dyc[((size_t) b * c + ch) * ho * wo + a] = dy[((size_t) b * ho * wo + a) * c + ch];
     }
-    emu_launch(4, 1, 64, 0, [&] { maxpool2d_forward_f32(xc.data(), yc.data(), ic.data(), (long long) n * c, h, w, ho, wo, k, k, st, st, p, p); });
-    emu_launch(4, 1, 64, 0, [&] { maxpool2d_backward_f32(dyc.data(), ic.data(), dxc.data(), (long long) n * c, h, w, ho, wo, k, k, st, st, p, p); });
+    emu_launch(gridFor((long) dy.size()), 1, 256, 0, [&] { maxpool2d_forward_f32(xc.data(), yc.data(), ic.data(), (long long) n * c, h, w, ho, wo, k, k, st, st, p, p); });
+    emu_launch(gridFor((long) x.size()), 1, 256, 0, [&] { maxpool2d_backward_f32(dyc.data(), ic.data(), dxc.data(), (long long) n * c, h, w, ho, wo, k, k, st, st, p, p); });
     int badc = 0;
     for (int b = 0; b < n; b++) for (int ch = 0; ch < c; ch++) {
         for (int a = 0; a < ho * wo; a++) { size_t o = ((size_t) b * ho * wo + a) * c + ch, oc = ((size_t) b * c + ch) * ho * wo + a; if (!sameBits(ry[o], yc[oc]) || ri[o] != ic[oc]) badc++; }
@@ -305,8 +307,10 @@ static void poolCase(int n, int h, int w, int c, int k, int st, int p, unsigned 
 }
 
 int main() {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
     lossCase(1000, 2, 1); lossCase(1000, 20, 2); lossCase(300, 100, 3);
     poolCase(2, 9, 8, 6, 3, 2, 1, 1); poolCase(1, 7, 7, 3, 3, 2, 1, 2); poolCase(2, 12, 11, 5, 2, 2, 0, 3); poolCase(1, 10, 10, 4, 3, 1, 1, 4);
+    poolCase(2, 56, 56, 8, 3, 2, 1, 5, 1); // the stem's pool; grids of at most 32 blocks: several rounds
     // rows, m, r0, nq, diag, SMs (SMs small forces column splits)
     apCase(37, 300, 11, 20, 11, 132, 1, true);
     apCase(37, 300, 11, 20, (long) INT_MIN, 2, 2, true);
