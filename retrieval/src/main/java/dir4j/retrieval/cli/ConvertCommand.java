@@ -107,8 +107,8 @@ final class ConvertCommand implements Callable<Integer> {
                         + " as an inert attribute map (none of its code is run)");
             }
             return 1;
-        } catch (IOException | IllegalArgumentException e) {
-            System.err.println("dir4j convert: " + e.getMessage());
+        } catch (IOException | java.io.UncheckedIOException | IllegalArgumentException | IllegalStateException e) {
+            System.err.println("dir4j convert: " + ToolCommand.message(e));
             return 1;
         } finally {
             if (root != null) {

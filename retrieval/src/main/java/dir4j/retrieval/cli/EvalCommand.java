@@ -360,6 +360,7 @@ final class EvalCommand extends ToolCommand {
         if (t.rank() != 2 || !t.dtype().isFloating()) {
             throw new IOException(file + ": expected N x D float descriptors, found " + t);
         }
+        FiniteValues.require(file, t, what + " descriptor");
         if (t.shape(0) != names.size()) {
             throw new IOException(file + " holds " + t.shape(0) + " " + what + " descriptors but the dataset has "
                     + names.size() + " " + what + " images (images left out by --on-error skip cannot be evaluated)");
@@ -434,9 +435,7 @@ final class EvalCommand extends ToolCommand {
             m.forEach((k, v) -> data.put(String.valueOf(k), v));
         }
         data.put(name, res);
-        Path dir = json.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, json.getFileName().toString(), ".tmp");
+        Path tmp = dir4j.engine.io.AtomicFiles.temporaryBeside(json);
         try {
             Files.writeString(tmp, PrettyJson.write(data), StandardCharsets.UTF_8);
             Files.move(tmp, json, java.nio.file.StandardCopyOption.REPLACE_EXISTING,

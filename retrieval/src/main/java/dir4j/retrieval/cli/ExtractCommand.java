@@ -149,8 +149,8 @@ final class ExtractCommand implements Callable<Integer> {
         } catch (IllegalArgumentException | ToolCommand.UsageException e) {
             System.err.println("dir4j extract: " + e.getMessage());
             return 2;
-        } catch (IOException | IllegalStateException e) {
-            System.err.println("dir4j extract: " + e.getMessage());
+        } catch (IOException | java.io.UncheckedIOException | IllegalStateException e) {
+            System.err.println("dir4j extract: " + ToolCommand.message(e));
             return 1;
         }
     }

@@ -216,6 +216,40 @@ class TrainCommandTest {
     @Test
     void helpDocumentsEveryOption() {
         CliRun.assertHelpDocumentsEveryOption("train");
+        // the plot files it names are the ones Plots writes (PlotsTest)
+        assertTrue(CliRun.run("train", "--help").out().contains("loss.png and validation.png"));
+    }
+
+    /** Where no GPU is usable, --device cuda is a usage error before the training data is read. */
+    @Test
+    void cudaIsRefusedUpFront(@TempDir Path out) {
+        CliRun.assertCudaIsRefused("train", "--train-list", out.resolve("not-read.txt").toString(), "--out",
+                out.toString());
+    }
+
+    /**
+     * --synth trains on a benchmark that dir4j synth made with other sizes, as it is (it used to be
+     * refused as "made from another configuration"): the losses equal those of its train.txt.
+     */
+    @Test
+    void synthUsesTheBenchmarkDirSynthMadeWithItsSizes(@TempDir Path out) throws IOException {
+        String props = Files.readString(data.resolve("synth/synth.properties"));
+        List<String> args = new ArrayList<>(List.of("train", "--synth", "--data-root", data.toString(), "--out",
+                out.resolve("synth").toString()));
+        args.addAll(List.of(TINY));
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertEquals(props, Files.readString(data.resolve("synth/synth.properties")), "the benchmark is kept");
+        args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                out.resolve("list").toString()));
+        args.addAll(List.of(TINY));
+        assertEquals(0, CliRun.run(args.toArray(String[]::new)).rc());
+        assertEquals(losses(out.resolve("list/log.csv")), losses(out.resolve("synth/log.csv")));
+        assertEquals(2, losses(out.resolve("synth/log.csv")).size());
+    }
+
+    private static List<String> losses(Path log) throws IOException {
+        return Files.readAllLines(log).stream().skip(1).map(l -> l.split(",")[1]).toList();
     }
 
     static Tensor describe(RetrievalNet net) {
