@@ -84,7 +84,14 @@ final class ConvertCommand implements Callable<Integer> {
                 Unpickler.Options options = (strict ? Unpickler.Options.strict() : Unpickler.Options.inertObjects())
                         .withFloat64ToFloat32(float32);
                 root = TorchCheckpoint.read(in, options);
-                c = fromPyTorch(root);
+                try {
+                    c = fromPyTorch(root);
+                } catch (IllegalArgumentException | ClassCastException e) {
+                    throw new IllegalArgumentException(in + ": " + e.getMessage(), e);
+                }
+            }
+            if (c.tensors().isEmpty() && c.metadata().isEmpty()) {
+                throw new IllegalArgumentException(in + ": holds no tensors; nothing to convert");
             }
             if (outName.endsWith(".npz") && !c.metadata().isEmpty()) {
                 c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())

@@ -84,7 +84,7 @@ final class PartStore {
                 List<String> diff = new ArrayList<>();
                 for (String k : manifest.keySet()) {
                     if (!manifest.get(k).equals(old.get(k))) {
-                        diff.add(k + " (was " + clip(old.get(k)) + ", now " + clip(manifest.get(k)) + ")");
+                        diff.add(k + " " + change(old.get(k), manifest.get(k)));
                     }
                 }
                 if (!diff.isEmpty()) {
@@ -116,11 +116,26 @@ final class PartStore {
         return out;
     }
 
-    private static String clip(String s) {
-        if (s == null) {
-            return "absent";
+    /**
+     * "(was A, now B)" for two manifest values, each shown from a little before their first
+     * difference: long values (settings, a network with its weights' hash) mostly differ far from
+     * their start, and cutting both at the same length would print the same text twice.
+     */
+    static String change(String was, String now) {
+        if (was == null) {
+            return "(was absent, now " + clip(now, 0) + ")";
         }
-        return s.length() > 80 ? s.substring(0, 77) + "..." : s;
+        int p = 0;
+        while (p < Math.min(was.length(), now.length()) && was.charAt(p) == now.charAt(p)) {
+            p++;
+        }
+        int from = p > 30 ? p - 20 : 0;
+        return "(was " + clip(was, from) + ", now " + clip(now, from) + ")";
+    }
+
+    private static String clip(String s, int from) {
+        String t = from > 0 ? "..." + s.substring(from) : s;
+        return t.length() > 80 ? t.substring(0, 77) + "..." : t;
     }
 
     private Path npy(int chunk) {

@@ -135,6 +135,33 @@ class BadInputTest {
                 dir.resolve("demo").toString(), "--quiet"), "dir4j demo: " + fileInTheWay);
     }
 
+    /** A PyTorch zip checkpoint whose data.pkl is {@code pickle} (protocol 2 bytes from Python). */
+    private Path torchZip(String name, int... pickle) throws IOException {
+        byte[] b = new byte[pickle.length];
+        for (int i = 0; i < b.length; i++) {
+            b[i] = (byte) pickle[i];
+        }
+        Path p = dir.resolve(name);
+        try (var z = new java.util.zip.ZipOutputStream(Files.newOutputStream(p))) {
+            z.putNextEntry(new java.util.zip.ZipEntry("archive/data.pkl"));
+            z.write(b);
+            z.putNextEntry(new java.util.zip.ZipEntry("archive/version"));
+            z.write("3\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        }
+        return p;
+    }
+
+    @Test
+    void convertNamesTheCheckpointThatHoldsNoStateDictAndRefusesAnEmptyOne() throws IOException {
+        Path list = torchZip("list.pt", 128, 2, 93, 113, 0, 40, 75, 1, 75, 2, 75, 3, 101, 46); // [1, 2, 3]
+        assertOneLineError(1, run("convert", list.toString(), dir.resolve("a.safetensors").toString()),
+                "dir4j convert: " + list + ": ", "no state dict");
+        Path empty = torchZip("empty.pt", 128, 2, 125, 113, 0, 46); // {}
+        assertOneLineError(1, run("convert", empty.toString(), dir.resolve("b.safetensors").toString()),
+                "dir4j convert: " + empty + ": holds no tensors");
+        assertTrue(Files.notExists(dir.resolve("a.safetensors")) && Files.notExists(dir.resolve("b.safetensors")));
+    }
+
     @Test
     void fileSystemErrorsWithoutAReasonStillSayWhatWentWrong() {
         assertEquals("/x/y: permission denied", ToolCommand.message(new AccessDeniedException("/x/y")));

@@ -114,6 +114,12 @@ class TrainCommandTest {
             assertEquals(opts, loaded.options());
             assertArrayEquals(expected.toFloatArray(), describe(loaded).toFloatArray(), 0f);
         }
+        // and so is the training checkpoint (its network beside the optimiser state): a run can be evaluated
+        // before it ends
+        try (RetrievalNet loaded = NetworkCheckpoint.load(out.resolve("checkpoint.safetensors")).net()) {
+            assertEquals(opts, loaded.options());
+            assertArrayEquals(expected.toFloatArray(), describe(loaded).toFloatArray(), 0f);
+        }
     }
 
     @Test
