@@ -137,6 +137,15 @@ class TrainCommandTest {
         assertEquals(0, resumed.rc(), resumed.toString());
         assertTrue(resumed.out().contains("trained 3 steps"), resumed.out());
         assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "header + steps 1..3");
+        // another network: refused naming what differs, not with the list of every weight that does not fit
+        args.set(args.indexOf("--arch") + 1, "resnet34");
+        args.set(args.indexOf("--steps") + 1, "4");
+        CliRun.Run other = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, other.rc(), other.toString());
+        assertTrue(other.err().contains("was written for another network: arch resnet18_rmac (now resnet34_rmac)"),
+                other.err());
+        assertTrue(other.err().length() < 400, other.err());
+        assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "nothing was trained");
     }
 
     @Test
