@@ -408,7 +408,11 @@ final class EvalCommand extends ToolCommand {
         if (network.given() && !network.describe().equals(p.getProperty("network"))) {
             diff.add("network " + p.getProperty("network") + ", now " + network.describe());
         }
-        if (network.given() && !extraction.describe().equals(p.getProperty("extraction"))) {
+        // without a network, extraction options given on the command line must still match: they cannot be
+        // applied to reused descriptors, and ignoring them would report a table for settings never used
+        boolean extractionGiven = network.given() || java.util.stream.Stream.of("--image-size", "--scales",
+                "--scale-pooling-p").anyMatch(o -> spec.commandLine().getParseResult().hasMatchedOption(o));
+        if (extractionGiven && !extraction.describe().equals(p.getProperty("extraction"))) {
             diff.add("extraction " + p.getProperty("extraction") + ", now " + extraction.describe());
         }
         if (!diff.isEmpty()) {
@@ -427,6 +431,9 @@ final class EvalCommand extends ToolCommand {
                 old = Json.parse(Files.readString(json, StandardCharsets.UTF_8));
             } catch (IllegalArgumentException e) {
                 throw new IOException(json + " exists but is not JSON (" + e.getMessage() + "); remove it or choose "
+                        + "another --json file", e);
+            } catch (java.nio.charset.CharacterCodingException e) {
+                throw new IOException(json + " exists but is not JSON (not UTF-8 text); remove it or choose "
                         + "another --json file", e);
             }
             if (!(old instanceof Map<?, ?> m)) {

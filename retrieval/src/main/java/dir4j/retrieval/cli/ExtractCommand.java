@@ -175,6 +175,10 @@ final class ExtractCommand implements Callable<Integer> {
         if (imageSize < 0) {
             throw new IllegalArgumentException("--image-size must be >= 0, got " + imageSize);
         }
+        if (batchSize < 1 || chunkSize < 1 || (threads != null && threads < 1)) {
+            throw new IllegalArgumentException("--batch-size, --chunk-size and --threads must be at least 1, got "
+                    + batchSize + ", " + chunkSize + ", " + (threads == null ? "default" : threads));
+        }
         double[] s = parseScales(scales);
         double p = scalePoolingP.equalsIgnoreCase("net") ? Double.NaN : parseNumber("--scale-pooling-p", scalePoolingP);
 

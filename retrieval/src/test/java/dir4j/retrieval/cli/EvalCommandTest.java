@@ -178,6 +178,16 @@ class EvalCommandTest {
                 "--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "16"));
         assertEquals(1, other.rc(), other.toString());
         assertTrue(other.err().contains("made with") && other.err().contains("seed 2"), other.err());
+        // and so is reuse under extraction settings given without a network (they could not be applied)
+        Run scales = run(concat(base, "--descriptors-dir", descs.toString(), "--scales", "1,0.5"));
+        assertEquals(1, scales.rc(), scales.toString());
+        assertTrue(scales.err().contains("made with extraction image-size 48, scales 1,")
+                && scales.err().contains("now image-size 48, scales 1,0.5"), scales.err());
+        // a --json file that is not text: named, with what it should be
+        Path binary = Files.write(dir.resolve("results.json"), new byte[] {(byte) 0xff, (byte) 0xfe, 0, 1});
+        Run notText = run(concat(base, "--descriptors-dir", descs.toString(), "--json", binary.toString()));
+        assertEquals(1, notText.rc(), notText.toString());
+        assertTrue(notText.err().contains(binary + " exists but is not JSON (not UTF-8 text)"), notText.err());
 
         // a whitening learned by dir4j whiten on the same database = learn-on-db (10 components: 11 rows of 16-d)
         Path w = dir.resolve("w.safetensors");
