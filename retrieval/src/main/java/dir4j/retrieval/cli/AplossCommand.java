@@ -84,6 +84,18 @@ final class AplossCommand extends ToolCommand {
         if (tf32 && dev.kind() != Device.Kind.CUDA) {
             throw new UsageException("--tf32 applies to --device cuda only");
         }
+        APLoss loss;
+        try {
+            loss = switch (tieAware) {
+                case "none" -> new APLoss(nq, min, max, distance, excludeSelf);
+                case "full" -> new TAPLoss(nq, min, max, false, distance, excludeSelf);
+                case "simplified" -> new TAPLoss(nq, min, max, true, distance, excludeSelf);
+                default -> throw new UsageException("--tie-aware must be none, full or simplified, got "
+                        + tieAware);
+            };
+        } catch (IllegalArgumentException e) { // --nq, --min/--max out of range
+            throw new UsageException(e.getMessage());
+        }
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor d = WhitenCommand.descriptors(descriptors);
             int[] classes = readLabels(labels, d.shape(0));
@@ -94,13 +106,6 @@ final class AplossCommand extends ToolCommand {
             Tensor leaf = d.to(dev).detach().requiresGrad(true);
             Tensor x = normalize ? NnOps.l2Normalize(leaf, 1, 1e-12) : leaf;
             warnIfNotUnit(x);
-            APLoss loss = switch (tieAware) {
-                case "none" -> new APLoss(nq, min, max, distance, excludeSelf);
-                case "full" -> new TAPLoss(nq, min, max, false, distance, excludeSelf);
-                case "simplified" -> new TAPLoss(nq, min, max, true, distance, excludeSelf);
-                default -> throw new UsageException("--tie-aware must be none, full or simplified, got "
-                        + tieAware);
-            };
             APLoss.Result r = loss.forward(x, classes, null);
             r.loss().backward();
             int n = classes.length;

@@ -212,6 +212,12 @@ final class EvalCommand extends ToolCommand {
                         throw new UsageException("--scale-pooling-p net: " + e.getMessage());
                     }
                     if (descriptorsDir != null) {
+                        // the record and a leftover file of an earlier eval go first: a run stopped between the
+                        // two files must not leave one of its own beside one of another network's, vouched for
+                        // by the other's record
+                        Files.deleteIfExists(provenanceFile(name));
+                        Files.deleteIfExists(qFile);
+                        Files.deleteIfExists(dbFile);
                         fx.extractToFile(d.databaseImages(), dbFile, "DB");
                         fx.extractToFile(d.queryImages(), qFile, "query");
                         writeProvenance(name);

@@ -87,9 +87,11 @@ final class PartStore {
                         diff.add(k + " " + change(old.get(k), manifest.get(k)));
                     }
                 }
-                if (!diff.isEmpty()) {
+                if (!diff.isEmpty() && !holdsParts()) {
+                    deleteParts(); // a manifest alone (stopped before its first part): nothing to mix in or lose
+                } else if (!diff.isEmpty()) {
                     throw new IOException(dir + " holds parts of a different extraction: " + String.join("; ", diff)
-                            + ". Delete the folder or run without resuming (--no-resume) to start over");
+                            + ". Delete the folder (dir4j extract: or run with --no-resume) to start over");
                 }
             } else {
                 // a crash before the manifest was written: nothing reusable
@@ -247,6 +249,13 @@ final class PartStore {
     }
 
     record Assembled(List<String> ids, List<FeatureExtractor.Skipped> skipped) {}
+
+    /** Whether a finished part (its descriptors) is in the folder. */
+    private boolean holdsParts() throws IOException {
+        try (var files = Files.list(dir)) {
+            return files.anyMatch(f -> f.getFileName().toString().matches("part-\\d{6}\\.npy"));
+        }
+    }
 
     private void deleteParts() throws IOException {
         if (!Files.isDirectory(dir)) {

@@ -104,6 +104,10 @@ class BadInputTest {
                 labels.toString()), "none.npy", "no such file");
         assertOneLineError(2, run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(),
                 "--tie-aware", "half"), "--tie-aware");
+        assertOneLineError(2, run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(),
+                "--nq", "1"), "nq must be in [2, 100], got 1");
+        assertOneLineError(2, run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(),
+                "--min", "1", "--max", "0"), "max (0.0) must exceed min (1.0)");
         Run out = run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(), "--out",
                 fileInTheWay.resolve("ap").toString());
         assertEquals(1, out.rc(), out.toString());

@@ -216,6 +216,36 @@ class EvalCommandTest {
         assertTrue(missing.err().contains("[learned], not 'Landmarks'"), missing.err());
     }
 
+    /**
+     * An eval with another network that stops between the database and the query descriptors
+     * leaves nothing that a later eval reuses as the first network's: its rerun gives the first table.
+     * (It used to leave the other network's database file beside the first's query file and record.)
+     */
+    @Test
+    void anInterruptedEvalLeavesNoMixOfTwoNetworksDescriptors() throws IOException {
+        Path root = dir.resolve("data");
+        SyntheticLandmarks.generate(root, TINY, null);
+        Path descs = dir.resolve("descs");
+        String[] base = args("eval", "--dataset", "synth", "--data-root", root.toString(), "--image-size", "48",
+                "--quiet", "--descriptors-dir", descs.toString());
+        Run first = run(concat(base, TINY_NET));
+        assertEquals(0, first.rc(), first.toString());
+        // the database descriptors removed by hand, then another network, whose query extraction fails (an
+        // unreadable query image) after the database's: the first network's query file and record must not
+        // survive beside the other's database file
+        Files.delete(descs.resolve("synth.dbdescs.npy"));
+        Path query = root.resolve("synth/jpg/test_q000.jpg");
+        byte[] image = Files.readAllBytes(query);
+        Files.write(query, new byte[0]);
+        Run other = run(concat(base, "--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "16",
+                "--seed", "2"));
+        assertEquals(1, other.rc(), other.toString());
+        Files.write(query, image);
+        Run again = run(concat(base, TINY_NET));
+        assertEquals(0, again.rc(), again.toString());
+        assertEquals(first.out(), again.out());
+    }
+
     @Test
     void aReferenceCheckpointsPcaWhitensReusedDescriptors() throws IOException {
         // 6-d descriptors for the miniature roxford5k, whitened by the sklearn PCA of a reference-shaped checkpoint
