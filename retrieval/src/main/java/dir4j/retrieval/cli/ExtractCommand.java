@@ -47,7 +47,8 @@ final class ExtractCommand implements Callable<Integer> {
 
         @Option(names = "--dataset", paramLabel = "NAME", required = true,
                 description = "A benchmark under --data-root: roxford5k, rparis6k (revisited protocol), oxford5k, "
-                        + "paris6k (old protocol). Extracts its queries, cropped to their boxes, and its database.")
+                        + "paris6k (old protocol), or dir4j's synthetic synth / synth-val (dir4j synth). Extracts its "
+                        + "queries, cropped to their boxes, and its database.")
         String dataset;
     }
 

@@ -246,6 +246,22 @@ class EvalCommandTest {
         assertEquals(first.out(), again.out());
     }
 
+    /** The route --descriptors-dir documents: dir4j extract --dataset synth --out DIR/synth.npy, then eval reuses it. */
+    @Test
+    void descriptorsFromExtractDatasetGiveTheTableOfEvalsOwnExtraction() throws IOException {
+        String[] base = args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size", "48",
+                "--quiet");
+        Run own = run(concat(base, TINY_NET));
+        assertEquals(0, own.rc(), own.toString());
+        Path descs = dir.resolve("fromExtract");
+        Run extract = run(concat(args("extract", "--dataset", "synth", "--data-root", synthRoot.toString(),
+                "--image-size", "48", "--quiet", "--out", descs.resolve("synth.npy").toString()), TINY_NET));
+        assertEquals(0, extract.rc(), extract.toString());
+        Run reused = run(concat(base, "--descriptors-dir", descs.toString()));
+        assertEquals(0, reused.rc(), reused.toString());
+        assertEquals(own.out(), reused.out());
+    }
+
     @Test
     void aReferenceCheckpointsPcaWhitensReusedDescriptors() throws IOException {
         // 6-d descriptors for the miniature roxford5k, whitened by the sklearn PCA of a reference-shaped checkpoint
