@@ -35,7 +35,10 @@ import picocli.CommandLine.Parameters;
 @Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Convert a checkpoint between PyTorch .pt/.pth (read), .safetensors and .npz.",
             "Strips 'module.' from state-dict keys, keeps model_options as safetensors metadata (JSON text), "
-                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."})
+                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
+                + "options, or an OUT that is not .safetensors or .npz"})
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "IN", description = "A .pt/.pth/.tar PyTorch checkpoint, .safetensors or .npz.")
