@@ -41,13 +41,16 @@ final class AplossCommand extends ToolCommand {
                     + "(any strings; equal strings are one class).")
     Path labels;
 
-    @Option(names = "--nq", defaultValue = "25", paramLabel = "BINS", description = "Number of bins (2..100). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--nq", defaultValue = "25", paramLabel = "BINS",
+            description = "Number of bins (2..100). Default: ${DEFAULT-VALUE}.")
     int nq;
 
-    @Option(names = {"--min", "--bin-min"}, defaultValue = "0", paramLabel = "S", description = "Lowest bin centre. Default: ${DEFAULT-VALUE}.")
+    @Option(names = {"--min", "--bin-min"}, defaultValue = "0", paramLabel = "S",
+            description = "Lowest bin centre. Default: ${DEFAULT-VALUE}.")
     double min;
 
-    @Option(names = {"--max", "--bin-max"}, defaultValue = "1", paramLabel = "S", description = "Highest bin centre. Default: ${DEFAULT-VALUE}.")
+    @Option(names = {"--max", "--bin-max"}, defaultValue = "1", paramLabel = "S",
+            description = "Highest bin centre. Default: ${DEFAULT-VALUE}.")
     double max;
 
     @Option(names = "--tie-aware", defaultValue = "none", paramLabel = "none|full|simplified",
@@ -72,7 +75,8 @@ final class AplossCommand extends ToolCommand {
             + "error in the scores) instead of strict float32.")
     boolean tf32;
 
-    @Option(names = "--show", defaultValue = "20", paramLabel = "N", description = "Queries to list (-1: all). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--show", defaultValue = "20", paramLabel = "N",
+            description = "Queries to list (-1: all). Default: ${DEFAULT-VALUE}.")
     int show;
 
     @Option(names = "--out", paramLabel = "DIR", description = "Folder for the .npy outputs.")

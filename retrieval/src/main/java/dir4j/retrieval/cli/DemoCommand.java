@@ -16,10 +16,12 @@ import picocli.CommandLine.Option;
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
 final class DemoCommand extends ToolCommand {
-    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR", description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
+            description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")
     Path dataRoot;
 
-    @Option(names = "--out", defaultValue = "demo-out", paramLabel = "DIR", description = "Output folder. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--out", defaultValue = "demo-out", paramLabel = "DIR",
+            description = "Output folder. Default: ${DEFAULT-VALUE}.")
     Path out;
 
     @Option(names = "--steps", paramLabel = "N", description = "Training steps. Default: 300.")

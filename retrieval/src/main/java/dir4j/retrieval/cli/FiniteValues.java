@@ -25,8 +25,8 @@ final class FiniteValues {
         long at = firstNonFinite(t);
         if (at >= 0) {
             long perRow = t.numel() / t.shape(0);
-            throw new IOException(file + ": " + rowWhat + " " + at / perRow + " (of " + t.shape(0) + ", counting from 0) "
-                    + "holds " + value(t, at) + "; expected finite values");
+            throw new IOException(file + ": " + rowWhat + " " + at / perRow + " (of " + t.shape(0)
+                    + ", counting from 0) holds " + value(t, at) + "; expected finite values");
         }
     }
 

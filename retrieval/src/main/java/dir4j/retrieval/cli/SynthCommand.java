@@ -17,7 +17,8 @@ import picocli.CommandLine.Option;
 final class SynthCommand extends ToolCommand {
     private static final SyntheticLandmarks.Config D = SyntheticLandmarks.Config.demo();
 
-    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR", description = "Where to write synth/. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
+            description = "Where to write synth/. Default: ${DEFAULT-VALUE}.")
     Path root;
 
     @Option(names = "--seed", paramLabel = "N", description = "Seed of everything. Default: 2019.")
@@ -32,10 +33,12 @@ final class SynthCommand extends ToolCommand {
     @Option(names = "--train-views", paramLabel = "N", description = "Photographs per training landmark. Default: 8.")
     int trainViews = D.trainViews();
 
-    @Option(names = "--val-landmarks", paramLabel = "N", description = "Queried landmarks in the validation split. Default: 8.")
+    @Option(names = "--val-landmarks", paramLabel = "N",
+            description = "Queried landmarks in the validation split. Default: 8.")
     int valLandmarks = D.valLandmarks();
 
-    @Option(names = "--test-landmarks", paramLabel = "N", description = "Queried landmarks in the test split. Default: 20.")
+    @Option(names = "--test-landmarks", paramLabel = "N",
+            description = "Queried landmarks in the test split. Default: 20.")
     int testLandmarks = D.testLandmarks();
 
     @Option(names = "--easy", paramLabel = "N", description = "Easy database views per queried landmark. Default: 3.")
@@ -47,7 +50,8 @@ final class SynthCommand extends ToolCommand {
     @Option(names = "--junk", paramLabel = "N", description = "Junk database views per queried landmark. Default: 1.")
     int junk = D.junkViews();
 
-    @Option(names = "--distractors", paramLabel = "N", description = "Distractor images per database (val and test). Default: 60.")
+    @Option(names = "--distractors", paramLabel = "N",
+            description = "Distractor images per database (val and test). Default: 60.")
     int distractors = D.distractors();
 
     @Option(names = "--quiet", description = "No progress output.")

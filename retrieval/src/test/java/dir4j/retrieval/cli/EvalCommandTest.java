@@ -246,7 +246,7 @@ class EvalCommandTest {
         assertEquals(first.out(), again.out());
     }
 
-    /** The route --descriptors-dir documents: dir4j extract --dataset synth --out DIR/synth.npy, then eval reuses it. */
+    /** The route --descriptors-dir documents: extract --dataset synth --out DIR/synth.npy, then eval reuses it. */
     @Test
     void descriptorsFromExtractDatasetGiveTheTableOfEvalsOwnExtraction() throws IOException {
         String[] base = args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size", "48",

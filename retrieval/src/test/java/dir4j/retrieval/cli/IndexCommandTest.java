@@ -131,6 +131,7 @@ class IndexCommandTest {
     @Test
     void lucenesSetupNoteIsNotPrinted() {
         new Main();
-        assertEquals(java.util.logging.Level.WARNING, java.util.logging.Logger.getLogger("org.apache.lucene").getLevel());
+        assertEquals(java.util.logging.Level.WARNING,
+                java.util.logging.Logger.getLogger("org.apache.lucene").getLevel());
     }
 }
