@@ -479,6 +479,12 @@ final class TrainCommand extends ToolCommand {
         return loaded.net();
     }
 
+    /** A count and the first few names: a whole backbone's keys would make a message of kilobytes. */
+    static String firstFew(List<String> names) {
+        return names.size() <= 5 ? names.toString() : names.size() + " " + names.subList(0, 5).toString()
+                .replace("]", ", ...]");
+    }
+
     /** An ImageNet classifier's backbone (torchvision layout) in a fresh network; GeM and FC stay as built. */
     private RetrievalNet backboneFrom(Map<String, Tensor> sd, RetrievalNet.Options options, long seed)
             throws IOException {
@@ -491,7 +497,8 @@ final class TrainCommand extends ToolCommand {
         if (!missing.isEmpty() || !r.mismatched().isEmpty()) {
             net.close();
             throw new IOException(init + ": not a " + options.arch() + " of width " + options.baseWidth()
-                    + " backbone (check --arch / --base-width): missing " + missing + ", mismatched " + r.mismatched());
+                    + " backbone (check --arch / --base-width): missing " + firstFew(missing) + ", mismatched "
+                    + firstFew(r.mismatched()));
         }
         if (!quiet) {
             System.err.println("init: " + options.arch() + " backbone from " + init + " (" + backbone.size()

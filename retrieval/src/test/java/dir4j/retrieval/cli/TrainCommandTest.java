@@ -212,6 +212,25 @@ class TrainCommandTest {
         assertTrue(bad.err().contains("--base-width"), bad.err());
     }
 
+    /** An --init file without the backbone's weights: the message names a few and counts the rest. */
+    @Test
+    void initWithoutABackboneSaysSoInOneShortLine(@TempDir Path out) throws IOException {
+        Path pcaOnly = out.resolve("w.safetensors");
+        try (Tensor mean = Tensor.zeros(8)) {
+            dir4j.nn.io.Safetensors.write(pcaOnly, Map.of("pca.learned.mean_", mean), Map.of());
+        }
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--init",
+                pcaOnly.toString(), "--out", out.resolve("run").toString()));
+        args.addAll(List.of(TINY));
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        // ResNet-18's backbone entries: stem conv + bn (1 + 5), 8 blocks of 2 convs + 2 bns (8 × 12), 3
+        // downsamples of a conv + a bn (3 × 6): 6 + 96 + 18 = 120
+        assertTrue(r.err().contains("not a resnet18 of width 4 backbone (check --arch / --base-width): missing 120 "
+                + "[conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, ...]"), r.err());
+        assertTrue(r.err().length() < 400, r.err());
+    }
+
     @Test
     void badOptionsAreUsageErrors(@TempDir Path out) {
         CliRun.Run r = CliRun.run("train", "--out", out.toString(), "--steps", "2");
