@@ -4,10 +4,12 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.security.SecureRandom;
 
 /**
  * Files that appear whole or not at all: content goes to a temporary file beside the target,
@@ -15,13 +17,45 @@ import java.nio.file.StandardOpenOption;
  * failure at any point (a full disk, a kill) leaves the previous target untouched.
  */
 public final class AtomicFiles {
+    private static final SecureRandom RANDOM = new SecureRandom();
+
     private AtomicFiles() {}
 
-    /** A fresh temporary file in the target's folder (created if needed), named after the target. */
+    /**
+     * A fresh temporary file in the target's folder (created if needed), named after the target.
+     * It gets the permissions of any new file (the umask's), not {@code Files.createTempFile}'s
+     * owner-only ones, which the rename would pass on to the result.
+     */
     public static Path temporaryBeside(Path file) throws IOException {
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
-        return Files.createTempFile(dir, "." + file.getFileName(), ".tmp");
+        while (true) {
+            try {
+                return Files.createFile(dir.resolve(uniqueName(file)));
+            } catch (FileAlreadyExistsException e) {
+                // another writer drew the same name: draw again
+            }
+        }
+    }
+
+    /**
+     * A fresh temporary folder beside {@code folder} (its parent created if needed), to be renamed
+     * onto it when complete; with the permissions of any new folder, not owner-only ones.
+     */
+    public static Path temporaryFolderBeside(Path folder) throws IOException {
+        Path parent = folder.toAbsolutePath().getParent();
+        Files.createDirectories(parent);
+        while (true) {
+            try {
+                return Files.createDirectory(parent.resolve(uniqueName(folder)));
+            } catch (FileAlreadyExistsException e) {
+                // another writer drew the same name: draw again
+            }
+        }
+    }
+
+    private static String uniqueName(Path target) {
+        return "." + target.getFileName() + "." + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".tmp";
     }
 
     /**

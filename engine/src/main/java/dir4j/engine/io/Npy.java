@@ -274,9 +274,7 @@ public final class Npy {
          */
         public static Writer create(Path file, DType dtype, int... shape) throws IOException {
             byte[] head = header(dtype, shape);
-            Path dir = file.toAbsolutePath().getParent();
-            Files.createDirectories(dir);
-            Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
+            Path tmp = AtomicFiles.temporaryBeside(file);
             FileChannel ch = null;
             try {
                 ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);

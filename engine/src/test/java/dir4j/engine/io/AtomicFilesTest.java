@@ -3,10 +3,13 @@ package dir4j.engine.io;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -37,5 +40,29 @@ class AtomicFilesTest {
         Files.write(tmp, new byte[] {9, 9});
         Files.delete(tmp); // abandoned before the rename: the target is untouched
         assertArrayEquals(new byte[] {7}, Files.readAllBytes(f));
+    }
+
+    /**
+     * Files and folders written atomically get the permissions any new file or folder gets here
+     * (the umask's), as a plain write would: Files.createTempFile's owner-only 0600 / 0700 would
+     * otherwise survive the rename, leaving descriptors, indexes and datasets unreadable to others.
+     */
+    @Test
+    void resultsHaveTheFolderUsualPermissionsNotOwnerOnly() throws IOException {
+        Set<PosixFilePermission> usualFile = Files.getPosixFilePermissions(Files.createFile(dir.resolve("plain")));
+        Set<PosixFilePermission> usualFolder = Files.getPosixFilePermissions(
+                Files.createDirectory(dir.resolve("plainDir")));
+        Path f = dir.resolve("atomic.bin");
+        AtomicFiles.write(f, new byte[] {1});
+        assertEquals(usualFile, Files.getPosixFilePermissions(f));
+        Path npy = dir.resolve("x.npy");
+        try (dir4j.engine.Tensor t = dir4j.engine.Tensor.of(new float[] {1, 2}, 2)) {
+            Npy.write(npy, t);
+        }
+        assertEquals(usualFile, Files.getPosixFilePermissions(npy));
+        Path folder = AtomicFiles.temporaryFolderBeside(dir.resolve("index"));
+        assertEquals(usualFolder, Files.getPosixFilePermissions(folder));
+        assertEquals(dir, folder.getParent());
+        assertTrue(folder.getFileName().toString().startsWith(".index."), folder.toString());
     }
 }

@@ -83,10 +83,8 @@ public final class Npz {
      * {@code compressed}, replacing the file atomically.
      */
     public static void write(Path file, Map<String, Tensor> arrays, boolean compressed) throws IOException {
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-        Path npy = Files.createTempFile(dir, file.getFileName().toString(), ".npy.tmp");
+        Path tmp = AtomicFiles.temporaryBeside(file);
+        Path npy = AtomicFiles.temporaryBeside(file.resolveSibling(file.getFileName() + ".npy"));
         try {
             try (OutputStream os = Files.newOutputStream(tmp); ZipOutputStream zip = new ZipOutputStream(os)) {
                 for (Map.Entry<String, Tensor> a : arrays.entrySet()) {

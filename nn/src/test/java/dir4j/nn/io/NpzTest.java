@@ -105,4 +105,19 @@ class NpzTest {
         IOException e3 = assertThrows(IOException.class, () -> Npz.read(cut));
         assertTrue(e3.getMessage().contains("cut.npz"), e3.getMessage());
     }
+
+    /** The archive gets the permissions of any new file in its folder, not a temporary file's owner-only ones. */
+    @Test
+    void writtenArchiveHasTheUsualPermissionsAndNoTemporaryFilesRemain() throws IOException {
+        Path dir = Files.createDirectory(tmp.resolve("perm"));
+        var usual = Files.getPosixFilePermissions(Files.createFile(dir.resolve("plain")));
+        Path npz = dir.resolve("a.npz");
+        try (Tensor t = Tensor.of(new float[] {1, 2, 3}, 3)) {
+            Npz.write(npz, Map.of("a", t), false);
+        }
+        assertEquals(usual, Files.getPosixFilePermissions(npz));
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of("a.npz", "plain"), files.map(f -> f.getFileName().toString()).sorted().toList());
+        }
+    }
 }

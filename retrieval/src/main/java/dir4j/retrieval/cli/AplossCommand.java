@@ -1,6 +1,5 @@
 package dir4j.retrieval.cli;
 
-import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.NnOps;
@@ -16,7 +15,6 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -29,8 +27,10 @@ import picocli.CommandLine.Option;
 @Command(name = "aploss", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Compute the listwise AP loss of descriptors (N×D .npy) with class ids; every image is a "
                 + "query against all the others.",
-            "Writes histograms.npy [N,2,nq] (n_k, n+_k), ap.npy, exact_ap.npy and grad.npy (dL/dD) with --out."})
-final class AplossCommand implements Callable<Integer> {
+            "Writes histograms.npy [N,2,nq] (n_k, n+_k), ap.npy, exact_ap.npy and grad.npy (dL/dD) with --out."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class AplossCommand extends ToolCommand {
 
     @Option(names = "--descriptors", required = true, paramLabel = "FILE.npy",
             description = "Descriptors, N×D float32/float64 .npy (rows should be L2-normalised).")
@@ -41,13 +41,16 @@ final class AplossCommand implements Callable<Integer> {
                     + "(any strings; equal strings are one class).")
     Path labels;
 
-    @Option(names = "--nq", defaultValue = "25", description = "Number of bins (2..100). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--nq", defaultValue = "25", paramLabel = "BINS",
+            description = "Number of bins (2..100). Default: ${DEFAULT-VALUE}.")
     int nq;
 
-    @Option(names = "--min", defaultValue = "0", description = "Lowest bin centre. Default: ${DEFAULT-VALUE}.")
+    @Option(names = {"--min", "--bin-min"}, defaultValue = "0", paramLabel = "S",
+            description = "Lowest bin centre. Default: ${DEFAULT-VALUE}.")
     double min;
 
-    @Option(names = "--max", defaultValue = "1", description = "Highest bin centre. Default: ${DEFAULT-VALUE}.")
+    @Option(names = {"--max", "--bin-max"}, defaultValue = "1", paramLabel = "S",
+            description = "Highest bin centre. Default: ${DEFAULT-VALUE}.")
     double max;
 
     @Option(names = "--tie-aware", defaultValue = "none", paramLabel = "none|full|simplified",
@@ -64,48 +67,49 @@ final class AplossCommand implements Callable<Integer> {
     @Option(names = "--normalize", description = "L2-normalise the descriptors first.")
     boolean normalize;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda[:N]. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
+            description = "Where the loss runs. Default: ${DEFAULT-VALUE}.")
     String device;
 
     @Option(names = "--tf32", description = "On CUDA, run the score GEMMs on TF32 tensor cores (about 1e-3 relative "
             + "error in the scores) instead of strict float32.")
     boolean tf32;
 
-    @Option(names = "--show", defaultValue = "20", description = "Queries to list (-1: all). Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--show", defaultValue = "20", paramLabel = "N",
+            description = "Queries to list (-1: all). Default: ${DEFAULT-VALUE}.")
     int show;
 
     @Option(names = "--out", paramLabel = "DIR", description = "Folder for the .npy outputs.")
     Path out;
 
     @Override
-    public Integer call() throws IOException {
-        Device dev = Device.parse(device);
+    int run() throws IOException {
+        Device dev = DeviceOption.usable(device);
+        if (tf32 && dev.kind() != Device.Kind.CUDA) {
+            throw new UsageException("--tf32 applies to --device cuda only");
+        }
+        APLoss loss;
+        try {
+            loss = switch (tieAware) {
+                case "none" -> new APLoss(nq, min, max, distance, excludeSelf);
+                case "full" -> new TAPLoss(nq, min, max, false, distance, excludeSelf);
+                case "simplified" -> new TAPLoss(nq, min, max, true, distance, excludeSelf);
+                default -> throw new UsageException("--tie-aware must be none, full or simplified, got "
+                        + tieAware);
+            };
+        } catch (IllegalArgumentException e) { // --nq, --min/--max out of range
+            throw new UsageException(e.getMessage());
+        }
         try (MemoryScope scope = MemoryScope.open()) {
-            Tensor d = Npy.read(descriptors);
-            if (d.rank() != 2) {
-                throw new IllegalArgumentException(descriptors + ": descriptors must be N×D, got shape "
-                        + java.util.Arrays.toString(d.shape()));
-            }
-            if (d.dtype() == DType.INT32) {
-                d = d.to(DType.FLOAT32);
-            }
+            Tensor d = WhitenCommand.descriptors(descriptors);
             int[] classes = readLabels(labels, d.shape(0));
             if (dev.kind() == Device.Kind.CUDA) {
                 // the loss takes the blocked path there (no N×N matrix on the device)
                 ((dir4j.engine.cuda.CudaBackend) dir4j.engine.Backends.of(dev)).setTf32(tf32);
-            } else if (tf32) {
-                throw new IllegalArgumentException("--tf32 applies to --device cuda only");
             }
             Tensor leaf = d.to(dev).detach().requiresGrad(true);
             Tensor x = normalize ? NnOps.l2Normalize(leaf, 1, 1e-12) : leaf;
             warnIfNotUnit(x);
-            APLoss loss = switch (tieAware) {
-                case "none" -> new APLoss(nq, min, max, distance, excludeSelf);
-                case "full" -> new TAPLoss(nq, min, max, false, distance, excludeSelf);
-                case "simplified" -> new TAPLoss(nq, min, max, true, distance, excludeSelf);
-                default -> throw new IllegalArgumentException("--tie-aware must be none, full or simplified, got "
-                        + tieAware);
-            };
             APLoss.Result r = loss.forward(x, classes, null);
             r.loss().backward();
             int n = classes.length;
@@ -180,9 +184,9 @@ final class AplossCommand implements Callable<Integer> {
         int[] ids;
         if (file.toString().endsWith(".npy")) {
             try (Tensor t = Npy.read(file)) {
-                if (t.rank() != 1) {
-                    throw new IllegalArgumentException(file + ": labels must be a vector, got shape "
-                            + java.util.Arrays.toString(t.shape()));
+                if (t.rank() != 1 || t.dtype().isFloating()) {
+                    throw new IllegalArgumentException(file + ": labels must be a vector of integers, got shape "
+                            + java.util.Arrays.toString(t.shape()) + " " + t.dtype());
                 }
                 ids = t.toIntArray();
             }

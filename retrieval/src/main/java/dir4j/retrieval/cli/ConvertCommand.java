@@ -35,7 +35,10 @@ import picocli.CommandLine.Parameters;
 @Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Convert a checkpoint between PyTorch .pt/.pth (read), .safetensors and .npz.",
             "Strips 'module.' from state-dict keys, keeps model_options as safetensors metadata (JSON text), "
-                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."})
+                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
+                + "options, or an OUT that is not .safetensors or .npz"})
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "IN", description = "A .pt/.pth/.tar PyTorch checkpoint, .safetensors or .npz.")
@@ -84,7 +87,14 @@ final class ConvertCommand implements Callable<Integer> {
                 Unpickler.Options options = (strict ? Unpickler.Options.strict() : Unpickler.Options.inertObjects())
                         .withFloat64ToFloat32(float32);
                 root = TorchCheckpoint.read(in, options);
-                c = fromPyTorch(root);
+                try {
+                    c = fromPyTorch(root);
+                } catch (IllegalArgumentException | ClassCastException e) {
+                    throw new IllegalArgumentException(in + ": " + e.getMessage(), e);
+                }
+            }
+            if (c.tensors().isEmpty() && c.metadata().isEmpty()) {
+                throw new IllegalArgumentException(in + ": holds no tensors; nothing to convert");
             }
             if (outName.endsWith(".npz") && !c.metadata().isEmpty()) {
                 c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())
@@ -107,8 +117,8 @@ final class ConvertCommand implements Callable<Integer> {
                         + " as an inert attribute map (none of its code is run)");
             }
             return 1;
-        } catch (IOException | IllegalArgumentException e) {
-            System.err.println("dir4j convert: " + e.getMessage());
+        } catch (IOException | java.io.UncheckedIOException | IllegalArgumentException | IllegalStateException e) {
+            System.err.println("dir4j convert: " + ToolCommand.message(e));
             return 1;
         } finally {
             if (root != null) {

@@ -1,9 +1,9 @@
 package dir4j.retrieval.cli;
 
 import dir4j.retrieval.demo.Demo;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -12,15 +12,19 @@ import picocli.CommandLine.Option;
         description = {"Generate the synthetic landmarks benchmark (if absent), evaluate an untrained AP-GeM network, "
                 + "train it with the AP loss, evaluate again and write OUT/report.html (mAP before/after, loss and "
                 + "validation curves, top-10 results of a few queries).",
-            "Sized to finish in minutes on two CPU cores; an interrupted demo resumes its training."})
-final class DemoCommand implements Callable<Integer> {
-    @Option(names = "--data-root", defaultValue = "data", description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")
+            "Sized to finish in minutes on two CPU cores; an interrupted demo resumes its training."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class DemoCommand extends ToolCommand {
+    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
+            description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")
     Path dataRoot;
 
-    @Option(names = "--out", defaultValue = "demo-out", description = "Output folder. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--out", defaultValue = "demo-out", paramLabel = "DIR",
+            description = "Output folder. Default: ${DEFAULT-VALUE}.")
     Path out;
 
-    @Option(names = "--steps", description = "Training steps (default 300).")
+    @Option(names = "--steps", paramLabel = "N", description = "Training steps. Default: 300.")
     Integer steps;
 
     @Option(names = "--fresh", description = "Ignore an earlier demo's checkpoint and train from the start.")
@@ -35,14 +39,8 @@ final class DemoCommand implements Callable<Integer> {
     boolean quiet;
 
     @Override
-    public Integer call() throws Exception {
-        dir4j.engine.Device dev;
-        try {
-            dev = DeviceOption.usable(device);
-        } catch (ToolCommand.UsageException e) {
-            System.err.println("dir4j demo: " + e.getMessage());
-            return 2;
-        }
+    int run() throws IOException {
+        dir4j.engine.Device dev = DeviceOption.usable(device);
         Demo.Settings s = Demo.Settings.defaults(dataRoot, out);
         if (steps != null) {
             s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(),

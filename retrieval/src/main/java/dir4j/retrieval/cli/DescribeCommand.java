@@ -67,6 +67,7 @@ final class DescribeCommand extends ToolCommand {
                 throw new IOException(input + ": expected an N x 3 x H x W float tensor, found "
                         + Shape.str(x.shape()) + " " + x.dtype());
             }
+            FiniteValues.require(input, x, "image"); // a NaN pixel would give a NaN descriptor
             if (x.dtype() != DType.FLOAT32) {
                 x = x.to(DType.FLOAT32);
             }

@@ -212,6 +212,12 @@ final class EvalCommand extends ToolCommand {
                         throw new UsageException("--scale-pooling-p net: " + e.getMessage());
                     }
                     if (descriptorsDir != null) {
+                        // the record and a leftover file of an earlier eval go first: a run stopped between the
+                        // two files must not leave one of its own beside one of another network's, vouched for
+                        // by the other's record
+                        Files.deleteIfExists(provenanceFile(name));
+                        Files.deleteIfExists(qFile);
+                        Files.deleteIfExists(dbFile);
                         fx.extractToFile(d.databaseImages(), dbFile, "DB");
                         fx.extractToFile(d.queryImages(), qFile, "query");
                         writeProvenance(name);
@@ -360,6 +366,7 @@ final class EvalCommand extends ToolCommand {
         if (t.rank() != 2 || !t.dtype().isFloating()) {
             throw new IOException(file + ": expected N x D float descriptors, found " + t);
         }
+        FiniteValues.require(file, t, what + " descriptor");
         if (t.shape(0) != names.size()) {
             throw new IOException(file + " holds " + t.shape(0) + " " + what + " descriptors but the dataset has "
                     + names.size() + " " + what + " images (images left out by --on-error skip cannot be evaluated)");
@@ -407,7 +414,11 @@ final class EvalCommand extends ToolCommand {
         if (network.given() && !network.describe().equals(p.getProperty("network"))) {
             diff.add("network " + p.getProperty("network") + ", now " + network.describe());
         }
-        if (network.given() && !extraction.describe().equals(p.getProperty("extraction"))) {
+        // without a network, extraction options given on the command line must still match: they cannot be
+        // applied to reused descriptors, and ignoring them would report a table for settings never used
+        boolean extractionGiven = network.given() || java.util.stream.Stream.of("--image-size", "--scales",
+                "--scale-pooling-p").anyMatch(o -> spec.commandLine().getParseResult().hasMatchedOption(o));
+        if (extractionGiven && !extraction.describe().equals(p.getProperty("extraction"))) {
             diff.add("extraction " + p.getProperty("extraction") + ", now " + extraction.describe());
         }
         if (!diff.isEmpty()) {
@@ -427,6 +438,9 @@ final class EvalCommand extends ToolCommand {
             } catch (IllegalArgumentException e) {
                 throw new IOException(json + " exists but is not JSON (" + e.getMessage() + "); remove it or choose "
                         + "another --json file", e);
+            } catch (java.nio.charset.CharacterCodingException e) {
+                throw new IOException(json + " exists but is not JSON (not UTF-8 text); remove it or choose "
+                        + "another --json file", e);
             }
             if (!(old instanceof Map<?, ?> m)) {
                 throw new IOException(json + " exists but is not a JSON object; remove it or choose another --json file");
@@ -434,9 +448,7 @@ final class EvalCommand extends ToolCommand {
             m.forEach((k, v) -> data.put(String.valueOf(k), v));
         }
         data.put(name, res);
-        Path dir = json.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, json.getFileName().toString(), ".tmp");
+        Path tmp = dir4j.engine.io.AtomicFiles.temporaryBeside(json);
         try {
             Files.writeString(tmp, PrettyJson.write(data), StandardCharsets.UTF_8);
             Files.move(tmp, json, java.nio.file.StandardCopyOption.REPLACE_EXISTING,

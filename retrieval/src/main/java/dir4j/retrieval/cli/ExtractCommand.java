@@ -47,7 +47,8 @@ final class ExtractCommand implements Callable<Integer> {
 
         @Option(names = "--dataset", paramLabel = "NAME", required = true,
                 description = "A benchmark under --data-root: roxford5k, rparis6k (revisited protocol), oxford5k, "
-                        + "paris6k (old protocol). Extracts its queries, cropped to their boxes, and its database.")
+                        + "paris6k (old protocol), or dir4j's synthetic synth / synth-val (dir4j synth). Extracts its "
+                        + "queries, cropped to their boxes, and its database.")
         String dataset;
     }
 
@@ -149,8 +150,8 @@ final class ExtractCommand implements Callable<Integer> {
         } catch (IllegalArgumentException | ToolCommand.UsageException e) {
             System.err.println("dir4j extract: " + e.getMessage());
             return 2;
-        } catch (IOException | IllegalStateException e) {
-            System.err.println("dir4j extract: " + e.getMessage());
+        } catch (IOException | java.io.UncheckedIOException | IllegalStateException e) {
+            System.err.println("dir4j extract: " + ToolCommand.message(e));
             return 1;
         }
     }
@@ -174,6 +175,10 @@ final class ExtractCommand implements Callable<Integer> {
         };
         if (imageSize < 0) {
             throw new IllegalArgumentException("--image-size must be >= 0, got " + imageSize);
+        }
+        if (batchSize < 1 || chunkSize < 1 || (threads != null && threads < 1)) {
+            throw new IllegalArgumentException("--batch-size, --chunk-size and --threads must be at least 1, got "
+                    + batchSize + ", " + chunkSize + ", " + (threads == null ? "default" : threads));
         }
         double[] s = parseScales(scales);
         double p = scalePoolingP.equalsIgnoreCase("net") ? Double.NaN : parseNumber("--scale-pooling-p", scalePoolingP);

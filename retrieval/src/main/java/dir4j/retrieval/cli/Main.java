@@ -8,6 +8,15 @@ import picocli.CommandLine.Command;
         description = "Deep image retrieval (AP-GeM) on the JVM.",
         subcommands = {InfoCommand.class, AplossCommand.class, SynthCommand.class, DemoCommand.class, TrainCommand.class, ConvertCommand.class, ExtractCommand.class, EvalCommand.class, WhitenCommand.class, IndexCommand.class, SearchCommand.class, DescribeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
+    /**
+     * Lucene announces its vector setup at INFO on stderr at the first HNSW index or search; that
+     * line is for Lucene's developers, not for dir4j's users (held here: JUL keeps loggers weakly).
+     */
+    private static final java.util.logging.Logger LUCENE = java.util.logging.Logger.getLogger("org.apache.lucene");
+
+    static {
+        LUCENE.setLevel(java.util.logging.Level.WARNING);
+    }
 
     @Override
     public void run() {

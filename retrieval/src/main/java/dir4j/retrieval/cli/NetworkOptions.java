@@ -13,8 +13,9 @@ import picocli.CommandLine.Option;
 final class NetworkOptions {
     @Option(names = "--checkpoint", paramLabel = "FILE",
             description = "Network weights: the reference's PyTorch .pt/.pth (read without running any of it) or a "
-                    + ".safetensors written by dir4j convert. Architecture, descriptor size and pooling come from the "
-                    + "weights and the checkpoint's model_options.")
+                    + ".safetensors written by dir4j convert or dir4j train (model.safetensors, or "
+                    + "checkpoint.safetensors while a run goes on). Architecture, descriptor size and pooling come "
+                    + "from the weights and the checkpoint's model_options.")
     Path checkpoint;
 
     @Option(names = "--arch", paramLabel = "NAME",

@@ -1,8 +1,8 @@
 package dir4j.retrieval.cli;
 
 import dir4j.retrieval.synth.SyntheticLandmarks;
+import java.io.IOException;
 import java.nio.file.Path;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -11,50 +11,61 @@ import picocli.CommandLine.Option;
         description = {"Generate dir4j's synthetic instance-retrieval benchmark (procedural landmarks photographed "
                 + "under viewpoint, scale, lighting, blur, occlusion and clutter, plus distractors) under "
                 + "DATA_ROOT/synth: jpg/, train.txt, gnd_synth-val.pkl, gnd_synth.pkl (revisited-protocol format).",
-            "Deterministic from --seed; an existing benchmark made from the same settings is kept as is."})
-final class SynthCommand implements Callable<Integer> {
+            "Deterministic from --seed; an existing benchmark made from the same settings is kept as is."},
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+final class SynthCommand extends ToolCommand {
     private static final SyntheticLandmarks.Config D = SyntheticLandmarks.Config.demo();
 
-    @Option(names = "--data-root", defaultValue = "data", description = "Where to write synth/. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
+            description = "Where to write synth/. Default: ${DEFAULT-VALUE}.")
     Path root;
 
-    @Option(names = "--seed", description = "Seed of everything. Default: 2019.")
+    @Option(names = "--seed", paramLabel = "N", description = "Seed of everything. Default: 2019.")
     long seed = D.seed();
 
-    @Option(names = "--image-size", description = "Image side in pixels. Default: 128.")
+    @Option(names = "--image-size", paramLabel = "PIXELS", description = "Image side in pixels. Default: 128.")
     int imageSize = D.imageSize();
 
-    @Option(names = "--train-landmarks", description = "Landmarks in the training list. Default: 60.")
+    @Option(names = "--train-landmarks", paramLabel = "N", description = "Landmarks in the training list. Default: 60.")
     int trainLandmarks = D.trainLandmarks();
 
-    @Option(names = "--train-views", description = "Photographs per training landmark. Default: 8.")
+    @Option(names = "--train-views", paramLabel = "N", description = "Photographs per training landmark. Default: 8.")
     int trainViews = D.trainViews();
 
-    @Option(names = "--val-landmarks", description = "Queried landmarks in the validation split. Default: 8.")
+    @Option(names = "--val-landmarks", paramLabel = "N",
+            description = "Queried landmarks in the validation split. Default: 8.")
     int valLandmarks = D.valLandmarks();
 
-    @Option(names = "--test-landmarks", description = "Queried landmarks in the test split. Default: 20.")
+    @Option(names = "--test-landmarks", paramLabel = "N",
+            description = "Queried landmarks in the test split. Default: 20.")
     int testLandmarks = D.testLandmarks();
 
-    @Option(names = "--easy", description = "Easy database views per queried landmark. Default: 3.")
+    @Option(names = "--easy", paramLabel = "N", description = "Easy database views per queried landmark. Default: 3.")
     int easy = D.easyViews();
 
-    @Option(names = "--hard", description = "Hard database views per queried landmark. Default: 2.")
+    @Option(names = "--hard", paramLabel = "N", description = "Hard database views per queried landmark. Default: 2.")
     int hard = D.hardViews();
 
-    @Option(names = "--junk", description = "Junk database views per queried landmark. Default: 1.")
+    @Option(names = "--junk", paramLabel = "N", description = "Junk database views per queried landmark. Default: 1.")
     int junk = D.junkViews();
 
-    @Option(names = "--distractors", description = "Distractor images per database (val and test). Default: 60.")
+    @Option(names = "--distractors", paramLabel = "N",
+            description = "Distractor images per database (val and test). Default: 60.")
     int distractors = D.distractors();
 
     @Option(names = "--quiet", description = "No progress output.")
     boolean quiet;
 
     @Override
-    public Integer call() throws Exception {
+    int run() throws IOException {
         var config = new SyntheticLandmarks.Config(seed, imageSize, trainLandmarks, trainViews, valLandmarks,
                 testLandmarks, easy, hard, junk, distractors);
+        try {
+            config.validate();
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         long t0 = System.nanoTime();
         Path dir = SyntheticLandmarks.generate(root, config, quiet ? null : (done, total) -> {
             if (done % 50 == 0 || done.equals(total)) {

@@ -2,6 +2,12 @@ package dir4j.retrieval.cli;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
@@ -56,16 +62,30 @@ abstract class ToolCommand implements Callable<Integer> {
     /** Does the work; returns the exit status (0 unless a command has its own reason). */
     abstract int run() throws IOException;
 
-    private static String message(Exception e) {
+    /**
+     * A failure as one line naming the file: the JDK's file-system exceptions carry the path alone
+     * as their message when the OS gives no reason, so their kind is spelled out here.
+     */
+    static String message(Exception e) {
         String m = e.getMessage();
-        if (e instanceof java.nio.file.NoSuchFileException nf) {
+        if (e instanceof NoSuchFileException nf) {
             return nf.getFile() + ": no such file" + (nf.getReason() == null ? "" : " (" + nf.getReason() + ")");
         }
-        if (e instanceof java.nio.file.AccessDeniedException ad) {
+        if (e instanceof AccessDeniedException ad) {
             return ad.getFile() + ": permission denied";
         }
-        if (e instanceof java.nio.file.FileAlreadyExistsException fe) {
-            return fe.getFile() + ": already exists";
+        if (e instanceof FileAlreadyExistsException fe) {
+            // Files.createDirectories reports a file standing where a folder is needed this way
+            boolean notFolder = fe.getFile() != null && Files.exists(Path.of(fe.getFile()))
+                    && !Files.isDirectory(Path.of(fe.getFile()));
+            return fe.getFile() + (notFolder ? ": already exists and is not a folder" : ": already exists");
+        }
+        if (e instanceof FileSystemException fs && fs.getReason() == null && fs.getFile() != null) {
+            return fs.getFile() + ": cannot be read or written (" + e.getClass().getSimpleName() + ")";
+        }
+        if (e instanceof UncheckedIOException u && u.getCause() != null
+                && String.valueOf(m).equals(u.getCause().toString())) { // made from the cause alone
+            return message(u.getCause());
         }
         return m == null ? e.getClass().getSimpleName() : m;
     }

@@ -48,7 +48,7 @@ import picocli.CommandLine.Option;
                 + "comments), overridden by the options given here. See examples/train-synth.json.",
             "OUT receives checkpoint.safetensors (weights, optimiser state and recipe, written atomically every "
                 + "--checkpoint-every steps and at the end), log.csv (loss, learning rate, images/s, validation "
-                + "mAP), loss.png and map.png, train-config.json (the recipe used), and at the end "
+                + "mAP), loss.png and validation.png, train-config.json (the recipe used), and at the end "
                 + "model.safetensors, a network checkpoint for dir4j extract/eval --checkpoint.",
             "Batch norm: by default its statistics are frozen (running statistics, the reference's recipe), so "
                 + "the multistage gradient equals that of one backward over the whole batch."},
@@ -69,8 +69,9 @@ final class TrainCommand extends ToolCommand {
     Path root;
 
     @Option(names = "--synth",
-            description = "Train on the built-in synthetic landmarks benchmark under --data-root/synth (generated "
-                    + "with dir4j synth's defaults when absent), validating on its synth-val split.")
+            description = "Train on the built-in synthetic landmarks benchmark under --data-root/synth (one made "
+                    + "by dir4j synth, of any sizes, is used as it is; generated with dir4j synth's defaults when "
+                    + "absent), validating on its synth-val split.")
     boolean synth;
 
     @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
@@ -358,12 +359,9 @@ final class TrainCommand extends ToolCommand {
         }
     }
 
+    /** The device, with CUDA started now: an unusable GPU is a usage error (status 2) before any work. */
     private Device parseDevice() {
-        try {
-            return Device.parse(device);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("--device: " + e.getMessage());
-        }
+        return DeviceOption.usable(device);
     }
 
     /** Starts the CUDA backend (a clear error when it cannot) and sets TF32. */
@@ -392,7 +390,9 @@ final class TrainCommand extends ToolCommand {
         if (root != null) {
             throw new UsageException("--root goes with --train-list");
         }
-        Path dir = SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null);
+        // a benchmark made by dir4j synth (any sizes) is used as it is; the defaults only fill an empty place
+        Path dir = SyntheticLandmarks.exists(dataRoot) ? SyntheticLandmarks.folder(dataRoot)
+                : SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null);
         LabelledImageList list = LabelledImageList.read(dir.resolve("train.txt"), dir, true);
         return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex());
     }
@@ -479,6 +479,12 @@ final class TrainCommand extends ToolCommand {
         return loaded.net();
     }
 
+    /** A count and the first few names: a whole backbone's keys would make a message of kilobytes. */
+    static String firstFew(List<String> names) {
+        return names.size() <= 5 ? names.toString() : names.size() + " " + names.subList(0, 5).toString()
+                .replace("]", ", ...]");
+    }
+
     /** An ImageNet classifier's backbone (torchvision layout) in a fresh network; GeM and FC stay as built. */
     private RetrievalNet backboneFrom(Map<String, Tensor> sd, RetrievalNet.Options options, long seed)
             throws IOException {
@@ -491,7 +497,8 @@ final class TrainCommand extends ToolCommand {
         if (!missing.isEmpty() || !r.mismatched().isEmpty()) {
             net.close();
             throw new IOException(init + ": not a " + options.arch() + " of width " + options.baseWidth()
-                    + " backbone (check --arch / --base-width): missing " + missing + ", mismatched " + r.mismatched());
+                    + " backbone (check --arch / --base-width): missing " + firstFew(missing) + ", mismatched "
+                    + firstFew(r.mismatched()));
         }
         if (!quiet) {
             System.err.println("init: " + options.arch() + " backbone from " + init + " (" + backbone.size()

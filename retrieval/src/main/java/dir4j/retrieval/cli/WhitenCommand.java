@@ -143,12 +143,13 @@ final class WhitenCommand extends ToolCommand {
         return 0;
     }
 
-    /** An N x D float descriptor file. */
+    /** An N x D float descriptor file without NaN or infinity. */
     static Tensor descriptors(Path file) throws IOException {
         Tensor t = Npy.read(file);
         if (t.rank() != 2 || !t.dtype().isFloating()) {
             throw new IOException(file + ": expected N x D float descriptors, found " + t);
         }
+        FiniteValues.require(file, t, "descriptor");
         return t;
     }
 }

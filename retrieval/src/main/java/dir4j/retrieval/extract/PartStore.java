@@ -84,12 +84,14 @@ final class PartStore {
                 List<String> diff = new ArrayList<>();
                 for (String k : manifest.keySet()) {
                     if (!manifest.get(k).equals(old.get(k))) {
-                        diff.add(k + " (was " + clip(old.get(k)) + ", now " + clip(manifest.get(k)) + ")");
+                        diff.add(k + " " + change(old.get(k), manifest.get(k)));
                     }
                 }
-                if (!diff.isEmpty()) {
+                if (!diff.isEmpty() && !holdsParts()) {
+                    deleteParts(); // a manifest alone (stopped before its first part): nothing to mix in or lose
+                } else if (!diff.isEmpty()) {
                     throw new IOException(dir + " holds parts of a different extraction: " + String.join("; ", diff)
-                            + ". Delete the folder or run without resuming (--no-resume) to start over");
+                            + ". Delete the folder (dir4j extract: or run with --no-resume) to start over");
                 }
             } else {
                 // a crash before the manifest was written: nothing reusable
@@ -116,11 +118,26 @@ final class PartStore {
         return out;
     }
 
-    private static String clip(String s) {
-        if (s == null) {
-            return "absent";
+    /**
+     * "(was A, now B)" for two manifest values, each shown from a little before their first
+     * difference: long values (settings, a network with its weights' hash) mostly differ far from
+     * their start, and cutting both at the same length would print the same text twice.
+     */
+    static String change(String was, String now) {
+        if (was == null) {
+            return "(was absent, now " + clip(now, 0) + ")";
         }
-        return s.length() > 80 ? s.substring(0, 77) + "..." : s;
+        int p = 0;
+        while (p < Math.min(was.length(), now.length()) && was.charAt(p) == now.charAt(p)) {
+            p++;
+        }
+        int from = p > 30 ? p - 20 : 0;
+        return "(was " + clip(was, from) + ", now " + clip(now, from) + ")";
+    }
+
+    private static String clip(String s, int from) {
+        String t = from > 0 ? "..." + s.substring(from) : s;
+        return t.length() > 80 ? t.substring(0, 77) + "..." : t;
     }
 
     private Path npy(int chunk) {
@@ -232,6 +249,13 @@ final class PartStore {
     }
 
     record Assembled(List<String> ids, List<FeatureExtractor.Skipped> skipped) {}
+
+    /** Whether a finished part (its descriptors) is in the folder. */
+    private boolean holdsParts() throws IOException {
+        try (var files = Files.list(dir)) {
+            return files.anyMatch(f -> f.getFileName().toString().matches("part-\\d{6}\\.npy"));
+        }
+    }
 
     private void deleteParts() throws IOException {
         if (!Files.isDirectory(dir)) {

@@ -72,7 +72,10 @@ public final class NetworkCheckpoint {
 
     private NetworkCheckpoint() {}
 
-    /** Loads a .pt/.pth (reference) or .safetensors (dir4j) checkpoint. */
+    /**
+     * Loads a .pt/.pth (reference) or .safetensors (dir4j) checkpoint; a dir4j training checkpoint
+     * (train's checkpoint.safetensors) gives its network, so that a run can be evaluated before it ends.
+     */
     public static Loaded load(Path file) throws IOException {
         if (!Files.isRegularFile(file)) {
             throw new IOException(file + ": no such checkpoint file");
@@ -92,8 +95,14 @@ public final class NetworkCheckpoint {
                     }
                 }
                 Map<String, Tensor> sd = new LinkedHashMap<>();
+                // dir4j train's checkpoint.safetensors: the network under model., beside the optimiser's state
+                boolean training = "dir4j-train-1".equals(c.metadata().get("format"));
                 c.tensors().forEach((k, v) -> {
-                    if (!k.startsWith("pca.")) {
+                    if (training) {
+                        if (k.startsWith("model.")) {
+                            sd.put(k.substring(6), v);
+                        }
+                    } else if (!k.startsWith("pca.")) {
                         sd.put(k.startsWith("module.") ? k.substring(7) : k, v);
                     }
                 });

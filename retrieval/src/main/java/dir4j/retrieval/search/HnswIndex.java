@@ -7,6 +7,7 @@ import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
+import dir4j.engine.io.AtomicFiles;
 import java.io.IOException;
 import java.io.Reader;
 import java.io.StringWriter;
@@ -186,7 +187,7 @@ public final class HnswIndex implements DescriptorIndex {
         if (Files.exists(target) && existing == null && !isEmptyFolder(target)) {
             throw new IOException(target + " exists and is not an index folder; choose another place or remove it");
         }
-        Path tmp = Files.createTempDirectory(parent, target.getFileName() + ".tmp-");
+        Path tmp = AtomicFiles.temporaryFolderBeside(target);
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor rows = descriptors.device().equals(Device.CPU) ? descriptors : descriptors.to(Device.CPU);
             if (rows.dtype() != DType.FLOAT32) {

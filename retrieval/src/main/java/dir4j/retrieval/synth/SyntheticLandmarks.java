@@ -60,7 +60,8 @@ public final class SyntheticLandmarks {
             return new Config(2019, 128, 60, 8, 8, 20, 3, 2, 1, 60);
         }
 
-        void validate() {
+        /** Throws IllegalArgumentException naming the limits when a size is out of range. */
+        public void validate() {
             if (imageSize < 32 || trainLandmarks < 2 || trainViews < 2 || valLandmarks < 1 || testLandmarks < 1
                     || easyViews + hardViews < 1 || junkViews < 0 || distractors < 0) {
                 throw new IllegalArgumentException("synth: sizes out of range: " + this
@@ -95,6 +96,11 @@ public final class SyntheticLandmarks {
         return root.resolve("synth");
     }
 
+    /** Whether {@code root/synth} holds a finished benchmark (of any configuration). */
+    public static boolean exists(Path root) {
+        return Files.isRegularFile(folder(root).resolve("synth.properties"));
+    }
+
     /**
      * Generates the benchmark under {@code root/synth} unless one made from the same
      * configuration is already there; returns the folder. {@code progress} receives (done, total).
@@ -110,8 +116,7 @@ public final class SyntheticLandmarks {
             throw new IOException(dir + " exists but was made from another configuration (or is not a dir4j synth "
                     + "benchmark); remove it or choose another --data-root");
         }
-        Files.createDirectories(root);
-        Path tmp = Files.createTempDirectory(root, "synth.tmp-");
+        Path tmp = dir4j.engine.io.AtomicFiles.temporaryFolderBeside(dir);
         try {
             Files.createDirectories(tmp.resolve("jpg"));
             List<Job> jobs = new ArrayList<>();

@@ -339,6 +339,7 @@ public final class Trainer {
             if (!"dir4j-train-1".equals(format)) {
                 throw new IOException(checkpointFile() + " is not a dir4j training checkpoint (format " + format + ")");
             }
+            checkSameNetwork(c.metadata().get("model_options"));
             Map<String, Tensor> model = new LinkedHashMap<>();
             c.tensors().forEach((k, v) -> {
                 if (k.startsWith("model.")) {
@@ -364,6 +365,30 @@ public final class Trainer {
             }
             opt.setSteps(Long.parseLong(c.metadata().get("optimizer_steps")));
             return Long.parseLong(c.metadata().get("step"));
+        }
+    }
+
+    /**
+     * Refuses to resume a checkpoint written for other network options (another --arch, --out-dim,
+     * ...), naming both, instead of failing on the list of every missing or mis-shaped weight.
+     * Options the checkpoint does not record are not compared.
+     */
+    private void checkSameNetwork(String storedJson) throws IOException {
+        if (storedJson == null || !(Json.parse(storedJson) instanceof Map<?, ?> stored)) {
+            return;
+        }
+        List<String> diff = new ArrayList<>();
+        // through JSON both ways, so that numbers compare alike (3 and 3.0)
+        Map<?, ?> current = (Map<?, ?>) Json.parse(Json.write(modelOptions(net.options())));
+        for (Map.Entry<?, ?> e : stored.entrySet()) {
+            if (current.containsKey(e.getKey()) && !String.valueOf(current.get(e.getKey()))
+                    .equals(String.valueOf(e.getValue()))) {
+                diff.add(e.getKey() + " " + e.getValue() + " (now " + current.get(e.getKey()) + ")");
+            }
+        }
+        if (!diff.isEmpty()) {
+            throw new IOException(checkpointFile() + " was written for another network: " + String.join(", ", diff)
+                    + "; resume with the options it was made with, or start over with --overwrite");
         }
     }
 

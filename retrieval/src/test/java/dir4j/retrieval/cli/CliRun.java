@@ -47,7 +47,8 @@ final class CliRun {
         List<OptionSpec> options = sub.getCommandSpec().options();
         assertTrue(options.size() > 3, command + " has options");
         for (OptionSpec o : options) {
-            assertTrue(r.out().contains(o.longestName()), command + " --help lists " + o.longestName() + "\n" + r.out());
+            String shown = o.negatable() ? "--[no-]" + o.longestName().substring(2) : o.longestName();
+            assertTrue(r.out().contains(shown), command + " --help lists " + shown + "\n" + r.out());
             assertFalse(String.join(" ", o.description()).isBlank(), command + " " + o.longestName() + " is described");
         }
         assertTrue(r.out().contains("Exit status:"), r.out());

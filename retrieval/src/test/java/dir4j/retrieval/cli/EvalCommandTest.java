@@ -178,6 +178,16 @@ class EvalCommandTest {
                 "--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "16"));
         assertEquals(1, other.rc(), other.toString());
         assertTrue(other.err().contains("made with") && other.err().contains("seed 2"), other.err());
+        // and so is reuse under extraction settings given without a network (they could not be applied)
+        Run scales = run(concat(base, "--descriptors-dir", descs.toString(), "--scales", "1,0.5"));
+        assertEquals(1, scales.rc(), scales.toString());
+        assertTrue(scales.err().contains("made with extraction image-size 48, scales 1,")
+                && scales.err().contains("now image-size 48, scales 1,0.5"), scales.err());
+        // a --json file that is not text: named, with what it should be
+        Path binary = Files.write(dir.resolve("results.json"), new byte[] {(byte) 0xff, (byte) 0xfe, 0, 1});
+        Run notText = run(concat(base, "--descriptors-dir", descs.toString(), "--json", binary.toString()));
+        assertEquals(1, notText.rc(), notText.toString());
+        assertTrue(notText.err().contains(binary + " exists but is not JSON (not UTF-8 text)"), notText.err());
 
         // a whitening learned by dir4j whiten on the same database = learn-on-db (10 components: 11 rows of 16-d)
         Path w = dir.resolve("w.safetensors");
@@ -204,6 +214,52 @@ class EvalCommandTest {
         Run missing = run(concat(base, "--checkpoint", ckpt.toString(), "--whiten", "from-checkpoint", "Landmarks"));
         assertEquals(1, missing.rc(), missing.toString());
         assertTrue(missing.err().contains("[learned], not 'Landmarks'"), missing.err());
+    }
+
+    /**
+     * An eval with another network that stops between the database and the query descriptors
+     * leaves nothing that a later eval reuses as the first network's: its rerun gives the first table.
+     * (It used to leave the other network's database file beside the first's query file and record.)
+     */
+    @Test
+    void anInterruptedEvalLeavesNoMixOfTwoNetworksDescriptors() throws IOException {
+        Path root = dir.resolve("data");
+        SyntheticLandmarks.generate(root, TINY, null);
+        Path descs = dir.resolve("descs");
+        String[] base = args("eval", "--dataset", "synth", "--data-root", root.toString(), "--image-size", "48",
+                "--quiet", "--descriptors-dir", descs.toString());
+        Run first = run(concat(base, TINY_NET));
+        assertEquals(0, first.rc(), first.toString());
+        // the database descriptors removed by hand, then another network, whose query extraction fails (an
+        // unreadable query image) after the database's: the first network's query file and record must not
+        // survive beside the other's database file
+        Files.delete(descs.resolve("synth.dbdescs.npy"));
+        Path query = root.resolve("synth/jpg/test_q000.jpg");
+        byte[] image = Files.readAllBytes(query);
+        Files.write(query, new byte[0]);
+        Run other = run(concat(base, "--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "16",
+                "--seed", "2"));
+        assertEquals(1, other.rc(), other.toString());
+        Files.write(query, image);
+        Run again = run(concat(base, TINY_NET));
+        assertEquals(0, again.rc(), again.toString());
+        assertEquals(first.out(), again.out());
+    }
+
+    /** The route --descriptors-dir documents: extract --dataset synth --out DIR/synth.npy, then eval reuses it. */
+    @Test
+    void descriptorsFromExtractDatasetGiveTheTableOfEvalsOwnExtraction() throws IOException {
+        String[] base = args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size", "48",
+                "--quiet");
+        Run own = run(concat(base, TINY_NET));
+        assertEquals(0, own.rc(), own.toString());
+        Path descs = dir.resolve("fromExtract");
+        Run extract = run(concat(args("extract", "--dataset", "synth", "--data-root", synthRoot.toString(),
+                "--image-size", "48", "--quiet", "--out", descs.resolve("synth.npy").toString()), TINY_NET));
+        assertEquals(0, extract.rc(), extract.toString());
+        Run reused = run(concat(base, "--descriptors-dir", descs.toString()));
+        assertEquals(0, reused.rc(), reused.toString());
+        assertEquals(own.out(), reused.out());
     }
 
     @Test

@@ -119,6 +119,13 @@ class ExtractCommandTest {
                 "--random-init", "--out", dir.resolve("f.npy").toString());
         assertEquals(1, noRoot.rc());
         assertTrue(noRoot.err().contains("does not exist"), noRoot.err());
+
+        // sizes are checked by their option names, before the network is built
+        Run zero = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
+                dir.resolve("f.npy").toString(), "--chunk-size", "0");
+        assertEquals(2, zero.rc(), zero.err());
+        assertTrue(zero.err().startsWith("dir4j extract: --batch-size, --chunk-size and --threads must be at least 1, "
+                + "got 8, 0, default"), zero.err());
     }
 
     @Test

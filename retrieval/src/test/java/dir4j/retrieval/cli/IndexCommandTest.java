@@ -126,4 +126,12 @@ class IndexCommandTest {
         CliRun.assertCudaIsRefused("index", "--descriptors", descs.toString(), "--out", out);
         CliRun.assertHelpDocumentsEveryOption("index");
     }
+
+    /** Lucene's INFO line about its vector setup stays off the user's stderr. */
+    @Test
+    void lucenesSetupNoteIsNotPrinted() {
+        new Main();
+        assertEquals(java.util.logging.Level.WARNING,
+                java.util.logging.Logger.getLogger("org.apache.lucene").getLevel());
+    }
 }

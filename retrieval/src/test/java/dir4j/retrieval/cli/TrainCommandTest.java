@@ -114,6 +114,12 @@ class TrainCommandTest {
             assertEquals(opts, loaded.options());
             assertArrayEquals(expected.toFloatArray(), describe(loaded).toFloatArray(), 0f);
         }
+        // and so is the training checkpoint (its network beside the optimiser state): a run can be evaluated
+        // before it ends
+        try (RetrievalNet loaded = NetworkCheckpoint.load(out.resolve("checkpoint.safetensors")).net()) {
+            assertEquals(opts, loaded.options());
+            assertArrayEquals(expected.toFloatArray(), describe(loaded).toFloatArray(), 0f);
+        }
     }
 
     @Test
@@ -131,6 +137,15 @@ class TrainCommandTest {
         assertEquals(0, resumed.rc(), resumed.toString());
         assertTrue(resumed.out().contains("trained 3 steps"), resumed.out());
         assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "header + steps 1..3");
+        // another network: refused naming what differs, not with the list of every weight that does not fit
+        args.set(args.indexOf("--arch") + 1, "resnet34");
+        args.set(args.indexOf("--steps") + 1, "4");
+        CliRun.Run other = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, other.rc(), other.toString());
+        assertTrue(other.err().contains("was written for another network: arch resnet18_rmac (now resnet34_rmac)"),
+                other.err());
+        assertTrue(other.err().length() < 400, other.err());
+        assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "nothing was trained");
     }
 
     @Test
@@ -197,6 +212,25 @@ class TrainCommandTest {
         assertTrue(bad.err().contains("--base-width"), bad.err());
     }
 
+    /** An --init file without the backbone's weights: the message names a few and counts the rest. */
+    @Test
+    void initWithoutABackboneSaysSoInOneShortLine(@TempDir Path out) throws IOException {
+        Path pcaOnly = out.resolve("w.safetensors");
+        try (Tensor mean = Tensor.zeros(8)) {
+            dir4j.nn.io.Safetensors.write(pcaOnly, Map.of("pca.learned.mean_", mean), Map.of());
+        }
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--init",
+                pcaOnly.toString(), "--out", out.resolve("run").toString()));
+        args.addAll(List.of(TINY));
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        // ResNet-18's backbone entries: stem conv + bn (1 + 5), 8 blocks of 2 convs + 2 bns (8 × 12), 3
+        // downsamples of a conv + a bn (3 × 6): 6 + 96 + 18 = 120
+        assertTrue(r.err().contains("not a resnet18 of width 4 backbone (check --arch / --base-width): missing 120 "
+                + "[conv1.weight, bn1.weight, bn1.bias, bn1.running_mean, bn1.running_var, ...]"), r.err());
+        assertTrue(r.err().length() < 400, r.err());
+    }
+
     @Test
     void badOptionsAreUsageErrors(@TempDir Path out) {
         CliRun.Run r = CliRun.run("train", "--out", out.toString(), "--steps", "2");
@@ -216,6 +250,40 @@ class TrainCommandTest {
     @Test
     void helpDocumentsEveryOption() {
         CliRun.assertHelpDocumentsEveryOption("train");
+        // the plot files it names are the ones Plots writes (PlotsTest)
+        assertTrue(CliRun.run("train", "--help").out().contains("loss.png and validation.png"));
+    }
+
+    /** Where no GPU is usable, --device cuda is a usage error before the training data is read. */
+    @Test
+    void cudaIsRefusedUpFront(@TempDir Path out) {
+        CliRun.assertCudaIsRefused("train", "--train-list", out.resolve("not-read.txt").toString(), "--out",
+                out.toString());
+    }
+
+    /**
+     * --synth trains on a benchmark that dir4j synth made with other sizes, as it is (it used to be
+     * refused as "made from another configuration"): the losses equal those of its train.txt.
+     */
+    @Test
+    void synthUsesTheBenchmarkDirSynthMadeWithItsSizes(@TempDir Path out) throws IOException {
+        String props = Files.readString(data.resolve("synth/synth.properties"));
+        List<String> args = new ArrayList<>(List.of("train", "--synth", "--data-root", data.toString(), "--out",
+                out.resolve("synth").toString()));
+        args.addAll(List.of(TINY));
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertEquals(props, Files.readString(data.resolve("synth/synth.properties")), "the benchmark is kept");
+        args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                out.resolve("list").toString()));
+        args.addAll(List.of(TINY));
+        assertEquals(0, CliRun.run(args.toArray(String[]::new)).rc());
+        assertEquals(losses(out.resolve("list/log.csv")), losses(out.resolve("synth/log.csv")));
+        assertEquals(2, losses(out.resolve("synth/log.csv")).size());
+    }
+
+    private static List<String> losses(Path log) throws IOException {
+        return Files.readAllLines(log).stream().skip(1).map(l -> l.split(",")[1]).toList();
     }
 
     static Tensor describe(RetrievalNet net) {
