@@ -5,7 +5,7 @@ The network is the method's: a ResNet trunk (torchvision's topology), GeM poolin
 p (3), a fully connected projection to --out-dim and L2 normalisation; training mode (batch
 statistics), loss = sum of the descriptors, backward, SGD (momentum 0.9, weight decay 1e-4). A step
 is zero_grad + forward + loss + backward + step, on one batch of random images, 2 threads each.
-PyTorch (Debian's torch 1.13) runs in this process, dir4j in one JVM (dir4j.bench.TrainPaired);
+PyTorch (Debian's torch 1.13, denormals flushed to zero unless --torch-denormals) runs in this process, dir4j in one JVM (dir4j.bench.TrainPaired);
 bursts alternate for --rounds rounds so that both see the same machine (this VM's speed moves
 within tens of seconds). Prints each round, then per engine the median step time and the median of
 the per-round ratios to PyTorch.
@@ -31,6 +31,9 @@ def main():
     ap.add_argument("--out-dim", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--burst", type=float, default=6.0, help="seconds per engine per round")
+    ap.add_argument("--torch-denormals", action="store_true",
+                    help="leave PyTorch's denormal handling as it is (by default it flushes them to zero: this "
+                         "step produces denormals, on which PyTorch 1.13 ran ~15x slower here; Java cannot flush)")
     args = ap.parse_args()
     jvm = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim)
 
@@ -38,6 +41,7 @@ def main():
         return jvm.ask(f"step {seconds}")
 
     torch.set_num_threads(2)
+    torch.set_flush_denormal(not args.torch_denormals)
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.arch)(weights=None)
     trunk = torch.nn.Sequential(*list(model.children())[:-2]).train()
@@ -66,7 +70,8 @@ def main():
     java_burst(args.burst * 2)
     rows = {"torch": [], "dir4j": []}
     print(f"# {args.arch} batch {args.batch} at {args.size}x{args.size}, GeM + FC {args.out_dim}, training step; "
-          f"{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__}, 2 threads each; ms per step")
+          f"{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__} (denormals "
+          f"{'kept' if args.torch_denormals else 'flushed to zero'}), 2 threads each; ms per step")
     for r in range(args.rounds):
         rows["torch"].append(torch_burst(args.burst))
         rows["dir4j"].append(java_burst(args.burst))
