@@ -56,8 +56,9 @@ final class CudaDriver {
 
     private static Availability probe() {
         if (!NativeLibraries.driverPresent()) {
-            return new Availability("no NVIDIA driver (" + NativeLibraries.DRIVER + " not found on the library path)", 0,
-                    0);
+            // JCuda's natives link against the driver, so only the dynamic linker's path counts
+            return new Availability("no NVIDIA driver (" + NativeLibraries.DRIVER + " not found; searched "
+                    + NativeLibraries.linkerPath() + ")", 0, 0);
         }
         try {
             int rc = cuInit(0);

@@ -35,6 +35,13 @@ final class NativeLibraries {
         }
     }
 
+    /** What the dynamic linker searches, for messages: "the dynamic linker's path (LD_LIBRARY_PATH=…, /etc/ld.so.cache)". */
+    static String linkerPath() {
+        String ld = System.getenv("LD_LIBRARY_PATH");
+        return "the dynamic linker's path (LD_LIBRARY_PATH=" + (ld == null || ld.isBlank() ? "unset" : ld)
+                + ", /etc/ld.so.cache)";
+    }
+
     /**
      * The folders searched after the dynamic linker's path, in order: $CUDA_HOME/lib64 and
      * $CUDA_HOME/targets/x86_64-linux/lib when CUDA_HOME is set, /usr/local/cuda/lib64,
@@ -101,10 +108,8 @@ final class NativeLibraries {
                 }
             }
         }
-        String ld = System.getenv("LD_LIBRARY_PATH");
         StringBuilder sb = new StringBuilder("cannot open ").append(String.join(" or ", sonames)).append(" (")
-                .append(what).append("); searched: the dynamic linker's path (LD_LIBRARY_PATH=")
-                .append(ld == null || ld.isBlank() ? "unset" : ld).append(", /etc/ld.so.cache)");
+                .append(what).append("); searched: ").append(linkerPath());
         for (Path f : folders) {
             sb.append(", ").append(f);
         }

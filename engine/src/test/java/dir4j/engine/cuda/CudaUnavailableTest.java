@@ -23,8 +23,8 @@ class CudaUnavailableTest {
     @Test
     void theCudaBackendSaysThereIsNoDriverAndSuggestsTheCpu() {
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> Backends.of(Device.cuda(0)));
-        assertEquals("no backend for cuda:0: CUDA is not usable: no NVIDIA driver (libcuda.so.1 not found on the "
-                + "library path); run with --device cpu", e.getMessage());
+        assertEquals("no backend for cuda:0: CUDA is not usable: no NVIDIA driver (libcuda.so.1 not found; searched "
+                + NativeLibraries.linkerPath() + "); run with --device cpu", e.getMessage());
         // and again: a failed factory caches nothing
         assertThrows(IllegalStateException.class, () -> Backends.of(Device.cuda(1)));
     }
@@ -40,8 +40,10 @@ class CudaUnavailableTest {
 
     @Test
     void engineInfoReportsTheMissingDriverAsBefore() {
-        assertEquals("not usable: no NVIDIA driver (libcuda.so.1 not found on the library path); use --device cpu",
-                EngineInfo.cudaStatus());
+        assertEquals("not usable: no NVIDIA driver (libcuda.so.1 not found; searched " + NativeLibraries.linkerPath()
+                + "); use --device cpu", EngineInfo.cudaStatus());
+        assertTrue(NativeLibraries.linkerPath().contains("LD_LIBRARY_PATH=") && NativeLibraries.linkerPath()
+                .contains("/etc/ld.so.cache"), NativeLibraries.linkerPath());
         assertTrue(EngineInfo.report().contains("cuda            not usable: no NVIDIA driver"));
     }
 }

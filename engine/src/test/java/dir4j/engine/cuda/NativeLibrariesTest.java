@@ -68,7 +68,8 @@ class NativeLibrariesTest {
     void theDriverProbeAgreesWithTheDynamicLinker() {
         Assumptions.assumeFalse(NativeLibraries.driverPresent(), "libcuda.so.1 is present: the GPU tests cover this");
         CudaDriver.Availability a = CudaDriver.availability();
-        assertEquals("no NVIDIA driver (libcuda.so.1 not found on the library path)", a.reason());
+        assertEquals("no NVIDIA driver (libcuda.so.1 not found; searched " + NativeLibraries.linkerPath() + ")",
+                a.reason());
         assertEquals(0, a.devices());
     }
 }
