@@ -3,11 +3,13 @@ package dir4j.tests;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.nn.io.Safetensors;
+import dir4j.retrieval.data.LabelledImageList;
 import dir4j.retrieval.data.RetrievalDataset;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
 import dir4j.retrieval.net.WhiteningFile;
 import dir4j.retrieval.search.ExactIndex;
+import dir4j.retrieval.train.TrainConfig;
 import dir4j.retrieval.whiten.PcaWhitening;
 import dir4j.retrieval.whiten.WhiteningOptions;
 import java.io.IOException;
@@ -25,7 +27,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * Damaged and hostile files of the retrieval pipeline ({@link FileFuzzing}): ground-truth pickles
  * of both protocols, network checkpoints (the reference's legacy .pt and dir4j's safetensors),
- * stored whitenings and saved exact indexes each take seeded mutations of a valid file and must
+ * stored whitenings, saved exact indexes, a training configuration and a labelled image list each
+ * take seeded mutations of a valid file and must
  * load or be refused with a message (IOException or IllegalArgumentException), never an Error,
  * another exception or a hang.
  */
@@ -104,6 +107,26 @@ class RetrievalFilesFuzzTest {
                 }
             }, false, 120);
         }
+    }
+
+    @Test
+    void trainingConfig() throws Exception {
+        FileFuzzing.fuzz(dir, "train-synth.json", FileFuzzing.fixture("examples/train-synth.json"),
+                f -> TrainConfig.defaults().withFile(f), false);
+    }
+
+    @Test
+    void labelledList() throws Exception {
+        Path images = dir.resolve("images");
+        Files.createDirectories(images);
+        StringBuilder list = new StringBuilder();
+        for (int i = 0; i < 12; i++) {
+            Files.write(images.resolve("im" + i + ".jpg"), new byte[] {1});
+            list.append("im").append(i).append(".jpg ").append(i / 3).append('\n');
+        }
+        Path file = dir.resolve("seed-train.txt");
+        Files.writeString(file, list);
+        FileFuzzing.fuzz(dir, "train.txt", file, f -> LabelledImageList.read(f, images, true), false);
     }
 
     private static void loadNetwork(Path file) throws IOException {
