@@ -8,11 +8,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class PairedJvm:
-    def __init__(self, main_class, *args):
+    def __init__(self, main_class, *args, jvm_options=()):
         java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
         self.proc = subprocess.Popen(
             [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
-             "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", "-cp",
+             "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", *jvm_options, "-cp",
              os.path.join(ROOT, "bench", "target", "benchmarks.jar"), "dir4j.bench." + main_class,
              *[str(a) for a in args]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)

@@ -31,14 +31,21 @@ def main():
     ap.add_argument("--out-dim", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--burst", type=float, default=6.0, help="seconds per engine per round")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=JVM_OPTIONS",
+                    help="another dir4j JVM with these options (space-separated), reported as NAME; e.g. "
+                         "gemm=-Ddir4j.cpu.directConv=false")
     ap.add_argument("--torch-denormals", action="store_true",
                     help="leave PyTorch's denormal handling as it is (by default it flushes them to zero: this "
                          "step produces denormals, on which PyTorch 1.13 ran ~15x slower here; Java cannot flush)")
     args = ap.parse_args()
-    jvm = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim)
+    jvms = {"dir4j": PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim)}
+    for spec in args.also:
+        name, _, options = spec.partition("=")
+        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim,
+                               jvm_options=options.split())
 
-    def java_burst(seconds):
-        return jvm.ask(f"step {seconds}")
+    def java_burst(name, seconds):
+        return jvms[name].ask(f"step {seconds}")
 
     torch.set_num_threads(2)
     torch.set_flush_denormal(not args.torch_denormals)
@@ -67,16 +74,19 @@ def main():
         return statistics.median(times)
 
     torch_burst(args.burst)  # warm-up round, not counted
-    java_burst(args.burst * 2)
-    rows = {"torch": [], "dir4j": []}
+    for name in jvms:
+        java_burst(name, args.burst * 2)
+    rows = {"torch": [], **{name: [] for name in jvms}}
     print(f"# {args.arch} batch {args.batch} at {args.size}x{args.size}, GeM + FC {args.out_dim}, training step; "
           f"{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__} (denormals "
           f"{'kept' if args.torch_denormals else 'flushed to zero'}), 2 threads each; ms per step")
     for r in range(args.rounds):
         rows["torch"].append(torch_burst(args.burst))
-        rows["dir4j"].append(java_burst(args.burst))
-        print(f"round {r + 1:2d}: torch {rows['torch'][-1]:.1f}  dir4j {rows['dir4j'][-1]:.1f}", flush=True)
-    jvm.close()
+        for name in jvms:
+            rows[name].append(java_burst(name, args.burst))
+        print(f"round {r + 1:2d}: " + "  ".join(f"{e} {v[-1]:.1f}" for e, v in rows.items()), flush=True)
+    for jvm in jvms.values():
+        jvm.close()
     print("\n| engine | median ms per step | images/s | median of per-round ratios to PyTorch |")
     print("| --- | ---: | ---: | ---: |")
     for e, v in rows.items():

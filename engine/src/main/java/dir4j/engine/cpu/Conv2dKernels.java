@@ -12,10 +12,48 @@ import java.lang.foreign.MemorySegment;
  *   <li>backward-filter: dW[Co × p] = dY[Co × q] · Xᵀ, the batch summed inside the GEMM's depth.
  * </ul>
  * A 1×1, stride-1, unpadded convolution is a plain product over the NCHW tensors themselves.
+ * Larger square kernels with enough channels and output pixels ({@link #direct}) run forward, and
+ * backward-data when the stride is 1, on the channels-last direct kernels of the compiled
+ * inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
+ * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench});
+ * {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
 public final class Conv2dKernels {
     private Conv2dKernels() {}
+
+    /** Whether {@link #direct} may choose the channels-last direct kernels (tests switch it). */
+    static volatile boolean directEnabled = !"false".equals(System.getProperty("dir4j.cpu.directConv"));
+    /** Fewest input and output channels for the direct path (below, the copies dominate). */
+    static final int DIRECT_MIN_CHANNELS = 16;
+    /**
+     * Fewest output pixels (batch × Ho × Wo) for the direct path: each packed weight must serve
+     * enough multiply-adds to pay for packing it on every call (weights change every step).
+     */
+    static final long DIRECT_MIN_PIXELS = 512;
+
+    /**
+     * Whether g runs on the direct channels-last kernels: square kernels of 3 or more, equal
+     * strides and paddings, no dilation, at least {@link #DIRECT_MIN_CHANNELS} channels each way
+     * and {@link #DIRECT_MIN_PIXELS} output pixels, activations within one Java array; for
+     * backward-data also stride 1.
+     */
+    static boolean direct(Conv2dGeometry g, boolean backwardData) {
+        int k = g.kernelH();
+        if (!directEnabled || k < 3 || g.kernelW() != k || g.strideH() != g.strideW() || g.padH() != g.padW()
+                || g.dilationH() != 1 || g.dilationW() != 1 || g.inChannels() < DIRECT_MIN_CHANNELS
+                || g.outChannels() < DIRECT_MIN_CHANNELS
+                || (long) g.batch() * g.outHeight() * g.outWidth() < DIRECT_MIN_PIXELS) {
+            return false;
+        }
+        if (backwardData && (g.strideH() != 1 || g.padH() > k - 1)) {
+            return false;
+        }
+        long limit = Integer.MAX_VALUE / 2;
+        long in = (long) g.batch() * (g.height() + 2L * k) * (g.width() + 2L * k) * g.inChannels();
+        long out = (long) g.batch() * (g.outHeight() + 2L * k) * (g.outWidth() + 2L * k) * g.outChannels();
+        return in < limit && out < limit && (long) k * k * g.inChannels() * (g.outChannels() + NhwcConv.NR) < limit;
+    }
 
     /** y[N,Co,Ho,Wo] = conv(x[N,Ci,H,W], w[Co,Ci,kh,kw]) (no bias); y is overwritten. */
     public static void forward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w, long wOff,
@@ -25,6 +63,17 @@ public final class Conv2dKernels {
         Sgemm.checkExtent("conv2d forward w", w, wOff, 1, 0, g.weightSize(), 1);
         Sgemm.checkExtent("conv2d forward y", y, yOff, 1, 0, g.outputSize(), 1);
         if (g.batch() == 0) {
+            return;
+        }
+        if (direct(g, false)) {
+            NhwcConv.Activation xa = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                    g.padH());
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
+                    g.strideH(), g.padH(), false);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
+                    g.outChannels(), 0);
+            NhwcConv.forward(xa, packed, out, null, false);
+            NhwcConv.toNchw(out, y, yOff);
             return;
         }
         x = Sgemm.forWorkers(x);
@@ -44,6 +93,19 @@ public final class Conv2dKernels {
         Sgemm.checkExtent("conv2d backwardData w", w, wOff, 1, 0, g.weightSize(), 1);
         Sgemm.checkExtent("conv2d backwardData dx", dx, dxOff, 1, 0, g.inputSize(), 1);
         if (g.batch() == 0) {
+            return;
+        }
+        if (direct(g, true)) {
+            // dx = the stride-1 correlation of dy, padded by k-1-pad, with the flipped, transposed filter
+            int k = g.kernelH();
+            int pad = k - 1 - g.padH();
+            NhwcConv.Activation dya = NhwcConv.fromNchw(dy, dyOff, g.batch(), g.outChannels(), g.outHeight(),
+                    g.outWidth(), pad);
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), k, 1, pad,
+                    true);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.height(), g.width(), g.inChannels(), 0);
+            NhwcConv.forward(dya, packed, out, null, false);
+            NhwcConv.toNchw(out, dx, dxOff);
             return;
         }
         dx = Sgemm.forWorkers(dx);

@@ -153,6 +153,45 @@ public final class NhwcConv {
             return new Weights(p, java.util.Arrays.copyOf(bias, blocks * NR), cin, cout, kernel, stride, pad);
         }
 
+        /**
+         * Packs the weights of a training convolution straight from a tensor's memory, in parallel
+         * over the blocks of output channels, with zero bias: {@code w} [cout][cin][k][k] float32 at
+         * float offset {@code off} of {@code seg}. With {@code flipTranspose} the packed convolution
+         * is the backward-data one of w: cin output channels, cout input channels, the taps
+         * reversed (w'[ci][co][a][b] = w[co][ci][k-1-a][k-1-b]).
+         */
+        static Weights packFrom(MemorySegment seg, long off, int cout, int cin, int kernel, int stride, int pad,
+                boolean flipTranspose) {
+            int taps = kernel * kernel;
+            int outs = flipTranspose ? cin : cout;
+            int ins = flipTranspose ? cout : cin;
+            int blocks = Sgemm.ceilDiv(outs, NR);
+            long floats = (long) blocks * NR * ins * taps;
+            if (floats > Integer.MAX_VALUE - 16) {
+                throw new IllegalArgumentException("convolution weights too large for one packed array: " + cout + "x"
+                        + cin + "x" + kernel + "x" + kernel);
+            }
+            Sgemm.checkExtent("weights", seg, off, 1, 0, (long) cout * cin * taps, 1);
+            MemorySegment w = Sgemm.forWorkers(seg);
+            float[] p = new float[(int) floats];
+            CpuThreads.parallelFor(blocks, ob -> {
+                int i = ob * NR * ins * taps;
+                for (int t = 0; t < taps; t++) {
+                    int src = flipTranspose ? taps - 1 - t : t;
+                    for (int l = 0; l < ins; l++) {
+                        for (int j = 0; j < NR; j++, i++) {
+                            int o = ob * NR + j;
+                            if (o < outs) {
+                                long at = flipTranspose ? ((long) l * cin + o) * taps + src : ((long) o * cin + l) * taps + src;
+                                p[i] = w.getAtIndex(ValueLayout.JAVA_FLOAT, off + at);
+                            }
+                        }
+                    }
+                }
+            });
+            return new Weights(p, new float[blocks * NR], ins, outs, kernel, stride, pad);
+        }
+
         public int outChannels() {
             return cout;
         }

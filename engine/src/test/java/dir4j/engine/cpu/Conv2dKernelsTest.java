@@ -43,6 +43,42 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(5, 2, 6, 5, 3, 2, 3, 1, 2));              // stride > kernel
     }
 
+    /** Geometries on the direct channels-last kernels (forward; backward-data where the stride is 1). */
+    static Stream<Conv2dGeometry> directGeometries() {
+        return Stream.of(
+                Conv2dGeometry.of(2, 16, 17, 17, 20, 3, 1, 1, 1),           // ResNet's 3x3, a partial channel block
+                Conv2dGeometry.of(2, 24, 33, 31, 130, 3, 2, 1, 1),          // stride 2: forward only; 3 blocks
+                Conv2dGeometry.of(1, 16, 24, 24, 16, 5, 1, 2, 1),           // 5x5 pad 2
+                Conv2dGeometry.of(1, 17, 26, 26, 65, 3, 1, 0, 1),           // no padding: dx padded by 2
+                Conv2dGeometry.of(3, 64, 14, 14, 64, 3, 1, 1, 1));          // layer1-like, several images
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("directGeometries")
+    void directKernelsMatchReference(Conv2dGeometry g) {
+        assertTrue(Conv2dKernels.direct(g, false), "forward of " + g + " should take the direct path");
+        assertEquals(g.strideH() == 1, Conv2dKernels.direct(g, true), "backward-data of " + g);
+        try (Arena arena = Arena.ofConfined()) {
+            checkAllThree(arena, g, new SplittableRandom(g.hashCode()));
+        }
+    }
+
+    @Test
+    void directPathIsChosenOnlyWhereItApplies() {
+        assertTrue(Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), true));
+        assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 256, 1, 1, 0, 1), false)); // 1x1: GEMM
+        assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1), false)); // stem
+        assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 512, 7, 7, 512, 3, 1, 1, 1), false)); // 196 pixels
+        assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(2, 16, 20, 20, 16, 3, 1, 2, 2), false)); // dilation
+        boolean was = Conv2dKernels.directEnabled;
+        try {
+            Conv2dKernels.directEnabled = false;
+            assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), false));
+        } finally {
+            Conv2dKernels.directEnabled = was;
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("geometries")
     void forwardAndBothGradientsMatchReference(Conv2dGeometry g) {
@@ -173,9 +209,9 @@ class Conv2dKernelsTest {
         dx.fill(Float.NaN);
         Conv2dKernels.backwardData(g, dy.body(), 0, w.body(), 0, dx.body(), 0);
         abs = new double[(int) g.inputSize()];
-        // Each dx element is a col2im sum of up to kH·kW GEMM outputs, each a sum over Co.
+        // Each dx element sums Co·kH·kW products (a col2im sum of kH·kW sums over Co on the GEMM path).
         compare("backwardData dx", g, NaiveKernels.convBackwardData(g, dy, w, abs), abs,
-                g.outChannels() + g.kernelH() * g.kernelW(), dx);
+                (long) g.outChannels() * g.kernelH() * g.kernelW(), dx);
 
         var dw = NaiveKernels.Guarded.allocate(arena, g.weightSize());
         dw.fill(Float.NaN);
