@@ -102,7 +102,8 @@ final class SearchCommand extends ToolCommand {
             description = "Output format. Default: ${DEFAULT-VALUE}.")
     String format;
 
-    @Option(names = "--out", paramLabel = "FILE", description = "Write the results here instead of stdout (replaced atomically).")
+    @Option(names = "--out", paramLabel = "FILE",
+            description = "Write the results here instead of stdout (replaced atomically).")
     Path out;
 
     @Option(names = "--quiet", description = "No progress or notes on stderr (errors are still printed).")

@@ -89,7 +89,8 @@ class AplossCommandTest {
         assertEquals(0, loud.rc(), loud.toString());
         assertEquals("warning: descriptor 0 has norm 2.0000; the AP loss expects unit rows (pass --normalize)\n",
                 loud.err());
-        CliRun.Run quiet = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(), "--quiet");
+        CliRun.Run quiet = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--quiet");
         assertEquals(0, quiet.rc(), quiet.toString());
         assertEquals("", quiet.err());
         assertEquals(loud.out(), quiet.out());

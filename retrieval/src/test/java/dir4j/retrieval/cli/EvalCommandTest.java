@@ -303,7 +303,8 @@ class EvalCommandTest {
         Run r100 = run(concat(base, "--whitenv", "100", "--json", hundred.toString()));
         assertEquals(0, r4.rc(), r4.toString());
         assertEquals(0, r100.rc(), r100.toString());
-        assertTrue(r100.err().contains("whitening from " + ckpt + " (whitenp 0.25, whitenv 4, whitenm 1.0)"), r100.err());
+        assertTrue(r100.err().contains("whitening from " + ckpt + " (whitenp 0.25, whitenv 4, whitenm 1.0)"),
+                r100.err());
         String note = "whitenv 100 is more than the whitening's 4 components: keeping all 4";
         assertEquals(1, r100.err().split(java.util.regex.Pattern.quote(note), -1).length - 1, r100.err());
         assertFalse(r4.err().contains("more than"), r4.err());

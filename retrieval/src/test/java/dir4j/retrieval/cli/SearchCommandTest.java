@@ -107,8 +107,8 @@ class SearchCommandTest {
         Path res = Files.createDirectories(dir.resolve("out")).resolve("res.txt");
         Files.writeString(res, "earlier results\n");
         Path held = Files.createLink(dir.resolve("held.txt"), res);
-        Run r = run("search", "--index", dir.resolve("exact").toString(), "--descriptors", queries.toString(), "-k", "5",
-                "--quiet", "--out", res.toString());
+        Run r = run("search", "--index", dir.resolve("exact").toString(), "--descriptors", queries.toString(), "-k",
+                "5", "--quiet", "--out", res.toString());
         assertEquals(0, r.rc(), r.toString());
         Run stdout = run("search", "--index", dir.resolve("exact").toString(), "--descriptors", queries.toString(),
                 "-k", "5", "--quiet");

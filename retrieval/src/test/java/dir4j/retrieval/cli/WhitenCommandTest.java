@@ -103,7 +103,8 @@ class WhitenCommandTest {
         assertTrue(apply.out().contains("5x8 float32, whitened with whitenp 0.25, whitenv 8, whitenm"), apply.out());
         assertEquals("whitenv 100 is more than the whitening's 8 components: keeping all 8\n", apply.err());
         try (MemoryScope scope = MemoryScope.open()) {
-            Tensor want = PcaWhitening.learn(Npy.read(train)).apply(Npy.read(queries), new WhiteningOptions(0.25, 8, 1));
+            Tensor want = PcaWhitening.learn(Npy.read(train)).apply(Npy.read(queries),
+                    new WhiteningOptions(0.25, 8, 1));
             assertArrayEquals(want.toFloatArray(), Npy.read(out).toFloatArray(), 1e-6f);
         }
         Run quiet = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "100",
