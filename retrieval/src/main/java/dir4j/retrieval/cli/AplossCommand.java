@@ -82,6 +82,10 @@ final class AplossCommand extends ToolCommand {
     @Option(names = "--out", paramLabel = "DIR", description = "Folder for the .npy outputs.")
     Path out;
 
+    @Option(names = "--quiet", description = "No warning on stderr about rows that are not unit length (the results "
+            + "and errors are still printed).")
+    boolean quiet;
+
     @Override
     int run() throws IOException {
         Device dev = DeviceOption.usable(device);
@@ -109,7 +113,9 @@ final class AplossCommand extends ToolCommand {
             }
             Tensor leaf = d.to(dev).detach().requiresGrad(true);
             Tensor x = normalize ? NnOps.l2Normalize(leaf, 1, 1e-12) : leaf;
-            warnIfNotUnit(x);
+            if (!quiet) {
+                warnIfNotUnit(x);
+            }
             APLoss.Result r = loss.forward(x, classes, null);
             r.loss().backward();
             int n = classes.length;

@@ -35,7 +35,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Convert a checkpoint between PyTorch .pt/.pth (read), .safetensors and .npz.",
             "Strips 'module.' from state-dict keys, keeps model_options as safetensors metadata (JSON text), "
-                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops."},
+                + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops (on stderr; "
+                + "the summary line goes to stdout)."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
                 + "options, or an OUT that is not .safetensors or .npz"})
@@ -56,6 +57,10 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Option(names = "--compress", description = "Deflate the entries of a .npz output.")
     boolean compress;
+
+    @Option(names = "--quiet", description = "No notes on stderr about what was renamed, kept as metadata or dropped "
+            + "(the summary line and errors are still printed).")
+    boolean quiet;
 
     /**
      * What a conversion carries: tensors by name, string metadata, notes for the user, and how
@@ -100,13 +105,16 @@ final class ConvertCommand implements Callable<Integer> {
                 c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())
                         + " not written (write .safetensors to keep them)");
             }
-            for (String note : c.notes()) {
-                System.out.println("note: " + note);
-            }
             if (outName.endsWith(".npz")) {
                 Npz.write(out, c.tensors(), compress);
             } else {
                 Safetensors.write(out, c.tensors(), c.metadata());
+            }
+            // after the write: a failed conversion reports its error alone
+            if (!quiet) {
+                for (String note : c.notes()) {
+                    System.err.println("note: " + note);
+                }
             }
             summarize(c);
             return 0;

@@ -267,6 +267,7 @@ final class EvalCommand extends ToolCommand {
                     throw new IOException("the whitening is for " + w.parameters().dimension()
                             + "-d descriptors, these are " + database.shape(1) + "-d");
                 }
+                used = WhiteningSettings.effective(used, w.parameters().componentCount(), this::note);
                 database = w.apply(database, used);
                 queries = w.apply(queries, used);
                 note("whitening " + source + " (" + WhiteningSettings.describe(used) + ")");

@@ -3,6 +3,7 @@ package dir4j.retrieval.cli;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
+import dir4j.engine.io.AtomicFiles;
 import dir4j.retrieval.data.ImageList;
 import dir4j.retrieval.data.ImageRef;
 import dir4j.retrieval.extract.FeatureExtractor;
@@ -101,7 +102,8 @@ final class SearchCommand extends ToolCommand {
             description = "Output format. Default: ${DEFAULT-VALUE}.")
     String format;
 
-    @Option(names = "--out", paramLabel = "FILE", description = "Write the results here instead of stdout.")
+    @Option(names = "--out", paramLabel = "FILE",
+            description = "Write the results here instead of stdout (replaced atomically).")
     Path out;
 
     @Option(names = "--quiet", description = "No progress or notes on stderr (errors are still printed).")
@@ -194,9 +196,7 @@ final class SearchCommand extends ToolCommand {
             double seconds = (System.nanoTime() - t0) / 1e9;
             String text = fmt.equals("json") ? json(idx, ids, n) : text(idx, ids, n);
             if (out != null) {
-                Path dir = out.toAbsolutePath().getParent();
-                Files.createDirectories(dir);
-                Files.writeString(out, text, StandardCharsets.UTF_8);
+                AtomicFiles.write(out, text.getBytes(StandardCharsets.UTF_8));
             } else {
                 System.out.print(text);
             }

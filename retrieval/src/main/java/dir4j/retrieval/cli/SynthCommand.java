@@ -1,5 +1,6 @@
 package dir4j.retrieval.cli;
 
+import dir4j.retrieval.extract.ProgressBar;
 import dir4j.retrieval.synth.SyntheticLandmarks;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -67,12 +68,14 @@ final class SynthCommand extends ToolCommand {
             throw new UsageException(e.getMessage());
         }
         long t0 = System.nanoTime();
+        ProgressBar[] bar = {null};
         Path dir = SyntheticLandmarks.generate(root, config, quiet ? null : (done, total) -> {
-            if (done % 50 == 0 || done.equals(total)) {
-                System.err.printf("\rsynth: %d/%d images", done, total);
-                if (done.equals(total)) {
-                    System.err.println();
-                }
+            if (bar[0] == null) {
+                bar[0] = new ProgressBar("synth", total, 0, System.err, true);
+            }
+            bar[0].update(done);
+            if (done.equals(total)) {
+                bar[0].finish();
             }
         });
         System.out.printf("synthetic benchmark at %s (%.1f s)%n", dir, (System.nanoTime() - t0) / 1e9);

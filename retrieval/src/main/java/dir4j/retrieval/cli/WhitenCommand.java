@@ -102,6 +102,7 @@ final class WhitenCommand extends ToolCommand {
             Tensor x = descriptors(mode.learn);
             long t0 = System.nanoTime();
             PcaParameters pca = PcaWhitening.learn(x).parameters();
+            options = WhiteningSettings.effective(options, pca.componentCount(), this::note);
             Map<String, Object> notes = new LinkedHashMap<>();
             notes.put("learned_from", mode.learn.toAbsolutePath().normalize().toString());
             notes.put("rows", (long) x.shape(0));
@@ -129,6 +130,7 @@ final class WhitenCommand extends ToolCommand {
                 throw new IOException(mode.apply + " holds " + x.shape(1) + "-d descriptors but the whitening in "
                         + whiteningFile + " is for " + stored.pca().dimension() + "-d ones");
             }
+            options = WhiteningSettings.effective(options, stored.pca().componentCount(), this::note);
             Tensor y = PcaWhitening.of(stored.pca()).apply(x, options);
             Npy.write(out, y);
             Path ids = FeatureExtractor.idsFile(mode.apply);
@@ -141,6 +143,12 @@ final class WhitenCommand extends ToolCommand {
             }
         }
         return 0;
+    }
+
+    private void note(String s) {
+        if (!quiet) {
+            System.err.println(s);
+        }
     }
 
     /** An N x D float descriptor file without NaN or infinity. */

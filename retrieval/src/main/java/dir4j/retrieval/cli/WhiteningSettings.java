@@ -5,6 +5,7 @@ import dir4j.retrieval.whiten.WhiteningOptions;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.function.Consumer;
 import picocli.CommandLine.Option;
 
 /** The reference's whitening options: power, components, multiplier (dirtorch/test_dir.py). */
@@ -34,6 +35,20 @@ final class WhiteningSettings {
         } catch (IllegalArgumentException e) {
             throw new ToolCommand.UsageException(e.getMessage());
         }
+    }
+
+    /**
+     * {@code o} as it applies to a PCA of {@code available} components: a whitenv above that keeps
+     * them all (the reference's slice {@code [:v]}), so it is reported as the number kept, with one
+     * note through {@code note} saying so.
+     */
+    static WhiteningOptions effective(WhiteningOptions o, int available, Consumer<String> note) {
+        if (o.components() == WhiteningOptions.ALL_COMPONENTS || o.components() <= available) {
+            return o;
+        }
+        note.accept("whitenv " + o.components() + " is more than the whitening's " + available + " components: "
+                + "keeping all " + available);
+        return new WhiteningOptions(o.power(), available, o.multiplier());
     }
 
     /** Whether any of the flags was given. */

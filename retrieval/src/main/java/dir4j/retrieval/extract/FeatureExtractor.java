@@ -78,6 +78,7 @@ public final class FeatureExtractor implements AutoCloseable {
      * extraction: the weights cannot change during one, and a later one sees their latest values.
      */
     private RetrievalNet.Inference inference;
+    private boolean closed;
     private final ExtractionOptions options;
     private final double scalePoolingP;
     private final PrintStream log;
@@ -113,6 +114,7 @@ public final class FeatureExtractor implements AutoCloseable {
     public synchronized float[] describe(RgbImage image, BoundingBox crop) throws IOException {
         DecodeQueue.Prepared p = DecodeQueue.prepare(image, crop, options.preprocessing(), options.scales(),
                 "image " + image.width() + "x" + image.height());
+        requireOpen();
         if (inference == null) {
             inference = net.inference();
         }
@@ -126,13 +128,24 @@ public final class FeatureExtractor implements AutoCloseable {
 
     /** Makes {@link #describe(RgbImage, BoundingBox)} take the network's current weights. */
     public synchronized void refresh() {
+        requireOpen();
         dropInference();
     }
 
-    /** Frees what {@link #describe(RgbImage, BoundingBox)} keeps (the compiled network); not the network. */
+    /**
+     * Frees what {@link #describe(RgbImage, BoundingBox)} keeps (the compiled network); not the
+     * network. The extractor cannot be used afterwards. Idempotent.
+     */
     @Override
     public synchronized void close() {
+        closed = true;
         dropInference();
+    }
+
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("the extractor was closed: make a new FeatureExtractor to describe images");
+        }
     }
 
     private void dropInference() {
@@ -159,6 +172,7 @@ public final class FeatureExtractor implements AutoCloseable {
 
     /** Describes the images in memory. */
     public synchronized Result extract(List<ImageRef> images, String label) throws IOException {
+        requireOpen();
         dropInference();
         inference = net.inference();
         try {
@@ -181,6 +195,7 @@ public final class FeatureExtractor implements AutoCloseable {
      * resuming from {@code <out>.parts/} when asked and possible.
      */
     public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+        requireOpen();
         dropInference();
         inference = net.inference();
         try {

@@ -7,9 +7,10 @@ import java.util.Locale;
  * A one-line progress bar on stderr: {@code DB [########------] 1200/4993 3.1 img/s ETA 0:20:24}.
  * Speed counts only images described in this run (not parts reused from an earlier one). On a
  * terminal the line is redrawn in place at most 4 times a second; when stderr is a file or a
- * pipe a plain line is written every 30 seconds instead, so logs stay readable.
+ * pipe a plain line is written every 30 seconds instead, so logs stay readable. Not thread-safe:
+ * callers from several threads update it under one lock.
  */
-final class ProgressBar {
+public final class ProgressBar {
     private static final int WIDTH = 24;
 
     private final String label;
@@ -23,7 +24,11 @@ final class ProgressBar {
     private long lastDraw;
     private long done;
 
-    ProgressBar(String label, long total, long alreadyDone, PrintStream out, boolean enabled) {
+    /**
+     * A bar for {@code total} images of which {@code alreadyDone} were done by an earlier run,
+     * drawn on {@code out} when {@code enabled}, in place when stderr is a terminal.
+     */
+    public ProgressBar(String label, long total, long alreadyDone, PrintStream out, boolean enabled) {
         this(label, total, alreadyDone, out, enabled, System.console() != null);
     }
 
@@ -41,7 +46,7 @@ final class ProgressBar {
     }
 
     /** Sets the number of images done and redraws when due. */
-    void update(long images) {
+    public void update(long images) {
         done = images;
         long now = System.nanoTime();
         if (enabled && now - lastDraw >= intervalNanos) {
@@ -57,7 +62,7 @@ final class ProgressBar {
     }
 
     /** The final line: how many images, how long, how fast. */
-    void finish() {
+    public void finish() {
         if (!enabled) {
             return;
         }

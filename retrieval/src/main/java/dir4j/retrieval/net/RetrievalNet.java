@@ -54,6 +54,7 @@ public final class RetrievalNet extends Module {
     private final ResNet backbone;
     private final Module pool;
     private final Linear fc;
+    private volatile boolean closed;
 
     public RetrievalNet(Options options, Random rng) {
         this.options = options;
@@ -97,6 +98,7 @@ public final class RetrievalNet extends Module {
 
     /** The backbone's last feature map for a normalised image batch [N, 3, H, W]. */
     public Tensor features(Tensor images) {
+        requireOpen();
         return backbone.features(images);
     }
 
@@ -120,6 +122,7 @@ public final class RetrievalNet extends Module {
      * network depends on the mode.
      */
     public Inference inference() {
+        requireOpen();
         boolean compile = runningStatistics() && !"false".equals(System.getProperty("dir4j.compiledInference"))
                 && ResNetInference.unsupported(backbone).isEmpty();
         if (!compile) {
@@ -136,6 +139,24 @@ public final class RetrievalNet extends Module {
             return new Inference(this, null, null);
         }
         return new Inference(this, null, plan);
+    }
+
+    /** Frees the weights; the network cannot be used afterwards. Idempotent. */
+    @Override
+    public void close() {
+        closed = true;
+        super.close();
+    }
+
+    /**
+     * Named here, since a freed weight would otherwise surface as an unrelated scope error
+     * ("keep it with MemoryScope.keep").
+     */
+    private void requireOpen() {
+        if (closed) {
+            throw new IllegalStateException("the network was closed: its weights are freed; load or create it "
+                    + "again to describe images");
+        }
     }
 
     /** True when every batch norm normalises by its running statistics (eval mode, or frozen). */
@@ -175,6 +196,7 @@ public final class RetrievalNet extends Module {
          * ({@link #compiled()} turns false); bad input is an error either way.
          */
         public Tensor describe(Tensor images) {
+            net.requireOpen();
             if (!compiled()) {
                 return net.forward(images);
             }

@@ -148,7 +148,7 @@ public final class Trainer {
             long start = 0;
             History history = History.empty();
             if (resume && Files.exists(checkpointFile())) {
-                start = restore(opt, names);
+                start = restore(opt, names, progress);
                 history = readLog(start);
                 if (progress != null) {
                     progress.accept("resumed from " + checkpointFile() + " at step " + start);
@@ -333,7 +333,8 @@ public final class Trainer {
         return m;
     }
 
-    private long restore(Optimizer opt, List<String> names) throws IOException {
+    private long restore(Optimizer opt, List<String> names, java.util.function.Consumer<String> progress)
+            throws IOException {
         try (Safetensors.Contents c = Safetensors.read(checkpointFile())) {
             String format = c.metadata().get("format");
             if (!"dir4j-train-1".equals(format)) {
@@ -364,8 +365,35 @@ public final class Trainer {
                 });
             }
             opt.setSteps(Long.parseLong(c.metadata().get("optimizer_steps")));
+            String changed = recipeChanges(c.metadata().get("train_config"));
+            if (changed != null && progress != null) {
+                progress.accept("note: " + changed);
+            }
             return Long.parseLong(c.metadata().get("step"));
         }
+    }
+
+    /**
+     * What this run's recipe changes from the one the checkpoint was trained with, as one line
+     * ("resuming with lr 0.001 (the checkpoint was trained with lr 0.002)"), or null when nothing
+     * does. A change is allowed (a longer schedule, a lower rate) but should not pass unseen. Keys
+     * the checkpoint does not record are not compared.
+     */
+    private String recipeChanges(String storedJson) {
+        if (storedJson == null || !(Json.parse(storedJson) instanceof Map<?, ?> stored)) {
+            return null;
+        }
+        List<String> now = new ArrayList<>();
+        List<String> then = new ArrayList<>();
+        cfg.toMap().forEach((k, v) -> {
+            Object old = stored.get(k);
+            if (old != null && !String.valueOf(old).equals(v)) {
+                now.add(k + " " + v);
+                then.add(k + " " + old);
+            }
+        });
+        return now.isEmpty() ? null : "resuming with " + String.join(", ", now) + " (the checkpoint was trained with "
+                + String.join(", ", then) + ")";
     }
 
     /**

@@ -76,4 +76,24 @@ class AplossCommandTest {
             assertTrue(Double.isNaN(exact.toDoubleArray()[11]), "class with one image has no exact AP");
         }
     }
+
+    @Test
+    void quietLeavesOutTheNormWarningButNotTheResults() throws Exception {
+        Path d = dir.resolve("twice.npy");
+        try (Tensor t = Tensor.of(new float[] {2, 0, 0, 2, 0, 2, 0, 0, 2}, 3, 3)) {
+            Npy.write(d, t); // rows of norm 2
+        }
+        Path labels = dir.resolve("labels.txt");
+        Files.writeString(labels, "0\n0\n1\n");
+        CliRun.Run loud = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString());
+        assertEquals(0, loud.rc(), loud.toString());
+        assertEquals("warning: descriptor 0 has norm 2.0000; the AP loss expects unit rows (pass --normalize)\n",
+                loud.err());
+        CliRun.Run quiet = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--quiet");
+        assertEquals(0, quiet.rc(), quiet.toString());
+        assertEquals("", quiet.err());
+        assertEquals(loud.out(), quiet.out());
+        assertTrue(quiet.out().contains("queries: 3, excluded for having no positive: 1"), quiet.out());
+    }
 }

@@ -2,6 +2,7 @@ package dir4j.retrieval.cli;
 
 import static dir4j.retrieval.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -280,6 +281,38 @@ class EvalCommandTest {
         assertEquals(0, r.rc(), r.toString());
         assertTrue(r.err().contains("whitenp 0.25, whitenv 3, whitenm 1.0"), r.err());
         assertTrue(r.out().startsWith(">> roxford5k: mAP E: "), r.out());
+    }
+
+    @Test
+    void aWhitenvAboveTheComponentsIsReportedAsTheNumberKept() throws IOException {
+        Path descs = Files.createDirectories(dir.resolve("d"));
+        Random rng = new Random(4);
+        try (MemoryScope scope = MemoryScope.open()) {
+            for (String[] f : new String[][] {{"roxford5k.dbdescs.npy", "3"}, {"roxford5k.qdescs.npy", "2"}}) {
+                Tensor t = Tensor.randn(rng, Integer.parseInt(f[1]), 6);
+                Npy.write(descs.resolve(f[0]), t.div(t.pow(2).sum(1, true).sqrt()));
+            }
+        }
+        Path ckpt = ImageFixtures.path("whiten/reference_pca/retrieval_zip.pt");
+        String[] base = args("eval", "--dataset", "roxford5k", "--data-root", ImageFixtures.path("datasets").toString(),
+                "--descriptors-dir", descs.toString(), "--whiten", "file", ckpt.toString());
+        // the checkpoint's PCA keeps 4 components of the 6 dimensions
+        Path all = dir.resolve("all.json");
+        Path hundred = dir.resolve("100.json");
+        Run r4 = run(concat(base, "--whitenv", "4", "--json", all.toString()));
+        Run r100 = run(concat(base, "--whitenv", "100", "--json", hundred.toString()));
+        assertEquals(0, r4.rc(), r4.toString());
+        assertEquals(0, r100.rc(), r100.toString());
+        assertTrue(r100.err().contains("whitening from " + ckpt + " (whitenp 0.25, whitenv 4, whitenm 1.0)"),
+                r100.err());
+        String note = "whitenv 100 is more than the whitening's 4 components: keeping all 4";
+        assertEquals(1, r100.err().split(java.util.regex.Pattern.quote(note), -1).length - 1, r100.err());
+        assertFalse(r4.err().contains("more than"), r4.err());
+        assertEquals(4L, ((Map<?, ?>) json(hundred, "roxford5k").get("settings")).get("whitenv"));
+        assertEquals(json(all, "roxford5k").get("mAP-medium"), json(hundred, "roxford5k").get("mAP-medium"));
+        Run quiet = run(concat(base, "--whitenv", "100", "--quiet"));
+        assertEquals(0, quiet.rc(), quiet.toString());
+        assertEquals("", quiet.err());
     }
 
     @Test

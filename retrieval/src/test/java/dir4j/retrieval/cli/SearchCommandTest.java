@@ -100,6 +100,25 @@ class SearchCommandTest {
         assertSameResults(text.toString(), Files.readString(dir.resolve("res.txt")));
     }
 
+    @Test
+    void outReplacesTheFileWholeInsteadOfRewritingItInPlace() throws IOException {
+        // a reader holding the previous results (here a hard link to them) keeps them whole: the new results
+        // go to a temporary file renamed over --out, never into the old file, half-written on a crash
+        Path res = Files.createDirectories(dir.resolve("out")).resolve("res.txt");
+        Files.writeString(res, "earlier results\n");
+        Path held = Files.createLink(dir.resolve("held.txt"), res);
+        Run r = run("search", "--index", dir.resolve("exact").toString(), "--descriptors", queries.toString(), "-k",
+                "5", "--quiet", "--out", res.toString());
+        assertEquals(0, r.rc(), r.toString());
+        Run stdout = run("search", "--index", dir.resolve("exact").toString(), "--descriptors", queries.toString(),
+                "-k", "5", "--quiet");
+        assertEquals(stdout.out(), Files.readString(res));
+        assertEquals("earlier results\n", Files.readString(held));
+        try (var files = Files.list(res.getParent())) {
+            assertEquals(List.of(res), files.toList(), "no temporary file left");
+        }
+    }
+
     /** Same lines, ids and ranks; scores equal to 2e-6. */
     static void assertSameResults(String want, String got) {
         String[] w = want.split("\n");

@@ -2,6 +2,7 @@ package dir4j.retrieval.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.Tensor;
@@ -146,6 +147,30 @@ class TrainCommandTest {
                 other.err());
         assertTrue(other.err().length() < 400, other.err());
         assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "nothing was trained");
+    }
+
+    @Test
+    void resumingWithAnotherRecipeNamesWhatChangedOnceAndContinues(@TempDir Path out) throws IOException {
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                out.toString()));
+        args.addAll(List.of(TINY));
+        args.set(args.indexOf("--steps") + 1, "1");
+        assertEquals(0, CliRun.run(args.toArray(String[]::new)).rc());
+        args.remove("--quiet");
+        args.set(args.indexOf("--steps") + 1, "2");
+        args.addAll(List.of("--lr", "0.001", "--optimizer", "sgd", "--resume"));
+        CliRun.Run changed = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, changed.rc(), changed.toString());
+        String note = "note: resuming with optimizer sgd, lr 0.001, steps 2 (the checkpoint was trained with "
+                + "optimizer adam, lr 1.0E-4, steps 1)";
+        assertEquals(1, changed.err().lines().filter(l -> l.contains("resuming with")).count(), changed.err());
+        assertTrue(changed.err().lines().anyMatch(note::equals), changed.err());
+        assertTrue(changed.out().contains("trained 2 steps"), changed.out());
+        // the checkpoint now holds this run's recipe: resuming with it again notes nothing
+        CliRun.Run same = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, same.rc(), same.toString());
+        assertTrue(same.err().contains("resumed from"), same.err());
+        assertFalse(same.err().contains("resuming with"), same.err());
     }
 
     @Test

@@ -88,6 +88,32 @@ class WhitenCommandTest {
     }
 
     @Test
+    void moreComponentsThanTheWhiteningHasAreReportedAsTheNumberKept() throws IOException {
+        Path w = dir.resolve("w.safetensors");
+        Run learn = run("whiten", "--learn", train.toString(), "--out", w.toString(), "--whitenv", "100");
+        assertEquals(0, learn.rc(), learn.toString());
+        assertTrue(learn.out().contains("whitenv 8,"), learn.out());
+        assertEquals("whitenv 100 is more than the whitening's 8 components: keeping all 8\n", learn.err());
+        assertEquals(8, WhiteningFile.read(w).get("learned").options().components(), "stored as the number kept");
+
+        Path out = dir.resolve("q100.npy");
+        Run apply = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "100",
+                "--out", out.toString());
+        assertEquals(0, apply.rc(), apply.toString());
+        assertTrue(apply.out().contains("5x8 float32, whitened with whitenp 0.25, whitenv 8, whitenm"), apply.out());
+        assertEquals("whitenv 100 is more than the whitening's 8 components: keeping all 8\n", apply.err());
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor want = PcaWhitening.learn(Npy.read(train)).apply(Npy.read(queries),
+                    new WhiteningOptions(0.25, 8, 1));
+            assertArrayEquals(want.toFloatArray(), Npy.read(out).toFloatArray(), 1e-6f);
+        }
+        Run quiet = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "100",
+                "--out", out.toString(), "--quiet");
+        assertEquals(0, quiet.rc(), quiet.toString());
+        assertEquals("", quiet.out() + quiet.err());
+    }
+
+    @Test
     void theReferenceCheckpointsPcaAppliesWithTheReferenceDefaults() throws IOException {
         Path ckpt = ImageFixtures.path("whiten/reference_pca/retrieval_zip.pt");
         Path six = dir.resolve("six.npy");

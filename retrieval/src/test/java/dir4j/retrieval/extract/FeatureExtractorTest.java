@@ -127,6 +127,38 @@ class FeatureExtractorTest {
         }
     }
 
+    @Test
+    void aClosedExtractorOrNetworkSaysSoInsteadOfWorkingOnOrFailingElsewhere() throws IOException {
+        ImageRef ref = images().get(0);
+        RgbImage img = ImageDecoder.read(ref.path());
+        FeatureExtractor fx = new FeatureExtractor(net, options(), QUIET);
+        float[] before = fx.describe(img, null);
+        fx.close();
+        fx.close(); // idempotent
+        for (org.junit.jupiter.api.function.Executable use : List.<org.junit.jupiter.api.function.Executable>of(
+                () -> fx.describe(img, null), () -> fx.extract(List.of(ref), "x"), fx::refresh)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, use);
+            assertTrue(e.getMessage().startsWith("the extractor was closed"), e.getMessage());
+        }
+        try (FeatureExtractor again = new FeatureExtractor(net, options(), QUIET)) {
+            assertArrayEquals(before, again.describe(img, null), 0f, "the network itself stays usable");
+        }
+
+        RetrievalNet gone = new RetrievalNet(net.options(), new Random(11));
+        FeatureExtractor onGone = new FeatureExtractor(gone, options(), QUIET);
+        RetrievalNet.Inference taken = gone.inference();
+        gone.close();
+        try (MemoryScope scope = MemoryScope.open(); Autograd.NoGrad ng = Autograd.noGrad()) {
+            Tensor batch = Tensor.of(new float[3 * 32 * 32], 1, 3, 32, 32);
+            for (org.junit.jupiter.api.function.Executable use : List.<org.junit.jupiter.api.function.Executable>of(
+                    () -> onGone.describe(img, null), () -> gone.forward(batch), gone::inference,
+                    () -> taken.describe(batch))) {
+                IllegalStateException e = assertThrows(IllegalStateException.class, use);
+                assertTrue(e.getMessage().startsWith("the network was closed"), e.getMessage());
+            }
+        }
+    }
+
     static float[] row(float[] all, int i) {
         float[] r = new float[8];
         System.arraycopy(all, i * 8, r, 0, 8);
