@@ -59,6 +59,18 @@ public interface Backend {
     /** out = f(a, b); a and b are views of out's shape (broadcast dimensions have stride 0). */
     void binary(Binary op, Tensor a, Tensor b, Tensor out);
 
+    /**
+     * ReLU's backward: out = g · (x &gt; 0 ? 1 : 0), elementwise over tensors of one shape and
+     * dtype (the product, so a NaN or infinite g still gives NaN where x ≤ 0). The default is that
+     * product with a mask; a backend may do it in one pass.
+     */
+    default void reluBackward(Tensor g, Tensor x, Tensor out) {
+        try (Tensor mask = Tensor.uninitialized(x.dtype(), x.device(), x.shape())) {
+            unary(Unary.GREATER, x, 0, 0, mask);
+            binary(Binary.MUL, g, mask, out);
+        }
+    }
+
     /** Reductions. */
     enum Reduce { SUM, MAX, MIN }
 

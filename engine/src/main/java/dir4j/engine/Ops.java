@@ -292,10 +292,21 @@ public final class Ops {
     }
 
     /** max(x, 0); gradient 0 at 0 (as PyTorch). */
+    /** g · (x &gt; 0): ReLU's backward in one backend call (records nothing: backward runs without a graph). */
+    static Tensor reluBackward(Tensor g, Tensor x) {
+        check("relu backward", g, x);
+        if (!java.util.Arrays.equals(g.shape(), x.shape()) || g.dtype() != x.dtype()) {
+            throw new IllegalArgumentException("relu backward: gradient " + java.util.Arrays.toString(g.shape()) + " "
+                    + g.dtype() + " for an input " + java.util.Arrays.toString(x.shape()) + " " + x.dtype());
+        }
+        Tensor out = emptyLike(x, x.shape());
+        x.backend().reluBackward(g, x, out);
+        return out;
+    }
+
     public static Tensor relu(Tensor x) {
         Tensor out = unary("relu", Unary.RELU, x, 0, 0);
-        return Autograd.record("relu", out, new Tensor[] {x},
-                g -> new Tensor[] {mul(g, unary("relu mask", Unary.GREATER, x, 0, 0))});
+        return Autograd.record("relu", out, new Tensor[] {x}, g -> new Tensor[] {reluBackward(g, x)});
     }
 
     /**

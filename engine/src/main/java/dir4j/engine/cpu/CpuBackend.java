@@ -157,6 +157,25 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void reluBackward(Tensor g, Tensor x, Tensor out) {
+        if (g.dtype() != DType.FLOAT32 || x.dtype() != DType.FLOAT32 || out.dtype() != DType.FLOAT32) {
+            Backend.super.reluBackward(g, x, out);
+            return;
+        }
+        checkSameShape("relu backward", g, out);
+        checkSameShape("relu backward", x, out);
+        MemorySegment gs = seg(g);
+        MemorySegment xs = seg(x);
+        MemorySegment os = seg(out);
+        StridedWalk w = new StridedWalk(out.shape(), g.strides(), x.strides(), out.strides());
+        long sg = w.innerStride(0);
+        long sx = w.innerStride(1);
+        long so = w.innerStride(2);
+        w.walkParallel(new long[] {g.offset(), x.offset(), out.offset()},
+                (offs, len) -> FloatKernels.reluBackward(gs, offs[0], sg, xs, offs[1], sx, os, offs[2], so, len));
+    }
+
+    @Override
     public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
         checkSameShape(op.name().toLowerCase(), a, out);
         checkSameShape(op.name().toLowerCase(), b, out);

@@ -30,6 +30,26 @@ final class FloatKernels {
         v.intoMemorySegment(s, i * 4, NO);
     }
 
+    // ------------------------------------------------------------------ relu backward
+
+    /** o = g · (x &gt; 0 ? 1 : 0) over a row: the product ReLU's backward was (NaN·0 stays NaN). */
+    static void reluBackward(MemorySegment g, long go, long sg, MemorySegment x, long xo, long sx, MemorySegment o,
+                             long oo, long so, int len) {
+        int i = 0;
+        if (sg == 1 && sx == 1 && so == 1) {
+            FloatVector zero = FloatVector.zero(S);
+            int bound = S.loopBound(len);
+            for (; i < bound; i += L) {
+                FloatVector mask = zero.blend(1f, load(x, xo + i).compare(VectorOperators.GT, 0f));
+                store(load(g, go + i).mul(mask), o, oo + i);
+            }
+        }
+        for (; i < len; i++) {
+            float xv = x.getAtIndex(F, xo + i * sx);
+            o.setAtIndex(F, oo + i * so, g.getAtIndex(F, go + i * sg) * (xv > 0 ? 1f : 0f));
+        }
+    }
+
     // ------------------------------------------------------------------ unary
 
     static void unary(Unary op, MemorySegment x, long xo, long sx, MemorySegment o, long oo, long so, int len,
