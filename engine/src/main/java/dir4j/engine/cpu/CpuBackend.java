@@ -156,29 +156,16 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    @Override
-    public void reluBackward(Tensor g, Tensor x, Tensor out) {
-        if (g.dtype() != DType.FLOAT32 || x.dtype() != DType.FLOAT32 || out.dtype() != DType.FLOAT32) {
-            Backend.super.reluBackward(g, x, out);
-            return;
-        }
-        checkSameShape("relu backward", g, out);
-        checkSameShape("relu backward", x, out);
-        MemorySegment gs = seg(g);
-        MemorySegment xs = seg(x);
-        MemorySegment os = seg(out);
-        StridedWalk w = new StridedWalk(out.shape(), g.strides(), x.strides(), out.strides());
-        long sg = w.innerStride(0);
-        long sx = w.innerStride(1);
-        long so = w.innerStride(2);
-        w.walkParallel(new long[] {g.offset(), x.offset(), out.offset()},
-                (offs, len) -> FloatKernels.reluBackward(gs, offs[0], sg, xs, offs[1], sx, os, offs[2], so, len));
+    /** A row of an elementwise op on two inputs: element i of each at its offset + i·stride. */
+    private interface Row3 {
+        void run(MemorySegment a, long ao, long sa, MemorySegment b, long bo, long sb, MemorySegment o, long oo,
+                 long so, int len);
     }
 
-    @Override
-    public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
-        checkSameShape(op.name().toLowerCase(), a, out);
-        checkSameShape(op.name().toLowerCase(), b, out);
+    /** Walks a, b and out (one shape) row by row in parallel, running {@code row} on each. */
+    private static void walk3(String op, Tensor a, Tensor b, Tensor out, Row3 row) {
+        checkSameShape(op, a, out);
+        checkSameShape(op, b, out);
         MemorySegment as = seg(a);
         MemorySegment bs = seg(b);
         MemorySegment os = seg(out);
@@ -186,16 +173,30 @@ public final class CpuBackend implements Backend {
         long sa = w.innerStride(0);
         long sb = w.innerStride(1);
         long so = w.innerStride(2);
-        long[] bases = {a.offset(), b.offset(), out.offset()};
+        w.walkParallel(new long[] {a.offset(), b.offset(), out.offset()},
+                (offs, len) -> row.run(as, offs[0], sa, bs, offs[1], sb, os, offs[2], so, len));
+    }
+
+    @Override
+    public void reluBackward(Tensor g, Tensor x, Tensor out) {
+        if (g.dtype() != DType.FLOAT32 || x.dtype() != DType.FLOAT32 || out.dtype() != DType.FLOAT32) {
+            Backend.super.reluBackward(g, x, out);
+            return;
+        }
+        walk3("relu backward", g, x, out, FloatKernels::reluBackward);
+    }
+
+    @Override
+    public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
+        String name = op.name().toLowerCase();
         if (a.dtype() == DType.FLOAT32) {
-            w.walkParallel(bases, (offs, len) ->
-                    FloatKernels.binary(op, as, offs[0], sa, bs, offs[1], sb, os, offs[2], so, len));
+            walk3(name, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) ->
+                    FloatKernels.binary(op, as, ao, sa, bs, bo, sb, os, oo, so, len));
         } else {
             DType t = a.dtype();
-            w.walkParallel(bases, (offs, len) -> {
+            walk3(name, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) -> {
                 for (int i = 0; i < len; i++) {
-                    store(os, t, offs[2] + i * so,
-                            ScalarMath.binary(op, load(as, t, offs[0] + i * sa), load(bs, t, offs[1] + i * sb)));
+                    store(os, t, oo + i * so, ScalarMath.binary(op, load(as, t, ao + i * sa), load(bs, t, bo + i * sb)));
                 }
             });
         }
