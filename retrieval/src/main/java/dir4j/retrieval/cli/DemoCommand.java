@@ -49,26 +49,10 @@ final class DemoCommand extends ToolCommand {
         if (fresh) {
             s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(), s.train(), s.imageSize(), false);
         }
-        boolean[] midLine = {false};
-        Demo.Outcome o = Demo.run(s, dev, line -> {
-            if (quiet) {
-                return;
-            }
-            boolean progress = line.startsWith("step ") && line.contains(" loss ");
-            if (progress) {
-                System.err.print("\r" + line + "   ");
-                midLine[0] = true;
-            } else {
-                if (midLine[0]) {
-                    System.err.println();
-                    midLine[0] = false;
-                }
-                System.err.println(line);
-            }
-        });
-        if (midLine[0]) {
-            System.err.println();
-        }
+        // the training's progress bar (redrawn on a terminal, a line every 10 s in a log)
+        TrainCommand.Progress progress = new TrainCommand.Progress(quiet, s.train().steps());
+        Demo.Outcome o = Demo.run(s, dev, progress);
+        progress.end();
         System.out.printf("mAP (Medium) %.2f -> %.2f; Easy %.2f -> %.2f; Hard %.2f -> %.2f%n",
                 100 * o.before().medium().map(), 100 * o.after().medium().map(), 100 * o.before().easy().map(),
                 100 * o.after().easy().map(), 100 * o.before().hard().map(), 100 * o.after().hard().map());
