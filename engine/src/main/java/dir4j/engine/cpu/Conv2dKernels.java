@@ -65,15 +65,7 @@ public final class Conv2dKernels {
         if (g.batch() == 0) {
             return;
         }
-        if (direct(g, false)) {
-            NhwcConv.Activation xa = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
-                    g.padH());
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
-                    g.strideH(), g.padH(), false);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
-                    g.outChannels(), 0);
-            NhwcConv.forward(xa, packed, out, null, false);
-            NhwcConv.toNchw(out, y, yOff);
+        if (direct(g, false) && directForward(g, x, xOff, w, wOff, y, yOff)) {
             return;
         }
         x = Sgemm.forWorkers(x);
@@ -95,17 +87,7 @@ public final class Conv2dKernels {
         if (g.batch() == 0) {
             return;
         }
-        if (direct(g, true)) {
-            // dx = the stride-1 correlation of dy, padded by k-1-pad, with the flipped, transposed filter
-            int k = g.kernelH();
-            int pad = k - 1 - g.padH();
-            NhwcConv.Activation dya = NhwcConv.fromNchw(dy, dyOff, g.batch(), g.outChannels(), g.outHeight(),
-                    g.outWidth(), pad);
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), k, 1, pad,
-                    true);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.height(), g.width(), g.inChannels(), 0);
-            NhwcConv.forward(dya, packed, out, null, false);
-            NhwcConv.toNchw(out, dx, dxOff);
+        if (direct(g, true) && directBackwardData(g, dy, dyOff, w, wOff, dx, dxOff)) {
             return;
         }
         dx = Sgemm.forWorkers(dx);
@@ -120,6 +102,63 @@ public final class Conv2dKernels {
         Sgemm.gemm(d.taps, d.pixels, g.outChannels(),
                 GemmOperand.strided(Sgemm.forWorkers(w), wOff, 1, d.taps),
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), out);
+    }
+
+    /**
+     * {@link #forward} on the direct kernels; false (nothing written that the GEMM path does not
+     * overwrite) when the Java heap cannot hold the channels-last copies.
+     */
+    private static boolean directForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w, long wOff,
+            MemorySegment y, long yOff) {
+        try {
+            NhwcConv.Activation xa = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                    g.padH());
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
+                    g.strideH(), g.padH(), false);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
+                    g.outChannels(), 0);
+            NhwcConv.forward(xa, packed, out, null, false);
+            NhwcConv.toNchw(out, y, yOff);
+            return true;
+        } catch (OutOfMemoryError e) {
+            heapFull(g, e);
+            return false;
+        }
+    }
+
+    /**
+     * {@link #backwardData} on the direct kernels: dx is the stride-1 correlation of dy, padded by
+     * k-1-pad, with the flipped, transposed filter; false when the Java heap cannot hold the copies.
+     */
+    private static boolean directBackwardData(Conv2dGeometry g, MemorySegment dy, long dyOff, MemorySegment w,
+            long wOff, MemorySegment dx, long dxOff) {
+        try {
+            int k = g.kernelH();
+            int pad = k - 1 - g.padH();
+            NhwcConv.Activation dya = NhwcConv.fromNchw(dy, dyOff, g.batch(), g.outChannels(), g.outHeight(),
+                    g.outWidth(), pad);
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), k, 1, pad,
+                    true);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.height(), g.width(), g.inChannels(), 0);
+            NhwcConv.forward(dya, packed, out, null, false);
+            NhwcConv.toNchw(out, dx, dxOff);
+            return true;
+        } catch (OutOfMemoryError e) {
+            heapFull(g, e);
+            return false;
+        }
+    }
+
+    private static final java.util.concurrent.atomic.AtomicBoolean HEAP_NOTED = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Says once that a convolution fell back to the implicit GEMM (native memory) for want of heap. */
+    private static void heapFull(Conv2dGeometry g, OutOfMemoryError e) {
+        if (HEAP_NOTED.compareAndSet(false, true)) {
+            System.getLogger(Conv2dKernels.class.getName()).log(System.Logger.Level.WARNING,
+                    "the Java heap cannot hold the channels-last copies of " + g + " (" + e.getMessage()
+                            + "): running such convolutions on the implicit GEMM; a larger -Xmx brings the direct"
+                            + " kernels back");
+        }
     }
 
     /** dw = Σ over the batch of the correlation of x with dy, the gradient of {@link #forward} with respect to w; dw is overwritten. */
