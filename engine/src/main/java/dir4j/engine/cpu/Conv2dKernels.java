@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * 2-d convolution (no groups, no bias) as implicit GEMM on {@link Sgemm}'s driver and its one
@@ -149,7 +150,7 @@ public final class Conv2dKernels {
         }
     }
 
-    private static final java.util.concurrent.atomic.AtomicBoolean HEAP_NOTED = new java.util.concurrent.atomic.AtomicBoolean();
+    private static final AtomicBoolean HEAP_NOTED = new AtomicBoolean();
 
     /** Says once that a convolution fell back to the implicit GEMM (native memory) for want of heap. */
     private static void heapFull(Conv2dGeometry g, OutOfMemoryError e) {
