@@ -10,8 +10,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <ul>
  *   <li>forward: Y[Co × q] = W[Co × p] · X;
  *   <li>backward-data: Wᵀ · dY gives X-shaped tiles that are scatter-added into dX (col2im);
- *   <li>backward-filter: dW[Co × p] = dY[Co × q] · Xᵀ, the batch summed inside the GEMM's depth
- *       (split over the threads, {@link Sgemm#gemmSplitK}, when dW is small and q long).
+ *   <li>backward-filter: dW[Co × p] = dY[Co × q] · Xᵀ, the batch summed inside the GEMM's depth.
  * </ul>
  * A 1×1, stride-1, unpadded convolution is a plain product over the NCHW tensors themselves.
  * Larger square kernels with enough channels and output pixels ({@link #direct}) run forward, and
@@ -176,12 +175,6 @@ public final class Conv2dKernels {
                 : new Im2colOperand(g, x, xOff);
         // The batch is part of the depth q, so the sum over images happens in the accumulators;
         // an empty batch is a depth-0 product, which writes dw = 0.
-        if (Sgemm.splitKPays(g.outChannels(), d.taps, d.pixels)) {
-            Sgemm.gemmSplitK(g.outChannels(), d.taps, d.pixels,
-                    new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), cols.transposed(),
-                    dw, dwOff);
-            return;
-        }
         Sgemm.gemm(g.outChannels(), d.taps, d.pixels,
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), cols.transposed(),
                 GemmOutput.strided(Sgemm.forWorkers(dw), dwOff, d.taps, 1f, 0f));

@@ -166,15 +166,10 @@ public final class Sgemm {
      * Depth and column blocks are split evenly (k = 300 gives 150 + 150, not 256 + 44).
      */
     static void gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out) {
-        gemm(m, n, k, a, b, out, false);
-    }
-
-    /** {@link #gemm}, on the calling thread alone when {@code serial}. */
-    private static void gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out, boolean serialOnly) {
         if (m == 0 || n == 0) {
             return;
         }
-        boolean serial = serialOnly || (long) m * n * k < SERIAL_WORK || CpuThreads.threads() == 1;
+        boolean serial = (long) m * n * k < SERIAL_WORK || CpuThreads.threads() == 1;
         int ncBlocks = ceilDiv(n, NC);
         int kcBlocks = Math.max(1, ceilDiv(k, KC));
         int kcMax = ceilDiv(k, kcBlocks);
@@ -231,78 +226,6 @@ public final class Sgemm {
                 });
             }
         }
-    }
-
-    /** {@code -Ddir4j.cpu.splitK=false} keeps every product on the blocked schedule. */
-    private static final boolean SPLIT_K = !"false".equals(System.getProperty("dir4j.cpu.splitK"));
-    /** Largest C (in floats) of a depth-split product: each thread holds a private copy. */
-    static final long SPLIT_K_MAX_C = 1L << 18;
-    /** Fewest depth rows per thread for a depth-split product. */
-    static final int SPLIT_K_MIN_DEPTH = 1024;
-
-    /**
-     * Whether {@link #gemmSplitK} suits an m×n product of depth k: C small, the depth long enough
-     * to give every thread {@link #SPLIT_K_MIN_DEPTH} rows, and more than one thread.
-     */
-    static boolean splitKPays(int m, int n, int k) {
-        int threads = CpuThreads.threads();
-        return SPLIT_K && threads > 1 && (long) m * n <= SPLIT_K_MAX_C && (long) k >= (long) SPLIT_K_MIN_DEPTH * threads;
-    }
-
-    /**
-     * C = A·B (m×n, row-major at float offset cOff of c with row stride n; overwritten) with the
-     * depth split over the threads: each computes the product over its share of k alone, into a
-     * private C, with no barrier per depth block; the partial products are then summed (in the
-     * same order for a given thread count, so the result is deterministic). For the products of a
-     * convolution's backward-filter, whose C (the filter) is small and whose depth (the batch's
-     * output pixels) runs to thousands: the blocked schedule of {@link #gemm} has one row block
-     * there and meets two barriers per 256-deep block.
-     */
-    static void gemmSplitK(int m, int n, int k, GemmOperand a, GemmOperand b, MemorySegment c, long cOff) {
-        int parts = CpuThreads.threads();
-        float[][] partial = new float[parts][];
-        CpuThreads.parallelFor(parts, t -> {
-            int k0 = split(k, parts, t);
-            int k1 = split(k, parts, t + 1);
-            float[] p = new float[m * n];
-            gemm(m, n, k1 - k0, depthSlice(a, k0, false), depthSlice(b, k0, true),
-                    GemmOutput.strided(MemorySegment.ofArray(p), 0, n, 1f, 0f), true);
-            partial[t] = p;
-        });
-        MemorySegment cw = forWorkers(c);
-        CpuThreads.parallelRange((long) m * n, 1 << 14, (s, e) -> {
-            int i = (int) s;
-            int vl = SPECIES.length();
-            for (; i + vl <= e; i += vl) {
-                FloatVector v = FloatVector.fromArray(SPECIES, partial[0], i);
-                for (int t = 1; t < parts; t++) {
-                    v = v.add(FloatVector.fromArray(SPECIES, partial[t], i));
-                }
-                v.intoMemorySegment(cw, (cOff + i) * Float.BYTES, java.nio.ByteOrder.nativeOrder());
-            }
-            for (; i < e; i++) {
-                float v = partial[0][i];
-                for (int t = 1; t < parts; t++) {
-                    v += partial[t][i];
-                }
-                cw.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, cOff + i, v);
-            }
-        });
-    }
-
-    /** The operand from depth index k0 on: A's columns (the depth is A's second index) or B's rows. */
-    private static GemmOperand depthSlice(GemmOperand x, int k0, boolean depthIsRows) {
-        return new GemmOperand() {
-            @Override
-            public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int w) {
-                x.packRowPanels(dst, dOff, depthIsRows ? r0 + k0 : r0, rows, depthIsRows ? c0 : c0 + k0, cols, w);
-            }
-
-            @Override
-            public void packColumnPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int w) {
-                x.packColumnPanels(dst, dOff, depthIsRows ? r0 + k0 : r0, rows, depthIsRows ? c0 : c0 + k0, cols, w);
-            }
-        };
     }
 
     /**

@@ -64,16 +64,6 @@ class Conv2dKernelsTest {
     }
 
     @Test
-    void longBatchesSplitTheFilterGradientsDepthOverTheThreads() {
-        // geometries() holds 2x4x40x40 -> 5 (3x3): its backward-filter is a 5 x 36 product of depth
-        // 3,200, split over the threads where there are several, and checked there against the reference
-        org.junit.jupiter.api.Assumptions.assumeTrue(CpuThreads.threads() > 1, "one thread: nothing to split");
-        assertTrue(Sgemm.splitKPays(5, 36, 3200));
-        assertEquals(false, Sgemm.splitKPays(256, 2304, 784));   // layer3's 3x3 at batch 4: a large filter
-        assertEquals(false, Sgemm.splitKPays(64, 576, 1000));    // too short a depth
-    }
-
-    @Test
     void directPathIsChosenOnlyWhereItApplies() {
         assertTrue(Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), true));
         assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 256, 1, 1, 0, 1), false)); // 1x1: GEMM
