@@ -105,26 +105,11 @@ public final class Conv2dKernels {
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), out);
     }
 
-    /**
-     * {@link #forward} on the direct kernels; false (nothing written that the GEMM path does not
-     * overwrite) when the Java heap cannot hold the channels-last copies.
-     */
+    /** {@link #forward} on the direct kernels; false when the Java heap cannot hold the copies. */
     private static boolean directForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w, long wOff,
             MemorySegment y, long yOff) {
-        try {
-            NhwcConv.Activation xa = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
-                    g.padH());
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
-                    g.strideH(), g.padH(), false);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
-                    g.outChannels(), 0);
-            NhwcConv.forward(xa, packed, out, null, false);
-            NhwcConv.toNchw(out, y, yOff);
-            return true;
-        } catch (OutOfMemoryError e) {
-            heapFull(g, e);
-            return false;
-        }
+        return runDirect(g, x, xOff, g.inChannels(), g.height(), g.width(), g.padH(), w, wOff, false, g.strideH(),
+                g.outChannels(), g.outHeight(), g.outWidth(), y, yOff);
     }
 
     /**
@@ -133,16 +118,25 @@ public final class Conv2dKernels {
      */
     private static boolean directBackwardData(Conv2dGeometry g, MemorySegment dy, long dyOff, MemorySegment w,
             long wOff, MemorySegment dx, long dxOff) {
+        return runDirect(g, dy, dyOff, g.outChannels(), g.outHeight(), g.outWidth(), g.kernelH() - 1 - g.padH(), w,
+                wOff, true, 1, g.inChannels(), g.height(), g.width(), dx, dxOff);
+    }
+
+    /**
+     * dst (NCHW) = the direct convolution of src (NCHW, copied channels-last with padding pad) with
+     * w packed as given; false, nothing written that the GEMM path would not overwrite, when the
+     * Java heap cannot hold the copies.
+     */
+    private static boolean runDirect(Conv2dGeometry g, MemorySegment src, long srcOff, int inC, int inH, int inW,
+            int pad, MemorySegment w, long wOff, boolean flipTranspose, int stride, int outC, int outH, int outW,
+            MemorySegment dst, long dstOff) {
         try {
-            int k = g.kernelH();
-            int pad = k - 1 - g.padH();
-            NhwcConv.Activation dya = NhwcConv.fromNchw(dy, dyOff, g.batch(), g.outChannels(), g.outHeight(),
-                    g.outWidth(), pad);
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), k, 1, pad,
-                    true);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.height(), g.width(), g.inChannels(), 0);
-            NhwcConv.forward(dya, packed, out, null, false);
-            NhwcConv.toNchw(out, dx, dxOff);
+            NhwcConv.Activation in = NhwcConv.fromNchw(src, srcOff, g.batch(), inC, inH, inW, pad);
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
+                    stride, pad, flipTranspose);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), outH, outW, outC, 0);
+            NhwcConv.forward(in, packed, out, null, false);
+            NhwcConv.toNchw(out, dst, dstOff);
             return true;
         } catch (OutOfMemoryError e) {
             heapFull(g, e);
