@@ -137,20 +137,8 @@ public final class NhwcConv {
                 throw new IllegalArgumentException("weights hold " + w.length + " values and bias " + bias.length
                         + " for a " + cout + "x" + cin + "x" + kernel + "x" + kernel + " convolution");
             }
-            int blocks = Sgemm.ceilDiv(cout, NR);
-            float[] p = new float[blocks * NR * cin * taps];
-            int i = 0;
-            for (int ob = 0; ob < blocks; ob++) {
-                for (int t = 0; t < taps; t++) {
-                    for (int l = 0; l < cin; l++) {
-                        for (int j = 0; j < NR; j++, i++) {
-                            int o = ob * NR + j;
-                            p[i] = o < cout ? w[(o * cin + l) * taps + t] : 0f;
-                        }
-                    }
-                }
-            }
-            return new Weights(p, java.util.Arrays.copyOf(bias, blocks * NR), cin, cout, kernel, stride, pad);
+            Weights p = packFrom(MemorySegment.ofArray(w), 0, cout, cin, kernel, stride, pad, false);
+            return new Weights(p.packed, java.util.Arrays.copyOf(bias, p.bias.length), cin, cout, kernel, stride, pad);
         }
 
         /**
