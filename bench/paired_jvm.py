@@ -8,12 +8,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class PairedJvm:
-    def __init__(self, main_class, *args, jvm_options=()):
+    def __init__(self, main_class, *args, jvm_options=(), jar=None):
+        """jar: another benchmarks.jar (say, another commit's build) instead of this checkout's."""
         java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
         self.proc = subprocess.Popen(
             [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
              "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", "-Xmx8g", *jvm_options, "-cp",
-             os.path.join(ROOT, "bench", "target", "benchmarks.jar"), "dir4j.bench." + main_class,
+             jar or os.path.join(ROOT, "bench", "target", "benchmarks.jar"), "dir4j.bench." + main_class,
              *[str(a) for a in args]],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
 

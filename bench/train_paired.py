@@ -10,10 +10,12 @@ bursts alternate for --rounds rounds so that both see the same machine (this VM'
 within tens of seconds). Prints each round, then per engine the median step time and the median of
 the per-round ratios to PyTorch.
 
-    mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+    mvn -B -q -o package -DskipTests -pl kernels,engine,nn,retrieval,bench
     /usr/bin/python3 bench/train_paired.py --arch resnet50 --batch 4 --size 224 [--rounds 8] [--burst 6]
+        [--also NAME="-Dsome.option=value"] [--also-jar NAME=/path/to/another/benchmarks.jar]
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -34,6 +36,9 @@ def main():
     ap.add_argument("--also", action="append", default=[], metavar="NAME=JVM_OPTIONS",
                     help="another dir4j JVM with these options (space-separated), reported as NAME; e.g. "
                          "gemm=-Ddir4j.cpu.directConv=false")
+    ap.add_argument("--also-jar", action="append", default=[], metavar="NAME=PATH",
+                    help="another dir4j JVM running this benchmarks.jar instead, reported as NAME: before/after a "
+                         "change in one run, e.g. a copy of bench/target/benchmarks.jar built at the commit before")
     ap.add_argument("--torch-denormals", action="store_true",
                     help="leave PyTorch's denormal handling as it is (by default it flushes them to zero: this "
                          "step produces denormals, on which PyTorch 1.13 ran ~15x slower here; Java cannot flush)")
@@ -43,6 +48,11 @@ def main():
         name, _, options = spec.partition("=")
         jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim,
                                jvm_options=options.split())
+    for spec in args.also_jar:
+        name, _, jar = spec.partition("=")
+        if not os.path.isfile(jar):
+            ap.error(f"--also-jar {spec}: no file {jar}")
+        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim, jar=jar)
 
     def java_burst(name, seconds):
         return jvms[name].ask(f"step {seconds}")

@@ -318,6 +318,52 @@ public interface Backend {
                              boolean training, Tensor dx, Tensor dgamma, Tensor dbeta);
 
     /**
+     * {@link #batchNorm2d} (either mode, the same statistics, running-average update and saved
+     * mean and 1/√(var+eps)) followed by what ends a ResNet block's branch:
+     * y = relu?(BN(x) [+ residual]), residual (or null) contiguous of x's shape, y distinct from x
+     * and residual. The values are exactly those of the three ops in turn; a backend may fuse the
+     * add and the ReLU into batch norm's last pass. The default composes them.
+     */
+    default void batchNorm2dAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                boolean training, double momentum, double eps, Tensor residual, boolean relu, Tensor y,
+                                Tensor saveMean, Tensor saveInvStd) {
+        batchNorm2d(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        if (residual != null) {
+            binary(Binary.ADD, y, residual, y);
+        }
+        if (relu) {
+            unary(Unary.RELU, y, 0, 0, y);
+        }
+    }
+
+    /**
+     * The backward of {@link #batchNorm2dAct} from its input x, its output y and dy: with relu the
+     * gradient at the ReLU's input is dz = dy · (y &gt; 0 ? 1 : 0) (y &gt; 0 exactly where the ReLU's
+     * input is, so the output serves as {@link #reluBackward}'s mask), else dz = dy; dresidual (or
+     * null when not wanted) receives dz, and dx, dgamma, dbeta are {@link #batchNorm2dBackward}'s
+     * of dz. The values are exactly those of the composition, which is the default; a backend may
+     * apply the mask inside batch norm's passes instead of materialising dz.
+     */
+    default void batchNorm2dActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
+                                        Tensor saveInvStd, boolean training, boolean relu, Tensor dx, Tensor dgamma,
+                                        Tensor dbeta, Tensor dresidual) {
+        Tensor dz = dy;
+        if (relu) {
+            dz = dresidual != null ? dresidual : Tensor.uninitialized(dy.dtype(), dy.device(), dy.shape());
+            reluBackward(dy, y, dz);
+        } else if (dresidual != null) {
+            copy(dy, dresidual);
+        }
+        try {
+            batchNorm2dBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        } finally {
+            if (dz != dy && dz != dresidual) {
+                dz.close();
+            }
+        }
+    }
+
+    /**
      * {@link #batchNorm2d} over (N, H, W) per channel of a contiguous channels-last x [N, H, W, C]
      * into y of x's shape: the same statistics, running-average update and saved mean and
      * 1/√(var+eps). The default runs {@link #batchNorm2d} on permuted copies; CUDA runs cuDNN with

@@ -188,14 +188,65 @@ public final class NnOps {
     }
 
     /**
+     * {@link #batchNorm2d} (batch statistics when {@code training}, else the running ones) followed
+     * by the residual add and ReLU that end a ResNet block's branch: relu?(BN(x) [+ residual]),
+     * residual (or null) of x's shape. One node in the graph and, on the CPU, one pass for the
+     * normalisation, the add and the ReLU ({@link Backend#batchNorm2dAct}); the backward applies the
+     * ReLU's mask inside batch norm's passes ({@link Backend#batchNorm2dActBackward}) and keeps no
+     * intermediate: only x, the output and the statistics, where the three ops in turn keep two
+     * more activations. Values and gradients are exactly those of the three ops in turn
+     * ({@link #batchNorm2d}, {@link Ops#add}, {@link Ops#relu}); the gradient for residual is the
+     * masked dy.
+     */
+    public static Tensor batchNorm2dAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                        boolean training, double momentum, double eps, Tensor residual, boolean relu) {
+        String op = "batchNorm2dAct";
+        Ops.check(op, x, gamma, beta, runningMean, runningVar, residual);
+        checkBatchNorm(op, x, 1, gamma, beta, runningMean, runningVar, training);
+        if (residual != null && !java.util.Arrays.equals(residual.shape(), x.shape())) {
+            throw new IllegalArgumentException(op + ": residual " + Ops.describe(residual)
+                    + " must have the input's shape " + Ops.describe(x));
+        }
+        int c = x.shape(1);
+        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
+        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
+        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor rc = residual == null || residual.isContiguous() ? residual : Ops.cloneDetached(residual);
+        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
+        Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
+        Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
+        x.backend().batchNorm2dAct(xc, g, b, runningMean, runningVar, training, momentum, eps, rc, relu, y, mean,
+                invStd);
+        if (rc != residual) {
+            rc.close();
+        }
+        Autograd.record(op, y, new Tensor[] {x, gamma, beta, residual}, dy -> {
+            Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
+            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
+            Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
+            Tensor db = Tensor.empty(x.dtype(), x.device(), c);
+            Tensor dr = residual != null && residual.requiresGrad()
+                    ? Tensor.uninitialized(x.dtype(), x.device(), x.shape()) : null;
+            dy.backend().batchNorm2dActBackward(xc, y, dyc, g, mean, invStd, training, relu, dx, dg, db, dr);
+            if (dyc != dy) {
+                dyc.close();
+            }
+            return new Tensor[] {dx, dg, db, dr};
+        });
+        return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
+                b == beta ? null : b);
+    }
+
+    /**
      * Inference batch norm (running statistics) fused with the residual add and ReLU that end a
      * ResNet block: relu?(γ·(x − μ)/√(σ² + eps) + β [+ residual]), residual (or null) of x's shape.
      * Without a graph to record (no-grad mode, or no input requiring grad) it is one pass over x;
      * with {@code inPlace} the result is written over x, which is returned (pass it only for a
      * temporary the caller owns, such as a convolution's output: it saves an allocation and keeps
-     * the working set in cache). With a graph it is {@link #batchNorm2d} in eval mode,
-     * {@link Ops#add} and {@link Ops#relu}, differentiable as those are, into a new tensor (never in
-     * place). Either way the values are exactly those of the three ops in turn.
+     * the working set in cache). With a graph it is {@link #batchNorm2dAct} in eval mode (one node,
+     * differentiable as the three ops in turn) into a new tensor (never in place). Either way the
+     * values are exactly those of {@link #batchNorm2d} in eval mode, {@link Ops#add} and
+     * {@link Ops#relu} in turn.
      */
     public static Tensor batchNorm2dInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
                                               Tensor runningVar, double eps, Tensor residual, boolean relu,
@@ -208,11 +259,7 @@ public final class NnOps {
         boolean graph = Autograd.isGradEnabled() && (x.requiresGrad() || (gamma != null && gamma.requiresGrad())
                 || (beta != null && beta.requiresGrad()) || (residual != null && residual.requiresGrad()));
         if (graph) {
-            Tensor y = batchNorm2d(x, gamma, beta, runningMean, runningVar, false, 0, eps);
-            if (residual != null) {
-                y = Ops.add(y, residual);
-            }
-            return relu ? Ops.relu(y) : y;
+            return batchNorm2dAct(x, gamma, beta, runningMean, runningVar, false, 0, eps, residual, relu);
         }
         checkBatchNorm("batchNorm2dInference", x, 1, gamma, beta, runningMean, runningVar, false);
         int c = x.shape(1);

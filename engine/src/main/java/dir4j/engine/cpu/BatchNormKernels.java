@@ -24,14 +24,31 @@ final class BatchNormKernels {
 
     static void forward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, boolean training,
                         double momentum, double eps, Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        forward(x, gamma, beta, runningMean, runningVar, training, momentum, eps, null, false, y, saveMean, saveInvStd);
+    }
+
+    /**
+     * {@link #forward} then relu?(y [+ residual]) fused into the normalising pass (residual null:
+     * none), rounding as the separate add and ReLU would ({@link FloatKernels#scaleShiftAddRelu});
+     * the add and ReLU for float32 only (other dtypes compose the ops, which round after each).
+     */
+    static void forward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, boolean training,
+                        double momentum, double eps, Tensor residual, boolean relu, Tensor y, Tensor saveMean,
+                        Tensor saveInvStd) {
         if (!training) {
             for (int ch = 0; ch < x.shape(1); ch++) {
                 st(saveMean, ch, ld(runningMean, ch));
                 st(saveInvStd, ch, 1 / Math.sqrt(ld(runningVar, ch) + eps));
             }
-            inference(x, gamma, beta, runningMean, runningVar, eps, null, false, y);
+            inference(x, gamma, beta, runningMean, runningVar, eps, residual, relu, y);
             return;
         }
+        boolean epilogue = residual != null || relu;
+        if (epilogue && x.dtype() != DType.FLOAT32) {
+            throw new IllegalStateException("batch norm's fused add/ReLU is float32 only, got " + x.dtype());
+        }
+        MemorySegment rs = residual == null ? null : residual.segment();
+        long ro = residual == null ? 0 : residual.offset();
         int n = x.shape(0);
         int c = x.shape(1);
         int hw = x.shape(2) * x.shape(3);
@@ -74,7 +91,10 @@ final class BatchNormKernels {
             double shift = ld(beta, ch) - mean * scale;
             for (int i = 0; i < n; i++) {
                 long rel = ((long) i * c + ch) * hw;
-                if (f32) {
+                if (f32 && epilogue) {
+                    FloatKernels.scaleShiftAddRelu(xs, x.offset() + rel, rs, ro + rel, ys, y.offset() + rel, hw,
+                            (float) scale, (float) shift, relu);
+                } else if (f32) {
                     FloatKernels.scaleShift(xs, x.offset() + rel, ys, y.offset() + rel, hw, (float) scale,
                             (float) shift);
                 } else {
@@ -174,6 +194,54 @@ final class BatchNormKernels {
                         st(dx, rel + j, a * ld(dy, rel + j) + b * ld(x, rel + j) + cc);
                     }
                 }
+            }
+        });
+    }
+
+    /**
+     * {@link #backward} of the gradient dz at the input of relu?(· [+ residual]) from the output y:
+     * dz = dy·(y &gt; 0 ? 1 : 0) with relu, else dy, applied inside the two passes (never stored except
+     * into dresidual, when not null). The same bits as {@link #backward} over a stored dz. Float32.
+     */
+    static void backwardAct(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                            boolean training, boolean relu, Tensor dx, Tensor dgamma, Tensor dbeta, Tensor dresidual) {
+        int n = x.shape(0);
+        int c = x.shape(1);
+        int hw = x.shape(2) * x.shape(3);
+        long count = (long) n * hw;
+        MemorySegment xs = x.segment();
+        MemorySegment ys = y.segment();
+        MemorySegment dys = dy.segment();
+        MemorySegment dxs = dx.segment();
+        MemorySegment rs = dresidual == null ? null : dresidual.segment();
+        long ro = dresidual == null ? 0 : dresidual.offset();
+        CpuThreads.parallelFor(c, ch -> {
+            double mean = ld(saveMean, ch);
+            double invStd = ld(saveInvStd, ch);
+            double g = ld(gamma, ch);
+            double sumDy = 0;
+            double sumDyXc = 0;
+            for (int i = 0; i < n; i++) {
+                long rel = ((long) i * c + ch) * hw;
+                if (relu) {
+                    double[] sums = FloatKernels.reluMaskedSums(dys, dy.offset() + rel, ys, y.offset() + rel, xs,
+                            x.offset() + rel, hw, (float) mean);
+                    sumDy += sums[0];
+                    sumDyXc += sums[1];
+                } else {
+                    sumDy += FloatKernels.sum(dys, dy.offset() + rel, 1, hw);
+                    sumDyXc += FloatKernels.dotCentered(dys, dy.offset() + rel, xs, x.offset() + rel, hw, (float) mean);
+                }
+            }
+            st(dbeta, ch, sumDy);
+            st(dgamma, ch, sumDyXc * invStd);
+            double a = g * invStd;
+            double b = training ? -g * invStd * invStd * invStd * sumDyXc / count : 0;
+            double cc = training ? -a * sumDy / count - b * mean : 0;
+            for (int i = 0; i < n; i++) {
+                long rel = ((long) i * c + ch) * hw;
+                FloatKernels.axpbycReluMasked(dys, dy.offset() + rel, ys, y.offset() + rel, relu, xs, x.offset() + rel,
+                        dxs, dx.offset() + rel, rs, ro + rel, hw, (float) a, (float) b, (float) cc);
             }
         });
     }

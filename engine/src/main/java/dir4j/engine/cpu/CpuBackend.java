@@ -430,6 +430,32 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void batchNorm2dAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                               boolean training, double momentum, double eps, Tensor residual, boolean relu, Tensor y,
+                               Tensor saveMean, Tensor saveInvStd) {
+        if (x.dtype() != DType.FLOAT32) {
+            Backend.super.batchNorm2dAct(x, gamma, beta, runningMean, runningVar, training, momentum, eps, residual,
+                    relu, y, saveMean, saveInvStd);
+            return;
+        }
+        BatchNormKernels.forward(x, gamma, beta, runningMean, runningVar, training, momentum, eps, residual, relu, y,
+                saveMean, saveInvStd);
+    }
+
+    @Override
+    public void batchNorm2dActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
+                                       Tensor saveInvStd, boolean training, boolean relu, Tensor dx, Tensor dgamma,
+                                       Tensor dbeta, Tensor dresidual) {
+        if (x.dtype() != DType.FLOAT32) {
+            Backend.super.batchNorm2dActBackward(x, y, dy, gamma, saveMean, saveInvStd, training, relu, dx, dgamma,
+                    dbeta, dresidual);
+            return;
+        }
+        BatchNormKernels.backwardAct(x, y, dy, gamma, saveMean, saveInvStd, training, relu, dx, dgamma, dbeta,
+                dresidual);
+    }
+
+    @Override
     public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                     boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
         BatchNormKernels.backward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);

@@ -259,6 +259,82 @@ final class FloatKernels {
         return total;
     }
 
+    /**
+     * dy·(y &gt; 0 ? 1 : 0) for one vector: the gradient at a ReLU's input from its output y, the
+     * product (not a select) exactly as {@link #reluBackward}.
+     */
+    private static FloatVector reluMasked(FloatVector dy, FloatVector y) {
+        return dy.mul(FloatVector.zero(S).blend(1f, y.compare(VectorOperators.GT, 0f)));
+    }
+
+    /** dy·(y &gt; 0 ? 1 : 0) for one value, as {@link #reluBackward}'s scalar loop. */
+    private static float reluMasked(float dy, float y) {
+        return dy * (y > 0 ? 1f : 0f);
+    }
+
+    /**
+     * Σ dz and Σ dz·(x − mean) over unit-stride rows, dz = dy·(y &gt; 0 ? 1 : 0): {@link #sum} and
+     * {@link #dotCentered} of the masked gradient without storing it, the same lanes and order, so
+     * the same bits as those two over a stored dz. Returns {sum, dot}.
+     */
+    static double[] reluMaskedSums(MemorySegment dy, long dyo, MemorySegment y, long yo, MemorySegment x, long xo,
+                                   int len, float mean) {
+        int i = 0;
+        double total = 0;
+        FloatVector acc0 = FloatVector.zero(S);
+        FloatVector acc1 = FloatVector.zero(S);
+        int bound2 = len - len % (2 * L);
+        for (; i < bound2; i += 2 * L) {
+            acc0 = acc0.add(reluMasked(load(dy, dyo + i), load(y, yo + i)));
+            acc1 = acc1.add(reluMasked(load(dy, dyo + i + L), load(y, yo + i + L)));
+        }
+        total = VectorMath.sumLanes(acc0.add(acc1));
+        for (; i < len; i++) {
+            total += reluMasked(dy.getAtIndex(F, dyo + i), y.getAtIndex(F, yo + i));
+        }
+        i = 0;
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector m = FloatVector.broadcast(S, mean);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            acc = load(x, xo + i).sub(m).fma(reluMasked(load(dy, dyo + i), load(y, yo + i)), acc);
+        }
+        double dot = VectorMath.sumLanes(acc);
+        for (; i < len; i++) {
+            dot += reluMasked(dy.getAtIndex(F, dyo + i), y.getAtIndex(F, yo + i)) * (x.getAtIndex(F, xo + i) - mean);
+        }
+        return new double[] {total, dot};
+    }
+
+    /**
+     * o = a·dz + b·x + c over unit-stride rows with dz = dy·(y &gt; 0 ? 1 : 0) when {@code relu}
+     * (else dy), and dz also stored to r when r is not null: {@link #axpbyc} of the masked gradient
+     * (the same bits), the residual's gradient in the same pass.
+     */
+    static void axpbycReluMasked(MemorySegment dy, long dyo, MemorySegment y, long yo, boolean relu, MemorySegment x,
+                                 long xo, MemorySegment o, long oo, MemorySegment r, long ro, int len, float a, float b,
+                                 float c) {
+        int i = 0;
+        FloatVector av = FloatVector.broadcast(S, a);
+        FloatVector bv = FloatVector.broadcast(S, b);
+        FloatVector cv = FloatVector.broadcast(S, c);
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            FloatVector dz = relu ? reluMasked(load(dy, dyo + i), load(y, yo + i)) : load(dy, dyo + i);
+            if (r != null) {
+                store(dz, r, ro + i);
+            }
+            store(dz.fma(av, load(x, xo + i).fma(bv, cv)), o, oo + i);
+        }
+        for (; i < len; i++) {
+            float dz = relu ? reluMasked(dy.getAtIndex(F, dyo + i), y.getAtIndex(F, yo + i)) : dy.getAtIndex(F, dyo + i);
+            if (r != null) {
+                r.setAtIndex(F, ro + i, dz);
+            }
+            o.setAtIndex(F, oo + i, dz * a + x.getAtIndex(F, xo + i) * b + c);
+        }
+    }
+
     /** o = x·scale + shift over unit-stride rows. */
     static void scaleShift(MemorySegment x, long xo, MemorySegment o, long oo, int len, float scale, float shift) {
         int i = 0;

@@ -15,7 +15,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** The fused inference batch norm (+ residual, + ReLU) of batchnorm.cu against the CPU backend. */
+/**
+ * The fused inference batch norm (+ residual, + ReLU) of batchnorm.cu, and the training-time
+ * batch norm + residual + ReLU node (NnOps.batchNorm2dAct: Backend's default composition on CUDA,
+ * fused kernels on the CPU), against the CPU backend.
+ */
 @Tag("gpu")
 class CudaBatchNormInferenceGpuTest {
     @BeforeAll
@@ -58,6 +62,30 @@ class CudaBatchNormInferenceGpuTest {
             assertClose("bn inference in place with NaN", ELEMENTWISE, cpu, gpu);
             assertTrue(Double.isNaN(gpu.toDoubleArray()[2 * 9]), "NaN survives the ReLU");
             assertTrue(gpu.device().equals(GPU));
+        }
+    }
+
+    @Test
+    void batchNormActForwardAndBackwardMatchTheCpuInBothModes() {
+        for (boolean training : new boolean[] {true, false}) {
+            for (boolean withResidual : new boolean[] {false, true}) {
+                for (boolean relu : new boolean[] {false, true}) {
+                    String what = "batchNorm2dAct training=" + training + " residual=" + withResidual + " relu=" + relu;
+                    Tensor x = randn(21, 3, 6, 7, 9).requiresGrad(true);
+                    Tensor gamma = randn(22, 6).requiresGrad(true);
+                    Tensor beta = randn(23, 6).requiresGrad(true);
+                    Tensor[] inputs = withResidual
+                            ? new Tensor[] {x, gamma, beta, randn(24, 3, 6, 7, 9).requiresGrad(true)}
+                            : new Tensor[] {x, gamma, beta};
+                    GpuParity.check(what, ELEMENTWISE, GpuParity.ACCUMULATED, t -> {
+                        // running statistics are leaves without grad, fresh per device
+                        Tensor rm = t[0].device().equals(GPU) ? onGpu(randn(25, 6)) : randn(25, 6);
+                        Tensor rv = (t[0].device().equals(GPU) ? onGpu(randn(26, 6)) : randn(26, 6)).mul(0.1).exp();
+                        return NnOps.batchNorm2dAct(t[0], t[1], t[2], rm, rv, training, 0.1, 1e-5,
+                                withResidual ? t[3] : null, relu);
+                    }, inputs);
+                }
+            }
         }
     }
 }

@@ -120,15 +120,15 @@ public final class BatchNorm2d extends Module {
      * {@code relu}), as a ResNet block runs them. With running statistics (eval mode, or frozen)
      * they are one fused pass ({@link NnOps#batchNorm2dInference}), over x itself when
      * {@code inPlace} and no graph is recorded (x must then be a temporary the caller owns); with
-     * batch statistics, the three ops in turn. Use the returned tensor either way.
+     * batch statistics, {@link NnOps#batchNorm2dAct} (one graph node, the add and ReLU fused into
+     * the normalising pass, the same values as the three ops in turn). Use the returned tensor
+     * either way.
      */
     public Tensor forward(Tensor x, Tensor residual, boolean relu, boolean inPlace) {
         if (usesBatchStatistics()) {
-            Tensor y = forward(x);
-            if (residual != null) {
-                y = y.add(residual);
-            }
-            return relu ? y.relu() : y;
+            countBatch();
+            return NnOps.batchNorm2dAct(x, weight(), bias(), runningMean(), runningVar(), true, momentum, eps,
+                    residual, relu);
         }
         return NnOps.batchNorm2dInference(x, weight(), bias(), runningMean(), runningVar(), eps, residual, relu, inPlace);
     }
