@@ -23,8 +23,38 @@ public final class NnOps {
             throw new IllegalArgumentException("linear: input " + Ops.describe(x) + " has " + x.shape(-1)
                     + " features, weight " + Ops.describe(w) + " expects " + w.shape(1));
         }
-        Tensor y = Ops.matmul(x, Ops.transpose(w, 0, 1));
-        return b == null ? y : Ops.add(y, b);
+        if (b != null && (b.rank() != 1 || b.shape(0) != w.shape(0))) {
+            throw new IllegalArgumentException("linear: bias " + Ops.describe(b) + " must be [" + w.shape(0)
+                    + "] for weight " + Ops.describe(w));
+        }
+        // One node, not matmul + transpose (+ add): the weight's gradient is made as gᵀ·x, a
+        // contiguous [out, in] that the leaf takes over, where matmul's rule gives (xᵀ·g)ᵀ, a
+        // transposed view the leaf must copy (a strided copy of the whole weight every step).
+        Tensor y;
+        try (var ng = Autograd.noGrad(); Tensor wt = Ops.transpose(w, 0, 1)) {
+            Tensor xw = Ops.matmul(x, wt);
+            y = b == null ? xw : Ops.add(xw, b);
+            if (y != xw) {
+                xw.close();
+            }
+        }
+        int out = w.shape(0);
+        int in = w.shape(1);
+        return Autograd.record("linear", y, new Tensor[] {x, w, b}, g -> {
+            Tensor g2 = g.rank() == 2 ? g : Ops.reshape(g, -1, out);
+            Tensor dx = null;
+            if (x.requiresGrad()) {
+                Tensor gw = Ops.matmul(g2, w);
+                dx = x.rank() == 2 ? gw : Ops.reshape(gw, x.shape());
+            }
+            Tensor dw = null;
+            if (w.requiresGrad()) {
+                Tensor x2 = x.rank() == 2 ? x : Ops.reshape(x, -1, in);
+                dw = Ops.matmul(Ops.transpose(g2, 0, 1), x2);
+            }
+            Tensor db = b != null && b.requiresGrad() ? Ops.sum(g2, new int[] {0}, false) : null;
+            return new Tensor[] {dx, dw, db};
+        });
     }
 
     /**
