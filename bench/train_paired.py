@@ -3,7 +3,7 @@
 
 The network is the method's: a ResNet trunk (torchvision's topology), GeM pooling with a learnable
 p (3), a fully connected projection to --out-dim and L2 normalisation; training mode (batch
-statistics), loss = sum of the descriptors, backward, SGD (momentum 0.9, weight decay 1e-4). A step
+statistics, or with --frozen-bn the running ones as the method's recipe), loss = sum of the descriptors, backward, SGD (momentum 0.9, weight decay 1e-4). A step
 is zero_grad + forward + loss + backward + step, on one batch of random images, 2 threads each.
 PyTorch (Debian's torch 1.13, denormals flushed to zero unless --torch-denormals) runs in this process, dir4j in one JVM (dir4j.bench.TrainPaired);
 bursts alternate for --rounds rounds so that both see the same machine (this VM's speed moves
@@ -39,20 +39,24 @@ def main():
     ap.add_argument("--also-jar", action="append", default=[], metavar="NAME=PATH",
                     help="another dir4j JVM running this benchmarks.jar instead, reported as NAME: before/after a "
                          "change in one run, e.g. a copy of bench/target/benchmarks.jar built at the commit before")
+    ap.add_argument("--frozen-bn", action="store_true",
+                    help="batch norms normalise by their running statistics (the method's training recipe; "
+                         "gamma and beta still train) instead of the batch's")
     ap.add_argument("--torch-denormals", action="store_true",
                     help="leave PyTorch's denormal handling as it is (by default it flushes them to zero: this "
                          "step produces denormals, on which PyTorch 1.13 ran ~15x slower here; Java cannot flush)")
     args = ap.parse_args()
-    jvms = {"dir4j": PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim)}
+    extra = ["frozen-bn"] if args.frozen_bn else []
+    jvms = {"dir4j": PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim, *extra)}
     for spec in args.also:
         name, _, options = spec.partition("=")
-        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim,
+        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim, *extra,
                                jvm_options=options.split())
     for spec in args.also_jar:
         name, _, jar = spec.partition("=")
         if not os.path.isfile(jar):
             ap.error(f"--also-jar {spec}: no file {jar}")
-        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim, jar=jar)
+        jvms[name] = PairedJvm("TrainPaired", args.arch, args.batch, args.size, args.out_dim, *extra, jar=jar)
 
     def java_burst(name, seconds):
         return jvms[name].ask(f"step {seconds}")
@@ -62,6 +66,10 @@ def main():
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.arch)(weights=None)
     trunk = torch.nn.Sequential(*list(model.children())[:-2]).train()
+    if args.frozen_bn:
+        for m in trunk.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     p = torch.nn.Parameter(torch.tensor(3.0))
     fc = torch.nn.Linear(model.fc.in_features, args.out_dim)
     params = list(trunk.parameters()) + [p] + list(fc.parameters())
@@ -88,7 +96,7 @@ def main():
         java_burst(name, args.burst * 2)
     rows = {"torch": [], **{name: [] for name in jvms}}
     print(f"# {args.arch} batch {args.batch} at {args.size}x{args.size}, GeM + FC {args.out_dim}, training step; "
-          f"{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__} (denormals "
+          f"{'frozen batch norms, ' if args.frozen_bn else ''}{args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__} (denormals "
           f"{'kept' if args.torch_denormals else 'flushed to zero'}), 2 threads each; ms per step")
     for r in range(args.rounds):
         rows["torch"].append(torch_burst(args.burst))

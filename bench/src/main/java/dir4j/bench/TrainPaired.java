@@ -12,8 +12,9 @@ import java.util.Random;
 
 /**
  * The JVM half of bench/train_paired.py: one warm JVM holding a retrieval network
- * ({@code args: arch batch size outDim}: the ResNet trunk, GeM p = 3, FC to outDim, L2 norm) in
- * training mode (batch statistics), an SGD optimiser (momentum 0.9, weight decay 1e-4) and one
+ * ({@code args: arch batch size outDim [frozen-bn]}: the ResNet trunk, GeM p = 3, FC to outDim, L2
+ * norm) in training mode (batch statistics, or with {@code frozen-bn} the running ones, as the
+ * method's recipe trains), an SGD optimiser (momentum 0.9, weight decay 1e-4) and one
  * batch of random images. A training step is zeroing the gradients, the forward, the loss (the sum
  * of the descriptors), the backward and the optimiser step. Reads lines "step seconds" and answers
  * with the median milliseconds of the steps run in that burst; the script alternates these bursts
@@ -39,6 +40,12 @@ public final class TrainPaired {
         try (RetrievalNet net = new RetrievalNet(new RetrievalNet.Options(arch, outDim, "gem", 3, false, false, 64),
                 new Random(0))) {
             net.train(true);
+            if (args.length > 4) {
+                if (!args[4].equals("frozen-bn")) {
+                    throw new IllegalArgumentException("the fifth argument may only be frozen-bn, got " + args[4]);
+                }
+                dir4j.retrieval.train.MultistageBackprop.freezeBatchNorm(net, true);
+            }
             Sgd opt = new Sgd(net.parameters(), 1e-4, 0.9, 1e-4, false);
             Tensor images = Tensor.uniform(new Random(1), -2, 2, batch, 3, size, size);
             var in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
