@@ -6,6 +6,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -16,6 +17,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class FloatKernels {
     private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
+    private static final VectorSpecies<Integer> I = S.withLanes(int.class);
     private static final int L = S.length();
     private static final ByteOrder NO = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
@@ -416,6 +418,135 @@ final class FloatKernels {
             }
             out[j] = m;
         }
+    }
+
+    /**
+     * Whether v at flat index vi is max pooling's choice over best at bi: the larger value, NaN
+     * above every number, and between equals (−0 and +0 are equal; so are two NaNs) the smaller
+     * index, the first in the window's row-major scan.
+     */
+    static boolean comesFirst(float v, int vi, float best, int bi) {
+        boolean vNaN = Float.isNaN(v);
+        return v > best || vNaN && !Float.isNaN(best) || (v == best || vNaN) && vi < bi;
+    }
+
+    /** Lane indices 0, 1, 2, …: a constant, so that no vector is built (and boxed) per call. */
+    private static final IntVector IOTA_I = IntVector.zero(I).addIndex(1);
+
+    /**
+     * Max pooling's vertical step with the argmax: for each column b &lt; w of the plane at xo
+     * (rows of w), val[b] = the first maximum of rows [h0, h1) in that column (NaN wins over
+     * numbers, ties keep the upper row, see {@link #comesFirst}) and idx[b] its flat index a·w + b.
+     */
+    static void argmaxDown(MemorySegment x, long xo, int w, int h0, int h1, float[] val, int[] idx) {
+        int b = 0;
+        if (w >= L) {
+            // a ragged end is one more vector overlapping the last (the same lanes, computed again)
+            for (int b0 = 0; b0 < w; b0 += L) {
+                int c = Math.min(b0, w - L);
+                FloatVector best = load(x, xo + (long) h0 * w + c);
+                IntVector arg = IOTA_I.add(h0 * w + c);
+                for (int a = h0 + 1; a < h1; a++) {
+                    FloatVector v = load(x, xo + (long) a * w + c);
+                    // a later row replaces only a smaller number, or a number by NaN
+                    // (no mask carried across rows: a loop-carried mask is boxed on every row)
+                    VectorMask<Float> take = v.compare(VectorOperators.GT, best)
+                            .or(v.test(VectorOperators.IS_NAN).andNot(best.test(VectorOperators.IS_NAN)));
+                    best = best.blend(v, take);
+                    arg = arg.blend(IOTA_I.add(a * w + c), take.cast(I));
+                }
+                best.intoArray(val, c);
+                arg.intoArray(idx, c);
+            }
+            b = w;
+        }
+        for (; b < w; b++) {
+            float best = x.getAtIndex(F, xo + (long) h0 * w + b);
+            int arg = h0 * w + b;
+            for (int a = h0 + 1; a < h1; a++) {
+                float v = x.getAtIndex(F, xo + (long) a * w + b);
+                if (comesFirst(v, a * w + b, best, arg)) {
+                    best = v;
+                    arg = a * w + b;
+                }
+            }
+            val[b] = best;
+            idx[b] = arg;
+        }
+    }
+
+    /**
+     * Max pooling's horizontal step with the argmax: out[j], outIdx[j] = the pair among
+     * (val[c], idx[c]), c = j·stride + shift + t for t &lt; k, that {@link #comesFirst} over the
+     * others, for j in [j0, j1) whose windows lie inside the row. A vector of outputs at a time,
+     * each tap t read by {@link #tap}; with stride 2 that reads up to one element past the last
+     * window, so val and idx must be at least one longer than the row.
+     */
+    static void windowArgmax(float[] val, int[] idx, int k, int stride, int shift, int[] strideMap, float[] out,
+                             int[] outIdx, int j0, int j1) {
+        int j = j0;
+        if (j1 - j0 >= L) {
+            // a ragged end is one more vector overlapping the last, not a scalar tail of up to
+            // L − 1 windows with data-dependent branches
+            for (int jb = j0; jb < j1; jb += L) {
+                int c = Math.min(jb, j1 - L);
+                int base = c * stride + shift;
+                FloatVector best = tap(val, base, stride, strideMap);
+                IntVector arg = tap(idx, base, stride, strideMap);
+                for (int t = 1; t < k; t++) {
+                    FloatVector v = tap(val, base + t, stride, strideMap);
+                    IntVector vi = tap(idx, base + t, stride, strideMap);
+                    VectorMask<Float> vNaN = v.test(VectorOperators.IS_NAN);
+                    VectorMask<Float> earlier = vi.compare(VectorOperators.LT, arg).cast(S);
+                    VectorMask<Float> take = v.compare(VectorOperators.GT, best)
+                            .or(vNaN.andNot(best.test(VectorOperators.IS_NAN)))
+                            .or(v.compare(VectorOperators.EQ, best).or(vNaN).and(earlier));
+                    best = best.blend(v, take);
+                    arg = arg.blend(vi, take.cast(I));
+                }
+                best.intoArray(out, c);
+                arg.intoArray(outIdx, c);
+            }
+            j = j1;
+        }
+        for (; j < j1; j++) {
+            int base = j * stride + shift;
+            float best = val[base];
+            int arg = idx[base];
+            for (int t = 1; t < k; t++) {
+                if (comesFirst(val[base + t], idx[base + t], best, arg)) {
+                    best = val[base + t];
+                    arg = idx[base + t];
+                }
+            }
+            out[j] = best;
+            outIdx[j] = arg;
+        }
+    }
+
+    /** Lane indices 0, 2, 4, …: the even lanes of two vectors side by side. */
+    private static final FloatVector EVEN_F = FloatVector.zero(S).addIndex(2);
+    private static final IntVector EVEN_I = IntVector.zero(I).addIndex(2);
+
+    /**
+     * a[at + stride·lane] per lane: a plain load for stride 1, the even lanes of two loads for
+     * stride 2 (a two-table permute), a gather otherwise.
+     */
+    private static FloatVector tap(float[] a, int at, int stride, int[] strideMap) {
+        return switch (stride) {
+            case 1 -> FloatVector.fromArray(S, a, at);
+            case 2 -> EVEN_F.selectFrom(FloatVector.fromArray(S, a, at), FloatVector.fromArray(S, a, at + L));
+            default -> FloatVector.fromArray(S, a, at, strideMap, 0);
+        };
+    }
+
+    /** {@link #tap} of the indices. */
+    private static IntVector tap(int[] a, int at, int stride, int[] strideMap) {
+        return switch (stride) {
+            case 1 -> IntVector.fromArray(I, a, at);
+            case 2 -> EVEN_I.selectFrom(IntVector.fromArray(I, a, at), IntVector.fromArray(I, a, at + L));
+            default -> IntVector.fromArray(I, a, at, strideMap, 0);
+        };
     }
 
     /** The gather map of {@link #windowMax}: lane i reads stride·i. */

@@ -14,8 +14,12 @@ final class PoolKernels {
     private static final int MIN_CHUNK = 1 << 15;
 
     static void maxPool(Tensor x, PoolParams p, Tensor y, Tensor indices) {
-        if (indices == null && x.dtype() == DType.FLOAT32) {
-            maxPoolValues(x, p, y);
+        if (x.dtype() == DType.FLOAT32) {
+            if (indices == null) {
+                maxPoolValues(x, p, y);
+            } else {
+                maxPoolArgmax(x, p, y, indices);
+            }
             return;
         }
         int planes = x.shape(0) * x.shape(1);
@@ -109,6 +113,75 @@ final class PoolKernels {
         });
     }
 
+    /**
+     * float32 max pooling with the argmax (training), the same values and indices as the scan
+     * above: the result of a window is the element with the largest value, NaN above every
+     * number, and of those the first in row-major order (the smallest flat index h·W + w), its
+     * own bits (so of −0 and +0 the first). That choice splits into columns, then rows: per output
+     * row, the window's input rows reduce elementwise to each column's first maximum and its
+     * index ({@link FloatKernels#argmaxDown}), then each output picks, among its window's columns,
+     * the largest value with the smallest index ({@link FloatKernels#windowArgmax}).
+     */
+    private static void maxPoolArgmax(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        int planes = x.shape(0) * x.shape(1);
+        int h = x.shape(2);
+        int w = x.shape(3);
+        int ho = y.shape(2);
+        int wo = y.shape(3);
+        MemorySegment xs = x.segment();
+        MemorySegment ys = y.segment();
+        MemorySegment is = indices.segment();
+        int sw = p.strideW();
+        int kw = p.kernelW();
+        int pw = p.padW();
+        int jLo = Math.min(wo, (pw + sw - 1) / sw);
+        int jHi = Math.max(jLo, Math.min(wo, w - kw + pw >= 0 ? (w - kw + pw) / sw + 1 : 0));
+        int[] strideMap = FloatKernels.strideMap(sw);
+        CpuThreads.parallelRange(planes, Math.max(1, MIN_CHUNK / ((long) h * w)), (start, end) -> {
+            // a vector longer than the row: windowArgmax's stride-2 taps read one element past it
+            float[] cols = new float[w + CpuVectors.FLOAT.length()];
+            int[] colArg = new int[cols.length];
+            float[] row = new float[wo];
+            int[] rowArg = new int[wo];
+            for (long pl = start; pl < end; pl++) {
+                long xb = x.offset() + pl * h * w;
+                long yb = y.offset() + pl * ho * wo;
+                long ib = indices.offset() + pl * ho * wo;
+                for (int i = 0; i < ho; i++) {
+                    int h0 = Math.max(i * p.strideH() - p.padH(), 0);
+                    int h1 = Math.min(i * p.strideH() - p.padH() + p.kernelH(), h);
+                    FloatKernels.argmaxDown(xs, xb, w, h0, h1, cols, colArg);
+                    for (int j = 0; j < jLo; j++) {
+                        clippedWindowArgmax(cols, colArg, w, j * sw - pw, kw, row, rowArg, j);
+                    }
+                    FloatKernels.windowArgmax(cols, colArg, kw, sw, -pw, strideMap, row, rowArg, jLo, jHi);
+                    for (int j = jHi; j < wo; j++) {
+                        clippedWindowArgmax(cols, colArg, w, j * sw - pw, kw, row, rowArg, j);
+                    }
+                    MemorySegment.copy(row, 0, ys, ValueLayout.JAVA_FLOAT, (yb + (long) i * wo) * Float.BYTES, wo);
+                    MemorySegment.copy(rowArg, 0, is, ValueLayout.JAVA_INT, (ib + (long) i * wo) * Integer.BYTES, wo);
+                }
+            }
+        });
+    }
+
+    /** {@link FloatKernels#windowArgmax} of one window clipped to [0, w), into row[j] and rowArg[j]. */
+    private static void clippedWindowArgmax(float[] cols, int[] colArg, int w, int start, int k, float[] row,
+                                            int[] rowArg, int j) {
+        int b0 = Math.max(start, 0);
+        int b1 = Math.min(start + k, w);
+        float best = cols[b0];
+        int arg = colArg[b0];
+        for (int b = b0 + 1; b < b1; b++) {
+            if (FloatKernels.comesFirst(cols[b], colArg[b], best, arg)) {
+                best = cols[b];
+                arg = colArg[b];
+            }
+        }
+        row[j] = best;
+        rowArg[j] = arg;
+    }
+
     /** max of cols[start, start + k) clipped to cols (a window overhanging the padding). */
     private static float clippedWindowMax(float[] cols, int start, int k) {
         int b1 = Math.min(start + k, cols.length);
@@ -127,6 +200,20 @@ final class PoolKernels {
         MemorySegment dxs = dx.segment();
         MemorySegment is = indices.segment();
         DType t = dy.dtype();
+        if (t == DType.FLOAT32) {
+            // float sums are the double sums rounded (53 ≥ 2·24 + 2 bits): the generic loop's values
+            CpuThreads.parallelFor(planes, pl -> {
+                long xb = dx.offset() + (long) pl * hw;
+                long yb = dy.offset() + (long) pl * howo;
+                long ib = indices.offset() + (long) pl * howo;
+                for (int k = 0; k < howo; k++) {
+                    long target = xb + is.getAtIndex(ValueLayout.JAVA_INT, ib + k);
+                    dxs.setAtIndex(ValueLayout.JAVA_FLOAT, target, dxs.getAtIndex(ValueLayout.JAVA_FLOAT, target)
+                            + dys.getAtIndex(ValueLayout.JAVA_FLOAT, yb + k));
+                }
+            });
+            return;
+        }
         CpuThreads.parallelFor(planes, pl -> {
             long xb = dx.offset() + (long) pl * hw;
             long yb = dy.offset() + (long) pl * howo;
