@@ -16,11 +16,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * Larger square kernels with enough channels and output pixels ({@link #direct}) run forward, and
  * backward-data when the stride is 1, on the channels-last direct kernels of the compiled
  * inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
- * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}); those with
- * few input channels (a first layer: ResNet's 7×7 stem on RGB, {@link #patches}) run forward as a
- * 1×1 direct convolution over their patches, as the compiled inference runs its stem, and
- * backward-filter as a plain GEMM over the same patches.
- * {@code -Ddir4j.cpu.directConv=false} keeps everything on the implicit GEMM.
+ * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench});
+ * {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
 public final class Conv2dKernels {
@@ -72,9 +69,6 @@ public final class Conv2dKernels {
         if (direct(g, false) && directForward(g, x, xOff, w, wOff, y, yOff)) {
             return;
         }
-        if (patches(g) && patchesForward(g, x, xOff, w, wOff, y, yOff)) {
-            return;
-        }
         x = Sgemm.forWorkers(x);
         GemmOperand cols = g.isPointwise()
                 ? new NchwMatrix(x, xOff, g.inChannels(), g.height() * g.width())
@@ -109,72 +103,6 @@ public final class Conv2dKernels {
         Sgemm.gemm(d.taps, d.pixels, g.outChannels(),
                 GemmOperand.strided(Sgemm.forWorkers(w), wOff, 1, d.taps),
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), out);
-    }
-
-    /**
-     * Whether g's forward runs as a 1×1 direct convolution over its patches ({@link #patchesForward}):
-     * a square kernel of 3 or more over fewer than {@link #DIRECT_MIN_CHANNELS} input channels (a
-     * first layer: ResNet's 7×7 stem on RGB, where the implicit GEMM packs its im2col with a strided
-     * gather per tap and a per-tap direct loop would be all overhead), at least
-     * {@link #DIRECT_MIN_CHANNELS} taps and output channels and {@link #DIRECT_MIN_PIXELS} output
-     * pixels, equal strides and paddings, no dilation, the patches within one Java array.
-     */
-    static boolean patches(Conv2dGeometry g) {
-        int k = g.kernelH();
-        long taps = (long) g.inChannels() * k * k;
-        long pixels = (long) g.batch() * g.outHeight() * g.outWidth();
-        return directEnabled && k >= 3 && g.kernelW() == k && g.strideH() == g.strideW() && g.padH() == g.padW()
-                && g.dilationH() == 1 && g.dilationW() == 1 && g.inChannels() < DIRECT_MIN_CHANNELS
-                && taps >= DIRECT_MIN_CHANNELS && g.outChannels() >= DIRECT_MIN_CHANNELS && pixels >= DIRECT_MIN_PIXELS
-                && pixels * Math.max(taps, g.outChannels()) < Integer.MAX_VALUE / 2;
-    }
-
-    /**
-     * {@link #forward} as the compiled inference runs its stem: the patches (c, kh, kw order, that
-     * of the weight's rows) as a channels-last activation, a 1×1 direct convolution over them with
-     * the weight as [Co, Ci·k·k], the result copied to NCHW; false, nothing written, when the Java
-     * heap cannot hold the patches.
-     */
-    private static boolean patchesForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w, long wOff,
-            MemorySegment y, long yOff) {
-        try {
-            int k = g.kernelH();
-            NhwcConv.Activation in = NhwcConv.patchesFromNchw(x, xOff, g.batch(), g.inChannels(), g.height(),
-                    g.width(), k, g.strideH(), g.padH());
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels() * k * k, 1,
-                    1, 0, false);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
-                    g.outChannels(), 0);
-            NhwcConv.forward(in, packed, out, null, false);
-            NhwcConv.toNchw(out, y, yOff);
-            return true;
-        } catch (OutOfMemoryError e) {
-            heapFull(g, e);
-            return false;
-        }
-    }
-
-    /**
-     * {@link #backwardFilter} over the patches of {@link #patchesForward}: dW[Co × p] = dY[Co × q] ·
-     * P[q × p], the patches a plain row-major matrix (each pixel's taps contiguous), where the
-     * implicit GEMM would gather every tap with the stride; false, nothing written, when the Java
-     * heap cannot hold the patches.
-     */
-    private static boolean patchesBackwardFilter(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment dy,
-            long dyOff, MemorySegment dw, long dwOff, Dims d) {
-        NhwcConv.Activation p;
-        try {
-            p = NhwcConv.patchesFromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(), g.kernelH(),
-                    g.strideH(), g.padH());
-        } catch (OutOfMemoryError e) {
-            heapFull(g, e);
-            return false;
-        }
-        Sgemm.gemm(g.outChannels(), d.taps, d.pixels,
-                new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial),
-                GemmOperand.strided(MemorySegment.ofArray(p.data()), 0, d.taps, 1),
-                GemmOutput.strided(Sgemm.forWorkers(dw), dwOff, d.taps, 1f, 0f));
-        return true;
     }
 
     /** {@link #forward} on the direct kernels; false when the Java heap cannot hold the copies. */
@@ -235,9 +163,6 @@ public final class Conv2dKernels {
         Sgemm.checkExtent("conv2d backwardFilter x", x, xOff, 1, 0, g.inputSize(), 1);
         Sgemm.checkExtent("conv2d backwardFilter dy", dy, dyOff, 1, 0, g.outputSize(), 1);
         Sgemm.checkExtent("conv2d backwardFilter dw", dw, dwOff, 1, 0, g.weightSize(), 1);
-        if (patches(g) && patchesBackwardFilter(g, x, xOff, dy, dyOff, dw, dwOff, d)) {
-            return;
-        }
         x = Sgemm.forWorkers(x);
         GemmOperand cols = g.isPointwise()
                 ? new NchwMatrix(x, xOff, g.inChannels(), g.height() * g.width())

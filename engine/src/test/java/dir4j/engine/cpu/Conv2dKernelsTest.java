@@ -53,26 +53,6 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(3, 64, 14, 14, 64, 3, 1, 1, 1));          // layer1-like, several images
     }
 
-    /** Geometries whose forward runs as a 1x1 direct convolution over the patches (few input channels). */
-    static Stream<Conv2dGeometry> patchGeometries() {
-        return Stream.of(
-                Conv2dGeometry.of(2, 3, 47, 45, 64, 7, 2, 3, 1),            // ResNet's stem: 147 taps, partial rows
-                Conv2dGeometry.of(1, 3, 48, 48, 20, 7, 2, 3, 1),            // stem with a partial channel block
-                Conv2dGeometry.of(3, 1, 30, 29, 17, 5, 1, 2, 1),            // one channel, 25 taps, stride 1
-                Conv2dGeometry.of(1, 2, 34, 33, 16, 3, 1, 0, 1),            // 18 taps, no padding
-                Conv2dGeometry.of(3, 15, 48, 48, 33, 3, 3, 2, 1));          // 15 channels, stride 3 > pad
-    }
-
-    @ParameterizedTest(name = "{0}")
-    @MethodSource("patchGeometries")
-    void patchesForwardMatchesReference(Conv2dGeometry g) {
-        assertTrue(Conv2dKernels.patches(g), "forward of " + g + " should run over its patches");
-        assertEquals(false, Conv2dKernels.direct(g, false), g.toString());
-        try (Arena arena = Arena.ofConfined()) {
-            checkAllThree(arena, g, new SplittableRandom(g.hashCode()));
-        }
-    }
-
     @ParameterizedTest(name = "{0}")
     @MethodSource("directGeometries")
     void directKernelsMatchReference(Conv2dGeometry g) {
@@ -88,18 +68,12 @@ class Conv2dKernelsTest {
         assertTrue(Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), true));
         assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 256, 1, 1, 0, 1), false)); // 1x1: GEMM
         assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1), false)); // stem
-        assertTrue(Conv2dKernels.patches(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1)));            // ... on patches
-        assertEquals(false, Conv2dKernels.patches(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1)));   // enough channels
-        assertEquals(false, Conv2dKernels.patches(Conv2dGeometry.of(4, 3, 56, 56, 64, 1, 1, 0, 1)));    // 1x1
-        assertEquals(false, Conv2dKernels.patches(Conv2dGeometry.of(4, 1, 56, 56, 64, 3, 1, 1, 1)));    // 9 taps
-        assertEquals(false, Conv2dKernels.patches(Conv2dGeometry.of(1, 3, 30, 30, 64, 7, 2, 3, 1)));    // 225 pixels
         assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 512, 7, 7, 512, 3, 1, 1, 1), false)); // 196 pixels
         assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(2, 16, 20, 20, 16, 3, 1, 2, 2), false)); // dilation
         boolean was = Conv2dKernels.directEnabled;
         try {
             Conv2dKernels.directEnabled = false;
             assertEquals(false, Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), false));
-            assertEquals(false, Conv2dKernels.patches(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1)));
         } finally {
             Conv2dKernels.directEnabled = was;
         }
