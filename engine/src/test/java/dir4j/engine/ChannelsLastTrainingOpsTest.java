@@ -38,7 +38,10 @@ class ChannelsLastTrainingOpsTest {
         "3, 1, 1, 5, 6, 6, 5",     // 3x3 with padding, odd sizes
         "3, 2, 1, 4, 8, 9, 8",     // strided 3x3
         "7, 2, 3, 3, 8, 13, 11",   // the stem
-        "3, 1, 0, 2, 3, 4, 4"})    // no padding
+        "3, 1, 0, 2, 3, 4, 4",     // no padding
+        // the CPU's direct channels-last kernels: full and partial 32-channel blocks, many tiles
+        "3, 1, 1, 64, 64, 14, 15", "1, 1, 0, 70, 33, 9, 13", "3, 2, 1, 48, 96, 15, 14", "1, 2, 0, 64, 130, 14, 14",
+        "5, 1, 2, 17, 40, 11, 12", "3, 1, 2, 16, 16, 7, 9"})
     void convolutionDirectionsMatchTheNchwOps(int k, int s, int p, int ci, int co, int h, int w) {
         Random r = new Random(17L * k + 5L * s + ci);
         int n = 2;
@@ -66,9 +69,63 @@ class ChannelsLastTrainingOpsTest {
             be.conv2dNhwc(xl, wl, null, null, false, cp, yl);
             be.conv2dNhwcBackwardData(dyl, wl, cp, dxl);
             be.conv2dNhwcBackwardFilter(xl, dyl, cp, dwl);
-            assertArrayEquals(y.toFloatArray(), nchw(yl).toFloatArray(), "forward");
-            assertArrayEquals(dx.toFloatArray(), nchw(dxl).toFloatArray(), "backward data");
-            assertArrayEquals(dw.toFloatArray(), nchw(dwl).toFloatArray(), "backward filter");
+            // the CPU's channels-last kernels sum in another order than the NCHW ones: within
+            // float rounding of sums over k·k·Ci (forward), k·k·Co (data) or N·Ho·Wo (filter) terms
+            assertClose(y.toFloatArray(), nchw(yl).toFloatArray(), "forward");
+            assertClose(dx.toFloatArray(), nchw(dxl).toFloatArray(), "backward data");
+            assertClose(dw.toFloatArray(), nchw(dwl).toFloatArray(), "backward filter");
+        }
+    }
+
+    /** |a − b| ≤ 1e-4·(1 + |a|) elementwise (sums of up to a few thousand unit-scale products). */
+    private static void assertClose(float[] want, float[] got, String what) {
+        assertEquals(want.length, got.length, what + ": length");
+        for (int i = 0; i < want.length; i++) {
+            if (!(Math.abs(want[i] - got[i]) <= 1e-4 * (1 + Math.abs(want[i])))) {
+                assertEquals(want[i], got[i], 1e-4 * (1 + Math.abs(want[i])), what + " at " + i);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "k{0} s{1} bias {2} residual {3} relu {4}")
+    @CsvSource({"3, 1, true, true, true", "1, 1, false, true, true", "3, 2, true, false, true",
+        "1, 2, true, true, false", "3, 1, false, false, false"})
+    void fusedEpilogueMatchesTheSeparateOps(int k, int s, boolean withBias, boolean withResidual, boolean relu) {
+        Random r = new Random(31L * k + s);
+        int n = 2;
+        int ci = 40;
+        int co = 48;
+        int h = 13;
+        int w = 12;
+        int p = k / 2;
+        int ho = (h + 2 * p - k) / s + 1;
+        int wo = (w + 2 * p - k) / s + 1;
+        ConvParams cp = new ConvParams(s, s, p, p, 1, 1);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.randn(r, n, h, w, ci);
+            Tensor wt = Tensor.randn(r, co, k, k, ci);
+            Tensor bias = withBias ? Tensor.randn(r, co) : null;
+            Tensor z = withResidual ? Tensor.randn(r, n, ho, wo, co).mul(5) : null;
+            Backend be = x.backend();
+            Tensor plain = Tensor.full(Double.NaN, n, ho, wo, co);
+            be.conv2dNhwc(x, wt, null, null, false, cp, plain);
+            Tensor want = plain;
+            if (bias != null) {
+                want = Ops.add(want, bias);
+            }
+            if (z != null) {
+                want = Ops.add(want, z);
+            }
+            if (relu) {
+                want = Ops.relu(want);
+            }
+            Tensor y = Tensor.full(Double.NaN, n, ho, wo, co);
+            be.conv2dNhwc(x, wt, bias, z, relu, cp, y);
+            assertClose(want.toFloatArray(), y.toFloatArray(), "fused epilogue");
+            if (relu) {
+                long zeros = java.util.Arrays.stream(y.toDoubleArray()).filter(v -> v == 0).count();
+                assertTrue(zeros > 0 && zeros < y.numel(), "the ReLU must cut some values: " + zeros);
+            }
         }
     }
 

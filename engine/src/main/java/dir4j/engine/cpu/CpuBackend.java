@@ -426,6 +426,40 @@ public final class CpuBackend implements Backend {
     // ================================================================ batch norm
 
     @Override
+    public void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
+        Backend.checkConv2dNhwc(x, w, bias, z, p, y);
+        if (x.shape(0) == 0) {
+            return;
+        }
+        if (!NhwcTraining.supports(x, w, p, false) || !NhwcTraining.forward(x, w, bias, z, relu, p, y)) {
+            Backend.super.conv2dNhwc(x, w, bias, z, relu, p, y);
+        }
+    }
+
+    @Override
+    public void conv2dNhwcBackwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        Backend.checkConv2dNhwc(dx, w, null, null, p, dy);
+        if (dx.shape(0) == 0) {
+            return;
+        }
+        if (!NhwcTraining.supports(dx, w, p, true) || !NhwcTraining.backwardData(dy, w, p, dx)) {
+            Backend.super.conv2dNhwcBackwardData(dy, w, p, dx);
+        }
+    }
+
+    @Override
+    public void conv2dNhwcBackwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        Backend.checkConv2dNhwc(x, dw, null, null, p, dy);
+        if (!NhwcTraining.supports(x, dw, p, false)) {
+            Backend.super.conv2dNhwcBackwardFilter(x, dy, p, dw);
+            return;
+        }
+        NhwcTraining.backwardFilter(x, dy, p, dw);
+    }
+
+    // ================================================================ batch norm (NCHW)
+
+    @Override
     public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                             boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                             Tensor saveInvStd) {

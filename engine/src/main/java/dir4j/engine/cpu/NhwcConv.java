@@ -150,6 +150,16 @@ public final class NhwcConv {
          */
         static Weights packFrom(MemorySegment seg, long off, int cout, int cin, int kernel, int stride, int pad,
                 boolean flipTranspose) {
+            return packFrom(seg, off, cout, cin, kernel, stride, pad, flipTranspose, false);
+        }
+
+        /**
+         * {@link #packFrom(MemorySegment, long, int, int, int, int, int, boolean)} of weights in either
+         * layout: with {@code channelsLast} w is [cout][k][k][cin] (a channels-last convolution's),
+         * else [cout][cin][k][k].
+         */
+        static Weights packFrom(MemorySegment seg, long off, int cout, int cin, int kernel, int stride, int pad,
+                boolean flipTranspose, boolean channelsLast) {
             int taps = kernel * kernel;
             int outs = flipTranspose ? cin : cout;
             int ins = flipTranspose ? cout : cin;
@@ -176,6 +186,16 @@ public final class NhwcConv {
                         break;
                     }
                     for (int l = l0; l < l1; l++) {
+                        if (channelsLast) {
+                            // w[co][tap][ci]: the weight's (co, ci) is (o, l), or (l, o) flipped
+                            long at = off + (flipTranspose ? (long) l * taps * cin + o : (long) o * taps * cin + l);
+                            for (int t = 0; t < taps; t++) {
+                                int src = flipTranspose ? taps - 1 - t : t;
+                                p[base + (t * ins + l) * NR + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT,
+                                        at + (long) src * cin);
+                            }
+                            continue;
+                        }
                         long row = off + (flipTranspose ? ((long) l * cin + o) * taps : ((long) o * cin + l) * taps);
                         for (int t = 0; t < taps; t++) {
                             int src = flipTranspose ? taps - 1 - t : t;
@@ -660,6 +680,46 @@ public final class NhwcConv {
                     }
                     od[oi + ch] = m;
                 }
+            }
+        });
+    }
+
+    /**
+     * A channels-last tensor's copy: x ([batch, height, width, channels] float32, contiguous at
+     * float offset xOff of seg) into a new activation with padding pad, one row copy per image row.
+     */
+    public static Activation fromNhwc(MemorySegment seg, long xOff, int batch, int height, int width, int channels,
+            int pad) {
+        Sgemm.checkExtent("input", seg, xOff, (long) batch * height, (long) width * channels, (long) width * channels,
+                1);
+        Activation out = Activation.allocate(batch, height, width, channels, pad);
+        MemorySegment x = Sgemm.forWorkers(seg);
+        float[] od = out.data();
+        int rowFloats = width * channels;
+        CpuThreads.parallelRange((long) batch * height, Math.max(1, (1 << 16) / Math.max(1, rowFloats)), (s, e) -> {
+            for (long u = s; u < e; u++) {
+                int n = (int) (u / height);
+                int y = (int) (u % height);
+                MemorySegment.copy(x, ValueLayout.JAVA_FLOAT, (xOff + u * rowFloats) * Float.BYTES, od,
+                        out.index(n, y, 0), rowFloats);
+            }
+        });
+        return out;
+    }
+
+    /** Writes x (any padding) as a contiguous channels-last float32 tensor at float offset dstOff of dst. */
+    public static void toNhwc(Activation x, MemorySegment dst, long dstOff) {
+        int rowFloats = x.width() * x.channels();
+        int rows = x.batch() * x.height();
+        Sgemm.checkExtent("output", dst, dstOff, rows, rowFloats, rowFloats, 1);
+        MemorySegment d = Sgemm.forWorkers(dst);
+        float[] xd = x.data();
+        CpuThreads.parallelRange(rows, Math.max(1, (1 << 16) / Math.max(1, rowFloats)), (s, e) -> {
+            for (long u = s; u < e; u++) {
+                int n = (int) (u / x.height());
+                int y = (int) (u % x.height());
+                MemorySegment.copy(xd, x.index(n, y, 0), d, ValueLayout.JAVA_FLOAT, (dstOff + u * rowFloats) * Float.BYTES,
+                        rowFloats);
             }
         });
     }

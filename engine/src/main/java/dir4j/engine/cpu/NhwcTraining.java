@@ -1,0 +1,198 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.Backend.ConvParams;
+import dir4j.engine.DType;
+import dir4j.engine.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * The CPU backend's channels-last convolutions (Backend.conv2dNhwc and its two gradients) for
+ * training channels-last end to end: contiguous float32 x [N, H, W, Ci], w [Co, kh, kw, Ci],
+ * y [N, Ho, Wo, Co], no layout changes.
+ * <ul>
+ *   <li>forward: the direct kernels of the compiled inference ({@link NhwcConv}) on a padded heap
+ *       copy of x (row copies, not a transpose), the bias, residual and ReLU fused into the store;
+ *   <li>backward-data, stride 1: the same kernels over dy with the flipped, transposed filter;
+ *   <li>backward-filter: per tap, dW[:, tap, :] = dYᵀ·X_tap, a GEMM whose depth is the batch's
+ *       pixels, packed straight from the tensors (rows of channels are contiguous in both).
+ * </ul>
+ * {@link #supports} says which geometries run here (square kernels, equal strides and paddings,
+ * no dilation, sizes within one Java array; backward-data also stride 1); the others take the
+ * Backend's permuting defaults. {@code -Ddir4j.cpu.directConv=false} sends everything there.
+ */
+final class NhwcTraining {
+    private NhwcTraining() {}
+
+    /** Whether the geometry of x [N, H, W, Ci] and w [Co, k, k, Ci] under p runs here. */
+    static boolean supports(Tensor x, Tensor w, ConvParams p, boolean backwardData) {
+        int k = w.shape(1);
+        if (!Conv2dKernels.directEnabled || x.dtype() != DType.FLOAT32 || w.shape(2) != k
+                || p.strideH() != p.strideW() || p.padH() != p.padW() || p.dilationH() != 1 || p.dilationW() != 1
+                || p.padH() >= k && k > 1 || (k == 1 && p.padH() != 0)) {
+            return false;
+        }
+        if (backwardData && (p.strideH() != 1 || p.padH() > k - 1)) {
+            return false;
+        }
+        long limit = Integer.MAX_VALUE / 2;
+        long pad = p.padH() + k;
+        long in = (long) x.shape(0) * (x.shape(1) + 2 * pad) * (x.shape(2) + 2 * pad) * x.shape(3);
+        long out = (long) x.shape(0) * (x.shape(1) + 2 * pad) * (x.shape(2) + 2 * pad) * w.shape(0);
+        return in < limit && out < limit && (long) k * k * x.shape(3) * (w.shape(0) + NhwcConv.NR) < limit;
+    }
+
+    /** y = relu?(conv(x, w) [+ bias] [+ z]); false (nothing written) when the heap cannot hold the copies. */
+    static boolean forward(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
+        int k = w.shape(1);
+        try {
+            NhwcConv.Activation in = NhwcConv.fromNhwc(x.segment(), x.offset(), x.shape(0), x.shape(1), x.shape(2),
+                    x.shape(3), p.padH());
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k,
+                    p.strideH(), p.padH(), false, true);
+            if (bias != null) {
+                MemorySegment.copy(bias.segment(), ValueLayout.JAVA_FLOAT, bias.offset() * Float.BYTES, packed.bias,
+                        0, w.shape(0));
+            }
+            NhwcConv.Activation res = z == null ? null
+                    : NhwcConv.fromNhwc(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(y.shape(0), y.shape(1), y.shape(2), y.shape(3), 0);
+            NhwcConv.forward(in, packed, out, res, relu);
+            NhwcConv.toNhwc(out, y.segment(), y.offset());
+            return true;
+        } catch (OutOfMemoryError e) {
+            heapFull(e);
+            return false;
+        }
+    }
+
+    /** dx of the stride-1 convolution; false (nothing written) when the heap cannot hold the copies. */
+    static boolean backwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
+        int k = w.shape(1);
+        int pad = k - 1 - p.padH();
+        try {
+            NhwcConv.Activation in = NhwcConv.fromNhwc(dy.segment(), dy.offset(), dy.shape(0), dy.shape(1),
+                    dy.shape(2), dy.shape(3), pad);
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k, 1,
+                    pad, true, true);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(dx.shape(0), dx.shape(1), dx.shape(2),
+                    dx.shape(3), 0);
+            NhwcConv.forward(in, packed, out, null, false);
+            NhwcConv.toNhwc(out, dx.segment(), dx.offset());
+            return true;
+        } catch (OutOfMemoryError e) {
+            heapFull(e);
+            return false;
+        }
+    }
+
+    /**
+     * dw [Co, k, k, Ci] = Σ over the batch's output pixels q of dy[q, co] · x[pixel q reads through
+     * tap (kh, kw), ci]: one GEMM per tap (M = Co, N = Ci, depth = the pixels), the batch summed in
+     * the accumulators; padding reads as zero.
+     */
+    static void backwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
+        int co = dw.shape(0);
+        int k = dw.shape(1);
+        int ci = dw.shape(3);
+        long pixels = (long) dy.shape(0) * dy.shape(1) * dy.shape(2);
+        if (pixels > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("conv2dNhwcBackwardFilter: " + pixels
+                    + " output pixels exceed the int-indexed GEMM; split the batch");
+        }
+        MemorySegment dys = Sgemm.forWorkers(dy.segment());
+        MemorySegment xs = Sgemm.forWorkers(x.segment());
+        MemorySegment dws = Sgemm.forWorkers(dw.segment());
+        // dYᵀ [Co × q]: element (c, q) at dy[q·Co + c]
+        GemmOperand a = GemmOperand.strided(dys, dy.offset(), 1, co);
+        for (int kh = 0; kh < k; kh++) {
+            for (int kw = 0; kw < k; kw++) {
+                GemmOperand b = k == 1 && p.strideH() == 1
+                        ? GemmOperand.strided(xs, x.offset(), ci, 1)
+                        : new TapOperand(xs, x.offset(), x.shape(1), x.shape(2), ci, dy.shape(1), dy.shape(2), kh, kw,
+                                p.strideH(), p.padH());
+                long tapOff = dw.offset() + ((long) kh * k + kw) * ci;
+                Sgemm.gemm(co, ci, (int) pixels, a, b, GemmOutput.strided(dws, tapOff, (long) k * k * ci, 1f, 0f));
+            }
+        }
+    }
+
+    /**
+     * The matrix X_tap(q, c) = x[n, oh·s − pad + kh, ow·s − pad + kw, c] for output pixel
+     * q = (n, oh, ow), 0 in the padding: what one tap of the convolution reads, as the B side of
+     * backward-filter's GEMM (column panels of channels, each a contiguous run of x's row).
+     */
+    private record TapOperand(MemorySegment x, long off, int h, int w, int c, int oh, int ow, int kh, int kw,
+                              int stride, int pad) implements GemmOperand {
+        @Override
+        public void packColumnPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
+            for (int t = 0; t * wd < cols; t++) {
+                int lanes = Math.min(wd, cols - t * wd);
+                int panel = dOff + t * wd * rows;
+                int ch = c0 + t * wd;
+                int q = r0;
+                int n = q / (oh * ow);
+                int rem = q - n * oh * ow;
+                int y = rem / ow;
+                int xx = rem - y * ow;
+                for (int r = 0; r < rows; r++) {
+                    int iy = y * stride - pad + kh;
+                    int ix = xx * stride - pad + kw;
+                    int at = panel + r * wd;
+                    if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                        MemorySegment.copy(x, ValueLayout.JAVA_FLOAT,
+                                (off + (((long) n * h + iy) * w + ix) * c + ch) * Float.BYTES, dst, at, lanes);
+                        if (lanes < wd) {
+                            Arrays.fill(dst, at + lanes, at + wd, 0f);
+                        }
+                    } else {
+                        Arrays.fill(dst, at, at + wd, 0f);
+                    }
+                    if (++xx == ow) {
+                        xx = 0;
+                        if (++y == oh) {
+                            y = 0;
+                            n++;
+                        }
+                    }
+                }
+            }
+        }
+
+        @Override
+        public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
+            // as the A side (not used by backward-filter): lanes are pixels, depth the channels
+            for (int t = 0; t * wd < rows; t++) {
+                int lanes = Math.min(wd, rows - t * wd);
+                int panel = dOff + t * wd * cols;
+                for (int q = 0; q < wd; q++) {
+                    for (int cc = 0; cc < cols; cc++) {
+                        dst[panel + cc * wd + q] = q < lanes ? value(r0 + t * wd + q, c0 + cc) : 0f;
+                    }
+                }
+            }
+        }
+
+        private float value(int q, int ch) {
+            int n = q / (oh * ow);
+            int rem = q - n * oh * ow;
+            int iy = rem / ow * stride - pad + kh;
+            int ix = rem % ow * stride - pad + kw;
+            return iy >= 0 && iy < h && ix >= 0 && ix < w
+                    ? x.getAtIndex(ValueLayout.JAVA_FLOAT, off + (((long) n * h + iy) * w + ix) * c + ch) : 0f;
+        }
+    }
+
+    private static final AtomicBoolean HEAP_NOTED = new AtomicBoolean();
+
+    private static void heapFull(OutOfMemoryError e) {
+        if (HEAP_NOTED.compareAndSet(false, true)) {
+            System.getLogger(NhwcTraining.class.getName()).log(System.Logger.Level.WARNING,
+                    "the Java heap cannot hold a channels-last convolution's copies (" + e.getMessage()
+                            + "): running such convolutions through the NCHW path; a larger -Xmx brings the direct"
+                            + " kernels back");
+        }
+    }
+}
