@@ -180,22 +180,37 @@ public final class NhwcConv {
                 int l0 = (u % Sgemm.ceilDiv(ins, tile)) * tile;
                 int l1 = Math.min(ins, l0 + tile);
                 int base = ob * NR * ins * taps;
+                if (channelsLast && flipTranspose) {
+                    // flipped: the packed (output o, input l) is the weight's (co = l, ci = o), and
+                    // the block's outputs o are contiguous in w for each (l, tap)
+                    int js = Math.min(NR, outs - ob * NR);
+                    for (int l = l0; l < l1; l++) {
+                        for (int t = 0; t < taps; t++) {
+                            long at = off + ((long) l * taps + (taps - 1 - t)) * cin + (long) ob * NR;
+                            int dst = base + (t * ins + l) * NR;
+                            for (int j = 0; j < js; j++) {
+                                p[dst + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT, at + j);
+                            }
+                        }
+                    }
+                    return;
+                }
                 for (int j = 0; j < NR; j++) {
                     int o = ob * NR + j;
                     if (o >= outs) {
                         break;
                     }
-                    for (int l = l0; l < l1; l++) {
-                        if (channelsLast) {
-                            // w[co][tap][ci]: the weight's (co, ci) is (o, l), or (l, o) flipped
-                            long at = off + (flipTranspose ? (long) l * taps * cin + o : (long) o * taps * cin + l);
-                            for (int t = 0; t < taps; t++) {
-                                int src = flipTranspose ? taps - 1 - t : t;
-                                p[base + (t * ins + l) * NR + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT,
-                                        at + (long) src * cin);
+                    if (channelsLast && !flipTranspose) {
+                        // w[co][tap][ci]: the tile's input channels are contiguous for each tap
+                        for (int t = 0; t < taps; t++) {
+                            long at = off + ((long) o * taps + t) * cin;
+                            for (int l = l0; l < l1; l++) {
+                                p[base + (t * ins + l) * NR + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT, at + l);
                             }
-                            continue;
                         }
+                        continue;
+                    }
+                    for (int l = l0; l < l1; l++) {
                         long row = off + (flipTranspose ? ((long) l * cin + o) * taps : ((long) o * cin + l) * taps);
                         for (int t = 0; t < taps; t++) {
                             int src = flipTranspose ? taps - 1 - t : t;

@@ -15,12 +15,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <ul>
  *   <li>forward: the direct kernels of the compiled inference ({@link NhwcConv}) on a padded heap
  *       copy of x (row copies, not a transpose), the bias, residual and ReLU fused into the store;
- *   <li>backward-data, stride 1: the same kernels over dy with the flipped, transposed filter;
+ *   <li>backward-data, stride 1: the same kernels over dy with the flipped, transposed filter; a
+ *       strided 1×1 (a downsample): one GEMM dY·W whose rows land on the pixels it read;
  *   <li>backward-filter: per tap, dW[:, tap, :] = dYᵀ·X_tap, a GEMM whose depth is the batch's
  *       pixels, packed straight from the tensors (rows of channels are contiguous in both).
  * </ul>
  * {@link #supports} says which geometries run here (square kernels, equal strides and paddings,
- * no dilation, sizes within one Java array; backward-data also stride 1); the others take the
+ * no dilation, sizes within one Java array; backward-data also stride 1 or a 1×1); the others take the
  * Backend's permuting defaults. {@code -Ddir4j.cpu.directConv=false} sends everything there.
  */
 final class NhwcTraining {
@@ -34,7 +35,7 @@ final class NhwcTraining {
                 || p.padH() >= k && k > 1 || (k == 1 && p.padH() != 0)) {
             return false;
         }
-        if (backwardData && (p.strideH() != 1 || p.padH() > k - 1)) {
+        if (backwardData && (p.strideH() != 1 || p.padH() > k - 1) && k != 1) {
             return false;
         }
         long limit = Integer.MAX_VALUE / 2;
@@ -68,9 +69,46 @@ final class NhwcTraining {
         }
     }
 
+    /**
+     * dx of a strided 1×1 convolution (a ResNet downsample): zero, but at the pixels the
+     * convolution read, dx[n, s·i, s·j, :] = dy[n, i, j, :] · W, one GEMM whose rows land there.
+     */
+    private static void backwardDataPointwiseStrided(Tensor dy, Tensor w, int stride, Tensor dx) {
+        int co = w.shape(0);
+        int ci = w.shape(3);
+        int oh = dy.shape(1);
+        int ow = dy.shape(2);
+        int h = dx.shape(1);
+        int wd = dx.shape(2);
+        long pixels = (long) dy.shape(0) * oh * ow;
+        MemorySegment dxs = Sgemm.forWorkers(dx.segment());
+        long dxOff = dx.offset();
+        CpuThreads.parallelRange(dx.numel(), 1 << 18, (s, e) ->
+                dxs.asSlice((dxOff + s) * Float.BYTES, (e - s) * Float.BYTES).fill((byte) 0));
+        GemmOutput rows = new GemmOutput() {
+            @Override
+            public void store(float[] tile, int ts, int i0, int count, int j0, int cols, boolean first) {
+                for (int r = 0; r < count; r++) {
+                    int q = i0 + r;
+                    int n = q / (oh * ow);
+                    int rem = q - n * oh * ow;
+                    long at = dxOff + ((((long) n * h + (long) (rem / ow) * stride) * wd
+                            + (long) (rem % ow) * stride) * ci) + j0;
+                    GemmOutput.storeRun(tile, r * ts, dxs, at, cols, 1f, 1f, !first);
+                }
+            }
+        };
+        Sgemm.gemm((int) pixels, ci, co, GemmOperand.strided(Sgemm.forWorkers(dy.segment()), dy.offset(), co, 1),
+                GemmOperand.strided(Sgemm.forWorkers(w.segment()), w.offset(), ci, 1), rows);
+    }
+
     /** dx of the stride-1 convolution; false (nothing written) when the heap cannot hold the copies. */
     static boolean backwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
         int k = w.shape(1);
+        if (k == 1 && p.strideH() != 1) {
+            backwardDataPointwiseStrided(dy, w, p.strideH(), dx);
+            return true;
+        }
         int pad = k - 1 - p.padH();
         try {
             NhwcConv.Activation in = NhwcConv.fromNhwc(dy.segment(), dy.offset(), dy.shape(0), dy.shape(1),
