@@ -214,12 +214,13 @@ class ChannelsLastTrainingOpsTest {
         }
     }
 
-    @ParameterizedTest(name = "k{0} s{1} p{2} {3}x{4}")
-    @CsvSource({"3, 2, 1, 9, 8", "3, 2, 1, 7, 7", "2, 2, 0, 6, 5", "3, 1, 1, 5, 6"})
-    void maxPoolAndItsBackwardMatchTheNchwOps(int k, int s, int p, int h, int w) {
-        Random r = new Random(11L * k + h);
+    @ParameterizedTest(name = "k{0} s{1} p{2} {3}x{4} c{5}")
+    @CsvSource({"3, 2, 1, 9, 8, 5", "3, 2, 1, 7, 7, 5", "2, 2, 0, 6, 5, 5", "3, 1, 1, 5, 6, 5",
+        // the CPU's channels-last kernel vectorises across channels: whole vectors and a tail
+        "3, 2, 1, 9, 8, 37", "3, 2, 1, 12, 11, 64", "2, 2, 0, 6, 5, 16", "5, 3, 2, 11, 10, 33"})
+    void maxPoolAndItsBackwardMatchTheNchwOps(int k, int s, int p, int h, int w, int c) {
+        Random r = new Random(11L * k + h + c);
         int n = 2;
-        int c = 5;
         int ho = (h + 2 * p - k) / s + 1;
         int wo = (w + 2 * p - k) / s + 1;
         PoolParams pp = new PoolParams(k, k, s, s, p, p);
@@ -227,6 +228,18 @@ class ChannelsLastTrainingOpsTest {
             // ties (a value repeated across a window) exercise the first-maximum rule
             Tensor x = Tensor.randn(r, n, c, h, w);
             x.backend().fill(x.slice(2, 1, 3).slice(3, 1, 3), 3.0);
+            // NaN (which wins the window), -inf windows, and -0/+0 ties in a few channels
+            double[] xv = x.toDoubleArray();
+            for (int i = 0; i < xv.length; i += 13) {
+                xv[i] = Double.NaN;
+            }
+            for (int i = 5; i < xv.length; i += 17) {
+                xv[i] = Double.NEGATIVE_INFINITY;
+            }
+            for (int i = 7; i < xv.length; i += 19) {
+                xv[i] = i % 2 == 0 ? -0.0 : 0.0;
+            }
+            x = Tensor.ofDoubles(xv, x.shape()).to(DType.FLOAT32);
             Tensor dy = Tensor.randn(r, n, c, ho, wo);
             Backend be = x.backend();
             Tensor y = Tensor.zeros(n, c, ho, wo);

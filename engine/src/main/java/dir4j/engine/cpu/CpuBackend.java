@@ -513,6 +513,26 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y, Tensor indices) {
+        Backend.checkMaxPool2dNhwc(x, y, indices);
+        if (x.dtype() != DType.FLOAT32) {
+            Backend.super.maxPool2dNhwc(x, p, y, indices);
+            return;
+        }
+        PoolKernels.maxPoolNhwc(x, p, y, indices);
+    }
+
+    @Override
+    public void maxPool2dNhwcBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
+        Backend.checkMaxPool2dNhwc(dx, dy, indices);
+        if (dx.dtype() != DType.FLOAT32) {
+            Backend.super.maxPool2dNhwcBackward(dy, indices, p, dx);
+            return;
+        }
+        PoolKernels.maxPoolNhwcBackward(dy, indices, dx);
+    }
+
+    @Override
     public void maxPool2dBackward(Tensor dy, Tensor indices, PoolParams p, Tensor dx) {
         PoolKernels.maxPoolBackward(dy, indices, dx);
     }

@@ -19,6 +19,8 @@ final class FloatKernels {
     private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
     private static final VectorSpecies<Integer> I = S.withLanes(int.class);
     private static final int L = S.length();
+    /** Int lanes of the float vectors' shape (argmax indices beside the values). */
+    private static final VectorSpecies<Integer> INT_SPECIES = VectorSpecies.of(int.class, S.vectorShape());
     private static final ByteOrder NO = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
 
@@ -334,6 +336,46 @@ final class FloatKernels {
                 r.setAtIndex(F, ro + i, dz);
             }
             o.setAtIndex(F, oo + i, dz * a + x.getAtIndex(F, xo + i) * b + c);
+        }
+    }
+
+    /**
+     * One channels-last max-pool window for every channel at once: best[c], arg[c] = the maximum of
+     * rows [h0, h1) × columns [w0, w1) of the image at float offset xo (width w, c channels) and
+     * its flat index h·w + w, the first in row-major scan order; a NaN wins and later values never
+     * replace it (as the NCHW scan, which stops there). An empty window gives −∞ at index
+     * h0·w + w0.
+     */
+    static void windowMaxNhwc(MemorySegment x, long xo, int w, int c, int h0, int h1, int w0, int w1, float[] best,
+                              int[] arg) {
+        java.util.Arrays.fill(best, Float.NEGATIVE_INFINITY);
+        java.util.Arrays.fill(arg, h0 * w + w0);
+        int bound = S.loopBound(c);
+        for (int a = h0; a < h1; a++) {
+            for (int b = w0; b < w1; b++) {
+                int flat = a * w + b;
+                long at = xo + (long) flat * c;
+                int ch = 0;
+                for (; ch < bound; ch += L) {
+                    FloatVector v = load(x, at + ch);
+                    FloatVector m = FloatVector.fromArray(S, best, ch);
+                    // replace where v > best, or v is the first NaN (best not yet NaN)
+                    VectorMask<Float> bestNan = m.test(VectorOperators.IS_NAN);
+                    VectorMask<Float> take = v.compare(VectorOperators.GT, m)
+                            .or(v.test(VectorOperators.IS_NAN)).andNot(bestNan);
+                    m.blend(v, take).intoArray(best, ch);
+                    jdk.incubator.vector.IntVector.fromArray(INT_SPECIES, arg, ch)
+                            .blend(flat, take.cast(INT_SPECIES)).intoArray(arg, ch);
+                }
+                for (; ch < c; ch++) {
+                    float v = x.getAtIndex(F, at + ch);
+                    float m = best[ch];
+                    if (!Float.isNaN(m) && (v > m || Float.isNaN(v))) {
+                        best[ch] = v;
+                        arg[ch] = flat;
+                    }
+                }
+            }
         }
     }
 

@@ -273,4 +273,74 @@ final class PoolKernels {
             }
         });
     }
+
+    /**
+     * Max pooling of a contiguous float32 channels-last x [N, H, W, C] with the argmax, the same
+     * semantics and indices as the NCHW {@link #maxPool} (−∞ padding, the first maximum of the
+     * window's row-major scan, a NaN wins and ends the scan; the index is h·W + w within the
+     * channel's plane), vectorised across channels. Parallel over output rows.
+     */
+    static void maxPoolNhwc(Tensor x, dir4j.engine.Backend.PoolParams p, Tensor y, Tensor indices) {
+        int n = x.shape(0);
+        int h = x.shape(1);
+        int w = x.shape(2);
+        int c = x.shape(3);
+        int ho = y.shape(1);
+        int wo = y.shape(2);
+        MemorySegment xs = Sgemm.forWorkers(x.segment());
+        MemorySegment ys = Sgemm.forWorkers(y.segment());
+        MemorySegment is = indices == null ? null : Sgemm.forWorkers(indices.segment());
+        long xo = x.offset();
+        long yo = y.offset();
+        long io = indices == null ? 0 : indices.offset();
+        CpuThreads.parallelFor(n * ho, u -> {
+            int img = u / ho;
+            int i = u % ho;
+            float[] best = new float[c];
+            int[] arg = new int[c];
+            int h0 = i * p.strideH() - p.padH();
+            int h1 = Math.min(h0 + p.kernelH(), h);
+            h0 = Math.max(h0, 0);
+            for (int j = 0; j < wo; j++) {
+                int w0 = j * p.strideW() - p.padW();
+                int w1 = Math.min(w0 + p.kernelW(), w);
+                w0 = Math.max(w0, 0);
+                FloatKernels.windowMaxNhwc(xs, xo + (long) img * h * w * c, w, c, h0, h1, w0, w1, best, arg);
+                long out = ((long) img * ho + i) * wo + j;
+                MemorySegment.copy(best, 0, ys, ValueLayout.JAVA_FLOAT, (yo + out * c) * Float.BYTES, c);
+                if (is != null) {
+                    MemorySegment.copy(arg, 0, is, ValueLayout.JAVA_INT, (io + out * c) * Integer.BYTES, c);
+                }
+            }
+        });
+    }
+
+    /**
+     * dx (zeroed by the caller, contiguous [N, H, W, C] float32) += dy routed through the indices of
+     * {@link #maxPoolNhwc}; each channel sums its outputs' gradients in row-major output order, as
+     * the NCHW {@link #maxPoolBackward} does, so the result has its bits. Parallel over images.
+     */
+    static void maxPoolNhwcBackward(Tensor dy, Tensor indices, Tensor dx) {
+        int n = dx.shape(0);
+        int w = dx.shape(2);
+        int c = dx.shape(3);
+        long hwc = (long) dx.shape(1) * w * c;
+        long outs = (long) dy.shape(1) * dy.shape(2);
+        MemorySegment dys = Sgemm.forWorkers(dy.segment());
+        MemorySegment dxs = Sgemm.forWorkers(dx.segment());
+        MemorySegment is = Sgemm.forWorkers(indices.segment());
+        CpuThreads.parallelFor(n, img -> {
+            long xb = dx.offset() + img * hwc;
+            long yb = dy.offset() + img * outs * c;
+            long ib = indices.offset() + img * outs * c;
+            for (long k = 0; k < outs; k++) {
+                for (int ch = 0; ch < c; ch++) {
+                    int flat = is.getAtIndex(ValueLayout.JAVA_INT, ib + k * c + ch);
+                    long target = xb + (long) flat * c + ch;
+                    dxs.setAtIndex(ValueLayout.JAVA_FLOAT, target, dxs.getAtIndex(ValueLayout.JAVA_FLOAT, target)
+                            + dys.getAtIndex(ValueLayout.JAVA_FLOAT, yb + k * c + ch));
+                }
+            }
+        });
+    }
 }
