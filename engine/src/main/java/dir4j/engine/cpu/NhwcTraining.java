@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       pixels, packed straight from the tensors (rows of channels are contiguous in both).
  * </ul>
  * {@link #supports} says which geometries run here (square kernels, equal strides and paddings,
- * no dilation, sizes within one Java array; backward-data also stride 1 or a 1×1); the others take the
+ * no dilation, at least 16 channels each way, sizes within one Java array; backward-data also stride 1 or a 1×1); the others take the
  * Backend's permuting defaults. {@code -Ddir4j.cpu.directConv=false} sends everything there.
  */
 final class NhwcTraining {
@@ -36,6 +36,11 @@ final class NhwcTraining {
             return false;
         }
         if (backwardData && (p.strideH() != 1 || p.padH() > k - 1) && k != 1) {
+            return false;
+        }
+        // few channels (the stem's 3, padded to 4): the direct kernels' per-tap loops and the
+        // per-tap GEMMs' 32-channel panels would be mostly overhead; the NCHW implicit GEMM is not
+        if (x.shape(3) < Conv2dKernels.DIRECT_MIN_CHANNELS || w.shape(0) < Conv2dKernels.DIRECT_MIN_CHANNELS) {
             return false;
         }
         long limit = Integer.MAX_VALUE / 2;
