@@ -515,7 +515,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void maxPool2dNhwc(Tensor x, PoolParams p, Tensor y, Tensor indices) {
         Backend.checkMaxPool2dNhwc(x, y, indices);
-        if (x.dtype() != DType.FLOAT32) {
+        if (x.dtype() != DType.FLOAT32 || (long) x.shape(1) * x.shape(2) >= 1 << 24) {
             Backend.super.maxPool2dNhwc(x, p, y, indices);
             return;
         }

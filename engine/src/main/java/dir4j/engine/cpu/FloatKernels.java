@@ -19,8 +19,6 @@ final class FloatKernels {
     private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
     private static final VectorSpecies<Integer> I = S.withLanes(int.class);
     private static final int L = S.length();
-    /** Int lanes of the float vectors' shape (argmax indices beside the values). */
-    private static final VectorSpecies<Integer> INT_SPECIES = VectorSpecies.of(int.class, S.vectorShape());
     private static final ByteOrder NO = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
 
@@ -344,12 +342,13 @@ final class FloatKernels {
      * rows [h0, h1) × columns [w0, w1) of the image at float offset xo (width w, c channels) and
      * its flat index h·w + w, the first in row-major scan order; a NaN wins and later values never
      * replace it (as the NCHW scan, which stops there). An empty window gives −∞ at index
-     * h0·w + w0.
+     * h0·w + w0. The vector lanes carry the index as a float (exact below 2^24, which the caller
+     * guarantees: {@code argF} is the per-lane scratch of c floats).
      */
     static void windowMaxNhwc(MemorySegment x, long xo, int w, int c, int h0, int h1, int w0, int w1, float[] best,
-                              int[] arg) {
+                              int[] arg, float[] argF) {
         java.util.Arrays.fill(best, Float.NEGATIVE_INFINITY);
-        java.util.Arrays.fill(arg, h0 * w + w0);
+        java.util.Arrays.fill(argF, h0 * w + w0);
         int bound = S.loopBound(c);
         for (int a = h0; a < h1; a++) {
             for (int b = w0; b < w1; b++) {
@@ -359,23 +358,25 @@ final class FloatKernels {
                 for (; ch < bound; ch += L) {
                     FloatVector v = load(x, at + ch);
                     FloatVector m = FloatVector.fromArray(S, best, ch);
-                    // replace where v > best, or v is the first NaN (best not yet NaN)
-                    VectorMask<Float> bestNan = m.test(VectorOperators.IS_NAN);
-                    VectorMask<Float> take = v.compare(VectorOperators.GT, m)
-                            .or(v.test(VectorOperators.IS_NAN)).andNot(bestNan);
+                    // replace where v > best, or v is the first NaN (best not yet NaN); v > m is
+                    // false for a NaN on either side, so "not (v <= m)" with m not NaN covers both
+                    VectorMask<Float> take = v.compare(VectorOperators.LE, m).not()
+                            .andNot(m.test(VectorOperators.IS_NAN));
                     m.blend(v, take).intoArray(best, ch);
-                    jdk.incubator.vector.IntVector.fromArray(INT_SPECIES, arg, ch)
-                            .blend(flat, take.cast(INT_SPECIES)).intoArray(arg, ch);
+                    FloatVector.fromArray(S, argF, ch).blend((float) flat, take).intoArray(argF, ch);
                 }
                 for (; ch < c; ch++) {
                     float v = x.getAtIndex(F, at + ch);
                     float m = best[ch];
                     if (!Float.isNaN(m) && (v > m || Float.isNaN(v))) {
                         best[ch] = v;
-                        arg[ch] = flat;
+                        argF[ch] = flat;
                     }
                 }
             }
+        }
+        for (int ch = 0; ch < c; ch++) {
+            arg[ch] = (int) argF[ch];
         }
     }
 

@@ -278,7 +278,9 @@ final class PoolKernels {
      * Max pooling of a contiguous float32 channels-last x [N, H, W, C] with the argmax, the same
      * semantics and indices as the NCHW {@link #maxPool} (−∞ padding, the first maximum of the
      * window's row-major scan, a NaN wins and ends the scan; the index is h·W + w within the
-     * channel's plane), vectorised across channels. Parallel over output rows.
+     * channel's plane), vectorised across channels. Parallel over output rows. Planes of 2^24
+     * pixels and more (whose indices a float lane cannot hold exactly) are refused: the caller
+     * takes the permuting path for them.
      */
     static void maxPoolNhwc(Tensor x, dir4j.engine.Backend.PoolParams p, Tensor y, Tensor indices) {
         int n = x.shape(0);
@@ -298,6 +300,7 @@ final class PoolKernels {
             int i = u % ho;
             float[] best = new float[c];
             int[] arg = new int[c];
+            float[] argF = new float[c];
             int h0 = i * p.strideH() - p.padH();
             int h1 = Math.min(h0 + p.kernelH(), h);
             h0 = Math.max(h0, 0);
@@ -305,7 +308,7 @@ final class PoolKernels {
                 int w0 = j * p.strideW() - p.padW();
                 int w1 = Math.min(w0 + p.kernelW(), w);
                 w0 = Math.max(w0, 0);
-                FloatKernels.windowMaxNhwc(xs, xo + (long) img * h * w * c, w, c, h0, h1, w0, w1, best, arg);
+                FloatKernels.windowMaxNhwc(xs, xo + (long) img * h * w * c, w, c, h0, h1, w0, w1, best, arg, argF);
                 long out = ((long) img * ho + i) * wo + j;
                 MemorySegment.copy(best, 0, ys, ValueLayout.JAVA_FLOAT, (yo + out * c) * Float.BYTES, c);
                 if (is != null) {
