@@ -3,6 +3,10 @@ package dir4j.engine.cpu;
 import dir4j.engine.DType;
 import dir4j.engine.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Batch norm over (N, H, W) per channel of a contiguous NCHW tensor, parallel over channels.
@@ -242,6 +246,319 @@ final class BatchNormKernels {
                 long rel = ((long) i * c + ch) * hw;
                 FloatKernels.axpbycReluMasked(dys, dy.offset() + rel, ys, y.offset() + rel, relu, xs, x.offset() + rel,
                         dxs, dx.offset() + rel, rs, ro + rel, hw, (float) a, (float) b, (float) cc);
+            }
+        });
+    }
+
+    // ================================================================ channels-last (NHWC), float32
+    //
+    // x is N·H·W rows of C channels. The reductions accumulate C-wide vectors of float sums row
+    // by row (vectorised across channels), fold them every BLOCK_ROWS rows into a second float
+    // sum, and that into double every BLOCK_ROWS blocks: float sums of at most BLOCK_ROWS terms
+    // each, double beyond, close to the NCHW kernels' float vector sums of one plane's run folded
+    // into double (one float sum over tens of thousands of rows would lose digits). Work is a grid of tasks (a chunk of rows × a block of
+    // channels) fixed by the shape alone, each with its own double partials combined in row-chunk
+    // order afterwards, so the results do not depend on the thread count or on scheduling.
+    // Many rows of few channels (64 × 50,000) split by rows; few rows of many channels
+    // (2048 × 196) split by channel blocks.
+
+    private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
+    private static final int L = S.length();
+    private static final ByteOrder NO = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat F = ValueLayout.JAVA_FLOAT;
+    /** Channels per reduction task (a multiple of any vector length). */
+    private static final int COL_BLOCK = 256;
+    /** Elements per reduction task. */
+    private static final int TASK_ELEMENTS = 1 << 16;
+    /** Terms of each float partial sum (rows per inner block, inner blocks per outer). */
+    private static final int BLOCK_ROWS = 16;
+
+    private static FloatVector load(MemorySegment s, long i) {
+        return FloatVector.fromMemorySegment(S, s, i * 4, NO);
+    }
+
+    /** One reduction task: rows [r0, r1) of channels [c0, c0 + w), adding into out[q][base + j]. */
+    @FunctionalInterface
+    private interface RowTask {
+        void run(long r0, long r1, int c0, int w, double[][] out, int base);
+    }
+
+    /** Per-channel double sums of {@code quantities} quantities over all rows, by the fixed task grid. */
+    private static double[][] reduceRows(long rows, int c, int quantities, RowTask task) {
+        int cb = Math.min(c, COL_BLOCK);
+        int colBlocks = (c + cb - 1) / cb;
+        long rowsPerTask = Math.max(1, TASK_ELEMENTS / cb);
+        int rowChunks = (int) Math.max(1, (rows + rowsPerTask - 1) / rowsPerTask);
+        double[][] part = new double[quantities][(int) ((long) rowChunks * c)];
+        CpuThreads.parallelFor(rowChunks * colBlocks, t -> {
+            int rc = t / colBlocks;
+            int c0 = (t % colBlocks) * cb;
+            long r0 = rc * rowsPerTask;
+            task.run(r0, Math.min(rows, r0 + rowsPerTask), c0, Math.min(cb, c - c0), part, rc * c + c0);
+        });
+        double[][] total = new double[quantities][c];
+        for (int q = 0; q < quantities; q++) {
+            for (int rc = 0; rc < rowChunks; rc++) {
+                for (int ch = 0; ch < c; ch++) {
+                    total[q][ch] += part[q][rc * c + ch];
+                }
+            }
+        }
+        return total;
+    }
+
+    /**
+     * The float sums of one reduction task for channels [c0, c0 + w): {@link #inner} takes the
+     * rows' terms, {@link #rowDone} folds it every BLOCK_ROWS rows into a middle float sum and that
+     * every BLOCK_ROWS blocks into double partials; {@link #finish} folds what is left.
+     */
+    private static final class Acc {
+        final float[] inner;
+        private final float[] mid;
+        private final double[] out;
+        private final int base;
+        private final int w;
+        private int rows;
+        private int blocks;
+
+        Acc(int w, double[] out, int base) {
+            this.inner = new float[w];
+            this.mid = new float[w];
+            this.out = out;
+            this.base = base;
+            this.w = w;
+        }
+
+        void rowDone() {
+            if (++rows < BLOCK_ROWS) {
+                return;
+            }
+            rows = 0;
+            int bound = S.loopBound(w);
+            int j = 0;
+            for (; j < bound; j += L) {
+                FloatVector.fromArray(S, mid, j).add(FloatVector.fromArray(S, inner, j)).intoArray(mid, j);
+                FloatVector.zero(S).intoArray(inner, j);
+            }
+            for (; j < w; j++) {
+                mid[j] += inner[j];
+                inner[j] = 0;
+            }
+            if (++blocks == BLOCK_ROWS) {
+                blocks = 0;
+                for (j = 0; j < w; j++) {
+                    out[base + j] += mid[j];
+                    mid[j] = 0;
+                }
+            }
+        }
+
+        void finish() {
+            for (int j = 0; j < w; j++) {
+                out[base + j] += (double) mid[j] + inner[j];
+                mid[j] = 0;
+                inner[j] = 0;
+            }
+        }
+    }
+
+    /**
+     * {@link #forward} of a contiguous float32 channels-last x [N, H, W, C] into y of its shape:
+     * the same statistics (two passes: the mean, then the sums of deviations from it and of their
+     * squares, which correct the mean and give the variance), running-average update (unbiased
+     * variance), saved mean and 1/√(var+eps),
+     * and y = x·scale + shift with scale and shift formed in double and rounded to float.
+     */
+    static void forwardNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                            boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                            Tensor saveInvStd) {
+        int c = x.shape(3);
+        long rows = x.numel() / c;
+        long count = rows;
+        MemorySegment xs = x.segment();
+        long xo = x.offset();
+        double[] mean = new double[c];
+        double[] var = new double[c];
+        if (training) {
+            double[] sum = reduceRows(rows, c, 1, (r0, r1, c0, w, out, base) -> {
+                Acc sums = new Acc(w, out[0], base);
+                float[] acc = sums.inner;
+                int bound = S.loopBound(w);
+                for (long r = r0; r < r1; r++) {
+                    long row = xo + r * c + c0;
+                    int j = 0;
+                    for (; j < bound; j += L) {
+                        FloatVector.fromArray(S, acc, j).add(load(xs, row + j)).intoArray(acc, j);
+                    }
+                    for (; j < w; j++) {
+                        acc[j] += xs.getAtIndex(F, row + j);
+                    }
+                    sums.rowDone();
+                }
+                sums.finish();
+            })[0];
+            float[] meanF = new float[c];
+            for (int ch = 0; ch < c; ch++) {
+                meanF[ch] = (float) (sum[ch] / count);
+            }
+            // the second pass sums d = x − mean₀ and d² (mean₀ the first pass's mean rounded to
+            // float): mean = mean₀ + Σd/n and Σ(x − mean)² = Σd² − (Σd)²/n (the corrected two-pass
+            // algorithm), so the float rounding of the first pass's sums and of mean₀ leaves neither
+            // the mean nor the variance (a tight spread on a large offset, few rows)
+            double[][] dev = reduceRows(rows, c, 2, (r0, r1, c0, w, out, base) -> {
+                Acc sumsD = new Acc(w, out[0], base);
+                Acc sumsD2 = new Acc(w, out[1], base);
+                float[] accD = sumsD.inner;
+                float[] accD2 = sumsD2.inner;
+                int bound = S.loopBound(w);
+                for (long r = r0; r < r1; r++) {
+                    long row = xo + r * c + c0;
+                    int j = 0;
+                    for (; j < bound; j += L) {
+                        FloatVector d = load(xs, row + j).sub(FloatVector.fromArray(S, meanF, c0 + j));
+                        FloatVector.fromArray(S, accD, j).add(d).intoArray(accD, j);
+                        d.fma(d, FloatVector.fromArray(S, accD2, j)).intoArray(accD2, j);
+                    }
+                    for (; j < w; j++) {
+                        float d = xs.getAtIndex(F, row + j) - meanF[c0 + j];
+                        accD[j] += d;
+                        accD2[j] = Math.fma(d, d, accD2[j]);
+                    }
+                    sumsD.rowDone();
+                    sumsD2.rowDone();
+                }
+                sumsD.finish();
+                sumsD2.finish();
+            });
+            for (int ch = 0; ch < c; ch++) {
+                double sd = dev[0][ch];
+                mean[ch] = meanF[ch] + sd / count;
+                double ss = Math.max(0, dev[1][ch] - sd * sd / count);
+                var[ch] = ss / count; // biased, for normalisation (as PyTorch)
+                if (runningMean != null) {
+                    st(runningMean, ch, (1 - momentum) * ld(runningMean, ch) + momentum * mean[ch]);
+                }
+                if (runningVar != null) {
+                    double unbiased = count > 1 ? ss / (count - 1) : var[ch];
+                    st(runningVar, ch, (1 - momentum) * ld(runningVar, ch) + momentum * unbiased);
+                }
+            }
+        } else {
+            for (int ch = 0; ch < c; ch++) {
+                mean[ch] = ld(runningMean, ch);
+                var[ch] = ld(runningVar, ch);
+            }
+        }
+        float[] scale = new float[c];
+        float[] shift = new float[c];
+        for (int ch = 0; ch < c; ch++) {
+            double invStd = 1 / Math.sqrt(var[ch] + eps);
+            st(saveMean, ch, mean[ch]);
+            st(saveInvStd, ch, invStd);
+            double sc = ld(gamma, ch) * invStd;
+            scale[ch] = (float) sc;
+            shift[ch] = (float) (ld(beta, ch) - mean[ch] * sc);
+        }
+        MemorySegment ys = y.segment();
+        long yo = y.offset();
+        int bound = S.loopBound(c);
+        CpuThreads.parallelRange(rows, Math.max(1, MIN_CHUNK / c), (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                long xr = xo + r * c;
+                long yr = yo + r * c;
+                int j = 0;
+                for (; j < bound; j += L) {
+                    load(xs, xr + j).fma(FloatVector.fromArray(S, scale, j), FloatVector.fromArray(S, shift, j))
+                            .intoMemorySegment(ys, (yr + j) * 4, NO);
+                }
+                for (; j < c; j++) {
+                    ys.setAtIndex(F, yr + j, Math.fma(xs.getAtIndex(F, xr + j), scale[j], shift[j]));
+                }
+            }
+        });
+    }
+
+    /**
+     * {@link #backward} of a contiguous float32 channels-last x [N, H, W, C]: dbeta = Σ dy,
+     * dgamma = Σ dy·(x − mean)·invStd, dx = a·dy + b·x + c per channel with the NCHW formulas.
+     */
+    static void backwardNhwc(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                             boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        int c = x.shape(3);
+        long rows = x.numel() / c;
+        long count = rows;
+        MemorySegment xs = x.segment();
+        MemorySegment dys = dy.segment();
+        long xo = x.offset();
+        long dyo = dy.offset();
+        float[] meanF = new float[c];
+        for (int ch = 0; ch < c; ch++) {
+            meanF[ch] = (float) ld(saveMean, ch);
+        }
+        double[][] sums = reduceRows(rows, c, 2, (r0, r1, c0, w, out, base) -> {
+            Acc sumsDy = new Acc(w, out[0], base);
+            Acc sumsDyXc = new Acc(w, out[1], base);
+            float[] accDy = sumsDy.inner;
+            float[] accDyXc = sumsDyXc.inner;
+            int bound = S.loopBound(w);
+            for (long r = r0; r < r1; r++) {
+                long xr = xo + r * c + c0;
+                long dr = dyo + r * c + c0;
+                int j = 0;
+                for (; j < bound; j += L) {
+                    FloatVector d = load(dys, dr + j);
+                    FloatVector.fromArray(S, accDy, j).add(d).intoArray(accDy, j);
+                    load(xs, xr + j).sub(FloatVector.fromArray(S, meanF, c0 + j))
+                            .fma(d, FloatVector.fromArray(S, accDyXc, j)).intoArray(accDyXc, j);
+                }
+                for (; j < w; j++) {
+                    float d = dys.getAtIndex(F, dr + j);
+                    accDy[j] += d;
+                    accDyXc[j] = Math.fma(xs.getAtIndex(F, xr + j) - meanF[c0 + j], d, accDyXc[j]);
+                }
+                sumsDy.rowDone();
+                sumsDyXc.rowDone();
+            }
+            sumsDy.finish();
+            sumsDyXc.finish();
+        });
+        float[] av = new float[c];
+        float[] bv = new float[c];
+        float[] cv = new float[c];
+        for (int ch = 0; ch < c; ch++) {
+            double mean = ld(saveMean, ch);
+            double invStd = ld(saveInvStd, ch);
+            double g = ld(gamma, ch);
+            double sumDy = sums[0][ch];
+            double sumDyXc = sums[1][ch];
+            st(dbeta, ch, sumDy);
+            st(dgamma, ch, sumDyXc * invStd);
+            // training: dx = γ·invStd·(dy − mean(dy) − x̂·mean(dy·x̂)); eval: dx = γ·invStd·dy
+            double a = g * invStd;
+            double b = training ? -g * invStd * invStd * invStd * sumDyXc / count : 0;
+            double cc = training ? -a * sumDy / count - b * mean : 0;
+            av[ch] = (float) a;
+            bv[ch] = (float) b;
+            cv[ch] = (float) cc;
+        }
+        MemorySegment dxs = dx.segment();
+        long dxo = dx.offset();
+        int bound = S.loopBound(c);
+        CpuThreads.parallelRange(rows, Math.max(1, MIN_CHUNK / c), (r0, r1) -> {
+            for (long r = r0; r < r1; r++) {
+                long xr = xo + r * c;
+                long dr = dyo + r * c;
+                long or = dxo + r * c;
+                int j = 0;
+                for (; j < bound; j += L) {
+                    load(dys, dr + j).fma(FloatVector.fromArray(S, av, j),
+                                    load(xs, xr + j).fma(FloatVector.fromArray(S, bv, j), FloatVector.fromArray(S, cv, j)))
+                            .intoMemorySegment(dxs, (or + j) * 4, NO);
+                }
+                for (; j < c; j++) {
+                    dxs.setAtIndex(F, or + j, Math.fma(dys.getAtIndex(F, dr + j), av[j],
+                            Math.fma(xs.getAtIndex(F, xr + j), bv[j], cv[j])));
+                }
             }
         });
     }
