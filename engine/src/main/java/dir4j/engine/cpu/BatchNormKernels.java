@@ -252,9 +252,9 @@ final class BatchNormKernels {
 
     // ================================================================ channels-last (NHWC), float32
     //
-    // x is N·H·W rows of C channels. The reductions accumulate C-wide vectors of float sums row
-    // by row (vectorised across channels), fold them every BLOCK_ROWS rows into a second float
-    // sum, and that into double every BLOCK_ROWS blocks: float sums of at most BLOCK_ROWS terms
+    // x is N·H·W rows of C channels. The reductions take blocks of BLOCK_ROWS rows and, one vector
+    // of channels at a time, sum the block's rows in registers (vectorised across channels), add
+    // those sums into a second float sum per channel, and that into double every BLOCK_ROWS blocks: float sums of at most BLOCK_ROWS terms
     // each, double beyond, close to the NCHW kernels' float vector sums of one plane's run folded
     // into double (one float sum over tens of thousands of rows would lose digits). Work is a grid of tasks (a chunk of rows × a block of
     // channels) fixed by the shape alone, each with its own double partials combined in row-chunk
@@ -308,56 +308,44 @@ final class BatchNormKernels {
     }
 
     /**
-     * The float sums of one reduction task for channels [c0, c0 + w): {@link #inner} takes the
-     * rows' terms, {@link #rowDone} folds it every BLOCK_ROWS rows into a middle float sum and that
-     * every BLOCK_ROWS blocks into double partials; {@link #finish} folds what is left.
+     * The float sums of one reduction task for channels [c0, c0 + w): the caller sums each block
+     * of BLOCK_ROWS rows in registers (one vector of channels at a time) and adds the block's sums
+     * with {@link #add}; {@link #blockDone} folds the middle float sums into the double partials
+     * every BLOCK_ROWS blocks, {@link #finish} what is left.
      */
     private static final class Acc {
-        final float[] inner;
         private final float[] mid;
         private final double[] out;
         private final int base;
         private final int w;
-        private int rows;
         private int blocks;
 
         Acc(int w, double[] out, int base) {
-            this.inner = new float[w];
             this.mid = new float[w];
             this.out = out;
             this.base = base;
             this.w = w;
         }
 
-        void rowDone() {
-            if (++rows < BLOCK_ROWS) {
-                return;
-            }
-            rows = 0;
-            int bound = S.loopBound(w);
-            int j = 0;
-            for (; j < bound; j += L) {
-                FloatVector.fromArray(S, mid, j).add(FloatVector.fromArray(S, inner, j)).intoArray(mid, j);
-                FloatVector.zero(S).intoArray(inner, j);
-            }
-            for (; j < w; j++) {
-                mid[j] += inner[j];
-                inner[j] = 0;
-            }
+        void add(int j, FloatVector v) {
+            FloatVector.fromArray(S, mid, j).add(v).intoArray(mid, j);
+        }
+
+        void add(int j, float v) {
+            mid[j] += v;
+        }
+
+        void blockDone() {
             if (++blocks == BLOCK_ROWS) {
                 blocks = 0;
-                for (j = 0; j < w; j++) {
-                    out[base + j] += mid[j];
-                    mid[j] = 0;
-                }
+                finish();
             }
         }
 
         void finish() {
             for (int j = 0; j < w; j++) {
-                out[base + j] += (double) mid[j] + inner[j];
+                out[base + j] += mid[j];
                 mid[j] = 0;
-                inner[j] = 0;
             }
         }
     }
@@ -382,18 +370,25 @@ final class BatchNormKernels {
         if (training) {
             double[] sum = reduceRows(rows, c, 1, (r0, r1, c0, w, out, base) -> {
                 Acc sums = new Acc(w, out[0], base);
-                float[] acc = sums.inner;
                 int bound = S.loopBound(w);
-                for (long r = r0; r < r1; r++) {
-                    long row = xo + r * c + c0;
+                for (long rb = r0; rb < r1; rb += BLOCK_ROWS) {
+                    long re = Math.min(r1, rb + BLOCK_ROWS);
                     int j = 0;
                     for (; j < bound; j += L) {
-                        FloatVector.fromArray(S, acc, j).add(load(xs, row + j)).intoArray(acc, j);
+                        FloatVector acc = FloatVector.zero(S);
+                        for (long r = rb, xr = xo + rb * c + c0 + j; r < re; r++, xr += c) {
+                            acc = acc.add(load(xs, xr));
+                        }
+                        sums.add(j, acc);
                     }
                     for (; j < w; j++) {
-                        acc[j] += xs.getAtIndex(F, row + j);
+                        float acc = 0;
+                        for (long r = rb, xr = xo + rb * c + c0 + j; r < re; r++, xr += c) {
+                            acc += xs.getAtIndex(F, xr);
+                        }
+                        sums.add(j, acc);
                     }
-                    sums.rowDone();
+                    sums.blockDone();
                 }
                 sums.finish();
             })[0];
@@ -408,24 +403,36 @@ final class BatchNormKernels {
             double[][] dev = reduceRows(rows, c, 2, (r0, r1, c0, w, out, base) -> {
                 Acc sumsD = new Acc(w, out[0], base);
                 Acc sumsD2 = new Acc(w, out[1], base);
-                float[] accD = sumsD.inner;
-                float[] accD2 = sumsD2.inner;
                 int bound = S.loopBound(w);
-                for (long r = r0; r < r1; r++) {
-                    long row = xo + r * c + c0;
+                for (long rb = r0; rb < r1; rb += BLOCK_ROWS) {
+                    long re = Math.min(r1, rb + BLOCK_ROWS);
                     int j = 0;
                     for (; j < bound; j += L) {
-                        FloatVector d = load(xs, row + j).sub(FloatVector.fromArray(S, meanF, c0 + j));
-                        FloatVector.fromArray(S, accD, j).add(d).intoArray(accD, j);
-                        d.fma(d, FloatVector.fromArray(S, accD2, j)).intoArray(accD2, j);
+                        FloatVector m = FloatVector.fromArray(S, meanF, c0 + j);
+                        FloatVector accD = FloatVector.zero(S);
+                        FloatVector accD2 = FloatVector.zero(S);
+                        for (long r = rb, xr = xo + rb * c + c0 + j; r < re; r++, xr += c) {
+                            FloatVector d = load(xs, xr).sub(m);
+                            accD = accD.add(d);
+                            accD2 = d.fma(d, accD2);
+                        }
+                        sumsD.add(j, accD);
+                        sumsD2.add(j, accD2);
                     }
                     for (; j < w; j++) {
-                        float d = xs.getAtIndex(F, row + j) - meanF[c0 + j];
-                        accD[j] += d;
-                        accD2[j] = Math.fma(d, d, accD2[j]);
+                        float m = meanF[c0 + j];
+                        float accD = 0;
+                        float accD2 = 0;
+                        for (long r = rb, xr = xo + rb * c + c0 + j; r < re; r++, xr += c) {
+                            float d = xs.getAtIndex(F, xr) - m;
+                            accD += d;
+                            accD2 = Math.fma(d, d, accD2);
+                        }
+                        sumsD.add(j, accD);
+                        sumsD2.add(j, accD2);
                     }
-                    sumsD.rowDone();
-                    sumsD2.rowDone();
+                    sumsD.blockDone();
+                    sumsD2.blockDone();
                 }
                 sumsD.finish();
                 sumsD2.finish();
@@ -498,26 +505,38 @@ final class BatchNormKernels {
         double[][] sums = reduceRows(rows, c, 2, (r0, r1, c0, w, out, base) -> {
             Acc sumsDy = new Acc(w, out[0], base);
             Acc sumsDyXc = new Acc(w, out[1], base);
-            float[] accDy = sumsDy.inner;
-            float[] accDyXc = sumsDyXc.inner;
             int bound = S.loopBound(w);
-            for (long r = r0; r < r1; r++) {
-                long xr = xo + r * c + c0;
-                long dr = dyo + r * c + c0;
+            for (long rb = r0; rb < r1; rb += BLOCK_ROWS) {
+                long re = Math.min(r1, rb + BLOCK_ROWS);
                 int j = 0;
                 for (; j < bound; j += L) {
-                    FloatVector d = load(dys, dr + j);
-                    FloatVector.fromArray(S, accDy, j).add(d).intoArray(accDy, j);
-                    load(xs, xr + j).sub(FloatVector.fromArray(S, meanF, c0 + j))
-                            .fma(d, FloatVector.fromArray(S, accDyXc, j)).intoArray(accDyXc, j);
+                    FloatVector m = FloatVector.fromArray(S, meanF, c0 + j);
+                    FloatVector accDy = FloatVector.zero(S);
+                    FloatVector accDyXc = FloatVector.zero(S);
+                    long off = rb * c + c0 + j;
+                    for (long r = rb; r < re; r++, off += c) {
+                        FloatVector d = load(dys, dyo + off);
+                        accDy = accDy.add(d);
+                        accDyXc = load(xs, xo + off).sub(m).fma(d, accDyXc);
+                    }
+                    sumsDy.add(j, accDy);
+                    sumsDyXc.add(j, accDyXc);
                 }
                 for (; j < w; j++) {
-                    float d = dys.getAtIndex(F, dr + j);
-                    accDy[j] += d;
-                    accDyXc[j] = Math.fma(xs.getAtIndex(F, xr + j) - meanF[c0 + j], d, accDyXc[j]);
+                    float m = meanF[c0 + j];
+                    float accDy = 0;
+                    float accDyXc = 0;
+                    long off = rb * c + c0 + j;
+                    for (long r = rb; r < re; r++, off += c) {
+                        float d = dys.getAtIndex(F, dyo + off);
+                        accDy += d;
+                        accDyXc = Math.fma(xs.getAtIndex(F, xo + off) - m, d, accDyXc);
+                    }
+                    sumsDy.add(j, accDy);
+                    sumsDyXc.add(j, accDyXc);
                 }
-                sumsDy.rowDone();
-                sumsDyXc.rowDone();
+                sumsDy.blockDone();
+                sumsDyXc.blockDone();
             }
             sumsDy.finish();
             sumsDyXc.finish();
