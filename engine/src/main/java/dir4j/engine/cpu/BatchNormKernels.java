@@ -308,6 +308,17 @@ final class BatchNormKernels {
     }
 
     /**
+     * Runs body over [0, rows) in chunks of about TASK_ELEMENTS elements claimed dynamically (a
+     * static split into one chunk per thread waits for the slowest core, and these 2 cores are
+     * shared).
+     */
+    private static void forRowChunks(long rows, int c, CpuThreads.RangeBody body) {
+        long per = Math.max(1, TASK_ELEMENTS / c);
+        int chunks = (int) ((rows + per - 1) / per);
+        CpuThreads.parallelFor(chunks, k -> body.run(k * per, Math.min(rows, (k + 1) * per)));
+    }
+
+    /**
      * The float sums of one reduction task for channels [c0, c0 + w): the caller sums each block
      * of BLOCK_ROWS rows in registers (one vector of channels at a time) and adds the block's sums
      * with {@link #add}; {@link #blockDone} folds the middle float sums into the double partials
@@ -469,17 +480,22 @@ final class BatchNormKernels {
         MemorySegment ys = y.segment();
         long yo = y.offset();
         int bound = S.loopBound(c);
-        CpuThreads.parallelRange(rows, Math.max(1, MIN_CHUNK / c), (r0, r1) -> {
-            for (long r = r0; r < r1; r++) {
-                long xr = xo + r * c;
-                long yr = yo + r * c;
+        forRowChunks(rows, c, (r0, r1) -> {
+            // blocks of rows, a vector of channels at a time with its scale and shift in registers
+            for (long rb = r0; rb < r1; rb += BLOCK_ROWS) {
+                long re = Math.min(r1, rb + BLOCK_ROWS);
                 int j = 0;
                 for (; j < bound; j += L) {
-                    load(xs, xr + j).fma(FloatVector.fromArray(S, scale, j), FloatVector.fromArray(S, shift, j))
-                            .intoMemorySegment(ys, (yr + j) * 4, NO);
+                    FloatVector sv = FloatVector.fromArray(S, scale, j);
+                    FloatVector hv = FloatVector.fromArray(S, shift, j);
+                    for (long r = rb, off = rb * c + j; r < re; r++, off += c) {
+                        load(xs, xo + off).fma(sv, hv).intoMemorySegment(ys, (yo + off) * 4, NO);
+                    }
                 }
                 for (; j < c; j++) {
-                    ys.setAtIndex(F, yr + j, Math.fma(xs.getAtIndex(F, xr + j), scale[j], shift[j]));
+                    for (long r = rb, off = rb * c + j; r < re; r++, off += c) {
+                        ys.setAtIndex(F, yo + off, Math.fma(xs.getAtIndex(F, xo + off), scale[j], shift[j]));
+                    }
                 }
             }
         });
@@ -563,20 +579,24 @@ final class BatchNormKernels {
         MemorySegment dxs = dx.segment();
         long dxo = dx.offset();
         int bound = S.loopBound(c);
-        CpuThreads.parallelRange(rows, Math.max(1, MIN_CHUNK / c), (r0, r1) -> {
-            for (long r = r0; r < r1; r++) {
-                long xr = xo + r * c;
-                long dr = dyo + r * c;
-                long or = dxo + r * c;
+        forRowChunks(rows, c, (r0, r1) -> {
+            for (long rb = r0; rb < r1; rb += BLOCK_ROWS) {
+                long re = Math.min(r1, rb + BLOCK_ROWS);
                 int j = 0;
                 for (; j < bound; j += L) {
-                    load(dys, dr + j).fma(FloatVector.fromArray(S, av, j),
-                                    load(xs, xr + j).fma(FloatVector.fromArray(S, bv, j), FloatVector.fromArray(S, cv, j)))
-                            .intoMemorySegment(dxs, (or + j) * 4, NO);
+                    FloatVector a = FloatVector.fromArray(S, av, j);
+                    FloatVector b = FloatVector.fromArray(S, bv, j);
+                    FloatVector cc = FloatVector.fromArray(S, cv, j);
+                    for (long r = rb, off = rb * c + j; r < re; r++, off += c) {
+                        load(dys, dyo + off).fma(a, load(xs, xo + off).fma(b, cc))
+                                .intoMemorySegment(dxs, (dxo + off) * 4, NO);
+                    }
                 }
                 for (; j < c; j++) {
-                    dxs.setAtIndex(F, or + j, Math.fma(dys.getAtIndex(F, dr + j), av[j],
-                            Math.fma(xs.getAtIndex(F, xr + j), bv[j], cv[j])));
+                    for (long r = rb, off = rb * c + j; r < re; r++, off += c) {
+                        dxs.setAtIndex(F, dxo + off, Math.fma(dys.getAtIndex(F, dyo + off), av[j],
+                                Math.fma(xs.getAtIndex(F, xo + off), bv[j], cv[j])));
+                    }
                 }
             }
         });
