@@ -10,7 +10,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Batch norm over (N, H, W) per channel of a contiguous NCHW tensor, parallel over channels.
- * Each channel's data is N runs of H·W contiguous values; float32 runs are vectorised.
+ * Each channel's data is N runs of H·W contiguous values; float32 runs are vectorised. Float32
+ * channels-last tensors [N, H, W, C] have their own kernels ({@link #forwardNhwc},
+ * {@link #backwardNhwc}), vectorised across channels.
  */
 final class BatchNormKernels {
     private BatchNormKernels() {}
