@@ -21,12 +21,44 @@ import org.junit.jupiter.params.provider.CsvSource;
  * batch-norm statistics (reduced width): the eval output (with and without grad), the
  * training-mode output, every parameter's gradient, the running statistics and batch counters
  * after one step, the parameters after one SGD step, and the frozen-BN recipe (running statistics
- * in training mode, nothing updated). On the CPU the channels-last ops are the NCHW ones on
- * permuted copies, so the two must agree to float rounding.
+ * in training mode, nothing updated). On the CPU the channels-last convolutions and batch norm
+ * are their own kernels, summing in other orders than the NCHW ones, so the two agree to float
+ * rounding as the network propagates it: elementwise in eval and with frozen statistics, but in
+ * training mode (batch statistics over as few as 8 values per channel at this input size) a
+ * perturbation of one float ulp in the input moves the NCHW module's own output by up to 10×
+ * (ResNet-18) and 200× (ResNet-50) the elementwise tolerance, so there each tensor is compared
+ * norm-wise: ‖got − want‖ ≤ rtol·‖want‖ ({@link #TRAIN_NORM_RTOL}, {@link #TRAIN_GRAD_NORM_RTOL}).
  */
 class ResNetChannelsLastTest {
     private static final double RTOL = 1e-5;
     private static final double ATOL = 1e-6;
+    /**
+     * Norm-wise relative tolerances for training mode with batch statistics (see the class doc):
+     * outputs and running statistics (seen: up to 3e-5), and gradients and SGD changes, which
+     * the NCHW module itself moves by up to 4.6 % under a one-ulp input perturbation (seen between
+     * the layouts: up to 2.4 %, ResNet-18's stem weight; 1.2e-4 elsewhere).
+     */
+    private static final double TRAIN_NORM_RTOL = 1e-3;
+    private static final double TRAIN_GRAD_NORM_RTOL = 0.1;
+
+    /** Elementwise (frozen: running statistics) or, with batch statistics, norm-wise. */
+    private static void assertCloseTraining(boolean frozen, String what, double[] want, double[] got, double rtol,
+                                            double atol, double normRtol) {
+        if (frozen) {
+            NnFixtures.assertClose(what, want, got, rtol, atol);
+            return;
+        }
+        assertEquals(want.length, got.length, what + " length");
+        double dd = 0;
+        double ww = 0;
+        for (int i = 0; i < want.length; i++) {
+            dd += (got[i] - want[i]) * (got[i] - want[i]);
+            ww += want[i] * want[i];
+        }
+        double rel = Math.sqrt(dd) / Math.max(Math.sqrt(ww), 1e-30);
+        assertTrue(Math.sqrt(dd) <= normRtol * Math.sqrt(ww) + atol, what + ": norm-wise relative difference "
+                + rel + " over " + normRtol);
+    }
 
     private static ResNet net(ResNet.Depth depth, boolean channelsLast) {
         ResNet net = new ResNet(depth, 8, 0, new Random(41));
@@ -99,7 +131,8 @@ class ResNetChannelsLastTest {
             Tensor x = Tensor.randn(new Random(44), 2, 3, 64, 61);
             Tensor yr = ref.forward(x);
             Tensor yc = cl.forward(x);
-            NnFixtures.assertClose(depth + " train forward", yr.toDoubleArray(), yc.toDoubleArray(), RTOL, ATOL);
+            assertCloseTraining(frozen, depth + " train forward", yr.toDoubleArray(), yc.toDoubleArray(), RTOL, ATOL,
+                    TRAIN_NORM_RTOL);
             Tensor up = Tensor.randn(new Random(45), yr.shape());
             yr.backward(up);
             yc.backward(up);
@@ -109,15 +142,16 @@ class ResNetChannelsLastTest {
                 assertNotNull(g, e.getKey() + ": no gradient in channels-last mode");
                 assertEquals(java.util.Arrays.toString(e.getValue().shape()), java.util.Arrays.toString(g.shape()),
                         e.getKey() + ": gradient shape");
-                NnFixtures.assertClose("grad " + e.getKey(), e.getValue().grad().toDoubleArray(), g.toDoubleArray(),
-                        1e-4, 1e-5);
+                assertCloseTraining(frozen, "grad " + e.getKey(), e.getValue().grad().toDoubleArray(),
+                        g.toDoubleArray(), 1e-4, 1e-5, TRAIN_GRAD_NORM_RTOL);
             }
             Map<String, Tensor> bc = cl.namedBuffers();
             boolean moved = false;
             for (var e : ref.namedBuffers().entrySet()) {
                 String k = e.getKey();
                 double[] got = bc.get(k).toDoubleArray();
-                NnFixtures.assertClose(k + " after one step", e.getValue().toDoubleArray(), got, RTOL, ATOL);
+                assertCloseTraining(frozen, k + " after one step", e.getValue().toDoubleArray(), got, RTOL, ATOL,
+                        TRAIN_NORM_RTOL);
                 moved |= !java.util.Arrays.equals(before.get(k), got);
                 if (k.endsWith("num_batches_tracked")) {
                     assertEquals(frozen ? 0.0 : 1.0, got[0], k);
@@ -138,7 +172,8 @@ class ResNetChannelsLastTest {
                     pr[i] = p0[i] - pr[i];
                     pl[i] = p0[i] - pl[i];
                 }
-                NnFixtures.assertClose(e.getKey() + ": change made by one SGD step", pr, pl, 1e-4, 1e-5);
+                assertCloseTraining(frozen, e.getKey() + ": change made by one SGD step", pr, pl, 1e-4, 1e-5,
+                        TRAIN_GRAD_NORM_RTOL);
             }
         }
     }
