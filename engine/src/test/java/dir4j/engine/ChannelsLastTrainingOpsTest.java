@@ -15,9 +15,11 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The channels-last training ops: each Backend op on [N, H, W, C] tensors against its NCHW
- * counterpart on the same values (the CPU backend's reference runs that counterpart on permuted
- * copies, so the bits must agree exactly: this pins the layout plumbing), and each NnOps op's
- * gradients against central differences in float64 (GradCheck), which pins the rules themselves.
+ * counterpart on the same values (where the CPU backend runs that counterpart on permuted copies
+ * the bits must agree exactly: this pins the layout plumbing; batch norm has its own float32 NHWC
+ * kernels that sum in another order, so it is compared within float rounding and, at stress
+ * shapes, against the float64 NCHW op), and each NnOps op's gradients against central
+ * differences in float64 (GradCheck), which pins the rules themselves.
  */
 class ChannelsLastTrainingOpsTest {
 
@@ -183,14 +185,17 @@ class ChannelsLastTrainingOpsTest {
             Tensor dbl = Tensor.full(Double.NaN, c);
             be.batchNorm2dNhwcBackward(xl, nhwc(dy), gamma, meanl, invl, training, dxl, dgl, dbl);
 
-            assertArrayEquals(y.toFloatArray(), nchw(yl).toFloatArray(), "y");
-            assertArrayEquals(mean.toFloatArray(), meanl.toFloatArray(), "saved mean");
-            assertArrayEquals(inv.toFloatArray(), invl.toFloatArray(), "saved 1/std");
-            assertArrayEquals(rm.toFloatArray(), rml.toFloatArray(), "running mean");
-            assertArrayEquals(rv.toFloatArray(), rvl.toFloatArray(), "running var");
-            assertArrayEquals(dx.toFloatArray(), nchw(dxl).toFloatArray(), "dx");
-            assertArrayEquals(dg.toFloatArray(), dgl.toFloatArray(), "dgamma");
-            assertArrayEquals(db.toFloatArray(), dbl.toFloatArray(), "dbeta");
+            // the CPU backend's float32 NHWC kernels sum across rows of channels, the NCHW ones along
+            // planes: the same formulas in another summation order, so equal within float rounding
+            // (values here are O(1): 1e-5 relative to max(1, |value|)), not bit for bit
+            assertClose(y.toFloatArray(), nchw(yl).toFloatArray(), 1e-5, "y");
+            assertClose(mean.toFloatArray(), meanl.toFloatArray(), 1e-5, "saved mean");
+            assertClose(inv.toFloatArray(), invl.toFloatArray(), 1e-5, "saved 1/std");
+            assertClose(rm.toFloatArray(), rml.toFloatArray(), 1e-5, "running mean");
+            assertClose(rv.toFloatArray(), rvl.toFloatArray(), 1e-5, "running var");
+            assertClose(dx.toFloatArray(), nchw(dxl).toFloatArray(), 1e-5, "dx");
+            assertClose(dg.toFloatArray(), dgl.toFloatArray(), 1e-5, "dgamma");
+            assertClose(db.toFloatArray(), dbl.toFloatArray(), 1e-5, "dbeta");
             if (training) {
                 // the running statistics moved by momentum 0.1 towards the batch's (unbiased variance)
                 double[] xs = x.toDoubleArray();
@@ -211,6 +216,177 @@ class ChannelsLastTrainingOpsTest {
             } else {
                 assertArrayEquals(rm0, rml.toFloatArray(), "eval leaves the running mean");
             }
+        }
+    }
+
+    /** |want − got| ≤ rel·max(1, |want|) elementwise. */
+    private static void assertClose(float[] want, float[] got, double rel, String what) {
+        assertEquals(want.length, got.length, what + " length");
+        for (int i = 0; i < want.length; i++) {
+            double tol = rel * Math.max(1, Math.abs(want[i]));
+            if (!(Math.abs(want[i] - got[i]) <= tol)) {
+                throw new AssertionError(what + " at " + i + ": want " + want[i] + " got " + got[i] + " (tol " + tol
+                        + ")");
+            }
+        }
+    }
+
+    /** |want − got| ≤ bound[i] elementwise (want in float64, got in float32). */
+    private static void assertWithin(double[] want, float[] got, double[] bound, String what) {
+        assertEquals(want.length, got.length, what + " length");
+        for (int i = 0; i < want.length; i++) {
+            if (!(Math.abs(want[i] - got[i]) <= bound[i])) {
+                throw new AssertionError(what + " at " + i + ": want " + want[i] + " got " + got[i] + " (tol "
+                        + bound[i] + ")");
+            }
+        }
+    }
+
+    /**
+     * The CPU backend's float32 NHWC batch norm kernels at stress shapes (channel counts that are
+     * not multiples of the vector width, one row of 2048 channels, up to 60,000 rows, values on a
+     * common offset of 1000 with a spread of 0.1, where a one-pass Σx² − (Σx)²/n variance in float
+     * would lose every digit, and two rows whose spread is a few float ulps of their values)
+     * against the float64 NCHW op on the same (float32) values, whose gradients GradCheck pins by
+     * finite differences. 1/std and the running averages to 1e-6 relative, the mean to one float
+     * ulp (it is stored as float32; seen errors: about a tenth of each); y and dx, which the kernels
+     * (NCHW ones too) form as float32 x·scale + shift and a·dy + b·x + c, to 2e-6 of the magnitude
+     * of those terms (with the offset they cancel: x·scale ≈ 1e4 for y ≈ 1); dgamma and dbeta to
+     * 1e-6 of Σ|dy·x̂| and Σ|dy|. The reference backward is fed the float32 forward's saved
+     * statistics, so it checks the backward kernel alone.
+     */
+    @ParameterizedTest(name = "{0}x{1}x{2}x{3} offset {4} training={5}")
+    @CsvSource({
+        "1, 1, 2, 3, 0, true", "1, 1, 2, 3, 0, false",
+        "2, 3, 3, 17, 0, true", "2, 3, 3, 17, 0, false",
+        "1, 1, 2, 2048, 0, true",
+        "4, 7, 7, 2048, 0, true", "4, 7, 7, 2048, 1000, false",
+        "2, 7, 7, 2048, 1000, true",
+        "3, 100, 200, 3, 0, true",
+        "15, 40, 100, 17, 1000, true", "15, 40, 100, 17, 1000, false",
+        "4, 56, 56, 64, 1000, true",
+        "5, 100, 120, 64, 0, true", "5, 100, 120, 64, 0, false"})
+    void float32NhwcBatchNormAgainstTheFloat64NchwOp(int n, int h, int w, int c, double offset, boolean training) {
+        Random r = new Random(31L * c + n * h * w + (training ? 1 : 0));
+        int rows = n * h * w;
+        double spread = offset == 0 ? 2 : 0.1;
+        float[] xv = new float[rows * c];
+        float[] dyv = new float[rows * c];
+        for (int i = 0; i < xv.length; i++) {
+            xv[i] = (float) (offset + 0.37 * (i % c) + spread * r.nextGaussian());
+            dyv[i] = (float) r.nextGaussian();
+        }
+        float[] gv = new float[c];
+        float[] bv = new float[c];
+        float[] rm0 = new float[c];
+        float[] rv0 = new float[c];
+        for (int ch = 0; ch < c; ch++) {
+            gv[ch] = (float) r.nextGaussian();
+            bv[ch] = (float) r.nextGaussian();
+            rm0[ch] = (float) (offset + r.nextGaussian());
+            rv0[ch] = (float) (0.5 + 1.5 * r.nextDouble()) * (float) (spread * spread);
+        }
+        double momentum = 0.1;
+        double eps = 1e-5;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.of(xv, n, h, w, c);
+            Tensor dy = Tensor.of(dyv, n, h, w, c);
+            Tensor gamma = Tensor.of(gv, c);
+            Tensor beta = Tensor.of(bv, c);
+            Backend be = x.backend();
+            Tensor rm = Tensor.of(rm0.clone(), c);
+            Tensor rv = Tensor.of(rv0.clone(), c);
+            Tensor y = Tensor.full(Double.NaN, n, h, w, c);
+            Tensor mean = Tensor.full(Double.NaN, c);
+            Tensor inv = Tensor.full(Double.NaN, c);
+            be.batchNorm2dNhwc(x, gamma, beta, rm, rv, training, momentum, eps, y, mean, inv);
+            Tensor dx = Tensor.full(Double.NaN, n, h, w, c);
+            Tensor dg = Tensor.full(Double.NaN, c);
+            Tensor db = Tensor.full(Double.NaN, c);
+            be.batchNorm2dNhwcBackward(x, dy, gamma, mean, inv, training, dx, dg, db);
+
+            DType f64 = DType.FLOAT64;
+            Tensor x64 = Ops.cloneDetached(x.to(f64).permute(0, 3, 1, 2));
+            Tensor dy64 = Ops.cloneDetached(dy.to(f64).permute(0, 3, 1, 2));
+            Tensor g64 = gamma.to(f64);
+            Tensor rm64 = Tensor.of(rm0.clone(), c).to(f64);
+            Tensor rv64 = Tensor.of(rv0.clone(), c).to(f64);
+            Tensor y64 = Tensor.zeros(f64, Device.CPU, n, c, h, w);
+            Tensor mean64 = Tensor.zeros(f64, Device.CPU, c);
+            Tensor inv64 = Tensor.zeros(f64, Device.CPU, c);
+            be.batchNorm2d(x64, g64, beta.to(f64), rm64, rv64, training, momentum, eps, y64, mean64, inv64);
+            Tensor dx64 = Tensor.zeros(f64, Device.CPU, n, c, h, w);
+            Tensor dg64 = Tensor.zeros(f64, Device.CPU, c);
+            Tensor db64 = Tensor.zeros(f64, Device.CPU, c);
+            be.batchNorm2dBackward(x64, dy64, g64, mean.to(f64), inv.to(f64), training, dx64, dg64, db64);
+
+            double[] wantMean = mean64.toDoubleArray();
+            double[] wantInv = inv64.toDoubleArray();
+            double[] meanTol = new double[c];
+            double[] invTol = new double[c];
+            double[] rmTol = new double[c];
+            double[] rvTol = new double[c];
+            double[] rmWant = rm64.toDoubleArray();
+            double[] rvWant = rv64.toDoubleArray();
+            for (int ch = 0; ch < c; ch++) {
+                meanTol[ch] = Math.ulp((float) wantMean[ch]) + 1e-7 * spread;
+                invTol[ch] = 1e-6 * wantInv[ch];
+                rmTol[ch] = 1e-6 * Math.max(1, Math.abs(rmWant[ch]));
+                rvTol[ch] = 1e-6 * rvWant[ch];
+            }
+            assertWithin(wantMean, mean.toFloatArray(), meanTol, "saved mean");
+            assertWithin(wantInv, inv.toFloatArray(), invTol, "saved 1/std");
+            assertWithin(rmWant, rm.toFloatArray(), rmTol, "running mean");
+            assertWithin(rvWant, rv.toFloatArray(), rvTol, "running var");
+            if (!training) {
+                assertArrayEquals(rm0, rm.toFloatArray(), "eval leaves the running mean");
+                assertArrayEquals(rv0, rv.toFloatArray(), "eval leaves the running var");
+            } else {
+                // the update really moved: towards the batch statistics, not left at the start
+                double moved = 0;
+                for (int ch = 0; ch < c; ch++) {
+                    moved = Math.max(moved, Math.abs(rm.toDoubleArray()[ch] - rm0[ch]));
+                }
+                assertTrue(moved > 0, "training moves the running mean");
+            }
+
+            // y: the reference in NHWC order, bounds from x·scale and shift
+            double[] yw = nhwc(y64).toDoubleArray();
+            double[] dxw = nhwc(dx64).toDoubleArray();
+            double[] dgw = dg64.toDoubleArray();
+            double[] dbw = db64.toDoubleArray();
+            double[] yTol = new double[yw.length];
+            double[] dxTol = new double[yw.length];
+            double[] sumAbsDy = new double[c];
+            double[] sumAbsDyXhat = new double[c];
+            double[] savedMean = mean.toDoubleArray();
+            double[] savedInv = inv.toDoubleArray();
+            for (int i = 0; i < yw.length; i++) {
+                int ch = i % c;
+                double scale = gv[ch] * wantInv[ch];
+                double shift = bv[ch] - wantMean[ch] * scale;
+                yTol[i] = 2e-6 * (Math.abs(xv[i] * scale) + Math.abs(shift)) + 1e-6;
+                double xhat = (xv[i] - savedMean[ch]) * savedInv[ch];
+                sumAbsDy[ch] += Math.abs(dyv[i]);
+                sumAbsDyXhat[ch] += Math.abs(dyv[i] * xhat);
+            }
+            for (int i = 0; i < yw.length; i++) {
+                int ch = i % c;
+                double a = gv[ch] * savedInv[ch];
+                double b = training ? -gv[ch] * savedInv[ch] * savedInv[ch] * dgw[ch] / rows : 0;
+                double cc = training ? -a * dbw[ch] / rows - b * savedMean[ch] : 0;
+                dxTol[i] = 2e-6 * (Math.abs(a * dyv[i]) + Math.abs(b * xv[i]) + Math.abs(cc)) + 1e-6;
+            }
+            double[] dgTol = new double[c];
+            double[] dbTol = new double[c];
+            for (int ch = 0; ch < c; ch++) {
+                dgTol[ch] = 1e-6 * sumAbsDyXhat[ch] + 1e-6;
+                dbTol[ch] = 1e-6 * sumAbsDy[ch] + 1e-6;
+            }
+            assertWithin(yw, y.toFloatArray(), yTol, "y");
+            assertWithin(dbw, db.toFloatArray(), dbTol, "dbeta");
+            assertWithin(dgw, dg.toFloatArray(), dgTol, "dgamma");
+            assertWithin(dxw, dx.toFloatArray(), dxTol, "dx");
         }
     }
 

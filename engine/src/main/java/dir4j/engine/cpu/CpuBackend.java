@@ -505,6 +505,31 @@ public final class CpuBackend implements Backend {
         BatchNormKernels.backward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
     }
 
+    @Override
+    public void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
+                                Tensor saveInvStd) {
+        if (x.dtype() != DType.FLOAT32 || y.dtype() != DType.FLOAT32 || !x.isContiguous() || !y.isContiguous()
+                || x.numel() == 0) {
+            Backend.super.batchNorm2dNhwc(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y,
+                    saveMean, saveInvStd);
+            return;
+        }
+        BatchNormKernels.forwardNhwc(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean,
+                saveInvStd);
+    }
+
+    @Override
+    public void batchNorm2dNhwcBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                        boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        if (x.dtype() != DType.FLOAT32 || dy.dtype() != DType.FLOAT32 || dx.dtype() != DType.FLOAT32
+                || !x.isContiguous() || !dy.isContiguous() || !dx.isContiguous() || x.numel() == 0) {
+            Backend.super.batchNorm2dNhwcBackward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+            return;
+        }
+        BatchNormKernels.backwardNhwc(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+    }
+
     // ================================================================ pooling
 
     @Override
