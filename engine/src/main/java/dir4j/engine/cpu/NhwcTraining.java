@@ -17,8 +17,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       copy of x (row copies, not a transpose), the bias, residual and ReLU fused into the store;
  *   <li>backward-data, stride 1: the same kernels over dy with the flipped, transposed filter; a
  *       strided 1×1 (a downsample): one GEMM dY·W whose rows land on the pixels it read;
- *   <li>backward-filter: per tap, dW[:, tap, :] = dYᵀ·X_tap, a GEMM whose depth is the batch's
- *       pixels, packed straight from the tensors (rows of channels are contiguous in both).
+ *   <li>backward-filter: dW = dYᵀ·X_taps, one GEMM whose columns are dW's (kh, kw, ci) and whose
+ *       depth is the batch's pixels, packed straight from the tensors (channel runs are contiguous).
  * </ul>
  * {@link #supports} says which geometries run here (square kernels, equal strides and paddings,
  * no dilation, at least 16 channels each way, sizes within one Java array; backward-data also stride 1 or a 1×1); the others take the
@@ -133,72 +133,81 @@ final class NhwcTraining {
 
     /**
      * dw [Co, k, k, Ci] = Σ over the batch's output pixels q of dy[q, co] · x[pixel q reads through
-     * tap (kh, kw), ci]: one GEMM per tap (M = Co, N = Ci, depth = the pixels), the batch summed in
-     * the accumulators; padding reads as zero.
+     * tap (kh, kw), ci]: one GEMM, M = Co, N = k·k·Ci (the columns are dw's own (kh, kw, ci)
+     * order, so the product lands in place), depth = the pixels, the batch summed in the
+     * accumulators; padding reads as zero.
      */
     static void backwardFilter(Tensor x, Tensor dy, ConvParams p, Tensor dw) {
         int co = dw.shape(0);
         int k = dw.shape(1);
         int ci = dw.shape(3);
         long pixels = (long) dy.shape(0) * dy.shape(1) * dy.shape(2);
-        if (pixels > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException("conv2dNhwcBackwardFilter: " + pixels
-                    + " output pixels exceed the int-indexed GEMM; split the batch");
+        if (pixels > Integer.MAX_VALUE || (long) k * k * ci > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("conv2dNhwcBackwardFilter: " + pixels + " output pixels or "
+                    + (long) k * k * ci + " taps exceed the int-indexed GEMM; split the batch");
         }
         MemorySegment dys = Sgemm.forWorkers(dy.segment());
         MemorySegment xs = Sgemm.forWorkers(x.segment());
         MemorySegment dws = Sgemm.forWorkers(dw.segment());
         // dYᵀ [Co × q]: element (c, q) at dy[q·Co + c]
         GemmOperand a = GemmOperand.strided(dys, dy.offset(), 1, co);
-        for (int kh = 0; kh < k; kh++) {
-            for (int kw = 0; kw < k; kw++) {
-                GemmOperand b = k == 1 && p.strideH() == 1
-                        ? GemmOperand.strided(xs, x.offset(), ci, 1)
-                        : new TapOperand(xs, x.offset(), x.shape(1), x.shape(2), ci, dy.shape(1), dy.shape(2), kh, kw,
-                                p.strideH(), p.padH());
-                long tapOff = dw.offset() + ((long) kh * k + kw) * ci;
-                Sgemm.gemm(co, ci, (int) pixels, a, b, GemmOutput.strided(dws, tapOff, (long) k * k * ci, 1f, 0f));
-            }
-        }
+        GemmOperand b = k == 1 && p.strideH() == 1
+                ? GemmOperand.strided(xs, x.offset(), ci, 1)
+                : new TapsOperand(xs, x.offset(), x.shape(1), x.shape(2), ci, dy.shape(1), dy.shape(2), k,
+                        p.strideH(), p.padH());
+        Sgemm.gemm(co, k * k * ci, (int) pixels, a, b, GemmOutput.strided(dws, dw.offset(), (long) k * k * ci, 1f, 0f));
     }
 
     /**
-     * The matrix X_tap(q, c) = x[n, oh·s − pad + kh, ow·s − pad + kw, c] for output pixel
-     * q = (n, oh, ow), 0 in the padding: what one tap of the convolution reads, as the B side of
-     * backward-filter's GEMM (column panels of channels, each a contiguous run of x's row).
+     * The matrix X(q, (kh, kw, c)) = x[n, oh·s − pad + kh, ow·s − pad + kw, c] for output pixel
+     * q = (n, oh, ow), 0 in the padding: what every tap of the convolution reads, as the B side of
+     * backward-filter's GEMM. A column panel's lanes are runs of one tap's channels, each a
+     * contiguous slice of x's pixel.
      */
-    private record TapOperand(MemorySegment x, long off, int h, int w, int c, int oh, int ow, int kh, int kw,
-                              int stride, int pad) implements GemmOperand {
+    private record TapsOperand(MemorySegment x, long off, int h, int w, int c, int oh, int ow, int k, int stride,
+                               int pad) implements GemmOperand {
         @Override
         public void packColumnPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
             for (int t = 0; t * wd < cols; t++) {
                 int lanes = Math.min(wd, cols - t * wd);
                 int panel = dOff + t * wd * rows;
-                int ch = c0 + t * wd;
-                int q = r0;
-                int n = q / (oh * ow);
-                int rem = q - n * oh * ow;
-                int y = rem / ow;
-                int xx = rem - y * ow;
-                for (int r = 0; r < rows; r++) {
-                    int iy = y * stride - pad + kh;
-                    int ix = xx * stride - pad + kw;
-                    int at = panel + r * wd;
-                    if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
-                        MemorySegment.copy(x, ValueLayout.JAVA_FLOAT,
-                                (off + (((long) n * h + iy) * w + ix) * c + ch) * Float.BYTES, dst, at, lanes);
-                        if (lanes < wd) {
-                            Arrays.fill(dst, at + lanes, at + wd, 0f);
-                        }
-                    } else {
-                        Arrays.fill(dst, at, at + wd, 0f);
+                int j0 = c0 + t * wd;
+                if (lanes < wd) {
+                    for (int r = 0; r < rows; r++) {
+                        Arrays.fill(dst, panel + r * wd + lanes, panel + r * wd + wd, 0f);
                     }
-                    if (++xx == ow) {
-                        xx = 0;
-                        if (++y == oh) {
-                            y = 0;
-                            n++;
-                        }
+                }
+                // the panel's lanes split at tap boundaries into runs [ja, jb) of one tap's channels
+                for (int ja = j0; ja < j0 + lanes; ) {
+                    int tap = ja / c;
+                    int ch = ja - tap * c;
+                    int len = Math.min(j0 + lanes - ja, c - ch);
+                    packRun(dst, panel + (ja - j0), wd, r0, rows, tap / k, tap % k, ch, len);
+                    ja += len;
+                }
+            }
+        }
+
+        /** Rows r0 … r0+rows of one tap's channels [ch, ch+len) into dst[at + r·wd …]. */
+        private void packRun(float[] dst, int at, int wd, int r0, int rows, int kh, int kw, int ch, int len) {
+            int n = r0 / (oh * ow);
+            int rem = r0 - n * oh * ow;
+            int y = rem / ow;
+            int xx = rem - y * ow;
+            for (int r = 0; r < rows; r++, at += wd) {
+                int iy = y * stride - pad + kh;
+                int ix = xx * stride - pad + kw;
+                if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+                    MemorySegment.copy(x, ValueLayout.JAVA_FLOAT,
+                            (off + (((long) n * h + iy) * w + ix) * c + ch) * Float.BYTES, dst, at, len);
+                } else {
+                    Arrays.fill(dst, at, at + len, 0f);
+                }
+                if (++xx == ow) {
+                    xx = 0;
+                    if (++y == oh) {
+                        y = 0;
+                        n++;
                     }
                 }
             }
@@ -206,7 +215,7 @@ final class NhwcTraining {
 
         @Override
         public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
-            // as the A side (not used by backward-filter): lanes are pixels, depth the channels
+            // as the A side (not used by backward-filter): lanes are pixels, depth the columns
             for (int t = 0; t * wd < rows; t++) {
                 int lanes = Math.min(wd, rows - t * wd);
                 int panel = dOff + t * wd * cols;
@@ -218,11 +227,13 @@ final class NhwcTraining {
             }
         }
 
-        private float value(int q, int ch) {
+        private float value(int q, int j) {
+            int tap = j / c;
+            int ch = j - tap * c;
             int n = q / (oh * ow);
             int rem = q - n * oh * ow;
-            int iy = rem / ow * stride - pad + kh;
-            int ix = rem % ow * stride - pad + kw;
+            int iy = rem / ow * stride - pad + tap / k;
+            int ix = rem % ow * stride - pad + tap % k;
             return iy >= 0 && iy < h && ix >= 0 && ix < w
                     ? x.getAtIndex(ValueLayout.JAVA_FLOAT, off + (((long) n * h + iy) * w + ix) * c + ch) : 0f;
         }
