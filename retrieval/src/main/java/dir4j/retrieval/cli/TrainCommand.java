@@ -243,7 +243,8 @@ final class TrainCommand extends ToolCommand {
 
     @Option(names = "--channels-last", description = "Run the backbone's training forward and backward channels-last "
             + "(NHWC activations; the same weights and results to float rounding). On CUDA cuDNN's tensor-core "
-            + "kernels are much faster on that layout. Also -Ddir4j.channelsLast=true. Default: off (NCHW).")
+            + "kernels are much faster on that layout; on the CPU it is not yet faster on two cores "
+            + "(bench/RESULTS.md). Also -Ddir4j.channelsLast=true. Default: off (NCHW).")
     boolean channelsLast;
 
     @Option(names = "--quiet", description = "No progress bar or notes on stderr (errors and the summary remain).")
