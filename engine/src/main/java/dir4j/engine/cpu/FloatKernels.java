@@ -604,16 +604,6 @@ final class FloatKernels {
     /** o = a·dy + b·x + c over unit-stride rows (the batch-norm input gradient). */
     static void axpbyc(MemorySegment dy, long dyo, MemorySegment x, long xo, MemorySegment o, long oo, int len,
                        float a, float b, float c) {
-        int i = 0;
-        FloatVector av = FloatVector.broadcast(S, a);
-        FloatVector bv = FloatVector.broadcast(S, b);
-        FloatVector cv = FloatVector.broadcast(S, c);
-        int bound = S.loopBound(len);
-        for (; i < bound; i += L) {
-            store(load(dy, dyo + i).fma(av, load(x, xo + i).fma(bv, cv)), o, oo + i);
-        }
-        for (; i < len; i++) {
-            o.setAtIndex(F, oo + i, dy.getAtIndex(F, dyo + i) * a + x.getAtIndex(F, xo + i) * b + c);
-        }
+        axpbycReluMasked(dy, dyo, null, 0, false, x, xo, o, oo, null, 0, len, a, b, c);
     }
 }
