@@ -89,6 +89,32 @@ class ChannelsLastTrainingOpsTest {
         }
     }
 
+    @Test
+    void recycledCopyBuffersNeverLeakIntoTheNextConvolution() {
+        // [1, 6, 8, C] and [1, 8, 6, C] padded by 1 take buffers of one length with the padding
+        // ring in different places: the CPU backend recycles its padded copies, so the second
+        // convolution reads the first's buffer, which must be re-zeroed where its ring now is
+        Random r = new Random(23);
+        ConvParams cp = new ConvParams(1, 1, 1, 1, 1, 1);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor w = Tensor.randn(r, 32, 3, 3, 32);
+            for (int[] hw : new int[][] {{6, 8}, {8, 6}, {6, 8}}) {
+                Tensor x = Tensor.randn(r, 1, hw[0], hw[1], 32);
+                Backend be = x.backend();
+                Tensor y = Tensor.full(Double.NaN, 1, hw[0], hw[1], 32);
+                be.conv2dNhwc(x, w, null, null, false, cp, y);
+                Tensor want = Tensor.zeros(1, 32, hw[0], hw[1]);
+                be.conv2d(nchw(x), nchw(w), cp, want);
+                assertClose(want.toFloatArray(), nchw(y).toFloatArray(), "forward of " + hw[0] + "x" + hw[1]);
+                Tensor dx = Tensor.full(Double.NaN, 1, hw[0], hw[1], 32);
+                be.conv2dNhwcBackwardData(x, w, cp, dx);
+                Tensor wantDx = Tensor.zeros(1, 32, hw[0], hw[1]);
+                be.conv2dBackwardData(nchw(x), nchw(w), cp, wantDx);
+                assertClose(wantDx.toFloatArray(), nchw(dx).toFloatArray(), "backward data of " + hw[0] + "x" + hw[1]);
+            }
+        }
+    }
+
     @ParameterizedTest(name = "k{0} s{1} bias {2} residual {3} relu {4}")
     @CsvSource({"3, 1, true, true, true", "1, 1, false, true, true", "3, 2, true, false, true",
         "1, 2, true, true, false", "3, 1, false, false, false"})

@@ -69,13 +69,18 @@ public final class NhwcConv {
         /** A zeroed activation; see the class comment for {@code sharedColumns}. */
         public static Activation allocate(int batch, int height, int width, int channels, int pad,
                 boolean sharedColumns) {
-            long floats = (long) batch * (height + 2L * pad) * (width + (sharedColumns ? 1L : 2L) * pad) * channels
-                    + (long) SLACK_PIXELS * channels;
+            long floats = floats(batch, height, width, channels, pad, sharedColumns);
             if (floats > Integer.MAX_VALUE - 16) {
                 throw new IllegalArgumentException("channels-last activation " + batch + "x" + height + "x" + width
                         + "x" + channels + " (pad " + pad + ") is over 2^31 floats: run a smaller batch");
             }
             return new Activation(new float[(int) floats], batch, height, width, channels, pad, sharedColumns);
+        }
+
+        /** The floats an activation of this geometry holds (its array's length), slack included. */
+        public static long floats(int batch, int height, int width, int channels, int pad, boolean sharedColumns) {
+            return (long) batch * (height + 2L * pad) * (width + (sharedColumns ? 1L : 2L) * pad) * channels
+                    + (long) SLACK_PIXELS * channels;
         }
 
         public int paddedHeight() {
@@ -719,6 +724,43 @@ public final class NhwcConv {
                         out.index(n, y, 0), rowFloats);
             }
         });
+        return out;
+    }
+
+    /**
+     * {@link #fromNhwc} into {@code buffer} (exactly {@link Activation#floats} long for a full
+     * padding ring), which may hold anything: the ring and the slack are zeroed, the rows copied.
+     */
+    static Activation fromNhwcInto(MemorySegment seg, long xOff, int batch, int height, int width, int channels,
+            int pad, float[] buffer) {
+        if (buffer.length != Activation.floats(batch, height, width, channels, pad, false)) {
+            throw new IllegalArgumentException("a buffer of " + buffer.length + " floats for a " + batch + "x" + height
+                    + "x" + width + "x" + channels + " activation padded by " + pad);
+        }
+        Sgemm.checkExtent("input", seg, xOff, (long) batch * height, (long) width * channels, (long) width * channels,
+                1);
+        Activation out = new Activation(buffer, batch, height, width, channels, pad);
+        MemorySegment x = Sgemm.forWorkers(seg);
+        int ph = out.paddedHeight();
+        int rowFloats = width * channels;
+        int paddedRow = out.paddedWidth() * channels;
+        int side = pad * channels;
+        CpuThreads.parallelRange((long) batch * ph, Math.max(1, (1 << 16) / Math.max(1, paddedRow)), (s, e) -> {
+            for (long u = s; u < e; u++) {
+                int n = (int) (u / ph);
+                int py = (int) (u % ph);
+                int at = n * out.imageStride() + py * paddedRow;
+                if (py < pad || py >= pad + height) {
+                    java.util.Arrays.fill(buffer, at, at + paddedRow, 0f);
+                    continue;
+                }
+                java.util.Arrays.fill(buffer, at, at + side, 0f);
+                MemorySegment.copy(x, ValueLayout.JAVA_FLOAT, (xOff + ((long) n * height + py - pad) * rowFloats)
+                        * Float.BYTES, buffer, at + side, rowFloats);
+                java.util.Arrays.fill(buffer, at + side + rowFloats, at + paddedRow, 0f);
+            }
+        });
+        java.util.Arrays.fill(buffer, batch * out.imageStride(), buffer.length, 0f);
         return out;
     }
 

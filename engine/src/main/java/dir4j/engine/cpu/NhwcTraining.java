@@ -53,9 +53,12 @@ final class NhwcTraining {
     /** y = relu?(conv(x, w) [+ bias] [+ z]); false (nothing written) when the heap cannot hold the copies. */
     static boolean forward(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
         int k = w.shape(1);
+        float[] inBuf = null;
+        float[] outBuf = null;
         try {
-            NhwcConv.Activation in = NhwcConv.fromNhwc(x.segment(), x.offset(), x.shape(0), x.shape(1), x.shape(2),
-                    x.shape(3), p.padH());
+            inBuf = borrow(NhwcConv.Activation.floats(x.shape(0), x.shape(1), x.shape(2), x.shape(3), p.padH(), false));
+            NhwcConv.Activation in = NhwcConv.fromNhwcInto(x.segment(), x.offset(), x.shape(0), x.shape(1),
+                    x.shape(2), x.shape(3), p.padH(), inBuf);
             NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k,
                     p.strideH(), p.padH(), false, true);
             if (bias != null) {
@@ -64,13 +67,19 @@ final class NhwcTraining {
             }
             NhwcConv.Activation res = z == null ? null
                     : NhwcConv.fromNhwc(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(y.shape(0), y.shape(1), y.shape(2), y.shape(3), 0);
+            outBuf = borrow(NhwcConv.Activation.floats(y.shape(0), y.shape(1), y.shape(2), y.shape(3), 0, false));
+            // every output element is written, so a recycled buffer needs no zeroing
+            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, y.shape(0), y.shape(1), y.shape(2), y.shape(3),
+                    0);
             NhwcConv.forward(in, packed, out, res, relu);
             NhwcConv.toNhwc(out, y.segment(), y.offset());
             return true;
         } catch (OutOfMemoryError e) {
             heapFull(e);
             return false;
+        } finally {
+            giveBack(inBuf);
+            giveBack(outBuf);
         }
     }
 
@@ -115,12 +124,16 @@ final class NhwcTraining {
             return true;
         }
         int pad = k - 1 - p.padH();
+        float[] inBuf = null;
+        float[] outBuf = null;
         try {
-            NhwcConv.Activation in = NhwcConv.fromNhwc(dy.segment(), dy.offset(), dy.shape(0), dy.shape(1),
-                    dy.shape(2), dy.shape(3), pad);
+            inBuf = borrow(NhwcConv.Activation.floats(dy.shape(0), dy.shape(1), dy.shape(2), dy.shape(3), pad, false));
+            NhwcConv.Activation in = NhwcConv.fromNhwcInto(dy.segment(), dy.offset(), dy.shape(0), dy.shape(1),
+                    dy.shape(2), dy.shape(3), pad, inBuf);
             NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k, 1,
                     pad, true, true);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(dx.shape(0), dx.shape(1), dx.shape(2),
+            outBuf = borrow(NhwcConv.Activation.floats(dx.shape(0), dx.shape(1), dx.shape(2), dx.shape(3), 0, false));
+            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dx.shape(0), dx.shape(1), dx.shape(2),
                     dx.shape(3), 0);
             NhwcConv.forward(in, packed, out, null, false);
             NhwcConv.toNhwc(out, dx.segment(), dx.offset());
@@ -128,6 +141,9 @@ final class NhwcTraining {
         } catch (OutOfMemoryError e) {
             heapFull(e);
             return false;
+        } finally {
+            giveBack(inBuf);
+            giveBack(outBuf);
         }
     }
 
@@ -236,6 +252,47 @@ final class NhwcTraining {
             int ix = rem % ow * stride - pad + tap % k;
             return iy >= 0 && iy < h && ix >= 0 && ix < w
                     ? x.getAtIndex(ValueLayout.JAVA_FLOAT, off + (((long) n * h + iy) * w + ix) * c + ch) : 0f;
+        }
+    }
+
+    /**
+     * Heap buffers of the calling thread kept between calls: a fresh large float[] costs the JVM a
+     * zeroing pass (single-threaded, outside Java code) on every convolution, which a training step
+     * would pay for every activation. At most {@link #POOL_FLOATS} floats are kept.
+     */
+    private static final ThreadLocal<java.util.ArrayDeque<float[]>> POOL =
+            ThreadLocal.withInitial(java.util.ArrayDeque::new);
+    private static final long POOL_FLOATS = Long.getLong("dir4j.cpu.nhwcPoolFloats", 128L << 20);
+
+    /** A buffer of exactly {@code floats} (contents undefined), recycled when one is pooled. */
+    private static float[] borrow(long floats) {
+        if (floats > Integer.MAX_VALUE - 16) {
+            throw new OutOfMemoryError("a channels-last copy of " + floats + " floats");
+        }
+        var pool = POOL.get();
+        for (var it = pool.iterator(); it.hasNext(); ) {
+            float[] b = it.next();
+            if (b.length == floats) {
+                it.remove();
+                return b;
+            }
+        }
+        return new float[(int) floats];
+    }
+
+    /** Returns a buffer to the calling thread's pool, dropping the oldest beyond the limit. */
+    private static void giveBack(float[] b) {
+        if (b == null) {
+            return;
+        }
+        var pool = POOL.get();
+        pool.addFirst(b);
+        long total = 0;
+        for (float[] a : pool) {
+            total += a.length;
+        }
+        while (total > POOL_FLOATS && !pool.isEmpty()) {
+            total -= pool.removeLast().length;
         }
     }
 
