@@ -423,7 +423,7 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    // ================================================================ batch norm
+    // ================================================================ channels-last convolution
 
     @Override
     public void conv2dNhwc(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
@@ -457,7 +457,7 @@ public final class CpuBackend implements Backend {
         NhwcTraining.backwardFilter(x, dy, p, dw);
     }
 
-    // ================================================================ batch norm (NCHW)
+    // ================================================================ batch norm
 
     @Override
     public void batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
