@@ -171,7 +171,8 @@ public final class NnOps {
      */
     public static Tensor batchNorm2d(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                      boolean training, double momentum, double eps) {
-        return batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps);
+        return batchNorm("batchNorm2d", false, x, gamma, beta, runningMean, runningVar, training, momentum, eps, null,
+                false);
     }
 
     /**
@@ -180,38 +181,63 @@ public final class NnOps {
      */
     public static Tensor batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                          boolean training, double momentum, double eps) {
-        return batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps);
+        return batchNorm("batchNorm2dNhwc", true, x, gamma, beta, runningMean, runningVar, training, momentum, eps,
+                null, false);
     }
 
-    private static Tensor batchNorm(boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
-                                    Tensor runningVar, boolean training, double momentum, double eps) {
-        String op = nhwc ? "batchNorm2dNhwc" : "batchNorm2d";
-        Ops.check(op, x, gamma, beta, runningMean, runningVar);
+    /**
+     * The batch norms' one graph node: channels-last ({@code nhwc}, no residual or ReLU) or NCHW,
+     * the latter plain ({@link Backend#batchNorm2d}) or followed by the residual add and ReLU
+     * ({@link Backend#batchNorm2dAct}, whose backward gets the output for the ReLU's mask).
+     */
+    private static Tensor batchNorm(String op, boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                    Tensor runningVar, boolean training, double momentum, double eps, Tensor residual,
+                                    boolean relu) {
+        Ops.check(op, x, gamma, beta, runningMean, runningVar, residual);
         int axis = nhwc ? 3 : 1;
         checkBatchNorm(op, x, axis, gamma, beta, runningMean, runningVar, training);
+        if (residual != null && !java.util.Arrays.equals(residual.shape(), x.shape())) {
+            throw new IllegalArgumentException(op + ": residual " + Ops.describe(residual)
+                    + " must have the input's shape " + Ops.describe(x));
+        }
+        boolean act = residual != null || relu;
         int c = x.shape(axis);
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
         Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
+        Tensor rc = residual == null || residual.isContiguous() ? residual : Ops.cloneDetached(residual);
         Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
         Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
         Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
         if (nhwc) {
             x.backend().batchNorm2dNhwc(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+        } else if (act) {
+            x.backend().batchNorm2dAct(xc, g, b, runningMean, runningVar, training, momentum, eps, rc, relu, y, mean,
+                    invStd);
         } else {
             x.backend().batchNorm2d(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
         }
-        Autograd.record(op, y, new Tensor[] {x, gamma, beta}, dy -> {
+        if (rc != residual) {
+            rc.close();
+        }
+        Autograd.record(op, y, new Tensor[] {x, gamma, beta, residual}, dy -> {
             Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
             Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
             Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
             Tensor db = Tensor.empty(x.dtype(), x.device(), c);
+            Tensor dr = residual != null && residual.requiresGrad()
+                    ? Tensor.uninitialized(x.dtype(), x.device(), x.shape()) : null;
             if (nhwc) {
                 dy.backend().batchNorm2dNhwcBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+            } else if (act) {
+                dy.backend().batchNorm2dActBackward(xc, y, dyc, g, mean, invStd, training, relu, dx, dg, db, dr);
             } else {
                 dy.backend().batchNorm2dBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
             }
-            return new Tensor[] {dx, dg, db};
+            if (dyc != dy) {
+                dyc.close();
+            }
+            return new Tensor[] {dx, dg, db, dr};
         });
         return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
                 b == beta ? null : b);
@@ -230,41 +256,8 @@ public final class NnOps {
      */
     public static Tensor batchNorm2dAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                         boolean training, double momentum, double eps, Tensor residual, boolean relu) {
-        String op = "batchNorm2dAct";
-        Ops.check(op, x, gamma, beta, runningMean, runningVar, residual);
-        checkBatchNorm(op, x, 1, gamma, beta, runningMean, runningVar, training);
-        if (residual != null && !java.util.Arrays.equals(residual.shape(), x.shape())) {
-            throw new IllegalArgumentException(op + ": residual " + Ops.describe(residual)
-                    + " must have the input's shape " + Ops.describe(x));
-        }
-        int c = x.shape(1);
-        Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
-        Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);
-        Tensor xc = x.isContiguous() ? x : Ops.cloneDetached(x);
-        Tensor rc = residual == null || residual.isContiguous() ? residual : Ops.cloneDetached(residual);
-        Tensor y = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
-        Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
-        Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
-        x.backend().batchNorm2dAct(xc, g, b, runningMean, runningVar, training, momentum, eps, rc, relu, y, mean,
-                invStd);
-        if (rc != residual) {
-            rc.close();
-        }
-        Autograd.record(op, y, new Tensor[] {x, gamma, beta, residual}, dy -> {
-            Tensor dyc = dy.isContiguous() ? dy : Ops.cloneDetached(dy);
-            Tensor dx = Tensor.uninitialized(x.dtype(), x.device(), x.shape());
-            Tensor dg = Tensor.empty(x.dtype(), x.device(), c);
-            Tensor db = Tensor.empty(x.dtype(), x.device(), c);
-            Tensor dr = residual != null && residual.requiresGrad()
-                    ? Tensor.uninitialized(x.dtype(), x.device(), x.shape()) : null;
-            dy.backend().batchNorm2dActBackward(xc, y, dyc, g, mean, invStd, training, relu, dx, dg, db, dr);
-            if (dyc != dy) {
-                dyc.close();
-            }
-            return new Tensor[] {dx, dg, db, dr};
-        });
-        return Ops.freeUnlessRecorded(y, mean, invStd, xc == x ? null : xc, g == gamma ? null : g,
-                b == beta ? null : b);
+        return batchNorm("batchNorm2dAct", false, x, gamma, beta, runningMean, runningVar, training, momentum, eps,
+                residual, relu);
     }
 
     /**

@@ -139,19 +139,22 @@ public final class Conv2dKernels {
             NhwcConv.toNchw(out, dst, dstOff);
             return true;
         } catch (OutOfMemoryError e) {
-            heapFull(g, e);
+            heapFull(g.toString(), e, "the implicit GEMM (native memory)");
             return false;
         }
     }
 
     private static final AtomicBoolean HEAP_NOTED = new AtomicBoolean();
 
-    /** Says once that a convolution fell back to the implicit GEMM (native memory) for want of heap. */
-    private static void heapFull(Conv2dGeometry g, OutOfMemoryError e) {
+    /**
+     * Says once per run that a convolution fell back from the direct kernels to {@code fallback}
+     * because the Java heap could not hold its channels-last copies of {@code what}.
+     */
+    static void heapFull(String what, OutOfMemoryError e, String fallback) {
         if (HEAP_NOTED.compareAndSet(false, true)) {
             System.getLogger(Conv2dKernels.class.getName()).log(System.Logger.Level.WARNING,
-                    "the Java heap cannot hold the channels-last copies of " + g + " (" + e.getMessage()
-                            + "): running such convolutions on the implicit GEMM; a larger -Xmx brings the direct"
+                    "the Java heap cannot hold the channels-last copies of " + what + " (" + e.getMessage()
+                            + "): running such convolutions on " + fallback + "; a larger -Xmx brings the direct"
                             + " kernels back");
         }
     }

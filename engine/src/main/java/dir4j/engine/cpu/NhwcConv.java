@@ -706,30 +706,9 @@ public final class NhwcConv {
 
     /**
      * A channels-last tensor's copy: x ([batch, height, width, channels] float32, contiguous at
-     * float offset xOff of seg) into a new activation with padding pad, one row copy per image row.
-     */
-    public static Activation fromNhwc(MemorySegment seg, long xOff, int batch, int height, int width, int channels,
-            int pad) {
-        Sgemm.checkExtent("input", seg, xOff, (long) batch * height, (long) width * channels, (long) width * channels,
-                1);
-        Activation out = Activation.allocate(batch, height, width, channels, pad);
-        MemorySegment x = Sgemm.forWorkers(seg);
-        float[] od = out.data();
-        int rowFloats = width * channels;
-        CpuThreads.parallelRange((long) batch * height, Math.max(1, (1 << 16) / Math.max(1, rowFloats)), (s, e) -> {
-            for (long u = s; u < e; u++) {
-                int n = (int) (u / height);
-                int y = (int) (u % height);
-                MemorySegment.copy(x, ValueLayout.JAVA_FLOAT, (xOff + u * rowFloats) * Float.BYTES, od,
-                        out.index(n, y, 0), rowFloats);
-            }
-        });
-        return out;
-    }
-
-    /**
-     * {@link #fromNhwc} into {@code buffer} (exactly {@link Activation#floats} long for a full
-     * padding ring), which may hold anything: the ring and the slack are zeroed, the rows copied.
+     * float offset xOff of seg) into {@code buffer} as an activation with padding pad, one row copy
+     * per image row. The buffer (exactly {@link Activation#floats} long for a full padding ring) may
+     * hold anything: the ring and the slack are zeroed.
      */
     static Activation fromNhwcInto(MemorySegment seg, long xOff, int batch, int height, int width, int channels,
             int pad, float[] buffer) {

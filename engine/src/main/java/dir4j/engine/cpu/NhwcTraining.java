@@ -6,7 +6,6 @@ import dir4j.engine.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The CPU backend's channels-last convolutions (Backend.conv2dNhwc and its two gradients) for
@@ -21,8 +20,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       depth is the batch's pixels, packed straight from the tensors (channel runs are contiguous).
  * </ul>
  * {@link #supports} says which geometries run here (square kernels, equal strides and paddings,
- * no dilation, at least 16 channels each way, sizes within one Java array; backward-data also stride 1 or a 1×1); the others take the
- * Backend's permuting defaults. {@code -Ddir4j.cpu.directConv=false} sends everything there.
+ * padding below the kernel, no dilation, at least 16 channels each way, sizes within one Java
+ * array; backward-data also stride 1 or a 1×1); the others take the Backend's permuting defaults. {@code -Ddir4j.cpu.directConv=false} sends everything there.
  */
 final class NhwcTraining {
     private NhwcTraining() {}
@@ -32,14 +31,14 @@ final class NhwcTraining {
         int k = w.shape(1);
         if (!Conv2dKernels.directEnabled || x.dtype() != DType.FLOAT32 || w.shape(2) != k
                 || p.strideH() != p.strideW() || p.padH() != p.padW() || p.dilationH() != 1 || p.dilationW() != 1
-                || p.padH() >= k && k > 1 || (k == 1 && p.padH() != 0)) {
+                || p.padH() >= k) {
             return false;
         }
-        if (backwardData && (p.strideH() != 1 || p.padH() > k - 1) && k != 1) {
+        if (backwardData && p.strideH() != 1 && k != 1) {
             return false;
         }
-        // few channels (the stem's 3, padded to 4): the direct kernels' per-tap loops and the
-        // per-tap GEMMs' 32-channel panels would be mostly overhead; the NCHW implicit GEMM is not
+        // few channels (the stem's 3, padded to 4): the direct kernels' per-tap loops and the taps
+        // operand's 4-float copies would be mostly overhead; the NCHW implicit GEMM is not
         if (x.shape(3) < Conv2dKernels.DIRECT_MIN_CHANNELS || w.shape(0) < Conv2dKernels.DIRECT_MIN_CHANNELS) {
             return false;
         }
@@ -52,35 +51,7 @@ final class NhwcTraining {
 
     /** y = relu?(conv(x, w) [+ bias] [+ z]); false (nothing written) when the heap cannot hold the copies. */
     static boolean forward(Tensor x, Tensor w, Tensor bias, Tensor z, boolean relu, ConvParams p, Tensor y) {
-        int k = w.shape(1);
-        float[] inBuf = null;
-        float[] outBuf = null;
-        try {
-            inBuf = borrow(NhwcConv.Activation.floats(x.shape(0), x.shape(1), x.shape(2), x.shape(3), p.padH(), false));
-            NhwcConv.Activation in = NhwcConv.fromNhwcInto(x.segment(), x.offset(), x.shape(0), x.shape(1),
-                    x.shape(2), x.shape(3), p.padH(), inBuf);
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k,
-                    p.strideH(), p.padH(), false, true);
-            if (bias != null) {
-                MemorySegment.copy(bias.segment(), ValueLayout.JAVA_FLOAT, bias.offset() * Float.BYTES, packed.bias,
-                        0, w.shape(0));
-            }
-            NhwcConv.Activation res = z == null ? null
-                    : NhwcConv.fromNhwc(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0);
-            outBuf = borrow(NhwcConv.Activation.floats(y.shape(0), y.shape(1), y.shape(2), y.shape(3), 0, false));
-            // every output element is written, so a recycled buffer needs no zeroing
-            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, y.shape(0), y.shape(1), y.shape(2), y.shape(3),
-                    0);
-            NhwcConv.forward(in, packed, out, res, relu);
-            NhwcConv.toNhwc(out, y.segment(), y.offset());
-            return true;
-        } catch (OutOfMemoryError e) {
-            heapFull(e);
-            return false;
-        } finally {
-            giveBack(inBuf);
-            giveBack(outBuf);
-        }
+        return runDirect(x, p.padH(), w, p.strideH(), false, bias, z, relu, y);
     }
 
     /**
@@ -116,33 +87,58 @@ final class NhwcTraining {
                 GemmOperand.strided(Sgemm.forWorkers(w.segment()), w.offset(), ci, 1), rows);
     }
 
-    /** dx of the stride-1 convolution; false (nothing written) when the heap cannot hold the copies. */
+    /** dx of a stride-1 or 1×1 convolution; false (nothing written) when the heap cannot hold the copies. */
     static boolean backwardData(Tensor dy, Tensor w, ConvParams p, Tensor dx) {
         int k = w.shape(1);
         if (k == 1 && p.strideH() != 1) {
             backwardDataPointwiseStrided(dy, w, p.strideH(), dx);
             return true;
         }
-        int pad = k - 1 - p.padH();
+        // the stride-1 correlation of dy, padded by k-1-pad, with the flipped, transposed filter
+        return runDirect(dy, k - 1 - p.padH(), w, 1, true, null, null, false, dx);
+    }
+
+    /**
+     * dst = relu?(conv(src padded by pad, w packed as given) [+ bias] [+ z]) on the direct kernels,
+     * over recycled heap copies; false, nothing written, when the heap cannot hold them.
+     */
+    private static boolean runDirect(Tensor src, int pad, Tensor w, int stride, boolean flipTranspose, Tensor bias,
+                                     Tensor z, boolean relu, Tensor dst) {
         float[] inBuf = null;
+        float[] resBuf = null;
         float[] outBuf = null;
         try {
-            inBuf = borrow(NhwcConv.Activation.floats(dy.shape(0), dy.shape(1), dy.shape(2), dy.shape(3), pad, false));
-            NhwcConv.Activation in = NhwcConv.fromNhwcInto(dy.segment(), dy.offset(), dy.shape(0), dy.shape(1),
-                    dy.shape(2), dy.shape(3), pad, inBuf);
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3), k, 1,
-                    pad, true, true);
-            outBuf = borrow(NhwcConv.Activation.floats(dx.shape(0), dx.shape(1), dx.shape(2), dx.shape(3), 0, false));
-            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dx.shape(0), dx.shape(1), dx.shape(2),
-                    dx.shape(3), 0);
-            NhwcConv.forward(in, packed, out, null, false);
-            NhwcConv.toNhwc(out, dx.segment(), dx.offset());
+            inBuf = borrow(NhwcConv.Activation.floats(src.shape(0), src.shape(1), src.shape(2), src.shape(3), pad,
+                    false));
+            NhwcConv.Activation in = NhwcConv.fromNhwcInto(src.segment(), src.offset(), src.shape(0), src.shape(1),
+                    src.shape(2), src.shape(3), pad, inBuf);
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3),
+                    w.shape(1), stride, pad, flipTranspose, true);
+            if (bias != null) {
+                MemorySegment.copy(bias.segment(), ValueLayout.JAVA_FLOAT, bias.offset() * Float.BYTES, packed.bias,
+                        0, w.shape(0));
+            }
+            NhwcConv.Activation res = null;
+            if (z != null) {
+                resBuf = borrow(NhwcConv.Activation.floats(z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0, false));
+                res = NhwcConv.fromNhwcInto(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0,
+                        resBuf);
+            }
+            outBuf = borrow(NhwcConv.Activation.floats(dst.shape(0), dst.shape(1), dst.shape(2), dst.shape(3), 0,
+                    false));
+            // every output element is written, so a recycled buffer needs no zeroing
+            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dst.shape(0), dst.shape(1), dst.shape(2),
+                    dst.shape(3), 0);
+            NhwcConv.forward(in, packed, out, res, relu);
+            NhwcConv.toNhwc(out, dst.segment(), dst.offset());
             return true;
         } catch (OutOfMemoryError e) {
-            heapFull(e);
+            Conv2dKernels.heapFull("a channels-last convolution's " + Arrays.toString(src.shape()), e,
+                    "the Backend's permuting path");
             return false;
         } finally {
             giveBack(inBuf);
+            giveBack(resBuf);
             giveBack(outBuf);
         }
     }
@@ -231,27 +227,7 @@ final class NhwcTraining {
 
         @Override
         public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
-            // as the A side (not used by backward-filter): lanes are pixels, depth the columns
-            for (int t = 0; t * wd < rows; t++) {
-                int lanes = Math.min(wd, rows - t * wd);
-                int panel = dOff + t * wd * cols;
-                for (int q = 0; q < wd; q++) {
-                    for (int cc = 0; cc < cols; cc++) {
-                        dst[panel + cc * wd + q] = q < lanes ? value(r0 + t * wd + q, c0 + cc) : 0f;
-                    }
-                }
-            }
-        }
-
-        private float value(int q, int j) {
-            int tap = j / c;
-            int ch = j - tap * c;
-            int n = q / (oh * ow);
-            int rem = q - n * oh * ow;
-            int iy = rem / ow * stride - pad + tap / k;
-            int ix = rem % ow * stride - pad + tap % k;
-            return iy >= 0 && iy < h && ix >= 0 && ix < w
-                    ? x.getAtIndex(ValueLayout.JAVA_FLOAT, off + (((long) n * h + iy) * w + ix) * c + ch) : 0f;
+            throw new IllegalStateException("the taps operand is only backward-filter's B side");
         }
     }
 
@@ -293,17 +269,6 @@ final class NhwcTraining {
         }
         while (total > POOL_FLOATS && !pool.isEmpty()) {
             total -= pool.removeLast().length;
-        }
-    }
-
-    private static final AtomicBoolean HEAP_NOTED = new AtomicBoolean();
-
-    private static void heapFull(OutOfMemoryError e) {
-        if (HEAP_NOTED.compareAndSet(false, true)) {
-            System.getLogger(NhwcTraining.class.getName()).log(System.Logger.Level.WARNING,
-                    "the Java heap cannot hold a channels-last convolution's copies (" + e.getMessage()
-                            + "): running such convolutions through the NCHW path; a larger -Xmx brings the direct"
-                            + " kernels back");
         }
     }
 }
