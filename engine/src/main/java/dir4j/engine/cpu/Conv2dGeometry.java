@@ -76,6 +76,14 @@ public record Conv2dGeometry(int batch, int inChannels, int height, int width, i
         return kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0;
     }
 
+    /**
+     * The 1×1, stride-1 convolution over this one's output grid: for an unpadded strided 1×1
+     * convolution, the same product on its input subsampled at the stride.
+     */
+    public Conv2dGeometry pointwiseOnOutputGrid() {
+        return of(batch, inChannels, outHeight(), outWidth(), outChannels, 1, 1, 0, 1);
+    }
+
     private static int outSize(int in, int k, int stride, int pad, int dilation) {
         long span = (long) in + 2L * pad - (long) dilation * (k - 1) - 1;
         return span < 0 ? 0 : (int) (span / stride + 1);

@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -69,6 +70,15 @@ public final class Conv2dKernels {
         if (direct(g, false) && directForward(g, x, xOff, w, wOff, y, yOff)) {
             return;
         }
+        if (subsampled(g)) {
+            float[] xs = gatherStrided(g, x, xOff);
+            try {
+                forward(g.pointwiseOnOutputGrid(), MemorySegment.ofArray(xs), 0, w, wOff, y, yOff);
+            } finally {
+                NhwcTraining.giveBack(xs);
+            }
+            return;
+        }
         x = Sgemm.forWorkers(x);
         GemmOperand cols = g.isPointwise()
                 ? new NchwMatrix(x, xOff, g.inChannels(), g.height() * g.width())
@@ -89,6 +99,17 @@ public final class Conv2dKernels {
             return;
         }
         if (direct(g, true) && directBackwardData(g, dy, dyOff, w, wOff, dx, dxOff)) {
+            return;
+        }
+        if (subsampled(g)) {
+            Conv2dGeometry p = g.pointwiseOnOutputGrid();
+            float[] dxs = NhwcTraining.borrow(p.inputSize());
+            try {
+                backwardData(p, dy, dyOff, w, wOff, MemorySegment.ofArray(dxs), 0);
+                scatterStrided(g, dxs, dx, dxOff);
+            } finally {
+                NhwcTraining.giveBack(dxs);
+            }
             return;
         }
         dx = Sgemm.forWorkers(dx);
@@ -166,6 +187,15 @@ public final class Conv2dKernels {
         Sgemm.checkExtent("conv2d backwardFilter x", x, xOff, 1, 0, g.inputSize(), 1);
         Sgemm.checkExtent("conv2d backwardFilter dy", dy, dyOff, 1, 0, g.outputSize(), 1);
         Sgemm.checkExtent("conv2d backwardFilter dw", dw, dwOff, 1, 0, g.weightSize(), 1);
+        if (subsampled(g) && g.batch() > 0) {
+            float[] xs = gatherStrided(g, x, xOff);
+            try {
+                backwardFilter(g.pointwiseOnOutputGrid(), MemorySegment.ofArray(xs), 0, dy, dyOff, dw, dwOff);
+            } finally {
+                NhwcTraining.giveBack(xs);
+            }
+            return;
+        }
         x = Sgemm.forWorkers(x);
         GemmOperand cols = g.isPointwise()
                 ? new NchwMatrix(x, xOff, g.inChannels(), g.height() * g.width())
@@ -175,6 +205,68 @@ public final class Conv2dKernels {
         Sgemm.gemm(g.outChannels(), d.taps, d.pixels,
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), cols.transposed(),
                 GemmOutput.strided(Sgemm.forWorkers(dw), dwOff, d.taps, 1f, 0f));
+    }
+
+    /**
+     * Whether g is a strided 1×1 convolution without padding (ResNet's downsampling shortcut): it
+     * reads only the pixels on its stride's grid, so it runs as the plain 1×1 product over those
+     * pixels gathered into a compact copy (and, for backward-data, scattered back between zeros),
+     * instead of the implicit GEMM's strided runs. At most a quarter of the input is copied for
+     * stride 2.
+     */
+    static boolean subsampled(Conv2dGeometry g) {
+        return g.kernelH() == 1 && g.kernelW() == 1 && g.padH() == 0 && g.padW() == 0
+                && (g.strideH() > 1 || g.strideW() > 1)
+                && (long) g.batch() * g.inChannels() * g.outHeight() * g.outWidth() < Integer.MAX_VALUE - 16;
+    }
+
+    /** x[n, c, i·sh, j·sw] for every output pixel (i, j), as a compact NCHW copy in a pooled buffer. */
+    private static float[] gatherStrided(Conv2dGeometry g, MemorySegment x, long xOff) {
+        int oh = g.outHeight();
+        int ow = g.outWidth();
+        int h = g.height();
+        int w = g.width();
+        int sh = g.strideH();
+        int sw = g.strideW();
+        float[] xs = NhwcTraining.borrow((long) g.batch() * g.inChannels() * oh * ow);
+        MemorySegment src = Sgemm.forWorkers(x);
+        CpuThreads.parallelRange((long) g.batch() * g.inChannels(), Math.max(1, (1 << 16) / Math.max(1, oh * ow)), (s, e) -> {
+            for (long plane = s; plane < e; plane++) {
+                long in = xOff + plane * h * w;
+                int out = (int) (plane * oh * ow);
+                for (int i = 0; i < oh; i++) {
+                    long row = in + (long) i * sh * w;
+                    for (int j = 0; j < ow; j++) {
+                        xs[out++] = src.getAtIndex(ValueLayout.JAVA_FLOAT, row + (long) j * sw);
+                    }
+                }
+            }
+        });
+        return xs;
+    }
+
+    /** dx = 0 but for dx[n, c, i·sh, j·sw] = dxs[n, c, i, j], the gradient of {@link #gatherStrided}. */
+    private static void scatterStrided(Conv2dGeometry g, float[] dxs, MemorySegment dx, long dxOff) {
+        int oh = g.outHeight();
+        int ow = g.outWidth();
+        int h = g.height();
+        int w = g.width();
+        int sh = g.strideH();
+        int sw = g.strideW();
+        MemorySegment dst = Sgemm.forWorkers(dx);
+        CpuThreads.parallelRange((long) g.batch() * g.inChannels(), Math.max(1, (1 << 16) / Math.max(1, h * w)), (s, e) -> {
+            for (long plane = s; plane < e; plane++) {
+                long out = dxOff + plane * h * w;
+                int in = (int) (plane * oh * ow);
+                dst.asSlice(out * Float.BYTES, (long) h * w * Float.BYTES).fill((byte) 0);
+                for (int i = 0; i < oh; i++) {
+                    long row = out + (long) i * sh * w;
+                    for (int j = 0; j < ow; j++) {
+                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, row + (long) j * sw, dxs[in++]);
+                    }
+                }
+            }
+        });
     }
 
     /** seg[off … off+count) = 0, in parallel chunks. */

@@ -33,6 +33,9 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(1, 4, 10, 9, 5, 3, 1, 2, 2),              // dilation 2
                 Conv2dGeometry.of(2, 3, 23, 21, 8, 7, 2, 3, 1),             // ResNet stem 7x7/2 pad 3
                 Conv2dGeometry.of(2, 6, 9, 8, 7, 1, 2, 0, 1),               // 1x1 stride 2 (downsample)
+                new Conv2dGeometry(2, 5, 10, 11, 6, 1, 1, 2, 3, 0, 0, 1, 1), // 1x1 stride 2x3, uneven edges
+                Conv2dGeometry.of(3, 40, 14, 14, 70, 1, 2, 0, 1),           // ResNet-like downsample, several blocks
+                Conv2dGeometry.of(1, 3, 2, 2, 2, 1, 3, 0, 1),               // 1x1 stride 3: one pixel read
                 Conv2dGeometry.of(1, 2, 3, 3, 3, 3, 1, 0, 1),               // output 1x1
                 Conv2dGeometry.of(1, 2, 2, 3, 3, 5, 1, 2, 1),               // kernel wider than input
                 new Conv2dGeometry(2, 3, 8, 11, 4, 1, 3, 1, 2, 0, 1, 1, 1), // 1x3, stride 1x2
@@ -77,6 +80,15 @@ class Conv2dKernelsTest {
         } finally {
             Conv2dKernels.directEnabled = was;
         }
+    }
+
+    @Test
+    void onlyUnpaddedStrided1x1RunsSubsampled() {
+        assertTrue(Conv2dKernels.subsampled(Conv2dGeometry.of(4, 256, 56, 56, 512, 1, 2, 0, 1)));
+        assertTrue(Conv2dKernels.subsampled(new Conv2dGeometry(1, 2, 5, 5, 2, 1, 1, 1, 2, 0, 0, 1, 1)));
+        assertEquals(false, Conv2dKernels.subsampled(Conv2dGeometry.of(4, 256, 56, 56, 512, 1, 1, 0, 1)));
+        assertEquals(false, Conv2dKernels.subsampled(Conv2dGeometry.of(4, 256, 56, 56, 512, 1, 2, 1, 1)));
+        assertEquals(false, Conv2dKernels.subsampled(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 2, 1, 1)));
     }
 
     @ParameterizedTest(name = "{0}")
