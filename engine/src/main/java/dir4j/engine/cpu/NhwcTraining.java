@@ -241,7 +241,7 @@ final class NhwcTraining {
     private static final long POOL_FLOATS = Long.getLong("dir4j.cpu.nhwcPoolFloats", 128L << 20);
 
     /** A buffer of exactly {@code floats} (contents undefined), recycled when one is pooled. */
-    static float[] borrow(long floats) {
+    private static float[] borrow(long floats) {
         if (floats > Integer.MAX_VALUE - 16) {
             throw new OutOfMemoryError("a channels-last copy of " + floats + " floats");
         }
@@ -257,7 +257,7 @@ final class NhwcTraining {
     }
 
     /** Returns a buffer to the calling thread's pool, dropping the oldest beyond the limit. */
-    static void giveBack(float[] b) {
+    private static void giveBack(float[] b) {
         if (b == null) {
             return;
         }
