@@ -14,7 +14,7 @@ import dir4j.engine.cpu.Conv2dKernels;
  * of the trunk at the given batch and image size, each pass (forward, backward-data,
  * backward-filter) timed through {@link Conv2dKernels} as the NCHW training path calls it, with
  * its count in the network, its share of the total and its GFLOP/s.
- * {@code args: [batch=4] [size=224] [seconds per pass=1.0]}. Run it with one active processor for
+ * {@code args: [batch=4] [size=224] [seconds per pass=1.0] [only convolutions whose name contains this]}. Run it with one active processor for
  * per-core figures, which are steadier on a shared machine:
  *
  * <pre>
@@ -59,7 +59,8 @@ public final class ConvPassTable {
         int n = args.length > 0 ? Integer.parseInt(args[0]) : 4;
         int size = args.length > 1 ? Integer.parseInt(args[1]) : 224;
         double seconds = args.length > 2 ? Double.parseDouble(args[2]) : 1.0;
-        List<Shape> shapes = resnet50(n, size);
+        String only = args.length > 3 ? args[3] : "";
+        List<Shape> shapes = resnet50(n, size).stream().filter(s -> s.name().contains(only)).toList();
         String[] passes = {"forward", "bwd-data", "bwd-filter"};
         double[][] ms = new double[shapes.size()][3];
         double total = 0;
@@ -86,8 +87,9 @@ public final class ConvPassTable {
                 }
             }
         }
-        System.out.printf("ResNet-50 convolutions, batch %d at %dx%d, %d thread(s): %.1f ms per step in all%n", n, size,
-                size, dir4j.engine.cpu.CpuThreads.threads(), total);
+        System.out.printf("ResNet-50 convolutions%s, batch %d at %dx%d, %d thread(s): %.1f ms per step in all%n",
+                only.isEmpty() ? "" : " named *" + only + "*", n, size, size, dir4j.engine.cpu.CpuThreads.threads(),
+                total);
         System.out.printf("%-34s %5s %-10s %9s %9s %7s %7s%n", "convolution", "count", "pass", "ms", "ms x count",
                 "share", "GFLOP/s");
         for (int i = 0; i < shapes.size(); i++) {
