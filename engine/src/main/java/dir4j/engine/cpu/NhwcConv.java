@@ -142,8 +142,15 @@ public final class NhwcConv {
                 throw new IllegalArgumentException("weights hold " + w.length + " values and bias " + bias.length
                         + " for a " + cout + "x" + cin + "x" + kernel + "x" + kernel + " convolution");
             }
-            Weights p = packFrom(MemorySegment.ofArray(w), 0, cout, cin, kernel, stride, pad, false);
-            return new Weights(p.packed, java.util.Arrays.copyOf(bias, p.bias.length), cin, cout, kernel, stride, pad);
+            // Through a native copy: packFrom also packs training weights from tensors every step, and
+            // a heap segment among its callers would make its compiled accesses polymorphic.
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment seg = arena.allocate((long) w.length * Float.BYTES, 64);
+                MemorySegment.copy(w, 0, seg, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, w.length);
+                Weights p = packFrom(seg, 0, cout, cin, kernel, stride, pad, false);
+                return new Weights(p.packed, java.util.Arrays.copyOf(bias, p.bias.length), cin, cout, kernel, stride,
+                        pad);
+            }
         }
 
         /**
