@@ -71,12 +71,7 @@ public final class Conv2dKernels {
             return;
         }
         if (subsampled(g)) {
-            MemorySegment xs = gatherStrided(g, x, xOff);
-            try {
-                forward(g.pointwiseOnOutputGrid(), xs, 0, w, wOff, y, yOff);
-            } finally {
-                NativeMemory.free(xs);
-            }
+            onStrideGrid(g, x, xOff, xs -> forward(g.pointwiseOnOutputGrid(), xs, 0, w, wOff, y, yOff));
             return;
         }
         x = Sgemm.forWorkers(x);
@@ -106,7 +101,7 @@ public final class Conv2dKernels {
             MemorySegment dxs = NativeMemory.allocate(p.inputSize() * Float.BYTES, false);
             try {
                 backwardData(p, dy, dyOff, w, wOff, dxs, 0);
-                scatterStrided(g, dxs, dx, dxOff);
+                strideGridCopy(g, dx, dxOff, dxs, false);
             } finally {
                 NativeMemory.free(dxs);
             }
@@ -188,12 +183,7 @@ public final class Conv2dKernels {
         Sgemm.checkExtent("conv2d backwardFilter dy", dy, dyOff, 1, 0, g.outputSize(), 1);
         Sgemm.checkExtent("conv2d backwardFilter dw", dw, dwOff, 1, 0, g.weightSize(), 1);
         if (subsampled(g) && g.batch() > 0) {
-            MemorySegment xs = gatherStrided(g, x, xOff);
-            try {
-                backwardFilter(g.pointwiseOnOutputGrid(), xs, 0, dy, dyOff, dw, dwOff);
-            } finally {
-                NativeMemory.free(xs);
-            }
+            onStrideGrid(g, x, xOff, xs -> backwardFilter(g.pointwiseOnOutputGrid(), xs, 0, dy, dyOff, dw, dwOff));
             return;
         }
         x = Sgemm.forWorkers(x);
@@ -219,55 +209,51 @@ public final class Conv2dKernels {
     }
 
     /**
-     * x[n, c, i·sh, j·sw] for every output pixel (i, j), as a compact NCHW copy in native memory
-     * (the caller frees it). Native, not a heap array: the GEMM's packing routines are compiled
-     * for native segments, and a heap segment among their callers slowed every convolution of a
-     * training step by ~7 %.
+     * Runs {@code body} on x[n, c, i·sh, j·sw] for every output pixel (i, j), gathered into a
+     * compact NCHW copy in native memory and freed afterwards. Native, not a heap array: the GEMM's
+     * packing routines are compiled for native segments, and a heap segment among their callers
+     * slowed every convolution of a training step by ~7 %.
      */
-    private static MemorySegment gatherStrided(Conv2dGeometry g, MemorySegment x, long xOff) {
-        int oh = g.outHeight();
-        int ow = g.outWidth();
-        int h = g.height();
-        int w = g.width();
-        int sh = g.strideH();
-        int sw = g.strideW();
-        MemorySegment xs = NativeMemory.allocate((long) g.batch() * g.inChannels() * oh * ow * Float.BYTES, false);
-        MemorySegment dst = Sgemm.forWorkers(xs);
-        MemorySegment src = Sgemm.forWorkers(x);
-        CpuThreads.parallelRange((long) g.batch() * g.inChannels(), Math.max(1, (1 << 16) / Math.max(1, oh * ow)), (s, e) -> {
-            for (long plane = s; plane < e; plane++) {
-                long in = xOff + plane * h * w;
-                long out = plane * oh * ow;
-                for (int i = 0; i < oh; i++) {
-                    long row = in + (long) i * sh * w;
-                    for (int j = 0; j < ow; j++) {
-                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, out++, src.getAtIndex(ValueLayout.JAVA_FLOAT, row + (long) j * sw));
-                    }
-                }
-            }
-        });
-        return xs;
+    private static void onStrideGrid(Conv2dGeometry g, MemorySegment x, long xOff,
+            java.util.function.Consumer<MemorySegment> body) {
+        MemorySegment xs = NativeMemory.allocate(
+                (long) g.batch() * g.inChannels() * g.outHeight() * g.outWidth() * Float.BYTES, false);
+        try {
+            strideGridCopy(g, x, xOff, xs, true);
+            body.accept(xs);
+        } finally {
+            NativeMemory.free(xs);
+        }
     }
 
-    /** dx = 0 but for dx[n, c, i·sh, j·sw] = dxs[n, c, i, j], the gradient of {@link #gatherStrided}. */
-    private static void scatterStrided(Conv2dGeometry g, MemorySegment dxs, MemorySegment dx, long dxOff) {
+    /**
+     * Between an NCHW tensor of g's input size ({@code full}) and a compact one of its output grid:
+     * gathering, compact[n, c, i, j] = full[n, c, i·sh, j·sw]; otherwise (backward-data) full = 0
+     * but for those pixels, which take the compact values.
+     */
+    private static void strideGridCopy(Conv2dGeometry g, MemorySegment full, long fullOff, MemorySegment compact,
+            boolean gather) {
         int oh = g.outHeight();
         int ow = g.outWidth();
-        int h = g.height();
-        int w = g.width();
-        int sh = g.strideH();
+        long plane = (long) g.height() * g.width();
+        long rowStep = (long) g.strideH() * g.width();
         int sw = g.strideW();
-        MemorySegment dst = Sgemm.forWorkers(dx);
-        MemorySegment src = Sgemm.forWorkers(dxs);
-        CpuThreads.parallelRange((long) g.batch() * g.inChannels(), Math.max(1, (1 << 16) / Math.max(1, h * w)), (s, e) -> {
-            for (long plane = s; plane < e; plane++) {
-                long out = dxOff + plane * h * w;
-                long in = plane * oh * ow;
-                dst.asSlice(out * Float.BYTES, (long) h * w * Float.BYTES).fill((byte) 0);
-                for (int i = 0; i < oh; i++) {
-                    long row = out + (long) i * sh * w;
-                    for (int j = 0; j < ow; j++) {
-                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, row + (long) j * sw, src.getAtIndex(ValueLayout.JAVA_FLOAT, in++));
+        MemorySegment f = Sgemm.forWorkers(full);
+        MemorySegment c = Sgemm.forWorkers(compact);
+        CpuThreads.parallelRange((long) g.batch() * g.inChannels(), Math.max(1, (1 << 16) / plane), (s, e) -> {
+            for (long p = s; p < e; p++) {
+                long at = fullOff + p * plane;
+                long ci = p * oh * ow;
+                if (!gather) {
+                    f.asSlice(at * Float.BYTES, plane * Float.BYTES).fill((byte) 0);
+                }
+                for (int i = 0; i < oh; i++, at += rowStep) {
+                    for (int j = 0; j < ow; j++, ci++) {
+                        if (gather) {
+                            c.setAtIndex(ValueLayout.JAVA_FLOAT, ci, f.getAtIndex(ValueLayout.JAVA_FLOAT, at + (long) j * sw));
+                        } else {
+                            f.setAtIndex(ValueLayout.JAVA_FLOAT, at + (long) j * sw, c.getAtIndex(ValueLayout.JAVA_FLOAT, ci));
+                        }
                     }
                 }
             }
