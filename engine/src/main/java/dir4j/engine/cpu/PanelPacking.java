@@ -14,7 +14,10 @@ import jdk.incubator.vector.VectorSpecies;
  * transposing staged lanes into panel rows, zeroing the lanes past a block's edge. Panels are
  * heap arrays (the micro-kernel reads heap arrays several times faster than segments, see
  * DESIGN.md); sources are segments (native or heap) whose extents the public entry points have
- * checked.
+ * checked. Heap sources are for tests and API callers: in the backend's own paths every source is
+ * native, because one heap segment reaching these routines makes their compiled segment accesses
+ * polymorphic for every later call (a training step ran 7 % slower for it, bench/RESULTS.md,
+ * session 7); scratch copies that feed a GEMM go in {@link NativeMemory}.
  */
 final class PanelPacking {
     private PanelPacking() {}
