@@ -86,6 +86,8 @@ final class Im2colOperand implements GemmOperand {
         int sw = g.strideW();
         if (sw == 1) {
             PanelPacking.copyRun(x, src + lo, dst, at + lo, hi - lo);
+        } else if (sw == 2) {
+            PanelPacking.copyRunStride2(x, src + 2L * lo, dst, at + lo, hi - lo);
         } else {
             for (int l = lo; l < hi; l++) {
                 dst[at + l] = x.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, src + (long) l * sw);

@@ -36,6 +36,9 @@ class Conv2dKernelsTest {
                 new Conv2dGeometry(2, 5, 10, 11, 6, 1, 1, 2, 3, 0, 0, 1, 1), // 1x1 stride 2x3, uneven edges
                 Conv2dGeometry.of(3, 40, 14, 14, 70, 1, 2, 0, 1),           // ResNet-like downsample, several blocks
                 Conv2dGeometry.of(1, 3, 2, 2, 2, 1, 3, 0, 1),               // 1x1 stride 3: one pixel read
+                Conv2dGeometry.of(2, 3, 9, 80, 5, 3, 2, 1, 1),              // stride 2, runs long enough for vectors
+                Conv2dGeometry.of(1, 3, 12, 101, 4, 7, 2, 3, 1),            // stem-like, odd width, vector runs
+                new Conv2dGeometry(1, 2, 6, 70, 3, 1, 2, 1, 2, 0, 1, 1, 1), // 1x2 stride 1x2, padded columns
                 Conv2dGeometry.of(1, 2, 3, 3, 3, 3, 1, 0, 1),               // output 1x1
                 Conv2dGeometry.of(1, 2, 2, 3, 3, 5, 1, 2, 1),               // kernel wider than input
                 new Conv2dGeometry(2, 3, 8, 11, 4, 1, 3, 1, 2, 0, 1, 1, 1), // 1x3, stride 1x2
