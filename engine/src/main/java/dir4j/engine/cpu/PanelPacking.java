@@ -60,6 +60,12 @@ final class PanelPacking {
      * lanes gathers from clamped, valid indices and stores under a mask.
      */
     static void transpose(float[] src, int srcStride, int lanes, int depth, float[] dst, int dOff, int dStride) {
+        transpose(src, 0, srcStride, lanes, depth, dst, dOff, dStride);
+    }
+
+    /** {@link #transpose} reading {@code src[srcOff + q*srcStride + d]}. */
+    static void transpose(float[] src, int srcOff, int srcStride, int lanes, int depth, float[] dst, int dOff,
+            int dStride) {
         VectorSpecies<Float> s = Sgemm.SPECIES;
         int vl = s.length();
         int[] map = new int[vl];
@@ -70,12 +76,12 @@ final class PanelPacking {
             }
             if (groupLanes == vl) {
                 for (int d = 0, at = dOff + q0; d < depth; d++, at += dStride) {
-                    FloatVector.fromArray(s, src, d, map, 0).intoArray(dst, at);
+                    FloatVector.fromArray(s, src, srcOff + d, map, 0).intoArray(dst, at);
                 }
             } else {
                 VectorMask<Float> mask = s.indexInRange(0, groupLanes);
                 for (int d = 0, at = dOff + q0; d < depth; d++, at += dStride) {
-                    FloatVector.fromArray(s, src, d, map, 0).intoArray(dst, at, mask);
+                    FloatVector.fromArray(s, src, srcOff + d, map, 0).intoArray(dst, at, mask);
                 }
             }
         }
