@@ -67,6 +67,17 @@ final class PoolKernels {
         });
     }
 
+    /** The first output column whose window lies wholly inside the input row (from it to {@link #interiorTo}). */
+    private static int interiorFrom(int wo, PoolParams p) {
+        return Math.min(wo, (p.padW() + p.strideW() - 1) / p.strideW());
+    }
+
+    /** The end of the output columns whose window lies wholly inside the row; the few others are clipped. */
+    private static int interiorTo(int w, int wo, PoolParams p) {
+        int span = w - p.kernelW() + p.padW();
+        return Math.max(interiorFrom(wo, p), Math.min(wo, span >= 0 ? span / p.strideW() + 1 : 0));
+    }
+
     /**
      * float32 max pooling without the argmax (inference): per output row, the window's input rows
      * are reduced elementwise with the Vector API into a row of column maxima, then each output
@@ -83,9 +94,8 @@ final class PoolKernels {
         int sw = p.strideW();
         int kw = p.kernelW();
         int pw = p.padW();
-        // outputs [jLo, jHi) have their whole window inside the row; the few others are clipped
-        int jLo = Math.min(wo, (pw + sw - 1) / sw);
-        int jHi = Math.max(jLo, Math.min(wo, w - kw + pw >= 0 ? (w - kw + pw) / sw + 1 : 0));
+        int jLo = interiorFrom(wo, p);
+        int jHi = interiorTo(w, wo, p);
         int[] strideMap = FloatKernels.strideMap(sw);
         CpuThreads.parallelRange(planes, Math.max(1, MIN_CHUNK / ((long) h * w)), (start, end) -> {
             float[] cols = new float[w];
@@ -134,8 +144,8 @@ final class PoolKernels {
         int sw = p.strideW();
         int kw = p.kernelW();
         int pw = p.padW();
-        int jLo = Math.min(wo, (pw + sw - 1) / sw);
-        int jHi = Math.max(jLo, Math.min(wo, w - kw + pw >= 0 ? (w - kw + pw) / sw + 1 : 0));
+        int jLo = interiorFrom(wo, p);
+        int jHi = interiorTo(w, wo, p);
         int[] strideMap = FloatKernels.strideMap(sw);
         CpuThreads.parallelRange(planes, Math.max(1, MIN_CHUNK / ((long) h * w)), (start, end) -> {
             // a vector longer than the row: windowArgmax's stride-2 taps read one element past it
