@@ -578,9 +578,14 @@ final class FloatKernels {
     private static FloatVector tap(float[] a, int at, int stride, int[] strideMap) {
         return switch (stride) {
             case 1 -> FloatVector.fromArray(S, a, at);
-            case 2 -> EVEN_F.selectFrom(FloatVector.fromArray(S, a, at), FloatVector.fromArray(S, a, at + L));
+            case 2 -> evenLanes(FloatVector.fromArray(S, a, at), FloatVector.fromArray(S, a, at + L));
             default -> FloatVector.fromArray(S, a, at, strideMap, 0);
         };
+    }
+
+    /** The even lanes of lo and hi side by side (a two-table permute): elements 0, 2, 4, … of a 2·L run. */
+    static FloatVector evenLanes(FloatVector lo, FloatVector hi) {
+        return EVEN_F.selectFrom(lo, hi);
     }
 
     /** {@link #tap} of the indices. */

@@ -7,7 +7,6 @@ import java.util.Arrays;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -141,14 +140,11 @@ final class PanelPacking {
         }
     }
 
-    /** Lane i ← lane 2i of two vectors in a row: the even elements of a 2·VL-float window. */
-    private static final VectorShuffle<Float> EVEN = VectorShuffle.fromOp(Sgemm.SPECIES, i -> 2 * i);
-
     /**
      * dst[at + l] = seg[src + 2l] for l < len (a stride-2 convolution's im2col run): each vector
-     * of lanes is the even half of two contiguous loads, for every vector whose 2·VL-float window
-     * ends at or before the last element read; the rest element by element, so nothing past
-     * seg[src + 2(len − 1)] is read.
+     * of lanes is the even half of two contiguous loads ({@link FloatKernels#evenLanes}), for
+     * every vector whose 2·VL-float window ends at or before the last element read; the rest
+     * element by element, so nothing past seg[src + 2(len − 1)] is read.
      */
     static void copyRunStride2(MemorySegment seg, long src, float[] dst, int at, int len) {
         VectorSpecies<Float> s = Sgemm.SPECIES;
@@ -159,7 +155,7 @@ final class PanelPacking {
             long b = (src + 2L * q) * Float.BYTES;
             FloatVector lo = FloatVector.fromMemorySegment(s, seg, b, order);
             FloatVector hi = FloatVector.fromMemorySegment(s, seg, b + (long) vl * Float.BYTES, order);
-            lo.rearrange(EVEN, hi).intoArray(dst, at + q);
+            FloatKernels.evenLanes(lo, hi).intoArray(dst, at + q);
         }
         for (; q < len; q++) {
             dst[at + q] = seg.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, src + 2L * q);
