@@ -61,6 +61,9 @@ final class DescribeCommand extends ToolCommand {
         network.check();
         long t0 = System.nanoTime();
         NetworkCheckpoint.Loaded loaded = network.load();
+        if (!quiet) {
+            loaded.notes().forEach(n -> System.err.println("note: " + n));
+        }
         try (RetrievalNet net = loaded.net(); MemoryScope scope = MemoryScope.open()) {
             Tensor x = Npy.read(input);
             if (x.rank() != 4 || x.shape(1) != 3 || !x.dtype().isFloating()) {

@@ -164,6 +164,9 @@ final class SearchCommand extends ToolCommand {
                     refs.addAll(ImageList.read(queries.imageList, root, true));
                 }
                 NetworkCheckpoint.Loaded loaded = network.load();
+                if (!quiet) {
+                    loaded.notes().forEach(n -> System.err.println("note: " + n));
+                }
                 try (RetrievalNet net = loaded.net()) {
                     if (!dev.equals(Device.CPU)) {
                         net.to(dev); // FeatureExtractor sends each batch to the network's device

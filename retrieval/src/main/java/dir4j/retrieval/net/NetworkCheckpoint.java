@@ -29,7 +29,8 @@ import java.util.regex.Pattern;
  * <p>The architecture is read from the state dict itself (blocks per stage, bottleneck or basic
  * blocks, base width from {@code conv1.weight}, descriptor size from {@code fc.weight}), and
  * {@code model_options} supplies what the weights cannot tell: pooling, {@code without_fc},
- * {@code norm_features}. A reference {@code arch} such as {@code resnet101_rmac} must agree with
+ * {@code norm_features}, {@code center_bias}. {@code dropout_p} (training only) and keys the
+ * reference's network does not take are reported in {@link Loaded#notes()}. A reference {@code arch} such as {@code resnet101_rmac} must agree with
  * the weights; FPN variants are refused.
  */
 public final class NetworkCheckpoint {
@@ -134,6 +135,7 @@ public final class NetworkCheckpoint {
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
+        notes.addAll(optionNotes(modelOptions));
         RetrievalNet net = new RetrievalNet(options, new Random(0));
         try {
             Module.LoadReport r = net.loadStateDict(sd, false);
@@ -209,7 +211,34 @@ public final class NetworkCheckpoint {
         }
         double gemp = modelOptions.get("gemp") instanceof Number n ? n.doubleValue() : 3;
         boolean normFeatures = bool(modelOptions.get("norm_features"), false);
-        return new RetrievalNet.Options(arch, outDim, pooling, gemp, withoutFc, normFeatures, conv1.shape(0));
+        Object cb = modelOptions.get("center_bias");
+        if (cb != null && !(cb instanceof Number)) {
+            throw new IllegalArgumentException("model_options center_bias is " + cb + ", not a number");
+        }
+        double centerBias = cb == null ? 0 : ((Number) cb).doubleValue();
+        if (!(centerBias >= 0) || Double.isInfinite(centerBias)) {
+            throw new IllegalArgumentException("model_options center_bias must be a finite number >= 0, got " + cb);
+        }
+        return new RetrievalNet.Options(arch, outDim, pooling, gemp, withoutFc, normFeatures, conv1.shape(0),
+                centerBias);
+    }
+
+    /** The model_options keys this loader reads (or knows to be irrelevant to the network it builds). */
+    private static final java.util.Set<String> KNOWN_OPTIONS = java.util.Set.of("arch", "out_dim", "pooling", "gemp",
+            "without_fc", "norm_features", "center_bias", "base_width", "dropout_p", "pretrained", "scales");
+
+    /** Notes on model_options entries that do not shape the descriptors the loaded network computes. */
+    static List<String> optionNotes(Map<String, Object> modelOptions) {
+        List<String> notes = new ArrayList<>();
+        if (modelOptions.get("dropout_p") instanceof Number p && p.doubleValue() > 0) {
+            notes.add("model_options dropout_p " + p + " not applied: the reference drops feature-map elements before "
+                    + "pooling in training mode only, so descriptors are unaffected; dir4j train does not use dropout");
+        }
+        List<String> unknown = modelOptions.keySet().stream().filter(k -> !KNOWN_OPTIONS.contains(k)).sorted().toList();
+        if (!unknown.isEmpty()) {
+            notes.add("ignored model_options " + unknown + ": not options of the reference's ResNet retrieval network");
+        }
+        return notes;
     }
 
     private static boolean bool(Object v, boolean otherwise) {

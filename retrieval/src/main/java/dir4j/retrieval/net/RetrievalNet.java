@@ -35,9 +35,25 @@ public final class RetrievalNet extends Module {
      * @param withoutFc    skip the projection (descriptor = pooled features)
      * @param normFeatures L2-normalise the pooled features before the projection
      * @param baseWidth    backbone width (64 as torchvision; smaller for tests and demos)
+     * @param centerBias   the reference's {@code center_bias}: before pooling, the feature map is
+     *                     multiplied by 1 + centerBias on its central part (the 4×4 map
+     *                     {@code [[0,0,0,0],[0,b,b,0],[0,b,b,0],[0,0,0,0]]} plus one, resized bilinearly
+     *                     with aligned corners to the feature map); 0 (the default) leaves it as it is
      */
     public record Options(String arch, int outDim, String pooling, double gemp, boolean withoutFc,
-                          boolean normFeatures, int baseWidth) {
+                          boolean normFeatures, int baseWidth, double centerBias) {
+        public Options {
+            if (!(centerBias >= 0) || Double.isInfinite(centerBias)) {
+                throw new IllegalArgumentException("center_bias must be a finite number >= 0, got " + centerBias);
+            }
+        }
+
+        /** Options without a center bias. */
+        public Options(String arch, int outDim, String pooling, double gemp, boolean withoutFc, boolean normFeatures,
+                       int baseWidth) {
+            this(arch, outDim, pooling, gemp, withoutFc, normFeatures, baseWidth, 0);
+        }
+
         /** Resnet-101-AP-GeM as published: 2048-d, GeM p = 3. */
         public static Options apGem(String arch) {
             return new Options(arch, 2048, "gem", 3, false, false, 64);
@@ -238,6 +254,12 @@ public final class RetrievalNet extends Module {
 
     /** Pooling, projection and normalisation of a feature map. */
     private Tensor head(Tensor featureMap) {
+        if (options.centerBias() > 0) {
+            int[] shape = featureMap.shape();
+            Tensor bias = Tensor.of(centerBiasMap(options.centerBias(), shape[2], shape[3]), 1, 1, shape[2], shape[3])
+                    .to(featureMap.dtype()).to(featureMap.device());
+            featureMap = featureMap.mul(bias);
+        }
         Tensor x = pool.forward(featureMap);
         if (options.normFeatures()) {
             x = NnOps.l2Normalize(x, 1, 1e-12);
@@ -246,5 +268,36 @@ public final class RetrievalNet extends Module {
             x = fc.forward(x);
         }
         return NnOps.l2Normalize(x, 1, 1e-12);
+    }
+
+    /**
+     * The reference's center-bias map for an h×w feature map, row-major: 1 + b·c(y)·c(x), where c is
+     * the 4-point profile [0, 1, 1, 0] resized to the map's side by linear interpolation with aligned
+     * corners (point i of n at 3i/(n−1); a side of 1 takes point 0). That is the reference's
+     * {@code 1 + [[0,0,0,0],[0,b,b,0],[0,b,b,0],[0,0,0,0]]} resized by
+     * {@code F.interpolate(mode='bilinear', align_corners=True)}, which is separable and keeps the 1.
+     */
+    static float[] centerBiasMap(double b, int h, int w) {
+        double[] cy = centerProfile(h);
+        double[] cx = centerProfile(w);
+        float[] out = new float[h * w];
+        for (int y = 0; y < h; y++) {
+            for (int x = 0; x < w; x++) {
+                out[y * w + x] = (float) (1 + b * cy[y] * cx[x]);
+            }
+        }
+        return out;
+    }
+
+    private static double[] centerProfile(int n) {
+        double[] c = {0, 1, 1, 0};
+        double[] out = new double[n];
+        for (int i = 0; i < n; i++) {
+            double src = n == 1 ? 0 : 3.0 * i / (n - 1);
+            int i0 = Math.min((int) src, 2);
+            double f = src - i0;
+            out[i] = c[i0] * (1 - f) + c[i0 + 1] * f;
+        }
+        return out;
     }
 }

@@ -330,6 +330,9 @@ public final class Trainer {
         m.put("without_fc", o.withoutFc());
         m.put("norm_features", o.normFeatures());
         m.put("base_width", o.baseWidth());
+        if (o.centerBias() > 0) {
+            m.put("center_bias", o.centerBias());
+        }
         return m;
     }
 
