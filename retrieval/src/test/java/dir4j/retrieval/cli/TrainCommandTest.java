@@ -237,6 +237,40 @@ class TrainCommandTest {
         assertTrue(bad.err().contains("--base-width"), bad.err());
     }
 
+    /**
+     * --init with a reference-format retrieval checkpoint (.pt, module.-prefixed state dict, model_options):
+     * the whole network is loaded, GeM p and projection included, and its architecture comes from the
+     * checkpoint, not from --arch / --base-width / --out-dim; with lr 0 the saved model holds the same
+     * weights, and its model_options describe it.
+     */
+    @Test
+    void aReferenceRetrievalCheckpointInitialisesTheWholeNetwork(@TempDir Path out) throws IOException {
+        Path ref = dir4j.retrieval.image.ImageFixtures.path("datasets/checkpoint/tiny_resnet18_w2.pt");
+        java.util.Map<String, double[]> want = new java.util.LinkedHashMap<>();
+        try (RetrievalNet net = NetworkCheckpoint.load(ref).net()) {
+            net.stateDict().forEach((k, v) -> want.put(k, v.toDoubleArray()));
+        }
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--init",
+                ref.toString(), "--lr", "0", "--out", out.resolve("run").toString()));
+        args.addAll(List.of(TINY));
+        args.remove("--quiet");
+        args.set(args.indexOf("--steps") + 1, "1");
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.err().contains("init: retrieval network from " + ref + " (Options[arch=resnet18, outDim=8, "
+                + "pooling=gem, gemp=3.0, withoutFc=false, normFeatures=false, baseWidth=2, centerBias=0.0])"), r.err());
+        NetworkCheckpoint.Loaded trained = NetworkCheckpoint.load(out.resolve("run/model.safetensors"));
+        try (RetrievalNet net = trained.net()) {
+            assertEquals(2, net.options().baseWidth(), "the checkpoint's width, not --base-width 4");
+            var sd = net.stateDict();
+            assertEquals(want.keySet(), sd.keySet());
+            for (var e : want.entrySet()) { // lr 0 and frozen batch norms: nothing moved, adpool.p and fc included
+                assertArrayEquals(e.getValue(), sd.get(e.getKey()).toDoubleArray(), 0.0, e.getKey());
+            }
+            assertEquals(2.75, sd.get("adpool.p").item(), 1e-6);
+        }
+    }
+
     /** An --init file without the backbone's weights: the message names a few and counts the rest. */
     @Test
     void initWithoutABackboneSaysSoInOneShortLine(@TempDir Path out) throws IOException {
