@@ -158,6 +158,33 @@ class EvalCommandTest {
         assertEquals(2L, settings.get("whitenv"));
     }
 
+    /** The old protocol (oxford5k: ok/junk per query): the reference's single mAP line, and the library's value. */
+    @Test
+    void theOldProtocolPrintsOneMapAsTheReferenceDoes() throws IOException {
+        Path root = ImageFixtures.path("datasets");
+        Path out = dir.resolve("old.json");
+        Run r = run(concat(args("eval", "--dataset", "oxford5k", "--data-root", root.toString(), "--image-size", "32",
+                "--json", out.toString(), "--quiet", "--detailed"), TINY_NET));
+        assertEquals(0, r.rc(), r.toString());
+        RetrievalDataset d = RetrievalDataset.load("oxford5k", root);
+        dir4j.retrieval.eval.ProtocolResult want;
+        try (RetrievalNet net = tinyNet(); MemoryScope scope = MemoryScope.open()) {
+            FeatureExtractor fx = new FeatureExtractor(net, ExtractionOptions.defaults()
+                    .withPreprocessing(Preprocessing.imagenet(32)).withQuiet(true));
+            Tensor db = fx.extract(d.databaseImages(), "DB").descriptors();
+            Tensor q = fx.extract(d.queryImages(), "query").descriptors();
+            want = dir4j.retrieval.eval.OldProtocol.evaluate(Rankings.bySimilarity(q, db), d.classicGroundTruth());
+        }
+        assertEquals(dir4j.retrieval.eval.OldProtocol.report("oxford5k", want) + "\n * mAP = "
+                + EvalCommand.pythonG(want.map()) + "\nsaved to " + out + "\n", r.out());
+        Map<String, Object> res = json(out, "oxford5k");
+        assertEquals(want.map(), number(res, "mAP"));
+        assertEquals((long) d.queryNames().size(), res.get("queries"));
+        assertEquals((long) want.excludedQueries(), res.get("queries-without-positives"));
+        assertEquals(d.queryNames().size(), ((List<?>) res.get("APs")).size());
+        assertTrue(res.get("mAP-medium") == null, "no revisited entries for the old protocol: " + res.keySet());
+    }
+
     @Test
     void descriptorsAreKeptAndReusedAndWhiteningsFromFileCheckpointAndDatabaseAgree() throws IOException {
         Path descs = dir.resolve("descs");
