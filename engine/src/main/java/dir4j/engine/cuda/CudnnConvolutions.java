@@ -17,7 +17,8 @@ import java.util.function.Supplier;
  *
  * <p>Channels-last plans ({@link Key#nhwc}) also run the fused inference forward
  * {@link #runFused}: y = relu(conv(x, w) + bias [+ z]) in one cudnnConvolutionBiasActivationForward
- * call, with the first of the forward search's algorithms that the fused path accepts; without
+ * call, with the first of the forward search's algorithms that the fused path accepts (chosen
+ * apart with and without the residual z, from one search); without
  * the ReLU (cuDNN's identity activation takes one algorithm only), or when the fused path accepts
  * none (said once on stderr and in {@link #describe}), the caller runs the forward with the
  * searched algorithm and its own epilogue kernels.
@@ -46,10 +47,17 @@ final class CudnnConvolutions {
         final Choice[] choices = new Choice[3];
         /** The bias descriptor [1, k, 1, 1] of the fused forward (channels-last plans), else null. */
         final MemorySegment bias;
-        /** The algorithm the fused forward with ReLU runs, once found. */
-        Choice fused;
-        /** Why the fused forward accepted no algorithm (then the plan runs unfused), else null. */
-        String fusedRefused;
+        /**
+         * The algorithm the fused forward with ReLU runs, once found: [0] without a residual, [1] with
+         * one. The two are chosen apart because one shape can serve both (a BasicBlock's two 3x3s
+         * past its first block), and an algorithm the fused call takes with alpha2 = 0 need not be
+         * one it takes with a residual.
+         */
+        final Choice[] fused = new Choice[2];
+        /** Why the fused forward accepted no algorithm (then the plan runs unfused), per variant, else null. */
+        final String[] fusedRefused = new String[2];
+        /** The forward search's ranked algorithms within the workspace budget, kept for the second variant. */
+        List<Choice> fusedCandidates;
 
         Plan(Key key, MemorySegment x, MemorySegment w, MemorySegment y, MemorySegment conv, MemorySegment bias) {
             this.key = key;
@@ -129,12 +137,13 @@ final class CudnnConvolutions {
         MemorySegment[] descs = plan.descriptors(Cudnn.Direction.FORWARD);
         MemorySegment act = reluDescriptor();
         Choice c;
+        int variant = z != 0 ? 1 : 0;
         synchronized (plan) {
-            if (plan.fused == null && plan.fusedRefused == null) {
-                plan.fused = chooseFused(plan, descs, x, w, bias, z, act, y);
-                return plan.fused != null;
+            if (plan.fused[variant] == null && plan.fusedRefused[variant] == null) {
+                plan.fused[variant] = chooseFused(plan, descs, x, w, bias, z, act, y);
+                return plan.fused[variant] != null;
             }
-            c = plan.fused;
+            c = plan.fused[variant];
             if (c == null) {
                 return false;
             }
@@ -167,8 +176,11 @@ final class CudnnConvolutions {
      */
     private Choice chooseFused(Plan plan, MemorySegment[] descs, long x, long w, long bias, long z, MemorySegment act,
                                long y) {
-        List<Choice> candidates = candidates(plan, Cudnn.Direction.FORWARD, plan.key.tf32(), descs,
-                new long[] {x, w, y});
+        if (plan.fusedCandidates == null) {
+            plan.fusedCandidates = candidates(plan, Cudnn.Direction.FORWARD, plan.key.tf32(), descs,
+                    new long[] {x, w, y});
+        }
+        List<Choice> candidates = plan.fusedCandidates;
         StringBuilder refused = new StringBuilder();
         for (Choice c : candidates) {
             Cudnn.setMathType(plan.conv, c.mathType());
@@ -188,8 +200,11 @@ final class CudnnConvolutions {
             refused.append(refused.isEmpty() ? "" : ", ").append("algo ").append(c.algo()).append(": ")
                     .append(Cudnn.statusText(status));
         }
-        plan.fusedRefused = "accepts none of the " + candidates.size() + " forward algorithms (" + refused + ")";
-        System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused + " for " + plan.key
+        int variant = z != 0 ? 1 : 0;
+        plan.fusedRefused[variant] = "accepts none of the " + candidates.size() + " forward algorithms ("
+                + refused + ")";
+        System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused[variant] + " for "
+                + plan.key + (variant == 1 ? " with a residual" : " without a residual")
                 + "; this shape runs the convolution, then the bias, residual and ReLU kernels");
         return null;
     }
@@ -282,13 +297,17 @@ final class CudnnConvolutions {
                             .append(CachingAllocator.bytes(c.workspace())).append(')');
                 }
             }
-            Choice f = p.fused;
-            if (p.fusedRefused != null) {
-                sb.append(" FUSED_RELU refused: ").append(p.fusedRefused);
-            }
-            if (f != null) {
-                sb.append(" FUSED_RELU algo ").append(f.algo()).append(" math ").append(f.mathType()).append(" (")
-                        .append(f.measuredMs()).append(" ms, ").append(CachingAllocator.bytes(f.workspace())).append(')');
+            for (int v = 0; v < 2; v++) {
+                String name = v == 0 ? " FUSED_RELU" : " FUSED_ADD_RELU";
+                Choice f = p.fused[v];
+                if (p.fusedRefused[v] != null) {
+                    sb.append(name).append(" refused: ").append(p.fusedRefused[v]);
+                }
+                if (f != null) {
+                    sb.append(name).append(" algo ").append(f.algo()).append(" math ").append(f.mathType())
+                            .append(" (").append(f.measuredMs()).append(" ms, ")
+                            .append(CachingAllocator.bytes(f.workspace())).append(')');
+                }
             }
             sb.append('\n');
         });

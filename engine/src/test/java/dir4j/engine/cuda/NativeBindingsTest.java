@@ -264,12 +264,17 @@ class NativeBindingsTest {
 
         assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50));
         assertEquals(1, fake.count("cudnnFindConvolutionForwardAlgorithmEx"), "the search runs once per shape");
+        assertEquals(4, fake.count("cudnnConvolutionBiasActivationForward"),
+                "without a residual the algorithm is chosen apart: 1 refused again, then 6");
         fc = fake.last("cudnnConvolutionBiasActivationForward");
         assertEquals(6, fc.arg(7), "the accepted algorithm is kept");
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50));
+        assertEquals(5, fake.count("cudnnConvolutionBiasActivationForward"), "chosen once per variant");
         assertEquals(0f, fc.memory(10).get(JAVA_FLOAT.withByteAlignment(1), 0), "alpha2 0 without z");
         assertEquals(0x50, FakeNativeLibrary.address(fc.arg(12)), "z is y when absent (read, scaled by 0)");
         assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
         assertTrue(convs.describe().contains("FUSED_RELU algo 6 math 3"), convs.describe());
+        assertTrue(convs.describe().contains("FUSED_ADD_RELU algo 6 math 3"), convs.describe());
 
         // a shape no algorithm of which the fused call takes: said in describe(), and run unfused
         fake.on("cudnnConvolutionBiasActivationForward", a -> 3000);
@@ -285,5 +290,36 @@ class NativeBindingsTest {
         assertEquals(tries, fake.count("cudnnConvolutionBiasActivationForward"), "a refused shape is not tried again");
         assertThrows(IllegalArgumentException.class, () -> convs.runFused(convs.plan(new CudnnConvolutions.Key(
                 Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p, false, false), new int[] {2, 16, 17, 19}), 1, 2, 3, 0, 5));
+    }
+
+    /**
+     * One shape serving a convolution without a residual and one with (a BasicBlock's 3x3s past its
+     * first block): an algorithm the fused call takes with alpha2 = 0 but refuses with a residual is
+     * not reused for the residual call; each variant has its own choice, from the same search.
+     */
+    @Test
+    void theFusedAlgorithmIsChosenApartWithAndWithoutAResidual() {
+        FakeNativeLibrary fake = fakeCudnn();
+        // algorithm 1 only without a residual (z is y), 6 both ways
+        fake.on("cudnnConvolutionBiasActivationForward", a -> (Integer) a[7] == 1
+                        && FakeNativeLibrary.address(a[12]) != FakeNativeLibrary.address(a[17]) ? 3000 : 0)
+                .on("cudnnGetErrorString", a -> cString("CUDNN_STATUS_NOT_SUPPORTED"));
+        Cudnn.bind(fake.functions("libcudnn.so.9"));
+        CachingAllocator allocator = new CachingAllocator("fake:0", new CachingAllocatorTest.FakeDevice(1L << 30));
+        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {1L << 30, 1L << 30},
+                new CudaProfiler(null));
+        CudnnConvolutions.Plan plan = convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3,
+                new ConvParams(1, 1, 1, 1, 1, 1), true, true), new int[] {2, 16, 17, 19});
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50), "conv1: no residual");
+        assertEquals(1, fake.last("cudnnConvolutionBiasActivationForward").arg(7), "the search's first algorithm");
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0x40, 0x50), "conv2: with a residual");
+        assertEquals(6, fake.last("cudnnConvolutionBiasActivationForward").arg(7),
+                "algorithm 1 refused with the residual: 6, not a failed call");
+        assertTrue(convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50));
+        assertEquals(1, fake.last("cudnnConvolutionBiasActivationForward").arg(7), "each variant keeps its own");
+        assertEquals(1, fake.count("cudnnFindConvolutionForwardAlgorithmEx"), "one search for both");
+        assertTrue(convs.describe().contains("FUSED_RELU algo 1") && convs.describe().contains("FUSED_ADD_RELU algo 6"),
+                convs.describe());
+        assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
     }
 }
