@@ -264,6 +264,12 @@ final class Cudnn {
      */
     List<AlgoPerf> algorithms(Direction dir, boolean measure, MemorySegment[] descs, long[] data, long ws,
                               long wsBytes) {
+        return algorithms(dir, measure, descs, data, ws, wsBytes, null);
+    }
+
+    /** {@link #algorithms}, adding those cuDNN reports as failed (status not 0) to {@code failed} when it is given. */
+    List<AlgoPerf> algorithms(Direction dir, boolean measure, MemorySegment[] descs, long[] data, long ws,
+                              long wsBytes, List<AlgoPerf> failed) {
         int n = dir.algorithms;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment returned = a.allocate(JAVA_INT);
@@ -283,6 +289,8 @@ final class Cudnn {
                         p.get(JAVA_LONG, 16), p.get(JAVA_INT, 28));
                 if (r.status() == 0) {
                     out.add(r);
+                } else if (failed != null) {
+                    failed.add(r);
                 }
             }
             return out;

@@ -241,20 +241,18 @@ final class CudnnConvolutions {
     }
 
     private Choice choose(Plan plan, Cudnn.Direction d, boolean tf32, MemorySegment[] descs, long[] data) {
-        List<Choice> c = candidates(plan, d, tf32, descs, data);
-        if (c.isEmpty()) {
-            throw new CudaException("no cuDNN " + d + " algorithm for this convolution (" + plan.key + ") fits a "
-                    + "workspace of " + CachingAllocator.bytes(Math.min(WORKSPACE_LIMIT, memoryInfo.get()[0] / 2))
-                    + "; raise -Ddir4j.cuda.cudnn.workspaceMiB");
-        }
-        return c.get(0);
+        return candidates(plan, d, tf32, descs, data).get(0);
     }
 
-    /** The algorithms of a direction that fit the workspace budget, best first (measured, or by heuristics). */
+    /**
+     * The algorithms of a direction that fit the workspace budget, best first (measured, or by
+     * heuristics); never empty: without one it throws, saying what cuDNN refused and what did not fit.
+     */
     private List<Choice> candidates(Plan plan, Cudnn.Direction d, boolean tf32, MemorySegment[] descs, long[] data) {
         Cudnn.setMathType(plan.conv, tf32 ? Cudnn.MATH_DEFAULT : Cudnn.MATH_FMA);
         long budget = Math.min(WORKSPACE_LIMIT, memoryInfo.get()[0] / 2);
         List<Cudnn.AlgoPerf> ranked;
+        List<Cudnn.AlgoPerf> failed = new java.util.ArrayList<>();
         if (MEASURE) {
             CachingAllocator.Block ws = null;
             while (budget > 0 && ws == null) {
@@ -265,23 +263,54 @@ final class CudnnConvolutions {
                 }
             }
             try {
-                ranked = cudnn.algorithms(d, true, descs, data, ws == null ? 0 : ws.address(), ws == null ? 0 : budget);
+                ranked = cudnn.algorithms(d, true, descs, data, ws == null ? 0 : ws.address(), ws == null ? 0 : budget,
+                        failed);
             } finally {
                 if (ws != null) {
                     allocator.free(ws);
                 }
             }
         } else {
-            ranked = cudnn.algorithms(d, false, descs, data, 0, 0);
+            ranked = cudnn.algorithms(d, false, descs, data, 0, 0, failed);
         }
         List<Choice> out = new java.util.ArrayList<>();
+        List<String> tooLarge = new java.util.ArrayList<>();
         for (Cudnn.AlgoPerf p : ranked) {
             long need = MEASURE ? p.memory() : cudnn.workspaceSize(d, descs, p.algo());
             if (need <= budget) {
                 out.add(new Choice(p.algo(), p.mathType(), need, MEASURE ? p.timeMs() : Float.NaN));
+            } else {
+                tooLarge.add("algo " + p.algo() + " needs " + CachingAllocator.bytes(need));
             }
         }
+        if (out.isEmpty()) {
+            throw new CudaException(noAlgorithm(plan.key, d, tf32, budget, failed, tooLarge));
+        }
         return out;
+    }
+
+    /** Why a direction of a convolution has no algorithm, and what to try. */
+    static String noAlgorithm(Key key, Cudnn.Direction d, boolean tf32, long budget, List<Cudnn.AlgoPerf> failed,
+                              List<String> tooLarge) {
+        StringBuilder sb = new StringBuilder("no cuDNN ").append(d).append(" algorithm for ").append(key)
+                .append(" (TF32 ").append(tf32 ? "on" : "off").append("): ");
+        if (failed.isEmpty() && tooLarge.isEmpty()) {
+            sb.append("cuDNN offered none");
+        }
+        if (!failed.isEmpty()) {
+            sb.append("cuDNN refused ").append(failed.stream().map(f -> "algo " + f.algo() + " (" + Cudnn.statusText(
+                    f.status()) + ")").collect(java.util.stream.Collectors.joining(", ")));
+        }
+        if (!tooLarge.isEmpty()) {
+            sb.append(failed.isEmpty() ? "" : "; ").append(String.join(", ", tooLarge)).append(", more than the ")
+                    .append(CachingAllocator.bytes(budget)).append(" workspace budget (the smaller of ")
+                    .append("-Ddir4j.cuda.cudnn.workspaceMiB and half the free memory): raise it or free memory");
+        }
+        if (key.nhwc() && !tf32 && !failed.isEmpty()) {
+            sb.append("; channels-last float32 without TF32 may have no kernel for this shape: try "
+                    + "-Ddir4j.cuda.tf32.conv=true, or the NCHW layout (no --channels-last)");
+        }
+        return sb.toString();
     }
 
     /** The choices made so far, for diagnostics ("FORWARD algo 1 (0.12 ms, 0 B) ..."). */

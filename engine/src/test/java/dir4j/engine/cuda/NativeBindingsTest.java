@@ -322,4 +322,35 @@ class NativeBindingsTest {
                 convs.describe());
         assertEquals(0, allocator.stats().inUseBytes(), "workspaces go back to the allocator");
     }
+
+    /**
+     * A convolution with no usable algorithm says which cuDNN refused (with its status) and which did
+     * not fit the workspace budget, and what to try; a channels-last float32 plan without TF32 also
+     * suggests TF32 or NCHW.
+     */
+    @Test
+    void noUsableAlgorithmIsExplained() {
+        FakeNativeLibrary fake = fakeCudnn();
+        fake.on("cudnnGetErrorString", a -> cString("CUDNN_STATUS_NOT_SUPPORTED"));
+        Cudnn.bind(fake.functions("libcudnn.so.9"));
+        CachingAllocator allocator = new CachingAllocator("fake:0", new CachingAllocatorTest.FakeDevice(1L << 30));
+        // 1 MiB free: a 512 KiB budget, below both algorithms that ran (64 MiB and 1 MiB)
+        CudnnConvolutions convs = new CudnnConvolutions(new Cudnn(0), allocator, () -> new long[] {1L << 20, 1L << 30},
+                new CudaProfiler(null));
+        ConvParams p = new ConvParams(1, 1, 1, 1, 1, 1);
+        CudnnConvolutions.Plan plan = convs.plan(new CudnnConvolutions.Key(Cudnn.DATA_FLOAT, 2, 8, 17, 19, 16, 3, 3, p,
+                false, true), new int[] {2, 16, 17, 19});
+        CudaException e = assertThrows(CudaException.class,
+                () -> convs.run(plan, Cudnn.Direction.FORWARD, false, false, new long[] {0x1, 0x2, 0x3}));
+        assertTrue(e.getMessage().startsWith("no cuDNN FORWARD algorithm for Key[") && e.getMessage().contains(
+                "(TF32 off): cuDNN refused algo 4 (CUDNN_STATUS_NOT_SUPPORTED (9)); algo 1 needs 64.00 MiB, algo 6 "
+                        + "needs 1.00 MiB, more than the 512.00 KiB workspace budget"), e.getMessage());
+        assertTrue(e.getMessage().contains("raise it or free memory")
+                && e.getMessage().contains("try -Ddir4j.cuda.tf32.conv=true, or the NCHW layout"), e.getMessage());
+        assertEquals(0, allocator.stats().inUseBytes(), "the search's workspace went back");
+        assertThrows(CudaException.class, () -> convs.runFused(plan, 0x10, 0x20, 0x30, 0, 0x50),
+                "the fused forward says the same");
+        assertTrue(CudnnConvolutions.noAlgorithm(plan.key, Cudnn.Direction.BACKWARD_DATA, true, 1, List.of(), List.of())
+                .endsWith("(TF32 on): cuDNN offered none"));
+    }
 }
