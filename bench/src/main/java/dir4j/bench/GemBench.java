@@ -38,6 +38,10 @@ public class GemBench {
     @Param({"3.0", "2.7"})
     double p;
 
+    /** Side of the feature map: 32 (the workload), 7 (ResNet's layer4 at 224x224, the training step). */
+    @Param({"32", "7"})
+    int size;
+
     Tensor x;
     Tensor pt;
     Tensor upstream;
@@ -45,7 +49,7 @@ public class GemBench {
     @Setup(Level.Trial)
     public void setup() {
         Random rng = new Random(1);
-        x = Tensor.uniform(rng, 0, 1, batch, 2048, 32, 32).requiresGrad(true);
+        x = Tensor.uniform(rng, 0, 1, batch, 2048, size, size).requiresGrad(true);
         pt = Tensor.of(new float[] {(float) p}, 1).requiresGrad(true);
         upstream = Tensor.uniform(rng, -1, 1, batch, 2048);
     }

@@ -19,18 +19,88 @@ final class GemKernels {
 
     private GemKernels() {}
 
-    /** z^e for z &gt; 0, with the common exponents done by multiplication. */
-    private static FloatVector pow(FloatVector z, float e) {
-        if (e == 1f) {
-            return z;
+    /** Per-thread scratch for a plane: ln z, then z^e (grown to the largest plane seen). */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[2][0]);
+
+    /** The scratch for a plane of hw values, padded to whole vectors. */
+    private static float[][] scratch(int hw) {
+        float[][] t = SCRATCH.get();
+        int padded = (hw + L - 1) / L * L;
+        if (t[0].length < padded) {
+            t[0] = new float[padded];
+            t[1] = new float[padded];
         }
-        if (e == 2f) {
-            return z.mul(z);
+        return t;
+    }
+
+    /** The lanes of {@code in} from float index i of s, zero elsewhere (a plane's last, partial vector). */
+    private static FloatVector tail(MemorySegment s, long i, VectorMask<Float> in) {
+        return FloatVector.fromMemorySegment(S, s, i * 4, java.nio.ByteOrder.nativeOrder(), in);
+    }
+
+    /*
+     * The transcendental parts run in small loops of their own (logPlane, expPlane), one plane at a
+     * time through per-thread scratch in L1. C2 stops inlining into a method once its graph passes
+     * -XX:NodeCountInliningCutoff (18,000 nodes): a kernel with ln and exp in its body (each a few
+     * dozen Vector API operations) got one of the two as a real call, which boxes its vector
+     * argument and result every time, and ran GeM with a learned p (not 3) about ten times slower
+     * than with p = 3. Each loop below holds one of them, which C2 inlines.
+     */
+
+    /**
+     * dst[i] = ln max(src[off + i], floor) for i < n, in whole vectors (dst padded; the last load
+     * masked): one call site of log, which stays hot and inlined even for 7x7 planes.
+     */
+    private static void logPlane(MemorySegment src, long off, float floor, float[] dst, int n) {
+        for (int i = 0; i < n; i += L) {
+            VectorMath.log(tail(src, off + i, S.indexInRange(i, n)).max(floor)).intoArray(dst, i);
         }
-        if (e == 3f) {
-            return z.mul(z).mul(z);
+    }
+
+    /** dst[i] = exp(a·src[i]) for i < n, in whole vectors over the padded scratch. */
+    private static void expPlane(float[] src, float a, float[] dst, int n) {
+        for (int i = 0; i < n; i += L) {
+            VectorMath.exp(FloatVector.fromArray(S, src, i).mul(a)).intoArray(dst, i);
         }
-        return VectorMath.pow(z, e);
+    }
+
+    /** Σ max(x, ε)^p over a float32 plane, p an integer from 1 to 3 (by multiplication). */
+    private static double powSumSmall(MemorySegment xs, long base, int hw, float ef, int p) {
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(hw); i < bound; i += L) {
+            acc = acc.add(smallPow(FloatKernels.load(xs, base + i).max(ef), p));
+        }
+        if (i < hw) {
+            VectorMask<Float> in = S.indexInRange(i, hw);
+            acc = acc.add(smallPow(tail(xs, base + i, in).max(ef), p), in);
+        }
+        return VectorMath.sumLanes(acc);
+    }
+
+    private static FloatVector smallPow(FloatVector z, int p) {
+        return p == 1 ? z : p == 2 ? z.mul(z) : z.mul(z).mul(z);
+    }
+
+    /** Σ max(x, ε)^p over a float32 plane, any p, as exp(p·ln z) through the scratch. */
+    private static double powSum(MemorySegment xs, long base, int hw, float ef, float pf) {
+        float[][] t = scratch(hw);
+        logPlane(xs, base, ef, t[0], hw);
+        expPlane(t[0], pf, t[1], hw);
+        FloatVector acc = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(hw); i < bound; i += L) {
+            acc = acc.add(FloatVector.fromArray(S, t[1], i));
+        }
+        if (i < hw) {
+            acc = acc.add(FloatVector.fromArray(S, t[1], i, S.indexInRange(i, hw)));
+        }
+        return VectorMath.sumLanes(acc);
+    }
+
+    /** p as the small integer {@link #powSumSmall} takes, or 0. */
+    private static int smallExponent(float p) {
+        return p == 1f ? 1 : p == 2f ? 2 : p == 3f ? 3 : 0;
     }
 
     static void forward(Tensor x, double p, double eps, Tensor y) {
@@ -39,23 +109,15 @@ final class GemKernels {
         MemorySegment xs = x.segment();
         MemorySegment ys = y.segment();
         boolean f32 = x.dtype() == DType.FLOAT32;
+        float pf = (float) p;
+        float ef = (float) eps;
+        int small = smallExponent(pf);
         CpuThreads.parallelRange(planes, Math.max(1, (1 << 14) / Math.max(1, hw)), (s, e) -> {
             for (long pl = s; pl < e; pl++) {
                 long base = x.offset() + pl * hw;
                 double sum = 0;
                 if (f32) {
-                    float pf = (float) p;
-                    float ef = (float) eps;
-                    FloatVector acc = FloatVector.zero(S);
-                    int i = 0;
-                    for (int bound = S.loopBound(hw); i < bound; i += L) {
-                        acc = acc.add(pow(FloatKernels.load(xs, base + i).max(ef), pf));
-                    }
-                    sum = VectorMath.sumLanes(acc);
-                    for (; i < hw; i++) {
-                        sum += Math.pow(Math.max(xs.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, base + i), ef),
-                                pf);
-                    }
+                    sum = small > 0 ? powSumSmall(xs, base, hw, ef, small) : powSum(xs, base, hw, ef, pf);
                 } else {
                     for (int i = 0; i < hw; i++) {
                         sum += Math.pow(Math.max(CpuBackend.load(xs, x.dtype(), base + i), eps), p);
@@ -64,6 +126,50 @@ final class GemKernels {
                 CpuBackend.store(ys, y.dtype(), y.offset() + pl, Math.pow(sum / hw, 1 / p));
             }
         });
+    }
+
+    /**
+     * One float32 plane's backward: dx where x ≥ ε is coef·z^(p−1), and the sums of z^p and
+     * z^p·ln z for dy/dp, returned as {Σ z^p, Σ z^p ln z}.
+     */
+    private static void backwardPlane(MemorySegment xs, long base, MemorySegment dxs, long dbase, int hw, float ef,
+            float pm1, float coef, double[] sums) {
+        float[][] t = scratch(hw);
+        float[] lz = t[0];
+        float[] zpm1s = t[1];
+        logPlane(xs, base, ef, lz, hw);
+        boolean square = pm1 == 2f;
+        if (!square) {
+            expPlane(lz, pm1, zpm1s, hw);
+        }
+        FloatVector c = FloatVector.broadcast(S, coef);
+        FloatVector accZp = FloatVector.zero(S);
+        FloatVector accLog = FloatVector.zero(S);
+        int i = 0;
+        for (int bound = S.loopBound(hw); i < bound; i += L) {
+            FloatVector xv = FloatKernels.load(xs, base + i);
+            VectorMask<Float> pass = xv.compare(VectorOperators.GE, ef);
+            FloatVector z = xv.max(ef);
+            FloatVector zpm1 = square ? z.mul(z) : FloatVector.fromArray(S, zpm1s, i);
+            FloatVector zp = zpm1.mul(z);
+            accZp = accZp.add(zp);
+            accLog = zp.fma(FloatVector.fromArray(S, lz, i), accLog);
+            FloatKernels.store(FloatVector.zero(S).blend(zpm1.mul(c), pass), dxs, dbase + i);
+        }
+        if (i < hw) { // the plane's last, partial vector, under a mask
+            VectorMask<Float> in = S.indexInRange(i, hw);
+            FloatVector xv = tail(xs, base + i, in);
+            VectorMask<Float> pass = xv.compare(VectorOperators.GE, ef);
+            FloatVector z = xv.max(ef);
+            FloatVector zpm1 = square ? z.mul(z) : FloatVector.fromArray(S, zpm1s, i, in);
+            FloatVector zp = zpm1.mul(z);
+            accZp = accZp.add(zp, in);
+            accLog = accLog.add(zp.mul(FloatVector.fromArray(S, lz, i, in)), in);
+            FloatVector.zero(S).blend(zpm1.mul(c), pass).intoMemorySegment(dxs, (dbase + i) * 4,
+                    java.nio.ByteOrder.nativeOrder(), in);
+        }
+        sums[0] = VectorMath.sumLanes(accZp);
+        sums[1] = VectorMath.sumLanes(accLog);
     }
 
     /**
@@ -78,7 +184,10 @@ final class GemKernels {
         MemorySegment dxs = dx.segment();
         boolean f32 = x.dtype() == DType.FLOAT32;
         DType t = x.dtype();
+        float pm1 = (float) (p - 1);
+        float ef = (float) eps;
         CpuThreads.parallelRange(planes, Math.max(1, (1 << 13) / Math.max(1, hw)), (s, e) -> {
+            double[] sums = new double[2];
             for (long pl = s; pl < e; pl++) {
                 long base = x.offset() + pl * hw;
                 long dbase = dx.offset() + pl * hw;
@@ -88,33 +197,9 @@ final class GemKernels {
                 double sumZp = 0;
                 double sumZpLog = 0;
                 if (f32) {
-                    float pm1 = (float) (p - 1);
-                    float ef = (float) eps;
-                    FloatVector c = FloatVector.broadcast(S, (float) coef);
-                    FloatVector accZp = FloatVector.zero(S);
-                    FloatVector accLog = FloatVector.zero(S);
-                    int i = 0;
-                    for (int bound = S.loopBound(hw); i < bound; i += L) {
-                        FloatVector xv = FloatKernels.load(xs, base + i);
-                        VectorMask<Float> pass = xv.compare(VectorOperators.GE, ef);
-                        FloatVector z = xv.max(ef);
-                        FloatVector zpm1 = pow(z, pm1);
-                        FloatVector zp = zpm1.mul(z);
-                        accZp = accZp.add(zp);
-                        accLog = zp.fma(VectorMath.log(z), accLog);
-                        FloatKernels.store(FloatVector.zero(S).blend(zpm1.mul(c), pass), dxs, dbase + i);
-                    }
-                    sumZp = VectorMath.sumLanes(accZp);
-                    sumZpLog = VectorMath.sumLanes(accLog);
-                    for (; i < hw; i++) {
-                        float xv = xs.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, base + i);
-                        double z = Math.max(xv, ef);
-                        double zpm1 = Math.pow(z, pm1);
-                        sumZp += zpm1 * z;
-                        sumZpLog += zpm1 * z * Math.log(z);
-                        dxs.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, dbase + i,
-                                xv >= ef ? (float) (coef * zpm1) : 0f);
-                    }
+                    backwardPlane(xs, base, dxs, dbase, hw, ef, pm1, (float) coef, sums);
+                    sumZp = sums[0];
+                    sumZpLog = sums[1];
                 } else {
                     for (int i = 0; i < hw; i++) {
                         double xv = CpuBackend.load(xs, t, base + i);

@@ -57,6 +57,23 @@ final class VectorMath {
         ef = ef.sub(FloatVector.zero(S).blend(1f, small));
         FloatVector v = m.add(m.blend(0f, small.not())).sub(1f); // m < √½ ? 2m − 1 : m − 1
         FloatVector z = v.mul(v);
+        FloatVector y = logPolynomial(v).mul(v).mul(z);
+        y = ef.fma(FloatVector.broadcast(S, -2.12194440e-4f), y);
+        y = z.fma(FloatVector.broadcast(S, -0.5f), y);
+        FloatVector out = v.add(y);
+        out = ef.fma(FloatVector.broadcast(S, 0.693359375f), out);
+        out = out.blend(Float.NEGATIVE_INFINITY, x.compare(VectorOperators.LT, Float.MIN_NORMAL));
+        out = out.blend(Float.NaN, x.compare(VectorOperators.LT, 0f).or(x.test(VectorOperators.IS_NAN)));
+        return out.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+    }
+
+    /**
+     * Cephes' logf polynomial in v, Horner form. Apart from {@link #log} so that log stays under
+     * C2's inlining limit for hot call sites (-XX:FreqInlineSize, 325 bytecodes; log was 400): a
+     * vector method that is not inlined boxes its vector argument and result at every call
+     * (GemKernels keeps its ln and exp loops apart for the same reason).
+     */
+    private static FloatVector logPolynomial(FloatVector v) {
         FloatVector y = FloatVector.broadcast(S, 7.0376836292e-2f);
         y = y.fma(v, FloatVector.broadcast(S, -1.1514610310e-1f));
         y = y.fma(v, FloatVector.broadcast(S, 1.1676998740e-1f));
@@ -65,15 +82,7 @@ final class VectorMath {
         y = y.fma(v, FloatVector.broadcast(S, -1.6668057665e-1f));
         y = y.fma(v, FloatVector.broadcast(S, 2.0000714765e-1f));
         y = y.fma(v, FloatVector.broadcast(S, -2.4999993993e-1f));
-        y = y.fma(v, FloatVector.broadcast(S, 3.3333331174e-1f));
-        y = y.mul(v).mul(z);
-        y = ef.fma(FloatVector.broadcast(S, -2.12194440e-4f), y);
-        y = z.fma(FloatVector.broadcast(S, -0.5f), y);
-        FloatVector out = v.add(y);
-        out = ef.fma(FloatVector.broadcast(S, 0.693359375f), out);
-        out = out.blend(Float.NEGATIVE_INFINITY, x.compare(VectorOperators.LT, Float.MIN_NORMAL));
-        out = out.blend(Float.NaN, x.compare(VectorOperators.LT, 0f).or(x.test(VectorOperators.IS_NAN)));
-        return out.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+        return y.fma(v, FloatVector.broadcast(S, 3.3333331174e-1f));
     }
 
     /** x^p for x &gt; 0, as exp(p·ln x). */
