@@ -16,6 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class GemKernels {
     private static final VectorSpecies<Float> S = CpuVectors.FLOAT;
     private static final int L = S.length();
+    private static final java.nio.ByteOrder NO = java.nio.ByteOrder.nativeOrder();
 
     private GemKernels() {}
 
@@ -33,11 +34,6 @@ final class GemKernels {
         return t;
     }
 
-    /** The lanes of {@code in} from float index i of s, zero elsewhere (a plane's last, partial vector). */
-    private static FloatVector tail(MemorySegment s, long i, VectorMask<Float> in) {
-        return FloatVector.fromMemorySegment(S, s, i * 4, java.nio.ByteOrder.nativeOrder(), in);
-    }
-
     /*
      * The transcendental parts run in small loops of their own (logPlane, expPlane), one plane at a
      * time through per-thread scratch in L1. C2 stops inlining into a method once its graph passes
@@ -53,7 +49,7 @@ final class GemKernels {
      */
     private static void logPlane(MemorySegment src, long off, float floor, float[] dst, int n) {
         for (int i = 0; i < n; i += L) {
-            VectorMath.log(tail(src, off + i, S.indexInRange(i, n)).max(floor)).intoArray(dst, i);
+            VectorMath.log(FloatVector.fromMemorySegment(S, src, (off + i) * 4, NO, S.indexInRange(i, n)).max(floor)).intoArray(dst, i);
         }
     }
 
@@ -69,13 +65,15 @@ final class GemKernels {
         FloatVector acc = FloatVector.zero(S);
         int i = 0;
         for (int bound = S.loopBound(hw); i < bound; i += L) {
-            acc = acc.add(smallPow(FloatKernels.load(xs, base + i).max(ef), p));
+            acc = acc.add(smallPow(FloatVector.fromMemorySegment(S, xs, (base + i) * 4, NO).max(ef), p));
         }
         if (i < hw) {
             VectorMask<Float> in = S.indexInRange(i, hw);
-            acc = acc.add(smallPow(tail(xs, base + i, in).max(ef), p), in);
+            acc = acc.add(smallPow(FloatVector.fromMemorySegment(S, xs, (base + i) * 4, NO, in).max(ef), p), in);
         }
-        return VectorMath.sumLanes(acc);
+        float[] lanes = LANES.get();
+        acc.intoArray(lanes, 0);
+        return laneSum(lanes);
     }
 
     private static FloatVector smallPow(FloatVector z, int p) {
@@ -95,8 +93,25 @@ final class GemKernels {
         if (i < hw) {
             acc = acc.add(FloatVector.fromArray(S, t[1], i, S.indexInRange(i, hw)));
         }
-        return VectorMath.sumLanes(acc);
+        float[] lanes = LANES.get();
+        acc.intoArray(lanes, 0);
+        return laneSum(lanes);
     }
+
+    /**
+     * The sum of the lanes a vector was stored into, in lane order and in double (as
+     * VectorMath.sumLanes): the callers store first, so that no vector crosses a call that C2
+     * might leave un-inlined (its node cutoff; a vector crossing a call is boxed).
+     */
+    private static double laneSum(float[] lanes) {
+        double s = 0;
+        for (float x : lanes) {
+            s += x;
+        }
+        return s;
+    }
+
+    private static final ThreadLocal<float[]> LANES = ThreadLocal.withInitial(() -> new float[L]);
 
     /** p as the small integer {@link #powSumSmall} takes, or 0. */
     private static int smallExponent(float p) {
@@ -147,18 +162,18 @@ final class GemKernels {
         FloatVector accLog = FloatVector.zero(S);
         int i = 0;
         for (int bound = S.loopBound(hw); i < bound; i += L) {
-            FloatVector xv = FloatKernels.load(xs, base + i);
+            FloatVector xv = FloatVector.fromMemorySegment(S, xs, (base + i) * 4, NO);
             VectorMask<Float> pass = xv.compare(VectorOperators.GE, ef);
             FloatVector z = xv.max(ef);
             FloatVector zpm1 = square ? z.mul(z) : FloatVector.fromArray(S, zpm1s, i);
             FloatVector zp = zpm1.mul(z);
             accZp = accZp.add(zp);
             accLog = zp.fma(FloatVector.fromArray(S, lz, i), accLog);
-            FloatKernels.store(FloatVector.zero(S).blend(zpm1.mul(c), pass), dxs, dbase + i);
+            FloatVector.zero(S).blend(zpm1.mul(c), pass).intoMemorySegment(dxs, (dbase + i) * 4, NO);
         }
         if (i < hw) { // the plane's last, partial vector, under a mask
             VectorMask<Float> in = S.indexInRange(i, hw);
-            FloatVector xv = tail(xs, base + i, in);
+            FloatVector xv = FloatVector.fromMemorySegment(S, xs, (base + i) * 4, NO, in);
             VectorMask<Float> pass = xv.compare(VectorOperators.GE, ef);
             FloatVector z = xv.max(ef);
             FloatVector zpm1 = square ? z.mul(z) : FloatVector.fromArray(S, zpm1s, i, in);
@@ -166,10 +181,13 @@ final class GemKernels {
             accZp = accZp.add(zp, in);
             accLog = accLog.add(zp.mul(FloatVector.fromArray(S, lz, i, in)), in);
             FloatVector.zero(S).blend(zpm1.mul(c), pass).intoMemorySegment(dxs, (dbase + i) * 4,
-                    java.nio.ByteOrder.nativeOrder(), in);
+                    NO, in);
         }
-        sums[0] = VectorMath.sumLanes(accZp);
-        sums[1] = VectorMath.sumLanes(accLog);
+        float[] lanes = LANES.get();
+        accZp.intoArray(lanes, 0);
+        sums[0] = laneSum(lanes);
+        accLog.intoArray(lanes, 0);
+        sums[1] = laneSum(lanes);
     }
 
     /**
