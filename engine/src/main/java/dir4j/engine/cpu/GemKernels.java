@@ -39,8 +39,9 @@ final class GemKernels {
      * time through per-thread scratch in L1. C2 stops inlining into a method once its graph passes
      * -XX:NodeCountInliningCutoff (18,000 nodes): a kernel with ln and exp in its body (each a few
      * dozen Vector API operations) got one of the two as a real call, which boxes its vector
-     * argument and result every time, and ran GeM with a learned p (not 3) about ten times slower
-     * than with p = 3. Each loop below holds one of them, which C2 inlines.
+     * argument and result every time: GeM with a learned p (not 1, 2 or 3) ran 1.5-2x slower than
+     * now (bench/RESULTS.md, session 8). Each loop below holds one of them, which C2 inlines; and
+     * no vector crosses a call of ours (loads, stores and lane sums are done in place).
      */
 
     /**
@@ -49,7 +50,8 @@ final class GemKernels {
      */
     private static void logPlane(MemorySegment src, long off, float floor, float[] dst, int n) {
         for (int i = 0; i < n; i += L) {
-            VectorMath.log(FloatVector.fromMemorySegment(S, src, (off + i) * 4, NO, S.indexInRange(i, n)).max(floor)).intoArray(dst, i);
+            FloatVector x = FloatVector.fromMemorySegment(S, src, (off + i) * 4, NO, S.indexInRange(i, n));
+            VectorMath.log(x.max(floor)).intoArray(dst, i);
         }
     }
 
@@ -145,7 +147,7 @@ final class GemKernels {
 
     /**
      * One float32 plane's backward: dx where x ≥ ε is coef·z^(p−1), and the sums of z^p and
-     * z^p·ln z for dy/dp, returned as {Σ z^p, Σ z^p ln z}.
+     * z^p·ln z for dy/dp, written to sums as {Σ z^p, Σ z^p ln z}.
      */
     private static void backwardPlane(MemorySegment xs, long base, MemorySegment dxs, long dbase, int hw, float ef,
             float pm1, float coef, double[] sums) {

@@ -85,11 +85,6 @@ final class VectorMath {
         return y.fma(v, FloatVector.broadcast(S, 3.3333331174e-1f));
     }
 
-    /** x^p for x &gt; 0, as exp(p·ln x). */
-    static FloatVector pow(FloatVector x, float p) {
-        return exp(log(x).mul(p));
-    }
-
     /**
      * The sum of the lanes in lane order, in double. {@code reduceLanes(ADD)} adds in a tree once
      * compiled and sequentially before, so its float result depends on JIT timing.

@@ -30,8 +30,8 @@ import java.util.regex.Pattern;
  * blocks, base width from {@code conv1.weight}, descriptor size from {@code fc.weight}), and
  * {@code model_options} supplies what the weights cannot tell: pooling, {@code without_fc},
  * {@code norm_features}, {@code center_bias}. {@code dropout_p} (training only) and keys the
- * reference's network does not take are reported in {@link Loaded#notes()}. A reference {@code arch} such as {@code resnet101_rmac} must agree with
- * the weights; FPN variants are refused.
+ * reference's network does not take are reported in {@link Loaded#notes()}. A reference
+ * {@code arch} such as {@code resnet101_rmac} must agree with the weights; FPN variants are refused.
  */
 public final class NetworkCheckpoint {
     private static final Pattern BLOCK = Pattern.compile("layer([1-4])\\.(\\d+)\\..*");

@@ -25,7 +25,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
-/** `dir4j convert`: reference checkpoints in both PyTorch formats, .npz and safetensors; notes, --strict, --float32, --quiet. */
+/**
+ * `dir4j convert`: reference checkpoints in both PyTorch formats, .npz and safetensors; notes,
+ * --strict, --float32, --quiet.
+ */
 class ConvertCommandTest {
     @TempDir
     Path dir;
