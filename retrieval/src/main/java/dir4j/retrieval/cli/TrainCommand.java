@@ -95,19 +95,21 @@ final class TrainCommand extends ToolCommand {
     String arch;
 
     @Option(names = "--out-dim", defaultValue = "2048", paramLabel = "D",
-            description = "Descriptor size (the FC's output). Default: ${DEFAULT-VALUE}.")
+            description = "Descriptor size (the FC's output; a retrieval --init says its own). Default: ${DEFAULT-VALUE}.")
     int outDim;
 
     @Option(names = "--base-width", defaultValue = "64", paramLabel = "W",
-            description = "Backbone width (64 as torchvision; smaller for quick tests). Default: ${DEFAULT-VALUE}.")
+            description = "Backbone width (64 as torchvision; smaller for quick tests; a retrieval --init says its own). "
+                    + "Default: ${DEFAULT-VALUE}.")
     int baseWidth;
 
     @Option(names = "--pooling", defaultValue = "gem", paramLabel = "gem|max|avg",
-            description = "Global pooling. Default: ${DEFAULT-VALUE}.")
+            description = "Global pooling (a retrieval --init says its own). Default: ${DEFAULT-VALUE}.")
     String pooling;
 
     @Option(names = "--gem-p", defaultValue = "3", paramLabel = "P",
-            description = "GeM's initial (learned) exponent. Default: ${DEFAULT-VALUE}.")
+            description = "GeM's initial (learned) exponent (a retrieval --init brings its learned one). "
+                    + "Default: ${DEFAULT-VALUE}.")
     double gemP;
 
     @Option(names = "--init", paramLabel = "FILE",
@@ -476,9 +478,41 @@ final class TrainCommand extends ToolCommand {
         if (!quiet) {
             System.err.println("init: retrieval network from " + init + " (" + loaded.net().options() + ")");
             loaded.notes().forEach(n -> System.err.println("note: " + n));
+            overridden(loaded.net().options()).forEach(n -> System.err.println("note: " + n));
         }
         return loaded.net();
     }
+
+    /**
+     * The network options given on the command line that a retrieval --init overrides (the whole
+     * network, its pooling and projection included, comes from the checkpoint), one note each.
+     */
+    List<String> overridden(RetrievalNet.Options fromInit) {
+        List<String> notes = new java.util.ArrayList<>();
+        picocli.CommandLine.ParseResult given = spec == null ? null : spec.commandLine().getParseResult();
+        if (given == null) {
+            return notes;
+        }
+        String[][] options = {
+            {"--arch", arch, fromInit.arch()},
+            {"--out-dim", Integer.toString(outDim), Integer.toString(fromInit.outDim())},
+            {"--base-width", Integer.toString(baseWidth), Integer.toString(fromInit.baseWidth())},
+            {"--pooling", pooling, fromInit.pooling()},
+        };
+        for (String[] o : options) {
+            if (given.hasMatchedOption(o[0]) && !o[1].equalsIgnoreCase(o[2])) {
+                notes.add(o[0] + " " + o[1] + " not applied: the network comes whole from " + init + " (" + o[0]
+                        + " " + o[2] + ")");
+            }
+        }
+        if (given.hasMatchedOption("--gem-p")) {
+            notes.add("--gem-p " + gemP + " not applied: GeM's exponent is the one learned in " + init);
+        }
+        return notes;
+    }
+
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
 
     /** A count and the first few names: a whole backbone's keys would make a message of kilobytes. */
     static String firstFew(List<String> names) {

@@ -259,6 +259,11 @@ class TrainCommandTest {
         assertEquals(0, r.rc(), r.toString());
         assertTrue(r.err().contains("init: retrieval network from " + ref + " (Options[arch=resnet18, outDim=8, "
                 + "pooling=gem, gemp=3.0, withoutFc=false, normFeatures=false, baseWidth=2, centerBias=0.0])"), r.err());
+        // the command line's network options that the checkpoint overrides are named; those it agrees with are not
+        assertTrue(r.err().contains("note: --base-width 4 not applied: the network comes whole from " + ref
+                + " (--base-width 2)"), r.err());
+        assertFalse(r.err().contains("--arch resnet18 not applied") || r.err().contains("--out-dim 8 not applied"),
+                r.err());
         NetworkCheckpoint.Loaded trained = NetworkCheckpoint.load(out.resolve("run/model.safetensors"));
         try (RetrievalNet net = trained.net()) {
             assertEquals(2, net.options().baseWidth(), "the checkpoint's width, not --base-width 4");
