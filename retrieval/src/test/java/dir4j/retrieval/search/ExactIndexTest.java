@@ -2,6 +2,7 @@ package dir4j.retrieval.search;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -102,6 +103,36 @@ class ExactIndexTest {
             Neighbours nb = index.search(Tensor.of(new float[] {1, 0}, 1, 2), 3);
             assertArrayEquals(new int[] {0, 2, 4}, nb.indices()[0]);
             assertArrayEquals(new float[] {1, 1, 0.6f}, nb.scores()[0], 1e-7f);
+        }
+    }
+
+    /** float64 rows and a transposed (non-contiguous) view are added as the same float32 rows. */
+    @Test
+    void float64AndStridedDescriptorsAddAsTheirFloat32Rows() {
+        float[] db = {1, 0, 0, 1, 0.6f, 0.8f, -1, 0};
+        double[] asDoubles = new double[db.length];
+        for (int i = 0; i < db.length; i++) {
+            asDoubles[i] = db[i];
+        }
+        // the same 4 x 2 rows as the transpose of their 2 x 4 columns
+        float[] columns = {1, 0, 0.6f, -1, 0, 1, 0.8f, 0};
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex plain = new ExactIndex(2);
+             ExactIndex doubles = new ExactIndex(2); ExactIndex strided = new ExactIndex(2)) {
+            plain.add(Tensor.of(db, 4, 2));
+            doubles.add(Tensor.ofDoubles(asDoubles, 4, 2));
+            Tensor t = Tensor.of(columns, 2, 4).transpose(0, 1);
+            assertFalse(t.isContiguous(), "a strided view");
+            strided.add(t);
+            Tensor q = Tensor.of(new float[] {0.8f, 0.6f, 0, -1}, 2, 2);
+            Neighbours want = plain.search(q, 4);
+            for (ExactIndex other : new ExactIndex[] {doubles, strided}) {
+                Neighbours got = other.search(q, 4);
+                for (int r = 0; r < 2; r++) {
+                    assertArrayEquals(want.indices()[r], got.indices()[r]);
+                    assertArrayEquals(want.scores()[r], got.scores()[r], 0f);
+                }
+            }
+            assertArrayEquals(new int[] {2, 0, 1, 3}, want.indices()[0], "0.8·0.6 + 0.6·0.8 = 0.96 first");
         }
     }
 
