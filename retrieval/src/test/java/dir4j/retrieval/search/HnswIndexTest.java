@@ -201,4 +201,70 @@ class HnswIndexTest {
                     Tensor.of(unitRows(new Random(1), 20, d), 20, d), ids(19), HnswIndex.Options.DEFAULTS));
         }
     }
+
+    /**
+     * A damaged index folder is refused with a message that names the file and what is wrong: no
+     * properties, another format, unreadable numbers, an ids file of another length, a Lucene index of
+     * another size; the intact index opens.
+     */
+    @Test
+    void aDamagedIndexFolderIsRefusedSayingWhatIsWrong() throws IOException {
+        int d = 8;
+        Path good = dir.resolve("good");
+        Path small = dir.resolve("small");
+        try (MemoryScope scope = MemoryScope.open()) {
+            HnswIndex.build(good, Tensor.of(unitRows(new Random(1), 20, d), 20, d), ids(20),
+                    HnswIndex.Options.DEFAULTS).close();
+            HnswIndex.build(small, Tensor.of(unitRows(new Random(2), 12, d), 12, d), ids(12),
+                    HnswIndex.Options.DEFAULTS).close();
+        }
+        Path props = good.resolve(HnswIndex.PROPERTIES);
+        String original = Files.readString(props, java.nio.charset.StandardCharsets.ISO_8859_1);
+        try (HnswIndex h = HnswIndex.open(good)) {
+            assertEquals(20, h.size());
+        }
+
+        Path empty = Files.createDirectories(dir.resolve("empty"));
+        IOException none = assertThrows(IOException.class, () -> HnswIndex.open(empty));
+        assertTrue(none.getMessage().contains("not an HNSW index folder: expected hnsw.properties, ids.txt and lucene/"),
+                none.getMessage());
+
+        Files.writeString(props, original.replace("dir4j-hnsw-1", "dir4j-hnsw-9"));
+        IOException format = assertThrows(IOException.class, () -> HnswIndex.open(good));
+        assertTrue(format.getMessage().contains("format 'dir4j-hnsw-9' is not dir4j-hnsw-1"), format.getMessage());
+
+        Files.writeString(props, original.replaceAll("(?m)^size=.*$", "size=twenty"));
+        IOException numbers = assertThrows(IOException.class, () -> HnswIndex.open(good));
+        assertTrue(numbers.getMessage().contains("dimension, size, maxConn and beamWidth must be numbers"),
+                numbers.getMessage());
+
+        Files.writeString(props, original.replaceAll("(?m)^size=.*$", "size=21"));
+        IOException count = assertThrows(IOException.class, () -> HnswIndex.open(good));
+        assertTrue(count.getMessage().contains("ids.txt has 20 ids but hnsw.properties says 21 rows"),
+                count.getMessage());
+
+        // the ids and properties of 20 rows over the Lucene index of another folder's 12
+        Files.writeString(props, original);
+        deleteTree(good.resolve(HnswIndex.LUCENE));
+        copyTree(small.resolve(HnswIndex.LUCENE), good.resolve(HnswIndex.LUCENE));
+        IOException lucene = assertThrows(IOException.class, () -> HnswIndex.open(good));
+        assertTrue(lucene.getMessage().contains("the Lucene index holds 12 vectors but hnsw.properties says 20"),
+                lucene.getMessage());
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (var s = Files.walk(p)) {
+            for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(f);
+            }
+        }
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (var s = Files.walk(from)) {
+            for (Path f : s.toList()) {
+                Files.copy(f, to.resolve(from.relativize(f).toString()));
+            }
+        }
+    }
 }
