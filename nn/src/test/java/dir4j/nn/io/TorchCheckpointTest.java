@@ -303,6 +303,40 @@ class TorchCheckpointTest {
         }
     }
 
+    /**
+     * PyTorch 2.x writes {@code <folder>/byteorder}: "little" and "big" storages give the same values
+     * (a big-endian file's bytes are swapped on reading), anything else is refused by name.
+     */
+    @Test
+    void theArchivesByteorderEntryIsHonoured() throws IOException {
+        // _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 4), offset 0, size (4,), stride (1,))
+        byte[] pickle = PickleBytes.proto(2).global("torch._utils", "_rebuild_tensor_v2").mark()
+                .mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(4).tuple().op('Q')
+                .integer(0).mark().integer(4).tuple().mark().integer(1).tuple().op(0x89).global("collections", "OrderedDict")
+                .op(')').reduce().tuple().reduce().stop().bytes();
+        float[] values = {1.5f, -2f, 3.25f, 1e-3f};
+        for (java.nio.ByteOrder order : new java.nio.ByteOrder[] {java.nio.ByteOrder.LITTLE_ENDIAN,
+            java.nio.ByteOrder.BIG_ENDIAN}) {
+            java.nio.ByteBuffer data = java.nio.ByteBuffer.allocate(16).order(order);
+            for (float v : values) {
+                data.putFloat(v);
+            }
+            String name = order == java.nio.ByteOrder.BIG_ENDIAN ? "big" : "little";
+            Path file = zip(name, Map.of("data.pkl", pickle, "data/0", data.array(), "byteorder",
+                    (name + "\n").getBytes(java.nio.charset.StandardCharsets.US_ASCII)));
+            Object t = TorchCheckpoint.read(file);
+            try {
+                assertArrayEquals(values, assertInstanceOf(Tensor.class, t).toFloatArray(), 0f, name);
+            } finally {
+                TorchCheckpoint.closeTensors(t);
+            }
+        }
+        Path odd = zip("middle", Map.of("data.pkl", pickle, "data/0", new byte[16], "byteorder",
+                "middle".getBytes(java.nio.charset.StandardCharsets.US_ASCII)));
+        IOException e = assertThrows(IOException.class, () -> TorchCheckpoint.read(odd));
+        assertTrue(e.getMessage().contains("middle/byteorder says 'middle', not little or big"), e.getMessage());
+    }
+
     @Test
     void aMissingStorageEntryIsNamed() throws IOException {
         byte[] pickle = PickleBytes.proto(2).global("torch._utils", "_rebuild_tensor_v2").mark()
