@@ -158,6 +158,55 @@ class EvalCommandTest {
         assertEquals(2L, settings.get("whitenv"));
     }
 
+    /**
+     * A network checkpoint that carries its own whitening (the reference's layout: pca.NAME.* tensors and
+     * scalars in metadata, as dir4j convert writes it): without --whiten, eval says that the reference
+     * evaluates with it; with --whiten from-checkpoint NAME, the table is the library's for the
+     * extracted descriptors whitened by that PCA.
+     */
+    @Test
+    void aCheckpointsOwnWhiteningIsSuggestedAndApplied() throws IOException {
+        Path root = ImageFixtures.path("datasets");
+        Path ckpt = dir.resolve("with_pca.safetensors");
+        Random rng = new Random(11);
+        double[] mean = rng.doubles(16, -0.1, 0.1).toArray();
+        double[] components = rng.doubles(4 * 16, -1, 1).toArray();
+        double[] variance = {2.0, 1.0, 0.5, 0.25};
+        try (RetrievalNet net = tinyNet(); MemoryScope scope = MemoryScope.open()) {
+            Map<String, Tensor> t = new LinkedHashMap<>(net.stateDict());
+            t.put("pca.Landmarks_clean.mean_", Tensor.ofDoubles(mean, 16));
+            t.put("pca.Landmarks_clean.components_", Tensor.ofDoubles(components, 4, 16));
+            t.put("pca.Landmarks_clean.explained_variance_", Tensor.ofDoubles(variance, 4));
+            Safetensors.write(ckpt, t, Map.of("model_options", "{\"arch\": \"resnet18_rmac\", \"pooling\": \"gem\"}",
+                    "pca.Landmarks_clean", "{\"class\": \"sklearn.decomposition.pca.PCA\", \"whiten\": true}"));
+        }
+        String[] base = args("eval", "--dataset", "roxford5k", "--data-root", root.toString(), "--image-size", "32",
+                "--checkpoint", ckpt.toString());
+        Run plain = run(base);
+        assertEquals(0, plain.rc(), plain.toString());
+        assertTrue(plain.err().contains("the checkpoint carries whitening [Landmarks_clean]; the reference evaluates "
+                + "with it: --whiten from-checkpoint Landmarks_clean"), plain.err());
+
+        Path out = dir.resolve("w.json");
+        Run whitened = run(concat(base, "--whiten", "from-checkpoint", "Landmarks_clean", "--whitenp", "0.5",
+                "--json", out.toString(), "--quiet"));
+        assertEquals(0, whitened.rc(), whitened.toString());
+        RetrievalDataset d = RetrievalDataset.load("roxford5k", root);
+        RevisitedResult want;
+        try (RetrievalNet net = tinyNet(); MemoryScope scope = MemoryScope.open()) {
+            FeatureExtractor fx = new FeatureExtractor(net, ExtractionOptions.defaults()
+                    .withPreprocessing(Preprocessing.imagenet(32)).withQuiet(true));
+            PcaWhitening w = PcaWhitening.of(new dir4j.retrieval.whiten.PcaParameters(mean, components, variance, true));
+            WhiteningOptions o = new WhiteningOptions(0.5, 4, 1);
+            Tensor db = w.apply(fx.extract(d.databaseImages(), "DB").descriptors(), o);
+            Tensor q = w.apply(fx.extract(d.queryImages(), "query").descriptors(), o);
+            want = RevisitedProtocol.evaluate(Rankings.bySimilarity(q, db), d.revisitedGroundTruth());
+        }
+        assertTrue(whitened.out().startsWith(want.report("roxford5k") + "\n"),
+                whitened.out() + "\nwant\n" + want.report("roxford5k"));
+        assertEquals(want.medium().map(), number(json(out, "roxford5k"), "mAP-medium"));
+    }
+
     /** The old protocol (oxford5k: ok/junk per query): the reference's single mAP line, and the library's value. */
     @Test
     void theOldProtocolPrintsOneMapAsTheReferenceDoes() throws IOException {
