@@ -309,6 +309,32 @@ class TrainCommandTest {
         r = CliRun.run("train", "--train-list", trainList.toString(), "--device", "tpu", "--out", out.toString());
         assertEquals(2, r.rc(), r.toString());
         assertTrue(r.err().contains("unknown device 'tpu'"), r.err());
+        r = CliRun.run("train", "--synth", "--batch-size", "32", "--classes-per-batch", "8", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("give --batch-size or --classes-per-batch, not both"), r.err());
+        r = CliRun.run("train", "--synth", "--images-per-class", "1", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("imagesPerClass must be at least 2 (a query needs a positive), got 1"), r.err());
+        r = CliRun.run("train", "--synth", "--root", out.toString(), "--out", out.resolve("a").toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--root goes with --train-list"), r.err());
+        r = CliRun.run("train", "--synth", "--resume", "--overwrite", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--resume and --overwrite do not go together"), r.err());
+        r = CliRun.run("train", "--synth", "--tf32", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--tf32 applies to --device cuda only"), r.err());
+    }
+
+    /** A training list without an image (only blank lines) fails naming the file (exit 1), before any output. */
+    @Test
+    void anEmptyTrainingListFailsNamingIt(@TempDir Path out) throws IOException {
+        Path empty = out.resolve("empty.txt");
+        Files.writeString(empty, "\n\n");
+        CliRun.Run r = CliRun.run("train", "--train-list", empty.toString(), "--out", out.resolve("run").toString());
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains(empty + ": the list names no image"), r.err());
+        assertTrue(Files.notExists(out.resolve("run/checkpoint.safetensors")), "nothing written");
     }
 
     @Test
