@@ -282,11 +282,7 @@ class TorchCheckpointTest {
 
     @Test
     void aTensorReachingPastItsStorageIsRefused() throws IOException {
-        // _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 4), offset 2, size (3,), stride (1,)) on 4 floats
-        byte[] pickle = PickleBytes.proto(2).global("torch._utils", "_rebuild_tensor_v2").mark()
-                .mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(4).tuple().op('Q')
-                .integer(2).mark().integer(3).tuple().mark().integer(1).tuple().op(0x89).global("collections", "OrderedDict")
-                .op(')').reduce().tuple().reduce().stop().bytes();
+        byte[] pickle = floatTensorPickle(2, 3); // 3 floats from offset 2 of a storage of 4
         Path file = zip("archive", Map.of("data.pkl", pickle, "data/0", new byte[16]));
         IOException e = assertThrows(IOException.class, () -> TorchCheckpoint.read(file));
         assertTrue(e.getMessage().contains("reaches element 4 but its storage holds 4 elements"), e.getMessage());
@@ -304,16 +300,23 @@ class TorchCheckpointTest {
     }
 
     /**
+     * A zip checkpoint's data.pkl holding one tensor: {@code _rebuild_tensor_v2(('storage', FloatStorage, '0',
+     * 'cpu', 4), offset, (size,), (1,))}.
+     */
+    private static byte[] floatTensorPickle(int offset, int size) {
+        return PickleBytes.proto(2).global("torch._utils", "_rebuild_tensor_v2").mark()
+                .mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(4).tuple().op('Q')
+                .integer(offset).mark().integer(size).tuple().mark().integer(1).tuple().op(0x89)
+                .global("collections", "OrderedDict").op(')').reduce().tuple().reduce().stop().bytes();
+    }
+
+    /**
      * PyTorch 2.x writes {@code <folder>/byteorder}: "little" and "big" storages give the same values
      * (a big-endian file's bytes are swapped on reading), anything else is refused by name.
      */
     @Test
     void theArchivesByteorderEntryIsHonoured() throws IOException {
-        // _rebuild_tensor_v2(('storage', FloatStorage, '0', 'cpu', 4), offset 0, size (4,), stride (1,))
-        byte[] pickle = PickleBytes.proto(2).global("torch._utils", "_rebuild_tensor_v2").mark()
-                .mark().str("storage").global("torch", "FloatStorage").str("0").str("cpu").integer(4).tuple().op('Q')
-                .integer(0).mark().integer(4).tuple().mark().integer(1).tuple().op(0x89).global("collections", "OrderedDict")
-                .op(')').reduce().tuple().reduce().stop().bytes();
+        byte[] pickle = floatTensorPickle(0, 4);
         float[] values = {1.5f, -2f, 3.25f, 1e-3f};
         for (java.nio.ByteOrder order : new java.nio.ByteOrder[] {java.nio.ByteOrder.LITTLE_ENDIAN,
             java.nio.ByteOrder.BIG_ENDIAN}) {
