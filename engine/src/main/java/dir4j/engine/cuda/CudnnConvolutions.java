@@ -140,7 +140,7 @@ final class CudnnConvolutions {
         int variant = z != 0 ? 1 : 0;
         synchronized (plan) {
             if (plan.fused[variant] == null && plan.fusedRefused[variant] == null) {
-                plan.fused[variant] = chooseFused(plan, descs, x, w, bias, z, act, y);
+                plan.fused[variant] = chooseFused(plan, variant, descs, x, w, bias, z, act, y);
                 return plan.fused[variant] != null;
             }
             c = plan.fused[variant];
@@ -172,10 +172,11 @@ final class CudnnConvolutions {
 
     /**
      * Runs the fused forward with each candidate in turn until one is accepted; that one is the
-     * choice. When none is, records why in the plan, says so on stderr, and returns null.
+     * choice of the variant (0 without a residual, 1 with). When none is, records why in the plan, says so on
+     * stderr, and returns null.
      */
-    private Choice chooseFused(Plan plan, MemorySegment[] descs, long x, long w, long bias, long z, MemorySegment act,
-                               long y) {
+    private Choice chooseFused(Plan plan, int variant, MemorySegment[] descs, long x, long w, long bias, long z,
+                               MemorySegment act, long y) {
         if (plan.fusedCandidates == null) {
             plan.fusedCandidates = candidates(plan, Cudnn.Direction.FORWARD, plan.key.tf32(), descs,
                     new long[] {x, w, y});
@@ -200,7 +201,6 @@ final class CudnnConvolutions {
             refused.append(refused.isEmpty() ? "" : ", ").append("algo ").append(c.algo()).append(": ")
                     .append(Cudnn.statusText(status));
         }
-        int variant = z != 0 ? 1 : 0;
         plan.fusedRefused[variant] = "accepts none of the " + candidates.size() + " forward algorithms ("
                 + refused + ")";
         System.err.println("dir4j: cudnnConvolutionBiasActivationForward " + plan.fusedRefused[variant] + " for "

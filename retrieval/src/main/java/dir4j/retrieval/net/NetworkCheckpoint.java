@@ -215,10 +215,8 @@ public final class NetworkCheckpoint {
         if (cb != null && !(cb instanceof Number)) {
             throw new IllegalArgumentException("model_options center_bias is " + cb + ", not a number");
         }
+        // the range (finite, >= 0) is Options' own check
         double centerBias = cb == null ? 0 : ((Number) cb).doubleValue();
-        if (!(centerBias >= 0) || Double.isInfinite(centerBias)) {
-            throw new IllegalArgumentException("model_options center_bias must be a finite number >= 0, got " + cb);
-        }
         return new RetrievalNet.Options(arch, outDim, pooling, gemp, withoutFc, normFeatures, conv1.shape(0),
                 centerBias);
     }
