@@ -19,13 +19,31 @@ final class VectorMath {
 
     private VectorMath() {}
 
+    private static final float EXP_LO = -87.33654f;
+    private static final float EXP_HI = 88.72283f;
+
     /** e^x; ±∞ and NaN as Math.exp, 0 below −87.3, ∞ above 88.7. */
     static FloatVector exp(FloatVector x) {
-        FloatVector xc = x.max(-87.33654f).min(88.72283f);
-        // n = round(x / ln 2), r = x − n·ln 2 in two parts for precision
-        FloatVector fx = xc.fma(FloatVector.broadcast(S, 1.44269504088896341f), FloatVector.broadcast(S, 0.5f));
-        FloatVector t = floor(fx);
-        FloatVector r = t.fma(FloatVector.broadcast(S, -0.693359375f), xc);
+        // clamps by compare and blend: FloatVector.max/min keep Java's NaN and signed-zero rules,
+        // which cost C2 five instructions each on AVX-512; a blend is two, and NaN is restored below
+        VectorMask<Float> under = x.compare(VectorOperators.LT, EXP_LO);
+        VectorMask<Float> over = x.compare(VectorOperators.GT, EXP_HI);
+        FloatVector out = expReduced(x.blend(EXP_LO, under).blend(EXP_HI, over));
+        out = out.blend(0f, under);
+        out = out.blend(Float.POSITIVE_INFINITY, over);
+        return out.blend(x, x.test(VectorOperators.IS_NAN));
+    }
+
+    /**
+     * e^x for x in [−87.3, 88.7] only (no clamps, no special values): the same bits as {@link #exp}
+     * there. n = round(x / ln 2) by the 1.5·2^23 rounding trick, whose float also carries n in its
+     * low bits for the 2^n scale.
+     */
+    static FloatVector expReduced(FloatVector x) {
+        FloatVector k = x.fma(FloatVector.broadcast(S, 1.44269504088896341f), FloatVector.broadcast(S, ROUNDER));
+        FloatVector t = k.sub(ROUNDER);
+        // r = x − n·ln 2 in two parts for precision
+        FloatVector r = t.fma(FloatVector.broadcast(S, -0.693359375f), x);
         r = t.fma(FloatVector.broadcast(S, 2.12194440e-4f), r);
         FloatVector z = r.mul(r);
         FloatVector y = FloatVector.broadcast(S, 1.9875691500e-4f);
@@ -35,37 +53,44 @@ final class VectorMath {
         y = y.fma(r, FloatVector.broadcast(S, 1.6666665459e-1f));
         y = y.fma(r, FloatVector.broadcast(S, 5.0000001201e-1f));
         y = y.fma(z, r).add(1f);
-        // scale by 2^n through the exponent bits
-        IntVector n = (IntVector) t.convert(VectorOperators.F2I, 0);
-        IntVector bits = n.add(127).lanewise(VectorOperators.LSHL, 23);
-        FloatVector pow2 = bits.reinterpretAsFloats();
-        FloatVector out = y.mul(pow2);
-        out = out.blend(0f, x.compare(VectorOperators.LT, -87.33654f));
-        out = out.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, 88.72283f));
-        return out.blend(x, x.test(VectorOperators.IS_NAN));
+        // 2^n: k's low bits hold n (its float is 1.5·2^23 + n); n + 127 shifted into the exponent
+        IntVector pow2 = k.reinterpretAsInts().add(127).lanewise(VectorOperators.LSHL, 23);
+        return y.mul(pow2.reinterpretAsFloats());
     }
+
+    /** 1.5·2^23: adding it rounds a float of magnitude below 2^22 to an integer, to nearest. */
+    private static final float ROUNDER = 12582912f;
 
     /** ln x; −∞ at 0, NaN below 0 and for NaN, ∞ at ∞ (denormals are treated as 0). */
     static FloatVector log(FloatVector x) {
-        FloatVector xc = x.max(Float.MIN_NORMAL);
-        IntVector bits = xc.reinterpretAsInts();
-        // x = m · 2^e with m in [0.5, 1)
-        IntVector e = bits.lanewise(VectorOperators.LSHR, 23).sub(126);
-        FloatVector m = bits.and(0x807fffff).or(0x3f000000).reinterpretAsFloats();
+        VectorMask<Float> tiny = x.compare(VectorOperators.LT, Float.MIN_NORMAL); // 0, denormals, negatives
+        FloatVector out = logNormal(x.blend(Float.MIN_NORMAL, tiny));
+        out = out.blend(Float.NEGATIVE_INFINITY, tiny);
+        out = out.blend(Float.NaN, x.compare(VectorOperators.LT, 0f).or(x.test(VectorOperators.IS_NAN)));
+        return out.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+    }
+
+    /**
+     * ln x for positive, normal, finite x only (no special values): the same bits as {@link #log}
+     * there. x = m·2^e with m in [√½, √2) is taken from the bits in integer arithmetic (the
+     * reduction Cephes does with a compare and two blends).
+     */
+    static FloatVector logNormal(FloatVector x) {
+        IntVector ix = x.reinterpretAsInts().sub(SQRT_HALF_BITS);
+        IntVector e = ix.lanewise(VectorOperators.ASHR, 23);
+        FloatVector m = ix.and(0x007fffff).add(SQRT_HALF_BITS).reinterpretAsFloats();
         FloatVector ef = (FloatVector) e.convert(VectorOperators.I2F, 0);
-        VectorMask<Float> small = m.compare(VectorOperators.LT, 0.707106781186547524f);
-        ef = ef.sub(FloatVector.zero(S).blend(1f, small));
-        FloatVector v = m.add(m.blend(0f, small.not())).sub(1f); // m < √½ ? 2m − 1 : m − 1
+        FloatVector v = m.sub(1f);
         FloatVector z = v.mul(v);
         FloatVector y = logPolynomial(v).mul(v).mul(z);
         y = ef.fma(FloatVector.broadcast(S, -2.12194440e-4f), y);
         y = z.fma(FloatVector.broadcast(S, -0.5f), y);
         FloatVector out = v.add(y);
-        out = ef.fma(FloatVector.broadcast(S, 0.693359375f), out);
-        out = out.blend(Float.NEGATIVE_INFINITY, x.compare(VectorOperators.LT, Float.MIN_NORMAL));
-        out = out.blend(Float.NaN, x.compare(VectorOperators.LT, 0f).or(x.test(VectorOperators.IS_NAN)));
-        return out.blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.EQ, Float.POSITIVE_INFINITY));
+        return ef.fma(FloatVector.broadcast(S, 0.693359375f), out);
     }
+
+    /** The bits of (float) √½, Cephes' split point of the mantissa. */
+    private static final int SQRT_HALF_BITS = Float.floatToRawIntBits(0.707106781186547524f);
 
     /**
      * Cephes' logf polynomial in v, Horner form. Apart from {@link #log} so that log stays under
@@ -95,12 +120,6 @@ final class VectorMath {
             s += v.lane(i);
         }
         return s;
-    }
-
-    /** ⌊x⌋ for |x| &lt; 2^31 via truncation and a correction. */
-    private static FloatVector floor(FloatVector x) {
-        FloatVector t = (FloatVector) ((IntVector) x.convert(VectorOperators.F2I, 0)).convert(VectorOperators.I2F, 0);
-        return t.sub(FloatVector.zero(S).blend(1f, t.compare(VectorOperators.GT, x)));
     }
 
     static {
