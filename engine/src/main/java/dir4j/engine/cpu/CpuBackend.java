@@ -245,8 +245,15 @@ public final class CpuBackend implements Backend {
         DType t = x.dtype();
         long nOut = outer.total;
         long nRed = inner.total;
+        if (t == DType.FLOAT32 && outer.innerStride(0) == 1 && outer.innerStride(1) == 1 && outer.rowLength >= 16
+                && nRed > 1) {
+            reduceColumns(op, xsg, x.offset(), outer, inner, nRed, os, out.dtype(), out.offset());
+            return;
+        }
         if (nOut >= CpuThreads.threads() || nRed < (1 << 16)) {
-            outer.walkParallel(new long[] {x.offset(), out.offset()}, (offs, len) -> {
+            // a run of outputs per task worth about 2^15 input elements (each output reduces nRed)
+            long grain = Math.max(1, (1 << 15) / Math.max(1, nRed));
+            outer.walkParallel(new long[] {x.offset(), out.offset()}, grain, (offs, len) -> {
                 long xo = offs[0];
                 long oo = offs[1];
                 long ks = outer.innerStride(0);
@@ -259,14 +266,16 @@ public final class CpuBackend implements Backend {
                 }
             });
         } else {
-            // few outputs over long ranges: split each range across threads, combine partials
+            // few outputs over long ranges: split each range into chunks of a size fixed by the
+            // range alone (so the partial sums, combined in chunk order, do not depend on the
+            // number of threads), taken dynamically (one slow thread no longer holds the others)
             long[] keptIdx = new long[1];
+            long per = Math.max(1 << 16, (nRed + 1023) / 1024);
+            int chunks = (int) ((nRed + per - 1) / per);
             outer.walk(new long[] {x.offset(), out.offset()}, 0, nOut, (offs, len) -> {
                 for (int i = 0; i < len; i++) {
                     long base = offs[0] + i * outer.innerStride(0);
-                    int chunks = CpuThreads.threads();
                     double[] partial = new double[chunks];
-                    long per = (nRed + chunks - 1) / chunks;
                     CpuThreads.parallelFor(chunks, c -> {
                         double[] acc = {identity(op)};
                         long s = Math.min(nRed, c * per);
@@ -284,6 +293,58 @@ public final class CpuBackend implements Backend {
                 }
             });
         }
+    }
+
+    /** Rows of a column reduction summed in float before their block is added to the double total. */
+    private static final int COLUMN_FLUSH_ROWS = 64;
+
+    /**
+     * A reduction whose outputs lie along rows that are contiguous in x (the reduced axes are outer
+     * to the kept innermost one: a column sum, a mean over the batch, a sum over the channels of
+     * NCHW): blocks of columns in parallel, each walking the reduced rows in order and combining
+     * whole rows of its block vectorised. The per-output path walked each column with a stride, one
+     * float at a time: 60-80x slower than PyTorch on a 4096x2048 column sum. Sums run in float over
+     * 64 rows at a time and in double across those, so, like the per-output path, the result does
+     * not depend on the number of threads.
+     */
+    private static void reduceColumns(Reduce op, MemorySegment xs, long xOff, StridedWalk kept, StridedWalk rows,
+            long nRed, MemorySegment os, DType outType, long outOff) {
+        int threads = CpuThreads.threads();
+        int rowLength = (int) kept.rowLength;
+        long keptRows = kept.total / rowLength;
+        // blocks of whole vectors, at least four tasks per thread where the columns allow, at most 1024 floats
+        long wanted = Math.max(1, 4L * threads / keptRows);
+        int block = (int) Math.min(1024, Math.max(16, (rowLength / wanted + 15) / 16 * 16));
+        int blocks = (rowLength + block - 1) / block;
+        long rowStride = rows.innerStride(0);
+        CpuThreads.parallelFor((int) (keptRows * blocks), task -> {
+            long keptRow = task / blocks;
+            int c0 = (int) (task % blocks) * block;
+            int width = Math.min(block, rowLength - c0);
+            long[] base = new long[2];
+            kept.walk(new long[] {xOff, outOff}, keptRow * rowLength, keptRow * rowLength + 1,
+                    (offs, len) -> System.arraycopy(offs, 0, base, 0, 2));
+            float[] acc = new float[width];
+            double[] total = new double[width];
+            java.util.Arrays.fill(acc, (float) identity(op));
+            java.util.Arrays.fill(total, identity(op));
+            int[] pending = {0};
+            rows.walk(new long[] {base[0] + c0}, 0, nRed, (ro, rl) -> {
+                for (int r = 0; r < rl; r++) {
+                    FloatKernels.combineInto(op, acc, xs, ro[0] + r * rowStride, width);
+                    if (op == Reduce.SUM && ++pending[0] == COLUMN_FLUSH_ROWS) {
+                        for (int j = 0; j < width; j++) {
+                            total[j] += acc[j];
+                            acc[j] = 0;
+                        }
+                        pending[0] = 0;
+                    }
+                }
+            });
+            for (int j = 0; j < width; j++) {
+                store(os, outType, base[1] + c0 + j, op == Reduce.SUM ? total[j] + acc[j] : acc[j]);
+            }
+        });
     }
 
     private static long[] contiguous(int[] shape) {
@@ -333,7 +394,7 @@ public final class CpuBackend implements Backend {
         MemorySegment xs = seg(x);
         MemorySegment os = seg(out);
         DType t = x.dtype();
-        lines.walkParallel(new long[] {x.offset(), out.offset()}, (offs, len) -> {
+        lines.walkParallel(new long[] {x.offset(), out.offset()}, Math.max(1, (1 << 15) / Math.max(1, n)), (offs, len) -> {
             long ls0 = lines.innerStride(0);
             long ls1 = lines.innerStride(1);
             for (int l = 0; l < len; l++) {

@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import dir4j.engine.Backend.Binary;
+import dir4j.engine.Backend.Reduce;
 import dir4j.engine.Backend.Unary;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -96,9 +97,13 @@ final class FloatKernels {
         };
     }
 
-    /** max(v, 0), NaN kept. */
+    /**
+     * max(v, 0), NaN kept, −0 to +0 (as ScalarMath): one compare and a blend. FloatVector.max
+     * follows Math.max's NaN and signed-zero rules, which C2 spells in about five AVX-512
+     * instructions, and the NaN test was two more: ReLU ran 1.45x a copy's time on one core.
+     */
     private static FloatVector relu(FloatVector v) {
-        return v.max(0f).blend(v, v.test(VectorOperators.IS_NAN));
+        return v.blend(0f, v.compare(VectorOperators.LE, 0f));
     }
 
     private static FloatVector sign(FloatVector v) {
@@ -422,6 +427,28 @@ final class FloatKernels {
                 v += r.getAtIndex(F, ro + i);
             }
             o.setAtIndex(F, oo + i, relu ? Math.max(v, 0f) : v); // Math.max keeps NaN, as ReLU does
+        }
+    }
+
+    /**
+     * acc[0, len) = acc op row elementwise (SUM: +; MAX/MIN: NaN-propagating, as Math.max/min):
+     * one row of a reduction over the outer axes (a column sum).
+     */
+    static void combineInto(Reduce op, float[] acc, MemorySegment x, long xo, int len) {
+        int i = 0;
+        int bound = S.loopBound(len);
+        VectorOperators.Binary vop = op == Reduce.SUM ? VectorOperators.ADD
+                : op == Reduce.MAX ? VectorOperators.MAX : VectorOperators.MIN;
+        for (; i < bound; i += L) {
+            FloatVector.fromArray(S, acc, i).lanewise(vop, load(x, xo + i)).intoArray(acc, i);
+        }
+        for (; i < len; i++) {
+            float v = x.getAtIndex(F, xo + i);
+            acc[i] = switch (op) {
+                case SUM -> acc[i] + v;
+                case MAX -> Math.max(acc[i], v);
+                case MIN -> Math.min(acc[i], v);
+            };
         }
     }
 

@@ -96,6 +96,14 @@ final class StridedWalk {
 
     /** Visits all elements, split across the pool when there are enough of them. */
     void walkParallel(long[] bases, Row row) {
-        CpuThreads.parallelRange(total, 1 << 15, (s, e) -> walk(bases, s, e, row));
+        walkParallel(bases, 1 << 15, row);
+    }
+
+    /**
+     * {@link #walk} over all elements, split across threads in runs of at least {@code grain}
+     * elements (fewer when each element stands for more work, as an output of a reduction does).
+     */
+    void walkParallel(long[] bases, long grain, Row row) {
+        CpuThreads.parallelRange(total, grain, (s, e) -> walk(bases, s, e, row));
     }
 }
