@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The CPU backend's elementwise and reduction kernels (JMH ElementwiseBench) beside the same calls
+# in PyTorch 1.13 (bench/torch_cpu_elementwise.py), back to back, on 2 threads (dir4j uses all
+# cores; this VM has 2). Build first:
+#   mvn -q -B -o package -pl kernels,engine,nn,retrieval,bench -Dmaven.test.skip=true
+# Usage: [SHAPE=4x256x56x56] bench/elementwise_side_by_side.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+shape="${SHAPE:-4x256x56x56}"
+echo "== $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo "== PyTorch (Debian python3-torch, 2 threads; median us per call)"
+/usr/bin/python3 "$root/bench/torch_cpu_elementwise.py" --threads 2 --shape "$shape"
+echo "== dir4j JMH (us per call)"
+"$java" -jar "$root/bench/target/benchmarks.jar" ElementwiseBench -p shape="$shape" \
+  -wi 3 -w 1 -i 5 -r 1 -f 1 2>&1 | grep -E '^(Benchmark|ElementwiseBench)'
+echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

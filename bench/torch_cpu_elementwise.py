@@ -1,0 +1,59 @@
+#!/usr/bin/python3
+"""PyTorch (Debian's 1.13, CPU) on ElementwiseBench's calls, outputs preallocated (out=).
+
+Usage: /usr/bin/python3 bench/torch_cpu_elementwise.py [--threads 2] [--shape 4x256x56x56]
+Prints the median microseconds per call of each workload, named as ElementwiseBench's methods.
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def timeit(fn, seconds=1.0):
+    for _ in range(3):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e6)
+    return float(np.median(times))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shape", default="4x256x56x56")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n, c, h, w = (int(v) for v in args.shape.split("x"))
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(n, c, h, w, generator=g) * 4 - 2
+    b = torch.rand(n, c, h, w, generator=g) * 4 - 2
+    out = torch.empty(n, c, h, w)
+    bias = torch.rand(1, c, 1, 1, generator=g) * 2 - 1
+    per_channel = torch.empty(c)
+    scalar = torch.empty(())
+    descriptors = torch.rand(4096, 2048, generator=g) * 2 - 1
+    columns = torch.empty(2048)
+    print("torch", torch.__version__, "threads", torch.get_num_threads(), "shape", args.shape)
+    work = {
+        "copy": lambda: out.copy_(a),
+        "add": lambda: torch.add(a, b, out=out),
+        "addChannelBias": lambda: torch.add(a, bias, out=out),
+        "relu": lambda: torch.clamp(a, min=0, out=out),
+        "reluBackward": lambda: torch.ops.aten.threshold_backward.grad_input(b, a, 0, grad_input=out),
+        "exp": lambda: torch.exp(a, out=out),
+        "sumPerChannel": lambda: torch.sum(a, dim=(0, 2, 3), out=per_channel),
+        "sumAll": lambda: torch.sum(a, dim=(0, 1, 2, 3), out=scalar),
+        "columnSum": lambda: torch.sum(descriptors, dim=0, out=columns),
+    }
+    for name, fn in work.items():
+        print("%-16s %10.1f us" % (name, timeit(fn)))
+
+
+if __name__ == "__main__":
+    main()
