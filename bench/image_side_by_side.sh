@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One picture through the extraction's input side, one thread: dir4j (JMH ImagePipelineBench:
+# TwelveMonkeys JPEG decode, PIL-compatible bilinear resize, ImageNet normalisation) beside PIL +
+# torchvision (bench/torch_cpu_image.py), on the same JPEG file. Build first:
+#   mvn -q -B -o package -pl kernels,engine,nn,retrieval,bench -Dmaven.test.skip=true
+# Usage: [IMAGE=photo.jpg] [SIZE=512] bench/image_side_by_side.sh
+#   IMAGE  a JPEG to time (default: a 1024x768 synthetic one written by PIL at quality 90)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+size="${SIZE:-512}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+image="${IMAGE:-}"
+echo "== $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo "== PIL + torchvision (one thread; median ms per call)"
+if [ -z "$image" ]; then
+  image="$tmp/synthetic.jpg"
+  /usr/bin/python3 "$root/bench/torch_cpu_image.py" --write "$image" --size "$size"
+else
+  /usr/bin/python3 "$root/bench/torch_cpu_image.py" --image "$image" --size "$size"
+fi
+echo "== dir4j JMH (ms per call)"
+"$java" -jar "$root/bench/target/benchmarks.jar" ImagePipelineBench -p image="$image" -p size="$size" \
+  -wi 3 -w 1 -i 5 -r 1 -f 1 2>&1 | grep -E '^(Benchmark|ImagePipelineBench)'
+echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"
