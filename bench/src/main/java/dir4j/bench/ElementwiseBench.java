@@ -43,6 +43,14 @@ public class ElementwiseBench {
     @Param({"4x256x56x56"})
     public String shape;
 
+    /**
+     * Run every other elementwise op for a while before measuring, so that the JIT's profiles of
+     * the shared kernels have seen several ops, as in any real program (a JMH fork that runs one
+     * op hides what a mixed profile costs).
+     */
+    @Param({"false", "true"})
+    public boolean mixedProfile;
+
     Backend be;
     Tensor a;
     Tensor b;
@@ -75,6 +83,19 @@ public class ElementwiseBench {
         columns = Tensor.zeros(1, 2048);
         be = a.backend();
         System.out.printf("%n%s: %.1f MB per tensor%n", shape, a.numel() * 4e-6);
+        if (mixedProfile) {
+            long end = System.nanoTime() + 3_000_000_000L;
+            while (System.nanoTime() < end) {
+                for (Binary op : new Binary[] {Binary.ADD, Binary.SUB, Binary.MUL, Binary.DIV, Binary.MAX, Binary.GT}) {
+                    be.binary(op, a, b, out);
+                    be.binary(op, a, bias.expand(a.shape()), out);
+                }
+                for (Unary op : new Unary[] {Unary.NEG, Unary.EXP, Unary.ABS, Unary.RELU, Unary.AFFINE, Unary.SQRT}) {
+                    be.unary(op, b, 2, 1, out);
+                }
+                be.reluBackward(b, a, out);
+            }
+        }
     }
 
     @TearDown(Level.Trial)

@@ -55,14 +55,20 @@ final class FloatKernels {
 
     // ------------------------------------------------------------------ unary
 
+    /*
+     * The elementwise loops are one method per operation, chosen by a switch outside the loop. With
+     * the switch inside (one loop for every op), C2 compiled the loop for the ops its profile had
+     * seen: in a JVM that had run several (any training step), the merged vector value of the
+     * switch's arms was boxed on every iteration, and add, ReLU and the rest ran 5-7x slower than in
+     * a benchmark that ran one op (bench/RESULTS.md, session 9). Each loop below applies one
+     * constant operation, whatever else the JVM runs.
+     */
+
     static void unary(Unary op, MemorySegment x, long xo, long sx, MemorySegment o, long oo, long so, int len,
                       float alpha, float beta) {
         int i = 0;
         if (sx == 1 && so == 1 && vectorised(op, alpha)) {
-            int bound = S.loopBound(len);
-            for (; i < bound; i += L) {
-                store(unaryVector(op, load(x, xo + i), alpha, beta), o, oo + i);
-            }
+            i = unaryRows(op, x, xo, o, oo, len, alpha, beta);
         }
         for (; i < len; i++) {
             o.setAtIndex(F, oo + i * so, unaryScalar(op, x.getAtIndex(F, xo + i * sx), alpha, beta));
@@ -74,27 +80,87 @@ final class FloatKernels {
         return op != Unary.POW || alpha == 1 || alpha == 2 || alpha == 3 || alpha == 0.5f || alpha == -1;
     }
 
-    /**
-     * One vector of a unary op. Kept under C2's hot-inlining limit (FreqInlineSize, 325 bytecodes)
-     * by moving the longer cases into helpers: a switch that is not inlined into the row loop
-     * returns each FloatVector as a heap object, which made ReLU 3–4× slower than a copy.
-     */
-    private static FloatVector unaryVector(Unary op, FloatVector v, float alpha, float beta) {
-        return switch (op) {
-            case NEG -> v.neg();
-            case EXP -> VectorMath.exp(v);
-            case LOG -> VectorMath.log(v);
-            case SQRT -> v.sqrt();
-            case ABS -> v.abs();
-            case SIGN -> sign(v);
-            case RECIPROCAL -> FloatVector.broadcast(S, 1f).div(v);
-            case RELU -> relu(v);
-            case POW -> powSpecial(v, alpha);
-            case CLAMP -> clamp(v, alpha, beta);
-            case AFFINE -> v.fma(FloatVector.broadcast(S, alpha), FloatVector.broadcast(S, beta));
-            case GREATER -> FloatVector.zero(S).blend(1f, v.compare(VectorOperators.GT, alpha));
-            case IN_RANGE -> inRange(v, alpha, beta);
-        };
+    /** The whole vectors of a contiguous row; returns how many elements they covered. */
+    private static int unaryRows(Unary op, MemorySegment x, long xo, MemorySegment o, long oo, int len, float alpha,
+            float beta) {
+        int n = S.loopBound(len);
+        switch (op) {
+            case NEG -> negRow(x, xo, o, oo, n);
+            case EXP -> expRow(x, xo, o, oo, n);
+            case LOG -> logRow(x, xo, o, oo, n);
+            case SQRT -> sqrtRow(x, xo, o, oo, n);
+            case ABS -> absRow(x, xo, o, oo, n);
+            case SIGN -> signRow(x, xo, o, oo, n);
+            case RECIPROCAL -> reciprocalRow(x, xo, o, oo, n);
+            case RELU -> reluRow(x, xo, o, oo, n);
+            case POW -> {
+                if (alpha == 1) {
+                    affineRow(x, xo, o, oo, n, 1, 0);
+                } else if (alpha == 2) {
+                    squareRow(x, xo, o, oo, n);
+                } else if (alpha == 3) {
+                    cubeRow(x, xo, o, oo, n);
+                } else if (alpha == 0.5f) {
+                    sqrtRow(x, xo, o, oo, n);
+                } else {
+                    reciprocalRow(x, xo, o, oo, n);
+                }
+            }
+            // an absent (NaN) bound becomes an infinite one: the same results for every x
+            case CLAMP -> clampRow(x, xo, o, oo, n, Float.isNaN(alpha) ? Float.NEGATIVE_INFINITY : alpha,
+                    Float.isNaN(beta) ? Float.POSITIVE_INFINITY : beta);
+            case AFFINE -> affineRow(x, xo, o, oo, n, alpha, beta);
+            case GREATER -> greaterRow(x, xo, o, oo, n, alpha);
+            case IN_RANGE -> inRangeRow(x, xo, o, oo, n, Float.isNaN(alpha) ? Float.NEGATIVE_INFINITY : alpha,
+                    Float.isNaN(beta) ? Float.POSITIVE_INFINITY : beta);
+        }
+        return n;
+    }
+
+    private static void negRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(load(x, xo + i).neg(), o, oo + i);
+        }
+    }
+
+    private static void expRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(VectorMath.exp(load(x, xo + i)), o, oo + i);
+        }
+    }
+
+    private static void logRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(VectorMath.log(load(x, xo + i)), o, oo + i);
+        }
+    }
+
+    private static void sqrtRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(load(x, xo + i).sqrt(), o, oo + i);
+        }
+    }
+
+    private static void absRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(load(x, xo + i).abs(), o, oo + i);
+        }
+    }
+
+    private static void signRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = load(x, xo + i);
+            store(zero.blend(1f, v.compare(VectorOperators.GT, 0f)).blend(-1f, v.compare(VectorOperators.LT, 0f)),
+                    o, oo + i);
+        }
+    }
+
+    private static void reciprocalRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        for (int i = 0; i < n; i += L) {
+            store(one.div(load(x, xo + i)), o, oo + i);
+        }
     }
 
     /**
@@ -102,50 +168,61 @@ final class FloatKernels {
      * follows Math.max's NaN and signed-zero rules, which C2 spells in about five AVX-512
      * instructions, and the NaN test was two more: ReLU ran 1.45x a copy's time on one core.
      */
+    private static void reluRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            store(relu(load(x, xo + i)), o, oo + i);
+        }
+    }
+
     private static FloatVector relu(FloatVector v) {
         return v.blend(0f, v.compare(VectorOperators.LE, 0f));
     }
 
-    private static FloatVector sign(FloatVector v) {
-        FloatVector one = FloatVector.broadcast(S, 1f);
-        return FloatVector.zero(S).blend(one, v.compare(VectorOperators.GT, 0f))
-                .blend(one.neg(), v.compare(VectorOperators.LT, 0f));
+    private static void squareRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = load(x, xo + i);
+            store(v.mul(v), o, oo + i);
+        }
     }
 
-    /** The exponents {@link #vectorised} admits: 1, 2, 3, ½ and −1. */
-    private static FloatVector powSpecial(FloatVector v, float alpha) {
-        if (alpha == 1) {
-            return v;
-        } else if (alpha == 2) {
-            return v.mul(v);
-        } else if (alpha == 3) {
-            return v.mul(v).mul(v);
-        } else if (alpha == 0.5f) {
-            return v.sqrt();
+    private static void cubeRow(MemorySegment x, long xo, MemorySegment o, long oo, int n) {
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = load(x, xo + i);
+            store(v.mul(v).mul(v), o, oo + i);
         }
-        return FloatVector.broadcast(S, 1f).div(v);
     }
 
-    private static FloatVector clamp(FloatVector v, float alpha, float beta) {
-        FloatVector r = v;
-        if (!Float.isNaN(alpha)) {
-            r = r.max(alpha);
+    /** min(max(v, lo), hi) with NaN kept. */
+    private static void clampRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, float lo, float hi) {
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = load(x, xo + i);
+            store(v.max(lo).min(hi).blend(v, v.test(VectorOperators.IS_NAN)), o, oo + i);
         }
-        if (!Float.isNaN(beta)) {
-            r = r.min(beta);
-        }
-        return r.blend(v, v.test(VectorOperators.IS_NAN));
     }
 
-    private static FloatVector inRange(FloatVector v, float alpha, float beta) {
-        VectorMask<Float> m = v.compare(VectorOperators.EQ, v); // not NaN
-        if (!Float.isNaN(alpha)) {
-            m = m.and(v.compare(VectorOperators.GE, alpha));
+    private static void affineRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, float alpha,
+            float beta) {
+        FloatVector a = FloatVector.broadcast(S, alpha);
+        FloatVector b = FloatVector.broadcast(S, beta);
+        for (int i = 0; i < n; i += L) {
+            store(load(x, xo + i).fma(a, b), o, oo + i);
         }
-        if (!Float.isNaN(beta)) {
-            m = m.and(v.compare(VectorOperators.LE, beta));
+    }
+
+    private static void greaterRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, float alpha) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += L) {
+            store(zero.blend(1f, load(x, xo + i).compare(VectorOperators.GT, alpha)), o, oo + i);
         }
-        return FloatVector.zero(S).blend(1f, m);
+    }
+
+    /** 1 where lo ≤ v ≤ hi (false for NaN), else 0. */
+    private static void inRangeRow(MemorySegment x, long xo, MemorySegment o, long oo, int n, float lo, float hi) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int i = 0; i < n; i += L) {
+            FloatVector v = load(x, xo + i);
+            store(zero.blend(1f, v.compare(VectorOperators.GE, lo).and(v.compare(VectorOperators.LE, hi))), o, oo + i);
+        }
     }
 
     static float unaryScalar(Unary op, float v, float alpha, float beta) {
@@ -158,13 +235,22 @@ final class FloatKernels {
                        MemorySegment o, long oo, long so, int len) {
         int i = 0;
         if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && op != Binary.POW) {
-            int bound = S.loopBound(len);
-            FloatVector av = sa == 0 ? FloatVector.broadcast(S, a.getAtIndex(F, ao)) : null;
-            FloatVector bv = sb == 0 ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : null;
-            for (; i < bound; i += L) {
-                FloatVector x = sa == 0 ? av : load(a, ao + i);
-                FloatVector y = sb == 0 ? bv : load(b, bo + i);
-                store(binaryVector(op, x, y), o, oo + i);
+            i = S.loopBound(len);
+            // a broadcast operand (stride 0) is one value; each loop below handles one of the three
+            // layouts (both rows, a broadcast, b broadcast) in a loop of its own: with the choice
+            // inside the loop, a JVM that had run both layouts ran the plain add at half speed
+            boolean ab = sa == 0;
+            boolean bb = sb == 0;
+            switch (op) {
+                case ADD -> addRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case SUB -> subRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case MUL -> mulRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case DIV -> divRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case MAX -> maxRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case MIN -> minRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case EQ -> eqRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case GT -> gtRow(a, ao, ab, b, bo, bb, o, oo, i);
+                case POW -> throw new AssertionError("POW runs in the scalar loop");
             }
         }
         for (; i < len; i++) {
@@ -174,19 +260,194 @@ final class FloatKernels {
         }
     }
 
-    private static FloatVector binaryVector(Binary op, FloatVector x, FloatVector y) {
-        return switch (op) {
-            case ADD -> x.add(y);
-            case SUB -> x.sub(y);
-            case MUL -> x.mul(y);
-            case DIV -> x.div(y);
-            // NaN-propagating like torch.maximum/minimum
-            case MAX -> x.lanewise(VectorOperators.MAX, y);
-            case MIN -> x.lanewise(VectorOperators.MIN, y);
-            case POW -> x.lanewise(VectorOperators.POW, y);
-            case EQ -> FloatVector.zero(S).blend(1f, x.compare(VectorOperators.EQ, y));
-            case GT -> FloatVector.zero(S).blend(1f, x.compare(VectorOperators.GT, y));
-        };
+    private static void addRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.add(y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.add(y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.add(y), o, oo + i);
+            }
+        }
+    }
+
+    private static void subRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.sub(y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.sub(y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.sub(y), o, oo + i);
+            }
+        }
+    }
+
+    private static void mulRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.mul(y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.mul(y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.mul(y), o, oo + i);
+            }
+        }
+    }
+
+    private static void divRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.div(y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.div(y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.div(y), o, oo + i);
+            }
+        }
+    }
+
+    /** NaN-propagating like torch.maximum. */
+    private static void maxRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.lanewise(VectorOperators.MAX, y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.lanewise(VectorOperators.MAX, y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.lanewise(VectorOperators.MAX, y), o, oo + i);
+            }
+        }
+    }
+
+    /** NaN-propagating like torch.minimum. */
+    private static void minRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(x.lanewise(VectorOperators.MIN, y), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(x.lanewise(VectorOperators.MIN, y), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(x.lanewise(VectorOperators.MIN, y), o, oo + i);
+            }
+        }
+    }
+
+    /** 1 where a == b, else 0. */
+    private static void eqRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        FloatVector zero = FloatVector.zero(S);
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(zero.blend(1f, x.compare(VectorOperators.EQ, y)), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(zero.blend(1f, x.compare(VectorOperators.EQ, y)), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(zero.blend(1f, x.compare(VectorOperators.EQ, y)), o, oo + i);
+            }
+        }
+    }
+
+    /** 1 where a &gt; b, else 0. */
+    private static void gtRow(MemorySegment a, long ao, boolean ab, MemorySegment b, long bo, boolean bb,
+            MemorySegment o, long oo, int n) {
+        FloatVector zero = FloatVector.zero(S);
+        if (!ab && !bb) {
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                FloatVector y = load(b, bo + i);
+                store(zero.blend(1f, x.compare(VectorOperators.GT, y)), o, oo + i);
+            }
+        } else if (!ab) {
+            FloatVector y = FloatVector.broadcast(S, b.getAtIndex(F, bo));
+            for (int i = 0; i < n; i += L) {
+                FloatVector x = load(a, ao + i);
+                store(zero.blend(1f, x.compare(VectorOperators.GT, y)), o, oo + i);
+            }
+        } else {
+            FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
+            for (int i = 0; i < n; i += L) {
+                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                store(zero.blend(1f, x.compare(VectorOperators.GT, y)), o, oo + i);
+            }
+        }
     }
 
     // ------------------------------------------------------------------ reductions over a row
@@ -435,20 +696,34 @@ final class FloatKernels {
      * one row of a reduction over the outer axes (a column sum).
      */
     static void combineInto(Reduce op, float[] acc, MemorySegment x, long xo, int len) {
+        switch (op) {
+            case SUM -> addInto(acc, x, xo, len);
+            case MAX -> maxInto(acc, x, xo, len);
+            case MIN -> minInto(acc, x, xo, len);
+        }
+    }
+
+    /** acc[0, len) += row elementwise. */
+    static void addInto(float[] acc, MemorySegment x, long xo, int len) {
         int i = 0;
         int bound = S.loopBound(len);
-        VectorOperators.Binary vop = op == Reduce.SUM ? VectorOperators.ADD
-                : op == Reduce.MAX ? VectorOperators.MAX : VectorOperators.MIN;
         for (; i < bound; i += L) {
-            FloatVector.fromArray(S, acc, i).lanewise(vop, load(x, xo + i)).intoArray(acc, i);
+            FloatVector.fromArray(S, acc, i).add(load(x, xo + i)).intoArray(acc, i);
         }
         for (; i < len; i++) {
-            float v = x.getAtIndex(F, xo + i);
-            acc[i] = switch (op) {
-                case SUM -> acc[i] + v;
-                case MAX -> Math.max(acc[i], v);
-                case MIN -> Math.min(acc[i], v);
-            };
+            acc[i] += x.getAtIndex(F, xo + i);
+        }
+    }
+
+    /** acc[0, len) = min(acc, row) elementwise, NaN-propagating (as Math.min). */
+    static void minInto(float[] acc, MemorySegment x, long xo, int len) {
+        int i = 0;
+        int bound = S.loopBound(len);
+        for (; i < bound; i += L) {
+            FloatVector.fromArray(S, acc, i).lanewise(VectorOperators.MIN, load(x, xo + i)).intoArray(acc, i);
+        }
+        for (; i < len; i++) {
+            acc[i] = Math.min(acc[i], x.getAtIndex(F, xo + i));
         }
     }
 
