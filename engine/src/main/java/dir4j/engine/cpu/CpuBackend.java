@@ -640,6 +640,20 @@ public final class CpuBackend implements Backend {
     @Override
     public void indexSelect(Tensor x, int axis, Tensor indices, Tensor out) {
         int[] idx = indices.toIntArray();
+        if (axis == 0 && x.isContiguous() && out.isContiguous() && x.dtype() == out.dtype() && x.rank() > 0) {
+            // rows of contiguous tensors: one block copy per index, indices split across threads
+            long rowBytes = x.numel() / Math.max(1, x.shape(0)) * x.dtype().byteSize();
+            MemorySegment xs = seg(x);
+            MemorySegment os = seg(out);
+            long xBase = x.offset() * x.dtype().byteSize();
+            long oBase = out.offset() * out.dtype().byteSize();
+            CpuThreads.parallelRange(idx.length, Math.max(1, (1 << 16) / Math.max(1, rowBytes)), (s, e) -> {
+                for (long i = s; i < e; i++) {
+                    MemorySegment.copy(xs, xBase + idx[(int) i] * rowBytes, os, oBase + i * rowBytes, rowBytes);
+                }
+            });
+            return;
+        }
         for (int i = 0; i < idx.length; i++) {
             try (Tensor src = x.viewOf(sliceShape(x, axis), x.strides(), x.offset() + idx[i] * x.strides()[axis]);
                  Tensor dst = out.viewOf(sliceShape(out, axis), out.strides(),
@@ -652,6 +666,27 @@ public final class CpuBackend implements Backend {
     @Override
     public void indexAdd(Tensor g, int axis, Tensor indices, Tensor dx) {
         int[] idx = indices.toIntArray();
+        if (axis == 0 && g.isContiguous() && dx.isContiguous() && g.dtype() == DType.FLOAT32
+                && dx.dtype() == DType.FLOAT32 && g.rank() > 0) {
+            // rows of contiguous tensors: every index in order (repeated indices add up in that
+            // order, as before), the columns split across threads, so no two threads add to one float
+            int row = (int) (g.numel() / Math.max(1, g.shape(0)));
+            MemorySegment gs = seg(g);
+            MemorySegment ds = seg(dx);
+            long gOff = g.offset();
+            long dOff = dx.offset();
+            int block = Math.max(256, (row / CpuThreads.threads() + 15) / 16 * 16);
+            int blocks = (row + block - 1) / block;
+            CpuThreads.parallelFor(blocks, b -> {
+                int c0 = b * block;
+                int width = Math.min(block, row - c0);
+                for (int i = 0; i < idx.length; i++) {
+                    long d = dOff + (long) idx[i] * row + c0;
+                    FloatKernels.binary(Binary.ADD, ds, d, 1, gs, gOff + (long) i * row + c0, 1, ds, d, 1, width);
+                }
+            });
+            return;
+        }
         for (int i = 0; i < idx.length; i++) {
             try (Tensor src = g.viewOf(sliceShape(g, axis), g.strides(), g.offset() + (long) i * g.strides()[axis]);
                  Tensor dst = dx.viewOf(sliceShape(dx, axis), dx.strides(),
