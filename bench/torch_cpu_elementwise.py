@@ -39,6 +39,10 @@ def main():
     scalar = torch.empty(())
     descriptors = torch.rand(4096, 2048, generator=g) * 2 - 1
     columns = torch.empty(2048)
+    table = torch.rand(100_000, 256, generator=g) * 2 - 1
+    row_ids = torch.randint(0, 100_000, (5000,), generator=g)
+    picked = torch.rand(5000, 256, generator=g) * 2 - 1
+    table_grad = torch.zeros(100_000, 256)
     print("torch", torch.__version__, "threads", torch.get_num_threads(), "shape", args.shape)
     work = {
         "copy": lambda: out.copy_(a),
@@ -50,6 +54,8 @@ def main():
         "sumPerChannel": lambda: torch.sum(a, dim=(0, 2, 3), out=per_channel),
         "sumAll": lambda: torch.sum(a, dim=(0, 1, 2, 3), out=scalar),
         "columnSum": lambda: torch.sum(descriptors, dim=0, out=columns),
+        "indexSelectRows": lambda: torch.index_select(table, 0, row_ids, out=picked),
+        "indexAddRows": lambda: table_grad.index_add_(0, row_ids, picked),
     }
     for name, fn in work.items():
         print("%-16s %10.1f us" % (name, timeit(fn)))

@@ -27,7 +27,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * tensor, past L2): a copy (the bandwidth reference), an add, an add of a per-channel bias
  * (broadcast), ReLU and its backward, exp (the deterministic vector exp), and sums over N×H×W
  * (batch norm's per-channel statistics), over everything, and over the rows of a 4096×2048
- * descriptor matrix (a column sum: a mean descriptor, a bias gradient). Reference: bench/torch_cpu_elementwise.py
+ * descriptor matrix (a column sum: a mean descriptor, a bias gradient); and a row gather with its
+ * backward (5000 random rows of a 100,000×256 table). Reference: bench/torch_cpu_elementwise.py
  * runs the same calls in PyTorch with preallocated outputs; bench/elementwise_side_by_side.sh runs
  * both. Bandwidth: bytes read + written per call / time (printed at setup).
  */
@@ -62,6 +63,10 @@ public class ElementwiseBench {
     boolean[] all;
     Tensor descriptors;
     Tensor columns;
+    Tensor table;
+    Tensor rowIds;
+    Tensor picked;
+    Tensor tableGrad;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -81,6 +86,14 @@ public class ElementwiseBench {
         all = new boolean[] {true, true, true, true};
         descriptors = Tensor.uniform(rng, -1, 1, 4096, 2048);
         columns = Tensor.zeros(1, 2048);
+        table = Tensor.uniform(rng, -1, 1, 100_000, 256);
+        int[] ids = new int[5000];
+        for (int i = 0; i < ids.length; i++) {
+            ids[i] = rng.nextInt(100_000);
+        }
+        rowIds = Tensor.ofInts(ids, ids.length);
+        picked = Tensor.uniform(rng, -1, 1, ids.length, 256);
+        tableGrad = Tensor.zeros(100_000, 256);
         be = a.backend();
         System.out.printf("%n%s: %.1f MB per tensor%n", shape, a.numel() * 4e-6);
         if (mixedProfile) {
@@ -100,7 +113,8 @@ public class ElementwiseBench {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        for (Tensor t : new Tensor[] {a, b, out, bias, perChannel, scalar, descriptors, columns}) {
+        for (Tensor t : new Tensor[] {a, b, out, bias, perChannel, scalar, descriptors, columns, table, rowIds, picked,
+            tableGrad}) {
             t.close();
         }
     }
@@ -166,5 +180,19 @@ public class ElementwiseBench {
     public Tensor columnSum() {
         be.reduce(Reduce.SUM, descriptors, new boolean[] {true, false}, columns);
         return columns;
+    }
+
+    /** 5000 random rows of a 100,000×256 table (a gather: triplet sampling, indexSelect). */
+    @Benchmark
+    public Tensor indexSelectRows() {
+        be.indexSelect(table, 0, rowIds, picked);
+        return picked;
+    }
+
+    /** Its backward: the 5000 rows added back into a 100,000×256 gradient (indexAdd). */
+    @Benchmark
+    public Tensor indexAddRows() {
+        be.indexAdd(picked, 0, rowIds, tableGrad);
+        return tableGrad;
     }
 }
