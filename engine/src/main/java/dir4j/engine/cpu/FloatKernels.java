@@ -476,14 +476,25 @@ final class FloatKernels {
         float best = isMax ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY;
         boolean nan = false;
         if (sx == 1) {
-            FloatVector acc = FloatVector.broadcast(S, best);
-            int bound = S.loopBound(len);
-            for (; i < bound; i += L) {
-                FloatVector v = load(x, xo + i);
-                nan |= v.test(VectorOperators.IS_NAN).anyTrue();
-                acc = isMax ? acc.max(v) : acc.min(v);
+            // FloatVector.max/min propagate NaN as Math.max/min do, so a NaN reaches the lane result
+            // without a test per vector; two accumulators halve the chain of dependent max sequences
+            FloatVector acc0 = FloatVector.broadcast(S, best);
+            FloatVector acc1 = acc0;
+            int bound2 = len - len % (2 * L);
+            if (isMax) {
+                for (; i < bound2; i += 2 * L) {
+                    acc0 = acc0.max(load(x, xo + i));
+                    acc1 = acc1.max(load(x, xo + i + L));
+                }
+                best = acc0.max(acc1).reduceLanes(VectorOperators.MAX);
+            } else {
+                for (; i < bound2; i += 2 * L) {
+                    acc0 = acc0.min(load(x, xo + i));
+                    acc1 = acc1.min(load(x, xo + i + L));
+                }
+                best = acc0.min(acc1).reduceLanes(VectorOperators.MIN);
             }
-            best = acc.reduceLanes(isMax ? VectorOperators.MAX : VectorOperators.MIN);
+            nan = Float.isNaN(best);
         }
         for (; i < len; i++) {
             float v = x.getAtIndex(F, xo + i * sx);
