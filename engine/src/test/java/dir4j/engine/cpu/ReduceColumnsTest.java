@@ -129,6 +129,36 @@ class ReduceColumnsTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Reduce.class)
+    void rowsAlongTheLastAxisWithNanInTheVectorBody(Reduce op) {
+        int rows = 5;
+        int cols = 16 * 4 + 9; // two double-vector steps and a scalar tail at 16 lanes
+        float[] x = data(new Random(15), rows * cols);
+        x[1 * cols + 20] = Float.NaN; // in the vector body
+        x[2 * cols + cols - 1] = Float.NaN; // in the tail
+        x[3 * cols + 7] = Float.POSITIVE_INFINITY;
+        x[4 * cols + 40] = Float.NEGATIVE_INFINITY;
+        try (MemoryScope s = MemoryScope.open()) {
+            Tensor t = Tensor.of(x, rows, cols);
+            Tensor out = Tensor.zeros(rows, 1);
+            t.backend().reduce(op, t, new boolean[] {false, true}, out);
+            float[] got = out.toFloatArray();
+            for (int r = 0; r < rows; r++) {
+                double want = op == Reduce.SUM ? 0 : op == Reduce.MAX ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+                for (int c = 0; c < cols; c++) {
+                    double v = x[r * cols + c];
+                    want = op == Reduce.SUM ? want + v : op == Reduce.MAX ? Math.max(want, v) : Math.min(want, v);
+                }
+                if (Double.isNaN(want) || Double.isInfinite(want)) {
+                    assertEquals((float) want, got[r], op + " row " + r);
+                } else {
+                    assertEquals(op == Reduce.SUM ? want : (float) want, got[r], op == Reduce.SUM ? 1e-4 : 0, op + " row " + r);
+                }
+            }
+        }
+    }
+
     @Test
     void reluKeepsNanAndSendsNegativeZeroToZero() {
         int len = CpuVectors.FLOAT.length() * 2 + 3; // vector body and scalar tail
