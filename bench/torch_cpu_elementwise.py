@@ -43,6 +43,7 @@ def main():
     row_ids = torch.randint(0, 100_000, (5000,), generator=g)
     picked = torch.rand(5000, 256, generator=g) * 2 - 1
     table_grad = torch.zeros(100_000, 256)
+    transposed = torch.empty(2048, 4096)
     print("torch", torch.__version__, "threads", torch.get_num_threads(), "shape", args.shape)
     work = {
         "copy": lambda: out.copy_(a),
@@ -56,6 +57,7 @@ def main():
         "columnSum": lambda: torch.sum(descriptors, dim=0, out=columns),
         "indexSelectRows": lambda: torch.index_select(table, 0, row_ids, out=picked),
         "indexAddRows": lambda: table_grad.index_add_(0, row_ids, picked),
+        "transposeCopy": lambda: transposed.copy_(descriptors.t()),
     }
     for name, fn in work.items():
         print("%-16s %10.1f us" % (name, timeit(fn)))

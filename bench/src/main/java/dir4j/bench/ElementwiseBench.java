@@ -28,7 +28,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * (broadcast), ReLU and its backward, exp (the deterministic vector exp), and sums over N×H×W
  * (batch norm's per-channel statistics), over everything, and over the rows of a 4096×2048
  * descriptor matrix (a column sum: a mean descriptor, a bias gradient); and a row gather with its
- * backward (5000 random rows of a 100,000×256 table). Reference: bench/torch_cpu_elementwise.py
+ * backward (5000 random rows of a 100,000×256 table); a 4096×2048 transpose made contiguous. Reference: bench/torch_cpu_elementwise.py
  * runs the same calls in PyTorch with preallocated outputs; bench/elementwise_side_by_side.sh runs
  * both. Bandwidth: bytes read + written per call / time (printed at setup).
  */
@@ -67,6 +67,7 @@ public class ElementwiseBench {
     Tensor rowIds;
     Tensor picked;
     Tensor tableGrad;
+    Tensor transposed;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -94,6 +95,7 @@ public class ElementwiseBench {
         rowIds = Tensor.ofInts(ids, ids.length);
         picked = Tensor.uniform(rng, -1, 1, ids.length, 256);
         tableGrad = Tensor.zeros(100_000, 256);
+        transposed = Tensor.zeros(2048, 4096);
         be = a.backend();
         System.out.printf("%n%s: %.1f MB per tensor%n", shape, a.numel() * 4e-6);
         if (mixedProfile) {
@@ -114,7 +116,7 @@ public class ElementwiseBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         for (Tensor t : new Tensor[] {a, b, out, bias, perChannel, scalar, descriptors, columns, table, rowIds, picked,
-            tableGrad}) {
+            tableGrad, transposed}) {
             t.close();
         }
     }
@@ -194,5 +196,12 @@ public class ElementwiseBench {
     public Tensor indexAddRows() {
         be.indexAdd(picked, 0, rowIds, tableGrad);
         return tableGrad;
+    }
+
+    /** The 4096×2048 matrix transposed into a contiguous 2048×4096 one (contiguous() after t()). */
+    @Benchmark
+    public Tensor transposeCopy() {
+        be.copy(descriptors.t(), transposed);
+        return transposed;
     }
 }
