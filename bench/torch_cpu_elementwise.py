@@ -5,22 +5,17 @@ Usage: /usr/bin/python3 bench/torch_cpu_elementwise.py [--threads 2] [--shape 4x
 Prints the median microseconds per call of each workload, named as ElementwiseBench's methods.
 """
 import argparse
-import time
+import os
+import sys
 
-import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from median_timing import median_time  # noqa: E402
 
-def timeit(fn, seconds=1.0):
-    for _ in range(3):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e6)
-    return float(np.median(times))
+
+def timeit(fn):
+    return median_time(fn, 1.0, 1e6)
 
 
 def main():

@@ -9,25 +9,21 @@ Prints the median milliseconds per call of decode, resize, normalize and the who
 as ImagePipelineBench's methods.
 """
 import argparse
+import os
+import sys
 import io
-import time
 
 import numpy as np
 import torch
-from PIL import Image
 import torchvision.transforms as T
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from median_timing import median_time  # noqa: E402
 
 
-def timeit(fn, seconds=1.0):
-    for _ in range(3):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times))
+def timeit(fn):
+    return median_time(fn, 1.0, 1e3)
 
 
 def synthetic(w, h):

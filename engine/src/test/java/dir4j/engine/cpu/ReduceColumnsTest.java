@@ -28,6 +28,15 @@ class ReduceColumnsTest {
         return x;
     }
 
+    private static double identity(Reduce op) {
+        return op == Reduce.SUM ? 0 : op == Reduce.MAX ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+    }
+
+    /** The reference reduction in float64, in the order the loops visit the values. */
+    private static double fold(Reduce op, double acc, double v) {
+        return op == Reduce.SUM ? acc + v : op == Reduce.MAX ? Math.max(acc, v) : Math.min(acc, v);
+    }
+
     @ParameterizedTest
     @EnumSource(Reduce.class)
     void outerAxesOfAContiguousTensor(Reduce op) {
@@ -41,10 +50,10 @@ class ReduceColumnsTest {
             t.backend().reduce(op, t, new boolean[] {true, false}, out);
             float[] got = out.toFloatArray();
             for (int j = 0; j < cols; j++) {
-                double want = op == Reduce.SUM ? 0 : op == Reduce.MAX ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+                double want = identity(op);
                 for (int i = 0; i < rows; i++) {
                     double v = x[i * cols + j];
-                    want = op == Reduce.SUM ? want + v : op == Reduce.MAX ? Math.max(want, v) : Math.min(want, v);
+                    want = fold(op, want, v);
                 }
                 if (j == 1003) {
                     assertTrue(Float.isNaN(got[j]), op + " of a column holding NaN: " + got[j]);
@@ -93,10 +102,10 @@ class ReduceColumnsTest {
             float[] got = out.toFloatArray();
             for (int b = 0; b < n; b++) {
                 for (int k = 0; k < hw; k++) {
-                    double want = op == Reduce.SUM ? 0 : op == Reduce.MAX ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+                    double want = identity(op);
                     for (int ch = 0; ch < c; ch++) {
                         double v = x[(b * c + ch) * hw + k];
-                        want = op == Reduce.SUM ? want + v : op == Reduce.MAX ? Math.max(want, v) : Math.min(want, v);
+                        want = fold(op, want, v);
                     }
                     assertEquals(op == Reduce.SUM ? want : (float) want, got[b * hw + k], op == Reduce.SUM ? 1e-4 : 0,
                             op + " at " + b + ", " + k);
@@ -145,10 +154,10 @@ class ReduceColumnsTest {
             t.backend().reduce(op, t, new boolean[] {false, true}, out);
             float[] got = out.toFloatArray();
             for (int r = 0; r < rows; r++) {
-                double want = op == Reduce.SUM ? 0 : op == Reduce.MAX ? Double.NEGATIVE_INFINITY : Double.POSITIVE_INFINITY;
+                double want = identity(op);
                 for (int c = 0; c < cols; c++) {
                     double v = x[r * cols + c];
-                    want = op == Reduce.SUM ? want + v : op == Reduce.MAX ? Math.max(want, v) : Math.min(want, v);
+                    want = fold(op, want, v);
                 }
                 if (Double.isNaN(want) || Double.isInfinite(want)) {
                     assertEquals((float) want, got[r], op + " row " + r);
