@@ -210,6 +210,16 @@ public final class CpuBackend implements Backend {
         long sx = w.innerStride(0);
         long so = w.innerStride(1);
         DType t = x.dtype();
+        if (t == DType.FLOAT32 && out.dtype() == DType.FLOAT32 && sx != 1 && so == 1 && x.numel() >= STAGE_MIN) {
+            // x read across its rows (a transposed or permuted view): one tiled copy into
+            // out's layout, then the vector loop, instead of a scalar op per strided element
+            // (exp of a transposed 4096x2048 matrix took 107-135 ms that way)
+            try (Tensor staged = Tensor.uninitialized(t, x.device(), out.shape())) {
+                copy(x, staged);
+                unary(op, staged, alpha, beta, out);
+            }
+            return;
+        }
         if (t == DType.FLOAT32 && out.dtype() == DType.FLOAT32) {
             float a = (float) alpha;
             float b = (float) beta;
@@ -224,6 +234,9 @@ public final class CpuBackend implements Backend {
             });
         }
     }
+
+    /** Elements from which a strided unary input is first copied into the output's layout. */
+    private static final long STAGE_MIN = 1 << 14;
 
     /** A row of an elementwise op on two inputs: element i of each at its offset + i·stride. */
     private interface Row3 {

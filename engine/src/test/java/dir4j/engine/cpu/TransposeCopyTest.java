@@ -11,7 +11,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Copies whose last two dimensions are transposed (contiguous() after t() or a permute), which
  * the CPU backend runs in tiles when both sides span at least a tile: every element against its
  * index arithmetic, with partial tiles, an outer batch dimension and the element-by-element path
- * for small sides.
+ * for small sides; unary ops on such views, which go through that copy.
  */
 class TransposeCopyTest {
     @ParameterizedTest
@@ -32,6 +32,38 @@ class TransposeCopyTest {
                                 "batch " + b + " at " + j + "," + i);
                     }
                 }
+            }
+        }
+    }
+
+    /** A unary op on a transposed view (staged through a tiled copy) gives the bits it gives on the copy. */
+    @org.junit.jupiter.api.Test
+    void unaryOpsOnATransposedViewEqualThoseOnItsCopy() {
+        int rows = 150;
+        int cols = 130; // 19,500 elements: past the staging threshold
+        float[] x = new float[rows * cols];
+        java.util.Random r = new java.util.Random(4);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) (r.nextGaussian() * 4);
+        }
+        x[77] = Float.NaN;
+        try (MemoryScope s = MemoryScope.open()) {
+            Tensor view = Tensor.of(x, rows, cols).t();
+            Tensor copy = view.contiguous();
+            for (dir4j.engine.Backend.Unary op : new dir4j.engine.Backend.Unary[] {dir4j.engine.Backend.Unary.EXP,
+                dir4j.engine.Backend.Unary.RELU, dir4j.engine.Backend.Unary.AFFINE, dir4j.engine.Backend.Unary.LOG}) {
+                Tensor a = Tensor.zeros(cols, rows);
+                Tensor b = Tensor.zeros(cols, rows);
+                view.backend().unary(op, view, 1.5, -0.25, a);
+                view.backend().unary(op, copy, 1.5, -0.25, b);
+                float[] fa = a.toFloatArray();
+                float[] fb = b.toFloatArray();
+                for (int i = 0; i < fa.length; i++) {
+                    assertEquals(Float.floatToIntBits(fb[i]), Float.floatToIntBits(fa[i]), op + " at " + i);
+                }
+                float v = x[(5 % rows) * cols + 7]; // view element (7, 5)
+                float want = op == dir4j.engine.Backend.Unary.AFFINE ? v * 1.5f - 0.25f : fb[7 * rows + 5];
+                assertEquals(want, fa[7 * rows + 5], 1e-5f * Math.abs(want), op + " at (7, 5)");
             }
         }
     }
