@@ -53,6 +53,7 @@ def main():
         "indexSelectRows": lambda: torch.index_select(table, 0, row_ids, out=picked),
         "indexAddRows": lambda: table_grad.index_add_(0, row_ids, picked),
         "transposeCopy": lambda: transposed.copy_(descriptors.t()),
+        "expTransposed": lambda: torch.exp(descriptors.t(), out=transposed),
     }
     for name, fn in work.items():
         print("%-16s %10.1f us" % (name, timeit(fn)))

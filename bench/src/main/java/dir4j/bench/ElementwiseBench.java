@@ -28,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * (broadcast), ReLU and its backward, exp (the deterministic vector exp), and sums over N×H×W
  * (batch norm's per-channel statistics), over everything, and over the rows of a 4096×2048
  * descriptor matrix (a column sum: a mean descriptor, a bias gradient); and a row gather with its
- * backward (5000 random rows of a 100,000×256 table); a 4096×2048 transpose made contiguous. Reference: bench/torch_cpu_elementwise.py
+ * backward (5000 random rows of a 100,000×256 table); a 4096×2048 transpose made contiguous, and
+ * exp read through that transpose. Reference: bench/torch_cpu_elementwise.py
  * runs the same calls in PyTorch with preallocated outputs; bench/elementwise_side_by_side.sh runs
  * both. Bandwidth: bytes read + written per call / time (printed at setup).
  */
@@ -202,6 +203,13 @@ public class ElementwiseBench {
     @Benchmark
     public Tensor transposeCopy() {
         be.copy(descriptors.t(), transposed);
+        return transposed;
+    }
+
+    /** e^x of the 4096×2048 matrix read through its transpose, into a contiguous 2048×4096 one. */
+    @Benchmark
+    public Tensor expTransposed() {
+        be.unary(Unary.EXP, descriptors.t(), 0, 0, transposed);
         return transposed;
     }
 }
