@@ -235,7 +235,7 @@ public final class CpuBackend implements Backend {
         }
     }
 
-    /** Elements from which a strided unary input is first copied into the output's layout. */
+    /** Elements from which a strided unary or binary input is first copied into the output's layout. */
     private static final long STAGE_MIN = 1 << 14;
 
     /** A row of an elementwise op on two inputs: element i of each at its offset + i·stride. */
@@ -271,6 +271,28 @@ public final class CpuBackend implements Backend {
     @Override
     public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
         String name = op.name().toLowerCase();
+        if (a.dtype() == DType.FLOAT32 && b.dtype() == DType.FLOAT32 && out.dtype() == DType.FLOAT32
+                && out.numel() >= STAGE_MIN && java.util.Arrays.equals(a.shape(), out.shape())
+                && java.util.Arrays.equals(b.shape(), out.shape())) {
+            // an operand read across its rows (a transposed or permuted view) is first copied into
+            // out's layout (tiled), as for unary ops, so that the row loop runs on vectors
+            StridedWalk w = new StridedWalk(out.shape(), a.strides(), b.strides(), out.strides());
+            boolean stageA = w.innerStride(2) == 1 && w.innerStride(0) > 1;
+            boolean stageB = w.innerStride(2) == 1 && w.innerStride(1) > 1;
+            if (stageA || stageB) {
+                try (Tensor sa = stageA ? Tensor.uninitialized(DType.FLOAT32, a.device(), out.shape()) : null;
+                     Tensor sb = stageB ? Tensor.uninitialized(DType.FLOAT32, b.device(), out.shape()) : null) {
+                    if (stageA) {
+                        copy(a, sa);
+                    }
+                    if (stageB) {
+                        copy(b, sb);
+                    }
+                    binary(op, stageA ? sa : a, stageB ? sb : b, out);
+                }
+                return;
+            }
+        }
         if (a.dtype() == DType.FLOAT32) {
             walk3(name, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) ->
                     FloatKernels.binary(op, as, ao, sa, bs, bo, sb, os, oo, so, len));
