@@ -39,6 +39,7 @@ def main():
     picked = torch.rand(5000, 256, generator=g) * 2 - 1
     table_grad = torch.zeros(100_000, 256)
     transposed = torch.empty(2048, 4096)
+    transposed_other = torch.rand(2048, 4096, generator=g) * 2 - 1
     print("torch", torch.__version__, "threads", torch.get_num_threads(), "shape", args.shape)
     work = {
         "copy": lambda: out.copy_(a),
@@ -54,6 +55,7 @@ def main():
         "indexAddRows": lambda: table_grad.index_add_(0, row_ids, picked),
         "transposeCopy": lambda: transposed.copy_(descriptors.t()),
         "expTransposed": lambda: torch.exp(descriptors.t(), out=transposed),
+        "addTransposed": lambda: torch.add(descriptors.t(), transposed_other, out=transposed),
     }
     for name, fn in work.items():
         print("%-16s %10.1f us" % (name, timeit(fn)))

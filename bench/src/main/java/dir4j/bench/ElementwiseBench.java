@@ -29,7 +29,7 @@ import org.openjdk.jmh.annotations.Warmup;
  * (batch norm's per-channel statistics), over everything, and over the rows of a 4096×2048
  * descriptor matrix (a column sum: a mean descriptor, a bias gradient); and a row gather with its
  * backward (5000 random rows of a 100,000×256 table); a 4096×2048 transpose made contiguous, and
- * exp read through that transpose. Reference: bench/torch_cpu_elementwise.py
+ * exp and an add read through that transpose. Reference: bench/torch_cpu_elementwise.py
  * runs the same calls in PyTorch with preallocated outputs; bench/elementwise_side_by_side.sh runs
  * both. Bandwidth: bytes read + written per call / time (printed at setup).
  */
@@ -69,6 +69,7 @@ public class ElementwiseBench {
     Tensor picked;
     Tensor tableGrad;
     Tensor transposed;
+    Tensor transposedOther;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -97,6 +98,7 @@ public class ElementwiseBench {
         picked = Tensor.uniform(rng, -1, 1, ids.length, 256);
         tableGrad = Tensor.zeros(100_000, 256);
         transposed = Tensor.zeros(2048, 4096);
+        transposedOther = Tensor.uniform(rng, -1, 1, 2048, 4096);
         be = a.backend();
         System.out.printf("%n%s: %.1f MB per tensor%n", shape, a.numel() * 4e-6);
         if (mixedProfile) {
@@ -117,7 +119,7 @@ public class ElementwiseBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         for (Tensor t : new Tensor[] {a, b, out, bias, perChannel, scalar, descriptors, columns, table, rowIds, picked,
-            tableGrad, transposed}) {
+            tableGrad, transposed, transposedOther}) {
             t.close();
         }
     }
@@ -210,6 +212,13 @@ public class ElementwiseBench {
     @Benchmark
     public Tensor expTransposed() {
         be.unary(Unary.EXP, descriptors.t(), 0, 0, transposed);
+        return transposed;
+    }
+
+    /** The 4096×2048 matrix read through its transpose plus a contiguous 2048×4096 one. */
+    @Benchmark
+    public Tensor addTransposed() {
+        be.binary(Binary.ADD, descriptors.t(), transposedOther, transposed);
         return transposed;
     }
 }
