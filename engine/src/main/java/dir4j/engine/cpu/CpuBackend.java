@@ -246,12 +246,20 @@ public final class CpuBackend implements Backend {
 
     /** Walks a, b and out (one shape) row by row in parallel, running {@code row} on each. */
     private static void walk3(String op, Tensor a, Tensor b, Tensor out, Row3 row) {
+        walk3(walk3Of(op, a, b, out), a, b, out, row);
+    }
+
+    /** The walk over a, b and out, after checking that they have one shape. */
+    private static StridedWalk walk3Of(String op, Tensor a, Tensor b, Tensor out) {
         checkSameShape(op, a, out);
         checkSameShape(op, b, out);
+        return new StridedWalk(out.shape(), a.strides(), b.strides(), out.strides());
+    }
+
+    private static void walk3(StridedWalk w, Tensor a, Tensor b, Tensor out, Row3 row) {
         MemorySegment as = seg(a);
         MemorySegment bs = seg(b);
         MemorySegment os = seg(out);
-        StridedWalk w = new StridedWalk(out.shape(), a.strides(), b.strides(), out.strides());
         long sa = w.innerStride(0);
         long sb = w.innerStride(1);
         long so = w.innerStride(2);
@@ -270,15 +278,14 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void binary(Binary op, Tensor a, Tensor b, Tensor out) {
-        String name = op.name().toLowerCase();
-        if (a.dtype() == DType.FLOAT32 && b.dtype() == DType.FLOAT32 && out.dtype() == DType.FLOAT32
-                && out.numel() >= STAGE_MIN && java.util.Arrays.equals(a.shape(), out.shape())
-                && java.util.Arrays.equals(b.shape(), out.shape())) {
+        StridedWalk w = walk3Of(op.name().toLowerCase(), a, b, out);
+        if (a.dtype() == DType.FLOAT32) {
             // an operand read across its rows (a transposed or permuted view) is first copied into
             // out's layout (tiled), as for unary ops, so that the row loop runs on vectors
-            StridedWalk w = new StridedWalk(out.shape(), a.strides(), b.strides(), out.strides());
-            boolean stageA = w.innerStride(2) == 1 && w.innerStride(0) > 1;
-            boolean stageB = w.innerStride(2) == 1 && w.innerStride(1) > 1;
+            boolean rows = b.dtype() == DType.FLOAT32 && out.dtype() == DType.FLOAT32 && w.innerStride(2) == 1
+                    && out.numel() >= STAGE_MIN;
+            boolean stageA = rows && w.innerStride(0) > 1;
+            boolean stageB = rows && w.innerStride(1) > 1;
             if (stageA || stageB) {
                 try (Tensor sa = stageA ? Tensor.uninitialized(DType.FLOAT32, a.device(), out.shape()) : null;
                      Tensor sb = stageB ? Tensor.uninitialized(DType.FLOAT32, b.device(), out.shape()) : null) {
@@ -292,13 +299,11 @@ public final class CpuBackend implements Backend {
                 }
                 return;
             }
-        }
-        if (a.dtype() == DType.FLOAT32) {
-            walk3(name, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) ->
+            walk3(w, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) ->
                     FloatKernels.binary(op, as, ao, sa, bs, bo, sb, os, oo, so, len));
         } else {
             DType t = a.dtype();
-            walk3(name, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) -> {
+            walk3(w, a, b, out, (as, ao, sa, bs, bo, sb, os, oo, so, len) -> {
                 for (int i = 0; i < len; i++) {
                     store(os, t, oo + i * so, ScalarMath.binary(op, load(as, t, ao + i * sa), load(bs, t, bo + i * sb)));
                 }

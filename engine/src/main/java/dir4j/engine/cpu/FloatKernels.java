@@ -234,10 +234,11 @@ final class FloatKernels {
     static void binary(Binary op, MemorySegment a, long ao, long sa, MemorySegment b, long bo, long sb,
                        MemorySegment o, long oo, long so, int len) {
         int i = 0;
-        if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && op != Binary.POW) {
+        // both operands broadcast (a constant row) stay in the scalar loop
+        if (so == 1 && (sa == 1 || sa == 0) && (sb == 1 || sb == 0) && (sa == 1 || sb == 1) && op != Binary.POW) {
             i = S.loopBound(len);
             // a broadcast operand (stride 0) is one value; each loop below handles one of the three
-            // layouts (both rows, a broadcast, b broadcast) in a loop of its own: with the choice
+            // layouts (both rows, b broadcast, a broadcast) in a loop of its own: with the choice
             // inside the loop, a JVM that had run both layouts ran the plain add at half speed
             boolean ab = sa == 0;
             boolean bb = sb == 0;
@@ -277,7 +278,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.add(y), o, oo + i);
             }
         }
@@ -300,7 +301,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.sub(y), o, oo + i);
             }
         }
@@ -323,7 +324,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.mul(y), o, oo + i);
             }
         }
@@ -346,7 +347,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.div(y), o, oo + i);
             }
         }
@@ -370,7 +371,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.lanewise(VectorOperators.MAX, y), o, oo + i);
             }
         }
@@ -394,7 +395,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(x.lanewise(VectorOperators.MIN, y), o, oo + i);
             }
         }
@@ -419,7 +420,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(zero.blend(1f, x.compare(VectorOperators.EQ, y)), o, oo + i);
             }
         }
@@ -444,7 +445,7 @@ final class FloatKernels {
         } else {
             FloatVector x = FloatVector.broadcast(S, a.getAtIndex(F, ao));
             for (int i = 0; i < n; i += L) {
-                FloatVector y = bb ? FloatVector.broadcast(S, b.getAtIndex(F, bo)) : load(b, bo + i);
+                FloatVector y = load(b, bo + i);
                 store(zero.blend(1f, x.compare(VectorOperators.GT, y)), o, oo + i);
             }
         }
