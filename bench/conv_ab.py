@@ -9,7 +9,9 @@ what unchanged passes show in the same run (include some as a control).
 
     mvn -B -q -o package -Dmaven.test.skip=true -pl kernels,engine,nn,retrieval,bench
     /usr/bin/python3 bench/conv_ab.py BEFORE.jar AFTER.jar FILTER [pairs=6] [seconds per pass=0.4]
-e.g. FILTER "/2 " picks the stem, the strided 3x3s and the downsampling 1x1s.
+e.g. FILTER "/2 " picks the stem, the strided 3x3s and the downsampling 1x1s. A jar may carry JVM
+options after "::" (one build, two settings), e.g.
+    bench/conv_ab.py "bench/target/benchmarks.jar::-Ddir4j.winograd=false" bench/target/benchmarks.jar "3x3/1" 
 """
 import collections
 import os
@@ -30,9 +32,10 @@ def main():
     times = {j: collections.defaultdict(list) for j in jars}
     for p in range(pairs):
         for jar in (jars if p % 2 == 0 else jars[::-1]):
+            path, _, options = jar.partition("::")
             out = subprocess.run([java, "-XX:ActiveProcessorCount=1", "--add-modules", "jdk.incubator.vector",
                                   "--enable-native-access=ALL-UNNAMED", "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0",
-                                  "-cp", jar, "dir4j.bench.ConvPassTable", "4", "224", seconds, filt],
+                                  *options.split(), "-cp", path, "dir4j.bench.ConvPassTable", "4", "224", seconds, filt],
                                  capture_output=True, text=True, check=True).stdout
             for line in out.splitlines():
                 m = re.match(r"(.+?)\s+\d+\s+(forward|bwd-data|bwd-filter)\s+([\d.]+)", line)

@@ -9,9 +9,10 @@ keeps every engine warm and alternates short bursts: PyTorch (this process, Debi
 engine, the median over rounds and the median of the per-round ratios to PyTorch (the fair
 comparison: each ratio compares bursts a few seconds apart).
 
-    mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+    mvn -q -o package -pl kernels,engine,nn,retrieval,bench -Dmaven.test.skip=true
     /usr/bin/python3 bench/export_onnx.py bench/target/onnx     # once, for ONNX Runtime (optional)
     /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2]
+        [--also NAME="-Dsome.option=value"]    (dir4j compiled in another JVM with those options)
 """
 import argparse
 import statistics
@@ -30,10 +31,19 @@ def main():
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--burst", type=float, default=2.0, help="seconds per engine per round")
     ap.add_argument("--engines", default="compiled,module,ort")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=JVM_OPTIONS",
+                    help="another JVM running dir4j's compiled engine with these options (space-separated), "
+                         "reported as NAME; e.g. direct3x3=-Ddir4j.winograd=false")
     args = ap.parse_args()
     jvm = PairedJvm("ResNetPaired", args.depth, args.size)
+    others = {}
+    for spec in args.also:
+        name, _, options = spec.partition("=")
+        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, jvm_options=options.split())
 
     def java_burst(engine, seconds):
+        if engine in others:
+            return others[engine].ask(f"compiled {seconds}")
         return jvm.ask(f"{engine} {seconds}")
 
     torch.set_num_threads(2)
@@ -53,7 +63,7 @@ def main():
                 times.append((time.perf_counter() - t) * 1e3)
         return statistics.median(times)
 
-    engines = args.engines.split(",")
+    engines = args.engines.split(",") + list(others)
     # warm-up round, not counted
     torch_burst(args.burst)
     for e in engines:
@@ -68,6 +78,8 @@ def main():
         print(f"round {r + 1:2d}: " + "  ".join(
             f"{e} {v[-1]:.1f}" for e, v in rows.items() if v[-1] is not None), flush=True)
     jvm.close()
+    for other in others.values():
+        other.close()
     print("\n| engine | median ms | median of per-round ratios to PyTorch | rounds faster than PyTorch |")
     print("| --- | ---: | ---: | ---: |")
     for e, v in rows.items():

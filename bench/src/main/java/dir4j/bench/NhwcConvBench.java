@@ -5,6 +5,7 @@ import dir4j.engine.cpu.Conv2dKernels;
 import dir4j.engine.cpu.NhwcConv;
 import dir4j.engine.cpu.NhwcConv.Activation;
 import dir4j.engine.cpu.NhwcConv.Weights;
+import dir4j.engine.cpu.WinogradConv;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -24,11 +25,12 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One convolution of ResNet-101 at 224², batch 1, both ways: {@code direct} is the channels-last
+ * One convolution of ResNet-101 at 224², batch 1, three ways: {@code direct} is the channels-last
  * kernel of the compiled inference path ({@link NhwcConv}, bias + ReLU fused, weights packed in
  * setup); {@code im2col} is the module's implicit-GEMM forward ({@link Conv2dKernels}, NCHW, no
- * bias or ReLU). Shapes as {@code cin-cout-kernel-stride-size}: layer3's three (they are 2/3 of
- * ResNet-101's flops), layer1's 3×3, layer4's 3×3 and a strided 3×3. GFLOP/s =
+ * bias or ReLU); {@code winograd} is {@link WinogradConv} (F(2×2, 3×3)) on the stride-1 3×3 shapes.
+ * Shapes as {@code cin-cout-kernel-stride-size}: layer3's three (they are 2/3 of ResNet-101's flops),
+ * layer1's, layer2's and layer4's 3×3 and a strided 3×3. GFLOP/s =
  * 2·cin·cout·k²·OH·OW / time (printed at setup).
  */
 @State(Scope.Benchmark)
@@ -40,7 +42,7 @@ import org.openjdk.jmh.annotations.Warmup;
     "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"})
 public class NhwcConvBench {
     @Param({"256-256-3-1-14", "1024-256-1-1-14", "256-1024-1-1-14", "64-64-3-1-56", "512-512-3-1-7",
-            "256-256-3-2-28"})
+            "256-256-3-2-28", "128-128-3-1-28"})
     String shape;
 
     Conv2dGeometry g;
@@ -50,6 +52,7 @@ public class NhwcConvBench {
     MemorySegment y;
     Activation xa;
     Weights packed;
+    WinogradConv.Weights winograd;
     Activation out;
 
     @Setup(Level.Trial)
@@ -68,6 +71,8 @@ public class NhwcConvBench {
         y = arena.allocate(g.outputSize() * Float.BYTES, 64);
         xa = NhwcConv.fromNchw(x, 0, 1, cin, size, size, pad);
         packed = Weights.pack(w.toArray(ValueLayout.JAVA_FLOAT), new float[cout], cout, cin, k, stride, pad);
+        winograd = k == 3 && stride == 1
+                ? WinogradConv.Weights.pack(w.toArray(ValueLayout.JAVA_FLOAT), new float[cout], cout, cin, pad) : null;
         int o = packed.outSize(size);
         out = Activation.allocate(1, o, o, cout, 0);
         System.out.printf("%n%s: %.3f GFLOP per call%n", shape, 2e-9 * g.macs());
@@ -81,6 +86,16 @@ public class NhwcConvBench {
     @Benchmark
     public Activation direct() {
         NhwcConv.forward(xa, packed, out, null, true);
+        return out;
+    }
+
+    /** Winograd F(2x2, 3x3) ({@link WinogradConv}) on the same input; 3x3 stride-1 shapes only. */
+    @Benchmark
+    public Activation winograd() {
+        if (winograd == null) {
+            throw new IllegalStateException(shape + " is not a stride-1 3x3: winograd does not apply");
+        }
+        WinogradConv.forward(xa, winograd, out, null, true);
         return out;
     }
 

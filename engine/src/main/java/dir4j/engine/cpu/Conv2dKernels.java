@@ -17,8 +17,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * Larger square kernels with enough channels and output pixels ({@link #direct}) run forward, and
  * backward-data when the stride is 1, on the channels-last direct kernels of the compiled
  * inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
- * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench});
- * {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
+ * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}; the stride-1
+ * 3×3s with 64 or more input channels by {@link WinogradConv}, {@code -Ddir4j.winograd=false} for the
+ * direct kernel); {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
 public final class Conv2dKernels {
@@ -151,7 +152,7 @@ public final class Conv2dKernels {
             NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
                     stride, pad, flipTranspose);
             NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), outH, outW, outC, 0);
-            NhwcConv.forward(in, packed, out, null, false);
+            WinogradConv.forwardPacked(in, packed, out, null, false);
             NhwcConv.toNchw(out, dst, dstOff);
             return true;
         } catch (OutOfMemoryError e) {

@@ -114,7 +114,7 @@ public final class NhwcConv {
         final int stride;
         final int pad;
 
-        private Weights(float[] packed, float[] bias, int cin, int cout, int kernel, int stride, int pad) {
+        Weights(float[] packed, float[] bias, int cin, int cout, int kernel, int stride, int pad) {
             this.packed = packed;
             this.bias = bias;
             this.cin = cin;

@@ -129,7 +129,7 @@ final class NhwcTraining {
             // every output element is written, so a recycled buffer needs no zeroing
             NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dst.shape(0), dst.shape(1), dst.shape(2),
                     dst.shape(3), 0);
-            NhwcConv.forward(in, packed, out, res, relu);
+            WinogradConv.forwardPacked(in, packed, out, res, relu);
             NhwcConv.toNhwc(out, dst.segment(), dst.offset());
             return true;
         } catch (OutOfMemoryError e) {

@@ -56,7 +56,9 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(2, 24, 33, 31, 130, 3, 2, 1, 1),          // stride 2: forward only; 3 blocks
                 Conv2dGeometry.of(1, 16, 24, 24, 16, 5, 1, 2, 1),           // 5x5 pad 2
                 Conv2dGeometry.of(1, 17, 26, 26, 65, 3, 1, 0, 1),           // no padding: dx padded by 2
-                Conv2dGeometry.of(3, 64, 14, 14, 64, 3, 1, 1, 1));          // layer1-like, several images
+                Conv2dGeometry.of(3, 64, 14, 14, 64, 3, 1, 1, 1),           // layer1-like, several images (Winograd)
+                Conv2dGeometry.of(2, 96, 20, 19, 70, 3, 1, 1, 1),           // Winograd both ways: odd width, partial blocks
+                Conv2dGeometry.of(1, 64, 26, 26, 65, 3, 1, 0, 1));          // Winograd unpadded; dx padded by 2
     }
 
     @ParameterizedTest(name = "{0}")

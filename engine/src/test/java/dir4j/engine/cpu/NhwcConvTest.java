@@ -23,7 +23,7 @@ import org.junit.jupiter.api.Test;
  */
 class NhwcConvTest {
 
-    private static float[] random(int n, long seed, double scale) {
+    static float[] random(int n, long seed, double scale) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] a = new float[n];
         for (int i = 0; i < n; i++) {
@@ -33,7 +33,7 @@ class NhwcConvTest {
     }
 
     /** NCHW x, OIHW w: relu?(conv + bias + residual) in double, NCHW. */
-    private static double[] reference(float[] x, int n, int c, int h, int w, float[] wt, float[] bias, int co, int k,
+    static double[] reference(float[] x, int n, int c, int h, int w, float[] wt, float[] bias, int co, int k,
             int st, int pad, float[] residualNchw, boolean relu) {
         int oh = (h + 2 * pad - k) / st + 1;
         int ow = (w + 2 * pad - k) / st + 1;
@@ -67,7 +67,7 @@ class NhwcConvTest {
         return y;
     }
 
-    private static Activation toActivation(float[] nchw, int n, int c, int h, int w, int pad) {
+    static Activation toActivation(float[] nchw, int n, int c, int h, int w, int pad) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment s = a.allocate((long) nchw.length * Float.BYTES);
             MemorySegment.copy(nchw, 0, s, ValueLayout.JAVA_FLOAT, 0, nchw.length);
@@ -76,7 +76,7 @@ class NhwcConvTest {
     }
 
     /** The same values in the layout whose rows share their padding columns. */
-    private static Activation shared(Activation a) {
+    static Activation shared(Activation a) {
         Activation out = Activation.allocate(a.batch(), a.height(), a.width(), a.channels(), a.pad(), true);
         for (int b = 0; b < a.batch(); b++) {
             for (int y = 0; y < a.height(); y++) {
@@ -88,7 +88,7 @@ class NhwcConvTest {
         return out;
     }
 
-    private static float[] toNchw(Activation a) {
+    static float[] toNchw(Activation a) {
         int count = a.batch() * a.channels() * a.height() * a.width();
         try (Arena ar = Arena.ofConfined()) {
             MemorySegment s = ar.allocate((long) count * Float.BYTES);
@@ -97,7 +97,7 @@ class NhwcConvTest {
         }
     }
 
-    private static void assertClose(String what, double[] expected, float[] actual, double tol) {
+    static void assertClose(String what, double[] expected, float[] actual, double tol) {
         assertEquals(expected.length, actual.length, what + ": length");
         double scale = 0;
         for (double e : expected) {

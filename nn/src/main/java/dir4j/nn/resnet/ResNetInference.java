@@ -6,6 +6,7 @@ import dir4j.engine.Tensor;
 import dir4j.engine.cpu.NhwcConv;
 import dir4j.engine.cpu.NhwcConv.Activation;
 import dir4j.engine.cpu.NhwcConv.Weights;
+import dir4j.engine.cpu.WinogradConv;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -14,8 +15,9 @@ import java.util.Optional;
  * A ResNet's feature extractor compiled for inference on the CPU: every batch norm folded into its
  * convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), with the running statistics; {@link FoldedResNet},
  * shared with the GPU's {@link ResNetDeviceInference}), activations kept
- * channels-last, and each convolution a direct {@link NhwcConv} kernel with the bias, the residual
- * add and the ReLU fused into its store. Nothing is packed or normalised per call: at batch 1 the
+ * channels-last, and each convolution a direct {@link NhwcConv} kernel (the stride-1 3×3s by
+ * {@link WinogradConv}'s F(2×2, 3×3) where it pays) with the bias, the residual add and the ReLU fused
+ * into its store. Nothing is packed or normalised per call: at batch 1 the
  * im2col + SGEMM path of the module spends about as long packing operands as multiplying.
  *
  * <p>A <em>snapshot</em>: the weights and running statistics are copied when the plan is built, so
@@ -39,8 +41,42 @@ public final class ResNetInference {
     private final List<Block> blocks;
     private final int featureChannels;
 
+    /**
+     * One packed convolution: a stride-1 3×3 with enough input channels as {@link WinogradConv}'s
+     * transformed weights (where it pays, see {@link WinogradConv#pays}), any other for {@link NhwcConv}.
+     */
+    private record Conv(Weights direct, WinogradConv.Weights winograd, int kernel, int stride, int pad, int out) {
+        static Conv of(FoldedResNet.Conv c) {
+            if (c == null) {
+                return null;
+            }
+            if (c.kernel() == 3 && c.stride() == 1 && WinogradConv.pays(c.in())) {
+                return new Conv(null, WinogradConv.Weights.pack(c.weight(), c.bias(), c.out(), c.in(), c.pad()), 3, 1,
+                        c.pad(), c.out());
+            }
+            return new Conv(Weights.pack(c.weight(), c.bias(), c.out(), c.in(), c.kernel(), c.stride(), c.pad()), null,
+                    c.kernel(), c.stride(), c.pad(), c.out());
+        }
+
+        int outSize(int size) {
+            return (size + 2 * pad - kernel) / stride + 1;
+        }
+
+        int outChannels() {
+            return out;
+        }
+
+        void forward(Activation x, Activation y, Activation residual, boolean relu) {
+            if (winograd != null) {
+                WinogradConv.forward(x, winograd, y, residual, relu);
+            } else {
+                NhwcConv.forward(x, direct, y, residual, relu);
+            }
+        }
+    }
+
     /** One residual block: conv3 is null for a BasicBlock, down null without a projection shortcut. */
-    private record Block(Weights conv1, Weights conv2, Weights conv3, Weights down) {
+    private record Block(Conv conv1, Conv conv2, Conv conv3, Conv down) {
         /** Padding the block's input must carry: its first convolution's. */
         int inputPad() {
             return conv1.pad();
@@ -75,15 +111,10 @@ public final class ResNetInference {
         Weights stem = Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in() * c1.kernel() * c1.kernel(), 1, 1, 0);
         List<Block> blocks = new ArrayList<>();
         for (FoldedResNet.Block b : f.blocks) {
-            blocks.add(new Block(pack(b.conv1()), pack(b.conv2()), pack(b.conv3()), pack(b.down())));
+            blocks.add(new Block(Conv.of(b.conv1()), Conv.of(b.conv2()), Conv.of(b.conv3()), Conv.of(b.down())));
         }
         return new ResNetInference(stem, c1.kernel(), c1.stride(), c1.pad(), c1.in(), List.copyOf(blocks),
                 f.featureChannels);
-    }
-
-    /** A folded convolution packed for {@link NhwcConv}; null for null. */
-    private static Weights pack(FoldedResNet.Conv c) {
-        return c == null ? null : Weights.pack(c.weight(), c.bias(), c.out(), c.in(), c.kernel(), c.stride(), c.pad());
     }
 
     /** Channels of the feature map. */
@@ -229,27 +260,27 @@ public final class ResNetInference {
     }
 
     private Activation block(Block b, Activation x, int outPad) {
-        Weights last = b.conv3() == null ? b.conv2() : b.conv3();
-        Weights first = b.conv1();
+        Conv last = b.conv3() == null ? b.conv2() : b.conv3();
+        Conv first = b.conv1();
         int h1 = first.outSize(x.height());
         int w1 = first.outSize(x.width());
         // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns
         Activation a1 = take(h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
-        NhwcConv.forward(x, first, a1, null, true);
+        first.forward(x, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
             a2 = take(b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(), last.pad());
-            NhwcConv.forward(a1, b.conv2(), a2, null, true);
+            b.conv2().forward(a1, a2, null, true);
         }
         int oh = last.outSize(a2.height());
         int ow = last.outSize(a2.width());
         Activation identity = x;
         if (b.down() != null) {
             identity = take(oh, ow, b.down().outChannels(), 0);
-            NhwcConv.forward(x, b.down(), identity, null, false);
+            b.down().forward(x, identity, null, false);
         }
         Activation out = take(oh, ow, last.outChannels(), outPad);
-        NhwcConv.forward(a2, last, out, identity, true);
+        last.forward(a2, out, identity, true);
         give(a1);
         if (a2 != a1) {
             give(a2);

@@ -1,0 +1,461 @@
+package dir4j.engine.cpu;
+
+import dir4j.engine.cpu.NhwcConv.Activation;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Stride-1 3×3 convolutions of channels-last activations by Winograd's minimal filtering algorithm
+ * F(2×2, 3×3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016):
+ * each 2×2 block of outputs comes from a 4×4 block of inputs as Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A, so
+ * a block costs 16 multiply-adds per input channel and output channel instead of 36 (2.25× fewer).
+ *
+ * <p>The transformed filters U = G g Gᵀ are packed once, as a 4×4 "kernel" of {@link NhwcConv}'s
+ * packing ([output block][ξ][input channel][{@link NhwcConv#NR}]); per call the input tiles are
+ * transformed into 16 planes V_ξ [tile][input channel] (adds only), each plane is multiplied by its
+ * U_ξ with {@link NhwcConv#microKernel} (6 tiles × NR output channels a call, the same kernel and
+ * depth chunks as the direct convolution), and the 16 products of each tile are transformed back,
+ * with the bias, the residual add and the ReLU fused into the store as in {@link NhwcConv#forward}.
+ *
+ * <p>Tiles are processed in bands whose planes take at most {@link #BAND_FLOATS} floats, so the
+ * working memory stays bounded at any image size. The result matches the direct convolution to
+ * float rounding (the transforms add a few roundings of the inputs' and outputs' magnitude;
+ * WinogradConvTest bounds it against a double-precision convolution). It pays where the direct
+ * kernel is compute-bound: {@link #pays} says where.
+ */
+public final class WinogradConv {
+    private static final VectorSpecies<Float> SPECIES = NhwcConv.SPECIES;
+    private static final int MR = NhwcConv.MR;
+    private static final int NR = NhwcConv.NR;
+    private static final int NV = NhwcConv.NV;
+    /** Transformed values per tile: a 4×4 block. */
+    static final int XI = 16;
+    /** Floats of a cache line: the gap between the 16 planes of V, and between the 16 products' sums. */
+    private static final int LINE = 16;
+    /**
+     * Largest V (16 planes of a band of tiles), in floats: 4 MiB, the two cores' L2 here (measured
+     * beside 1, 2 and 16 MiB; larger bands made 64-channel layers at 112×112 slower than the direct
+     * kernel, smaller ones re-read the transformed weights too often). {@code -Ddir4j.winogradBand=N}
+     * sets it, for tuning runs on other machines.
+     */
+    static final long BAND_FLOATS = Long.getLong("dir4j.winogradBand", 1L << 20);
+    /** Tile groups (of MR tiles) a task carries through all 16 products: its sums take 16·8·MR·NR floats. */
+    static final int GROUPS_PER_TASK = 8;
+    /** Fewest input channels for which {@link #pays} chooses this: 64, the smallest measured. */
+    static final int MIN_CHANNELS = 64;
+    /** Whether {@link #pays} may choose this at all ({@code -Ddir4j.winograd=false} turns it off). */
+    static final boolean ENABLED = !"false".equalsIgnoreCase(System.getProperty("dir4j.winograd"));
+
+    private WinogradConv() {}
+
+    /** A 3×3 filter bank transformed (U = G g Gᵀ) and packed, with its bias and padding. */
+    public static final class Weights {
+        final NhwcConv.Weights u;
+        final int pad;
+
+        private Weights(NhwcConv.Weights u, int pad) {
+            this.u = u;
+            this.pad = pad;
+        }
+
+        /**
+         * Transforms and packs {@code w} ([cout][cin][3][3], PyTorch's layout) and copies {@code bias}
+         * (cout values) for a stride-1 convolution with {@code pad} zero pixels around the input.
+         *
+         * @throws IllegalArgumentException if a size or length is wrong
+         */
+        public static Weights pack(float[] w, float[] bias, int cout, int cin, int pad) {
+            if (cout <= 0 || cin <= 0 || pad < 0) {
+                throw new IllegalArgumentException("bad convolution cout=" + cout + " cin=" + cin + " pad=" + pad);
+            }
+            if (w.length != (long) cout * cin * 9 || bias.length != cout) {
+                throw new IllegalArgumentException("weights hold " + w.length + " values and bias " + bias.length
+                        + " for a " + cout + "x" + cin + "x3x3 convolution");
+            }
+            return fromDirect(NhwcConv.Weights.pack(w, bias, cout, cin, 3, 1, pad));
+        }
+
+        /**
+         * The transform of a stride-1 3×3 already packed for {@link NhwcConv} (as training packs its
+         * weights every step, flipped and transposed for backward-data): vectorised over the packing's
+         * output channels, in parallel over its blocks, in float (the inference's weights too).
+         */
+        static Weights fromDirect(NhwcConv.Weights d) {
+            return fromDirect(d, null);
+        }
+
+        /** {@link #fromDirect(NhwcConv.Weights)} into {@code into} when it is large enough (it is overwritten). */
+        static Weights fromDirect(NhwcConv.Weights d, float[] into) {
+            if (d.kernel != 3 || d.stride != 1) {
+                throw new IllegalArgumentException("Winograd F(2x2, 3x3) takes a stride-1 3x3 convolution, not a "
+                        + d.kernel + "x" + d.kernel + " with stride " + d.stride);
+            }
+            int ins = d.cin;
+            int blocks = Sgemm.ceilDiv(d.cout, NR);
+            long floats = (long) blocks * XI * ins * NR;
+            if (floats > Integer.MAX_VALUE - 16) {
+                throw new IllegalArgumentException("transformed weights too large for one array: " + d.cout + "x"
+                        + ins + "x3x3");
+            }
+            // every element is written below, so a recycled array needs no zeroing
+            float[] p = into != null && into.length >= floats ? into : new float[(int) floats];
+            float[] src = d.packed;
+            int tile = 16;
+            int parts = Sgemm.ceilDiv(ins, tile);
+            CpuThreads.parallelFor(blocks * parts, u -> {
+                int ob = u / parts;
+                int l1 = Math.min(ins, (u % parts + 1) * tile);
+                for (int l = (u % parts) * tile; l < l1; l++) {
+                    for (int c = 0; c < NR; c += SPECIES.length()) {
+                        transformFilters(src, ob * 9 * ins * NR + l * NR + c, ins * NR, p,
+                                ob * XI * ins * NR + l * NR + c, ins * NR);
+                    }
+                }
+            });
+            return new Weights(new NhwcConv.Weights(p, d.bias, ins, d.cout, 4, 1, 0), d.pad);
+        }
+
+        public int outChannels() {
+            return u.cout;
+        }
+
+        public int inChannels() {
+            return u.cin;
+        }
+
+        public int pad() {
+            return pad;
+        }
+
+        /** Output side for an input side of {@code size} (stride 1, 3×3). */
+        public int outSize(int size) {
+            return size + 2 * pad - 2;
+        }
+    }
+
+    /**
+     * U = G g Gᵀ for a vector of filters: tap t (row-major over the 3×3) of every lane at
+     * g[gi + t·gs], value ξ of U at u[ui + ξ·us], with G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]].
+     */
+    static void transformFilters(float[] g, int gi, int gs, float[] u, int ui, int us) {
+        VectorSpecies<Float> s = SPECIES;
+        FloatVector half = FloatVector.broadcast(s, 0.5f);
+        // G g, column by column (c): rows g0c, (g0c + g1c + g2c)/2, (g0c − g1c + g2c)/2, g2c
+        FloatVector g00 = FloatVector.fromArray(s, g, gi);
+        FloatVector g01 = FloatVector.fromArray(s, g, gi + gs);
+        FloatVector g02 = FloatVector.fromArray(s, g, gi + 2 * gs);
+        FloatVector g10 = FloatVector.fromArray(s, g, gi + 3 * gs);
+        FloatVector g11 = FloatVector.fromArray(s, g, gi + 4 * gs);
+        FloatVector g12 = FloatVector.fromArray(s, g, gi + 5 * gs);
+        FloatVector g20 = FloatVector.fromArray(s, g, gi + 6 * gs);
+        FloatVector g21 = FloatVector.fromArray(s, g, gi + 7 * gs);
+        FloatVector g22 = FloatVector.fromArray(s, g, gi + 8 * gs);
+        rowOfU(g00, g01, g02, half, u, ui, us);
+        rowOfU(g00.add(g10).add(g20).mul(half), g01.add(g11).add(g21).mul(half), g02.add(g12).add(g22).mul(half), half,
+                u, ui + 4 * us, us);
+        rowOfU(g00.sub(g10).add(g20).mul(half), g01.sub(g11).add(g21).mul(half), g02.sub(g12).add(g22).mul(half), half,
+                u, ui + 8 * us, us);
+        rowOfU(g20, g21, g22, half, u, ui + 12 * us, us);
+    }
+
+    /** One row (a, b, c) of G g times Gᵀ: (a, (a + b + c)/2, (a − b + c)/2, c). */
+    private static void rowOfU(FloatVector a, FloatVector b, FloatVector c, FloatVector half, float[] u, int ui,
+            int us) {
+        a.intoArray(u, ui);
+        a.add(b).add(c).mul(half).intoArray(u, ui + us);
+        a.sub(b).add(c).mul(half).intoArray(u, ui + 2 * us);
+        c.intoArray(u, ui + 3 * us);
+    }
+
+    /**
+     * Whether this beats {@link NhwcConv#forward} for a stride-1 3×3 convolution with {@code cin}
+     * input channels: from {@link #MIN_CHANNELS} (measured with {@code NhwcConvBench} and at every
+     * output size of ResNet's 3×3s from 4×4 up; see bench/RESULTS.md). Only an output of one tile
+     * (2×2 or less) ran slower, by ~10 %, which does not justify keeping both packings of the
+     * weights. {@code -Ddir4j.winograd=false} makes it always false.
+     */
+    public static boolean pays(int cin) {
+        return ENABLED && cin >= MIN_CHANNELS;
+    }
+
+    /**
+     * {@link NhwcConv#forward} of weights packed for it this call (training packs them every step),
+     * through this algorithm where it {@link #pays}: a stride-1 3×3 with enough input channels. The
+     * transform of the packed weights costs about one pass over them (vectorised, parallel).
+     */
+    static void forwardPacked(Activation x, NhwcConv.Weights w, Activation out, Activation residual, boolean relu) {
+        if (w.kernel == 3 && w.stride == 1 && pays(w.cin)) {
+            // The transformed weights live in a per-thread array reused from call to call: a new one
+            // each call (several MiB, humongous for G1) slowed the step's other passes by GC work.
+            Weights u = Weights.fromDirect(w, TRAINING_WEIGHTS.get());
+            TRAINING_WEIGHTS.set(u.u.packed);
+            forward(x, u, out, residual, relu);
+        } else {
+            NhwcConv.forward(x, w, out, residual, relu);
+        }
+    }
+
+    private static final ThreadLocal<float[]> TRAINING_WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[]> PLANES = ThreadLocal.withInitial(() -> new float[0]);
+
+    /**
+     * out = relu?(conv3x3(x, w) + bias [+ residual]) over out's interior (its padding ring is not
+     * written), as {@link NhwcConv#forward} with a stride-1 3×3 of the same weights. x may have any
+     * padding and either column layout; pixels outside x count as zero.
+     *
+     * @throws IllegalArgumentException if the channels or output sizes do not fit
+     */
+    public static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu) {
+        int cin = w.u.cin;
+        if (x.channels() != cin) {
+            throw new IllegalArgumentException("input has " + x.channels() + " channels; the convolution wants " + cin);
+        }
+        int oh = w.outSize(x.height());
+        int ow = w.outSize(x.width());
+        if (oh <= 0 || ow <= 0) {
+            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a 3x3"
+                    + " convolution with pad " + w.pad);
+        }
+        check("output", out, x.batch(), oh, ow, w.u.cout);
+        if (residual != null) {
+            check("residual", residual, x.batch(), oh, ow, w.u.cout);
+        }
+        int th = (oh + 1) / 2;
+        int tw = (ow + 1) / 2;
+        long tiles = (long) x.batch() * th * tw;
+        int bandTiles = (int) Math.min(tiles, Math.max(MR, BAND_FLOATS / ((long) XI * cin) / MR * MR));
+        int bandPadded = Sgemm.ceilDiv(bandTiles, MR) * MR;
+        float[] v = PLANES.get();
+        if (v.length < (long) XI * (bandPadded * cin + LINE)) {
+            v = new float[XI * (bandPadded * cin + LINE)];
+            PLANES.set(v);
+        }
+        for (long b0 = 0; b0 < tiles; b0 += bandTiles) {
+            int nb = (int) Math.min(bandTiles, tiles - b0);
+            band(x, w, out, residual, relu, th, tw, oh, ow, b0, nb, v);
+        }
+    }
+
+    private static void check(String what, Activation a, int batch, int h, int w, int c) {
+        if (a.batch() != batch || a.height() != h || a.width() != w || a.channels() != c) {
+            throw new IllegalArgumentException(what + " is " + a.batch() + "x" + a.height() + "x" + a.width() + "x"
+                    + a.channels() + ", the convolution gives " + batch + "x" + h + "x" + w + "x" + c);
+        }
+    }
+
+    /** Tiles [b0, b0 + nb) (numbered image by image, row by row): transform, multiply, transform back. */
+    private static void band(Activation x, Weights w, Activation out, Activation residual, boolean relu, int th,
+            int tw, int oh, int ow, long b0, int nb, float[] v) {
+        int cin = w.u.cin;
+        int groups = Sgemm.ceilDiv(nb, MR);
+        // floats from one V_ξ to the next: a cache line more than the plane, so that the 16 planes of
+        // a tile do not all fall in the same L1 sets (their sizes are often multiples of 4 KiB)
+        int plane = groups * MR * cin + LINE;
+        int per = 8;
+        CpuThreads.parallelFor(Sgemm.ceilDiv(groups * MR, per), u -> {
+            int t1 = Math.min(groups * MR, (u + 1) * per);
+            for (int t = u * per; t < t1; t++) {
+                if (t < nb) {
+                    inputTile(x, w.pad, b0 + t, th, tw, v, t * cin, plane);
+                } else {
+                    for (int xi = 0; xi < XI; xi++) {
+                        java.util.Arrays.fill(v, xi * plane + t * cin, xi * plane + (t + 1) * cin, 0f);
+                    }
+                }
+            }
+        });
+        int obs = Sgemm.ceilDiv(w.u.cout, NR);
+        int run = Math.min(groups, GROUPS_PER_TASK);
+        int threads = CpuThreads.threads();
+        while (run > 1 && (long) obs * Sgemm.ceilDiv(groups, run) < 4L * threads) {
+            run = Math.max(1, run / 2);
+        }
+        int runGroups = run;
+        int runs = Sgemm.ceilDiv(groups, runGroups);
+        int[] tapOff = new int[XI];
+        for (int xi = 0; xi < XI; xi++) {
+            tapOff[xi] = xi * plane;
+        }
+        int[][] depth = NhwcConv.depthChunks(1, cin, NhwcConv.KC);
+        int wPer = XI * cin * NR;
+        float[] packed = w.u.packed;
+        CpuThreads.parallelFor(obs * runs, u -> {
+            int ob = u / runs;
+            int g0 = (u % runs) * runGroups;
+            int g1 = Math.min(groups, g0 + runGroups);
+            int span = (g1 - g0) * MR * NR + LINE;     // from one ξ's sums for the run to the next (see plane)
+            float[] acc = ACC.get();
+            if (acc.length < XI * (runGroups * MR * NR + LINE)) {
+                acc = new float[XI * (runGroups * MR * NR + LINE)];
+                ACC.set(acc);
+            }
+            for (int xi = 0; xi < XI; xi++) {
+                for (int[] dc : depth) {
+                    int wi = ob * wPer + (xi * cin + dc[2]) * NR;
+                    for (int g = g0; g < g1; g++) {
+                        NhwcConv.microKernel(v, g * MR * cin, cin, tapOff, xi, xi + 1, dc[2], dc[3], packed, wi, acc,
+                                xi * span + (g - g0) * MR * NR, dc[2] > 0);
+                    }
+                }
+            }
+            int tEnd = Math.min(nb, g1 * MR);
+            for (int t = g0 * MR; t < tEnd; t++) {
+                outputTile(acc, (t - g0 * MR) * NR, span, b0 + t, th, tw, oh, ow, ob, w.u.bias, out, residual, relu);
+            }
+        });
+    }
+
+    /** V_ξ[t] = (Bᵀ d B)_ξ of tile {@code tile}'s 4×4 input block d, for every channel, at v[vi + ξ·plane]. */
+    private static void inputTile(Activation x, int pad, long tile, int th, int tw, float[] v, int vi, int plane) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int perImage = th * tw;
+        int n = (int) (tile / perImage);
+        int rem = (int) (tile % perImage);
+        int y0 = 2 * (rem / tw) - pad;
+        int x0 = 2 * (rem % tw) - pad;
+        int cin = x.channels();
+        float[] xd = x.data();
+        // where each of the 16 input pixels lies, or -1 outside the image
+        int[] at = new int[XI];
+        for (int a = 0; a < 4; a++) {
+            for (int b = 0; b < 4; b++) {
+                int yy = y0 + a;
+                int xx = x0 + b;
+                at[4 * a + b] = yy >= 0 && yy < x.height() && xx >= 0 && xx < x.width() ? x.index(n, yy, xx) : -1;
+            }
+        }
+        for (int c = 0; c < cin; c += vl) {
+            VectorMask<Float> m = c + vl <= cin ? null : s.indexInRange(c, cin);
+            // Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: first down each of the
+            // four columns (rows of Bᵀ d), then along each row ((Bᵀ d) B). Written out, so that no
+            // vector is kept in an array (which would box it).
+            for (int b = 0; b < 4; b++) {
+                FloatVector d0 = load(xd, at[b], c, m);
+                FloatVector d1 = load(xd, at[4 + b], c, m);
+                FloatVector d2 = load(xd, at[8 + b], c, m);
+                FloatVector d3 = load(xd, at[12 + b], c, m);
+                // column b of Bᵀ d, parked in V's slots of row 0 (ξ = b), 1 (4 + b), 2, 3
+                put(d0.sub(d2), v, vi + b * plane + c, m);
+                put(d1.add(d2), v, vi + (4 + b) * plane + c, m);
+                put(d2.sub(d1), v, vi + (8 + b) * plane + c, m);
+                put(d1.sub(d3), v, vi + (12 + b) * plane + c, m);
+            }
+            for (int a = 0; a < 4; a++) {
+                int r = vi + 4 * a * plane + c;
+                FloatVector s0 = load(v, r, 0, m);
+                FloatVector s1 = load(v, r + plane, 0, m);
+                FloatVector s2 = load(v, r + 2 * plane, 0, m);
+                FloatVector s3 = load(v, r + 3 * plane, 0, m);
+                put(s0.sub(s2), v, r, m);
+                put(s1.add(s2), v, r + plane, m);
+                put(s2.sub(s1), v, r + 2 * plane, m);
+                put(s1.sub(s3), v, r + 3 * plane, m);
+            }
+        }
+    }
+
+    /** a[i + c …] under m (all lanes when null), or zero where i is -1 (a pixel outside the image). */
+    private static FloatVector load(float[] a, int i, int c, VectorMask<Float> m) {
+        if (i < 0) {
+            return FloatVector.zero(SPECIES);
+        }
+        return m == null ? FloatVector.fromArray(SPECIES, a, i + c) : FloatVector.fromArray(SPECIES, a, i + c, m);
+    }
+
+    private static void put(FloatVector a, float[] v, int i, VectorMask<Float> m) {
+        if (m == null) {
+            a.intoArray(v, i);
+        } else {
+            a.intoArray(v, i, m);
+        }
+    }
+
+    /**
+     * Y = Aᵀ M A of one tile (its 16 products at acc[ai + ξ·span], NR channels of output block ob),
+     * + bias [+ residual], ReLU, into the tile's 2×2 output pixels that lie inside out.
+     */
+    private static void outputTile(float[] acc, int ai, int span, long tile, int th, int tw, int oh, int ow, int ob,
+            float[] bias, Activation out, Activation residual, boolean relu) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int perImage = th * tw;
+        int n = (int) (tile / perImage);
+        int rem = (int) (tile % perImage);
+        int y0 = 2 * (rem / tw);
+        int x0 = 2 * (rem % tw);
+        int cout = out.channels();
+        float[] od = out.data();
+        float[] rd = residual == null ? null : residual.data();
+        for (int vv = 0; vv < NV; vv++) {
+            int c = ob * NR + vv * vl;
+            if (c >= cout) {
+                return;
+            }
+            VectorMask<Float> mask = c + vl <= cout ? null : s.indexInRange(c, cout);
+            // Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]: along each row r of M (t0, t1), then down the columns
+            int base = ai + vv * vl;
+            FloatVector m0 = FloatVector.fromArray(s, acc, base);
+            FloatVector m1 = FloatVector.fromArray(s, acc, base + span);
+            FloatVector m2 = FloatVector.fromArray(s, acc, base + 2 * span);
+            FloatVector m3 = FloatVector.fromArray(s, acc, base + 3 * span);
+            FloatVector a0 = m0.add(m1).add(m2);
+            FloatVector b0 = m1.sub(m2).sub(m3);
+            m0 = FloatVector.fromArray(s, acc, base + 4 * span);
+            m1 = FloatVector.fromArray(s, acc, base + 5 * span);
+            m2 = FloatVector.fromArray(s, acc, base + 6 * span);
+            m3 = FloatVector.fromArray(s, acc, base + 7 * span);
+            FloatVector a1 = m0.add(m1).add(m2);
+            FloatVector b1 = m1.sub(m2).sub(m3);
+            m0 = FloatVector.fromArray(s, acc, base + 8 * span);
+            m1 = FloatVector.fromArray(s, acc, base + 9 * span);
+            m2 = FloatVector.fromArray(s, acc, base + 10 * span);
+            m3 = FloatVector.fromArray(s, acc, base + 11 * span);
+            FloatVector a2 = m0.add(m1).add(m2);
+            FloatVector b2 = m1.sub(m2).sub(m3);
+            m0 = FloatVector.fromArray(s, acc, base + 12 * span);
+            m1 = FloatVector.fromArray(s, acc, base + 13 * span);
+            m2 = FloatVector.fromArray(s, acc, base + 14 * span);
+            m3 = FloatVector.fromArray(s, acc, base + 15 * span);
+            FloatVector a3 = m0.add(m1).add(m2);
+            FloatVector b3 = m1.sub(m2).sub(m3);
+            FloatVector bv = FloatVector.fromArray(s, bias, c);
+            FloatVector y00 = a0.add(a1).add(a2);
+            FloatVector y01 = b0.add(b1).add(b2);
+            FloatVector y10 = a1.sub(a2).sub(a3);
+            FloatVector y11 = b1.sub(b2).sub(b3);
+            store(y00, bv, n, y0, x0, c, oh, ow, out, od, residual, rd, relu, mask);
+            store(y01, bv, n, y0, x0 + 1, c, oh, ow, out, od, residual, rd, relu, mask);
+            store(y10, bv, n, y0 + 1, x0, c, oh, ow, out, od, residual, rd, relu, mask);
+            store(y11, bv, n, y0 + 1, x0 + 1, c, oh, ow, out, od, residual, rd, relu, mask);
+        }
+    }
+
+    private static void store(FloatVector y, FloatVector bias, int n, int oy, int ox, int c, int oh, int ow,
+            Activation out, float[] od, Activation residual, float[] rd, boolean relu, VectorMask<Float> mask) {
+        if (oy >= oh || ox >= ow) {
+            return;
+        }
+        FloatVector a = y.add(bias);
+        int oi = out.index(n, oy, ox) + c;
+        if (mask == null) {
+            if (rd != null) {
+                a = a.add(FloatVector.fromArray(SPECIES, rd, residual.index(n, oy, ox) + c));
+            }
+            if (relu) {
+                a = a.max(0f);
+            }
+            a.intoArray(od, oi);
+        } else {
+            if (rd != null) {
+                a = a.add(FloatVector.fromArray(SPECIES, rd, residual.index(n, oy, ox) + c, mask));
+            }
+            if (relu) {
+                a = a.max(0f);
+            }
+            a.intoArray(od, oi, mask);
+        }
+    }
+}
