@@ -88,6 +88,12 @@ def main():
         ratios = [a / b for a, b in zip(v, rows["torch"])]
         faster = sum(1 for q in ratios if q < 1)
         print(f"| {e} | {statistics.median(v):.1f} | {statistics.median(ratios):.2f} | {faster}/{len(v)} |")
+    for name in others:
+        if "compiled" in rows and all(t is not None for t in rows[name] + rows["compiled"]):
+            ratios = [a / b for a, b in zip(rows["compiled"], rows[name])]
+            print(f"\ncompiled / {name}: median of per-round ratios {statistics.median(ratios):.2f} "
+                  f"({min(ratios):.2f}-{max(ratios):.2f}); compiled faster in "
+                  f"{sum(1 for q in ratios if q < 1)}/{len(ratios)} rounds")
 
 
 if __name__ == "__main__":
