@@ -19,7 +19,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
  * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}; the stride-1
  * 3×3s with 64 or more input channels by {@link WinogradConv}, {@code -Ddir4j.winograd=false} for the
- * direct kernel); {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
+ * direct kernel); their backward-filter, with 64 or more channels each way, by Winograd's F(3×3, 2×2)
+ * ({@link WinogradConv#backwardFilter}); {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
 public final class Conv2dKernels {
@@ -186,6 +187,16 @@ public final class Conv2dKernels {
         if (subsampled(g) && g.batch() > 0) {
             onStrideGrid(g, x, xOff, xs -> backwardFilter(g.pointwiseOnOutputGrid(), xs, 0, dy, dyOff, dw, dwOff));
             return;
+        }
+        if (g.batch() > 0 && g.kernelH() == 3 && g.strideH() == 1 && direct(g, false)
+                && WinogradConv.pays(g.inChannels()) && WinogradConv.pays(g.outChannels())) {
+            try {
+                WinogradConv.backwardFilter(g.batch(), g.inChannels(), g.height(), g.width(), g.outChannels(),
+                        g.padH(), x, xOff, dy, dyOff, dw, dwOff);
+                return;
+            } catch (OutOfMemoryError e) {
+                heapFull(g.toString(), e, "the implicit GEMM (native memory)");
+            }
         }
         x = Sgemm.forWorkers(x);
         GemmOperand cols = g.isPointwise()

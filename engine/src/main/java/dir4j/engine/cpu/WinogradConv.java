@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import dir4j.engine.cpu.NhwcConv.Activation;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorSpecies;
@@ -23,6 +24,10 @@ import jdk.incubator.vector.VectorSpecies;
  * float rounding (the transforms add a few roundings of the inputs' and outputs' magnitude;
  * WinogradConvTest bounds it against a double-precision convolution). It pays where the direct
  * kernel is compute-bound: {@link #pays} says where.
+ *
+ * <p>{@link #backwardFilter} is the training's weight gradient of the same convolutions by the
+ * transposed algorithm F(3×3, 2×2) (each 2×2 block of dy is the "filter"), on the same micro-kernel
+ * with the tiles as its depth (checked by Conv2dKernelsTest against the definition).
  */
 public final class WinogradConv {
     private static final VectorSpecies<Float> SPECIES = NhwcConv.SPECIES;
@@ -258,7 +263,7 @@ public final class WinogradConv {
             int t1 = Math.min(groups * MR, (u + 1) * per);
             for (int t = u * per; t < t1; t++) {
                 if (t < nb) {
-                    inputTile(x, w.pad, b0 + t, th, tw, v, t * cin, plane);
+                    inputTile(x, w.pad, b0 + t, th, tw, v, t * cin, plane, NR);
                 } else {
                     for (int xi = 0; xi < XI; xi++) {
                         java.util.Arrays.fill(v, xi * plane + t * cin, xi * plane + (t + 1) * cin, 0f);
@@ -307,8 +312,228 @@ public final class WinogradConv {
         });
     }
 
-    /** V_ξ[t] = (Bᵀ d B)_ξ of tile {@code tile}'s 4×4 input block d, for every channel, at v[vi + ξ·plane]. */
-    private static void inputTile(Activation x, int pad, long tile, int th, int tw, float[] v, int vi, int plane) {
+    /** Lanes 0, 2, 4, … of two vectors laid end to end, and lanes 1, 3, 5, …: a row's even and odd columns. */
+    private static final FloatVector EVEN = FloatVector.zero(SPECIES).addIndex(2);
+    private static final FloatVector ODD = EVEN.add(1f);
+    private static final ThreadLocal<float[][]> FILTER_BUFFERS = ThreadLocal.withInitial(() -> new float[4][0]);
+
+    /** The thread's buffer k of at least {@code floats} (contents undefined). */
+    private static float[] filterBuffer(int k, long floats) {
+        float[][] b = FILTER_BUFFERS.get();
+        if (floats > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("Winograd backward-filter buffer of " + floats + " floats");
+        }
+        if (b[k].length < floats) {
+            b[k] = new float[(int) floats];
+        }
+        return b[k];
+    }
+
+    /**
+     * The weight gradient of a stride-1 3×3 convolution, dw[o][c][kh][kw] = Σ over images and output
+     * pixels (y, x) of dy[o][y][x] · x[c][y + kh − pad][x + kw − pad], by Winograd's F(3×3, 2×2):
+     * each 2×2 block of dy (the "filter") and the 4×4 block of x under it (the data) give
+     * dw = Aᵀ[Σ_tiles (G dy Gᵀ) ⊙ (Bᵀ d B)]A, with G = [[1, 0], [½, ½], [½, −½], [0, −1]] and
+     * Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, 1]] (the data transform Bᵀ is the forward's, whose
+     * last row [0, 1, 0, −1] the sign of G's last row answers). Per ξ the sum over tiles is a product
+     * (cout × tiles)·(tiles × cin) on {@link NhwcConv#microKernel}: 6 output channels × NR input
+     * channels a call, the tiles its depth. Tiles run in bands of whole tile rows; the 16 sums
+     * per (o, c) carry over the bands.
+     *
+     * <p>x is NCHW [batch, cin, h, w] at float offset xOff of xs; dy NCHW [batch, cout, h + 2·pad − 2,
+     * w + 2·pad − 2] at dyOff of dys; dw [cout, cin, 3, 3] at dwOff of dws is overwritten.
+     */
+    static void backwardFilter(int batch, int cin, int h, int w, int cout, int pad, MemorySegment xs, long xOff,
+            MemorySegment dys, long dyOff, MemorySegment dws, long dwOff) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int oh = h + 2 * pad - 2;
+        int ow = w + 2 * pad - 2;
+        if (oh <= 0 || ow <= 0 || batch <= 0) {
+            throw new IllegalArgumentException("Winograd backward-filter needs a non-empty output, got batch " + batch
+                    + " of " + oh + "x" + ow);
+        }
+        Activation x = NhwcConv.fromNchw(xs, xOff, batch, cin, h, w, 0);
+        long dyFloats = (long) batch * cout * oh * ow;
+        float[] dy = filterBuffer(0, dyFloats);
+        MemorySegment.copy(Sgemm.forWorkers(dys), java.lang.foreign.ValueLayout.JAVA_FLOAT, dyOff * Float.BYTES, dy, 0,
+                (int) dyFloats);
+        int th = (oh + 1) / 2;
+        int tw = (ow + 1) / 2;
+        int tileRows = batch * th;
+        int oGroups = Sgemm.ceilDiv(cout, MR);
+        int cBlocks = Sgemm.ceilDiv(cin, NR);
+        // a band: whole rows of tiles whose U (16 × oGroups·MR × tiles) and V (16 × cBlocks·NR × tiles)
+        // take at most BAND_FLOATS
+        long perTile = (long) XI * (oGroups * MR + cBlocks * NR);
+        int bandRows = (int) Math.max(1, Math.min(tileRows, BAND_FLOATS / (perTile * tw)));
+        int maxTiles = bandRows * tw;
+        int planeU = oGroups * MR * maxTiles + LINE;
+        int planeV = cBlocks * NR * maxTiles + LINE;
+        float[] u = filterBuffer(1, (long) XI * planeU);
+        float[] v = filterBuffer(2, (long) XI * planeV);
+        float[] m = filterBuffer(3, (long) cBlocks * XI * oGroups * MR * NR);
+        int[] tapOff = new int[XI];
+        for (int xi = 0; xi < XI; xi++) {
+            tapOff[xi] = xi * planeU;
+        }
+        // tasks: a block of NR input channels × a run of output-channel groups, about four per thread
+        int runGroups = (int) Math.max(1, Math.min(oGroups, (long) oGroups * cBlocks / (4L * CpuThreads.threads())));
+        int runs = Sgemm.ceilDiv(oGroups, runGroups);
+        for (int r0 = 0; r0 < tileRows; r0 += bandRows) {
+            int rows = Math.min(bandRows, tileRows - r0);
+            int tiles = rows * tw;
+            int ps = tiles;                       // U row (one output channel) length in this band
+            int blockStride = tiles * NR;         // V: one block of NR input channels
+            int band0 = r0;
+            boolean first = r0 == 0;
+            if (cin % NR != 0) {
+                // the last block's lanes past cin must hold zeros (their sums are thrown away)
+                for (int xi = 0; xi < XI; xi++) {
+                    int at = xi * planeV + (cBlocks - 1) * blockStride;
+                    java.util.Arrays.fill(v, at, at + blockStride, 0f);
+                }
+            }
+            for (int xi = 0; xi < XI; xi++) {
+                java.util.Arrays.fill(u, xi * planeU + cout * ps, xi * planeU + oGroups * MR * ps, 0f);
+            }
+            // V from x, tile by tile; U from dy, a row of tiles of one output channel at a time
+            CpuThreads.parallelFor(tiles, t -> inputTile(x, pad, (long) band0 * tw + t, th, tw, v, t * NR, planeV,
+                    blockStride));
+            CpuThreads.parallelFor(rows * cout, q -> {
+                int row = band0 + q / cout;
+                int o = q % cout;
+                int n = row / th;
+                int y = 2 * (row % th);
+                int plane = (n * cout + o) * oh * ow;
+                int uo = o * ps + (row - band0) * tw;
+                for (int j0 = 0; j0 < tw; j0 += vl) {
+                    int x0 = 2 * j0;
+                    FloatVector lo = dyRow(dy, plane, y, x0, oh, ow);
+                    FloatVector hi = dyRow(dy, plane, y, x0 + vl, oh, ow);
+                    FloatVector g00 = EVEN.selectFrom(lo, hi);
+                    FloatVector g01 = ODD.selectFrom(lo, hi);
+                    lo = dyRow(dy, plane, y + 1, x0, oh, ow);
+                    hi = dyRow(dy, plane, y + 1, x0 + vl, oh, ow);
+                    FloatVector g10 = EVEN.selectFrom(lo, hi);
+                    FloatVector g11 = ODD.selectFrom(lo, hi);
+                    VectorMask<Float> mask = j0 + vl <= tw ? null : s.indexInRange(j0, tw);
+                    int at = uo + j0;
+                    // G g: rows (g0), (g0 + g1)/2, (g0 − g1)/2, −g1; then each row (a, b) times Gᵀ
+                    gRow(g00, g01, u, at, planeU, mask);
+                    gRow(g00.add(g10).mul(0.5f), g01.add(g11).mul(0.5f), u, at + 4 * planeU, planeU, mask);
+                    gRow(g00.sub(g10).mul(0.5f), g01.sub(g11).mul(0.5f), u, at + 8 * planeU, planeU, mask);
+                    gRow(g10.neg(), g11.neg(), u, at + 12 * planeU, planeU, mask);
+                }
+            });
+            int[][] depth = NhwcConv.depthChunks(1, tiles, NhwcConv.KC);
+            CpuThreads.parallelFor(cBlocks * runs, task -> {
+                int cb = task / runs;
+                int g0 = (task % runs) * runGroups;
+                int g1 = Math.min(oGroups, g0 + runGroups);
+                for (int xi = 0; xi < XI; xi++) {
+                    for (int[] dc : depth) {
+                        int wi = xi * planeV + cb * blockStride + dc[2] * NR;
+                        for (int g = g0; g < g1; g++) {
+                            NhwcConv.microKernel(u, g * MR * ps, ps, tapOff, xi, xi + 1, dc[2], dc[3], v, wi, m,
+                                    ((cb * XI + xi) * oGroups + g) * MR * NR, !first || dc[2] > 0);
+                        }
+                    }
+                }
+            });
+        }
+        MemorySegment dwW = Sgemm.forWorkers(dws);
+        CpuThreads.parallelFor(cout * cBlocks, q -> {
+            int o = q / cBlocks;
+            int cb = q % cBlocks;
+            float[] tile = new float[9 * NR];
+            for (int c = 0; c < NR; c += vl) {
+                int base = ((cb * XI) * oGroups + o / MR) * MR * NR + (o % MR) * NR + c;
+                int step = oGroups * MR * NR;    // from one ξ's sums to the next
+                filterTransformBack(m, base, step, tile, c);
+            }
+            int cEnd = Math.min(NR, cin - cb * NR);
+            for (int c = 0; c < cEnd; c++) {
+                long at = dwOff + ((long) o * cin + cb * NR + c) * 9;
+                for (int k = 0; k < 9; k++) {
+                    dwW.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, at + k, tile[k * NR + c]);
+                }
+            }
+        });
+    }
+
+    /** The vector of dy row y of one plane from column x0 (zero past the row's end or below the plane). */
+    private static FloatVector dyRow(float[] dy, int plane, int y, int x0, int oh, int ow) {
+        if (y >= oh || x0 >= ow) {
+            return FloatVector.zero(SPECIES);
+        }
+        int at = plane + y * ow + x0;
+        return x0 + SPECIES.length() <= ow ? FloatVector.fromArray(SPECIES, dy, at)
+                : FloatVector.fromArray(SPECIES, dy, at, SPECIES.indexInRange(x0, ow));
+    }
+
+    /** One row (a, b) of G g times Gᵀ: (a, (a + b)/2, (a − b)/2, −b), at u[at + k·plane] for k = 0…3. */
+    private static void gRow(FloatVector a, FloatVector b, float[] u, int at, int plane, VectorMask<Float> mask) {
+        put(a, u, at, mask);
+        put(a.add(b).mul(0.5f), u, at + plane, mask);
+        put(a.sub(b).mul(0.5f), u, at + 2 * plane, mask);
+        put(b.neg(), u, at + 3 * plane, mask);
+    }
+
+    /**
+     * Aᵀ M A of the 16 sums at m[base + ξ·step] (a vector of input channels): the 3×3 gradient, tap k at
+     * tile[k·NR + c …]. Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 0], [0, 1, 1, 1]], rows of M first.
+     */
+    private static void filterTransformBack(float[] m, int base, int step, float[] tile, int c) {
+        VectorSpecies<Float> s = SPECIES;
+        // row r of M → (m0 + m1 + m2, m1 − m2, m1 + m2 + m3) = (p_r, q_r, w_r)
+        FloatVector m0 = FloatVector.fromArray(s, m, base);
+        FloatVector m1 = FloatVector.fromArray(s, m, base + step);
+        FloatVector m2 = FloatVector.fromArray(s, m, base + 2 * step);
+        FloatVector m3 = FloatVector.fromArray(s, m, base + 3 * step);
+        FloatVector p0 = m0.add(m1).add(m2);
+        FloatVector q0 = m1.sub(m2);
+        FloatVector w0 = m1.add(m2).add(m3);
+        m0 = FloatVector.fromArray(s, m, base + 4 * step);
+        m1 = FloatVector.fromArray(s, m, base + 5 * step);
+        m2 = FloatVector.fromArray(s, m, base + 6 * step);
+        m3 = FloatVector.fromArray(s, m, base + 7 * step);
+        FloatVector p1 = m0.add(m1).add(m2);
+        FloatVector q1 = m1.sub(m2);
+        FloatVector w1 = m1.add(m2).add(m3);
+        m0 = FloatVector.fromArray(s, m, base + 8 * step);
+        m1 = FloatVector.fromArray(s, m, base + 9 * step);
+        m2 = FloatVector.fromArray(s, m, base + 10 * step);
+        m3 = FloatVector.fromArray(s, m, base + 11 * step);
+        FloatVector p2 = m0.add(m1).add(m2);
+        FloatVector q2 = m1.sub(m2);
+        FloatVector w2 = m1.add(m2).add(m3);
+        m0 = FloatVector.fromArray(s, m, base + 12 * step);
+        m1 = FloatVector.fromArray(s, m, base + 13 * step);
+        m2 = FloatVector.fromArray(s, m, base + 14 * step);
+        m3 = FloatVector.fromArray(s, m, base + 15 * step);
+        FloatVector p3 = m0.add(m1).add(m2);
+        FloatVector q3 = m1.sub(m2);
+        FloatVector w3 = m1.add(m2).add(m3);
+        // then down the columns: tap (kh, kw) with kw = 0 from p, 1 from q, 2 from w
+        p0.add(p1).add(p2).intoArray(tile, c);
+        q0.add(q1).add(q2).intoArray(tile, NR + c);
+        w0.add(w1).add(w2).intoArray(tile, 2 * NR + c);
+        p1.sub(p2).intoArray(tile, 3 * NR + c);
+        q1.sub(q2).intoArray(tile, 4 * NR + c);
+        w1.sub(w2).intoArray(tile, 5 * NR + c);
+        p1.add(p2).add(p3).intoArray(tile, 6 * NR + c);
+        q1.add(q2).add(q3).intoArray(tile, 7 * NR + c);
+        w1.add(w2).add(w3).intoArray(tile, 8 * NR + c);
+    }
+
+    /**
+     * V_ξ[t] = (Bᵀ d B)_ξ of tile {@code tile}'s 4×4 input block d, for every channel c, at
+     * v[vi + ξ·plane + (c / NR)·blockStride + c % NR] (blockStride NR: channels contiguous, as the
+     * forward's planes; the backward-filter's keep each block of NR channels apart).
+     */
+    private static void inputTile(Activation x, int pad, long tile, int th, int tw, float[] v, int vi, int plane,
+            int blockStride) {
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
         int perImage = th * tw;
@@ -329,6 +554,7 @@ public final class WinogradConv {
         }
         for (int c = 0; c < cin; c += vl) {
             VectorMask<Float> m = c + vl <= cin ? null : s.indexInRange(c, cin);
+            int co = vi + (c / NR) * blockStride + c % NR;
             // Bᵀ = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]: first down each of the
             // four columns (rows of Bᵀ d), then along each row ((Bᵀ d) B). Written out, so that no
             // vector is kept in an array (which would box it).
@@ -338,13 +564,13 @@ public final class WinogradConv {
                 FloatVector d2 = load(xd, at[8 + b], c, m);
                 FloatVector d3 = load(xd, at[12 + b], c, m);
                 // column b of Bᵀ d, parked in V's slots of row 0 (ξ = b), 1 (4 + b), 2, 3
-                put(d0.sub(d2), v, vi + b * plane + c, m);
-                put(d1.add(d2), v, vi + (4 + b) * plane + c, m);
-                put(d2.sub(d1), v, vi + (8 + b) * plane + c, m);
-                put(d1.sub(d3), v, vi + (12 + b) * plane + c, m);
+                put(d0.sub(d2), v, co + b * plane, m);
+                put(d1.add(d2), v, co + (4 + b) * plane, m);
+                put(d2.sub(d1), v, co + (8 + b) * plane, m);
+                put(d1.sub(d3), v, co + (12 + b) * plane, m);
             }
             for (int a = 0; a < 4; a++) {
-                int r = vi + 4 * a * plane + c;
+                int r = co + 4 * a * plane;
                 FloatVector s0 = load(v, r, 0, m);
                 FloatVector s1 = load(v, r + plane, 0, m);
                 FloatVector s2 = load(v, r + 2 * plane, 0, m);
