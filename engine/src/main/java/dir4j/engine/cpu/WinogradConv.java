@@ -315,7 +315,8 @@ public final class WinogradConv {
     /** Lanes 0, 2, 4, … of two vectors laid end to end, and lanes 1, 3, 5, …: a row's even and odd columns. */
     private static final FloatVector EVEN = FloatVector.zero(SPECIES).addIndex(2);
     private static final FloatVector ODD = EVEN.add(1f);
-    private static final ThreadLocal<float[][]> FILTER_BUFFERS = ThreadLocal.withInitial(() -> new float[4][0]);
+    private static final ThreadLocal<float[]> DY_ROWS = ThreadLocal.withInitial(() -> new float[0]);
+    private static final ThreadLocal<float[][]> FILTER_BUFFERS = ThreadLocal.withInitial(() -> new float[3][0]);
 
     /** The thread's buffer k of at least {@code floats} (contents undefined). */
     private static float[] filterBuffer(int k, long floats) {
@@ -354,10 +355,7 @@ public final class WinogradConv {
                     + " of " + oh + "x" + ow);
         }
         Activation x = NhwcConv.fromNchw(xs, xOff, batch, cin, h, w, 0);
-        long dyFloats = (long) batch * cout * oh * ow;
-        float[] dy = filterBuffer(0, dyFloats);
-        MemorySegment.copy(Sgemm.forWorkers(dys), java.lang.foreign.ValueLayout.JAVA_FLOAT, dyOff * Float.BYTES, dy, 0,
-                (int) dyFloats);
+        MemorySegment dy = Sgemm.forWorkers(dys);
         int th = (oh + 1) / 2;
         int tw = (ow + 1) / 2;
         int tileRows = batch * th;
@@ -370,9 +368,9 @@ public final class WinogradConv {
         int maxTiles = bandRows * tw;
         int planeU = oGroups * MR * maxTiles + LINE;
         int planeV = cBlocks * NR * maxTiles + LINE;
-        float[] u = filterBuffer(1, (long) XI * planeU);
-        float[] v = filterBuffer(2, (long) XI * planeV);
-        float[] m = filterBuffer(3, (long) cBlocks * XI * oGroups * MR * NR);
+        float[] u = filterBuffer(0, (long) XI * planeU);
+        float[] v = filterBuffer(1, (long) XI * planeV);
+        float[] m = filterBuffer(2, (long) cBlocks * XI * oGroups * MR * NR);
         int[] tapOff = new int[XI];
         for (int xi = 0; xi < XI; xi++) {
             tapOff[xi] = xi * planeU;
@@ -405,16 +403,25 @@ public final class WinogradConv {
                 int o = q % cout;
                 int n = row / th;
                 int y = 2 * (row % th);
-                int plane = (n * cout + o) * oh * ow;
+                // the tile row's two dy rows, copied to the heap (vector reads of the segment itself
+                // made other kernels' segment accesses polymorphic: 2-4x slower passes elsewhere)
+                int pair = Math.min(2, oh - y);
+                float[] two = DY_ROWS.get();
+                if (two.length < 2 * ow) {
+                    two = new float[2 * ow];
+                    DY_ROWS.set(two);
+                }
+                MemorySegment.copy(dy, java.lang.foreign.ValueLayout.JAVA_FLOAT,
+                        (dyOff + (((long) n * cout + o) * oh + y) * ow) * Float.BYTES, two, 0, pair * ow);
                 int uo = o * ps + (row - band0) * tw;
                 for (int j0 = 0; j0 < tw; j0 += vl) {
                     int x0 = 2 * j0;
-                    FloatVector lo = dyRow(dy, plane, y, x0, oh, ow);
-                    FloatVector hi = dyRow(dy, plane, y, x0 + vl, oh, ow);
+                    FloatVector lo = dyRow(two, 0, x0, ow);
+                    FloatVector hi = dyRow(two, 0, x0 + vl, ow);
                     FloatVector g00 = EVEN.selectFrom(lo, hi);
                     FloatVector g01 = ODD.selectFrom(lo, hi);
-                    lo = dyRow(dy, plane, y + 1, x0, oh, ow);
-                    hi = dyRow(dy, plane, y + 1, x0 + vl, oh, ow);
+                    lo = pair == 2 ? dyRow(two, ow, x0, ow) : FloatVector.zero(s);
+                    hi = pair == 2 ? dyRow(two, ow, x0 + vl, ow) : FloatVector.zero(s);
                     FloatVector g10 = EVEN.selectFrom(lo, hi);
                     FloatVector g11 = ODD.selectFrom(lo, hi);
                     VectorMask<Float> mask = j0 + vl <= tw ? null : s.indexInRange(j0, tw);
@@ -462,14 +469,13 @@ public final class WinogradConv {
         });
     }
 
-    /** The vector of dy row y of one plane from column x0 (zero past the row's end or below the plane). */
-    private static FloatVector dyRow(float[] dy, int plane, int y, int x0, int oh, int ow) {
-        if (y >= oh || x0 >= ow) {
+    /** The vector of the dy row at rows[at …] from column x0 (zero past the row's end, at ow). */
+    private static FloatVector dyRow(float[] rows, int at, int x0, int ow) {
+        if (x0 >= ow) {
             return FloatVector.zero(SPECIES);
         }
-        int at = plane + y * ow + x0;
-        return x0 + SPECIES.length() <= ow ? FloatVector.fromArray(SPECIES, dy, at)
-                : FloatVector.fromArray(SPECIES, dy, at, SPECIES.indexInRange(x0, ow));
+        return x0 + SPECIES.length() <= ow ? FloatVector.fromArray(SPECIES, rows, at + x0)
+                : FloatVector.fromArray(SPECIES, rows, at + x0, SPECIES.indexInRange(x0, ow));
     }
 
     /** One row (a, b) of G g times Gᵀ: (a, (a + b)/2, (a − b)/2, −b), at u[at + k·plane] for k = 0…3. */
