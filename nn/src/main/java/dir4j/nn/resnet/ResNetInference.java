@@ -23,8 +23,8 @@ import java.util.Optional;
  * <p>A <em>snapshot</em>: the weights and running statistics are copied when the plan is built, so
  * later changes to the module (an optimiser step, loading a state dict) do not reach it; build a
  * new plan after them. It always uses the running statistics, as the module does in eval mode.
- * Outputs match {@link ResNet#features} in eval mode to float rounding (the fold and the summation
- * order differ; ResNetInferenceTest bounds it).
+ * Outputs match {@link ResNet#features} in eval mode to float rounding (the fold, Winograd's
+ * transforms and the summation order differ; ResNetInferenceTest bounds it).
  *
  * <p>Supported: float32 weights and square, undilated convolutions (any ResNet this package builds).
  * Output channels are best a multiple of {@link NhwcConv#NR} (64 with AVX-512; torchvision's widths
