@@ -23,7 +23,10 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * The implicit-GEMM convolutions on two of ResNet-50's shapes, batch 8, all CPU threads:
+ * The NCHW training convolutions ({@code Conv2dKernels}) on two of ResNet-50's shapes, batch 8, all
+ * CPU threads: the 1×1 on the implicit GEMM, the 3×3's three passes by Winograd ({@code WinogradConv};
+ * {@code -jvmArgsPrepend -Ddir4j.winograd=false} for the direct kernel and the GEMM's backward-filter,
+ * {@code -Ddir4j.cpu.directConv=false} for the implicit GEMM throughout):
  * <ul>
  *   <li>{@code 3x3}: 256→256 channels, 3×3 pad 1, 56×56 (the layer1-sized 3×3 at 256 wide):
  *       2·8·256·256·9·56·56 = 29.6 GFLOP per call;
