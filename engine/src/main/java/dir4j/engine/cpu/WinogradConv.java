@@ -39,10 +39,10 @@ public final class WinogradConv {
     /** Floats of a cache line: the gap between the 16 planes of V, and between the 16 products' sums. */
     private static final int LINE = 16;
     /**
-     * Largest V (16 planes of a band of tiles), in floats: 4 MiB, the two cores' L2 here (measured
-     * beside 1, 2 and 16 MiB; larger bands made 64-channel layers at 112×112 slower than the direct
-     * kernel, smaller ones re-read the transformed weights too often). {@code -Ddir4j.winogradBand=N}
-     * sets it, for tuning runs on other machines.
+     * Largest V (16 planes of a band of tiles), in floats: 4 MiB, the two cores' L2 here. Chosen in
+     * a throwaway probe beside 1, 2 and 16 MiB (not in bench/RESULTS.md): 16 MiB made 64-channel
+     * layers at 112×112 no faster than the direct kernel, and smaller bands re-read the transformed
+     * weights more often. {@code -Ddir4j.winogradBand=N} sets it, for tuning runs on other machines.
      */
     static final long BAND_FLOATS = Long.getLong("dir4j.winogradBand", 1L << 20);
     /** Tile groups (of MR tiles) a task carries through all 16 products: its sums take 16·8·MR·NR floats. */
@@ -175,9 +175,10 @@ public final class WinogradConv {
 
     /**
      * Whether this beats {@link NhwcConv#forward} for a stride-1 3×3 convolution with {@code cin}
-     * input channels: from {@link #MIN_CHANNELS} (measured with {@code NhwcConvBench} and at every
-     * output size of ResNet's 3×3s from 4×4 up; see bench/RESULTS.md). Only an output of one tile
-     * (2×2 or less) ran slower, by ~10 %, which does not justify keeping both packings of the
+     * input channels: from {@link #MIN_CHANNELS}. bench/RESULTS.md has {@code NhwcConvBench} at
+     * ResNet's four 3×3 sizes (64 to 512 channels, 56² to 7²). A throwaway probe (not in RESULTS)
+     * also put 32 channels even, 16 slower, and outputs down to 4×4 faster. Only an output of one
+     * tile (2×2) ran slower there, by ~10 %, which does not justify keeping both packings of the
      * weights. {@code -Ddir4j.winograd=false} makes it always false.
      */
     public static boolean pays(int cin) {
