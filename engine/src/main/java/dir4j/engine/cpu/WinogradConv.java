@@ -317,6 +317,12 @@ public final class WinogradConv {
     private static final FloatVector EVEN = FloatVector.zero(SPECIES).addIndex(2);
     private static final FloatVector ODD = EVEN.add(1f);
     private static final ThreadLocal<float[]> DY_ROWS = ThreadLocal.withInitial(() -> new float[0]);
+    /** Tiles per task of the backward-filter's input transform, output channels per task of its dy transform. */
+    private static final int TILE_RUN = 16;
+    private static final int DY_RUN = 4;
+    /** G's rows as coefficients of (g0, g1): G = [[1, 0], [½, ½], [½, −½], [0, −1]]. */
+    private static final float[] G0 = {1f, 0.5f, 0.5f, 0f};
+    private static final float[] G1 = {0f, 0.5f, -0.5f, -1f};
     private static final ThreadLocal<float[][]> FILTER_BUFFERS = ThreadLocal.withInitial(() -> new float[3][0]);
 
     /** The thread's buffer k of at least {@code floats} (contents undefined). */
@@ -376,9 +382,10 @@ public final class WinogradConv {
         for (int xi = 0; xi < XI; xi++) {
             tapOff[xi] = xi * planeU;
         }
-        // tasks: a block of NR input channels × a run of output-channel groups, about four per thread
-        int runGroups = (int) Math.max(1, Math.min(oGroups, (long) oGroups * cBlocks / (4L * CpuThreads.threads())));
-        int runs = Sgemm.ceilDiv(oGroups, runGroups);
+        // tasks: a block of NR input channels × one ξ, each over all output-channel groups, so that a
+        // depth chunk of V (NR × KC) serves every group from L1 and each task reads its U and V
+        // planes once. (Tasks of one output-channel group over all 16 ξ re-read all of V per group
+        // from L3, which bound them by its bandwidth: the two cores ran no faster than one.)
         for (int r0 = 0; r0 < tileRows; r0 += bandRows) {
             int rows = Math.min(bandRows, tileRows - r0);
             int tiles = rows * tw;
@@ -396,56 +403,61 @@ public final class WinogradConv {
             for (int xi = 0; xi < XI; xi++) {
                 java.util.Arrays.fill(u, xi * planeU + cout * ps, xi * planeU + oGroups * MR * ps, 0f);
             }
-            // V from x, tile by tile; U from dy, a row of tiles of one output channel at a time
-            CpuThreads.parallelFor(tiles, t -> inputTile(x, pad, (long) band0 * tw + t, th, tw, v, t * NR, planeV,
-                    blockStride));
-            CpuThreads.parallelFor(rows * cout, q -> {
-                int row = band0 + q / cout;
-                int o = q % cout;
-                int n = row / th;
-                int y = 2 * (row % th);
-                // the tile row's two dy rows, copied to the heap (vector reads of the segment itself
-                // made other kernels' segment accesses polymorphic: 2-4x slower passes elsewhere)
-                int pair = Math.min(2, oh - y);
+            // V from x, a run of tiles a task; U from dy (below)
+            CpuThreads.parallelFor(Sgemm.ceilDiv(tiles, TILE_RUN), k -> {
+                for (int t = k * TILE_RUN, end = Math.min(tiles, t + TILE_RUN); t < end; t++) {
+                    inputTile(x, pad, (long) band0 * tw + t, th, tw, v, t * NR, planeV, blockStride);
+                }
+            });
+            // a task: DY_RUN output channels over all the band's tile rows, so that each writes its 16
+            // planes' runs of U in order (tasks of one tile row wrote short runs all over the planes)
+            CpuThreads.parallelFor(Sgemm.ceilDiv(cout, DY_RUN), q -> {
                 float[] two = DY_ROWS.get();
                 if (two.length < 2 * ow) {
                     two = new float[2 * ow];
                     DY_ROWS.set(two);
                 }
-                MemorySegment.copy(dy, java.lang.foreign.ValueLayout.JAVA_FLOAT,
-                        (dyOff + (((long) n * cout + o) * oh + y) * ow) * Float.BYTES, two, 0, pair * ow);
-                int uo = o * ps + (row - band0) * tw;
-                for (int j0 = 0; j0 < tw; j0 += vl) {
-                    int x0 = 2 * j0;
-                    FloatVector lo = dyRow(two, 0, x0, ow);
-                    FloatVector hi = dyRow(two, 0, x0 + vl, ow);
-                    FloatVector g00 = EVEN.selectFrom(lo, hi);
-                    FloatVector g01 = ODD.selectFrom(lo, hi);
-                    lo = pair == 2 ? dyRow(two, ow, x0, ow) : FloatVector.zero(s);
-                    hi = pair == 2 ? dyRow(two, ow, x0 + vl, ow) : FloatVector.zero(s);
-                    FloatVector g10 = EVEN.selectFrom(lo, hi);
-                    FloatVector g11 = ODD.selectFrom(lo, hi);
-                    VectorMask<Float> mask = j0 + vl <= tw ? null : s.indexInRange(j0, tw);
-                    int at = uo + j0;
-                    // G g: rows (g0), (g0 + g1)/2, (g0 − g1)/2, −g1; then each row (a, b) times Gᵀ
-                    gRow(g00, g01, u, at, planeU, mask);
-                    gRow(g00.add(g10).mul(0.5f), g01.add(g11).mul(0.5f), u, at + 4 * planeU, planeU, mask);
-                    gRow(g00.sub(g10).mul(0.5f), g01.sub(g11).mul(0.5f), u, at + 8 * planeU, planeU, mask);
-                    gRow(g10.neg(), g11.neg(), u, at + 12 * planeU, planeU, mask);
+                for (int o = q * DY_RUN, oEnd = Math.min(cout, o + DY_RUN); o < oEnd; o++) {
+                    for (int row = band0; row < band0 + rows; row++) {
+                        int n = row / th;
+                        int y = 2 * (row % th);
+                        // the tile row's two dy rows, copied to the heap (vector reads of the segment itself
+                        // made other kernels' segment accesses polymorphic: 2-4x slower passes elsewhere)
+                        int pair = Math.min(2, oh - y);
+                        MemorySegment.copy(dy, java.lang.foreign.ValueLayout.JAVA_FLOAT,
+                                (dyOff + (((long) n * cout + o) * oh + y) * ow) * Float.BYTES, two, 0, pair * ow);
+                        int uo = o * ps + (row - band0) * tw;
+                        for (int j0 = 0; j0 < tw; j0 += vl) {
+                            int x0 = 2 * j0;
+                            FloatVector lo = dyRow(two, 0, x0, ow);
+                            FloatVector hi = dyRow(two, 0, x0 + vl, ow);
+                            FloatVector g00 = EVEN.selectFrom(lo, hi);
+                            FloatVector g01 = ODD.selectFrom(lo, hi);
+                            lo = pair == 2 ? dyRow(two, ow, x0, ow) : FloatVector.zero(s);
+                            hi = pair == 2 ? dyRow(two, ow, x0 + vl, ow) : FloatVector.zero(s);
+                            FloatVector g10 = EVEN.selectFrom(lo, hi);
+                            FloatVector g11 = ODD.selectFrom(lo, hi);
+                            VectorMask<Float> mask = j0 + vl <= tw ? null : s.indexInRange(j0, tw);
+                            // G g: rows g0, (g0 + g1)/2, (g0 − g1)/2, −g1, then each row (a, b) times Gᵀ.
+                            // One call site in a loop: four inlined copies of gRow passed C2's node
+                            // cutoff, and the copies it did not inline boxed their vectors.
+                            for (int r = 0; r < 4; r++) {
+                                gRow(g00.mul(G0[r]).add(g10.mul(G1[r])), g01.mul(G0[r]).add(g11.mul(G1[r])), u,
+                                        uo + j0 + 4 * r * planeU, planeU, mask);
+                            }
+                        }
+                    }
                 }
             });
             int[][] depth = NhwcConv.depthChunks(1, tiles, NhwcConv.KC);
-            CpuThreads.parallelFor(cBlocks * runs, task -> {
-                int cb = task / runs;
-                int g0 = (task % runs) * runGroups;
-                int g1 = Math.min(oGroups, g0 + runGroups);
-                for (int xi = 0; xi < XI; xi++) {
-                    for (int[] dc : depth) {
-                        int wi = xi * planeV + cb * blockStride + dc[2] * NR;
-                        for (int g = g0; g < g1; g++) {
-                            NhwcConv.microKernel(u, g * MR * ps, ps, tapOff, xi, xi + 1, dc[2], dc[3], v, wi, m,
-                                    ((cb * XI + xi) * oGroups + g) * MR * NR, !first || dc[2] > 0);
-                        }
+            CpuThreads.parallelFor(cBlocks * XI, task -> {
+                int cb = task / XI;
+                int xi = task % XI;
+                for (int[] dc : depth) {
+                    int wi = xi * planeV + cb * blockStride + dc[2] * NR;
+                    for (int g = 0; g < oGroups; g++) {
+                        NhwcConv.microKernel(u, g * MR * ps, ps, tapOff, xi, xi + 1, dc[2], dc[3], v, wi, m,
+                                ((cb * XI + xi) * oGroups + g) * MR * NR, !first || dc[2] > 0);
                     }
                 }
             });
