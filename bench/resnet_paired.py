@@ -13,8 +13,10 @@ comparison: each ratio compares bursts a few seconds apart).
     /usr/bin/python3 bench/export_onnx.py bench/target/onnx     # once, for ONNX Runtime (optional)
     /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2]
         [--also NAME="-Dsome.option=value"]    (dir4j compiled in another JVM with those options)
+        [--also-jar NAME=/path/to/benchmarks.jar]  (dir4j compiled from another build, e.g. the commit before)
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -34,12 +36,21 @@ def main():
     ap.add_argument("--also", action="append", default=[], metavar="NAME=JVM_OPTIONS",
                     help="another JVM running dir4j's compiled engine with these options (space-separated), "
                          "reported as NAME; e.g. direct3x3=-Ddir4j.winograd=false")
+    ap.add_argument("--also-jar", action="append", default=[], metavar="NAME=PATH",
+                    help="another JVM running the compiled engine of this benchmarks.jar instead, reported as NAME: "
+                         "before/after a change in one run, e.g. a copy of bench/target/benchmarks.jar built at the "
+                         "commit before")
     args = ap.parse_args()
     jvm = PairedJvm("ResNetPaired", args.depth, args.size)
     others = {}
     for spec in args.also:
         name, _, options = spec.partition("=")
         others[name] = PairedJvm("ResNetPaired", args.depth, args.size, jvm_options=options.split())
+    for spec in args.also_jar:
+        name, _, jar = spec.partition("=")
+        if not os.path.isfile(jar):
+            ap.error(f"--also-jar {spec}: no file {jar}")
+        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, jar=jar)
 
     def java_burst(engine, seconds):
         if engine in others:

@@ -72,6 +72,9 @@ public final class Conv2dKernels {
         if (direct(g, false) && directForward(g, x, xOff, w, wOff, y, yOff)) {
             return;
         }
+        if (fewChannels(g) && fewChannelsForward(g, x, xOff, w, wOff, y, yOff)) {
+            return;
+        }
         if (subsampled(g)) {
             onStrideGrid(g, x, xOff, xs -> forward(g.pointwiseOnOutputGrid(), xs, 0, w, wOff, y, yOff));
             return;
@@ -121,6 +124,45 @@ public final class Conv2dKernels {
         Sgemm.gemm(d.taps, d.pixels, g.outChannels(),
                 GemmOperand.strided(Sgemm.forWorkers(w), wOff, 1, d.taps),
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), out);
+    }
+
+    /**
+     * Whether g's forward runs on {@link NhwcConv#forwardFewChannels}: a square kernel of 3 or more
+     * whose filter rows are short runs of a channels-last row (few input channels: ResNet's stem),
+     * equal strides and paddings, no dilation, {@link #DIRECT_MIN_CHANNELS} output channels and
+     * {@link #DIRECT_MIN_PIXELS} output pixels, activations within one Java array.
+     */
+    static boolean fewChannels(Conv2dGeometry g) {
+        int k = g.kernelH();
+        if (!directEnabled || k < 3 || g.kernelW() != k || g.strideH() != g.strideW() || g.padH() != g.padW()
+                || g.dilationH() != 1 || g.dilationW() != 1 || !NhwcConv.fewChannels(g.inChannels(), k)
+                || g.outChannels() < DIRECT_MIN_CHANNELS
+                || (long) g.batch() * g.outHeight() * g.outWidth() < DIRECT_MIN_PIXELS) {
+            return false;
+        }
+        long limit = Integer.MAX_VALUE / 2;
+        long in = (long) g.batch() * (g.height() + 2L * k) * (g.width() + 2L * k) * g.inChannels();
+        long out = (long) g.batch() * g.outHeight() * g.outWidth() * g.outChannels();
+        return in < limit && out < limit;
+    }
+
+    /** {@link #forward} by {@link NhwcConv#forwardFewChannels}; false when the Java heap cannot hold the copies. */
+    private static boolean fewChannelsForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w,
+            long wOff, MemorySegment y, long yOff) {
+        try {
+            NhwcConv.Activation in = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                    g.padH());
+            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
+                    g.strideH(), g.padH(), false);
+            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
+                    g.outChannels(), 0);
+            NhwcConv.forwardFewChannels(in, packed, out, null, false);
+            NhwcConv.toNchw(out, y, yOff);
+            return true;
+        } catch (OutOfMemoryError e) {
+            heapFull(g.toString(), e, "the implicit GEMM (native memory)");
+            return false;
+        }
     }
 
     /** {@link #forward} on the direct kernels; false when the Java heap cannot hold the copies. */
@@ -193,6 +235,17 @@ public final class Conv2dKernels {
             try {
                 WinogradConv.backwardFilter(g.batch(), g.inChannels(), g.height(), g.width(), g.outChannels(),
                         g.padH(), x, xOff, dy, dyOff, dw, dwOff);
+                return;
+            } catch (OutOfMemoryError e) {
+                heapFull(g.toString(), e, "the implicit GEMM (native memory)");
+            }
+        }
+        if (g.batch() > 0 && fewChannels(g)) {
+            try {
+                NhwcConv.Activation in = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                        g.padH());
+                NhwcConv.backwardFilterFewChannels(in, g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy, dyOff,
+                        dw, dwOff);
                 return;
             } catch (OutOfMemoryError e) {
                 heapFull(g.toString(), e, "the implicit GEMM (native memory)");

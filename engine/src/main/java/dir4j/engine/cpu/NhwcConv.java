@@ -373,6 +373,246 @@ public final class NhwcConv {
         });
     }
 
+    /**
+     * Whether {@link #forwardFewChannels} suits a convolution of {@code cin} input channels and a
+     * {@code kernel}-wide kernel: a filter row's taps (kernel · cin floats of a channels-last row) make
+     * one depth run of at most {@link #FEW_CHANNELS_RUN} floats, and cin is below the per-tap loop's
+     * sweet spot (ResNet's 7×7 stem on RGB: 21-float runs).
+     */
+    public static boolean fewChannels(int cin, int kernel) {
+        return cin < 16 && (long) kernel * cin <= FEW_CHANNELS_RUN;
+    }
+
+    /** Longest filter-row run {@link #forwardFewChannels} takes as one depth run. */
+    static final int FEW_CHANNELS_RUN = 64;
+
+    /**
+     * {@link #forward} for a convolution with few input channels ({@link #fewChannels}), straight
+     * from the padded channels-last input: with the input unsplit, the k taps of a filter row and
+     * their cin channels are one contiguous run of k·cin floats, so the micro-kernel takes k row
+     * taps of that depth at a pixel stride of stride·cin, instead of k² taps of cin channels (all
+     * loop overhead at cin = 3) or an im2col copy of k²·cin floats per output pixel. A tile is MR
+     * pixels of one output row (the last one of a row partial). x must carry at least the
+     * convolution's padding and not share its padding columns; out and residual as for {@link #forward}.
+     */
+    public static void forwardFewChannels(Activation x, Weights w, Activation out, Activation residual,
+            boolean relu) {
+        if (x.channels() != w.cin || x.pad() < w.pad || x.sharedColumns()) {
+            throw new IllegalArgumentException("input has " + x.channels() + " channels, pad " + x.pad()
+                    + (x.sharedColumns() ? " (shared columns)" : "") + "; the convolution wants " + w.cin
+                    + " channels and a full padding ring of at least " + w.pad);
+        }
+        if (!fewChannels(w.cin, w.kernel)) {
+            throw new IllegalArgumentException("forwardFewChannels takes filter rows of at most " + FEW_CHANNELS_RUN
+                    + " floats, not " + w.kernel + " taps x " + w.cin + " channels");
+        }
+        int oh = w.outSize(x.height());
+        int ow = w.outSize(x.width());
+        if (oh <= 0 || ow <= 0) {
+            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a "
+                    + w.kernel + "x" + w.kernel + " convolution");
+        }
+        checkOutput("output", out, x.batch(), oh, ow, w.cout);
+        if (residual != null) {
+            checkOutput("residual", residual, x.batch(), oh, ow, w.cout);
+        }
+        int cin = w.cin;
+        int k = w.kernel;
+        int st = w.stride;
+        int pw = x.paddedWidth();
+        float[] xd = x.data();
+        int[] tapOff = new int[k];
+        for (int kh = 0; kh < k; kh++) {
+            tapOff[kh] = kh * pw * cin;
+        }
+        int run = k * cin;
+        int ps = st * cin;
+        int tilesPerRow = Sgemm.ceilDiv(ow, MR);
+        int tilesPerImage = oh * tilesPerRow;
+        int tiles = x.batch() * tilesPerImage;
+        // the furthest float a tile reads (a row's last tile runs past the row, into the padding,
+        // the next row or the slack) must lie inside the array
+        long last = (long) x.index(x.batch() - 1, (oh - 1) * st - w.pad, ((tilesPerRow - 1) * MR) * st - w.pad)
+                + tapOff[k - 1] + (long) (MR - 1) * ps + run;
+        if (last > xd.length) {
+            throw new IllegalStateException("channels-last input too short: tiles read up to float " + last + " of "
+                    + xd.length);
+        }
+        // depth chunks: whole filter rows, at most KC floats of weights' rows each
+        int rowsPerChunk = Math.max(1, Math.min(k, KC / run));
+        int obs = Sgemm.ceilDiv(w.cout, NR);
+        int wPer = k * run * NR;
+        long macsPerTile = (long) MR * NR * k * run;
+        int chunk = (int) Math.max(1, Math.min(tiles, TASK_MACS / macsPerTile));
+        int threads = CpuThreads.threads();
+        while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
+            chunk = Math.max(1, chunk / 2);
+        }
+        int chunkSize = chunk;
+        int chunks = Sgemm.ceilDiv(tiles, chunkSize);
+        int wv = tilesPerRow * MR; // the row width the tiles cover, for store()
+        CpuThreads.parallelFor(obs * chunks, u -> {
+            int ob = u / chunks;
+            int t0 = (u % chunks) * chunkSize;
+            int t1 = Math.min(tiles, t0 + chunkSize);
+            float[] acc = ACC.get();
+            if (acc.length < (t1 - t0) * MR * NR) {
+                acc = new float[chunkSize * MR * NR];
+                ACC.set(acc);
+            }
+            for (int r0 = 0; r0 < k; r0 += rowsPerChunk) {
+                int r1 = Math.min(k, r0 + rowsPerChunk);
+                int wi = ob * wPer + r0 * run * NR;
+                for (int t = t0; t < t1; t++) {
+                    int n = t / tilesPerImage;
+                    int ti = t % tilesPerImage;
+                    int y = ti / tilesPerRow;
+                    int x0 = (ti % tilesPerRow) * MR;
+                    int base = x.index(n, y * st - w.pad, x0 * st - w.pad);
+                    microKernel(xd, base, ps, tapOff, r0, r1, 0, run, w.packed, wi, acc, (t - t0) * MR * NR, r0 > 0);
+                }
+            }
+            for (int t = t0; t < t1; t++) {
+                store(acc, (t - t0) * MR * NR, t / tilesPerImage, t % tilesPerImage, wv, oh, ow, ob, w.bias, out,
+                        residual, relu);
+            }
+        });
+    }
+
+    /**
+     * The weight gradient of a convolution with few input channels ({@link #fewChannels}), the
+     * partner of {@link #forwardFewChannels}: dw[o][c][kh][kw] = Σ over images and output pixels of
+     * dy[o][y][x] · x[c][y·s + kh − pad][x·s + kw − pad]. The k²·cin filter taps become NR-wide lane
+     * blocks L = (kh·k + kw)·cin + c (each filter row one k·cin run copied from x's channels-last
+     * row), so that per band of output rows dw is a (cout × pixels)·(pixels × lanes) product on
+     * {@link #microKernel}: 6 output channels of dy (its NCHW rows) a call, the band's pixels the
+     * depth. Bands are split among a fixed number of tasks, each summing into its own
+     * accumulators, added up in task order, so the result does not depend on the thread count.
+     *
+     * <p>x is the padded channels-last input (at least the convolution's padding, its own columns);
+     * dy NCHW [batch, cout, oh, ow] at float offset dyOff of dys; dw [cout, cin, k, k] at dwOff of dws
+     * is overwritten.
+     */
+    public static void backwardFilterFewChannels(Activation x, int cout, int kernel, int stride, int pad,
+            MemorySegment dys, long dyOff, MemorySegment dws, long dwOff) {
+        int cin = x.channels();
+        int k = kernel;
+        if (x.pad() < pad || x.sharedColumns() || !fewChannels(cin, k) || cout <= 0 || stride <= 0) {
+            throw new IllegalArgumentException("few-channel backward-filter: input of " + cin + " channels, pad "
+                    + x.pad() + (x.sharedColumns() ? " (shared columns)" : "") + ", for a " + k + "x" + k + "/"
+                    + stride + " convolution padded " + pad + " to " + cout + " channels");
+        }
+        int oh = (x.height() + 2 * pad - k) / stride + 1;
+        int ow = (x.width() + 2 * pad - k) / stride + 1;
+        if (oh <= 0 || ow <= 0) {
+            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a " + k
+                    + "x" + k + " convolution");
+        }
+        int batch = x.batch();
+        Sgemm.checkExtent("dy", dys, dyOff, (long) batch * cout * oh, ow, ow, 1);
+        Sgemm.checkExtent("dw", dws, dwOff, 1, 0, (long) cout * cin * k * k, 1);
+        MemorySegment dy = Sgemm.forWorkers(dys);
+        int run = k * cin;
+        int lanes = k * run;
+        int blocks = Sgemm.ceilDiv(lanes, NR);
+        int oGroups = Sgemm.ceilDiv(cout, MR);
+        // a band: rows of one image's output with about FEW_BAND_PIXELS pixels (the products' depth)
+        int bandRows = Math.max(1, Math.min(oh, FEW_BAND_PIXELS / ow));
+        int bandsPerImage = Sgemm.ceilDiv(oh, bandRows);
+        int units = batch * bandsPerImage;
+        int tasks = Math.min(units, FEW_TASKS);
+        int accFloats = blocks * oGroups * MR * NR;
+        float[][] acc = new float[tasks][accFloats];
+        int pw = x.paddedWidth();
+        float[] xd = x.data();
+        int[] tap0 = {0};
+        CpuThreads.parallelFor(tasks, task -> {
+            float[] a = acc[task];
+            int maxDepth = bandRows * ow;
+            float[][] buf = FEW_BUFFERS.get();
+            if (buf[0].length < oGroups * MR * maxDepth) {
+                buf[0] = new float[oGroups * MR * maxDepth];
+            }
+            if (buf[1].length < blocks * maxDepth * NR) {
+                buf[1] = new float[blocks * maxDepth * NR];
+            }
+            float[] dyBand = buf[0];
+            float[] v = buf[1];
+            for (int u = (int) ((long) units * task / tasks), end = (int) ((long) units * (task + 1) / tasks); u < end;
+                    u++) {
+                int n = u / bandsPerImage;
+                int y0 = (u % bandsPerImage) * bandRows;
+                int rows = Math.min(bandRows, oh - y0);
+                int depth = rows * ow;
+                // dy's rows of the band, one run per output channel (NCHW keeps a channel's rows together);
+                // the rows of the last group's missing channels are zero
+                for (int o = 0; o < oGroups * MR; o++) {
+                    if (o < cout) {
+                        MemorySegment.copy(dy, ValueLayout.JAVA_FLOAT,
+                                (dyOff + (((long) n * cout + o) * oh + y0) * ow) * Float.BYTES, dyBand, o * depth, depth);
+                    } else {
+                        java.util.Arrays.fill(dyBand, o * depth, (o + 1) * depth, 0f);
+                    }
+                }
+                // V[block][pixel][lane]: each pixel's k filter rows, each a run of x's channels-last row
+                for (int r = 0; r < rows; r++) {
+                    int iy = (y0 + r) * stride - pad;
+                    for (int j = 0; j < ow; j++) {
+                        int t = r * ow + j;
+                        int src = x.index(n, iy, j * stride - pad);
+                        for (int kh = 0; kh < k; kh++) {
+                            int from = src + kh * pw * cin;
+                            int lane = kh * run;
+                            for (int q = 0; q < run; ) {
+                                int b = (lane + q) / NR;
+                                int jl = (lane + q) % NR;
+                                int len = Math.min(run - q, NR - jl);
+                                System.arraycopy(xd, from + q, v, (b * depth + t) * NR + jl, len);
+                                q += len;
+                            }
+                        }
+                        if (lanes % NR != 0) {
+                            int at = ((blocks - 1) * depth + t) * NR;
+                            java.util.Arrays.fill(v, at + lanes % NR, at + NR, 0f);
+                        }
+                    }
+                }
+                for (int b = 0; b < blocks; b++) {
+                    for (int g = 0; g < oGroups; g++) {
+                        microKernel(dyBand, g * MR * depth, depth, tap0, 0, 1, 0, depth, v, b * depth * NR, a,
+                                (b * oGroups + g) * MR * NR, true);
+                    }
+                }
+            }
+        });
+        for (int t = 1; t < tasks; t++) {
+            for (int i = 0; i < accFloats; i++) {
+                acc[0][i] += acc[t][i];
+            }
+        }
+        float[] sum = acc[0];
+        MemorySegment dw = Sgemm.forWorkers(dws);
+        for (int o = 0; o < cout; o++) {
+            int g = o / MR;
+            int r = o % MR;
+            for (int c = 0; c < cin; c++) {
+                for (int kh = 0; kh < k; kh++) {
+                    for (int kw = 0; kw < k; kw++) {
+                        int lane = (kh * k + kw) * cin + c;
+                        float val = sum[((lane / NR) * oGroups + g) * MR * NR + r * NR + lane % NR];
+                        dw.setAtIndex(ValueLayout.JAVA_FLOAT, dwOff + ((long) (o * cin + c) * k + kh) * k + kw, val);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Output pixels per band of {@link #backwardFilterFewChannels} (the products' depth; the band's lanes stay in L2). */
+    static final int FEW_BAND_PIXELS = 1024;
+    /** Tasks of {@link #backwardFilterFewChannels}, each with its own sums: fixed, so results do not depend on threads. */
+    static final int FEW_TASKS = 16;
+    private static final ThreadLocal<float[][]> FEW_BUFFERS = ThreadLocal.withInitial(() -> new float[2][0]);
+
     /** Rows of the packed weights per depth chunk: KC x NR floats (32 KiB) fit L1. */
     static final int KC = 8192 / NR;
     /** Multiply-adds a task aims at: tiles are grouped up to this, down to four tasks per thread. */
@@ -772,6 +1012,20 @@ public final class NhwcConv {
             int pad) {
         Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
         Activation out = Activation.allocate(batch, height, width, channels, pad);
+        fromNchwInto(seg, xOff, out);
+        return out;
+    }
+
+    /**
+     * x (NCHW float32 at xOff of seg, out's batch, channels and size) into out's interior; its
+     * padding ring is not written (a reused buffer keeps its zero ring).
+     */
+    public static void fromNchwInto(MemorySegment seg, long xOff, Activation out) {
+        int batch = out.batch();
+        int channels = out.channels();
+        int height = out.height();
+        int width = out.width();
+        Sgemm.checkExtent("input", seg, xOff, (long) batch * channels * height, width, width, 1);
         MemorySegment x = Sgemm.forWorkers(seg);
         float[] od = out.data();
         // Per image row: the channels' rows copied out whole, then transposed with vector gathers.
@@ -785,7 +1039,6 @@ public final class NhwcConv {
             }
             PanelPacking.transpose(block, width, channels, width, od, out.index(n, y, 0), channels);
         });
-        return out;
     }
 
     /** Writes x (any padding) as NCHW float32 at float offset dstOff of dst. */

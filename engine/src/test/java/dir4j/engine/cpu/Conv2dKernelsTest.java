@@ -72,6 +72,43 @@ class Conv2dKernelsTest {
         }
     }
 
+    /** Geometries whose forward (and backward-filter) run on the few-input-channel kernels. */
+    static Stream<Conv2dGeometry> fewChannelGeometries() {
+        return Stream.of(
+                Conv2dGeometry.of(2, 3, 45, 41, 64, 7, 2, 3, 1),            // ResNet's stem, odd sizes, two images
+                Conv2dGeometry.of(1, 3, 50, 47, 70, 7, 2, 3, 1),            // partial channel block
+                Conv2dGeometry.of(3, 1, 15, 14, 16, 3, 1, 1, 1),            // grey 3x3, stride 1
+                Conv2dGeometry.of(2, 9, 40, 33, 20, 7, 2, 3, 1),            // 63-float filter rows
+                Conv2dGeometry.of(1, 3, 130, 100, 16, 7, 2, 3, 1),          // backward-filter in 4 bands, the last short
+                Conv2dGeometry.of(9, 1, 40, 40, 16, 3, 1, 1, 1));           // more bands than its tasks
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fewChannelGeometries")
+    void fewChannelKernelsMatchReference(Conv2dGeometry g) {
+        assertTrue(Conv2dKernels.fewChannels(g), g + " should take the few-channel path");
+        try (Arena arena = Arena.ofConfined()) {
+            checkAllThree(arena, g, new SplittableRandom(g.hashCode()));
+        }
+    }
+
+    @Test
+    void fewChannelPathIsChosenOnlyWhereItApplies() {
+        assertTrue(Conv2dKernels.fewChannels(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1)));      // the stem
+        assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(4, 16, 56, 56, 64, 3, 1, 1, 1))); // 16 channels
+        assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(4, 3, 224, 224, 8, 7, 2, 3, 1)));  // 8 outputs
+        assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(1, 3, 20, 20, 64, 7, 2, 3, 1)));   // 100 pixels
+        assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(2, 3, 40, 40, 16, 1, 1, 0, 1)));   // 1x1
+        assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(2, 3, 40, 40, 16, 3, 1, 2, 2)));   // dilation
+        boolean was = Conv2dKernels.directEnabled;
+        try {
+            Conv2dKernels.directEnabled = false;
+            assertEquals(false, Conv2dKernels.fewChannels(Conv2dGeometry.of(4, 3, 224, 224, 64, 7, 2, 3, 1)));
+        } finally {
+            Conv2dKernels.directEnabled = was;
+        }
+    }
+
     @Test
     void directPathIsChosenOnlyWhereItApplies() {
         assertTrue(Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), true));

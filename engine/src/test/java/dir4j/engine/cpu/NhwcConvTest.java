@@ -1,6 +1,7 @@
 package dir4j.engine.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -166,6 +167,68 @@ class NhwcConvTest {
                 }
             }
         }
+    }
+
+    @ParameterizedTest(name = "{0}x{1}x{2}x{3} -> {4}, k{5} s{6} p{7}, input pad {8}, out pad {9}, res {10}, relu {11}")
+    @CsvSource({
+        // n, c, h, w, co, k, stride, pad, inPad, outPad, residual, relu
+        "2, 3, 23, 19, 64, 7, 2, 3, 3, 0, false, true",      // ResNet's stem on RGB, odd sizes
+        "1, 3, 30, 30, 70, 7, 2, 3, 4, 1, true, false",      // partial channel block, input padded more, residual
+        "3, 1, 9, 14, 16, 3, 1, 1, 1, 0, false, true",       // grey, stride 1
+        "1, 4, 17, 12, 40, 5, 3, 2, 2, 0, true, true",       // stride 3, 5x5
+        "1, 9, 11, 13, 33, 7, 2, 3, 3, 0, false, false",     // a 63-float filter row, depth split into row groups
+        "1, 3, 7, 7, 64, 7, 2, 3, 3, 0, false, true",        // tiny image: a row's single, partial tile
+    })
+    void fewChannelKernelMatchesTheDefinition(int n, int c, int h, int w, int co, int k, int st, int pad, int inPad,
+            int outPad, boolean residual, boolean relu) {
+        assertTrue(NhwcConv.fewChannels(c, k));
+        float[] x = random(n * c * h * w, 11, 1);
+        float[] wt = random(co * c * k * k, 12, 0.2);
+        float[] bias = random(co, 13, 0.5);
+        int oh = (h + 2 * pad - k) / st + 1;
+        int ow = (w + 2 * pad - k) / st + 1;
+        float[] res = residual ? random(n * co * oh * ow, 14, 1) : null;
+        Weights weights = Weights.pack(wt, bias, co, c, k, st, pad);
+        Activation out = Activation.allocate(n, oh, ow, co, outPad);
+        // NaN inside, zeros in the ring: every output pixel must be written, and the ring left alone
+        for (int b = 0; b < n; b++) {
+            for (int y = 0; y < oh; y++) {
+                for (int xx = 0; xx < ow; xx++) {
+                    java.util.Arrays.fill(out.data(), out.index(b, y, xx), out.index(b, y, xx) + co, Float.NaN);
+                }
+            }
+        }
+        NhwcConv.forwardFewChannels(toActivation(x, n, c, h, w, inPad), weights, out,
+                residual ? toActivation(res, n, co, oh, ow, 1) : null, relu);
+        assertClose("few-channel conv", reference(x, n, c, h, w, wt, bias, co, k, st, pad, res, relu), toNchw(out),
+                2e-5);
+        float[] d = out.data();
+        for (int b = 0; b < n; b++) {
+            for (int y = -outPad; y < oh + outPad; y++) {
+                for (int xx = -outPad; xx < ow + outPad; xx++) {
+                    if (y < 0 || y >= oh || xx < 0 || xx >= ow) {
+                        for (int ch = 0; ch < co; ch++) {
+                            assertEquals(0f, d[out.index(b, y, xx) + ch], "padding at " + y + "," + xx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void fewChannelKernelRefusesWhatItCannotRead() {
+        Weights stem = Weights.pack(random(64 * 3 * 49, 1, 0.1), new float[64], 64, 3, 7, 2, 3);
+        Activation out = Activation.allocate(1, 8, 8, 64, 0);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> NhwcConv.forwardFewChannels(Activation.allocate(1, 16, 16, 3, 2), stem, out, null, true));
+        assertTrue(e.getMessage().contains("padding ring of at least 3"), e.getMessage());
+        Weights wide = Weights.pack(random(8 * 16 * 9, 1, 0.1), new float[8], 8, 16, 3, 1, 1);
+        e = assertThrows(IllegalArgumentException.class, () -> NhwcConv.forwardFewChannels(
+                Activation.allocate(1, 8, 8, 16, 1), wide, Activation.allocate(1, 8, 8, 8, 0), null, false));
+        assertTrue(e.getMessage().contains("16 channels"), e.getMessage());
+        assertFalse(NhwcConv.fewChannels(16, 3));
+        assertFalse(NhwcConv.fewChannels(10, 7));
     }
 
     @Test

@@ -107,8 +107,11 @@ public final class ResNetInference {
     public static ResNetInference of(ResNet net) {
         FoldedResNet f = FoldedResNet.of(net, "channels-last inference");
         FoldedResNet.Conv c1 = f.stem;
-        // The stem runs as a 1x1 convolution over its patches (in * k * k "channels").
-        Weights stem = Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in() * c1.kernel() * c1.kernel(), 1, 1, 0);
+        // A stem on few channels (RGB) runs on the few-channel kernel straight from the padded image;
+        // any other as a 1x1 convolution over its patches (in * k * k "channels").
+        Weights stem = NhwcConv.fewChannels(c1.in(), c1.kernel())
+                ? Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in(), c1.kernel(), c1.stride(), c1.pad())
+                : Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in() * c1.kernel() * c1.kernel(), 1, 1, 0);
         List<Block> blocks = new ArrayList<>();
         for (FoldedResNet.Block b : f.blocks) {
             blocks.add(new Block(Conv.of(b.conv1()), Conv.of(b.conv2()), Conv.of(b.conv3()), Conv.of(b.down())));
@@ -228,24 +231,32 @@ public final class ResNetInference {
         int oh = (h + 2 * stemPad - stemKernel) / stemStride + 1;
         int ow = (w + 2 * stemPad - stemKernel) / stemStride + 1;
         Activation stemOut = take(oh, ow, stem.outChannels(), 0);
-        // The stem over bands of output rows: a band's patches take at most STEM_BAND_FLOATS.
-        int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
-        for (int r0 = 0; r0 < oh; r0 += band) {
-            int rows = Math.min(band, oh - r0);
-            Activation patches = take(rows, ow, stem.inChannels(), 0);
-            NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride, stemPad, r0,
-                    patches);
-            if (rows == oh) {
-                // one band: straight into the stem's output
-                NhwcConv.forward(patches, stem, stemOut, null, true);
-            } else {
-                Activation part = take(rows, ow, stem.outChannels(), 0);
-                NhwcConv.forward(patches, stem, part, null, true);
-                System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0),
-                        rows * ow * stem.outChannels());
-                give(part);
+        if (stem.kernel() > 1) {
+            // few input channels: the few-channel kernel on the padded image itself, no patches
+            Activation in = take(h, w, stemIn, stemPad);
+            NhwcConv.fromNchwInto(x.segment(), offset, in);
+            NhwcConv.forwardFewChannels(in, stem, stemOut, null, true);
+            give(in);
+        } else {
+            // over bands of output rows: a band's patches take at most STEM_BAND_FLOATS
+            int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
+            for (int r0 = 0; r0 < oh; r0 += band) {
+                int rows = Math.min(band, oh - r0);
+                Activation patches = take(rows, ow, stem.inChannels(), 0);
+                NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride, stemPad, r0,
+                        patches);
+                if (rows == oh) {
+                    // one band: straight into the stem's output
+                    NhwcConv.forward(patches, stem, stemOut, null, true);
+                } else {
+                    Activation part = take(rows, ow, stem.outChannels(), 0);
+                    NhwcConv.forward(patches, stem, part, null, true);
+                    System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0),
+                            rows * ow * stem.outChannels());
+                    give(part);
+                }
+                give(patches);
             }
-            give(patches);
         }
         Activation y = take((oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(), blocks.get(0).inputPad());
         NhwcConv.maxPool(stemOut, 3, 2, 1, y);
