@@ -82,6 +82,11 @@ public final class ConvPassTable {
                         case 1 -> () -> Conv2dKernels.backwardData(g, y, 0, w, 0, dx, 0);
                         default -> () -> Conv2dKernels.backwardFilter(g, x, 0, y, 0, dw, 0);
                     };
+                    if (i == 0) {
+                        // the process's first passes also wait for the JIT's first compiles of the
+                        // shared code: warm them up longer (without this the stem read ~2x slow)
+                        medianMs(run, 2 * seconds);
+                    }
                     ms[i][p] = medianMs(run, seconds);
                     total += ms[i][p] * shapes.get(i).count();
                 }
