@@ -82,11 +82,6 @@ public final class ConvPassTable {
                         case 1 -> () -> Conv2dKernels.backwardData(g, y, 0, w, 0, dx, 0);
                         default -> () -> Conv2dKernels.backwardFilter(g, x, 0, y, 0, dw, 0);
                     };
-                    if (i == 0) {
-                        // the process's first passes also wait for the JIT's first compiles of the
-                        // shared code: warm them up longer (without this the stem read ~2x slow)
-                        medianMs(run, 2 * seconds);
-                    }
                     ms[i][p] = medianMs(run, seconds);
                     total += ms[i][p] * shapes.get(i).count();
                 }
@@ -110,11 +105,35 @@ public final class ConvPassTable {
         }
     }
 
-    /** The median of repeated runs over about {@code seconds}, after a warm-up of a third as long. */
+    /**
+     * The median of repeated runs over about {@code seconds}, after a warm-up of at least a third as
+     * long that lasts (up to 5 s) until the median of the last 5 calls is within 10 % of that of the
+     * 5 before: a code path's first pass otherwise included its JIT compiles (the first stride-1
+     * 3×3's backward-filter read 8x its steady time).
+     */
     static double medianMs(Runnable run, double seconds) {
-        long warm = System.nanoTime() + (long) (seconds / 3 * 1e9);
-        while (System.nanoTime() < warm) {
+        long start = System.nanoTime();
+        long warm = start + (long) (seconds / 3 * 1e9);
+        long cap = start + 5_000_000_000L;
+        double[] recent = new double[10];
+        int calls = 0;
+        while (System.nanoTime() < cap) {
+            long t0 = System.nanoTime();
             run.run();
+            recent[calls++ % 10] = (System.nanoTime() - t0) * 1e-6;
+            if (calls >= 10 && System.nanoTime() >= warm) {
+                double[] older = new double[5];
+                double[] newer = new double[5];
+                for (int i = 0; i < 5; i++) {
+                    older[i] = recent[(calls + i) % 10];
+                    newer[i] = recent[(calls + 5 + i) % 10];
+                }
+                Arrays.sort(older);
+                Arrays.sort(newer);
+                if (Math.abs(newer[2] - older[2]) <= 0.1 * older[2]) {
+                    break;
+                }
+            }
         }
         double[] t = new double[1000];
         int k = 0;
