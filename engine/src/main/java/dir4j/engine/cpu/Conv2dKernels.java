@@ -20,7 +20,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}; the stride-1
  * 3×3s with 64 or more input channels by {@link WinogradConv}, {@code -Ddir4j.winograd=false} for the
  * direct kernel); their backward-filter, with 64 or more channels each way, by Winograd's F(3×3, 2×2)
- * ({@link WinogradConv#backwardFilter}); {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
+ * ({@link WinogradConv#backwardFilter}). Convolutions on few input channels (ResNet's stem on RGB,
+ * {@link #fewChannels}) run forward and backward-filter on {@link NhwcConv#forwardFewChannels} and
+ * {@link NhwcConv#backwardFilterFewChannels}, straight from a padded channels-last copy of the image
+ * (no im2col). {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
 public final class Conv2dKernels {

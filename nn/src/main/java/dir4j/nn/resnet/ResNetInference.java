@@ -16,8 +16,9 @@ import java.util.Optional;
  * convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), with the running statistics; {@link FoldedResNet},
  * shared with the GPU's {@link ResNetDeviceInference}), activations kept
  * channels-last, and each convolution a direct {@link NhwcConv} kernel (the stride-1 3×3s by
- * {@link WinogradConv}'s F(2×2, 3×3) where it pays) with the bias, the residual add and the ReLU fused
- * into its store. Nothing is packed or normalised per call: at batch 1 the
+ * {@link WinogradConv}'s F(2×2, 3×3) where it pays, an RGB stem by
+ * {@link NhwcConv#forwardFewChannels} on the padded image) with the bias, the residual add and the ReLU
+ * fused into its store. Nothing is packed or normalised per call: at batch 1 the
  * im2col + SGEMM path of the module spends about as long packing operands as multiplying.
  *
  * <p>A <em>snapshot</em>: the weights and running statistics are copied when the plan is built, so
