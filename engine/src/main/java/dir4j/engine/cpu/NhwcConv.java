@@ -282,16 +282,9 @@ public final class NhwcConv {
         }
         // d: how far into x's padded image the convolution's padded image starts.
         int d = x.pad() - w.pad;
+        checkOutputs(x, w, out, residual);
         int oh = w.outSize(x.height());
         int ow = w.outSize(x.width());
-        if (oh <= 0 || ow <= 0) {
-            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a "
-                    + w.kernel + "x" + w.kernel + " convolution");
-        }
-        checkOutput("output", out, x.batch(), oh, ow, w.cout);
-        if (residual != null) {
-            checkOutput("residual", residual, x.batch(), oh, ow, w.cout);
-        }
         int cin = w.cin;
         int st = w.stride;
         int k = w.kernel;
@@ -337,12 +330,7 @@ public final class NhwcConv {
         int wPer = taps * cin * NR;
         // Tasks: one block of NR output channels over a run of tiles (its weights stay in L2 over them).
         long macsPerTile = (long) MR * NR * taps * cin;
-        int chunk = (int) Math.max(1, Math.min(tiles, taskMacs / macsPerTile));
-        int threads = CpuThreads.threads();
-        while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
-            chunk = Math.max(1, chunk / 2);
-        }
-        int chunkSize = chunk;
+        int chunkSize = tilesPerTask(tiles, obs, macsPerTile, taskMacs);
         int chunks = Sgemm.ceilDiv(tiles, chunkSize);
         int[][] depth = depthChunks(taps, cin, kc);
         CpuThreads.parallelFor(obs * chunks, u -> {
@@ -350,11 +338,7 @@ public final class NhwcConv {
             int t0 = (u % chunks) * chunkSize;
             int t1 = Math.min(tiles, t0 + chunkSize);
             // The tiles' sums, carried from depth chunk to depth chunk; the last chunk's are stored.
-            float[] acc = ACC.get();
-            if (acc.length < (t1 - t0) * MR * NR) {
-                acc = new float[chunkSize * MR * NR];
-                ACC.set(acc);
-            }
+            float[] acc = accumulators(chunkSize * MR * NR);
             // Depth chunk by depth chunk, so that a chunk's weights (KC x NR) stay in L1 over the tiles.
             for (int di = 0; di < depth.length; di++) {
                 int[] dc = depth[di];
@@ -406,16 +390,9 @@ public final class NhwcConv {
             throw new IllegalArgumentException("forwardFewChannels takes filter rows of at most " + FEW_CHANNELS_RUN
                     + " floats, not " + w.kernel + " taps x " + w.cin + " channels");
         }
+        checkOutputs(x, w, out, residual);
         int oh = w.outSize(x.height());
         int ow = w.outSize(x.width());
-        if (oh <= 0 || ow <= 0) {
-            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a "
-                    + w.kernel + "x" + w.kernel + " convolution");
-        }
-        checkOutput("output", out, x.batch(), oh, ow, w.cout);
-        if (residual != null) {
-            checkOutput("residual", residual, x.batch(), oh, ow, w.cout);
-        }
         int cin = w.cin;
         int k = w.kernel;
         int st = w.stride;
@@ -443,23 +420,14 @@ public final class NhwcConv {
         int obs = Sgemm.ceilDiv(w.cout, NR);
         int wPer = k * run * NR;
         long macsPerTile = (long) MR * NR * k * run;
-        int chunk = (int) Math.max(1, Math.min(tiles, TASK_MACS / macsPerTile));
-        int threads = CpuThreads.threads();
-        while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
-            chunk = Math.max(1, chunk / 2);
-        }
-        int chunkSize = chunk;
+        int chunkSize = tilesPerTask(tiles, obs, macsPerTile, TASK_MACS);
         int chunks = Sgemm.ceilDiv(tiles, chunkSize);
         int wv = tilesPerRow * MR; // the row width the tiles cover, for store()
         CpuThreads.parallelFor(obs * chunks, u -> {
             int ob = u / chunks;
             int t0 = (u % chunks) * chunkSize;
             int t1 = Math.min(tiles, t0 + chunkSize);
-            float[] acc = ACC.get();
-            if (acc.length < (t1 - t0) * MR * NR) {
-                acc = new float[chunkSize * MR * NR];
-                ACC.set(acc);
-            }
+            float[] acc = accumulators(chunkSize * MR * NR);
             for (int r0 = 0; r0 < k; r0 += rowsPerChunk) {
                 int r1 = Math.min(k, r0 + rowsPerChunk);
                 int wi = ob * wPer + r0 * run * NR;
@@ -643,6 +611,40 @@ public final class NhwcConv {
     }
 
     private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
+
+    /** The thread's tile sums, at least {@code floats} long (contents undefined). */
+    private static float[] accumulators(int floats) {
+        float[] acc = ACC.get();
+        if (acc.length < floats) {
+            acc = new float[floats];
+            ACC.set(acc);
+        }
+        return acc;
+    }
+
+    /** Tiles per task: about {@code taskMacs} multiply-adds each, halved down to four tasks per thread. */
+    private static int tilesPerTask(int tiles, int obs, long macsPerTile, long taskMacs) {
+        int chunk = (int) Math.max(1, Math.min(tiles, taskMacs / macsPerTile));
+        int threads = CpuThreads.threads();
+        while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
+            chunk = Math.max(1, chunk / 2);
+        }
+        return chunk;
+    }
+
+    /** Checks that w leaves a non-empty output of x and that out (and residual) have its shape. */
+    private static void checkOutputs(Activation x, Weights w, Activation out, Activation residual) {
+        int oh = w.outSize(x.height());
+        int ow = w.outSize(x.width());
+        if (oh <= 0 || ow <= 0) {
+            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a "
+                    + w.kernel + "x" + w.kernel + " convolution");
+        }
+        checkOutput("output", out, x.batch(), oh, ow, w.cout);
+        if (residual != null) {
+            checkOutput("residual", residual, x.batch(), oh, ow, w.cout);
+        }
+    }
 
     private static void checkOutput(String what, Activation a, int batch, int h, int w, int c) {
         if (a.batch() != batch || a.height() != h || a.width() != w || a.channels() != c) {

@@ -155,18 +155,7 @@ class NhwcConvTest {
             assertTrue(e.getMessage().contains("shared padding columns"), e.getMessage());
         }
         // the output's padding ring stays zero (the next convolution's padding)
-        float[] d = out.data();
-        for (int b = 0; b < n; b++) {
-            for (int y = -outPad; y < oh + outPad; y++) {
-                for (int xx = -outPad; xx < ow + outPad; xx++) {
-                    if (y < 0 || y >= oh || xx < 0 || xx >= ow) {
-                        for (int ch = 0; ch < co; ch++) {
-                            assertEquals(0f, d[out.index(b, y, xx) + ch], "padding at " + y + "," + xx);
-                        }
-                    }
-                }
-            }
-        }
+        assertZeroRing(out);
     }
 
     @ParameterizedTest(name = "{0}x{1}x{2}x{3} -> {4}, k{5} s{6} p{7}, input pad {8}, out pad {9}, res {10}, relu {11}")
@@ -202,13 +191,18 @@ class NhwcConvTest {
                 residual ? toActivation(res, n, co, oh, ow, 1) : null, relu);
         assertClose("few-channel conv", reference(x, n, c, h, w, wt, bias, co, k, st, pad, res, relu), toNchw(out),
                 2e-5);
-        float[] d = out.data();
-        for (int b = 0; b < n; b++) {
-            for (int y = -outPad; y < oh + outPad; y++) {
-                for (int xx = -outPad; xx < ow + outPad; xx++) {
-                    if (y < 0 || y >= oh || xx < 0 || xx >= ow) {
-                        for (int ch = 0; ch < co; ch++) {
-                            assertEquals(0f, d[out.index(b, y, xx) + ch], "padding at " + y + "," + xx);
+        assertZeroRing(out);
+    }
+
+    /** Every value of a's padding ring is zero. */
+    static void assertZeroRing(Activation a) {
+        int pad = a.pad();
+        for (int b = 0; b < a.batch(); b++) {
+            for (int y = -pad; y < a.height() + pad; y++) {
+                for (int xx = -pad; xx < a.width() + pad; xx++) {
+                    if (y < 0 || y >= a.height() || xx < 0 || xx >= a.width()) {
+                        for (int ch = 0; ch < a.channels(); ch++) {
+                            assertEquals(0f, a.data()[a.index(b, y, xx) + ch], "padding at " + y + "," + xx);
                         }
                     }
                 }
