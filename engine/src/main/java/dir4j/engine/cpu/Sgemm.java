@@ -176,6 +176,11 @@ public final class Sgemm {
         int nPanelsMax = ceilDiv(ceilDiv(n, ncBlocks), NR);
         TaskPlan plan = TaskPlan.of(m, nPanelsMax, out, serial ? 1 : CpuThreads.threads());
         Workspace ws = WORKSPACE.get();
+        if (!serial && m <= SMALL_M && k > 0 && k <= SMALL_M_DEPTH && n >= SMALL_M_MIN_COLUMNS
+                && out.columnsSplittable() && out.rowGroup() <= 1) {
+            gemmSmallM(m, n, k, a, b, out, kcBlocks, kcMax, ws);
+            return;
+        }
         if (!serial && ncBlocks == 1 && kcBlocks > 1 && (long) kcBlocks * nPanelsMax * NR * kcMax <= WHOLE_B_FLOATS) {
             gemmWholeB(m, n, k, a, b, out, plan, kcBlocks, kcMax, ws);
             return;
@@ -266,6 +271,54 @@ public final class Sgemm {
                 a.packRowPanels(aPack, 0, t.r0(), t.rows(), pc, kc, MR);
                 macroKernel(aPack, 0, t.r0(), t.rows(), bAll, pcb * blockFloats, 0, n, t.jr0(), t.jr1(), kc, out,
                         pcb == 0, w.tile);
+            }
+        });
+    }
+
+    /** Rows (A's, C's) up to which {@link #gemmSmallM} runs a wide product. */
+    static final int SMALL_M = 128;
+    /** Depth up to which {@link #gemmSmallM} runs (all of A packed at once stays small). */
+    static final int SMALL_M_DEPTH = 1024;
+    /** Columns from which {@link #gemmSmallM} runs (enough column panels to share). */
+    static final int SMALL_M_MIN_COLUMNS = 1024;
+    /** Column panels a {@link #gemmSmallM} task takes at most. */
+    private static final int SMALL_M_RUN = 16;
+
+    /**
+     * The schedule for few rows and many columns (a 1×1 convolution to or from 64 or 128 channels
+     * over a large map: m = 64, n = 12,544): with the shared-panel schedule every B panel (the
+     * activation) was packed in a parallel phase and read back after a barrier by tasks of a
+     * panel or two of A, and packing it took about 60 % of the micro-kernel's time. Here all of A
+     * is packed once, and each task takes a run of column panels, packing each B micro-panel
+     * (KC × NR, in L1) right before all of A's row panels run against it: no barrier, and the
+     * panel is read from L1 while it is hot. Tasks own whole columns, so the output must allow
+     * column splits.
+     */
+    private static void gemmSmallM(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out, int kcBlocks,
+            int kcMax, Workspace ws) {
+        int mPanels = ceilDiv(m, MR);
+        int blockFloats = mPanels * MR * kcMax;
+        float[] aAll = ws.aShared(kcBlocks * blockFloats);
+        for (int pcb = 0; pcb < kcBlocks; pcb++) {
+            int pc = split(k, kcBlocks, pcb);
+            a.packRowPanels(aAll, pcb * blockFloats, 0, m, pc, split(k, kcBlocks, pcb + 1) - pc, MR);
+        }
+        int nPanels = ceilDiv(n, NR);
+        int per = Math.max(1, Math.min(SMALL_M_RUN, nPanels / (4 * CpuThreads.threads())));
+        CpuThreads.parallelFor(ceilDiv(nPanels, per), task -> {
+            Workspace w = WORKSPACE.get();
+            float[] bp = w.bPanels(NR * kcMax);
+            for (int jr = task * per, end = Math.min(nPanels, jr + per); jr < end; jr++) {
+                int cols = Math.min(NR, n - jr * NR);
+                for (int pcb = 0; pcb < kcBlocks; pcb++) {
+                    int pc = split(k, kcBlocks, pcb);
+                    int kc = split(k, kcBlocks, pcb + 1) - pc;
+                    b.packColumnPanels(bp, 0, pc, kc, jr * NR, cols, NR);
+                    for (int ir = 0; ir < mPanels; ir++) {
+                        microKernel(kc, aAll, pcb * blockFloats + ir * MR * kc, bp, 0, w.tile);
+                        out.store(w.tile, NR, ir * MR, Math.min(MR, m - ir * MR), jr * NR, cols, pcb == 0);
+                    }
+                }
             }
         });
     }

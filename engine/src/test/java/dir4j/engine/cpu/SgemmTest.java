@@ -62,6 +62,9 @@ class SgemmTest {
             {97, 131, 73}, {13, 5, 300}, {300, 77, 1}, {64, 64, 64}, {65, 63, 129},
             {257, 259, 513}, {500, 7, 600}, {3, Sgemm.NC + 52, 5}, {24, 2 * Sgemm.NC + 1, 40},
             {30, Sgemm.NC + 7, 2 * Sgemm.KC + 3},
+            // the few-rows schedule: full and partial panels, one and several depth blocks
+            {64, 3000, 256}, {37, 1500, 70}, {Sgemm.SMALL_M, Sgemm.SMALL_M_MIN_COLUMNS, Sgemm.SMALL_M_DEPTH},
+            {1, 1100, 5}, {12, 1024 + 33, 2 * Sgemm.KC + 1},
         };
         return Stream.of(shapes).map(s -> Arguments.of(s[0], s[1], s[2]));
     }
@@ -74,7 +77,7 @@ class SgemmTest {
 
     static Stream<Arguments> layouts() {
         List<Arguments> out = new ArrayList<>();
-        int[][] shapes = {{1, 1, 1}, {5, 3, 2}, {37, 41, 43}, {97, 131, 73}, {130, 70, 260}};
+        int[][] shapes = {{1, 1, 1}, {5, 3, 2}, {37, 41, 43}, {97, 131, 73}, {130, 70, 260}, {50, 1030, 300}};
         for (int[] s : shapes) {
             for (Layout a : Layout.values()) {
                 for (Layout b : Layout.values()) {
