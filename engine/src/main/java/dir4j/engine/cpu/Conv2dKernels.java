@@ -130,7 +130,8 @@ public final class Conv2dKernels {
     }
 
     /**
-     * Whether g's forward runs on {@link NhwcConv#forwardFewChannels}: a square kernel of 3 or more
+     * Whether g's forward and backward-filter run on {@link NhwcConv#forwardFewChannels} and
+     * {@link NhwcConv#backwardFilterFewChannels} (its backward-data stays on the GEMM): a square kernel of 3 or more
      * whose filter rows are short runs of a channels-last row (few input channels: ResNet's stem),
      * equal strides and paddings, no dilation, {@link #DIRECT_MIN_CHANNELS} output channels and
      * {@link #DIRECT_MIN_PIXELS} output pixels, activations within one Java array.

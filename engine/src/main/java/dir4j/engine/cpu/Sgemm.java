@@ -174,13 +174,13 @@ public final class Sgemm {
         int kcBlocks = Math.max(1, ceilDiv(k, KC));
         int kcMax = ceilDiv(k, kcBlocks);
         int nPanelsMax = ceilDiv(ceilDiv(n, ncBlocks), NR);
-        TaskPlan plan = TaskPlan.of(m, nPanelsMax, out, serial ? 1 : CpuThreads.threads());
         Workspace ws = WORKSPACE.get();
         if (!serial && m <= SMALL_M && k > 0 && k <= SMALL_M_DEPTH && n >= SMALL_M_MIN_COLUMNS
                 && out.columnsSplittable() && out.rowGroup() <= 1) {
             gemmSmallM(m, n, k, a, b, out, kcBlocks, kcMax, ws);
             return;
         }
+        TaskPlan plan = TaskPlan.of(m, nPanelsMax, out, serial ? 1 : CpuThreads.threads());
         if (!serial && ncBlocks == 1 && kcBlocks > 1 && (long) kcBlocks * nPanelsMax * NR * kcMax <= WHOLE_B_FLOATS) {
             gemmWholeB(m, n, k, a, b, out, plan, kcBlocks, kcMax, ws);
             return;

@@ -108,9 +108,10 @@ public final class ResNetInference {
     public static ResNetInference of(ResNet net) {
         FoldedResNet f = FoldedResNet.of(net, "channels-last inference");
         FoldedResNet.Conv c1 = f.stem;
-        // A stem on few channels (RGB) runs on the few-channel kernel straight from the padded image;
-        // any other as a 1x1 convolution over its patches (in * k * k "channels").
-        Weights stem = NhwcConv.fewChannels(c1.in(), c1.kernel())
+        // A stem on few channels (RGB) runs on the few-channel kernel straight from the padded image
+        // (packed as the k x k convolution it is: image() tells the two apart by the kernel); any
+        // other, a 1x1 stem included, as a 1x1 convolution over its patches (in * k * k "channels").
+        Weights stem = c1.kernel() > 1 && NhwcConv.fewChannels(c1.in(), c1.kernel())
                 ? Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in(), c1.kernel(), c1.stride(), c1.pad())
                 : Weights.pack(c1.weight(), c1.bias(), c1.out(), c1.in() * c1.kernel() * c1.kernel(), 1, 1, 0);
         List<Block> blocks = new ArrayList<>();
