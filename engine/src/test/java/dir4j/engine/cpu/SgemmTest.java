@@ -8,10 +8,13 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -65,6 +68,8 @@ class SgemmTest {
             // the few-rows schedule: full and partial panels, one and several depth blocks
             {64, 3000, 256}, {37, 1500, 70}, {Sgemm.SMALL_M, Sgemm.SMALL_M_MIN_COLUMNS, Sgemm.SMALL_M_DEPTH},
             {1, 1100, 5}, {12, 1024 + 33, 2 * Sgemm.KC + 1},
+            // the split-depth schedule: the smallest depth it takes, uneven chunks, partial tiles
+            {5, 40, 4 * Sgemm.SPLIT_K_CHUNK}, {37, 70, 4 * Sgemm.SPLIT_K_CHUNK + 77}, {200, 128, 5 * Sgemm.SPLIT_K_CHUNK - 1},
         };
         return Stream.of(shapes).map(s -> Arguments.of(s[0], s[1], s[2]));
     }
@@ -77,7 +82,7 @@ class SgemmTest {
 
     static Stream<Arguments> layouts() {
         List<Arguments> out = new ArrayList<>();
-        int[][] shapes = {{1, 1, 1}, {5, 3, 2}, {37, 41, 43}, {97, 131, 73}, {130, 70, 260}, {50, 1030, 300}};
+        int[][] shapes = {{1, 1, 1}, {5, 3, 2}, {37, 41, 43}, {97, 131, 73}, {130, 70, 260}, {50, 1030, 300}, {30, 50, 2100}};
         for (int[] s : shapes) {
             for (Layout a : Layout.values()) {
                 for (Layout b : Layout.values()) {
@@ -97,7 +102,7 @@ class SgemmTest {
     static Stream<Arguments> scalings() {
         List<Arguments> out = new ArrayList<>();
         float[][] ab = {{1, 0}, {2.5f, 0}, {1, 1}, {-0.5f, 2}, {0, 1}, {0, 0}, {1, -1}};
-        int[][] shapes = {{1, 1, 1}, {13, 35, 9}, {97, 131, 73}, {40, 50, 300}};
+        int[][] shapes = {{1, 1, 1}, {13, 35, 9}, {97, 131, 73}, {40, 50, 300}, {40, 50, 2100}};
         for (int[] s : shapes) {
             for (float[] x : ab) {
                 out.add(Arguments.of(s[0], s[1], s[2], x[0], x[1]));
@@ -172,6 +177,35 @@ class SgemmTest {
     }
 
     /** Callers on several threads share the worker pool; each keeps its own packing buffers. */
+    @Test
+    void splitDepthProductIsTheSameWhicheverThreadsRunItsChunks() throws Exception {
+        int m = 45;
+        int n = 70;
+        int k = 6 * Sgemm.SPLIT_K_CHUNK + 13;
+        assertTrue(Sgemm.splitsDepth(m, n, k));
+        try (Arena arena = Arena.ofShared()) {
+            SplittableRandom rnd = new SplittableRandom(17);
+            MemorySegment a = arena.allocate((long) m * k * Float.BYTES);
+            MemorySegment b = arena.allocate((long) k * n * Float.BYTES);
+            for (long i = 0; i < (long) m * k; i++) {
+                a.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
+            }
+            for (long i = 0; i < (long) k * n; i++) {
+                b.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1));
+            }
+            MemorySegment pooled = arena.allocate((long) m * n * Float.BYTES);
+            MemorySegment inline = arena.allocate((long) m * n * Float.BYTES);
+            Sgemm.sgemm(m, n, k, 1f, a, 0, k, 1, b, 0, n, 1, 0f, pooled, 0, n);
+            // Inside a pool worker the chunks run one after another on that thread.
+            ForkJoinPool.commonPool().submit(() -> Sgemm.sgemm(m, n, k, 1f, a, 0, k, 1, b, 0, n, 1, 0f, inline, 0, n))
+                    .get();
+            for (long i = 0; i < (long) m * n; i++) {
+                assertEquals(Float.floatToRawIntBits(pooled.getAtIndex(ValueLayout.JAVA_FLOAT, i)),
+                        Float.floatToRawIntBits(inline.getAtIndex(ValueLayout.JAVA_FLOAT, i)), "element " + i);
+            }
+        }
+    }
+
     @Test
     void concurrentCallersGetTheirOwnResults() throws Exception {
         int callers = 4;
