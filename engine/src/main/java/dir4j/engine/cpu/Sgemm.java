@@ -268,15 +268,36 @@ public final class Sgemm {
                 return;
             }
             Workspace w = WORKSPACE.get();
+            int mPanels = ceilDiv(t.rows(), MR);
+            float[] acc = w.accumulators(mPanels * (t.jr1() - t.jr0()) * MR * NR);
             for (int pcb = 0; pcb < kcBlocks; pcb++) {
                 int pc = split(k, kcBlocks, pcb);
                 int kc = split(k, kcBlocks, pcb + 1) - pc;
-                float[] aPack = w.aPanels(ceilDiv(t.rows(), MR) * MR * kc);
+                float[] aPack = w.aPanels(mPanels * MR * kc);
                 a.packRowPanels(aPack, 0, t.r0(), t.rows(), pc, kc, MR);
-                macroKernel(aPack, 0, t.r0(), t.rows(), bAll, pcb * blockFloats, 0, n, t.jr0(), t.jr1(), kc, out,
-                        pcb == 0, w.tile);
+                int at = 0;
+                for (int jr = t.jr0(); jr < t.jr1(); jr++) {
+                    int bi = pcb * blockFloats + jr * NR * kc;
+                    for (int ir = 0; ir < mPanels; ir++, at += MR * NR) {
+                        microKernel(kc, aPack, ir * MR * kc, bAll, bi, acc, at, pcb > 0);
+                    }
+                }
+            }
+            int at = 0;
+            for (int jr = t.jr0(); jr < t.jr1(); jr++) {
+                for (int ir = 0; ir < mPanels; ir++, at += MR * NR) {
+                    storeTile(acc, at, w.tile, out, t.r0() + ir * MR, Math.min(MR, t.rows() - ir * MR), jr * NR,
+                            Math.min(NR, n - jr * NR));
+                }
             }
         });
+    }
+
+    /** Hands the finished tile acc[at …] (all depth blocks summed) to out, through the scratch tile. */
+    private static void storeTile(float[] acc, int at, float[] tile, GemmOutput out, int i0, int rows, int j0,
+            int cols) {
+        System.arraycopy(acc, at, tile, 0, MR * NR);
+        out.store(tile, NR, i0, rows, j0, cols, true);
     }
 
     /** Rows (A's, C's) up to which {@link #gemmSmallM} runs a wide product. */
@@ -312,6 +333,7 @@ public final class Sgemm {
         CpuThreads.parallelFor(ceilDiv(nPanels, per), task -> {
             Workspace w = WORKSPACE.get();
             float[] bp = w.bPanels(NR * kcMax);
+            float[] acc = w.accumulators(mPanels * MR * NR);
             for (int jr = task * per, end = Math.min(nPanels, jr + per); jr < end; jr++) {
                 int cols = Math.min(NR, n - jr * NR);
                 for (int pcb = 0; pcb < kcBlocks; pcb++) {
@@ -319,9 +341,11 @@ public final class Sgemm {
                     int kc = split(k, kcBlocks, pcb + 1) - pc;
                     b.packColumnPanels(bp, 0, pc, kc, jr * NR, cols, NR);
                     for (int ir = 0; ir < mPanels; ir++) {
-                        microKernel(kc, aAll, pcb * blockFloats + ir * MR * kc, bp, 0, w.tile);
-                        out.store(w.tile, NR, ir * MR, Math.min(MR, m - ir * MR), jr * NR, cols, pcb == 0);
+                        microKernel(kc, aAll, pcb * blockFloats + ir * MR * kc, bp, 0, acc, ir * MR * NR, pcb > 0);
                     }
+                }
+                for (int ir = 0; ir < mPanels; ir++) {
+                    storeTile(acc, ir * MR * NR, w.tile, out, ir * MR, Math.min(MR, m - ir * MR), jr * NR, cols);
                 }
             }
         });
@@ -380,8 +404,7 @@ public final class Sgemm {
                 int at = c * partialFloats;
                 for (int jr = 0; jr < nPanels; jr++) {
                     for (int ir = 0; ir < mPanels; ir++, at += tileFloats) {
-                        microKernel(kc, ap, ir * MR * kc, bp, jr * NR * kc, w.tile);
-                        addTile(w.tile, partials, at, pcb == 0);
+                        microKernel(kc, ap, ir * MR * kc, bp, jr * NR * kc, partials, at, pcb > 0);
                     }
                 }
             }
@@ -399,18 +422,6 @@ public final class Sgemm {
                 out.store(sum, NR, ir * MR, Math.min(MR, m - ir * MR), jr * NR, Math.min(NR, n - jr * NR), true);
             }
         });
-    }
-
-    /** dst[at … at+MR·NR) = tile (first) or += tile. */
-    private static void addTile(float[] tile, float[] dst, int at, boolean first) {
-        if (first) {
-            System.arraycopy(tile, 0, dst, at, MR * NR);
-            return;
-        }
-        VectorSpecies<Float> s = SPECIES;
-        for (int i = 0; i < MR * NR; i += s.length()) {
-            FloatVector.fromArray(s, dst, at + i).add(FloatVector.fromArray(s, tile, i)).intoArray(dst, at + i);
-        }
     }
 
     /** sum[0 … MR·NR) += src[at …]. */
@@ -448,7 +459,7 @@ public final class Sgemm {
             int cols = Math.min(NR, nc - jr * NR);
             int bi = bOff + jr * NR * kc;
             for (int ir = 0; ir < mPanels; ir++) {
-                microKernel(kc, aPack, aOff + ir * MR * kc, bPack, bi, tile);
+                microKernel(kc, aPack, aOff + ir * MR * kc, bPack, bi, tile, 0, false);
                 out.store(tile, NR, r0 + ir * MR, Math.min(MR, rows - ir * MR), jc + jr * NR, cols, first);
             }
         }
@@ -529,6 +540,7 @@ public final class Sgemm {
         private float[] bPanels = new float[0];
         private float[] aShared = new float[0];
         private float[] partials = new float[0];
+        private float[] accumulators = new float[0];
         final float[] tile = new float[MR * NR];
 
         float[] aPanels(int size) {
@@ -543,6 +555,14 @@ public final class Sgemm {
                 aShared = new float[size];
             }
             return aShared;
+        }
+
+        /** A task's tiles, summed over the depth blocks before they are stored. */
+        float[] accumulators(int size) {
+            if (accumulators.length < size) {
+                accumulators = new float[size];
+            }
+            return accumulators;
         }
 
         float[] partials(int size) {
@@ -567,27 +587,41 @@ public final class Sgemm {
     }
 
     /**
-     * tile[MR×NR] = Apanel[kc×MR]ᵀ·Bpanel[kc×NR], the one micro-kernel (the convolutions run on it
+     * c[ci …] = Apanel[kc×MR]ᵀ·Bpanel[kc×NR] (+ c[ci …] when {@code accumulate}), an MR×NR tile
+     * stored row-major with row stride NR; the one micro-kernel (the convolutions run on it
      * too). Per depth step it loads two B vectors and broadcasts the step's 12 A values straight
      * from the packed panel, each feeding two FMAs into 24 accumulators that stay in registers
      * for the whole panel: 24 + 2 + 1 of AVX-512's 32 vector registers. Measured here against
      * 6×2 (also unrolled ×2), 8×2, 8×3 and 14×2 vectors, 12×2 was fastest (6×2 ~5-10% behind).
      */
-    static void microKernel(int kc, float[] a, int ai, float[] b, int bi, float[] tile) {
+    static void microKernel(int kc, float[] a, int ai, float[] b, int bi, float[] c, int ci, boolean accumulate) {
         VectorSpecies<Float> s = SPECIES;
         int vl = s.length();
-        FloatVector c0lo = FloatVector.zero(s), c0hi = FloatVector.zero(s);
-        FloatVector c1lo = FloatVector.zero(s), c1hi = FloatVector.zero(s);
-        FloatVector c2lo = FloatVector.zero(s), c2hi = FloatVector.zero(s);
-        FloatVector c3lo = FloatVector.zero(s), c3hi = FloatVector.zero(s);
-        FloatVector c4lo = FloatVector.zero(s), c4hi = FloatVector.zero(s);
-        FloatVector c5lo = FloatVector.zero(s), c5hi = FloatVector.zero(s);
-        FloatVector c6lo = FloatVector.zero(s), c6hi = FloatVector.zero(s);
-        FloatVector c7lo = FloatVector.zero(s), c7hi = FloatVector.zero(s);
-        FloatVector c8lo = FloatVector.zero(s), c8hi = FloatVector.zero(s);
-        FloatVector c9lo = FloatVector.zero(s), c9hi = FloatVector.zero(s);
-        FloatVector c10lo = FloatVector.zero(s), c10hi = FloatVector.zero(s);
-        FloatVector c11lo = FloatVector.zero(s), c11hi = FloatVector.zero(s);
+        FloatVector zero = FloatVector.zero(s);
+        FloatVector c0lo = accumulate ? FloatVector.fromArray(s, c, ci + 0 * NR) : zero;
+        FloatVector c0hi = accumulate ? FloatVector.fromArray(s, c, ci + 0 * NR + vl) : zero;
+        FloatVector c1lo = accumulate ? FloatVector.fromArray(s, c, ci + 1 * NR) : zero;
+        FloatVector c1hi = accumulate ? FloatVector.fromArray(s, c, ci + 1 * NR + vl) : zero;
+        FloatVector c2lo = accumulate ? FloatVector.fromArray(s, c, ci + 2 * NR) : zero;
+        FloatVector c2hi = accumulate ? FloatVector.fromArray(s, c, ci + 2 * NR + vl) : zero;
+        FloatVector c3lo = accumulate ? FloatVector.fromArray(s, c, ci + 3 * NR) : zero;
+        FloatVector c3hi = accumulate ? FloatVector.fromArray(s, c, ci + 3 * NR + vl) : zero;
+        FloatVector c4lo = accumulate ? FloatVector.fromArray(s, c, ci + 4 * NR) : zero;
+        FloatVector c4hi = accumulate ? FloatVector.fromArray(s, c, ci + 4 * NR + vl) : zero;
+        FloatVector c5lo = accumulate ? FloatVector.fromArray(s, c, ci + 5 * NR) : zero;
+        FloatVector c5hi = accumulate ? FloatVector.fromArray(s, c, ci + 5 * NR + vl) : zero;
+        FloatVector c6lo = accumulate ? FloatVector.fromArray(s, c, ci + 6 * NR) : zero;
+        FloatVector c6hi = accumulate ? FloatVector.fromArray(s, c, ci + 6 * NR + vl) : zero;
+        FloatVector c7lo = accumulate ? FloatVector.fromArray(s, c, ci + 7 * NR) : zero;
+        FloatVector c7hi = accumulate ? FloatVector.fromArray(s, c, ci + 7 * NR + vl) : zero;
+        FloatVector c8lo = accumulate ? FloatVector.fromArray(s, c, ci + 8 * NR) : zero;
+        FloatVector c8hi = accumulate ? FloatVector.fromArray(s, c, ci + 8 * NR + vl) : zero;
+        FloatVector c9lo = accumulate ? FloatVector.fromArray(s, c, ci + 9 * NR) : zero;
+        FloatVector c9hi = accumulate ? FloatVector.fromArray(s, c, ci + 9 * NR + vl) : zero;
+        FloatVector c10lo = accumulate ? FloatVector.fromArray(s, c, ci + 10 * NR) : zero;
+        FloatVector c10hi = accumulate ? FloatVector.fromArray(s, c, ci + 10 * NR + vl) : zero;
+        FloatVector c11lo = accumulate ? FloatVector.fromArray(s, c, ci + 11 * NR) : zero;
+        FloatVector c11hi = accumulate ? FloatVector.fromArray(s, c, ci + 11 * NR + vl) : zero;
         for (int p = 0; p < kc; p++, ai += MR, bi += NR) {
             FloatVector b0 = FloatVector.fromArray(s, b, bi);
             FloatVector b1 = FloatVector.fromArray(s, b, bi + vl);
@@ -628,29 +662,29 @@ public final class Sgemm {
             c11lo = a11.fma(b0, c11lo);
             c11hi = a11.fma(b1, c11hi);
         }
-        c0lo.intoArray(tile, 0 * NR);
-        c0hi.intoArray(tile, 0 * NR + vl);
-        c1lo.intoArray(tile, 1 * NR);
-        c1hi.intoArray(tile, 1 * NR + vl);
-        c2lo.intoArray(tile, 2 * NR);
-        c2hi.intoArray(tile, 2 * NR + vl);
-        c3lo.intoArray(tile, 3 * NR);
-        c3hi.intoArray(tile, 3 * NR + vl);
-        c4lo.intoArray(tile, 4 * NR);
-        c4hi.intoArray(tile, 4 * NR + vl);
-        c5lo.intoArray(tile, 5 * NR);
-        c5hi.intoArray(tile, 5 * NR + vl);
-        c6lo.intoArray(tile, 6 * NR);
-        c6hi.intoArray(tile, 6 * NR + vl);
-        c7lo.intoArray(tile, 7 * NR);
-        c7hi.intoArray(tile, 7 * NR + vl);
-        c8lo.intoArray(tile, 8 * NR);
-        c8hi.intoArray(tile, 8 * NR + vl);
-        c9lo.intoArray(tile, 9 * NR);
-        c9hi.intoArray(tile, 9 * NR + vl);
-        c10lo.intoArray(tile, 10 * NR);
-        c10hi.intoArray(tile, 10 * NR + vl);
-        c11lo.intoArray(tile, 11 * NR);
-        c11hi.intoArray(tile, 11 * NR + vl);
+        c0lo.intoArray(c, ci + 0 * NR);
+        c0hi.intoArray(c, ci + 0 * NR + vl);
+        c1lo.intoArray(c, ci + 1 * NR);
+        c1hi.intoArray(c, ci + 1 * NR + vl);
+        c2lo.intoArray(c, ci + 2 * NR);
+        c2hi.intoArray(c, ci + 2 * NR + vl);
+        c3lo.intoArray(c, ci + 3 * NR);
+        c3hi.intoArray(c, ci + 3 * NR + vl);
+        c4lo.intoArray(c, ci + 4 * NR);
+        c4hi.intoArray(c, ci + 4 * NR + vl);
+        c5lo.intoArray(c, ci + 5 * NR);
+        c5hi.intoArray(c, ci + 5 * NR + vl);
+        c6lo.intoArray(c, ci + 6 * NR);
+        c6hi.intoArray(c, ci + 6 * NR + vl);
+        c7lo.intoArray(c, ci + 7 * NR);
+        c7hi.intoArray(c, ci + 7 * NR + vl);
+        c8lo.intoArray(c, ci + 8 * NR);
+        c8hi.intoArray(c, ci + 8 * NR + vl);
+        c9lo.intoArray(c, ci + 9 * NR);
+        c9hi.intoArray(c, ci + 9 * NR + vl);
+        c10lo.intoArray(c, ci + 10 * NR);
+        c10hi.intoArray(c, ci + 10 * NR + vl);
+        c11lo.intoArray(c, ci + 11 * NR);
+        c11hi.intoArray(c, ci + 11 * NR + vl);
     }
 }
