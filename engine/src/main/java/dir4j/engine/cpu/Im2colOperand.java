@@ -4,6 +4,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 /**
  * The im2col matrix of a convolution's input, packed straight from the image and never built:
  * X(p, q) with rows the taps p = (ci, kh, kw) and columns the output pixels q = (n, oh, ow) is the
@@ -12,19 +15,115 @@ import java.util.Arrays;
  * stride 1 each run is a vector copy of one input row slice.
  */
 final class Im2colOperand implements GemmOperand {
+    /** Output width below which {@link #usesGather} packs by gathers: a panel then spans several short runs. */
+    static final int GATHER_BELOW_WIDTH = 16;
+    /** Largest padded copy (floats) for the gathers; bigger inputs take the run copies. */
+    static final long GATHER_MAX_FLOATS = 1L << 23;
+
     private final ConvIndex index;
     private final MemorySegment x;
     private final long xOff;
+    /**
+     * For the gathers: the input with its padding ring, plane by plane (n, ci) of hp × wp, or null
+     * when the panels are packed by run copies.
+     */
+    private final float[] padded;
+    private final int hp;
+    private final int wp;
 
     Im2colOperand(Conv2dGeometry g, MemorySegment x, long xOff) {
+        this(g, x, xOff, usesGather(g));
+    }
+
+    /** With the packing chosen: by gathers from a padded copy, or by run copies (tests compare the two). */
+    Im2colOperand(Conv2dGeometry g, MemorySegment x, long xOff, boolean gather) {
         this.index = new ConvIndex(g);
         this.x = x;
         this.xOff = xOff;
+        this.hp = g.height() + 2 * g.padH();
+        this.wp = g.width() + 2 * g.padW();
+        this.padded = gather ? paddedCopy(g, x, xOff, hp, wp) : null;
+    }
+
+    /**
+     * Whether the panels are packed by vector gathers from a padded copy of the input instead of
+     * run by run: for strided convolutions and output rows narrower than
+     * {@link #GATHER_BELOW_WIDTH} (ResNet's 3×3s on 7×7 maps: a 32-pixel panel row was five
+     * clipped copies of at most seven floats, and packing took a third of the convolution's time),
+     * when the copy stays under {@link #GATHER_MAX_FLOATS}.
+     */
+    static boolean usesGather(Conv2dGeometry g) {
+        long floats = (long) g.batch() * g.inChannels() * (g.height() + 2L * g.padH()) * (g.width() + 2L * g.padW());
+        return (g.strideW() > 1 || g.outWidth() < GATHER_BELOW_WIDTH) && floats <= GATHER_MAX_FLOATS;
+    }
+
+    /** x (NCHW at xOff) copied into the calling thread's scratch array with a zero ring of the padding. */
+    private static float[] paddedCopy(Conv2dGeometry g, MemorySegment x, long xOff, int hp, int wp) {
+        int planes = g.batch() * g.inChannels();
+        int h = g.height();
+        int wd = g.width();
+        int ph = g.padH();
+        int pw = g.padW();
+        float[] dst = PADDED.get();
+        if (dst.length < planes * hp * wp) {
+            dst = new float[planes * hp * wp];
+            PADDED.set(dst);
+        }
+        float[] out = dst;
+        CpuThreads.parallelRange(planes, Math.max(1, (1 << 14) / (hp * wp)), (s, e) -> {
+            for (int pl = (int) s; pl < e; pl++) {
+                int at = pl * hp * wp;
+                Arrays.fill(out, at, at + ph * wp, 0f);
+                Arrays.fill(out, at + (ph + h) * wp, at + hp * wp, 0f);
+                for (int r = 0; r < h; r++) {
+                    int row = at + (ph + r) * wp;
+                    Arrays.fill(out, row, row + pw, 0f);
+                    MemorySegment.copy(x, ValueLayout.JAVA_FLOAT_UNALIGNED,
+                            (xOff + ((long) pl * h + r) * wd) * Float.BYTES, out, row + pw, wd);
+                    Arrays.fill(out, row + pw + wd, row + wp, 0f);
+                }
+            }
+        });
+        return out;
+    }
+
+    /** Per calling thread: the padded copy, reused from call to call (a new one each call is GC work). */
+    private static final ThreadLocal<float[]> PADDED = ThreadLocal.withInitial(() -> new float[0]);
+    /** Per packing thread: the lane offsets of one panel. */
+    private static final ThreadLocal<int[]> LANES = ThreadLocal.withInitial(() -> new int[Sgemm.NR]);
+
+    /** Where output pixel q's window starts in {@link #padded}: tap (ci, kh, kw) adds {@link #tapOffset}. */
+    private int pixelOffset(int q) {
+        Conv2dGeometry g = index.g;
+        int spatial = g.outHeight() * g.outWidth();
+        int n = q / spatial;
+        int oh = (q - n * spatial) / g.outWidth();
+        int ow = q - n * spatial - oh * g.outWidth();
+        return (n * g.inChannels() * hp + oh * g.strideH()) * wp + ow * g.strideW();
+    }
+
+    private int tapOffset(ConvIndex.Tap tap) {
+        Conv2dGeometry g = index.g;
+        return (tap.ci * hp + tap.kh * g.dilationH()) * wp + tap.kw * g.dilationW();
+    }
+
+    /** The lane offsets array (length ≥ w), lanes past {@code lanes} pointing at a valid element. */
+    private static int[] laneBuffer(int w) {
+        int[] l = LANES.get();
+        if (l.length < w) {
+            l = new int[w];
+            LANES.set(l);
+        }
+        return l;
     }
 
     /** Column panels (the forward's B): lanes are output pixels, depth the taps. */
     @Override
     public void packColumnPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
+        if (padded != null && w % Sgemm.SPECIES.length() == 0) {
+            gatherColumnPanels(dst, dOff, p0, taps, q0, pixels, w);
+            return;
+        }
         int[] runs = ConvIndex.runBuffer(w);
         for (int t = 0; t * w < pixels; t++) {
             int lanes = Math.min(w, pixels - t * w);
@@ -50,6 +149,10 @@ final class Im2colOperand implements GemmOperand {
      */
     @Override
     public void packRowPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
+        if (padded != null && w % Sgemm.SPECIES.length() == 0) {
+            gatherRowPanels(dst, dOff, p0, taps, q0, pixels, w);
+            return;
+        }
         int[] runs = ConvIndex.runBuffer(pixels);
         int nRuns = index.outputRowRuns(q0, pixels, runs);
         float[] block = PanelPacking.staging(w * pixels);
@@ -65,6 +168,57 @@ final class Im2colOperand implements GemmOperand {
                 }
             }
             PanelPacking.transpose(block, pixels, lanes, pixels, dst, panel, w);
+            PanelPacking.zeroLanes(dst, panel, w, lanes, pixels);
+        }
+    }
+
+    /** {@link #packColumnPanels} by gathers: each panel row is w/vl gathers at the tap's offset. */
+    private void gatherColumnPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
+        VectorSpecies<Float> s = Sgemm.SPECIES;
+        int vl = s.length();
+        int[] lane = laneBuffer(w);
+        for (int t = 0; t * w < pixels; t++) {
+            int lanes = Math.min(w, pixels - t * w);
+            int panel = dOff + t * w * taps;
+            for (int l = 0; l < w; l++) {
+                lane[l] = l < lanes ? pixelOffset(q0 + t * w + l) : 0;
+            }
+            ConvIndex.Tap tap = index.tap(p0);
+            for (int r = 0, at = panel; r < taps; r++, tap.next(), at += w) {
+                int off = tapOffset(tap);
+                for (int v = 0; v < w; v += vl) {
+                    FloatVector.fromArray(s, padded, off, lane, v).intoArray(dst, at + v);
+                }
+            }
+            PanelPacking.zeroLanes(dst, panel, w, lanes, taps);
+        }
+    }
+
+    /** {@link #packRowPanels} by gathers: each panel row (one pixel) is w/vl gathers over the taps' offsets. */
+    private void gatherRowPanels(float[] dst, int dOff, int p0, int taps, int q0, int pixels, int w) {
+        VectorSpecies<Float> s = Sgemm.SPECIES;
+        int vl = s.length();
+        int[] lane = laneBuffer(w);
+        int[] pixel = ConvIndex.runBuffer(pixels);
+        for (int d = 0; d < pixels; d++) {
+            pixel[d] = pixelOffset(q0 + d);
+        }
+        for (int t = 0; t * w < taps; t++) {
+            int lanes = Math.min(w, taps - t * w);
+            int panel = dOff + t * w * pixels;
+            ConvIndex.Tap tap = index.tap(p0 + t * w);
+            for (int l = 0; l < w; l++) {
+                lane[l] = l < lanes ? tapOffset(tap) : 0;
+                if (l < lanes - 1) {
+                    tap.next();
+                }
+            }
+            for (int d = 0, at = panel; d < pixels; d++, at += w) {
+                int off = pixel[d];
+                for (int v = 0; v < w; v += vl) {
+                    FloatVector.fromArray(s, padded, off, lane, v).intoArray(dst, at + v);
+                }
+            }
             PanelPacking.zeroLanes(dst, panel, w, lanes, pixels);
         }
     }

@@ -1,0 +1,133 @@
+package dir4j.engine.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The implicit im2col's two packings, by gathers from a padded copy and by run copies, give the
+ * same panels (bit for bit: both only move floats), and both match the im2col matrix written out
+ * by hand from the convolution's definition.
+ */
+class Im2colOperandTest {
+
+    static Stream<Arguments> geometries() {
+        return Stream.of(
+                // batch, cin, h, w, cout, k, stride, pad, dilation
+                Arguments.of(Conv2dGeometry.of(2, 5, 7, 7, 4, 3, 1, 1, 1)),
+                Arguments.of(Conv2dGeometry.of(3, 4, 9, 11, 4, 3, 2, 1, 1)),
+                Arguments.of(Conv2dGeometry.of(1, 3, 13, 10, 4, 5, 2, 2, 1)),
+                Arguments.of(Conv2dGeometry.of(2, 2, 8, 8, 4, 3, 1, 2, 2)),
+                Arguments.of(Conv2dGeometry.of(1, 6, 5, 6, 4, 1, 3, 0, 1)),
+                Arguments.of(Conv2dGeometry.of(4, 3, 4, 4, 4, 2, 1, 0, 1)));
+    }
+
+    @ParameterizedTest
+    @MethodSource("geometries")
+    void gatheredPanelsEqualCopiedPanelsAndTheIm2colMatrix(Conv2dGeometry g) {
+        int taps = g.inChannels() * g.kernelH() * g.kernelW();
+        int pixels = g.batch() * g.outHeight() * g.outWidth();
+        int w = Sgemm.NR;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment x = arena.allocate((g.inputSize() + 3) * Float.BYTES);
+            SplittableRandom rnd = new SplittableRandom(taps * 31L + pixels);
+            for (long i = 0; i < g.inputSize() + 3; i++) {
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble(-1, 1) + 2f);
+            }
+            long xOff = 3; // an offset input, as the engine passes views
+            float[][] im2col = im2col(g, x, xOff);
+            Im2colOperand gathered = new Im2colOperand(g, x, xOff, true);
+            Im2colOperand copied = new Im2colOperand(g, x, xOff, false);
+            // Sub-ranges as the GEMM asks for them: depth blocks and column panels not at 0.
+            int late = Math.min(w + 1, pixels - 1);
+            int[][] ranges = {{0, taps, 0, pixels}, {1, taps - 1, 3, pixels - 3}, {taps / 2, taps - taps / 2, late,
+                    pixels - late}};
+            for (int[] r : ranges) {
+                int p0 = r[0], np = r[1], q0 = r[2], nq = r[3];
+                int colPanels = Sgemm.ceilDiv(nq, w);
+                float[] a = filled(colPanels * w * np);
+                float[] b = filled(colPanels * w * np);
+                gathered.packColumnPanels(a, 0, p0, np, q0, nq, w);
+                copied.packColumnPanels(b, 0, p0, np, q0, nq, w);
+                assertArrayEquals(b, a, "column panels " + Arrays.toString(r));
+                for (int t = 0; t < colPanels; t++) {
+                    for (int d = 0; d < np; d++) {
+                        for (int l = 0; l < w; l++) {
+                            int q = q0 + t * w + l;
+                            float want = q < q0 + nq ? im2col[p0 + d][q] : 0f;
+                            assertEquals(want, a[t * w * np + d * w + l], "tap " + (p0 + d) + " pixel " + q);
+                        }
+                    }
+                }
+                int rowPanels = Sgemm.ceilDiv(np, w);
+                float[] c = filled(rowPanels * w * nq);
+                float[] e = filled(rowPanels * w * nq);
+                gathered.packRowPanels(c, 0, p0, np, q0, nq, w);
+                copied.packRowPanels(e, 0, p0, np, q0, nq, w);
+                assertArrayEquals(e, c, "row panels " + Arrays.toString(r));
+                for (int t = 0; t < rowPanels; t++) {
+                    for (int d = 0; d < nq; d++) {
+                        for (int l = 0; l < w; l++) {
+                            int p = p0 + t * w + l;
+                            float want = p < p0 + np ? im2col[p][q0 + d] : 0f;
+                            assertEquals(want, c[t * w * nq + d * w + l], "tap " + p + " pixel " + (q0 + d));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void gathersAreChosenForStridedAndNarrowOutputsOnly() {
+        assertTrue(Im2colOperand.usesGather(Conv2dGeometry.of(4, 512, 7, 7, 512, 3, 1, 1, 1)));
+        assertTrue(Im2colOperand.usesGather(Conv2dGeometry.of(4, 128, 56, 56, 128, 3, 2, 1, 1)));
+        assertFalse(Im2colOperand.usesGather(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1)));
+        // a padded copy past the cap takes the run copies
+        assertFalse(Im2colOperand.usesGather(Conv2dGeometry.of(64, 1024, 14, 14, 256, 3, 2, 1, 1)));
+    }
+
+    /** Panels start as NaN so a lane left unwritten shows. */
+    private static float[] filled(int n) {
+        float[] f = new float[n];
+        Arrays.fill(f, Float.NaN);
+        return f;
+    }
+
+    /** X[p][q] from the definition: x[n, ci, oh·s − pad + kh·dil, ow·s − pad + kw·dil] or 0. */
+    private static float[][] im2col(Conv2dGeometry g, MemorySegment x, long xOff) {
+        int kk = g.kernelH() * g.kernelW();
+        int taps = g.inChannels() * kk;
+        int spatial = g.outHeight() * g.outWidth();
+        float[][] m = new float[taps][g.batch() * spatial];
+        for (int p = 0; p < taps; p++) {
+            int ci = p / kk;
+            int kh = p % kk / g.kernelW();
+            int kw = p % g.kernelW();
+            for (int q = 0; q < g.batch() * spatial; q++) {
+                int n = q / spatial;
+                int oh = q % spatial / g.outWidth();
+                int ow = q % g.outWidth();
+                int ih = oh * g.strideH() - g.padH() + kh * g.dilationH();
+                int iw = ow * g.strideW() - g.padW() + kw * g.dilationW();
+                if (ih >= 0 && ih < g.height() && iw >= 0 && iw < g.width()) {
+                    m[p][q] = x.getAtIndex(ValueLayout.JAVA_FLOAT,
+                            xOff + (((long) n * g.inChannels() + ci) * g.height() + ih) * g.width() + iw);
+                }
+            }
+        }
+        return m;
+    }
+}
