@@ -117,16 +117,23 @@ public final class Conv2dKernels {
         }
         dx = Sgemm.forWorkers(dx);
         GemmOutput out;
+        Col2imOutput col2im = null;
         if (g.isPointwise()) {
             out = new NchwMatrix(dx, dxOff, g.inChannels(), g.height() * g.width());
         } else {
-            zero(dx, dxOff, g.inputSize());
-            out = new Col2imOutput(g, dx, dxOff);
+            col2im = new Col2imOutput(g, dx, dxOff);
+            if (!col2im.scatters()) {
+                zero(dx, dxOff, g.inputSize());
+            }
+            out = col2im;
         }
         // Wᵀ[p × Co]: element (p, co) of w[co, p] sits at co·taps + p.
         Sgemm.gemm(d.taps, d.pixels, g.outChannels(),
                 GemmOperand.strided(Sgemm.forWorkers(w), wOff, 1, d.taps),
                 new NchwMatrix(Sgemm.forWorkers(dy), dyOff, g.outChannels(), d.outSpatial), out);
+        if (col2im != null) {
+            col2im.finish();
+        }
     }
 
     /**

@@ -86,6 +86,34 @@ final class ConvIndex {
         return iw0 >= g.width() ? 0 : Math.min(len, (g.width() - 1 - iw0) / g.strideW() + 1);
     }
 
+    /** Rows of a plane padded by the padding on both sides (the gathers' and scatters' copies). */
+    int paddedHeight() {
+        return g.height() + 2 * g.padH();
+    }
+
+    /** Columns of a padded plane. */
+    int paddedWidth() {
+        return g.width() + 2 * g.padW();
+    }
+
+    /**
+     * Where output pixel q's window starts in a padded NCHW copy (planes of {@link #paddedHeight}
+     * × {@link #paddedWidth}); tap (ci, kh, kw) reads {@link #paddedTap} further on. Int
+     * arithmetic: callers keep the copy under 2³¹ floats.
+     */
+    int paddedPixel(int q) {
+        int spatial = outH * outW;
+        int n = q / spatial;
+        int oh = (q - n * spatial) / outW;
+        int ow = q - n * spatial - oh * outW;
+        return (n * g.inChannels() * paddedHeight() + oh * g.strideH()) * paddedWidth() + ow * g.strideW();
+    }
+
+    /** The offset tap adds to {@link #paddedPixel}. */
+    int paddedTap(Tap tap) {
+        return (tap.ci * paddedHeight() + tap.kh * g.dilationH()) * paddedWidth() + tap.kw * g.dilationW();
+    }
+
     /** A tap p decoded as (ci, kh, kw), stepped along p without divisions. */
     Tap tap(int p) {
         return new Tap(p);

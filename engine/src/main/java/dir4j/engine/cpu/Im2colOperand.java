@@ -18,18 +18,16 @@ final class Im2colOperand implements GemmOperand {
     /** Output width below which {@link #usesGather} packs by gathers: a panel then spans several short runs. */
     static final int GATHER_BELOW_WIDTH = 16;
     /** Largest padded copy (floats) for the gathers; bigger inputs take the run copies. */
-    static final long GATHER_MAX_FLOATS = 1L << 23;
+    static final long GATHER_MAX_FLOATS = 1L << 24;
 
     private final ConvIndex index;
     private final MemorySegment x;
     private final long xOff;
     /**
-     * For the gathers: the input with its padding ring, plane by plane (n, ci) of hp × wp, or null
+     * For the gathers: the input with its padding ring, plane by plane (n, ci) as {@link ConvIndex#paddedPixel} lays it out, or null
      * when the panels are packed by run copies.
      */
     private final float[] padded;
-    private final int hp;
-    private final int wp;
 
     Im2colOperand(Conv2dGeometry g, MemorySegment x, long xOff) {
         this(g, x, xOff, usesGather(g));
@@ -40,9 +38,7 @@ final class Im2colOperand implements GemmOperand {
         this.index = new ConvIndex(g);
         this.x = x;
         this.xOff = xOff;
-        this.hp = g.height() + 2 * g.padH();
-        this.wp = g.width() + 2 * g.padW();
-        this.padded = gather ? paddedCopy(g, x, xOff, hp, wp) : null;
+        this.padded = gather ? paddedCopy(g, x, xOff, index.paddedHeight(), index.paddedWidth()) : null;
     }
 
     /**
@@ -92,23 +88,8 @@ final class Im2colOperand implements GemmOperand {
     /** Per packing thread: the lane offsets of one panel. */
     private static final ThreadLocal<int[]> LANES = ThreadLocal.withInitial(() -> new int[Sgemm.NR]);
 
-    /** Where output pixel q's window starts in {@link #padded}: tap (ci, kh, kw) adds {@link #tapOffset}. */
-    private int pixelOffset(int q) {
-        Conv2dGeometry g = index.g;
-        int spatial = g.outHeight() * g.outWidth();
-        int n = q / spatial;
-        int oh = (q - n * spatial) / g.outWidth();
-        int ow = q - n * spatial - oh * g.outWidth();
-        return (n * g.inChannels() * hp + oh * g.strideH()) * wp + ow * g.strideW();
-    }
-
-    private int tapOffset(ConvIndex.Tap tap) {
-        Conv2dGeometry g = index.g;
-        return (tap.ci * hp + tap.kh * g.dilationH()) * wp + tap.kw * g.dilationW();
-    }
-
-    /** The lane offsets array (length ≥ w), lanes past {@code lanes} pointing at a valid element. */
-    private static int[] laneBuffer(int w) {
+    /** A per-thread int array of length ≥ w for a panel's lane offsets. */
+    static int[] laneBuffer(int w) {
         int[] l = LANES.get();
         if (l.length < w) {
             l = new int[w];
@@ -181,11 +162,11 @@ final class Im2colOperand implements GemmOperand {
             int lanes = Math.min(w, pixels - t * w);
             int panel = dOff + t * w * taps;
             for (int l = 0; l < w; l++) {
-                lane[l] = l < lanes ? pixelOffset(q0 + t * w + l) : 0;
+                lane[l] = l < lanes ? index.paddedPixel(q0 + t * w + l) : 0;
             }
             ConvIndex.Tap tap = index.tap(p0);
             for (int r = 0, at = panel; r < taps; r++, tap.next(), at += w) {
-                int off = tapOffset(tap);
+                int off = index.paddedTap(tap);
                 for (int v = 0; v < w; v += vl) {
                     FloatVector.fromArray(s, padded, off, lane, v).intoArray(dst, at + v);
                 }
@@ -201,14 +182,14 @@ final class Im2colOperand implements GemmOperand {
         int[] lane = laneBuffer(w);
         int[] pixel = ConvIndex.runBuffer(pixels);
         for (int d = 0; d < pixels; d++) {
-            pixel[d] = pixelOffset(q0 + d);
+            pixel[d] = index.paddedPixel(q0 + d);
         }
         for (int t = 0; t * w < taps; t++) {
             int lanes = Math.min(w, taps - t * w);
             int panel = dOff + t * w * pixels;
             ConvIndex.Tap tap = index.tap(p0 + t * w);
             for (int l = 0; l < w; l++) {
-                lane[l] = l < lanes ? tapOffset(tap) : 0;
+                lane[l] = l < lanes ? index.paddedTap(tap) : 0;
                 if (l < lanes - 1) {
                     tap.next();
                 }

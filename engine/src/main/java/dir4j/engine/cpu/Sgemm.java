@@ -180,7 +180,7 @@ public final class Sgemm {
             gemmSmallM(m, n, k, a, b, out, kcBlocks, kcMax, ws);
             return;
         }
-        if (splitsDepth(m, n, k)) {
+        if (splitsDepth(m, n, k) && out.columnsSplittable() && out.rowGroup() <= 1) {
             gemmSplitK(m, n, k, a, b, out, serial, ws);
             return;
         }
@@ -377,7 +377,8 @@ public final class Sgemm {
      * few row tasks between barriers. Here the depth is cut into chunks of {@link #SPLIT_K_CHUNK}
      * and each task runs one chunk on its own (packing all of A and B per depth block, no
      * barrier) into a private copy of the output in tile order; the copies are then summed in
-     * chunk order. The chunks depend on the shape alone, and a serial run takes this schedule too,
+     * chunk order, tiles in parallel (so only for outputs whose tiles may be stored concurrently in
+     * any grouping). The chunks depend on the shape alone, and a serial run takes this schedule too,
      * so the result does not depend on the thread count (nor on which thread ran which chunk).
      */
     private static void gemmSplitK(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out, boolean serial,

@@ -31,7 +31,9 @@ class Im2colOperandTest {
                 Arguments.of(Conv2dGeometry.of(1, 3, 13, 10, 4, 5, 2, 2, 1)),
                 Arguments.of(Conv2dGeometry.of(2, 2, 8, 8, 4, 3, 1, 2, 2)),
                 Arguments.of(Conv2dGeometry.of(1, 6, 5, 6, 4, 1, 3, 0, 1)),
-                Arguments.of(Conv2dGeometry.of(4, 3, 4, 4, 4, 2, 1, 0, 1)));
+                Arguments.of(Conv2dGeometry.of(4, 3, 4, 4, 4, 2, 1, 0, 1)),
+                // 15 output pixels, no padding: a last vector of lanes one short of full
+                Arguments.of(Conv2dGeometry.of(1, 2, 17, 3, 4, 3, 1, 0, 1)));
     }
 
     @ParameterizedTest
@@ -96,7 +98,7 @@ class Im2colOperandTest {
         assertTrue(Im2colOperand.usesGather(Conv2dGeometry.of(4, 128, 56, 56, 128, 3, 2, 1, 1)));
         assertFalse(Im2colOperand.usesGather(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1)));
         // a padded copy past the cap takes the run copies
-        assertFalse(Im2colOperand.usesGather(Conv2dGeometry.of(64, 1024, 14, 14, 256, 3, 2, 1, 1)));
+        assertFalse(Im2colOperand.usesGather(Conv2dGeometry.of(128, 1024, 14, 14, 256, 3, 2, 1, 1)));
     }
 
     /** Panels start as NaN so a lane left unwritten shows. */
