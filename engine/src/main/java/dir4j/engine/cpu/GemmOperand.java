@@ -1,6 +1,11 @@
 package dir4j.engine.cpu;
 
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * One input of a GEMM, seen as a rows×cols float matrix that {@link Sgemm}'s driver packs into the
@@ -56,11 +61,18 @@ interface GemmOperand {
         return new Strided(seg, off, rowStride, colStride);
     }
 
+    /** Depth steps per block of {@link Strided#packShortContiguousLanes}: source and destination stay in L1. */
+    int SHORT_LANES_DEPTH = 16;
+
     /** A plain strided matrix in memory; a transposed matrix is the same with its strides swapped. */
     record Strided(MemorySegment seg, long off, long rowStride, long colStride) implements GemmOperand {
         @Override
         public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int w) {
             long base = off + r0 * rowStride + c0 * colStride;
+            if (rowStride == 1 && w < Sgemm.SPECIES.length()) {
+                packShortContiguousLanes(dst, dOff, base, rows, cols, w);
+                return;
+            }
             for (int t = 0; t * w < rows; t++) {
                 int lanes = Math.min(w, rows - t * w);
                 int at = dOff + t * w * cols;
@@ -82,6 +94,36 @@ interface GemmOperand {
                 PanelPacking.gather(dst, at, w, seg, base + t * w * colStride, colStride, rowStride, lanes, rows);
                 PanelPacking.zeroLanes(dst, at, w, lanes, rows);
             }
+        }
+
+        /**
+         * Row panels narrower than a vector whose lanes are contiguous (a transposed weight, the
+         * data gradient's A: 12 taps of a row of w[co, taps]): one masked copy per panel and
+         * depth step, in blocks of {@link #SHORT_LANES_DEPTH} depth steps that go across all
+         * panels. Panel by panel over the whole depth, the source rows (4,608 floats apart for
+         * layer4's 3×3, an odd multiple of 2 KiB) fell into two L1 sets, and row by row the 16
+         * destination panels (multiples of 4 KiB apart) into one: packing took 23-29 % of that
+         * convolution's backward-data.
+         */
+        private void packShortContiguousLanes(float[] dst, int dOff, long base, int rows, int cols, int w) {
+            VectorSpecies<Float> s = Sgemm.SPECIES;
+            ByteOrder order = ByteOrder.nativeOrder();
+            int panels = Sgemm.ceilDiv(rows, w);
+            int last = rows - (panels - 1) * w;
+            VectorMask<Float> full = s.indexInRange(0, w);
+            VectorMask<Float> tail = s.indexInRange(0, last);
+            for (int d0 = 0; d0 < cols; d0 += SHORT_LANES_DEPTH) {
+                int d1 = Math.min(cols, d0 + SHORT_LANES_DEPTH);
+                for (int t = 0; t < panels; t++) {
+                    VectorMask<Float> m = t == panels - 1 ? tail : full;
+                    long src = base + (long) t * w;
+                    for (int d = d0, at = dOff + t * w * cols + d0 * w; d < d1; d++, at += w) {
+                        FloatVector.fromMemorySegment(s, seg, (src + d * colStride) * Float.BYTES, order, m)
+                                .intoArray(dst, at, m);
+                    }
+                }
+            }
+            PanelPacking.zeroLanes(dst, dOff + (panels - 1) * w * cols, w, last, cols);
         }
 
         @Override
