@@ -82,21 +82,12 @@ class Col2imOutputTest {
 
     /** dX[n, ci, ih, iw] = Σ over the taps and pixels that read it of product[p][q]. */
     private static double[] col2im(Conv2dGeometry g, float[][] product) {
-        int kk = g.kernelH() * g.kernelW();
-        int spatial = g.outHeight() * g.outWidth();
         double[] dx = new double[(int) g.inputSize()];
         for (int p = 0; p < product.length; p++) {
-            int ci = p / kk;
-            int kh = p % kk / g.kernelW();
-            int kw = p % g.kernelW();
             for (int q = 0; q < product[p].length; q++) {
-                int n = q / spatial;
-                int oh = q % spatial / g.outWidth();
-                int ow = q % g.outWidth();
-                int ih = oh * g.strideH() - g.padH() + kh * g.dilationH();
-                int iw = ow * g.strideW() - g.padW() + kw * g.dilationW();
-                if (ih >= 0 && ih < g.height() && iw >= 0 && iw < g.width()) {
-                    dx[((n * g.inChannels() + ci) * g.height() + ih) * g.width() + iw] += product[p][q];
+                long at = Im2colOperandTest.inputIndex(g, p, q);
+                if (at >= 0) {
+                    dx[(int) at] += product[p][q];
                 }
             }
         }

@@ -110,26 +110,38 @@ class Im2colOperandTest {
 
     /** X[p][q] from the definition: x[n, ci, oh·s − pad + kh·dil, ow·s − pad + kw·dil] or 0. */
     private static float[][] im2col(Conv2dGeometry g, MemorySegment x, long xOff) {
-        int kk = g.kernelH() * g.kernelW();
-        int taps = g.inChannels() * kk;
-        int spatial = g.outHeight() * g.outWidth();
-        float[][] m = new float[taps][g.batch() * spatial];
+        int taps = g.inChannels() * g.kernelH() * g.kernelW();
+        int pixels = g.batch() * g.outHeight() * g.outWidth();
+        float[][] m = new float[taps][pixels];
         for (int p = 0; p < taps; p++) {
-            int ci = p / kk;
-            int kh = p % kk / g.kernelW();
-            int kw = p % g.kernelW();
-            for (int q = 0; q < g.batch() * spatial; q++) {
-                int n = q / spatial;
-                int oh = q % spatial / g.outWidth();
-                int ow = q % g.outWidth();
-                int ih = oh * g.strideH() - g.padH() + kh * g.dilationH();
-                int iw = ow * g.strideW() - g.padW() + kw * g.dilationW();
-                if (ih >= 0 && ih < g.height() && iw >= 0 && iw < g.width()) {
-                    m[p][q] = x.getAtIndex(ValueLayout.JAVA_FLOAT,
-                            xOff + (((long) n * g.inChannels() + ci) * g.height() + ih) * g.width() + iw);
+            for (int q = 0; q < pixels; q++) {
+                long at = inputIndex(g, p, q);
+                if (at >= 0) {
+                    m[p][q] = x.getAtIndex(ValueLayout.JAVA_FLOAT, xOff + at);
                 }
             }
         }
         return m;
+    }
+
+    /**
+     * The NCHW index of the input element that tap p = (ci, kh, kw) reads at output pixel
+     * q = (n, oh, ow), from the convolution's definition, or −1 where it reads the padding.
+     */
+    static long inputIndex(Conv2dGeometry g, int p, int q) {
+        int kk = g.kernelH() * g.kernelW();
+        int spatial = g.outHeight() * g.outWidth();
+        int ci = p / kk;
+        int kh = p % kk / g.kernelW();
+        int kw = p % g.kernelW();
+        int n = q / spatial;
+        int oh = q % spatial / g.outWidth();
+        int ow = q % g.outWidth();
+        int ih = oh * g.strideH() - g.padH() + kh * g.dilationH();
+        int iw = ow * g.strideW() - g.padW() + kw * g.dilationW();
+        if (ih < 0 || ih >= g.height() || iw < 0 || iw >= g.width()) {
+            return -1;
+        }
+        return (((long) n * g.inChannels() + ci) * g.height() + ih) * g.width() + iw;
     }
 }
