@@ -9,8 +9,9 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Where {@link Sgemm}'s driver puts the product: it hands over one micro-tile at a time, once per
- * depth block, and the output decides how the tile lands (overwrite with alpha/beta, accumulate,
- * or, for the convolution's data gradient, scatter-add through col2im).
+ * depth block (or once, all depth blocks summed, in the schedules that keep their tiles), and the
+ * output decides how the tile lands (overwrite with alpha/beta, accumulate, or, for the
+ * convolution's data gradient, scatter-add through col2im).
  */
 interface GemmOutput {
 

@@ -534,7 +534,8 @@ public final class Sgemm {
     /**
      * Reusable packing buffers, one set per thread: the micro-kernel wants heap arrays (DESIGN.md).
      * They grow to the largest product seen and stay: per calling thread up to KC·NC floats of B
-     * (2 MiB at 512 bits) plus a prepacked A of up to 16 MiB; per worker one A block (~200 KiB).
+     * (2 MiB at 512 bits), a prepacked A of up to 16 MiB and the split-depth copies (up to 16 MiB);
+     * per worker one A block (~200 KiB) and its task's tiles.
      */
     private static final class Workspace {
         private float[] aPanels = new float[0];
