@@ -56,18 +56,12 @@ final class Col2imOutput implements GemmOutput {
 
     private static float[] zeroedSums(Conv2dGeometry g, int plane) {
         int floats = g.batch() * g.inChannels() * plane;
-        float[] sums = SUMS.get();
-        if (sums.length < floats) {
-            sums = new float[floats];
-            SUMS.set(sums);
-            return sums;
-        }
-        float[] z = sums;
-        CpuThreads.parallelRange(floats, 1 << 16, (s, e) -> Arrays.fill(z, (int) s, (int) e, 0f));
+        float[] sums = PanelPacking.scratch(SUMS, floats);
+        CpuThreads.parallelRange(floats, 1 << 16, (s, e) -> Arrays.fill(sums, (int) s, (int) e, 0f));
         return sums;
     }
 
-    /** Per calling thread: the padded sums, reused from call to call. */
+    /** Per calling thread: the padded sums ({@link PanelPacking#scratch}). */
     private static final ThreadLocal<float[]> SUMS = ThreadLocal.withInitial(() -> new float[0]);
 
     /** After the product, with {@link #scatters}: dX = the interior of the padded sums. */

@@ -160,27 +160,15 @@ public final class Conv2dKernels {
     /** {@link #forward} by {@link NhwcConv#forwardFewChannels}; false when the Java heap cannot hold the copies. */
     private static boolean fewChannelsForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w,
             long wOff, MemorySegment y, long yOff) {
-        try {
-            NhwcConv.Activation in = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
-                    g.padH());
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
-                    g.strideH(), g.padH(), false);
-            NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), g.outHeight(), g.outWidth(),
-                    g.outChannels(), 0);
-            NhwcConv.forwardFewChannels(in, packed, out, null, false);
-            NhwcConv.toNchw(out, y, yOff);
-            return true;
-        } catch (OutOfMemoryError e) {
-            heapFull(g.toString(), e, "the implicit GEMM (native memory)");
-            return false;
-        }
+        return runDirect(g, x, xOff, g.inChannels(), g.height(), g.width(), g.padH(), w, wOff, false, g.strideH(),
+                g.outChannels(), g.outHeight(), g.outWidth(), y, yOff, true);
     }
 
     /** {@link #forward} on the direct kernels; false when the Java heap cannot hold the copies. */
     private static boolean directForward(Conv2dGeometry g, MemorySegment x, long xOff, MemorySegment w, long wOff,
             MemorySegment y, long yOff) {
         return runDirect(g, x, xOff, g.inChannels(), g.height(), g.width(), g.padH(), w, wOff, false, g.strideH(),
-                g.outChannels(), g.outHeight(), g.outWidth(), y, yOff);
+                g.outChannels(), g.outHeight(), g.outWidth(), y, yOff, false);
     }
 
     /**
@@ -190,23 +178,27 @@ public final class Conv2dKernels {
     private static boolean directBackwardData(Conv2dGeometry g, MemorySegment dy, long dyOff, MemorySegment w,
             long wOff, MemorySegment dx, long dxOff) {
         return runDirect(g, dy, dyOff, g.outChannels(), g.outHeight(), g.outWidth(), g.kernelH() - 1 - g.padH(), w,
-                wOff, true, 1, g.inChannels(), g.height(), g.width(), dx, dxOff);
+                wOff, true, 1, g.inChannels(), g.height(), g.width(), dx, dxOff, false);
     }
 
     /**
      * dst (NCHW) = the direct convolution of src (NCHW, copied channels-last with padding pad) with
-     * w packed as given; false, nothing written that the GEMM path would not overwrite, when the
-     * Java heap cannot hold the copies.
+     * w packed as given, on the few-channel kernel or else the direct/Winograd ones; false, nothing
+     * written that the GEMM path would not overwrite, when the Java heap cannot hold the copies.
      */
     private static boolean runDirect(Conv2dGeometry g, MemorySegment src, long srcOff, int inC, int inH, int inW,
             int pad, MemorySegment w, long wOff, boolean flipTranspose, int stride, int outC, int outH, int outW,
-            MemorySegment dst, long dstOff) {
+            MemorySegment dst, long dstOff, boolean fewChannels) {
         try {
             NhwcConv.Activation in = NhwcConv.fromNchw(src, srcOff, g.batch(), inC, inH, inW, pad);
             NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
                     stride, pad, flipTranspose);
             NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), outH, outW, outC, 0);
-            WinogradConv.forwardPacked(in, packed, out, null, false);
+            if (fewChannels) {
+                NhwcConv.forwardFewChannels(in, packed, out, null, false);
+            } else {
+                WinogradConv.forwardPacked(in, packed, out, null, false);
+            }
             NhwcConv.toNchw(out, dst, dstOff);
             return true;
         } catch (OutOfMemoryError e) {

@@ -60,12 +60,7 @@ final class Im2colOperand implements GemmOperand {
         int wd = g.width();
         int ph = g.padH();
         int pw = g.padW();
-        float[] dst = PADDED.get();
-        if (dst.length < planes * hp * wp) {
-            dst = new float[planes * hp * wp];
-            PADDED.set(dst);
-        }
-        float[] out = dst;
+        float[] out = PanelPacking.scratch(PADDED, planes * hp * wp);
         CpuThreads.parallelRange(planes, Math.max(1, (1 << 14) / (hp * wp)), (s, e) -> {
             for (int pl = (int) s; pl < e; pl++) {
                 int at = pl * hp * wp;
@@ -83,7 +78,7 @@ final class Im2colOperand implements GemmOperand {
         return out;
     }
 
-    /** Per calling thread: the padded copy, reused from call to call (a new one each call is GC work). */
+    /** Per calling thread: the padded copy ({@link PanelPacking#scratch}). */
     private static final ThreadLocal<float[]> PADDED = ThreadLocal.withInitial(() -> new float[0]);
     /** Per packing thread: the lane offsets of one panel. */
     private static final ThreadLocal<int[]> LANES = ThreadLocal.withInitial(() -> new int[Sgemm.NR]);
@@ -180,7 +175,7 @@ final class Im2colOperand implements GemmOperand {
         VectorSpecies<Float> s = Sgemm.SPECIES;
         int vl = s.length();
         int[] lane = laneBuffer(w);
-        int[] pixel = ConvIndex.runBuffer(pixels);
+        int[] pixel = ConvIndex.runBuffer(pixels); // any per-thread int scratch of ≥ pixels will do
         for (int d = 0; d < pixels; d++) {
             pixel[d] = index.paddedPixel(q0 + d);
         }

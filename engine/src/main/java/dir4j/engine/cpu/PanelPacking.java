@@ -172,6 +172,20 @@ final class PanelPacking {
         return row;
     }
 
+    /**
+     * The calling thread's array in {@code cache}, replaced by a new one when shorter than
+     * {@code floats} (contents not kept): scratch reused from call to call, since a new array of
+     * several MiB each call is GC work.
+     */
+    static float[] scratch(ThreadLocal<float[]> cache, int floats) {
+        float[] a = cache.get();
+        if (a.length < floats) {
+            a = new float[floats];
+            cache.set(a);
+        }
+        return a;
+    }
+
     /** Backing store of {@link #staging}. */
     private static final ThreadLocal<float[]> STAGING = ThreadLocal.withInitial(() -> new float[1024]);
 }

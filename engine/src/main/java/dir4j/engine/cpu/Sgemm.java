@@ -545,40 +545,30 @@ public final class Sgemm {
         private float[] accumulators = new float[0];
         final float[] tile = new float[MR * NR];
 
+        /** a, or a new array of size floats when a is shorter (contents not kept). */
+        private static float[] atLeast(float[] a, int size) {
+            return a.length < size ? new float[size] : a;
+        }
+
         float[] aPanels(int size) {
-            if (aPanels.length < size) {
-                aPanels = new float[size];
-            }
-            return aPanels;
+            return aPanels = atLeast(aPanels, size);
         }
 
         float[] aShared(int size) {
-            if (aShared.length < size) {
-                aShared = new float[size];
-            }
-            return aShared;
+            return aShared = atLeast(aShared, size);
         }
 
         /** A task's tiles, summed over the depth blocks before they are stored. */
         float[] accumulators(int size) {
-            if (accumulators.length < size) {
-                accumulators = new float[size];
-            }
-            return accumulators;
+            return accumulators = atLeast(accumulators, size);
         }
 
         float[] partials(int size) {
-            if (partials.length < size) {
-                partials = new float[size];
-            }
-            return partials;
+            return partials = atLeast(partials, size);
         }
 
         float[] bPanels(int size) {
-            if (bPanels.length < size) {
-                bPanels = new float[size];
-            }
-            return bPanels;
+            return bPanels = atLeast(bPanels, size);
         }
     }
 
