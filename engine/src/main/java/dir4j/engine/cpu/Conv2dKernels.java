@@ -14,9 +14,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <li>backward-filter: dW[Co × p] = dY[Co × q] · Xᵀ, the batch summed inside the GEMM's depth.
  * </ul>
  * A 1×1, stride-1, unpadded convolution is a plain product over the NCHW tensors themselves.
- * Larger square kernels with enough channels and output pixels ({@link #direct}) run forward, and
- * backward-data when the stride is 1, on the channels-last direct kernels of the compiled
- * inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
+ * Larger square kernels at stride 1 with enough channels and output pixels ({@link #direct}) run
+ * forward and backward-data on the channels-last direct kernels of the compiled inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
  * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}; the stride-1
  * 3×3s with 64 or more input channels by {@link WinogradConv}, {@code -Ddir4j.winograd=false} for the
  * direct kernel); their backward-filter, with 64 or more channels each way, by Winograd's F(3×3, 2×2)
@@ -40,10 +39,10 @@ public final class Conv2dKernels {
     static final long DIRECT_MIN_PIXELS = 512;
 
     /**
-     * Whether g runs on the direct channels-last kernels: square kernels of 3 or more, equal
-     * strides and paddings, no dilation, at least {@link #DIRECT_MIN_CHANNELS} channels each way
-     * and {@link #DIRECT_MIN_PIXELS} output pixels, activations within one Java array; for
-     * backward-data also stride 1.
+     * Whether g runs on the direct channels-last kernels: square kernels of 3 or more, stride 1,
+     * equal paddings, no dilation, at least {@link #DIRECT_MIN_CHANNELS} channels each way and
+     * {@link #DIRECT_MIN_PIXELS} output pixels, activations within one Java array; for
+     * backward-data also a padding below the kernel's size.
      */
     static boolean direct(Conv2dGeometry g, boolean backwardData) {
         int k = g.kernelH();
@@ -53,7 +52,9 @@ public final class Conv2dKernels {
                 || (long) g.batch() * g.outHeight() * g.outWidth() < DIRECT_MIN_PIXELS) {
             return false;
         }
-        if (backwardData && (g.strideH() != 1 || g.padH() > k - 1)) {
+        // Strided forwards run faster on the implicit GEMM, whose panels gather from a padded copy
+        // (bench/RESULTS.md, session 13): the direct kernels take stride 1 only.
+        if (g.strideH() != 1 || backwardData && g.padH() > k - 1) {
             return false;
         }
         long limit = Integer.MAX_VALUE / 2;
