@@ -192,13 +192,18 @@ public final class Conv2dKernels {
             MemorySegment dst, long dstOff, boolean fewChannels) {
         try {
             NhwcConv.Activation in = NhwcConv.fromNchw(src, srcOff, g.batch(), inC, inH, inW, pad);
-            NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(), g.kernelH(),
-                    stride, pad, flipTranspose);
             NhwcConv.Activation out = NhwcConv.Activation.allocate(g.batch(), outH, outW, outC, 0);
-            if (fewChannels) {
-                NhwcConv.forwardFewChannels(in, packed, out, null, false);
+            if (!fewChannels && g.kernelH() == 3 && stride == 1 && WinogradConv.pays(inC)) {
+                // transformed straight from the NCHW weights, no direct packing first
+                WinogradConv.forwardNchw(in, w, wOff, g.outChannels(), g.inChannels(), pad, flipTranspose, out);
             } else {
-                WinogradConv.forwardPacked(in, packed, out, null, false);
+                NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w, wOff, g.outChannels(), g.inChannels(),
+                        g.kernelH(), stride, pad, flipTranspose);
+                if (fewChannels) {
+                    NhwcConv.forwardFewChannels(in, packed, out, null, false);
+                } else {
+                    NhwcConv.forward(in, packed, out, null, false);
+                }
             }
             NhwcConv.toNchw(out, dst, dstOff);
             return true;

@@ -192,46 +192,73 @@ public final class NhwcConv {
                 int l0 = (u % Sgemm.ceilDiv(ins, tile)) * tile;
                 int l1 = Math.min(ins, l0 + tile);
                 int base = ob * NR * ins * taps;
-                if (channelsLast && flipTranspose) {
+                int js = Math.min(NR, outs - ob * NR);
+                if (!channelsLast) {
+                    packTileNchw(w, off, cin, taps, ob, js, l0, l1, flipTranspose, p, base + l0 * NR, ins);
+                    return;
+                }
+                if (flipTranspose) {
                     // flipped: the packed (output o, input l) is the weight's (co = l, ci = o), and
                     // the block's outputs o are contiguous in w for each (l, tap)
-                    int js = Math.min(NR, outs - ob * NR);
                     for (int l = l0; l < l1; l++) {
                         for (int t = 0; t < taps; t++) {
                             long at = off + ((long) l * taps + (taps - 1 - t)) * cin + (long) ob * NR;
-                            int dst = base + (t * ins + l) * NR;
-                            for (int j = 0; j < js; j++) {
-                                p[dst + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT, at + j);
-                            }
+                            MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, p, base + (t * ins + l) * NR,
+                                    js);
                         }
                     }
                     return;
                 }
-                for (int j = 0; j < NR; j++) {
-                    int o = ob * NR + j;
-                    if (o >= outs) {
-                        break;
+                // w[co][tap][ci]: the tile's input channels are contiguous for each (output, tap)
+                int tl = l1 - l0;
+                float[] block = PanelPacking.staging(js * taps * tl);
+                for (int j = 0; j < js; j++) {
+                    for (int t = 0; t < taps; t++) {
+                        long at = off + ((long) (ob * NR + j) * taps + t) * cin + l0;
+                        MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, block, (j * taps + t) * tl, tl);
                     }
-                    if (channelsLast && !flipTranspose) {
-                        // w[co][tap][ci]: the tile's input channels are contiguous for each tap
-                        for (int t = 0; t < taps; t++) {
-                            long at = off + ((long) o * taps + t) * cin;
-                            for (int l = l0; l < l1; l++) {
-                                p[base + (t * ins + l) * NR + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT, at + l);
-                            }
-                        }
-                        continue;
-                    }
-                    for (int l = l0; l < l1; l++) {
-                        long row = off + (flipTranspose ? ((long) l * cin + o) * taps : ((long) o * cin + l) * taps);
-                        for (int t = 0; t < taps; t++) {
-                            int src = flipTranspose ? taps - 1 - t : t;
-                            p[base + (t * ins + l) * NR + j] = w.getAtIndex(ValueLayout.JAVA_FLOAT, row + src);
-                        }
-                    }
+                }
+                for (int t = 0; t < taps; t++) {
+                    PanelPacking.transpose(block, t * tl, taps * tl, js, tl, p, base + (t * ins + l0) * NR, NR);
                 }
             });
             return new Weights(p, new float[blocks * NR], ins, outs, kernel, stride, pad);
+        }
+
+        /**
+         * One tile of {@link #packFrom} from NCHW weights w[co][ci][k][k]: inputs [l0, l1) of output
+         * block ob (js outputs), the packed (tap t, input l, output j) at
+         * p[base + (t·lStride + l − l0)·NR + j] (lanes past js are not written). The runs the weights
+         * hold contiguously (an output's taps over the tile's inputs; flipped, the block's outputs'
+         * taps for one input) are staged whole and transposed into place by vector gathers
+         * ({@link PanelPacking#transpose}); element by element this took 13 % of layer3's 3×3
+         * forward (bench/RESULTS.md, session 13).
+         */
+        static void packTileNchw(MemorySegment w, long off, int cin, int taps, int ob, int js, int l0, int l1,
+                boolean flipTranspose, float[] p, int base, int lStride) {
+            if (!flipTranspose) {
+                // output o = ob·NR + j, input l: w[o][l][t], the tile's (l, t) one run per output
+                int span = (l1 - l0) * taps;
+                float[] block = PanelPacking.staging(js * span);
+                for (int j = 0; j < js; j++) {
+                    long at = off + ((long) (ob * NR + j) * cin + l0) * taps;
+                    MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, block, j * span, span);
+                }
+                for (int l = l0; l < l1; l++) {
+                    PanelPacking.transpose(block, (l - l0) * taps, span, js, taps, p, base + (l - l0) * NR,
+                            lStride * NR);
+                }
+                return;
+            }
+            // flipped: output o = ci = ob·NR + j, input l = co: w[l][o][t], the block's (j, t) one run
+            // per input; tap t of the packed filter is tap taps−1−t of w, so rows go backwards
+            float[] block = PanelPacking.staging(js * taps);
+            for (int l = l0; l < l1; l++) {
+                long at = off + ((long) l * cin + ob * NR) * taps;
+                MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, block, 0, js * taps);
+                PanelPacking.transpose(block, 0, taps, js, taps, p, base + ((taps - 1) * lStride + l - l0) * NR,
+                        -lStride * NR);
+            }
         }
 
         public int outChannels() {

@@ -98,13 +98,7 @@ public final class WinogradConv {
             }
             int ins = d.cin;
             int blocks = Sgemm.ceilDiv(d.cout, NR);
-            long floats = (long) blocks * XI * ins * NR;
-            if (floats > Integer.MAX_VALUE - 16) {
-                throw new IllegalArgumentException("transformed weights too large for one array: " + d.cout + "x"
-                        + ins + "x3x3");
-            }
-            // every element is written below, so a recycled array needs no zeroing
-            float[] p = into != null && into.length >= floats ? into : new float[(int) floats];
+            float[] p = transformed(blocks, ins, d.cout, into);
             float[] src = d.packed;
             int tile = 16;
             int parts = Sgemm.ceilDiv(ins, tile);
@@ -119,6 +113,57 @@ public final class WinogradConv {
                 }
             });
             return new Weights(new NhwcConv.Weights(p, d.bias, ins, d.cout, 4, 1, 0), d.pad);
+        }
+
+        /**
+         * The transform of a stride-1 3×3's NCHW weights w[cout][cin][3][3] at float offset off of seg
+         * (with {@code flipTranspose} those of its backward-data: cin outputs, cout inputs, taps
+         * reversed), as {@link #fromDirect} of their {@link NhwcConv.Weights#packFrom} but without
+         * that packing: each task stages its tile of inputs for one block of outputs in a per-thread
+         * array and transforms it from there. Into {@code into} when it is large enough.
+         */
+        static Weights fromNchw(MemorySegment seg, long off, int cout, int cin, int pad, boolean flipTranspose,
+                float[] into) {
+            int outs = flipTranspose ? cin : cout;
+            int ins = flipTranspose ? cout : cin;
+            Sgemm.checkExtent("weights", seg, off, 1, 0, (long) cout * cin * 9, 1);
+            MemorySegment w = Sgemm.forWorkers(seg);
+            int blocks = Sgemm.ceilDiv(outs, NR);
+            float[] p = transformed(blocks, ins, outs, into);
+            int tile = 16;
+            int parts = Sgemm.ceilDiv(ins, tile);
+            CpuThreads.parallelFor(blocks * parts, u -> {
+                int ob = u / parts;
+                int l0 = (u % parts) * tile;
+                int l1 = Math.min(ins, l0 + tile);
+                int tl = l1 - l0;
+                int js = Math.min(NR, outs - ob * NR);
+                float[] g = PanelPacking.scratch(STAGED, 9 * tile * NR);
+                NhwcConv.Weights.packTileNchw(w, off, cin, 9, ob, js, l0, l1, flipTranspose, g, 0, tl);
+                if (js < NR) {
+                    // a recycled array: the lanes past the last output must transform as zeros
+                    for (int r = 0; r < 9 * tl; r++) {
+                        java.util.Arrays.fill(g, r * NR + js, (r + 1) * NR, 0f);
+                    }
+                }
+                for (int l = l0; l < l1; l++) {
+                    for (int c = 0; c < NR; c += SPECIES.length()) {
+                        transformFilters(g, (l - l0) * NR + c, tl * NR, p, ob * XI * ins * NR + l * NR + c, ins * NR);
+                    }
+                }
+            });
+            return new Weights(new NhwcConv.Weights(p, new float[blocks * NR], ins, outs, 4, 1, 0), pad);
+        }
+
+        /** U's array for blocks × ins (outs in all): {@code into} when large enough, else a new one. */
+        private static float[] transformed(int blocks, int ins, int outs, float[] into) {
+            long floats = (long) blocks * XI * ins * NR;
+            if (floats > Integer.MAX_VALUE - 16) {
+                throw new IllegalArgumentException("transformed weights too large for one array: " + outs + "x"
+                        + ins + "x3x3");
+            }
+            // every element is written by the transforms, so a recycled array needs no zeroing
+            return into != null && into.length >= floats ? into : new float[(int) floats];
         }
 
         public int outChannels() {
@@ -202,6 +247,19 @@ public final class WinogradConv {
         }
     }
 
+    /**
+     * {@link #forward} of NCHW weights (a training convolution's, {@link Weights#fromNchw}, with
+     * {@code flipTranspose} its backward-data) into a per-thread array reused from call to call.
+     */
+    static void forwardNchw(Activation x, MemorySegment w, long wOff, int cout, int cin, int pad,
+            boolean flipTranspose, Activation out) {
+        Weights u = Weights.fromNchw(w, wOff, cout, cin, pad, flipTranspose, TRAINING_WEIGHTS.get());
+        TRAINING_WEIGHTS.set(u.u.packed);
+        forward(x, u, out, null, false);
+    }
+
+    /** {@link Weights#fromNchw}'s per-thread tile of staged weights. */
+    private static final ThreadLocal<float[]> STAGED = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> TRAINING_WEIGHTS = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> ACC = ThreadLocal.withInitial(() -> new float[0]);
     private static final ThreadLocal<float[]> PLANES = ThreadLocal.withInitial(() -> new float[0]);
