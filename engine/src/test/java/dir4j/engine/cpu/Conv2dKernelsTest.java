@@ -110,6 +110,44 @@ class Conv2dKernelsTest {
         }
     }
 
+    /**
+     * The direct path keeps its channels-last copies from call to call: results stay right when a
+     * geometry comes back after others (fresh data each round), and the input copy's padding ring
+     * and slack are still zero after forward and backward-data have used it three times.
+     */
+    @Test
+    void recycledChannelsLastCopiesStayZeroOutsideTheirInterior() {
+        Conv2dGeometry g = Conv2dGeometry.of(2, 64, 20, 19, 64, 3, 1, 1, 1);
+        Conv2dGeometry other = Conv2dGeometry.of(1, 32, 24, 24, 48, 3, 1, 1, 1);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int round = 0; round < 3; round++) {
+                checkAllThree(arena, other, new SplittableRandom(10 + round));
+                checkAllThree(arena, g, new SplittableRandom(round));
+            }
+        }
+        // the last use of this copy was g's backward-data (dy padded by 1): the same copy as its forward's x
+        NhwcConv.Activation in = Conv2dKernels.recycled(true, 2, 20, 19, 64, 1);
+        float[] d = in.data();
+        boolean[] interior = new boolean[d.length];
+        double sum = 0;
+        for (int n = 0; n < 2; n++) {
+            for (int y = 0; y < 20; y++) {
+                for (int x = 0; x < 19; x++) {
+                    for (int c = 0, i = in.index(n, y, x); c < 64; c++, i++) {
+                        interior[i] = true;
+                        sum += Math.abs(d[i]);
+                    }
+                }
+            }
+        }
+        assertTrue(sum > 0, "the copy the calls used (its interior holds their data)");
+        for (int i = 0; i < d.length; i++) {
+            if (!interior[i] && d[i] != 0f) {
+                fail("float " + i + " outside the interior of the recycled copy is " + d[i]);
+            }
+        }
+    }
+
     @Test
     void directPathIsChosenOnlyWhereItApplies() {
         assertTrue(Conv2dKernels.direct(Conv2dGeometry.of(4, 64, 56, 56, 64, 3, 1, 1, 1), true));
