@@ -191,8 +191,7 @@ public final class Conv2dKernels {
             int pad, MemorySegment w, long wOff, boolean flipTranspose, int stride, int outC, int outH, int outW,
             MemorySegment dst, long dstOff, boolean fewChannels) {
         try {
-            NhwcConv.Activation in = recycled(true, g.batch(), inH, inW, inC, pad);
-            NhwcConv.fromNchwInto(src, srcOff, in);
+            NhwcConv.Activation in = channelsLastCopy(src, srcOff, g.batch(), inC, inH, inW, pad);
             NhwcConv.Activation out = recycled(false, g.batch(), outH, outW, outC, 0);
             if (!fewChannels && g.kernelH() == 3 && stride == 1 && WinogradConv.pays(inC)) {
                 // transformed straight from the NCHW weights, no direct packing first
@@ -256,6 +255,17 @@ public final class Conv2dKernels {
         return a;
     }
 
+    /**
+     * x (NCHW float32 at xOff of seg) as a padded channels-last copy, in the calling thread's
+     * {@link #recycled} input copy of that geometry.
+     */
+    static NhwcConv.Activation channelsLastCopy(MemorySegment seg, long xOff, int batch, int channels, int height,
+            int width, int pad) {
+        NhwcConv.Activation in = recycled(true, batch, height, width, channels, pad);
+        NhwcConv.fromNchwInto(seg, xOff, in);
+        return in;
+    }
+
     private static final AtomicBoolean HEAP_NOTED = new AtomicBoolean();
 
     /**
@@ -294,7 +304,7 @@ public final class Conv2dKernels {
         }
         if (g.batch() > 0 && fewChannels(g)) {
             try {
-                NhwcConv.Activation in = NhwcConv.fromNchw(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                NhwcConv.Activation in = channelsLastCopy(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
                         g.padH());
                 NhwcConv.backwardFilterFewChannels(in, g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy, dyOff,
                         dw, dwOff);

@@ -419,7 +419,7 @@ public final class WinogradConv {
             throw new IllegalArgumentException("Winograd backward-filter needs a non-empty output, got batch " + batch
                     + " of " + oh + "x" + ow);
         }
-        Activation x = NhwcConv.fromNchw(xs, xOff, batch, cin, h, w, 0);
+        Activation x = Conv2dKernels.channelsLastCopy(xs, xOff, batch, cin, h, w, 0);
         MemorySegment dy = Sgemm.forWorkers(dys);
         int th = (oh + 1) / 2;
         int tw = (ow + 1) / 2;
