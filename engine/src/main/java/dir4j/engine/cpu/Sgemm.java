@@ -163,7 +163,9 @@ public final class Sgemm {
      * The driver: C ← A·B through {@code out}, for any operands that can pack themselves. The loop
      * nest is BLIS's: NC columns of B → KC depth → (shared, parallel) pack of B → tasks over row
      * blocks of A (and column ranges, when rows are too few to feed the threads) → micro-tiles.
-     * Depth and column blocks are split evenly (k = 300 gives 150 + 150, not 256 + 44).
+     * Depth and column blocks are split evenly (k = 300 gives 150 + 150, not 256 + 44). Tiles are
+     * summed over the depth blocks in place and stored once where a column block's tiles take at
+     * most {@link #IN_PLACE_FLOATS}, else stored (accumulated into the output) per depth block.
      */
     static void gemm(int m, int n, int k, GemmOperand a, GemmOperand b, GemmOutput out) {
         if (m == 0 || n == 0) {
@@ -190,6 +192,10 @@ public final class Sgemm {
             return;
         }
         float[] bPack = ws.bPanels(nPanelsMax * NR * kcMax);
+        // With several depth blocks, the tiles of a column block are summed in place over them and
+        // handed to the output once (not once per depth block), when they take few enough floats.
+        long tileFloats = (long) plan.panels() * MR * nPanelsMax * NR;
+        float[] sums = kcBlocks > 1 && tileFloats <= IN_PLACE_FLOATS ? ws.sums((int) tileFloats) : null;
         // With several column blocks every block of A would be packed once per column block; when
         // A is small (a convolution's weights) pack all of it once instead and share it.
         long prepacked = (long) plan.panels() * MR * kcMax * kcBlocks;
@@ -230,8 +236,13 @@ public final class Sgemm {
                         aPack = w.aPanels(ceilDiv(t.rows(), MR) * MR * kc);
                         a.packRowPanels(aPack, 0, t.r0(), t.rows(), pc, kc, MR);
                     }
-                    macroKernel(aPack, aOff, t.r0(), t.rows(), bPack, 0, jc, nc, t.jr0(), t.jr1(), kc, out,
-                            depthBlock == 0, w.tile);
+                    if (sums != null) {
+                        sumTiles(aPack, aOff, t.r0(), t.rows(), plan.panelStart(t.mb()), bPack, jc, nc, nPanels,
+                                t.jr0(), t.jr1(), kc, out, depthBlock, kcBlocks, sums, w.tile);
+                    } else {
+                        macroKernel(aPack, aOff, t.r0(), t.rows(), bPack, 0, jc, nc, t.jr0(), t.jr1(), kc, out,
+                                depthBlock == 0, w.tile);
+                    }
                 });
             }
         }
@@ -466,6 +477,33 @@ public final class Sgemm {
         }
     }
 
+    /** Most floats of tiles {@link #sumTiles} keeps for a column block (8 MiB). */
+    private static final long IN_PLACE_FLOATS = 1L << 21;
+
+    /**
+     * {@link #macroKernel} for a product with several depth blocks whose tiles are summed in place:
+     * tile (panel p, column panel jr) of the column block at sums[(p·nPanels + jr)·MR·NR], p counted
+     * over all row blocks from panel0; each is stored once, after depth block {@code kcBlocks − 1}.
+     * A strided 3×3's forward stored every tile once per depth block (five at layer2) before.
+     */
+    private static void sumTiles(float[] aPack, int aOff, int r0, int rows, int panel0, float[] bPack, int jc, int nc,
+            int nPanels, int jr0, int jr1, int kc, GemmOutput out, int depthBlock, int kcBlocks, float[] sums,
+            float[] tile) {
+        int mPanels = ceilDiv(rows, MR);
+        boolean last = depthBlock == kcBlocks - 1;
+        for (int jr = jr0; jr < jr1; jr++) {
+            int cols = Math.min(NR, nc - jr * NR);
+            int bi = jr * NR * kc;
+            for (int ir = 0; ir < mPanels; ir++) {
+                int at = ((panel0 + ir) * nPanels + jr) * MR * NR;
+                microKernel(kc, aPack, aOff + ir * MR * kc, bPack, bi, sums, at, depthBlock > 0);
+                if (last) {
+                    storeTile(sums, at, tile, out, r0 + ir * MR, Math.min(MR, rows - ir * MR), jc + jr * NR, cols);
+                }
+            }
+        }
+    }
+
     /** One task's share: row block mb (rows r0 … r0+rows−1) against column panels [jr0, jr1). */
     private record TaskShare(int mb, int r0, int rows, int jr0, int jr1) {}
 
@@ -506,6 +544,11 @@ public final class Sgemm {
             return panelStarts[blocks()];
         }
 
+        /** The first MR-panel of row block mb, counted over all row blocks. */
+        int panelStart(int mb) {
+            return panelStarts[mb];
+        }
+
         /** Where row block mb of depth block pcb starts in an all-of-A pack (stride kcMax per panel). */
         int prepackedOffset(int pcb, int mb, int kcMax) {
             return (pcb * panels() + panelStarts[mb]) * MR * kcMax;
@@ -534,7 +577,8 @@ public final class Sgemm {
     /**
      * Reusable packing buffers, one set per thread: the micro-kernel wants heap arrays (DESIGN.md).
      * They grow to the largest product seen and stay: per calling thread up to KC·NC floats of B
-     * (2 MiB at 512 bits), a prepacked A of up to 16 MiB and the split-depth copies (up to 16 MiB);
+     * (2 MiB at 512 bits), a prepacked A of up to 16 MiB, the split-depth copies (up to 16 MiB) and
+     * a column block's tile sums (up to 8 MiB);
      * per worker one A block (~200 KiB) and its task's tiles.
      */
     private static final class Workspace {
@@ -543,6 +587,7 @@ public final class Sgemm {
         private float[] aShared = new float[0];
         private float[] partials = new float[0];
         private float[] accumulators = new float[0];
+        private float[] sums = new float[0];
         final float[] tile = new float[MR * NR];
 
         /** a, or a new array of size floats when a is shorter (contents not kept). */
@@ -561,6 +606,11 @@ public final class Sgemm {
         /** A task's tiles, summed over the depth blocks before they are stored. */
         float[] accumulators(int size) {
             return accumulators = atLeast(accumulators, size);
+        }
+
+        /** A column block's tiles, summed over the depth blocks in place ({@link #sumTiles}). */
+        float[] sums(int size) {
+            return sums = atLeast(sums, size);
         }
 
         float[] partials(int size) {
