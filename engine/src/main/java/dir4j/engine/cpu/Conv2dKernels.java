@@ -190,9 +190,13 @@ public final class Conv2dKernels {
     private static boolean runDirect(Conv2dGeometry g, MemorySegment src, long srcOff, int inC, int inH, int inW,
             int pad, MemorySegment w, long wOff, boolean flipTranspose, int stride, int outC, int outH, int outW,
             MemorySegment dst, long dstOff, boolean fewChannels) {
+        NhwcConv.Activation in = null;
+        float[] outBuf = null;
         try {
-            NhwcConv.Activation in = channelsLastCopy(src, srcOff, g.batch(), inC, inH, inW, pad);
-            NhwcConv.Activation out = recycled(false, g.batch(), outH, outW, outC, 0);
+            in = channelsLastCopy(src, srcOff, g.batch(), inC, inH, inW, pad);
+            outBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(g.batch(), outH, outW, outC, 0, false));
+            // every output element is written, so a recycled buffer needs no zeroing
+            NhwcConv.Activation out = new NhwcConv.Activation(outBuf, g.batch(), outH, outW, outC, 0);
             if (!fewChannels && g.kernelH() == 3 && stride == 1 && WinogradConv.pays(inC)) {
                 // transformed straight from the NCHW weights, no direct packing first
                 WinogradConv.forwardNchw(in, w, wOff, g.outChannels(), g.inChannels(), pad, flipTranspose, out);
@@ -210,58 +214,21 @@ public final class Conv2dKernels {
         } catch (OutOfMemoryError e) {
             heapFull(g.toString(), e, "the implicit GEMM (native memory)");
             return false;
+        } finally {
+            HeapBuffers.giveBack(in == null ? null : in.data());
+            HeapBuffers.giveBack(outBuf);
         }
     }
 
-    /** A channels-last copy's role and geometry: the key of {@link #recycled}. */
-    private record CopyKey(boolean input, int batch, int height, int width, int channels, int pad) {}
-
-    /** Most copies {@link #recycled} keeps per thread (a training step's 3×3s need six). */
-    private static final int RECYCLED_COPIES = 8;
-    /** Most floats {@link #recycled} keeps per thread: 128 MiB (a ResNet-50 step at batch 4 keeps about 12). */
-    private static final long RECYCLED_FLOATS = 1L << 25;
-
-    private static final ThreadLocal<java.util.Map<CopyKey, NhwcConv.Activation>> RECYCLED =
-            ThreadLocal.withInitial(java.util.HashMap::new);
-
     /**
-     * The calling thread's channels-last copy for this role and geometry, kept from call to call:
-     * a new one each call (several MiB, humongous for G1) is zeroed by the JVM and collected later,
-     * which made layer1's 3×3 passes about 1.3× slower (bench/RESULTS.md, session 13). An input's
-     * padding ring and every copy's slack stay zero, as nothing writes them (fromNchwInto writes
-     * the interior, the kernels write an output's interior, pad 0 here). A thread keeps at most
-     * {@link #RECYCLED_COPIES} copies and {@link #RECYCLED_FLOATS} floats: past either it drops
-     * them all, and a larger copy is not kept at all.
-     */
-    static NhwcConv.Activation recycled(boolean input, int batch, int height, int width, int channels, int pad) {
-        long floats = NhwcConv.Activation.floats(batch, height, width, channels, pad, false);
-        if (floats > RECYCLED_FLOATS) {
-            return NhwcConv.Activation.allocate(batch, height, width, channels, pad);
-        }
-        java.util.Map<CopyKey, NhwcConv.Activation> copies = RECYCLED.get();
-        CopyKey key = new CopyKey(input, batch, height, width, channels, pad);
-        NhwcConv.Activation a = copies.get(key);
-        if (a == null) {
-            long held = floats;
-            for (NhwcConv.Activation c : copies.values()) {
-                held += c.data().length;
-            }
-            if (copies.size() >= RECYCLED_COPIES || held > RECYCLED_FLOATS) {
-                copies.clear();
-            }
-            a = NhwcConv.Activation.allocate(batch, height, width, channels, pad);
-            copies.put(key, a);
-        }
-        return a;
-    }
-
-    /**
-     * x (NCHW float32 at xOff of seg) as a padded channels-last copy, in the calling thread's
-     * {@link #recycled} input copy of that geometry.
+     * x (NCHW float32 at xOff of seg) as a channels-last copy padded by pad (ring and slack zero),
+     * in a buffer borrowed from the calling thread's {@link HeapBuffers}: give it back when done.
      */
     static NhwcConv.Activation channelsLastCopy(MemorySegment seg, long xOff, int batch, int channels, int height,
             int width, int pad) {
-        NhwcConv.Activation in = recycled(true, batch, height, width, channels, pad);
+        float[] buf = HeapBuffers.borrow(NhwcConv.Activation.floats(batch, height, width, channels, pad, false));
+        NhwcConv.Activation in = new NhwcConv.Activation(buf, batch, height, width, channels, pad);
+        NhwcConv.zeroPadding(in);
         NhwcConv.fromNchwInto(seg, xOff, in);
         return in;
     }
@@ -306,8 +273,12 @@ public final class Conv2dKernels {
             try {
                 NhwcConv.Activation in = channelsLastCopy(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
                         g.padH());
-                NhwcConv.backwardFilterFewChannels(in, g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy, dyOff,
-                        dw, dwOff);
+                try {
+                    NhwcConv.backwardFilterFewChannels(in, g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy,
+                            dyOff, dw, dwOff);
+                } finally {
+                    HeapBuffers.giveBack(in.data());
+                }
                 return;
             } catch (OutOfMemoryError e) {
                 heapFull(g.toString(), e, "the implicit GEMM (native memory)");

@@ -1070,6 +1070,27 @@ public final class NhwcConv {
         });
     }
 
+    /** Zeroes a's padding ring and the slack after its last image (its interior is left as it is). */
+    static void zeroPadding(Activation a) {
+        float[] d = a.data();
+        int c = a.channels();
+        int paddedRow = a.paddedWidth() * c;
+        int left = a.pad() * c;
+        int right = left + a.width() * c;
+        for (int n = 0; n < a.batch() && a.pad() > 0; n++) {
+            for (int py = 0; py < a.paddedHeight(); py++) {
+                int at = n * a.imageStride() + py * paddedRow;
+                if (py < a.pad() || py >= a.pad() + a.height()) {
+                    java.util.Arrays.fill(d, at, at + paddedRow, 0f);
+                } else {
+                    java.util.Arrays.fill(d, at, at + left, 0f);
+                    java.util.Arrays.fill(d, at + right, at + paddedRow, 0f);
+                }
+            }
+        }
+        java.util.Arrays.fill(d, a.batch() * a.imageStride(), d.length, 0f);
+    }
+
     /** Writes x (any padding) as NCHW float32 at float offset dstOff of dst. */
     public static void toNchw(Activation x, MemorySegment dst, long dstOff) {
         int c = x.channels();

@@ -108,7 +108,7 @@ final class NhwcTraining {
         float[] resBuf = null;
         float[] outBuf = null;
         try {
-            inBuf = borrow(NhwcConv.Activation.floats(src.shape(0), src.shape(1), src.shape(2), src.shape(3), pad,
+            inBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(src.shape(0), src.shape(1), src.shape(2), src.shape(3), pad,
                     false));
             NhwcConv.Activation in = NhwcConv.fromNhwcInto(src.segment(), src.offset(), src.shape(0), src.shape(1),
                     src.shape(2), src.shape(3), pad, inBuf);
@@ -120,11 +120,11 @@ final class NhwcTraining {
             }
             NhwcConv.Activation res = null;
             if (z != null) {
-                resBuf = borrow(NhwcConv.Activation.floats(z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0, false));
+                resBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0, false));
                 res = NhwcConv.fromNhwcInto(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0,
                         resBuf);
             }
-            outBuf = borrow(NhwcConv.Activation.floats(dst.shape(0), dst.shape(1), dst.shape(2), dst.shape(3), 0,
+            outBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(dst.shape(0), dst.shape(1), dst.shape(2), dst.shape(3), 0,
                     false));
             // every output element is written, so a recycled buffer needs no zeroing
             NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dst.shape(0), dst.shape(1), dst.shape(2),
@@ -137,9 +137,9 @@ final class NhwcTraining {
                     "the Backend's permuting path");
             return false;
         } finally {
-            giveBack(inBuf);
-            giveBack(resBuf);
-            giveBack(outBuf);
+            HeapBuffers.giveBack(inBuf);
+            HeapBuffers.giveBack(resBuf);
+            HeapBuffers.giveBack(outBuf);
         }
     }
 
@@ -228,47 +228,6 @@ final class NhwcTraining {
         @Override
         public void packRowPanels(float[] dst, int dOff, int r0, int rows, int c0, int cols, int wd) {
             throw new IllegalStateException("the taps operand is only backward-filter's B side");
-        }
-    }
-
-    /**
-     * Heap buffers of the calling thread kept between calls: a fresh large float[] costs the JVM a
-     * zeroing pass (single-threaded, outside Java code) on every convolution, which a training step
-     * would pay for every activation. At most {@link #POOL_FLOATS} floats are kept.
-     */
-    private static final ThreadLocal<java.util.ArrayDeque<float[]>> POOL =
-            ThreadLocal.withInitial(java.util.ArrayDeque::new);
-    private static final long POOL_FLOATS = Long.getLong("dir4j.cpu.nhwcPoolFloats", 128L << 20);
-
-    /** A buffer of exactly {@code floats} (contents undefined), recycled when one is pooled. */
-    private static float[] borrow(long floats) {
-        if (floats > Integer.MAX_VALUE - 16) {
-            throw new OutOfMemoryError("a channels-last copy of " + floats + " floats");
-        }
-        var pool = POOL.get();
-        for (var it = pool.iterator(); it.hasNext(); ) {
-            float[] b = it.next();
-            if (b.length == floats) {
-                it.remove();
-                return b;
-            }
-        }
-        return new float[(int) floats];
-    }
-
-    /** Returns a buffer to the calling thread's pool, dropping the oldest beyond the limit. */
-    private static void giveBack(float[] b) {
-        if (b == null) {
-            return;
-        }
-        var pool = POOL.get();
-        pool.addFirst(b);
-        long total = 0;
-        for (float[] a : pool) {
-            total += a.length;
-        }
-        while (total > POOL_FLOATS && !pool.isEmpty()) {
-            total -= pool.removeLast().length;
         }
     }
 }

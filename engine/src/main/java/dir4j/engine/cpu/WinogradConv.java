@@ -411,8 +411,6 @@ public final class WinogradConv {
      */
     static void backwardFilter(int batch, int cin, int h, int w, int cout, int pad, MemorySegment xs, long xOff,
             MemorySegment dys, long dyOff, MemorySegment dws, long dwOff) {
-        VectorSpecies<Float> s = SPECIES;
-        int vl = s.length();
         int oh = h + 2 * pad - 2;
         int ow = w + 2 * pad - 2;
         if (oh <= 0 || ow <= 0 || batch <= 0) {
@@ -420,6 +418,20 @@ public final class WinogradConv {
                     + " of " + oh + "x" + ow);
         }
         Activation x = Conv2dKernels.channelsLastCopy(xs, xOff, batch, cin, h, w, 0);
+        try {
+            backwardFilter(x, cout, pad, oh, ow, dys, dyOff, dws, dwOff);
+        } finally {
+            HeapBuffers.giveBack(x.data());
+        }
+    }
+
+    /** The weight gradient above from x's channels-last copy (unpadded), for an oh × ow output. */
+    private static void backwardFilter(Activation x, int cout, int pad, int oh, int ow, MemorySegment dys, long dyOff,
+            MemorySegment dws, long dwOff) {
+        VectorSpecies<Float> s = SPECIES;
+        int vl = s.length();
+        int batch = x.batch();
+        int cin = x.channels();
         MemorySegment dy = Sgemm.forWorkers(dys);
         int th = (oh + 1) / 2;
         int tw = (ow + 1) / 2;
