@@ -15,7 +15,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * </ul>
  * A 1×1, stride-1, unpadded convolution is a plain product over the NCHW tensors themselves.
  * Larger square kernels at stride 1 with enough channels and output pixels ({@link #direct}) run
- * forward and backward-data on the channels-last direct kernels of the compiled inference ({@link NhwcConv}: copies to and from channels-last and a weight packing per call,
+ * forward and backward-data on the channels-last direct kernels of the compiled inference
+ * ({@link NhwcConv}: copies to and from channels-last in pooled buffers and a weight packing per call,
  * about 2-3x faster than the implicit GEMM on ResNet's 3×3s in {@code NhwcConvBench}; the stride-1
  * 3×3s with 64 or more input channels by {@link WinogradConv}, {@code -Ddir4j.winograd=false} for the
  * direct kernel); their backward-filter, with 64 or more channels each way, by Winograd's F(3×3, 2×2)

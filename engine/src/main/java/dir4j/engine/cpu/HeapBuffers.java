@@ -14,7 +14,7 @@ final class HeapBuffers {
     private HeapBuffers() {}
 
     private static final ThreadLocal<ArrayDeque<float[]>> POOL = ThreadLocal.withInitial(ArrayDeque::new);
-    /** Most floats a thread keeps: {@code -Ddir4j.cpu.nhwcPoolFloats}, default 2^27 (512 MiB; a ResNet-50 step at batch 4 keeps about 50). */
+    /** Most floats a thread keeps: {@code -Ddir4j.cpu.nhwcPoolFloats}, default 2^27 (512 MiB). */
     static final long POOL_FLOATS = Long.getLong("dir4j.cpu.nhwcPoolFloats", 128L << 20);
 
     /**

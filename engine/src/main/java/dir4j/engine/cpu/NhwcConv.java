@@ -203,8 +203,8 @@ public final class NhwcConv {
                     for (int l = l0; l < l1; l++) {
                         for (int t = 0; t < taps; t++) {
                             long at = off + ((long) l * taps + (taps - 1 - t)) * cin + (long) ob * NR;
-                            MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, p, base + (t * ins + l) * NR,
-                                    js);
+                            MemorySegment.copy(w, ValueLayout.JAVA_FLOAT, at * Float.BYTES, p,
+                                    base + (t * ins + l) * NR, js);
                         }
                     }
                     return;

@@ -108,8 +108,8 @@ final class NhwcTraining {
         float[] resBuf = null;
         float[] outBuf = null;
         try {
-            inBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(src.shape(0), src.shape(1), src.shape(2), src.shape(3), pad,
-                    false));
+            inBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(src.shape(0), src.shape(1), src.shape(2),
+                    src.shape(3), pad, false));
             NhwcConv.Activation in = NhwcConv.fromNhwcInto(src.segment(), src.offset(), src.shape(0), src.shape(1),
                     src.shape(2), src.shape(3), pad, inBuf);
             NhwcConv.Weights packed = NhwcConv.Weights.packFrom(w.segment(), w.offset(), w.shape(0), w.shape(3),
@@ -120,12 +120,13 @@ final class NhwcTraining {
             }
             NhwcConv.Activation res = null;
             if (z != null) {
-                resBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0, false));
+                resBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(z.shape(0), z.shape(1), z.shape(2),
+                        z.shape(3), 0, false));
                 res = NhwcConv.fromNhwcInto(z.segment(), z.offset(), z.shape(0), z.shape(1), z.shape(2), z.shape(3), 0,
                         resBuf);
             }
-            outBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(dst.shape(0), dst.shape(1), dst.shape(2), dst.shape(3), 0,
-                    false));
+            outBuf = HeapBuffers.borrow(NhwcConv.Activation.floats(dst.shape(0), dst.shape(1), dst.shape(2),
+                    dst.shape(3), 0, false));
             // every output element is written, so a recycled buffer needs no zeroing
             NhwcConv.Activation out = new NhwcConv.Activation(outBuf, dst.shape(0), dst.shape(1), dst.shape(2),
                     dst.shape(3), 0);

@@ -138,14 +138,10 @@ public final class WinogradConv {
                 int l1 = Math.min(ins, l0 + tile);
                 int tl = l1 - l0;
                 int js = Math.min(NR, outs - ob * NR);
+                // in the last block, lanes past the last output keep what an earlier tile left there:
+                // they only reach output channels that are never stored
                 float[] g = PanelPacking.scratch(STAGED, 9 * tile * NR);
                 NhwcConv.Weights.packTileNchw(w, off, cin, 9, ob, js, l0, l1, flipTranspose, g, 0, tl);
-                if (js < NR) {
-                    // a recycled array: the lanes past the last output must transform as zeros
-                    for (int r = 0; r < 9 * tl; r++) {
-                        java.util.Arrays.fill(g, r * NR + js, (r + 1) * NR, 0f);
-                    }
-                }
                 for (int l = l0; l < l1; l++) {
                     for (int c = 0; c < NR; c += SPECIES.length()) {
                         transformFilters(g, (l - l0) * NR + c, tl * NR, p, ob * XI * ins * NR + l * NR + c, ins * NR);

@@ -60,7 +60,7 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(2, 96, 20, 19, 70, 3, 1, 1, 1),           // Winograd both ways: odd width, partial blocks
                 Conv2dGeometry.of(1, 64, 26, 26, 65, 3, 1, 0, 1),           // Winograd unpadded; dx padded by 2
                 Conv2dGeometry.of(2, 64, 48, 47, 64, 3, 1, 1, 1),           // Winograd in bands (both ways), across images
-                Conv2dGeometry.of(2, 40, 16, 17, 72, 3, 1, 1, 1));          // backward-data on Winograd, 40 outputs (a partial block)
+                Conv2dGeometry.of(2, 40, 16, 17, 72, 3, 1, 1, 1));          // Winograd backward-data, 40 outputs
     }
 
     @ParameterizedTest(name = "{0}")
