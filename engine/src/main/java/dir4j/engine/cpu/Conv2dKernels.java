@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * direct kernel); their backward-filter, with 64 or more channels each way, by Winograd's F(3×3, 2×2)
  * ({@link WinogradConv#backwardFilter}). Convolutions on few input channels (ResNet's stem on RGB,
  * {@link #fewChannels}) run forward and backward-filter on {@link NhwcConv#forwardFewChannels} and
- * {@link NhwcConv#backwardFilterFewChannels}, straight from a padded channels-last copy of the image
+ * {@link NhwcConv#backwardFilterFewChannels}, straight from a padded copy of the image
  * (no im2col). {@code -Ddir4j.cpu.directConv=false} keeps everything on the GEMM.
  * All tensors are contiguous float32 (NCHW; weights [Co, Ci, kH, kW]) at the given float offsets.
  */
@@ -272,14 +272,8 @@ public final class Conv2dKernels {
         }
         if (g.batch() > 0 && fewChannels(g)) {
             try {
-                NhwcConv.Activation in = channelsLastCopy(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
-                        g.padH());
-                try {
-                    NhwcConv.backwardFilterFewChannels(in, g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy,
-                            dyOff, dw, dwOff);
-                } finally {
-                    HeapBuffers.giveBack(in.data());
-                }
+                NhwcConv.backwardFilterFewChannels(x, xOff, g.batch(), g.inChannels(), g.height(), g.width(),
+                        g.outChannels(), g.kernelH(), g.strideH(), g.padH(), dy, dyOff, dw, dwOff);
                 return;
             } catch (OutOfMemoryError e) {
                 heapFull(g.toString(), e, "the implicit GEMM (native memory)");

@@ -477,105 +477,112 @@ public final class NhwcConv {
     /**
      * The weight gradient of a convolution with few input channels ({@link #fewChannels}), the
      * partner of {@link #forwardFewChannels}: dw[o][c][kh][kw] = Σ over images and output pixels of
-     * dy[o][y][x] · x[c][y·s + kh − pad][x·s + kw − pad]. The k²·cin filter taps become NR-wide lane
-     * blocks L = (kh·k + kw)·cin + c (each filter row one k·cin run copied from x's channels-last
-     * row), so that per band of output rows dw is a (cout × pixels)·(pixels × lanes) product on
-     * {@link #microKernel}: 6 output channels of dy (its NCHW rows) a call, the band's pixels the
-     * depth. Bands are split among a fixed number of tasks, each summing into its own
-     * accumulators, added up in task order, so the result does not depend on the thread count.
+     * dy[o][y][x] · x[c][y·s + kh − pad][x·s + kw − pad], straight from the NCHW image. Per band of
+     * output rows, dwᵀ[taps × cout] += Vᵀ·dy on {@link #microKernel}, with the k²·cin taps
+     * L = (kh·k + kw)·cin + c as its 6-row side (the stem's 147 taps fill 150 rows) and the output
+     * channels as its NR = 64 lanes (the stem's 64 fill them). The other way round (dy's channels
+     * as rows, the taps as lanes padded from 147 to 192, each pixel's taps a dozen short copies)
+     * took 1.3× the time (bench/RESULTS.md, session 13). Vᵀ's rows are stride-s runs of a
+     * zero-padded planar copy of x (pooled, {@link HeapBuffers}); dy's band is transposed to
+     * pixel-major lanes; the depth (the band's pixels) runs in chunks of {@link #KC} so that dy's
+     * chunk serves every row group from L1. Bands are split among {@link #FEW_TASKS} tasks with
+     * their own sums, added in task order, so the result does not depend on the thread count.
      *
-     * <p>x is the padded channels-last input (at least the convolution's padding, its own columns);
-     * dy NCHW [batch, cout, oh, ow] at float offset dyOff of dys; dw [cout, cin, k, k] at dwOff of dws
-     * is overwritten.
+     * <p>x NCHW [batch, cin, h, w] at float offset xOff of xs; dy NCHW [batch, cout, oh, ow] at dyOff
+     * of dys; dw [cout, cin, k, k] at dwOff of dws is overwritten.
      */
-    public static void backwardFilterFewChannels(Activation x, int cout, int kernel, int stride, int pad,
-            MemorySegment dys, long dyOff, MemorySegment dws, long dwOff) {
-        int cin = x.channels();
-        int k = kernel;
-        if (x.pad() < pad || x.sharedColumns() || !fewChannels(cin, k) || cout <= 0 || stride <= 0) {
-            throw new IllegalArgumentException("few-channel backward-filter: input of " + cin + " channels, pad "
-                    + x.pad() + (x.sharedColumns() ? " (shared columns)" : "") + ", for a " + k + "x" + k + "/"
-                    + stride + " convolution padded " + pad + " to " + cout + " channels");
+    static void backwardFilterFewChannels(MemorySegment xs, long xOff, int batch, int cin, int h, int w,
+            int cout, int k, int stride, int pad, MemorySegment dys, long dyOff, MemorySegment dws, long dwOff) {
+        int oh = (h + 2 * pad - k) / stride + 1;
+        int ow = (w + 2 * pad - k) / stride + 1;
+        if (oh <= 0 || ow <= 0 || batch <= 0 || cout <= 0 || stride <= 0) {
+            throw new IllegalArgumentException("few-channel backward-filter: a " + h + "x" + w + " input, batch "
+                    + batch + ", for a " + k + "x" + k + "/" + stride + " convolution to " + cout + " channels");
         }
-        int oh = (x.height() + 2 * pad - k) / stride + 1;
-        int ow = (x.width() + 2 * pad - k) / stride + 1;
-        if (oh <= 0 || ow <= 0) {
-            throw new IllegalArgumentException("a " + x.height() + "x" + x.width() + " input is too small for a " + k
-                    + "x" + k + " convolution");
-        }
-        int batch = x.batch();
-        Sgemm.checkExtent("dy", dys, dyOff, (long) batch * cout * oh, ow, ow, 1);
+        Sgemm.checkExtent("x", xs, xOff, 1, 0, (long) batch * cin * h * w, 1);
+        Sgemm.checkExtent("dy", dys, dyOff, 1, 0, (long) batch * cout * oh * ow, 1);
         Sgemm.checkExtent("dw", dws, dwOff, 1, 0, (long) cout * cin * k * k, 1);
-        MemorySegment dy = Sgemm.forWorkers(dys);
-        int run = k * cin;
-        int lanes = k * run;
-        int blocks = Sgemm.ceilDiv(lanes, NR);
-        int oGroups = Sgemm.ceilDiv(cout, MR);
-        // a band: rows of one image's output with about FEW_BAND_PIXELS pixels (the products' depth)
+        int ph = h + 2 * pad;
+        int pw = w + 2 * pad;
+        // the planar copy, with 2·VL floats of slack for the last stride-2 windows
+        float[] xp = HeapBuffers.borrow((long) batch * cin * ph * pw + 2L * SPECIES.length());
+        try {
+            java.util.Arrays.fill(xp, 0f);
+            MemorySegment x = Sgemm.forWorkers(xs);
+            CpuThreads.parallelRange((long) batch * cin * h, Math.max(1, 4096 / w), (s0, e0) -> {
+                for (long u = s0; u < e0; u++) {
+                    long plane = u / h;
+                    int y = (int) (u % h);
+                    MemorySegment.copy(x, ValueLayout.JAVA_FLOAT, (xOff + u * w) * Float.BYTES, xp,
+                            (int) ((plane * ph + y + pad) * pw + pad), w);
+                }
+            });
+            planarProduct(xp, batch, cin, ph, pw, cout, k, stride, oh, ow, Sgemm.forWorkers(dys), dyOff,
+                    Sgemm.forWorkers(dws), dwOff);
+        } finally {
+            HeapBuffers.giveBack(xp);
+        }
+    }
+
+    /** {@link #backwardFilterFewChannels} from the planar copy xp ([batch][cin][ph][pw], padded). */
+    private static void planarProduct(float[] xp, int batch, int cin, int ph, int pw, int cout, int k, int stride,
+            int oh, int ow, MemorySegment dy, long dyOff, MemorySegment dw, long dwOff) {
+        int lanes = k * k * cin;
+        int groups = Sgemm.ceilDiv(lanes, MR);
+        int oBlocks = Sgemm.ceilDiv(cout, NR);
         int bandRows = Math.max(1, Math.min(oh, FEW_BAND_PIXELS / ow));
         int bandsPerImage = Sgemm.ceilDiv(oh, bandRows);
         int units = batch * bandsPerImage;
         int tasks = Math.min(units, FEW_TASKS);
-        int accFloats = blocks * oGroups * MR * NR;
+        int accFloats = groups * oBlocks * MR * NR;
         float[][] acc = new float[tasks][accFloats];
-        int pw = x.paddedWidth();
-        float[] xd = x.data();
+        int maxDepth = bandRows * ow;
         int[] tap0 = {0};
         CpuThreads.parallelFor(tasks, task -> {
             float[] a = acc[task];
-            int maxDepth = bandRows * ow;
             float[][] buf = FEW_BUFFERS.get();
-            if (buf[0].length < oGroups * MR * maxDepth) {
-                buf[0] = new float[oGroups * MR * maxDepth];
+            if (buf[0].length < groups * MR * maxDepth) {
+                buf[0] = new float[groups * MR * maxDepth];
             }
-            if (buf[1].length < blocks * maxDepth * NR) {
-                buf[1] = new float[blocks * maxDepth * NR];
+            if (buf[1].length < oBlocks * maxDepth * NR) {
+                buf[1] = new float[oBlocks * maxDepth * NR];
             }
-            float[] dyBand = buf[0];
-            float[] v = buf[1];
+            float[] vt = buf[0];
+            float[] dyT = buf[1];
             for (int u = (int) ((long) units * task / tasks), end = (int) ((long) units * (task + 1) / tasks); u < end;
                     u++) {
                 int n = u / bandsPerImage;
                 int y0 = (u % bandsPerImage) * bandRows;
                 int rows = Math.min(bandRows, oh - y0);
                 int depth = rows * ow;
-                // dy's rows of the band, one run per output channel (NCHW keeps a channel's rows together);
-                // the rows of the last group's missing channels are zero
-                for (int o = 0; o < oGroups * MR; o++) {
-                    if (o < cout) {
-                        MemorySegment.copy(dy, ValueLayout.JAVA_FLOAT,
-                                (dyOff + (((long) n * cout + o) * oh + y0) * ow) * Float.BYTES, dyBand, o * depth, depth);
-                    } else {
-                        java.util.Arrays.fill(dyBand, o * depth, (o + 1) * depth, 0f);
+                // Vᵀ: row L = (kh·k + kw)·cin + c holds x[c][(y0 + r)·s + kh][j·s + kw] over the band's pixels
+                for (int l = 0; l < lanes; l++) {
+                    int kh = l / (k * cin);
+                    int kw = (l / cin) % k;
+                    int c = l % cin;
+                    for (int r = 0; r < rows; r++) {
+                        int src = ((n * cin + c) * ph + (y0 + r) * stride + kh) * pw + kw;
+                        copyStrided(xp, src, stride, vt, l * depth + r * ow, ow);
                     }
                 }
-                // V[block][pixel][lane]: each pixel's k filter rows, each a run of x's channels-last row
-                for (int r = 0; r < rows; r++) {
-                    int iy = (y0 + r) * stride - pad;
-                    for (int j = 0; j < ow; j++) {
-                        int t = r * ow + j;
-                        int src = x.index(n, iy, j * stride - pad);
-                        for (int kh = 0; kh < k; kh++) {
-                            int from = src + kh * pw * cin;
-                            int lane = kh * run;
-                            for (int q = 0; q < run; ) {
-                                int b = (lane + q) / NR;
-                                int jl = (lane + q) % NR;
-                                int len = Math.min(run - q, NR - jl);
-                                System.arraycopy(xd, from + q, v, (b * depth + t) * NR + jl, len);
-                                q += len;
-                            }
-                        }
-                        if (lanes % NR != 0) {
-                            int at = ((blocks - 1) * depth + t) * NR;
-                            java.util.Arrays.fill(v, at + lanes % NR, at + NR, 0f);
-                        }
-                    }
+                // (rows past the last tap keep what they held: their sums are never read)
+                // dy's band, pixel-major in blocks of NR output channels (lanes past cout are never read back)
+                float[] st = PanelPacking.staging(cout * depth);
+                for (int o = 0; o < cout; o++) {
+                    MemorySegment.copy(dy, ValueLayout.JAVA_FLOAT,
+                            (dyOff + (((long) n * cout + o) * oh + y0) * ow) * Float.BYTES, st, o * depth, depth);
                 }
-                for (int b = 0; b < blocks; b++) {
-                    for (int g = 0; g < oGroups; g++) {
-                        microKernel(dyBand, g * MR * depth, depth, tap0, 0, 1, 0, depth, v, b * depth * NR, a,
-                                (b * oGroups + g) * MR * NR, true);
+                for (int b = 0; b < oBlocks; b++) {
+                    PanelPacking.transpose(st, b * NR * depth, depth, Math.min(NR, cout - b * NR), depth, dyT,
+                            b * depth * NR, NR);
+                }
+                for (int l0 = 0; l0 < depth; l0 += KC) {
+                    int l1 = Math.min(depth, l0 + KC);
+                    for (int b = 0; b < oBlocks; b++) {
+                        for (int g = 0; g < groups; g++) {
+                            microKernel(vt, g * MR * depth, depth, tap0, 0, 1, l0, l1, dyT, (b * depth + l0) * NR, a,
+                                    (g * oBlocks + b) * MR * NR, true);
+                        }
                     }
                 }
             }
@@ -586,19 +593,46 @@ public final class NhwcConv {
             }
         }
         float[] sum = acc[0];
-        MemorySegment dw = Sgemm.forWorkers(dws);
         for (int o = 0; o < cout; o++) {
-            int g = o / MR;
-            int r = o % MR;
             for (int c = 0; c < cin; c++) {
                 for (int kh = 0; kh < k; kh++) {
                     for (int kw = 0; kw < k; kw++) {
-                        int lane = (kh * k + kw) * cin + c;
-                        float val = sum[((lane / NR) * oGroups + g) * MR * NR + r * NR + lane % NR];
+                        int l = (kh * k + kw) * cin + c;
+                        float val = sum[((l / MR) * oBlocks + o / NR) * MR * NR + (l % MR) * NR + o % NR];
                         dw.setAtIndex(ValueLayout.JAVA_FLOAT, dwOff + ((long) (o * cin + c) * k + kh) * k + kw, val);
                     }
                 }
             }
+        }
+    }
+
+    /**
+     * dst[d + j] = src[s + j·stride] for j < len: stride 1 a plain copy, stride 2 the even lanes of
+     * two loads a vector (reading up to 2·VL floats from the window's start, which the caller's
+     * slack allows), others element by element.
+     */
+    private static void copyStrided(float[] src, int s, int stride, float[] dst, int d, int len) {
+        if (stride == 1) {
+            System.arraycopy(src, s, dst, d, len);
+            return;
+        }
+        if (stride == 2) {
+            int vl = SPECIES.length();
+            int j = 0;
+            for (; j + vl <= len; j += vl) {
+                FloatVector lo = FloatVector.fromArray(SPECIES, src, s + 2 * j);
+                FloatVector hi = FloatVector.fromArray(SPECIES, src, s + 2 * j + vl);
+                FloatKernels.evenLanes(lo, hi).intoArray(dst, d + j);
+            }
+            if (j < len) {
+                FloatVector lo = FloatVector.fromArray(SPECIES, src, s + 2 * j);
+                FloatVector hi = FloatVector.fromArray(SPECIES, src, s + 2 * j + vl);
+                FloatKernels.evenLanes(lo, hi).intoArray(dst, d + j, SPECIES.indexInRange(0, len - j));
+            }
+            return;
+        }
+        for (int j = 0; j < len; j++) {
+            dst[d + j] = src[s + j * stride];
         }
     }
 

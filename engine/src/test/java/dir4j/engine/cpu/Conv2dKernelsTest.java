@@ -81,7 +81,8 @@ class Conv2dKernelsTest {
                 Conv2dGeometry.of(3, 1, 15, 14, 16, 3, 1, 1, 1),            // grey 3x3, stride 1
                 Conv2dGeometry.of(2, 9, 40, 33, 20, 7, 2, 3, 1),            // 63-float filter rows
                 Conv2dGeometry.of(1, 3, 130, 100, 16, 7, 2, 3, 1),          // backward-filter in 4 bands, the last short
-                Conv2dGeometry.of(9, 1, 40, 40, 16, 3, 1, 1, 1));           // more bands than its tasks
+                Conv2dGeometry.of(9, 1, 40, 40, 16, 3, 1, 1, 1),            // more bands than its tasks
+                Conv2dGeometry.of(3, 3, 50, 50, 16, 3, 3, 1, 1));           // stride 3: element-wise runs
     }
 
     @ParameterizedTest(name = "{0}")
