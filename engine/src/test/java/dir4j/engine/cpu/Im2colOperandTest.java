@@ -58,35 +58,43 @@ class Im2colOperandTest {
                     pixels - late}};
             for (int[] r : ranges) {
                 int p0 = r[0], np = r[1], q0 = r[2], nq = r[3];
-                int colPanels = Sgemm.ceilDiv(nq, w);
-                float[] a = filled(colPanels * w * np);
-                float[] b = filled(colPanels * w * np);
-                gathered.packColumnPanels(a, 0, p0, np, q0, nq, w);
-                copied.packColumnPanels(b, 0, p0, np, q0, nq, w);
-                assertArrayEquals(b, a, "column panels " + Arrays.toString(r));
-                for (int t = 0; t < colPanels; t++) {
-                    for (int d = 0; d < np; d++) {
-                        for (int l = 0; l < w; l++) {
-                            int q = q0 + t * w + l;
-                            float want = q < q0 + nq ? im2col[p0 + d][q] : 0f;
-                            assertEquals(want, a[t * w * np + d * w + l], "tap " + (p0 + d) + " pixel " + q);
-                        }
-                    }
-                }
-                int rowPanels = Sgemm.ceilDiv(np, w);
-                float[] c = filled(rowPanels * w * nq);
-                float[] e = filled(rowPanels * w * nq);
-                gathered.packRowPanels(c, 0, p0, np, q0, nq, w);
-                copied.packRowPanels(e, 0, p0, np, q0, nq, w);
-                assertArrayEquals(e, c, "row panels " + Arrays.toString(r));
-                for (int t = 0; t < rowPanels; t++) {
-                    for (int d = 0; d < nq; d++) {
-                        for (int l = 0; l < w; l++) {
-                            int p = p0 + t * w + l;
-                            float want = p < p0 + np ? im2col[p][q0 + d] : 0f;
-                            assertEquals(want, c[t * w * nq + d * w + l], "tap " + p + " pixel " + (q0 + d));
-                        }
-                    }
+                // column panels: lanes are pixels, depth the taps; row panels the other way round
+                checkPanels("column panels " + Arrays.toString(r), (op, dst) -> op.packColumnPanels(dst, 0, p0, np, q0,
+                        nq, w), gathered, copied, nq, np, w, (d, lane) -> im2col[p0 + d][q0 + lane]);
+                checkPanels("row panels " + Arrays.toString(r), (op, dst) -> op.packRowPanels(dst, 0, p0, np, q0, nq,
+                        w), gathered, copied, np, nq, w, (d, lane) -> im2col[p0 + lane][q0 + d]);
+            }
+        }
+    }
+
+    /** One of an operand's two packings, into dst. */
+    private interface Packing {
+        void pack(Im2colOperand op, float[] dst);
+    }
+
+    /** The im2col value a panel holds at depth step d, lane (within the block) lane. */
+    private interface Expected {
+        float at(int d, int lane);
+    }
+
+    /**
+     * Both operands pack the block identically (every float of the panels, bit for bit), and the
+     * gathered panels hold want(d, lane) for each of the block's lanes and zero past them.
+     */
+    private static void checkPanels(String what, Packing packing, Im2colOperand gathered, Im2colOperand copied,
+            int lanes, int depth, int w, Expected want) {
+        int panels = Sgemm.ceilDiv(lanes, w);
+        float[] a = filled(panels * w * depth);
+        float[] b = filled(panels * w * depth);
+        packing.pack(gathered, a);
+        packing.pack(copied, b);
+        assertArrayEquals(b, a, what);
+        for (int t = 0; t < panels; t++) {
+            for (int d = 0; d < depth; d++) {
+                for (int l = 0; l < w; l++) {
+                    int lane = t * w + l;
+                    float expected = lane < lanes ? want.at(d, lane) : 0f;
+                    assertEquals(expected, a[t * w * depth + d * w + l], what + ": depth " + d + ", lane " + lane);
                 }
             }
         }
