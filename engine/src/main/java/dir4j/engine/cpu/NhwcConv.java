@@ -382,6 +382,9 @@ public final class NhwcConv {
                         residual, relu);
             }
         });
+        if (xd != x.data()) {
+            HeapBuffers.giveBack(xd);
+        }
     }
 
     /**
@@ -683,9 +686,19 @@ public final class NhwcConv {
         return acc;
     }
 
-    /** Tiles per task: about {@code taskMacs} multiply-adds each, halved down to four tasks per thread. */
+    /**
+     * Fewest tiles a task runs (before the halving for enough tasks): a depth chunk's weights are
+     * read into L1 once per task and serve all its tiles, so with one or two tiles per task (deep
+     * convolutions: layer4's 3×3/2 has 4,608 rows) the weights stream from L2 at every tile.
+     */
+    static final int MIN_TILES_PER_TASK = 8;
+
+    /**
+     * Tiles per task: about {@code taskMacs} multiply-adds each but at least {@link #MIN_TILES_PER_TASK},
+     * halved down to four tasks per thread.
+     */
     private static int tilesPerTask(int tiles, int obs, long macsPerTile, long taskMacs) {
-        int chunk = (int) Math.max(1, Math.min(tiles, taskMacs / macsPerTile));
+        int chunk = (int) Math.max(1, Math.min(tiles, Math.max(MIN_TILES_PER_TASK, taskMacs / macsPerTile)));
         int threads = CpuThreads.threads();
         while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
             chunk = Math.max(1, chunk / 2);
@@ -717,7 +730,9 @@ public final class NhwcConv {
     /**
      * The first {@code phases} x {@code phases} stride phases of x's padded images, from d pixels
      * into the padding: phase (a, b) holds padded pixel (d + s*i + a, d + s*j + b) at
-     * [n][a*phases + b][i][j][c] (hq x wq per phase; what lies outside x stays zero).
+     * [n][a*phases + b][i][j][c] (hq x wq per phase; what lies outside x is zero), in a buffer
+     * borrowed from {@link HeapBuffers} (the caller gives it back): a fresh array per call (up to
+     * 1.7 MB for ResNet-50's layer2 3×3/2 at 224², humongous for G1) cost its zeroing and collection.
      */
     private static float[] phaseSplit(Activation x, int d, int st, int phases, int hq, int wq) {
         int c = x.channels();
@@ -727,7 +742,7 @@ public final class NhwcConv {
         if (floats > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("strided convolution input too large for one array: run a smaller batch");
         }
-        float[] out = new float[(int) floats];
+        float[] out = HeapBuffers.borrow(floats);
         float[] xd = x.data();
         int img = phases * phases * hq * wq * c;
         CpuThreads.parallelFor(x.batch() * phases * hq, u -> {
@@ -735,17 +750,19 @@ public final class NhwcConv {
             int a = (u / hq) % phases;
             int i = u % hq;
             int row = d + st * i + a;
-            if (row >= hp) {
-                return;
-            }
             for (int b = 0; b < phases; b++) {
                 int o = n * img + ((a * phases + b) * hq + i) * wq * c;
-                int src = n * x.imageStride() + row * wpx * c;
-                for (int j = 0, col = d + b; j < wq && col < wpx - d; j++, col += st) {
-                    System.arraycopy(xd, src + col * c, out, o + j * c, c);
+                int j = 0;
+                if (row < hp) {
+                    int src = n * x.imageStride() + row * wpx * c;
+                    for (int col = d + b; j < wq && col < wpx - d; j++, col += st) {
+                        System.arraycopy(xd, src + col * c, out, o + j * c, c);
+                    }
                 }
+                java.util.Arrays.fill(out, o + j * c, o + wq * c, 0f);
             }
         });
+        java.util.Arrays.fill(out, (int) (floats - (long) Activation.SLACK_PIXELS * c), (int) floats, 0f);
         return out;
     }
 

@@ -154,6 +154,20 @@ class NhwcConvTest {
                     shared(toActivation(x, n, c, h, w, inPad)), weights, out, null, relu));
             assertTrue(e.getMessage().contains("shared padding columns"), e.getMessage());
         }
+        if (st > 1) {
+            // the stride phases go into a borrowed buffer: what it held before (NaN here) must not reach
+            // the result, in the phases' padding or past the last pixel
+            int phases = Math.min(k, st);
+            long floats = (long) n * phases * phases * Sgemm.ceilDiv(h + 2 * pad, st) * Sgemm.ceilDiv(w + 2 * pad, st) * c
+                    + (long) Activation.SLACK_PIXELS * c;
+            float[] stale = new float[(int) floats];
+            java.util.Arrays.fill(stale, Float.NaN);
+            HeapBuffers.giveBack(stale);
+            Activation again = Activation.allocate(n, oh, ow, co, outPad);
+            NhwcConv.forward(toActivation(x, n, c, h, w, inPad), weights, again,
+                    residual ? toActivation(res, n, co, oh, ow, 1) : null, relu);
+            assertClose("conv over a stale phase buffer", expected, toNchw(again), 2e-5);
+        }
         // the output's padding ring stays zero (the next convolution's padding)
         assertZeroRing(out);
     }
