@@ -695,10 +695,14 @@ public final class NhwcConv {
 
     /**
      * Tiles per task: about {@code taskMacs} multiply-adds each but at least {@link #MIN_TILES_PER_TASK},
-     * halved down to four tasks per thread.
+     * spread evenly (a remainder joins the runs rather than making a short one that streams the
+     * weights again for a tile or two: layer4's 9 tiles at 7×7 are one run, not 8 + 1), then halved
+     * down to four tasks per thread.
      */
-    private static int tilesPerTask(int tiles, int obs, long macsPerTile, long taskMacs) {
-        int chunk = (int) Math.max(1, Math.min(tiles, Math.max(MIN_TILES_PER_TASK, taskMacs / macsPerTile)));
+    static int tilesPerTask(int tiles, int obs, long macsPerTile, long taskMacs) {
+        long target = Math.max(MIN_TILES_PER_TASK, taskMacs / macsPerTile);
+        long runs = Math.max(1, tiles / target);
+        int chunk = (int) Math.max(1, Sgemm.ceilDiv(tiles, (int) Math.min(runs, tiles)));
         int threads = CpuThreads.threads();
         while (chunk > 1 && (long) obs * Sgemm.ceilDiv(tiles, chunk) < 4L * threads) {
             chunk = Math.max(1, chunk / 2);

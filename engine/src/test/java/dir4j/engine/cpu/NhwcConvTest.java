@@ -322,6 +322,21 @@ class NhwcConvTest {
     }
 
     @Test
+    void tasksTakeEvenRunsOfAtLeastEightTiles() {
+        long macs = 1L << 21; // NhwcConv.TASK_MACS
+        // (64 output blocks: enough tasks on up to 16 threads, so no halving)
+        assertEquals(9, NhwcConv.tilesPerTask(9, 64, 6L * 64 * 2048, macs), "layer4's 2048->512 1x1: one run, not 8 + 1");
+        assertEquals(9, NhwcConv.tilesPerTask(33, 64, 6L * 64 * 1024, macs), "33 tiles: 4 runs of 9, not 5s");
+        assertEquals(100, NhwcConv.tilesPerTask(100, 64, 6L * 64 * 64, macs), "85 wanted: the remainder joins one run");
+        assertEquals(91, NhwcConv.tilesPerTask(1000, 64, 6L * 64 * 64, macs), "11 even runs of ~85");
+        assertEquals(1, NhwcConv.tilesPerTask(1, 64, 6L * 64 * 4608, macs));
+        // one output block: halved until every thread has four tasks
+        int threads = CpuThreads.threads();
+        int chunk = NhwcConv.tilesPerTask(64, 1, 6L * 64 * 4608, macs);
+        assertTrue(Sgemm.ceilDiv(64, chunk) >= Math.min(64, 4 * threads) || chunk == 1, "chunk " + chunk);
+    }
+
+    @Test
     void mismatchedShapesAreClearErrors() {
         Weights w = Weights.pack(new float[32 * 16 * 9], new float[32], 32, 16, 3, 1, 1);
         Activation x = Activation.allocate(1, 8, 8, 16, 0);
