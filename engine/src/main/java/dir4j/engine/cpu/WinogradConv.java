@@ -499,11 +499,11 @@ public final class WinogradConv {
                             FloatVector hi = dyRow(two, 0, x0 + vl, ow);
                             FloatVector g00 = EVEN.selectFrom(lo, hi);
                             FloatVector g01 = ODD.selectFrom(lo, hi);
-                            lo = pair == 2 ? dyRow(two, ow, x0, ow) : FloatVector.zero(s);
-                            hi = pair == 2 ? dyRow(two, ow, x0 + vl, ow) : FloatVector.zero(s);
+                            lo = pair == 2 ? dyRow(two, ow, x0, ow) : FloatVector.zero(SPECIES);
+                            hi = pair == 2 ? dyRow(two, ow, x0 + vl, ow) : FloatVector.zero(SPECIES);
                             FloatVector g10 = EVEN.selectFrom(lo, hi);
                             FloatVector g11 = ODD.selectFrom(lo, hi);
-                            VectorMask<Float> mask = j0 + vl <= tw ? null : s.indexInRange(j0, tw);
+                            VectorMask<Float> mask = j0 + vl <= tw ? null : SPECIES.indexInRange(j0, tw);
                             // G g: rows g0, (g0 + g1)/2, (g0 − g1)/2, −g1, then each row (a, b) times Gᵀ.
                             // One call site in a loop: four inlined copies of gRow passed C2's node
                             // cutoff, and the copies it did not inline boxed their vectors.
