@@ -6,6 +6,7 @@ import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.NhwcConv;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -27,7 +28,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * is the kernel with the argmax indices (what a recorded graph runs); {@code backward} allocates
  * the zeroed dx as NnOps' backward does and routes dy [4, 64, 56, 56] through the indices;
  * {@code backwardScatterOnly} is that routing alone, into a dx kept across calls; {@code
- * forwardValuesOnly} is inference's kernel without the indices, for comparison.
+ * forwardValuesOnly} is inference's kernel without the indices, for comparison; {@code channelsLast}
+ * is the compiled inference's pool ({@link NhwcConv#maxPool}) over the same values channels-last.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -45,6 +47,8 @@ public class MaxPoolBench {
     Tensor indices;
     Tensor dy;
     Tensor dxAcc;
+    NhwcConv.Activation xLast;
+    NhwcConv.Activation yLast;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -56,6 +60,8 @@ public class MaxPoolBench {
         dxAcc = Tensor.zeros(4, 64, 112, 112);
         be = x.backend();
         be.maxPool2d(x, STEM, y, indices);
+        xLast = NhwcConv.fromNchw(x.segment(), x.offset(), 4, 64, 112, 112, 0);
+        yLast = NhwcConv.Activation.allocate(4, 56, 56, 64, 0);
     }
 
     @TearDown(Level.Trial)
@@ -94,5 +100,11 @@ public class MaxPoolBench {
     public Tensor backwardScatterOnly() {
         be.maxPool2dBackward(dy, indices, STEM, dxAcc);
         return dxAcc;
+    }
+
+    @Benchmark
+    public NhwcConv.Activation channelsLast() {
+        NhwcConv.maxPool(xLast, 3, 2, 1, yLast);
+        return yLast;
     }
 }
