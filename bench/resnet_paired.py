@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""ResNet trunk forward, batch 1, CPU: PyTorch and dir4j (and ONNX Runtime) in alternating bursts.
+"""ResNet trunk forward, batch 1 (or --batch N), CPU: PyTorch and dir4j (and ONNX Runtime) in alternating bursts.
 
 On the shared development VM the machine's speed moves within tens of seconds, so whole benchmark
 runs one after the other (bench/resnet_cpu_side_by_side.sh) can compare different machines. This
@@ -11,7 +11,7 @@ comparison: each ratio compares bursts a few seconds apart).
 
     mvn -q -o package -pl kernels,engine,nn,retrieval,bench -Dmaven.test.skip=true
     /usr/bin/python3 bench/export_onnx.py bench/target/onnx     # once, for ONNX Runtime (optional)
-    /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2]
+    /usr/bin/python3 bench/resnet_paired.py --depth resnet101 --size 224x224 [--rounds 12] [--burst 2] [--batch 1]
         [--also NAME="-Dsome.option=value"]    (dir4j compiled in another JVM with those options)
         [--also-jar NAME=/path/to/benchmarks.jar]  (dir4j compiled from another build, e.g. the commit before)
 """
@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--size", default="224x224", help="width x height")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--burst", type=float, default=2.0, help="seconds per engine per round")
+    ap.add_argument("--batch", type=int, default=1, help="images per forward, the same for every engine (figures "
+                    "stay per forward of the whole batch)")
     ap.add_argument("--engines", default="compiled,module,ort")
     ap.add_argument("--also", action="append", default=[], metavar="NAME=JVM_OPTIONS",
                     help="another JVM running dir4j's compiled engine with these options (space-separated), "
@@ -41,16 +43,16 @@ def main():
                          "before/after a change in one run, e.g. a copy of bench/target/benchmarks.jar built at the "
                          "commit before")
     args = ap.parse_args()
-    jvm = PairedJvm("ResNetPaired", args.depth, args.size)
+    jvm = PairedJvm("ResNetPaired", args.depth, args.size, args.batch)
     others = {}
     for spec in args.also:
         name, _, options = spec.partition("=")
-        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, jvm_options=options.split())
+        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, args.batch, jvm_options=options.split())
     for spec in args.also_jar:
         name, _, jar = spec.partition("=")
         if not os.path.isfile(jar):
             ap.error(f"--also-jar {spec}: no file {jar}")
-        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, jar=jar)
+        others[name] = PairedJvm("ResNetPaired", args.depth, args.size, args.batch, jar=jar)
 
     def java_burst(engine, seconds):
         if engine in others:
@@ -62,7 +64,7 @@ def main():
     model = getattr(torchvision.models, args.depth)(weights=None)
     net = torch.nn.Sequential(*list(model.children())[:-2]).eval()
     w, h = (int(v) for v in args.size.split("x"))
-    x = torch.rand(1, 3, h, w) * 4 - 2
+    x = torch.rand(args.batch, 3, h, w) * 4 - 2
 
     def torch_burst(seconds):
         times = []
@@ -80,8 +82,8 @@ def main():
     for e in engines:
         java_burst(e, args.burst * 2)
     rows = {e: [] for e in ["torch"] + engines}
-    print(f"# {args.depth} {args.size}, {args.rounds} rounds of {args.burst} s bursts, torch {torch.__version__}, "
-          f"2 threads each; ms per forward (median of each burst)")
+    print(f"# {args.depth} {args.size}, batch {args.batch}, {args.rounds} rounds of {args.burst} s bursts, "
+          f"torch {torch.__version__}, 2 threads each; ms per forward of the batch (median of each burst)")
     for r in range(args.rounds):
         rows["torch"].append(torch_burst(args.burst))
         for e in engines:

@@ -19,7 +19,7 @@ import java.util.Random;
 
 /**
  * The JVM half of bench/resnet_paired.py: one warm JVM holding, for one trunk and size
- * ({@code args: depth WxH}), dir4j's compiled inference ({@link ResNetInference}), the module
+ * ({@code args: depth WxH [batch, default 1]}), dir4j's compiled inference ({@link ResNetInference}), the module
  * ({@link ResNet#forward} in eval mode) and, when bench/target/onnx/{depth}.onnx exists, ONNX
  * Runtime (2 intra-op threads, all optimisations), on the inputs of {@link ResNetForwardBench}.
  * Reads lines "engine seconds" (engine: compiled, module or ort) and answers with the median
@@ -33,10 +33,11 @@ public final class ResNetPaired {
     public static void main(String[] args) throws Exception {
         ResNet.Depth depth = ResNet.Depth.parse(args[0]);
         int[] hw = ResNetForwardBench.heightWidth(args[1]);
+        int batch = args.length > 2 ? Integer.parseInt(args[2]) : 1;
         ResNet net = ResNet.of(depth, new Random(0));
         net.eval();
         ResNetInference compiled = ResNetInference.of(net);
-        Tensor image = Tensor.uniform(new Random(1), -2, 2, 1, 3, hw[0], hw[1]);
+        Tensor image = Tensor.uniform(new Random(1), -2, 2, batch, 3, hw[0], hw[1]);
         OrtSession session = null;
         OnnxTensor ortImage = null;
         String inputName = null;
@@ -50,7 +51,8 @@ public final class ResNetPaired {
                 session = env.createSession(model.toString(), options);
             }
             inputName = session.getInputNames().iterator().next();
-            ortImage = OnnxTensor.createTensor(env, FloatBuffer.wrap(image.toFloatArray()), new long[] {1, 3, hw[0], hw[1]});
+            ortImage = OnnxTensor.createTensor(env, FloatBuffer.wrap(image.toFloatArray()),
+                    new long[] {batch, 3, hw[0], hw[1]});
         } catch (IllegalStateException e) {
             System.err.println("no ONNX Runtime: " + e.getMessage());
         }

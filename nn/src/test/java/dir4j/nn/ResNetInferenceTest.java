@@ -120,6 +120,32 @@ class ResNetInferenceTest {
         }
     }
 
+    /**
+     * Images run in groups: one at a time, in near-equal groups (5 as 2 + 2 + 1) and all together
+     * give the same floats bit for bit (each tile's sums are the same), and match the module.
+     */
+    @Test
+    void groupsOfImagesGiveWhatOneAtATimeGives() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET50, 16, 0, new Random(12)); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            randomizeBatchNorms(net, 13);
+            net.eval();
+            ResNetInference plan = ResNetInference.of(net);
+            Tensor x = Tensor.randn(new Random(14), 5, 3, 36, 44);
+            float[] single = plan.features(x, 1).toFloatArray();
+            assertArrayEquals(single, plan.features(x, 2 * 36 * 44).toFloatArray(), "groups of 2, 2 and 1");
+            assertArrayEquals(single, plan.features(x, 5 * 36 * 44).toFloatArray(), "one group of 5");
+            assertArrayEquals(single, plan.features(x).toFloatArray(), "the default groups");
+            // and one image alone gives its own slice of the batch's output
+            float[] third = plan.features(x.slice(0, 2, 3).contiguous(), 1).toFloatArray();
+            float[] slice = java.util.Arrays.copyOfRange(single, 2 * third.length, 3 * third.length);
+            assertArrayEquals(slice, third, "image 2 alone");
+            NnFixtures.assertClose("grouped plan", net.features(x).toDoubleArray(),
+                    plan.features(x, 2 * 36 * 44).toDoubleArray(), 1e-4, 1e-4);
+            assertThrows(IllegalArgumentException.class, () -> plan.features(x, 0));
+        }
+    }
+
     @Test
     void badInputsAreClearErrors() {
         try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(3)); MemoryScope scope = MemoryScope.open()) {

@@ -34,6 +34,14 @@ import java.util.Optional;
 public final class ResNetInference {
     /** Largest patch band of the stem, in floats (16 MiB). */
     private static final long STEM_BAND_FLOATS = 1L << 22;
+    /**
+     * Most input pixels run together: a batch goes through the network in groups of images whose
+     * pixels add up to at most this (four at 224², one from 448² up), so that each convolution's
+     * weights serve several images and its tiles fill both cores; the working memory stays what one
+     * 448×448 image takes. {@code -Ddir4j.cpu.groupPixels}; 1 runs the images one at a time.
+     * Grouping changes no value: every tile's sums are the same.
+     */
+    public static final int GROUP_PIXELS = Integer.getInteger("dir4j.cpu.groupPixels", 4 * 224 * 224);
     private final Weights stem;
     private final int stemKernel;
     private final int stemStride;
@@ -129,10 +137,24 @@ public final class ResNetInference {
 
     /**
      * The last feature map [N, C, H/32, W/32] of a float32 CPU batch [N, 3, H, W], as
-     * {@link ResNet#features} gives in eval mode. Images run one at a time (all threads on each),
-     * which bounds the working memory to one image's activations. Records no graph.
+     * {@link ResNet#features} gives in eval mode. Images run in groups of up to {@link #GROUP_PIXELS}
+     * input pixels (all threads on each group), which bounds the working memory. Records no graph.
      */
     public Tensor features(Tensor x) {
+        return features(x, GROUP_PIXELS);
+    }
+
+    /**
+     * {@link #features(Tensor)} with images run in groups of at most {@code groupPixels} input
+     * pixels (at least one image a group): the working memory grows with it, and the values do not
+     * change (1 runs the images one at a time).
+     *
+     * @throws IllegalArgumentException if groupPixels is not positive, or as {@link #features(Tensor)}
+     */
+    public Tensor features(Tensor x, int groupPixels) {
+        if (groupPixels <= 0) {
+            throw new IllegalArgumentException("groupPixels must be positive, got " + groupPixels);
+        }
         if (x.rank() != 4 || x.shape(1) != stemIn) {
             throw new IllegalArgumentException("expected a batch [N, " + stemIn + ", H, W], got "
                     + java.util.Arrays.toString(x.shape()));
@@ -158,13 +180,19 @@ public final class ResNetInference {
         try {
             Tensor out = null;
             long imageFloats = (long) stemIn * h * w;
-            for (int i = 0; i < n; i++) {
-                Activation f = image(xc, xc.offset() + i * imageFloats, h, w);
+            // groups of near-equal size (5 images at most 4 a group: 3 + 2, not 4 + 1); a stem run
+            // over patch bands takes one image at a time
+            int most = stem.kernel() > 1 ? (int) Math.max(1, Math.min(n, groupPixels / ((long) h * w))) : 1;
+            int groups = (n + most - 1) / most;
+            for (int i = 0, g = 0; g < groups; g++) {
+                int m = (n - i + (groups - g) - 1) / (groups - g);
+                Activation f = image(xc, xc.offset() + i * imageFloats, m, h, w);
                 if (out == null) {
                     out = Tensor.empty(DType.FLOAT32, Device.CPU, n, f.channels(), f.height(), f.width());
                 }
                 NhwcConv.toNchw(f, out.segment(), out.offset() + (long) i * f.channels() * f.height() * f.width());
                 give(f);
+                i += m;
             }
             return out;
         } finally {
@@ -174,8 +202,8 @@ public final class ResNetInference {
         }
     }
 
-    /** One image's activation geometry: the key of the buffer pool. */
-    private record Geometry(int height, int width, int channels, int pad, boolean shared) {}
+    /** A group's activation geometry: the key of the buffer pool. */
+    private record Geometry(int batch, int height, int width, int channels, int pad, boolean shared) {}
 
     /**
      * Activation buffers of finished forwards, by geometry, softly held (the collector may take
@@ -190,26 +218,26 @@ public final class ResNetInference {
     /** Input height and width whose buffers the pool holds. */
     private long poolSize = -1;
 
-    private Activation take(int h, int w, int c, int pad) {
-        return take(h, w, c, pad, false);
+    private Activation take(int n, int h, int w, int c, int pad) {
+        return take(n, h, w, c, pad, false);
     }
 
-    private Activation take(int h, int w, int c, int pad, boolean shared) {
-        Geometry g = new Geometry(h, w, c, pad, shared);
+    private Activation take(int n, int h, int w, int c, int pad, boolean shared) {
+        Geometry g = new Geometry(n, h, w, c, pad, shared);
         synchronized (pool) {
             java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>> free = pool.get(g);
             while (free != null && !free.isEmpty()) {
                 float[] data = free.pop().get();
                 if (data != null) {
-                    return new Activation(data, 1, h, w, c, pad, shared);
+                    return new Activation(data, n, h, w, c, pad, shared);
                 }
             }
         }
-        return Activation.allocate(1, h, w, c, pad, shared);
+        return Activation.allocate(n, h, w, c, pad, shared);
     }
 
     private void give(Activation a) {
-        Geometry g = new Geometry(a.height(), a.width(), a.channels(), a.pad(), a.sharedColumns());
+        Geometry g = new Geometry(a.batch(), a.height(), a.width(), a.channels(), a.pad(), a.sharedColumns());
         synchronized (pool) {
             pool.computeIfAbsent(g, k -> new java.util.ArrayDeque<>()).push(new java.lang.ref.SoftReference<>(a.data()));
         }
@@ -229,13 +257,14 @@ public final class ResNetInference {
         return s;
     }
 
-    private Activation image(Tensor x, long offset, int h, int w) {
+    /** The last feature map of n images (n = 1 unless the stem is the few-channel kernel). */
+    private Activation image(Tensor x, long offset, int n, int h, int w) {
         int oh = (h + 2 * stemPad - stemKernel) / stemStride + 1;
         int ow = (w + 2 * stemPad - stemKernel) / stemStride + 1;
-        Activation stemOut = take(oh, ow, stem.outChannels(), 0);
+        Activation stemOut = take(n, oh, ow, stem.outChannels(), 0);
         if (stem.kernel() > 1) {
             // few input channels: the few-channel kernel on the padded image itself, no patches
-            Activation in = take(h, w, stemIn, stemPad);
+            Activation in = take(n, h, w, stemIn, stemPad);
             NhwcConv.fromNchwInto(x.segment(), offset, in);
             NhwcConv.forwardFewChannels(in, stem, stemOut, null, true);
             give(in);
@@ -244,14 +273,14 @@ public final class ResNetInference {
             int band = (int) Math.max(1, Math.min(oh, STEM_BAND_FLOATS / ((long) ow * stem.inChannels())));
             for (int r0 = 0; r0 < oh; r0 += band) {
                 int rows = Math.min(band, oh - r0);
-                Activation patches = take(rows, ow, stem.inChannels(), 0);
+                Activation patches = take(1, rows, ow, stem.inChannels(), 0);
                 NhwcConv.patchesFromNchw(x.segment(), offset, 1, stemIn, h, w, stemKernel, stemStride, stemPad, r0,
                         patches);
                 if (rows == oh) {
                     // one band: straight into the stem's output
                     NhwcConv.forward(patches, stem, stemOut, null, true);
                 } else {
-                    Activation part = take(rows, ow, stem.outChannels(), 0);
+                    Activation part = take(1, rows, ow, stem.outChannels(), 0);
                     NhwcConv.forward(patches, stem, part, null, true);
                     System.arraycopy(part.data(), 0, stemOut.data(), stemOut.index(0, r0, 0),
                             rows * ow * stem.outChannels());
@@ -260,7 +289,8 @@ public final class ResNetInference {
                 give(patches);
             }
         }
-        Activation y = take((oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(), blocks.get(0).inputPad());
+        Activation y = take(n, (oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(),
+                blocks.get(0).inputPad());
         NhwcConv.maxPool(stemOut, 3, 2, 1, y);
         give(stemOut);
         for (int b = 0; b < blocks.size(); b++) {
@@ -278,21 +308,22 @@ public final class ResNetInference {
         int h1 = first.outSize(x.height());
         int w1 = first.outSize(x.width());
         // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns
-        Activation a1 = take(h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
+        int n = x.batch();
+        Activation a1 = take(n, h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
         first.forward(x, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
-            a2 = take(b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(), last.pad());
+            a2 = take(n, b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(), last.pad());
             b.conv2().forward(a1, a2, null, true);
         }
         int oh = last.outSize(a2.height());
         int ow = last.outSize(a2.width());
         Activation identity = x;
         if (b.down() != null) {
-            identity = take(oh, ow, b.down().outChannels(), 0);
+            identity = take(n, oh, ow, b.down().outChannels(), 0);
             b.down().forward(x, identity, null, false);
         }
-        Activation out = take(oh, ow, last.outChannels(), outPad);
+        Activation out = take(n, oh, ow, last.outChannels(), outPad);
         last.forward(a2, out, identity, true);
         give(a1);
         if (a2 != a1) {
