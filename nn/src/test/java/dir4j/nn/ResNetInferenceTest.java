@@ -35,6 +35,14 @@ class ResNetInferenceTest {
         }
     }
 
+    /** A network with random weights (seed) and batch-norm statistics (seed + 1), in eval mode. */
+    static ResNet evalNet(ResNet.Depth depth, int width, long seed) {
+        ResNet net = new ResNet(depth, width, 0, new Random(seed));
+        randomizeBatchNorms(net, seed + 1);
+        net.eval();
+        return net;
+    }
+
     /** Random batch-norm statistics, so that folding them is exercised (fresh ones are 0 and 1). */
     static void randomizeBatchNorms(ResNet net, long seed) {
         Random r = new Random(seed);
@@ -67,10 +75,8 @@ class ResNetInferenceTest {
                 "RESNET101, 8, 2, 33, 47",
                 "RESNET18, 8, 1, 520, 512"})  // the stem runs in three bands of rows
     void matchesTheModuleInEvalMode(ResNet.Depth depth, int width, int batch, int h, int w) {
-        try (ResNet net = new ResNet(depth, width, 0, new Random(3)); MemoryScope scope = MemoryScope.open();
+        try (ResNet net = evalNet(depth, width, 3); MemoryScope scope = MemoryScope.open();
              var ng = Autograd.noGrad()) {
-            randomizeBatchNorms(net, 4);
-            net.eval();
             Tensor x = Tensor.randn(new Random(5), batch, 3, h, w);
             double[] expected = net.features(x).toDoubleArray();
             double[] actual = ResNetInference.of(net).features(x).toDoubleArray();
@@ -105,10 +111,8 @@ class ResNetInferenceTest {
     /** Buffers are reused between forwards (by geometry): sizes in turn give the same as fresh plans. */
     @Test
     void reusedBuffersChangeNothing() {
-        try (ResNet net = new ResNet(ResNet.Depth.RESNET50, 16, 0, new Random(8)); MemoryScope scope = MemoryScope.open();
+        try (ResNet net = evalNet(ResNet.Depth.RESNET50, 16, 8); MemoryScope scope = MemoryScope.open();
              var ng = Autograd.noGrad()) {
-            randomizeBatchNorms(net, 9);
-            net.eval();
             ResNetInference plan = ResNetInference.of(net);
             Tensor a = Tensor.randn(new Random(10), 1, 3, 40, 40);
             Tensor b = Tensor.randn(new Random(11), 2, 3, 33, 47);
@@ -126,10 +130,8 @@ class ResNetInferenceTest {
      */
     @Test
     void groupsOfImagesGiveWhatOneAtATimeGives() {
-        try (ResNet net = new ResNet(ResNet.Depth.RESNET50, 16, 0, new Random(12)); MemoryScope scope = MemoryScope.open();
+        try (ResNet net = evalNet(ResNet.Depth.RESNET50, 16, 12); MemoryScope scope = MemoryScope.open();
              var ng = Autograd.noGrad()) {
-            randomizeBatchNorms(net, 13);
-            net.eval();
             ResNetInference plan = ResNetInference.of(net);
             Tensor x = Tensor.randn(new Random(14), 5, 3, 36, 44);
             float[] single = plan.features(x, 1).toFloatArray();
