@@ -106,6 +106,7 @@ inline float logf(float v) { return std::log(v); }
 inline float sqrtf(float v) { return std::sqrt(v); }
 inline float powf(float a, float b) { return std::pow(a, b); }
 inline float fmaf(float a, float b, float c) { return std::fma(a, b, c); }
+inline float __fadd_rn(float a, float b) { return a + b; }
 using std::exp;
 using std::log;
 using std::sqrt;

@@ -12,7 +12,11 @@
 #     (conv2dNhwc's bias-row / residual / ReLU epilogue in every repeat mode and the strided
 #     fallback, the stem's NCHW -> zero-padded NHWC input, the training stem's concat, NHWC ->
 #     NCHW, the composed eval batch-norm backward on NHWC and NCHW through every ReducePlan kind),
-#     NCHW bias adds.
+#     NCHW bias adds;
+#   batchnorm_vs_reference: the channels-last batch norm (partial sums over row chunks, the
+#     per-channel finalize, the apply pass with residual and ReLU, and their backward) in training
+#     and eval, against the CPU backend's formulas; odd channel counts, partial tiles, one row, a
+#     mean far from zero.
 # A check of index arithmetic, tiling and ordering for machines without a GPU; it says nothing
 # about timing, occupancy, memory-model races the barriers hide, or the driver.
 # Not part of the Maven build (.ci/run runs it when g++ is there). Needs g++ with C++20
@@ -31,13 +35,13 @@ mkdir -p "$out"
 shared='s/extern __shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[\];/EMU_SHARED(\1, \2);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[([^]]+)\];/\1EMU_STATIC_SHARED_ARRAY(\2, \3, \4);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+);/\1EMU_STATIC_SHARED(\2, \3);/'
-for f in ap_histogram pool topk elementwise reduce; do
+for f in ap_histogram pool topk elementwise reduce batchnorm; do
   sed -E "$shared; s/#include \"common.cuh\"/#include \"common_emu.cuh\"/; /#include <cuda_(bf16|fp16)\.h>/d" \
     "$src/$f.cu" > "$out/$f.emu.cpp"
 done
 { echo '#include "emu.h"'; sed -E "$shared" "$src/common.cuh"; } > "$out/common_emu.cuh"
 status=0
-for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference; do
+for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference batchnorm_vs_reference; do
   g++ -std=c++20 -O1 -ffp-contract=off -pthread -w -I"$here" -I"$out" "$here/$t.cpp" -o "$out/$t"
   echo "== $t"
   # a kernel that deadlocks (a __syncthreads or shuffle some threads skip) hangs its emulation

@@ -366,8 +366,7 @@ public interface Backend {
     /**
      * {@link #batchNorm2d} over (N, H, W) per channel of a contiguous channels-last x [N, H, W, C]
      * into y of x's shape: the same statistics, running-average update and saved mean and
-     * 1/√(var+eps). The default runs {@link #batchNorm2d} on permuted copies; CUDA runs cuDNN with
-     * NHWC descriptors.
+     * 1/√(var+eps). The default runs {@link #batchNorm2d} on permuted copies.
      */
     default void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                  boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
@@ -389,6 +388,50 @@ public interface Backend {
              Tensor out = Tensor.uninitialized(dx.dtype(), dx.device(), xc.shape()); Tensor dxv = nchwView(dx)) {
             batchNorm2dBackward(xc, dyc, gamma, saveMean, saveInvStd, training, out, dgamma, dbeta);
             copy(out, dxv);
+        }
+    }
+
+    /**
+     * {@link #batchNorm2dNhwc} (either mode) followed by what ends a ResNet block's branch, as
+     * {@link #batchNorm2dAct} on NCHW: y = relu?(BN(x) [+ residual]), residual (or null) contiguous
+     * channels-last of x's shape, y distinct from x and residual. The values are exactly those of
+     * the three ops in turn, which is the default; CUDA fuses the add and the ReLU into batch
+     * norm's last pass.
+     */
+    default void batchNorm2dNhwcAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                    boolean training, double momentum, double eps, Tensor residual, boolean relu,
+                                    Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        batchNorm2dNhwc(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        if (residual != null) {
+            binary(Binary.ADD, y, residual, y);
+        }
+        if (relu) {
+            unary(Unary.RELU, y, 0, 0, y);
+        }
+    }
+
+    /**
+     * The backward of {@link #batchNorm2dNhwcAct} from x, its output y and dy, as
+     * {@link #batchNorm2dActBackward} on NCHW: dz = dy · (y &gt; 0 ? 1 : 0) with relu, else dy;
+     * dresidual (or null) receives dz; dx, dgamma, dbeta are {@link #batchNorm2dNhwcBackward}'s of
+     * dz. The default composes them; CUDA applies the mask inside batch norm's passes.
+     */
+    default void batchNorm2dNhwcActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
+                                            Tensor saveInvStd, boolean training, boolean relu, Tensor dx,
+                                            Tensor dgamma, Tensor dbeta, Tensor dresidual) {
+        Tensor dz = dy;
+        if (relu) {
+            dz = dresidual != null ? dresidual : Tensor.uninitialized(dy.dtype(), dy.device(), dy.shape());
+            reluBackward(dy, y, dz);
+        } else if (dresidual != null) {
+            copy(dy, dresidual);
+        }
+        try {
+            batchNorm2dNhwcBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        } finally {
+            if (dz != dy && dz != dresidual) {
+                dz.close();
+            }
         }
     }
 

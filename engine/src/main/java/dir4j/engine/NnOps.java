@@ -186,9 +186,23 @@ public final class NnOps {
     }
 
     /**
-     * The batch norms' one graph node: channels-last ({@code nhwc}, no residual or ReLU) or NCHW,
-     * the latter plain ({@link Backend#batchNorm2d}) or followed by the residual add and ReLU
-     * ({@link Backend#batchNorm2dAct}, whose backward gets the output for the ReLU's mask).
+     * {@link #batchNorm2dNhwc} followed by the residual add and ReLU that end a ResNet block's
+     * branch, relu?(BN(x) [+ residual]) with residual (or null) of x's shape, as
+     * {@link #batchNorm2dAct} on NCHW: one graph node, the same values and gradients as the three
+     * ops in turn; the gradient for residual is the masked dy.
+     */
+    public static Tensor batchNorm2dNhwcAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
+                                            Tensor runningVar, boolean training, double momentum, double eps,
+                                            Tensor residual, boolean relu) {
+        return batchNorm("batchNorm2dNhwcAct", true, x, gamma, beta, runningMean, runningVar, training, momentum,
+                eps, residual, relu);
+    }
+
+    /**
+     * The batch norms' one graph node: channels-last ({@link Backend#batchNorm2dNhwcAct}, with or
+     * without the residual add and ReLU) or NCHW, the latter plain ({@link Backend#batchNorm2d}) or
+     * followed by the residual add and ReLU ({@link Backend#batchNorm2dAct}); the backward of a
+     * ReLU gets the output for its mask.
      */
     private static Tensor batchNorm(String op, boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean,
                                     Tensor runningVar, boolean training, double momentum, double eps, Tensor residual,
@@ -210,7 +224,8 @@ public final class NnOps {
         Tensor mean = Tensor.empty(x.dtype(), x.device(), c);
         Tensor invStd = Tensor.empty(x.dtype(), x.device(), c);
         if (nhwc) {
-            x.backend().batchNorm2dNhwc(xc, g, b, runningMean, runningVar, training, momentum, eps, y, mean, invStd);
+            x.backend().batchNorm2dNhwcAct(xc, g, b, runningMean, runningVar, training, momentum, eps, rc, relu, y,
+                    mean, invStd);
         } else if (act) {
             x.backend().batchNorm2dAct(xc, g, b, runningMean, runningVar, training, momentum, eps, rc, relu, y, mean,
                     invStd);
@@ -228,7 +243,7 @@ public final class NnOps {
             Tensor dr = residual != null && residual.requiresGrad()
                     ? Tensor.uninitialized(x.dtype(), x.device(), x.shape()) : null;
             if (nhwc) {
-                dy.backend().batchNorm2dNhwcBackward(xc, dyc, g, mean, invStd, training, dx, dg, db);
+                dy.backend().batchNorm2dNhwcActBackward(xc, y, dyc, g, mean, invStd, training, relu, dx, dg, db, dr);
             } else if (act) {
                 dy.backend().batchNorm2dActBackward(xc, y, dyc, g, mean, invStd, training, relu, dx, dg, db, dr);
             } else {

@@ -493,6 +493,54 @@ class ChannelsLastTrainingOpsTest {
         }
     }
 
+    @ParameterizedTest(name = "training={0}")
+    @ValueSource(booleans = {true, false})
+    void batchNorm2dNhwcActGradientsIncludingTheResidual(boolean training) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(training ? 24 : 25);
+            Tensor rm = GradCheck.randn(r, 3);
+            Tensor rv = GradCheck.uniform(r, 0.5, 2, 3);
+            GradCheck.check("batchNorm2dNhwcAct training=" + training,
+                    x -> NnOps.batchNorm2dNhwcAct(x[0], x[1], x[2], training ? null : rm, training ? null : rv,
+                            training, 0.1, 1e-5, x[3], true),
+                    GradCheck.randn(r, 2, 3, 4, 3), GradCheck.randn(r, 3), GradCheck.randn(r, 3),
+                    GradCheck.randn(r, 2, 3, 4, 3));
+        }
+    }
+
+    /** The fused node gives the bits of batch norm, add and ReLU in turn, forward and backward. */
+    @ParameterizedTest(name = "training={0}")
+    @ValueSource(booleans = {true, false})
+    void batchNorm2dNhwcActIsTheThreeOpsInTurn(boolean training) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Random r = new Random(26);
+            Tensor x = Tensor.randn(r, 2, 5, 6, 8);
+            Tensor res = Tensor.randn(r, 2, 5, 6, 8);
+            Tensor g = Tensor.randn(r, 8);
+            Tensor b = Tensor.randn(r, 8);
+            Tensor up = Tensor.randn(r, 2, 5, 6, 8);
+            float[][][] got = new float[2][][];
+            for (int fused = 0; fused < 2; fused++) {
+                Tensor xv = x.detach().requiresGrad(true);
+                Tensor rv = res.detach().requiresGrad(true);
+                Tensor gv = g.detach().requiresGrad(true);
+                Tensor bv = b.detach().requiresGrad(true);
+                Tensor runMean = Tensor.zeros(8).add(0.1);
+                Tensor runVar = Tensor.ones(8).mul(1.3);
+                Tensor y = fused == 1
+                        ? NnOps.batchNorm2dNhwcAct(xv, gv, bv, runMean, runVar, training, 0.1, 1e-5, rv, true)
+                        : NnOps.batchNorm2dNhwc(xv, gv, bv, runMean, runVar, training, 0.1, 1e-5).add(rv).relu();
+                y.mul(up).sum().backward();
+                got[fused] = new float[][] {y.toFloatArray(), xv.grad().toFloatArray(), rv.grad().toFloatArray(),
+                    gv.grad().toFloatArray(), bv.grad().toFloatArray(), runMean.toFloatArray(), runVar.toFloatArray()};
+            }
+            String[] names = {"y", "dx", "dresidual", "dgamma", "dbeta", "running mean", "running var"};
+            for (int i = 0; i < names.length; i++) {
+                assertArrayEquals(got[0][i], got[1][i], names[i] + " training=" + training);
+            }
+        }
+    }
+
     @Test
     void maxPool2dNhwcGradients() {
         try (MemoryScope scope = MemoryScope.open()) {

@@ -25,7 +25,7 @@ import java.util.Random;
  * <li>a training step: batch 16 at 512×512, train mode (batch statistics), loss = sum of the
  * descriptors, backward, SGD (momentum 0.9, weight decay 1e-4); images per second;</li>
  * <li>the same training step channels-last ({@code RetrievalNet.channelsLast(true)}: NHWC
- * activations, cuDNN's channels-last convolutions and batch norms in both directions); images per
+ * activations, cuDNN's channels-last convolutions, dir4j's channels-last batch norms, both directions); images per
  * second, and before timing the largest difference of its eval-mode descriptors from the NCHW
  * module's on the same batch. Target (issue #5): ≥ 340 img/s.</li>
  * </ul>
@@ -137,7 +137,6 @@ public final class ResNetGpuBench {
                 be.resetPeakMemory();
                 double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
                 result(channelsLastName, ips, be.peakMemoryBytes());
-                System.out.println("channels-last training batch norm: cuDNN mode " + be.channelsLastBatchNormMode());
                 net.channelsLast(false);
             }
         }

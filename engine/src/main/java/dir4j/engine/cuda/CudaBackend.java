@@ -817,14 +817,14 @@ public final class CudaBackend implements Backend {
      * The x descriptor and the per-channel descriptor [1, C, 1, 1] of a shape: x [N, C, H, W], or
      * with {@code nhwc} x [N, H, W, C] (cuDNN's batch norm takes the layout from the descriptor).
      */
-    private MemorySegment[] bnDescriptors(int[] s, boolean nhwc) {
+    private MemorySegment[] bnDescriptors(int[] s) {
         convolutions();
         int n = s[0];
-        int c = nhwc ? s[3] : s[1];
-        int h = nhwc ? s[1] : s[2];
-        int w = nhwc ? s[2] : s[3];
-        return bnDescriptors.computeIfAbsent(List.of(n, c, h, w, nhwc ? 1 : 0), k -> new MemorySegment[] {
-            Cudnn.tensor4d(nhwc ? Cudnn.FORMAT_NHWC : Cudnn.FORMAT_NCHW, Cudnn.DATA_FLOAT, n, c, h, w),
+        int c = s[1];
+        int h = s[2];
+        int w = s[3];
+        return bnDescriptors.computeIfAbsent(List.of(n, c, h, w), k -> new MemorySegment[] {
+            Cudnn.tensor4d(Cudnn.FORMAT_NCHW, Cudnn.DATA_FLOAT, n, c, h, w),
             Cudnn.tensor4d(Cudnn.DATA_FLOAT, 1, c, 1, 1)});
     }
 
@@ -833,36 +833,104 @@ public final class CudaBackend implements Backend {
                             boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                             Tensor saveInvStd) {
         try (CudaProfiler.Span span = span(training ? "batchnorm/train NCHW" : "batchnorm/eval NCHW")) {
-            batchNorm(false, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+            batchNorm(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
         }
     }
 
-    /** cuDNN's batch norm on NHWC descriptors, with {@link #batchNorm2d}'s semantics. */
+    /** {@link #batchNorm2dNhwcAct} without residual or ReLU. */
     @Override
     public void batchNorm2dNhwc(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                                 boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                                 Tensor saveInvStd) {
-        try (CudaProfiler.Span span = span(training ? "batchnorm/train NHWC" : "batchnorm/eval NHWC")) {
-            batchNorm(true, x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        batchNorm2dNhwcAct(x, gamma, beta, runningMean, runningVar, training, momentum, eps, null, false, y, saveMean,
+                saveInvStd);
+    }
+
+    /**
+     * Channels-last batch norm in either mode with the residual add and ReLU fused: batchnorm.cu's
+     * bn_nhwc kernels (in training a partial-sum pass, a per-channel finalize, one apply pass;
+     * in eval the finalize from the running statistics and the apply pass), float32. cuDNN's NHWC
+     * batch norm is not used: on the H200 (cuDNN 9.14, 2026-11-30) its training calls took about
+     * 1 ms forward and 1.5 ms backward per ResNet-101 layer at 512² (a 16-image step 300 ms, against
+     * 64 ms in NCHW), and a ResNet-50 training step through them gave a wrong stem gradient.
+     */
+    @Override
+    public void batchNorm2dNhwcAct(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+                                   boolean training, double momentum, double eps, Tensor residual, boolean relu,
+                                   Tensor y, Tensor saveMean, Tensor saveInvStd) {
+        String op = "batchNorm2dNhwc";
+        requireFloat(op, x, false);
+        requireBatchNormOperands(op, true, x, y, gamma, beta, saveMean, saveInvStd);
+        if (residual != null) {
+            requireBatchNormOperands(op, true, x, residual);
+        }
+        if (!training && (runningMean == null || runningVar == null)) {
+            throw new IllegalArgumentException(op + ": eval mode needs the running mean and variance");
+        }
+        int c = x.shape(3);
+        long n = x.numel();
+        if (n == 0) {
+            return;
+        }
+        long m = n / c;
+        try (CudaProfiler.Span span = span(training ? "batchnorm/train NHWC" : "batchnorm/eval NHWC");
+             Scratch scaleShift = new Scratch(2L * c * Float.BYTES, false)) {
+            long rows = bnNhwcRowsPerChunk(m, c);
+            int chunks = training ? (int) ((m + rows - 1) / rows) : 0;
+            try (Scratch partial = new Scratch(training ? 2L * chunks * c * Double.BYTES : 0, false)) {
+                if (training) {
+                    kernels.launch(Kernel.BN_NHWC_PARTIAL_F32, (c + BN_TILE_C - 1) / BN_TILE_C, chunks, BLOCK, 0,
+                            new KernelArgs().ptr(address(x)).ptr(0).ptr(0).ptr(0).i64(m).i32(c).i64(rows).i32(0)
+                                    .ptr(partial.address()));
+                }
+                kernels.launch(Kernel.BN_NHWC_FINALIZE_F32, kernels.gridFor(c, BLOCK), 1, BLOCK, 0,
+                        new KernelArgs().ptr(partial.address()).i32(chunks).i64(m).i32(c).ptr(address(x))
+                                .ptr(address(gamma)).ptr(address(beta))
+                                .ptr(runningMean == null ? 0 : address(runningMean))
+                                .ptr(runningVar == null ? 0 : address(runningVar)).f64(momentum).f64(eps)
+                                .i32(training ? 1 : 0).ptr(address(saveMean)).ptr(address(saveInvStd))
+                                .ptr(scaleShift.address()));
+            }
+            boolean vec4 = c % 4 == 0 && address(x) % 16 == 0 && address(y) % 16 == 0
+                    && (residual == null || address(residual) % 16 == 0);
+            kernels.launch(Kernel.BN_NHWC_APPLY_F32, kernels.gridFor(vec4 ? n / 4 : n, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(address(x)).ptr(scaleShift.address())
+                            .ptr(residual == null ? 0 : address(residual)).ptr(address(y)).i64(n).i32(c)
+                            .i32(relu ? 1 : 0).i32(vec4 ? 1 : 0));
         }
     }
 
-    private void batchNorm(boolean nhwc, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+    /** Channels of a block of bn_nhwc_partial_f32 (batchnorm.cu's BN_TILE_C). */
+    private static final int BN_TILE_C = 32;
+
+    /**
+     * Rows per chunk of bn_nhwc_partial_f32: about eight blocks per SM (full occupancy) over the
+     * channel tiles, at least 64 rows a chunk (kernels/emu/batchnorm_vs_reference.cpp repeats this).
+     */
+    private long bnNhwcRowsPerChunk(long m, int c) {
+        long tiles = (c + BN_TILE_C - 1) / BN_TILE_C;
+        long chunks = Math.max(1, Math.min(65535, 8L * ctx.multiprocessors / tiles));
+        chunks = Math.max(1, Math.min(chunks, (m + 63) / 64));
+        return (m + chunks - 1) / chunks;
+    }
+
+    /** cuDNN's NCHW batch norm (spatial mode), either mode. */
+    private void batchNorm(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
                            boolean training, double momentum, double eps, Tensor y, Tensor saveMean,
                            Tensor saveInvStd) {
-        String op = nhwc ? "batchNorm2dNhwc" : "batchNorm2d";
+        String op = "batchNorm2d";
         requireFloat(op, x, false);
         if (eps < Cudnn.BN_MIN_EPSILON) {
             throw new UnsupportedOperationException(op + " on CUDA: eps " + eps + " is below cuDNN's minimum "
                     + Cudnn.BN_MIN_EPSILON);
         }
-        requireBatchNormOperands(op, nhwc, x, y, gamma, beta, saveMean, saveInvStd);
-        MemorySegment[] d = bnDescriptors(x.shape(), nhwc);
-        int c = x.shape(nhwc ? 3 : 1);
+        requireBatchNormOperands(op, false, x, y, gamma, beta, saveMean, saveInvStd);
+        MemorySegment[] d = bnDescriptors(x.shape());
+        int c = x.shape(1);
         ctx.bind();
         if (training) {
             if (runningMean != null && runningVar != null) {
-                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum,
+                batchNormTraining(d, address(x), address(y), address(gamma), address(beta), momentum,
                         address(runningMean), address(runningVar), eps, address(saveMean), address(saveInvStd));
                 return;
             }
@@ -870,7 +938,7 @@ public final class CudaBackend implements Backend {
             try (Scratch rm = new Scratch(c * 4L, true); Scratch rv = new Scratch(c * 4L, true)) {
                 long mean = runningMean != null ? address(runningMean) : rm.address();
                 long var = runningVar != null ? address(runningVar) : rv.address();
-                batchNormTraining(nhwc, d, address(x), address(y), address(gamma), address(beta), momentum, mean, var,
+                batchNormTraining(d, address(x), address(y), address(gamma), address(beta), momentum, mean, var,
                         eps, address(saveMean), address(saveInvStd));
             }
             return;
@@ -923,54 +991,10 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * Channels-last training batch norms run cuDNN's persistent NHWC kernels (PyTorch's choice for
-     * channels_last training) unless {@code -Ddir4j.cuda.bn.persistent=false}, or until cuDNN
-     * refuses them (then its plain spatial mode, said once on stderr). NCHW always runs the plain
-     * spatial mode. The saved statistics mean the same in both modes.
-     */
-    private volatile boolean bnPersistent = !"false".equals(System.getProperty("dir4j.cuda.bn.persistent"));
-
-    /** The cuDNN mode channels-last training batch norms run now: "persistent" or "spatial". */
-    public String channelsLastBatchNormMode() {
-        return bnPersistent ? "persistent" : "spatial";
-    }
-
-    private void batchNormTraining(boolean nhwc, MemorySegment[] d, long x, long y, long gamma, long beta,
-                                   double momentum, long runningMean, long runningVar, double eps, long saveMean,
-                                   long saveInvStd) {
-        if (nhwc && bnPersistent) {
-            int status = cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, y, d[1], gamma,
-                    beta, momentum, runningMean, runningVar, eps, saveMean, saveInvStd);
-            if (status == 0) {
-                return;
-            }
-            refusePersistent("cudnnBatchNormalizationForwardTraining", status);
-        }
+    private void batchNormTraining(MemorySegment[] d, long x, long y, long gamma, long beta, double momentum,
+                                   long runningMean, long runningVar, double eps, long saveMean, long saveInvStd) {
         Cudnn.check(cudnn.batchNormTraining(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, y, d[1], gamma, beta, momentum,
                 runningMean, runningVar, eps, saveMean, saveInvStd), "cudnnBatchNormalizationForwardTraining");
-    }
-
-    private void batchNormTrainingBackward(boolean nhwc, MemorySegment[] d, long x, long dy, long dx, long gamma,
-                                           long dgamma, long dbeta, long saveMean, long saveInvStd) {
-        // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
-        // it still requires eps ≥ its minimum
-        if (nhwc && bnPersistent) {
-            int status = cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, d[0], x, dy, dx, d[1],
-                    gamma, dgamma, dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd);
-            if (status == 0) {
-                return;
-            }
-            refusePersistent("cudnnBatchNormalizationBackward", status);
-        }
-        Cudnn.check(cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL, false, d[0], x, dy, dx, d[1], gamma, dgamma,
-                dbeta, Cudnn.BN_MIN_EPSILON, saveMean, saveInvStd), "cudnnBatchNormalizationBackward");
-    }
-
-    private void refusePersistent(String call, int status) {
-        bnPersistent = false;
-        System.err.println("dir4j: " + call + " refused CUDNN_BATCHNORM_SPATIAL_PERSISTENT on channels-last input ("
-                + Cudnn.statusText(status) + "); channels-last batch norms run cuDNN's plain spatial mode from now on");
     }
 
     /** Contiguous x, y (or dy, dx) of x's shape and contiguous per-channel [C] operands, named when not. */
@@ -991,43 +1015,88 @@ public final class CudaBackend implements Backend {
     public void batchNorm2dBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                     boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
         try (CudaProfiler.Span span = span(training ? "batchnorm/backward train NCHW" : "batchnorm/backward eval NCHW")) {
-            batchNormBackward(false, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+            batchNormBackward(x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
         }
     }
 
-    /** cuDNN's batch-norm backward on NHWC descriptors (training), or the composed eval backward. */
+    /** {@link #batchNorm2dNhwcActBackward} without ReLU or residual. */
     @Override
     public void batchNorm2dNhwcBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
                                         boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
-        try (CudaProfiler.Span span = span(training ? "batchnorm/backward train NHWC" : "batchnorm/backward eval NHWC")) {
-            batchNormBackward(true, x, dy, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+        batchNorm2dNhwcActBackward(x, null, dy, gamma, saveMean, saveInvStd, training, false, dx, dgamma, dbeta, null);
+    }
+
+    /**
+     * The backward of {@link #batchNorm2dNhwcAct}, either mode, the ReLU's mask applied inside the
+     * passes (batchnorm.cu: partial sums of dz and dz·(x − μ), a per-channel finalize, one pass for
+     * dx and dresidual).
+     */
+    @Override
+    public void batchNorm2dNhwcActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
+                                           Tensor saveInvStd, boolean training, boolean relu, Tensor dx,
+                                           Tensor dgamma, Tensor dbeta, Tensor dresidual) {
+        String op = "batchNorm2dNhwcBackward";
+        requireFloat(op, x, false);
+        requireBatchNormOperands(op, true, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        requireBatchNormOperands(op, true, x, dx);
+        if (relu) {
+            requireBatchNormOperands(op, true, x, y);
+        }
+        if (dresidual != null) {
+            requireBatchNormOperands(op, true, x, dresidual);
+        }
+        int c = x.shape(3);
+        long n = x.numel();
+        if (n == 0) {
+            fill(dgamma, 0);
+            fill(dbeta, 0);
+            return;
+        }
+        long m = n / c;
+        long rows = bnNhwcRowsPerChunk(m, c);
+        int chunks = (int) ((m + rows - 1) / rows);
+        long yAddress = relu ? address(y) : 0;
+        try (CudaProfiler.Span span = span(training ? "batchnorm/backward train NHWC" : "batchnorm/backward eval NHWC");
+             Scratch partial = new Scratch(2L * chunks * c * Double.BYTES, false);
+             Scratch coef = new Scratch(3L * c * Float.BYTES, false)) {
+            kernels.launch(Kernel.BN_NHWC_PARTIAL_F32, (c + BN_TILE_C - 1) / BN_TILE_C, chunks, BLOCK, 0,
+                    new KernelArgs().ptr(address(x)).ptr(yAddress).ptr(address(dy)).ptr(address(saveMean)).i64(m)
+                            .i32(c).i64(rows).i32(relu ? 1 : 0).ptr(partial.address()));
+            kernels.launch(Kernel.BN_NHWC_BACKWARD_FINALIZE_F32, kernels.gridFor(c, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(partial.address()).i32(chunks).i64(m).i32(c).ptr(address(gamma))
+                            .ptr(address(saveMean)).ptr(address(saveInvStd)).i32(training ? 1 : 0)
+                            .ptr(address(dgamma)).ptr(address(dbeta)).ptr(coef.address()));
+            kernels.launch(Kernel.BN_NHWC_BACKWARD_APPLY_F32, kernels.gridFor(n, BLOCK), 1, BLOCK, 0,
+                    new KernelArgs().ptr(address(x)).ptr(yAddress).ptr(address(dy)).ptr(coef.address())
+                            .ptr(address(dx)).ptr(dresidual == null ? 0 : address(dresidual)).i64(n).i32(c)
+                            .i32(relu ? 1 : 0));
         }
     }
 
-    private void batchNormBackward(boolean nhwc, Tensor x, Tensor dy, Tensor gamma, Tensor saveMean,
-                                   Tensor saveInvStd, boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
-        String op = nhwc ? "batchNorm2dNhwcBackward" : "batchNorm2dBackward";
+    /** cuDNN's NCHW batch-norm backward (training), or the composed eval backward. */
+    private void batchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+                                   boolean training, Tensor dx, Tensor dgamma, Tensor dbeta) {
+        String op = "batchNorm2dBackward";
         requireFloat(op, x, false);
-        requireBatchNormOperands(op, nhwc, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
-        requireBatchNormOperands(op, nhwc, x, dx);
+        requireBatchNormOperands(op, false, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        requireBatchNormOperands(op, false, x, dx);
         int[] s = x.shape();
         if (training) {
-            MemorySegment[] d = bnDescriptors(s, nhwc);
+            MemorySegment[] d = bnDescriptors(s);
             ctx.bind();
-            batchNormTrainingBackward(nhwc, d, address(x), address(dy), address(dx), address(gamma), address(dgamma),
-                    address(dbeta), address(saveMean), address(saveInvStd));
+            // the saved mean and 1/√(var+eps) are given, so cuDNN does not recompute them from eps;
+            // it still requires eps ≥ its minimum
+            Cudnn.check(cudnn.batchNormBackward(Cudnn.BATCHNORM_SPATIAL, false, d[0], address(x), address(dy),
+                    address(dx), d[1], address(gamma), address(dgamma), address(dbeta), Cudnn.BN_MIN_EPSILON,
+                    address(saveMean), address(saveInvStd)), "cudnnBatchNormalizationBackward");
             return;
         }
         // eval: the statistics are constants. dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd, dx = dy·γ·invStd
-        int ca = nhwc ? 3 : 1;
-        int c = s[ca];
-        long[] perChannel = new long[4];
-        perChannel[ca] = 1;
-        boolean[] overNhw = {true, true, true, true};
-        overNhw[ca] = false;
-        int[] keep = {1, 1, 1, 1};
-        keep[ca] = c;
-        long[] keepStrides = nhwc ? new long[] {c, c, c, 1} : new long[] {c, 1, 1, 1};
+        int c = s[1];
+        long[] perChannel = {0, 1, 0, 0};
+        boolean[] overNhw = {true, false, true, true};
+        int[] keep = {1, c, 1, 1};
+        long[] keepStrides = {c, 1, 1, 1};
         try (Tensor mean = saveMean.viewOf(s, perChannel, saveMean.offset());
              Tensor inv = saveInvStd.viewOf(s, perChannel, saveInvStd.offset());
              Tensor t = Tensor.uninitialized(x.dtype(), device, s);

@@ -39,11 +39,6 @@ final class Cudnn {
     /** FMA kernels only: strict float32. */
     static final int MATH_FMA = 3;
     static final int BATCHNORM_SPATIAL = 1;
-    /**
-     * CUDNN_BATCHNORM_SPATIAL_PERSISTENT: cuDNN's fast NHWC training kernels (PyTorch's choice for
-     * channels-last training); the same results, cuDNN warns they may overflow for huge inputs.
-     */
-    static final int BATCHNORM_SPATIAL_PERSISTENT = 2;
     /** cuDNN refuses a smaller batch-norm epsilon (CUDNN_BN_MIN_EPSILON). */
     static final double BN_MIN_EPSILON = 1e-5;
 

@@ -62,6 +62,11 @@ enum Kernel {
 
     BN_SCALE_SHIFT_F32("batchnorm", "bn_scale_shift_f32", "ppppdip"),
     BN_APPLY_F32("batchnorm", "bn_apply_f32", "ppppllii"),
+    BN_NHWC_PARTIAL_F32("batchnorm", "bn_nhwc_partial_f32", "pppplilip"),
+    BN_NHWC_FINALIZE_F32("batchnorm", "bn_nhwc_finalize_f32", "pilipppppddippp"),
+    BN_NHWC_APPLY_F32("batchnorm", "bn_nhwc_apply_f32", "ppppliii"),
+    BN_NHWC_BACKWARD_FINALIZE_F32("batchnorm", "bn_nhwc_backward_finalize_f32", "pilipppippp"),
+    BN_NHWC_BACKWARD_APPLY_F32("batchnorm", "bn_nhwc_backward_apply_f32", "pppppplii"),
 
     MAXPOOL2D_FORWARD_F32("pool", "maxpool2d_forward_f32", "pppliiiiiiiiii"),
     MAXPOOL2D_BACKWARD_F32("pool", "maxpool2d_backward_f32", "pppliiiiiiiiii"),

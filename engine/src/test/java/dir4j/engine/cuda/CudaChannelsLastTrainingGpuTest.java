@@ -27,9 +27,9 @@ import org.junit.jupiter.api.Test;
  * The channels-last training ops on CUDA against the CPU backend's reference
  * (ChannelsLastTrainingOpsTest pins that to the NCHW ops and to finite differences): cuDNN's
  * forward, backward data and backward filter on NHWC descriptors for every ResNet shape kind
- * (strict float32 and TF32); cuDNN's batch norm on NHWC descriptors in training (output, saved
- * statistics, running averages; CUDNN_BATCHNORM_SPATIAL_PERSISTENT unless cuDNN refuses it, the
- * mode used printed) and eval, forward and backward; pool.cu's channels-last max
+ * (strict float32 and TF32); batchnorm.cu's channels-last batch norm in training (output, saved
+ * statistics, running averages) and eval, with and without the fused residual add and ReLU,
+ * forward and backward, on maps of a few rows to a few chunks; pool.cu's channels-last max
  * pooling with argmax and its deterministic backward; and the NnOps ops' autograd end to end.
  */
 @Tag("gpu")
@@ -95,16 +95,25 @@ class CudaChannelsLastTrainingGpuTest {
 
     @Test
     void batchNormMatchesTheCpuInTrainingAndEval() {
-        int[][] shapes = {{4, 7, 9, 16}, {2, 5, 5, 64}, {3, 4, 6, 3}};
+        // small maps, a partial channel tile, odd channel counts (no float4), and maps of thousands
+        // of rows split into several chunks (the ResNet stem's 4x32x32x8 of the network test, a
+        // 512² stage-1 map cut to 4 images)
+        int[][] shapes = {{4, 7, 9, 16}, {2, 5, 5, 64}, {3, 4, 6, 3}, {4, 32, 32, 8}, {2, 33, 31, 36},
+            {4, 128, 128, 64}};
         for (int[] s : shapes) {
-            for (boolean training : new boolean[] {true, false}) {
-                String what = "batchNorm2dNhwc " + java.util.Arrays.toString(s) + " training=" + training;
+            for (int mode = 0; mode < 8; mode++) {
+                boolean training = (mode & 1) == 0;
+                boolean residual = (mode & 2) != 0;
+                boolean relu = (mode & 4) != 0;
+                String what = "batchNorm2dNhwcAct " + java.util.Arrays.toString(s) + " training=" + training
+                        + " residual=" + residual + " relu=" + relu;
                 int c = s[3];
                 try (MemoryScope scope = MemoryScope.open()) {
                     Tensor x = randn(s[3] * 10L + 1, s).mul(1.5).add(0.3);
                     Tensor gamma = randn(2, c);
                     Tensor beta = randn(3, c);
                     Tensor dy = randn(4, s);
+                    Tensor res = residual ? randn(7, s) : null;
                     Tensor rm = randn(5, c).mul(0.2);
                     Tensor rv = Tensor.uniform(new java.util.Random(6), 0.5, 1.5, c);
                     Tensor rmg = onGpu(rm);
@@ -112,22 +121,27 @@ class CudaChannelsLastTrainingGpuTest {
                     Tensor y = Tensor.zeros(s);
                     Tensor mean = Tensor.zeros(c);
                     Tensor inv = Tensor.zeros(c);
-                    x.backend().batchNorm2dNhwc(x, gamma, beta, rm, rv, training, 0.1, 1e-5, y, mean, inv);
+                    x.backend().batchNorm2dNhwcAct(x, gamma, beta, rm, rv, training, 0.1, 1e-5, res, relu, y, mean,
+                            inv);
                     Tensor dx = Tensor.zeros(s);
                     Tensor dg = Tensor.zeros(c);
                     Tensor db = Tensor.zeros(c);
-                    x.backend().batchNorm2dNhwcBackward(x, dy, gamma, mean, inv, training, dx, dg, db);
+                    Tensor dr = residual ? Tensor.zeros(s) : null;
+                    x.backend().batchNorm2dNhwcActBackward(x, y, dy, gamma, mean, inv, training, relu, dx, dg, db, dr);
 
                     Tensor xg = onGpu(x);
                     Tensor gg = onGpu(gamma);
                     Tensor yg = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, s);
                     Tensor meang = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, c);
                     Tensor invg = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, c);
-                    backend().batchNorm2dNhwc(xg, gg, onGpu(beta), rmg, rvg, training, 0.1, 1e-5, yg, meang, invg);
+                    backend().batchNorm2dNhwcAct(xg, gg, onGpu(beta), rmg, rvg, training, 0.1, 1e-5,
+                            residual ? onGpu(res) : null, relu, yg, meang, invg);
                     Tensor dxg = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, s);
                     Tensor dgg = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, c);
                     Tensor dbg = Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, c);
-                    backend().batchNorm2dNhwcBackward(xg, onGpu(dy), gg, meang, invg, training, dxg, dgg, dbg);
+                    Tensor drg = residual ? Tensor.full(DType.FLOAT32, GpuParity.GPU, Double.NaN, s) : null;
+                    backend().batchNorm2dNhwcActBackward(xg, yg, onGpu(dy), gg, meang, invg, training, relu, dxg, dgg,
+                            dbg, drg);
 
                     assertClose(what + " y", ACCUMULATED, y, yg);
                     assertClose(what + " saved mean", ACCUMULATED, mean, meang);
@@ -137,10 +151,12 @@ class CudaChannelsLastTrainingGpuTest {
                     assertClose(what + " dx", ACCUMULATED, dx, dxg);
                     assertClose(what + " dgamma", ACCUMULATED, dg, dgg);
                     assertClose(what + " dbeta", ACCUMULATED, db, dbg);
+                    if (residual) {
+                        assertClose(what + " dresidual", ELEMENTWISE, dr, drg);
+                    }
                 }
             }
         }
-        System.out.println("channels-last training batch norm: cuDNN mode " + backend().channelsLastBatchNormMode());
     }
 
     @Test

@@ -174,9 +174,9 @@ class NativeBindingsTest {
         assertEquals(0.1, fake.last("cudnnBatchNormalizationForwardTraining").arg(11));
         assertEquals(Cudnn.BATCHNORM_SPATIAL, fake.last("cudnnBatchNormalizationForwardTraining").arg(1));
         d.batchNormInference(false, x, 1, 2, w, 3, 4, 5, 6, 1e-5);
-        assertEquals(0, d.batchNormBackward(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, false, x, 1, 2, 3, w, 4, 5, 6, 1e-5, 7,
+        assertEquals(0, d.batchNormBackward(Cudnn.BATCHNORM_SPATIAL, false, x, 1, 2, 3, w, 4, 5, 6, 1e-5, 7,
                 8));
-        assertEquals(Cudnn.BATCHNORM_SPATIAL_PERSISTENT, fake.last("cudnnBatchNormalizationBackward").arg(1));
+        assertEquals(Cudnn.BATCHNORM_SPATIAL, fake.last("cudnnBatchNormalizationBackward").arg(1));
         assertEquals(1e-5, fake.last("cudnnBatchNormalizationBackward").arg(16));
         assertEquals(8, FakeNativeLibrary.address(fake.last("cudnnBatchNormalizationBackward").arg(18)));
 

@@ -88,31 +88,16 @@ public final class BatchNorm2d extends Module {
      * This batch norm on a channels-last x [N, H, W, C] (the same parameters, buffers and modes as
      * {@link #forward(Tensor, Tensor, boolean, boolean)}: batch statistics in training, the running
      * ones in eval mode or frozen), then the residual add (when {@code residual} is not null) and
-     * the ReLU (when {@code relu}). Without a graph the intermediates are freed as they are used.
+     * the ReLU (when {@code relu}), one graph node ({@link NnOps#batchNorm2dNhwcAct}; on CUDA one
+     * fused pass).
      */
     public Tensor forwardChannelsLast(Tensor x, Tensor residual, boolean relu) {
         boolean batchStats = usesBatchStatistics();
         if (batchStats) {
             countBatch();
         }
-        Tensor y = NnOps.batchNorm2dNhwc(x, weight(), bias(), runningMean(), runningVar(), batchStats, momentum, eps);
-        if (residual != null) {
-            Tensor sum = y.add(residual);
-            freeIfNoGraph(y);
-            y = sum;
-        }
-        if (relu) {
-            Tensor r = y.relu();
-            freeIfNoGraph(y);
-            y = r;
-        }
-        return y;
-    }
-
-    private static void freeIfNoGraph(Tensor t) {
-        if (!dir4j.engine.autograd.Autograd.isGradEnabled()) {
-            t.close();
-        }
+        return NnOps.batchNorm2dNhwcAct(x, weight(), bias(), runningMean(), runningVar(), batchStats, momentum, eps,
+                residual, relu);
     }
 
     /**
