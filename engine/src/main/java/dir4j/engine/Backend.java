@@ -435,6 +435,29 @@ public interface Backend {
         }
     }
 
+    /** Device work recorded once by {@link #record} and queued again by {@link #replay}. */
+    interface Recording extends AutoCloseable {
+        /** Queues the recorded work again: the same kernels on the same buffers, in order. */
+        void replay();
+
+        /** Frees the recording and the memory only it used. Idempotent. */
+        @Override
+        void close();
+    }
+
+    /**
+     * Records the device work that {@code body} queues, without running it, for replays that skip
+     * the host's per-op cost ({@link Recording#replay}); on CUDA a graph captured from the
+     * device's stream. The body must queue the same work on every replay: it writes and reads
+     * buffers that stay allocated (their contents may change between replays), reads nothing back
+     * to the host and synchronises nothing, and no other thread may use the device while it
+     * runs. Returns null when this backend cannot record (the default: the CPU runs ops as they
+     * come); throws when recording fails, having left the device as it was.
+     */
+    default Recording record(Runnable body) {
+        return null;
+    }
+
     /** Pooling window geometry. */
     record PoolParams(int kernelH, int kernelW, int strideH, int strideW, int padH, int padW) {}
 

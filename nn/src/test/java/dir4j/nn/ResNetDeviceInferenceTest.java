@@ -2,6 +2,7 @@ package dir4j.nn;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -82,6 +83,23 @@ class ResNetDeviceInferenceTest {
                 float[] other = plan.features(b).toFloatArray();
                 assertArrayEquals(firstValues, plan.features(a).toFloatArray());
                 assertArrayEquals(other, plan.features(b).toFloatArray());
+            }
+        }
+    }
+
+    /** On the CPU, which cannot record, graphs on changes nothing: every call runs op by op. */
+    @Test
+    void graphsOnACpuPlanRunOpByOp() {
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET18, 4, 0, new Random(12)); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            net.eval();
+            Tensor x = Tensor.randn(new Random(13), 1, 3, 32, 32);
+            try (ResNetDeviceInference plain = ResNetDeviceInference.of(net);
+                 ResNetDeviceInference graphed = ResNetDeviceInference.of(net).graphs(true)) {
+                for (int i = 0; i < 3; i++) {
+                    assertArrayEquals(plain.features(x).toFloatArray(), graphed.features(x).toFloatArray());
+                    assertFalse(graphed.replaying(), "call " + i);
+                }
             }
         }
     }

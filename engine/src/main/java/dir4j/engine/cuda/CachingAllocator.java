@@ -50,6 +50,24 @@ public final class CachingAllocator {
     private long deviceAllocs;
     private long hits;
     private long releases;
+    /** Where frees go while a CUDA graph is captured (null otherwise). */
+    private CapturePool capture;
+
+    /**
+     * The blocks freed while a CUDA graph was being captured: the graph's replays use them again
+     * (a cuDNN workspace, say), so they stay out of the cache until the graph is destroyed
+     * ({@link #release(CapturePool)}). Requests during the capture are served from them first,
+     * which is safe: the captured work runs in the order it was queued.
+     */
+    static final class CapturePool {
+        private final TreeMap<Long, ArrayDeque<Long>> free = new TreeMap<>();
+        private long bytes;
+
+        /** Bytes the pool holds. */
+        long bytes() {
+            return bytes;
+        }
+    }
 
     CachingAllocator(String device, DeviceMemory memory) {
         this.device = device;
@@ -82,6 +100,19 @@ public final class CachingAllocator {
     /** A block of at least {@code bytes}. */
     synchronized Block allocate(long bytes) {
         long bucket = bucketSize(bytes);
+        if (capture != null) {
+            Map.Entry<Long, ArrayDeque<Long>> p = capture.free.ceilingEntry(bucket);
+            if (p != null && p.getKey() <= largestReusable(bucket)) {
+                long size = p.getKey();
+                long address = p.getValue().pop();
+                if (p.getValue().isEmpty()) {
+                    capture.free.remove(size);
+                }
+                capture.bytes -= size;
+                hits++;
+                return handOut(address, size);
+            }
+        }
         Map.Entry<Long, ArrayDeque<Long>> e = cached.ceilingEntry(bucket);
         if (e != null && e.getKey() <= largestReusable(bucket)) {
             long size = e.getKey();
@@ -117,10 +148,15 @@ public final class CachingAllocator {
         return new Block(address, size);
     }
 
-    /** Returns a block to the cache. */
+    /** Returns a block to the cache (to the capture's pool while a CUDA graph is captured). */
     synchronized void free(Block b) {
         inUseBytes -= b.size();
         inUseBlocks--;
+        if (capture != null) {
+            capture.free.computeIfAbsent(b.size(), k -> new ArrayDeque<>()).push(b.address());
+            capture.bytes += b.size();
+            return;
+        }
         cached.computeIfAbsent(b.size(), k -> new ArrayDeque<>()).push(b.address());
         cachedBytes += b.size();
         cachedBlocks++;
@@ -142,6 +178,34 @@ public final class CachingAllocator {
         cachedBytes = 0;
         cachedBlocks = 0;
         return released;
+    }
+
+    /** From now until {@link #endCapture}, frees go to a capture pool. */
+    synchronized void beginCapture() {
+        if (capture != null) {
+            throw new IllegalStateException("a CUDA graph capture is already under way on " + device);
+        }
+        capture = new CapturePool();
+    }
+
+    /** Ends the routing of frees; the returned pool belongs to the captured graph. */
+    synchronized CapturePool endCapture() {
+        CapturePool p = capture;
+        capture = null;
+        return p;
+    }
+
+    /** Puts a destroyed graph's blocks in the cache. */
+    synchronized void release(CapturePool p) {
+        for (Map.Entry<Long, ArrayDeque<Long>> e : p.free.entrySet()) {
+            for (long a : e.getValue()) {
+                cached.computeIfAbsent(e.getKey(), k -> new ArrayDeque<>()).push(a);
+                cachedBytes += e.getKey();
+                cachedBlocks++;
+            }
+        }
+        p.free.clear();
+        p.bytes = 0;
     }
 
     /** Starts the peak afresh from what is in use now (as torch.cuda.reset_peak_memory_stats). */

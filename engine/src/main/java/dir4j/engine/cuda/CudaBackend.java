@@ -142,6 +142,86 @@ public final class CudaBackend implements Backend {
         ctx.synchronize("synchronize");
     }
 
+    /**
+     * Captures the work {@code body} queues on this device's stream into a CUDA graph
+     * (cuStreamBeginCapture in relaxed mode, cuStreamEndCapture, cuGraphInstantiate); nothing
+     * runs until {@link Backend.Recording#replay} (cuGraphLaunch). Memory freed during the capture
+     * (cuDNN workspaces) stays reserved for the graph until it is closed. Refused while the device
+     * profiler is on (its events would be captured). On failure the capture is ended, its memory
+     * returned, and a {@link CudaException} names the call that failed.
+     */
+    @Override
+    public Backend.Recording record(Runnable body) {
+        if (profiler.enabled()) {
+            throw new IllegalStateException("CUDA graph capture while the device profiler is on");
+        }
+        ctx.bind();
+        allocator.beginCapture();
+        ctx.capturing = true;
+        jcuda.driver.CUgraph graph = new jcuda.driver.CUgraph();
+        boolean begun = false;
+        try {
+            check(jcuda.driver.JCudaDriver.cuStreamBeginCapture(ctx.stream,
+                    jcuda.driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED), "cuStreamBeginCapture");
+            begun = true;
+            body.run();
+            begun = false;
+            check(jcuda.driver.JCudaDriver.cuStreamEndCapture(ctx.stream, graph), "cuStreamEndCapture");
+            jcuda.driver.CUgraphExec exec = new jcuda.driver.CUgraphExec();
+            check(jcuda.driver.JCudaDriver.cuGraphInstantiate(exec, graph, 0), "cuGraphInstantiate");
+            ctx.capturing = false;
+            return new GraphRecording(graph, exec, allocator.endCapture());
+        } catch (RuntimeException | Error e) {
+            if (begun) {
+                jcuda.driver.JCudaDriver.cuStreamEndCapture(ctx.stream, graph);
+            }
+            ctx.capturing = false;
+            jcuda.driver.JCudaDriver.cuGraphDestroy(graph);
+            CachingAllocator.CapturePool pool = allocator.endCapture();
+            if (pool != null) {
+                allocator.release(pool);
+            }
+            throw e;
+        }
+    }
+
+    /** A captured and instantiated CUDA graph with the memory its capture freed. */
+    private final class GraphRecording implements Backend.Recording {
+        private final jcuda.driver.CUgraph graph;
+        private final jcuda.driver.CUgraphExec exec;
+        private final CachingAllocator.CapturePool pool;
+        private boolean closed;
+
+        GraphRecording(jcuda.driver.CUgraph graph, jcuda.driver.CUgraphExec exec, CachingAllocator.CapturePool pool) {
+            this.graph = graph;
+            this.exec = exec;
+            this.pool = pool;
+        }
+
+        @Override
+        public synchronized void replay() {
+            if (closed) {
+                throw new IllegalStateException("this CUDA graph is closed");
+            }
+            ctx.bind();
+            check(jcuda.driver.JCudaDriver.cuGraphLaunch(exec, ctx.stream), "cuGraphLaunch");
+        }
+
+        @Override
+        public synchronized void close() {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            ctx.bind();
+            // queued replays still use the pool's memory: wait for them before it is handed out again
+            ctx.synchronize("closing a CUDA graph");
+            jcuda.driver.JCudaDriver.cuGraphExecDestroy(exec);
+            jcuda.driver.JCudaDriver.cuGraphDestroy(graph);
+            allocator.release(pool);
+        }
+    }
+
     /** The allocator's counters. */
     public CachingAllocator.Stats memoryStats() {
         return allocator.stats();

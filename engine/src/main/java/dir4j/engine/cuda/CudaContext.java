@@ -34,6 +34,11 @@ final class CudaContext {
     final int computeMinor;
     final int multiprocessors;
     final long totalBytes;
+    /**
+     * True while {@link CudaBackend#record} captures this device's stream into a CUDA graph: no
+     * per-launch synchronisation then (a synchronisation would end the capture).
+     */
+    volatile boolean capturing;
 
     private CudaContext(int ordinal, CUdevice device, CUcontext context, RawHandles.Stream stream, String name,
                         int major, int minor, int sms, long total) {

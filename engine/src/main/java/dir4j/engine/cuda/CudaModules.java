@@ -143,7 +143,7 @@ final class CudaModules {
             throw new CudaException("cuLaunchKernel(" + k.function + ", grid " + gridX + "x" + gridY + ", block " + block
                     + ") failed: " + CudaDriver.describe(rc));
         }
-        if (SYNC_EACH_LAUNCH) {
+        if (SYNC_EACH_LAUNCH && !ctx.capturing) {
             rc = cuStreamSynchronize(ctx.stream);
             if (rc != 0) {
                 throw new CudaException("kernel " + k.function + " (grid " + gridX + "x" + gridY + ", block " + block

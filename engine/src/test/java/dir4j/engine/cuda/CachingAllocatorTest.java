@@ -112,6 +112,41 @@ class CachingAllocatorTest {
         assertEquals(4096 + 8192 + (17 << 20), a.stats().peakInUseBytes());
     }
 
+    /**
+     * While a CUDA graph is captured, freed blocks (a workspace the graph will use again on every
+     * replay) go to the capture's pool: later requests of the capture reuse them, nothing after it
+     * gets them until the graph is destroyed, and then the cache has them again.
+     */
+    @Test
+    void blocksFreedDuringACaptureStayWithTheGraphUntilItIsReleased() {
+        FakeDevice dev = new FakeDevice(1 << 30);
+        CachingAllocator a = new CachingAllocator("fake:0", dev);
+        CachingAllocator.Block before = a.allocate(3000);
+        a.free(before); // cached before the capture: the capture may take it from the cache
+        a.beginCapture();
+        assertThrows(IllegalStateException.class, a::beginCapture, "one capture at a time");
+        CachingAllocator.Block ws1 = a.allocate(3000);
+        assertEquals(before.address(), ws1.address(), "the cache serves the capture");
+        a.free(ws1);
+        CachingAllocator.Block ws2 = a.allocate(2500);
+        assertEquals(ws1.address(), ws2.address(), "the capture reuses its own freed block (same stream order)");
+        a.free(ws2);
+        CachingAllocator.Block other = a.allocate(9000);
+        a.free(other);
+        CachingAllocator.CapturePool pool = a.endCapture();
+        assertEquals(4096 + 16384, pool.bytes());
+        assertEquals(0, a.stats().cachedBlocks(), "the graph's blocks are not in the cache");
+        CachingAllocator.Block after = a.allocate(3000);
+        assertNotEquals(ws1.address(), after.address(), "nothing after the capture gets the graph's workspace");
+        assertNotEquals(other.address(), a.allocate(9000).address());
+        a.release(pool);
+        assertEquals(0, pool.bytes());
+        assertEquals(2, a.stats().cachedBlocks(), "a destroyed graph's blocks are cached again");
+        assertEquals(ws1.address(), a.allocate(3000).address());
+        assertEquals(other.address(), a.allocate(9000).address());
+        assertEquals(0, dev.frees, "no block went back to the driver");
+    }
+
     @Test
     void outOfMemoryReleasesTheCacheAndRetriesBeforeFailing() {
         FakeDevice dev = new FakeDevice(64 << 20);

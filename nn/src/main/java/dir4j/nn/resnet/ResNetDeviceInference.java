@@ -33,6 +33,14 @@ import java.util.Optional;
  * <p>A <em>snapshot</em> of the weights and running statistics, as {@link ResNetInference}.
  * Activation buffers are kept between calls with the same input shape (another shape releases
  * them); {@link #close} frees them and the weights. Calls are serialised.
+ *
+ * <p>With {@link #graphs(boolean) graphs} on (default: {@code -Ddir4j.cuda.graphs}, false), the
+ * second call at an input shape records the whole forward once ({@link Backend#record}: a CUDA
+ * graph, from a fixed input buffer into a fixed output buffer) and every later call at that shape
+ * copies its batch in, replays the graph and copies the features out: one launch instead of
+ * about a hundred cuDNN calls and kernels from the host, the same kernels and results. The
+ * recording assumes no other thread uses the device while it is made (once per shape). Should
+ * recording fail, this says so once on stderr and runs op by op.
  */
 public final class ResNetDeviceInference implements AutoCloseable {
     private static final PoolParams STEM_POOL = new PoolParams(3, 3, 2, 2, 1, 1);
@@ -57,6 +65,15 @@ public final class ResNetDeviceInference implements AutoCloseable {
     private final Map<List<Integer>, ArrayDeque<Tensor>> pool = new HashMap<>();
     private List<Integer> poolInput = List.of();
     private boolean closed;
+    private boolean graphs = Boolean.getBoolean("dir4j.cuda.graphs");
+    /** Calls at {@link #poolInput} so far (the first warms the buffers and the algorithm choices). */
+    private int callsAtInput;
+    /** The recorded forward at {@link #poolInput}, its input [N, C, H, W] and output buffers (null: none). */
+    private Backend.Recording graph;
+    private Tensor graphIn;
+    private Tensor graphOut;
+    /** Set when recording failed: the plan runs op by op from then on. */
+    private boolean graphFailed;
 
     private ResNetDeviceInference(Device device, FoldedResNet f) {
         this.device = device;
@@ -122,6 +139,23 @@ public final class ResNetDeviceInference implements AutoCloseable {
         });
     }
 
+    /**
+     * Turns the replay of recorded forwards on or off (see the class comment); off releases a
+     * recording. Returns this plan.
+     */
+    public synchronized ResNetDeviceInference graphs(boolean on) {
+        graphs = on;
+        if (!on) {
+            releaseGraph();
+        }
+        return this;
+    }
+
+    /** Whether the last call replayed a recorded forward. */
+    public synchronized boolean replaying() {
+        return graph != null;
+    }
+
     /** Channels of the feature map. */
     public int featureChannels() {
         return featureChannels;
@@ -156,9 +190,56 @@ public final class ResNetDeviceInference implements AutoCloseable {
         }
         List<Integer> input = List.of(n, h, w);
         if (!input.equals(poolInput)) {
+            releaseGraph();
             releasePool();
             poolInput = input;
+            callsAtInput = 0;
         }
+        callsAtInput++;
+        int[] outShape = {n, featureChannels, outputSize(h), outputSize(w)};
+        if (graphs && graph == null && !graphFailed && callsAtInput >= 2) {
+            record(x.shape(), outShape);
+        }
+        Tensor out = Tensor.uninitialized(DType.FLOAT32, device, outShape);
+        if (graph != null) {
+            backend.copy(x, graphIn);
+            graph.replay();
+            backend.copy(graphOut, out);
+        } else {
+            forward(x, out);
+        }
+        return out;
+    }
+
+    /**
+     * Records {@link #forward} from graphIn into graphOut; on failure says why once, and runs op by
+     * op from then on (as on a backend that cannot record).
+     */
+    private void record(int[] inShape, int[] outShape) {
+        graphIn = MemoryScope.detached(() -> Tensor.uninitialized(DType.FLOAT32, device, inShape));
+        graphOut = MemoryScope.detached(() -> Tensor.uninitialized(DType.FLOAT32, device, outShape));
+        try {
+            graph = backend.record(() -> forward(graphIn, graphOut));
+            graphFailed = graph == null; // a backend that cannot record (the CPU): op by op, silently
+        } catch (RuntimeException e) {
+            graph = null;
+            graphFailed = true;
+            System.err.println("dir4j: recording the compiled ResNet forward as a CUDA graph failed (" + e
+                    + "); it runs op by op");
+        }
+        if (graph == null) {
+            graphIn.close();
+            graphOut.close();
+            graphIn = null;
+            graphOut = null;
+        }
+    }
+
+    /** The forward of x [N, C, H, W] into out [N, featureChannels, H/32, W/32] through the pooled buffers. */
+    private void forward(Tensor x, Tensor out) {
+        int n = x.shape(0);
+        int h = x.shape(2);
+        int w = x.shape(3);
         // NCHW -> NHWC once, into a buffer whose padding channels are zero
         Tensor in = take(n, h, w, stemInPadded);
         try (Tensor dst = in.viewOf(new int[] {n, stemIn, h, w},
@@ -184,14 +265,11 @@ public final class ResNetDeviceInference implements AutoCloseable {
             give(y);
             y = next;
         }
-        int c = y.shape(3);
-        Tensor out = Tensor.uninitialized(DType.FLOAT32, device, n, c, y.shape(1), y.shape(2));
         try (Tensor nchw = y.viewOf(out.shape(),
                 new long[] {y.stride(0), y.stride(3), y.stride(1), y.stride(2)}, y.offset())) {
             backend.copy(nchw, out);
         }
         give(y);
-        return out;
     }
 
     /** The feature map's side for an input side of {@code size} pixels. */
@@ -258,6 +336,17 @@ public final class ResNetDeviceInference implements AutoCloseable {
         return k;
     }
 
+    private void releaseGraph() {
+        if (graph != null) {
+            graph.close();
+            graph = null;
+            graphIn.close();
+            graphOut.close();
+            graphIn = null;
+            graphOut = null;
+        }
+    }
+
     private void releasePool() {
         pool.values().forEach(q -> q.forEach(Tensor::close));
         pool.clear();
@@ -270,6 +359,7 @@ public final class ResNetDeviceInference implements AutoCloseable {
             return;
         }
         closed = true;
+        releaseGraph();
         releasePool();
         stem.weight().close();
         stem.bias().close();

@@ -4,6 +4,7 @@ import static dir4j.nn.gpu.NnGpu.GPU;
 import static dir4j.nn.gpu.NnGpu.assertClose;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.MemoryScope;
@@ -75,6 +76,46 @@ class ResNetDeviceInferenceGpuTest {
             java.util.regex.Pattern trunk = java.util.regex.Pattern.compile(", c=(4|16|32|64|128|256|512|1024|2048), ");
             assertTrue(choices.lines().noneMatch(l -> l.contains("FUSED_RELU refused") && l.contains("nhwc=true")
                     && trunk.matcher(l).find()), "every conv + ReLU of the trunk runs fused:\n" + choices);
+        }
+    }
+
+    /**
+     * Graphs on: the second call at a shape records the forward as a CUDA graph and later calls
+     * replay it; every call's features are bit for bit those of the same plan run op by op (the
+     * same kernels and algorithms), earlier outputs are never overwritten, another shape records
+     * anew, and close gives every byte back (the graph's workspaces to the cache).
+     */
+    @Test
+    void recordedForwardsReplayTheSameFeatures() {
+        try (ResNet gpu = net(); MemoryScope scope = MemoryScope.open(); var ng = Autograd.noGrad()) {
+            gpu.to(GPU);
+            long before = NnGpu.backend().memoryStats().inUseBytes();
+            try (MemoryScope inner = MemoryScope.open(); ResNetDeviceInference plain = ResNetDeviceInference.of(gpu);
+                 ResNetDeviceInference graphed = ResNetDeviceInference.of(gpu).graphs(true)) {
+                int[][] calls = {{4, 96, 64}, {4, 96, 64}, {4, 96, 64}, {2, 67, 45}, {2, 67, 45}, {2, 67, 45},
+                    {4, 96, 64}, {4, 96, 64}};
+                boolean[] replays = {false, true, true, false, true, true, false, true};
+                Tensor firstOut = null;
+                float[] firstValues = null;
+                for (int i = 0; i < calls.length; i++) {
+                    int[] s = calls[i];
+                    Tensor x = Tensor.randn(new Random(100 + i), s[0], 3, s[1], s[2]).to(GPU);
+                    float[] want = plain.features(x).toFloatArray();
+                    Tensor got = graphed.features(x);
+                    assertEquals(replays[i], graphed.replaying(), "call " + i + " replays a recorded forward");
+                    assertArrayEquals(want, got.toFloatArray(), "call " + i + " " + java.util.Arrays.toString(s));
+                    if (i == 1) {
+                        firstOut = got;
+                        firstValues = got.toFloatArray();
+                    }
+                }
+                assertArrayEquals(firstValues, firstOut.toFloatArray(), "a replay does not write a returned map");
+                graphed.graphs(false);
+                assertFalse(graphed.replaying(), "graphs off releases the recording");
+                Tensor x = Tensor.randn(new Random(99), 4, 3, 96, 64).to(GPU);
+                assertArrayEquals(plain.features(x).toFloatArray(), graphed.features(x).toFloatArray(), "op by op again");
+            }
+            assertEquals(before, NnGpu.backend().memoryStats().inUseBytes(), "close frees weights, buffers and graphs");
         }
     }
 

@@ -206,6 +206,23 @@ public final class RetrievalNet extends Module {
         }
 
         /**
+         * Turns on or off the GPU plan's replay of recorded forwards (CUDA graphs, see
+         * {@link ResNetDeviceInference#graphs}; default {@code -Ddir4j.cuda.graphs}); nothing on the
+         * CPU. Returns this.
+         */
+        public Inference graphs(boolean on) {
+            if (device != null) {
+                device.graphs(on);
+            }
+            return this;
+        }
+
+        /** Whether the last batch replayed a recorded forward. */
+        public boolean replaying() {
+            return device != null && device.replaying();
+        }
+
+        /**
          * Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W] on the net's
          * device. Should the GPU plan fail in the GPU libraries (a cuDNN configuration it refuses,
          * say), this inference says so once on stderr and runs the module from then on
