@@ -14,7 +14,7 @@ import java.util.Random;
 
 /**
  * ResNet-101-GeM-FC (the retrieval network: ResNet-101 trunk, GeM p = 3, FC 2048→2048 with bias,
- * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, four workloads:
+ * L2 norm) on cuda:0 with TF32 for convolutions and matrix products, five workloads:
  * <ul>
  * <li>inference: batch 32 at 224×224, eval mode, no graph, the module's forward (NCHW); images per
  * second;</li>
@@ -22,12 +22,14 @@ import java.util.Random;
  * ResNetDeviceInference (batch norms folded, cuDNN channels-last convolutions with the bias,
  * residual and ReLU fused); images per second, and the largest difference of its descriptors from
  * the module's on the same batch;</li>
+ * <li>the same with the trunk's forward recorded as a CUDA graph and replayed
+ * ({@code Inference.graphs(true)}: one launch a batch instead of ~100 host calls);</li>
  * <li>a training step: batch 16 at 512×512, train mode (batch statistics), loss = sum of the
  * descriptors, backward, SGD (momentum 0.9, weight decay 1e-4); images per second;</li>
  * <li>the same training step channels-last ({@code RetrievalNet.channelsLast(true)}: NHWC
- * activations, cuDNN's channels-last convolutions, dir4j's channels-last batch norms, both directions); images per
- * second, and before timing the largest difference of its eval-mode descriptors from the NCHW
- * module's on the same batch. Target (issue #5): ≥ 340 img/s.</li>
+ * activations, cuDNN's channels-last convolutions and dir4j's fused channels-last batch norms in
+ * both directions); images per second, and before timing the largest difference of its eval-mode
+ * descriptors from the NCHW module's on the same batch. Target (issue #5): ≥ 340 img/s.</li>
  * </ul>
  * Each runs warm-up iterations (the first also picks cuDNN algorithms), then the timed ones
  * between two device synchronisations. Prints {@code RESULT <workload>: <value> img/s} and the
@@ -40,7 +42,13 @@ import java.util.Random;
  * category (convolution direction, batch norm, kernels, products, copies), then the 25 longest
  * operations.
  *
- * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3
+ * <p>Warm-up runs at least {@code --warmup} iterations and {@code --warmup-seconds} (the JIT compiles
+ * the host side of ~100 launches per batch only after some hundreds of batches). The timed loop
+ * prints, beside the time per batch or step, the host's enqueue time (the loop's time before the
+ * final synchronisation: close to the total when the host, not the GPU, sets the pace) and the
+ * time per iteration of each half of the loop.
+ *
+ * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3 --warmup-seconds 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
  * --skip-compiled --skip-channels-last --profile-steps 2}.
  */
@@ -49,6 +57,62 @@ public final class ResNetGpuBench {
 
     /** Steps (batches) run once more with the device profiler on after each workload's timing; 0: none. */
     private static int profileSteps = 2;
+
+    /** Warm-up lasts at least this long as well as {@code --warmup} iterations. */
+    private static double warmupSeconds = 3;
+
+    /**
+     * Runs body, synchronising after each, at least {@code warmup} times and for at least
+     * {@link #warmupSeconds}; prints the first run's time (the algorithm search) and the count.
+     */
+    private static void warmUp(CudaBackend be, String label, int warmup, Runnable body) {
+        long first = System.nanoTime();
+        int runs = 0;
+        while (runs < warmup || System.nanoTime() - first < warmupSeconds * 1e9) {
+            body.run();
+            be.synchronize();
+            if (runs == 0) {
+                System.out.printf(Locale.ROOT, "%s: first run (with algorithm search) %.2f s%n", label,
+                        (System.nanoTime() - first) / 1e9);
+            }
+            runs++;
+        }
+        System.out.printf(Locale.ROOT, "%s: warmed up with %d runs in %.1f s%n", label, runs,
+                (System.nanoTime() - first) / 1e9);
+    }
+
+    /**
+     * Times {@code steps} runs of body between two device synchronisations (and one after the
+     * first half); prints the time per run, the host's enqueue time per run and each half's time
+     * per run. Returns the total seconds.
+     */
+    private static double timed(CudaBackend be, String label, int steps, int batch, Runnable body) {
+        be.synchronize();
+        int half = Math.max(1, steps / 2);
+        long t = System.nanoTime();
+        long halfDone = t;
+        long hostBusy = 0;
+        long mark = t;
+        for (int i = 0; i < steps; i++) {
+            body.run();
+            if (i == half - 1 && half < steps) {
+                hostBusy += System.nanoTime() - mark;
+                be.synchronize();
+                halfDone = System.nanoTime();
+                mark = halfDone;
+            }
+        }
+        hostBusy += System.nanoTime() - mark;
+        be.synchronize();
+        long end = System.nanoTime();
+        double s = (end - t) / 1e9;
+        double first = (halfDone - t) / 1e6 / half;
+        double second = half < steps ? (end - halfDone) / 1e6 / (steps - half) : first;
+        System.out.printf(Locale.ROOT, "%s: %d runs of %d in %.3f s (%.2f ms each; host enqueue %.2f ms each; "
+                + "halves %.2f / %.2f ms each)%n", label, steps, batch, s, s * 1e3 / steps, hostBusy / 1e6 / steps,
+                first, second);
+        return s;
+    }
 
     /** Runs {@code body} {@link #profileSteps} times with the profiler on and prints where the device time went. */
     private static void profiled(CudaBackend be, String label, Runnable body) {
@@ -86,6 +150,7 @@ public final class ResNetGpuBench {
                 case "--train-steps" -> trainSteps = Integer.parseInt(args[++i]);
                 case "--infer-steps" -> inferSteps = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                case "--warmup-seconds" -> warmupSeconds = Double.parseDouble(args[++i]);
                 case "--train-batch" -> trainBatch = Integer.parseInt(args[++i]);
                 case "--train-size" -> trainSize = Integer.parseInt(args[++i]);
                 case "--infer-batch" -> inferBatch = Integer.parseInt(args[++i]);
@@ -113,6 +178,7 @@ public final class ResNetGpuBench {
             System.out.printf(Locale.ROOT, "moved to %s in %.1f s%n", gpu, (System.nanoTime() - t0) / 1e9);
             String inferName = "resnet101_gem_fc_infer_b" + inferBatch + "_" + inferSize + "_tf32";
             String compiledName = "resnet101_gem_fc_infer_compiled_b" + inferBatch + "_" + inferSize + "_tf32";
+            String graphName = "resnet101_gem_fc_infer_compiled_graph_b" + inferBatch + "_" + inferSize + "_tf32";
             String trainName = "resnet101_gem_fc_train_b" + trainBatch + "_" + trainSize + "_tf32";
             String channelsLastName = "resnet101_gem_fc_train_channels_last_b" + trainBatch + "_" + trainSize
                     + "_tf32";
@@ -122,9 +188,11 @@ public final class ResNetGpuBench {
                 result(inferName, ips, be.peakMemoryBytes());
             }
             if (compiled) {
-                be.resetPeakMemory();
-                double ips = compiledInference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps);
-                result(compiledName, ips, be.peakMemoryBytes());
+                for (boolean graphs : new boolean[] {false, true}) {
+                    be.resetPeakMemory();
+                    double ips = compiledInference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps, graphs);
+                    result(graphs ? graphName : compiledName, ips, be.peakMemoryBytes());
+                }
             }
             if (train) {
                 be.resetPeakMemory();
@@ -158,24 +226,8 @@ public final class ResNetGpuBench {
                                     int steps) {
         net.eval();
         try (Tensor x = images(gpu, batch, size, 1)) {
-            long first = System.nanoTime();
-            for (int i = 0; i < warmup; i++) {
-                inferOnce(net, x);
-                be.synchronize();
-                if (i == 0) {
-                    System.out.printf(Locale.ROOT, "inference: first batch (with algorithm search) %.2f s%n",
-                            (System.nanoTime() - first) / 1e9);
-                }
-            }
-            be.synchronize();
-            long t = System.nanoTime();
-            for (int i = 0; i < steps; i++) {
-                inferOnce(net, x);
-            }
-            be.synchronize();
-            double s = (System.nanoTime() - t) / 1e9;
-            System.out.printf(Locale.ROOT, "inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps, batch, s,
-                    s * 1e3 / steps);
+            warmUp(be, "inference", warmup, () -> inferOnce(net, x));
+            double s = timed(be, "inference", steps, batch, () -> inferOnce(net, x));
             profiled(be, "inference (module)", () -> inferOnce(net, x));
             return (double) steps * batch / s;
         }
@@ -186,27 +238,23 @@ public final class ResNetGpuBench {
      * timed as {@link #inference}; before timing, its descriptors are compared with the module's.
      */
     private static double compiledInference(CudaBackend be, RetrievalNet net, Device gpu, int batch, int size,
-                                            int warmup, int steps) {
+                                            int warmup, int steps, boolean graphs) {
         net.eval();
         long built = System.nanoTime();
-        try (Tensor x = images(gpu, batch, size, 1); RetrievalNet.Inference plan = net.inference()) {
+        try (Tensor x = images(gpu, batch, size, 1); RetrievalNet.Inference plan = net.inference().graphs(graphs)) {
             if (!plan.compiled()) {
                 throw new IllegalStateException("RetrievalNet.inference() did not compile the backbone on " + gpu
                         + " (is -Ddir4j.compiledInference=false set?)");
             }
             be.synchronize();
             System.out.printf(Locale.ROOT, "compiled inference: plan built in %.2f s%n", (System.nanoTime() - built) / 1e9);
-            long first = System.nanoTime();
-            for (int i = 0; i < warmup; i++) {
-                describeOnce(plan, x);
-                be.synchronize();
-                if (i == 0) {
-                    System.out.printf(Locale.ROOT, "compiled inference: first batch (with algorithm search) %.2f s%n",
-                            (System.nanoTime() - first) / 1e9);
-                }
-            }
+            String label = graphs ? "compiled inference, CUDA graph" : "compiled inference";
+            warmUp(be, label, warmup, () -> describeOnce(plan, x));
             if (!plan.compiled()) {
                 throw new IllegalStateException("the compiled backbone fell back to the module (stderr says why)");
+            }
+            if (graphs && !plan.replaying()) {
+                throw new IllegalStateException("the compiled backbone did not record a CUDA graph (stderr says why)");
             }
             try (MemoryScope scope = MemoryScope.open(); var noGrad = Autograd.noGrad()) {
                 float[] module = net.forward(x).toFloatArray();
@@ -215,19 +263,13 @@ public final class ResNetGpuBench {
                 for (int i = 0; i < module.length; i++) {
                     worst = Math.max(worst, Math.abs(module[i] - fused[i]));
                 }
-                System.out.printf(Locale.ROOT, "compiled inference: max |descriptor - module's| = %.3g (unit "
-                        + "descriptors, TF32 both)%n", worst);
+                System.out.printf(Locale.ROOT, "%s: max |descriptor - module's| = %.3g (unit descriptors, TF32 "
+                        + "both)%n", label, worst);
             }
-            be.synchronize();
-            long t = System.nanoTime();
-            for (int i = 0; i < steps; i++) {
-                describeOnce(plan, x);
+            double s = timed(be, label, steps, batch, () -> describeOnce(plan, x));
+            if (!graphs) {
+                profiled(be, label, () -> describeOnce(plan, x)); // (a replay is one launch to the profiler)
             }
-            be.synchronize();
-            double s = (System.nanoTime() - t) / 1e9;
-            System.out.printf(Locale.ROOT, "compiled inference: %d batches of %d in %.3f s (%.2f ms/batch)%n", steps,
-                    batch, s, s * 1e3 / steps);
-            profiled(be, "compiled inference", () -> describeOnce(plan, x));
             return (double) steps * batch / s;
         }
     }
@@ -249,25 +291,10 @@ public final class ResNetGpuBench {
         net.train(true);
         try (Tensor x = images(gpu, batch, size, 2);
              Sgd opt = new Sgd(net.parameters(), 1e-6, 0.9, 1e-4, false)) {
-            long first = System.nanoTime();
-            for (int i = 0; i < warmup; i++) {
-                trainOnce(net, opt, x);
-                be.synchronize();
-                if (i == 0) {
-                    System.out.printf(Locale.ROOT, "training: first step (with algorithm search) %.2f s%n",
-                            (System.nanoTime() - first) / 1e9);
-                }
-            }
-            be.synchronize();
-            long t = System.nanoTime();
-            for (int i = 0; i < steps; i++) {
-                trainOnce(net, opt, x);
-            }
-            be.synchronize();
-            double s = (System.nanoTime() - t) / 1e9;
-            System.out.printf(Locale.ROOT, "training: %d steps of %d in %.3f s (%.2f ms/step)%n", steps, batch, s,
-                    s * 1e3 / steps);
-            profiled(be, "training" + (net.channelsLast() ? " (channels-last)" : " (NCHW)"), () -> trainOnce(net, opt, x));
+            String label = "training" + (net.channelsLast() ? " (channels-last)" : " (NCHW)");
+            warmUp(be, label, warmup, () -> trainOnce(net, opt, x));
+            double s = timed(be, label, steps, batch, () -> trainOnce(net, opt, x));
+            profiled(be, label, () -> trainOnce(net, opt, x));
             return (double) steps * batch / s;
         }
     }
