@@ -173,28 +173,33 @@ class TrainCommandTest {
         assertFalse(same.err().contains("resuming with"), same.err());
     }
 
+    /** Off by default on the CPU, on with --channels-last, off with --no-channels-last; the same losses. */
     @Test
     void channelsLastTrainsToTheSameLossesAndSaysSo(@TempDir Path out) throws IOException {
         List<Double> losses = new ArrayList<>();
-        for (boolean channelsLast : new boolean[] {false, true}) {
-            Path dir = out.resolve(channelsLast ? "nhwc" : "nchw");
+        String[] flags = {null, "--channels-last", "--no-channels-last"};
+        for (String flag : flags) {
+            Path dir = out.resolve(flag == null ? "default" : flag.substring(2));
             List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
                     dir.toString()));
             args.addAll(List.of(TINY));
             args.remove("--quiet");
-            if (channelsLast) {
-                args.add("--channels-last");
+            if (flag != null) {
+                args.add(flag);
             }
             CliRun.Run r = CliRun.run(args.toArray(String[]::new));
             assertEquals(0, r.rc(), r.toString());
-            assertEquals(channelsLast, r.err().contains("; channels-last"), r.err());
+            assertEquals("--channels-last".equals(flag), r.err().contains("; channels-last"), flag + ": " + r.err());
             for (String line : Files.readAllLines(dir.resolve("log.csv")).subList(1, 3)) {
                 losses.add(Double.parseDouble(line.split(",")[1]));
             }
         }
         // the same recipe and seed: the channels-last backbone gives the NCHW losses to float rounding
-        for (int i = 0; i < 2; i++) {
-            assertEquals(losses.get(i), losses.get(i + 2), 1e-5 * Math.abs(losses.get(i)), "loss of step " + (i + 1));
+        for (int run = 1; run < flags.length; run++) {
+            for (int i = 0; i < 2; i++) {
+                assertEquals(losses.get(i), losses.get(2 * run + i), 1e-5 * Math.abs(losses.get(i)),
+                        flags[run] + ": loss of step " + (i + 1));
+            }
         }
     }
 
