@@ -201,7 +201,12 @@ public class APLoss {
             throw new IllegalArgumentException("AP loss: query weights " + Shape.str(queryWeights.shape())
                     + " must be [" + n + "]");
         }
-        checkFinite(descriptors);
+        // NaN or ±∞ among the descriptors: summed on the device now and read where the APs are
+        // read anyway (on CUDA one wait for the device per loss, not two)
+        Tensor finite;
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            finite = Ops.sum(descriptors, null, false);
+        }
         DType dtype = descriptors.dtype();
         dir4j.engine.Device device = descriptors.device();
         // dense class numbers (exact in float32 below 2^24) and positives per query
@@ -240,13 +245,14 @@ public class APLoss {
         Result small;
         if (fusedHistogramLoss()) {
             Tensor[] g = new Tensor[1];
-            small = lossFromHistogram(hist, positives, w, g);
+            small = lossFromHistogram(hist, positives, w, g, finite);
             gradHist = g[0];
             if (!grad) {
                 gradHist.close();
                 return small;
             }
         } else {
+            requireFinite(finite);
             Tensor pos = onDevice(positives, dtype, device);
             if (!grad) {
                 try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
@@ -283,9 +289,11 @@ public class APLoss {
     /**
      * The loss, AP and exclusions from histograms [N, 2, nq] in one pass per query, and in
      * gradHist[0] dL/dhist for an upstream gradient of 1 (see {@link Backend#apLossFromHistogram}):
-     * dL/dAP_q = −w_q / (queries kept), 0 for the excluded ones.
+     * dL/dAP_q = −w_q / (queries kept), 0 for the excluded ones. {@code finite} (the descriptors'
+     * sum) is checked once the APs are on the host.
      */
-    private Result lossFromHistogram(Tensor hist, double[] positives, Tensor weights, Tensor[] gradHist) {
+    private Result lossFromHistogram(Tensor hist, double[] positives, Tensor weights, Tensor[] gradHist,
+                                     Tensor finite) {
         int n = hist.shape(0);
         double[] w = weights == null ? null : weights.toDoubleArray();
         int keptQueries = 0;
@@ -308,6 +316,7 @@ public class APLoss {
         }
         double[] apv = ap.toDoubleArray();
         ap.close();
+        requireFinite(finite);
         // loss = 1 − Σ_kept w·AP / kept = 1 + Σ coef·AP, summed in double
         double value = 1;
         for (int i = 0; i < n; i++) {
@@ -442,11 +451,20 @@ public class APLoss {
 
     private static void checkFinite(Tensor scores) {
         // NaN and ±∞ survive a sum (accumulated in double, so finite scores cannot overflow it)
-        double sum;
-        try (var ng = dir4j.engine.autograd.Autograd.noGrad(); Tensor s = Ops.sum(scores, null, false)) {
-            sum = s.item();
+        Tensor s;
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            s = Ops.sum(scores, null, false);
         }
-        if (!Double.isFinite(sum)) {
+        requireFinite(s);
+    }
+
+    /** Throws when {@code sum} (of scores or descriptors; closed here) is NaN or infinite. */
+    private static void requireFinite(Tensor sum) {
+        double value;
+        try (sum) {
+            value = sum.item();
+        }
+        if (!Double.isFinite(value)) {
             throw new IllegalArgumentException("AP loss: scores contain NaN or infinite values; check the descriptors "
                     + "(an all-zero row normalises to NaN)");
         }

@@ -181,4 +181,36 @@ class APLossBlockedTest {
             return loss.forwardBlocked(Tensor.ofDoubles(v, n, v.length / n), ids, null, 7).loss().item();
         }
     }
+
+    /**
+     * A NaN or infinite descriptor is a clear error on every path (the full one with scores, the
+     * blocked one with ids, fused or through a subclass's graph, with or without a gradient),
+     * never a NaN loss.
+     */
+    @Test
+    void nonFiniteDescriptorsAreAClearErrorOnEveryPath() {
+        for (double bad : new double[] {Double.NaN, Double.POSITIVE_INFINITY}) {
+            for (DType dtype : new DType[] {DType.FLOAT64, DType.FLOAT32}) {
+                try (MemoryScope scope = MemoryScope.open()) {
+                    Random rng = new Random(5);
+                    int[] ids = classes(rng, 40);
+                    double[] v = descriptors(rng, 40, 8).toDoubleArray();
+                    v[3 * 8 + 5] = bad;
+                    Tensor d = Tensor.ofDoubles(v, 40, 8).to(dtype);
+                    Tensor leaf = d.detach().requiresGrad(true);
+                    for (APLoss loss : new APLoss[] {new APLoss(20, 0, 1), new TAPLoss(20, 0, 1, false)}) {
+                        for (Tensor x : new Tensor[] {d, leaf}) {
+                            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                                    IllegalArgumentException.class, () -> loss.forwardBlocked(x, ids, null, 16));
+                            assertTrue(e.getMessage().contains("NaN or infinite"), e.getMessage());
+                        }
+                        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
+                                IllegalArgumentException.class, () -> loss.forward(Ops.matmul(d, Ops.transpose(d, 0, 1)),
+                                        APLoss.sameClass(ids, dtype), null));
+                        assertTrue(e.getMessage().contains("NaN or infinite"), e.getMessage());
+                    }
+                }
+            }
+        }
+    }
 }
