@@ -28,6 +28,13 @@ final class PinnedStaging {
     private final MemorySegment[] segments = new MemorySegment[2];
     private final CUevent[] done = new CUevent[2];
     private final boolean[] pending = new boolean[2];
+    /**
+     * The buffer the next upload starts in. Uploads alternate, so that a small upload waits only
+     * for the copy of the upload before the last one, not for the last one's (queued behind all
+     * the device work since: a hidden wait for the device, as in the AP loss, which uploads its
+     * class numbers and then its per-query coefficients after the GEMMs).
+     */
+    private int nextUpload;
 
     PinnedStaging(CudaContext ctx) {
         this.ctx = ctx;
@@ -60,7 +67,7 @@ final class PinnedStaging {
         ensureBuffers();
         long chunk = 0;
         for (long off = 0; off < bytes; off += CHUNK, chunk++) {
-            int b = (int) (chunk & 1);
+            int b = (int) ((nextUpload + chunk) & 1);
             long len = Math.min(CHUNK, bytes - off);
             await(b);
             MemorySegment.copy(src, srcOffset + off, segments[b], 0, len);
@@ -68,6 +75,7 @@ final class PinnedStaging {
             check(cuEventRecord(done[b], ctx.stream), "cuEventRecord");
             pending[b] = true;
         }
+        nextUpload = (int) ((nextUpload + chunk) & 1);
     }
 
     /** Copies {@code bytes} from the device address src to host memory at dst[dstOffset]; waits for them. */
