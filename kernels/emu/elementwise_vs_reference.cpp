@@ -311,7 +311,8 @@ static void stemCase(int n, int cin, int h, int w, unsigned seed) {
 }
 
 // CudaBackend#batchNormBackward in eval (frozen statistics), composed from binary ops and two sums
-// over every axis but the channel's; against BatchNormKernels#backward (dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd,
+// over every axis but the channel's (CUDA runs it on NCHW only since batchnorm.cu took channels-last
+// batch norm; the NHWC cases stay as more layouts for the reductions); against BatchNormKernels#backward (dβ = Σ dy, dγ = Σ dy·(x − μ)·invStd,
 // dx = γ·invStd·dy), in double: dx to the bit (γ·invStd is one rounding either way), dγ and dβ to
 // 1e-5 of Σ|term|
 static void bnEvalBackwardCase(bool nhwc, int n, int c, int h, int w, unsigned seed) {
@@ -384,7 +385,7 @@ int main() {
     stemCase(2, 5, 6, 3, 16);
     stemCase(1, 4, 4, 6, 17);
     // eval batch-norm backward: the sums take every ReducePlan kind (blocks, blocks split in two
-    // passes, columns at 2048+ channels, rows for a 1x1 map of 1 image) on NHWC and NCHW
+    // passes, columns at 2048+ channels, rows for a 1x1 map of 1 image) on NHWC and NCHW layouts
     bnEvalBackwardCase(true, 2, 64, 5, 7, 20);
     bnEvalBackwardCase(false, 2, 64, 5, 7, 21);
     bnEvalBackwardCase(true, 2, 2048, 2, 1, 22);

@@ -11,8 +11,8 @@
 #   elementwise_vs_reference: the elementwise and reduction launches of the channels-last paths
 #     (conv2dNhwc's bias-row / residual / ReLU epilogue in every repeat mode and the strided
 #     fallback, the stem's NCHW -> zero-padded NHWC input, the training stem's concat, NHWC ->
-#     NCHW, the composed eval batch-norm backward on NHWC and NCHW through every ReducePlan kind),
-#     NCHW bias adds;
+#     NCHW, the composed eval batch-norm backward (CUDA's NCHW path; NHWC layouts too) through every
+#     ReducePlan kind), NCHW bias adds;
 #   batchnorm_vs_reference: the channels-last batch norm (partial sums over row chunks, the
 #     per-channel finalize, the apply pass with residual and ReLU, and their backward) in training
 #     and eval, against the CPU backend's formulas; odd channel counts, partial tiles, one row, a

@@ -16,20 +16,27 @@ extern "C" __global__ void bn_scale_shift_f32(const float* __restrict__ gamma, c
     }
 }
 
-// n elements of x [N, C, H, W] (hw = H·W); residual may be null; y may be x (in place).
+// relu?(fma(x, scale, shift) [+ r]), r added when hasResidual: the apply kernels' epilogue.
 // ReLU keeps NaN (max(v, 0) with NaN propagating, as the CPU's Math.max).
+__device__ __forceinline__ float bn_epilogue(float x, float scale, float shift, bool hasResidual, float r,
+                                             int relu) {
+    float v = fmaf(x, scale, shift);
+    if (hasResidual) {
+        v = __fadd_rn(v, r);
+    }
+    if (relu && v < 0.f) {
+        v = 0.f;
+    }
+    return v;
+}
+
+// n elements of x [N, C, H, W] (hw = H·W); residual may be null; y may be x (in place).
 extern "C" __global__ void bn_apply_f32(const float* x, const float* __restrict__ scaleShift, const float* residual,
                                         float* y, i64 n, i64 hw, int c, int relu) {
     for (i64 i = global_thread<i64>(); i < n; i += grid_threads<i64>()) {
         const int ch = (int) ((i / hw) % c);
-        float v = fmaf(x[i], scaleShift[ch], scaleShift[c + ch]);
-        if (residual != nullptr) {
-            v = __fadd_rn(v, residual[i]);
-        }
-        if (relu && v < 0.f) {
-            v = 0.f;
-        }
-        y[i] = v;
+        y[i] = bn_epilogue(x[i], scaleShift[ch], scaleShift[c + ch], residual != nullptr,
+                           residual != nullptr ? residual[i] : 0.f, relu);
     }
 }
 
@@ -189,39 +196,20 @@ extern "C" __global__ void bn_nhwc_apply_f32(const float* __restrict__ x, const 
         for (i64 j = global_thread<i64>(); j < n4; j += grid_threads<i64>()) {
             const int ch = (int) ((j * 4) % c);
             const float4 v = reinterpret_cast<const float4*>(x)[j];
-            float o[4] = {fmaf(v.x, scaleShift[ch], scaleShift[c + ch]),
-                          fmaf(v.y, scaleShift[ch + 1], scaleShift[c + ch + 1]),
-                          fmaf(v.z, scaleShift[ch + 2], scaleShift[c + ch + 2]),
-                          fmaf(v.w, scaleShift[ch + 3], scaleShift[c + ch + 3])};
-            if (residual != nullptr) {
-                const float4 r = reinterpret_cast<const float4*>(residual)[j];
-                o[0] = __fadd_rn(o[0], r.x);
-                o[1] = __fadd_rn(o[1], r.y);
-                o[2] = __fadd_rn(o[2], r.z);
-                o[3] = __fadd_rn(o[3], r.w);
-            }
-            if (relu) {
-#pragma unroll
-                for (int k = 0; k < 4; ++k) {
-                    if (o[k] < 0.f) {
-                        o[k] = 0.f;
-                    }
-                }
-            }
-            reinterpret_cast<float4*>(y)[j] = make_float4(o[0], o[1], o[2], o[3]);
+            const bool res = residual != nullptr;
+            const float4 r = res ? reinterpret_cast<const float4*>(residual)[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+            reinterpret_cast<float4*>(y)[j] = make_float4(
+                    bn_epilogue(v.x, scaleShift[ch], scaleShift[c + ch], res, r.x, relu),
+                    bn_epilogue(v.y, scaleShift[ch + 1], scaleShift[c + ch + 1], res, r.y, relu),
+                    bn_epilogue(v.z, scaleShift[ch + 2], scaleShift[c + ch + 2], res, r.z, relu),
+                    bn_epilogue(v.w, scaleShift[ch + 3], scaleShift[c + ch + 3], res, r.w, relu));
         }
         return;
     }
     for (i64 i = global_thread<i64>(); i < n; i += grid_threads<i64>()) {
         const int ch = (int) (i % c);
-        float v = fmaf(x[i], scaleShift[ch], scaleShift[c + ch]);
-        if (residual != nullptr) {
-            v = __fadd_rn(v, residual[i]);
-        }
-        if (relu && v < 0.f) {
-            v = 0.f;
-        }
-        y[i] = v;
+        y[i] = bn_epilogue(x[i], scaleShift[ch], scaleShift[c + ch], residual != nullptr,
+                           residual != nullptr ? residual[i] : 0.f, relu);
     }
 }
 

@@ -328,6 +328,11 @@ public interface Backend {
                                 boolean training, double momentum, double eps, Tensor residual, boolean relu, Tensor y,
                                 Tensor saveMean, Tensor saveInvStd) {
         batchNorm2d(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
+        addAndRelu(y, residual, relu);
+    }
+
+    /** y += residual (when not null), then y = relu(y) (when relu), in place: the composed epilogues. */
+    private void addAndRelu(Tensor y, Tensor residual, boolean relu) {
         if (residual != null) {
             binary(Binary.ADD, y, residual, y);
         }
@@ -347,6 +352,16 @@ public interface Backend {
     default void batchNorm2dActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
                                         Tensor saveInvStd, boolean training, boolean relu, Tensor dx, Tensor dgamma,
                                         Tensor dbeta, Tensor dresidual) {
+        maskedBackward(y, dy, relu, dresidual,
+                dz -> batchNorm2dBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta));
+    }
+
+    /**
+     * The composed epilogue backwards: dz = dy · (y &gt; 0 ? 1 : 0) with relu, else dy, into
+     * dresidual when not null; then {@code backward} of dz.
+     */
+    private void maskedBackward(Tensor y, Tensor dy, boolean relu, Tensor dresidual,
+                                java.util.function.Consumer<Tensor> backward) {
         Tensor dz = dy;
         if (relu) {
             dz = dresidual != null ? dresidual : Tensor.uninitialized(dy.dtype(), dy.device(), dy.shape());
@@ -355,7 +370,7 @@ public interface Backend {
             copy(dy, dresidual);
         }
         try {
-            batchNorm2dBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
+            backward.accept(dz);
         } finally {
             if (dz != dy && dz != dresidual) {
                 dz.close();
@@ -402,12 +417,7 @@ public interface Backend {
                                     boolean training, double momentum, double eps, Tensor residual, boolean relu,
                                     Tensor y, Tensor saveMean, Tensor saveInvStd) {
         batchNorm2dNhwc(x, gamma, beta, runningMean, runningVar, training, momentum, eps, y, saveMean, saveInvStd);
-        if (residual != null) {
-            binary(Binary.ADD, y, residual, y);
-        }
-        if (relu) {
-            unary(Unary.RELU, y, 0, 0, y);
-        }
+        addAndRelu(y, residual, relu);
     }
 
     /**
@@ -419,23 +429,11 @@ public interface Backend {
     default void batchNorm2dNhwcActBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean,
                                             Tensor saveInvStd, boolean training, boolean relu, Tensor dx,
                                             Tensor dgamma, Tensor dbeta, Tensor dresidual) {
-        Tensor dz = dy;
-        if (relu) {
-            dz = dresidual != null ? dresidual : Tensor.uninitialized(dy.dtype(), dy.device(), dy.shape());
-            reluBackward(dy, y, dz);
-        } else if (dresidual != null) {
-            copy(dy, dresidual);
-        }
-        try {
-            batchNorm2dNhwcBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta);
-        } finally {
-            if (dz != dy && dz != dresidual) {
-                dz.close();
-            }
-        }
+        maskedBackward(y, dy, relu, dresidual,
+                dz -> batchNorm2dNhwcBackward(x, dz, gamma, saveMean, saveInvStd, training, dx, dgamma, dbeta));
     }
 
-    /** Device work recorded once by {@link #record} and queued again by {@link #replay}. */
+    /** Device work recorded once by {@link #record} and queued again by {@link Recording#replay}. */
     interface Recording extends AutoCloseable {
         /** Queues the recorded work again: the same kernels on the same buffers, in order. */
         void replay();

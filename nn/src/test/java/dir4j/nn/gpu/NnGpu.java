@@ -113,16 +113,7 @@ public final class NnGpu {
                     + "last one): " + String.join("; ", failures.subList(0, Math.min(12, failures.size())))
                     + (failures.size() > 12 ? "; ... " + failures.get(failures.size() - 1) : ""));
         }
-        Map<String, Tensor> bg = gpu.namedBuffers();
-        for (var e : cpu.namedBuffers().entrySet()) {
-            if (e.getKey().endsWith("num_batches_tracked")) {
-                org.junit.jupiter.api.Assertions.assertEquals(batches, bg.get(e.getKey()).item(),
-                        e.getKey() + " (" + what + ")");
-            } else {
-                assertClose(e.getKey() + " after one training forward (" + what + ")", forward, e.getValue(),
-                        bg.get(e.getKey()));
-            }
-        }
+        assertBuffersMatch(what, cpu, gpu, forward, batches);
     }
 
     /**
@@ -171,6 +162,11 @@ public final class NnGpu {
                     + relativeL2 + " in norm, in the order of the parameters (first 12): "
                     + String.join("; ", failures.subList(0, Math.min(12, failures.size()))));
         }
+        assertBuffersMatch(what, cpu, gpu, forward, batches);
+    }
+
+    /** Every buffer within {@code forward} of the CPU's, and {@code batches} counted by each batch norm. */
+    private static void assertBuffersMatch(String what, Module cpu, Module gpu, Tol forward, double batches) {
         Map<String, Tensor> bg = gpu.namedBuffers();
         for (var e : cpu.namedBuffers().entrySet()) {
             if (e.getKey().endsWith("num_batches_tracked")) {
