@@ -1,8 +1,9 @@
-// CPU emulation test of the channels-last training batch-norm kernels (batchnorm.cu) against a
-// transcription of the CPU backend (dir4j.engine.cpu.BatchNormKernels#forward, #backwardAct on a
-// channels-last layout): see run.sh. The launches follow CudaBackend#batchNorm2dNhwcAct and
-// #batchNorm2dNhwcActBackward (chunks from bnNhwcRowsPerChunk, with a small SM count so that most
-// shapes split into several chunks).
+// CPU emulation test of the batch-norm kernels (batchnorm.cu: channels-last in both modes, and the
+// NCHW inference apply) against a transcription of the CPU backend
+// (dir4j.engine.cpu.BatchNormKernels#forward, #backwardAct, #inference): see run.sh. The launches
+// follow CudaBackend#batchNorm2dNhwcAct and #batchNorm2dNhwcActBackward (chunks from
+// bnNhwcRowsPerChunk, with a small SM count so that most shapes split into several chunks) and
+// CudaBackend#batchNorm2dInference.
 #include "batchnorm.emu.cpp"
 #include <cstdio>
 #include <random>
@@ -127,6 +128,42 @@ static void run(long m, int c, double offset, bool residual, bool relu, bool tra
     if (residual) compare("dresidual", rdr, dr, 0, 0, m, c);
 }
 
+// bn_scale_shift_f32 + bn_apply_f32, the NCHW inference batch norm (CudaBackend#batchNorm2dInference),
+// against BatchNormKernels#inference: scale, shift in double rounded once, y = relu?(fma(x, scale, shift)
+// [+ residual]) to the bit, also in place (y = x)
+static void runInference(int n, int c, int hw, bool residual, bool relu, bool inPlace, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    long total = (long) n * c * hw;
+    std::vector<float> x(total), res(total), gamma(c), beta(c), mean(c), var(c), ss(2 * c, NAN), want(total);
+    for (long i = 0; i < total; ++i) { x[i] = 2 * nd(rng); res[i] = nd(rng); }
+    for (int k = 0; k < c; ++k) { gamma[k] = 1 + 0.3f * nd(rng); beta[k] = nd(rng); mean[k] = 0.2f * nd(rng); var[k] = 0.5f + std::fabs(nd(rng)); }
+    const double eps = 1e-5;
+    for (long i = 0; i < total; ++i) {
+        int k = (int) ((i / hw) % c);
+        double inv = 1 / std::sqrt((double) var[k] + eps);
+        float scale = (float) (gamma[k] * inv), shift = (float) (beta[k] - mean[k] * (gamma[k] * inv));
+        float v = std::fma(x[i], scale, shift);
+        if (residual) v += res[i];
+        if (relu && v < 0) v = 0;
+        want[i] = v;
+    }
+    std::vector<float> y(total, NAN);
+    float* out = inPlace ? x.data() : y.data();
+    emu_launch(gridFor(c, 2), 1, BLOCK, 0, [&] {
+        bn_scale_shift_f32(gamma.data(), beta.data(), mean.data(), var.data(), eps, c, ss.data()); });
+    emu_launch(gridFor(total, 2), 1, BLOCK, 0, [&] {
+        bn_apply_f32(x.data(), ss.data(), residual ? res.data() : nullptr, out, total, hw, c, relu); });
+    int bad = 0;
+    for (long i = 0; i < total; ++i) {
+        if (std::memcmp(&want[i], &out[i], 4) != 0 && bad++ < 3) {
+            std::printf("FAIL: bn_apply_f32 n %d c %d hw %d at %ld: want %.9g got %.9g\n", n, c, hw, i, want[i], out[i]);
+        }
+    }
+    CHECK(bad == 0, "bn_apply_f32 n %d c %d hw %d residual %d relu %d in place %d: %d differ", n, c, hw, residual, relu,
+          inPlace, bad);
+}
+
 int main() {
     // (m, c): the scalar path (c = 3, 6), float4 with a partial channel tile (8, 36), whole tiles
     // (64, 96), one row, rows not a multiple of the row lanes or the chunk
@@ -140,6 +177,10 @@ int main() {
     // a mean far from zero against the spread (the shifted sums keep the variance)
     run(2000, 8, 300.0, false, true, true, 3, seed++);
     run(513, 32, -50.0, true, true, true, 1, seed++);
+    for (int mode = 0; mode < 8; ++mode) {
+        runInference(2, 5, 7 * 3, mode & 1, mode & 2, mode & 4, seed++);
+        runInference(1, 64, 1, mode & 1, mode & 2, mode & 4, seed++);
+    }
     std::printf(failures ? "FAILURES: %d\n" : "ALL OK\n", failures);
     return failures ? 1 : 0;
 }

@@ -16,7 +16,7 @@
 #   batchnorm_vs_reference: the channels-last batch norm (partial sums over row chunks, the
 #     per-channel finalize, the apply pass with residual and ReLU, and their backward) in training
 #     and eval, against the CPU backend's formulas; odd channel counts, partial tiles, one row, a
-#     mean far from zero.
+#     mean far from zero; and the NCHW inference batch norm's scale/shift and apply, to the bit.
 # A check of index arithmetic, tiling and ordering for machines without a GPU; it says nothing
 # about timing, occupancy, memory-model races the barriers hide, or the driver.
 # Not part of the Maven build (.ci/run runs it when g++ is there). Needs g++ with C++20
