@@ -107,6 +107,14 @@ inline float sqrtf(float v) { return std::sqrt(v); }
 inline float powf(float a, float b) { return std::pow(a, b); }
 inline float fmaf(float a, float b, float c) { return std::fma(a, b, c); }
 inline float __fadd_rn(float a, float b) { return a + b; }
+// the other round-to-nearest intrinsics optim.cu names (-ffp-contract=off keeps each one rounding)
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __fdiv_rn(float a, float b) { return a / b; }
+inline double __ddiv_rn(double a, double b) { return a / b; }
+inline float __fsqrt_rn(float a) { return std::sqrt(a); }
+inline double __dsqrt_rn(double a) { return std::sqrt(a); }
 using std::exp;
 using std::log;
 using std::sqrt;

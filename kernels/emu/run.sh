@@ -16,7 +16,9 @@
 #   batchnorm_vs_reference: the channels-last batch norm (partial sums over row chunks, the
 #     per-channel finalize, the apply pass with residual and ReLU, and their backward) in training
 #     and eval, against the CPU backend's formulas; odd channel counts, partial tiles, one row, a
-#     mean far from zero; and the NCHW inference batch norm's scale/shift and apply, to the bit.
+#     mean far from zero; and the NCHW inference batch norm's scale/shift and apply, to the bit;
+#   optim_vs_reference: the multi-tensor SGD step (a block per chunk of a table of parameters)
+#     against the per-tensor step, to the bit, over empty to multi-chunk parameters.
 # A check of index arithmetic, tiling and ordering for machines without a GPU; it says nothing
 # about timing, occupancy, memory-model races the barriers hide, or the driver.
 # Not part of the Maven build (.ci/run runs it when g++ is there). Needs g++ with C++20
@@ -35,13 +37,13 @@ mkdir -p "$out"
 shared='s/extern __shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[\];/EMU_SHARED(\1, \2);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+)\[([^]]+)\];/\1EMU_STATIC_SHARED_ARRAY(\2, \3, \4);/;
   s/^([[:space:]]*)__shared__ ([a-z0-9_ ]+) ([A-Za-z_]+);/\1EMU_STATIC_SHARED(\2, \3);/'
-for f in ap_histogram pool topk elementwise reduce batchnorm; do
+for f in ap_histogram pool topk elementwise reduce batchnorm optim; do
   sed -E "$shared; s/#include \"common.cuh\"/#include \"common_emu.cuh\"/; /#include <cuda_(bf16|fp16)\.h>/d" \
     "$src/$f.cu" > "$out/$f.emu.cpp"
 done
 { echo '#include "emu.h"'; sed -E "$shared" "$src/common.cuh"; } > "$out/common_emu.cuh"
 status=0
-for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference batchnorm_vs_reference; do
+for t in ap_pool_vs_reference topk_vs_reference elementwise_vs_reference batchnorm_vs_reference optim_vs_reference; do
   g++ -std=c++20 -O1 -ffp-contract=off -pthread -w -I"$here" -I"$out" "$here/$t.cpp" -o "$out/$t"
   echo "== $t"
   # a kernel that deadlocks (a __syncthreads or shuffle some threads skip) hangs its emulation

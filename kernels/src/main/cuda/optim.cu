@@ -16,27 +16,39 @@ __device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
 
 // g = wd ≠ 0 ? fma(wd, p, ∇) : ∇; with momentum b = first ? g : fma(1 − d, g, μ·b),
 // g = nesterov ? fma(μ, b, g) : b; p = fma(−lr, g, p). buf is null without momentum.
+// The scalars of one SGD step, each rounded once to T.
+template <typename T>
+struct SgdScalars {
+    T nlr, mu, damp1, decay;
+    bool wd, hasMomentum;
+    __device__ SgdScalars(double lr, double momentum, double dampening, double weightDecay)
+        : nlr((T) -lr), mu((T) momentum), damp1((T) (1 - dampening)), decay((T) weightDecay),
+          wd(weightDecay != 0), hasMomentum(momentum != 0) {}
+};
+
+// Element i of one parameter: the formula above.
+template <typename T>
+__device__ __forceinline__ void sgd_element(T* __restrict__ p, const T* __restrict__ grad, T* __restrict__ buf, i64 i,
+                                            const SgdScalars<T>& s, int nesterov, int first) {
+    const T pv = p[i];
+    T g = grad[i];
+    if (s.wd) {
+        g = d_fma(s.decay, pv, g);
+    }
+    if (s.hasMomentum) {
+        const T b = first ? g : d_fma(s.damp1, g, mul_rn(s.mu, buf[i]));
+        buf[i] = b;
+        g = nesterov ? d_fma(s.mu, b, g) : b;
+    }
+    p[i] = d_fma(s.nlr, g, pv);
+}
+
 template <typename T>
 __device__ void sgd_step(T* __restrict__ p, const T* __restrict__ grad, T* __restrict__ buf, i64 n, double lr,
                          double momentum, double dampening, double weightDecay, int nesterov, int first) {
-    const T nlr = (T) -lr;
-    const T mu = (T) momentum;
-    const T damp1 = (T) (1 - dampening);
-    const T decay = (T) weightDecay;
-    const bool wd = weightDecay != 0;
-    const bool hasMomentum = momentum != 0;
+    const SgdScalars<T> s(lr, momentum, dampening, weightDecay);
     for (i64 i = global_thread<i64>(); i < n; i += grid_threads<i64>()) {
-        const T pv = p[i];
-        T g = grad[i];
-        if (wd) {
-            g = d_fma(decay, pv, g);
-        }
-        if (hasMomentum) {
-            const T b = first ? g : d_fma(damp1, g, mul_rn(mu, buf[i]));
-            buf[i] = b;
-            g = nesterov ? d_fma(mu, b, g) : b;
-        }
-        p[i] = d_fma(nlr, g, pv);
+        sgd_element(p, grad, buf, i, s, nesterov, first);
     }
 }
 
@@ -49,6 +61,37 @@ extern "C" __global__ void sgd_step_f64(double* p, const double* grad, double* b
                                         double momentum, double dampening, double weightDecay, int nesterov,
                                         int first) {
     sgd_step<double>(p, grad, buf, n, lr, momentum, dampening, weightDecay, nesterov, first);
+}
+
+// Elements per chunk of sgd_steps_f32 (CudaBackend.SGD_CHUNK).
+#define SGD_CHUNK 4096
+
+// One SGD step over many float32 parameters in one launch (Backend#sgdSteps), a block per chunk
+// of SGD_CHUNK elements of one tensor, each element as sgd_step_f32 computes it. The table, built
+// by the host: param, grad and momentum-buffer addresses (u64 × tensors each; buffer 0 without
+// momentum), element counts (i64 × tensors), first-step flags (int × tensors), then per chunk its
+// tensor (int × chunks) and its chunk number within the tensor (int × chunks).
+extern "C" __global__ void sgd_steps_f32(const u64* __restrict__ table, int tensors, int chunks, double lr,
+                                         double momentum, double dampening, double weightDecay, int nesterov) {
+    const u64* params = table;
+    const u64* grads = table + tensors;
+    const u64* buffers = table + 2 * (i64) tensors;
+    const i64* counts = reinterpret_cast<const i64*>(table + 3 * (i64) tensors);
+    const int* firsts = reinterpret_cast<const int*>(table + 4 * (i64) tensors);
+    const int* chunkTensor = firsts + tensors;
+    const int* chunkLocal = chunkTensor + chunks;
+    const SgdScalars<float> s(lr, momentum, dampening, weightDecay);
+    for (int c = blockIdx.x; c < chunks; c += gridDim.x) {
+        const int t = chunkTensor[c];
+        const i64 start = (i64) chunkLocal[c] * SGD_CHUNK;
+        const i64 end = min(counts[t], start + SGD_CHUNK);
+        float* p = reinterpret_cast<float*>(params[t]);
+        const float* g = reinterpret_cast<const float*>(grads[t]);
+        float* b = reinterpret_cast<float*>(buffers[t]);
+        for (i64 i = start + threadIdx.x; i < end; i += blockDim.x) {
+            sgd_element(p, g, b, i, s, nesterov, firsts[t]);
+        }
+    }
 }
 
 // mode 0: no weight decay; 1: L2, g = fma(wd, p, ∇); 2: decoupled, p = p·(1 − lr·wd).

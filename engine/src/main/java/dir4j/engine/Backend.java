@@ -683,6 +683,25 @@ public interface Backend {
     void sgdStep(Tensor param, Tensor grad, Tensor momentumBuffer, boolean firstStep, SgdStep h);
 
     /**
+     * {@link #sgdStep} over several parameters (lists of one length; a null momentum buffer where
+     * μ = 0), with one first-step flag each: the same values as one sgdStep per parameter in
+     * turn, which is the default. CUDA runs float32 parameters in one launch (PyTorch's foreach
+     * step does the same).
+     */
+    default void sgdSteps(java.util.List<Tensor> params, java.util.List<Tensor> grads,
+                          java.util.List<Tensor> momentumBuffers, boolean[] firstSteps, SgdStep h) {
+        if (grads.size() != params.size() || momentumBuffers.size() != params.size()
+                || firstSteps.length != params.size()) {
+            throw new IllegalArgumentException("sgdSteps: " + params.size() + " parameters but " + grads.size()
+                    + " gradients, " + momentumBuffers.size() + " momentum buffers and " + firstSteps.length
+                    + " first-step flags");
+        }
+        for (int i = 0; i < params.size(); i++) {
+            sgdStep(params.get(i), grads.get(i), momentumBuffers.get(i), firstSteps[i], h);
+        }
+    }
+
+    /**
      * Hyper-parameters of one torch.optim.Adam/AdamW step number {@code step} (from 1): weight
      * decay is L2 (added to the gradient) unless {@code decoupled} (AdamW: p·(1 − lr·wd) first).
      */

@@ -54,6 +54,50 @@ class OptimizerTest {
         check("sgd_plain", ps -> new Sgd(ps, 0.2, 0, 0, false));
     }
 
+    /**
+     * One Sgd over several parameters (the multi-tensor step, Backend#sgdSteps) gives each the
+     * values of its own Sgd (the per-parameter step), bit for bit, also when a parameter gets its
+     * first gradient (and momentum buffer) a step later than the others or has none on a step.
+     */
+    @Test
+    void sgdOverSeveralParametersStepsEachAsItsOwnSgd() {
+        java.util.Random r = new java.util.Random(5);
+        int[] sizes = {7, 1, 300};
+        List<Tensor> together = new java.util.ArrayList<>();
+        List<Tensor> apart = new java.util.ArrayList<>();
+        for (int n : sizes) {
+            float[] init = Tensor.randn(r, n).toFloatArray();
+            together.add(Tensor.of(init, n).requiresGrad(true)); // two storages
+            apart.add(Tensor.of(init, n).requiresGrad(true));
+        }
+        List<Optimizer> own = new java.util.ArrayList<>();
+        for (Tensor p : apart) {
+            own.add(new Sgd(List.of(p), 0.1, 0.9, 0.3, 0.01, false)); // dampening: a first step differs
+        }
+        try (Optimizer all = new Sgd(together, 0.1, 0.9, 0.3, 0.01, false)) {
+            for (int t = 0; t < 4; t++) {
+                for (int i = 0; i < sizes.length; i++) {
+                    boolean has = !(i == 2 && t == 0) && !(i == 0 && t == 2);
+                    together.get(i).zeroGrad();
+                    apart.get(i).zeroGrad();
+                    if (has) {
+                        float[] g = Tensor.randn(r, sizes[i]).toFloatArray();
+                        together.get(i).setGrad(Tensor.of(g, sizes[i]));
+                        apart.get(i).setGrad(Tensor.of(g, sizes[i]));
+                    }
+                }
+                all.step();
+                own.forEach(Optimizer::step);
+                for (int i = 0; i < sizes.length; i++) {
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(apart.get(i).toFloatArray(),
+                            together.get(i).toFloatArray(), "parameter " + i + " after step " + (t + 1));
+                }
+            }
+        } finally {
+            own.forEach(Optimizer::close);
+        }
+    }
+
     @Test
     void adamWithL2WeightDecayMatchesTorch() {
         check("adam_wd", ps -> Adam.adam(ps, 0.01, 0.1));

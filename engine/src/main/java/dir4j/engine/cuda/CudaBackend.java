@@ -1468,6 +1468,79 @@ public final class CudaBackend implements Backend {
                 .f64(h.weightDecay()).i32(h.nesterov() ? 1 : 0).i32(firstStep ? 1 : 0));
     }
 
+    /** Elements per chunk of sgd_steps_f32 (optim.cu's SGD_CHUNK): a block each. */
+    static final int SGD_CHUNK = 4096;
+
+    /**
+     * float32 parameters in one launch of sgd_steps_f32 (a block per chunk of {@link #SGD_CHUNK}
+     * elements of one tensor, each element as sgd_step_f32 computes it), from a table of
+     * addresses, sizes, first-step flags and chunks uploaded with it; float64 ones, or a single
+     * parameter, as {@link #sgdStep}.
+     */
+    @Override
+    public void sgdSteps(List<Tensor> params, List<Tensor> grads, List<Tensor> momentumBuffers, boolean[] firstSteps,
+                         SgdStep h) {
+        boolean fused = params.size() > 1 && grads.size() == params.size()
+                && momentumBuffers.size() == params.size() && firstSteps.length == params.size();
+        for (int i = 0; fused && i < params.size(); i++) {
+            fused = params.get(i).dtype() == DType.FLOAT32;
+        }
+        if (!fused) {
+            Backend.super.sgdSteps(params, grads, momentumBuffers, firstSteps, h);
+            return;
+        }
+        int t = params.size();
+        long chunkCount = 0;
+        for (int i = 0; i < t; i++) {
+            Tensor buf = momentumBuffers.get(i);
+            if (h.momentum() != 0 && buf == null) {
+                throw new IllegalArgumentException("sgdSteps: momentum " + h.momentum() + " needs a momentum buffer");
+            }
+            requireStepOperands("sgdSteps", params.get(i), grads.get(i), buf);
+            chunkCount += (params.get(i).numel() + SGD_CHUNK - 1) / SGD_CHUNK;
+        }
+        if (chunkCount == 0) {
+            return;
+        }
+        if (chunkCount > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException("sgdSteps: " + chunkCount + " chunks of " + SGD_CHUNK + " elements");
+        }
+        int chunks = (int) chunkCount;
+        // the table: addresses (params, grads, buffers), counts, then ints: first flags, chunk tensor, chunk number
+        long longs = 4L * t;
+        long ints = t + 2L * chunks;
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined();
+             Scratch onDevice = new Scratch(longs * 8 + ints * 4, false)) {
+            java.lang.foreign.MemorySegment table = arena.allocate(longs * 8 + ints * 4, 8);
+            fillSgdTable(table, params, grads, momentumBuffers, firstSteps, h, chunks);
+            staging.upload(table, 0, table.byteSize(), onDevice.address()); // copied out before it returns
+            kernels.launch(Kernel.SGD_STEPS_F32, Math.min(chunks, (long) ctx.multiprocessors * 32), 1, BLOCK, 0,
+                    new KernelArgs().ptr(onDevice.address()).i32(t).i32(chunks).f64(h.lr()).f64(h.momentum())
+                            .f64(h.dampening()).f64(h.weightDecay()).i32(h.nesterov() ? 1 : 0));
+        }
+    }
+
+    /** sgd_steps_f32's table (see optim.cu) for these operands. */
+    private void fillSgdTable(java.lang.foreign.MemorySegment table, List<Tensor> params, List<Tensor> grads,
+                              List<Tensor> momentumBuffers, boolean[] firstSteps, SgdStep h, int chunks) {
+        int t = params.size();
+        long longs = 4L * t;
+        int c = 0;
+        for (int i = 0; i < t; i++) {
+            long n = params.get(i).numel();
+            table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, i, address(params.get(i)));
+            table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, t + i, address(grads.get(i)));
+            table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 2L * t + i,
+                    h.momentum() != 0 ? address(momentumBuffers.get(i)) : 0);
+            table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG, 3L * t + i, n);
+            table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 2 * longs + i, firstSteps[i] ? 1 : 0);
+            for (long k = 0; k * SGD_CHUNK < n; k++, c++) {
+                table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 2 * longs + t + c, i);
+                table.setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 2 * longs + t + chunks + c, (int) k);
+            }
+        }
+    }
+
     @Override
     public void adamStep(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, AdamStep h) {
         if (expAvg == null || expAvgSq == null) {

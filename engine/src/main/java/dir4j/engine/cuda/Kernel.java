@@ -84,6 +84,7 @@ enum Kernel {
     INDEX_ADD_F64("index", "index_add_f64", "pppglll"),
 
     SGD_STEP_F32("optim", "sgd_step_f32", "ppplddddii"),
+    SGD_STEPS_F32("optim", "sgd_steps_f32", "piiddddi"),
     SGD_STEP_F64("optim", "sgd_step_f64", "ppplddddii"),
     ADAM_STEP_F32("optim", "adam_step_f32", "ppppldddddddddi"),
     ADAM_STEP_F64("optim", "adam_step_f64", "ppppldddddddddi");

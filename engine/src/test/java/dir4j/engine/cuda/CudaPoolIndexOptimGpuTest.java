@@ -164,4 +164,52 @@ class CudaPoolIndexOptimGpuTest {
         stepsAgree("adamw float64", DType.FLOAT64, 1001, 4, true, null,
                 new Backend.AdamStep(0.01, 0.9, 0.999, 1e-8, 0.05, true, 1));
     }
+
+    /**
+     * sgdSteps over many parameters in one launch (sgd_steps_f32) against the CPU backend's
+     * per-parameter steps, bit for bit: sizes from empty to several chunks of 4096 with tails,
+     * first-step flags differing between parameters, with and without momentum, Nesterov.
+     */
+    @Test
+    void multiTensorSgdStepsMatchTheCpuPerParameter() {
+        int[] sizes = {5, 0, 1, 4095, 4096, 4097, 9000, 100_003};
+        Backend.SgdStep[] hs = {new Backend.SgdStep(0.1, 0.9, 0, 0.01, false), new Backend.SgdStep(0.05, 0.8, 0, 1e-4, true),
+            new Backend.SgdStep(0.2, 0, 0, 1e-3, false)};
+        for (Backend.SgdStep h : hs) {
+            try (MemoryScope s = MemoryScope.open()) {
+                java.util.List<Tensor> p = new java.util.ArrayList<>();
+                java.util.List<Tensor> pg = new java.util.ArrayList<>();
+                java.util.List<Tensor> b = new java.util.ArrayList<>();
+                java.util.List<Tensor> bg = new java.util.ArrayList<>();
+                for (int i = 0; i < sizes.length; i++) {
+                    Tensor pi = randn(40 + i, sizes[i]);
+                    p.add(pi);
+                    pg.add(pi.to(GPU));
+                    Tensor bi = randn(60 + i, sizes[i]);
+                    b.add(h.momentum() != 0 ? bi : null);
+                    bg.add(h.momentum() != 0 ? bi.to(GPU) : null);
+                }
+                for (int t = 1; t <= 3; t++) {
+                    java.util.List<Tensor> g = new java.util.ArrayList<>();
+                    java.util.List<Tensor> gg = new java.util.ArrayList<>();
+                    boolean[] first = new boolean[sizes.length];
+                    for (int i = 0; i < sizes.length; i++) {
+                        Tensor gi = randn(100 * t + i, sizes[i]);
+                        g.add(gi);
+                        gg.add(gi.to(GPU));
+                        first[i] = t == 1 && i % 2 == 0; // some parameters' buffers start on this step
+                    }
+                    p.get(0).backend().sgdSteps(p, g, b, first, h);
+                    pg.get(0).backend().sgdSteps(pg, gg, bg, first, h);
+                    for (int i = 0; i < sizes.length; i++) {
+                        String what = "sgdSteps " + h + " step " + t + " parameter " + i + " (" + sizes[i] + ")";
+                        GpuParity.assertClose(what, EXACT, p.get(i), pg.get(i));
+                        if (h.momentum() != 0) {
+                            GpuParity.assertClose(what + " momentum buffer", EXACT, b.get(i), bg.get(i));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

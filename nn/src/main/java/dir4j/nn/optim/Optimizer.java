@@ -46,10 +46,18 @@ public abstract class Optimizer implements AutoCloseable {
     public final void step() {
         steps++;
         try (Autograd.NoGrad ng = Autograd.noGrad()) {
+            List<Tensor> withGrad = new ArrayList<>();
             for (Tensor p : params) {
-                if (p.grad() == null) {
-                    continue;
+                if (p.grad() != null) {
+                    withGrad.add(p);
                 }
+            }
+            try (MemoryScope scope = MemoryScope.open()) {
+                if (updateAll(withGrad, steps)) {
+                    return;
+                }
+            }
+            for (Tensor p : withGrad) {
                 try (MemoryScope scope = MemoryScope.open()) {
                     update(p, p.grad(), state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>()), steps);
                 }
@@ -64,6 +72,20 @@ public abstract class Optimizer implements AutoCloseable {
 
     /** One parameter's update; {@code t} counts steps from 1. New state tensors go in {@code st}. */
     protected abstract void update(Tensor p, Tensor g, Map<String, Tensor> st, long t);
+
+    /**
+     * All these parameters' updates at once (every one has a gradient), when the optimiser can
+     * (a multi-tensor step); returns false to have {@link #update} called per parameter (the
+     * default). The same values either way.
+     */
+    protected boolean updateAll(List<Tensor> withGrad, long t) {
+        return false;
+    }
+
+    /** A parameter's state map (created empty), for {@link #updateAll}. */
+    protected final Map<String, Tensor> stateOf(Tensor p) {
+        return state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>());
+    }
 
     /** A state tensor created outside the step's scope (zeros like p). */
     protected static Tensor newState(Map<String, Tensor> st, String name, Tensor like) {

@@ -8,7 +8,8 @@ import java.util.Map;
 /**
  * Stochastic gradient descent as torch.optim.SGD: g ← ∇ + wd·p; with momentum μ,
  * b ← μ·b + (1 − dampening)·g (b = g on the first step) and g ← g + μ·b (Nesterov) or b;
- * p ← p − lr·g. Each step is one fused pass per parameter ({@link Backend#sgdStep}).
+ * p ← p − lr·g. Each step is one fused pass over the parameters ({@link Backend#sgdSteps}: on
+ * CUDA one launch for all float32 parameters of a device).
  */
 public final class Sgd extends Optimizer {
     private final double momentum;
@@ -34,17 +35,53 @@ public final class Sgd extends Optimizer {
 
     @Override
     protected void update(Tensor p, Tensor grad, Map<String, Tensor> st, long t) {
-        Tensor buf = null;
-        boolean first = false;
-        if (momentum != 0) {
-            buf = st.get("momentum_buffer");
-            if (buf == null) {
-                buf = newState(st, "momentum_buffer", p);
-                first = true;
+        boolean[] first = new boolean[1];
+        Tensor buf = momentumBuffer(p, st, first);
+        // one fused pass per tensor (Backend#sgdStep states the per-element formula)
+        p.backend().sgdStep(p, contiguous(grad), buf, first[0], hyperParameters());
+    }
+
+    /** Every parameter of one backend in one {@link Backend#sgdSteps} call. */
+    @Override
+    protected boolean updateAll(List<Tensor> withGrad, long t) {
+        if (withGrad.size() < 2) {
+            return false;
+        }
+        Backend be = withGrad.get(0).backend();
+        for (Tensor p : withGrad) {
+            if (p.backend() != be) {
+                return false;
             }
         }
-        // one fused pass per tensor (Backend#sgdStep states the per-element formula)
-        p.backend().sgdStep(p, contiguous(grad), buf, first,
-                new Backend.SgdStep(lr, momentum, dampening, weightDecay, nesterov));
+        List<Tensor> grads = new java.util.ArrayList<>(withGrad.size());
+        List<Tensor> buffers = new java.util.ArrayList<>(withGrad.size());
+        boolean[] first = new boolean[withGrad.size()];
+        boolean[] isNew = new boolean[1];
+        for (int i = 0; i < withGrad.size(); i++) {
+            Tensor p = withGrad.get(i);
+            grads.add(contiguous(p.grad()));
+            buffers.add(momentumBuffer(p, stateOf(p), isNew));
+            first[i] = isNew[0];
+        }
+        be.sgdSteps(withGrad, grads, buffers, first, hyperParameters());
+        return true;
+    }
+
+    /** The momentum buffer (null without momentum), made on the first step (then isNew[0] is set). */
+    private Tensor momentumBuffer(Tensor p, Map<String, Tensor> st, boolean[] isNew) {
+        isNew[0] = false;
+        if (momentum == 0) {
+            return null;
+        }
+        Tensor buf = st.get("momentum_buffer");
+        if (buf == null) {
+            buf = newState(st, "momentum_buffer", p);
+            isNew[0] = true;
+        }
+        return buf;
+    }
+
+    private Backend.SgdStep hyperParameters() {
+        return new Backend.SgdStep(lr, momentum, dampening, weightDecay, nesterov);
     }
 }
