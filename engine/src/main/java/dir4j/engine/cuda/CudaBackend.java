@@ -894,8 +894,8 @@ public final class CudaBackend implements Backend {
     // ================================================================ batch norm (cuDNN)
 
     /**
-     * The x descriptor and the per-channel descriptor [1, C, 1, 1] of a shape: x [N, C, H, W], or
-     * with {@code nhwc} x [N, H, W, C] (cuDNN's batch norm takes the layout from the descriptor).
+     * The x descriptor and the per-channel descriptor [1, C, 1, 1] of cuDNN's NCHW batch norm for
+     * x [N, C, H, W].
      */
     private MemorySegment[] bnDescriptors(int[] s) {
         convolutions();
