@@ -140,7 +140,8 @@ done
     [ -e "$f" ] || continue
     echo "### $(basename "$f" .log)"
     echo '```'
-    grep -v '^WARNING' "$f" | tail -40
+    # without the cuDNN choices' Key[...] lines, which would fill the 40 (ResNetGpuBench ends with them)
+    grep -v '^WARNING\|^Key\[' "$f" | tail -40
     echo '```'
   done
   for f in "$out"/steps/*.json; do
