@@ -40,14 +40,20 @@ extern "C" __global__ void bn_apply_f32(const float* x, const float* __restrict_
     }
 }
 
-// ------------------------------------------------------------------ channels-last training
-// Batch norm with batch statistics over a contiguous channels-last x [M, C] (M = N·H·W), as the
-// CPU backend computes it (BatchNormKernels#forward, #backward, #backwardAct): statistics per
-// channel in double, y = relu?(fma(x, scale, shift) [+ residual]), dx = fma(dz, a, fma(x, b, cc)).
-// Each direction is three launches: bn_nhwc_partial_f32 sums a chunk of rows per block into
+// ------------------------------------------------------------------ channels-last
+// Batch norm over a contiguous channels-last x [M, C] (M = N·H·W), with batch statistics (training)
+// or the running ones (eval), as the CPU backend computes it (BatchNormKernels#forward, #backward,
+// #backwardAct): statistics per channel in double, y = relu?(fma(x, scale, shift) [+ residual]),
+// dx = fma(dz, a, fma(x, b, cc)). In training each direction is three launches (eval skips the
+// forward's partial sums): bn_nhwc_partial_f32 sums a chunk of rows per block into
 // partial[chunk][2][C] (double), bn_nhwc_finalize_f32 / bn_nhwc_backward_finalize_f32 combine the
 // chunks of a channel in chunk order (deterministic) and form the per-channel coefficients, and
 // bn_nhwc_apply_f32 / bn_nhwc_backward_apply_f32 make one pass over the elements.
+
+// dz of a ReLU'd output: dy·(y > 0 ? 1 : 0) with relu (as the CPU's reluMasked), else dy
+__device__ __forceinline__ float bn_masked(float dy, float y, int relu) {
+    return relu ? dy * (y > 0.f ? 1.f : 0.f) : dy;
+}
 
 #define BN_TILE_C 32   // channels per block of the partial sums: a warp reads 32 consecutive floats of a row
 #define BN_ROW_LANES 8 // warps per block, each on every 8th row of the chunk
@@ -108,14 +114,14 @@ extern "C" __global__ void bn_nhwc_partial_f32(const float* __restrict__ x, cons
                 }
 #pragma unroll
                 for (int u = 0; u < 4; ++u) {
-                    const float d = relu ? g[u] * (yv[u] > 0.f ? 1.f : 0.f) : g[u];
+                    const float d = bn_masked(g[u], yv[u], relu);
                     s0 += (double) d;
                     s1 += (double) d * (double) (xv[u] - mu);
                 }
             }
             for (; r < r1; r += BN_ROW_LANES) {
                 const i64 i = r * c + ch;
-                const float d = relu ? dy[i] * (y[i] > 0.f ? 1.f : 0.f) : dy[i];
+                const float d = bn_masked(dy[i], relu ? y[i] : 1.f, relu);
                 s0 += (double) d;
                 s1 += (double) d * (double) (x[i] - mu);
             }
@@ -251,7 +257,7 @@ extern "C" __global__ void bn_nhwc_backward_apply_f32(const float* __restrict__ 
                                                       int c, int relu) {
     for (i64 i = global_thread<i64>(); i < n; i += grid_threads<i64>()) {
         const int ch = (int) (i % c);
-        const float d = relu ? dy[i] * (y[i] > 0.f ? 1.f : 0.f) : dy[i];
+        const float d = bn_masked(dy[i], relu ? y[i] : 1.f, relu);
         dx[i] = fmaf(d, coef[ch], fmaf(x[i], coef[c + ch], coef[2 * c + ch]));
         if (dresidual != nullptr) {
             dresidual[i] = d;

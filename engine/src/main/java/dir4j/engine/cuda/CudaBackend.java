@@ -957,15 +957,16 @@ public final class CudaBackend implements Backend {
              Scratch scaleShift = new Scratch(2L * c * Float.BYTES, false)) {
             long rows = bnNhwcRowsPerChunk(m, c);
             int chunks = training ? (int) ((m + rows - 1) / rows) : 0;
-            try (Scratch partial = new Scratch(training ? 2L * chunks * c * Double.BYTES : 0, false)) {
+            // eval reads no partial sums
+            try (Scratch partial = training ? new Scratch(2L * chunks * c * Double.BYTES, false) : null) {
                 if (training) {
                     kernels.launch(Kernel.BN_NHWC_PARTIAL_F32, (c + BN_TILE_C - 1) / BN_TILE_C, chunks, BLOCK, 0,
                             new KernelArgs().ptr(address(x)).ptr(0).ptr(0).ptr(0).i64(m).i32(c).i64(rows).i32(0)
                                     .ptr(partial.address()));
                 }
                 kernels.launch(Kernel.BN_NHWC_FINALIZE_F32, kernels.gridFor(c, BLOCK), 1, BLOCK, 0,
-                        new KernelArgs().ptr(partial.address()).i32(chunks).i64(m).i32(c).ptr(address(x))
-                                .ptr(address(gamma)).ptr(address(beta))
+                        new KernelArgs().ptr(partial == null ? 0 : partial.address()).i32(chunks).i64(m).i32(c)
+                                .ptr(address(x)).ptr(address(gamma)).ptr(address(beta))
                                 .ptr(runningMean == null ? 0 : address(runningMean))
                                 .ptr(runningVar == null ? 0 : address(runningVar)).f64(momentum).f64(eps)
                                 .i32(training ? 1 : 0).ptr(address(saveMean)).ptr(address(saveInvStd))

@@ -59,7 +59,7 @@ public abstract class Optimizer implements AutoCloseable {
             }
             for (Tensor p : withGrad) {
                 try (MemoryScope scope = MemoryScope.open()) {
-                    update(p, p.grad(), state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>()), steps);
+                    update(p, p.grad(), stateOf(p), steps);
                 }
             }
         }

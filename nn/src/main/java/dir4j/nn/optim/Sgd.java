@@ -41,11 +41,14 @@ public final class Sgd extends Optimizer {
         p.backend().sgdStep(p, contiguous(grad), buf, first[0], hyperParameters());
     }
 
-    /** Every parameter of one backend in one {@link Backend#sgdSteps} call. */
+    /**
+     * Every parameter in one {@link Backend#sgdSteps} call; parameters on several backends go one
+     * by one ({@link #update}).
+     */
     @Override
     protected boolean updateAll(List<Tensor> withGrad, long t) {
-        if (withGrad.size() < 2) {
-            return false;
+        if (withGrad.isEmpty()) {
+            return true;
         }
         Backend be = withGrad.get(0).backend();
         for (Tensor p : withGrad) {
