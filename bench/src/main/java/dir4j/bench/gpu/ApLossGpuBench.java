@@ -16,8 +16,12 @@ import java.util.Random;
  * {@code RESULT aploss N=<n> <precision>: <ms> ms, peak <GiB> GiB beyond inputs}: the mean of
  * timed iterations after warm-ups (synchronised), and the allocator's peak in-use bytes during
  * the case minus those in use before it (the descriptors). Cases run in increasing memory order,
- * as the allocator's peak cannot be reset. Arguments: none (N = 4096 and 8192 strict and TF32,
- * 65,536 TF32 once), or pairs {@code N strict|tf32}.
+ * as the allocator's peak cannot be reset. At N = 4096 the case runs a second time with dL/dD
+ * computed at the backward ({@code APLoss.withEagerGradient(false)}; the default on CUDA computes
+ * it with the forward, ahead of the read of the APs), then its parts are timed one by one.
+ * Warm-up: at least 3 steps and {@code -Dwarmup.seconds} (default 2) of them, so that the host
+ * path is compiled by the JIT before it is timed. Arguments: none (N = 4096 and 8192 strict and
+ * TF32, 65,536 TF32 once), or pairs {@code N strict|tf32}.
  */
 public final class ApLossGpuBench {
     private ApLossGpuBench() {}
@@ -30,8 +34,9 @@ public final class ApLossGpuBench {
         for (int c = 0; c + 1 < cases.length; c += 2) {
             int n = Integer.parseInt(cases[c]);
             boolean tf32 = cases[c + 1].equals("tf32");
-            run(backend, gpu, n, 2048, tf32);
+            run(backend, gpu, n, 2048, tf32, null);
             if (n == 4096) {
+                run(backend, gpu, n, 2048, tf32, false);
                 try {
                     parts(backend, gpu, n, 2048, tf32);
                 } catch (RuntimeException e) {
@@ -111,13 +116,13 @@ public final class ApLossGpuBench {
         return t[t.length / 2];
     }
 
-    private static void run(CudaBackend backend, Device gpu, int n, int dim, boolean tf32) {
+    private static void run(CudaBackend backend, Device gpu, int n, int dim, boolean tf32, Boolean eager) {
         backend.setTf32(tf32);
         int[] ids = new int[n];
         for (int i = 0; i < n; i++) {
             ids[i] = i / 4;
         }
-        APLoss loss = new APLoss(20, -1, 1, false, true);
+        APLoss loss = new APLoss(20, -1, 1, false, true).withEagerGradient(eager);
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor d;
             try (MemoryScope make = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
@@ -126,10 +131,11 @@ public final class ApLossGpuBench {
             }
             backend.synchronize();
             long before = inUse(backend);
-            int warm = n > 16384 ? 1 : 3;
             int iters = n > 16384 ? 1 : 20;
+            long warmNanos = n > 16384 ? 0 : (long) (Double.parseDouble(System.getProperty("warmup.seconds", "2")) * 1e9);
             double lossValue = 0;
-            for (int i = 0; i < warm; i++) {
+            int warm = 0;
+            for (long w0 = System.nanoTime(); warm < (n > 16384 ? 1 : 3) || System.nanoTime() - w0 < warmNanos; warm++) {
                 lossValue = step(loss, d, ids);
             }
             backend.synchronize();
@@ -140,8 +146,9 @@ public final class ApLossGpuBench {
             backend.synchronize();
             double ms = (System.nanoTime() - t0) / 1e6 / iters;
             double peak = (peakInUse(backend) - before) / (double) (1L << 30);
-            System.out.printf("RESULT aploss N=%d %s: %.3f ms, peak %.3f GiB beyond inputs (loss %.6f, %d rows per "
-                    + "block, %d timed of %d warm-up)%n", n, tf32 ? "tf32" : "strict", ms, peak, lossValue,
+            System.out.printf("RESULT aploss N=%d %s%s: %.3f ms, peak %.3f GiB beyond inputs (loss %.6f, %d rows per "
+                    + "block, %d timed after %d warm-up)%n", n, tf32 ? "tf32" : "strict",
+                    eager == null ? "" : eager ? " (dL/dD with the forward)" : " (dL/dD at the backward)", ms, peak, lossValue,
                     loss.blockRows(n, 4), iters, warm);
         }
     }

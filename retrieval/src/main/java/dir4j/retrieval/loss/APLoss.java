@@ -35,6 +35,7 @@ public class APLoss {
     private final boolean excludeSelf;
     private long blockBytes = DEFAULT_BLOCK_BYTES;
     private int blockedAbove = DEFAULT_BLOCKED_ABOVE;
+    private Boolean eagerGradient;
 
     /** The reference's APLoss(nq, min, max). */
     public APLoss(int nq, double min, double max) {
@@ -210,14 +211,9 @@ public class APLoss {
         DType dtype = descriptors.dtype();
         dir4j.engine.Device device = descriptors.device();
         // dense class numbers (exact in float32 below 2^24) and positives per query
-        java.util.Map<Integer, Integer> dense = new java.util.HashMap<>();
         double[] classOf = new double[n];
         int[] count = new int[n];
-        for (int i = 0; i < n; i++) {
-            int c = dense.computeIfAbsent(classIds[i], k -> dense.size());
-            classOf[i] = c;
-            count[c]++;
-        }
+        denseClasses(classIds, classOf, count);
         double[] positives = new double[n];
         for (int i = 0; i < n; i++) {
             positives[i] = count[(int) classOf[i]] - (excludeSelf ? 1 : 0);
@@ -244,8 +240,11 @@ public class APLoss {
         Tensor gradHist;
         Result small;
         if (fusedHistogramLoss()) {
+            if (grad && eagerGradient(device)) {
+                return forwardEagerGradient(descriptors, ids, hist, positives, w, finite, rows, kept);
+            }
             Tensor[] g = new Tensor[1];
-            small = lossFromHistogram(hist, positives, w, g, finite);
+            small = lossFromHistogram(hist, positives, w, g, finite, null);
             gradHist = g[0];
             if (!grad) {
                 gradHist.close();
@@ -278,6 +277,62 @@ public class APLoss {
     }
 
     /**
+     * The fused path with dL/dD computed before the APs are read back: the device runs the
+     * forward and the backward without waiting for the host in between (on CUDA the read of the
+     * APs waits for the device, and the host's work that followed it, the loss and the autograd
+     * record, left the device idle before the backward's kernels were queued). The backward of
+     * the graph then only scales dL/dD by the upstream gradient.
+     */
+    private Result forwardEagerGradient(Tensor descriptors, Tensor ids, Tensor hist, double[] positives,
+                                        Tensor weights, Tensor finite, int rows, Tensor[] kept) {
+        Tensor[] dD = new Tensor[1];
+        Result small;
+        try {
+            small = lossFromHistogram(hist, positives, weights, new Tensor[1], finite,
+                    gradHist -> {
+                        try (gradHist) {
+                            dD[0] = blockedGradient(descriptors, ids, gradHist, rows, kept);
+                        }
+                    });
+        } catch (RuntimeException e) {
+            if (dD[0] != null) {
+                dD[0].close();
+            }
+            throw e;
+        } finally {
+            if (kept != null) {
+                kept[0].close();
+            }
+        }
+        Tensor grad = dD[0];
+        dir4j.engine.autograd.Autograd.record("apLossBlocked", small.loss(), new Tensor[] {descriptors},
+                g -> new Tensor[] {Ops.mul(grad, g)});
+        return small;
+    }
+
+    /**
+     * Whether the fused blocked path computes dL/dD with the forward ({@link #withEagerGradient}):
+     * the setting, or by default on devices whose work runs asynchronously to the host (CUDA).
+     */
+    private boolean eagerGradient(dir4j.engine.Device device) {
+        return eagerGradient != null ? eagerGradient : device.kind() == dir4j.engine.Device.Kind.CUDA;
+    }
+
+    /**
+     * Whether the blocked path of the AP loss computes dL/dD during the forward when the
+     * descriptors require a gradient ({@code null}, the default: on CUDA devices only). On CUDA
+     * the forward must read the APs back (to check the descriptors and report the APs), and
+     * queueing the backward's kernels before that read keeps the device busy through it; the
+     * graph's backward then scales the stored dL/dD by the upstream gradient. The cost: dL/dD
+     * [N, D] is computed and held even if backward is never called. Same loss, APs and
+     * gradients either way.
+     */
+    public APLoss withEagerGradient(Boolean eager) {
+        this.eagerGradient = eager;
+        return this;
+    }
+
+    /**
      * Whether {@link #forwardBlocked} takes the AP and dL/dhist from the backend's one-pass
      * {@link Backend#apLossFromHistogram} (this class's {@link #apFromHistogram}); a subclass
      * with its own AP formula goes through its graph.
@@ -293,7 +348,7 @@ public class APLoss {
      * sum) is checked once the APs are on the host.
      */
     private Result lossFromHistogram(Tensor hist, double[] positives, Tensor weights, Tensor[] gradHist,
-                                     Tensor finite) {
+                                     Tensor finite, java.util.function.Consumer<Tensor> beforeRead) {
         int n = hist.shape(0);
         double[] w = weights == null ? null : weights.toDoubleArray();
         int keptQueries = 0;
@@ -314,6 +369,10 @@ public class APLoss {
         try (Tensor c = onDevice(coef, dtype, hist.device())) {
             hist.backend().apLossFromHistogram(hist, c, ap, g);
         }
+        if (beforeRead != null) {
+            beforeRead.accept(g); // takes g: queued on the device ahead of the read below
+            g = null;
+        }
         double[] apv = ap.toDoubleArray();
         ap.close();
         requireFinite(finite);
@@ -332,6 +391,41 @@ public class APLoss {
         Tensor apReport = dtype == DType.FLOAT64 ? Tensor.ofDoubles(apv, n) : Tensor.ofDoubles(apv, n).to(dtype);
         gradHist[0] = g;
         return new Result(loss, apReport, hist.detach(), n - keptQueries);
+    }
+
+    /**
+     * Numbers the classes 0, 1, … in order of first appearance into classOf and counts their
+     * images; through a table when the ids span a range of a few N (the common case, and no
+     * boxing on the path that runs before the first kernel of every step), else a hash map.
+     */
+    static void denseClasses(int[] classIds, double[] classOf, int[] count) {
+        int n = classIds.length;
+        int lo = Integer.MAX_VALUE;
+        int hi = Integer.MIN_VALUE;
+        for (int id : classIds) {
+            lo = Math.min(lo, id);
+            hi = Math.max(hi, id);
+        }
+        if (n > 0 && (long) hi - lo < 4L * n + 1024) {
+            int[] table = new int[hi - lo + 1];
+            int next = 0;
+            for (int i = 0; i < n; i++) {
+                int slot = classIds[i] - lo;
+                if (table[slot] == 0) {
+                    table[slot] = ++next; // 0: not seen yet
+                }
+                int c = table[slot] - 1;
+                classOf[i] = c;
+                count[c]++;
+            }
+            return;
+        }
+        java.util.Map<Integer, Integer> dense = new java.util.HashMap<>();
+        for (int i = 0; i < n; i++) {
+            int c = dense.computeIfAbsent(classIds[i], k -> dense.size());
+            classOf[i] = c;
+            count[c]++;
+        }
     }
 
     /** dL/dD [N, D] from dL/dhist [N, 2, nq], block by block (see {@link #forwardBlocked}). */

@@ -58,8 +58,13 @@ class APLossBlockedGpuTest {
             Out cpuFull = run(loss, d, ids, Device.CPU, 0);
             for (int rows : new int[] {n, 97, 64}) {
                 Out cpu = run(loss, d, ids, Device.CPU, rows);
+                // the default on CUDA computes dL/dD with the forward (APLoss.withEagerGradient)
                 Out gpu = run(loss, d, ids, GPU, rows);
                 String what = loss.getClass().getSimpleName() + " " + loss.bins() + ", " + rows + " rows";
+                Out lazy = run(loss.withEagerGradient(false), d, ids, GPU, rows);
+                loss.withEagerGradient(null);
+                assertEquals(gpu.loss(), lazy.loss(), 0, what + ": loss, dL/dD at the backward");
+                APLossBlockedTest.assertArrayClose(gpu.grad(), lazy.grad(), 1e-6, what + ": dL/dD at the backward");
                 assertEquals(cpu.excluded(), gpu.excluded(), what + ": excluded");
                 assertEquals(cpu.loss(), gpu.loss(), 1e-5, what + ": loss");
                 assertEquals(cpuFull.loss(), gpu.loss(), 1e-5, what + ": loss against the full CPU path");

@@ -100,7 +100,81 @@ class APLossBlockedTest {
         assertEquals(loss.excludesSelf(), full.excluded() > 0, "queries without positives");
         for (int rows : new int[] {N, 1000, 64, 97, 1}) {
             assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block");
+            loss.withEagerGradient(true);
+            try {
+                assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block, eager dL/dD");
+            } finally {
+                loss.withEagerGradient(null);
+            }
         }
+    }
+
+    /**
+     * With dL/dD computed during the forward, the backward scales it by the upstream gradient:
+     * 2.5·loss gives 2.5 times the gradient of the lazy path, and a forward without a gradient
+     * gives the same loss and APs.
+     */
+    @Test
+    void eagerGradientIsScaledByTheUpstreamGradient() {
+        Random rng = new Random(11);
+        Tensor base = descriptors(rng, 120, 16);
+        int[] ids = classes(rng, 120);
+        double[][] grads = new double[2][];
+        double[] losses = new double[2];
+        for (int eager = 0; eager < 2; eager++) {
+            APLoss loss = new APLoss(20, -1, 1, false, true).withEagerGradient(eager == 1);
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor d = Ops.cloneDetached(base).requiresGrad(true);
+                APLoss.Result r = loss.forwardBlocked(d, ids, null, 50);
+                Ops.affine(r.loss(), 2.5, 0).backward();
+                grads[eager] = d.grad().toDoubleArray();
+                losses[eager] = r.loss().item();
+                try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                    assertEquals(losses[eager], loss.forwardBlocked(base, ids, null, 50).loss().item(), 0,
+                            "the loss without a gradient");
+                }
+            }
+        }
+        assertEquals(losses[0], losses[1], 0, "loss");
+        assertArrayClose(grads[0], grads[1], 1e-15, "2.5 · dL/dD, eager against lazy");
+        // the eager path computed dL/dD in the forward: descriptors zeroed in place after it no
+        // longer matter (the lazy path recomputes from them at the backward: dD = H·0 = 0)
+        for (boolean eager : new boolean[] {false, true}) {
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor d = Ops.cloneDetached(base).requiresGrad(true);
+                APLoss.Result r = new APLoss(20, -1, 1, false, true).withEagerGradient(eager).forwardBlocked(d, ids, null, 50);
+                d.segment().fill((byte) 0);
+                r.loss().backward();
+                double norm = 0;
+                for (double v : d.grad().toDoubleArray()) {
+                    norm += v * v;
+                }
+                assertEquals(eager, norm > 0, "gradient after the descriptors were zeroed, eager " + eager + ": " + norm);
+            }
+        }
+    }
+
+    /** Class numbering by first appearance, through the table (a narrow id range) and the map (a wide one). */
+    @Test
+    void classesAreNumberedByFirstAppearanceForNarrowAndWideIdRanges() {
+        int[][] cases = {{7, -3, 7, 12, -3, 7}, {Integer.MAX_VALUE, Integer.MIN_VALUE, Integer.MAX_VALUE, 0, Integer.MIN_VALUE, Integer.MAX_VALUE}};
+        for (int[] ids : cases) {
+            double[] classOf = new double[ids.length];
+            int[] count = new int[ids.length];
+            APLoss.denseClasses(ids, classOf, count);
+            assertArrayClose(new double[] {0, 1, 0, 2, 1, 0}, classOf, 0, "classes of " + java.util.Arrays.toString(ids));
+            assertEquals("[3, 2, 1, 0, 0, 0]", java.util.Arrays.toString(count), "counts");
+        }
+        // the same classes under ids far apart give the same loss
+        Random rng = new Random(4);
+        Tensor d = descriptors(rng, 80, 8);
+        int[] ids = classes(rng, 80);
+        int[] wide = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            wide[i] = ids[i] * 1_000_003;
+        }
+        APLoss loss = new APLoss(20, -1, 1, false, true);
+        assertEquals(run(loss, d, ids, null, 30).loss(), run(loss, d, wide, null, 30).loss(), 0, "loss, wide ids");
     }
 
     @Test
@@ -198,7 +272,8 @@ class APLossBlockedTest {
                     v[3 * 8 + 5] = bad;
                     Tensor d = Tensor.ofDoubles(v, 40, 8).to(dtype);
                     Tensor leaf = d.detach().requiresGrad(true);
-                    for (APLoss loss : new APLoss[] {new APLoss(20, 0, 1), new TAPLoss(20, 0, 1, false)}) {
+                    for (APLoss loss : new APLoss[] {new APLoss(20, 0, 1), new APLoss(20, 0, 1).withEagerGradient(true),
+                            new TAPLoss(20, 0, 1, false)}) {
                         for (Tensor x : new Tensor[] {d, leaf}) {
                             IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(
                                     IllegalArgumentException.class, () -> loss.forwardBlocked(x, ids, null, 16));
