@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # timeout: 90
 # Exact top-k search, 100,000 x 2048 unit descriptors, 1,000 queries, k = 100: dir4j with the
-# similarity products on the GPU (selection on the host) and on the CPU, then PyTorch's
+# similarity products and the selection on the GPU (blocks of 512 x 8192 scores, then the default
+# 512 x 131,072) and on the CPU, then PyTorch's
 # torch.mm + torch.topk on the GPU (TF32 off) as the reference.
 set -u
 $DIR4J_JAVA dir4j.bench.gpu.ExactSearchGpuBench 100000 2048 1000 100

@@ -10,7 +10,9 @@ import java.util.Random;
 
 /**
  * Exact top-k search with the similarity products on the GPU ({@link ExactIndex#computeOn}) beside
- * the same search on the CPU: N unit descriptors of dimension D, Q queries, k neighbours.
+ * the same search on the CPU: N unit descriptors of dimension D, Q queries, k neighbours. The GPU
+ * runs first with 512 × 8192 blocks of scores (the CPU's, and the GPU's before 2026-11-30), then
+ * with the default device blocks; each the best of 3 after 2 s of warm-up searches.
  * Prints {@code RESULT exact search ...} lines and whether both found the same top-k.
  * Arguments: N D Q k (default 100000 2048 1000 100).
  */
@@ -30,14 +32,16 @@ public final class ExactSearchGpuBench {
             Tensor q = NnOps.l2Normalize(Tensor.randn(rng, nq, d), 1, 1e-12);
             cpu.add(db);
             gpu.add(db);
-            gpu.search(q.slice(0, 0, Math.min(nq, 16)), k); // uploads the database, warms up
-            double gpuBest = Double.MAX_VALUE;
-            Neighbours g = null;
-            for (int r = 0; r < 3; r++) {
-                long t0 = System.nanoTime();
-                g = gpu.search(q, k);
-                gpuBest = Math.min(gpuBest, (System.nanoTime() - t0) / 1e9);
-            }
+            gpu.search(q.slice(0, 0, Math.min(nq, 16)), k); // uploads the database
+            String what = "exact search N=" + n + " D=" + d + " Q=" + nq + " k=" + k;
+            // first with the blocks of 8192 database rows the GPU had before 2026-11-30 (as on the CPU)
+            System.setProperty("dir4j.search.deviceBlockBytes", String.valueOf(512L * 8192 * Float.BYTES));
+            double smallBlocks = best(gpu, q, k);
+            System.out.printf("RESULT %s on cuda:0 in blocks of 512 x 8192: %.1f queries/s (%.3f s)%n", what,
+                    nq / smallBlocks, smallBlocks);
+            System.clearProperty("dir4j.search.deviceBlockBytes");
+            double gpuBest = best(gpu, q, k);
+            Neighbours g = gpu.search(q, k);
             long t0 = System.nanoTime();
             Neighbours c = cpu.search(q, k);
             double cpuS = (System.nanoTime() - t0) / 1e9;
@@ -45,11 +49,24 @@ public final class ExactSearchGpuBench {
             for (int i = 0; i < nq; i++) {
                 same += g.indices()[i][0] == c.indices()[i][0] ? 1 : 0;
             }
-            String what = "exact search N=" + n + " D=" + d + " Q=" + nq + " k=" + k;
             System.out.printf("RESULT %s on cuda:0: %.1f queries/s (%.3f s)%n", what, nq / gpuBest, gpuBest);
             System.out.printf("RESULT %s on the CPU (%d threads): %.1f queries/s (%.3f s)%n", what,
                     Runtime.getRuntime().availableProcessors(), nq / cpuS, cpuS);
             System.out.printf("RESULT %s: same top-1 for %d of %d queries%n", what, same, nq);
         }
+    }
+
+    /** Best of 3 timed searches, after searches for at least 2 s (the host path compiled by the JIT). */
+    private static double best(ExactIndex gpu, Tensor q, int k) {
+        for (long w0 = System.nanoTime(); System.nanoTime() - w0 < 2_000_000_000L; ) {
+            gpu.search(q, k);
+        }
+        double best = Double.MAX_VALUE;
+        for (int r = 0; r < 3; r++) {
+            long t0 = System.nanoTime();
+            gpu.search(q, k);
+            best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+        }
+        return best;
     }
 }

@@ -18,8 +18,16 @@ import java.lang.foreign.ValueLayout;
 final class SimilarityBlocks {
     /** Query rows per block. */
     static final int QUERY_BLOCK = 512;
-    /** Database rows per block: 512 x 8192 float scores = 16 MiB. */
+    /** Database rows per block on the CPU: 512 x 8192 float scores = 16 MiB. */
     static final int DATABASE_BLOCK = 8192;
+    /**
+     * Bytes of one block of scores on a device (256 MiB: 512 queries against 131,072 rows). Each
+     * block ends in a wait for the device and a merge on the host, during which the device is
+     * idle, so on a GPU blocks are made as large as memory comfortably allows: 100,000 rows are
+     * one block, as in torch.mm + topk over the whole database. {@code -Ddir4j.search.deviceBlockBytes}
+     * sets another size (read at each search).
+     */
+    static final long DEVICE_BLOCK_BYTES = 256L << 20;
 
     /** Receives one block: {@code scores[i * databaseCount + j]} = sim(query q0+i, database d0+j). */
     interface Consumer {
@@ -37,7 +45,7 @@ final class SimilarityBlocks {
         int nq = queries.shape(0);
         float[] buffer = new float[Math.min(QUERY_BLOCK, Math.max(1, nq)) * Math.min(DATABASE_BLOCK,
                 Math.max(1, databaseRows))];
-        blocks(queries, database, databaseRows, (s, q0, qn, d0, dn) -> {
+        blocks(queries, database, databaseRows, DATABASE_BLOCK, (s, q0, qn, d0, dn) -> {
             copyOut(s, buffer, qn * dn);
             return () -> consumer.accept(buffer, q0, qn, d0, dn);
         });
@@ -55,7 +63,7 @@ final class SimilarityBlocks {
      * to the host: k ≤ {@link dir4j.engine.Backend#TOPK_MAX}.
      */
     static void forEachTop(Tensor queries, Tensor database, int databaseRows, int k, TopConsumer consumer) {
-        blocks(queries, database, databaseRows, (s, q0, qn, d0, dn) -> {
+        blocks(queries, database, databaseRows, databaseBlock(database.device()), (s, q0, qn, d0, dn) -> {
             int kept = Math.min(k, dn);
             Tensor v = Tensor.empty(DType.FLOAT32, s.device(), qn, kept);
             Tensor c = Tensor.empty(DType.INT32, s.device(), qn, kept);
@@ -75,7 +83,7 @@ final class SimilarityBlocks {
      * The checks and the block loop both walks share: each block's Q·Dᵀ is computed in a memory
      * scope of its own, and what the body returns runs after the scope has freed the block.
      */
-    private static void blocks(Tensor queries, Tensor database, int databaseRows, BlockBody body) {
+    private static void blocks(Tensor queries, Tensor database, int databaseRows, int databaseBlock, BlockBody body) {
         checkMatrix("queries", queries);
         checkMatrix("database", database);
         if (queries.shape(1) != database.shape(1)) {
@@ -91,8 +99,8 @@ final class SimilarityBlocks {
             Tensor database32 = asFloat32(database);
             for (int q0 = 0; q0 < nq; q0 += QUERY_BLOCK) {
                 int qn = Math.min(QUERY_BLOCK, nq - q0);
-                for (int d0 = 0; d0 < databaseRows; d0 += DATABASE_BLOCK) {
-                    int dn = Math.min(DATABASE_BLOCK, databaseRows - d0);
+                for (int d0 = 0; d0 < databaseRows; d0 += databaseBlock) {
+                    int dn = Math.min(databaseBlock, databaseRows - d0);
                     Runnable then;
                     try (MemoryScope block = MemoryScope.open()) {
                         Tensor s = Ops.matmul(queries32.slice(0, q0, q0 + qn), database32.slice(0, d0, d0 + dn).t());
@@ -102,6 +110,20 @@ final class SimilarityBlocks {
                 }
             }
         }
+    }
+
+    /**
+     * Database rows per block of {@link #forEachTop}: {@value #DATABASE_BLOCK} on the CPU (the
+     * scores stay in cache), {@link #DEVICE_BLOCK_BYTES} of scores for {@value #QUERY_BLOCK}
+     * queries on a device. ({@link #forEach} brings whole blocks to the host, so it keeps
+     * {@value #DATABASE_BLOCK} rows everywhere.)
+     */
+    static int databaseBlock(Device device) {
+        if (device.equals(Device.CPU)) {
+            return DATABASE_BLOCK;
+        }
+        long bytes = Long.getLong("dir4j.search.deviceBlockBytes", DEVICE_BLOCK_BYTES);
+        return (int) Math.clamp(bytes / ((long) QUERY_BLOCK * Float.BYTES), 1, Integer.MAX_VALUE);
     }
 
     private static void checkMatrix(String what, Tensor t) {

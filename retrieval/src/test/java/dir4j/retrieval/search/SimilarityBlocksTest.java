@@ -1,6 +1,7 @@
 package dir4j.retrieval.search;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
@@ -16,6 +17,23 @@ class SimilarityBlocksTest {
             v[i] = (rng.nextInt(5) - 2) * 0.25f;
         }
         return v;
+    }
+
+    /** Blocks of scores: 512 × 8192 on the CPU, 256 MiB on a device unless -Ddir4j.search.deviceBlockBytes says otherwise. */
+    @Test
+    void deviceBlocksAreSizedByBytes() {
+        dir4j.engine.Device gpu = dir4j.engine.Device.cuda(0);
+        assertEquals(8192, SimilarityBlocks.databaseBlock(dir4j.engine.Device.CPU));
+        assertEquals(131_072, SimilarityBlocks.databaseBlock(gpu));
+        try {
+            System.setProperty("dir4j.search.deviceBlockBytes", String.valueOf(512 * 8192 * 4));
+            assertEquals(8192, SimilarityBlocks.databaseBlock(gpu));
+            System.setProperty("dir4j.search.deviceBlockBytes", "1");
+            assertEquals(1, SimilarityBlocks.databaseBlock(gpu), "at least one row");
+            assertEquals(8192, SimilarityBlocks.databaseBlock(dir4j.engine.Device.CPU), "the CPU's are fixed");
+        } finally {
+            System.clearProperty("dir4j.search.deviceBlockBytes");
+        }
     }
 
     @Test
