@@ -50,13 +50,19 @@ import java.util.Random;
  *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3 --warmup-seconds 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
- * --skip-compiled --skip-channels-last --profile-steps 2}.
+ * --skip-compiled --skip-channels-last --profile-steps 2 --host-profile-steps 0}.
+ *
+ * <p>{@code --host-profile-steps N} runs N more steps of each workload with the host's stack
+ * sampled every 200 µs ({@link dir4j.bench.HostSampler}) and prints the most frequent frames, for
+ * a host-bound workload (enqueue time close to the total).
  */
 public final class ResNetGpuBench {
     private ResNetGpuBench() {}
 
     /** Steps (batches) run once more with the device profiler on after each workload's timing; 0: none. */
     private static int profileSteps = 2;
+    /** Steps run once more with the host sampler on after each workload's timing; 0 (the default): none. */
+    private static int hostProfileSteps;
 
     /** Warm-up lasts at least this long as well as {@code --warmup} iterations. */
     private static double warmupSeconds = 3;
@@ -114,8 +120,13 @@ public final class ResNetGpuBench {
         return s;
     }
 
-    /** Runs {@code body} {@link #profileSteps} times with the profiler on and prints where the device time went. */
+    /**
+     * Runs {@code body} {@link #profileSteps} times with the profiler on and prints where the device
+     * time went; then {@link #hostProfileSteps} times with the host sampler on and prints where the
+     * host's time went.
+     */
     private static void profiled(CudaBackend be, String label, Runnable body) {
+        hostProfiled(be, label, body);
         if (profileSteps <= 0) {
             return;
         }
@@ -131,6 +142,30 @@ public final class ResNetGpuBench {
         }
         System.out.println("profile of " + label + " (" + profileSteps + " steps, device time by operation):\n"
                 + be.profileReport(25));
+    }
+
+    /**
+     * Runs {@code body} {@link #hostProfileSteps} times with {@link dir4j.bench.HostSampler} taking
+     * the host thread's stack every 200 µs, and prints the most frequent frames: which calls (cuDNN,
+     * kernel launches, allocations, waits for the device) take the host's enqueue time.
+     */
+    private static void hostProfiled(CudaBackend be, String label, Runnable body) {
+        if (hostProfileSteps <= 0) {
+            return;
+        }
+        be.synchronize();
+        long t = System.nanoTime();
+        try (dir4j.bench.HostSampler sampler = new dir4j.bench.HostSampler(Thread.currentThread(), 200)) {
+            sampler.start();
+            for (int i = 0; i < hostProfileSteps; i++) {
+                body.run();
+            }
+            sampler.stop();
+            double ms = (System.nanoTime() - t) / 1e6 / hostProfileSteps;
+            be.synchronize();
+            System.out.printf(Locale.ROOT, "host profile of %s (%d steps, %.2f ms of host time each, sampled):%n%s",
+                    label, hostProfileSteps, ms, sampler.report(30));
+        }
     }
 
     public static void main(String[] args) {
@@ -160,6 +195,7 @@ public final class ResNetGpuBench {
                 case "--skip-compiled" -> compiled = false;
                 case "--skip-channels-last" -> channelsLast = false;
                 case "--profile-steps" -> profileSteps = Integer.parseInt(args[++i]);
+                case "--host-profile-steps" -> hostProfileSteps = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
                         + "; see the Javadoc of dir4j.bench.gpu.ResNetGpuBench");
             }
