@@ -79,6 +79,22 @@ public final class Ops {
         return Tensor.empty(t.dtype(), t.device(), t.shape());
     }
 
+    /**
+     * A copy of t with no graph, laid out as {@code like} when that is {@link Tensor#isDense dense}
+     * (its strides: a gradient stored as its parameter is), else contiguous.
+     */
+    public static Tensor cloneLayoutLike(Tensor t, Tensor like) {
+        Tensor c = Tensor.emptyLayoutLike(like, t.dtype(), t.device());
+        if (c.sameDenseLayout(t) && !c.isContiguous()) {
+            try (Tensor fc = c.flatDenseView(); Tensor ft = t.flatDenseView()) {
+                t.backend().copy(ft, fc);
+            }
+        } else {
+            t.backend().copy(t, c);
+        }
+        return c;
+    }
+
     /** A contiguous copy with no graph. */
     public static Tensor cloneDetached(Tensor t) {
         Tensor c = emptyLike(t, t.shape());
@@ -86,11 +102,22 @@ public final class Ops {
         return c;
     }
 
-    /** a += b in place (a contiguous; b broadcast to a's shape); no graph. */
+    /**
+     * a += b in place (a {@link Tensor#isDense dense}: contiguous, or a permuted layout such as a
+     * channels-last weight's; b broadcast to a's shape); no graph. With a and b of the same dense
+     * layout the sum runs over their spans as flat vectors.
+     */
     public static void addInPlace(Tensor a, Tensor b) {
         check("addInPlace", a, b);
-        if (!a.isContiguous()) {
-            throw new IllegalArgumentException("addInPlace: target " + describe(a) + " must be contiguous");
+        if (!a.isDense()) {
+            throw new IllegalArgumentException("addInPlace: target " + describe(a) + " must be dense (no gaps or "
+                    + "overlapping elements)");
+        }
+        if (!a.isContiguous() && a.sameDenseLayout(b) && a.dtype() == b.dtype()) {
+            try (Tensor fa = a.flatDenseView(); Tensor fb = b.flatDenseView()) {
+                a.backend().binary(Binary.ADD, fa, fb, fa);
+            }
+            return;
         }
         try (Tensor bv = broadcastView("addInPlace", b, a.shape())) {
             a.backend().binary(Binary.ADD, a, bv, a);

@@ -26,6 +26,43 @@ public final class Shape {
         return s;
     }
 
+    /**
+     * True when a tensor of this shape and these strides fills numel consecutive elements without
+     * gaps or overlaps (some permutation of a contiguous layout); dimensions of size 1 do not
+     * count, and an empty tensor is dense.
+     */
+    public static boolean isDense(int[] shape, long[] strides) {
+        int n = 0;
+        long[][] dims = new long[shape.length][];
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] == 0) {
+                return true;
+            }
+            if (shape[i] != 1) {
+                dims[n++] = new long[] {strides[i], shape[i]};
+            }
+        }
+        Arrays.sort(dims, 0, n, (x, y) -> Long.compare(x[0], y[0]));
+        long expect = 1;
+        for (int i = 0; i < n; i++) {
+            if (dims[i][0] != expect) {
+                return false;
+            }
+            expect *= dims[i][1];
+        }
+        return true;
+    }
+
+    /** Whether two stride vectors of one shape agree on every dimension longer than 1. */
+    public static boolean sameStrides(int[] shape, long[] a, long[] b) {
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] > 1 && a[i] != b[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Validates a shape: every dimension non-negative. */
     public static int[] check(String op, int[] shape) {
         for (int d : shape) {

@@ -209,6 +209,58 @@ public final class Tensor implements AutoCloseable {
         return true;
     }
 
+    /**
+     * True when the elements fill [offset, offset + numel) of the storage without gaps or
+     * overlaps, in some order of the dimensions: contiguous, or a permutation of a contiguous
+     * tensor (a channels-last weight [K, C, kh, kw] stored as [K, kh, kw, C]). Elementwise work
+     * on tensors of the same dense layout may run over that span as one flat vector.
+     */
+    public boolean isDense() {
+        return Shape.isDense(shape, strides);
+    }
+
+    /**
+     * Whether {@code o} has this tensor's shape and strides and both are {@link #isDense dense}:
+     * then element i of the one sits at the same position of its span as element i of the other.
+     */
+    public boolean sameDenseLayout(Tensor o) {
+        return Arrays.equals(shape, o.shape) && isDense() && o.isDense() && Shape.sameStrides(shape, strides, o.strides);
+    }
+
+    /**
+     * An uninitialised tensor with {@code like}'s shape and, when {@code like} is {@link #isDense
+     * dense}, its strides (PyTorch's preserve_format); otherwise contiguous.
+     */
+    public static Tensor emptyLayoutLike(Tensor like, DType dtype, Device device) {
+        if (like.isContiguous() || !like.isDense()) {
+            return empty(dtype, device, like.shape);
+        }
+        return emptyDense(dtype, device, like.shape, like.strides);
+    }
+
+    /**
+     * An uninitialised tensor of this shape with these {@link #isDense dense} strides, e.g. a
+     * [K, C, kh, kw] weight stored channels-last with strides (kh·kw·C, 1, kw·C, C).
+     */
+    public static Tensor emptyDense(DType dtype, Device device, int[] shape, long[] strides) {
+        int[] s = Shape.check("emptyDense", shape);
+        if (strides.length != s.length || !Shape.isDense(s, strides)) {
+            throw new IllegalArgumentException("emptyDense: strides " + Arrays.toString(strides) + " are not a dense "
+                    + "layout of " + Shape.str(s));
+        }
+        Storage st = Backends.of(device).allocate(Math.max(1, Shape.numel(s)) * dtype.byteSize());
+        return new Tensor(st, dtype, s, strides.clone(), 0);
+    }
+
+    /** The dense span of this tensor as a flat [numel] view (this must be {@link #isDense dense}). */
+    public Tensor flatDenseView() {
+        if (!isDense()) {
+            throw new IllegalStateException("flatDenseView: " + Shape.str(shape) + " with strides "
+                    + Arrays.toString(strides) + " is not dense");
+        }
+        return viewOf(new int[] {(int) numel}, new long[] {1}, offset);
+    }
+
     /** The CPU memory of this tensor's storage (from element 0 of the storage, not of the view). */
     public MemorySegment segment() {
         checkAlive("segment");

@@ -38,6 +38,23 @@ public abstract class Module implements AutoCloseable {
         return value;
     }
 
+    /**
+     * Replaces this module's own parameter {@code name} by {@code value} (made a leaf requiring
+     * grad); the old tensor and its gradient are freed, as by {@link #to}: optimisers made before
+     * hold the old one and must be made again.
+     */
+    protected final void replaceParameter(String name, Tensor value) {
+        Tensor old = parameters.get(name);
+        if (old == null) {
+            throw new IllegalArgumentException(getClass().getSimpleName() + " has no parameter '" + name + "'");
+        }
+        value.requiresGrad(true);
+        parameters.put(name, value);
+        if (old != value) {
+            old.close();
+        }
+    }
+
     /** Registers a buffer (state that is saved but not trained, e.g. running statistics). */
     protected final Tensor buffer(String name, Tensor value) {
         checkName(name);
@@ -113,7 +130,13 @@ public abstract class Module implements AutoCloseable {
         }
         Tensor now = MemoryScope.detached(() -> {
             try (Tensor d = old.detach()) {
-                return d.to(device);
+                if (d.isContiguous() || !d.isDense()) {
+                    return d.to(device);
+                }
+                // a dense permuted layout (a channels-last weight) moves as its flat span and keeps it
+                try (Tensor flat = d.flatDenseView(); Tensor moved = flat.to(device)) {
+                    return moved.viewOf(d.shape(), d.strides(), 0);
+                }
             }
         });
         return parameter ? now.requiresGrad(true) : now;

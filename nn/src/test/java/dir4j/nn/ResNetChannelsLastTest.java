@@ -84,6 +84,54 @@ class ResNetChannelsLastTest {
         }
     }
 
+    /**
+     * Channels-last mode stores the k×k weights past the stem channels-last (same values), their
+     * gradients and SGD's momentum buffers land in the same layout (no copies), a checkpoint
+     * written from it loads into an NCHW network with the same values, and switching back
+     * restores row-major weights.
+     */
+    @org.junit.jupiter.api.Test
+    void channelsLastModeStoresKxKWeightsGradientsAndStateChannelsLast(@org.junit.jupiter.api.io.TempDir
+            java.nio.file.Path dir) throws java.io.IOException {
+        try (ResNet ref = net(ResNet.Depth.RESNET18, false); ResNet cl = net(ResNet.Depth.RESNET18, true);
+             MemoryScope scope = MemoryScope.open()) {
+            int kxk = 0;
+            for (var e : cl.namedParameters().entrySet()) {
+                Tensor p = e.getValue();
+                boolean expect = p.rank() == 4 && p.shape(2) * p.shape(3) > 1 && !e.getKey().equals("conv1.weight");
+                kxk += expect ? 1 : 0;
+                assertEquals(expect, !p.isContiguous(), e.getKey() + " stored channels-last");
+                assertTrue(p.isDense(), e.getKey());
+                assertTrue(java.util.Arrays.equals(ref.namedParameters().get(e.getKey()).toDoubleArray(),
+                        p.toDoubleArray()), e.getKey() + ": the same values");
+            }
+            assertEquals(16, kxk, "ResNet-18's 3×3 convolutions past the stem");
+            cl.train(true);
+            cl.forward(Tensor.randn(new Random(47), 2, 3, 64, 64)).sum().backward();
+            try (Sgd sgd = new Sgd(cl.parameters(), 0.1, 0.9, 1e-4, false)) {
+                sgd.step();
+                for (var e : cl.namedParameters().entrySet()) {
+                    Tensor p = e.getValue();
+                    assertTrue(p.sameDenseLayout(p.grad()), e.getKey() + ": gradient layout");
+                    Tensor buf = sgd.state(p).get("momentum_buffer");
+                    assertTrue(p.sameDenseLayout(buf), e.getKey() + ": momentum layout");
+                }
+            }
+            java.nio.file.Path file = dir.resolve("cl.safetensors");
+            dir4j.nn.io.Safetensors.write(file, cl.stateDict(), Map.of());
+            Map<String, double[]> trained = new java.util.LinkedHashMap<>();
+            cl.stateDict().forEach((k, t) -> trained.put(k, t.toDoubleArray()));
+            ref.loadStateDict(dir4j.nn.io.Safetensors.read(file).tensors(), true);
+            ref.stateDict().forEach((k, t) -> assertTrue(java.util.Arrays.equals(trained.get(k), t.toDoubleArray()),
+                    k + ": read back into the NCHW network"));
+            cl.channelsLast(false);
+            cl.namedParameters().forEach((k, p) -> {
+                assertTrue(p.isContiguous(), k + " row-major again");
+                assertTrue(java.util.Arrays.equals(trained.get(k), p.toDoubleArray()), k + ": the same values");
+            });
+        }
+    }
+
     /** One training step's observable results: the output, gradients, buffers and SGD's changes. */
     private record Step(double[] out, Map<String, double[]> grads, Map<String, double[]> buffers,
                         Map<String, double[]> changes, Map<String, double[]> before, Map<String, double[]> beforeBuffers) {

@@ -36,18 +36,22 @@ final class OptimizerKernels {
             throw new UnsupportedOperationException(op + ": parameters must be float32 or float64, not " + t);
         }
         param.checkAlive(op);
-        if (!param.isContiguous()) {
-            throw new IllegalArgumentException(op + ": the parameter " + Shape.str(param.shape()) + " is not contiguous");
+        if (!param.isDense()) {
+            throw new IllegalArgumentException(op + ": the parameter " + Shape.str(param.shape())
+                    + " is not dense (gaps or overlapping elements)");
         }
         for (Tensor o : others) {
             if (o == null) {
                 continue;
             }
             o.checkAlive(op);
-            if (o.dtype() != t || o.numel() != param.numel() || !o.isContiguous()) {
-                throw new IllegalArgumentException(op + ": every buffer must be a contiguous " + t + " tensor of "
-                        + param.numel() + " elements like the parameter " + Shape.str(param.shape()) + ", got "
-                        + o.dtype() + " " + Shape.str(o.shape()) + (o.isContiguous() ? "" : " (strided)"));
+            // the kernels run over each operand's span in storage order: one layout for all
+            boolean layout = param.isContiguous() ? o.isContiguous() : o.sameDenseLayout(param);
+            if (o.dtype() != t || o.numel() != param.numel() || !layout) {
+                throw new IllegalArgumentException(op + ": every buffer must be a " + t + " tensor of "
+                        + param.numel() + " elements laid out as the parameter " + Shape.str(param.shape())
+                        + " " + java.util.Arrays.toString(param.strides()) + ", got " + o.dtype() + " "
+                        + Shape.str(o.shape()) + " " + java.util.Arrays.toString(o.strides()));
             }
         }
     }

@@ -1439,16 +1439,19 @@ public final class CudaBackend implements Backend {
 
     private void requireStepOperands(String op, Tensor param, Tensor... others) {
         requireFloat(op, param, true);
+        // the kernels run over each operand's span in storage order: one dense layout for all
         for (Tensor t : others) {
-            if (t != null && (t.dtype() != param.dtype() || t.numel() != param.numel() || !t.isContiguous())) {
-                throw new IllegalArgumentException(op + " on CUDA: every buffer must be a contiguous " + param.dtype()
-                        + " tensor of " + param.numel() + " elements like the parameter " + Shape.str(param.shape())
-                        + ", got " + t.dtype() + " " + Shape.str(t.shape()));
+            boolean layout = t == null || (param.isContiguous() ? t.isContiguous() : t.sameDenseLayout(param));
+            if (t != null && (t.dtype() != param.dtype() || t.numel() != param.numel() || !layout)) {
+                throw new IllegalArgumentException(op + " on CUDA: every buffer must be a " + param.dtype()
+                        + " tensor of " + param.numel() + " elements laid out as the parameter "
+                        + Shape.str(param.shape()) + " " + java.util.Arrays.toString(param.strides()) + ", got "
+                        + t.dtype() + " " + Shape.str(t.shape()) + " " + java.util.Arrays.toString(t.strides()));
             }
         }
-        if (!param.isContiguous()) {
+        if (!param.isDense()) {
             throw new IllegalArgumentException(op + " on CUDA: the parameter " + Shape.str(param.shape())
-                    + " is not contiguous");
+                    + " is not dense (gaps or overlapping elements)");
         }
     }
 

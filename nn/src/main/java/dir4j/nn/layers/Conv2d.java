@@ -3,6 +3,7 @@ package dir4j.nn.layers;
 import dir4j.engine.Backend.ConvParams;
 import dir4j.engine.NnOps;
 import dir4j.engine.Ops;
+import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.nn.Init;
 import dir4j.nn.Module;
@@ -28,6 +29,41 @@ public final class Conv2d extends Module {
 
     public Tensor weight() {
         return member("weight");
+    }
+
+    /**
+     * Stores the weight channels-last, [out, in, k, k] with strides (k·k·in, 1, k·in, in) as
+     * PyTorch's channels_last memory format does, or back in the row-major layout (same values,
+     * same name and shape). Channels-last, {@link #forwardChannelsLast}'s permuted view of it is
+     * contiguous: no copy of the weight in the forward, and its gradient lands in the same layout
+     * (no copy in the backward or the optimiser's step). A 1×1 weight is the same either way and
+     * is left alone. Replaces the parameter tensor: make optimisers after this.
+     */
+    public Conv2d channelsLastWeight(boolean on) {
+        Tensor w = weight();
+        int out = w.shape(0);
+        int in = w.shape(1);
+        int kh = w.shape(2);
+        int kw = w.shape(3);
+        boolean is = !w.isContiguous();
+        if (on == is || kh * kw == 1) {
+            return this;
+        }
+        long[] strides = on ? new long[] {(long) kh * kw * in, 1, (long) kw * in, in} : Shape.contiguousStrides(w.shape());
+        Tensor now = dir4j.engine.MemoryScope.detached(() -> {
+            Tensor t = Tensor.emptyDense(w.dtype(), w.device(), w.shape(), strides);
+            try (Tensor d = w.detach()) {
+                w.backend().copy(d, t);
+            }
+            return t;
+        });
+        replaceParameter("weight", now);
+        return this;
+    }
+
+    /** Whether the weight is stored channels-last ({@link #channelsLastWeight}). */
+    public boolean hasChannelsLastWeight() {
+        return !weight().isContiguous();
     }
 
     /** The bias, or null without one. */

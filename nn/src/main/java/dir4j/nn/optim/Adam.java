@@ -46,7 +46,7 @@ public final class Adam extends Optimizer {
         Tensor m = st.containsKey("exp_avg") ? st.get("exp_avg") : newState(st, "exp_avg", p);
         Tensor v = st.containsKey("exp_avg_sq") ? st.get("exp_avg_sq") : newState(st, "exp_avg_sq", p);
         // one fused pass per tensor (Backend#adamStep states the per-element formula)
-        p.backend().adamStep(p, contiguous(grad), m, v,
+        p.backend().adamStep(p, laidOutLike(grad, p), m, v,
                 new Backend.AdamStep(lr, beta1, beta2, eps, weightDecay, decoupled, t));
     }
 }

@@ -87,16 +87,21 @@ public abstract class Optimizer implements AutoCloseable {
         return state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>());
     }
 
-    /** A state tensor created outside the step's scope (zeros like p). */
+    /** A state tensor created outside the step's scope (zeros like p, in p's layout). */
     protected static Tensor newState(Map<String, Tensor> st, String name, Tensor like) {
-        Tensor t = MemoryScope.detached(() -> Ops.zerosLike(like));
+        Tensor t = MemoryScope.detached(() -> Tensor.emptyLayoutLike(like, like.dtype(), like.device()));
         st.put(name, t);
         return t;
     }
 
-    /** The gradient as the fused steps take it: itself when contiguous, else a contiguous copy (in the step's scope). */
-    protected static Tensor contiguous(Tensor grad) {
-        return grad.isContiguous() ? grad : Ops.cloneDetached(grad);
+    /**
+     * The gradient as the fused steps take it, laid out as its parameter: itself when it is
+     * (contiguous, or the parameter's own dense strides), else a copy in that layout (in the
+     * step's scope).
+     */
+    protected static Tensor laidOutLike(Tensor grad, Tensor param) {
+        boolean same = param.isContiguous() || !param.isDense() ? grad.isContiguous() : grad.sameDenseLayout(param);
+        return same ? grad : Ops.cloneLayoutLike(grad, param);
     }
 
     /** Sets the step count (when resuming from a checkpoint). */
@@ -110,7 +115,9 @@ public abstract class Optimizer implements AutoCloseable {
             throw new IllegalArgumentException("restoreState: tensor is not one of this optimiser's parameters");
         }
         Map<String, Tensor> st = state.computeIfAbsent(p, k -> new java.util.LinkedHashMap<>());
-        Tensor old = st.put(name, MemoryScope.detached(() -> Ops.cloneDetached(value)));
+        // laid out as the parameter (the fused steps run over parameter and state as flat spans)
+        Tensor old = st.put(name, MemoryScope.detached(() -> java.util.Arrays.equals(value.shape(), p.shape())
+                ? Ops.cloneLayoutLike(value, p) : Ops.cloneDetached(value)));
         if (old != null) {
             old.close();
         }

@@ -38,7 +38,7 @@ public final class Sgd extends Optimizer {
         boolean[] first = new boolean[1];
         Tensor buf = momentumBuffer(p, st, first);
         // one fused pass per tensor (Backend#sgdStep states the per-element formula)
-        p.backend().sgdStep(p, contiguous(grad), buf, first[0], hyperParameters());
+        p.backend().sgdStep(p, laidOutLike(grad, p), buf, first[0], hyperParameters());
     }
 
     /**
@@ -62,7 +62,7 @@ public final class Sgd extends Optimizer {
         boolean[] isNew = new boolean[1];
         for (int i = 0; i < withGrad.size(); i++) {
             Tensor p = withGrad.get(i);
-            grads.add(contiguous(p.grad()));
+            grads.add(laidOutLike(p.grad(), p));
             buffers.add(momentumBuffer(p, stateOf(p), isNew));
             first[i] = isNew[0];
         }

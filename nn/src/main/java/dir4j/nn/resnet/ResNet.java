@@ -114,9 +114,19 @@ public final class ResNet extends Module {
      * the same parameters, buffers, training/eval/frozen modes and gradients), and turns the last
      * map back to NCHW. The results are the NCHW module's up to float rounding; on CUDA cuDNN's
      * tensor-core kernels are much faster on this layout.
+     *
+     * <p>The k×k weights past the stem are stored channels-last while the mode is on
+     * ({@link Conv2d#channelsLastWeight}, as PyTorch's {@code model.to(memory_format=channels_last)}):
+     * no weight or gradient copies in a training step. Switching replaces those parameter
+     * tensors (same names, shapes and values), so make optimisers after it, as after {@link #to}.
      */
     public ResNet channelsLast(boolean on) {
         channelsLast = on;
+        for (Module m : modules()) {
+            if (m instanceof Conv2d c && c != conv1) {
+                c.channelsLastWeight(on);
+            }
+        }
         return this;
     }
 
