@@ -322,6 +322,22 @@ public final class Tensor implements AutoCloseable {
             throw new IllegalArgumentException("item: tensor of shape " + Shape.str(shape) + " has " + numel
                     + " elements, not 1");
         }
+        if (storage instanceof CpuStorage cs) {
+            // read in place: a host counter read every step (batch norm's batches tracked) costs no copy
+            checkAlive("item");
+            switch (dtype) {
+                case FLOAT32 -> {
+                    return cs.segment().getAtIndex(ValueLayout.JAVA_FLOAT, offset);
+                }
+                case FLOAT64 -> {
+                    return cs.segment().getAtIndex(ValueLayout.JAVA_DOUBLE, offset);
+                }
+                case INT32 -> {
+                    return cs.segment().getAtIndex(ValueLayout.JAVA_INT, offset);
+                }
+                default -> { }
+            }
+        }
         return toDoubleArray()[0];
     }
 

@@ -520,4 +520,22 @@ class TensorAndAutogradTest {
             t.close();
         }
     }
+
+    /** item() reads the element a one-element view points at, in every dtype, and refuses a freed tensor. */
+    @Test
+    void itemReadsTheViewsElementInEveryDtype() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            double[] v = {1.5, -2.25, 7, 11};
+            for (DType t : new DType[] {DType.FLOAT32, DType.FLOAT64, DType.INT32}) {
+                Tensor x = Tensor.ofDoubles(v, 2, 2).to(t);
+                Tensor one = Ops.slice(Ops.slice(x, 0, 1, 2), 1, 1, 2); // element [1, 1], offset 3
+                assertEquals(t == DType.INT32 ? 11 : 11.0, one.item(), 0, t + " [1, 1]");
+                assertEquals(t == DType.INT32 ? -2 : -2.25, Ops.slice(Ops.slice(x, 0, 0, 1), 1, 1, 2).item(), 0,
+                        t + " [0, 1]");
+                one.close();
+                assertThrows(IllegalStateException.class, one::item, t + ": freed");
+            }
+            assertThrows(IllegalArgumentException.class, () -> Tensor.zeros(2).item(), "two elements");
+        }
+    }
 }
