@@ -228,7 +228,17 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * An uninitialised tensor with {@code like}'s shape and, when {@code like} is {@link #isDense
+     * Whether this tensor is laid out as {@code like} wants its companions (gradient, optimiser
+     * state) to be: with like's strides when like is {@link #isDense dense} but not contiguous (a
+     * channels-last weight), else contiguous. Fused optimiser steps run over such operands as
+     * flat spans.
+     */
+    public boolean laidOutAs(Tensor like) {
+        return like.isContiguous() || !like.isDense() ? isContiguous() : sameDenseLayout(like);
+    }
+
+    /**
+     * A zero-filled tensor with {@code like}'s shape and, when {@code like} is {@link #isDense
      * dense}, its strides (PyTorch's preserve_format); otherwise contiguous.
      */
     public static Tensor emptyLayoutLike(Tensor like, DType dtype, Device device) {
@@ -239,7 +249,7 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
-     * An uninitialised tensor of this shape with these {@link #isDense dense} strides, e.g. a
+     * A zero-filled tensor of this shape with these {@link #isDense dense} strides, e.g. a
      * [K, C, kh, kw] weight stored channels-last with strides (kh·kw·C, 1, kw·C, C).
      */
     public static Tensor emptyDense(DType dtype, Device device, int[] shape, long[] strides) {

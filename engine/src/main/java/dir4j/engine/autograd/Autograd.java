@@ -173,8 +173,7 @@ public final class Autograd {
         }
         // the gradient is stored in the leaf's layout (contiguous, or the leaf's own dense strides:
         // a channels-last weight's), so that optimisers step parameter and gradient as flat spans
-        boolean layout = leaf.isDense() && !leaf.isContiguous() ? g.sameDenseLayout(leaf) : g.isContiguous();
-        boolean steal = exclusive && layout && g.offset() == 0 && g.storage().refCount() == 1
+        boolean steal = exclusive && g.laidOutAs(leaf) && g.offset() == 0 && g.storage().refCount() == 1
                 && g.dtype() == leaf.dtype() && Arrays.equals(g.shape(), leaf.shape());
         leaf.setGrad(MemoryScope.detached(() -> steal ? g.viewOf(g.shape(), g.strides(), 0)
                 : Ops.cloneLayoutLike(g, leaf)));

@@ -46,8 +46,7 @@ final class OptimizerKernels {
             }
             o.checkAlive(op);
             // the kernels run over each operand's span in storage order: one layout for all
-            boolean layout = param.isContiguous() ? o.isContiguous() : o.sameDenseLayout(param);
-            if (o.dtype() != t || o.numel() != param.numel() || !layout) {
+            if (o.dtype() != t || o.numel() != param.numel() || !o.laidOutAs(param)) {
                 throw new IllegalArgumentException(op + ": every buffer must be a " + t + " tensor of "
                         + param.numel() + " elements laid out as the parameter " + Shape.str(param.shape())
                         + " " + java.util.Arrays.toString(param.strides()) + ", got " + o.dtype() + " "

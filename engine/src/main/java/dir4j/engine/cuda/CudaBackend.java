@@ -1441,8 +1441,7 @@ public final class CudaBackend implements Backend {
         requireFloat(op, param, true);
         // the kernels run over each operand's span in storage order: one dense layout for all
         for (Tensor t : others) {
-            boolean layout = t == null || (param.isContiguous() ? t.isContiguous() : t.sameDenseLayout(param));
-            if (t != null && (t.dtype() != param.dtype() || t.numel() != param.numel() || !layout)) {
+            if (t != null && (t.dtype() != param.dtype() || t.numel() != param.numel() || !t.laidOutAs(param))) {
                 throw new IllegalArgumentException(op + " on CUDA: every buffer must be a " + param.dtype()
                         + " tensor of " + param.numel() + " elements laid out as the parameter "
                         + Shape.str(param.shape()) + " " + java.util.Arrays.toString(param.strides()) + ", got "

@@ -41,7 +41,6 @@ public final class Conv2d extends Module {
      */
     public Conv2d channelsLastWeight(boolean on) {
         Tensor w = weight();
-        int out = w.shape(0);
         int in = w.shape(1);
         int kh = w.shape(2);
         int kw = w.shape(3);
@@ -59,11 +58,6 @@ public final class Conv2d extends Module {
         });
         replaceParameter("weight", now);
         return this;
-    }
-
-    /** Whether the weight is stored channels-last ({@link #channelsLastWeight}). */
-    public boolean hasChannelsLastWeight() {
-        return !weight().isContiguous();
     }
 
     /** The bias, or null without one. */

@@ -100,8 +100,7 @@ public abstract class Optimizer implements AutoCloseable {
      * step's scope).
      */
     protected static Tensor laidOutLike(Tensor grad, Tensor param) {
-        boolean same = param.isContiguous() || !param.isDense() ? grad.isContiguous() : grad.sameDenseLayout(param);
-        return same ? grad : Ops.cloneLayoutLike(grad, param);
+        return grad.laidOutAs(param) ? grad : Ops.cloneLayoutLike(grad, param);
     }
 
     /** Sets the step count (when resuming from a checkpoint). */
