@@ -1,5 +1,6 @@
 package dir4j.bench.gpu;
 
+import dir4j.engine.Backend;
 import dir4j.engine.Backends;
 import dir4j.engine.Device;
 import dir4j.engine.EngineInfo;
@@ -30,6 +31,8 @@ import java.util.Random;
  * activations, cuDNN's channels-last convolutions and dir4j's fused channels-last batch norms in
  * both directions); images per second, and before timing the largest difference of its eval-mode
  * descriptors from the NCHW module's on the same batch. Target (issue #5): ≥ 340 img/s.</li>
+ * <li>the channels-last training step recorded as a CUDA graph and replayed (a diagnosis of the
+ * host's share, see {@link #graphTraining}); images per second.</li>
  * </ul>
  * Each runs warm-up iterations (the first also picks cuDNN algorithms), then the timed ones
  * between two device synchronisations. Prints {@code RESULT <workload>: <value> img/s} and the
@@ -50,7 +53,7 @@ import java.util.Random;
  *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3 --warmup-seconds 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
- * --skip-compiled --skip-channels-last --profile-steps 2 --host-profile-steps 0}.
+ * --skip-compiled --skip-channels-last --skip-train-graph --profile-steps 2 --host-profile-steps 0}.
  *
  * <p>{@code --host-profile-steps N} runs N more steps of each workload with the host's stack
  * sampled every 200 µs ({@link dir4j.bench.HostSampler}) and prints the most frequent frames, for
@@ -180,6 +183,7 @@ public final class ResNetGpuBench {
         boolean infer = true;
         boolean compiled = true;
         boolean channelsLast = true;
+        boolean trainGraph = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--train-steps" -> trainSteps = Integer.parseInt(args[++i]);
@@ -194,6 +198,7 @@ public final class ResNetGpuBench {
                 case "--skip-infer" -> infer = false;
                 case "--skip-compiled" -> compiled = false;
                 case "--skip-channels-last" -> channelsLast = false;
+                case "--skip-train-graph" -> trainGraph = false;
                 case "--profile-steps" -> profileSteps = Integer.parseInt(args[++i]);
                 case "--host-profile-steps" -> hostProfileSteps = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
@@ -241,6 +246,18 @@ public final class ResNetGpuBench {
                 be.resetPeakMemory();
                 double ips = training(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
                 result(channelsLastName, ips, be.peakMemoryBytes());
+                if (trainGraph) {
+                    try {
+                        be.resetPeakMemory();
+                        double gips = graphTraining(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
+                        result(channelsLastName.replace("_channels_last_", "_channels_last_graph_"), gips,
+                                be.peakMemoryBytes());
+                    } catch (RuntimeException e) {
+                        // a diagnosis: its failure must not cost the figures after it
+                        System.out.println("RESULT training step as a CUDA graph failed: " + e);
+                        e.printStackTrace(System.out);
+                    }
+                }
                 net.channelsLast(false);
             }
         }
@@ -332,6 +349,65 @@ public final class ResNetGpuBench {
             double s = timed(be, label, steps, batch, () -> trainOnce(net, opt, x));
             profiled(be, label, () -> trainOnce(net, opt, x));
             return (double) steps * batch / s;
+        }
+    }
+
+    /**
+     * The channels-last training step recorded once as a CUDA graph ({@code Backend.record}) and
+     * replayed: the same kernels without the host's per-op cost, which tells how much of the
+     * step's time the host takes (a diagnosis: the learning rate and the other arguments are
+     * fixed at the recording, and batch norm's host counter does not advance in replays). Two
+     * eager steps first (algorithms chosen, momentum buffers made, first-step flags spent); then,
+     * from the same parameters and momentum, one eager step against one replay: their largest
+     * parameter difference is printed (cuDNN's backward is not bit-reproducible run to run, so
+     * small differences are expected, a wrong graph gives large ones). Then timed like
+     * {@link #training}.
+     */
+    private static double graphTraining(CudaBackend be, RetrievalNet net, Device gpu, int batch, int size,
+                                        int warmup, int steps) {
+        net.train(true);
+        String label = "training (channels-last, CUDA graph)";
+        try (Tensor x = images(gpu, batch, size, 2);
+             Sgd opt = new Sgd(net.parameters(), 1e-6, 0.9, 1e-4, false);
+             MemoryScope scope = MemoryScope.open()) {
+            trainOnce(net, opt, x);
+            trainOnce(net, opt, x);
+            java.util.List<Tensor> state = new java.util.ArrayList<>(net.parameters());
+            for (Tensor p : net.parameters()) {
+                state.add(opt.state(p).get("momentum_buffer"));
+            }
+            java.util.List<Tensor> saved = new java.util.ArrayList<>();
+            for (Tensor t : state) {
+                saved.add(dir4j.engine.Ops.cloneLayoutLike(t, t));
+            }
+            trainOnce(net, opt, x);
+            java.util.List<float[]> eager = new java.util.ArrayList<>();
+            for (Tensor p : net.parameters()) {
+                eager.add(p.toFloatArray());
+            }
+            for (int i = 0; i < state.size(); i++) {
+                be.copy(saved.get(i), state.get(i));
+            }
+            long t0 = System.nanoTime();
+            try (Backend.Recording graph = be.record(() -> trainOnce(net, opt, x))) {
+                System.out.printf(Locale.ROOT, "%s: recorded in %.2f s%n", label, (System.nanoTime() - t0) / 1e9);
+                graph.replay();
+                double worst = 0;
+                double scale = 0;
+                java.util.List<Tensor> ps = net.parameters();
+                for (int i = 0; i < ps.size(); i++) {
+                    float[] g = ps.get(i).toFloatArray();
+                    float[] e = eager.get(i);
+                    for (int j = 0; j < g.length; j++) {
+                        worst = Math.max(worst, Math.abs(g[j] - e[j]));
+                        scale = Math.max(scale, Math.abs(e[j]));
+                    }
+                }
+                System.out.printf(Locale.ROOT, "%s: one replay against one eager step from the same state: max "
+                        + "|parameter difference| %.3g (largest parameter %.3g)%n", label, worst, scale);
+                warmUp(be, label, warmup, graph::replay);
+                return (double) steps * batch / timed(be, label, steps, batch, graph::replay);
+            }
         }
     }
 

@@ -1488,7 +1488,9 @@ public final class CudaBackend implements Backend {
         for (int i = 0; fused && i < params.size(); i++) {
             fused = params.get(i).dtype() == DType.FLOAT32;
         }
-        if (!fused) {
+        // its table of addresses goes up through the staging buffers, which a CUDA graph cannot
+        // record: while capturing, one launch per parameter (their arguments travel by value)
+        if (!fused || ctx.capturing) {
             Backend.super.sgdSteps(params, grads, momentumBuffers, firstSteps, h);
             return;
         }

@@ -63,6 +63,7 @@ final class PinnedStaging {
 
     /** Copies {@code bytes} from host memory at src[srcOffset] to the device address dst. */
     synchronized void upload(MemorySegment src, long srcOffset, long bytes, long dst) {
+        requireNotCapturing("a copy to the device");
         ctx.bind();
         ensureBuffers();
         long chunk = 0;
@@ -78,8 +79,22 @@ final class PinnedStaging {
         nextUpload = (int) ((nextUpload + chunk) & 1);
     }
 
+    /**
+     * A CUDA graph would record the copy from the staging buffer and repeat it at each replay from
+     * whatever the buffer then holds (and a download cannot wait inside a capture): refused with
+     * an error that says so, rather than recorded.
+     */
+    private void requireNotCapturing(String what) {
+        if (ctx.capturing) {
+            throw new IllegalStateException(what + " cannot be recorded in a CUDA graph (a replay would copy "
+                    + "the staging buffer's contents of that time, or could not wait for the data); move it "
+                    + "before or after Backend.record");
+        }
+    }
+
     /** Copies {@code bytes} from the device address src to host memory at dst[dstOffset]; waits for them. */
     synchronized void download(long src, MemorySegment dst, long dstOffset, long bytes) {
+        requireNotCapturing("a copy to the host");
         ctx.bind();
         ensureBuffers();
         long chunks = (bytes + CHUNK - 1) / CHUNK;
