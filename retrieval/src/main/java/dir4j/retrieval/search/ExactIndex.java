@@ -20,8 +20,10 @@ import java.util.List;
 /**
  * Exact nearest-neighbour search by dot product over N x D float32 descriptors held in memory
  * (off-heap, in one growing tensor). A batch of queries is scored against the database block by
- * block with the engine's SGEMM ({@link SimilarityBlocks}); each query keeps its k best rows in a
- * bounded heap ({@link TopK}). Results are best first, ties by lower row.
+ * block with the engine's SGEMM ({@link SimilarityBlocks}); each block's k best rows per query
+ * are selected in parallel over the queries (Backend#topk, for k up to
+ * {@link dir4j.engine.Backend#TOPK_MAX}; above it every score is offered) and merged into a bounded
+ * heap per query ({@link TopK}). Results are best first, ties by lower row.
  *
  * <p>On disk an index is a folder holding {@value #DESCRIPTORS} (float32, N x D) and
  * {@value #IDS} (one id per line, row order), each written atomically (temporary file, then
@@ -182,8 +184,10 @@ public final class ExactIndex implements DescriptorIndex {
 
     private void offerAll(Tensor queries, Tensor database, TopK[] best) {
         int k = best.length == 0 ? 1 : best[0].capacity();
-        if (!database.device().equals(Device.CPU) && k <= dir4j.engine.Backend.TOPK_MAX) {
-            // select each block's k best on the device; only those come back
+        if (k <= dir4j.engine.Backend.TOPK_MAX) {
+            // each block's k best per query are selected where the scores are (on the CPU by the
+            // backend's row-parallel top-k), and only those are merged here: the merge of every
+            // score ran on one thread
             SimilarityBlocks.forEachTop(queries, database, size, k, (values, columns, q0, qn, d0, kept) -> {
                 for (int i = 0; i < qn; i++) {
                     TopK t = best[q0 + i];

@@ -42,12 +42,23 @@ class SimilarityBlocksTest {
         int n = 9000; // two database blocks
         int nq = 600; // two query blocks
         int k = 10;
-        try (MemoryScope s = MemoryScope.open(); ExactIndex index = new ExactIndex(16)) {
+        try (MemoryScope s = MemoryScope.open()) {
             // coarse values: many exact ties, which must break by lower row as the index does
             Tensor db = Tensor.of(coarse(rng, n * 16), n, 16);
             Tensor q = Tensor.of(coarse(rng, nq * 16), nq, 16);
-            index.add(db);
-            Neighbours want = index.search(q, k);
+            // the reference: every score of every block offered (the walk for k above TOPK_MAX)
+            TopK[] all = new TopK[nq];
+            for (int i = 0; i < nq; i++) {
+                all[i] = new TopK(k);
+            }
+            SimilarityBlocks.forEach(q, db, n, (scores, q0, qn, d0, dn) -> {
+                for (int i = 0; i < qn; i++) {
+                    for (int j = 0; j < dn; j++) {
+                        all[q0 + i].offer(scores[i * dn + j], d0 + j);
+                    }
+                }
+            });
+            Neighbours want = Neighbours.of(all);
             TopK[] best = new TopK[nq];
             for (int i = 0; i < nq; i++) {
                 best[i] = new TopK(k);
