@@ -18,7 +18,8 @@ import java.util.Random;
  * the case minus those in use before it (the descriptors). Cases run in increasing memory order,
  * as the allocator's peak cannot be reset. At N = 4096 the case runs a second time with dL/dD
  * computed at the backward ({@code APLoss.withEagerGradient(false)}; the default on CUDA computes
- * it with the forward, ahead of the read of the APs), then its parts are timed one by one.
+ * it with the forward, ahead of the read of the APs), then (TF32) a device profile of two steps and
+ * a sample of the host thread over 2 s of steps, then its parts are timed one by one.
  * Warm-up: at least 3 steps and {@code -Dwarmup.seconds} (default 2) of them, so that the host
  * path is compiled by the JIT before it is timed. Arguments: none (N = 4096 and 8192 strict and
  * TF32, 65,536 TF32 once), or pairs {@code N strict|tf32}.
@@ -37,6 +38,9 @@ public final class ApLossGpuBench {
             run(backend, gpu, n, 2048, tf32, null);
             if (n == 4096) {
                 run(backend, gpu, n, 2048, tf32, false);
+                if (tf32) {
+                    profiles(backend, gpu, n, 2048);
+                }
                 try {
                     parts(backend, gpu, n, 2048, tf32);
                 } catch (RuntimeException e) {
@@ -97,6 +101,54 @@ public final class ApLossGpuBench {
                     + "AP + dL/dhist %.3f, symmetric backward %.3f, dL/dD GEMM %.3f; sum %.3f; earlier backward: "
                     + "row kernel %.3f + G+Gt %.3f%n", n, tf32 ? "tf32" : "strict", gemm, histogram, atomic, fromHist,
                     symmetric, dGemm, gemm + histogram + fromHist + symmetric + dGemm, rowBackward, transposeAdd);
+        }
+    }
+
+    /**
+     * Where one whole step's time goes (N = 4096, TF32, the default path): the device profiler's
+     * table of two steps (every kernel, product and copy, with memsets and finalize kernels the
+     * parts leave out), then the host thread sampled over 2 s of steps ({@link dir4j.bench.HostSampler}):
+     * which host calls take the time between the device's work.
+     */
+    private static void profiles(CudaBackend be, Device gpu, int n, int dim) {
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = i / 4;
+        }
+        APLoss loss = new APLoss(20, -1, 1, false, true);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor d;
+            try (MemoryScope make = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                d = make.keep(NnOps.l2Normalize(Tensor.randn(new Random(n), n, dim).to(gpu), 1, 1e-12));
+            }
+            for (int i = 0; i < 5; i++) {
+                step(loss, d, ids);
+            }
+            be.synchronize();
+            be.profileEntries(); // start afresh
+            be.profile(true);
+            try {
+                step(loss, d, ids);
+                step(loss, d, ids);
+            } finally {
+                be.profile(false);
+            }
+            System.out.println("RESULT aploss N=" + n + " tf32 device profile (2 steps):\n" + be.profileReport(20));
+            try (dir4j.bench.HostSampler sampler = new dir4j.bench.HostSampler(Thread.currentThread(), 100)) {
+                int steps = 0;
+                sampler.start();
+                long t0 = System.nanoTime();
+                while (System.nanoTime() - t0 < 2_000_000_000L) {
+                    step(loss, d, ids);
+                    steps++;
+                }
+                sampler.stop();
+                System.out.printf("RESULT aploss N=%d tf32 host profile (%d steps, %.3f ms each, sampled):%n%s", n, steps,
+                        (System.nanoTime() - t0) / 1e6 / steps, sampler.report(20));
+            }
+        } catch (RuntimeException e) {
+            // a diagnosis: its failure must not cost the other cases
+            System.out.println("RESULT aploss N=" + n + " profiles failed: " + e);
         }
     }
 
