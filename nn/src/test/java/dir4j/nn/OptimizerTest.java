@@ -146,4 +146,47 @@ class OptimizerTest {
             b.close();
         }
     }
+
+    /**
+     * The global norm over float32 and float64 gradients, one of them channels-last strided and
+     * one parameter without a gradient, against the norm summed here in double; a huge float32
+     * gradient still has a finite norm; a NaN one is an error naming its parameter.
+     */
+    @Test
+    void clipNormSumsEveryLayoutAndDtypeAndNamesANonFiniteGradient() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            java.util.Random rng = new java.util.Random(3);
+            Tensor w = Tensor.emptyDense(dir4j.engine.DType.FLOAT32, dir4j.engine.Device.CPU, new int[] {4, 3, 2, 2},
+                    new long[] {12, 1, 6, 3}).requiresGrad(true);
+            Tensor gw = Tensor.emptyLayoutLike(w, dir4j.engine.DType.FLOAT32, dir4j.engine.Device.CPU);
+            try (Tensor src = Tensor.randn(rng, 4, 3, 2, 2)) {
+                gw.backend().copy(src, gw);
+            }
+            w.setGrad(gw);
+            Tensor d = Tensor.zeros(dir4j.engine.DType.FLOAT64, dir4j.engine.Device.CPU, 5).requiresGrad(true);
+            d.setGrad(Tensor.randn(rng, 5).to(dir4j.engine.DType.FLOAT64));
+            Tensor none = Tensor.zeros(3).requiresGrad(true);
+            double want = 0;
+            for (Tensor g : List.of(w.grad(), d.grad())) {
+                for (double v : g.toDoubleArray()) {
+                    want += v * v;
+                }
+            }
+            double[] before = w.grad().toDoubleArray();
+            double norm = GradClip.clipNorm(List.of(w, none, d), 0.5);
+            Assertions.assertEquals(Math.sqrt(want), norm, 1e-6 * Math.sqrt(want));
+            double[] after = w.grad().toDoubleArray();
+            for (int i = 0; i < after.length; i++) {
+                Assertions.assertEquals(before[i] * 0.5 / (norm + 1e-6), after[i], 1e-6, "clipped gradient " + i);
+            }
+            Tensor big = Tensor.zeros(2).requiresGrad(true);
+            big.setGrad(Tensor.of(new float[] {1e20f, 0}, 2));
+            Assertions.assertEquals(1e20, GradClip.clipNorm(List.of(big), 1.0), 1e13);
+            Tensor bad = Tensor.zeros(2).requiresGrad(true);
+            bad.setGrad(Tensor.of(new float[] {1, Float.NaN}, 2));
+            ArithmeticException e = Assertions.assertThrows(ArithmeticException.class,
+                    () -> GradClip.clipNorm(List.of(none, bad), 1.0));
+            Assertions.assertTrue(e.getMessage().contains("parameter 1"), e.getMessage());
+        }
+    }
 }
