@@ -189,4 +189,17 @@ class OptimizerTest {
             Assertions.assertTrue(e.getMessage().contains("parameter 1"), e.getMessage());
         }
     }
+
+    /** An optimiser made before its module's parameters were replaced says so instead of training nothing. */
+    @Test
+    void stepRefusesParametersThatWereReplaced() {
+        try (MemoryScope scope = MemoryScope.open();
+             dir4j.nn.resnet.ResNet net = new dir4j.nn.resnet.ResNet(dir4j.nn.resnet.ResNet.Depth.RESNET18, 8, 0,
+                     new java.util.Random(1));
+             Sgd sgd = new Sgd(net.parameters(), 0.1, 0.9, 0, false)) {
+            net.channelsLast(true); // replaces the 3x3 weights
+            IllegalStateException e = Assertions.assertThrows(IllegalStateException.class, sgd::step);
+            Assertions.assertTrue(e.getMessage().contains("has been freed"), e.getMessage());
+        }
+    }
 }

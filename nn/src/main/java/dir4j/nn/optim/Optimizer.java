@@ -2,6 +2,7 @@ package dir4j.nn.optim;
 
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
+import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import java.util.ArrayList;
@@ -47,6 +48,14 @@ public abstract class Optimizer implements AutoCloseable {
         steps++;
         try (Autograd.NoGrad ng = Autograd.noGrad()) {
             List<Tensor> withGrad = new ArrayList<>();
+            for (int i = 0; i < params.size(); i++) {
+                if (params.get(i).isClosed()) {
+                    // a freed parameter has no gradient: skipping it would train nothing, silently
+                    throw new IllegalStateException(getClass().getSimpleName() + ": parameter " + i + " "
+                            + Shape.str(params.get(i).shape()) + " has been freed, as Module.to and a change of "
+                            + "channels-last mode replace a module's parameters: create the optimiser after those");
+                }
+            }
             for (Tensor p : params) {
                 if (p.grad() != null) {
                     withGrad.add(p);
