@@ -240,12 +240,12 @@ public class APLoss {
         Tensor gradHist;
         Result small;
         if (fusedHistogramLoss()) {
+            QueuedLoss queued = queueLossFromHistogram(hist, positives, w);
             if (grad && eagerGradient(device)) {
-                return forwardEagerGradient(descriptors, ids, hist, positives, w, finite, rows, kept);
+                return forwardEagerGradient(descriptors, ids, hist, positives, queued, finite, rows, kept);
             }
-            Tensor[] g = new Tensor[1];
-            small = lossFromHistogram(hist, positives, w, g, finite, null);
-            gradHist = g[0];
+            small = readLoss(queued, hist, positives, finite);
+            gradHist = queued.gradHist();
             if (!grad) {
                 gradHist.close();
                 return small;
@@ -284,29 +284,24 @@ public class APLoss {
      * the graph then only scales dL/dD by the upstream gradient.
      */
     private Result forwardEagerGradient(Tensor descriptors, Tensor ids, Tensor hist, double[] positives,
-                                        Tensor weights, Tensor finite, int rows, Tensor[] kept) {
-        Tensor[] dD = new Tensor[1];
-        Result small;
-        try {
-            small = lossFromHistogram(hist, positives, weights, new Tensor[1], finite,
-                    gradHist -> {
-                        try (gradHist) {
-                            dD[0] = blockedGradient(descriptors, ids, gradHist, rows, kept);
-                        }
-                    });
-        } catch (RuntimeException e) {
-            if (dD[0] != null) {
-                dD[0].close();
-            }
-            throw e;
+                                        QueuedLoss queued, Tensor finite, int rows, Tensor[] kept) {
+        Tensor dD;
+        try (Tensor gradHist = queued.gradHist()) {
+            dD = blockedGradient(descriptors, ids, gradHist, rows, kept);
         } finally {
             if (kept != null) {
                 kept[0].close();
             }
         }
-        Tensor grad = dD[0];
+        Result small;
+        try {
+            small = readLoss(queued, hist, positives, finite); // waits for the device, dL/dD included
+        } catch (RuntimeException e) {
+            dD.close();
+            throw e;
+        }
         dir4j.engine.autograd.Autograd.record("apLossBlocked", small.loss(), new Tensor[] {descriptors},
-                g -> new Tensor[] {Ops.mul(grad, g)});
+                g -> new Tensor[] {Ops.mul(dD, g)});
         return small;
     }
 
@@ -342,13 +337,17 @@ public class APLoss {
     }
 
     /**
-     * The loss, AP and exclusions from histograms [N, 2, nq] in one pass per query, and in
-     * gradHist[0] dL/dhist for an upstream gradient of 1 (see {@link Backend#apLossFromHistogram}):
-     * dL/dAP_q = −w_q / (queries kept), 0 for the excluded ones. {@code finite} (the descriptors'
-     * sum) is checked once the APs are on the host.
+     * What {@link #queueLossFromHistogram} left on the device: the APs [N] and dL/dhist [N, 2, nq]
+     * for an upstream gradient of 1, with the per-query coefficients dL/dAP and the queries kept.
      */
-    private Result lossFromHistogram(Tensor hist, double[] positives, Tensor weights, Tensor[] gradHist,
-                                     Tensor finite, java.util.function.Consumer<Tensor> beforeRead) {
+    private record QueuedLoss(Tensor ap, Tensor gradHist, double[] coef, int kept) {}
+
+    /**
+     * Queues the AP and dL/dhist of histograms [N, 2, nq], one pass per query (see
+     * {@link Backend#apLossFromHistogram}): dL/dAP_q = −w_q / (queries kept), 0 for the excluded
+     * ones. Nothing is read back here.
+     */
+    private QueuedLoss queueLossFromHistogram(Tensor hist, double[] positives, Tensor weights) {
         int n = hist.shape(0);
         double[] w = weights == null ? null : weights.toDoubleArray();
         int keptQueries = 0;
@@ -369,18 +368,24 @@ public class APLoss {
         try (Tensor c = onDevice(coef, dtype, hist.device())) {
             hist.backend().apLossFromHistogram(hist, c, ap, g);
         }
-        if (beforeRead != null) {
-            beforeRead.accept(g); // takes g: queued on the device ahead of the read below
-            g = null;
-        }
-        double[] apv = ap.toDoubleArray();
-        ap.close();
+        return new QueuedLoss(ap, g, coef, keptQueries);
+    }
+
+    /**
+     * The loss, AP report and exclusions of a queued loss: reads the APs back (waiting for the
+     * device), then checks {@code finite} (the descriptors' sum) and sums the loss in double.
+     */
+    private Result readLoss(QueuedLoss queued, Tensor hist, double[] positives, Tensor finite) {
+        int n = hist.shape(0);
+        DType dtype = hist.dtype();
+        double[] apv = queued.ap().toDoubleArray();
+        queued.ap().close();
         requireFinite(finite);
         // loss = 1 − Σ_kept w·AP / kept = 1 + Σ coef·AP, summed in double
         double value = 1;
         for (int i = 0; i < n; i++) {
             if (positives[i] > 0) {
-                value += coef[i] * apv[i];
+                value += queued.coef()[i] * apv[i];
             } else {
                 apv[i] = Double.NaN;
             }
@@ -389,8 +394,7 @@ public class APLoss {
         loss = dtype == DType.FLOAT64 ? loss : loss.to(dtype);
         loss = hist.device().kind() == dir4j.engine.Device.Kind.CPU ? loss : loss.to(hist.device());
         Tensor apReport = dtype == DType.FLOAT64 ? Tensor.ofDoubles(apv, n) : Tensor.ofDoubles(apv, n).to(dtype);
-        gradHist[0] = g;
-        return new Result(loss, apReport, hist.detach(), n - keptQueries);
+        return new Result(loss, apReport, hist.detach(), n - queued.kept());
     }
 
     /**
