@@ -117,13 +117,18 @@ public final class Npy {
         Tensor t = Tensor.empty(dtype, Device.CPU, memShape);
         MemorySegment seg = t.segment();
         ByteBuffer data = ByteBuffer.wrap(all, (int) dataStart, (int) need).slice().order(order);
-        for (long i = 0; i < n; i++) {
-            int bi = (int) (i * size);
-            switch (dtype) {
-                case FLOAT32 -> seg.setAtIndex(ValueLayout.JAVA_FLOAT, i, data.getFloat(bi));
-                case FLOAT64 -> seg.setAtIndex(ValueLayout.JAVA_DOUBLE, i, data.getDouble(bi));
-                default -> seg.setAtIndex(ValueLayout.JAVA_INT, i, readInt(data, bi, size, kind.equals("u")));
+        try {
+            for (long i = 0; i < n; i++) {
+                int bi = (int) (i * size);
+                switch (dtype) {
+                    case FLOAT32 -> seg.setAtIndex(ValueLayout.JAVA_FLOAT, i, data.getFloat(bi));
+                    case FLOAT64 -> seg.setAtIndex(ValueLayout.JAVA_DOUBLE, i, data.getDouble(bi));
+                    default -> seg.setAtIndex(ValueLayout.JAVA_INT, i, readInt(data, bi, size, kind.equals("u")));
+                }
             }
+        } catch (RuntimeException e) {
+            t.close(); // an integer out of int32's range: the array is refused, and its tensor freed
+            throw e;
         }
         if (!fortran || shape.length < 2) {
             return t;

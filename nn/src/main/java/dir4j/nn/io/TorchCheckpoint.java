@@ -426,6 +426,11 @@ public final class TorchCheckpoint {
 
     /** Closes every tensor reachable from {@code root} (containers, inert objects); cycles are fine. */
     public static void closeTensors(Object root) {
+        forEachTensor(root, Tensor::close);
+    }
+
+    /** Calls {@code action} once for each tensor reachable from {@code root} (containers, inert objects). */
+    static void forEachTensor(Object root, java.util.function.Consumer<Tensor> action) {
         Set<Object> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         Deque<Object> todo = new ArrayDeque<>();
         if (root != null) {
@@ -437,7 +442,7 @@ public final class TorchCheckpoint {
                 continue;
             }
             switch (o) {
-                case Tensor t -> t.close();
+                case Tensor t -> action.accept(t);
                 case Map<?, ?> m -> {
                     pushAll(todo, m.keySet());
                     pushAll(todo, m.values());

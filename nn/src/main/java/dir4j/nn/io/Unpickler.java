@@ -145,7 +145,9 @@ public final class Unpickler {
         pendingMemoKeys.clear();
         created.clear();
         try {
-            return run();
+            Object result = run();
+            closeUnreachable(result);
+            return result;
         } catch (IOException | RuntimeException | StackOverflowError e) {
             for (Tensor t : created) {
                 t.close();
@@ -163,6 +165,23 @@ public final class Unpickler {
             pendingMemoKeys.clear();
             created.clear();
             in = null;
+        }
+    }
+
+    /**
+     * Closes the arrays this load made that its result does not hold (popped, or only in the
+     * memo): nobody else could ever close them.
+     */
+    private void closeUnreachable(Object result) {
+        if (created.isEmpty()) {
+            return;
+        }
+        Set<Tensor> kept = Collections.newSetFromMap(new IdentityHashMap<>());
+        TorchCheckpoint.forEachTensor(result, kept::add);
+        for (Tensor t : created) {
+            if (!kept.contains(t)) {
+                t.close();
+            }
         }
     }
 

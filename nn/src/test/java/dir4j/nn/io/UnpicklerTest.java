@@ -230,6 +230,25 @@ class UnpicklerTest {
         }
     }
 
+    /**
+     * Arrays the pickle makes but its result does not hold (here every array of the fixture's dict,
+     * popped before a None is returned) are freed by the load: nobody else could close them.
+     */
+    @Test
+    void arraysTheResultDoesNotHoldAreFreed() throws IOException {
+        byte[] all = Files.readAllBytes(path("numpy_protocol2.pkl"));
+        assertEquals('.', all[all.length - 1]);
+        byte[] popped = Arrays.copyOf(all, all.length + 2);
+        popped[all.length - 1] = '0'; // POP the dict of arrays
+        popped[all.length] = 'N';     // NONE
+        popped[all.length + 1] = '.';
+        long live = dir4j.engine.cpu.NativeMemory.liveBytes();
+        long made = dir4j.engine.cpu.NativeMemory.totalAllocations();
+        assertNull(load(popped, Unpickler.Options.strict()));
+        assertTrue(dir4j.engine.cpu.NativeMemory.totalAllocations() > made, "the fixture's arrays were made");
+        assertEquals(live, dir4j.engine.cpu.NativeMemory.liveBytes(), "and freed");
+    }
+
     @Test
     void randomCorruptionIsAlwaysAnIOExceptionNeverACrash() throws IOException {
         Random rng = new Random(42);
