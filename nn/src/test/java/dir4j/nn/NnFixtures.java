@@ -23,6 +23,13 @@ final class NnFixtures {
         }
     }
 
+    /** The values of a fixture array (its tensor freed). */
+    static double[] npyValues(String path) {
+        try (Tensor t = npy(path)) {
+            return t.toDoubleArray();
+        }
+    }
+
     /** The state dict of {@code net}'s keys read from {@code <folder>/weights/<key>.npy}. */
     static java.util.Map<String, Tensor> weights(String folder, dir4j.nn.Module net) {
         java.util.Map<String, Tensor> dict = new java.util.LinkedHashMap<>();

@@ -29,7 +29,10 @@ class OptimizerResumeTest {
     }
 
     private static void resumesBitForBit(String name, Function<List<Tensor>, Optimizer> make) {
-        float[] init = grad(999).toFloatArray();
+        float[] init;
+        try (Tensor g = grad(999)) {
+            init = g.toFloatArray();
+        }
         Tensor straight = Tensor.of(init.clone(), N).requiresGrad(true);
         Tensor resumed = Tensor.of(init.clone(), N).requiresGrad(true);
         try (Optimizer a = make.apply(List.of(straight)); Optimizer b1 = make.apply(List.of(resumed))) {

@@ -17,8 +17,8 @@ class OptimizerTest {
 
     private static void check(String name, Function<List<Tensor>, Optimizer> make) {
         Tensor p0 = NnFixtures.npy("optim_" + name + "/p0.npy");
-        double[] grads = NnFixtures.npy("optim_" + name + "/grads.npy").toDoubleArray();
-        double[] expected = NnFixtures.npy("optim_" + name + "/params.npy").toDoubleArray();
+        double[] grads = NnFixtures.npyValues("optim_" + name + "/grads.npy");
+        double[] expected = NnFixtures.npyValues("optim_" + name + "/params.npy");
         int n = (int) p0.numel();
         int steps = grads.length / n;
         Tensor p = Tensor.of(p0.toFloatArray(), n).requiresGrad(true);
@@ -62,37 +62,40 @@ class OptimizerTest {
      */
     @Test
     void sgdOverSeveralParametersStepsEachAsTheSingleStepWithItsOwnBuffer() {
-        java.util.Random r = new java.util.Random(5);
-        int[] sizes = {7, 1, 300};
-        // dampening: a first step (b = g) differs from a later one on a zero buffer (b = 0.7·g)
-        dir4j.engine.Backend.SgdStep h = new dir4j.engine.Backend.SgdStep(0.1, 0.9, 0.3, 0.01, false);
-        List<Tensor> params = new java.util.ArrayList<>();
-        List<Tensor> ref = new java.util.ArrayList<>();
-        Tensor[] buffers = new Tensor[sizes.length];
-        for (int n : sizes) {
-            float[] init = Tensor.randn(r, n).toFloatArray();
-            params.add(Tensor.of(init, n).requiresGrad(true)); // two storages
-            ref.add(Tensor.of(init, n));
-        }
-        try (Optimizer sgd = new Sgd(params, h.lr(), h.momentum(), h.dampening(), h.weightDecay(), h.nesterov())) {
-            for (int t = 0; t < 4; t++) {
-                for (int i = 0; i < sizes.length; i++) {
-                    boolean has = !(i == 2 && t == 0) && !(i == 0 && t == 2);
-                    params.get(i).zeroGrad();
-                    if (has) {
-                        Tensor g = Tensor.randn(r, sizes[i]);
-                        params.get(i).setGrad(Tensor.of(g.toFloatArray(), sizes[i]));
-                        boolean first = buffers[i] == null;
-                        if (first) {
-                            buffers[i] = Tensor.zeros(sizes[i]);
+        try (dir4j.engine.MemoryScope scope = dir4j.engine.MemoryScope.open()) { // parameters, references, buffers
+            java.util.Random r = new java.util.Random(5);
+            int[] sizes = {7, 1, 300};
+            // dampening: a first step (b = g) differs from a later one on a zero buffer (b = 0.7·g)
+            dir4j.engine.Backend.SgdStep h = new dir4j.engine.Backend.SgdStep(0.1, 0.9, 0.3, 0.01, false);
+            List<Tensor> params = new java.util.ArrayList<>();
+            List<Tensor> ref = new java.util.ArrayList<>();
+            Tensor[] buffers = new Tensor[sizes.length];
+            for (int n : sizes) {
+                float[] init = Tensor.randn(r, n).toFloatArray();
+                params.add(Tensor.of(init, n).requiresGrad(true)); // two storages
+                ref.add(Tensor.of(init, n));
+            }
+            try (Optimizer sgd = new Sgd(params, h.lr(), h.momentum(), h.dampening(), h.weightDecay(), h.nesterov())) {
+                for (int t = 0; t < 4; t++) {
+                    for (int i = 0; i < sizes.length; i++) {
+                        boolean has = !(i == 2 && t == 0) && !(i == 0 && t == 2);
+                        params.get(i).zeroGrad();
+                        if (has) {
+                            try (Tensor g = Tensor.randn(r, sizes[i])) {
+                                params.get(i).setGrad(Tensor.of(g.toFloatArray(), sizes[i]));
+                                boolean first = buffers[i] == null;
+                                if (first) {
+                                    buffers[i] = Tensor.zeros(sizes[i]);
+                                }
+                                ref.get(i).backend().sgdStep(ref.get(i), g, buffers[i], first, h);
+                            }
                         }
-                        ref.get(i).backend().sgdStep(ref.get(i), g, buffers[i], first, h);
                     }
-                }
-                sgd.step();
-                for (int i = 0; i < sizes.length; i++) {
-                    org.junit.jupiter.api.Assertions.assertArrayEquals(ref.get(i).toFloatArray(),
-                            params.get(i).toFloatArray(), "parameter " + i + " after step " + (t + 1));
+                    sgd.step();
+                    for (int i = 0; i < sizes.length; i++) {
+                        org.junit.jupiter.api.Assertions.assertArrayEquals(ref.get(i).toFloatArray(),
+                                params.get(i).toFloatArray(), "parameter " + i + " after step " + (t + 1));
+                    }
                 }
             }
         }
@@ -116,7 +119,7 @@ class OptimizerTest {
     }
 
     private static void assertSchedule(String file, LrSchedule s) {
-        double[] want = NnFixtures.npy(file + ".npy").toDoubleArray();
+        double[] want = NnFixtures.npyValues(file + ".npy");
         double[] got = new double[want.length];
         for (int i = 0; i < got.length; i++) {
             got[i] = s.lr(i);

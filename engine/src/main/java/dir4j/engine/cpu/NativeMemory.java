@@ -16,6 +16,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * 4 KiB on first touch (~30 ms for 64 MiB here), which a training step would pay for every
  * activation. The cache holds at most {@code -Ddir4j.cpu.cacheBytes} (default 2 GiB; 0 disables
  * it) and {@link #releaseCache()} empties it. {@link #liveBytes()} counts only blocks in use.
+ *
+ * <p>With {@code -Ddir4j.cpu.trackAllocations=true} every live block also remembers where it was
+ * allocated, so that a leak can be traced to its source ({@link #describeLiveSince}); this costs a
+ * stack walk per allocation, so it is off by default (the test suite's leak check says when to
+ * turn it on).
  */
 public final class NativeMemory {
     /** Alignment of every block: one AVX-512 register, one cache line. */
@@ -32,6 +37,14 @@ public final class NativeMemory {
     private static final java.util.concurrent.ConcurrentHashMap<Long, java.util.concurrent.ConcurrentLinkedDeque<MemorySegment>>
             CACHE = new java.util.concurrent.ConcurrentHashMap<>();
     private static final AtomicLong CACHED_BYTES = new AtomicLong();
+    /** Property that turns on {@link #describeLiveSince}'s record of allocation sites. */
+    public static final String TRACK_PROPERTY = "dir4j.cpu.trackAllocations";
+    private static final boolean TRACK = Boolean.getBoolean(TRACK_PROPERTY);
+    /** Live blocks by address, when tracking: their allocation's number, size and stack. */
+    private static final java.util.concurrent.ConcurrentHashMap<Long, Allocation> SITES =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
+    private record Allocation(long number, long bytes, StackTraceElement[] stack) {}
 
     static {
         Linker linker = Linker.nativeLinker();
@@ -81,8 +94,11 @@ public final class NativeMemory {
         }
         long live = LIVE_BYTES.addAndGet(rounded);
         LIVE_BLOCKS.incrementAndGet();
-        TOTAL_ALLOCATIONS.incrementAndGet();
+        long number = TOTAL_ALLOCATIONS.incrementAndGet();
         PEAK_BYTES.accumulateAndGet(live, Math::max);
+        if (TRACK) {
+            SITES.put(seg.address(), new Allocation(number, rounded, new Throwable().getStackTrace()));
+        }
         return seg;
     }
 
@@ -134,6 +150,9 @@ public final class NativeMemory {
     /** Frees a block returned by {@link #allocate} (into the cache when it is large and there is room). */
     public static void free(MemorySegment seg) {
         long size = seg.byteSize();
+        if (TRACK) {
+            SITES.remove(seg.address());
+        }
         LIVE_BYTES.addAndGet(-size);
         LIVE_BLOCKS.decrementAndGet();
         if (size >= CACHE_MIN_BLOCK && CACHED_BYTES.addAndGet(size) <= CACHE_LIMIT) {
@@ -169,8 +188,58 @@ public final class NativeMemory {
         return PEAK_BYTES.get();
     }
 
-    /** Allocations since start. */
+    /** Allocations since start; the n-th allocation is number n in {@link #describeLiveSince}. */
     public static long totalAllocations() {
         return TOTAL_ALLOCATIONS.get();
+    }
+
+    /** True when live blocks remember their allocation sites ({@value #TRACK_PROPERTY}). */
+    public static boolean tracking() {
+        return TRACK;
+    }
+
+    /** A frame of the allocation's own machinery, left out of a site's description. */
+    private static boolean plumbing(StackTraceElement e) {
+        String c = e.getClassName();
+        return c.equals(NativeMemory.class.getName()) || c.equals(CpuStorage.class.getName())
+                || (c.equals(CpuBackend.class.getName()) && e.getMethodName().equals("allocate"));
+    }
+
+    /**
+     * The blocks still live among allocations after number {@code after} ({@link #totalAllocations()}
+     * taken earlier), grouped by allocation site: for each site its blocks, bytes and the first
+     * {@code frames} frames of its stack above the allocator's own, largest first. Empty when nothing of
+     * them is live; a note saying how to turn it on when tracking is off.
+     */
+    public static String describeLiveSince(long after, int frames) {
+        if (!TRACK) {
+            return "(allocation sites not recorded: run with -D" + TRACK_PROPERTY + "=true)";
+        }
+        java.util.Map<String, long[]> bySite = new java.util.HashMap<>();
+        for (Allocation a : SITES.values()) {
+            if (a.number() <= after) {
+                continue;
+            }
+            StringBuilder site = new StringBuilder();
+            int shown = 0;
+            for (StackTraceElement e : a.stack()) {
+                if (plumbing(e)) {
+                    continue;
+                }
+                if (shown++ == frames) {
+                    break;
+                }
+                site.append("\n    at ").append(e);
+            }
+            long[] c = bySite.computeIfAbsent(site.toString(), k -> new long[2]);
+            c[0]++;
+            c[1] += a.bytes();
+        }
+        StringBuilder out = new StringBuilder();
+        bySite.entrySet().stream()
+                .sorted((x, y) -> Long.compare(y.getValue()[1], x.getValue()[1]))
+                .forEach(e -> out.append(e.getValue()[0]).append(" block(s), ").append(e.getValue()[1])
+                        .append(" bytes, allocated").append(e.getKey()).append('\n'));
+        return out.toString();
     }
 }

@@ -51,7 +51,9 @@ class AplossCommandTest {
         double expectedLoss;
         try (InputStream in = getClass().getResourceAsStream(
                 "/fixtures/aploss/ap_descriptors_exclude_self/loss.npy")) {
-            expectedLoss = Npy.parse(in.readAllBytes()).item();
+            try (Tensor loss = Npy.parse(in.readAllBytes())) {
+                expectedLoss = loss.item();
+            }
         }
         assertTrue(text.contains(String.format("%.6f", expectedLoss)), text);
         assertTrue(text.contains("excluded for having no positive: 1"), text);

@@ -93,18 +93,19 @@ class APLossBlockedTest {
 
     private void compare(APLoss loss, Tensor weights, String name) {
         Random rng = new Random(7);
-        Tensor d = descriptors(rng, N, DIM);
-        int[] ids = classes(rng, N);
-        Out full = run(loss, d, ids, weights, 0);
-        // with the self-match kept every query is its own positive
-        assertEquals(loss.excludesSelf(), full.excluded() > 0, "queries without positives");
-        for (int rows : new int[] {N, 1000, 64, 97, 1}) {
-            assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block");
-            loss.withEagerGradient(true);
-            try {
-                assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block, eager dL/dD");
-            } finally {
-                loss.withEagerGradient(null);
+        try (Tensor d = descriptors(rng, N, DIM)) {
+            int[] ids = classes(rng, N);
+            Out full = run(loss, d, ids, weights, 0);
+            // with the self-match kept every query is its own positive
+            assertEquals(loss.excludesSelf(), full.excluded() > 0, "queries without positives");
+            for (int rows : new int[] {N, 1000, 64, 97, 1}) {
+                assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block");
+                loss.withEagerGradient(true);
+                try {
+                    assertSame(full, run(loss, d, ids, weights, rows), name + ", " + rows + " rows per block, eager dL/dD");
+                } finally {
+                    loss.withEagerGradient(null);
+                }
             }
         }
     }
@@ -117,39 +118,40 @@ class APLossBlockedTest {
     @Test
     void eagerGradientIsScaledByTheUpstreamGradient() {
         Random rng = new Random(11);
-        Tensor base = descriptors(rng, 120, 16);
-        int[] ids = classes(rng, 120);
-        double[][] grads = new double[2][];
-        double[] losses = new double[2];
-        for (int eager = 0; eager < 2; eager++) {
-            APLoss loss = new APLoss(20, -1, 1, false, true).withEagerGradient(eager == 1);
-            try (MemoryScope scope = MemoryScope.open()) {
-                Tensor d = Ops.cloneDetached(base).requiresGrad(true);
-                APLoss.Result r = loss.forwardBlocked(d, ids, null, 50);
-                Ops.affine(r.loss(), 2.5, 0).backward();
-                grads[eager] = d.grad().toDoubleArray();
-                losses[eager] = r.loss().item();
-                try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
-                    assertEquals(losses[eager], loss.forwardBlocked(base, ids, null, 50).loss().item(), 0,
-                            "the loss without a gradient");
+        try (Tensor base = descriptors(rng, 120, 16)) {
+            int[] ids = classes(rng, 120);
+            double[][] grads = new double[2][];
+            double[] losses = new double[2];
+            for (int eager = 0; eager < 2; eager++) {
+                APLoss loss = new APLoss(20, -1, 1, false, true).withEagerGradient(eager == 1);
+                try (MemoryScope scope = MemoryScope.open()) {
+                    Tensor d = Ops.cloneDetached(base).requiresGrad(true);
+                    APLoss.Result r = loss.forwardBlocked(d, ids, null, 50);
+                    Ops.affine(r.loss(), 2.5, 0).backward();
+                    grads[eager] = d.grad().toDoubleArray();
+                    losses[eager] = r.loss().item();
+                    try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                        assertEquals(losses[eager], loss.forwardBlocked(base, ids, null, 50).loss().item(), 0,
+                                "the loss without a gradient");
+                    }
                 }
             }
-        }
-        assertEquals(losses[0], losses[1], 0, "loss");
-        assertArrayClose(grads[0], grads[1], 1e-15, "2.5 · dL/dD, eager against lazy");
-        // the eager path computed dL/dD in the forward: descriptors zeroed in place after it no
-        // longer matter (the lazy path recomputes from them at the backward: dD = H·0 = 0)
-        for (boolean eager : new boolean[] {false, true}) {
-            try (MemoryScope scope = MemoryScope.open()) {
-                Tensor d = Ops.cloneDetached(base).requiresGrad(true);
-                APLoss.Result r = new APLoss(20, -1, 1, false, true).withEagerGradient(eager).forwardBlocked(d, ids, null, 50);
-                d.segment().fill((byte) 0);
-                r.loss().backward();
-                double norm = 0;
-                for (double v : d.grad().toDoubleArray()) {
-                    norm += v * v;
+            assertEquals(losses[0], losses[1], 0, "loss");
+            assertArrayClose(grads[0], grads[1], 1e-15, "2.5 · dL/dD, eager against lazy");
+            // the eager path computed dL/dD in the forward: descriptors zeroed in place after it no
+            // longer matter (the lazy path recomputes from them at the backward: dD = H·0 = 0)
+            for (boolean eager : new boolean[] {false, true}) {
+                try (MemoryScope scope = MemoryScope.open()) {
+                    Tensor d = Ops.cloneDetached(base).requiresGrad(true);
+                    APLoss.Result r = new APLoss(20, -1, 1, false, true).withEagerGradient(eager).forwardBlocked(d, ids, null, 50);
+                    d.segment().fill((byte) 0);
+                    r.loss().backward();
+                    double norm = 0;
+                    for (double v : d.grad().toDoubleArray()) {
+                        norm += v * v;
+                    }
+                    assertEquals(eager, norm > 0, "gradient after the descriptors were zeroed, eager " + eager + ": " + norm);
                 }
-                assertEquals(eager, norm > 0, "gradient after the descriptors were zeroed, eager " + eager + ": " + norm);
             }
         }
     }
@@ -167,14 +169,15 @@ class APLossBlockedTest {
         }
         // the same classes under ids far apart give the same loss
         Random rng = new Random(4);
-        Tensor d = descriptors(rng, 80, 8);
-        int[] ids = classes(rng, 80);
-        int[] wide = new int[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            wide[i] = ids[i] * 1_000_003;
+        try (Tensor d = descriptors(rng, 80, 8)) {
+            int[] ids = classes(rng, 80);
+            int[] wide = new int[ids.length];
+            for (int i = 0; i < ids.length; i++) {
+                wide[i] = ids[i] * 1_000_003;
+            }
+            APLoss loss = new APLoss(20, -1, 1, false, true);
+            assertEquals(run(loss, d, ids, null, 30).loss(), run(loss, d, wide, null, 30).loss(), 0, "loss, wide ids");
         }
-        APLoss loss = new APLoss(20, -1, 1, false, true);
-        assertEquals(run(loss, d, ids, null, 30).loss(), run(loss, d, wide, null, 30).loss(), 0, "loss, wide ids");
     }
 
     @Test
@@ -194,7 +197,9 @@ class APLossBlockedTest {
         for (int i = 0; i < N; i++) {
             w[i] = 0.5 + rng.nextDouble();
         }
-        compare(new APLoss(20, -1, 1, false, true), Tensor.ofDoubles(w, N), "AP, weighted");
+        try (Tensor weights = Tensor.ofDoubles(w, N)) {
+            compare(new APLoss(20, -1, 1, false, true), weights, "AP, weighted");
+        }
     }
 
     @Test
@@ -211,21 +216,22 @@ class APLossBlockedTest {
     @Test
     void forwardWithIdsTakesTheBlockedPathAboveTheThreshold() {
         Random rng = new Random(11);
-        Tensor d = descriptors(rng, N, DIM);
-        int[] ids = classes(rng, N);
-        APLoss loss = new APLoss(20, -1, 1, false, true);
-        Out full = run(loss, d, ids, null, 0);
-        try (MemoryScope scope = MemoryScope.open()) {
-            Tensor x = Ops.cloneDetached(d).requiresGrad(true);
-            // a budget of 2·N·8·40 bytes (scores and their gradient) gives blocks of 40 rows
-            APLoss blocked = new APLoss(20, -1, 1, false, true).withBlockedAbove(0).withBlockBudget(2L * N * 8 * 40);
-            assertEquals(40, blocked.blockRows(N, 8));
-            // the distance variant keeps its mapped scores too: three buffers
-            assertEquals(40, new APLoss(20, 0, 1, true, true).withBlockBudget(3L * N * 8 * 40).blockRows(N, 8));
-            APLoss.Result r = blocked.forward(x, ids, null);
-            r.loss().backward();
-            assertSame(full, new Out(r.loss().item(), r.ap().toDoubleArray(), r.histogram().toDoubleArray(),
-                    x.grad().toDoubleArray(), r.excluded()), "forward(D, ids) blocked");
+        try (Tensor d = descriptors(rng, N, DIM)) {
+            int[] ids = classes(rng, N);
+            APLoss loss = new APLoss(20, -1, 1, false, true);
+            Out full = run(loss, d, ids, null, 0);
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor x = Ops.cloneDetached(d).requiresGrad(true);
+                // a budget of 2·N·8·40 bytes (scores and their gradient) gives blocks of 40 rows
+                APLoss blocked = new APLoss(20, -1, 1, false, true).withBlockedAbove(0).withBlockBudget(2L * N * 8 * 40);
+                assertEquals(40, blocked.blockRows(N, 8));
+                // the distance variant keeps its mapped scores too: three buffers
+                assertEquals(40, new APLoss(20, 0, 1, true, true).withBlockBudget(3L * N * 8 * 40).blockRows(N, 8));
+                APLoss.Result r = blocked.forward(x, ids, null);
+                r.loss().backward();
+                assertSame(full, new Out(r.loss().item(), r.ap().toDoubleArray(), r.histogram().toDoubleArray(),
+                        x.grad().toDoubleArray(), r.excluded()), "forward(D, ids) blocked");
+            }
         }
     }
 
@@ -234,19 +240,20 @@ class APLossBlockedTest {
         // independent of the full path: central differences of the blocked loss itself
         Random rng = new Random(5);
         int n = 40;
-        Tensor d = descriptors(rng, n, 6);
-        int[] ids = classes(rng, n);
-        APLoss loss = new APLoss(10, -1, 1, false, true);
-        Out o = run(loss, d, ids, null, 7);
-        double[] base = d.toDoubleArray();
-        double h = 1e-6;
-        for (int idx : new int[] {0, 13, 77, 150, 239}) {
-            double[] p = base.clone();
-            double[] m = base.clone();
-            p[idx] += h;
-            m[idx] -= h;
-            double fd = (value(loss, p, n, ids) - value(loss, m, n, ids)) / (2 * h);
-            assertEquals(fd, o.grad()[idx], 1e-6, "dL/dD[" + idx + "]");
+        try (Tensor d = descriptors(rng, n, 6)) {
+            int[] ids = classes(rng, n);
+            APLoss loss = new APLoss(10, -1, 1, false, true);
+            Out o = run(loss, d, ids, null, 7);
+            double[] base = d.toDoubleArray();
+            double h = 1e-6;
+            for (int idx : new int[] {0, 13, 77, 150, 239}) {
+                double[] p = base.clone();
+                double[] m = base.clone();
+                p[idx] += h;
+                m[idx] -= h;
+                double fd = (value(loss, p, n, ids) - value(loss, m, n, ids)) / (2 * h);
+                assertEquals(fd, o.grad()[idx], 1e-6, "dL/dD[" + idx + "]");
+            }
         }
     }
 
