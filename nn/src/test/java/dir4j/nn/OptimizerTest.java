@@ -1,5 +1,7 @@
 package dir4j.nn;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.nn.optim.Adam;
@@ -62,7 +64,7 @@ class OptimizerTest {
      */
     @Test
     void sgdOverSeveralParametersStepsEachAsTheSingleStepWithItsOwnBuffer() {
-        try (dir4j.engine.MemoryScope scope = dir4j.engine.MemoryScope.open()) { // parameters, references, buffers
+        try (MemoryScope scope = MemoryScope.open()) { // parameters, references, buffers
             java.util.Random r = new java.util.Random(5);
             int[] sizes = {7, 1, 300};
             // dampening: a first step (b = g) differs from a later one on a zero buffer (b = 0.7·g)
@@ -95,6 +97,52 @@ class OptimizerTest {
                     for (int i = 0; i < sizes.length; i++) {
                         org.junit.jupiter.api.Assertions.assertArrayEquals(ref.get(i).toFloatArray(),
                                 params.get(i).toFloatArray(), "parameter " + i + " after step " + (t + 1));
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * A parameter stored channels-last (NCHW shape, NHWC strides) given a plain contiguous
+     * gradient (a user's setGrad): the fused steps run over flat spans, so the gradient must be
+     * laid out as the parameter first; the values equal those of the same step on contiguous
+     * tensors, element by logical element, for SGD (one and several parameters) and Adam.
+     */
+    @Test
+    void aGradientInAnotherLayoutThanItsParameterStepsByLogicalElement() {
+        int[] shape = {2, 3, 4, 5};
+        java.util.Random r = new java.util.Random(9);
+        List<Function<List<Tensor>, Optimizer>> makers = List.of(
+                ps -> new Sgd(ps, 0.1, 0.9, 0.01, false),
+                ps -> Adam.adam(ps, 0.01, 0.1));
+        for (Function<List<Tensor>, Optimizer> make : makers) {
+            for (int params = 1; params <= 2; params++) {
+                try (MemoryScope scope = MemoryScope.open()) {
+                    List<Tensor> cl = new java.util.ArrayList<>();
+                    List<Tensor> plain = new java.util.ArrayList<>();
+                    for (int i = 0; i < params; i++) {
+                        Tensor init = Tensor.randn(r, shape);
+                        Tensor nhwc = dir4j.engine.Ops.cloneDetached(init.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
+                        assertFalse(nhwc.isContiguous(), "a channels-last parameter");
+                        cl.add(nhwc.requiresGrad(true));
+                        plain.add(dir4j.engine.Ops.cloneDetached(init).requiresGrad(true));
+                    }
+                    try (Optimizer a = make.apply(cl); Optimizer b = make.apply(plain)) {
+                        for (int t = 0; t < 3; t++) {
+                            for (int i = 0; i < params; i++) {
+                                float[] g = Tensor.randn(r, shape).toFloatArray();
+                                cl.get(i).setGrad(Tensor.of(g, shape));
+                                plain.get(i).setGrad(Tensor.of(g, shape));
+                            }
+                            a.step();
+                            b.step();
+                            for (int i = 0; i < params; i++) {
+                                org.junit.jupiter.api.Assertions.assertArrayEquals(plain.get(i).toFloatArray(),
+                                        cl.get(i).toFloatArray(), a.getClass().getSimpleName() + ", " + params
+                                                + " parameter(s), step " + (t + 1) + ", parameter " + i);
+                            }
+                        }
                     }
                 }
             }
