@@ -231,6 +231,35 @@ class UnpicklerTest {
     }
 
     /**
+     * Protocol 0's STRING (Python 2's str): a quoted repr with backslash escapes, read as Python 3's
+     * {@code pickle.loads(b"S" + literal + b"\n.", encoding="latin1")} reads it (the expected
+     * values are what that printed, Python 3.12); an unquoted or cut literal is refused.
+     */
+    @Test
+    void protocol0StringLiteralsDecodeTheirEscapesAsPythonDoes() throws IOException {
+        String[][] cases = {
+            {"'plain'", "plain"},
+            {"\"dq\"", "dq"},
+            {"'a\\nb\\tc\\rd'", "a\nb\tc\rd"},
+            {"'\\x41\\x7e\\xff'", "A~\u00ff"},
+            {"'\\101\\7\\0\\1234'", "A\u0007\u0000S4"},
+            {"'it\\'s \\\"q\\\" \\\\ back'", "it's \"q\" \\ back"},
+            {"'\\a\\b\\f\\v'", "\u0007\b\f\u000b"},
+            {"'\\q\\z'", "\\q\\z"},
+            {"''", ""},
+        };
+        for (String[] c : cases) {
+            byte[] pickle = ("S" + c[0] + "\n.").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            assertEquals(c[1], load(pickle, Unpickler.Options.strict()), c[0]);
+        }
+        for (String bad : new String[] {"'unterminated", "noquotes", "'x\\x4'"}) {
+            byte[] pickle = ("S" + bad + "\n.").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            IOException e = assertThrows(IOException.class, () -> load(pickle, Unpickler.Options.strict()), bad);
+            assertTrue(e.getMessage().contains("STRING"), e.getMessage());
+        }
+    }
+
+    /**
      * Arrays the pickle makes but its result does not hold (here every array of the fixture's dict,
      * popped before a None is returned) are freed by the load: nobody else could close them.
      */
