@@ -36,7 +36,7 @@ public interface LrSchedule {
         return s -> min + (lr - min) * (1 + Math.cos(Math.PI * s / total)) / 2;
     }
 
-    /** Linear warm-up from lr(warmup)/warmup·(step+1) over the first {@code warmup} steps, then this schedule. */
+    /** Linear warm-up: lr(step)·(step + 1)/warmup over the first {@code warmup} steps, then this schedule. */
     default LrSchedule withWarmup(long warmup) {
         if (warmup <= 0) {
             return this;
