@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.DType;
 import dir4j.engine.MemoryScope;
+import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import java.io.IOException;
 import java.io.InputStream;
@@ -207,6 +208,38 @@ class NpyTest {
         try (var s = Files.list(dir)) {
             assertEquals(List.of("streamed.npy", "whole.npy"), s.map(p -> p.getFileName().toString()).sorted().toList(),
                     "no temporary file left");
+        }
+    }
+
+    /**
+     * float64 and int32 streams too: blocks that cross the 1 MiB buffer, a view starting past its
+     * storage's first element and a strided view give the bytes Npy.write gives.
+     */
+    @Test
+    void streamingWriterWritesFloat64AndInt32LikeWrite() throws IOException {
+        int rows = 300;
+        int cols = 500; // float64: 1.2 MB
+        double[] d = new double[rows * cols];
+        int[] ints = new int[rows * cols];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = Math.cos(i * 0.11) * 1e5;
+            ints[i] = (i * 7919) ^ (i << 9);
+        }
+        try (var scope = MemoryScope.open()) {
+            Tensor dt = Tensor.ofDoubles(d, rows, cols);
+            Tensor it = Tensor.ofInts(ints, rows, cols);
+            for (Tensor t : List.of(dt, it)) {
+                Path whole = dir.resolve("whole-" + t.dtype() + ".npy");
+                Path streamed = dir.resolve("streamed-" + t.dtype() + ".npy");
+                Npy.write(whole, t);
+                try (Npy.Writer w = Npy.Writer.create(streamed, t.dtype(), rows, cols)) {
+                    w.write(t.slice(0, 0, 120));
+                    w.write(t.slice(0, 120, 200)); // a view at a storage offset
+                    w.write(Ops.contiguous(t.slice(0, 200, rows).t()).t()); // a transposed (strided) view
+                    w.finish();
+                }
+                assertArrayEquals(Files.readAllBytes(whole), Files.readAllBytes(streamed), t.dtype().toString());
+            }
         }
     }
 
