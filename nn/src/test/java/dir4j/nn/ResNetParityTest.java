@@ -1,5 +1,6 @@
 package dir4j.nn;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -90,6 +91,34 @@ class ResNetParityTest {
             assertEquals(Long.parseLong(NnFixtures.text("resnet101_parameter_count.txt").strip()), net.parameterCount());
             assertEquals(42_500_160L, net.parameterCount());
             assertEquals(2048, net.featureChannels());
+        }
+    }
+
+    /**
+     * Without a Random the weights stay zero (a network about to be loaded), the batch norms start
+     * as PyTorch's, and the same names and shapes are there; with one, every weight is drawn.
+     */
+    @Test
+    void withoutARandomTheWeightsAreZeroAndTheStructureIsTheSame() {
+        try (ResNet zero = new ResNet(ResNet.Depth.RESNET50, 8, 10, null);
+             ResNet drawn = new ResNet(ResNet.Depth.RESNET50, 8, 10, new Random(3))) {
+            Map<String, Tensor> z = zero.stateDict();
+            Map<String, Tensor> d = drawn.stateDict();
+            assertEquals(d.keySet(), z.keySet());
+            for (var e : z.entrySet()) {
+                String k = e.getKey();
+                assertArrayEquals(d.get(k).shape(), e.getValue().shape(), k);
+                double[] zv = e.getValue().toDoubleArray();
+                double[] dv = d.get(k).toDoubleArray();
+                boolean initialised = k.endsWith("conv1.weight") || k.endsWith("conv2.weight")
+                        || k.endsWith("conv3.weight") || k.endsWith("downsample.0.weight") || k.startsWith("fc.");
+                if (initialised) {
+                    assertTrue(Arrays.stream(zv).allMatch(v -> v == 0), k + " zero without a Random");
+                    assertTrue(Arrays.stream(dv).anyMatch(v -> v != 0), k + " drawn with one");
+                } else {
+                    assertArrayEquals(dv, zv, 0, k + ": batch norms as PyTorch's, whatever the Random");
+                }
+            }
         }
     }
 

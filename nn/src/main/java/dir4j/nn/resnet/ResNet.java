@@ -61,6 +61,11 @@ public final class ResNet extends Module {
         return new ResNet(depth, 64, 0, rng);
     }
 
+    /**
+     * A ResNet of that depth, width (torchvision's is 64) and classifier size (0: none), initialised
+     * from {@code rng} as torchvision initialises it; a null {@code rng} leaves the weights zero,
+     * for a network whose parameters are all loaded next (see {@link dir4j.nn.Init}).
+     */
     public ResNet(Depth depth, int baseWidth, int numClasses, Random rng) {
         conv1 = child("conv1", conv(rng, 3, baseWidth, 7, 2, 3));
         bn1 = child("bn1", new BatchNorm2d(baseWidth));
@@ -93,9 +98,12 @@ public final class ResNet extends Module {
         child("avgpool", new dir4j.nn.layers.AdaptiveAvgPool2d(1, 1));
     }
 
-    /** A convolution without bias, initialised as torchvision's ResNet does. */
+    /** A convolution without bias, initialised as torchvision's ResNet does (zeros for a null rng: see Init). */
     static Conv2d conv(Random rng, int in, int out, int k, int stride, int pad) {
         Conv2d c = new Conv2d(rng, in, out, k, stride, pad, 1, false);
+        if (rng == null) {
+            return c;
+        }
         try (Tensor w = Init.kaimingNormalFanOut(rng, out, in, k, k)) {
             c.weight().backend().copy(w, c.weight());
         }

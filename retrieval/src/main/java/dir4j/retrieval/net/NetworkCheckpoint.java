@@ -14,7 +14,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Random;
 import java.util.TreeMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -136,7 +135,9 @@ public final class NetworkCheckpoint {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
         notes.addAll(optionNotes(modelOptions));
-        RetrievalNet net = new RetrievalNet(options, new Random(0));
+        // no random initialisation: every parameter comes from the checkpoint (missing ones are an
+        // error below), and drawing ResNet-101's would take seconds
+        RetrievalNet net = new RetrievalNet(options, null);
         try {
             Module.LoadReport r = net.loadStateDict(sd, false);
             if (!r.missing().isEmpty() || !r.mismatched().isEmpty()) {

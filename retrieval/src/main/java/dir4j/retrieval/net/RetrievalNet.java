@@ -72,6 +72,11 @@ public final class RetrievalNet extends Module {
     private final Linear fc;
     private volatile boolean closed;
 
+    /**
+     * The network of these options, initialised from {@code rng} (torchvision's rules for the
+     * backbone, PyTorch's default for the projection); a null {@code rng} leaves the weights zero,
+     * for a network whose every parameter is then loaded, as {@link NetworkCheckpoint#load} does.
+     */
     public RetrievalNet(Options options, Random rng) {
         this.options = options;
         this.backbone = new ResNet(ResNet.Depth.parse(options.arch()), options.baseWidth(), 0, rng);
