@@ -11,8 +11,8 @@ import java.util.Random;
  * {@code dir4j extract / describe / eval / search} and every embedding service pays before its
  * first image. {@code load}: {@link NetworkCheckpoint#load} (the weights straight into a network
  * left uninitialised); {@code init}: drawing the same network's weights from a Random, which load
- * also did before it copied the checkpoint over them. Run by {@code bench/checkpoint_load_side_by_side.py} beside
- * PyTorch on the same file.
+ * also did before it copied the checkpoint over them. Run by
+ * {@code bench/checkpoint_load_side_by_side.py} beside PyTorch on the same file.
  *
  * <pre>
  * java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
