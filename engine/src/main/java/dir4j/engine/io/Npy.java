@@ -7,6 +7,7 @@ import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
@@ -34,11 +35,17 @@ public final class Npy {
 
     private Npy() {}
 
-    /** Reads a .npy file into a CPU tensor (caller owns it). */
+    /** Longest header accepted: numpy writes tens of bytes; a longer one is a corrupt or hostile file. */
+    static final long MAX_HEADER_BYTES = 1 << 20;
+
+    /**
+     * Reads a .npy file into a CPU tensor (caller owns it). The file is mapped, not read into a
+     * byte array, so arrays of any size load (a Java array stops at 2 GiB: 262,143 descriptors of
+     * 2048 floats) and the data is copied once, straight into the tensor.
+     */
     public static Tensor read(Path file) throws IOException {
-        byte[] all = Files.readAllBytes(file);
-        try {
-            return parse(all);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+            return parse(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena));
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
@@ -46,35 +53,43 @@ public final class Npy {
 
     /** Parses .npy bytes. */
     public static Tensor parse(byte[] all) {
-        if (all.length < 10) {
-            throw new IllegalArgumentException("not a .npy file: only " + all.length + " bytes");
+        return parse(MemorySegment.ofArray(all));
+    }
+
+    /** Parses a .npy file's bytes (the tensor is a copy: the segment may go away afterwards). */
+    static Tensor parse(MemorySegment all) {
+        long length = all.byteSize();
+        if (length < 10) {
+            throw new IllegalArgumentException("not a .npy file: only " + length + " bytes");
         }
         for (int i = 0; i < MAGIC.length; i++) {
-            if (all[i] != MAGIC[i]) {
+            if (all.get(ValueLayout.JAVA_BYTE, i) != MAGIC[i]) {
                 throw new IllegalArgumentException("not a .npy file (bad magic)");
             }
         }
-        int major = all[6] & 0xff;
-        ByteBuffer bb = ByteBuffer.wrap(all).order(ByteOrder.LITTLE_ENDIAN);
+        int major = all.get(ValueLayout.JAVA_BYTE, 6) & 0xff;
         long headerLen;
         int start;
         if (major == 1) {
-            headerLen = bb.getShort(8) & 0xffff;
+            headerLen = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffff;
             start = 10;
         } else if (major == 2 || major == 3) {
-            if (all.length < 12) {
+            if (length < 12) {
                 throw new IllegalArgumentException("truncated .npy header");
             }
-            headerLen = bb.getInt(8) & 0xffffffffL;
+            headerLen = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffffffffL;
             start = 12;
         } else {
             throw new IllegalArgumentException("unsupported .npy version " + major);
         }
-        if (start + headerLen > all.length) {
+        if (start + headerLen > length) {
             throw new IllegalArgumentException("truncated .npy header (" + headerLen + " bytes announced, "
-                    + (all.length - start) + " present)");
+                    + (length - start) + " present)");
         }
-        String header = new String(all, start, (int) headerLen,
+        if (headerLen > MAX_HEADER_BYTES) {
+            throw new IllegalArgumentException("malformed .npy header: " + headerLen + " bytes announced");
+        }
+        String header = new String(all.asSlice(start, headerLen).toArray(ValueLayout.JAVA_BYTE),
                 major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
         Matcher d = DESCR.matcher(header);
         Matcher f = FORTRAN.matcher(header);
@@ -103,9 +118,9 @@ public final class Npy {
         }
         long dataStart = start + headerLen;
         long need = n * size;
-        if (all.length - dataStart < need) {
+        if (length - dataStart < need) {
             throw new IllegalArgumentException("truncated .npy data: shape " + Shape.str(shape) + " needs " + need
-                    + " bytes, " + (all.length - dataStart) + " present");
+                    + " bytes, " + (length - dataStart) + " present");
         }
         int[] memShape = shape;
         if (fortran) {
@@ -115,17 +130,8 @@ public final class Npy {
             }
         }
         Tensor t = Tensor.empty(dtype, Device.CPU, memShape);
-        MemorySegment seg = t.segment();
-        ByteBuffer data = ByteBuffer.wrap(all, (int) dataStart, (int) need).slice().order(order);
         try {
-            for (long i = 0; i < n; i++) {
-                int bi = (int) (i * size);
-                switch (dtype) {
-                    case FLOAT32 -> seg.setAtIndex(ValueLayout.JAVA_FLOAT, i, data.getFloat(bi));
-                    case FLOAT64 -> seg.setAtIndex(ValueLayout.JAVA_DOUBLE, i, data.getDouble(bi));
-                    default -> seg.setAtIndex(ValueLayout.JAVA_INT, i, readInt(data, bi, size, kind.equals("u")));
-                }
-            }
+            copyData(all, dataStart, order, kind, size, n, dtype, t.segment());
         } catch (RuntimeException e) {
             t.close(); // an integer out of int32's range: the array is refused, and its tensor freed
             throw e;
@@ -146,12 +152,31 @@ public final class Npy {
         return c;
     }
 
-    private static int readInt(ByteBuffer b, int at, int size, boolean unsigned) {
+    /** The n stored values from byte {@code at}, into dst as dtype: floats in one bulk copy, integers range-checked. */
+    private static void copyData(MemorySegment all, long at, ByteOrder order, String kind, int size, long n, DType dtype,
+            MemorySegment dst) {
+        switch (dtype) {
+            case FLOAT32 -> MemorySegment.copy(all, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(order), at, dst,
+                    ValueLayout.JAVA_FLOAT, 0, n);
+            case FLOAT64 -> MemorySegment.copy(all, ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(order), at, dst,
+                    ValueLayout.JAVA_DOUBLE, 0, n);
+            default -> {
+                boolean unsigned = kind.equals("u");
+                for (long i = 0; i < n; i++) {
+                    dst.setAtIndex(ValueLayout.JAVA_INT, i, readInt(all, at + i * size, size, unsigned, order));
+                }
+            }
+        }
+    }
+
+    private static int readInt(MemorySegment b, long at, int size, boolean unsigned, ByteOrder order) {
         long v = switch (size) {
-            case 1 -> unsigned ? b.get(at) & 0xff : b.get(at);
-            case 2 -> unsigned ? b.getShort(at) & 0xffff : b.getShort(at);
-            case 4 -> unsigned ? b.getInt(at) & 0xffffffffL : b.getInt(at);
-            default -> b.getLong(at);
+            case 1 -> unsigned ? b.get(ValueLayout.JAVA_BYTE, at) & 0xff : b.get(ValueLayout.JAVA_BYTE, at);
+            case 2 -> unsigned ? b.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order), at) & 0xffff
+                    : b.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order), at);
+            case 4 -> unsigned ? b.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(order), at) & 0xffffffffL
+                    : b.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(order), at);
+            default -> b.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order), at);
         };
         if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("integer " + v + " does not fit int32");

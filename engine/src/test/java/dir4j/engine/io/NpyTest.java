@@ -126,6 +126,47 @@ class NpyTest {
         }
     }
 
+    /** Every integer width and signedness numpy writes, both byte orders, and big-endian float64, by hand. */
+    @Test
+    void readsEveryIntegerWidthAndByteOrder() {
+        try (var scope = MemoryScope.open()) {
+            ByteBuffer be32 = ByteBuffer.allocate(8).order(ByteOrder.BIG_ENDIAN).putInt(-7).putInt(1 << 20);
+            assertArrayEquals(new int[] {-7, 1 << 20}, Npy.parse(npy(
+                    "{'descr': '>i4', 'fortran_order': False, 'shape': (2,), }", be32.array())).toIntArray());
+            ByteBuffer u16 = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putShort((short) 65535).putShort((short) 3);
+            assertArrayEquals(new int[] {65535, 3}, Npy.parse(npy(
+                    "{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", u16.array())).toIntArray());
+            ByteBuffer i16 = ByteBuffer.allocate(4).order(ByteOrder.BIG_ENDIAN).putShort((short) -2).putShort((short) 300);
+            assertArrayEquals(new int[] {-2, 300}, Npy.parse(npy(
+                    "{'descr': '>i2', 'fortran_order': False, 'shape': (2,), }", i16.array())).toIntArray());
+            assertArrayEquals(new int[] {255, 0, 1}, Npy.parse(npy(
+                    "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }", new byte[] {-1, 0, 1})).toIntArray());
+            assertArrayEquals(new int[] {-1, 0, 127}, Npy.parse(npy(
+                    "{'descr': '|i1', 'fortran_order': False, 'shape': (3,), }", new byte[] {-1, 0, 127})).toIntArray());
+            assertArrayEquals(new int[] {1, 0}, Npy.parse(npy(
+                    "{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }", new byte[] {1, 0})).toIntArray());
+            ByteBuffer u32 = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putInt(5).putInt(0x7fffffff);
+            assertArrayEquals(new int[] {5, Integer.MAX_VALUE}, Npy.parse(npy(
+                    "{'descr': '<u4', 'fortran_order': False, 'shape': (2,), }", u32.array())).toIntArray());
+            ByteBuffer f64 = ByteBuffer.allocate(16).order(ByteOrder.BIG_ENDIAN).putDouble(Math.PI).putDouble(-1e300);
+            Tensor d = Npy.parse(npy("{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", f64.array()));
+            assertEquals(DType.FLOAT64, d.dtype());
+            assertArrayEquals(new double[] {Math.PI, -1e300}, d.toDoubleArray(), 0);
+        }
+        ByteBuffer tooBig = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(-1); // 2^32 - 1 as uint32
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Npy.parse(npy(
+                "{'descr': '<u4', 'fortran_order': False, 'shape': (1,), }", tooBig.array())));
+        assertTrue(e.getMessage().contains("4294967295 does not fit int32"), e.getMessage());
+    }
+
+    @Test
+    void aHeaderLongerThanAnyNumpyWritesIsRefused() throws IOException {
+        int announced = (int) Npy.MAX_HEADER_BYTES + 1;
+        ByteBuffer b = ByteBuffer.allocate(12 + announced).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0}).putInt(announced);
+        assertMentions(readError(b.array(), "long-header.npy"), "malformed .npy header", announced + " bytes");
+    }
+
     private String readError(byte[] bytes, String name) throws IOException {
         Path f = dir.resolve(name);
         Files.write(f, bytes);
