@@ -95,6 +95,29 @@ class ResNetParityTest {
     }
 
     /**
+     * torchvision's initialisation draw for draw: each convolution's default uniform weights (drawn
+     * and discarded, as torchvision's Conv2d draws them before ResNet redraws them), then Kaiming's
+     * normal ones; the stream goes on from there to the next convolution.
+     */
+    @Test
+    void convolutionsTakeTheirDrawsInTorchvisionsOrder() {
+        int w = 4;
+        Random expected = new Random(7);
+        float[][] want = new float[2][];
+        int[][] shapes = {{w, 3, 7, 7}, {w, w, 3, 3}};
+        for (int c = 0; c < 2; c++) {
+            Tensor.uniform(expected, -1, 1, shapes[c]).close(); // the default init's draws
+            try (Tensor k = dir4j.nn.Init.kaimingNormalFanOut(expected, shapes[c])) {
+                want[c] = k.toFloatArray();
+            }
+        }
+        try (ResNet net = new ResNet(ResNet.Depth.RESNET18, w, 0, new Random(7))) {
+            assertArrayEquals(want[0], net.stateDict().get("conv1.weight").toFloatArray(), "conv1");
+            assertArrayEquals(want[1], net.stateDict().get("layer1.0.conv1.weight").toFloatArray(), "layer1.0.conv1");
+        }
+    }
+
+    /**
      * Without a Random the weights stay zero (a network about to be loaded), the batch norms start
      * as PyTorch's, and the same names and shapes are there; with one, every weight is drawn.
      */
