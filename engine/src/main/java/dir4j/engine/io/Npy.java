@@ -44,8 +44,17 @@ public final class Npy {
      * 2048 floats) and the data is copied once, straight into the tensor.
      */
     public static Tensor read(Path file) throws IOException {
+        if (Files.isDirectory(file)) {
+            throw new IOException(file + ": a directory, not a .npy file");
+        }
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
-            return parse(ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena));
+            MemorySegment all;
+            try {
+                all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            } catch (IOException e) {
+                throw new IOException(file + ": cannot be mapped for reading: " + e.getMessage(), e);
+            }
+            return parse(all);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }

@@ -160,6 +160,13 @@ class NpyTest {
     }
 
     @Test
+    void aDirectoryIsRefusedByName() throws IOException {
+        Path d = Files.createDirectory(dir.resolve("descriptors.npy"));
+        String m = assertThrows(IOException.class, () -> Npy.read(d)).getMessage();
+        assertTrue(m.contains("descriptors.npy") && m.contains("a directory"), m);
+    }
+
+    @Test
     void aHeaderLongerThanAnyNumpyWritesIsRefused() throws IOException {
         int announced = (int) Npy.MAX_HEADER_BYTES + 1;
         ByteBuffer b = ByteBuffer.allocate(12 + announced).order(ByteOrder.LITTLE_ENDIAN);
