@@ -315,6 +315,47 @@ class FeatureExtractorTest {
         }
     }
 
+    /**
+     * The parts record which weights and which images made them: a resume with one weight changed
+     * (a single element, or a batch-norm statistic) or with another image in the list is refused,
+     * naming what changed, never mixed in. The same weights loaded again resume.
+     */
+    @Test
+    void partsOfOtherWeightsOrOtherImagesAreNeverMixedIn(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 4);
+        Path out = tmp.resolve("feats.npy");
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        Files.write(refs.get(3).path(), new byte[0]); // the second part fails: the first stays on disk
+        assertThrows(IOException.class, () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "x"));
+        Files.copy(image("all_souls_000001"), refs.get(3).path(), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        for (String key : new String[] {"fc.bias", "layer1.0.bn1.running_var"}) {
+            try (RetrievalNet other = new RetrievalNet(net.options(), null)) {
+                other.loadStateDict(net.stateDict(), true);
+                Tensor t = other.stateDict().get(key);
+                float[] v = t.toFloatArray();
+                v[0] += 0.5f;
+                try (Tensor changed = Tensor.of(v, t.shape())) {
+                    t.backend().copy(changed, t);
+                }
+                IOException e = assertThrows(IOException.class,
+                        () -> new FeatureExtractor(other, o, QUIET).extractToFile(refs, out, "x"), key);
+                assertTrue(e.getMessage().contains("different extraction") && e.getMessage().contains("network"),
+                        key + ": " + e.getMessage());
+            }
+        }
+        List<ImageRef> otherImages = new ArrayList<>(refs);
+        otherImages.set(1, ImageRef.of("img1", refs.get(2).path()));
+        IOException e = assertThrows(IOException.class,
+                () -> new FeatureExtractor(net, o, QUIET).extractToFile(otherImages, out, "x"));
+        assertTrue(e.getMessage().contains("different extraction") && e.getMessage().contains("inputs"), e.getMessage());
+        try (RetrievalNet same = new RetrievalNet(net.options(), null)) {
+            same.loadStateDict(net.stateDict(), true);
+            FeatureExtractor.FileResult r = new FeatureExtractor(same, o, QUIET).extractToFile(refs, out, "x");
+            assertEquals(1, r.partsReused(), "the same weights, loaded again: the first part is reused");
+            assertEquals(1, r.partsWritten());
+        }
+    }
+
     @Test
     void unreadableImagesAreSkippedAndReportedWhenAsked(@TempDir Path tmp) throws IOException {
         List<ImageRef> refs = copies(tmp.resolve("imgs"), 4);
