@@ -12,8 +12,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.DType;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.NativeMemory;
 import java.io.IOException;
 import java.math.BigInteger;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -186,7 +188,7 @@ class UnpicklerTest {
     void protocolZeroInstAndObjMakeInertObjects() throws IOException {
         // [Thing('x', 2), Other(1.5)] as Python 2 wrote them: INST reads the class from its line, OBJ from the stack
         byte[] pickle = ("(lp0\n(S'x'\nI2\nimypkg\nThing\np1\n(dp2\nS'a'\nI1\nsba"
-                + "(cmypkg\nOther\nF1.5\no(dp3\nba.").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+                + "(cmypkg\nOther\nF1.5\no(dp3\nba.").getBytes(StandardCharsets.ISO_8859_1);
         List<?> l = assertInstanceOf(List.class, load(pickle, Unpickler.Options.inertObjects()));
         PickledObject thing = assertInstanceOf(PickledObject.class, l.get(0));
         assertEquals("mypkg.Thing", thing.className());
@@ -200,7 +202,7 @@ class UnpicklerTest {
     void persistentIdsGoToTheLoaderInBothProtocols() throws IOException {
         Unpickler u = new Unpickler("test.pkl", Unpickler.Options.strict());
         u.persistentLoader = (pid, at) -> "loaded " + pid + " at " + at;
-        byte[] text = "(Pkey0\nPkey1\nl.".getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+        byte[] text = "(Pkey0\nPkey1\nl.".getBytes(StandardCharsets.ISO_8859_1);
         assertEquals(List.of("loaded key0 at 1", "loaded key1 at 7"), u.load(text));
         byte[] binary = PickleBytes.proto(2).str("k").op('Q').stop().bytes();
         assertEquals("loaded k at 8", u.load(binary));
@@ -249,11 +251,11 @@ class UnpicklerTest {
             {"''", ""},
         };
         for (String[] c : cases) {
-            byte[] pickle = ("S" + c[0] + "\n.").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            byte[] pickle = ("S" + c[0] + "\n.").getBytes(StandardCharsets.ISO_8859_1);
             assertEquals(c[1], load(pickle, Unpickler.Options.strict()), c[0]);
         }
         for (String bad : new String[] {"'unterminated", "noquotes", "'x\\x4'"}) {
-            byte[] pickle = ("S" + bad + "\n.").getBytes(java.nio.charset.StandardCharsets.ISO_8859_1);
+            byte[] pickle = ("S" + bad + "\n.").getBytes(StandardCharsets.ISO_8859_1);
             IOException e = assertThrows(IOException.class, () -> load(pickle, Unpickler.Options.strict()), bad);
             assertTrue(e.getMessage().contains("STRING"), e.getMessage());
         }
@@ -271,11 +273,11 @@ class UnpicklerTest {
         popped[all.length - 1] = '0'; // POP the dict of arrays
         popped[all.length] = 'N';     // NONE
         popped[all.length + 1] = '.';
-        long live = dir4j.engine.cpu.NativeMemory.liveBytes();
-        long made = dir4j.engine.cpu.NativeMemory.totalAllocations();
+        long live = NativeMemory.liveBytes();
+        long made = NativeMemory.totalAllocations();
         assertNull(load(popped, Unpickler.Options.strict()));
-        assertTrue(dir4j.engine.cpu.NativeMemory.totalAllocations() > made, "the fixture's arrays were made");
-        assertEquals(live, dir4j.engine.cpu.NativeMemory.liveBytes(), "and freed");
+        assertTrue(NativeMemory.totalAllocations() > made, "the fixture's arrays were made");
+        assertEquals(live, NativeMemory.liveBytes(), "and freed");
     }
 
     @Test
