@@ -171,21 +171,27 @@ public final class Npy {
                     ValueLayout.JAVA_DOUBLE, 0, n);
             default -> {
                 boolean unsigned = kind.equals("u");
+                // the stored width's layout once, not one per element
+                ValueLayout layout = switch (size) {
+                    case 1 -> ValueLayout.JAVA_BYTE;
+                    case 2 -> ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
+                    case 4 -> ValueLayout.JAVA_INT_UNALIGNED.withOrder(order);
+                    default -> ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order);
+                };
                 for (long i = 0; i < n; i++) {
-                    dst.setAtIndex(ValueLayout.JAVA_INT, i, readInt(all, at + i * size, size, unsigned, order));
+                    dst.setAtIndex(ValueLayout.JAVA_INT, i, readInt(all, at + i * size, layout, unsigned));
                 }
             }
         }
     }
 
-    private static int readInt(MemorySegment b, long at, int size, boolean unsigned, ByteOrder order) {
-        long v = switch (size) {
-            case 1 -> unsigned ? b.get(ValueLayout.JAVA_BYTE, at) & 0xff : b.get(ValueLayout.JAVA_BYTE, at);
-            case 2 -> unsigned ? b.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order), at) & 0xffff
-                    : b.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order), at);
-            case 4 -> unsigned ? b.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(order), at) & 0xffffffffL
-                    : b.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(order), at);
-            default -> b.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(order), at);
+    private static int readInt(MemorySegment b, long at, ValueLayout layout, boolean unsigned) {
+        long v = switch (layout) {
+            case ValueLayout.OfByte l -> unsigned ? b.get(l, at) & 0xff : b.get(l, at);
+            case ValueLayout.OfShort l -> unsigned ? b.get(l, at) & 0xffff : b.get(l, at);
+            case ValueLayout.OfInt l -> unsigned ? b.get(l, at) & 0xffffffffL : b.get(l, at);
+            case ValueLayout.OfLong l -> b.get(l, at);
+            default -> throw new IllegalStateException("integer layout " + layout);
         };
         if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("integer " + v + " does not fit int32");
