@@ -373,13 +373,14 @@ public final class NhwcConv {
                 for (int t = t0; t < t1; t++) {
                     int ti = t % tilesPerImage;
                     int base = (t / tilesPerImage) * imageStride + ti * MR * cin;
-                    microKernel(xd, base, ps, tapOff, dc[0], dc[1], dc[2], dc[3], w.packed, wi, acc,
-                            (t - t0) * MR * NR, di > 0);
+                    // one depth chunk: every tile in the same slot, which stays in L1
+                    int slot = depth.length == 1 ? 0 : (t - t0) * MR * NR;
+                    microKernel(xd, base, ps, tapOff, dc[0], dc[1], dc[2], dc[3], w.packed, wi, acc, slot, di > 0);
+                    if (di == depth.length - 1) {
+                        // the epilogue while the tile's sums are still in L1
+                        store(acc, slot, t / tilesPerImage, ti, wp, oh, ow, ob, w.bias, out, residual, relu);
+                    }
                 }
-            }
-            for (int t = t0; t < t1; t++) {
-                store(acc, (t - t0) * MR * NR, t / tilesPerImage, t % tilesPerImage, wp, oh, ow, ob, w.bias, out,
-                        residual, relu);
             }
         });
         if (xd != x.data()) {
@@ -467,12 +468,14 @@ public final class NhwcConv {
                     int y = ti / tilesPerRow;
                     int x0 = (ti % tilesPerRow) * MR;
                     int base = x.index(n, y * st - w.pad, x0 * st - w.pad);
-                    microKernel(xd, base, ps, tapOff, r0, r1, 0, run, w.packed, wi, acc, (t - t0) * MR * NR, r0 > 0);
+                    // one depth chunk: every tile in the same slot, which stays in L1
+                    int slot = rowsPerChunk >= k ? 0 : (t - t0) * MR * NR;
+                    microKernel(xd, base, ps, tapOff, r0, r1, 0, run, w.packed, wi, acc, slot, r0 > 0);
+                    if (r1 == k) {
+                        // the epilogue while the tile's sums are still in L1
+                        store(acc, slot, n, ti, wv, oh, ow, ob, w.bias, out, residual, relu);
+                    }
                 }
-            }
-            for (int t = t0; t < t1; t++) {
-                store(acc, (t - t0) * MR * NR, t / tilesPerImage, t % tilesPerImage, wv, oh, ow, ob, w.bias, out,
-                        residual, relu);
             }
         });
     }
