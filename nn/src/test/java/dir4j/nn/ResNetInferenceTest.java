@@ -1,6 +1,7 @@
 package dir4j.nn;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,6 +11,7 @@ import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import dir4j.nn.resnet.ResNet;
 import dir4j.nn.resnet.ResNetInference;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -145,6 +147,38 @@ class ResNetInferenceTest {
             NnFixtures.assertClose("grouped plan", net.features(x).toDoubleArray(),
                     plan.features(x, 2 * 36 * 44).toDoubleArray(), 1e-4, 1e-4);
             assertThrows(IllegalArgumentException.class, () -> plan.features(x, 0));
+        }
+    }
+
+    /**
+     * profile names every convolution of the blocks in the order the forward runs them (a BasicBlock
+     * with a projection: conv1, downsample, conv2), with the shapes and kernels they ran, positive
+     * times, and leaves the plan giving the same features.
+     */
+    @Test
+    void profileTimesEveryConvolutionInNetworkOrder() {
+        try (ResNet net = evalNet(ResNet.Depth.RESNET18, 64, 21); MemoryScope scope = MemoryScope.open();
+             var ng = Autograd.noGrad()) {
+            ResNetInference plan = ResNetInference.of(net);
+            Tensor x = Tensor.randn(new Random(22), 1, 3, 64, 64);
+            float[] before = plan.features(x).toFloatArray();
+            List<ResNetInference.ConvTiming> t = plan.profile(x, 2);
+            assertEquals(19, t.size(), "8 blocks of 2 convolutions and 3 projections");
+            StringBuilder order = new StringBuilder();
+            for (ResNetInference.ConvTiming c : t) {
+                order.append(c.block()).append(' ').append(c.conv()).append(", ");
+                assertTrue(c.inNetworkMillis() > 0 && c.hotMillis() > 0 && Double.isFinite(c.inNetworkMillis())
+                        && Double.isFinite(c.hotMillis()), c.toString());
+            }
+            assertTrue(order.toString().startsWith("0 conv1, 0 conv2, 1 conv1, 1 conv2, 2 conv1, 2 downsample, "
+                    + "2 conv2, 3 conv1, 3 conv2, 4 conv1, 4 downsample, 4 conv2,"), order.toString());
+            assertEquals("64->64 k3s1 16x16 winograd", t.get(0).shape());
+            assertEquals("64->128 k3s2 16x16", t.get(4).shape());
+            assertEquals("64->128 k1s2 16x16", t.get(5).shape());
+            assertEquals("128->128 k3s1 8x8 winograd", t.get(6).shape());
+            assertEquals("512->512 k3s1 2x2 winograd", t.get(18).shape());
+            assertArrayEquals(before, plan.features(x).toFloatArray(), "the plan after profiling");
+            assertThrows(IllegalArgumentException.class, () -> plan.profile(x, 0));
         }
     }
 

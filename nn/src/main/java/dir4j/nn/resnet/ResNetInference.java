@@ -243,6 +243,98 @@ public final class ResNetInference {
         }
     }
 
+    /**
+     * One convolution's times from {@link #profile}: block {@code block} (counted from 0 over all
+     * layers) and its {@code conv} ("conv1", "conv2", "conv3" or "downsample"), its shape, whether
+     * it ran as {@link WinogradConv}, the mean milliseconds of its call inside the forwards, and
+     * {@code hotMillis}: the same call repeated at once, so with its weights and activations in cache.
+     */
+    public record ConvTiming(int block, String conv, int inChannels, int outChannels, int kernel, int stride,
+                             int height, int width, boolean winograd, double inNetworkMillis, double hotMillis) {
+        /** The shape as {@code cin->cout kKsS HxW}, with " winograd" where it ran so. */
+        public String shape() {
+            return inChannels + "->" + outChannels + " k" + kernel + "s" + stride + " " + height + "x" + width
+                    + (winograd ? " winograd" : "");
+        }
+    }
+
+    /** Calls run by one profiled forward: their sums, and whether to repeat each call hot. */
+    private static final class Profile {
+        final java.util.LinkedHashMap<String, double[]> sums = new java.util.LinkedHashMap<>();
+        final java.util.Map<String, ConvTiming> shapes = new java.util.HashMap<>();
+        boolean hot;
+    }
+
+    /** Non-null while {@link #profile} runs. */
+    private Profile profile;
+
+    /**
+     * Where a forward's time goes, convolution by convolution (the blocks'; not the stem): runs
+     * {@code reps} forwards of {@link #features(Tensor)} timing each convolution's call, then one
+     * more in which each call is repeated at once (2 untimed, 5 timed) for its hot time. The gap
+     * between the two is what the convolution loses to fetching its weights and input from beyond
+     * the caches. The results are in network order. Warm the JIT first (a few forwards): the first
+     * calls run interpreted. Not for concurrent use with other calls on this instance.
+     * bench: {@code CompiledConvProfile} puts these beside ONNX Runtime's per-node times.
+     *
+     * @throws IllegalArgumentException if reps is not positive, or as {@link #features(Tensor)}
+     */
+    public synchronized List<ConvTiming> profile(Tensor x, int reps) {
+        if (reps <= 0) {
+            throw new IllegalArgumentException("reps must be positive, got " + reps);
+        }
+        Profile p = new Profile();
+        profile = p;
+        try {
+            for (int i = 0; i < reps; i++) {
+                features(x).close();
+            }
+            p.hot = true;
+            features(x).close();
+        } finally {
+            profile = null;
+        }
+        List<ConvTiming> out = new ArrayList<>();
+        for (var e : p.sums.entrySet()) {
+            double[] v = e.getValue();
+            ConvTiming t = p.shapes.get(e.getKey());
+            out.add(new ConvTiming(t.block(), t.conv(), t.inChannels(), t.outChannels(), t.kernel(), t.stride(),
+                    t.height(), t.width(), t.winograd(), v[0] / 1e6 / v[1], v[2] / 1e6 / v[3]));
+        }
+        return out;
+    }
+
+    /** One convolution of block {@code index}, timed while {@link #profile} runs. */
+    private void run(int index, String name, Conv c, Activation x, Activation y, Activation residual, boolean relu) {
+        Profile p = profile;
+        if (p == null) {
+            c.forward(x, y, residual, relu);
+            return;
+        }
+        long t0 = System.nanoTime();
+        c.forward(x, y, residual, relu);
+        long t = System.nanoTime() - t0;
+        String key = index + "." + name;
+        double[] sum = p.sums.computeIfAbsent(key, k -> new double[4]);
+        p.shapes.putIfAbsent(key, new ConvTiming(index, name, x.channels(), c.outChannels(), c.kernel(), c.stride(),
+                x.height(), x.width(), c.winograd() != null, 0, 0));
+        if (p.hot) {
+            // y is written again with the same values; the residual is another buffer
+            for (int i = 0; i < 2; i++) {
+                c.forward(x, y, residual, relu);
+            }
+            t0 = System.nanoTime();
+            for (int i = 0; i < 5; i++) {
+                c.forward(x, y, residual, relu);
+            }
+            sum[2] += System.nanoTime() - t0;
+            sum[3] += 5;
+        } else {
+            sum[0] += t;
+            sum[1]++;
+        }
+    }
+
     /** The feature map's side for an input side of {@code size} pixels. */
     private int outputSize(int size) {
         int s = (size + 2 * stemPad - stemKernel) / stemStride + 1;
@@ -295,14 +387,15 @@ public final class ResNetInference {
         give(stemOut);
         for (int b = 0; b < blocks.size(); b++) {
             int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
-            Activation next = block(blocks.get(b), y, nextPad);
+            Activation next = block(b, y, nextPad);
             give(y);
             y = next;
         }
         return y;
     }
 
-    private Activation block(Block b, Activation x, int outPad) {
+    private Activation block(int index, Activation x, int outPad) {
+        Block b = blocks.get(index);
         Conv last = b.conv3() == null ? b.conv2() : b.conv3();
         Conv first = b.conv1();
         int h1 = first.outSize(x.height());
@@ -310,21 +403,21 @@ public final class ResNetInference {
         // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns
         int n = x.batch();
         Activation a1 = take(n, h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
-        first.forward(x, a1, null, true);
+        run(index, "conv1", first, x, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
             a2 = take(n, b.conv2().outSize(h1), b.conv2().outSize(w1), b.conv2().outChannels(), last.pad());
-            b.conv2().forward(a1, a2, null, true);
+            run(index, "conv2", b.conv2(), a1, a2, null, true);
         }
         int oh = last.outSize(a2.height());
         int ow = last.outSize(a2.width());
         Activation identity = x;
         if (b.down() != null) {
             identity = take(n, oh, ow, b.down().outChannels(), 0);
-            b.down().forward(x, identity, null, false);
+            run(index, "downsample", b.down(), x, identity, null, false);
         }
         Activation out = take(n, oh, ow, last.outChannels(), outPad);
-        last.forward(a2, out, identity, true);
+        run(index, b.conv3() == null ? "conv2" : "conv3", last, a2, out, identity, true);
         give(a1);
         if (a2 != a1) {
             give(a2);
