@@ -123,6 +123,13 @@ class ResNetInferenceTest {
             assertArrayEquals(first, plan.features(a).toFloatArray());
             assertArrayEquals(other, plan.features(b).toFloatArray());
             assertArrayEquals(other, ResNetInference.of(net).features(b).toFloatArray());
+            // every buffer a forward takes goes back once: the pool does not grow from one forward to the next
+            int pooled = plan.pooledBuffers();
+            assertTrue(pooled > 0, "buffers kept for reuse");
+            for (int i = 0; i < 3; i++) {
+                plan.features(b);
+            }
+            assertEquals(pooled, plan.pooledBuffers(), "buffers kept after three more forwards");
         }
     }
 

@@ -218,6 +218,16 @@ public final class ResNetInference {
     /** Input height and width whose buffers the pool holds. */
     private long poolSize = -1;
 
+    /**
+     * Activation buffers the plan holds for its next forwards (a diagnostic: it stays the same from
+     * one forward to the next at one input size).
+     */
+    public int pooledBuffers() {
+        synchronized (pool) {
+            return pool.values().stream().mapToInt(java.util.ArrayDeque::size).sum();
+        }
+    }
+
     private Activation take(int n, int h, int w, int c, int pad) {
         return take(n, h, w, c, pad, false);
     }
@@ -274,7 +284,9 @@ public final class ResNetInference {
      * more in which each call is repeated at once (2 untimed, 5 timed) for its hot time. The gap
      * between the two is what the convolution loses to fetching its weights and input from beyond
      * the caches. The results are in network order. Warm the JIT first (a few forwards): the first
-     * calls run interpreted. Not for concurrent use with other calls on this instance.
+     * calls run interpreted. Not for concurrent use with other calls on this instance. (A block's
+     * last convolution writes over its residual; repeated hot, it adds to it again, so the values of
+     * that last forward, which profile throws away, are not the network's.)
      * bench: {@code CompiledConvProfile} puts these beside ONNX Runtime's per-node times.
      *
      * @throws IllegalArgumentException if reps is not positive, or as {@link #features(Tensor)}
@@ -388,7 +400,9 @@ public final class ResNetInference {
         for (int b = 0; b < blocks.size(); b++) {
             int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
             Activation next = block(b, y, nextPad);
-            give(y);
+            if (next.data() != y.data()) {
+                give(y);
+            }
             y = next;
         }
         return y;
@@ -416,13 +430,18 @@ public final class ResNetInference {
             identity = take(n, oh, ow, b.down().outChannels(), 0);
             run(index, "downsample", b.down(), x, identity, null, false);
         }
-        Activation out = take(n, oh, ow, last.outChannels(), outPad);
+        // The last convolution writes over its residual where the two have one geometry: the store
+        // reads each residual value and writes its sum to the same float, so the output's lines are
+        // not fetched from memory a second time to be written (the block input is not read after).
+        Activation out = identity.batch() == n && identity.height() == oh && identity.width() == ow
+                && identity.channels() == last.outChannels() && identity.pad() == outPad && !identity.sharedColumns()
+                ? identity : take(n, oh, ow, last.outChannels(), outPad);
         run(index, b.conv3() == null ? "conv2" : "conv3", last, a2, out, identity, true);
         give(a1);
         if (a2 != a1) {
             give(a2);
         }
-        if (identity != x) {
+        if (identity != x && identity != out) {
             give(identity);
         }
         return out;
