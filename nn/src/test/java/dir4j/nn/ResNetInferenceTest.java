@@ -130,6 +130,12 @@ class ResNetInferenceTest {
                 plan.features(b);
             }
             assertEquals(pooled, plan.pooledBuffers(), "buffers kept after three more forwards");
+            // only the last input size's buffers are kept: as many as a fresh plan keeps after that size
+            ResNetInference fresh = ResNetInference.of(net);
+            fresh.features(b);
+            plan.features(a);
+            plan.features(b);
+            assertEquals(fresh.pooledBuffers(), plan.pooledBuffers(), "buffers kept after a size change");
         }
     }
 
@@ -174,8 +180,8 @@ class ResNetInferenceTest {
             StringBuilder order = new StringBuilder();
             for (ResNetInference.ConvTiming c : t) {
                 order.append(c.block()).append(' ').append(c.conv()).append(", ");
-                assertTrue(c.inNetworkMillis() > 0 && c.hotMillis() > 0 && Double.isFinite(c.inNetworkMillis())
-                        && Double.isFinite(c.hotMillis()), c.toString());
+                assertTrue(c.inNetworkMillis() > 0 && c.hotMillis() > 0 && c.inNetworkMillis() < 1000
+                        && c.hotMillis() < 1000, c.toString());
             }
             assertTrue(order.toString().startsWith("0 conv1, 0 conv2, 1 conv1, 1 conv2, 2 conv1, 2 downsample, "
                     + "2 conv2, 3 conv1, 3 conv2, 4 conv1, 4 downsample, 4 conv2,"), order.toString());

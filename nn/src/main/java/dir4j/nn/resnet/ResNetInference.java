@@ -331,7 +331,8 @@ public final class ResNetInference {
         p.shapes.putIfAbsent(key, new ConvTiming(index, name, x.channels(), c.outChannels(), c.kernel(), c.stride(),
                 x.height(), x.width(), c.winograd() != null, 0, 0));
         if (p.hot) {
-            // y is written again with the same values; the residual is another buffer
+            // y is written again: with the same values, or, where y is the residual itself (the
+            // block's last convolution), with the sum added once more (profile's comment says so)
             for (int i = 0; i < 2; i++) {
                 c.forward(x, y, residual, relu);
             }
@@ -430,11 +431,11 @@ public final class ResNetInference {
             identity = take(n, oh, ow, b.down().outChannels(), 0);
             run(index, "downsample", b.down(), x, identity, null, false);
         }
-        // The last convolution writes over its residual where the two have one geometry: the store
-        // reads each residual value and writes its sum to the same float, so the output's lines are
-        // not fetched from memory a second time to be written (the block input is not read after).
-        Activation out = identity.batch() == n && identity.height() == oh && identity.width() == ow
-                && identity.channels() == last.outChannels() && identity.pad() == outPad && !identity.sharedColumns()
+        // The last convolution writes over its residual (which has the output's shape) where the
+        // two have one layout: the store reads each residual value and writes its sum to the same
+        // float, so the output's lines are not fetched from memory a second time to be written (the
+        // block input is not read after).
+        Activation out = identity.pad() == outPad && !identity.sharedColumns()
                 ? identity : take(n, oh, ow, last.outChannels(), outPad);
         run(index, b.conv3() == null ? "conv2" : "conv3", last, a2, out, identity, true);
         give(a1);
