@@ -25,9 +25,10 @@ import java.util.Random;
  * {@link ResNetInference#profile} (each block convolution's time inside the forward, and hot)
  * beside ONNX Runtime's per-node profile ({@code SessionOptions.enableProfiling}) of the same trunk
  * ({@code bench/export_onnx.py}) on the same input, both on {@link CpuThreads#threads()} threads.
- * Prints a markdown table with one row per shape (cin->cout, kernel, stride, input size), summed
- * over the network, largest ONNX Runtime time first; the stem (and ONNX Runtime's max pool and
- * layout reorders) are left out. Run with one processor for one core's view:
+ * Prints a markdown table with one row per shape (cin->cout, kernel, stride, input size; the max
+ * pool by its channels), summed over the network, largest ONNX Runtime time first. dir4j's stem row
+ * includes the image's change to channels-last, which ONNX Runtime runs as a node of its own (a
+ * reorder, left out with the other layout nodes). Run with one processor for one core's view:
  *
  * <pre>
  * java -XX:ActiveProcessorCount=1 --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
@@ -64,7 +65,8 @@ public final class CompiledConvProfile {
         }
         String winograd = "";
         for (ResNetInference.ConvTiming t : timings) {
-            String key = key(t.inChannels(), t.outChannels(), t.kernel(), t.stride(), t.height(), t.width());
+            String key = t.conv().equals("maxpool") ? poolKey(t.inChannels(), t.stride(), t.height(), t.width())
+                    : key(t.inChannels(), t.outChannels(), t.kernel(), t.stride(), t.height(), t.width());
             double[] r = rows.computeIfAbsent(key, k -> new double[4]);
             r[0]++;
             r[2] += t.inNetworkMillis();
@@ -104,6 +106,11 @@ public final class CompiledConvProfile {
 
     private static String key(long cin, long cout, long k, long stride, long h, long w) {
         return cin + "->" + cout + " k" + k + "s" + stride + " " + h + "x" + w;
+    }
+
+    /** A max pool's row (ONNX Runtime's profile names no window: ResNet's is 3×3). */
+    private static String poolKey(long c, long stride, long h, long w) {
+        return "maxpool " + c + " k3s" + stride + " " + h + "x" + w;
     }
 
     /**
@@ -155,18 +162,21 @@ public final class CompiledConvProfile {
                     .mapToDouble(Double::doubleValue).average().orElse(0);
             all += mean;
             Map<String, Object> a = nodeArgs.get(d.getKey());
-            if (!"Conv".equals(a.get("op_name"))) {
+            Object op = a.get("op_name");
+            if (!"Conv".equals(op) && !"MaxPool".equals(op)) {
                 continue;
             }
             List<Object> inputs = (List<Object>) a.get("input_type_shape");
             List<Number> x = (List<Number>) ((Map<String, Object>) inputs.get(0)).get("float");
-            List<Number> w = (List<Number>) ((Map<String, Object>) inputs.get(1)).get("float");
             List<Number> y = (List<Number>) ((Map<String, Object>) ((List<Object>) a.get("output_type_shape")).get(0))
                     .get("float");
-            if (w.get(1).intValue() < 8) {
-                continue; // the stem, which dir4j's profile leaves out
-            }
             long stride = Math.round(x.get(2).doubleValue() / y.get(2).doubleValue());
+            if ("MaxPool".equals(op)) {
+                rows.computeIfAbsent(poolKey(x.get(1).longValue(), stride, x.get(2).longValue(), x.get(3).longValue()),
+                        k -> new double[4])[1] += mean;
+                continue;
+            }
+            List<Number> w = (List<Number>) ((Map<String, Object>) inputs.get(1)).get("float");
             String key = key(w.get(1).longValue(), w.get(0).longValue(), w.get(2).longValue(), stride,
                     x.get(2).longValue(), x.get(3).longValue());
             rows.computeIfAbsent(key, k -> new double[4])[1] += mean;

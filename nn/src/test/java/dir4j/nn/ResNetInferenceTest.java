@@ -164,9 +164,9 @@ class ResNetInferenceTest {
     }
 
     /**
-     * profile names every convolution of the blocks in the order the forward runs them (a BasicBlock
-     * with a projection: conv1, downsample, conv2), with the shapes and kernels they ran, positive
-     * times, and leaves the plan giving the same features.
+     * profile names the stem, the max pool and every convolution of the blocks in the order the
+     * forward runs them (a BasicBlock with a projection: conv1, downsample, conv2), with the shapes
+     * and kernels they ran, positive times, and leaves the plan giving the same features.
      */
     @Test
     void profileTimesEveryConvolutionInNetworkOrder() {
@@ -176,20 +176,22 @@ class ResNetInferenceTest {
             Tensor x = Tensor.randn(new Random(22), 1, 3, 64, 64);
             float[] before = plan.features(x).toFloatArray();
             List<ResNetInference.ConvTiming> t = plan.profile(x, 2);
-            assertEquals(19, t.size(), "8 blocks of 2 convolutions and 3 projections");
+            assertEquals(21, t.size(), "the stem, the max pool, 8 blocks of 2 convolutions and 3 projections");
             StringBuilder order = new StringBuilder();
             for (ResNetInference.ConvTiming c : t) {
                 order.append(c.block()).append(' ').append(c.conv()).append(", ");
                 assertTrue(c.inNetworkMillis() > 0 && c.hotMillis() > 0 && c.inNetworkMillis() < 1000
                         && c.hotMillis() < 1000, c.toString());
             }
-            assertTrue(order.toString().startsWith("0 conv1, 0 conv2, 1 conv1, 1 conv2, 2 conv1, 2 downsample, "
-                    + "2 conv2, 3 conv1, 3 conv2, 4 conv1, 4 downsample, 4 conv2,"), order.toString());
-            assertEquals("64->64 k3s1 16x16 winograd", t.get(0).shape());
-            assertEquals("64->128 k3s2 16x16", t.get(4).shape());
-            assertEquals("64->128 k1s2 16x16", t.get(5).shape());
-            assertEquals("128->128 k3s1 8x8 winograd", t.get(6).shape());
-            assertEquals("512->512 k3s1 2x2 winograd", t.get(18).shape());
+            assertTrue(order.toString().startsWith("-1 stem, -1 maxpool, 0 conv1, 0 conv2, 1 conv1, 1 conv2, 2 conv1, "
+                    + "2 downsample, 2 conv2, 3 conv1, 3 conv2, 4 conv1, 4 downsample, 4 conv2,"), order.toString());
+            assertEquals("3->64 k7s2 64x64", t.get(0).shape());
+            assertEquals("maxpool 64 k3s2 32x32", t.get(1).shape());
+            assertEquals("64->64 k3s1 16x16 winograd", t.get(2).shape());
+            assertEquals("64->128 k3s2 16x16", t.get(6).shape());
+            assertEquals("64->128 k1s2 16x16", t.get(7).shape());
+            assertEquals("128->128 k3s1 8x8 winograd", t.get(8).shape());
+            assertEquals("512->512 k3s1 2x2 winograd", t.get(20).shape());
             assertArrayEquals(before, plan.features(x).toFloatArray(), "the plan after profiling");
             assertThrows(IllegalArgumentException.class, () -> plan.profile(x, 0));
         }

@@ -254,17 +254,23 @@ public final class ResNetInference {
     }
 
     /**
-     * One convolution's times from {@link #profile}: block {@code block} (counted from 0 over all
-     * layers) and its {@code conv} ("conv1", "conv2", "conv3" or "downsample"), its shape, whether
-     * it ran as {@link WinogradConv}, the mean milliseconds of its call inside the forwards, and
-     * {@code hotMillis}: the same call repeated at once, so with its weights and activations in cache.
+     * One operation's times from {@link #profile}: block {@code block} (counted from 0 over all
+     * layers) and its {@code conv} ("conv1", "conv2", "conv3" or "downsample"), or block -1 and
+     * "stem" (the first convolution, with the image's layout change) or "maxpool"; its shape (input
+     * channels and size), whether it ran as {@link WinogradConv}, the mean milliseconds of its call
+     * inside the forwards, and {@code hotMillis}: the same call repeated at once, so with its weights
+     * and activations in cache.
      */
     public record ConvTiming(int block, String conv, int inChannels, int outChannels, int kernel, int stride,
                              int height, int width, boolean winograd, double inNetworkMillis, double hotMillis) {
-        /** The shape as {@code cin->cout kKsS HxW}, with " winograd" where it ran so. */
+        /**
+         * The shape as {@code cin->cout kKsS HxW}, with " winograd" where it ran so; the max pool as
+         * {@code maxpool C kKsS HxW}.
+         */
         public String shape() {
-            return inChannels + "->" + outChannels + " k" + kernel + "s" + stride + " " + height + "x" + width
-                    + (winograd ? " winograd" : "");
+            String size = " k" + kernel + "s" + stride + " " + height + "x" + width;
+            return conv.equals("maxpool") ? "maxpool " + inChannels + size
+                    : inChannels + "->" + outChannels + size + (winograd ? " winograd" : "");
         }
     }
 
@@ -273,14 +279,41 @@ public final class ResNetInference {
         final java.util.LinkedHashMap<String, double[]> sums = new java.util.LinkedHashMap<>();
         final java.util.Map<String, ConvTiming> shapes = new java.util.HashMap<>();
         boolean hot;
+
+        /** Runs op, adding its time to what's sums (or, hot, the time of 5 repeats after 2). */
+        void time(ConvTiming what, Runnable op) {
+            long t0 = System.nanoTime();
+            op.run();
+            long t = System.nanoTime() - t0;
+            String key = what.block() + "." + what.conv();
+            double[] sum = sums.computeIfAbsent(key, k -> new double[4]);
+            shapes.putIfAbsent(key, what);
+            if (hot) {
+                // the op writes its output again: with the same values, or, where the output is the
+                // residual itself (a block's last convolution), with the sum added once more
+                for (int i = 0; i < 2; i++) {
+                    op.run();
+                }
+                t0 = System.nanoTime();
+                for (int i = 0; i < 5; i++) {
+                    op.run();
+                }
+                sum[2] += System.nanoTime() - t0;
+                sum[3] += 5;
+            } else {
+                sum[0] += t;
+                sum[1]++;
+            }
+        }
     }
 
     /** Non-null while {@link #profile} runs. */
     private Profile profile;
 
     /**
-     * Where a forward's time goes, convolution by convolution (the blocks'; not the stem): runs
-     * {@code reps} forwards of {@link #features(Tensor)} timing each convolution's call, then one
+     * Where a forward's time goes, operation by operation (the stem, the max pool and every block
+     * convolution; not the final layout change): runs
+     * {@code reps} forwards of {@link #features(Tensor)} timing each operation's call, then one
      * more in which each call is repeated at once (2 untimed, 5 timed) for its hot time. The gap
      * between the two is what the convolution loses to fetching its weights and input from beyond
      * the caches. The results are in network order. Warm the JIT first (a few forwards): the first
@@ -323,28 +356,17 @@ public final class ResNetInference {
             c.forward(x, y, residual, relu);
             return;
         }
-        long t0 = System.nanoTime();
-        c.forward(x, y, residual, relu);
-        long t = System.nanoTime() - t0;
-        String key = index + "." + name;
-        double[] sum = p.sums.computeIfAbsent(key, k -> new double[4]);
-        p.shapes.putIfAbsent(key, new ConvTiming(index, name, x.channels(), c.outChannels(), c.kernel(), c.stride(),
-                x.height(), x.width(), c.winograd() != null, 0, 0));
-        if (p.hot) {
-            // y is written again: with the same values, or, where y is the residual itself (the
-            // block's last convolution), with the sum added once more (profile's comment says so)
-            for (int i = 0; i < 2; i++) {
-                c.forward(x, y, residual, relu);
-            }
-            t0 = System.nanoTime();
-            for (int i = 0; i < 5; i++) {
-                c.forward(x, y, residual, relu);
-            }
-            sum[2] += System.nanoTime() - t0;
-            sum[3] += 5;
+        p.time(new ConvTiming(index, name, x.channels(), c.outChannels(), c.kernel(), c.stride(), x.height(),
+                x.width(), c.winograd() != null, 0, 0), () -> c.forward(x, y, residual, relu));
+    }
+
+    /** {@code op}, timed as {@code what} while {@link #profile} runs. */
+    private void run(ConvTiming what, Runnable op) {
+        Profile p = profile;
+        if (p == null) {
+            op.run();
         } else {
-            sum[0] += t;
-            sum[1]++;
+            p.time(what, op);
         }
     }
 
@@ -367,6 +389,27 @@ public final class ResNetInference {
         int oh = (h + 2 * stemPad - stemKernel) / stemStride + 1;
         int ow = (w + 2 * stemPad - stemKernel) / stemStride + 1;
         Activation stemOut = take(n, oh, ow, stem.outChannels(), 0);
+        run(new ConvTiming(-1, "stem", stemIn, stem.outChannels(), stemKernel, stemStride, h, w, false, 0, 0),
+                () -> stem(x, offset, n, h, w, oh, ow, stemOut));
+        Activation y = take(n, (oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(),
+                blocks.get(0).inputPad());
+        run(new ConvTiming(-1, "maxpool", stem.outChannels(), stem.outChannels(), 3, 2, oh, ow, false, 0, 0),
+                () -> NhwcConv.maxPool(stemOut, 3, 2, 1, y));
+        give(stemOut);
+        Activation a = y;
+        for (int b = 0; b < blocks.size(); b++) {
+            int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
+            Activation next = block(b, a, nextPad);
+            if (next.data() != a.data()) {
+                give(a);
+            }
+            a = next;
+        }
+        return a;
+    }
+
+    /** The stem convolution (with its ReLU) of n images at x's offset into stemOut. */
+    private void stem(Tensor x, long offset, int n, int h, int w, int oh, int ow, Activation stemOut) {
         if (stem.kernel() > 1) {
             // few input channels: the few-channel kernel on the padded image itself, no patches
             Activation in = take(n, h, w, stemIn, stemPad);
@@ -394,19 +437,6 @@ public final class ResNetInference {
                 give(patches);
             }
         }
-        Activation y = take(n, (oh + 2 - 3) / 2 + 1, (ow + 2 - 3) / 2 + 1, stem.outChannels(),
-                blocks.get(0).inputPad());
-        NhwcConv.maxPool(stemOut, 3, 2, 1, y);
-        give(stemOut);
-        for (int b = 0; b < blocks.size(); b++) {
-            int nextPad = b + 1 < blocks.size() ? blocks.get(b + 1).inputPad() : 0;
-            Activation next = block(b, y, nextPad);
-            if (next.data() != y.data()) {
-                give(y);
-            }
-            y = next;
-        }
-        return y;
     }
 
     private Activation block(int index, Activation x, int outPad) {
