@@ -50,11 +50,31 @@ public final class NhwcConv {
      * {@code width + pad} long, not {@code width + 2·pad}): a stride-1 convolution then computes
      * and throws away {@code pad} positions a row instead of {@code 2·pad} (14 → 7 % at 14×14).
      * Only stride-1 convolutions read such an activation.
+     *
+     * <p>With {@code phaseStride} s &gt; 1 the padded image is stored split into its s×s stride
+     * phases (padded pixel (s·i + a, s·j + b) at row i, column j of phase (a, b), each phase
+     * {@link #phaseRows} × {@link #phaseColumns}, the phases one after the other): the layout a
+     * stride-s convolution with this padding reads without splitting its input first. Only
+     * {@link NhwcConv#forward} writes such an activation (its store goes through {@link #index}) and
+     * only its stride-s convolutions with the same padding read one; the other operations refuse it.
      */
     public record Activation(float[] data, int batch, int height, int width, int channels, int pad,
-                             boolean sharedColumns) {
+                             boolean sharedColumns, int phaseStride) {
         /** Pixels of slack after the last image: the largest over-read of a tile, with margin. */
         public static final int SLACK_PIXELS = 32;
+
+        public Activation {
+            if (phaseStride < 1 || phaseStride > 1 && sharedColumns) {
+                throw new IllegalArgumentException("phase stride " + phaseStride + (sharedColumns
+                        ? " with shared columns" : "") + ": a stride of 1 or more, and shared columns only unsplit");
+            }
+        }
+
+        /** An activation without stride phases; see the class comment for {@code sharedColumns}. */
+        public Activation(float[] data, int batch, int height, int width, int channels, int pad,
+                boolean sharedColumns) {
+            this(data, batch, height, width, channels, pad, sharedColumns, 1);
+        }
 
         /** An activation with a full padding ring. */
         public Activation(float[] data, int batch, int height, int width, int channels, int pad) {
@@ -69,18 +89,33 @@ public final class NhwcConv {
         /** A zeroed activation; see the class comment for {@code sharedColumns}. */
         public static Activation allocate(int batch, int height, int width, int channels, int pad,
                 boolean sharedColumns) {
-            long floats = floats(batch, height, width, channels, pad, sharedColumns);
+            return allocate(batch, height, width, channels, pad, sharedColumns, 1);
+        }
+
+        /** A zeroed activation; see the class comment for {@code sharedColumns} and {@code phaseStride}. */
+        public static Activation allocate(int batch, int height, int width, int channels, int pad,
+                boolean sharedColumns, int phaseStride) {
+            long floats = floats(batch, height, width, channels, pad, sharedColumns, phaseStride);
             if (floats > Integer.MAX_VALUE - 16) {
                 throw new IllegalArgumentException("channels-last activation " + batch + "x" + height + "x" + width
                         + "x" + channels + " (pad " + pad + ") is over 2^31 floats: run a smaller batch");
             }
-            return new Activation(new float[(int) floats], batch, height, width, channels, pad, sharedColumns);
+            return new Activation(new float[(int) floats], batch, height, width, channels, pad, sharedColumns,
+                    phaseStride);
         }
 
         /** The floats an activation of this geometry holds (its array's length), slack included. */
         public static long floats(int batch, int height, int width, int channels, int pad, boolean sharedColumns) {
-            return (long) batch * (height + 2L * pad) * (width + (sharedColumns ? 1L : 2L) * pad) * channels
-                    + (long) SLACK_PIXELS * channels;
+            return floats(batch, height, width, channels, pad, sharedColumns, 1);
+        }
+
+        /** The floats an activation of this geometry holds (its array's length), slack included. */
+        public static long floats(int batch, int height, int width, int channels, int pad, boolean sharedColumns,
+                int phaseStride) {
+            long s = phaseStride;
+            long rows = (height + 2L * pad + s - 1) / s;
+            long cols = (width + (sharedColumns ? 1L : 2L) * pad + s - 1) / s;
+            return (long) batch * s * s * rows * cols * channels + (long) SLACK_PIXELS * channels;
         }
 
         public int paddedHeight() {
@@ -91,13 +126,43 @@ public final class NhwcConv {
             return width + (sharedColumns ? 1 : 2) * pad;
         }
 
+        /** Rows of one stride phase (the padded height when unsplit). */
+        public int phaseRows() {
+            return (paddedHeight() + phaseStride - 1) / phaseStride;
+        }
+
+        /** Columns of one stride phase (the padded width when unsplit). */
+        public int phaseColumns() {
+            return (paddedWidth() + phaseStride - 1) / phaseStride;
+        }
+
         public int imageStride() {
-            return paddedHeight() * paddedWidth() * channels;
+            // no division on the unsplit path: index() runs in the max pool's and the stores' loops
+            return phaseStride == 1 ? paddedHeight() * paddedWidth() * channels
+                    : phaseStride * phaseStride * phaseRows() * phaseColumns() * channels;
         }
 
         /** Index of channel 0 of pixel (y, x) of image n. */
         public int index(int n, int y, int x) {
-            return n * imageStride() + ((y + pad) * paddedWidth() + x + pad) * channels;
+            return phaseStride == 1 ? n * imageStride() + ((y + pad) * paddedWidth() + x + pad) * channels
+                    : phasedIndex(n, y, x);
+        }
+
+        /** {@link #index} in an activation split into stride phases (kept apart: index stays small). */
+        private int phasedIndex(int n, int y, int x) {
+            int s = phaseStride;
+            int yp = y + pad;
+            int xp = x + pad;
+            return n * imageStride() + (((yp % s) * s + xp % s) * phaseRows() * phaseColumns()
+                    + (yp / s) * phaseColumns() + xp / s) * channels;
+        }
+
+        /** Refuses an activation split into stride phases, for an operation that reads rows. */
+        void requireUnsplit(String operation) {
+            if (phaseStride != 1) {
+                throw new IllegalArgumentException(operation + " reads unsplit activations, not one split into "
+                        + phaseStride + "x" + phaseStride + " stride phases");
+            }
         }
     }
 
@@ -322,12 +387,24 @@ public final class NhwcConv {
         int wp;
         int[] tapOff = new int[k * k];
         if (st == 1) {
+            x.requireUnsplit("a stride-1 convolution");
             xd = x.data();
             imageStride = x.imageStride();
             wp = x.paddedWidth();
             for (int kh = 0; kh < k; kh++) {
                 for (int kw = 0; kw < k; kw++) {
                     tapOff[kh * k + kw] = ((kh + d) * wp + kw + d) * cin;
+                }
+            }
+        } else if (x.phaseStride() == st && d == 0) {
+            // already split into this convolution's stride phases by the layer that wrote it
+            int hq = x.phaseRows();
+            wp = x.phaseColumns();
+            xd = x.data();
+            imageStride = x.imageStride();
+            for (int kh = 0; kh < k; kh++) {
+                for (int kw = 0; kw < k; kw++) {
+                    tapOff[kh * k + kw] = (((kh % st) * st + kw % st) * hq * wp + (kh / st) * wp + kw / st) * cin;
                 }
             }
         } else {
@@ -412,6 +489,7 @@ public final class NhwcConv {
      */
     public static void forwardFewChannels(Activation x, Weights w, Activation out, Activation residual,
             boolean relu) {
+        x.requireUnsplit("the few-channel convolution");
         if (x.channels() != w.cin || x.pad() < w.pad || x.sharedColumns()) {
             throw new IllegalArgumentException("input has " + x.channels() + " channels, pad " + x.pad()
                     + (x.sharedColumns() ? " (shared columns)" : "") + "; the convolution wants " + w.cin
@@ -742,6 +820,7 @@ public final class NhwcConv {
      * 1.7 MB for ResNet-50's layer2 3×3/2 at 224², humongous for G1) cost its zeroing and collection.
      */
     private static float[] phaseSplit(Activation x, int d, int st, int phases, int hq, int wq) {
+        x.requireUnsplit("splitting into stride phases");
         int c = x.channels();
         int hp = x.paddedHeight() - d;
         int wpx = x.paddedWidth();
@@ -994,6 +1073,8 @@ public final class NhwcConv {
 
     /** {@link #maxPool(Activation, int, int, int, int)} into {@code out} (its interior is overwritten). */
     public static void maxPool(Activation x, int kernel, int stride, int pad, Activation out) {
+        x.requireUnsplit("the max pool");
+        out.requireUnsplit("the max pool");
         if (x.pad() != 0) {
             throw new IllegalArgumentException("max pooling reads an unpadded activation");
         }
@@ -1006,6 +1087,9 @@ public final class NhwcConv {
         int vl = SPECIES.length();
         float[] xd = x.data();
         float[] od = out.data();
+        // x is unpadded and unsplit: pixel (iy, ix) of image n at n * imageStride + (iy * width + ix) * c
+        int xImage = x.imageStride();
+        int xRow = x.width() * c;
         CpuThreads.parallelFor(x.batch() * oh, u -> {
             int n = u / oh;
             int y = u % oh;
@@ -1020,7 +1104,7 @@ public final class NhwcConv {
                     FloatVector m = FloatVector.broadcast(SPECIES, Float.NEGATIVE_INFINITY);
                     for (int iy = y0; iy < y1; iy++) {
                         for (int ix = x0; ix < x1; ix++) {
-                            m = m.max(FloatVector.fromArray(SPECIES, xd, x.index(n, iy, ix) + ch));
+                            m = m.max(FloatVector.fromArray(SPECIES, xd, n * xImage + iy * xRow + ix * c + ch));
                         }
                     }
                     m.intoArray(od, oi + ch);
@@ -1029,7 +1113,7 @@ public final class NhwcConv {
                     float m = Float.NEGATIVE_INFINITY;
                     for (int iy = y0; iy < y1; iy++) {
                         for (int ix = x0; ix < x1; ix++) {
-                            float v = xd[x.index(n, iy, ix) + ch];
+                            float v = xd[n * xImage + iy * xRow + ix * c + ch];
                             m = v > m || Float.isNaN(v) ? v : m;
                         }
                     }
@@ -1080,6 +1164,7 @@ public final class NhwcConv {
 
     /** Writes x (any padding) as a contiguous channels-last float32 tensor at float offset dstOff of dst. */
     public static void toNhwc(Activation x, MemorySegment dst, long dstOff) {
+        x.requireUnsplit("the copy to NHWC");
         int rowFloats = x.width() * x.channels();
         int rows = x.batch() * x.height();
         Sgemm.checkExtent("output", dst, dstOff, rows, rowFloats, rowFloats, 1);
@@ -1178,6 +1263,7 @@ public final class NhwcConv {
 
     /** Writes x (any padding) as NCHW float32 at float offset dstOff of dst. */
     public static void toNchw(Activation x, MemorySegment dst, long dstOff) {
+        x.requireUnsplit("the copy to NCHW");
         int c = x.channels();
         int h = x.height();
         int w = x.width();

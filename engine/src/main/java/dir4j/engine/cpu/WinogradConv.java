@@ -268,6 +268,7 @@ public final class WinogradConv {
      * @throws IllegalArgumentException if the channels or output sizes do not fit
      */
     public static void forward(Activation x, Weights w, Activation out, Activation residual, boolean relu) {
+        x.requireUnsplit("the Winograd convolution");
         int cin = w.u.cin;
         if (x.channels() != cin) {
             throw new IllegalArgumentException("input has " + x.channels() + " channels; the convolution wants " + cin);

@@ -224,6 +224,93 @@ class NhwcConvTest {
         }
     }
 
+    /** a's pixels in NCHW order, read through a.index (any layout, stride phases included). */
+    static float[] readThroughIndex(Activation a) {
+        int c = a.channels();
+        float[] out = new float[a.batch() * c * a.height() * a.width()];
+        for (int b = 0; b < a.batch(); b++) {
+            for (int y = 0; y < a.height(); y++) {
+                for (int xx = 0; xx < a.width(); xx++) {
+                    for (int ch = 0; ch < c; ch++) {
+                        out[((b * c + ch) * a.height() + y) * a.width() + xx] = a.data()[a.index(b, y, xx) + ch];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * An activation stored split into stride phases: a 1×1 convolution writes one through its store,
+     * every float outside its pixels stays zero, a stride-2 3×3 with the same padding reads it in
+     * place and gives the definition's result (odd sizes: the padded height leaves a phase row past
+     * the image), and what cannot read it says so.
+     */
+    @Test
+    void convolutionsWriteAndReadActivationsSplitIntoStridePhases() {
+        int n = 2;
+        int c = 24;
+        int h = 13;
+        int w = 10;
+        int mid = 40;
+        int co = 70;
+        float[] x = random(n * c * h * w, 11, 1);
+        float[] w1 = random(mid * c, 12, 0.2);
+        float[] b1 = random(mid, 13, 0.5);
+        float[] w2 = random(co * mid * 9, 14, 0.1);
+        float[] b2 = random(co, 15, 0.5);
+        Activation a1 = Activation.allocate(n, h, w, mid, 1, false, 2);
+        assertEquals(2 * 2 * 8 * 6 * mid, a1.imageStride(), "4 phases of ceil(15 / 2) x ceil(12 / 2) pixels");
+        NhwcConv.forward(toActivation(x, n, c, h, w, 0), Weights.pack(w1, b1, mid, c, 1, 1, 0), a1, null, true);
+        double[] first = reference(x, n, c, h, w, w1, b1, mid, 1, 1, 0, null, true);
+        float[] a1Values = readThroughIndex(a1);
+        assertClose("1x1 into stride phases", first, a1Values, 2e-5);
+        // the floats no pixel owns (padding, the phase row past the image, slack) are all zero
+        java.util.Set<Integer> owned = new java.util.HashSet<>();
+        for (int b = 0; b < n; b++) {
+            for (int y = 0; y < h; y++) {
+                for (int xx = 0; xx < w; xx++) {
+                    for (int ch = 0; ch < mid; ch++) {
+                        owned.add(a1.index(b, y, xx) + ch);
+                    }
+                }
+            }
+        }
+        assertEquals(n * h * w * mid, owned.size(), "every pixel and channel has its own float");
+        for (int i = 0; i < a1.data().length; i++) {
+            if (!owned.contains(i)) {
+                assertEquals(0f, a1.data()[i], "float " + i + " belongs to no pixel");
+            }
+        }
+        Weights strided = Weights.pack(w2, b2, co, mid, 3, 2, 1);
+        Activation out = Activation.allocate(n, 7, 5, co, 0);
+        NhwcConv.forward(a1, strided, out, null, true);
+        assertClose("3x3/2 reading the phases in place",
+                reference(a1Values, n, mid, h, w, w2, b2, co, 3, 2, 1, null, true), toNchw(out), 2e-5);
+        // other strides or paddings, and operations that read rows, refuse it by name
+        Weights stride3 = Weights.pack(random(co * mid * 9, 16, 0.1), b2, co, mid, 3, 3, 1);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> NhwcConv.forward(a1, stride3,
+                Activation.allocate(n, 5, 4, co, 0), null, true));
+        assertTrue(e.getMessage().contains("2x2 stride phases"), e.getMessage());
+        Weights unpadded = Weights.pack(random(co * mid * 9, 17, 0.1), b2, co, mid, 3, 2, 0);
+        e = assertThrows(IllegalArgumentException.class, () -> NhwcConv.forward(a1, unpadded,
+                Activation.allocate(n, 6, 4, co, 0), null, true));
+        assertTrue(e.getMessage().contains("stride phases"), e.getMessage());
+        Weights stride1 = Weights.pack(random(co * mid * 9, 18, 0.1), b2, co, mid, 3, 1, 1);
+        e = assertThrows(IllegalArgumentException.class, () -> NhwcConv.forward(a1, stride1,
+                Activation.allocate(n, h, w, co, 0), null, true));
+        assertTrue(e.getMessage().contains("stride-1 convolution"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> NhwcConv.maxPool(a1, 3, 2, 1, 0));
+        assertThrows(IllegalArgumentException.class, () -> toNchw(a1));
+        WinogradConv.Weights wino = WinogradConv.Weights.pack(random(64 * mid * 9, 19, 0.1), new float[64], 64, mid,
+                1);
+        e = assertThrows(IllegalArgumentException.class, () -> WinogradConv.forward(a1, wino,
+                Activation.allocate(n, h, w, 64, 0), null, true));
+        assertTrue(e.getMessage().contains("Winograd"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new Activation(new float[16], 1, 1, 1, 1, 0, false, 0));
+        assertThrows(IllegalArgumentException.class, () -> Activation.allocate(1, 4, 4, 8, 1, true, 2));
+    }
+
     @Test
     void fewChannelKernelRefusesWhatItCannotRead() {
         Weights stem = Weights.pack(random(64 * 3 * 49, 1, 0.1), new float[64], 64, 3, 7, 2, 3);

@@ -203,7 +203,7 @@ public final class ResNetInference {
     }
 
     /** A group's activation geometry: the key of the buffer pool. */
-    private record Geometry(int batch, int height, int width, int channels, int pad, boolean shared) {}
+    private record Geometry(int batch, int height, int width, int channels, int pad, boolean shared, int phases) {}
 
     /**
      * Activation buffers of finished forwards, by geometry, softly held (the collector may take
@@ -229,25 +229,26 @@ public final class ResNetInference {
     }
 
     private Activation take(int n, int h, int w, int c, int pad) {
-        return take(n, h, w, c, pad, false);
+        return take(n, h, w, c, pad, false, 1);
     }
 
-    private Activation take(int n, int h, int w, int c, int pad, boolean shared) {
-        Geometry g = new Geometry(n, h, w, c, pad, shared);
+    private Activation take(int n, int h, int w, int c, int pad, boolean shared, int phases) {
+        Geometry g = new Geometry(n, h, w, c, pad, shared, phases);
         synchronized (pool) {
             java.util.ArrayDeque<java.lang.ref.SoftReference<float[]>> free = pool.get(g);
             while (free != null && !free.isEmpty()) {
                 float[] data = free.pop().get();
                 if (data != null) {
-                    return new Activation(data, n, h, w, c, pad, shared);
+                    return new Activation(data, n, h, w, c, pad, shared, phases);
                 }
             }
         }
-        return Activation.allocate(n, h, w, c, pad, shared);
+        return Activation.allocate(n, h, w, c, pad, shared, phases);
     }
 
     private void give(Activation a) {
-        Geometry g = new Geometry(a.batch(), a.height(), a.width(), a.channels(), a.pad(), a.sharedColumns());
+        Geometry g = new Geometry(a.batch(), a.height(), a.width(), a.channels(), a.pad(), a.sharedColumns(),
+                a.phaseStride());
         synchronized (pool) {
             pool.computeIfAbsent(g, k -> new java.util.ArrayDeque<>()).push(new java.lang.ref.SoftReference<>(a.data()));
         }
@@ -445,9 +446,13 @@ public final class ResNetInference {
         Conv first = b.conv1();
         int h1 = first.outSize(x.height());
         int w1 = first.outSize(x.width());
-        // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns
         int n = x.batch();
-        Activation a1 = take(n, h1, w1, first.outChannels(), b.conv2().pad(), b.conv2().stride() == 1);
+        // conv2 alone reads a1: with stride 1 it takes the layout with shared padding columns; with a
+        // larger stride, written by a direct convolution, a1 is stored split into conv2's stride
+        // phases (the store places each pixel), so that conv2 need not split it (a pass over it)
+        int st = b.conv2().stride();
+        Activation a1 = take(n, h1, w1, first.outChannels(), b.conv2().pad(), st == 1,
+                st > 1 && first.winograd() == null ? st : 1);
         run(index, "conv1", first, x, a1, null, true);
         Activation a2 = a1;
         if (b.conv3() != null) {
