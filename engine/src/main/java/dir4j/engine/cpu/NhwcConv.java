@@ -25,7 +25,8 @@ import jdk.incubator.vector.VectorSpecies;
  * q + kh·Wp + kw for tap (kh, kw)), so tiles run across rows and only positions with ow ≥ OW are
  * computed and thrown away. A convolution with stride s &gt; 1 first splits its input into the s×s
  * stride phases (pixel (s·i + a, s·j + b) to phase (a, b)), over which it is a stride-1 one with a
- * tap offset per phase. bench: {@code NhwcConvBench} (JMH, against the im2col + SGEMM path on
+ * tap offset per phase; an input the previous layer already stored split
+ * ({@link Activation#phaseStride}) is read in place. bench: {@code NhwcConvBench} (JMH, against the im2col + SGEMM path on
  * ResNet's batch-1 shapes) and {@code ResNetForwardBench.forwardCompiled}.
  *
  * <p>Activations are heap arrays (the micro-kernel is fastest on them, see {@link Sgemm}) with
