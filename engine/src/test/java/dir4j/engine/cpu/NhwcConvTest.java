@@ -261,6 +261,7 @@ class NhwcConvTest {
         float[] b2 = random(co, 15, 0.5);
         Activation a1 = Activation.allocate(n, h, w, mid, 1, false, 2);
         assertEquals(2 * 2 * 8 * 6 * mid, a1.imageStride(), "4 phases of ceil(15 / 2) x ceil(12 / 2) pixels");
+        assertEquals(n * 2 * 2 * 8 * 6 * mid + Activation.SLACK_PIXELS * mid, a1.data().length, "two images and slack");
         NhwcConv.forward(toActivation(x, n, c, h, w, 0), Weights.pack(w1, b1, mid, c, 1, 1, 0), a1, null, true);
         double[] first = reference(x, n, c, h, w, w1, b1, mid, 1, 1, 0, null, true);
         float[] a1Values = readThroughIndex(a1);
@@ -308,7 +309,8 @@ class NhwcConvTest {
                 Activation.allocate(n, h, w, 64, 0), null, true));
         assertTrue(e.getMessage().contains("Winograd"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> new Activation(new float[16], 1, 1, 1, 1, 0, false, 0));
-        assertThrows(IllegalArgumentException.class, () -> Activation.allocate(1, 4, 4, 8, 1, true, 2));
+        e = assertThrows(IllegalArgumentException.class, () -> Activation.allocate(1, 4, 4, 8, 1, true, 2));
+        assertTrue(e.getMessage().contains("with shared columns"), e.getMessage());
     }
 
     @Test
