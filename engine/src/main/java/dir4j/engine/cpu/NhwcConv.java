@@ -26,8 +26,8 @@ import jdk.incubator.vector.VectorSpecies;
  * computed and thrown away. A convolution with stride s &gt; 1 first splits its input into the s×s
  * stride phases (pixel (s·i + a, s·j + b) to phase (a, b)), over which it is a stride-1 one with a
  * tap offset per phase; an input the previous layer already stored split
- * ({@link Activation#phaseStride}) is read in place. bench: {@code NhwcConvBench} (JMH, against the im2col + SGEMM path on
- * ResNet's batch-1 shapes) and {@code ResNetForwardBench.forwardCompiled}.
+ * ({@link Activation#phaseStride}) is read in place. bench: {@code NhwcConvBench} (JMH, against the
+ * im2col + SGEMM path on ResNet's batch-1 shapes) and {@code ResNetForwardBench.forwardCompiled}.
  *
  * <p>Activations are heap arrays (the micro-kernel is fastest on them, see {@link Sgemm}) with
  * {@link Activation#SLACK_PIXELS} pixels of slack at the end, which the last tiles may read.
@@ -381,8 +381,9 @@ public final class NhwcConv {
         int cin = w.cin;
         int st = w.stride;
         int k = w.kernel;
-        // Stride s > 1: split the padded input into its s x s phases (pixels (s*i + a, s*j + b)), so
-        // that the strided convolution is a stride-1 one over the phases, laid out flat like any other.
+        // Stride s > 1: the padded input in its s x s phases (pixels (s*i + a, s*j + b)), so that the
+        // strided convolution is a stride-1 one over the phases, laid out flat like any other: as the
+        // layer that wrote x stored it, or split here.
         float[] xd;
         int imageStride;
         int wp;
@@ -397,22 +398,20 @@ public final class NhwcConv {
                     tapOff[kh * k + kw] = ((kh + d) * wp + kw + d) * cin;
                 }
             }
-        } else if (x.phaseStride() == st && d == 0) {
-            // already split into this convolution's stride phases by the layer that wrote it
-            int hq = x.phaseRows();
-            wp = x.phaseColumns();
-            xd = x.data();
-            imageStride = x.imageStride();
-            for (int kh = 0; kh < k; kh++) {
-                for (int kw = 0; kw < k; kw++) {
-                    tapOff[kh * k + kw] = (((kh % st) * st + kw % st) * hq * wp + (kh / st) * wp + kw / st) * cin;
-                }
-            }
         } else {
-            int hq = Sgemm.ceilDiv(x.height() + 2 * w.pad, st);
-            wp = Sgemm.ceilDiv(x.width() + 2 * w.pad, st);
-            int phases = Math.min(k, st);
-            xd = phaseSplit(x, d, st, phases, hq, wp);
+            int hq;
+            int phases;
+            if (x.phaseStride() == st && d == 0) {
+                hq = x.phaseRows();
+                wp = x.phaseColumns();
+                phases = st;
+                xd = x.data();
+            } else {
+                hq = Sgemm.ceilDiv(x.height() + 2 * w.pad, st);
+                wp = Sgemm.ceilDiv(x.width() + 2 * w.pad, st);
+                phases = Math.min(k, st);
+                xd = phaseSplit(x, d, st, phases, hq, wp);
+            }
             imageStride = phases * phases * hq * wp * cin;
             for (int kh = 0; kh < k; kh++) {
                 for (int kw = 0; kw < k; kw++) {
