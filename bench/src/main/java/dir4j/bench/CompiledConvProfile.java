@@ -63,7 +63,7 @@ public final class CompiledConvProfile {
             forward = (System.nanoTime() - t0) / 1e6 / reps;
             timings = compiled.profile(image, reps);
         }
-        String winograd = "";
+        java.util.Set<String> winograd = new java.util.LinkedHashSet<>();
         for (ResNetInference.ConvTiming t : timings) {
             String key = t.conv().equals("maxpool") ? poolKey(t.inChannels(), t.stride(), t.height(), t.width())
                     : key(t.inChannels(), t.outChannels(), t.kernel(), t.stride(), t.height(), t.width());
@@ -71,8 +71,8 @@ public final class CompiledConvProfile {
             r[0]++;
             r[2] += t.inNetworkMillis();
             r[3] += t.hotMillis();
-            if (t.winograd() && !winograd.contains(key)) {
-                winograd += (winograd.isEmpty() ? "" : ", ") + key;
+            if (t.winograd()) {
+                winograd.add(key);
             }
         }
 
@@ -99,7 +99,7 @@ public final class CompiledConvProfile {
         System.out.printf(Locale.ROOT, "| all | %.0f | %.3f | %.3f | %.3f | %.2f | %.2f |%n", total[0], total[1],
                 total[2], total[3], total[2] / total[1], total[2] / total[3]);
         System.out.println();
-        System.out.println("dir4j ran as Winograd F(2x2, 3x3): " + (winograd.isEmpty() ? "none" : winograd));
+        System.out.println("dir4j ran as Winograd F(2x2, 3x3): " + (winograd.isEmpty() ? "none" : String.join(", ", winograd)));
         net.close();
         image.close();
     }
