@@ -437,9 +437,14 @@ public final class NhwcConv {
         int chunkSize = tilesPerTask(tiles, obs, macsPerTile, taskMacs);
         int chunks = Sgemm.ceilDiv(tiles, chunkSize);
         int[][] depth = depthChunks(taps, cin, kc);
+        // The tasks' order, and so how the threads share them (CpuThreads gives each a contiguous
+        // run): output block by output block when the weights are the larger operand (each thread
+        // reads its share of them), pixel run by pixel run when the activations are (each thread
+        // reads and writes its own rows, which the next layer, split alike, finds in its cache).
+        boolean byPixels = (long) x.data().length + out.data().length > w.packed.length;
         CpuThreads.parallelFor(obs * chunks, u -> {
-            int ob = u / chunks;
-            int t0 = (u % chunks) * chunkSize;
+            int ob = byPixels ? u % obs : u / chunks;
+            int t0 = (byPixels ? u / obs : u % chunks) * chunkSize;
             int t1 = Math.min(tiles, t0 + chunkSize);
             // The tiles' sums, carried from depth chunk to depth chunk; the last chunk's are stored.
             float[] acc = accumulators(chunkSize * MR * NR);

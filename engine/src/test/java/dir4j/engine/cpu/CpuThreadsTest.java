@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
@@ -54,5 +56,57 @@ class CpuThreadsTest {
             }
         });
         assertEquals(1000 * 999 / 2, sum.get());
+    }
+
+    @Test
+    void eachParticipantTakesItsOwnRunInOrderThenTheEndsOfTheOthers() {
+        // 10 indices, 3 participants: runs [0, 3), [3, 6), [6, 10)
+        CpuThreads.Shared shared = new CpuThreads.Shared(i -> {}, 10, 3);
+        assertEquals(3, shared.claim(1));
+        assertEquals(6, shared.claim(2));
+        List<Integer> caller = new ArrayList<>();
+        for (int i; (i = shared.claim(0)) < 10; ) {
+            caller.add(i);
+        }
+        // its own run front to back, then run 1's rest from its end, then run 2's
+        assertEquals(List.of(0, 1, 2, 5, 4, 9, 8, 7), caller);
+        assertEquals(10, shared.claim(1));
+        assertEquals(10, shared.claim(2));
+    }
+
+    @Test
+    void concurrentClaimsHandOutEveryIndexExactlyOnce() throws InterruptedException {
+        int n = 100_000;
+        int parts = 4;
+        CpuThreads.Shared shared = new CpuThreads.Shared(i -> {}, n, parts);
+        AtomicIntegerArray hits = new AtomicIntegerArray(n);
+        int[] counts = new int[parts];
+        Thread[] threads = new Thread[parts];
+        for (int p = 0; p < parts; p++) {
+            int me = p;
+            // participant 3 starts late and finds its run partly taken from the end
+            threads[p] = new Thread(() -> {
+                for (int i; (i = shared.claim(me)) < n; ) {
+                    hits.incrementAndGet(i);
+                    counts[me]++;
+                }
+            });
+        }
+        for (int p = 0; p < parts - 1; p++) {
+            threads[p].start();
+        }
+        Thread.sleep(1);
+        threads[parts - 1].start();
+        for (Thread t : threads) {
+            t.join();
+        }
+        int total = 0;
+        for (int p = 0; p < parts; p++) {
+            total += counts[p];
+        }
+        assertEquals(n, total);
+        for (int i = 0; i < n; i++) {
+            assertEquals(1, hits.get(i), "index " + i);
+        }
     }
 }
