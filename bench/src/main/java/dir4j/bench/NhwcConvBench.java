@@ -30,7 +30,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * setup); {@code im2col} is the module's implicit-GEMM forward ({@link Conv2dKernels}, NCHW, no
  * bias or ReLU); {@code winograd} is {@link WinogradConv} (F(2×2, 3×3)) on the stride-1 3×3 shapes.
  * Shapes as {@code cin-cout-kernel-stride-size}: layer3's three (they are 2/3 of ResNet-101's flops),
- * layer1's, layer2's and layer4's 3×3 and a strided 3×3. GFLOP/s =
+ * layer1's, layer2's and layer4's 3×3, a strided 3×3, and the 7×7/2 stem on RGB ({@code fewChannels}:
+ * {@link NhwcConv#forwardFewChannels}, the kernel the compiled inference runs it with). GFLOP/s =
  * 2·cin·cout·k²·OH·OW / time (printed at setup).
  */
 @State(Scope.Benchmark)
@@ -42,7 +43,7 @@ import org.openjdk.jmh.annotations.Warmup;
     "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"})
 public class NhwcConvBench {
     @Param({"256-256-3-1-14", "1024-256-1-1-14", "256-1024-1-1-14", "64-64-3-1-56", "512-512-3-1-7",
-            "256-256-3-2-28", "128-128-3-1-28"})
+            "256-256-3-2-28", "128-128-3-1-28", "3-64-7-2-224"})
     String shape;
 
     Conv2dGeometry g;
@@ -96,6 +97,16 @@ public class NhwcConvBench {
             throw new IllegalStateException(shape + " is not a stride-1 3x3: winograd does not apply");
         }
         WinogradConv.forward(xa, winograd, out, null, true);
+        return out;
+    }
+
+    /** The few-channel kernel ({@link NhwcConv#forwardFewChannels}); shapes with fewer than 16 input channels only. */
+    @Benchmark
+    public Activation fewChannels() {
+        if (!NhwcConv.fewChannels(g.inChannels(), g.kernelH())) {
+            throw new IllegalStateException(shape + " has too many input channels for the few-channel kernel");
+        }
+        NhwcConv.forwardFewChannels(xa, packed, out, null, true);
         return out;
     }
 
