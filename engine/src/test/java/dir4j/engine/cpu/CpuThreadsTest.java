@@ -2,10 +2,15 @@ package dir4j.engine.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
@@ -108,5 +113,30 @@ class CpuThreadsTest {
         for (int i = 0; i < n; i++) {
             assertEquals(1, hits.get(i), "index " + i);
         }
+    }
+
+    @Test
+    void theCallerRunsTheFirstRunWhileAWorkerRunsTheNext() {
+        assumeTrue(CpuThreads.threads() > 1, "one thread: parallelFor runs inline");
+        Thread caller = Thread.currentThread();
+        Thread[] ran = new Thread[2];
+        CountDownLatch secondStarted = new CountDownLatch(1);
+        boolean[] sawSecond = new boolean[1];
+        CpuThreads.parallelFor(2, i -> {
+            ran[i] = Thread.currentThread();
+            if (i == 1) {
+                secondStarted.countDown();
+            } else {
+                // index 0 holds its thread until index 1 has started: only a second thread can start it
+                try {
+                    sawSecond[0] = secondStarted.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        assertSame(caller, ran[0], "the caller takes the first run at once");
+        assertNotSame(caller, ran[1], "a pool worker takes the second run");
+        assertTrue(sawSecond[0], "the two runs ran at the same time");
     }
 }
