@@ -110,11 +110,15 @@ public final class CpuThreads {
             work(Math.min(joined.incrementAndGet(), runs.length() - 1));
         }
 
-        /** The next index for participant p: the front of its own run, else the back of another's; n when none is left. */
+        /**
+         * The next index for participant p: the front of its own run, else the back of another's;
+         * n when none is left.
+         */
         int claim(int p) {
             int parts = runs.length();
             for (int k = 0; k < parts; k++) {
                 int q = (p + k) % parts;
+                boolean own = k == 0;
                 while (true) {
                     long r = runs.get(q);
                     int lo = (int) (r >>> 32);
@@ -122,8 +126,8 @@ public final class CpuThreads {
                     if (lo >= hi) {
                         break;
                     }
-                    if (k == 0 ? runs.compareAndSet(q, r, pack(lo + 1, hi)) : runs.compareAndSet(q, r, pack(lo, hi - 1))) {
-                        return k == 0 ? lo : hi - 1;
+                    if (runs.compareAndSet(q, r, own ? pack(lo + 1, hi) : pack(lo, hi - 1))) {
+                        return own ? lo : hi - 1;
                     }
                 }
             }

@@ -531,7 +531,7 @@ public final class NhwcConv {
         }
         // depth chunks: whole filter rows, at most KC weight rows each, or the whole filter when it
         // is at most a quarter more (ResNet's stem: 147 rows, 37.6 KiB; as 126 + 21 rows the second
-        // pass reloaded and stored every tile's sums, and the stem ran 6-8 % longer)
+        // pass reloaded and stored every tile's sums, and NhwcConvBench.fewChannels ran 9 % longer)
         int rowsPerChunk = k * run <= KC + KC / 4 ? k : Math.max(1, Math.min(k, KC / run));
         int obs = Sgemm.ceilDiv(w.cout, NR);
         int wPer = k * run * NR;

@@ -120,23 +120,21 @@ class CpuThreadsTest {
         assumeTrue(CpuThreads.threads() > 1, "one thread: parallelFor runs inline");
         Thread caller = Thread.currentThread();
         Thread[] ran = new Thread[2];
-        CountDownLatch secondStarted = new CountDownLatch(1);
-        boolean[] sawSecond = new boolean[1];
+        boolean[] sawTheOther = new boolean[2];
+        // each index holds its thread until both have started: the caller, once it holds index 0,
+        // cannot take index 1 as well, and a worker holding index 1 cannot take index 0
+        CountDownLatch started = new CountDownLatch(2);
         CpuThreads.parallelFor(2, i -> {
             ran[i] = Thread.currentThread();
-            if (i == 1) {
-                secondStarted.countDown();
-            } else {
-                // index 0 holds its thread until index 1 has started: only a second thread can start it
-                try {
-                    sawSecond[0] = secondStarted.await(10, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+            started.countDown();
+            try {
+                sawTheOther[i] = started.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         });
-        assertSame(caller, ran[0], "the caller takes the first run at once");
+        assertTrue(sawTheOther[0] && sawTheOther[1], "the two runs ran at the same time");
+        assertSame(caller, ran[0], "the caller takes its own run, the first");
         assertNotSame(caller, ran[1], "a pool worker takes the second run");
-        assertTrue(sawSecond[0], "the two runs ran at the same time");
     }
 }
