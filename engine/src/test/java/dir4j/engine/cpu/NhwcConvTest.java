@@ -127,6 +127,10 @@ class NhwcConvTest {
         "1, 300, 6, 5, 64, 3, 1, 1, 2, 0, false, true",      // uneven depth split, input padded more
         "1, 264, 1, 2, 8, 3, 1, 1, 1, 0, true, false",       // a 1x2 image, 3x3
         "1, 256, 14, 14, 64, 3, 1, 1, 1, 0, false, true",    // layer3's size
+        "3, 40, 13, 11, 70, 1, 2, 0, 2, 1, true, true",      // strided 1x1: odd sizes, a padded input
+        "1, 24, 9, 10, 16, 1, 2, 1, 1, 0, false, false",     // a padded 1x1: its ring reads as zero
+        "2, 20, 17, 14, 64, 1, 3, 0, 0, 0, true, false",     // 1x1, stride 3
+        "1, 300, 14, 14, 130, 1, 2, 0, 0, 0, false, true",   // strided 1x1: depth chunks, partial block
     })
     void convolutionMatchesTheDefinition(int n, int c, int h, int w, int co, int k, int st, int pad, int inPad,
             int outPad, boolean residual, boolean relu) {
