@@ -137,4 +137,41 @@ class CpuThreadsTest {
         assertSame(caller, ran[0], "the caller takes its own run, the first");
         assertNotSame(caller, ran[1], "a pool worker takes the second run");
     }
+
+    @Test
+    @org.junit.jupiter.api.Timeout(120)
+    void manyCallersBackToBackEachRunEveryIndexOnce() throws InterruptedException {
+        // back-to-back calls from several threads at once, each with its own runs and helpers, the
+        // pool's workers shared among them
+        int callers = 4;
+        int calls = 1500;
+        java.util.concurrent.atomic.AtomicReference<String> wrong = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread[] threads = new Thread[callers];
+        for (int c = 0; c < callers; c++) {
+            int seed = c;
+            threads[c] = new Thread(() -> {
+                java.util.Random r = new java.util.Random(seed);
+                for (int k = 0; k < calls && wrong.get() == null; k++) {
+                    int n = 1 + r.nextInt(24);
+                    AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                    CpuThreads.parallelFor(n, hits::incrementAndGet);
+                    for (int i = 0; i < n; i++) {
+                        if (hits.get(i) != 1) {
+                            wrong.compareAndSet(null, "call " + k + " of caller " + seed + ": index " + i + " ran "
+                                    + hits.get(i) + " times");
+                        }
+                    }
+                    if (k % 100 == 0) {
+                        // now and then a pause, so that the workers park between calls
+                        java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+                    }
+                }
+            });
+            threads[c].start();
+        }
+        for (Thread t : threads) {
+            t.join();
+        }
+        assertEquals(null, wrong.get());
+    }
 }
