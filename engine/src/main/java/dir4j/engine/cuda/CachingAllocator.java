@@ -126,6 +126,13 @@ public final class CachingAllocator {
             return handOut(address, size);
         }
         long address = memory.allocate(bucket);
+        if (address == 0 && capture != null) {
+            // releasing the cache waits for the stream, which a capture forbids (it would invalidate
+            // the graph and report the wait's failure instead of the shortage)
+            throw outOfMemory(bytes, bucket, 0, " while a CUDA graph was being recorded (its cache of "
+                    + bytes(cachedBytes) + " cannot be released during a capture: record the graph with less"
+                    + " memory in use, or free the cache before recording)");
+        }
         if (address == 0 && cachedBlocks > 0) {
             long released = cachedBytes;
             releaseCached();
@@ -218,10 +225,14 @@ public final class CachingAllocator {
     }
 
     private OutOfMemoryError outOfMemory(long bytes, long bucket, long released) {
+        return outOfMemory(bytes, bucket, released, released > 0 ? " after releasing its cache of " + bytes(released)
+                : " and caches nothing");
+    }
+
+    private OutOfMemoryError outOfMemory(long bytes, long bucket, long released, String cache) {
         return new OutOfMemoryError("CUDA out of memory on " + device + ": cannot allocate " + bytes(bytes)
                 + " (a block of " + bytes(bucket) + "); dir4j holds " + bytes(inUseBytes) + " in " + inUseBlocks
-                + " live blocks (peak " + bytes(peak) + ")"
-                + (released > 0 ? " after releasing its cache of " + bytes(released) : " and caches nothing")
+                + " live blocks (peak " + bytes(peak) + ")" + cache
                 + "; device: " + memory.describe()
                 + ". Free tensors sooner (MemoryScope), use a smaller batch, or multistage back-propagation");
     }

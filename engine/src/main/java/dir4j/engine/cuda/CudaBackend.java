@@ -212,13 +212,23 @@ public final class CudaBackend implements Backend {
             if (closed) {
                 return;
             }
-            closed = true;
             ctx.bind();
-            // queued replays still use the pool's memory: wait for them before it is handed out again
-            ctx.synchronize("closing a CUDA graph");
-            jcuda.driver.JCudaDriver.cuGraphExecDestroy(exec);
-            jcuda.driver.JCudaDriver.cuGraphDestroy(graph);
-            allocator.release(pool);
+            boolean drained = false;
+            try {
+                // queued replays still use the pool's memory: wait for them before it is handed out again
+                ctx.synchronize("closing a CUDA graph");
+                drained = true;
+            } finally {
+                // the handles go even when the wait reports an earlier failure (an executable graph
+                // still in flight is freed by the driver when it completes); the pool's blocks go
+                // back to the cache only when nothing can still be using them
+                closed = true;
+                jcuda.driver.JCudaDriver.cuGraphExecDestroy(exec);
+                jcuda.driver.JCudaDriver.cuGraphDestroy(graph);
+                if (drained) {
+                    allocator.release(pool);
+                }
+            }
         }
     }
 

@@ -164,6 +164,25 @@ class CachingAllocatorTest {
     }
 
     @Test
+    void outOfMemoryDuringACaptureNeitherWaitsForTheStreamNorReleasesTheCache() {
+        FakeDevice dev = new FakeDevice(64 << 20);
+        CachingAllocator a = new CachingAllocator("fake:0", dev);
+        a.free(a.allocate(40 << 20)); // cached: releasing it would make room, but only after a stream wait
+        a.beginCapture();
+        OutOfMemoryError e = assertThrows(OutOfMemoryError.class, () -> a.allocate(50 << 20));
+        String m = e.getMessage();
+        assertTrue(m.contains("cannot allocate 50.00 MiB"), m);
+        assertTrue(m.contains("while a CUDA graph was being recorded"), m);
+        assertTrue(m.contains("its cache of 40.00 MiB"), m);
+        assertEquals(0, dev.syncs, "no stream wait inside a capture");
+        assertEquals(0, dev.frees, "the cache stays");
+        assertEquals(40 << 20, a.stats().cachedBytes());
+        a.endCapture();
+        assertEquals(50 << 20, a.allocate(50 << 20).size(), "after the capture the cache is released as usual");
+        assertEquals(1, dev.syncs);
+    }
+
+    @Test
     void anImpossibleRequestNamesItselfAndWhatIsHeld() {
         FakeDevice dev = new FakeDevice(64 << 20);
         CachingAllocator a = new CachingAllocator("fake:0", dev);
