@@ -241,6 +241,36 @@ class OptimizerTest {
         }
     }
 
+    /**
+     * clipNorm's float64 copies and squares live one parameter at a time: a network's worth of them
+     * at once (16 bytes a parameter, some 0.7 GB for ResNet-101) would sit beside the gradients.
+     */
+    @Test
+    void clipNormHoldsOneParametersSquaresAtATime() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            List<Tensor> params = new java.util.ArrayList<>();
+            int n = 1 << 18; // 1 MiB of float32 gradient a parameter
+            for (int i = 0; i < 32; i++) {
+                Tensor p = Tensor.zeros(n).requiresGrad(true);
+                p.setGrad(Tensor.uniform(new java.util.Random(i), -1, 1, n));
+                params.add(p);
+            }
+            double expected = 0;
+            for (Tensor p : params) {
+                for (float v : p.grad().toFloatArray()) {
+                    expected += (double) v * v;
+                }
+            }
+            dir4j.engine.cpu.NativeMemory.resetPeak();
+            long before = dir4j.engine.cpu.NativeMemory.liveBytes();
+            double norm = GradClip.clipNorm(params, 1e9);
+            long extra = dir4j.engine.cpu.NativeMemory.peakBytes() - before;
+            Assertions.assertEquals(Math.sqrt(expected), norm, 1e-9 * Math.sqrt(expected));
+            // one parameter's float64 copy and squares (4 MiB) and the sums; all 32 would be 128 MiB
+            Assertions.assertTrue(extra < 16L << 20, "transient bytes " + extra);
+        }
+    }
+
     /** An optimiser made before its module's parameters were replaced says so instead of training nothing. */
     @Test
     void stepRefusesParametersThatWereReplaced() {
@@ -251,6 +281,7 @@ class OptimizerTest {
             net.channelsLast(true); // replaces the 3x3 weights
             IllegalStateException e = Assertions.assertThrows(IllegalStateException.class, sgd::step);
             Assertions.assertTrue(e.getMessage().contains("has been freed"), e.getMessage());
+            Assertions.assertEquals(0, sgd.steps(), "a refused step is not counted (Adam's bias correction uses it)");
         }
     }
 }

@@ -183,9 +183,14 @@ public final class NativeMemory {
         return LIVE_BLOCKS.get();
     }
 
-    /** Highest {@link #liveBytes()} seen. */
+    /** Highest {@link #liveBytes()} seen (since the start or the last {@link #resetPeak()}). */
     public static long peakBytes() {
         return PEAK_BYTES.get();
+    }
+
+    /** Starts {@link #peakBytes()} again from the bytes live now, to measure the peak of what follows. */
+    public static void resetPeak() {
+        PEAK_BYTES.set(LIVE_BYTES.get());
     }
 
     /** Allocations since start; the n-th allocation is number n in {@link #describeLiveSince}. */

@@ -36,10 +36,13 @@ public final class GradClip {
                     continue;
                 }
                 byDevice.computeIfAbsent(g.device(), d -> new ArrayList<>()).add(i);
-                // squares in float64: a float32 gradient of 1e20 has a finite norm
-                Tensor g64 = g.dtype() == DType.FLOAT64 ? g : Ops.cast(g, DType.FLOAT64);
-                sums.computeIfAbsent(g.device(), d -> new ArrayList<>())
-                        .add(Ops.reshape(Ops.sum(Ops.mul(g64, g64), null, false), 1));
+                // squares in float64: a float32 gradient of 1e20 has a finite norm. The cast and the
+                // squares (12 bytes a parameter) are freed at once, only the sum is kept
+                try (MemoryScope one = MemoryScope.open()) {
+                    Tensor g64 = g.dtype() == DType.FLOAT64 ? g : Ops.cast(g, DType.FLOAT64);
+                    sums.computeIfAbsent(g.device(), d -> new ArrayList<>())
+                            .add(one.keep(Ops.reshape(Ops.sum(Ops.mul(g64, g64), null, false), 1)));
+                }
             }
             for (var e : sums.entrySet()) {
                 double[] got = Ops.concat(0, e.getValue().toArray(Tensor[]::new)).toDoubleArray();

@@ -45,17 +45,18 @@ public abstract class Optimizer implements AutoCloseable {
 
     /** Applies one update from the accumulated gradients. */
     public final void step() {
+        for (int i = 0; i < params.size(); i++) {
+            if (params.get(i).isClosed()) {
+                // a freed parameter has no gradient: skipping it would train nothing, silently. Checked
+                // before the count moves, so that a caller who recovers does not shift Adam's bias correction
+                throw new IllegalStateException(getClass().getSimpleName() + ": parameter " + i + " "
+                        + Shape.str(params.get(i).shape()) + " has been freed, as Module.to and a change of "
+                        + "channels-last mode replace a module's parameters: create the optimiser after those");
+            }
+        }
         steps++;
         try (Autograd.NoGrad ng = Autograd.noGrad()) {
             List<Tensor> withGrad = new ArrayList<>();
-            for (int i = 0; i < params.size(); i++) {
-                if (params.get(i).isClosed()) {
-                    // a freed parameter has no gradient: skipping it would train nothing, silently
-                    throw new IllegalStateException(getClass().getSimpleName() + ": parameter " + i + " "
-                            + Shape.str(params.get(i).shape()) + " has been freed, as Module.to and a change of "
-                            + "channels-last mode replace a module's parameters: create the optimiser after those");
-                }
-            }
             for (Tensor p : params) {
                 if (p.grad() != null) {
                     withGrad.add(p);
