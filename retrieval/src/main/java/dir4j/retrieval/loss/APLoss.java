@@ -219,6 +219,9 @@ public class APLoss {
             positives[i] = count[(int) classOf[i]] - (excludeSelf ? 1 : 0);
         }
         boolean grad = dir4j.engine.autograd.Autograd.isGradEnabled() && descriptors.requiresGrad();
+        // the fused path takes the query weights as host coefficients: read now, before the blocks
+        // are queued (read after them, a device's weights would wait for all of the blocks' work)
+        double[] hostWeights = queryWeights != null && fusedHistogramLoss() ? queryWeights.toDoubleArray() : null;
         Tensor ids = onDevice(classOf, dtype, device);
         Tensor hist = Tensor.empty(dtype, device, n, 2, bins.nq());
         Tensor[] kept = null;
@@ -240,11 +243,20 @@ public class APLoss {
         Tensor gradHist;
         Result small;
         if (fusedHistogramLoss()) {
-            QueuedLoss queued = queueLossFromHistogram(hist, positives, w);
+            QueuedLoss queued = queueLossFromHistogram(hist, positives, hostWeights);
             if (grad && eagerGradient(device)) {
                 return forwardEagerGradient(descriptors, ids, hist, positives, queued, finite, rows, kept);
             }
-            small = readLoss(queued, hist, positives, finite);
+            try {
+                small = readLoss(queued, hist, positives, finite);
+            } catch (RuntimeException e) {
+                // NaN/∞ descriptors: the queued gradient and the kept scores go now, not with the caller's scope
+                queued.gradHist().close();
+                if (kept != null) {
+                    kept[0].close();
+                }
+                throw e;
+            }
             gradHist = queued.gradHist();
             if (!grad) {
                 gradHist.close();
@@ -288,6 +300,9 @@ public class APLoss {
         Tensor dD;
         try (Tensor gradHist = queued.gradHist()) {
             dD = blockedGradient(descriptors, ids, gradHist, rows, kept);
+        } catch (RuntimeException e) {
+            queued.ap().close();
+            throw e;
         } finally {
             if (kept != null) {
                 kept[0].close();
@@ -347,9 +362,8 @@ public class APLoss {
      * {@link Backend#apLossFromHistogram}): dL/dAP_q = −w_q / (queries kept), 0 for the excluded
      * ones. Nothing is read back here.
      */
-    private QueuedLoss queueLossFromHistogram(Tensor hist, double[] positives, Tensor weights) {
+    private QueuedLoss queueLossFromHistogram(Tensor hist, double[] positives, double[] w) {
         int n = hist.shape(0);
-        double[] w = weights == null ? null : weights.toDoubleArray();
         int keptQueries = 0;
         for (double p : positives) {
             keptQueries += p > 0 ? 1 : 0;
