@@ -132,7 +132,9 @@ class TrainingGpuTest {
 
     @Test
     void threeTrainingStepsOnCudaMatchTheCpu(@TempDir Path out) throws IOException {
-        threeStepsMatch(out.resolve("ap"), "ap");
+        // channels-last on the device, as `dir4j train --device cuda` runs by default: its k x k weights
+        // stored channels-last, stepped in place, and saved in PyTorch's order
+        threeStepsMatch(out.resolve("ap"), "ap", true);
     }
 
     @Test
@@ -157,10 +159,10 @@ class TrainingGpuTest {
     @Test
     void threeTripletStepsOnCudaMatchTheCpu(@TempDir Path out) throws IOException {
         // the triplet loss gathers rows on the device (indexSelect) and scatters back (indexAdd)
-        threeStepsMatch(out.resolve("triplet"), "triplet");
+        threeStepsMatch(out.resolve("triplet"), "triplet", false);
     }
 
-    private static void threeStepsMatch(Path out, String loss) throws IOException {
+    private static void threeStepsMatch(Path out, String loss, boolean channelsLast) throws IOException {
         TrainConfig cfg = TrainerTest.config(3).with(Map.of("optimizer", "sgd", "lr", "0.01", "momentum", "0.9",
                 "frozenBatchNorm", "true", "schedule", "constant", "loss", loss));
         Map<String, double[]> cpu;
@@ -172,6 +174,7 @@ class TrainingGpuTest {
         Map<String, double[]> gpu = new LinkedHashMap<>();
         Trainer.History hg;
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            net.channelsLast(channelsLast); // on the CPU, before the trainer moves it (TrainCommand's order)
             Trainer t = new Trainer(net, images, labels, cfg, out.resolve("gpu"), GPU);
             hg = t.run(false, null, null);
             assertEquals(GPU, net.device(), "the trainer moved the network to the GPU");
@@ -188,7 +191,15 @@ class TrainingGpuTest {
         for (String k : cpu.keySet()) {
             assertClose(k + " after 3 SGD steps", 1e-4, 1e-5, cpu.get(k), gpu.get(k));
         }
-        assertTrue(Files.exists(out.resolve("gpu").resolve("checkpoint.safetensors")));
+        // the checkpoint holds the weights in PyTorch's order whatever their layout on the device
+        try (dir4j.nn.io.Safetensors.Contents saved =
+                dir4j.nn.io.Safetensors.read(out.resolve("gpu").resolve("checkpoint.safetensors"))) {
+            for (var e : gpu.entrySet()) {
+                Tensor t = saved.tensors().get("model." + e.getKey());
+                assertTrue(t != null, "model." + e.getKey() + " in the checkpoint");
+                assertClose(e.getKey() + " as saved", 0, 0, e.getValue(), t.toDoubleArray());
+            }
+        }
     }
 
     @Test
