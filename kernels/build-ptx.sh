@@ -24,10 +24,12 @@ sass=sm_90
 
 # Per-file flags. None uses --use_fast_math: the elementwise and reduction kernels are
 # bandwidth-bound (approximate math buys no time), and GeM and the AP histogram must agree with
-# the CPU backend. The AP histogram also forbids FMA contraction (ties at bin centres).
+# the CPU backend. The AP histogram also forbids FMA contraction (ties at bin centres); so does
+# the batch norm, whose scale/shift and momentum updates kernels/emu checks against the CPU's
+# formulas to the bit (contracted, they may differ by an ulp; the kernels are bandwidth-bound).
 flags_for() {
   case $1 in
-    ap_histogram) echo "--fmad=false" ;;
+    ap_histogram|batchnorm) echo "--fmad=false" ;;
     *) echo "" ;;
   esac
 }

@@ -470,7 +470,7 @@ public final class ResNetInference {
         // two have one layout: the store reads each residual value and writes its sum to the same
         // float, so the output's lines are not fetched from memory a second time to be written (the
         // block input is not read after).
-        Activation out = identity.pad() == outPad && !identity.sharedColumns()
+        Activation out = identity.pad() == outPad && !identity.sharedColumns() && identity.phaseStride() == 1
                 ? identity : take(n, oh, ow, last.outChannels(), outPad);
         run(index, b.conv3() == null ? "conv2" : "conv3", last, a2, out, identity, true);
         give(a1);
