@@ -245,9 +245,10 @@ final class TrainCommand extends ToolCommand {
 
     @Option(names = "--channels-last", negatable = true, description = "Run the backbone's training forward and "
             + "backward channels-last (NHWC activations; the same weights and results to float rounding), or not "
-            + "(--no-channels-last). Default: on with --device cuda, where cuDNN's tensor-core kernels are faster on "
-            + "that layout (ResNet-101 at 512² on an H200: 323 against 252 img/s), off on the CPU, where it is not "
-            + "yet faster on two cores (bench/RESULTS.md); -Ddir4j.channelsLast sets the default instead.")
+            + "(--no-channels-last). Default: on with --device cuda --tf32, where cuDNN's tensor-core kernels are "
+            + "faster on that layout (ResNet-101 at 512² on an H200: 323 against 252 img/s); off in strict float32 "
+            + "(not yet measured channels-last on a GPU) and on the CPU, where it is not yet faster on two cores "
+            + "(bench/RESULTS.md); -Ddir4j.channelsLast sets the default instead.")
     Boolean channelsLast;
 
     @Option(names = "--quiet", description = "No progress bar or notes on stderr (errors and the summary remain).")
@@ -282,7 +283,7 @@ final class TrainCommand extends ToolCommand {
         try (RetrievalNet net = initialNetwork(cfg.seed())) {
             net.channelsLast(channelsLast != null ? channelsLast
                     : System.getProperty(RetrievalNet.CHANNELS_LAST_PROPERTY) != null ? net.channelsLast()
-                    : dev.kind() == Device.Kind.CUDA);
+                    : dev.kind() == Device.Kind.CUDA && tf32);
             if (!quiet) {
                 System.err.printf("network: %s, %d-d descriptors, %,d parameters; device %s%s%n", net.options(),
                         net.dimension(), net.parameterCount(), dev, net.channelsLast() ? "; channels-last" : "");
