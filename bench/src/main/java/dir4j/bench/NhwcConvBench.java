@@ -110,6 +110,46 @@ public class NhwcConvBench {
         return out;
     }
 
+    /**
+     * Packed copies of one convolution's weights, {@link #BYTES} in all, so that each call of
+     * {@link #directColdWeights} finds its weights in memory rather than in a cache, as a batch-1
+     * forward does, which streams every layer's weights once (ResNet-50: some 100 MB) between two
+     * uses of the same layer. Set up only for that benchmark.
+     */
+    @State(Scope.Benchmark)
+    public static class ColdWeights {
+        /** Bytes of weight copies cycled through: beyond this machine's share of any cache. */
+        static final long BYTES = 512L << 20;
+
+        Weights[] copies;
+        int next;
+
+        @Setup(Level.Trial)
+        public void setup(NhwcConvBench b) {
+            float[] w = b.w.toArray(ValueLayout.JAVA_FLOAT);
+            int n = (int) Math.max(2, BYTES / ((long) w.length * Float.BYTES));
+            copies = new Weights[n];
+            for (int i = 0; i < n; i++) {
+                copies[i] = Weights.pack(w, new float[b.g.outChannels()], b.g.outChannels(), b.g.inChannels(),
+                        b.g.kernelH(), b.g.strideH(), b.g.padH());
+            }
+            System.out.printf("%n%d copies of %.1f MB of weights%n", n, w.length * 4e-6);
+        }
+    }
+
+    /**
+     * {@link #direct} with its weights taken from memory ({@link ColdWeights}): the difference from
+     * {@code direct} is what streaming the weights costs where the kernel does not overlap it with
+     * its arithmetic (the activations stay in cache in both).
+     */
+    @Benchmark
+    public Activation directColdWeights(ColdWeights cold) {
+        Weights w = cold.copies[cold.next];
+        cold.next = (cold.next + 1) % cold.copies.length;
+        NhwcConv.forward(xa, w, out, null, true);
+        return out;
+    }
+
     @Benchmark
     public MemorySegment im2col() {
         Conv2dKernels.forward(g, x, 0, w, 0, y, 0);
