@@ -248,10 +248,10 @@ public final class ResNetGpuBench {
                 result(channelsLastName, ips, be.peakMemoryBytes());
                 if (trainGraph) {
                     try {
-                        be.resetPeakMemory();
                         double gips = graphTraining(be, net, gpu, trainBatch, trainSize, warmup, trainSteps);
-                        result(channelsLastName.replace("_channels_last_", "_channels_last_graph_"), gips,
-                                be.peakMemoryBytes());
+                        // no peak: the allocator counts the graph's blocks as free, and its peak would
+                        // be the eager steps' before the recording
+                        result(channelsLastName.replace("_channels_last_", "_channels_last_graph_"), gips, -1);
                     } catch (RuntimeException e) {
                         // a diagnosis: its failure must not cost the figures after it
                         System.out.println("RESULT training step as a CUDA graph failed: " + e);
@@ -264,9 +264,13 @@ public final class ResNetGpuBench {
         System.out.println("cuDNN choices:\n" + be.convolutionChoices());
     }
 
+    /** A workload's RESULT lines; no peak line when {@code peakBytes} is negative (not measured). */
     private static void result(String workload, double imagesPerSecond, long peakBytes) {
         System.out.printf(Locale.ROOT, "RESULT %s: %.1f img/s%n", workload, imagesPerSecond);
-        System.out.printf(Locale.ROOT, "RESULT %s peak memory: %.2f GiB%n", workload, peakBytes / (double) (1L << 30));
+        if (peakBytes >= 0) {
+            System.out.printf(Locale.ROOT, "RESULT %s peak memory: %.2f GiB%n", workload,
+                    peakBytes / (double) (1L << 30));
+        }
     }
 
     private static Tensor images(Device gpu, int batch, int size, long seed) {
@@ -358,10 +362,8 @@ public final class ResNetGpuBench {
      * step's time the host takes (a diagnosis: the learning rate and the other arguments are
      * fixed at the recording, and batch norm's host counter does not advance in replays). Two
      * eager steps first (algorithms chosen, momentum buffers made, first-step flags spent); then,
-     * from the same parameters and momentum, one eager step against one replay: their largest
-     * parameter difference is printed (cuDNN's backward is not bit-reproducible run to run, so
-     * small differences are expected, a wrong graph gives large ones). Then timed like
-     * {@link #training}.
+     * from the same parameters and momentum, one eager step against one replay, compared tensor by
+     * tensor ({@link #compareReplay}). Then timed like {@link #training}.
      */
     private static double graphTraining(CudaBackend be, RetrievalNet net, Device gpu, int batch, int size,
                                         int warmup, int steps) {
@@ -381,9 +383,12 @@ public final class ResNetGpuBench {
                 saved.add(dir4j.engine.Ops.cloneLayoutLike(t, t));
             }
             trainOnce(net, opt, x);
+            // the eager step's parameters and momentum, and where they started
             java.util.List<float[]> eager = new java.util.ArrayList<>();
-            for (Tensor p : net.parameters()) {
-                eager.add(p.toFloatArray());
+            java.util.List<float[]> start = new java.util.ArrayList<>();
+            for (int i = 0; i < state.size(); i++) {
+                eager.add(state.get(i).toFloatArray());
+                start.add(saved.get(i).toFloatArray());
             }
             for (int i = 0; i < state.size(); i++) {
                 be.copy(saved.get(i), state.get(i));
@@ -392,23 +397,52 @@ public final class ResNetGpuBench {
             try (Backend.Recording graph = be.record(() -> trainOnce(net, opt, x))) {
                 System.out.printf(Locale.ROOT, "%s: recorded in %.2f s%n", label, (System.nanoTime() - t0) / 1e9);
                 graph.replay();
-                double worst = 0;
-                double scale = 0;
-                java.util.List<Tensor> ps = net.parameters();
-                for (int i = 0; i < ps.size(); i++) {
-                    float[] g = ps.get(i).toFloatArray();
-                    float[] e = eager.get(i);
-                    for (int j = 0; j < g.length; j++) {
-                        worst = Math.max(worst, Math.abs(g[j] - e[j]));
-                        scale = Math.max(scale, Math.abs(e[j]));
-                    }
-                }
-                System.out.printf(Locale.ROOT, "%s: one replay against one eager step from the same state: max "
-                        + "|parameter difference| %.3g (largest parameter %.3g)%n", label, worst, scale);
+                compareReplay(label, state, eager, start, net.parameters().size());
                 warmUp(be, label, warmup, graph::replay);
                 return (double) steps * batch / timed(be, label, steps, batch, graph::replay);
             }
         }
+    }
+
+    /**
+     * One replay against one eager step from the same state, tensor by tensor: a parameter's
+     * largest difference over the largest change the eager step made to it (at this learning rate
+     * most parameters move by a few float steps, so the parameters alone cannot tell a wrong graph
+     * from a right one), and a momentum buffer's over its largest value (the momentum holds the
+     * step's gradient at full size: a gradient the replay got wrong shows there). cuDNN's backward
+     * is not bit-reproducible run to run, so small ratios are expected; a wrong graph gives ratios
+     * of order one.
+     */
+    private static void compareReplay(String label, java.util.List<Tensor> state, java.util.List<float[]> eager,
+                                      java.util.List<float[]> start, int params) {
+        double worstParam = 0;
+        double worstMomentum = 0;
+        int whereParam = -1;
+        int whereMomentum = -1;
+        for (int i = 0; i < state.size(); i++) {
+            float[] r = state.get(i).toFloatArray();
+            float[] e = eager.get(i);
+            float[] b = start.get(i);
+            double diff = 0;
+            double scale = 0;
+            for (int j = 0; j < r.length; j++) {
+                diff = Math.max(diff, Math.abs((double) r[j] - e[j]));
+                scale = Math.max(scale, i < params ? Math.abs((double) e[j] - b[j]) : Math.abs(e[j]));
+            }
+            double ratio = diff == 0 ? 0 : scale == 0 ? Double.POSITIVE_INFINITY : diff / scale;
+            if (i < params) {
+                if (whereParam < 0 || ratio > worstParam) {
+                    worstParam = ratio;
+                    whereParam = i;
+                }
+            } else if (whereMomentum < 0 || ratio > worstMomentum) {
+                worstMomentum = ratio;
+                whereMomentum = i - params;
+            }
+        }
+        System.out.printf(Locale.ROOT, "%s: one replay against one eager step from the same state: worst parameter "
+                + "|difference| / |eager update| %.3g (parameter %d), worst momentum |difference| / max|momentum| "
+                + "%.3g (parameter %d)%n", label, worstParam, whereParam, worstMomentum, whereMomentum);
     }
 
     /** The eval-mode descriptors of one batch, NCHW and channels-last: their largest difference. */
