@@ -16,7 +16,10 @@
 #      step 4.
 # Writes to $OUT: report.md (the summary to read first, with each step's output and JSON inside, since
 # the device tool brings back only a handful of files), environment.txt, tests.log, probes.log,
-# steps.txt, steps/NAME.log and whatever the steps write to steps/.
+# steps.txt, steps/NAME.log and whatever the steps write to steps/. report.md is rewritten after every
+# phase and step, so a run killed at the device tool's limit still leaves what it had measured;
+# REPORT_COPY=PATH writes each version there too (the device tool's $OUT, when $OUT here is a scratch
+# directory: the tool brings back at most eight files). Each step sees its limit as STEP_LIMIT.
 set -uo pipefail
 out=${OUT:-/tmp/dir4j-gpu-checks}
 mkdir -p "$out"
@@ -50,52 +53,11 @@ jvm=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED
      -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0 -Xmx12g -Ddir4j.gpu.required=true)
 launcher=.device/lib/junit-platform-console-standalone.jar
 
-status=$(timeout ${STATUS_TIMEOUT:-120} java "${jvm[@]}" -cp "$cp" dir4j.engine.cuda.CudaStatus 2>&1 | tail -5)
-
-if [ "${SKIP_TESTS:-0}" != 1 ]; then
-timeout ${TESTS_TIMEOUT:-360} java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
-  --select-package dir4j --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
-  --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
-tests_rc=$?
-tests_found=$(grep -oE '^\[ *[0-9]+ tests found' "$out/tests.log" | grep -oE '[0-9]+' || echo 0)
-if [ "${SKIP_TESTS:-0}" != 1 ] && [ "${tests_found:-0}" -lt 20 ]; then
-  echo "only ${tests_found:-0} tests found: the class path or the tag filter is wrong" >> "$out/tests.log"
-  [ "$tests_rc" = 0 ] && tests_rc=3
-fi
-
-if [ "${SKIP_PROBES:-0}" != 1 ]; then
-timeout ${PROBES_TIMEOUT:-240} java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
-  --select-class dir4j.engine.cuda.CudaProbeGpuTest --include-tag gpu \
-  --details=tree --disable-banner --disable-ansi-colors > "$out/probes.log" 2>&1
-probes_rc=$?
-else
-  probes_rc=skipped; : > "$out/probes.log"
-fi
-else
-  tests_rc=skipped probes_rc=skipped
-  : > "$out/tests.log"; : > "$out/probes.log"
-fi
-
-# the benchmark steps
+# the report of what has run so far (rewritten after every phase and step)
+tests_rc=pending probes_rc=pending status=pending
 mkdir -p "$out/steps"
-export OUT_DIR=$out/steps
-export DIR4J_JAVA="java ${jvm[*]} -cp $cp"
-: > "$out/steps.txt"
-for step in bench/gpu/steps/*.sh; do
-  [ -e "$step" ] || continue
-  name=$(basename "$step" .sh)
-  num=${name%%-*}
-  if [ -n "${ONLY_STEPS:-}" ] && [[ ",$ONLY_STEPS," != *",$num,"* ]]; then continue; fi
-  limit=$(grep -m1 -oE '^# timeout: *[0-9]+' "$step" | grep -oE '[0-9]+' || echo 60)
-  # STEP_TIMEOUTS=30=80,50=40 overrides the header's limit of those steps
-  override=$(tr ',' '\n' <<< "${STEP_TIMEOUTS:-}" | grep -E "^$num=" | cut -d= -f2 || true)
-  [ -n "$override" ] && limit=$override
-  start=$(date +%s)
-  timeout "$limit" bash "$step" > "$out/steps/$name.log" 2>&1
-  rc=$?
-  echo "$name: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') in $(( $(date +%s) - start )) s (limit $limit)" >> "$out/steps.txt"
-done
-
+: > "$out/steps.txt"; : > "$out/tests.log"; : > "$out/probes.log"
+write_report() {
 {
   echo "# dir4j CUDA checks ($(date -u +%Y-%m-%dT%H:%MZ))"
   echo
@@ -152,6 +114,58 @@ done
     echo
     echo '```'
   done
-} > "$report"
+} > "$report.tmp"
+  mv "$report.tmp" "$report"
+  if [ -n "${REPORT_COPY:-}" ]; then cp "$report" "$REPORT_COPY" 2>/dev/null || true; fi
+}
+
+status=$(timeout ${STATUS_TIMEOUT:-120} java "${jvm[@]}" -cp "$cp" dir4j.engine.cuda.CudaStatus 2>&1 | tail -5)
+write_report
+
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+timeout ${TESTS_TIMEOUT:-360} java "${jvm[@]}" -Ddir4j.cuda.sync=true -jar "$launcher" execute -cp "$cp" \
+  --select-package dir4j --include-tag gpu --exclude-classname '.*ProbeGpuTest' \
+  --details=tree --disable-banner --disable-ansi-colors > "$out/tests.log" 2>&1
+tests_rc=$?
+tests_found=$(grep -oE '^\[ *[0-9]+ tests found' "$out/tests.log" | grep -oE '[0-9]+' || echo 0)
+if [ "${SKIP_TESTS:-0}" != 1 ] && [ "${tests_found:-0}" -lt 20 ]; then
+  echo "only ${tests_found:-0} tests found: the class path or the tag filter is wrong" >> "$out/tests.log"
+  [ "$tests_rc" = 0 ] && tests_rc=3
+fi
+write_report
+
+if [ "${SKIP_PROBES:-0}" != 1 ]; then
+timeout ${PROBES_TIMEOUT:-240} java "${jvm[@]}" -jar "$launcher" execute -cp "$cp" \
+  --select-class dir4j.engine.cuda.CudaProbeGpuTest --include-tag gpu \
+  --details=tree --disable-banner --disable-ansi-colors > "$out/probes.log" 2>&1
+probes_rc=$?
+else
+  probes_rc=skipped; : > "$out/probes.log"
+fi
+write_report
+else
+  tests_rc=skipped probes_rc=skipped
+  : > "$out/tests.log"; : > "$out/probes.log"
+fi
+
+# the benchmark steps
+export OUT_DIR=$out/steps
+export DIR4J_JAVA="java ${jvm[*]} -cp $cp"
+for step in bench/gpu/steps/*.sh; do
+  [ -e "$step" ] || continue
+  name=$(basename "$step" .sh)
+  num=${name%%-*}
+  if [ -n "${ONLY_STEPS:-}" ] && [[ ",$ONLY_STEPS," != *",$num,"* ]]; then continue; fi
+  limit=$(grep -m1 -oE '^# timeout: *[0-9]+' "$step" | grep -oE '[0-9]+' || echo 60)
+  # STEP_TIMEOUTS=30=80,50=40 overrides the header's limit of those steps
+  override=$(tr ',' '\n' <<< "${STEP_TIMEOUTS:-}" | grep -E "^$num=" | cut -d= -f2 || true)
+  [ -n "$override" ] && limit=$override
+  start=$(date +%s)
+  STEP_LIMIT=$limit timeout "$limit" bash "$step" > "$out/steps/$name.log" 2>&1
+  rc=$?
+  echo "$name: exit $rc$([ $rc = 124 ] && echo ' (TIMED OUT)') in $(( $(date +%s) - start )) s (limit $limit)" >> "$out/steps.txt"
+  write_report
+done
+
 cat "$report"
 [ "$tests_rc" = 0 ] || [ "$tests_rc" = skipped ]

@@ -11,4 +11,9 @@ set -uo pipefail
 cd "$(dirname "$0")/../../.."
 out=${OUT_DIR:-/tmp}
 mkdir -p "$out"
-timeout -k 3 146 env -u LD_LIBRARY_PATH python3 bench/gpu/torch_gpu_reference.py --out-dir "$out" --budget-s 136 ${TORCH_REF_ARGS:-} "$@"
+# within the step's own limit (STEP_LIMIT, set by run_gpu_checks.sh from STEP_TIMEOUTS or the header);
+# --foreground: the inner timeout stays in the step's process group, so the step's limit reaches
+# PyTorch too (without it PyTorch ran on, on the GPU, while the next steps timed themselves)
+limit=${STEP_LIMIT:-150}
+timeout --foreground -k 3 $((limit - 4)) env -u LD_LIBRARY_PATH python3 bench/gpu/torch_gpu_reference.py \
+  --out-dir "$out" --budget-s $((limit > 30 ? limit - 14 : limit / 2)) ${TORCH_REF_ARGS:-} "$@"

@@ -11,5 +11,6 @@
 set -uo pipefail
 out=${OUT_DIR:-/tmp}
 # shellcheck disable=SC2086 # DIR4J_JAVA is a command line
-$DIR4J_JAVA dir4j.bench.gpu.ResNetGpuBench ${RESNET_ARGS:-} "$@" 2>&1 | tee "$out/resnet-gpu-bench.log"
+# .txt, not .log: run_gpu_checks.sh puts every steps/*.log into the report (this is 30-resnet.log again)
+$DIR4J_JAVA dir4j.bench.gpu.ResNetGpuBench ${RESNET_ARGS:-} "$@" 2>&1 | tee "$out/resnet-gpu-bench.txt"
 exit "${PIPESTATUS[0]}"

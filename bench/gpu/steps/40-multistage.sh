@@ -8,8 +8,9 @@
 # Arguments and MULTISTAGE_ARGS go to the bench: `--channels-last` runs stage 3 channels-last.
 set -uo pipefail
 if [ "${MULTISTAGE_SMALL:-0}" = 1 ]; then
-  $DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 1024 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" \
+  $DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 1024 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" 2>&1 \
     | tee "${OUT_DIR:-/tmp}/multistage-1024.txt"
 fi
-$DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 4096 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" \
+$DIR4J_JAVA -Xmx16g dir4j.bench.gpu.MultistageGpuBench --n 4096 --size 512 --sub-batch 64 --warmup 1 --steps 1 ${MULTISTAGE_ARGS:-} "$@" 2>&1 \
   | tee "${OUT_DIR:-/tmp}/multistage-4096.txt"
+exit "${PIPESTATUS[0]}"

@@ -11,10 +11,11 @@ out=${OUT_DIR:-/tmp}
 device=${DEMO_DEVICE:-cuda}
 mkdir -p "$out"
 # shellcheck disable=SC2086 # DIR4J_JAVA is a command line
-$DIR4J_JAVA dir4j.retrieval.cli.Main demo --device "$device" --quiet --data-root "$out/demo-data" \
-  --out "$out/demo" > "$out/demo.txt" 2>&1
-rc=$?
-cat "$out/demo.txt"
+# not --quiet: its progress lines (every 10 s, with images per second) show where a run that hits
+# the step's limit was; through tee, so that they reach the step's log as they come
+$DIR4J_JAVA dir4j.retrieval.cli.Main demo --device "$device" --data-root "$out/demo-data" \
+  --out "$out/demo" 2>&1 | tee "$out/demo.txt"
+rc=${PIPESTATUS[0]}
 seconds=$(grep -oE 'report: .* \(([0-9.]+) s\)' "$out/demo.txt" | grep -oE '\(([0-9.]+) s\)' | tr -d '( s)')
 [ -n "$seconds" ] && echo "RESULT demo --device $device: $seconds s"
 grep -E '^mAP \(Medium\)' "$out/demo.txt" | sed "s/^/RESULT demo --device $device /"
