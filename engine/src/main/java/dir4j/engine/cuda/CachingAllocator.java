@@ -187,6 +187,11 @@ public final class CachingAllocator {
         return released;
     }
 
+    /** Whether a CUDA graph capture is under way ({@link #beginCapture} without its {@link #endCapture}). */
+    synchronized boolean capturing() {
+        return capture != null;
+    }
+
     /** From now until {@link #endCapture}, frees go to a capture pool. */
     synchronized void beginCapture() {
         if (capture != null) {

@@ -249,6 +249,13 @@ final class CudnnConvolutions {
      * heuristics); never empty: without one it throws, saying what cuDNN refused and what did not fit.
      */
     private List<Choice> candidates(Plan plan, Cudnn.Direction d, boolean tf32, MemorySegment[] descs, long[] data) {
+        if (allocator.capturing()) {
+            // the search waits for the device and asks the driver for free memory: inside a capture
+            // that would end in an unhelpful cuDNN or driver status
+            throw new IllegalStateException("no cuDNN algorithm is chosen yet for the " + d + " of " + plan.key
+                    + ", and choosing one is not possible while a CUDA graph is recorded: run the workload once"
+                    + " before recording it");
+        }
         Cudnn.setMathType(plan.conv, tf32 ? Cudnn.MATH_DEFAULT : Cudnn.MATH_FMA);
         long budget = Math.min(WORKSPACE_LIMIT, memoryInfo.get()[0] / 2);
         List<Cudnn.AlgoPerf> ranked;

@@ -1,6 +1,7 @@
 package dir4j.engine.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -168,7 +169,9 @@ class CachingAllocatorTest {
         FakeDevice dev = new FakeDevice(64 << 20);
         CachingAllocator a = new CachingAllocator("fake:0", dev);
         a.free(a.allocate(40 << 20)); // cached: releasing it would make room, but only after a stream wait
+        assertFalse(a.capturing());
         a.beginCapture();
+        assertTrue(a.capturing(), "what cuDNN's algorithm search asks before it runs");
         OutOfMemoryError e = assertThrows(OutOfMemoryError.class, () -> a.allocate(50 << 20));
         String m = e.getMessage();
         assertTrue(m.contains("cannot allocate 50.00 MiB"), m);
@@ -178,6 +181,7 @@ class CachingAllocatorTest {
         assertEquals(0, dev.frees, "the cache stays");
         assertEquals(40 << 20, a.stats().cachedBytes());
         a.endCapture();
+        assertFalse(a.capturing());
         assertEquals(50 << 20, a.allocate(50 << 20).size(), "after the capture the cache is released as usual");
         assertEquals(1, dev.syncs);
     }
