@@ -16,7 +16,9 @@ import java.util.Map;
  * safepoint poll (loop back-edges, returns); time in native code is attributed exactly to the
  * Java method that made the call. Good for "which calls take the host's time", not for
  * instruction-level work. The JDK's Flight Recorder does the same with less bias where the
- * runtime includes it (the GPU machine's jlink runtime does not).
+ * runtime includes it (the GPU machine's jlink runtime does not). Each sample also stops the
+ * target at a safepoint for a moment, so the sampled steps run slower than the timed ones: read
+ * the report's shares, not its times.
  */
 public final class HostSampler implements AutoCloseable {
     private final Thread target;
