@@ -37,7 +37,7 @@ public final class GradClip {
                 }
                 byDevice.computeIfAbsent(g.device(), d -> new ArrayList<>()).add(i);
                 // squares in float64: a float32 gradient of 1e20 has a finite norm. The cast and the
-                // squares (12 bytes a parameter) are freed at once, only the sum is kept
+                // squares (16 bytes a parameter) are freed at once, only the sum is kept
                 try (MemoryScope one = MemoryScope.open()) {
                     Tensor g64 = g.dtype() == DType.FLOAT64 ? g : Ops.cast(g, DType.FLOAT64);
                     sums.computeIfAbsent(g.device(), d -> new ArrayList<>())
