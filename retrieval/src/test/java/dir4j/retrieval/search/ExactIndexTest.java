@@ -136,6 +136,44 @@ class ExactIndexTest {
         }
     }
 
+    /**
+     * k above the backend's top-k limit (1,024; full rankings, as an evaluation over a large
+     * database asks) takes the path that merges every score: the same neighbours and scores as the
+     * brute force, across a database block, and rows of later blocks keep their block's offset.
+     */
+    @Test
+    void kAboveTheTopKLimitMergesEveryScoreAcrossBlocks() {
+        Random rng = new Random(11);
+        int n = 9000; // two database blocks of 8192 on the CPU
+        int d = 16;
+        int nq = 3;
+        int k = dir4j.engine.Backend.TOPK_MAX + 500;
+        float[] db = unitRows(rng, n, d);
+        float[] q = unitRows(rng, nq, d);
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(d)) {
+            index.add(Tensor.of(db, n, d));
+            Neighbours nb = index.search(Tensor.of(q, nq, d), k);
+            double[] scores = new double[n];
+            for (int i = 0; i < nq; i++) {
+                int[] expected = bruteForce(q, i, db, n, d, scores);
+                int[] got = nb.indices()[i];
+                assertEquals(k, got.length);
+                assertEquals(k, Arrays.stream(got).distinct().count(), "query " + i + ": rows named once");
+                for (int r = 0; r < k; r++) {
+                    double own = 0;
+                    for (int c = 0; c < d; c++) {
+                        own += (double) q[i * d + c] * db[got[r] * d + c];
+                    }
+                    assertEquals(own, nb.scores()[i][r], 2e-6, "query " + i + " rank " + r + ": row " + got[r]
+                            + " has the score given");
+                    assertEquals(scores[r], nb.scores()[i][r], 2e-6, "query " + i + " rank " + r);
+                }
+                assertTrue(Arrays.stream(got).anyMatch(r -> r >= 8192), "a neighbour from the second block");
+                assertEquals(expected[0], got[0], "query " + i + ": the best row");
+            }
+        }
+    }
+
     @Test
     void kBeyondTheIndexSizeReturnsEveryRowInOrder() {
         try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(2)) {
