@@ -160,6 +160,11 @@ class ResNetInferenceTest {
             NnFixtures.assertClose("grouped plan", net.features(x).toDoubleArray(),
                     plan.features(x, 2 * 36 * 44).toDoubleArray(), 1e-4, 1e-4);
             assertThrows(IllegalArgumentException.class, () -> plan.features(x, 0));
+            // a strided view (images stored [n, c, w, h], seen as [n, c, h, w]) runs as its copy
+            Tensor view = Tensor.randn(new Random(15), 2, 3, 44, 36).transpose(2, 3);
+            assertTrue(!view.isContiguous());
+            Tensor copy = view.contiguous();
+            assertArrayEquals(plan.features(copy).toFloatArray(), plan.features(view).toFloatArray(), "a view");
         }
     }
 
