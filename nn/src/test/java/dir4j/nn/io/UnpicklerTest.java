@@ -146,6 +146,47 @@ class UnpicklerTest {
         }
     }
 
+    /**
+     * The allow-listed calls a pickle may make, each built by hand: bytes and bytearray from a
+     * list of ints (0–255 only) or from nothing, _codecs.encode by encoding (an unknown one
+     * refused by name), set and frozenset from a list, torch.Size from a tuple, torch.device from
+     * a type and an index.
+     */
+    @Test
+    void allowedCallsBuildTheirValuesAndRefuseBadArguments() throws IOException {
+        Unpickler.Options o = Unpickler.Options.strict();
+        byte[] fromInts = PickleBytes.proto(2).global("builtins", "bytearray").mark().op(']').mark().integer(1)
+                .integer(2).integer(255).op('e').tuple().reduce().stop().bytes();
+        assertArrayEquals(new byte[] {1, 2, (byte) 255}, (byte[]) load(fromInts, o));
+        byte[] tooBig = PickleBytes.proto(2).global("builtins", "bytes").mark().op(']').mark().integer(256).op('e')
+                .tuple().reduce().stop().bytes();
+        IOException big = assertThrows(IOException.class, () -> load(tooBig, o));
+        assertTrue(big.getMessage().contains("builtins.bytes of a list holding"), big.getMessage());
+        byte[] empty = PickleBytes.proto(2).global("builtins", "bytes").op(')').reduce().stop().bytes();
+        assertArrayEquals(new byte[0], (byte[]) load(empty, o));
+        byte[] utf8 = PickleBytes.proto(2).global("_codecs", "encode").mark().str("é").str("UTF-8").tuple().reduce()
+                .stop().bytes();
+        assertArrayEquals("é".getBytes(StandardCharsets.UTF_8), (byte[]) load(utf8, o));
+        byte[] rot13 = PickleBytes.proto(2).global("_codecs", "encode").mark().str("abc").str("rot13").tuple()
+                .reduce().stop().bytes();
+        IOException enc = assertThrows(IOException.class, () -> load(rot13, o));
+        assertTrue(enc.getMessage().contains("encoding 'rot13' is not supported"), enc.getMessage());
+        byte[] notText = PickleBytes.proto(2).global("_codecs", "encode").mark().integer(7).tuple().reduce().stop()
+                .bytes();
+        assertThrows(IOException.class, () -> load(notText, o));
+        for (String kind : List.of("set", "frozenset")) {
+            byte[] set = PickleBytes.proto(2).global("builtins", kind).mark().op(']').mark().integer(3).integer(1)
+                    .integer(3).op('e').tuple().reduce().stop().bytes();
+            assertEquals(Set.of(3L, 1L), load(set, o), kind);
+        }
+        byte[] size = PickleBytes.proto(2).global("torch", "Size").mark().mark().integer(2).integer(3).tuple()
+                .tuple().reduce().stop().bytes();
+        assertEquals(List.of(2L, 3L), load(size, o));
+        byte[] device = PickleBytes.proto(2).global("torch", "device").mark().str("cuda").integer(1).tuple().reduce()
+                .stop().bytes();
+        assertEquals("cuda:1", load(device, o));
+    }
+
     @Test
     void torchLoadFromBytesIsRefusedWithItsOwnReason() {
         byte[] pickle = PickleBytes.proto(2).global("torch.storage", "_load_from_bytes").mark().str("x").tuple()
