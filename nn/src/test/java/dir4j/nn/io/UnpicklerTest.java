@@ -187,6 +187,33 @@ class UnpicklerTest {
         assertEquals("cuda:1", load(device, o));
     }
 
+    /**
+     * Opcodes no fixture holds, built by hand: BINBYTES over 255 bytes, BINBYTES8, BYTEARRAY8 and
+     * BINUNICODE8; LONG4 beyond the size limit refused before it is read; a text persistent id
+     * (PERSID) outside a checkpoint refused.
+     */
+    @Test
+    void longFormsOfBytesAndTextAndTheirLimits() throws IOException {
+        Unpickler.Options o = Unpickler.Options.strict();
+        byte[] data = new byte[300];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (byte) (i * 7);
+        }
+        assertArrayEquals(data, (byte[]) load(PickleBytes.proto(4).op('B').u32(data.length).raw(data).stop().bytes(), o));
+        assertArrayEquals(data, (byte[]) load(PickleBytes.proto(4).op(0x8e).u64(data.length).raw(data).stop().bytes(), o));
+        assertArrayEquals(data, (byte[]) load(PickleBytes.proto(5).op(0x96).u64(data.length).raw(data).stop().bytes(), o));
+        byte[] text = "µ-text".getBytes(StandardCharsets.UTF_8);
+        assertEquals("µ-text", load(PickleBytes.proto(4).op(0x8d).u64(text.length).raw(text).stop().bytes(), o));
+        // BINBYTES claiming more bytes than the pickle holds
+        assertThrows(IOException.class, () -> load(PickleBytes.proto(4).op('B').u32(1000).raw(data).stop().bytes(), o));
+        IOException big = assertThrows(IOException.class,
+                () -> load(PickleBytes.proto(2).op(0x8b).u32(1L << 20).stop().bytes(), o));
+        assertTrue(big.getMessage().contains("exceeds the limit of 4096"), big.getMessage());
+        IOException pid = assertThrows(IOException.class, () -> load(PickleBytes.proto(0).op('P')
+                .raw("storage0\n".getBytes(StandardCharsets.US_ASCII)).stop().bytes(), o));
+        assertTrue(pid.getMessage().contains("persistent id"), pid.getMessage());
+    }
+
     @Test
     void torchLoadFromBytesIsRefusedWithItsOwnReason() {
         byte[] pickle = PickleBytes.proto(2).global("torch.storage", "_load_from_bytes").mark().str("x").tuple()
