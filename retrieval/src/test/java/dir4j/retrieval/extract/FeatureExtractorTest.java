@@ -289,6 +289,34 @@ class FeatureExtractorTest {
         }
     }
 
+    /**
+     * A run that wrote every part, a short last one included (5 images in parts of 2), but died
+     * before the parts were joined (here: its output path is taken by a directory) is resumed from
+     * all three parts, and joins them into what a clean run writes.
+     */
+    @Test
+    void aRunKilledBeforeJoiningItsPartsReusesThemAllTheShortLastOneIncluded(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 5);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        FeatureExtractor.FileResult clean = new FeatureExtractor(net, o, QUIET).extractToFile(refs,
+                tmp.resolve("clean/feats.npy"), "clean");
+        assertEquals(3, clean.partsWritten());
+        Path out = tmp.resolve("run/feats.npy");
+        Files.createDirectories(out.resolve("in-the-way"));
+        assertThrows(IOException.class, () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "run"));
+        for (int k = 0; k < 3; k++) {
+            assertTrue(Files.exists(tmp.resolve("run/feats.npy.parts/part-00000" + k + ".npy")), "part " + k);
+        }
+        Files.delete(out.resolve("in-the-way"));
+        Files.delete(out);
+        FeatureExtractor.FileResult r = new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "run");
+        assertEquals(3, r.partsReused(), "the short last part is reused too");
+        assertEquals(0, r.partsWritten());
+        assertEquals(5, r.rows());
+        assertArrayEquals(Files.readAllBytes(clean.descriptors()), Files.readAllBytes(out));
+        assertEquals(Files.readAllLines(clean.ids()), Files.readAllLines(r.ids()));
+    }
+
     @Test
     void partsOfAnotherExtractionAreNeverMixedIn(@TempDir Path tmp) throws IOException {
         List<ImageRef> refs = copies(tmp.resolve("imgs"), 4);
