@@ -175,6 +175,29 @@ class OptimizerTest {
         NnFixtures.assertClose(file, want, got, 1e-9, 1e-12);
     }
 
+    /** The arguments at the edges of what the optimisers and schedules accept. */
+    @Test
+    void argumentsAtTheEdgesAreAcceptedOrRefusedByName() {
+        Assertions.assertThrows(IllegalArgumentException.class, () -> LrSchedule.step(0.1, 0, 0.5));
+        Assertions.assertEquals(0.1, LrSchedule.step(0.1, 1, 0.5).lr(0), 0);
+        Assertions.assertThrows(IllegalArgumentException.class, () -> LrSchedule.cosine(0.1, 0, 0));
+        Assertions.assertEquals(0.0, LrSchedule.cosine(0.1, 1, 0).lr(1), 1e-15);
+        LrSchedule c = LrSchedule.constant(0.4);
+        Assertions.assertSame(c, c.withWarmup(0), "no warm-up: the schedule itself");
+        try (MemoryScope scope = MemoryScope.open()) {
+            List<Tensor> ps = List.of(Tensor.zeros(2).requiresGrad(true));
+            for (double[] betas : new double[][] {{1, 0.9}, {0.9, 1}, {-0.1, 0.9}}) {
+                IllegalArgumentException e = Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> new Adam(ps, 1e-3, betas[0], betas[1], 1e-8, 0, false));
+                Assertions.assertTrue(e.getMessage().contains("betas"), e.getMessage());
+            }
+            new Adam(ps, 1e-3, 0, 0, 1e-8, 0, false).close(); // 0 is a valid beta
+            Assertions.assertThrows(IllegalArgumentException.class, () -> new Sgd(ps, 0.1, 0, 0, 0, true),
+                    "Nesterov without momentum");
+            new Sgd(ps, 0.1, 0.5, 0, 0, true).close();
+        }
+    }
+
     @Test
     void warmupRampsLinearlyToTheSchedule() {
         LrSchedule s = LrSchedule.constant(0.4).withWarmup(4);
