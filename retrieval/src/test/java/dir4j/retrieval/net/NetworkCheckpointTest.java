@@ -2,6 +2,7 @@ package dir4j.retrieval.net;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -41,7 +42,18 @@ class NetworkCheckpointTest {
             }
             assertArrayEquals(new float[] {0.485f, 0.456f, 0.406f}, l.means(), 1e-7f);
             assertArrayEquals(new float[] {0.229f, 0.224f, 0.225f}, l.stds(), 1e-7f);
+            // what dir4j extract reads the images with: the checkpoint's statistics at the size asked,
+            // never upscaled
+            dir4j.retrieval.image.Preprocessing p = l.preprocessing(512);
+            assertEquals(512, p.maxSide());
+            assertFalse(p.upscale());
+            assertArrayEquals(l.means(), p.means(), 0f);
+            assertArrayEquals(l.stds(), p.stds(), 0f);
         }
+        // a network that carries no statistics is read with ImageNet's
+        NetworkCheckpoint.Loaded none = new NetworkCheckpoint.Loaded(null, null, null, java.util.List.of());
+        assertArrayEquals(dir4j.retrieval.image.Preprocessing.imagenet(300).means(), none.preprocessing(300).means(), 0f);
+        assertArrayEquals(dir4j.retrieval.image.Preprocessing.imagenet(300).stds(), none.preprocessing(300).stds(), 0f);
     }
 
     @Test
