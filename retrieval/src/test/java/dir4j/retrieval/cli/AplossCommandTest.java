@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.Tensor;
@@ -74,9 +75,24 @@ class AplossCommandTest {
                 assertEquals(11.0, sum, 1e-9);
             }
         }
-        try (Tensor exact = Npy.read(out.resolve("exact_ap.npy"))) {
-            assertTrue(Double.isNaN(exact.toDoubleArray()[11]), "class with one image has no exact AP");
+        try (Tensor exact = Npy.read(out.resolve("exact_ap.npy")); Tensor ap = Npy.read(out.resolve("ap.npy"))) {
+            double[] e = exact.toDoubleArray();
+            double[] q = ap.toDoubleArray();
+            assertTrue(Double.isNaN(e[11]), "class with one image has no exact AP");
+            // the exact AP beside the quantised one: close (20 bins), and the printed mean gap is theirs
+            double gap = 0;
+            for (int i = 0; i < 11; i++) {
+                assertTrue(e[i] > 0 && e[i] <= 1 && Math.abs(e[i] - q[i]) < 0.1, "query " + i + ": exact " + e[i]
+                        + ", quantised " + q[i]);
+                gap += Math.abs(e[i] - q[i]);
+                // and its table row: query, class, quantised, exact, gap
+                assertTrue(text.contains(String.format("%12.6f %12.6f %10.6f", q[i], e[i], e[i] - q[i])),
+                        "row of query " + i + " in\n" + text);
+            }
+            assertTrue(text.contains(String.format("mean |exact AP - quantised AP| over included queries: %.6f",
+                    gap / 11)), text);
         }
+        assertFalse(text.contains("more (use --show -1)"), "--show -1 prints every query");
     }
 
     @Test
@@ -97,5 +113,9 @@ class AplossCommandTest {
         assertEquals("", quiet.err());
         assertEquals(loud.out(), quiet.out());
         assertTrue(quiet.out().contains("queries: 3, excluded for having no positive: 1"), quiet.out());
+        CliRun.Run one = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--quiet", "--show", "1");
+        assertEquals(0, one.rc(), one.toString());
+        assertTrue(one.out().contains("... 2 more (use --show -1)"), one.out());
     }
 }
