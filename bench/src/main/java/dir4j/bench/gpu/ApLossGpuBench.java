@@ -16,9 +16,7 @@ import java.util.Random;
  * {@code RESULT aploss N=<n> <precision>: <ms> ms, peak <GiB> GiB beyond inputs}: the mean of
  * timed iterations after warm-ups (synchronised), and the allocator's peak in-use bytes during
  * the case minus those in use before it (the descriptors), the peak reset at the start of each
- * case (before session 20 it was not, and the N = 4096 TF32 case reported the peak of the parts
- * timed before it: 0.316 GiB on 2026-11-30, against 0.159 in strict float32). At N = 4096 the case runs a second time with dL/dD
- * computed at the backward ({@code APLoss.withEagerGradient(false)}; the default on CUDA computes
+ * case. At N = 4096 the case runs a second time with dL/dD computed at the backward ({@code APLoss.withEagerGradient(false)}; the default on CUDA computes
  * it with the forward, ahead of the read of the APs), then (TF32) a device profile of two steps and
  * a sample of the host thread over 2 s of steps, then its parts are timed one by one.
  * Warm-up: at least 3 steps and {@code -Dwarmup.seconds} (default 2) of them, so that the host
