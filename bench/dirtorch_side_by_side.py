@@ -24,7 +24,10 @@ it; nothing of it is copied here). It needs PyTorch, torchvision, PIL, NumPy and
    generalized mean (gemp 3) and renormalised;
 4. times `./dir4j extract --scales ...` on the same two lists and checkpoint (the whole command, JVM
    start and checkpoint reading included, beside dirtorch's model loading + extraction);
-5. compares the two M x 2048 descriptor matrices elementwise (tolerance 1e-4; see `undetermined`
+5. converts the checkpoint with `dir4j convert` to safetensors and back to a .pt, and reads that
+   with torch.load and dirtorch's `load_model` (its `create_model(**model_options)` and a strict
+   `load_state_dict`): every tensor must come back bit for bit, with the same dtype;
+6. compares the two M x 2048 descriptor matrices elementwise (tolerance 1e-4; see `undetermined`
    for the elements whose sign the reference's pooling leaves to float rounding), and prints the times for N and M images and the
    time each further image took ((T(M) - T(N)) / (M - N): the rate without the start, which is what
    a whole dataset's extraction runs at).
@@ -158,6 +161,25 @@ def run_dir4j(root, ckpt, list_path, scales, out):
     return time.perf_counter() - t0
 
 
+def round_trip(root, ckpt, work):
+    """dir4j convert .pt -> .safetensors -> .pt, then the result through torch.load and dirtorch's
+    load_model: how many state-dict tensors differ from the original's (bit for bit)."""
+    import torch
+    from dirtorch.extract_features import load_model
+    mid = os.path.join(work, 'round-trip.safetensors')
+    back = os.path.join(work, 'round-trip.pt')
+    for a, b in ((ckpt, mid), (mid, back)):
+        subprocess.run([os.path.join(root, 'dir4j'), 'convert', '--quiet', a, b], cwd=root, check=True,
+                       stdout=subprocess.DEVNULL)
+    original = torch.load(ckpt)
+    again = torch.load(back)
+    sd0 = {k[len('module.'):]: v for k, v in original['state_dict'].items()}
+    sd1 = again['state_dict']
+    differ = [k for k in sd0 if k not in sd1 or sd0[k].dtype != sd1[k].dtype or not torch.equal(sd0[k], sd1[k])]
+    net = load_model(back, False)  # create_model(**model_options) + load_state_dict (strict)
+    return len(sd0), differ + [k for k in sd1 if k not in sd0], again['model_options'] == original['model_options'], net
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--dirtorch', required=True, help='checkout of naver/deep-image-retrieval')
@@ -232,7 +254,11 @@ def main():
     m_d4 = (d4_times[1] - d4_times[0]) / (n1 - n0)
     print('| each further image (the %d beyond the first %d) | %.3f | %.3f | %.2f |'
           % (n1 - n0, n0, m_dt, m_d4, m_d4 / m_dt))
-    ok = not wrong.any()
+    n_tensors, differ, same_options, _ = round_trip(root, ckpt, work)
+    print('dir4j convert .pt -> .safetensors -> .pt, read by torch.load and dirtorch\'s load_model: %d of %d state-dict'
+          ' tensors differ from the original\'s; model_options %s' % (len(differ), n_tensors,
+                                                                       'equal' if same_options else 'DIFFER'))
+    ok = not wrong.any() and not differ and same_options
     print()
     print('parity: %s (tolerance %g elementwise, but for the elements left to rounding)' % ('OK' if ok else 'FAILED', tol))
     sys.exit(0 if ok else 1)

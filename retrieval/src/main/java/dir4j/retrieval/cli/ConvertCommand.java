@@ -6,6 +6,7 @@ import dir4j.nn.io.Npz;
 import dir4j.nn.io.PickledObject;
 import dir4j.nn.io.Safetensors;
 import dir4j.nn.io.TorchCheckpoint;
+import dir4j.nn.io.TorchSave;
 import dir4j.nn.io.Unpickler;
 import dir4j.nn.io.UnsafePickleException;
 import java.io.IOException;
@@ -25,7 +26,8 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code dir4j convert IN OUT}: PyTorch checkpoints (.pt/.pth, the zip format and the legacy
- * format of the reference's released models), safetensors or .npz in; safetensors or .npz out.
+ * format of the reference's released models), safetensors or .npz in; safetensors, .npz or a
+ * PyTorch .pt/.pth (torch.save's zip format, in the reference's layout) out.
  * The state dict's tensors keep PyTorch's names without the {@code module.} prefix;
  * {@code model_options} and other plain entries go into the safetensors metadata as JSON text;
  * a pickled sklearn PCA per dataset becomes tensors {@code pca.<dataset>.<attribute>} (its
@@ -33,19 +35,25 @@ import picocli.CommandLine.Parameters;
  * Nothing in the input is ever run.
  */
 @Command(name = "convert", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Convert a checkpoint between PyTorch .pt/.pth (read), .safetensors and .npz.",
+        description = {"Convert a checkpoint between PyTorch .pt/.pth, .safetensors and .npz.",
             "Strips 'module.' from state-dict keys, keeps model_options as safetensors metadata (JSON text), "
                 + "stores PCA arrays as tensors pca.<dataset>.<attribute>, and notes every entry it drops (on stderr; "
-                + "the summary line goes to stdout)."},
+                + "the summary line goes to stdout).",
+            "A .pt/.pth OUT is written as torch.save writes it (the zip format of PyTorch 1.6 and later) in the "
+                + "reference's layout, so that torch.load and the reference's load_model read it: {'state_dict': "
+                + "OrderedDict of the network's tensors, 'model_options': {...}, the other metadata entries, 'pca': "
+                + "{dataset: dict of the PCA's arrays}} (a dict, not a scikit-learn object: dir4j reads either, the "
+                + "reference's whitening wants the object). Integer tensors are written as int64."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
-                + "options, or an OUT that is not .safetensors or .npz"})
+                + "options, or an OUT that is not .safetensors, .npz, .pt or .pth"})
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "IN", description = "A .pt/.pth/.tar PyTorch checkpoint, .safetensors or .npz.")
     Path in;
 
-    @Parameters(index = "1", paramLabel = "OUT", description = "The .safetensors or .npz file to write (replaced atomically).")
+    @Parameters(index = "1", paramLabel = "OUT",
+            description = "The .safetensors, .npz or .pt/.pth file to write (replaced atomically).")
     Path out;
 
     @Option(names = "--float32", description = "Narrow float64 tensors to float32 (they are kept otherwise).")
@@ -72,8 +80,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         String outName = out.getFileName().toString().toLowerCase(Locale.ROOT);
-        if (!outName.endsWith(".safetensors") && !outName.endsWith(".npz")) {
-            System.err.println("dir4j convert: OUT must end in .safetensors or .npz, not " + out.getFileName());
+        boolean torchOut = outName.endsWith(".pt") || outName.endsWith(".pth");
+        if (!outName.endsWith(".safetensors") && !outName.endsWith(".npz") && !torchOut) {
+            System.err.println("dir4j convert: OUT must end in .safetensors, .npz, .pt or .pth, not " + out.getFileName());
             return 2;
         }
         String inName = in.getFileName().toString().toLowerCase(Locale.ROOT);
@@ -105,7 +114,9 @@ final class ConvertCommand implements Callable<Integer> {
                 c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())
                         + " not written (write .safetensors to keep them)");
             }
-            if (outName.endsWith(".npz")) {
+            if (torchOut) {
+                TorchSave.write(out, torchRoot(c));
+            } else if (outName.endsWith(".npz")) {
                 Npz.write(out, c.tensors(), compress);
             } else {
                 Safetensors.write(out, c.tensors(), c.metadata());
@@ -136,6 +147,83 @@ final class ConvertCommand implements Callable<Integer> {
                 owned.values().forEach(Tensor::close);
             }
         }
+    }
+
+    /**
+     * The reference's checkpoint layout for torch.save: the state dict (the PyTorch input's state
+     * dict, or every tensor outside {@code pca.*} of a safetensors or .npz input) as an
+     * OrderedDict, each metadata entry as the Python value of its JSON text (model_options a dict),
+     * the PCAs as dicts of their arrays and scalars, other top-level tensors as themselves.
+     */
+    private static Map<String, Object> torchRoot(Converted c) {
+        Map<String, String> meta = c.metadata();
+        if ("dir4j-train-1".equals(meta.get("format"))) {
+            throw new IllegalArgumentException("this is a dir4j training checkpoint (the network under 'model.', the "
+                    + "optimiser's state and the run's settings); convert the run's model.safetensors, the network "
+                    + "alone, to a .pt");
+        }
+        Map<String, Tensor> stateDict = new LinkedHashMap<>();
+        Map<String, Object> root = new LinkedHashMap<>();
+        Map<String, Map<String, Object>> pca = new java.util.TreeMap<>();
+        int i = 0;
+        for (Map.Entry<String, Tensor> e : c.tensors().entrySet()) {
+            String name = e.getKey();
+            boolean inStateDict = c.stateDictTensors() >= 0 ? i < c.stateDictTensors() : !name.startsWith("pca.");
+            i++;
+            int dot = name.lastIndexOf('.');
+            if (inStateDict) {
+                stateDict.put(name, e.getValue());
+            } else if (name.startsWith("pca.") && dot > 4) {
+                pca.computeIfAbsent(name.substring(4, dot), d -> new LinkedHashMap<>()).put(name.substring(dot + 1), e.getValue());
+            } else {
+                root.put(name, e.getValue());
+            }
+        }
+        if (root.containsKey("state_dict")) {
+            throw new IllegalArgumentException("a tensor named 'state_dict' outside the state dict");
+        }
+        root.put("state_dict", new TorchSave.StateDict(stateDict));
+        for (Map.Entry<String, String> e : meta.entrySet()) {
+            String key = e.getKey();
+            if (key.equals("format") && "pt".equals(e.getValue())) {
+                continue; // dir4j's marker of a network checkpoint
+            }
+            Object value;
+            try {
+                value = Json.parse(e.getValue());
+            } catch (IllegalArgumentException notJson) {
+                value = e.getValue();
+            }
+            if (key.startsWith("pca.") && value instanceof Map<?, ?> scalars) {
+                Map<String, Object> d = pca.computeIfAbsent(key.substring(4), n -> new LinkedHashMap<>());
+                scalars.forEach((k, v) -> {
+                    if (!"class".equals(k)) {
+                        d.putIfAbsent(String.valueOf(k), v);
+                    }
+                });
+            } else if (key.equals("model_options") && value instanceof Map<?, ?> options) {
+                Map<String, Object> o = new LinkedHashMap<>();
+                options.forEach((k, v) -> o.put(String.valueOf(k), v));
+                // the reference's create_model(**model_options) takes no base_width; 64 is its width
+                if (o.get("base_width") instanceof Number w && w.longValue() == 64) {
+                    o.remove("base_width");
+                    c.notes().add("model_options: base_width 64 left out (the reference's width; its create_model "
+                            + "takes no such option)");
+                } else if (o.containsKey("base_width")) {
+                    c.notes().add("model_options keeps base_width " + o.get("base_width") + ": dir4j reads it, the "
+                            + "reference's create_model does not (its networks are 64 wide)");
+                }
+                root.put(key, o);
+            } else if (root.putIfAbsent(key, value) != null) {
+                throw new IllegalArgumentException("metadata '" + key + "' and a tensor would share one name");
+            }
+        }
+        if (!pca.isEmpty()) {
+            root.put("pca", new LinkedHashMap<String, Object>(pca));
+            c.notes().add("pca " + pca.keySet() + " written as dicts of arrays (mean_, components_, explained_variance_"
+                    + "...), not scikit-learn objects: dir4j reads them, the reference's whiten_features wants the object");
+        }
+        return root;
     }
 
     private static Converted fromPyTorch(Object root) {

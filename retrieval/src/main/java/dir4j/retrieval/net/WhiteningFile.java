@@ -65,17 +65,30 @@ public final class WhiteningFile {
         }
     }
 
-    /** The sklearn PCAs of a reference checkpoint's {@code pca} entry (arrays copied out). */
+    /**
+     * The PCAs of a checkpoint's {@code pca} entry (arrays copied out): the reference's pickled
+     * scikit-learn objects, or dicts of their attributes (as {@code dir4j convert} writes a .pt).
+     */
     static Map<String, Stored> fromPickle(Path file, Object root) throws IOException {
         Map<String, Stored> out = new TreeMap<>();
-        for (Map.Entry<String, PickledObject> e : TorchCheckpoint.pca(root).entrySet()) {
-            PickledObject p = e.getValue();
+        if (!(root instanceof Map<?, ?> top) || !(top.get("pca") instanceof Map<?, ?> entries)) {
+            return Collections.unmodifiableMap(out);
+        }
+        for (Map.Entry<?, ?> e : entries.entrySet()) {
+            Map<String, Object> a = new LinkedHashMap<>();
+            if (e.getValue() instanceof PickledObject p) {
+                a.putAll(p.attributes());
+            } else if (e.getValue() instanceof Map<?, ?> m && m.containsKey("components_")) {
+                m.forEach((k, v) -> a.put(String.valueOf(k), v));
+            } else {
+                continue; // another form (the reference's use_sklearn=False dict of means and W)
+            }
             String at = file + ": pca['" + e.getKey() + "']";
-            double[] mean = array(at, "mean_", p.attribute("mean_"));
-            double[] components = array(at, "components_", p.attribute("components_"));
-            double[] variance = array(at, "explained_variance_", p.attribute("explained_variance_"));
-            boolean whiten = !(p.attribute("whiten") instanceof Boolean b) || b;
-            out.put(e.getKey(), new Stored(parameters(at, mean, components, variance, whiten), null));
+            double[] mean = array(at, "mean_", a.get("mean_"));
+            double[] components = array(at, "components_", a.get("components_"));
+            double[] variance = array(at, "explained_variance_", a.get("explained_variance_"));
+            boolean whiten = !(a.get("whiten") instanceof Boolean b) || b;
+            out.put(String.valueOf(e.getKey()), new Stored(parameters(at, mean, components, variance, whiten), null));
         }
         return Collections.unmodifiableMap(out);
     }

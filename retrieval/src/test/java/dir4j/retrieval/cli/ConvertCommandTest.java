@@ -159,7 +159,126 @@ class ConvertCommandTest {
     void anUnknownOutputExtensionIsACommandLineError() {
         Run r = run("convert", dir.resolve("missing.pt").toString(), dir.resolve("w.bin").toString());
         assertEquals(2, r.rc(), r.toString());
-        assertEquals("dir4j convert: OUT must end in .safetensors or .npz, not w.bin\n", r.err());
+        assertEquals("dir4j convert: OUT must end in .safetensors, .npz, .pt or .pth, not w.bin\n", r.err());
+    }
+
+    /**
+     * The reference's legacy checkpoint to safetensors and back to a .pt: the .pt holds the state dict
+     * under its PyTorch names (without 'module.'), model_options as a dict, and the PCA as a dict of
+     * its arrays, from which dir4j reads the same whitening as from the reference's sklearn object.
+     */
+    @Test
+    void aReferenceCheckpointComesBackAsAPt() throws IOException {
+        Path in = checkpoints().resolve("retrieval_legacy.pt");
+        Path mid = dir.resolve("mid.safetensors");
+        Path out = dir.resolve("back.pt");
+        assertEquals(0, run("convert", "--quiet", in.toString(), mid.toString()).rc());
+        Run r = run("convert", mid.toString(), out.toString());
+        assertEquals(0, r.rc(), r.toString());
+        assertEquals(List.of("note: pca [Landmarks_clean] written as dicts of arrays (mean_, components_, "
+                + "explained_variance_...), not scikit-learn objects: dir4j reads them, the reference's whiten_features "
+                + "wants the object"), r.err().lines().toList());
+        Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
+        try {
+            Map<?, ?> top = (Map<?, ?>) root;
+            assertEquals(List.of("state_dict", "model_options", "pca"), List.copyOf(top.keySet()));
+            assertEquals(Map.of("arch", "resnet101_rmac", "out_dim", 2048L, "pooling", "gem", "gemp", 3L,
+                    "dropout_p", 0.5, "without_fc", false), withoutNulls((Map<?, ?>) top.get("model_options")));
+            assertTrue(((Map<?, ?>) top.get("model_options")).containsKey("pretrained"), "None kept");
+            Map<?, ?> sd = (Map<?, ?>) top.get("state_dict");
+            Path expected = checkpoints().resolve("expected").resolve("retrieval");
+            try (var files = Files.list(expected)) {
+                List<String> keys = files.map(f -> f.getFileName().toString().replaceFirst("\\.npy$", "")).sorted()
+                        .toList();
+                assertEquals(keys, sd.keySet().stream().map(String::valueOf).sorted().toList());
+                for (String key : keys) {
+                    try (Tensor want = Npy.read(expected.resolve(key + ".npy"))) {
+                        Tensor got = (Tensor) sd.get(key);
+                        assertArrayEquals(want.shape(), got.shape(), key);
+                        assertArrayEquals(want.toDoubleArray(), got.toDoubleArray(), 0, key);
+                    }
+                }
+            }
+            Map<?, ?> pca = (Map<?, ?>) ((Map<?, ?>) top.get("pca")).get("Landmarks_clean");
+            assertEquals(true, pca.get("whiten"));
+            assertEquals(4L, pca.get("n_components_"));
+        } finally {
+            dir4j.nn.io.TorchCheckpoint.closeTensors(root);
+        }
+        WhiteningFile.Stored fromPt = WhiteningFile.read(in).get("Landmarks_clean");
+        WhiteningFile.Stored back = WhiteningFile.read(out).get("Landmarks_clean");
+        assertArrayEquals(fromPt.pca().mean(), back.pca().mean(), 0);
+        assertArrayEquals(fromPt.pca().components(), back.pca().components(), 0);
+        assertArrayEquals(fromPt.pca().explainedVariance(), back.pca().explainedVariance(), 0);
+        assertEquals(fromPt.pca().whiten(), back.pca().whiten());
+    }
+
+    private static Map<Object, Object> withoutNulls(Map<?, ?> m) {
+        Map<Object, Object> out = new java.util.LinkedHashMap<>();
+        m.forEach((k, v) -> {
+            if (v != null) {
+                out.put(k, v);
+            }
+        });
+        return out;
+    }
+
+    /**
+     * A network as dir4j train exports it: model_options loses base_width 64 (the reference's
+     * create_model takes no such option) and keeps any other width with a note; the integer buffer
+     * travels as int64 and reads back.
+     */
+    @Test
+    void aDir4jNetworkConvertsToAPtTheReferenceCanBuild() throws IOException {
+        for (int width : new int[] {64, 16}) {
+            Path in = dir.resolve("model" + width + ".safetensors");
+            try (MemoryScope scope = MemoryScope.open()) {
+                Map<String, Tensor> sd = new java.util.LinkedHashMap<>();
+                sd.put("conv1.weight", Tensor.of(new float[] {1, 2, 3, 4}, 1, 1, 2, 2));
+                sd.put("bn1.num_batches_tracked", Tensor.ofInts(new int[] {300}));
+                Safetensors.write(in, sd, Map.of("format", "pt", "model_options",
+                        "{\"arch\":\"resnet18_rmac\",\"out_dim\":128,\"pooling\":\"gem\",\"gemp\":3.0,"
+                                + "\"without_fc\":false,\"norm_features\":false,\"base_width\":" + width + "}"));
+            }
+            Path out = dir.resolve("model" + width + ".pt");
+            Run r = run("convert", in.toString(), out.toString());
+            assertEquals(0, r.rc(), r.toString());
+            assertEquals(width == 64
+                    ? "note: model_options: base_width 64 left out (the reference's width; its create_model takes no "
+                            + "such option)\n"
+                    : "note: model_options keeps base_width 16: dir4j reads it, the reference's create_model does not "
+                            + "(its networks are 64 wide)\n", r.err());
+            Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
+            try {
+                Map<?, ?> top = (Map<?, ?>) root;
+                assertEquals(List.of("state_dict", "model_options"), List.copyOf(top.keySet()), "no 'format' marker");
+                Map<?, ?> options = (Map<?, ?>) top.get("model_options");
+                assertEquals(width == 16, options.containsKey("base_width"));
+                assertEquals(3.0, options.get("gemp"));
+                Map<?, ?> sd = (Map<?, ?>) top.get("state_dict");
+                assertArrayEquals(new double[] {300}, ((Tensor) sd.get("bn1.num_batches_tracked")).toDoubleArray(), 0);
+                assertArrayEquals(new float[] {1, 2, 3, 4}, ((Tensor) sd.get("conv1.weight")).toFloatArray());
+            } finally {
+                dir4j.nn.io.TorchCheckpoint.closeTensors(root);
+            }
+        }
+    }
+
+    /** A training checkpoint (network, optimiser state, run settings) is not a network: refused, nothing written. */
+    @Test
+    void aTrainingCheckpointIsNotWrittenAsAPt() throws IOException {
+        Path in = dir.resolve("checkpoint.safetensors");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Safetensors.write(in, Map.of("model.fc.weight", Tensor.of(new float[] {1}, 1, 1)),
+                    Map.of("format", "dir4j-train-1"));
+        }
+        Path out = dir.resolve("c.pt");
+        Run r = run("convert", in.toString(), out.toString());
+        assertEquals(1, r.rc(), r.toString());
+        assertEquals("dir4j convert: this is a dir4j training checkpoint (the network under 'model.', the optimiser's "
+                + "state and the run's settings); convert the run's model.safetensors, the network alone, to a .pt\n",
+                r.err());
+        assertFalse(Files.exists(out));
     }
 
     /** .npz in, safetensors out: the arrays by name, values and dtypes unchanged. */

@@ -102,4 +102,37 @@ class WhiteningFileTest {
                 new PcaParameters(new double[1], new double[1], new double[1], true), WhiteningOptions.DEFAULTS, Map.of()));
         assertTrue(Files.notExists(dir.resolve("w.safetensors")));
     }
+
+    /**
+     * A .pt whose pca entries are dicts (as dir4j convert writes them): one with the PCA's
+     * attributes is read, with its whiten flag; the reference's other form (use_sklearn=False: means
+     * and W) is not a PCA of that kind and is left out, as are entries of other types.
+     */
+    @Test
+    void dictEntriesWithThePcaAttributesAreReadAndOtherFormsLeftOut(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("dicts.pt");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Map<String, Object> fitted = new LinkedHashMap<>();
+            fitted.put("mean_", Tensor.ofDoubles(new double[] {0.5, -0.5}, 2));
+            fitted.put("components_", Tensor.ofDoubles(new double[] {0, 1, 1, 0}, 2, 2));
+            fitted.put("explained_variance_", Tensor.ofDoubles(new double[] {4, 1}, 2));
+            fitted.put("whiten", false);
+            Map<String, Object> other = new LinkedHashMap<>();
+            other.put("means", Tensor.ofDoubles(new double[] {0, 0}, 2));
+            other.put("W", Tensor.ofDoubles(new double[] {1, 0, 0, 1}, 2, 2));
+            Map<String, Object> pca = new LinkedHashMap<>();
+            pca.put("fitted", fitted);
+            pca.put("means_and_w", other);
+            pca.put("text", "not a pca");
+            dir4j.nn.io.TorchSave.write(file, Map.of("pca", pca));
+        }
+        Map<String, WhiteningFile.Stored> all = WhiteningFile.read(file);
+        assertEquals(List.of("fitted"), List.copyOf(all.keySet()));
+        PcaParameters p = all.get("fitted").pca();
+        assertArrayEquals(new double[] {0.5, -0.5}, p.mean(), 0);
+        assertArrayEquals(new double[] {0, 1, 1, 0}, p.components(), 0);
+        assertArrayEquals(new double[] {4, 1}, p.explainedVariance(), 0);
+        assertEquals(false, p.whiten());
+        assertNull(all.get("fitted").options(), "a checkpoint's PCA carries no options");
+    }
 }
