@@ -35,10 +35,11 @@ import java.util.zip.ZipOutputStream;
  * <p>What can be written: {@link Map} (a Python dict; a {@link StateDict} becomes a
  * {@code collections.OrderedDict}, as PyTorch's state dicts are) with string or integer keys,
  * {@link List} (a list), {@link String}, {@link Long}/{@link Integer}/{@link java.math.BigInteger},
- * {@link Double}/{@link Float}, {@link Boolean}, {@code null} (None) and {@link Tensor}. Float32 and float64 tensors keep their
- * type, bfloat16 and float16 too; int32 tensors are written as int64 ({@code torch.LongStorage}),
- * PyTorch's type for integer buffers such as batch norm's {@code num_batches_tracked} (dir4j holds
- * PyTorch's int64 as int32). The pickle uses only opcodes of protocol 2 and the globals above, all
+ * {@link Double}/{@link Float}, {@link Boolean}, {@code null} (None) and {@link Tensor}. Float32
+ * and float64 tensors keep their type; int32 tensors are written as int64
+ * ({@code torch.LongStorage}), PyTorch's type for integer buffers such as batch norm's
+ * {@code num_batches_tracked} (dir4j holds PyTorch's int64 as int32); other types are refused.
+ * The pickle uses only opcodes of protocol 2 and the globals above, all
  * of which {@link TorchCheckpoint} and {@code torch.load} accept (PyTorch 1.13's {@code weights_only}
  * loader refuses floats outside tensors, as it does in {@code torch.save}'s own output).
  */
@@ -158,7 +159,8 @@ public final class TorchSave {
                     }
                 }
                 default -> throw new IllegalArgumentException("TorchSave: cannot write a "
-                        + v.getClass().getName() + " (dicts, lists, strings, numbers, booleans, None and tensors are written)");
+                        + v.getClass().getName()
+                        + " (dicts, lists, strings, numbers, booleans, None and tensors are written)");
             }
         }
 
@@ -170,7 +172,8 @@ public final class TorchSave {
             for (Map.Entry<?, ?> e : m.entrySet()) {
                 Object k = e.getKey();
                 if (!(k instanceof String || k instanceof Long || k instanceof Integer)) {
-                    throw new IllegalArgumentException("TorchSave: dict key " + k + " is neither a string nor an integer");
+                    throw new IllegalArgumentException("TorchSave: dict key " + k
+                            + " is neither a string nor an integer");
                 }
                 value(k, depth + 1);
                 value(e.getValue(), depth + 1);
@@ -236,8 +239,8 @@ public final class TorchSave {
                 case FLOAT32 -> "FloatStorage";
                 case FLOAT64 -> "DoubleStorage";
                 case INT32 -> "LongStorage";
-                case BFLOAT16 -> "BFloat16Storage";
-                case FLOAT16 -> "HalfStorage";
+                case BFLOAT16, FLOAT16 -> throw new IllegalArgumentException("TorchSave: a " + t.dtype()
+                        + " tensor; float32, float64 and int32 are written (cast it first)");
             };
             // one storage per tensor object (a tensor given twice shares its storage, as in PyTorch)
             Integer key = keys.get(t);
@@ -309,14 +312,13 @@ public final class TorchSave {
                         ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, n);
                 case FLOAT64 -> MemorySegment.copy(seg, ValueLayout.JAVA_DOUBLE, base, dst,
                         ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, n);
-                case BFLOAT16, FLOAT16 -> MemorySegment.copy(seg, ValueLayout.JAVA_SHORT, base, dst,
-                        ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, n);
                 case INT32 -> {
                     ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
                     for (long i = 0; i < n; i++) {
                         bb.putLong(seg.getAtIndex(ValueLayout.JAVA_INT, c.offset() + i));
                     }
                 }
+                default -> throw new IllegalArgumentException("TorchSave: a " + c.dtype() + " tensor");
             }
             return b;
         } finally {

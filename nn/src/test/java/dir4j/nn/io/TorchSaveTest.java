@@ -185,7 +185,8 @@ class TorchSaveTest {
             assertEquals(2, p[1]);
             assertEquals('.', p[p.length - 1]);
             assertEquals("\u0080\u0002ctorch._utils\n_rebuild_tensor_v2\n((X\u0007\0\0\0storage"
-                    + "ctorch\nFloatStorage\nX\u0001\0\0\0" + "0X\u0003\0\0\0cpuK\u0006tQK\0(K\u0002K\u0003t(K\u0003K\u0001t"
+                    + "ctorch\nFloatStorage\nX\u0001\0\0\0" + "0X\u0003\0\0\0cpuK\u0006tQ"
+                    + "K\0(K\u0002K\u0003t(K\u0003K\u0001t"
                     + "\u0089ccollections\nOrderedDict\n)RtR.", text, Arrays.toString(p));
         }
     }
@@ -214,5 +215,110 @@ class TorchSaveTest {
         }
         assertThrows(IllegalArgumentException.class, () -> TorchSave.write(file, deep));
         assertFalse(Files.readString(file).isEmpty());
+    }
+
+    /**
+     * Views that start inside their storage (a slice, a selected row) are written from their first
+     * element; integers past 63 bits and small
+     * BigIntegers keep their values; the copies made for the writing are freed.
+     */
+    @Test
+    void viewsAndBigIntegersReadBack() throws IOException {
+        Path file = dir.resolve("v.pt");
+        long live;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor base = Tensor.of(new float[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 3, 4);
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("slice", base.slice(0, 1, 3).slice(1, 1, 3)); // rows 1-2, columns 1-2: not contiguous
+            root.put("row", base.select(0, 2));
+            root.put("small", BigInteger.valueOf(-5));
+            root.put("two63", BigInteger.ONE.shiftLeft(63));
+            root.put("minus_two63", BigInteger.ONE.shiftLeft(63).negate());
+            live = dir4j.engine.cpu.NativeMemory.liveBytes();
+            TorchSave.write(file, root);
+            assertEquals(live, dir4j.engine.cpu.NativeMemory.liveBytes(), "the contiguous copies are freed");
+        }
+        Object back = TorchCheckpoint.read(file, Unpickler.Options.strict());
+        try {
+            Map<?, ?> top = (Map<?, ?>) back;
+            Tensor slice = (Tensor) top.get("slice");
+            assertArrayEquals(new int[] {2, 2}, slice.shape());
+            assertArrayEquals(new float[] {5, 6, 9, 10}, slice.toFloatArray());
+            assertArrayEquals(new float[] {8, 9, 10, 11}, ((Tensor) top.get("row")).toFloatArray());
+            assertEquals(-5L, ((Number) top.get("small")).longValue());
+            assertEquals(BigInteger.ONE.shiftLeft(63), new BigInteger(top.get("two63").toString()));
+            assertEquals(BigInteger.ONE.shiftLeft(63).negate(), new BigInteger(top.get("minus_two63").toString()));
+        } finally {
+            TorchCheckpoint.closeTensors(back);
+        }
+    }
+
+    /** The same content gives the same bytes (no timestamps), and a closed tensor is an error. */
+    @Test
+    void theSameContentGivesTheSameBytesAndAClosedTensorIsRefused() throws IOException {
+        Path a = dir.resolve("a.pt");
+        Path b = dir.resolve("b.pt");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Map<String, Object> root = Map.of("w", Tensor.of(new float[] {1, 2}, 2));
+            TorchSave.write(a, root);
+            TorchSave.write(b, root);
+        }
+        assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b));
+        Tensor closed = Tensor.of(new float[] {1}, 1);
+        closed.close();
+        assertThrows(IllegalStateException.class, () -> TorchSave.write(dir.resolve("c.pt"), Map.of("x", closed)));
+        assertFalse(Files.exists(dir.resolve("c.pt")));
+    }
+
+    /** Whatever the entries before it hold, each entry's data starts at a multiple of 64 bytes. */
+    @Test
+    void everyDataEntryIsAlignedWhateverPrecedesIt() throws IOException {
+        for (int k = 0; k < 64; k++) {
+            Path file = dir.resolve("s" + k + ".pt");
+            try (MemoryScope scope = MemoryScope.open()) {
+                Map<String, Object> root = new LinkedHashMap<>();
+                root.put("k".repeat(k), Tensor.of(new float[k + 1], k + 1));
+                root.put("t", Tensor.of(new float[] {1}, 1));
+                TorchSave.write(file, root);
+            }
+            byte[] bytes = Files.readAllBytes(file);
+            ByteBuffer bb = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+            for (int at = 0; bb.getInt(at) == 0x04034b50; ) {
+                int nameLen = bb.getShort(at + 26) & 0xffff;
+                int data = at + 30 + nameLen + (bb.getShort(at + 28) & 0xffff);
+                assertEquals(0, data % 64, "name length " + k);
+                at = data + bb.getInt(at + 18);
+            }
+            Object back = TorchCheckpoint.read(file, Unpickler.Options.strict());
+            try {
+                assertEquals(k + 1, ((Tensor) ((Map<?, ?>) back).get("k".repeat(k))).numel());
+            } finally {
+                TorchCheckpoint.closeTensors(back);
+            }
+        }
+    }
+
+    /** Nesting is bounded in dicts as in lists. */
+    @Test
+    void deepDictsAreRefused() {
+        Map<String, Object> deep = new LinkedHashMap<>();
+        Map<String, Object> cur = deep;
+        for (int i = 0; i < 70; i++) {
+            Map<String, Object> next = new LinkedHashMap<>();
+            cur.put("d", next);
+            cur = next;
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TorchSave.write(dir.resolve("deep.pt"), deep));
+        assertTrue(e.getMessage().contains("deeper than 64"), e.getMessage());
+        Map<String, Object> ok = new LinkedHashMap<>();
+        cur = ok;
+        for (int i = 0; i < 60; i++) {
+            Map<String, Object> next = new LinkedHashMap<>();
+            cur.put("d", next);
+            cur = next;
+        }
+        Map<String, Object> fine = ok;
+        org.junit.jupiter.api.Assertions.assertDoesNotThrow(() -> TorchSave.write(dir.resolve("ok.pt"), fine));
     }
 }

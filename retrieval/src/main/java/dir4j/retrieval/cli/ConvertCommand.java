@@ -82,7 +82,8 @@ final class ConvertCommand implements Callable<Integer> {
         String outName = out.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean torchOut = outName.endsWith(".pt") || outName.endsWith(".pth");
         if (!outName.endsWith(".safetensors") && !outName.endsWith(".npz") && !torchOut) {
-            System.err.println("dir4j convert: OUT must end in .safetensors, .npz, .pt or .pth, not " + out.getFileName());
+            System.err.println("dir4j convert: OUT must end in .safetensors, .npz, .pt or .pth, not "
+                    + out.getFileName());
             return 2;
         }
         String inName = in.getFileName().toString().toLowerCase(Locale.ROOT);
@@ -174,7 +175,8 @@ final class ConvertCommand implements Callable<Integer> {
             if (inStateDict) {
                 stateDict.put(name, e.getValue());
             } else if (name.startsWith("pca.") && dot > 4) {
-                pca.computeIfAbsent(name.substring(4, dot), d -> new LinkedHashMap<>()).put(name.substring(dot + 1), e.getValue());
+                pca.computeIfAbsent(name.substring(4, dot), d -> new LinkedHashMap<>())
+                        .put(name.substring(dot + 1), e.getValue());
             } else {
                 root.put(name, e.getValue());
             }
