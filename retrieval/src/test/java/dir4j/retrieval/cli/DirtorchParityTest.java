@@ -1,0 +1,154 @@
+package dir4j.retrieval.cli;
+
+import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.nn.io.TorchSave;
+import dir4j.retrieval.cli.CliRun.Run;
+import dir4j.retrieval.image.ImageFixtures;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * `dir4j extract` against descriptors made by the reference implementation itself (naver's
+ * dirtorch: its image reader, Scale transforms, ResNet_RMAC network, extract_image_features and
+ * multi-scale common.pool), committed by tests/fixtures/make_dirtorch_fixtures.py: a full-width
+ * ResNet-18-GeM-FC whose weights are a function of each tensor's name and element index (so no
+ * checkpoint is stored), saved here in the reference's checkpoint layout (module. prefixes,
+ * model_options) and run through the command line as a user would.
+ */
+class DirtorchParityTest {
+    @TempDir
+    Path dir;
+
+    static long fnv1a64(String name) {
+        long h = 0xcbf29ce484222325L;
+        for (byte b : name.getBytes(StandardCharsets.UTF_8)) {
+            h ^= b & 0xff;
+            h *= 0x100000001b3L;
+        }
+        return h;
+    }
+
+    /** Element i of the tensor {@code name}: SplitMix64 of (FNV-1a-64(name) + i), top 24 bits, in [-1, 1). */
+    static float uniform(long seed, long i) {
+        long z = seed + i + 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        z ^= z >>> 31;
+        return (float) (z >>> 40) * 0x1p-23f - 1f;
+    }
+
+    /** The fixture script's weights, element by element, in float32 as it computes them. */
+    static float[] values(String name, int[] shape) {
+        int n = Arrays.stream(shape).reduce(1, (a, b) -> a * b);
+        long seed = fnv1a64(name);
+        float[] v = new float[n];
+        float convScale = shape.length == 4 ? (float) Math.sqrt(6.0 / (shape[1] * shape[2] * shape[3])) : 0;
+        for (int i = 0; i < n; i++) {
+            float u = uniform(seed, i);
+            v[i] = name.endsWith("num_batches_tracked") ? 0
+                    : name.equals("adpool.p") ? 2.7f
+                    : name.equals("fc.weight") ? u * (float) (1 / Math.sqrt(512.0))
+                    : name.equals("fc.bias") ? u * 0.01f
+                    : name.endsWith("running_mean") ? 0.1f * u
+                    : name.endsWith("running_var") ? 1f + 0.25f * (u + 1f)
+                    : shape.length == 4 ? u * convScale
+                    : name.endsWith(".weight") ? 1f + 0.1f * u
+                    : 0.1f * u;
+        }
+        return v;
+    }
+
+    @Test
+    void extractGivesTheReferencesDescriptors() throws IOException {
+        Path fixtures = ImageFixtures.path("dirtorch");
+        Path ckpt = dir.resolve("resnet18-gem.pt");
+        List<String> weights = Files.readAllLines(fixtures.resolve("weights.txt"));
+        assertEquals(123, weights.size());
+        try (MemoryScope scope = MemoryScope.open()) {
+            Map<String, Tensor> sd = new LinkedHashMap<>();
+            for (String line : weights) {
+                String[] f = line.split(" ");
+                int[] shape = f[1].equals("scalar") ? new int[0]
+                        : Arrays.stream(f[1].split("x")).mapToInt(Integer::parseInt).toArray();
+                float[] v = values(f[0], shape);
+                // the generator agrees with the script's before anything else is compared
+                double sum = 0;
+                double squares = 0;
+                for (float x : v) {
+                    sum += x;
+                    squares += (double) x * x;
+                }
+                double want = Double.parseDouble(f[2]);
+                double wantSquares = Double.parseDouble(f[3]);
+                assertEquals(want, sum, 1e-9 * (1 + Math.abs(want) + wantSquares), f[0] + " sum");
+                assertEquals(wantSquares, squares, 1e-9 * (1 + wantSquares), f[0] + " sum of squares");
+                Tensor t;
+                if (f[0].endsWith("num_batches_tracked")) {
+                    t = Tensor.ofInts(new int[v.length], shape);
+                } else {
+                    t = Tensor.of(v, shape);
+                }
+                sd.put("module." + f[0], t);
+            }
+            Map<String, Object> options = new LinkedHashMap<>();
+            options.put("arch", "resnet18_rmac");
+            options.put("out_dim", 128L);
+            options.put("pooling", "gem");
+            options.put("gemp", 3L);
+            options.put("without_fc", false);
+            options.put("dropout_p", null);
+            options.put("norm_features", false);
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("state_dict", new TorchSave.StateDict(sd));
+            root.put("model_options", options);
+            TorchSave.write(ckpt, root);
+        }
+        Path list = dir.resolve("images.txt");
+        Files.write(list, List.of(fixtures.resolve("img0.jpg").toString(), fixtures.resolve("img1.jpg").toString(),
+                fixtures.resolve("img2.jpg").toString()));
+
+        compare(fixtures, ckpt, list, "1", "single.npy", null);
+        compare(fixtures, ckpt, list, "1,0.7071,0.5", "multiscale.npy", "undetermined.npy");
+    }
+
+    private void compare(Path fixtures, Path ckpt, Path list, String scales, String expected, String mask)
+            throws IOException {
+        Path out = dir.resolve("d" + scales.length() + ".npy");
+        Run r = run("extract", "--checkpoint", ckpt.toString(), "--images", list.toString(), "--scales", scales,
+                "--out", out.toString(), "--quiet");
+        assertEquals(0, r.rc(), r.toString());
+        try (Tensor got = Npy.read(out); Tensor want = Npy.read(fixtures.resolve(expected))) {
+            assertEquals(List.of(3, 128), Arrays.stream(got.shape()).boxed().toList());
+            float[] g = got.toFloatArray();
+            float[] w = want.toFloatArray();
+            double[] skip = new double[w.length];
+            if (mask != null) {
+                try (Tensor m = Npy.read(fixtures.resolve(mask))) {
+                    skip = m.toDoubleArray();
+                }
+            }
+            int compared = 0;
+            for (int i = 0; i < w.length; i++) {
+                if (skip[i] == 0) {
+                    assertEquals(w[i], g[i], 2e-6f, "scales " + scales + ", image " + i / 128 + ", element " + i % 128);
+                    compared++;
+                }
+            }
+            assertTrue(compared > w.length * 0.9, compared + " elements compared of " + w.length);
+        }
+    }
+}
