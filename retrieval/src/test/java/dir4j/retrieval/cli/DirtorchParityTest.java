@@ -27,7 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
  * multi-scale common.pool), committed by tests/fixtures/make_dirtorch_fixtures.py: a full-width
  * ResNet-18-GeM-FC whose weights are a function of each tensor's name and element index (so no
  * checkpoint is stored), saved here in the reference's checkpoint layout (module. prefixes,
- * model_options) and run through the command line as a user would.
+ * model_options) and run through the command line as a user would: extraction at one scale and
+ * three, and the revisited protocol's evaluation with cropped queries.
  */
 class DirtorchParityTest {
     @TempDir
@@ -72,9 +73,8 @@ class DirtorchParityTest {
         return v;
     }
 
-    @Test
-    void extractGivesTheReferencesDescriptors() throws IOException {
-        Path fixtures = ImageFixtures.path("dirtorch");
+    /** The fixture's network as a reference-layout .pt (module. prefixes, model_options). */
+    private Path checkpoint(Path fixtures) throws IOException {
         Path ckpt = dir.resolve("resnet18-gem.pt");
         List<String> weights = Files.readAllLines(fixtures.resolve("weights.txt"));
         assertEquals(123, weights.size());
@@ -117,12 +117,51 @@ class DirtorchParityTest {
             root.put("model_options", options);
             TorchSave.write(ckpt, root);
         }
+        return ckpt;
+    }
+
+    @Test
+    void extractGivesTheReferencesDescriptors() throws IOException {
+        Path fixtures = ImageFixtures.path("dirtorch");
+        Path ckpt = checkpoint(fixtures);
+        Path jpg = fixtures.resolve("roxford5k").resolve("jpg");
         Path list = dir.resolve("images.txt");
-        Files.write(list, List.of(fixtures.resolve("img0.jpg").toString(), fixtures.resolve("img1.jpg").toString(),
-                fixtures.resolve("img2.jpg").toString()));
+        Files.write(list, List.of(jpg.resolve("img0.jpg").toString(), jpg.resolve("img1.jpg").toString(),
+                jpg.resolve("img2.jpg").toString()));
 
         compare(fixtures, ckpt, list, "1", "single.npy", null);
         compare(fixtures, ckpt, list, "1,0.7071,0.5", "multiscale.npy", "undetermined.npy");
+    }
+
+    /**
+     * `dir4j eval` on a revisited-protocol ground truth over the same images: the queries, cropped
+     * to fractional boxes, have dirtorch's descriptors, and the mAP per protocol is dirtorch's (the
+     * easy protocol leaves out the query without an easy image, as both do).
+     */
+    @Test
+    void evalGivesTheReferencesCroppedQueriesAndMap() throws IOException {
+        Path fixtures = ImageFixtures.path("dirtorch");
+        Path ckpt = checkpoint(fixtures);
+        Path descs = dir.resolve("descs");
+        Path json = dir.resolve("eval.json");
+        Run r = run("eval", "--dataset", "roxford5k", "--data-root", fixtures.toString(), "--checkpoint",
+                ckpt.toString(), "--descriptors-dir", descs.toString(), "--json", json.toString(), "--quiet");
+        assertEquals(0, r.rc(), r.toString());
+        try (Tensor got = Npy.read(descs.resolve("roxford5k.qdescs.npy"));
+             Tensor want = Npy.read(fixtures.resolve("queries.npy"))) {
+            float[] g = got.toFloatArray();
+            float[] w = want.toFloatArray();
+            assertEquals(w.length, g.length);
+            for (int i = 0; i < w.length; i++) {
+                assertEquals(w[i], g[i], 2e-6f, "query " + i / 128 + ", element " + i % 128);
+            }
+        }
+        String[] maps = Files.readString(fixtures.resolve("eval.txt")).trim().split(" ");
+        Map<?, ?> result = (Map<?, ?>) ((Map<?, ?>) dir4j.nn.io.Json.parse(Files.readString(json))).get("roxford5k");
+        assertEquals(Double.parseDouble(maps[0]), ((Number) result.get("mAP-easy")).doubleValue(), 1e-12);
+        assertEquals(Double.parseDouble(maps[1]), ((Number) result.get("mAP-medium")).doubleValue(), 1e-12);
+        assertEquals(Double.parseDouble(maps[2]), ((Number) result.get("mAP-hard")).doubleValue(), 1e-12);
+        assertEquals(1L, ((Map<?, ?>) result.get("queries-without-positives")).get("easy"));
     }
 
     private void compare(Path fixtures, Path ckpt, Path list, String scales, String expected, String mask)
