@@ -28,7 +28,8 @@ import org.junit.jupiter.api.io.TempDir;
  * ResNet-18-GeM-FC whose weights are a function of each tensor's name and element index (so no
  * checkpoint is stored), saved here in the reference's checkpoint layout (module. prefixes,
  * model_options) and run through the command line as a user would: extraction at one scale and
- * three, and the revisited protocol's evaluation with cropped queries.
+ * three, and the revisited protocol's evaluation with cropped queries. And `dir4j aploss` against
+ * dirtorch's own loss classes.
  */
 class DirtorchParityTest {
     @TempDir
@@ -188,6 +189,72 @@ class DirtorchParityTest {
                 }
             }
             assertTrue(compared > w.length * 0.9, compared + " elements compared of " + w.length);
+        }
+    }
+
+    /**
+     * `dir4j aploss` against dirtorch's own loss classes (APLoss, TAPLoss full and simplified, the
+     * distance forms), run by the fixture script in float64: the loss and every query's AP to 2e-6,
+     * and dL/dD within 1e-4 of its largest element, or twice the distance of dirtorch's own float32
+     * run if that is more (the full tie-aware form divides small count differences); rows of images
+     * in a pair whose score lies on a bin centre (the quantiser's kink; a copied row scores 1 with
+     * its original) are left out of the gradient check.
+     */
+    @Test
+    void aplossGivesTheReferencesLossApsAndGradients() throws IOException {
+        Path loss = ImageFixtures.path("dirtorch/loss");
+        List<String> cases = Files.readAllLines(loss.resolve("cases.txt"));
+        assertEquals(6, cases.size());
+        for (String line : cases) {
+            String[] f = line.split(" ");
+            String name = f[0];
+            String cls = f[1];
+            List<String> args = new java.util.ArrayList<>(List.of("aploss", "--descriptors",
+                    loss.resolve("x.npy").toString(), "--labels", loss.resolve("labels.npy").toString(), "--nq", f[2],
+                    "--min", f[3], "--max", f[4], "--out", dir.resolve(name).toString(), "--show", "0", "--quiet"));
+            if (cls.startsWith("TAP")) {
+                args.addAll(List.of("--tie-aware", f[5].equals("True") ? "simplified" : "full"));
+            }
+            if (cls.endsWith("_dist")) {
+                args.add("--distance");
+            }
+            Run r = run(args.toArray(String[]::new));
+            assertEquals(0, r.rc(), r.toString());
+            String printed = r.out().lines().filter(l -> l.contains(" loss (")).findFirst().orElseThrow();
+            assertEquals(Double.parseDouble(f[6]), Double.parseDouble(printed.substring(printed.lastIndexOf(':') + 1)),
+                    2e-6, name + ": " + printed);
+            double[] ap = read(dir.resolve(name).resolve("ap.npy"));
+            double[] wantAp = read(loss.resolve(name + ".ap.npy"));
+            for (int i = 0; i < wantAp.length; i++) {
+                assertEquals(wantAp[i], ap[i], 2e-6, name + ": AP of query " + i);
+            }
+            double[] g = read(dir.resolve(name).resolve("grad.npy"));
+            double[] want = read(loss.resolve(name + ".grad.npy"));
+            double[] want32 = read(loss.resolve(name + ".grad32.npy"));
+            double[] kink = read(loss.resolve(name + ".kink.npy"));
+            int dim = want.length / kink.length;
+            double scale = Arrays.stream(want).map(Math::abs).max().orElseThrow();
+            double spread = 0;
+            for (int i = 0; i < want.length; i++) {
+                if (kink[i / dim] == 0) {
+                    spread = Math.max(spread, Math.abs(want32[i] - want[i]));
+                }
+            }
+            double tolerance = Math.max(1e-4 * scale, 2 * spread);
+            int compared = 0;
+            for (int i = 0; i < want.length; i++) {
+                if (kink[i / dim] == 0) {
+                    assertEquals(want[i], g[i], tolerance, name + ": dL/dD[" + i / dim + "][" + i % dim + "]");
+                    compared++;
+                }
+            }
+            assertTrue(compared >= want.length / 2, name + ": " + compared + " gradient elements compared");
+        }
+    }
+
+    private static double[] read(Path npy) throws IOException {
+        try (Tensor t = Npy.read(npy)) {
+            return t.toDoubleArray();
         }
     }
 }
