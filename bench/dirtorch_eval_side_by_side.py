@@ -76,47 +76,17 @@ def boxed_ground_truth(synth, seed):
 
 
 def make_checkpoint(path, arch, synth, threads):
-    import torch
-    from PIL import Image
     from sklearn.decomposition import PCA
-    import dirtorch.nets as nets
     import dirtorch.datasets.generic as generic
     import dirtorch.test_dir as test
-    torch.manual_seed(0)
-    options = {'arch': arch + '_rmac', 'out_dim': 2048, 'pooling': 'gem', 'gemp': 3,
-               'without_fc': False, 'dropout_p': None, 'norm_features': False}
-    net = nets.create_model(pretrained='', **options)
+    from dirtorch_common import measured_network, save_released_layout
     with open(os.path.join(synth, 'train.txt')) as f:
         train = [os.path.join(synth, line.split()[0]) for line in f if line.strip()]
-    mean = torch.tensor(net.preprocess['mean']).view(1, 3, 1, 1)
-    std = torch.tensor(net.preprocess['std']).view(1, 3, 1, 1)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    net.train()
-    with torch.no_grad():
-        for p in train[::len(train) // 64][:64]:
-            im = Image.open(p).convert('RGB')
-            x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
-            net((x - mean) / std)
-        net.adpool.p.fill_(2.7)
-    net.eval()
-    net.iscuda = False
+    net, options = measured_network(arch, train[::len(train) // 64][:64])
     descs = test.extract_image_features(generic.ImageList(None, imgs=train), '', net, desc='train',
                                         iscuda=False, threads=threads).numpy()
     pca = PCA(n_components=256, whiten=True, random_state=0).fit(descs)
-    ckpt = {
-        'state_dict': {'module.' + k: v for k, v in net.state_dict().items()},
-        'model_options': options,
-        'preprocess': net.preprocess,
-        'pca': {'synth-train': pca},
-        'epoch': 1,
-    }
-    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    save_released_layout(path, net, options, {'synth-train': pca})
 
 
 def dirtorch_descriptors(ckpt, synth, threads):

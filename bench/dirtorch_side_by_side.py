@@ -74,40 +74,9 @@ def make_images(folder, n, seed):
 
 
 def make_checkpoint(path, arch, image_paths):
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image
-    import dirtorch.nets as nets
-    torch.manual_seed(0)
-    options = {'arch': arch + '_rmac', 'out_dim': 2048, 'pooling': 'gem', 'gemp': 3,
-               'without_fc': False, 'dropout_p': None, 'norm_features': False}
-    net = nets.create_model(pretrained='', **options)
-    mean = torch.tensor(net.preprocess['mean']).view(1, 3, 1, 1)
-    std = torch.tensor(net.preprocess['std']).view(1, 3, 1, 1)
-    # batch-norm statistics of these images (cumulative averages over them, at a quarter size)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    net.train()
-    with torch.no_grad():
-        for p in image_paths:
-            im = Image.open(p).convert('RGB')
-            im = im.resize((im.size[0] // 4, im.size[1] // 4), Image.BILINEAR)
-            x = torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float().div(255).unsqueeze(0)
-            net((x - mean) / std)
-        net.adpool.p.fill_(2.7)
-    net.eval()
-    ckpt = {
-        'state_dict': {'module.' + k: v for k, v in net.state_dict().items()},
-        'model_options': options,
-        'preprocess': net.preprocess,
-        'epoch': 1,
-    }
-    torch.save(ckpt, path, _use_new_zipfile_serialization=False)
+    from dirtorch_common import measured_network, save_released_layout
+    net, options = measured_network(arch, image_paths, shrink=4)
+    save_released_layout(path, net, options)
 
 
 def run_dirtorch(ckpt, lists, scales, threads):
