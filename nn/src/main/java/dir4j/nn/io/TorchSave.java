@@ -73,6 +73,7 @@ public final class TorchSave {
     private static final int BINPERSID = 'Q';
 
     private static final String PREFIX = "archive/";
+    private static final java.time.LocalDateTime FIXED_TIME = java.time.LocalDateTime.of(1980, 1, 2, 0, 0);
     private static final int ALIGN = 64;
 
     /**
@@ -343,7 +344,9 @@ public final class TorchSave {
         CRC32 crc = new CRC32();
         crc.update(data);
         e.setCrc(crc.getValue());
-        e.setTime(315532800000L); // 1980-01-01, the zip epoch: the same bytes for the same content
+        // a fixed local date, whatever the machine's time zone: the same bytes for the same content,
+        // and no extended-timestamp field (which setTime adds for instants before 1980 in local time)
+        e.setTimeLocal(FIXED_TIME);
         zip.flush();
         long headerEnd = counting.count + 30 + name.getBytes(StandardCharsets.UTF_8).length;
         int pad = (int) ((ALIGN - headerEnd % ALIGN) % ALIGN);
@@ -357,6 +360,10 @@ public final class TorchSave {
             e.setExtra(extra);
         }
         zip.putNextEntry(e);
+        if (counting.count != headerEnd + pad) {
+            throw new IllegalStateException("TorchSave: " + name + "'s data would start at " + counting.count
+                    + ", not at the aligned " + (headerEnd + pad) + " (an unexpected zip header field)");
+        }
         zip.write(data);
         zip.closeEntry();
     }

@@ -253,17 +253,28 @@ class TorchSaveTest {
         }
     }
 
-    /** The same content gives the same bytes (no timestamps), and a closed tensor is an error. */
+    /**
+     * The same content gives the same bytes, aligned, in any time zone (a zip entry's time is local:
+     * west of UTC an instant on 1980-01-01 falls in 1979 and the JDK adds a timestamp field), and a
+     * closed tensor is an error.
+     */
     @Test
-    void theSameContentGivesTheSameBytesAndAClosedTensorIsRefused() throws IOException {
+    void theSameContentGivesTheSameBytesInAnyTimeZoneAndAClosedTensorIsRefused() throws IOException {
         Path a = dir.resolve("a.pt");
-        Path b = dir.resolve("b.pt");
+        java.util.TimeZone zone = java.util.TimeZone.getDefault();
         try (MemoryScope scope = MemoryScope.open()) {
             Map<String, Object> root = Map.of("w", Tensor.of(new float[] {1, 2}, 2));
+            java.util.TimeZone.setDefault(java.util.TimeZone.getTimeZone("UTC"));
             TorchSave.write(a, root);
-            TorchSave.write(b, root);
+            for (String id : List.of("America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Pacific/Pago_Pago")) {
+                java.util.TimeZone.setDefault(java.util.TimeZone.getTimeZone(id));
+                Path b = dir.resolve(id.replace('/', '-') + ".pt");
+                TorchSave.write(b, root);
+                assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b), id);
+            }
+        } finally {
+            java.util.TimeZone.setDefault(zone);
         }
-        assertArrayEquals(Files.readAllBytes(a), Files.readAllBytes(b));
         Tensor closed = Tensor.of(new float[] {1}, 1);
         closed.close();
         assertThrows(IllegalStateException.class, () -> TorchSave.write(dir.resolve("c.pt"), Map.of("x", closed)));
@@ -320,5 +331,46 @@ class TorchSaveTest {
         }
         Map<String, Object> fine = ok;
         org.junit.jupiter.api.Assertions.assertDoesNotThrow(() -> TorchSave.write(dir.resolve("ok.pt"), fine));
+    }
+
+    /** The content of fixtures/checkpoints/dir4j_written.pt (tests/fixtures/check_dir4j_written.py reads it with torch.load). */
+    static Map<String, Object> knownContent() {
+        Map<String, Tensor> sd = new LinkedHashMap<>();
+        sd.put("conv.weight", Tensor.of(new float[] {1, -2, 3.5f, 4, 5, 6}, 2, 1, 1, 3));
+        sd.put("bn.running_var", Tensor.ofDoubles(new double[] {0.25, 1e-300}, 2));
+        sd.put("bn.num_batches_tracked", Tensor.ofInts(new int[] {7}));
+        sd.put("view", Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 3, 2).transpose(0, 1));
+        Map<String, Object> options = new LinkedHashMap<>();
+        options.put("arch", "resnet101_rmac");
+        options.put("out_dim", 2048L);
+        options.put("gemp", 3.0);
+        options.put("without_fc", false);
+        options.put("dropout_p", null);
+        options.put("scales", List.of(1L, 0.5, "x"));
+        options.put("big", -(1L << 40));
+        Map<String, Object> root = new LinkedHashMap<>();
+        root.put("state_dict", new TorchSave.StateDict(sd));
+        root.put("model_options", options);
+        return root;
+    }
+
+    /**
+     * TorchSave writes, byte for byte, the file that tests/fixtures/check_dir4j_written.py checked
+     * with torch.load (PyTorch 1.13: every value as written). Should the writer change, write the
+     * file again with {@code -Ddir4j.writeTorchSaveFixture=true} (from the nn module) and run that
+     * script before committing it.
+     */
+    @Test
+    void theBytesAreThoseTorchLoadWasCheckedOn() throws IOException {
+        Path file = dir.resolve("known.pt");
+        try (MemoryScope scope = MemoryScope.open()) {
+            TorchSave.write(file, knownContent());
+        }
+        if (Boolean.getBoolean("dir4j.writeTorchSaveFixture")) {
+            Files.copy(file, Path.of("src/test/resources/fixtures/checkpoints/dir4j_written.pt"),
+                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        }
+        assertArrayEquals(Files.readAllBytes(CheckpointFixtures.path("dir4j_written.pt")), Files.readAllBytes(file),
+                "TorchSave's output changed: check it with torch.load (see this test's doc)");
     }
 }

@@ -153,8 +153,9 @@ final class ConvertCommand implements Callable<Integer> {
     /**
      * The reference's checkpoint layout for torch.save: the state dict (the PyTorch input's state
      * dict, or every tensor outside {@code pca.*} of a safetensors or .npz input) as an
-     * OrderedDict, each metadata entry as the Python value of its JSON text (model_options a dict),
-     * the PCAs as dicts of their arrays and scalars, other top-level tensors as themselves.
+     * OrderedDict, left out when empty (a whitening alone); each metadata entry as the Python value
+     * of its JSON text (model_options a dict; text that is not JSON stays a string), the PCAs as
+     * dicts of their arrays and scalars; a PyTorch input's other top-level tensors as themselves.
      */
     private static Map<String, Object> torchRoot(Converted c) {
         Map<String, String> meta = c.metadata();
@@ -184,7 +185,9 @@ final class ConvertCommand implements Callable<Integer> {
         if (root.containsKey("state_dict")) {
             throw new IllegalArgumentException("a tensor named 'state_dict' outside the state dict");
         }
-        root.put("state_dict", new TorchSave.StateDict(stateDict));
+        if (!stateDict.isEmpty()) {
+            root.put("state_dict", new TorchSave.StateDict(stateDict));
+        }
         for (Map.Entry<String, String> e : meta.entrySet()) {
             String key = e.getKey();
             if (key.equals("format") && "pt".equals(e.getValue())) {
@@ -216,8 +219,8 @@ final class ConvertCommand implements Callable<Integer> {
                             + "reference's create_model does not (its networks are 64 wide)");
                 }
                 root.put(key, o);
-            } else if (root.putIfAbsent(key, value) != null) {
-                throw new IllegalArgumentException("metadata '" + key + "' and a tensor would share one name");
+            } else if (key.equals("pca") || key.equals("state_dict") || root.putIfAbsent(key, value) != null) {
+                throw new IllegalArgumentException("metadata '" + key + "' would take the name of another entry");
             }
         }
         if (!pca.isEmpty()) {

@@ -20,8 +20,8 @@ import java.util.TreeMap;
 
 /**
  * PCA whitenings stored by name, the way the reference's checkpoints carry them: a {@code pca}
- * entry holding one fitted sklearn PCA per training set ({@code Landmarks_clean}). Three files
- * hold them, and one reader takes all three:
+ * entry holding one fitted sklearn PCA per training set ({@code Landmarks_clean}). Four files
+ * hold them, and one reader takes them all:
  * <ul>
  * <li>a reference PyTorch {@code .pt}/{@code .pth}: the pickled sklearn objects, read inert
  *     (no code of theirs runs), fields {@code mean_}, {@code components_},
@@ -30,7 +30,9 @@ import java.util.TreeMap;
  *     {@code pca.<name>.<field>} and the scalar fields as JSON in metadata {@code pca.<name>};</li>
  * <li>a whitening learned by {@code dir4j whiten} ({@link #write}): the same layout, its
  *     metadata also holding the options to apply it with ({@code whitenp}, {@code whitenv},
- *     {@code whitenm}).</li>
+ *     {@code whitenm});</li>
+ * <li>a {@code .pt}/{@code .pth} written by {@code dir4j convert}: each PCA a dict of the same
+ *     fields (and the options, when the converted file had them).</li>
  * </ul>
  */
 public final class WhiteningFile {
@@ -76,10 +78,12 @@ public final class WhiteningFile {
         }
         for (Map.Entry<?, ?> e : entries.entrySet()) {
             Map<String, Object> a = new LinkedHashMap<>();
+            boolean dict = false;
             if (e.getValue() instanceof PickledObject p) {
                 a.putAll(p.attributes());
             } else if (e.getValue() instanceof Map<?, ?> m && m.containsKey("components_")) {
                 m.forEach((k, v) -> a.put(String.valueOf(k), v));
+                dict = true;
             } else {
                 continue; // another form (the reference's use_sklearn=False dict of means and W)
             }
@@ -88,7 +92,9 @@ public final class WhiteningFile {
             double[] components = array(at, "components_", a.get("components_"));
             double[] variance = array(at, "explained_variance_", a.get("explained_variance_"));
             boolean whiten = !(a.get("whiten") instanceof Boolean b) || b;
-            out.put(String.valueOf(e.getKey()), new Stored(parameters(at, mean, components, variance, whiten), null));
+            // a converted dir4j whitening keeps its options; the reference's sklearn objects have none
+            out.put(String.valueOf(e.getKey()), new Stored(parameters(at, mean, components, variance, whiten),
+                    dict ? options(at, a) : null));
         }
         return Collections.unmodifiableMap(out);
     }

@@ -264,6 +264,35 @@ class ConvertCommandTest {
         }
     }
 
+    /**
+     * A whitening written by dir4j whiten, converted to a .pt: no state dict, the PCA as a dict with
+     * its options, and it reads back with the same arrays and options as the safetensors.
+     */
+    @Test
+    void aDir4jWhiteningConvertsToAPtWithItsOptions() throws IOException {
+        Path in = dir.resolve("w.safetensors");
+        dir4j.retrieval.whiten.PcaParameters pca = new dir4j.retrieval.whiten.PcaParameters(new double[] {0.5, -1},
+                new double[] {0, 1, 1, 0}, new double[] {3, 2}, true);
+        WhiteningFile.write(in, "db", pca, new dir4j.retrieval.whiten.WhiteningOptions(0.5, 1, 2.0),
+                Map.of("learned_on", "test"));
+        Path out = dir.resolve("w.pt");
+        Run r = run("convert", "--quiet", in.toString(), out.toString());
+        assertEquals(0, r.rc(), r.toString());
+        Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
+        try {
+            assertEquals(List.of("pca"), List.copyOf(((Map<?, ?>) root).keySet()), "no empty state_dict");
+        } finally {
+            dir4j.nn.io.TorchCheckpoint.closeTensors(root);
+        }
+        WhiteningFile.Stored want = WhiteningFile.read(in).get("db");
+        WhiteningFile.Stored got = WhiteningFile.read(out).get("db");
+        assertArrayEquals(want.pca().mean(), got.pca().mean(), 0);
+        assertArrayEquals(want.pca().components(), got.pca().components(), 0);
+        assertArrayEquals(want.pca().explainedVariance(), got.pca().explainedVariance(), 0);
+        assertEquals(new dir4j.retrieval.whiten.WhiteningOptions(0.5, 1, 2.0), want.options());
+        assertEquals(want.options(), got.options());
+    }
+
     /** A training checkpoint (network, optimiser state, run settings) is not a network: refused, nothing written. */
     @Test
     void aTrainingCheckpointIsNotWrittenAsAPt() throws IOException {

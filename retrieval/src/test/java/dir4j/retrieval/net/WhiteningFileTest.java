@@ -133,6 +133,6 @@ class WhiteningFileTest {
         assertArrayEquals(new double[] {0, 1, 1, 0}, p.components(), 0);
         assertArrayEquals(new double[] {4, 1}, p.explainedVariance(), 0);
         assertEquals(false, p.whiten());
-        assertNull(all.get("fitted").options(), "a checkpoint's PCA carries no options");
+        assertNull(all.get("fitted").options(), "no options given, none read");
     }
 }
