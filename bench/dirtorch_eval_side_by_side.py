@@ -150,11 +150,11 @@ def main():
     ap.add_argument('--arch', default='resnet50', choices=['resnet18', 'resnet50', 'resnet101', 'resnet152'])
     ap.add_argument('--image-size', type=int, default=256, help='side of the synthetic images')
     ap.add_argument('--threads', type=int, default=2, help='PyTorch threads and dirtorch loader workers')
-    ap.add_argument('--work', default='bench/target/dirtorch-eval')
+    ap.add_argument('--work', help='working folder (default: bench/target/dirtorch-eval in the repository)')
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, os.path.abspath(args.dirtorch))
-    work = os.path.abspath(args.work)
+    work = os.path.abspath(args.work) if args.work else os.path.join(root, 'bench', 'target', 'dirtorch-eval')
     os.makedirs(work, exist_ok=True)
     os.environ.setdefault('DB_ROOT', work)  # dirtorch's dataset modules read it on import
     subprocess.run([os.path.join(root, 'dir4j'), 'synth', '--data-root', work, '--image-size',

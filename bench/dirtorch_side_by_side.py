@@ -157,7 +157,7 @@ def main():
                     help='two image counts: both tools run on the first N and on all M, M - N giving the rate of '
                          'further images without the start (default 8,24)')
     ap.add_argument('--scales', default='1,0.7071,0.5')
-    ap.add_argument('--work', default='bench/target/dirtorch-side-by-side')
+    ap.add_argument('--work', help='working folder (default: bench/target/dirtorch-side-by-side in the repository)')
     ap.add_argument('--seed', type=int, default=21)
     ap.add_argument('--threads', type=int, default=2,
                     help='PyTorch intra-op threads (its default on this kind of machine is 1) and dirtorch '
@@ -168,7 +168,7 @@ def main():
     scales = [float(s) for s in args.scales.split(',')]
     if scales[0] != 1:
         sys.exit('the first scale must be 1 (dirtorch\'s untransformed chain)')
-    work = os.path.abspath(args.work)
+    work = os.path.abspath(args.work) if args.work else os.path.join(root, 'bench', 'target', 'dirtorch-side-by-side')
     os.makedirs(work, exist_ok=True)
     imgs = os.path.join(work, 'images')
     os.makedirs(imgs, exist_ok=True)

@@ -333,7 +333,10 @@ class TorchSaveTest {
         org.junit.jupiter.api.Assertions.assertDoesNotThrow(() -> TorchSave.write(dir.resolve("ok.pt"), fine));
     }
 
-    /** The content of fixtures/checkpoints/dir4j_written.pt (tests/fixtures/check_dir4j_written.py reads it with torch.load). */
+    /**
+     * The content of fixtures/checkpoints/dir4j_written.pt (tests/fixtures/check_dir4j_written.py reads it
+     * with torch.load).
+     */
     static Map<String, Object> knownContent() {
         Map<String, Tensor> sd = new LinkedHashMap<>();
         sd.put("conv.weight", Tensor.of(new float[] {1, -2, 3.5f, 4, 5, 6}, 2, 1, 1, 3));

@@ -115,8 +115,11 @@ final class ConvertCommand implements Callable<Integer> {
                 c.notes().add("the .npz format has no metadata: " + String.join(", ", c.metadata().keySet())
                         + " not written (write .safetensors to keep them)");
             }
+            String written = null;
             if (torchOut) {
-                TorchSave.write(out, torchRoot(c));
+                Map<String, Object> torch = torchRoot(c);
+                TorchSave.write(out, torch);
+                written = String.join(", ", torch.keySet());
             } else if (outName.endsWith(".npz")) {
                 Npz.write(out, c.tensors(), compress);
             } else {
@@ -128,7 +131,7 @@ final class ConvertCommand implements Callable<Integer> {
                     System.err.println("note: " + note);
                 }
             }
-            summarize(c);
+            summarize(c, written);
             return 0;
         } catch (UnsafePickleException e) {
             System.err.println("dir4j convert: " + e.getMessage());
@@ -400,7 +403,8 @@ final class ConvertCommand implements Callable<Integer> {
         return s.length() <= 200 ? s : s.substring(0, 197) + "...";
     }
 
-    private void summarize(Converted c) throws IOException {
+    /** The summary line; {@code entries}: a .pt's top-level keys (null for other outputs). */
+    private void summarize(Converted c, String entries) throws IOException {
         long values = 0;
         long bytes = 0;
         for (Tensor t : c.tensors().values()) {
@@ -415,7 +419,8 @@ final class ConvertCommand implements Callable<Integer> {
         }
         System.out.printf(Locale.ROOT, "wrote %s: %d tensors, %,d values%s, %,d bytes of tensor data, %,d bytes in all%s%n",
                 out, c.tensors().size(), values, stateDict, bytes, Files.size(out),
-                c.metadata().isEmpty() || out.toString().endsWith(".npz") ? ""
+                entries != null ? "; entries: " + entries
+                        : c.metadata().isEmpty() || out.toString().endsWith(".npz") ? ""
                         : "; metadata: " + String.join(", ", c.metadata().keySet()));
     }
 }

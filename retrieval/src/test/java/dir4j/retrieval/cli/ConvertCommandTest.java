@@ -178,6 +178,8 @@ class ConvertCommandTest {
         assertEquals(List.of("note: pca [Landmarks_clean] written as dicts of arrays (mean_, components_, "
                 + "explained_variance_...), not scikit-learn objects: dir4j reads them, the reference's whiten_features "
                 + "wants the object"), r.err().lines().toList());
+        assertTrue(r.out().startsWith("wrote " + out + ": 19 tensors, 353 values") && r.out().endsWith(
+                " bytes in all; entries: state_dict, model_options, pca\n"), r.out());
         Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
         try {
             Map<?, ?> top = (Map<?, ?>) root;
