@@ -215,6 +215,55 @@ class ConvertCommandTest {
         assertEquals(fromPt.pca().whiten(), back.pca().whiten());
     }
 
+    /**
+     * The reference's legacy checkpoint straight to a zip .pt: its state dict without 'module.', its
+     * model_options, its PCA as a dict (tensors and scalars together), the same whitening read back.
+     */
+    @Test
+    void aLegacyReferenceCheckpointBecomesAZipPt() throws IOException {
+        Path in = checkpoints().resolve("retrieval_legacy.pt");
+        Path out = dir.resolve("zip.pt");
+        Run r = run("convert", "--quiet", in.toString(), out.toString());
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.out().endsWith("; entries: state_dict, model_options, pca\n"), r.out());
+        Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
+        try {
+            Map<?, ?> top = (Map<?, ?>) root;
+            Map<?, ?> sd = (Map<?, ?>) top.get("state_dict");
+            assertEquals(14, sd.size());
+            assertTrue(sd.keySet().stream().noneMatch(k -> String.valueOf(k).startsWith("module.")),
+                    sd.keySet().toString());
+            Map<?, ?> pca = (Map<?, ?>) ((Map<?, ?>) top.get("pca")).get("Landmarks_clean");
+            assertEquals(List.of("mean_", "components_", "explained_variance_", "explained_variance_ratio_",
+                    "singular_values_"), pca.keySet().stream().filter(k -> pca.get(k) instanceof Tensor)
+                    .map(String::valueOf).toList());
+            assertEquals("0.20.2", pca.get("_sklearn_version"));
+            assertEquals("resnet101_rmac", ((Map<?, ?>) top.get("model_options")).get("arch"));
+        } finally {
+            dir4j.nn.io.TorchCheckpoint.closeTensors(root);
+        }
+        WhiteningFile.Stored want = WhiteningFile.read(in).get("Landmarks_clean");
+        WhiteningFile.Stored got = WhiteningFile.read(out).get("Landmarks_clean");
+        assertArrayEquals(want.pca().components(), got.pca().components(), 0);
+        assertArrayEquals(want.pca().explainedVariance(), got.pca().explainedVariance(), 0);
+    }
+
+    /** Metadata named like an entry the .pt layout owns is refused with the name, and nothing is written. */
+    @Test
+    void metadataCannotTakeTheNameOfAPtEntry() throws IOException {
+        for (String key : List.of("pca", "state_dict")) {
+            Path in = dir.resolve(key + ".safetensors");
+            try (MemoryScope scope = MemoryScope.open()) {
+                Safetensors.write(in, Map.of("fc.weight", Tensor.of(new float[] {1}, 1, 1)), Map.of(key, "{}"));
+            }
+            Path out = dir.resolve(key + ".pt");
+            Run r = run("convert", in.toString(), out.toString());
+            assertEquals(1, r.rc(), r.toString());
+            assertEquals("dir4j convert: metadata '" + key + "' would take the name of another entry\n", r.err());
+            assertFalse(Files.exists(out));
+        }
+    }
+
     private static Map<Object, Object> withoutNulls(Map<?, ?> m) {
         Map<Object, Object> out = new java.util.LinkedHashMap<>();
         m.forEach((k, v) -> {
