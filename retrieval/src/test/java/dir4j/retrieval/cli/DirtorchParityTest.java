@@ -125,7 +125,7 @@ class DirtorchParityTest {
     void extractGivesTheReferencesDescriptors() throws IOException {
         Path fixtures = ImageFixtures.path("dirtorch");
         Path ckpt = checkpoint(fixtures);
-        Path jpg = fixtures.resolve("roxford5k").resolve("jpg");
+        Path jpg = fixtures.resolve("oxford5k").resolve("jpg");
         Path list = dir.resolve("images.txt");
         Files.write(list, java.util.stream.IntStream.range(0, 6)
                 .mapToObj(i -> jpg.resolve("img" + i + ".jpg").toString()).toList());
@@ -138,7 +138,10 @@ class DirtorchParityTest {
      * `dir4j eval` on a revisited-protocol ground truth over the same images: the database and the
      * queries, cropped to fractional boxes, have dirtorch's descriptors, and the mAP per protocol is
      * dirtorch's (no two scores of a query are within 2e-5 of each other, so every rank is
-     * determined; the easy protocol leaves out the query without an easy image, as both do).
+     * determined; the easy protocol leaves out the query without an easy image, as both do). The
+     * ground truth lies in the reference's folder layout (oxford5k/gnd_roxford5k.pkl), beside the old
+     * protocol's gnd_oxford5k.pkl over the same queries (ok and junk as NumPy arrays), whose mAP is
+     * dirtorch's too.
      */
     @Test
     void evalGivesTheReferencesCroppedQueriesAndMap() throws IOException {
@@ -166,6 +169,14 @@ class DirtorchParityTest {
         assertEquals(Double.parseDouble(maps[1]), ((Number) result.get("mAP-medium")).doubleValue(), 1e-12);
         assertEquals(Double.parseDouble(maps[2]), ((Number) result.get("mAP-hard")).doubleValue(), 1e-12);
         assertEquals(1L, ((Map<?, ?>) result.get("queries-without-positives")).get("easy"));
+
+        Path oldJson = dir.resolve("old.json");
+        Run old = run("eval", "--dataset", "oxford5k", "--data-root", fixtures.toString(), "--checkpoint",
+                ckpt.toString(), "--descriptors-dir", descs.toString(), "--json", oldJson.toString(), "--quiet");
+        assertEquals(0, old.rc(), old.toString());
+        Map<?, ?> oldResult = (Map<?, ?>) ((Map<?, ?>) dir4j.nn.io.Json.parse(Files.readString(oldJson)))
+                .get("oxford5k");
+        assertEquals(Double.parseDouble(maps[3]), ((Number) oldResult.get("mAP")).doubleValue(), 1e-12);
     }
 
     private void compare(Path fixtures, Path ckpt, Path list, String scales, String expected, String mask)
