@@ -141,7 +141,8 @@ class DirtorchParityTest {
      * determined; the easy protocol leaves out the query without an easy image, as both do). The
      * ground truth lies in the reference's folder layout (oxford5k/gnd_roxford5k.pkl), beside the old
      * protocol's gnd_oxford5k.pkl over the same queries (ok and junk as NumPy arrays), whose mAP is
-     * dirtorch's too.
+     * dirtorch's too; so is the mAP after whitening by a PCA that scikit-learn itself pickled
+     * (fixtures/dirtorch/pca.pt), alpha-DBA and alpha-QE.
      */
     @Test
     void evalGivesTheReferencesCroppedQueriesAndMap() throws IOException {
@@ -169,6 +170,19 @@ class DirtorchParityTest {
         assertEquals(Double.parseDouble(maps[1]), ((Number) result.get("mAP-medium")).doubleValue(), 1e-12);
         assertEquals(Double.parseDouble(maps[2]), ((Number) result.get("mAP-hard")).doubleValue(), 1e-12);
         assertEquals(1L, ((Map<?, ?>) result.get("queries-without-positives")).get("easy"));
+
+        // whitened by a scikit-learn PCA that scikit-learn pickled, then aDBA and aQE (k 1, alpha 3)
+        Path whitenedJson = dir.resolve("whitened.json");
+        Run whitened = run("eval", "--dataset", "roxford5k", "--data-root", fixtures.toString(), "--checkpoint",
+                ckpt.toString(), "--descriptors-dir", descs.toString(), "--json", whitenedJson.toString(), "--quiet",
+                "--whiten", "file", fixtures.resolve("pca.pt").toString(), "--whitenp", "0.25", "--adba", "1", "3",
+                "--aqe", "1", "3");
+        assertEquals(0, whitened.rc(), whitened.toString());
+        String[] wmaps = Files.readString(fixtures.resolve("whitened.txt")).trim().split(" ");
+        Map<?, ?> w = (Map<?, ?>) ((Map<?, ?>) dir4j.nn.io.Json.parse(Files.readString(whitenedJson))).get("roxford5k");
+        assertEquals(Double.parseDouble(wmaps[0]), ((Number) w.get("mAP-easy")).doubleValue(), 1e-12);
+        assertEquals(Double.parseDouble(wmaps[1]), ((Number) w.get("mAP-medium")).doubleValue(), 1e-12);
+        assertEquals(Double.parseDouble(wmaps[2]), ((Number) w.get("mAP-hard")).doubleValue(), 1e-12);
 
         Path oldJson = dir.resolve("old.json");
         Run old = run("eval", "--dataset", "oxford5k", "--data-root", fixtures.toString(), "--checkpoint",
