@@ -2,7 +2,6 @@ package dir4j.nn.io;
 
 import dir4j.engine.io.AtomicFiles;
 import dir4j.engine.DType;
-import dir4j.engine.Device;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import java.io.IOException;
@@ -253,42 +252,7 @@ public final class Safetensors {
 
     /** Streams a tensor's elements, little-endian, in chunks (no whole-tensor heap copy). */
     static void writeTensor(FileChannel ch, Tensor t) throws IOException {
-        Tensor cpu = t.device().equals(Device.CPU) ? null : t.to(Device.CPU);
-        Tensor src = cpu != null ? cpu : t;
-        Tensor contiguous = src.isContiguous() ? null : dir4j.engine.Ops.cloneDetached(src);
-        Tensor c = contiguous != null ? contiguous : src;
-        try {
-            int size = c.dtype().byteSize();
-            ValueLayout from = switch (c.dtype()) {
-                case FLOAT32 -> ValueLayout.JAVA_FLOAT;
-                case FLOAT64 -> ValueLayout.JAVA_DOUBLE;
-                default -> ValueLayout.JAVA_INT;
-            };
-            ValueLayout to = switch (c.dtype()) {
-                case FLOAT32 -> ValueLayout.JAVA_FLOAT_UNALIGNED;
-                case FLOAT64 -> ValueLayout.JAVA_DOUBLE_UNALIGNED;
-                default -> ValueLayout.JAVA_INT_UNALIGNED;
-            };
-            to = to.withOrder(ByteOrder.LITTLE_ENDIAN);
-            MemorySegment seg = c.segment();
-            long base = c.offset() * size;
-            long n = c.numel();
-            int chunk = (1 << 20) / size;
-            byte[] buf = new byte[(int) Math.min(n, chunk) * size];
-            MemorySegment bufSeg = MemorySegment.ofArray(buf);
-            for (long done = 0; done < n; done += chunk) {
-                int k = (int) Math.min(chunk, n - done);
-                MemorySegment.copy(seg, from, base + done * size, bufSeg, to, 0, k);
-                writeFully(ch, ByteBuffer.wrap(buf, 0, k * size));
-            }
-        } finally {
-            if (contiguous != null) {
-                contiguous.close();
-            }
-            if (cpu != null) {
-                cpu.close();
-            }
-        }
+        TensorBytes.write(t, false, (chunk, length) -> writeFully(ch, ByteBuffer.wrap(chunk, 0, length)));
     }
 
     private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {

@@ -1,16 +1,11 @@
 package dir4j.nn.io;
 
-import dir4j.engine.DType;
-import dir4j.engine.Device;
-import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.AtomicFiles;
 import java.io.ByteArrayOutputStream;
 import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -292,44 +287,19 @@ public final class TorchSave {
         }
     }
 
-    /** A tensor's elements, row-major, little-endian; int32 widened to int64. */
-    static byte[] elements(Tensor t) {
-        Tensor cpu = t.device().equals(Device.CPU) ? null : t.to(Device.CPU);
-        Tensor src = cpu != null ? cpu : t;
-        Tensor contiguous = src.isContiguous() ? null : Ops.cloneDetached(src);
-        Tensor c = contiguous != null ? contiguous : src;
-        try {
-            long n = c.numel();
-            int out = c.dtype() == DType.INT32 ? 8 : c.dtype().byteSize();
-            if (n * out > Integer.MAX_VALUE - 64) {
-                throw new IllegalArgumentException("TorchSave: a tensor of " + n + " elements is over 2 GiB");
-            }
-            byte[] b = new byte[(int) (n * out)];
-            MemorySegment seg = c.segment();
-            MemorySegment dst = MemorySegment.ofArray(b);
-            long base = c.offset() * c.dtype().byteSize();
-            switch (c.dtype()) {
-                case FLOAT32 -> MemorySegment.copy(seg, ValueLayout.JAVA_FLOAT, base, dst,
-                        ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, n);
-                case FLOAT64 -> MemorySegment.copy(seg, ValueLayout.JAVA_DOUBLE, base, dst,
-                        ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, n);
-                case INT32 -> {
-                    ByteBuffer bb = ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN);
-                    for (long i = 0; i < n; i++) {
-                        bb.putLong(seg.getAtIndex(ValueLayout.JAVA_INT, c.offset() + i));
-                    }
-                }
-                default -> throw new IllegalArgumentException("TorchSave: a " + c.dtype() + " tensor");
-            }
-            return b;
-        } finally {
-            if (contiguous != null) {
-                contiguous.close();
-            }
-            if (cpu != null) {
-                cpu.close();
-            }
+    /** A tensor's elements, row-major, little-endian; int32 widened to int64 (one entry's bytes). */
+    static byte[] elements(Tensor t) throws IOException {
+        long bytes = t.numel() * TensorBytes.width(t.dtype(), true);
+        if (bytes > Integer.MAX_VALUE - 64) {
+            throw new IllegalArgumentException("TorchSave: a tensor of " + t.numel() + " elements is over 2 GiB");
         }
+        byte[] b = new byte[(int) bytes];
+        int[] at = {0};
+        TensorBytes.write(t, true, (chunk, length) -> {
+            System.arraycopy(chunk, 0, b, at[0], length);
+            at[0] += length;
+        });
+        return b;
     }
 
     /**
@@ -347,7 +317,6 @@ public final class TorchSave {
         // a fixed local date, whatever the machine's time zone: the same bytes for the same content,
         // and no extended-timestamp field (which setTime adds for instants before 1980 in local time)
         e.setTimeLocal(FIXED_TIME);
-        zip.flush();
         long headerEnd = counting.count + 30 + name.getBytes(StandardCharsets.UTF_8).length;
         int pad = (int) ((ALIGN - headerEnd % ALIGN) % ALIGN);
         if (pad > 0 && pad < 4) {

@@ -376,4 +376,34 @@ class TorchSaveTest {
         assertArrayEquals(Files.readAllBytes(CheckpointFixtures.path("dir4j_written.pt")), Files.readAllBytes(file),
                 "TorchSave's output changed: check it with torch.load (see this test's doc)");
     }
+
+    /** Tensors longer than the 1 MiB chunks the elements are copied in: every element in its place. */
+    @Test
+    void tensorsLongerThanAChunkReadBack() throws IOException {
+        Path file = dir.resolve("long.pt");
+        int n = 300_001; // int32 widened: 2.4 MB, three chunks and a part; float32: 1.2 MB, two
+        int[] ints = new int[n];
+        float[] floats = new float[n];
+        for (int i = 0; i < n; i++) {
+            ints[i] = i * 7919 - 1_000_000;
+            floats[i] = i * 0.5f - 3;
+        }
+        try (MemoryScope scope = MemoryScope.open()) {
+            Map<String, Object> root = new LinkedHashMap<>();
+            root.put("ints", Tensor.ofInts(ints, n));
+            root.put("floats", Tensor.of(floats, n));
+            TorchSave.write(file, root);
+        }
+        Object back = TorchCheckpoint.read(file, Unpickler.Options.strict());
+        try {
+            Map<?, ?> top = (Map<?, ?>) back;
+            double[] gotInts = ((Tensor) top.get("ints")).toDoubleArray();
+            for (int i = 0; i < n; i++) {
+                assertEquals(ints[i], gotInts[i], 0, "ints[" + i + "]");
+            }
+            assertArrayEquals(floats, ((Tensor) top.get("floats")).toFloatArray());
+        } finally {
+            TorchCheckpoint.closeTensors(back);
+        }
+    }
 }
