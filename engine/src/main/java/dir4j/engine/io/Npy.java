@@ -67,88 +67,25 @@ public final class Npy {
 
     /** Parses a .npy file's bytes (the tensor is a copy: the segment may go away afterwards). */
     static Tensor parse(MemorySegment all) {
-        long length = all.byteSize();
-        if (length < 10) {
-            throw new IllegalArgumentException("not a .npy file: only " + length + " bytes");
-        }
-        for (int i = 0; i < MAGIC.length; i++) {
-            if (all.get(ValueLayout.JAVA_BYTE, i) != MAGIC[i]) {
-                throw new IllegalArgumentException("not a .npy file (bad magic)");
+        Header h = Header.parse(all);
+        int[] memShape = h.shape;
+        if (h.fortran) {
+            memShape = new int[h.shape.length];
+            for (int i = 0; i < h.shape.length; i++) {
+                memShape[i] = h.shape[h.shape.length - 1 - i];
             }
         }
-        int major = all.get(ValueLayout.JAVA_BYTE, 6) & 0xff;
-        long headerLen;
-        int start;
-        if (major == 1) {
-            headerLen = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffff;
-            start = 10;
-        } else if (major == 2 || major == 3) {
-            if (length < 12) {
-                throw new IllegalArgumentException("truncated .npy header");
-            }
-            headerLen = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffffffffL;
-            start = 12;
-        } else {
-            throw new IllegalArgumentException("unsupported .npy version " + major);
-        }
-        if (start + headerLen > length) {
-            throw new IllegalArgumentException("truncated .npy header (" + headerLen + " bytes announced, "
-                    + (length - start) + " present)");
-        }
-        if (headerLen > MAX_HEADER_BYTES) {
-            throw new IllegalArgumentException("malformed .npy header: " + headerLen + " bytes announced");
-        }
-        String header = new String(all.asSlice(start, headerLen).toArray(ValueLayout.JAVA_BYTE),
-                major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
-        Matcher d = DESCR.matcher(header);
-        Matcher f = FORTRAN.matcher(header);
-        Matcher s = SHAPE.matcher(header);
-        if (!d.find() || !f.find() || !s.find()) {
-            throw new IllegalArgumentException("malformed .npy header: " + header.strip());
-        }
-        ByteOrder order = d.group(1).equals(">") ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
-        String kind = d.group(2);
-        int size = Integer.parseInt(d.group(3));
-        boolean fortran = f.group(1).equals("True");
-        int[] shape = parseShape(s.group(1));
-        long n = Shape.numel(shape);
-        DType dtype;
-        if (kind.equals("f") && size == 4) {
-            dtype = DType.FLOAT32;
-        } else if (kind.equals("f") && size == 8) {
-            dtype = DType.FLOAT64;
-        } else if ((kind.equals("i") || kind.equals("u")) && (size == 4 || size == 8 || size == 1 || size == 2)) {
-            dtype = DType.INT32;
-        } else if (kind.equals("b") && size == 1) {
-            dtype = DType.INT32;
-        } else {
-            throw new IllegalArgumentException("unsupported .npy dtype '" + kind + size
-                    + "' (float32, float64 and integers are supported)");
-        }
-        long dataStart = start + headerLen;
-        long need = n * size;
-        if (length - dataStart < need) {
-            throw new IllegalArgumentException("truncated .npy data: shape " + Shape.str(shape) + " needs " + need
-                    + " bytes, " + (length - dataStart) + " present");
-        }
-        int[] memShape = shape;
-        if (fortran) {
-            memShape = new int[shape.length];
-            for (int i = 0; i < shape.length; i++) {
-                memShape[i] = shape[shape.length - 1 - i];
-            }
-        }
-        Tensor t = Tensor.empty(dtype, Device.CPU, memShape);
+        Tensor t = Tensor.empty(h.dtype, Device.CPU, memShape);
         try {
-            copyData(all, dataStart, order, kind, size, n, dtype, t.segment());
+            copyData(all, h.dataStart, h.order, h.kind, h.size, Shape.numel(h.shape), h.dtype, t.segment());
         } catch (RuntimeException e) {
             t.close(); // an integer out of int32's range: the array is refused, and its tensor freed
             throw e;
         }
-        if (!fortran || shape.length < 2) {
+        if (!h.fortran || h.shape.length < 2) {
             return t;
         }
-        int[] rev = new int[shape.length];
+        int[] rev = new int[h.shape.length];
         for (int i = 0; i < rev.length; i++) {
             rev[i] = rev.length - 1 - i;
         }
@@ -159,6 +96,217 @@ public final class Npy {
         }
         t.close();
         return c;
+    }
+
+    /**
+     * A parsed and validated .npy header: the stored element type ({@code kind} and {@code size}
+     * as in numpy's descr), byte order, order and shape, where the data start, and the dtype the
+     * array is read as. The data are checked to be all there.
+     */
+    private record Header(ByteOrder order, String kind, int size, boolean fortran, int[] shape, long dataStart,
+            DType dtype) {
+        static Header parse(MemorySegment all) {
+            return parse(all, all.byteSize());
+        }
+
+        /**
+         * Parses from the file's first bytes ({@code head}: all of it, or at least the header)
+         * and checks the data against the file's {@code length}.
+         */
+        static Header parse(MemorySegment head, long length) {
+            MemorySegment all = head;
+            if (length < 10) {
+                throw new IllegalArgumentException("not a .npy file: only " + length + " bytes");
+            }
+            for (int i = 0; i < MAGIC.length; i++) {
+                if (all.get(ValueLayout.JAVA_BYTE, i) != MAGIC[i]) {
+                    throw new IllegalArgumentException("not a .npy file (bad magic)");
+                }
+            }
+            int major = all.get(ValueLayout.JAVA_BYTE, 6) & 0xff;
+            long headerLen;
+            int start;
+            if (major == 1) {
+                headerLen = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffff;
+                start = 10;
+            } else if (major == 2 || major == 3) {
+                if (length < 12) {
+                    throw new IllegalArgumentException("truncated .npy header");
+                }
+                headerLen = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 8) & 0xffffffffL;
+                start = 12;
+            } else {
+                throw new IllegalArgumentException("unsupported .npy version " + major);
+            }
+            if (start + headerLen > length) {
+                throw new IllegalArgumentException("truncated .npy header (" + headerLen + " bytes announced, "
+                        + (length - start) + " present)");
+            }
+            if (headerLen > MAX_HEADER_BYTES) {
+                throw new IllegalArgumentException("malformed .npy header: " + headerLen + " bytes announced");
+            }
+            if (start + headerLen > all.byteSize()) {
+                throw new IllegalStateException("the header's " + headerLen + " bytes were not all read");
+            }
+            String header = new String(all.asSlice(start, headerLen).toArray(ValueLayout.JAVA_BYTE),
+                    major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
+            Matcher d = DESCR.matcher(header);
+            Matcher f = FORTRAN.matcher(header);
+            Matcher s = SHAPE.matcher(header);
+            if (!d.find() || !f.find() || !s.find()) {
+                throw new IllegalArgumentException("malformed .npy header: " + header.strip());
+            }
+            ByteOrder order = d.group(1).equals(">") ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
+            String kind = d.group(2);
+            int size = Integer.parseInt(d.group(3));
+            boolean fortran = f.group(1).equals("True");
+            int[] shape = parseShape(s.group(1));
+            long n = Shape.numel(shape);
+            DType dtype;
+            if (kind.equals("f") && size == 4) {
+                dtype = DType.FLOAT32;
+            } else if (kind.equals("f") && size == 8) {
+                dtype = DType.FLOAT64;
+            } else if ((kind.equals("i") || kind.equals("u")) && (size == 4 || size == 8 || size == 1 || size == 2)) {
+                dtype = DType.INT32;
+            } else if (kind.equals("b") && size == 1) {
+                dtype = DType.INT32;
+            } else {
+                throw new IllegalArgumentException("unsupported .npy dtype '" + kind + size
+                        + "' (float32, float64 and integers are supported)");
+            }
+            long dataStart = start + headerLen;
+            long need = n * size;
+            if (length - dataStart < need) {
+                throw new IllegalArgumentException("truncated .npy data: shape " + Shape.str(shape) + " needs " + need
+                        + " bytes, " + (length - dataStart) + " present");
+            }
+            return new Header(order, kind, size, fortran, shape, dataStart, dtype);
+        }
+    }
+
+    /**
+     * Rows of a 2-D float .npy file read a block at a time, for arrays larger than memory (the
+     * million distractor descriptors of the revisited benchmarks take 8 GiB at 2048-d). The header
+     * is validated like {@link #read}'s, the data's length against it; each
+     * {@link #read(long, int) read} reads just its rows from the file, straight into a float32
+     * tensor (float64 and big-endian files through a buffer), so memory holds one block and the
+     * file is not mapped. Fortran-order files are refused: their rows are not contiguous.
+     */
+    public static final class RowReader implements AutoCloseable {
+        private static final int BUFFER_BYTES = 1 << 20;
+
+        private final Path file;
+        private final FileChannel channel;
+        private final Header header;
+
+        private RowReader(Path file, FileChannel channel, Header header) {
+            this.file = file;
+            this.channel = channel;
+            this.header = header;
+        }
+
+        /** Opens {@code file}, which must hold a C-order N x D float32 or float64 array. */
+        public static RowReader open(Path file) throws IOException {
+            if (Files.isDirectory(file)) {
+                throw new IOException(file + ": a directory, not a .npy file");
+            }
+            FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
+            try {
+                long length = ch.size();
+                ByteBuffer head = ByteBuffer.allocate((int) Math.min(length, 12 + MAX_HEADER_BYTES));
+                while (head.hasRemaining() && ch.read(head, head.position()) >= 0) {
+                    // positional reads until the buffer is full or the file ends
+                }
+                Header h = Header.parse(MemorySegment.ofArray(head.array()).asSlice(0, head.position()), length);
+                if (h.shape.length != 2 || !h.dtype.isFloating()) {
+                    throw new IllegalArgumentException("expected an N x D float array, found " + h.dtype + " of shape "
+                            + Shape.str(h.shape));
+                }
+                if (h.fortran && h.shape[0] > 1 && h.shape[1] > 1) {
+                    throw new IllegalArgumentException("stored in Fortran order (column by column); rows cannot be "
+                            + "read a block at a time: save it in C order (numpy.ascontiguousarray)");
+                }
+                return new RowReader(file, ch, h);
+            } catch (IllegalArgumentException e) {
+                ch.close();
+                throw new IOException(file + ": " + e.getMessage(), e);
+            } catch (IOException | RuntimeException e) {
+                ch.close();
+                throw e;
+            }
+        }
+
+        /** The file read. */
+        public Path file() {
+            return file;
+        }
+
+        /** Number of rows. */
+        public long rows() {
+            return header.shape[0];
+        }
+
+        /** Elements per row. */
+        public int columns() {
+            return header.shape[1];
+        }
+
+        /** The stored element type (float32 or float64). */
+        public DType storedType() {
+            return header.dtype;
+        }
+
+        /** Rows {@code [from, from + count)} as a new count x D float32 CPU tensor (the caller owns it). */
+        public Tensor read(long from, int count) throws IOException {
+            if (from < 0 || count < 0 || from + count > rows()) {
+                throw new IndexOutOfBoundsException("rows " + from + "+" + count + " of " + rows() + " in " + file);
+            }
+            long n = (long) count * columns();
+            long at = header.dataStart + from * columns() * header.size;
+            Tensor t = Tensor.empty(DType.FLOAT32, Device.CPU, count, columns());
+            try {
+                MemorySegment dst = t.segment();
+                if (header.dtype == DType.FLOAT32 && header.order == ByteOrder.nativeOrder()) {
+                    long bytes = n * Float.BYTES;
+                    for (long done = 0; done < bytes; done += 1 << 30) { // a ByteBuffer stops below 2 GiB
+                        readFully(dst.asSlice(done, Math.min(1 << 30, bytes - done)).asByteBuffer(), at + done);
+                    }
+                    return t;
+                }
+                ByteBuffer buffer = ByteBuffer.allocate(BUFFER_BYTES - BUFFER_BYTES % header.size).order(header.order);
+                for (long done = 0; done < n; ) {
+                    int k = (int) Math.min(buffer.capacity() / header.size, n - done);
+                    buffer.clear().limit(k * header.size);
+                    readFully(buffer, at + done * header.size);
+                    buffer.flip();
+                    for (int i = 0; i < k; i++) {
+                        float v = header.size == Float.BYTES ? buffer.getFloat() : (float) buffer.getDouble();
+                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, done + i, v);
+                    }
+                    done += k;
+                }
+                return t;
+            } catch (IOException | RuntimeException e) {
+                t.close();
+                throw e;
+            }
+        }
+
+        private void readFully(ByteBuffer b, long position) throws IOException {
+            while (b.hasRemaining()) {
+                int got = channel.read(b, position);
+                if (got < 0) {
+                    throw new IOException(file + ": ended while reading rows (the file shrank after it was opened)");
+                }
+                position += got;
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            channel.close();
+        }
     }
 
     /** The n stored values from byte {@code at}, into dst as dtype: floats in one bulk copy, integers range-checked. */

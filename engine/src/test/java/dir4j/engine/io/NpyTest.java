@@ -318,4 +318,84 @@ class NpyTest {
             assertEquals(List.of("kept.npy"), s.map(p -> p.getFileName().toString()).toList());
         }
     }
+
+    /** Blocks of rows read from the file equal the rows of the whole array, in any block size and byte order. */
+    @Test
+    void aRowReaderGivesBlocksOfRowsEqualToTheWholeArray() throws IOException {
+        float[] v = new float[7 * 3];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = (float) Math.cos(i * 0.7) * (i + 1);
+        }
+        Path le = Files.write(dir.resolve("le.npy"), npy("{'descr': '<f4', 'fortran_order': False, 'shape': (7, 3), }",
+                floats(ByteOrder.LITTLE_ENDIAN, v)));
+        Path be = Files.write(dir.resolve("be.npy"), npy("{'descr': '>f4', 'fortran_order': False, 'shape': (7, 3), }",
+                floats(ByteOrder.BIG_ENDIAN, v)));
+        ByteBuffer d = ByteBuffer.allocate(8 * v.length).order(ByteOrder.BIG_ENDIAN);
+        for (float x : v) {
+            d.putDouble(x + 1e-12); // narrowed to float on reading: back to x
+        }
+        Path f8 = Files.write(dir.resolve("f8.npy"), npy("{'descr': '>f8', 'fortran_order': False, 'shape': (7, 3), }",
+                d.array()));
+        for (Path f : List.of(le, be, f8)) {
+            try (var scope = MemoryScope.open(); Npy.RowReader r = Npy.RowReader.open(f)) {
+                assertEquals(7, r.rows());
+                assertEquals(3, r.columns());
+                assertEquals(f == f8 ? DType.FLOAT64 : DType.FLOAT32, r.storedType());
+                for (int block : new int[] {1, 3, 7}) {
+                    for (int from = 0; from < 7; from += block) {
+                        int n = Math.min(block, 7 - from);
+                        Tensor t = r.read(from, n);
+                        assertEquals(DType.FLOAT32, t.dtype());
+                        assertArrayEquals(new int[] {n, 3}, t.shape());
+                        assertArrayEquals(Arrays.copyOfRange(v, from * 3, (from + n) * 3), t.toFloatArray(), f + " " + from);
+                    }
+                }
+                assertArrayEquals(new int[] {0, 3}, r.read(7, 0).shape());
+                assertThrows(IndexOutOfBoundsException.class, () -> r.read(5, 3));
+                assertThrows(IndexOutOfBoundsException.class, () -> r.read(-1, 1));
+            }
+        }
+    }
+
+    /** What cannot be read by rows is refused when opened, with the file's name and the reason. */
+    @Test
+    void aRowReaderRefusesWhatHasNoRowsToRead() throws IOException {
+        record Case(String name, byte[] bytes, String... says) {}
+        List<Case> cases = List.of(
+                new Case("vector.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", new byte[12]),
+                        "expected an N x D float array", "[3]"),
+                new Case("ints.npy", npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", new byte[16]),
+                        "expected an N x D float array", "int32"),
+                new Case("fortran.npy", npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }",
+                        new byte[24]), "Fortran order"),
+                new Case("short.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }",
+                        new byte[20]), "truncated .npy data"),
+                new Case("junk.npy", "not numpy at all".getBytes(StandardCharsets.US_ASCII), "not a .npy file"));
+        for (Case c : cases) {
+            Path f = Files.write(dir.resolve(c.name()), c.bytes());
+            IOException e = assertThrows(IOException.class, () -> Npy.RowReader.open(f).close(), c.name());
+            assertMentions(e.getMessage(), c.says());
+            assertTrue(e.getMessage().startsWith(f.toString()), e.getMessage());
+        }
+        // a column (or a single row) stored in Fortran order has contiguous rows all the same
+        Path column = Files.write(dir.resolve("column.npy"), npy("{'descr': '<f4', 'fortran_order': True, "
+                + "'shape': (3, 1), }", floats(ByteOrder.LITTLE_ENDIAN, 1, 2, 3)));
+        try (var scope = MemoryScope.open(); Npy.RowReader r = Npy.RowReader.open(column)) {
+            assertArrayEquals(new float[] {2, 3}, r.read(1, 2).toFloatArray());
+        }
+        IOException dirError = assertThrows(IOException.class, () -> Npy.RowReader.open(dir));
+        assertMentions(dirError.getMessage(), "a directory");
+
+        // a file cut short while open: the rows no longer there are an IOException, not garbage
+        Path cut = Files.write(dir.resolve("cut.npy"), npy("{'descr': '<f4', 'fortran_order': False, "
+                + "'shape': (4, 2), }", floats(ByteOrder.LITTLE_ENDIAN, 1, 2, 3, 4, 5, 6, 7, 8)));
+        try (var scope = MemoryScope.open(); Npy.RowReader r = Npy.RowReader.open(cut)) {
+            try (var ch = java.nio.channels.FileChannel.open(cut, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.truncate(Files.size(cut) - 12);
+            }
+            assertArrayEquals(new float[] {1, 2, 3, 4}, r.read(0, 2).toFloatArray());
+            IOException shrank = assertThrows(IOException.class, () -> r.read(2, 2));
+            assertMentions(shrank.getMessage(), "cut.npy", "ended while reading rows");
+        }
+    }
 }
