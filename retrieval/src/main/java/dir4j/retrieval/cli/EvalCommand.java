@@ -12,10 +12,12 @@ import dir4j.retrieval.eval.RevisitedProtocol;
 import dir4j.retrieval.eval.RevisitedResult;
 import dir4j.retrieval.extract.ExtractionOptions;
 import dir4j.retrieval.extract.FeatureExtractor;
+import dir4j.retrieval.extract.ProgressBar;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
 import dir4j.retrieval.net.WhiteningFile;
 import dir4j.retrieval.search.AlphaExpansion;
+import dir4j.retrieval.search.ExtendedDatabase;
 import dir4j.retrieval.search.Rankings;
 import dir4j.retrieval.whiten.PcaWhitening;
 import dir4j.retrieval.whiten.WhiteningOptions;
@@ -40,13 +42,15 @@ import picocli.CommandLine.Option;
 /**
  * {@code dir4j eval}: the reference's test_dir.py. Describe (or reuse the descriptors of) a
  * benchmark's queries and database, whiten, apply αDBA to the database and then αQE to the
- * queries against it, rank the whole database by dot product, and print and store mAP (and mP@k
- * for the revisited protocol).
+ * queries against it, rank the whole database by dot product (extended by distractor descriptors
+ * streamed from a file: {@link ExtendedDatabase}), and print and store mAP (and mP@k for the
+ * revisited protocol).
  */
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Evaluate a retrieval network on a benchmark, as the reference's test_dir.py does: extract (or "
                 + "reuse) query and database descriptors, optionally whiten them, apply alpha-DBA to the database then "
-                + "alpha-QE to the queries, rank the whole database and print mAP per protocol: Easy/Medium/Hard with "
+                + "alpha-QE to the queries, rank the whole database (extended by --distractors, as in +R1M) and print "
+                + "mAP per protocol: Easy/Medium/Hard with "
                 + "mP@1,5,10 for the revisited datasets (roxford5k, rparis6k, synth, synth-val), mAP for the old ones "
                 + "(oxford5k, paris6k).",
             "Output: the revisited table ('>> roxford5k: mAP E: .., M: .., H: ..' and the mP@k line), then the "
@@ -61,7 +65,8 @@ final class EvalCommand extends ToolCommand {
 
     @Option(names = "--data-root", required = true, paramLabel = "DIR",
             description = "The folder holding <name>/gnd_<name>.pkl and <name>/jpg/ (the reference's "
-                    + "<root>/oxford5k/gnd_roxford5k.pkl layout is found too; synth lives in <root>/synth/).")
+                    + "<root>/oxford5k/gnd_roxford5k.pkl layout is found too; synth lives in <root>/synth/). The images "
+                    + "are not needed when --descriptors-dir holds the descriptors.")
     Path dataRoot;
 
     @Mixin
@@ -90,6 +95,20 @@ final class EvalCommand extends ToolCommand {
 
     @Mixin
     ExtractionSettings extraction;
+
+    @Option(names = "--distractors", paramLabel = "FILE.npy",
+            description = "Extend the database with distractor descriptors (N x D, made by dir4j extract with the "
+                    + "same network and extraction settings as the benchmark's), as the revisited protocol's +R1M "
+                    + "(or Oxford105k's 100k Flickr images): they are whitened as the database, never positive or "
+                    + "junk, and rank after a database image of exactly the same score. Read a block at a time, so "
+                    + "a million 2048-d descriptors need no more memory than a block; not with --adba. Results are "
+                    + "printed and stored under '<dataset>+distractors'.")
+    Path distractors;
+
+    @Option(names = "--distractor-block", paramLabel = "ROWS", defaultValue = "8192",
+            description = "Distractor rows read and scored at a time (default ${DEFAULT-VALUE}: 64 MiB of 2048-d "
+                    + "descriptors).")
+    int distractorBlock;
 
     @Option(names = "--descriptors-dir", paramLabel = "DIR",
             description = "Keep descriptors as <DIR>/<dataset>.qdescs.npy and .dbdescs.npy (with .ids.txt): reused "
@@ -136,6 +155,14 @@ final class EvalCommand extends ToolCommand {
         }
         Expansion dba = expansion("--adba", adba);
         Expansion qe = expansion("--aqe", aqe);
+        if (distractors != null && dba != null) {
+            throw new UsageException("--adba cannot be used with --distractors: it would augment every distractor "
+                    + "with its nearest distractors (a k-nearest-neighbour search of the whole distractor set); "
+                    + "evaluate with --aqe only");
+        }
+        if (distractorBlock < 1) {
+            throw new UsageException("--distractor-block must be at least 1, got " + distractorBlock);
+        }
         String mode = whiten.getFirst().toLowerCase(Locale.ROOT);
         String modeArg = whiten.size() > 1 ? whiten.get(1) : null;
         switch (mode) {
@@ -164,11 +191,12 @@ final class EvalCommand extends ToolCommand {
             network.check();
         }
 
-        RetrievalDataset d = RetrievalDataset.load(name, dataRoot);
-        note("dataset: " + d);
         Path qFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".qdescs.npy");
         Path dbFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".dbdescs.npy");
         boolean reuse = qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile);
+        // descriptors made earlier need the ground truth only, not the images
+        RetrievalDataset d = RetrievalDataset.load(name, dataRoot, !reuse);
+        note("dataset: " + d);
         if (!reuse && !network.given()) {
             throw new UsageException("a network is needed to describe the images: --checkpoint FILE, or --arch NAME "
                     + "--random-init" + (descriptorsDir == null ? " (or --descriptors-dir with earlier descriptors)"
@@ -233,14 +261,15 @@ final class EvalCommand extends ToolCommand {
                 throw new IOException("query descriptors are " + queries.shape(1) + "-d but database descriptors "
                         + database.shape(1) + "-d");
             }
+            int rawDimension = database.shape(1);
             Map<String, Object> settings = new LinkedHashMap<>();
             settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
             settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
 
             // whitening, then DBA on the database, then QE against the augmented database (test_dir.py's order)
             WhiteningOptions used = null;
+            PcaWhitening w = null;
             if (!mode.equals("none")) {
-                PcaWhitening w;
                 WhiteningOptions stored = null;
                 String source;
                 if (mode.equals("learn-on-db")) {
@@ -283,19 +312,54 @@ final class EvalCommand extends ToolCommand {
                 checkK("--adba", dba, database.shape(0));
                 database = AlphaExpansion.databaseAugmentation(database, dba.k(), dba.alpha());
             }
-            if (qe != null) {
-                checkK("--aqe", qe, database.shape(0));
-                queries = AlphaExpansion.queryExpansion(queries, database, qe.k(), qe.alpha());
-            }
             settings.put("adba", dba == null ? null : List.of((long) dba.k(), dba.alpha()));
             settings.put("aqe", qe == null ? null : List.of((long) qe.k(), qe.alpha()));
+            int[][] rankings;
+            int[][] positions = null;
+            String label = name;
+            long extended = database.shape(0);
+            if (distractors == null) {
+                if (qe != null) {
+                    checkK("--aqe", qe, database.shape(0));
+                    queries = AlphaExpansion.queryExpansion(queries, database, qe.k(), qe.alpha());
+                }
+                rankings = Rankings.bySimilarity(queries, database);
+            } else {
+                try (Npy.RowReader reader = Npy.RowReader.open(distractors)) {
+                    if (reader.columns() != rawDimension) {
+                        throw new IOException(distractors + " holds " + reader.columns() + "-d descriptors, the "
+                                + "benchmark's are " + rawDimension + "-d: they must come from the same network");
+                    }
+                    ExtendedDatabase.Rows rows = distractorRows(reader, w, used, database.shape(1));
+                    settings.put("distractors", distractors.toString());
+                    settings.put("distractor-count", reader.rows());
+                    label = name + "+distractors";
+                    extended += reader.rows();
+                    note(String.format(Locale.ROOT, "distractors: %,d %d-d descriptors from %s", reader.rows(),
+                            reader.columns(), distractors));
+                    if (qe != null) {
+                        if (qe.k() > extended) {
+                            throw new UsageException("--aqe: K = " + qe.k() + " exceeds the " + extended
+                                    + " database and distractor descriptors");
+                        }
+                        queries = ExtendedDatabase.queryExpansion(queries, database, rows, qe.k(), qe.alpha(),
+                                distractorBlock, progress("distractors (aQE)", reader.rows()));
+                        finish();
+                    }
+                    ExtendedDatabase.Ranked ranked = ExtendedDatabase.rank(queries, database, relevant(d), rows,
+                            distractorBlock, progress("distractors", reader.rows()));
+                    finish();
+                    rankings = ranked.rankings();
+                    positions = ranked.positions();
+                }
+            }
 
-            int[][] rankings = Rankings.bySimilarity(queries, database);
             Map<String, Object> res = new LinkedHashMap<>();
             StringBuilder out = new StringBuilder();
             if (d.protocol() == RetrievalDataset.Protocol.REVISITED) {
-                RevisitedResult r = RevisitedProtocol.evaluate(rankings, d.revisitedGroundTruth());
-                out.append(r.report(name)).append('\n');
+                RevisitedResult r = RevisitedProtocol.evaluate(rankings, positions, d.revisitedGroundTruth(),
+                        RevisitedProtocol.DEFAULT_KAPPAS);
+                out.append(r.report(label)).append('\n');
                 Map<String, ProtocolResult> modes = new LinkedHashMap<>();
                 modes.put("easy", r.easy());
                 modes.put("medium", r.medium());
@@ -315,8 +379,8 @@ final class EvalCommand extends ToolCommand {
                     modes.forEach((m, p) -> res.put("APs-" + m, PrettyJson.list(p.aps())));
                 }
             } else {
-                ProtocolResult r = OldProtocol.evaluate(rankings, d.classicGroundTruth());
-                out.append(OldProtocol.report(name, r)).append('\n');
+                ProtocolResult r = OldProtocol.evaluate(rankings, positions, d.classicGroundTruth());
+                out.append(OldProtocol.report(label, r)).append('\n');
                 out.append(" * mAP = ").append(pythonG(r.map())).append('\n');
                 res.put("mAP", r.map());
                 res.put("queries", (long) rankings.length);
@@ -328,13 +392,76 @@ final class EvalCommand extends ToolCommand {
             res.put("settings", settings);
             System.out.print(out);
             if (json != null) {
-                writeJson(name, res);
+                writeJson(label, res);
                 System.out.println("saved to " + json);
             }
             note(String.format(Locale.ROOT, "evaluated %d queries against %d images in %.1f s", rankings.length,
-                    database.shape(0), (System.nanoTime() - t0) / 1e9));
+                    extended, (System.nanoTime() - t0) / 1e9));
         }
         return 0;
+    }
+
+    /**
+     * The distractor file's rows, checked for NaN and infinity and whitened as the database was,
+     * a block at a time.
+     */
+    private ExtendedDatabase.Rows distractorRows(Npy.RowReader reader, PcaWhitening w, WhiteningOptions used,
+            int dimension) {
+        return new ExtendedDatabase.Rows() {
+            @Override
+            public long count() {
+                return reader.rows();
+            }
+
+            @Override
+            public int dimension() {
+                return dimension;
+            }
+
+            @Override
+            public Tensor read(long from, int n) throws IOException {
+                Tensor raw = reader.read(from, n);
+                long bad = FiniteValues.firstNonFinite(raw);
+                if (bad >= 0) {
+                    throw new IOException(distractors + ": distractor " + (from + bad / reader.columns()) + " (of "
+                            + reader.rows() + ", counting from 0) holds " + raw.toFloatArray()[(int) bad]
+                            + "; expected finite values");
+                }
+                return w == null ? raw : w.apply(raw, used);
+            }
+        };
+    }
+
+    /** Each query's positive and junk images under every setup: the images whose places mAP reads. */
+    private static int[][] relevant(RetrievalDataset d) {
+        List<int[]> out = new ArrayList<>();
+        if (d.protocol() == RetrievalDataset.Protocol.REVISITED) {
+            for (var g : d.revisitedGroundTruth()) {
+                out.add(java.util.stream.IntStream.concat(java.util.stream.IntStream.concat(
+                        java.util.Arrays.stream(g.easy()), java.util.Arrays.stream(g.hard())),
+                        java.util.Arrays.stream(g.junk())).toArray());
+            }
+        } else {
+            for (var j : d.classicGroundTruth()) {
+                out.add(java.util.stream.IntStream.concat(java.util.Arrays.stream(j.positives()),
+                        java.util.Arrays.stream(j.junk())).toArray());
+            }
+        }
+        return out.toArray(int[][]::new);
+    }
+
+    private ProgressBar bar;
+
+    private java.util.function.LongConsumer progress(String label, long total) {
+        bar = new ProgressBar(label, total, 0, System.err, !quiet);
+        return bar::update;
+    }
+
+    private void finish() {
+        if (bar != null) {
+            bar.finish();
+            bar = null;
+        }
     }
 
     private static Expansion expansion(String option, List<String> values) {

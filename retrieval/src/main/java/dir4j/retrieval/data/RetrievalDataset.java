@@ -90,6 +90,14 @@ public final class RetrievalDataset {
      *     are missing, or the pickle is not a ground truth
      */
     public static RetrievalDataset load(String name, Path dataRoot) throws IOException {
+        return load(name, dataRoot, true);
+    }
+
+    /**
+     * Loads a known dataset, checking that every image exists only when {@code checkImages}
+     * (an evaluation of descriptors made earlier needs the ground truth, not the images).
+     */
+    public static RetrievalDataset load(String name, Path dataRoot, boolean checkImages) throws IOException {
         String key = name.toLowerCase(Locale.ROOT);
         Layout layout = LAYOUTS.get(key);
         if (layout == null) {
@@ -104,7 +112,7 @@ public final class RetrievalDataset {
         List<Path> folders = layout.folders().stream().map(dataRoot::resolve).toList();
         for (Path folder : folders) {
             if (Files.isRegularFile(folder.resolve(gnd))) {
-                return read(key, layout.protocol(), folder.resolve(gnd), folder.resolve("jpg"), true);
+                return read(key, layout.protocol(), folder.resolve(gnd), folder.resolve("jpg"), checkImages);
             }
         }
         throw new IOException("no ground truth for " + key + " under " + dataRoot + ": expected "

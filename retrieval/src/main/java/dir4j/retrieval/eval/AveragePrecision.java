@@ -16,6 +16,19 @@ public final class AveragePrecision {
      * and as junk for the positives after it, as in the reference.
      */
     public static int[] positiveRanks(int[] ranking, Judgement judgement) {
+        return positiveRanks(ranking, null, judgement);
+    }
+
+    /**
+     * The same where {@code ranking[i]} stands at position {@code positions[i]} of a longer
+     * ranking (null: position i): a database followed by distractors, none of them positive or
+     * junk, ranked among its images. A positive's rank is then its position minus the junk images
+     * ranked before it. Only the positives' positions are read (they must be at least i).
+     */
+    public static int[] positiveRanks(int[] ranking, int[] positions, Judgement judgement) {
+        if (positions != null && positions.length != ranking.length) {
+            throw new IllegalArgumentException(positions.length + " positions for a ranking of " + ranking.length);
+        }
         int max = -1;
         for (int id : ranking) {
             max = Math.max(max, id);
@@ -31,7 +44,12 @@ public final class AveragePrecision {
                 continue;
             }
             if (positive[id]) {
-                ranks[found++] = position - junkBefore;
+                int at = positions == null ? position : positions[position];
+                if (at < position) {
+                    throw new IllegalArgumentException("positive " + id + " has no position in the extended ranking ("
+                            + at + ")");
+                }
+                ranks[found++] = at - junkBefore;
             }
             if (junk[id]) {
                 junkBefore++;

@@ -16,6 +16,20 @@ public final class MeanAveragePrecision {
      * means (counted, and divided out: mean = sum / (queries − excluded)).
      */
     public static ProtocolResult compute(int[][] rankings, List<Judgement> judgements, int... kappas) {
+        return compute(rankings, null, judgements, kappas);
+    }
+
+    /**
+     * The same for rankings of a database extended by distractors: {@code positions[q][i]} is
+     * where {@code rankings[q][i]} stands among the database and the distractors together
+     * ({@link AveragePrecision#positiveRanks(int[], int[], Judgement)}); null for no distractors.
+     */
+    public static ProtocolResult compute(int[][] rankings, int[][] positions, List<Judgement> judgements,
+            int... kappas) {
+        if (positions != null && positions.length != rankings.length) {
+            throw new IllegalArgumentException(positions.length + " position lists for " + rankings.length
+                    + " rankings");
+        }
         if (rankings.length != judgements.size()) {
             throw new IllegalArgumentException(rankings.length + " rankings but ground truth for "
                     + judgements.size() + " queries");
@@ -39,7 +53,8 @@ public final class MeanAveragePrecision {
                 excluded++;
                 continue;
             }
-            int[] ranks = AveragePrecision.positiveRanks(rankings[q], judgement);
+            int[] ranks = AveragePrecision.positiveRanks(rankings[q], positions == null ? null : positions[q],
+                    judgement);
             aps[q] = AveragePrecision.trapezoid(ranks, judgement.positiveCount());
             apSum += aps[q];
             for (int j = 0; j < kappas.length; j++) {

@@ -17,6 +17,15 @@ public final class OldProtocol {
         return MeanAveragePrecision.compute(rankings, groundTruth);
     }
 
+    /**
+     * mAP of rankings of the database extended by distractors (Oxford105k: Oxford5k with 100k
+     * Flickr images): {@code positions[q][i]} is where database image {@code rankings[q][i]}
+     * stands among database and distractors together.
+     */
+    public static ProtocolResult evaluate(int[][] rankings, int[][] positions, List<Judgement> groundTruth) {
+        return MeanAveragePrecision.compute(rankings, positions, groundTruth);
+    }
+
     /** mAP of a Q x N similarity matrix (queries in rows). */
     public static ProtocolResult evaluate(Tensor similarities, List<Judgement> groundTruth) {
         return evaluate(Rankings.bySimilarity(similarities), groundTruth);

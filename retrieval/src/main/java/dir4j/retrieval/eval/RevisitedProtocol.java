@@ -22,13 +22,23 @@ public final class RevisitedProtocol {
 
     /** Evaluates full rankings at the given precision cut-offs. */
     public static RevisitedResult evaluate(int[][] rankings, List<RevisitedGroundTruth> groundTruth, int... kappas) {
+        return evaluate(rankings, null, groundTruth, kappas);
+    }
+
+    /**
+     * Evaluates rankings of the database extended by distractors (the revisited benchmarks'
+     * +R1M): {@code positions[q][i]} is where database image {@code rankings[q][i]} stands among
+     * database and distractors together ({@link dir4j.retrieval.search.ExtendedDatabase#rank}).
+     */
+    public static RevisitedResult evaluate(int[][] rankings, int[][] positions, List<RevisitedGroundTruth> groundTruth,
+            int... kappas) {
         return new RevisitedResult(
-                MeanAveragePrecision.compute(rankings, groundTruth.stream().map(RevisitedGroundTruth::easySetup).toList(),
-                        kappas),
-                MeanAveragePrecision.compute(rankings,
+                MeanAveragePrecision.compute(rankings, positions,
+                        groundTruth.stream().map(RevisitedGroundTruth::easySetup).toList(), kappas),
+                MeanAveragePrecision.compute(rankings, positions,
                         groundTruth.stream().map(RevisitedGroundTruth::mediumSetup).toList(), kappas),
-                MeanAveragePrecision.compute(rankings, groundTruth.stream().map(RevisitedGroundTruth::hardSetup).toList(),
-                        kappas));
+                MeanAveragePrecision.compute(rankings, positions,
+                        groundTruth.stream().map(RevisitedGroundTruth::hardSetup).toList(), kappas));
     }
 
     /** Evaluates a Q x N similarity matrix (queries in rows), ranking each row by decreasing score. */

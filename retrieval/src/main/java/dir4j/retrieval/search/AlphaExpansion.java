@@ -59,6 +59,23 @@ public final class AlphaExpansion {
             }
         });
         DescriptorMatrix db = self ? x : DescriptorMatrix.of(database);
+        long[][] keys = new long[x.rows()][];
+        for (int q = 0; q < keys.length; q++) {
+            keys[q] = best[q].sortedKeys();
+        }
+        return combine(x, keys, (row, c) -> db.get(row, c), alpha);
+    }
+
+    /** Element {@code col} of neighbour {@code row} (an index as the neighbours' keys give it). */
+    interface NeighbourRows {
+        float get(int row, int col);
+    }
+
+    /**
+     * The expansion itself: each row of {@code x} plus its neighbours ({@code keys[q]}: the
+     * {@link ScoreOrder} keys of its k best, best first) weighted by score^α, normalised.
+     */
+    static Tensor combine(DescriptorMatrix x, long[][] keys, NeighbourRows rows, double alpha) {
         int dim = x.cols();
         float[] out = new float[x.data().length];
         double[] acc = new double[dim];
@@ -66,11 +83,11 @@ public final class AlphaExpansion {
             for (int c = 0; c < dim; c++) {
                 acc[c] = x.get(q, c);
             }
-            for (long key : best[q].sortedKeys()) {
+            for (long key : keys[q]) {
                 int row = ScoreOrder.index(key);
                 double w = Math.pow(ScoreOrder.score(key), alpha);
                 for (int c = 0; c < dim; c++) {
-                    acc[c] += w * db.get(row, c);
+                    acc[c] += w * rows.get(row, c);
                 }
             }
             // the reference divides by k + 1 (np.mean) before normalising: no effect on the result

@@ -20,6 +20,27 @@ class AveragePrecisionTest {
         assertEquals(0.25, AveragePrecision.trapezoid(ranks, 1), 1e-15);
     }
 
+    /**
+     * With distractors: ranking 2 (junk), 0, 1 (positives) at places 0, 5, 7 of the extended
+     * ranking (five distractors before 0, one more before 1): without the junk, 0 is fifth and 1
+     * seventh (ranks 4, 6): AP = ((0/4 + 1/5)/2 + (1/6 + 2/7)/2) / 2.
+     */
+    @Test
+    void positivesTakeTheirPlacesAmongDistractorsLessTheJunkBeforeThem() {
+        int[] ranking = {2, 0, 1};
+        Judgement j = new Judgement(new int[] {0, 1}, new int[] {2});
+        int[] ranks = AveragePrecision.positiveRanks(ranking, new int[] {0, 5, 7}, j);
+        assertArrayEquals(new int[] {4, 6}, ranks);
+        assertEquals(((0.0 / 4 + 1.0 / 5) / 2 + (1.0 / 6 + 2.0 / 7) / 2) / 2, AveragePrecision.trapezoid(ranks, 2),
+                1e-15);
+        // the junk's own place is not read; a positive without one is an error, not a silent rank
+        assertArrayEquals(new int[] {4, 6}, AveragePrecision.positiveRanks(ranking, new int[] {-1, 5, 7}, j));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> AveragePrecision.positiveRanks(ranking, new int[] {0, -1, 7}, j));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> AveragePrecision.positiveRanks(ranking, new int[] {0, 5}, j));
+    }
+
     @Test
     void perfectRankingScoresOne() {
         int[] ranking = {2, 0, 1, 3};

@@ -1,0 +1,167 @@
+package dir4j.retrieval.cli;
+
+import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dir4j.engine.MemoryScope;
+import dir4j.engine.Tensor;
+import dir4j.engine.io.Npy;
+import dir4j.retrieval.cli.CliRun.Run;
+import dir4j.retrieval.image.ImageFixtures;
+import dir4j.retrieval.search.TestFixtures;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * {@code dir4j eval --distractors}: a benchmark extended by distractors (+R1M, Oxford105k) against
+ * compute_map on the concatenated database (tests/fixtures/make_retrieval_fixtures.py,
+ * fixtures/distractors): without whitening, whitened as the database, with αQE over images and
+ * distractors; the revisited and the old protocol; block sizes; errors.
+ */
+class EvalDistractorsTest {
+    static final Path ROOT = ImageFixtures.path("distractors");
+
+    @TempDir
+    Path dir;
+
+    /** The eval command line of a fixture case (cases.properties: dataset, whitenp, aqe). */
+    static List<String> commandLine(String name, Path json, String... more) {
+        String[] c = TestFixtures.properties("distractors/cases.properties").get(name).split(",", 3);
+        List<String> a = new ArrayList<>(List.of("eval", "--dataset", c[0], "--data-root", ROOT.toString(),
+                "--descriptors-dir", ROOT.resolve("descs").toString(), "--distractors",
+                ROOT.resolve("distractors.npy").toString(), "--json", json.toString(), "--quiet"));
+        if (!c[1].equals("none")) {
+            a.addAll(List.of("--whiten", "learn-on-db", "--whitenp", c[1]));
+        }
+        if (!c[2].equals("none")) {
+            a.add("--aqe");
+            a.addAll(Arrays.asList(c[2].split(",")));
+        }
+        a.addAll(Arrays.asList(more));
+        return a;
+    }
+
+    @SuppressWarnings("unchecked")
+    static Map<String, Object> results(Path json, String key) throws IOException {
+        return (Map<String, Object>) ((Map<String, Object>) dir4j.nn.io.Json.parse(Files.readString(json))).get(key);
+    }
+
+    static double number(Object o) {
+        return assertInstanceOf(Number.class, o).doubleValue();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"rparis6k_plain", "rparis6k_whiten", "rparis6k_whiten_aqe"})
+    void revisitedMapAndPrecisionAreThoseOfTheConcatenatedDatabase(String name) throws IOException {
+        double[] map = TestFixtures.doubles("distractors/" + name + "_map");
+        double[] mpr = TestFixtures.doubles("distractors/" + name + "_mpr");
+        String[] modes = {"easy", "medium", "hard"};
+        Map<String, Object> first = null;
+        for (String block : new String[] {"1", "7", "300", "8192"}) {
+            Path json = dir.resolve(name + block + ".json");
+            Run r = run(commandLine(name, json, "--distractor-block", block).toArray(String[]::new));
+            assertEquals(0, r.rc(), r.toString());
+            assertTrue(r.out().startsWith(">> rparis6k+distractors: mAP E: "), r.out());
+            Map<String, Object> res = results(json, "rparis6k+distractors");
+            for (int m = 0; m < 3; m++) {
+                assertEquals(map[m], number(res.get("mAP-" + modes[m])), 1e-12, name + " " + modes[m]);
+                @SuppressWarnings("unchecked")
+                List<Object> prec = (List<Object>) ((Map<String, Object>) res.get("mP@k")).get(modes[m]);
+                for (int k = 0; k < 3; k++) {
+                    assertEquals(mpr[m * 3 + k], number(prec.get(k)), 1e-12, name + " " + modes[m] + " k" + k);
+                }
+            }
+            @SuppressWarnings("unchecked")
+            Map<String, Object> settings = (Map<String, Object>) res.get("settings");
+            assertEquals(300L, settings.get("distractor-count"));
+            if (first == null) {
+                first = res;
+            } else {
+                assertEquals(first, res, "block " + block);
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"paris6k_plain", "paris6k_whiten", "paris6k_whiten_aqe"})
+    void oldProtocolMapIsThatOfTheConcatenatedDatabase(String name) throws IOException {
+        Path json = dir.resolve("old.json");
+        Run r = run(commandLine(name, json, "--distractor-block", "64").toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.out().startsWith(">> paris6k+distractors: mAP "), r.out());
+        assertEquals(TestFixtures.doubles("distractors/" + name + "_map")[0],
+                number(results(json, "paris6k+distractors").get("mAP")), 1e-12);
+    }
+
+    /** The distractors lower the mAP (the fixture's are not easy), and an empty file changes nothing. */
+    @Test
+    void noDistractorsGiveTheTableOfEvalWithoutThem() throws IOException {
+        Path json = dir.resolve("r.json");
+        List<String> without = new ArrayList<>(commandLine("rparis6k_whiten_aqe", json));
+        int at = without.indexOf("--distractors");
+        without.subList(at, at + 2).clear();
+        Run plain = run(without.toArray(String[]::new));
+        assertEquals(0, plain.rc(), plain.toString());
+        Path empty = dir.resolve("none.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(empty, Tensor.zeros(0, 8));
+        }
+        List<String> withEmpty = new ArrayList<>(commandLine("rparis6k_whiten_aqe", json));
+        withEmpty.set(withEmpty.indexOf("--distractors") + 1, empty.toString());
+        Run none = run(withEmpty.toArray(String[]::new));
+        assertEquals(0, none.rc(), none.toString());
+        Map<String, Object> a = results(json, "rparis6k");
+        Map<String, Object> b = results(json, "rparis6k+distractors");
+        for (String k : new String[] {"mAP-easy", "mAP-medium", "mAP-hard", "mP@k"}) {
+            assertEquals(a.get(k), b.get(k), k);
+        }
+        assertEquals(plain.out().replace("rparis6k:", "rparis6k+distractors:"), none.out());
+        assertTrue(number(a.get("mAP-medium")) > TestFixtures.doubles("distractors/rparis6k_whiten_aqe_map")[1],
+                "the fixture's distractors take places from the positives");
+    }
+
+    @Test
+    void badDistractorsAndCombinationsAreClearErrors() throws IOException {
+        Path json = dir.resolve("e.json");
+        // αDBA would need every distractor's neighbours among the distractors
+        Run dba = run(commandLine("rparis6k_plain", json, "--adba", "2", "3").toArray(String[]::new));
+        assertEquals(2, dba.rc(), dba.toString());
+        assertTrue(dba.err().contains("--adba cannot be used with --distractors"), dba.err());
+        Run block = run(commandLine("rparis6k_plain", json, "--distractor-block", "0").toArray(String[]::new));
+        assertEquals(2, block.rc(), block.toString());
+        assertTrue(block.err().contains("--distractor-block must be at least 1"), block.err());
+
+        Path other = dir.resolve("six.npy");
+        Path nan = dir.resolve("nan.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(other, Tensor.zeros(4, 6));
+            float[] v = new float[20 * 8];
+            Arrays.fill(v, 0.25f);
+            v[13 * 8 + 5] = Float.NaN;
+            Npy.write(nan, Tensor.of(v, 20, 8));
+        }
+        for (Object[] c : new Object[][] {
+            {other, "holds 6-d descriptors, the benchmark's are 8-d"},
+            {nan, "distractor 13 (of 20, counting from 0) holds NaN"},
+            {dir.resolve("absent.npy"), "absent.npy"}}) {
+            List<String> a = new ArrayList<>(commandLine("rparis6k_plain", json, "--distractor-block", "6"));
+            a.set(a.indexOf("--distractors") + 1, c[0].toString());
+            Run r = run(a.toArray(String[]::new));
+            assertEquals(1, r.rc(), r.toString());
+            assertTrue(r.err().contains((String) c[1]), r.err());
+        }
+        assertNull(Files.exists(json) ? results(json, "rparis6k+distractors") : null, "no results from a failed run");
+    }
+}
