@@ -68,18 +68,20 @@ public final class ExtendedDatabase {
                     + distractors.count() + " distractors");
         }
         int nq = queries.shape(0);
+        long[][] keys = new long[nq][];
+        if (k == 0) {
+            java.util.Arrays.fill(keys, new long[0]);
+            return keys;
+        }
         TopK[] best = new TopK[nq];
         for (int q = 0; q < nq; q++) {
             best[q] = new TopK(k);
         }
-        if (k > 0) {
-            SimilarityBlocks.forEach(queries, database, n, (scores, q0, qn, d0, dn) ->
-                    overQueries(qn, dn, i -> offerAll(best[q0 + i], scores, i * dn, dn, d0)));
-            blocks(distractors, blockRows, progress, (block, from) -> SimilarityBlocks.forEach(queries, block,
-                    block.shape(0), (scores, q0, qn, d0, dn) ->
-                            overQueries(qn, dn, i -> offerAll(best[q0 + i], scores, i * dn, dn, n + from + d0))));
-        }
-        long[][] keys = new long[nq][];
+        SimilarityBlocks.forEach(queries, database, n, (scores, q0, qn, d0, dn) ->
+                overQueries(qn, dn, i -> offerAll(best[q0 + i], scores, i * dn, dn, d0)));
+        blocks(distractors, blockRows, progress, (block, from) -> SimilarityBlocks.forEach(queries, block,
+                block.shape(0), (scores, q0, qn, d0, dn) ->
+                        overQueries(qn, dn, i -> offerAll(best[q0 + i], scores, i * dn, dn, n + from + d0))));
         for (int q = 0; q < nq; q++) {
             keys[q] = best[q].sortedKeys();
         }

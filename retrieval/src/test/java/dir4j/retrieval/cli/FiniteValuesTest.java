@@ -43,6 +43,12 @@ class FiniteValuesTest {
             assertEquals(5 * 7 + 3, FiniteValues.firstNonFinite(rows));
             assertEquals(-1, FiniteValues.firstNonFinite(Tensor.of(m, 30, 7).slice(0, 10, 30)));
             assertEquals(2, FiniteValues.firstNonFinite(Tensor.ofDoubles(new double[] {1, 2, Double.NaN}, 3)));
+            assertEquals(-1, FiniteValues.firstNonFinite(Tensor.ofDoubles(new double[] {1, 2, 3}, 3)));
+            // a transposed view (not contiguous): counted in its own row-major order
+            float[] c = new float[4 * 3];
+            c[2 * 3 + 1] = Float.NaN; // element (2, 1), i.e. (1, 2) of the transpose: index 1 * 4 + 2
+            assertEquals(6, FiniteValues.firstNonFinite(Tensor.of(c, 4, 3).t()));
+            assertEquals(-1, FiniteValues.firstNonFinite(Tensor.of(new float[12], 4, 3).t()));
             assertEquals(-1, FiniteValues.firstNonFinite(Tensor.of(new float[0], 0)));
         }
     }
@@ -56,6 +62,11 @@ class FiniteValuesTest {
                     () -> FiniteValues.require(Path.of("d.npy"), Tensor.of(m, 6, 5), "descriptor"));
             assertTrue(e.getMessage().equals("d.npy: descriptor 4 (of 6, counting from 0) holds -infinity; expected "
                     + "finite values"), e.getMessage());
+            float[] first = new float[5];
+            first[0] = Float.NaN;
+            IOException e0 = assertThrows(IOException.class,
+                    () -> FiniteValues.require(Path.of("f.npy"), Tensor.of(first, 5, 1), "row"));
+            assertTrue(e0.getMessage().contains("row 0 (of 5, counting from 0) holds NaN"), e0.getMessage());
         }
     }
 }

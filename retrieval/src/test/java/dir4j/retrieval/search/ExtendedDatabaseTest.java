@@ -183,6 +183,48 @@ class ExtendedDatabaseTest {
         }
     }
 
+    /**
+     * Blocks beyond the similarity blocks' 8,192 rows (a database and a distractor block of more
+     * rows, scored in several pieces each), the first distractor among the nearest rows, k = every
+     * row and α = 0.
+     */
+    @Test
+    void largeBlocksTheFirstDistractorAndEveryRowAsNeighbours() throws Exception {
+        Random rng = new Random(21);
+        try (MemoryScope scope = MemoryScope.open()) {
+            int n = 8200;
+            Tensor queries = unitRows(rng, 3, 4);
+            Tensor db = unitRows(rng, n, 4);
+            float[] x = unitRows(rng, 8300, 4).toFloatArray();
+            System.arraycopy(queries.toFloatArray(), 0, x, 0, 4); // distractor 0 = query 0: its nearest row
+            System.arraycopy(queries.toFloatArray(), 4, x, 8250 * 4, 4); // 8250, in the block's second piece = query 1
+            Tensor distractors = Tensor.of(x, 8300, 4);
+            Tensor all = Ops.concat(0, db, distractors);
+            int[][] full = Rankings.bySimilarity(queries, all);
+            ExtendedDatabase.Ranked r = ExtendedDatabase.rank(queries, db, null, new Held(distractors), 8300, null);
+            assertArrayEquals(expectedPositions(full, n), r.positions());
+            long[][] keys = ExtendedDatabase.nearest(queries, db, new Held(distractors), 3, 8300, null);
+            assertEquals(n, ScoreOrder.index(keys[0][0]));
+            assertEquals(n + 8250, ScoreOrder.index(keys[1][0]));
+            for (int q = 0; q < 3; q++) {
+                for (int j = 0; j < 3; j++) {
+                    assertEquals(full[q][j], ScoreOrder.index(keys[q][j]));
+                }
+            }
+            assertArrayEquals(AlphaExpansion.queryExpansion(queries, all, 3, 0).toFloatArray(),
+                    ExtendedDatabase.queryExpansion(queries, db, new Held(distractors), 3, 0, 8300, null)
+                            .toFloatArray(), 1e-6f);
+            Tensor smallDb = unitRows(rng, 5, 4);
+            Tensor few = unitRows(rng, 6, 4);
+            assertEquals(11, ExtendedDatabase.nearest(queries, smallDb, new Held(few), 11, 4, null)[0].length);
+            assertEquals(0, ExtendedDatabase.nearest(queries, smallDb, new Held(few), 0, 4, null)[2].length);
+            assertThrows(IllegalArgumentException.class,
+                    () -> ExtendedDatabase.nearest(queries, smallDb, new Held(few), -1, 4, null));
+            assertThrows(IllegalArgumentException.class,
+                    () -> ExtendedDatabase.nearest(queries, smallDb, new Held(few), 12, 4, null));
+        }
+    }
+
     @Test
     void placesAmongDescendingScoresPutEqualScoresAfterAndNanLast() {
         float[] d = {0.9f, 0.5f, 0.5f, -0.2f};
