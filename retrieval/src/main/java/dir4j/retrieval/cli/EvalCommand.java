@@ -74,10 +74,11 @@ final class EvalCommand extends ToolCommand {
 
     @Option(names = "--whiten", arity = "1..2", paramLabel = "MODE [ARG]", hideParamSyntax = true, defaultValue = "none",
             description = "PCA whitening of both descriptor sets: 'none' (default); 'learn-on-db' (learned on this "
-                    + "benchmark's database descriptors; with no more rows than dimensions the last component, of "
-                    + "zero variance, is left out); 'from-checkpoint NAME' (the checkpoint's PCA learned on NAME, as "
-                    + "the reference's --whiten Landmarks_clean; NAME may be left out when it has only one); "
-                    + "'file FILE' (a whitening written by dir4j whiten, or any checkpoint with one PCA).")
+                    + "benchmark's database descriptors; without --whitenv it keeps the components they give "
+                    + "variance to, one fewer than the distinct descriptors at most); 'from-checkpoint NAME' (the "
+                    + "checkpoint's PCA learned on NAME, as the reference's --whiten Landmarks_clean; NAME may be left "
+                    + "out when it has only one); 'file FILE' (a whitening written by dir4j whiten, or any checkpoint "
+                    + "with one PCA).")
     List<String> whiten;
 
     @Mixin
@@ -153,8 +154,22 @@ final class EvalCommand extends ToolCommand {
             throw new UsageException("unknown dataset '" + dataset + "': use one of "
                     + String.join(", ", RetrievalDataset.KNOWN.keySet().stream().sorted().toList()));
         }
+        for (String option : List.of("--whiten", "--aqe", "--adba", "--distractors")) {
+            if (occurrences(option) > 1) {
+                throw new UsageException(option + " was given " + occurrences(option) + " times: give it once");
+            }
+        }
         Expansion dba = expansion("--adba", adba);
         Expansion qe = expansion("--aqe", aqe);
+        if (distractors == null && spec.commandLine().getParseResult().hasMatchedOption("--distractor-block")) {
+            throw new UsageException("--distractor-block goes with --distractors");
+        }
+        if (json != null && Files.isDirectory(json)) {
+            throw new UsageException("--json " + json + " is a directory: name a file");
+        }
+        if (distractors != null) {
+            Npy.RowReader.open(distractors).close(); // a missing or broken file now, not after the extraction
+        }
         if (distractors != null && dba != null) {
             throw new UsageException("--adba cannot be used with --distractors: it would augment every distractor "
                     + "with its nearest distractors (a k-nearest-neighbour search of the whole distractor set); "
@@ -262,6 +277,7 @@ final class EvalCommand extends ToolCommand {
                         + database.shape(1) + "-d");
             }
             int rawDimension = database.shape(1);
+            boolean unitDatabase = distractors != null && unitRows(database) < 0;
             Map<String, Object> settings = new LinkedHashMap<>();
             settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
             settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
@@ -286,19 +302,16 @@ final class EvalCommand extends ToolCommand {
                     source = "from " + file;
                 }
                 used = whitening.resolve(stored);
-                if (mode.equals("learn-on-db") && whitening.components == null
-                        && database.shape(0) <= database.shape(1)) {
-                    used = new WhiteningOptions(used.power(), database.shape(0) - 1, used.multiplier());
-                    note("whitening learned on " + database.shape(0) + " descriptors of dimension " + database.shape(1)
-                            + ": keeping " + used.components() + " components (the last has no variance)");
+                if (mode.equals("learn-on-db")) {
+                    used = whitening.forLearned(used, database, w.parameters().componentCount(), this::note);
                 }
                 if (w.parameters().dimension() != database.shape(1)) {
                     throw new IOException("the whitening is for " + w.parameters().dimension()
                             + "-d descriptors, these are " + database.shape(1) + "-d");
                 }
-                used = WhiteningSettings.effective(used, w.parameters().componentCount(), this::note);
-                database = w.apply(database, used);
-                queries = w.apply(queries, used);
+                used = WhiteningSettings.effective(used, w.parameters(), this::note);
+                database = WhiteningSettings.requireFinite(w.apply(database, used), "database descriptor", 0);
+                queries = WhiteningSettings.requireFinite(w.apply(queries, used), "query descriptor", 0);
                 note("whitening " + source + " (" + WhiteningSettings.describe(used) + ")");
                 settings.put("whiten", String.join(" ", whiten) + ", " + source);
                 settings.put("whitenp", used.power());
@@ -330,7 +343,7 @@ final class EvalCommand extends ToolCommand {
                         throw new IOException(distractors + " holds " + reader.columns() + "-d descriptors, the "
                                 + "benchmark's are " + rawDimension + "-d: they must come from the same network");
                     }
-                    ExtendedDatabase.Rows rows = distractorRows(reader, w, used, database.shape(1));
+                    ExtendedDatabase.Rows rows = distractorRows(reader, w, used, database.shape(1), unitDatabase);
                     settings.put("distractors", distractors.toString());
                     settings.put("distractor-count", reader.rows());
                     label = name + "+distractors";
@@ -406,7 +419,7 @@ final class EvalCommand extends ToolCommand {
      * a block at a time.
      */
     private ExtendedDatabase.Rows distractorRows(Npy.RowReader reader, PcaWhitening w, WhiteningOptions used,
-            int dimension) {
+            int dimension, boolean unitDatabase) {
         return new ExtendedDatabase.Rows() {
             @Override
             public long count() {
@@ -427,9 +440,37 @@ final class EvalCommand extends ToolCommand {
                             + reader.rows() + ", counting from 0) holds " + raw.toFloatArray()[(int) bad]
                             + "; expected finite values");
                 }
-                return w == null ? raw : w.apply(raw, used);
+                long odd = from == 0 && unitDatabase ? unitRows(raw) : -1;
+                if (odd >= 0) {
+                    note("distractor " + odd + " has length " + String.format(Locale.ROOT, "%.3f",
+                            rowNorm(raw, (int) odd)) + ", while the database's "
+                            + "descriptors have unit length: were the distractors described by the same network?");
+                }
+                return w == null ? raw
+                        : WhiteningSettings.requireFinite(w.apply(raw, used), distractors + ": distractor", from);
             }
         };
+    }
+
+    /** The first row of {@code t} whose length is not 1 (within 1e-3), or -1. */
+    private static long unitRows(Tensor t) {
+        for (int r = 0; r < t.shape(0); r++) {
+            if (Math.abs(rowNorm(t, r) - 1) > 1e-3) {
+                return r;
+            }
+        }
+        return -1;
+    }
+
+    private static double rowNorm(Tensor t, int r) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            float[] v = t.slice(0, r, r + 1).toFloatArray();
+            double s = 0;
+            for (float x : v) {
+                s += (double) x * x;
+            }
+            return Math.sqrt(s);
+        }
     }
 
     /** Each query's positive and junk images under every setup: the images whose places mAP reads. */
@@ -462,6 +503,12 @@ final class EvalCommand extends ToolCommand {
             bar.finish();
             bar = null;
         }
+    }
+
+    /** How many times {@code option} appears on the command line (as {@code --opt V} or {@code --opt=V}). */
+    private long occurrences(String option) {
+        return spec.commandLine().getParseResult().originalArgs().stream()
+                .filter(a -> a.equals(option) || a.startsWith(option + "=")).count();
     }
 
     private static Expansion expansion(String option, List<String> values) {
@@ -501,7 +548,12 @@ final class EvalCommand extends ToolCommand {
         }
         Path ids = FeatureExtractor.idsFile(file);
         if (Files.isRegularFile(ids)) {
-            List<String> got = Files.readAllLines(ids, StandardCharsets.UTF_8);
+            List<String> got;
+            try {
+                got = Files.readAllLines(ids, StandardCharsets.UTF_8);
+            } catch (java.nio.charset.CharacterCodingException e) {
+                throw new IOException(ids + ": not UTF-8 text (" + e + "); it should list one image id per line", e);
+            }
             if (!got.equals(names)) {
                 int i = 0;
                 while (i < Math.min(got.size(), names.size()) && got.get(i).equals(names.get(i))) {

@@ -34,8 +34,9 @@ final class WhitenCommand extends ToolCommand {
 
     static final class Mode {
         @Option(names = "--learn", required = true, paramLabel = "X.npy",
-                description = "Learn a PCA from these N x D descriptors (N >= 2; with N <= D keep fewer than N "
-                        + "components, --whitenv, since the last have no variance).")
+                description = "Learn a PCA from these N x D descriptors (N >= 2). Without --whitenv the whitening "
+                        + "keeps the components the descriptors give variance to: one fewer than the distinct "
+                        + "descriptors, at most D.")
         Path learn;
 
         @Option(names = "--apply", required = true, paramLabel = "X.npy",
@@ -101,8 +102,9 @@ final class WhitenCommand extends ToolCommand {
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor x = descriptors(mode.learn);
             long t0 = System.nanoTime();
+            options = whitening.forLearned(options, x, Math.min(x.shape(0), x.shape(1)), this::note);
             PcaParameters pca = PcaWhitening.learn(x).parameters();
-            options = WhiteningSettings.effective(options, pca.componentCount(), this::note);
+            options = WhiteningSettings.effective(options, pca, this::note);
             Map<String, Object> notes = new LinkedHashMap<>();
             notes.put("learned_from", mode.learn.toAbsolutePath().normalize().toString());
             notes.put("rows", (long) x.shape(0));
@@ -130,8 +132,9 @@ final class WhitenCommand extends ToolCommand {
                 throw new IOException(mode.apply + " holds " + x.shape(1) + "-d descriptors but the whitening in "
                         + whiteningFile + " is for " + stored.pca().dimension() + "-d ones");
             }
-            options = WhiteningSettings.effective(options, stored.pca().componentCount(), this::note);
-            Tensor y = PcaWhitening.of(stored.pca()).apply(x, options);
+            options = WhiteningSettings.effective(options, stored.pca(), this::note);
+            Tensor y = WhiteningSettings.requireFinite(PcaWhitening.of(stored.pca()).apply(x, options),
+                    mode.apply + ": descriptor", 0);
             Npy.write(out, y);
             Path ids = FeatureExtractor.idsFile(mode.apply);
             if (Files.isRegularFile(ids) && !ids.toAbsolutePath().equals(FeatureExtractor.idsFile(out).toAbsolutePath())) {

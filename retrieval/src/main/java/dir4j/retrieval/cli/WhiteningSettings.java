@@ -1,6 +1,9 @@
 package dir4j.retrieval.cli;
 
+import dir4j.engine.Tensor;
 import dir4j.retrieval.net.WhiteningFile;
+import dir4j.retrieval.whiten.PcaParameters;
+import dir4j.retrieval.whiten.PcaWhitening;
 import dir4j.retrieval.whiten.WhiteningOptions;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -38,17 +41,70 @@ final class WhiteningSettings {
     }
 
     /**
-     * {@code o} as it applies to a PCA of {@code available} components: a whitenv above that keeps
-     * them all (the reference's slice {@code [:v]}), so it is reported as the number kept, with one
-     * note through {@code note} saying so.
+     * {@code o} as it applies to {@code pca}: a whitenv above its number of components keeps them
+     * all (the reference's slice {@code [:v]}), so it is reported as the number kept, with one note
+     * through {@code note} saying so; components from the first of zero variance on are left out
+     * (whitening divides by the variance), with a note, and a PCA whose first component already
+     * has none is refused.
      */
-    static WhiteningOptions effective(WhiteningOptions o, int available, Consumer<String> note) {
-        if (o.components() == WhiteningOptions.ALL_COMPONENTS || o.components() <= available) {
+    static WhiteningOptions effective(WhiteningOptions o, PcaParameters pca, Consumer<String> note) throws IOException {
+        int available = pca.componentCount();
+        int usable = PcaWhitening.usableComponents(pca);
+        if (usable == 0) {
+            throw new IOException("the whitening's components have no variance (a PCA of identical descriptors?): it "
+                    + "cannot whiten");
+        }
+        int wanted = o.components() == WhiteningOptions.ALL_COMPONENTS ? available : o.components();
+        if (wanted > available && o.components() != WhiteningOptions.ALL_COMPONENTS) {
+            note.accept("whitenv " + o.components() + " is more than the whitening's " + available + " components: "
+                    + "keeping all " + available);
+            wanted = available;
+        }
+        if (wanted > usable) {
+            note.accept("the whitening's components from number " + (usable + 1) + " on have no variance (fitted to "
+                    + "fewer distinct descriptors than components): keeping the first " + usable);
+            wanted = usable;
+        }
+        return wanted == o.components() || (o.components() == WhiteningOptions.ALL_COMPONENTS && wanted == available)
+                ? o : new WhiteningOptions(o.power(), wanted, o.multiplier());
+    }
+
+    /**
+     * The options for a whitening learned from {@code descriptors}: without --whitenv, only the
+     * components the descriptors can give variance to ({@link PcaWhitening#rankBound}), with a
+     * note when that is fewer than the PCA's.
+     */
+    WhiteningOptions forLearned(WhiteningOptions o, Tensor descriptors, int componentCount, Consumer<String> note)
+            throws IOException {
+        if (components != null) {
             return o;
         }
-        note.accept("whitenv " + o.components() + " is more than the whitening's " + available + " components: "
-                + "keeping all " + available);
-        return new WhiteningOptions(o.power(), available, o.multiplier());
+        int rank = PcaWhitening.rankBound(descriptors);
+        if (rank == 0) {
+            throw new IOException("the " + descriptors.shape(0) + " descriptors to learn a whitening from are all the "
+                    + "same: they have no variance to whiten");
+        }
+        if (rank >= componentCount) {
+            return o;
+        }
+        note.accept("whitening learned from " + descriptors.shape(0) + " descriptors (" + (rank + 1) + " distinct) of "
+                + "dimension " + descriptors.shape(1) + ": keeping " + rank + " components (the others have no "
+                + "variance)");
+        return new WhiteningOptions(o.power(), rank, o.multiplier());
+    }
+
+    /**
+     * {@code whitened} (the whitening of {@code what}), refused when a row came out NaN: a
+     * descriptor equal to the whitening's mean along every kept component whitens to zero, which
+     * cannot be normalised (the reference gives NaN there and ranks on).
+     */
+    static Tensor requireFinite(Tensor whitened, String what, long firstRow) throws IOException {
+        long bad = FiniteValues.firstNonFinite(whitened);
+        if (bad >= 0) {
+            throw new IOException(what + " " + (firstRow + bad / whitened.shape(1)) + " whitens to zero (it equals the "
+                    + "whitening's mean along every kept component) and cannot be normalised");
+        }
+        return whitened;
     }
 
     /** Whether any of the flags was given. */

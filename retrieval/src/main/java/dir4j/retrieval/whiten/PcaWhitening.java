@@ -50,8 +50,9 @@ public final class PcaWhitening {
      * Σ(x − mean)ᵀ(x − mean) / (N − 1) by decreasing eigenvalue (EJML's symmetric
      * eigendecomposition), min(N, D) of them as sklearn keeps, each signed so its entry of largest
      * magnitude is positive (sklearn ≥ 1.5's rule); the eigenvalues are the explained variances.
-     * With N ≤ D the trailing variances are (numerically) zero and whitening along those axes
-     * divides by zero, as with sklearn: keep fewer components ({@link WhiteningOptions#components}).
+     * Beyond the span of the rows (one fewer than the distinct rows, {@link #rankBound}) the
+     * variances are set to exactly zero (sklearn's are rounding's), and whitening along those axes
+     * would divide by zero: keep fewer components ({@link WhiteningOptions#components}).
      * Cost: one D x D eigendecomposition (about 20 s for D = 2048 on two cores).
      */
     public static PcaWhitening learn(Tensor descriptors) {
@@ -71,11 +72,14 @@ public final class PcaWhitening {
         Integer[] order = IntStream.range(0, d).boxed().toArray(Integer[]::new);
         Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -eig.getEigenvalue(i).getReal()));
         int kept = Math.min(n, d);
+        int rank = rankBound(descriptors);
         double[] components = new double[kept * d];
         double[] variance = new double[kept];
         for (int c = 0; c < kept; c++) {
             int i = order[c];
-            variance[c] = Math.max(0, eig.getEigenvalue(i).getReal());
+            // beyond the rows' span the eigenvalues are rounding (of float32 products: up to ~1e-7 of the largest,
+            // either sign); they are zero
+            variance[c] = c < rank ? Math.max(0, eig.getEigenvalue(i).getReal()) : 0;
             DMatrixRMaj v = eig.getEigenVector(i);
             int largest = 0;
             for (int j = 1; j < d; j++) {
@@ -94,6 +98,35 @@ public final class PcaWhitening {
             }
         }
         return new PcaWhitening(new PcaParameters(mean, components, variance, true));
+    }
+
+    /**
+     * How many components a PCA learned from {@code descriptors} can whiten: the number of
+     * distinct rows less one (the centred rows span no more), at most the dimension. Beyond it
+     * the learned variances are zero up to rounding, and dividing by them makes noise, or NaN,
+     * of every descriptor (N ≤ D, or repeated descriptors).
+     */
+    public static int rankBound(Tensor descriptors) {
+        DescriptorMatrix x = DescriptorMatrix.of(descriptors);
+        java.util.Set<java.nio.FloatBuffer> distinct = new java.util.HashSet<>();
+        for (int r = 0; r < x.rows(); r++) {
+            distinct.add(java.nio.FloatBuffer.wrap(x.data(), r * x.cols(), x.cols()).slice());
+        }
+        return Math.min(x.cols(), Math.max(0, distinct.size() - 1));
+    }
+
+    /**
+     * The leading components whose variance is positive and finite: whitening divides by
+     * variance^p, so a component of zero variance (a PCA fitted to fewer distinct descriptors than
+     * its components) turns every descriptor into NaN or noise.
+     */
+    public static int usableComponents(PcaParameters pca) {
+        double[] variance = pca.explainedVariance();
+        int usable = 0;
+        while (usable < variance.length && variance[usable] > 0 && Double.isFinite(variance[usable])) {
+            usable++;
+        }
+        return usable;
     }
 
     /** The PCA's fields (sklearn's layout), e.g. to store a learned whitening. */

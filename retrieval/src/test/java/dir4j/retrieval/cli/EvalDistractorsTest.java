@@ -164,4 +164,75 @@ class EvalDistractorsTest {
         }
         assertNull(Files.exists(json) ? results(json, "rparis6k+distractors") : null, "no results from a failed run");
     }
+
+    /** Options given twice, a block size without distractors and a directory as --json are bad command lines. */
+    @Test
+    void repeatedAndMisplacedOptionsAreRefused() throws IOException {
+        Path json = dir.resolve("r.json");
+        Object[][] cases = {
+            {commandLine("rparis6k_plain", json, "--aqe", "2", "1", "--aqe", "3", "1"), "--aqe was given 2 times"},
+            {commandLine("rparis6k_plain", json, "--whiten", "none", "--whiten", "learn-on-db"),
+                "--whiten was given 2 times"},
+            {commandLine("rparis6k_plain", dir), "--json " + dir + " is a directory"},
+        };
+        for (Object[] c : cases) {
+            @SuppressWarnings("unchecked")
+            Run r = run(((List<String>) c[0]).toArray(String[]::new));
+            assertEquals(2, r.rc(), r.toString());
+            assertTrue(r.err().contains((String) c[1]), r.err());
+        }
+        List<String> noDistractors = new ArrayList<>(commandLine("rparis6k_plain", json, "--distractor-block", "5"));
+        int at = noDistractors.indexOf("--distractors");
+        noDistractors.subList(at, at + 2).clear();
+        Run block = run(noDistractors.toArray(String[]::new));
+        assertEquals(2, block.rc(), block.toString());
+        assertTrue(block.err().contains("--distractor-block goes with --distractors"), block.err());
+    }
+
+    /** Distractors not of unit length, beside a unit-length database: noted (another network's?), still evaluated. */
+    @Test
+    void distractorsOfAnotherLengthThanTheDatabasesAreNoted() throws IOException {
+        Path scaled = dir.resolve("scaled.npy");
+        try (MemoryScope scope = MemoryScope.open(); Tensor x = Npy.read(ROOT.resolve("distractors.npy"))) {
+            Npy.write(scaled, x.mul(3f));
+        }
+        List<String> a = new ArrayList<>(commandLine("rparis6k_plain", dir.resolve("s.json")));
+        a.set(a.indexOf("--distractors") + 1, scaled.toString());
+        a.remove("--quiet");
+        Run r = run(a.toArray(String[]::new));
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.err().contains("distractor 0 has length 3.000") && r.err().contains("same network"), r.err());
+    }
+
+    /** A database with repeated descriptors: learn-on-db keeps the components they give variance to, no NaN. */
+    @Test
+    void aDatabaseWithRepeatsWhitensWithoutNan() throws IOException {
+        Path descs = Files.createDirectories(dir.resolve("descs"));
+        try (MemoryScope scope = MemoryScope.open(); Tensor db = Npy.read(ROOT.resolve("descs/rparis6k.dbdescs.npy"))) {
+            float[] v = db.toFloatArray();
+            for (int r = 3; r < 80; r++) {
+                System.arraycopy(v, (r % 3) * 8, v, r * 8, 8); // three distinct rows
+            }
+            Npy.write(descs.resolve("rparis6k.dbdescs.npy"), Tensor.of(v, 80, 8));
+            Files.copy(ROOT.resolve("descs/rparis6k.qdescs.npy"), descs.resolve("rparis6k.qdescs.npy"));
+        }
+        Run r = run("eval", "--dataset", "rparis6k", "--data-root", ROOT.toString(), "--descriptors-dir",
+                descs.toString(), "--whiten", "learn-on-db");
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(r.err().contains("(3 distinct) of dimension 8: keeping 2 components"), r.err());
+        assertTrue(r.out().startsWith(">> rparis6k: mAP E: ") && !r.out().contains("nan"), r.out());
+    }
+
+    /** An .ids.txt beside reused descriptors that is not UTF-8 text: named, with what it should hold. */
+    @Test
+    void idsThatAreNotTextAreNamed() throws IOException {
+        Path descs = Files.createDirectories(dir.resolve("d"));
+        Files.copy(ROOT.resolve("descs/rparis6k.dbdescs.npy"), descs.resolve("rparis6k.dbdescs.npy"));
+        Files.copy(ROOT.resolve("descs/rparis6k.qdescs.npy"), descs.resolve("rparis6k.qdescs.npy"));
+        Path ids = Files.write(descs.resolve("rparis6k.dbdescs.ids.txt"), new byte[] {(byte) 0xff, (byte) 0xfe, 'a'});
+        Run r = run("eval", "--dataset", "rparis6k", "--data-root", ROOT.toString(), "--descriptors-dir",
+                descs.toString(), "--quiet");
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains(ids + ": not UTF-8 text"), r.err());
+    }
 }

@@ -3,6 +3,7 @@ package dir4j.retrieval.cli;
 import static dir4j.retrieval.cli.CliRun.run;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.MemoryScope;
@@ -158,5 +159,71 @@ class WhitenCommandTest {
         assertTrue(Files.notExists(w));
         CliRun.assertCudaIsRefused("whiten", "--learn", train.toString(), "--out", w.toString());
         CliRun.assertHelpDocumentsEveryOption("whiten");
+    }
+
+    /**
+     * Descriptors with repeats span fewer directions than the PCA has components: learning keeps
+     * the ones with variance (noted), a stored PCA's zero-variance components are left out when
+     * applied, a PCA of identical rows is refused, and a descriptor that whitens to zero is an
+     * error, not NaN.
+     */
+    @Test
+    void componentsWithoutVarianceAreLeftOutAndNothingWhitensToNan() throws IOException {
+        Path repeats = dir.resolve("repeats.npy");
+        Path same = dir.resolve("same.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            float[] three = descriptors(new Random(3), 3, 8).toFloatArray();
+            float[] rows = new float[23 * 8];
+            for (int r = 0; r < 23; r++) {
+                System.arraycopy(three, (r % 3) * 8, rows, r * 8, 8);
+            }
+            Npy.write(repeats, Tensor.of(rows, 23, 8));
+            float[] five = new float[5 * 8];
+            for (int r = 0; r < 5; r++) {
+                System.arraycopy(three, 0, five, r * 8, 8);
+            }
+            Npy.write(same, Tensor.of(five, 5, 8));
+        }
+        Path w = dir.resolve("w.safetensors");
+        Run learn = run("whiten", "--learn", repeats.toString(), "--out", w.toString());
+        assertEquals(0, learn.rc(), learn.toString());
+        assertTrue(learn.err().contains("(3 distinct) of dimension 8: keeping 2 components"), learn.err());
+        assertTrue(learn.out().contains("whitenv 2"), learn.out());
+        Path y = dir.resolve("y.npy");
+        Run apply = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out", y.toString());
+        assertEquals(0, apply.rc(), apply.toString());
+        try (Tensor t = Npy.read(y)) {
+            assertArrayEquals(new int[] {5, 2}, t.shape());
+            assertEquals(-1, FiniteValues.firstNonFinite(t));
+        }
+        // asking for every component of that PCA: the ones without variance are still left out
+        Run all = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "8", "--out",
+                y.toString());
+        assertEquals(0, all.rc(), all.toString());
+        assertTrue(all.err().contains("components from number 3 on have no variance"), all.err());
+
+        Run identical = run("whiten", "--learn", same.toString(), "--out", dir.resolve("x.safetensors").toString());
+        assertEquals(1, identical.rc(), identical.toString());
+        assertTrue(identical.err().contains("are all the same"), identical.err());
+
+        // a PCA of two opposite rows has one component, e1; a descriptor orthogonal to it whitens to exactly zero
+        Path two = dir.resolve("two.npy");
+        Path mean = dir.resolve("mean.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            float[] ab = new float[16];
+            ab[0] = 1;
+            ab[8] = -1;
+            float[] m = new float[8];
+            m[1] = 1;
+            Npy.write(two, Tensor.of(ab, 2, 8));
+            Npy.write(mean, Tensor.of(m, 1, 8));
+        }
+        Path w2 = dir.resolve("w2.safetensors");
+        assertEquals(0, run("whiten", "--learn", two.toString(), "--out", w2.toString(), "--quiet").rc());
+        Run zero = run("whiten", "--apply", mean.toString(), "--whitening", w2.toString(), "--out",
+                dir.resolve("z.npy").toString());
+        assertEquals(1, zero.rc(), zero.toString());
+        assertTrue(zero.err().contains("descriptor 0 whitens to zero"), zero.err());
+        assertFalse(Files.exists(dir.resolve("z.npy")));
     }
 }
