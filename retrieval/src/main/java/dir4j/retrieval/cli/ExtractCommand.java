@@ -181,6 +181,12 @@ final class ExtractCommand implements Callable<Integer> {
                     + batchSize + ", " + chunkSize + ", " + (threads == null ? "default" : threads));
         }
         double[] s = parseScales(scales);
+        for (double scale : s) {
+            if (imageSize > 0 && imageSize * scale < 1) {
+                throw new IllegalArgumentException("--scales " + scale + " of --image-size " + imageSize
+                        + " is less than one pixel");
+            }
+        }
         double p = scalePoolingP.equalsIgnoreCase("net") ? Double.NaN : parseNumber("--scale-pooling-p", scalePoolingP);
 
         network.check();
@@ -191,8 +197,10 @@ final class ExtractCommand implements Callable<Integer> {
             if (dataRoot != null) {
                 throw new IllegalArgumentException("--data-root goes with --dataset, not --images (use --root)");
             }
-            db = labelled ? LabelledImageList.read(input.images, root, true).images()
-                    : ImageList.read(input.images, root, true);
+            // with --on-error skip a missing file is left out like an unreadable one, when it is reached
+            boolean check = policy == ExtractionOptions.OnError.FAIL;
+            db = labelled ? LabelledImageList.read(input.images, root, check).images()
+                    : ImageList.read(input.images, root, check);
         } else {
             if (dataRoot == null) {
                 throw new IllegalArgumentException("--dataset needs --data-root");
@@ -200,7 +208,8 @@ final class ExtractCommand implements Callable<Integer> {
             if (root != null || labelled) {
                 throw new IllegalArgumentException("--root and --labelled go with --images, not --dataset");
             }
-            RetrievalDataset d = RetrievalDataset.load(input.dataset, dataRoot);
+            RetrievalDataset d = RetrievalDataset.load(input.dataset, dataRoot,
+                    policy == ExtractionOptions.OnError.FAIL);
             if (!quiet) {
                 System.err.println("dataset: " + d);
             }
@@ -239,10 +248,20 @@ final class ExtractCommand implements Callable<Integer> {
                 results.add(fx.extractToFile(db, out.resolveSibling(stem + ".dbdescs.npy"), "DB"));
                 results.add(fx.extractToFile(queries, out.resolveSibling(stem + ".qdescs.npy"), "query"));
             }
+            boolean empty = false;
             for (FeatureExtractor.FileResult r : results) {
                 System.out.println("wrote " + r.descriptors() + " (" + r.rows() + "x" + r.dimension() + " float32) and "
                         + r.ids() + (r.skipped().isEmpty() ? "" : "; " + r.skipped().size() + " images left out, see "
                         + FeatureExtractor.skippedFile(r.descriptors())));
+                if (r.rows() == 0 && !r.skipped().isEmpty()) {
+                    System.err.println("dir4j extract: every image of " + r.descriptors().getFileName() + " was left out "
+                            + "(" + r.skipped().getFirst().reason() + ", ...); see "
+                            + FeatureExtractor.skippedFile(r.descriptors()));
+                    empty = true;
+                }
+            }
+            if (empty) {
+                return 1;
             }
         }
         return 0;

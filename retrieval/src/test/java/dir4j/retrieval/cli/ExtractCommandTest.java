@@ -128,6 +128,47 @@ class ExtractCommandTest {
                 + "got 8, 0, default"), zero.err());
     }
 
+    /**
+     * With --on-error skip a missing image is left out like an unreadable one (the route for the
+     * million distractors, where some files may be gone); a scale below one pixel is a bad
+     * command line; and a run that left every image out fails.
+     */
+    @Test
+    void skippingLeavesMissingImagesOutAndAnEmptyResultFails() throws Exception {
+        Path jpg = ImageFixtures.path("datasets/roxford5k/jpg");
+        Path list = Files.writeString(dir.resolve("list.txt"), "all_souls_000001.jpg\ngone.jpg\nall_souls_000002.jpg\n");
+        String[] net = {"--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "8", "--image-size",
+            "32", "--root", jpg.toString(), "--quiet"};
+        Path out = dir.resolve("skip.npy");
+        Run skip = run(concat(net, "--images", list.toString(), "--on-error", "skip", "--out", out.toString()));
+        assertEquals(0, skip.rc(), skip.err());
+        assertTrue(skip.out().contains("(2x8 float32)") && skip.out().contains("1 images left out"), skip.out());
+        assertEquals(List.of("all_souls_000001.jpg", "all_souls_000002.jpg"),
+                Files.readAllLines(dir.resolve("skip.ids.txt")));
+        String skipped = Files.readString(dir.resolve("skip.skipped.txt"));
+        assertTrue(skipped.contains("gone.jpg"), skipped);
+        Run fail = run(concat(net, "--images", list.toString(), "--out", dir.resolve("fail.npy").toString()));
+        assertEquals(1, fail.rc(), fail.err());
+        assertTrue(fail.err().contains("line 2: gone.jpg"), fail.err());
+
+        Run tiny = run(concat(net, "--images", list.toString(), "--scales", "0.01", "--out",
+                dir.resolve("tiny.npy").toString()));
+        assertEquals(2, tiny.rc(), tiny.err());
+        assertTrue(tiny.err().contains("--scales 0.01 of --image-size 32 is less than one pixel"), tiny.err());
+
+        Path none = Files.writeString(dir.resolve("none.txt"), "gone.jpg\nalso-gone.jpg\n");
+        Run empty = run(concat(net, "--images", none.toString(), "--on-error", "skip", "--out",
+                dir.resolve("empty.npy").toString()));
+        assertEquals(1, empty.rc(), empty.err());
+        assertTrue(empty.err().contains("every image of empty.npy was left out"), empty.err());
+    }
+
+    static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     @Test
     void helpDocumentsEveryOption() {
         String help = new CommandLine(new Main()).getSubcommands().get("extract").getUsageMessage();
