@@ -6,6 +6,7 @@ import dir4j.engine.NnOps;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
+import dir4j.retrieval.data.InputFiles;
 import dir4j.retrieval.loss.APLoss;
 import dir4j.retrieval.loss.ExactAp;
 import dir4j.retrieval.loss.TAPLoss;
@@ -91,6 +92,9 @@ final class AplossCommand extends ToolCommand {
         Device dev = DeviceOption.usable(device);
         if (tf32 && dev.kind() != Device.Kind.CUDA) {
             throw new UsageException("--tf32 applies to --device cuda only");
+        }
+        if (out != null && Files.exists(out) && !Files.isDirectory(out)) {
+            throw new UsageException("--out " + out + " is a file: name a folder for the .npy outputs");
         }
         APLoss loss;
         try {
@@ -189,6 +193,7 @@ final class AplossCommand extends ToolCommand {
     static int[] readLabels(Path file, int n) throws IOException {
         int[] ids;
         if (file.toString().endsWith(".npy")) {
+            InputFiles.requireFile(file, "labels");
             try (Tensor t = Npy.read(file)) {
                 if (t.rank() != 1 || t.dtype().isFloating()) {
                     throw new IllegalArgumentException(file + ": labels must be a vector of integers, got shape "
@@ -197,8 +202,8 @@ final class AplossCommand extends ToolCommand {
                 ids = t.toIntArray();
             }
         } else {
-            List<String> lines = Files.readAllLines(file).stream().map(String::strip).filter(l -> !l.isEmpty())
-                    .toList();
+            List<String> lines = InputFiles.readLines(file, "labels").stream().map(String::strip)
+                    .filter(l -> !l.isEmpty()).toList();
             Map<String, Integer> index = new HashMap<>();
             ids = new int[lines.size()];
             for (int i = 0; i < ids.length; i++) {

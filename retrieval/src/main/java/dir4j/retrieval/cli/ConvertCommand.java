@@ -9,6 +9,7 @@ import dir4j.nn.io.TorchCheckpoint;
 import dir4j.nn.io.TorchSave;
 import dir4j.nn.io.Unpickler;
 import dir4j.nn.io.UnsafePickleException;
+import dir4j.retrieval.data.InputFiles;
 import java.io.IOException;
 import java.math.BigInteger;
 import java.nio.file.Files;
@@ -46,7 +47,7 @@ import picocli.CommandLine.Parameters;
                 + "reference's whitening wants the object). Integer tensors are written as int64."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
-                + "options, or an OUT that is not .safetensors, .npz, .pt or .pth"})
+                + "options, or an OUT that is not .safetensors, .npz, .pt or .pth, or is a directory"})
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "IN", description = "A .pt/.pth/.tar PyTorch checkpoint, .safetensors or .npz.")
@@ -86,10 +87,15 @@ final class ConvertCommand implements Callable<Integer> {
                     + out.getFileName());
             return 2;
         }
+        if (Files.isDirectory(out)) {
+            System.err.println("dir4j convert: OUT " + out + " is a directory: name a file");
+            return 2;
+        }
         String inName = in.getFileName().toString().toLowerCase(Locale.ROOT);
         Object root = null;
         Map<String, Tensor> owned = null;
         try {
+            InputFiles.requireFile(in, "checkpoint");
             Converted c;
             if (inName.endsWith(".safetensors")) {
                 Safetensors.Contents s = Safetensors.read(in, float32);

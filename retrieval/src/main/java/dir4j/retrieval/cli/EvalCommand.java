@@ -229,6 +229,7 @@ final class EvalCommand extends ToolCommand {
                 note("reusing " + database.shape(0) + " database and " + queries.shape(0) + " query descriptors ("
                         + database.shape(1) + "-d) from " + descriptorsDir);
                 if (mode.equals("from-checkpoint")) {
+                    network.requireCheckpointFile();
                     checkpointWhitenings = WhiteningFile.read(network.checkpoint);
                 }
             } else {
@@ -548,12 +549,7 @@ final class EvalCommand extends ToolCommand {
         }
         Path ids = FeatureExtractor.idsFile(file);
         if (Files.isRegularFile(ids)) {
-            List<String> got;
-            try {
-                got = Files.readAllLines(ids, StandardCharsets.UTF_8);
-            } catch (java.nio.charset.CharacterCodingException e) {
-                throw new IOException(ids + ": not UTF-8 text (" + e + "); it should list one image id per line", e);
-            }
+            List<String> got = dir4j.retrieval.data.InputFiles.readLines(ids, "ids");
             if (!got.equals(names)) {
                 int i = 0;
                 while (i < Math.min(got.size(), names.size()) && got.get(i).equals(names.get(i))) {

@@ -234,7 +234,8 @@ final class ExtractCommand implements Callable<Integer> {
             }
             ExtractionOptions options = ExtractionOptions.defaults().withPreprocessing(pre).withScales(s)
                     .withScalePoolingP(p).withBatchSize(batchSize).withChunkSize(chunkSize).withResume(resume)
-                    .withQuiet(quiet).withOnError(policy).withDecode(decode);
+                    .withQuiet(quiet).withOnError(policy).withDecode(decode)
+                    .withRemedies(new ExtractionOptions.Remedies("--on-error skip", "--no-resume"));
             if (threads != null) {
                 options = options.withThreads(threads);
             }

@@ -6,8 +6,8 @@ import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.search.DescriptorIndex;
 import dir4j.retrieval.search.ExactIndex;
 import dir4j.retrieval.search.HnswIndex;
+import dir4j.retrieval.search.IdsFile;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
@@ -34,8 +34,9 @@ final class IndexCommand extends ToolCommand {
     Path descriptors;
 
     @Option(names = "--ids", paramLabel = "FILE",
-            description = "One id per line for the rows. Default: X.ids.txt beside the descriptors when it exists "
-                    + "(dir4j extract writes it), else the row numbers 0, 1, ...")
+            description = "One id per line for the rows, UTF-8: non-blank, distinct, without tabs (blank lines at "
+                    + "the end are ignored). Default: X.ids.txt beside the descriptors when it exists (dir4j extract "
+                    + "writes it), else the row numbers 0, 1, ...")
     Path ids;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder.")
@@ -124,7 +125,7 @@ final class IndexCommand extends ToolCommand {
         if (ids == null && !Files.isRegularFile(file)) {
             return IntStream.range(0, rows).mapToObj(Integer::toString).toList();
         }
-        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        List<String> lines = IdsFile.readIds(file);
         if (lines.size() != rows) {
             throw new IOException(file + " has " + lines.size() + " ids but " + descriptors + " has " + rows + " rows");
         }

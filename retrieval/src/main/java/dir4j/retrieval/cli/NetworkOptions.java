@@ -4,6 +4,7 @@ import dir4j.engine.MemoryScope;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
@@ -79,8 +80,29 @@ final class NetworkOptions {
         return loaded;
     }
 
+    /**
+     * Fails unless --checkpoint (when given) names a file: a missing path or a folder is reported
+     * as such, naming the option, before any work that could be wasted.
+     */
+    void requireCheckpointFile() throws IOException {
+        if (checkpoint == null) {
+            return;
+        }
+        if (Files.isDirectory(checkpoint)) {
+            // a dir4j train output folder: point at the network file in it
+            Path inside = Files.isRegularFile(checkpoint.resolve("model.safetensors"))
+                    ? checkpoint.resolve("model.safetensors") : checkpoint.resolve("checkpoint.safetensors");
+            throw new IOException(checkpoint + ": a directory, not a checkpoint file (--checkpoint takes a .pt/.pth "
+                    + "or .safetensors file" + (Files.isRegularFile(inside) ? ", such as " + inside : "") + ")");
+        }
+        if (!Files.exists(checkpoint)) {
+            throw new IOException(checkpoint + ": no such checkpoint file (--checkpoint)");
+        }
+    }
+
     private NetworkCheckpoint.Loaded loadHere() throws IOException {
         if (checkpoint != null) {
+            requireCheckpointFile();
             return NetworkCheckpoint.load(checkpoint);
         }
         RetrievalNet.Options o = new RetrievalNet.Options(arch, outDim, "gem", 3, false, false, baseWidth);
@@ -95,8 +117,7 @@ final class NetworkOptions {
     String describe() throws IOException {
         if (checkpoint != null) {
             Path abs = checkpoint.toAbsolutePath().normalize();
-            return abs + " (" + java.nio.file.Files.size(abs) + " bytes, modified "
-                    + java.nio.file.Files.getLastModifiedTime(abs) + ")";
+            return abs + " (" + Files.size(abs) + " bytes, modified " + Files.getLastModifiedTime(abs) + ")";
         }
         return "random-init " + arch + " out-dim " + outDim + " base-width " + baseWidth + " seed " + seed;
     }

@@ -6,6 +6,7 @@ import dir4j.engine.Tensor;
 import dir4j.engine.io.AtomicFiles;
 import dir4j.retrieval.data.ImageList;
 import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.data.InputFiles;
 import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
@@ -13,6 +14,7 @@ import dir4j.retrieval.net.WhiteningFile;
 import dir4j.retrieval.search.DescriptorIndex;
 import dir4j.retrieval.search.ExactIndex;
 import dir4j.retrieval.search.HnswIndex;
+import dir4j.retrieval.search.IdsFile;
 import dir4j.retrieval.search.Neighbours;
 import dir4j.retrieval.whiten.PcaWhitening;
 import dir4j.retrieval.whiten.WhiteningOptions;
@@ -63,8 +65,9 @@ final class SearchCommand extends ToolCommand {
     Queries queries;
 
     @Option(names = "--query-ids", paramLabel = "FILE",
-            description = "With --descriptors: one id per query row. Default: Q.ids.txt beside them when it exists, "
-                    + "else the row numbers.")
+            description = "With --descriptors: one id per query row, UTF-8, as for dir4j index --ids (non-blank, "
+                    + "distinct, without tabs; blank lines at the end are ignored). Default: Q.ids.txt beside them when "
+                    + "it exists, else the row numbers.")
     Path queryIds;
 
     @Option(names = "--root", paramLabel = "DIR", description = "With --image-list: the folder relative paths resolve "
@@ -103,7 +106,7 @@ final class SearchCommand extends ToolCommand {
     String format;
 
     @Option(names = "--out", paramLabel = "FILE",
-            description = "Write the results here instead of stdout (replaced atomically).")
+            description = "Write the results here instead of stdout (replaced atomically; not a directory).")
     Path out;
 
     @Option(names = "--quiet", description = "No progress or notes on stderr (errors are still printed).")
@@ -140,6 +143,16 @@ final class SearchCommand extends ToolCommand {
         }
         if (whiteningFile == null && (whiteningName != null || whitening.given())) {
             throw new UsageException("--whitening-name and --whitenp/--whitenv/--whitenm need --whitening FILE");
+        }
+        if (out != null && Files.isDirectory(out)) {
+            throw new UsageException("--out " + out + " is a directory: name a file");
+        }
+        checkIndexFolder(index);
+        if (fromImages) {
+            network.requireCheckpointFile();
+        }
+        if (whiteningFile != null) {
+            InputFiles.requireFile(whiteningFile, "whitening");
         }
         try (DescriptorIndex idx = DescriptorIndex.open(index); MemoryScope scope = MemoryScope.open()) {
             if (ef != null && !(idx instanceof HnswIndex)) {
@@ -211,12 +224,30 @@ final class SearchCommand extends ToolCommand {
         return 0;
     }
 
+    /**
+     * Fails, before any work, unless {@code folder} holds an index (its files are checked when it
+     * is opened): a missing path, a file, or a folder of something else each say so.
+     */
+    static void checkIndexFolder(Path folder) throws IOException {
+        if (!Files.exists(folder)) {
+            throw new IOException(folder + ": no such index folder (dir4j index makes one)");
+        }
+        if (!Files.isDirectory(folder)) {
+            throw new IOException(folder + ": a file, not an index folder (dir4j index makes one)");
+        }
+        if (DescriptorIndex.kind(folder) == null) {
+            throw new IOException(folder + ": not an index folder: it holds neither " + ExactIndex.DESCRIPTORS
+                    + " (an exact index, beside " + ExactIndex.IDS + ") nor " + HnswIndex.PROPERTIES + " (an hnsw "
+                    + "index, beside " + ExactIndex.IDS + " and " + HnswIndex.LUCENE + "/); dir4j index makes one");
+        }
+    }
+
     private List<String> queryIds(int rows) throws IOException {
         Path file = queryIds != null ? queryIds : FeatureExtractor.idsFile(queries.descriptors);
         if (queryIds == null && !Files.isRegularFile(file)) {
             return IntStream.range(0, rows).mapToObj(Integer::toString).toList();
         }
-        List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+        List<String> lines = IdsFile.readIds(file);
         if (lines.size() != rows) {
             throw new IOException(file + " has " + lines.size() + " ids but " + queries.descriptors + " has " + rows
                     + " rows");

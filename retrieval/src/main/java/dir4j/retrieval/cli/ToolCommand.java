@@ -69,6 +69,12 @@ abstract class ToolCommand implements Callable<Integer> {
     static String message(Exception e) {
         String m = e.getMessage();
         if (e instanceof NoSuchFileException nf) {
+            if (nf.getFile() != null && Files.exists(Path.of(nf.getFile()))) {
+                // thrown for a path that is there but is not what was looked for (a folder that is not an index)
+                String kind = Files.isDirectory(Path.of(nf.getFile())) ? "a directory" : "a file";
+                return nf.getFile() + ": exists (" + kind + "), but " + (nf.getReason() == null
+                        ? "could not be opened" : nf.getReason());
+            }
             return nf.getFile() + ": no such file" + (nf.getReason() == null ? "" : " (" + nf.getReason() + ")");
         }
         if (e instanceof AccessDeniedException ad) {

@@ -9,7 +9,8 @@ import java.util.List;
  * A plain image list, the reference's {@code ImageList}: one image path per line. Blank lines
  * and lines starting with {@code #} are skipped; surrounding spaces are trimmed; relative paths
  * are resolved against a root folder (by default the folder holding the list). The id of each
- * image is its path as the list writes it.
+ * image is its path as the list writes it. The list is UTF-8 text; a missing list, a directory or
+ * text that is not UTF-8 fails with a message naming the file ({@link InputFiles}).
  */
 public final class ImageList {
     private ImageList() {}

@@ -13,7 +13,9 @@ import java.util.Map;
  * {@code path label} per line. The label is the last whitespace-separated token and the path
  * everything before it (the reference splits on single spaces and takes the first two tokens;
  * the two agree for every line without spaces in its path). Class indices are given in order of
- * first appearance, as the reference's {@code find_and_list_classes}.
+ * first appearance, as the reference's {@code find_and_list_classes}. The list is UTF-8 text, read
+ * as {@link ImageList}'s (blank and {@code #} lines skipped; a missing list, a directory or text
+ * that is not UTF-8 fails naming the file).
  *
  * @param images     the images, ids as written in the list
  * @param labels     each image's label

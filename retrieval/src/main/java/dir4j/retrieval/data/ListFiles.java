@@ -1,10 +1,7 @@
 package dir4j.retrieval.data;
 
 import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -21,24 +18,14 @@ final class ListFiles {
 
     /**
      * The lines of a UTF-8 list file that are neither blank nor comments ({@code #} as the first
-     * non-blank character), trimmed; a byte-order mark and CR line ends are tolerated.
+     * non-blank character), trimmed; a byte-order mark and CR line ends are tolerated. A missing
+     * file, a directory or text that is not UTF-8 fails naming the file ({@link InputFiles}).
      */
     static List<Line> contentLines(Path file) throws IOException {
-        List<String> raw;
-        try {
-            raw = Files.readAllLines(file, StandardCharsets.UTF_8);
-        } catch (NoSuchFileException e) {
-            throw new IOException(file + ": no such list file");
-        } catch (CharacterCodingException e) {
-            throw new IOException(file + ": not UTF-8 text (is it a list of image paths?)", e);
-        }
+        List<String> raw = InputFiles.readLines(file, "list");
         List<Line> out = new ArrayList<>();
         for (int i = 0; i < raw.size(); i++) {
-            String s = raw.get(i);
-            if (i == 0 && s.startsWith("\uFEFF")) {
-                s = s.substring(1);
-            }
-            s = s.strip();
+            String s = raw.get(i).strip();
             if (s.isEmpty() || s.startsWith("#")) {
                 continue;
             }
@@ -55,14 +42,7 @@ final class ListFiles {
 
     /** One message listing problems ("line 4: …"), at most {@link #MAX_LISTED} of them. */
     static String listing(List<String> problems) {
-        StringBuilder s = new StringBuilder();
-        for (int i = 0; i < Math.min(problems.size(), MAX_LISTED); i++) {
-            s.append("\n  ").append(problems.get(i));
-        }
-        if (problems.size() > MAX_LISTED) {
-            s.append("\n  … and ").append(problems.size() - MAX_LISTED).append(" more");
-        }
-        return s.toString();
+        return InputFiles.listing(problems, MAX_LISTED);
     }
 
     /** Fails with every missing file of {@code refs} (numbered by {@code lines}) in one message. */

@@ -19,10 +19,12 @@ import java.util.Arrays;
  * @param quiet          no progress bar
  * @param onError        an unreadable image stops the run, or is skipped and reported
  * @param decode         decoder settings (pixel limit, EXIF orientation)
+ * @param remedies       what the caller offers its user when extraction stops, named in the error
+ *                       messages (nothing by default)
  */
 public record ExtractionOptions(Preprocessing preprocessing, double[] scales, double scalePoolingP, int batchSize,
                                 int threads, int chunkSize, boolean resume, boolean quiet, OnError onError,
-                                ImageDecoder.Options decode) {
+                                ImageDecoder.Options decode, Remedies remedies) {
 
     /** What to do with an image that cannot be read. */
     public enum OnError {
@@ -30,6 +32,22 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
         FAIL,
         /** Leave the image out (no row, no id) and list it in the result and the .skipped.txt file. */
         SKIP
+    }
+
+    /**
+     * The ways out that the caller (a command) offers, which the error messages of an extraction
+     * then name; null for one it does not offer, and the message leaves it out. Library callers
+     * without options of their own keep {@link #NONE}.
+     *
+     * @param skipUnreadable how to leave unreadable images out, named after an image failed under
+     *                       {@link OnError#FAIL} (dir4j extract: {@code --on-error skip})
+     * @param startOver      how to discard the parts of a different extraction instead of
+     *                       resuming, named as the alternative to deleting the parts folder (dir4j
+     *                       extract: {@code --no-resume})
+     */
+    public record Remedies(String skipUnreadable, String startOver) {
+        /** No option to name: messages say what is wrong and what to delete, nothing more. */
+        public static final Remedies NONE = new Remedies(null, null);
     }
 
     /** The reference's test setting: longer side at most 1024 (see {@link Preprocessing}). */
@@ -48,6 +66,7 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
             }
         }
         scales = scales.clone();
+        remedies = remedies == null ? Remedies.NONE : remedies;
         if (batchSize < 1 || threads < 1 || chunkSize < 1) {
             throw new IllegalArgumentException("batch size, threads and chunk size must be >= 1, got " + batchSize
                     + ", " + threads + ", " + chunkSize);
@@ -60,12 +79,12 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
     /**
      * Single scale, longer side at most 1024, bilinear, ImageNet normalisation, batches of 8,
      * up to 4 decoding threads, parts of 256 images, resume on, progress shown, failing on a bad
-     * image.
+     * image, no remedies named in messages.
      */
     public static ExtractionOptions defaults() {
         return new ExtractionOptions(Preprocessing.imagenet(DEFAULT_IMAGE_SIZE), new double[] {1},
                 DEFAULT_SCALE_POOLING_P, 8, Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())),
-                DEFAULT_CHUNK_SIZE, true, false, OnError.FAIL, ImageDecoder.Options.defaults());
+                DEFAULT_CHUNK_SIZE, true, false, OnError.FAIL, ImageDecoder.Options.defaults(), Remedies.NONE);
     }
 
     @Override
@@ -75,52 +94,58 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
 
     public ExtractionOptions withPreprocessing(Preprocessing p) {
         return new ExtractionOptions(p, scales, scalePoolingP, batchSize, threads, chunkSize, resume, quiet,
-                onError, decode);
+                onError, decode, remedies);
     }
 
     public ExtractionOptions withScales(double... s) {
         return new ExtractionOptions(preprocessing, s, scalePoolingP, batchSize, threads, chunkSize, resume,
-                quiet, onError, decode);
+                quiet, onError, decode, remedies);
     }
 
     public ExtractionOptions withScalePoolingP(double p) {
         return new ExtractionOptions(preprocessing, scales, p, batchSize, threads, chunkSize, resume, quiet,
-                onError, decode);
+                onError, decode, remedies);
     }
 
     public ExtractionOptions withBatchSize(int n) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, n, threads, chunkSize, resume,
-                quiet, onError, decode);
+                quiet, onError, decode, remedies);
     }
 
     public ExtractionOptions withThreads(int n) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, n, chunkSize, resume,
-                quiet, onError, decode);
+                quiet, onError, decode, remedies);
     }
 
     public ExtractionOptions withChunkSize(int n) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, n, resume,
-                quiet, onError, decode);
+                quiet, onError, decode, remedies);
     }
 
     public ExtractionOptions withResume(boolean on) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, chunkSize, on,
-                quiet, onError, decode);
+                quiet, onError, decode, remedies);
     }
 
     public ExtractionOptions withQuiet(boolean on) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, chunkSize,
-                resume, on, onError, decode);
+                resume, on, onError, decode, remedies);
     }
 
     public ExtractionOptions withOnError(OnError e) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, chunkSize,
-                resume, quiet, e, decode);
+                resume, quiet, e, decode, remedies);
+    }
+
+    /** What messages name as the ways out (see {@link Remedies}). */
+    public ExtractionOptions withRemedies(Remedies r) {
+        return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, chunkSize, resume, quiet,
+                onError, decode, r);
     }
 
     public ExtractionOptions withDecode(ImageDecoder.Options d) {
         return new ExtractionOptions(preprocessing, scales, scalePoolingP, batchSize, threads, chunkSize, resume, quiet,
-                onError, d);
+                onError, d, remedies);
     }
 
     /** What changes the descriptors (not batching, threads, chunking or display). */
@@ -134,7 +159,7 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
         return o instanceof ExtractionOptions x && x.preprocessing.equals(preprocessing) && Arrays.equals(x.scales, scales)
                 && Double.compare(x.scalePoolingP, scalePoolingP) == 0 && x.batchSize == batchSize
                 && x.threads == threads && x.chunkSize == chunkSize && x.resume == resume && x.quiet == quiet
-                && x.onError == onError && x.decode.equals(decode);
+                && x.onError == onError && x.decode.equals(decode) && x.remedies.equals(remedies);
     }
 
     @Override

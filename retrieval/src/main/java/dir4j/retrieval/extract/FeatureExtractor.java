@@ -202,7 +202,7 @@ public final class FeatureExtractor implements AutoCloseable {
             int d = net.dimension();
             int chunk = options.chunkSize();
             int chunks = (images.size() + chunk - 1) / chunk;
-            PartStore store = new PartStore(out, manifest(images), d, log);
+            PartStore store = new PartStore(out, manifest(images), d, log, options.remedies());
             store.open(options.resume());
             List<Integer> todo = new ArrayList<>();
             long doneImages = 0;
@@ -283,8 +283,7 @@ public final class FeatureExtractor implements AutoCloseable {
             }
             if (p.failure() != null) {
                 if (options.onError() == ExtractionOptions.OnError.FAIL) {
-                    throw new IOException(p.failure().getMessage()
-                            + " (rerun with the image fixed or removed, or skip unreadable images)", p.failure());
+                    throw new IOException(imageFailure(p.failure().getMessage(), options.remedies()), p.failure());
                 }
                 ImageRef ref = images.get(p.index());
                 skipped.add(new Skipped(ref.id(), ref.path(), p.failure().getMessage()));
@@ -325,6 +324,16 @@ public final class FeatureExtractor implements AutoCloseable {
             r++;
         }
         return new Described(rows, ids, skipped);
+    }
+
+    /**
+     * The error for an image that stopped an extraction: the decoder's message (it names the file
+     * and what is wrong), with the way to leave such images out when the caller offers one.
+     */
+    static String imageFailure(String decoderMessage, ExtractionOptions.Remedies remedies) {
+        return remedies.skipUnreadable() == null ? decoderMessage
+                : decoderMessage + " (fix or remove the image, or rerun with " + remedies.skipUnreadable()
+                        + " to leave unreadable images out)";
     }
 
     /** Runs the network on equally sized inputs; returns how many. */

@@ -38,16 +38,20 @@ final class PartStore {
     private final Map<String, String> manifest;
     private final int dimension;
     private final PrintStream log;
+    private final ExtractionOptions.Remedies remedies;
 
     /**
      * @param manifest what makes the parts valid for this run (compared on resume)
+     * @param remedies what the refusal to mix in a different extraction's parts may suggest
      */
-    PartStore(Path out, Map<String, String> manifest, int dimension, PrintStream log) {
+    PartStore(Path out, Map<String, String> manifest, int dimension, PrintStream log,
+              ExtractionOptions.Remedies remedies) {
         this.out = out.toAbsolutePath();
         this.dir = this.out.resolveSibling(this.out.getFileName() + ".parts");
         this.manifest = new LinkedHashMap<>(manifest);
         this.dimension = dimension;
         this.log = log;
+        this.remedies = remedies;
     }
 
     Path dir() {
@@ -91,7 +95,8 @@ final class PartStore {
                     deleteParts(); // a manifest alone (stopped before its first part): nothing to mix in or lose
                 } else if (!diff.isEmpty()) {
                     throw new IOException(dir + " holds parts of a different extraction: " + String.join("; ", diff)
-                            + ". Delete the folder (dir4j extract: or run with --no-resume) to start over");
+                            + ". Delete the folder" + (remedies.startOver() == null ? ""
+                            : " or rerun with " + remedies.startOver()) + " to start over");
                 }
             } else {
                 // a crash before the manifest was written: nothing reusable

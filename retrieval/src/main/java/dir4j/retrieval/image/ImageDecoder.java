@@ -65,7 +65,9 @@ public final class ImageDecoder {
     public record Options(long maxPixels, boolean exifOrientation) {
         public Options {
             if (maxPixels <= 0) {
-                throw new IllegalArgumentException("maxPixels must be positive, got " + maxPixels);
+                // names the option too: dir4j extract passes --max-pixels straight through
+                throw new IllegalArgumentException("the image pixel limit (--max-pixels) must be at least 1, got "
+                        + maxPixels);
             }
         }
 

@@ -77,9 +77,7 @@ public final class NetworkCheckpoint {
      * (train's checkpoint.safetensors) gives its network, so that a run can be evaluated before it ends.
      */
     public static Loaded load(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": no such checkpoint file");
-        }
+        dir4j.retrieval.data.InputFiles.requireFile(file, "checkpoint");
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         if (name.endsWith(".safetensors")) {
             try (Safetensors.Contents c = Safetensors.read(file, true)) {

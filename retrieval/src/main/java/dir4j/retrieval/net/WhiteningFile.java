@@ -51,9 +51,7 @@ public final class WhiteningFile {
 
     /** The whitenings in a .pt/.pth or .safetensors file by name (empty when it has none). */
     public static Map<String, Stored> read(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) {
-            throw new IOException(file + ": no such file");
-        }
+        dir4j.retrieval.data.InputFiles.requireFile(file, "whitening");
         if (file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".safetensors")) {
             try (Safetensors.Contents c = Safetensors.read(file, false)) {
                 return fromSafetensors(file, c.tensors(), c.metadata());

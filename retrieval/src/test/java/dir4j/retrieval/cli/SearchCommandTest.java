@@ -224,7 +224,7 @@ class SearchCommandTest {
         assertEquals(2, run("search", "--index", hnsw, "--descriptors", q, "--whitenp", "0.5").rc());
         Run noIndex = run("search", "--index", dir.resolve("nothing").toString(), "--descriptors", q);
         assertEquals(1, noIndex.rc());
-        assertTrue(noIndex.err().contains("not an index folder"), noIndex.err());
+        assertTrue(noIndex.err().contains("no such index folder"), noIndex.err());
         Path wide = dir.resolve("wide.npy");
         try (MemoryScope scope = MemoryScope.open()) {
             Npy.write(wide, Tensor.of(unitRows(new Random(1), 2, 32), 2, 32));
