@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import dir4j.retrieval.demo.Demo;
+import dir4j.retrieval.train.TrainConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
@@ -40,12 +41,17 @@ final class DemoCommand extends ToolCommand {
 
     @Override
     int run() throws IOException {
-        dir4j.engine.Device dev = DeviceOption.usable(device);
         Demo.Settings s = Demo.Settings.defaults(dataRoot, out);
         if (steps != null) {
-            s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(),
-                    s.train().with(Map.of("steps", steps.toString())), s.imageSize(), s.resume());
+            try {
+                s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(),
+                        s.train().with(Map.of("steps", steps.toString())), s.imageSize(), s.resume());
+            } catch (TrainConfig.InvalidSetting e) {
+                // only --steps is the user's: the demo's other settings are its own, and valid
+                throw new UsageException(e.message(k -> k.equals("steps") ? "--steps" : "the demo's " + k));
+            }
         }
+        dir4j.engine.Device dev = DeviceOption.usable(device);
         if (fresh) {
             s = new Demo.Settings(s.dataRoot(), s.out(), s.synth(), s.net(), s.train(), s.imageSize(), false);
         }

@@ -6,6 +6,8 @@ import picocli.CommandLine.Command;
 /** The {@code dir4j} command line. */
 @Command(name = "dir4j", mixinStandardHelpOptions = true, version = "dir4j 0.1.0-SNAPSHOT",
         description = "Deep image retrieval (AP-GeM) on the JVM.",
+        exitCodeListHeading = ToolCommand.EXIT_HEADING,
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE},
         subcommands = {InfoCommand.class, AplossCommand.class, SynthCommand.class, DemoCommand.class, TrainCommand.class, ConvertCommand.class, ExtractCommand.class, EvalCommand.class, WhitenCommand.class, IndexCommand.class, SearchCommand.class, DescribeCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     /**
@@ -18,9 +20,18 @@ public final class Main implements Runnable {
         LUCENE.setLevel(java.util.logging.Level.WARNING);
     }
 
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    /**
+     * {@code dir4j} without a command: a bad command line (status 2), reported as picocli reports
+     * one, the message and the usage on stderr; {@code dir4j --help} prints the usage on stdout
+     * with status 0 (picocli answers it before this runs).
+     */
     @Override
     public void run() {
-        new CommandLine(this).usage(System.out);
+        throw new CommandLine.ParameterException(spec.commandLine(), "dir4j: a command is needed: "
+                + String.join(", ", spec.subcommands().keySet()));
     }
 
     /** Entry point; exits with the command's status. */

@@ -130,13 +130,14 @@ final class TrainCommand extends ToolCommand {
             description = "[loss] ap (default), tie-aware AP, its simplified form, or triplet with hardest negatives.")
     String loss;
 
-    @Option(names = "--nq", paramLabel = "BINS", description = "[nq] AP quantisation bins. Default: 20.")
+    @Option(names = "--nq", paramLabel = "BINS", description = "[nq] AP quantisation bins (2..100). Default: 20.")
     Integer nq;
 
     @Option(names = "--bin-min", paramLabel = "S", description = "[binMin] Lowest bin centre. Default: -1.")
     Double binMin;
 
-    @Option(names = "--bin-max", paramLabel = "S", description = "[binMax] Highest bin centre. Default: 1.")
+    @Option(names = "--bin-max", paramLabel = "S",
+            description = "[binMax] Highest bin centre (above binMin). Default: 1.")
     Double binMax;
 
     @Option(names = "--margin", paramLabel = "M", description = "[margin] Triplet margin. Default: 0.5.")
@@ -169,7 +170,7 @@ final class TrainCommand extends ToolCommand {
     @Option(names = "--weight-decay", paramLabel = "WD", description = "[weightDecay] Weight decay. Default: 1e-5.")
     Double weightDecay;
 
-    @Option(names = "--momentum", paramLabel = "M", description = "[momentum] SGD momentum. Default: 0.9.")
+    @Option(names = "--momentum", paramLabel = "M", description = "[momentum] SGD momentum, in [0, 1). Default: 0.9.")
     Double momentum;
 
     @Option(names = "--schedule", paramLabel = "constant|step|exponential|cosine",
@@ -187,17 +188,17 @@ final class TrainCommand extends ToolCommand {
     Integer cropSize;
 
     @Option(names = "--min-size", paramLabel = "PIXELS",
-            description = "[minSize] Smallest random longer side before cropping. Default: 256.")
+            description = "[minSize] Smallest random longer side before cropping (at least cropSize). Default: 256.")
     Integer minSize;
 
     @Option(names = "--max-size", paramLabel = "PIXELS",
-            description = "[maxSize] Largest random longer side before cropping. Default: 320.")
+            description = "[maxSize] Largest random longer side before cropping (at least minSize). Default: 320.")
     Integer maxSize;
 
     @Option(names = "--tilt", paramLabel = "DEGREES", description = "[tilt] Largest random rotation. Default: 10.")
     Double tilt;
 
-    @Option(names = "--jitter", paramLabel = "J", description = "[jitter] Colour jitter strength. Default: 0.2.")
+    @Option(names = "--jitter", paramLabel = "J", description = "[jitter] Colour jitter strength, in [0, 1]. Default: 0.2.")
     Double jitter;
 
     @Option(names = "--frozen-batch-norm", negatable = true, paramLabel = "BOOL",
@@ -254,9 +255,18 @@ final class TrainCommand extends ToolCommand {
     @Option(names = "--quiet", description = "No progress bar or notes on stderr (errors and the summary remain).")
     boolean quiet;
 
+    /** The settings --config gives (empty without it), to name a setting where the user gave it. */
+    private Map<String, String> fileSettings = Map.of();
+
+    /**
+     * Trains. Everything that can be refused is checked before OUT is touched (the recipe, the
+     * network options and the network itself, the data against the recipe, an earlier run's
+     * checkpoint), so that a refused run, --overwrite or not, leaves OUT as it was.
+     */
     @Override
     int run() throws IOException {
         TrainConfig cfg = recipe();
+        checkNetworkOptions();
         Device dev = parseDevice();
         if (tf32 && dev.kind() == Device.Kind.CPU) {
             throw new UsageException("--tf32 applies to --device cuda only");
@@ -273,13 +283,13 @@ final class TrainCommand extends ToolCommand {
             System.err.println("training data: " + data.images().size() + " images, "
                     + java.util.Arrays.stream(data.labels()).distinct().count() + " classes");
         }
+        check(data, cfg);
         RetrievalDataset val = validation();
         Preprocessing valPrep = Preprocessing.imagenet(valImageSize != null ? valImageSize : synth ? 128 : 1024);
         if (dev.kind() == Device.Kind.CUDA) {
             cudaBackend(dev, tf32);
         }
-        Files.createDirectories(out);
-        Files.writeString(out.resolve("train-config.json"), PrettyJson.write(new LinkedHashMap<>(cfg.toMap())) + "\n");
+        // OUT (with train-config.json, the recipe used) is written by the trainer once the run is under way
         try (RetrievalNet net = initialNetwork(cfg.seed())) {
             net.channelsLast(channelsLast != null ? channelsLast
                     : System.getProperty(RetrievalNet.CHANNELS_LAST_PROPERTY) != null ? net.channelsLast()
@@ -304,57 +314,138 @@ final class TrainCommand extends ToolCommand {
         return 0;
     }
 
-    /** Defaults, then --config, then the options given. */
+    /**
+     * Defaults, then --config, then the options given, checked as a whole (a setting of the file
+     * that an option overrides is not checked); a setting out of range is a usage error naming it
+     * as the user gave it ({@link #settingName}).
+     */
     TrainConfig recipe() throws IOException {
-        TrainConfig cfg = D;
-        try {
-            if (config != null) {
-                cfg = cfg.withFile(config);
+        Map<String, String> settings = new LinkedHashMap<>();
+        if (config != null) {
+            try {
+                fileSettings = TrainConfig.readFile(config);
+            } catch (IllegalArgumentException e) { // not a flat JSON object; the message names the file
+                throw new UsageException(e.getMessage());
             }
-            Map<String, String> o = new LinkedHashMap<>();
-            put(o, "loss", loss);
-            put(o, "nq", nq);
-            put(o, "binMin", binMin);
-            put(o, "binMax", binMax);
-            put(o, "margin", margin);
-            put(o, "classesPerBatch", classesPerBatch);
-            put(o, "imagesPerClass", imagesPerClass);
-            put(o, "subBatch", subBatch);
-            put(o, "optimizer", optimizer);
-            put(o, "lr", lr);
-            put(o, "weightDecay", weightDecay);
-            put(o, "momentum", momentum);
-            put(o, "schedule", schedule);
-            put(o, "warmup", warmup);
-            put(o, "steps", steps);
-            put(o, "cropSize", cropSize);
-            put(o, "minSize", minSize);
-            put(o, "maxSize", maxSize);
-            put(o, "tilt", tilt);
-            put(o, "jitter", jitter);
-            put(o, "frozenBatchNorm", frozenBatchNorm);
-            put(o, "seed", seed);
-            put(o, "checkpointEvery", checkpointEvery);
-            put(o, "validateEvery", validateEvery);
-            cfg = cfg.with(o);
+            settings.putAll(fileSettings);
+        }
+        settings.putAll(commandLineSettings());
+        TrainConfig cfg;
+        try {
+            cfg = D.merged(settings);
+        } catch (IllegalArgumentException e) { // an unknown key or a value that does not parse: the file's
+            throw new UsageException(config == null ? e.getMessage() : config + ": " + e.getMessage());
+        }
+        try {
             if (batchSize != null) {
                 if (classesPerBatch != null) {
                     throw new UsageException("give --batch-size or --classes-per-batch, not both");
                 }
-                int per = cfg.imagesPerClass();
-                if (batchSize < per || batchSize % per != 0) {
-                    throw new UsageException("--batch-size " + batchSize + " is not a multiple of imagesPerClass "
-                            + per);
+                if (batchSize < 1) {
+                    throw new UsageException("--batch-size must be at least 1, got " + batchSize);
                 }
-                cfg = cfg.with(Map.of("classesPerBatch", Integer.toString(batchSize / per)));
+                int per = cfg.imagesPerClass();
+                if (per >= 2 && batchSize % per != 0) { // below 2, validated() names imagesPerClass
+                    throw new UsageException("--batch-size " + batchSize + " is not a multiple of "
+                            + settingName("imagesPerClass") + " (" + per + ")");
+                }
+                cfg = cfg.merged(Map.of("classesPerBatch", Integer.toString(batchSize / Math.max(1, per))));
             }
-            if (cfg.imagesPerClass() < 2) {
-                throw new UsageException("imagesPerClass must be at least 2 (a query needs a positive), got "
-                        + cfg.imagesPerClass());
-            }
-            return cfg;
+            return cfg.validated();
+        } catch (TrainConfig.InvalidSetting e) {
+            throw new UsageException(e.message(this::settingName));
+        }
+    }
+
+    /** The recipe settings given as options, by their TrainConfig keys. */
+    private Map<String, String> commandLineSettings() {
+        Map<String, String> o = new LinkedHashMap<>();
+        put(o, "loss", loss);
+        put(o, "nq", nq);
+        put(o, "binMin", binMin);
+        put(o, "binMax", binMax);
+        put(o, "margin", margin);
+        put(o, "classesPerBatch", classesPerBatch);
+        put(o, "imagesPerClass", imagesPerClass);
+        put(o, "subBatch", subBatch);
+        put(o, "optimizer", optimizer);
+        put(o, "lr", lr);
+        put(o, "weightDecay", weightDecay);
+        put(o, "momentum", momentum);
+        put(o, "schedule", schedule);
+        put(o, "warmup", warmup);
+        put(o, "steps", steps);
+        put(o, "cropSize", cropSize);
+        put(o, "minSize", minSize);
+        put(o, "maxSize", maxSize);
+        put(o, "tilt", tilt);
+        put(o, "jitter", jitter);
+        put(o, "frozenBatchNorm", frozenBatchNorm);
+        put(o, "seed", seed);
+        put(o, "checkpointEvery", checkpointEvery);
+        put(o, "validateEvery", validateEvery);
+        return o;
+    }
+
+    /**
+     * A recipe setting named as the user gave it: its option ({@code cropSize} → {@code
+     * --crop-size}), also when it is a default that the option would change; the key and the file
+     * when only --config gave it; classesPerBatch as what --batch-size makes of it.
+     */
+    String settingName(String key) {
+        if (key.equals("classesPerBatch") && batchSize != null) {
+            return "the classes per batch (--batch-size / " + settingName("imagesPerClass") + ")";
+        }
+        if (fileSettings.containsKey(key) && !commandLineSettings().containsKey(key)) {
+            return key + " (" + config + ")";
+        }
+        return option(key);
+    }
+
+    /** The option of a recipe setting: its key in kebab case ({@code cropSize} → {@code --crop-size}). */
+    static String option(String key) {
+        return "--" + key.replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT);
+    }
+
+    /** The network and validation options' ranges, checked before anything is built or written. */
+    private void checkNetworkOptions() {
+        if (outDim < 1) {
+            throw new UsageException("--out-dim must be at least 1, got " + outDim);
+        }
+        if (baseWidth < 1) {
+            throw new UsageException("--base-width must be at least 1, got " + baseWidth);
+        }
+        try {
+            dir4j.nn.resnet.ResNet.Depth.parse(arch);
         } catch (IllegalArgumentException e) {
-            throw new UsageException(e.getMessage());
+            throw new UsageException("--arch: " + e.getMessage());
+        }
+        // before the network is built: RetrievalNet refuses an unknown pooling only once its backbone is made
+        if (!List.of("gem", "max", "avg").contains(pooling)) {
+            throw new UsageException("--pooling must be gem, max or avg, got " + pooling);
+        }
+        if (!(gemP > 0) || Double.isInfinite(gemP)) {
+            throw new UsageException("--gem-p must be a finite number above 0 (GeM's exponent: 1 is average "
+                    + "pooling, larger nears max pooling), got " + gemP);
+        }
+        if (valImageSize != null && valImageSize < 0) {
+            throw new UsageException("--val-image-size must be at least 0 (0 keeps the images' size), got "
+                    + valImageSize);
+        }
+    }
+
+    /**
+     * The recipe against the training data, as the trainer will check it: a setting the data do
+     * not allow (more classes per batch than they have) is a usage error; data that no setting can
+     * train on (fewer than two classes of two images) a failure naming the list.
+     */
+    private void check(Data data, TrainConfig cfg) {
+        try {
+            Trainer.check(data.images(), data.labels(), cfg);
+        } catch (TrainConfig.InvalidSetting e) {
+            throw new UsageException(e.message(this::settingName) + " (" + data.list() + ")");
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(data.list() + ": " + e.getMessage(), e);
         }
     }
 
@@ -379,7 +470,8 @@ final class TrainCommand extends ToolCommand {
         }
     }
 
-    record Data(List<Path> images, int[] labels) {}
+    /** The training images, their class numbers, and the list they come from. */
+    record Data(List<Path> images, int[] labels, Path list) {}
 
     private Data data() throws IOException {
         if (synth == (trainList != null)) {
@@ -390,7 +482,7 @@ final class TrainCommand extends ToolCommand {
             if (list.images().isEmpty()) {
                 throw new IOException(trainList + ": no images listed");
             }
-            return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex());
+            return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex(), trainList);
         }
         if (root != null) {
             throw new UsageException("--root goes with --train-list");
@@ -399,7 +491,8 @@ final class TrainCommand extends ToolCommand {
         Path dir = SyntheticLandmarks.exists(dataRoot) ? SyntheticLandmarks.folder(dataRoot)
                 : SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null);
         LabelledImageList list = LabelledImageList.read(dir.resolve("train.txt"), dir, true);
-        return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex());
+        return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex(),
+                dir.resolve("train.txt"));
     }
 
     private RetrievalDataset validation() throws IOException {

@@ -46,6 +46,12 @@ public final class RetrievalNet extends Module {
             if (!(centerBias >= 0) || Double.isInfinite(centerBias)) {
                 throw new IllegalArgumentException("center_bias must be a finite number >= 0, got " + centerBias);
             }
+            if (!java.util.List.of("gem", "max", "avg").contains(pooling)) {
+                throw new IllegalArgumentException("pooling must be gem, max or avg, got " + pooling);
+            }
+            if (pooling.equals("gem") && !(gemp > 0 && Double.isFinite(gemp))) {
+                throw new IllegalArgumentException("GeM's p must be a finite number > 0, got " + gemp);
+            }
         }
 
         /** Options without a center bias. */

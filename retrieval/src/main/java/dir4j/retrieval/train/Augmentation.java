@@ -19,9 +19,13 @@ import java.util.Random;
  */
 public record Augmentation(int minSize, int maxSize, int cropSize, double tiltDegrees, double jitter) {
     public Augmentation {
-        if (minSize < cropSize || maxSize < minSize) {
-            throw new IllegalArgumentException("augmentation: need cropSize ≤ minSize ≤ maxSize, got " + cropSize
-                    + ", " + minSize + ", " + maxSize);
+        if (cropSize < 1 || minSize < cropSize || maxSize < minSize) {
+            throw new IllegalArgumentException("augmentation: need 1 ≤ cropSize ≤ minSize ≤ maxSize, got "
+                    + cropSize + ", " + minSize + ", " + maxSize);
+        }
+        if (!(tiltDegrees >= 0) || Double.isInfinite(tiltDegrees) || !(jitter >= 0 && jitter <= 1)) {
+            throw new IllegalArgumentException("augmentation: need a finite tilt ≥ 0 and jitter in [0, 1], got "
+                    + tiltDegrees + ", " + jitter);
         }
     }
 

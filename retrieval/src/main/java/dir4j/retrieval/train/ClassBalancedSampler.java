@@ -22,10 +22,22 @@ public final class ClassBalancedSampler {
     private final long seed;
     private final List<Integer> dropped = new ArrayList<>();
 
+    /**
+     * A sampler of the labelled images.
+     *
+     * @throws TrainConfig.InvalidSetting when {@code classesPerBatch} or {@code imagesPerClass} is
+     *     out of range, by itself or for these labels (more classes per batch than they have)
+     * @throws IllegalArgumentException when the labels have fewer than two classes of two or more
+     *     images, whatever the settings
+     */
     public ClassBalancedSampler(int[] labels, int classesPerBatch, int imagesPerClass, long seed) {
         if (imagesPerClass < 2) {
-            throw new IllegalArgumentException("sampler: imagesPerClass must be ≥ 2 (a positive per image), got "
-                    + imagesPerClass);
+            throw new TrainConfig.InvalidSetting("{imagesPerClass} must be at least 2 (a query needs a positive), "
+                    + "got " + imagesPerClass);
+        }
+        if (classesPerBatch < 2) {
+            throw new TrainConfig.InvalidSetting("{classesPerBatch} must be at least 2 (a query needs negatives "
+                    + "from another class), got " + classesPerBatch);
         }
         Map<Integer, List<Integer>> groups = new LinkedHashMap<>();
         for (int i = 0; i < labels.length; i++) {
@@ -45,9 +57,9 @@ public final class ClassBalancedSampler {
             throw new IllegalArgumentException("sampler: need at least two classes with two or more images, found "
                     + kept.size() + " (of " + groups.size() + " classes)");
         }
-        if (classesPerBatch < 2 || classesPerBatch > kept.size()) {
-            throw new IllegalArgumentException("sampler: classesPerBatch must be in [2, " + kept.size() + "], got "
-                    + classesPerBatch);
+        if (classesPerBatch > kept.size()) {
+            throw new TrainConfig.InvalidSetting("{classesPerBatch} must be at most " + kept.size() + ", the classes "
+                    + "of the training data with two or more images, got " + classesPerBatch);
         }
         this.byClass = kept.toArray(int[][]::new);
         this.classIds = ids.stream().mapToInt(Integer::intValue).toArray();

@@ -63,8 +63,41 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
         return m;
     }
 
-    /** A copy with the given keys replaced (values parsed to each component's type). */
+    /**
+     * The recipe as a JSON object, one setting a line, numbers and booleans as such: a file that
+     * {@link #withFile} (and so {@code dir4j train --config}) reads back.
+     */
+    public String toJson() {
+        StringBuilder sb = new StringBuilder("{\n");
+        var comps = TrainConfig.class.getRecordComponents();
+        for (int i = 0; i < comps.length; i++) {
+            Object v;
+            try {
+                v = comps[i].getAccessor().invoke(this);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+            boolean plain = v instanceof Boolean || v instanceof Number n && Double.isFinite(n.doubleValue());
+            sb.append("  ").append(dir4j.nn.io.Json.write(comps[i].getName())).append(": ")
+                    .append(dir4j.nn.io.Json.write(plain ? v : String.valueOf(v)))
+                    .append(i + 1 < comps.length ? ",\n" : "\n");
+        }
+        return sb.append("}\n").toString();
+    }
+
+    /** A copy with the given keys replaced (values parsed to each component's type), validated. */
     public TrainConfig with(Map<String, String> overrides) {
+        return merged(overrides).validated();
+    }
+
+    /**
+     * A copy with the given keys replaced (values parsed to each component's type), not yet
+     * validated: for a caller that derives one setting from others before checking the whole
+     * ({@code dir4j train --batch-size}); {@link #validated()} checks the result.
+     *
+     * @throws IllegalArgumentException for an unknown key or a value that does not parse
+     */
+    public TrainConfig merged(Map<String, String> overrides) {
         Map<String, String> m = toMap();
         for (var e : overrides.entrySet()) {
             if (!m.containsKey(e.getKey())) {
@@ -93,7 +126,7 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
             }
         }
         try {
-            return TrainConfig.class.getDeclaredConstructor(types).newInstance(args).validated();
+            return TrainConfig.class.getDeclaredConstructor(types).newInstance(args);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException(e);
         }
@@ -112,6 +145,22 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
      * or a {@code .properties} file (any other name; {@code key = value} lines).
      */
     public TrainConfig withFile(Path file) throws IOException {
+        Map<String, String> m = readFile(file);
+        try {
+            return with(m);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The settings a file gives, as {@link #withFile} reads them (not yet parsed to their types or
+     * checked): a caller can merge them with others before validating, and knows which settings
+     * came from the file.
+     *
+     * @throws IllegalArgumentException when a .json file is not a flat JSON object (naming the file)
+     */
+    public static Map<String, String> readFile(Path file) throws IOException {
         Map<String, String> m = new LinkedHashMap<>();
         if (file.getFileName().toString().toLowerCase(java.util.Locale.ROOT).endsWith(".json")) {
             Object root;
@@ -142,11 +191,7 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
             }
             p.stringPropertyNames().forEach(k -> m.put(k, p.getProperty(k)));
         }
-        try {
-            return with(m);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(file + ": " + e.getMessage(), e);
-        }
+        return m;
     }
 
     /** A JSON number as text that the component parsers accept (20.0 → "20" for int settings). */
@@ -161,22 +206,116 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
         return n.toString();
     }
 
-    /** Checks ranges; returns this. */
+    /**
+     * Checks every setting, alone and beside the others, against what the training needs (the
+     * loss's bins, the sampler's batch, the augmentation's sizes, the optimiser's ranges), so that
+     * a run can be refused before it writes anything; returns this.
+     *
+     * @throws InvalidSetting naming the first setting out of range and the value it has
+     */
     public TrainConfig validated() {
         if (!java.util.Set.of("ap", "tap", "tap-simplified", "triplet").contains(loss)) {
-            throw new IllegalArgumentException("loss must be ap, tap, tap-simplified or triplet, got " + loss);
+            throw new InvalidSetting("{loss} must be ap, tap, tap-simplified or triplet, got " + loss);
         }
+        // the AP loss's histogram (Backend.ApBins): 2..100 bins over [binMin, binMax]
+        if (nq < 2 || nq > 100) {
+            throw new InvalidSetting("{nq} must be in [2, 100] (the AP loss's bins), got " + nq);
+        }
+        requireFinite("binMin", binMin);
+        requireFinite("binMax", binMax);
+        if (!(binMax > binMin)) {
+            throw new InvalidSetting("{binMax} must exceed {binMin} (" + binMin + "), got " + binMax);
+        }
+        requireNonNegative("margin", margin);
+        if (classesPerBatch < 2) {
+            throw new InvalidSetting("{classesPerBatch} must be at least 2 (a query needs negatives from another "
+                    + "class), got " + classesPerBatch);
+        }
+        if (imagesPerClass < 2) {
+            throw new InvalidSetting("{imagesPerClass} must be at least 2 (a query needs a positive), got "
+                    + imagesPerClass);
+        }
+        requireAtLeast("subBatch", subBatch, 1);
         if (!java.util.Set.of("adam", "adamw", "sgd").contains(optimizer)) {
-            throw new IllegalArgumentException("optimizer must be adam, adamw or sgd, got " + optimizer);
+            throw new InvalidSetting("{optimizer} must be adam, adamw or sgd, got " + optimizer);
+        }
+        requireNonNegative("lr", lr);
+        requireNonNegative("weightDecay", weightDecay);
+        if (!(momentum >= 0 && momentum < 1)) {
+            throw new InvalidSetting("{momentum} must be in [0, 1), got " + momentum);
         }
         if (!java.util.Set.of("constant", "step", "exponential", "cosine").contains(schedule)) {
-            throw new IllegalArgumentException("schedule must be constant, step, exponential or cosine, got "
-                    + schedule);
+            throw new InvalidSetting("{schedule} must be constant, step, exponential or cosine, got " + schedule);
         }
-        if (steps <= 0 || subBatch <= 0 || checkpointEvery <= 0 || lr < 0 || validateEvery < 0) {
-            throw new IllegalArgumentException("steps, subBatch and checkpointEvery must be positive, lr and "
-                    + "validateEvery non-negative");
+        requireAtLeast("warmup", warmup, 0);
+        requireAtLeast("steps", steps, 1);
+        // the augmentation (Augmentation): a crop of cropSize² from an image scaled to [minSize, maxSize]
+        requireAtLeast("cropSize", cropSize, 1);
+        if (maxSize < minSize) {
+            throw new InvalidSetting("{maxSize} must be at least {minSize} (" + minSize + "), got " + maxSize);
+        }
+        if (minSize < cropSize) {
+            throw new InvalidSetting("{minSize} must be at least {cropSize} (" + cropSize + "): the crop is cut "
+                    + "from the scaled image, got " + minSize);
+        }
+        requireNonNegative("tilt", tilt);
+        if (!(jitter >= 0 && jitter <= 1)) {
+            throw new InvalidSetting("{jitter} must be in [0, 1], got " + jitter);
+        }
+        requireAtLeast("checkpointEvery", checkpointEvery, 1);
+        if (validateEvery < 0) {
+            throw new InvalidSetting("{validateEvery} must be at least 0 (0: never), got " + validateEvery);
         }
         return this;
+    }
+
+    private static void requireFinite(String key, double v) {
+        if (!Double.isFinite(v)) {
+            throw new InvalidSetting("{" + key + "} must be a finite number, got " + v);
+        }
+    }
+
+    private static void requireNonNegative(String key, double v) {
+        if (!(v >= 0) || Double.isInfinite(v)) {
+            throw new InvalidSetting("{" + key + "} must be a finite number, at least 0, got " + v);
+        }
+    }
+
+    private static void requireAtLeast(String key, long v, long min) {
+        if (v < min) {
+            throw new InvalidSetting("{" + key + "} must be at least " + min + ", got " + v);
+        }
+    }
+
+    /**
+     * A setting out of range, alone or beside another. The message names each setting as
+     * {@code {key}} in a template, so that a command can name it as its user gave it (an option
+     * such as {@code --crop-size}, or the key of a recipe file); {@link #getMessage()} uses the
+     * keys themselves.
+     */
+    public static final class InvalidSetting extends IllegalArgumentException {
+        private static final java.util.regex.Pattern KEY = java.util.regex.Pattern.compile("\\{([A-Za-z]+)}");
+        private final String template;
+
+        /** @param template the message, each setting named as {@code {key}} */
+        public InvalidSetting(String template) {
+            super(fill(template, k -> k));
+            this.template = template;
+        }
+
+        /** The message with each setting named by {@code name} (given the setting's key). */
+        public String message(java.util.function.Function<String, String> name) {
+            return fill(template, name);
+        }
+
+        /** The settings the message names, in order. */
+        public java.util.List<String> settings() {
+            return KEY.matcher(template).results().map(r -> r.group(1)).distinct().toList();
+        }
+
+        private static String fill(String template, java.util.function.Function<String, String> name) {
+            return KEY.matcher(template)
+                    .replaceAll(r -> java.util.regex.Matcher.quoteReplacement(name.apply(r.group(1))));
+        }
     }
 }

@@ -35,9 +35,10 @@ import java.util.function.Function;
 /**
  * The training loop: class-balanced batches of augmented images, the AP (or TAP, or triplet)
  * loss through {@link MultistageBackprop}, one optimiser step per batch; a log of loss, learning
- * rate and throughput (log.csv), periodic validation, plots, and atomic checkpoints from which
- * {@link #run} resumes. Batches and augmentations depend only on (seed, step), so on the CPU a
- * resumed run gives the same weights as an uninterrupted one.
+ * rate and throughput (log.csv), periodic validation, plots, the recipe (train-config.json), and
+ * atomic checkpoints from which {@link #run} resumes. The recipe and the data are checked when the
+ * trainer is made, so that a refused run writes nothing. Batches and augmentations depend only on
+ * (seed, step), so on the CPU a resumed run gives the same weights as an uninterrupted one.
  */
 public final class Trainer {
     /** A validation measure of the network (e.g. Medium mAP in percent). */
@@ -61,6 +62,8 @@ public final class Trainer {
     private final TrainConfig cfg;
     private final Path outDir;
     private final Device device;
+    private final ClassBalancedSampler sampler;
+    private final Augmentation augmentation;
     private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
     private CheckpointWriter checkpointWriter = Safetensors::write;
     /** Whether the reason the plots cannot be drawn here has been reported (once per run). */
@@ -78,6 +81,9 @@ public final class Trainer {
         return this;
     }
 
+    /** The recipe file of a run (the settings used, {@link TrainConfig#toJson()}), beside the checkpoint. */
+    public static final String RECIPE_FILE = "train-config.json";
+
     /** A trainer on the device the network is on now. */
     public Trainer(RetrievalNet net, List<Path> images, int[] labels, TrainConfig cfg, Path outDir) {
         this(net, images, labels, cfg, outDir, net.device());
@@ -89,18 +95,55 @@ public final class Trainer {
      * the host and copied there once per sub-batch; the loss, the multistage stages and the
      * optimiser run there. The host reads back the loss value (and the AP loss's few per-query
      * checks) once per step, never per op.
+     *
+     * @throws TrainConfig.InvalidSetting or IllegalArgumentException as {@link #check}
      */
     public Trainer(RetrievalNet net, List<Path> images, int[] labels, TrainConfig cfg, Path outDir, Device device) {
+        this.sampler = checked(images, labels, cfg);
+        this.augmentation = new Augmentation(cfg.minSize(), cfg.maxSize(), cfg.cropSize(), cfg.tilt(), cfg.jitter());
+        this.net = net;
+        this.images = List.copyOf(images);
+        this.labels = labels.clone();
+        this.cfg = cfg;
+        this.outDir = outDir;
+        this.device = device;
+    }
+
+    /**
+     * Checks a recipe against the training data as the trainer will use them, without a network
+     * and before anything is written: every setting ({@link TrainConfig#validated()}), the batches
+     * the labels allow, and what the loss and the augmentation accept.
+     *
+     * @throws TrainConfig.InvalidSetting when a setting is out of range, alone, beside another or
+     *     for these labels (more classes per batch than they have)
+     * @throws IllegalArgumentException when the data cannot be trained on whatever the settings:
+     *     no images, images and labels of different counts, fewer than two classes of two images
+     */
+    public static void check(List<Path> images, int[] labels, TrainConfig cfg) {
+        checked(images, labels, cfg);
+    }
+
+    private static ClassBalancedSampler checked(List<Path> images, int[] labels, TrainConfig cfg) {
         if (images.isEmpty() || images.size() != labels.length) {
             throw new IllegalArgumentException("trainer: " + images.size() + " images and " + labels.length
                     + " labels (need the same, non-zero, number)");
         }
-        this.net = net;
-        this.images = List.copyOf(images);
-        this.labels = labels.clone();
-        this.cfg = cfg.validated();
-        this.outDir = outDir;
-        this.device = device;
+        cfg.validated();
+        // what the constructors check, in case they ever check more than validated() does
+        try {
+            new Augmentation(cfg.minSize(), cfg.maxSize(), cfg.cropSize(), cfg.tilt(), cfg.jitter());
+        } catch (IllegalArgumentException e) {
+            throw new TrainConfig.InvalidSetting("{cropSize}, {minSize}, {maxSize}, {tilt}, {jitter}: "
+                    + e.getMessage());
+        }
+        if (!cfg.loss().equals("triplet")) {
+            try {
+                new APLoss(cfg.nq(), cfg.binMin(), cfg.binMax(), false, true);
+            } catch (IllegalArgumentException e) {
+                throw new TrainConfig.InvalidSetting("{nq}, {binMin}, {binMax}: " + e.getMessage());
+            }
+        }
+        return new ClassBalancedSampler(labels, cfg.classesPerBatch(), cfg.imagesPerClass(), cfg.seed());
     }
 
     /** Where the network trains. */
@@ -130,8 +173,6 @@ public final class Trainer {
     public History run(boolean resume, Validator validator, java.util.function.Consumer<String> progress,
                        long stopAfter) throws IOException {
         Files.createDirectories(outDir);
-        ClassBalancedSampler sampler = new ClassBalancedSampler(labels, cfg.classesPerBatch(), cfg.imagesPerClass(),
-                cfg.seed());
         if (!sampler.droppedClasses().isEmpty() && progress != null) {
             progress.accept("note: " + sampler.droppedClasses().size()
                     + " classes have a single image and are not sampled (no positive for them)");
@@ -154,14 +195,18 @@ public final class Trainer {
                     progress.accept("resumed from " + checkpointFile() + " at step " + start);
                 }
             } else {
+                // a fresh start (--overwrite): an earlier run's checkpoint goes with its log, so that a crash
+                // before this run's first checkpoint cannot leave the two runs' state and log mixed for a --resume
+                Files.deleteIfExists(checkpointFile());
                 Files.deleteIfExists(outDir.resolve("log.csv"));
             }
-            Augmentation aug = new Augmentation(cfg.minSize(), cfg.maxSize(), cfg.cropSize(), cfg.tilt(), cfg.jitter());
+            // written once the run is under way (a refused resume leaves the earlier recipe file)
+            Files.writeString(outDir.resolve(RECIPE_FILE), cfg.toJson(), StandardCharsets.UTF_8);
             long t0 = System.nanoTime();
             long imagesDone = 0;
             for (long step = start; step < cfg.steps(); step++) {
                 ClassBalancedSampler.Batch batch = sampler.batch(step);
-                List<RgbImage> inputs = augmented(batch, aug, step);
+                List<RgbImage> inputs = augmented(batch, augmentation, step);
                 opt.setLr(schedule.lr(step));
                 int n = inputs.size();
                 int parts = (n + cfg.subBatch() - 1) / cfg.subBatch();

@@ -312,7 +312,7 @@ class TrainCommandTest {
         assertTrue(r.err().contains("loss must be ap, tap"), r.err());
         r = CliRun.run("train", "--synth", "--batch-size", "30", "--out", out.toString());
         assertEquals(2, r.rc(), r.toString());
-        assertTrue(r.err().contains("not a multiple of imagesPerClass 4"), r.err());
+        assertTrue(r.err().contains("--batch-size 30 is not a multiple of --images-per-class (4)"), r.err());
         r = CliRun.run("train", "--train-list", trainList.toString(), "--device", "tpu", "--out", out.toString());
         assertEquals(2, r.rc(), r.toString());
         assertTrue(r.err().contains("unknown device 'tpu'"), r.err());
@@ -321,7 +321,8 @@ class TrainCommandTest {
         assertTrue(r.err().contains("give --batch-size or --classes-per-batch, not both"), r.err());
         r = CliRun.run("train", "--synth", "--images-per-class", "1", "--out", out.toString());
         assertEquals(2, r.rc(), r.toString());
-        assertTrue(r.err().contains("imagesPerClass must be at least 2 (a query needs a positive), got 1"), r.err());
+        assertTrue(r.err().contains("--images-per-class must be at least 2 (a query needs a positive), got 1"),
+                r.err());
         r = CliRun.run("train", "--synth", "--root", out.toString(), "--out", out.resolve("a").toString());
         assertEquals(2, r.rc(), r.toString());
         assertTrue(r.err().contains("--root goes with --train-list"), r.err());
@@ -331,6 +332,194 @@ class TrainCommandTest {
         r = CliRun.run("train", "--synth", "--tf32", "--out", out.toString());
         assertEquals(2, r.rc(), r.toString());
         assertTrue(r.err().contains("--tf32 applies to --device cuda only"), r.err());
+    }
+
+    /** The tiny arguments for a run into {@code out}, with {@code changes} (option, value, ...) set or added. */
+    private static List<String> tiny(Path out, String... changes) {
+        List<String> args = new ArrayList<>(List.of("train", "--train-list", trainList.toString(), "--out",
+                out.toString()));
+        args.addAll(List.of(TINY));
+        for (int i = 0; i < changes.length; i += 2) {
+            int at = args.indexOf(changes[i]);
+            if (at < 0) {
+                args.addAll(List.of(changes[i], changes[i + 1]));
+            } else {
+                args.set(at + 1, changes[i + 1]);
+            }
+        }
+        return args;
+    }
+
+    /** Every file under a folder and its bytes, by relative path. */
+    private static Map<String, List<Byte>> snapshot(Path dir) throws IOException {
+        Map<String, List<Byte>> files = new java.util.TreeMap<>();
+        try (var walk = Files.walk(dir)) {
+            for (Path f : walk.filter(Files::isRegularFile).toList()) {
+                byte[] b = Files.readAllBytes(f);
+                List<Byte> bytes = new ArrayList<>(b.length);
+                for (byte x : b) {
+                    bytes.add(x);
+                }
+                files.put(dir.relativize(f).toString(), bytes);
+            }
+        }
+        return files;
+    }
+
+    /**
+     * A refused --overwrite (or --resume) leaves every file of OUT byte-identical: the recipe, the
+     * network options and the data are checked before OUT is touched. (A refused run used to have
+     * deleted log.csv and rewritten train-config.json, beside the old checkpoint, already.)
+     */
+    @Test
+    void aRefusedRunLeavesEveryFileOfOutAsItWas(@TempDir Path out) throws IOException {
+        CliRun.Run first = CliRun.run(tiny(out).toArray(String[]::new));
+        assertEquals(0, first.rc(), first.toString());
+        Map<String, List<Byte>> before = snapshot(out);
+        assertTrue(before.keySet().containsAll(List.of("checkpoint.safetensors", "model.safetensors", "log.csv",
+                "train-config.json", "loss.png")), before.keySet().toString());
+        String[][] refused = {
+            {"--nq", "1"},
+            {"--gem-p", "0"},
+            {"--crop-size", "0"},
+            {"--classes-per-batch", "10"},
+            {"--min-size", "50", "--max-size", "40"},
+            {"--bin-min", "1", "--bin-max", "-1"},
+            {"--pooling", "median"},
+            {"--arch", "resnet7"},
+        };
+        for (String[] change : refused) {
+            List<String> args = tiny(out, change);
+            args.add("--overwrite");
+            CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+            assertEquals(2, r.rc(), String.join(" ", change) + ": " + r);
+            assertEquals(before, snapshot(out), String.join(" ", change) + " --overwrite left OUT as it was");
+        }
+        // a failure found before training (an --init that is not there) leaves it too
+        List<String> args = tiny(out, "--init", out.resolve("absent.safetensors").toString());
+        args.add("--overwrite");
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        assertEquals(before, snapshot(out), "--init absent --overwrite left OUT as it was");
+        // and so does a resume refused for another network, once the checkpoint is read
+        args = tiny(out, "--arch", "resnet34", "--steps", "3");
+        args.add("--resume");
+        r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains("was written for another network"), r.err());
+        assertEquals(before, snapshot(out), "a refused --resume left OUT as it was");
+    }
+
+    /**
+     * A setting out of range, by itself or beside another, is a usage error (status 2) before
+     * anything is written, naming the option as typed and the value; the reviewer's cases first.
+     */
+    @Test
+    void outOfRangeSettingsAreUsageErrorsNamingTheOption(@TempDir Path tmp) {
+        long classes = java.util.Arrays.stream(labels).distinct().count();
+        String[][] cases = {
+            {"--nq 1", "--nq must be in [2, 100] (the AP loss's bins), got 1"},
+            {"--gem-p 0", "--gem-p must be a finite number above 0"},
+            {"--crop-size 0", "--crop-size must be at least 1, got 0"},
+            {"--classes-per-batch 10", "--classes-per-batch must be at most " + classes + ", the classes of the "
+                    + "training data with two or more images, got 10 (" + trainList + ")"},
+            {"--min-size 50 --max-size 40", "--max-size must be at least --min-size (50), got 40"},
+            {"--bin-min 1 --bin-max -1", "--bin-max must exceed --bin-min (1.0), got -1.0"},
+            {"--classes-per-batch 1", "--classes-per-batch must be at least 2 (a query needs negatives from another "
+                    + "class), got 1"},
+            {"--crop-size 48", "--min-size must be at least --crop-size (48): the crop is cut from the scaled image, "
+                    + "got 32"},
+            {"--steps 0", "--steps must be at least 1, got 0"},
+            {"--sub-batch 0", "--sub-batch must be at least 1, got 0"},
+            {"--checkpoint-every 0", "--checkpoint-every must be at least 1, got 0"},
+            {"--validate-every -1", "--validate-every must be at least 0 (0: never), got -1"},
+            {"--warmup -1", "--warmup must be at least 0, got -1"},
+            {"--lr -0.1", "--lr must be a finite number, at least 0, got -0.1"},
+            {"--lr NaN", "--lr must be a finite number, at least 0, got NaN"},
+            {"--weight-decay -1", "--weight-decay must be a finite number, at least 0, got -1.0"},
+            {"--momentum 1", "--momentum must be in [0, 1), got 1.0"},
+            {"--margin -0.5", "--margin must be a finite number, at least 0, got -0.5"},
+            {"--tilt -1", "--tilt must be a finite number, at least 0, got -1.0"},
+            {"--jitter 1.5", "--jitter must be in [0, 1], got 1.5"},
+            {"--optimizer lion", "--optimizer must be adam, adamw or sgd, got lion"},
+            {"--schedule linear", "--schedule must be constant, step, exponential or cosine, got linear"},
+            {"--out-dim 0", "--out-dim must be at least 1, got 0"},
+            {"--base-width 0", "--base-width must be at least 1, got 0"},
+            {"--val-image-size -1", "--val-image-size must be at least 0"},
+            {"--pooling median", "--pooling must be gem, max or avg, got median"},
+            {"--arch resnet7", "--arch: unknown ResNet 'resnet7': use resnet18, resnet34, resnet50, resnet101 or "
+                    + "resnet152"},
+            {"--batch-size 2", "the classes per batch (--batch-size / --images-per-class) must be at least 2"},
+            {"--batch-size 0", "--batch-size must be at least 1, got 0"},
+        };
+        int i = 0;
+        for (String[] c : cases) {
+            Path out = tmp.resolve("run" + i++);
+            List<String> args = tiny(out, c[0].split(" "));
+            if (c[0].startsWith("--batch-size")) {
+                args.subList(args.indexOf("--classes-per-batch"), args.indexOf("--classes-per-batch") + 2).clear();
+            }
+            CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+            assertEquals(2, r.rc(), c[0] + ": " + r);
+            assertTrue(r.err().startsWith("dir4j train: " + c[1]), c[0] + ": " + r.err());
+            assertTrue(r.err().contains("Try 'dir4j train --help'"), r.err());
+            assertFalse(r.err().contains("Width (0)"), "no AWT message: " + r.err());
+            assertTrue(Files.notExists(out), c[0] + ": nothing written");
+        }
+    }
+
+    /** A setting that only the --config file gives is named as its key in that file. */
+    @Test
+    void aSettingFromTheConfigFileIsNamedByItsKeyThere(@TempDir Path tmp) throws IOException {
+        Path recipe = tmp.resolve("recipe.json");
+        Files.writeString(recipe, "{\"nq\": 1, \"cropSize\": 64}");
+        List<String> args = tiny(tmp.resolve("run"), "--config", recipe.toString());
+        args.subList(args.indexOf("--crop-size"), args.indexOf("--crop-size") + 2).clear();
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("nq (" + recipe + ") must be in [2, 100]"), r.err());
+        // an option overrides the file's value, and the file's other setting is named by its key
+        args.addAll(List.of("--nq", "20"));
+        r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--min-size must be at least cropSize (" + recipe + ") (64)"), r.err());
+        assertTrue(Files.notExists(tmp.resolve("run")), "nothing written");
+    }
+
+    /** Each recipe setting's option is its key in kebab case (the names messages use), and exists. */
+    @Test
+    void everyRecipeSettingHasTheOptionItsMessagesName() {
+        var options = new picocli.CommandLine(new Main()).getSubcommands().get("train").getCommandSpec();
+        for (String key : TrainConfig.defaults().toMap().keySet()) {
+            String option = TrainCommand.option(key);
+            assertTrue(options.findOption(option) != null, key + " → " + option);
+            String described = String.join(" ", options.findOption(option).description());
+            assertTrue(described.startsWith("[" + key + "]"), option + " documents its key: " + described);
+        }
+    }
+
+    /**
+     * Data that no setting can train on (one class of two or more images) fail with status 1,
+     * naming the list, before anything is written.
+     */
+    @Test
+    void aListWithTooFewClassesFailsNamingIt(@TempDir Path tmp) throws IOException {
+        Path list = tmp.resolve("one-class.txt");
+        int other = 0;
+        while (labels[other] == labels[0]) {
+            other++;
+        }
+        int same = 1;
+        while (labels[same] != labels[0]) {
+            same++;
+        }
+        Files.writeString(list, images.get(0) + " 0\n" + images.get(same) + " 0\n" + images.get(other) + " 7\n");
+        List<String> args = tiny(tmp.resolve("run"), "--train-list", list.toString(), "--classes-per-batch", "2");
+        CliRun.Run r = CliRun.run(args.toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains(list + ": sampler: need at least two classes with two or more images, found 1 "
+                + "(of 2 classes)"), r.err());
+        assertTrue(Files.notExists(tmp.resolve("run")), "nothing written");
     }
 
     /** A training list without an image (only blank lines) fails naming the file (exit 1), before any output. */

@@ -85,4 +85,19 @@ class RetrievalNetTest {
             net.zeroGrad();
         }
     }
+
+    /** Pooling and GeM's p are checked with the options, before any of the network's memory is taken. */
+    @Test
+    void optionsRefuseAnUnknownPoolingAndAGemPThatCannotPool() {
+        for (Object[] c : new Object[][] {{"spoc", 3.0, "pooling must be gem, max or avg, got spoc"},
+            {"gem", 0.0, "GeM's p must be a finite number > 0, got 0.0"},
+            {"gem", Double.NaN, "GeM's p must be a finite number > 0, got NaN"}}) {
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> new RetrievalNet.Options("resnet18", 8, (String) c[0], (double) c[1], false, false, 4));
+            org.junit.jupiter.api.Assertions.assertEquals(c[2], e.getMessage());
+        }
+        // max and avg pooling take no p: any value passes
+        org.junit.jupiter.api.Assertions.assertEquals("max",
+                new RetrievalNet.Options("resnet18", 8, "max", 0, false, false, 4).pooling());
+    }
 }

@@ -2,6 +2,7 @@ package dir4j.retrieval.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -109,14 +110,38 @@ class TrainerTest {
             new Trainer(net, images, labels, config(4), out).run(false, null, null, 2);
         }
         byte[] before = Files.readAllBytes(out.resolve("checkpoint.safetensors"));
+        byte[] recipe = Files.readAllBytes(out.resolve(Trainer.RECIPE_FILE));
+        byte[] log = Files.readAllBytes(out.resolve("log.csv"));
         var other = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 4);
         try (RetrievalNet net = new RetrievalNet(other, new Random(9))) {
             IOException e = assertThrows(IOException.class,
-                    () -> new Trainer(net, images, labels, config(4), out).run(true, null, null));
+                    () -> new Trainer(net, images, labels, config(5), out).run(true, null, null));
             // the recorded network options name the difference (not the list of every weight that does not fit)
             assertTrue(e.getMessage().contains("was written for another network: out_dim 8 (now 16)"), e.getMessage());
         }
         assertArrayEquals(before, Files.readAllBytes(out.resolve("checkpoint.safetensors")));
+        // the refused run's recipe (5 steps) is not written over the checkpoint's, nor is the log cut
+        assertArrayEquals(recipe, Files.readAllBytes(out.resolve(Trainer.RECIPE_FILE)));
+        assertArrayEquals(log, Files.readAllBytes(out.resolve("log.csv")));
+    }
+
+    /**
+     * A fresh start over an earlier run (--overwrite) removes its checkpoint with its log: a run that
+     * stops before its own first checkpoint leaves nothing a --resume would take for its state.
+     */
+    @Test
+    void aFreshStartDropsTheEarlierRunsCheckpointWithItsLog(@TempDir Path out) throws IOException {
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out).run(false, null, null);
+        }
+        assertTrue(Files.exists(out.resolve("checkpoint.safetensors")));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer t = new Trainer(net, images, labels, config(4), out).withCheckpointWriter((file, tensors, meta) -> {
+                throw new IOException("stopped before the first checkpoint");
+            });
+            assertThrows(IOException.class, () -> t.run(false, null, null));
+        }
+        assertFalse(Files.exists(out.resolve("checkpoint.safetensors")));
     }
 
     @Test
@@ -201,6 +226,135 @@ class TrainerTest {
         assertEquals(List.of(2), s.droppedClasses());
         assertArrayEquals(s.batch(7).images(), new ClassBalancedSampler(new int[] {0, 0, 1, 1, 2}, 2, 2, 0)
                 .batch(7).images(), "batches depend only on seed and step");
+    }
+
+    /** Each setting out of range, alone or beside another, is refused naming it (as {key}) and its value. */
+    @Test
+    void everySettingOutOfRangeIsRefusedNamingIt() {
+        String[][] cases = {
+            {"loss", "listwise", "loss", "loss must be ap, tap, tap-simplified or triplet, got listwise"},
+            {"nq", "1", "nq", "nq must be in [2, 100] (the AP loss's bins), got 1"},
+            {"nq", "101", "nq", "nq must be in [2, 100] (the AP loss's bins), got 101"},
+            {"binMin", "-Infinity", "binMin", "binMin must be a finite number, got -Infinity"},
+            {"binMax", "-1", "binMax,binMin", "binMax must exceed binMin (-1.0), got -1.0"},
+            {"margin", "-1", "margin", "margin must be a finite number, at least 0, got -1.0"},
+            {"classesPerBatch", "1", "classesPerBatch", "classesPerBatch must be at least 2"},
+            {"imagesPerClass", "1", "imagesPerClass", "imagesPerClass must be at least 2 (a query needs a positive)"},
+            {"subBatch", "0", "subBatch", "subBatch must be at least 1, got 0"},
+            {"optimizer", "lion", "optimizer", "optimizer must be adam, adamw or sgd, got lion"},
+            {"lr", "NaN", "lr", "lr must be a finite number, at least 0, got NaN"},
+            {"weightDecay", "-0.1", "weightDecay", "weightDecay must be a finite number, at least 0, got -0.1"},
+            {"momentum", "1", "momentum", "momentum must be in [0, 1), got 1.0"},
+            {"schedule", "linear", "schedule", "schedule must be constant, step, exponential or cosine, got linear"},
+            {"warmup", "-1", "warmup", "warmup must be at least 0, got -1"},
+            {"steps", "0", "steps", "steps must be at least 1, got 0"},
+            {"cropSize", "0", "cropSize", "cropSize must be at least 1, got 0"},
+            {"maxSize", "250", "maxSize,minSize", "maxSize must be at least minSize (256), got 250"},
+            {"cropSize", "300", "minSize,cropSize", "minSize must be at least cropSize (300): the crop is cut from the "
+                    + "scaled image, got 256"},
+            {"tilt", "Infinity", "tilt", "tilt must be a finite number, at least 0, got Infinity"},
+            {"jitter", "1.01", "jitter", "jitter must be in [0, 1], got 1.01"},
+            {"checkpointEvery", "0", "checkpointEvery", "checkpointEvery must be at least 1, got 0"},
+            {"validateEvery", "-1", "validateEvery", "validateEvery must be at least 0 (0: never), got -1"},
+        };
+        for (String[] c : cases) {
+            TrainConfig.InvalidSetting e = assertThrows(TrainConfig.InvalidSetting.class,
+                    () -> TrainConfig.defaults().with(Map.of(c[0], c[1])), c[0] + " " + c[1]);
+            assertTrue(e.getMessage().startsWith(c[3]), c[0] + " " + c[1] + ": " + e.getMessage());
+            assertEquals(List.of(c[2].split(",")), e.settings(), e.getMessage());
+            // a command names each setting its own way
+            String named = e.message(k -> "<" + k + ">");
+            for (String k : c[2].split(",")) {
+                assertTrue(named.contains("<" + k + ">"), named);
+            }
+        }
+        // merged() parses without checking: a caller derives a setting first, then validates
+        TrainConfig half = TrainConfig.defaults().merged(Map.of("steps", "0"));
+        assertEquals(0, half.steps());
+        assertThrows(TrainConfig.InvalidSetting.class, half::validated);
+    }
+
+    /**
+     * What validated() accepts, the AP loss and the augmentation accept (their limits, which the
+     * trainer also checks when it is made), and what they refuse, it refuses.
+     */
+    @Test
+    void validatedAgreesWithTheLossAndTheAugmentationAtTheirLimits() {
+        for (int nq : new int[] {2, 100}) {
+            TrainConfig cfg = TrainConfig.defaults().with(Map.of("nq", "" + nq, "binMin", "0.5", "binMax", "0.5001"));
+            new dir4j.retrieval.loss.APLoss(cfg.nq(), cfg.binMin(), cfg.binMax(), false, true);
+        }
+        for (int nq : new int[] {1, 101}) {
+            assertThrows(IllegalArgumentException.class, () -> new dir4j.retrieval.loss.APLoss(nq, -1, 1));
+            assertThrows(TrainConfig.InvalidSetting.class, () -> TrainConfig.defaults().with(Map.of("nq", "" + nq)));
+        }
+        assertThrows(IllegalArgumentException.class, () -> new dir4j.retrieval.loss.APLoss(20, 1, -1));
+        TrainConfig equal = TrainConfig.defaults().with(Map.of("cropSize", "1", "minSize", "1", "maxSize", "1",
+                "tilt", "0", "jitter", "1"));
+        new Augmentation(equal.minSize(), equal.maxSize(), equal.cropSize(), equal.tilt(), equal.jitter());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> new Augmentation(256, 320, 0, 10, 0.2));
+        assertTrue(e.getMessage().contains("need 1 ≤ cropSize ≤ minSize ≤ maxSize, got 0, 256, 320"),
+                e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new Augmentation(256, 320, 224, 10, 1.5));
+        assertThrows(IllegalArgumentException.class, () -> new Augmentation(256, 320, 224, Double.NaN, 0.2));
+    }
+
+    /**
+     * More classes per batch than the labels have is a setting out of range (the option's fault);
+     * labels with fewer than two classes of two images are the data's (any settings).
+     */
+    @Test
+    void samplerTellsASettingOutOfRangeFromDataThatCannotTrain(@TempDir Path out) {
+        TrainConfig.InvalidSetting e = assertThrows(TrainConfig.InvalidSetting.class,
+                () -> new ClassBalancedSampler(new int[] {0, 0, 1, 1, 2}, 3, 2, 0));
+        assertEquals("classesPerBatch must be at most 2, the classes of the training data with two or more images, "
+                + "got 3", e.getMessage());
+        assertEquals(List.of("classesPerBatch"), e.settings());
+        assertThrows(TrainConfig.InvalidSetting.class, () -> new ClassBalancedSampler(new int[] {0, 0, 1, 1}, 1, 2, 0));
+        assertThrows(TrainConfig.InvalidSetting.class, () -> new ClassBalancedSampler(new int[] {0, 0, 1, 1}, 2, 1, 0));
+        IllegalArgumentException data = assertThrows(IllegalArgumentException.class,
+                () -> new ClassBalancedSampler(new int[] {0, 0, 1}, 2, 2, 0));
+        assertFalse(data instanceof TrainConfig.InvalidSetting, data.getMessage());
+        assertTrue(data.getMessage().contains("need at least two classes with two or more images, found 1 (of 2 "
+                + "classes)"), data.getMessage());
+
+        // the trainer checks them when it is made (and Trainer.check without a network): nothing written
+        TrainConfig tooMany = config(2).with(Map.of("classesPerBatch", "5"));
+        assertThrows(TrainConfig.InvalidSetting.class, () -> Trainer.check(images, labels, tooMany));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            assertThrows(TrainConfig.InvalidSetting.class,
+                    () -> new Trainer(net, images, labels, tooMany, out.resolve("run")));
+            // a config built directly, unchecked, is checked too
+            TrainConfig c = config(2);
+            TrainConfig zeroCrop = new TrainConfig(c.loss(), c.nq(), c.binMin(), c.binMax(), c.margin(),
+                    c.classesPerBatch(), c.imagesPerClass(), c.subBatch(), c.optimizer(), c.lr(), c.weightDecay(),
+                    c.momentum(), c.schedule(), c.warmup(), c.steps(), 0, c.minSize(), c.maxSize(), c.tilt(),
+                    c.jitter(), c.frozenBatchNorm(), c.seed(), c.checkpointEvery(), c.validateEvery());
+            TrainConfig.InvalidSetting crop = assertThrows(TrainConfig.InvalidSetting.class,
+                    () -> new Trainer(net, images, labels, zeroCrop, out.resolve("run")));
+            assertEquals(List.of("cropSize"), crop.settings());
+        }
+        assertThrows(IllegalArgumentException.class, () -> Trainer.check(images, new int[images.size() - 1],
+                config(2)));
+        assertTrue(Files.notExists(out.resolve("run")), "nothing written");
+    }
+
+    /** train-config.json: the recipe, typed, read back by withFile as the same recipe. */
+    @Test
+    void theRecipeFileReadsBackAsTheSameRecipe(@TempDir Path out) throws IOException {
+        TrainConfig cfg = config(3).with(Map.of("lr", "1e-4", "loss", "tap-simplified", "tilt", "7.5"));
+        Path file = out.resolve("r.json");
+        Files.writeString(file, cfg.toJson());
+        assertEquals(cfg, TrainConfig.defaults().withFile(file));
+        String json = Files.readString(file);
+        assertTrue(json.startsWith("{\n  \"loss\": \"tap-simplified\",\n  \"nq\": 20,\n"), json);
+        assertTrue(json.contains("\"frozenBatchNorm\": false,"), json);
+        // and a run writes it
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(1), out.resolve("run")).run(false, null, null);
+        }
+        assertEquals(config(1), TrainConfig.defaults().withFile(out.resolve("run").resolve(Trainer.RECIPE_FILE)));
     }
 
     @Test
