@@ -168,7 +168,12 @@ final class EvalCommand extends ToolCommand {
             throw new UsageException("--json " + json + " is a directory: name a file");
         }
         if (distractors != null) {
-            Npy.RowReader.open(distractors).close(); // a missing or broken file now, not after the extraction
+            try (Npy.RowReader r = Npy.RowReader.open(distractors)) { // a missing or broken file now, not later
+                if (r.rows() == 0) {
+                    throw new IOException(distractors + " holds no distractor descriptors (0 rows): the table would be "
+                            + "the one without distractors");
+                }
+            }
         }
         if (distractors != null && dba != null) {
             throw new UsageException("--adba cannot be used with --distractors: it would augment every distractor "

@@ -14,6 +14,7 @@ import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.image.Resampler;
 import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -251,15 +252,19 @@ final class ExtractCommand implements Callable<Integer> {
             }
             boolean empty = false;
             for (FeatureExtractor.FileResult r : results) {
+                if (r.rows() == 0 && !r.skipped().isEmpty()) {
+                    // not published: an empty file would pass for descriptors (an eval's distractors, say)
+                    Files.deleteIfExists(r.descriptors());
+                    Files.deleteIfExists(r.ids());
+                    System.err.println("dir4j extract: every image of " + r.descriptors().getFileName() + " was left out "
+                            + "(" + r.skipped().getFirst().reason() + ", ...), so it was not written; see "
+                            + FeatureExtractor.skippedFile(r.descriptors()));
+                    empty = true;
+                    continue;
+                }
                 System.out.println("wrote " + r.descriptors() + " (" + r.rows() + "x" + r.dimension() + " float32) and "
                         + r.ids() + (r.skipped().isEmpty() ? "" : "; " + r.skipped().size() + " images left out, see "
                         + FeatureExtractor.skippedFile(r.descriptors())));
-                if (r.rows() == 0 && !r.skipped().isEmpty()) {
-                    System.err.println("dir4j extract: every image of " + r.descriptors().getFileName() + " was left out "
-                            + "(" + r.skipped().getFirst().reason() + ", ...); see "
-                            + FeatureExtractor.skippedFile(r.descriptors()));
-                    empty = true;
-                }
             }
             if (empty) {
                 return 1;

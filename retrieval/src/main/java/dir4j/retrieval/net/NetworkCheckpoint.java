@@ -209,6 +209,9 @@ public final class NetworkCheckpoint {
             pooling = "gem";
         }
         double gemp = modelOptions.get("gemp") instanceof Number n ? n.doubleValue() : 3;
+        if (!(gemp > 0 && Double.isFinite(gemp))) {
+            gemp = 3; // only GeM's starting p: the weights' adpool.p replaces it (and max/avg pooling takes none)
+        }
         boolean normFeatures = bool(modelOptions.get("norm_features"), false);
         Object cb = modelOptions.get("center_bias");
         if (cb != null && !(cb instanceof Number)) {

@@ -151,7 +151,7 @@ public final class ExtendedDatabase {
         int[][] rankings = Rankings.bySimilarity(s, nq, n);
         // per query: the places of its relevant images in its ranking, ascending, and their scores (descending)
         int[][] places = new int[nq][];
-        float[][] thresholds = new float[nq][];
+        int[][] thresholds = new int[nq][]; // sortable bits (Rankings' order: -0 below +0, NaN last)
         for (int q = 0; q < nq; q++) {
             boolean[] wanted = new boolean[n];
             if (relevant == null) {
@@ -173,9 +173,9 @@ public final class ExtendedDatabase {
                 }
             }
             places[q] = java.util.Arrays.copyOf(at, count);
-            thresholds[q] = new float[count];
+            thresholds[q] = new int[count];
             for (int i = 0; i < count; i++) {
-                thresholds[q][i] = s[q * n + rankings[q][places[q][i]]];
+                thresholds[q][i] = sortable(s[q * n + rankings[q][places[q][i]]]);
             }
         }
         // ahead[q][i]: distractors ranked after relevant image i-1 of q and before relevant image i
@@ -185,14 +185,14 @@ public final class ExtendedDatabase {
         }
         blocks(distractors, blockRows, progress, (block, from) -> SimilarityBlocks.forEach(queries, block,
                 block.shape(0), (scores, q0, qn, d0, dn) -> overQueries(qn, dn, i -> {
-                    float[] t = thresholds[q0 + i];
+                    int[] t = thresholds[q0 + i];
                     if (t.length == 0) {
                         return;
                     }
-                    float last = t[t.length - 1];
+                    int last = t[t.length - 1];
                     int[] a = ahead[q0 + i];
                     for (int j = i * dn, end = j + dn; j < end; j++) {
-                        float v = scores[j];
+                        int v = sortable(scores[j]);
                         if (v > last) { // else after every relevant image: no place moves (NaN too)
                             a[firstBelow(t, v)]++;
                         }
@@ -211,10 +211,10 @@ public final class ExtendedDatabase {
     }
 
     /**
-     * The first place p of a descending array whose score is below {@code v} (so that a score
-     * equal to the image's ranks after it; n when none is, and for NaN, which ranks last).
+     * The first place p of a descending array of {@link #sortable} scores whose score is below
+     * {@code v} (so that a score equal to the image's ranks after it; n when none is).
      */
-    static int firstBelow(float[] descending, float v) {
+    static int firstBelow(int[] descending, int v) {
         int lo = 0;
         int hi = descending.length;
         while (lo < hi) {
@@ -226,6 +226,18 @@ public final class ExtendedDatabase {
             }
         }
         return lo;
+    }
+
+    /**
+     * A score as an int in {@link Rankings}' order ({@link dir4j.engine.cpu.ScoreOrder}): float
+     * order, −0 just below +0, NaN below everything (ranked last).
+     */
+    static int sortable(float score) {
+        if (Float.isNaN(score)) {
+            return Integer.MIN_VALUE;
+        }
+        int bits = Float.floatToRawIntBits(score);
+        return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
     private static void offerAll(TopK best, float[] scores, int at, int count, long firstIndex) {

@@ -6,9 +6,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * Ids files: the names of the rows of a descriptor matrix, one per line, UTF-8, in row order.
@@ -24,8 +22,9 @@ import java.util.Map;
  *     and so on; each id is taken as it is, inner and surrounding spaces kept;</li>
  * <li>blank lines at the end of the file are ignored (an editor's final empty line is not a row);
  *     a blank line anywhere else is refused, since it would be an empty id;</li>
- * <li>ids contain no tab ({@code dir4j search} prints tab-separated columns) and are distinct
- *     (a repeated id would make results that cannot be told apart).</li>
+ * <li>ids contain no tab ({@code dir4j search} prints tab-separated columns). An id may repeat
+ *     (a list that names an image twice gives two rows of the same id, as dir4j extract writes
+ *     them).</li>
  * </ul>
  * An index's own ids file is read back as it was written ({@link #read}).
  */
@@ -61,8 +60,7 @@ public final class IdsFile {
      * The ids of a user's ids file, by the rules of the {@linkplain IdsFile class description}.
      *
      * @throws IOException naming the file and, for each broken rule, the line: missing, a
-     *                     directory, not UTF-8, a blank line before the end, an id with a tab, an
-     *                     id that repeats an earlier line's
+     *                     directory, not UTF-8, a blank line before the end, an id with a tab
      */
     public static List<String> readIds(Path file) throws IOException {
         List<String> lines = new ArrayList<>(InputFiles.readLines(file, "ids"));
@@ -70,23 +68,17 @@ public final class IdsFile {
             lines.removeLast();
         }
         List<String> problems = new ArrayList<>();
-        Map<String, Integer> first = new HashMap<>();
         for (int i = 0; i < lines.size(); i++) {
             String id = lines.get(i);
             if (id.isBlank()) {
                 problems.add("line " + (i + 1) + ": blank (every line before the last id must hold one)");
             } else if (id.indexOf('\t') >= 0) {
                 problems.add("line " + (i + 1) + ": '" + id.replace("\t", "\\t") + "' contains a tab");
-            } else {
-                Integer earlier = first.putIfAbsent(id, i + 1);
-                if (earlier != null) {
-                    problems.add("line " + (i + 1) + ": '" + id + "' repeats line " + earlier);
-                }
             }
         }
         if (!problems.isEmpty()) {
             throw new IOException(file + ": " + problems.size() + " bad id" + (problems.size() == 1 ? "" : "s")
-                    + " (ids must be non-blank, distinct and free of tabs, one per line):"
+                    + " (ids must be non-blank and free of tabs, one per line):"
                     + InputFiles.listing(problems, MAX_LISTED));
         }
         return List.copyOf(lines);

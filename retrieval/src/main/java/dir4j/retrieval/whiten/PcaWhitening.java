@@ -108,11 +108,31 @@ public final class PcaWhitening {
      */
     public static int rankBound(Tensor descriptors) {
         DescriptorMatrix x = DescriptorMatrix.of(descriptors);
-        java.util.Set<java.nio.FloatBuffer> distinct = new java.util.HashSet<>();
+        float[] v = x.data();
+        int d = x.cols();
+        // rows by the hash of their bits (FloatBuffer's hash truncates each value to an int: every unit row
+        // would share one bucket), equal rows found by comparing within a bucket
+        java.util.Map<Integer, java.util.List<Integer>> buckets = new java.util.HashMap<>();
+        int distinct = 0;
         for (int r = 0; r < x.rows(); r++) {
-            distinct.add(java.nio.FloatBuffer.wrap(x.data(), r * x.cols(), x.cols()).slice());
+            int h = 1;
+            for (int j = r * d, end = j + d; j < end; j++) {
+                h = 31 * h + Float.floatToIntBits(v[j]);
+            }
+            java.util.List<Integer> same = buckets.computeIfAbsent(h, k -> new java.util.ArrayList<>(1));
+            boolean seen = false;
+            for (int o : same) {
+                if (java.util.Arrays.equals(v, o * d, o * d + d, v, r * d, r * d + d)) {
+                    seen = true;
+                    break;
+                }
+            }
+            if (!seen) {
+                same.add(r);
+                distinct++;
+            }
         }
-        return Math.min(x.cols(), Math.max(0, distinct.size() - 1));
+        return Math.min(d, Math.max(0, distinct - 1));
     }
 
     /**

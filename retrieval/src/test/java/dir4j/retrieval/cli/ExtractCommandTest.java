@@ -2,6 +2,7 @@ package dir4j.retrieval.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.Tensor;
@@ -161,6 +162,8 @@ class ExtractCommandTest {
                 dir.resolve("empty.npy").toString()));
         assertEquals(1, empty.rc(), empty.err());
         assertTrue(empty.err().contains("every image of empty.npy was left out"), empty.err());
+        assertFalse(Files.exists(dir.resolve("empty.npy")) || Files.exists(dir.resolve("empty.ids.txt")));
+        assertTrue(Files.readString(dir.resolve("empty.skipped.txt")).contains("also-gone.jpg"));
     }
 
     static String[] concat(String[] a, String... b) {

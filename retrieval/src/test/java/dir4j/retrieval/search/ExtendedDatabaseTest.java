@@ -227,15 +227,29 @@ class ExtendedDatabaseTest {
 
     @Test
     void placesAmongDescendingScoresPutEqualScoresAfterAndNanLast() {
-        float[] d = {0.9f, 0.5f, 0.5f, -0.2f};
-        assertEquals(0, ExtendedDatabase.firstBelow(d, 1f));
-        assertEquals(1, ExtendedDatabase.firstBelow(d, 0.9f));
-        assertEquals(1, ExtendedDatabase.firstBelow(d, 0.7f));
-        assertEquals(3, ExtendedDatabase.firstBelow(d, 0.5f));
-        assertEquals(4, ExtendedDatabase.firstBelow(d, -0.2f));
-        assertEquals(4, ExtendedDatabase.firstBelow(d, -5f));
-        assertEquals(4, ExtendedDatabase.firstBelow(d, Float.NaN));
-        assertEquals(0, ExtendedDatabase.firstBelow(new float[0], 1f));
+        int[] d = {sortable(0.9f), sortable(0.5f), sortable(0.5f), sortable(0f), sortable(-0f), sortable(-0.2f)};
+        assertEquals(0, ExtendedDatabase.firstBelow(d, sortable(1f)));
+        assertEquals(1, ExtendedDatabase.firstBelow(d, sortable(0.9f)));
+        assertEquals(1, ExtendedDatabase.firstBelow(d, sortable(0.7f)));
+        assertEquals(3, ExtendedDatabase.firstBelow(d, sortable(0.5f)));
+        // +0 ranks above -0, as Rankings orders them
+        assertEquals(4, ExtendedDatabase.firstBelow(d, sortable(0f)));
+        assertEquals(5, ExtendedDatabase.firstBelow(d, sortable(-0f)));
+        assertEquals(6, ExtendedDatabase.firstBelow(d, sortable(-0.2f)));
+        assertEquals(6, ExtendedDatabase.firstBelow(d, sortable(-5f)));
+        assertEquals(6, ExtendedDatabase.firstBelow(d, sortable(Float.NaN)));
+        assertEquals(0, ExtendedDatabase.firstBelow(new int[0], sortable(1f)));
+        // the order of Rankings (ScoreOrder's keys, smaller first) for every pair of these scores
+        float[] f = {0.9f, 0.5f, 0f, -0f, -0.2f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY};
+        for (float a : f) {
+            for (float b : f) {
+                assertEquals(ScoreOrder.key(a, 0) < ScoreOrder.key(b, 0), sortable(a) > sortable(b), a + " vs " + b);
+            }
+        }
+    }
+
+    static int sortable(float f) {
+        return ExtendedDatabase.sortable(f);
     }
 
     @Test
