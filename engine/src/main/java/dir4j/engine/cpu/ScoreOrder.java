@@ -10,7 +10,7 @@ public final class ScoreOrder {
 
     /** The sort key of (score, index): smaller is better. */
     public static long key(float score, int index) {
-        int s = Float.isNaN(score) ? Integer.MIN_VALUE : sortableBits(score);
+        int s = sortable(score);
         // ~s reverses the order (higher score → smaller key) without overflow
         return ((long) ~s << 32) | (index & 0xffffffffL);
     }
@@ -24,9 +24,15 @@ public final class ScoreOrder {
         return Float.intBitsToFloat(s ^ ((s >> 31) & 0x7fffffff));
     }
 
-    /** IEEE-754 bits reordered so that signed int order equals float order (−0 just below +0). */
-    private static int sortableBits(float f) {
-        int bits = Float.floatToRawIntBits(f);
+    /**
+     * A score as an int whose signed order is this ordering's score order: IEEE-754 bits
+     * reordered so that int order equals float order (−0 just below +0), NaN below everything.
+     */
+    public static int sortable(float score) {
+        if (Float.isNaN(score)) {
+            return Integer.MIN_VALUE;
+        }
+        int bits = Float.floatToRawIntBits(score);
         return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 }

@@ -17,6 +17,7 @@ import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
 import dir4j.retrieval.net.WhiteningFile;
 import dir4j.retrieval.search.AlphaExpansion;
+import dir4j.retrieval.search.DescriptorMatrix;
 import dir4j.retrieval.search.ExtendedDatabase;
 import dir4j.retrieval.search.Rankings;
 import dir4j.retrieval.whiten.PcaWhitening;
@@ -106,7 +107,7 @@ final class EvalCommand extends ToolCommand {
                     + "printed and stored under '<dataset>+distractors'.")
     Path distractors;
 
-    @Option(names = "--distractor-block", paramLabel = "ROWS", defaultValue = "8192",
+    @Option(names = "--distractor-block", paramLabel = "ROWS", defaultValue = "" + ExtendedDatabase.DEFAULT_BLOCK_ROWS,
             description = "Distractor rows read and scored at a time (default ${DEFAULT-VALUE}: 64 MiB of 2048-d "
                     + "descriptors).")
     int distractorBlock;
@@ -283,7 +284,7 @@ final class EvalCommand extends ToolCommand {
                         + database.shape(1) + "-d");
             }
             int rawDimension = database.shape(1);
-            boolean unitDatabase = distractors != null && unitRows(database) < 0;
+            boolean unitDatabase = distractors != null && firstNonUnit(DescriptorMatrix.of(database)) < 0;
             Map<String, Object> settings = new LinkedHashMap<>();
             settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
             settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
@@ -309,7 +310,7 @@ final class EvalCommand extends ToolCommand {
                 }
                 used = whitening.resolve(stored);
                 if (mode.equals("learn-on-db")) {
-                    used = whitening.forLearned(used, database, w.parameters().componentCount(), this::note);
+                    used = whitening.forLearned(used, w, database, this::note);
                 }
                 if (w.parameters().dimension() != database.shape(1)) {
                     throw new IOException("the whitening is for " + w.parameters().dimension()
@@ -443,14 +444,17 @@ final class EvalCommand extends ToolCommand {
                 long bad = FiniteValues.firstNonFinite(raw);
                 if (bad >= 0) {
                     throw new IOException(distractors + ": distractor " + (from + bad / reader.columns()) + " (of "
-                            + reader.rows() + ", counting from 0) holds " + raw.toFloatArray()[(int) bad]
+                            + reader.rows() + ", counting from 0) holds " + FiniteValues.value(raw, bad)
                             + "; expected finite values");
                 }
-                long odd = from == 0 && unitDatabase ? unitRows(raw) : -1;
-                if (odd >= 0) {
-                    note("distractor " + odd + " has length " + String.format(Locale.ROOT, "%.3f",
-                            rowNorm(raw, (int) odd)) + ", while the database's "
-                            + "descriptors have unit length: were the distractors described by the same network?");
+                if (from == 0 && unitDatabase) {
+                    DescriptorMatrix first = DescriptorMatrix.of(raw);
+                    int odd = firstNonUnit(first);
+                    if (odd >= 0) {
+                        note("distractor " + odd + " has length " + String.format(Locale.ROOT, "%.3f",
+                                rowNorm(first, odd)) + ", while the database's descriptors have unit length: were "
+                                + "the distractors described by the same network?");
+                    }
                 }
                 return w == null ? raw
                         : WhiteningSettings.requireFinite(w.apply(raw, used), distractors + ": distractor", from);
@@ -458,25 +462,22 @@ final class EvalCommand extends ToolCommand {
         };
     }
 
-    /** The first row of {@code t} whose length is not 1 (within 1e-3), or -1. */
-    private static long unitRows(Tensor t) {
-        for (int r = 0; r < t.shape(0); r++) {
-            if (Math.abs(rowNorm(t, r) - 1) > 1e-3) {
+    /** The first row of {@code m} whose length is not 1 (within 1e-3), or -1. */
+    private static int firstNonUnit(DescriptorMatrix m) {
+        for (int r = 0; r < m.rows(); r++) {
+            if (Math.abs(rowNorm(m, r) - 1) > 1e-3) {
                 return r;
             }
         }
         return -1;
     }
 
-    private static double rowNorm(Tensor t, int r) {
-        try (MemoryScope scope = MemoryScope.open()) {
-            float[] v = t.slice(0, r, r + 1).toFloatArray();
-            double s = 0;
-            for (float x : v) {
-                s += (double) x * x;
-            }
-            return Math.sqrt(s);
+    private static double rowNorm(DescriptorMatrix m, int r) {
+        double s = 0;
+        for (int c = 0; c < m.cols(); c++) {
+            s += (double) m.get(r, c) * m.get(r, c);
         }
+        return Math.sqrt(s);
     }
 
     /** Each query's positive and junk images under every setup: the images whose places mAP reads. */

@@ -91,7 +91,8 @@ final class FiniteValues {
         return -1;
     }
 
-    private static String value(Tensor t, long at) {
+    /** The non-finite value at row-major index {@code at}: "NaN", "+infinity" or "-infinity". */
+    static String value(Tensor t, long at) {
         double v = t.dtype() == DType.FLOAT32 && t.device().equals(Device.CPU) && t.isContiguous()
                 ? t.segment().getAtIndex(ValueLayout.JAVA_FLOAT, t.offset() + at)
                 : t.toDoubleArray()[(int) at];

@@ -102,8 +102,9 @@ final class WhitenCommand extends ToolCommand {
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor x = descriptors(mode.learn);
             long t0 = System.nanoTime();
-            options = whitening.forLearned(options, x, Math.min(x.shape(0), x.shape(1)), this::note);
-            PcaParameters pca = PcaWhitening.learn(x).parameters();
+            PcaWhitening learned = PcaWhitening.learn(x);
+            PcaParameters pca = learned.parameters();
+            options = whitening.forLearned(options, learned, x, this::note);
             options = WhiteningSettings.effective(options, pca, this::note);
             Map<String, Object> notes = new LinkedHashMap<>();
             notes.put("learned_from", mode.learn.toAbsolutePath().normalize().toString());

@@ -70,21 +70,21 @@ final class WhiteningSettings {
     }
 
     /**
-     * The options for a whitening learned from {@code descriptors}: without --whitenv, only the
-     * components the descriptors can give variance to ({@link PcaWhitening#rankBound}), with a
-     * note when that is fewer than the PCA's.
+     * The options for whitening {@code learned} (learned from {@code descriptors}): without
+     * --whitenv, only the components the descriptors give variance to ({@link PcaWhitening#rank}),
+     * with a note when that is fewer than the PCA's.
      */
-    WhiteningOptions forLearned(WhiteningOptions o, Tensor descriptors, int componentCount, Consumer<String> note)
+    WhiteningOptions forLearned(WhiteningOptions o, PcaWhitening learned, Tensor descriptors, Consumer<String> note)
             throws IOException {
         if (components != null) {
             return o;
         }
-        int rank = PcaWhitening.rankBound(descriptors);
+        int rank = learned.rank();
         if (rank == 0) {
             throw new IOException("the " + descriptors.shape(0) + " descriptors to learn a whitening from are all the "
                     + "same: they have no variance to whiten");
         }
-        if (rank >= componentCount) {
+        if (rank >= learned.parameters().componentCount()) {
             return o;
         }
         note.accept("whitening learned from " + descriptors.shape(0) + " descriptors (" + (rank + 1) + " distinct) of "

@@ -2,6 +2,7 @@ package dir4j.retrieval.search;
 
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.ScoreOrder;
 import dir4j.engine.cpu.TopK;
 import java.io.IOException;
 import java.util.Map;
@@ -108,7 +109,7 @@ public final class ExtendedDatabase {
         Map<Integer, float[]> extra = new TreeMap<>();
         for (long[] row : keys) {
             for (long key : row) {
-                int index = dir4j.engine.cpu.ScoreOrder.index(key);
+                int index = ScoreOrder.index(key);
                 if (index >= n) {
                     extra.put(index, null);
                 }
@@ -151,7 +152,7 @@ public final class ExtendedDatabase {
         int[][] rankings = Rankings.bySimilarity(s, nq, n);
         // per query: the places of its relevant images in its ranking, ascending, and their scores (descending)
         int[][] places = new int[nq][];
-        int[][] thresholds = new int[nq][]; // sortable bits (Rankings' order: -0 below +0, NaN last)
+        int[][] thresholds = new int[nq][]; // ScoreOrder.sortable: Rankings' order, -0 below +0, NaN last
         for (int q = 0; q < nq; q++) {
             boolean[] wanted = new boolean[n];
             if (relevant == null) {
@@ -175,7 +176,7 @@ public final class ExtendedDatabase {
             places[q] = java.util.Arrays.copyOf(at, count);
             thresholds[q] = new int[count];
             for (int i = 0; i < count; i++) {
-                thresholds[q][i] = sortable(s[q * n + rankings[q][places[q][i]]]);
+                thresholds[q][i] = ScoreOrder.sortable(s[q * n + rankings[q][places[q][i]]]);
             }
         }
         // ahead[q][i]: distractors ranked after relevant image i-1 of q and before relevant image i
@@ -192,7 +193,7 @@ public final class ExtendedDatabase {
                     int last = t[t.length - 1];
                     int[] a = ahead[q0 + i];
                     for (int j = i * dn, end = j + dn; j < end; j++) {
-                        int v = sortable(scores[j]);
+                        int v = ScoreOrder.sortable(scores[j]);
                         if (v > last) { // else after every relevant image: no place moves (NaN too)
                             a[firstBelow(t, v)]++;
                         }
@@ -211,8 +212,8 @@ public final class ExtendedDatabase {
     }
 
     /**
-     * The first place p of a descending array of {@link #sortable} scores whose score is below
-     * {@code v} (so that a score equal to the image's ranks after it; n when none is).
+     * The first place p of a descending array of {@link ScoreOrder#sortable} scores whose score is
+     * below {@code v} (so that a score equal to the image's ranks after it; n when none is).
      */
     static int firstBelow(int[] descending, int v) {
         int lo = 0;
@@ -226,18 +227,6 @@ public final class ExtendedDatabase {
             }
         }
         return lo;
-    }
-
-    /**
-     * A score as an int in {@link Rankings}' order ({@link dir4j.engine.cpu.ScoreOrder}): float
-     * order, −0 just below +0, NaN below everything (ranked last).
-     */
-    static int sortable(float score) {
-        if (Float.isNaN(score)) {
-            return Integer.MIN_VALUE;
-        }
-        int bits = Float.floatToRawIntBits(score);
-        return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
     private static void offerAll(TopK best, float[] scores, int at, int count, long firstIndex) {

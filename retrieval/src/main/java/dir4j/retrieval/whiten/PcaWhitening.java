@@ -35,14 +35,16 @@ public final class PcaWhitening {
     private static final int APPLY_BLOCK = 4096;
 
     private final PcaParameters pca;
+    private final int rank;
 
-    private PcaWhitening(PcaParameters pca) {
+    private PcaWhitening(PcaParameters pca, int rank) {
         this.pca = pca;
+        this.rank = rank;
     }
 
     /** A whitening from the fields of a fitted sklearn PCA (the reference's checkpoint entry). */
     public static PcaWhitening of(PcaParameters pca) {
-        return new PcaWhitening(pca);
+        return new PcaWhitening(pca, usableComponents(pca));
     }
 
     /**
@@ -97,7 +99,7 @@ public final class PcaWhitening {
                 components[c * d + j] = v.get(j) * scale;
             }
         }
-        return new PcaWhitening(new PcaParameters(mean, components, variance, true));
+        return new PcaWhitening(new PcaParameters(mean, components, variance, true), rank);
     }
 
     /**
@@ -147,6 +149,15 @@ public final class PcaWhitening {
             usable++;
         }
         return usable;
+    }
+
+    /**
+     * The components this whitening can whiten along: for a learned one the span of the rows it
+     * was learned from ({@link #rankBound}, found once, when learning); for one given as a PCA its
+     * leading components with variance ({@link #usableComponents}).
+     */
+    public int rank() {
+        return rank;
     }
 
     /** The PCA's fields (sklearn's layout), e.g. to store a learned whitening. */

@@ -249,7 +249,7 @@ class ExtendedDatabaseTest {
     }
 
     static int sortable(float f) {
-        return ExtendedDatabase.sortable(f);
+        return ScoreOrder.sortable(f);
     }
 
     @Test
