@@ -13,17 +13,21 @@ distances from it; one distractor in twenty lies near some landmark. It writes
     WORK/descs/roxford5k.{q,db}descs.npy the query and database descriptors (float32 unit rows)
     WORK/r1m.npy                         the distractors (8.2 GB at the default size)
 
-and then, for each setting (none, and alpha-QE k=2 alpha=3 whose neighbours may be distractors):
+and then, for each setting (none; alpha-QE k=2 alpha=3 whose neighbours may be distractors; and
+a PCA whitening learned on the database, which every distractor then goes through):
 
   dir4j:  ./dir4j eval --dataset roxford5k --data-root WORK --descriptors-dir WORK/descs
-              --distractors WORK/r1m.npy [--aqe 2 3] --json ...   (wall time; peak RSS from
-              /usr/bin/time when it is there, else from the child's rusage)
+              --distractors WORK/r1m.npy [--aqe 2 3 | --whiten learn-on-db --whitenp 0.25]
+              --json ...   (wall time; peak RSS from /usr/bin/time when it is there, else from
+              the child's rusage)
   numpy:  what the revisited protocol's code does with the distractors appended to the database
           (revisitop's example: sim = X.T @ Q, ranks = argsort(-sim, axis=0), compute_map), with
           the distractors read and scored in blocks, dirtorch's expand_descriptors for
-          alpha-QE over database + distractors, and cirtorch's compute_map
-          (tests/fixtures/make_retrieval_fixtures.py); sort kind 'stable', so a distractor that
-          scores exactly as an image ranks after it, as in dir4j.
+          alpha-QE over database + distractors, dirtorch's whiten_features with the PCA that
+          sklearn's PCA(whiten=True).fit(database) holds (fitted in float64, applied in float32,
+          numpy's fastest), and cirtorch's compute_map (tests/fixtures/make_retrieval_fixtures.py);
+          sort kind 'stable', so a distractor that scores exactly as an image ranks after it, as
+          in dir4j.
 
 Parity: dir4j's mAP and mP@k must lie within the range that float32 rounding leaves open, which
 numpy computes with the positives' scores moved down by 1e-5 (every near-tie lost) and up (every
@@ -32,6 +36,7 @@ positive and a distractor of nearly the same score differently, and among a mill
 such neighbours are common. The plain difference to numpy's numbers is printed too.
 
 Usage: /usr/bin/python3 bench/distractors_side_by_side.py [--rows 1001001] [--work DIR] [--keep]
+                                                         [--settings plain,aqe,whiten]
 """
 
 import argparse
@@ -48,10 +53,12 @@ import numpy as np
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'fixtures'))
-from make_retrieval_fixtures import compute_map, revisited_gnd, expand_descriptors  # noqa: E402
+from make_retrieval_fixtures import compute_map, revisited_gnd, expand_descriptors, fit_pca  # noqa: E402
 
 KAPPAS = [1, 5, 10]
 BLOCK = 65536
+WHITENP = 0.25  # the reference's default power, as dir4j's
+SETTINGS = {'plain': {}, 'aqe': {'qe': (2, 3)}, 'whiten': {'whiten': True}}
 
 
 def unit(x):
@@ -118,7 +125,21 @@ def read_row(path, j):
 EPS = 1e-5  # scores of unit descriptors within this of each other: their order is float32 rounding's
 
 
-def numpy_eval(work, qe, bounds=False):
+class Whitening:
+    """dirtorch's whiten_features(X, pca, whitenp=WHITENP) with a PCA fitted on the database in
+    float64 (what sklearn's PCA(whiten=True).fit holds) and applied in float32."""
+
+    def __init__(self, db):
+        pca = fit_pca(db)
+        self.mean = pca.mean_.astype(np.float32)
+        self.axes = (pca.components_ / np.power(pca.explained_variance_, WHITENP)[:, None]).T.astype(np.float32)
+
+    def __call__(self, x):
+        y = np.dot(x - self.mean, self.axes)
+        return y / np.linalg.norm(y, axis=1, keepdims=True)
+
+
+def numpy_eval(work, qe, bounds=False, whiten=False):
     """The reference evaluation, in this process (run alone, for its time and peak memory). With
     bounds: instead, the range of results that float32 rounding leaves open, the positives' scores
     moved down by EPS (every near-tie lost) and up (every one won)."""
@@ -128,6 +149,10 @@ def numpy_eval(work, qe, bounds=False):
     with open(os.path.join(work, 'roxford5k', 'gnd_roxford5k.pkl'), 'rb') as f:
         gnd = pickle.load(f)['gnd']
     path = os.path.join(work, 'r1m.npy')
+    w = (lambda x: x)
+    if whiten:
+        w = Whitening(db)
+        queries, db = w(queries), w(db)
     if qe:
         k, alpha = qe
         # expand_descriptors against database + distractors, without the 8 GB concatenation: each
@@ -136,18 +161,18 @@ def numpy_eval(work, qe, bounds=False):
         cand_s = [np.dot(queries, db.T)]
         cand_i = [np.broadcast_to(np.arange(len(db)), cand_s[0].shape)]
         for r0, x in distractor_blocks(path):
-            sc = np.dot(queries, x.T)
+            sc = np.dot(queries, w(x).T)
             top = np.argpartition(sc, -k, axis=1)[:, -k:]
             cand_s.append(np.take_along_axis(sc, top, axis=1))
             cand_i.append(top + len(db) + r0)
         cs, ci = np.concatenate(cand_s, axis=1), np.concatenate(cand_i, axis=1)
         best = np.argsort(-cs, axis=1, kind='stable')[:, :k]
         ids = sorted(int(j) for j in np.unique(np.take_along_axis(ci, best, axis=1)))
-        pool = np.stack([db[j] if j < len(db) else read_row(path, j - len(db)) for j in ids])
+        pool = np.stack([db[j] if j < len(db) else w(read_row(path, j - len(db))[None])[0] for j in ids])
         queries = expand_descriptors(queries, db=pool, alpha=alpha, k=k)
     scores = [np.dot(db, queries.T)]
     for _, x in distractor_blocks(path):
-        scores.append(np.dot(x, queries.T))
+        scores.append(np.dot(w(x), queries.T))
     sim = np.concatenate(scores, axis=0)
     del scores
     g = [{k: np.array(v, dtype=np.int64) for k, v in q.items() if k != 'bbx'} for q in gnd]
@@ -187,8 +212,9 @@ def timed(cmd):
     return p, seconds, rss
 
 
-def dir4j_eval(work, qe, block):
-    out = os.path.join(work, 'dir4j-%s.json' % ('aqe' if qe else 'plain'))
+def dir4j_eval(work, setting, block):
+    qe = SETTINGS[setting].get('qe')
+    out = os.path.join(work, 'dir4j-%s.json' % setting)
     if os.path.exists(out):
         os.remove(out)
     cmd = [os.path.join(ROOT, 'dir4j'), 'eval', '--dataset', 'roxford5k', '--data-root', work,
@@ -198,6 +224,8 @@ def dir4j_eval(work, qe, block):
         cmd += ['--distractor-block', str(block)]
     if qe:
         cmd += ['--aqe', str(qe[0]), str(qe[1])]
+    if SETTINGS[setting].get('whiten'):
+        cmd += ['--whiten', 'learn-on-db', '--whitenp', str(WHITENP)]
     p, seconds, rss = timed(cmd)
     if p.returncode != 0:
         sys.exit('dir4j eval failed:\n' + p.stdout + p.stderr)
@@ -218,14 +246,20 @@ def main():
     ap.add_argument('--work', default='/tmp/dir4j-distractors')
     ap.add_argument('--keep', action='store_true', help='keep WORK (the distractor file is large)')
     ap.add_argument('--seed', type=int, default=1)
-    ap.add_argument('--numpy-only', nargs=3, metavar=('WORK', 'QE', 'WHAT'), help=argparse.SUPPRESS)
+    ap.add_argument('--settings', default=','.join(SETTINGS),
+                    help='which of %s to run (default: all)' % ', '.join(SETTINGS))
+    ap.add_argument('--numpy-only', nargs=3, metavar=('WORK', 'SETTING', 'WHAT'), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.numpy_only:  # the reference, run alone in a fresh process by the main run
-        qe = None if a.numpy_only[1] == 'none' else tuple(float(v) for v in a.numpy_only[1].split(','))
-        res, seconds = numpy_eval(a.numpy_only[0], (int(qe[0]), qe[1]) if qe else None,
-                                  bounds=a.numpy_only[2] == 'bounds')
+        s = SETTINGS[a.numpy_only[1]]
+        res, seconds = numpy_eval(a.numpy_only[0], s.get('qe'), bounds=a.numpy_only[2] == 'bounds',
+                                  whiten=s.get('whiten', False))
         print(json.dumps({'res': res, 'seconds': seconds}))
         return
+    settings = a.settings.split(',')
+    for name in settings:
+        if name not in SETTINGS:
+            ap.error('unknown setting %r (known: %s)' % (name, ', '.join(SETTINGS)))
     if os.path.isdir(a.work):
         shutil.rmtree(a.work)
     os.makedirs(a.work)
@@ -237,18 +271,18 @@ def main():
     subprocess.run([os.path.join(ROOT, 'dir4j'), 'info'], capture_output=True)  # build outside the timing
     worst = 0.0
     ok = True
-    for qe in (None, (2, 3)):
-        d, dsec, drss, printed = dir4j_eval(a.work, qe, a.block)
+    for setting in settings:
+        d, dsec, drss, printed = dir4j_eval(a.work, setting, a.block)
         runs = {}
         for what in ('eval', 'bounds'):
-            p, _, rss = timed([sys.executable, os.path.abspath(__file__), '--numpy-only', a.work,
-                               '%d,%g' % qe if qe else 'none', what])
+            p, _, rss = timed([sys.executable, os.path.abspath(__file__), '--numpy-only', a.work, setting, what])
             if p.returncode != 0:
                 sys.exit('the numpy evaluation failed:\n' + p.stdout + p.stderr)
             runs[what] = (json.loads(p.stdout.strip().splitlines()[-1]), rss)
         n, nsec, nrss = runs['eval'][0]['res'], runs['eval'][0]['seconds'], runs['eval'][1]
         bounds = runs['bounds'][0]['res']
-        name = 'alpha-QE k=2 alpha=3' if qe else 'no expansion'
+        name = {'plain': 'no expansion', 'aqe': 'alpha-QE k=2 alpha=3',
+                'whiten': 'PCA whitening learned on the database (p = %g)' % WHITENP}[setting]
         print('\n%s' % name)
         print(printed.rstrip())
         print('  %-22s %8s %8s %8s   %s' % ('', 'mAP E', 'M', 'H', 'mP@1,5,10 (M)'))

@@ -1,18 +1,26 @@
 package dir4j.retrieval.whiten;
 
+import dir4j.engine.DType;
+import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.CpuThreads;
+import dir4j.engine.cpu.CpuVectors;
+import dir4j.engine.cpu.Sgemm;
 import dir4j.retrieval.search.DescriptorMatrix;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.stream.IntStream;
 import org.ejml.data.DMatrixRMaj;
 import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
 import org.ejml.interfaces.decomposition.EigenDecomposition_F64;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * PCA whitening of descriptors, as the reference applies it (dirtorch/utils/common.py
@@ -27,15 +35,20 @@ import org.ejml.interfaces.decomposition.EigenDecomposition_F64;
  * ({@link #learn}), which yields the fields sklearn's {@code PCA(whiten=True).fit} would.
  *
  * <p>Precision: the mean is float64; the covariance is accumulated in float64 from float32
- * SGEMM products of 256-row blocks of centred descriptors; the projection is one float32 SGEMM
- * of centred rows, then scaled and normalised in float64.
+ * SGEMM products of 256-row blocks of centred descriptors. Applying is float32: rows centred on
+ * the mean, one SGEMM with the components already divided by their m · variance^p (made once per
+ * setting and kept), then each row scaled to unit length.
  */
 public final class PcaWhitening {
     private static final int LEARN_BLOCK = 256;
     private static final int APPLY_BLOCK = 4096;
 
+    private static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
+
     private final PcaParameters pca;
     private final int rank;
+    /** The operands of the last setting applied (immutable; a race makes them twice at worst). */
+    private volatile Projection projection;
 
     private PcaWhitening(PcaParameters pca, int rank) {
         this.pca = pca;
@@ -181,52 +194,124 @@ public final class PcaWhitening {
             throw new IllegalArgumentException("descriptors of shape " + Shape.str(descriptors.shape())
                     + " do not match a whitening of dimension " + d + " (expected N x " + d + ")");
         }
-        DescriptorMatrix x = DescriptorMatrix.of(descriptors);
-        int n = x.rows();
-        int v = Math.min(options.components(), pca.componentCount());
-        double[] mean = pca.mean();
-        double[] divisor = new double[v];
-        double[] variance = pca.explainedVariance();
-        for (int c = 0; c < v; c++) {
-            divisor[c] = pca.whiten() ? options.multiplier() * Math.pow(variance[c], options.power()) : 1;
-        }
-        float[] axes = new float[v * d];
-        double[] components = pca.components();
-        for (int i = 0; i < axes.length; i++) {
-            axes[i] = (float) components[i];
-        }
-        float[] out = new float[n * v];
-        float[] projected = new float[Math.min(APPLY_BLOCK, Math.max(1, n)) * v];
-        double[] row = new double[v];
+        Projection p = projection(options);
+        int n = descriptors.shape(0);
+        int v = p.components();
+        boolean direct = descriptors.dtype() == DType.FLOAT32 && descriptors.device().equals(Device.CPU)
+                && descriptors.isContiguous();
         try (MemoryScope scope = MemoryScope.open()) {
-            Tensor axesT = Tensor.of(axes, v, d).t();
+            Tensor x = direct ? descriptors : DescriptorMatrix.of(descriptors).toTensor();
+            Tensor out = scope.keep(Tensor.empty(DType.FLOAT32, Device.CPU, n, v));
+            MemorySegment in = x.segment();
+            long inOff = x.offset();
+            MemorySegment dst = out.segment();
+            long outOff = out.offset();
+            int blockRows = Math.min(APPLY_BLOCK, Math.max(1, n));
+            MemorySegment centred = MemorySegment.ofArray(new float[blockRows * d]);
+            MemorySegment axes = MemorySegment.ofArray(p.axes());
             for (int r0 = 0; r0 < n; r0 += APPLY_BLOCK) {
                 int rn = Math.min(APPLY_BLOCK, n - r0);
-                float[] centred = new float[rn * d];
-                for (int r = 0; r < rn; r++) {
-                    for (int j = 0; j < d; j++) {
-                        centred[r * d + j] = (float) (x.get(r0 + r, j) - mean[j]);
+                int first = r0;
+                CpuThreads.parallelRange(rn, 64, (from, to) -> {
+                    for (long r = from; r < to; r++) {
+                        centre(in, (inOff + (first + r) * d) * Float.BYTES, p.mean(), centred, r * d * Float.BYTES);
                     }
-                }
-                try (MemoryScope block = MemoryScope.open()) {
-                    Tensor y = Ops.matmul(Tensor.of(centred, rn, d), axesT);
-                    MemorySegment.copy(y.segment(), ValueLayout.JAVA_FLOAT, y.offset() * Float.BYTES, projected, 0,
-                            rn * v);
-                }
-                for (int r = 0; r < rn; r++) {
-                    double norm = 0;
-                    for (int c = 0; c < v; c++) {
-                        row[c] = projected[r * v + c] / divisor[c];
-                        norm += row[c] * row[c];
-                    }
-                    double inv = normalise ? 1 / Math.sqrt(norm) : 1;
-                    for (int c = 0; c < v; c++) {
-                        out[(r0 + r) * v + c] = (float) (row[c] * inv);
-                    }
+                });
+                // y = (x - mean) . (components / divisor)^T: B is the axes' transpose (element (j, c) at c*d + j)
+                Sgemm.sgemm(rn, v, d, 1f, centred, 0, d, 1, axes, 0, 1, d,
+                        0f, dst, outOff + (long) r0 * v, v);
+                if (normalise) {
+                    CpuThreads.parallelRange(rn, 64, (from, to) -> {
+                        for (long r = from; r < to; r++) {
+                            normalise(dst, (outOff + (first + r) * v) * Float.BYTES, v);
+                        }
+                    });
                 }
             }
+            return out;
         }
-        return Tensor.of(out, n, v);
+    }
+
+    /** dst[0, d) = src[0, d) - mean, for float rows at the given byte offsets. */
+    private static void centre(MemorySegment src, long srcByte, float[] mean, MemorySegment dst, long dstByte) {
+        int d = mean.length;
+        int j = 0;
+        for (int upper = SPECIES.loopBound(d); j < upper; j += SPECIES.length()) {
+            FloatVector.fromMemorySegment(SPECIES, src, srcByte + (long) j * Float.BYTES, ByteOrder.nativeOrder())
+                    .sub(FloatVector.fromArray(SPECIES, mean, j))
+                    .intoMemorySegment(dst, dstByte + (long) j * Float.BYTES, ByteOrder.nativeOrder());
+        }
+        for (; j < d; j++) {
+            dst.set(ValueLayout.JAVA_FLOAT, dstByte + (long) j * Float.BYTES,
+                    src.get(ValueLayout.JAVA_FLOAT, srcByte + (long) j * Float.BYTES) - mean[j]);
+        }
+    }
+
+    /**
+     * Scales the float row of v values at {@code byteOffset} to unit length (its squares summed
+     * in float32 lanes; a row of zeros becomes NaN, which callers report, as the reference's division by
+     * a zero norm would).
+     */
+    private static void normalise(MemorySegment row, long byteOffset, int v) {
+        FloatVector acc = FloatVector.zero(SPECIES);
+        int c = 0;
+        int upper = SPECIES.loopBound(v);
+        for (; c < upper; c += SPECIES.length()) {
+            FloatVector y = FloatVector.fromMemorySegment(SPECIES, row, byteOffset + (long) c * Float.BYTES,
+                    ByteOrder.nativeOrder());
+            acc = y.fma(y, acc);
+        }
+        double norm = 0;
+        for (int lane = 0; lane < SPECIES.length(); lane++) {
+            norm += acc.lane(lane);
+        }
+        for (int k = c; k < v; k++) {
+            double y = row.get(ValueLayout.JAVA_FLOAT, byteOffset + (long) k * Float.BYTES);
+            norm += y * y;
+        }
+        float inv = (float) (1 / Math.sqrt(norm));
+        for (c = 0; c < upper; c += SPECIES.length()) {
+            long at = byteOffset + (long) c * Float.BYTES;
+            FloatVector.fromMemorySegment(SPECIES, row, at, ByteOrder.nativeOrder()).mul(inv)
+                    .intoMemorySegment(row, at, ByteOrder.nativeOrder());
+        }
+        for (int k = c; k < v; k++) {
+            long at = byteOffset + (long) k * Float.BYTES;
+            row.set(ValueLayout.JAVA_FLOAT, at, row.get(ValueLayout.JAVA_FLOAT, at) * inv);
+        }
+    }
+
+    /**
+     * The whitening's float32 operands for one setting, made once and kept: the mean, and the
+     * first v components each divided by its m * variance^p (1 for a PCA without whitening), v x D
+     * row-major.
+     */
+    private record Projection(WhiteningOptions options, float[] mean, float[] axes, int components) {}
+
+    private Projection projection(WhiteningOptions options) {
+        Projection p = projection;
+        if (p != null && p.options().equals(options)) {
+            return p;
+        }
+        int d = pca.dimension();
+        int v = Math.min(options.components(), pca.componentCount());
+        double[] variance = pca.explainedVariance();
+        double[] components = pca.components();
+        float[] axes = new float[v * d];
+        for (int c = 0; c < v; c++) {
+            double divisor = pca.whiten() ? options.multiplier() * Math.pow(variance[c], options.power()) : 1;
+            for (int j = 0; j < d; j++) {
+                axes[c * d + j] = (float) (components[c * d + j] / divisor);
+            }
+        }
+        float[] mean = new float[d];
+        double[] m = pca.mean();
+        for (int j = 0; j < d; j++) {
+            mean[j] = (float) m[j];
+        }
+        p = new Projection(options, mean, axes, v);
+        projection = p;
+        return p;
     }
 
     private static double[] columnMeans(DescriptorMatrix x) {
