@@ -75,6 +75,8 @@ final class ConvertCommand implements Callable<Integer> {
      * What a conversion carries: tensors by name, string metadata, notes for the user, and how
      * many of the tensors (the first ones) came from a PyTorch state dict (-1 for other inputs).
      */
+    private static final String TRAINING_FORMAT = "dir4j-train-1";
+
     private record Converted(Map<String, Tensor> tensors, Map<String, String> metadata, List<String> notes,
             int stateDictTensors) {}
 
@@ -101,6 +103,9 @@ final class ConvertCommand implements Callable<Integer> {
                 Safetensors.Contents s = Safetensors.read(in, float32);
                 owned = s.tensors();
                 c = new Converted(s.tensors(), new LinkedHashMap<>(s.metadata()), new ArrayList<>(), -1);
+                if (torchOut && TRAINING_FORMAT.equals(s.metadata().get("format"))) {
+                    c = trainedNetwork(in, c);
+                }
             } else if (inName.endsWith(".npz")) {
                 owned = Npz.read(in);
                 c = new Converted(owned, new LinkedHashMap<>(), new ArrayList<>(), -1);
@@ -168,11 +173,6 @@ final class ConvertCommand implements Callable<Integer> {
      */
     private static Map<String, Object> torchRoot(Converted c) {
         Map<String, String> meta = c.metadata();
-        if ("dir4j-train-1".equals(meta.get("format"))) {
-            throw new IllegalArgumentException("this is a dir4j training checkpoint (the network under 'model.', the "
-                    + "optimiser's state and the run's settings); convert the run's model.safetensors, the network "
-                    + "alone, to a .pt");
-        }
         Map<String, Tensor> stateDict = new LinkedHashMap<>();
         Map<String, Object> root = new LinkedHashMap<>();
         Map<String, Map<String, Object>> pca = new java.util.TreeMap<>();
@@ -240,6 +240,33 @@ final class ConvertCommand implements Callable<Integer> {
         return root;
     }
 
+    /**
+     * The network of a dir4j training checkpoint (its {@code model.*} tensors, with the network's
+     * options) for a .pt: the reference's layout has no place for the optimiser's state or the
+     * run's settings, which are left out with a note.
+     */
+    private static Converted trainedNetwork(Path in, Converted c) {
+        Map<String, Tensor> network = new LinkedHashMap<>();
+        c.tensors().forEach((k, v) -> {
+            if (k.startsWith("model.")) {
+                network.put(k.substring("model.".length()), v);
+            }
+        });
+        if (network.isEmpty()) {
+            throw new IllegalArgumentException(in + ": a dir4j training checkpoint without its network ('model.' "
+                    + "tensors)");
+        }
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("format", "pt");
+        if (c.metadata().containsKey("model_options")) {
+            metadata.put("model_options", c.metadata().get("model_options"));
+        }
+        List<String> notes = new ArrayList<>();
+        notes.add(in.getFileName() + " is a dir4j training checkpoint (step " + c.metadata().getOrDefault("step", "?")
+                + "): converted its network; the optimiser's state and the run's settings are left out");
+        return new Converted(network, metadata, notes, -1);
+    }
+
     private static Converted fromPyTorch(Object root) {
         Map<String, Tensor> tensors = new LinkedHashMap<>(TorchCheckpoint.stateDict(root));
         int fromStateDict = tensors.size();
@@ -274,7 +301,7 @@ final class ConvertCommand implements Callable<Integer> {
                         Optional<Object> json = jsonable(v, 0);
                         if (json.isPresent()) {
                             metadata.put(key, Json.write(unwrap(json.get())));
-                            notes.add(key + " kept as safetensors metadata '" + key + "' (JSON): " + clip(metadata.get(key)));
+                            notes.add("kept '" + key + "' as metadata (JSON): " + clip(metadata.get(key)));
                         } else {
                             notes.add("dropped '" + key + "' (" + describe(v) + "): neither a tensor nor JSON-representable");
                         }

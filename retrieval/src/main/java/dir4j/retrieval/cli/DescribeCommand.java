@@ -58,6 +58,8 @@ final class DescribeCommand extends ToolCommand {
         if (!out.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".npy")) {
             throw new UsageException("--out must name a .npy file, got " + out);
         }
+        requireOutputNotInput(out, "--out", input, "--input");
+        requireOutputNotInput(out, "--out", network.checkpoint, "--checkpoint");
         network.check();
         long t0 = System.nanoTime();
         NetworkCheckpoint.Loaded loaded = network.load();

@@ -176,6 +176,8 @@ final class EvalCommand extends ToolCommand {
                 }
             }
         }
+        requireOutputNotInput(json, "--json", distractors, "--distractors");
+        requireOutputNotInput(json, "--json", network.checkpoint, "--checkpoint");
         if (distractors != null && dba != null) {
             throw new UsageException("--adba cannot be used with --distractors: it would augment every distractor "
                     + "with its nearest distractors (a k-nearest-neighbour search of the whole distractor set); "
@@ -204,6 +206,7 @@ final class EvalCommand extends ToolCommand {
                 if (modeArg == null) {
                     throw new UsageException("--whiten file needs the whitening file: --whiten file FILE");
                 }
+                requireOutputNotInput(json, "--json", Path.of(modeArg), "--whiten file");
             }
             default -> throw new UsageException("--whiten must be none, learn-on-db, from-checkpoint [NAME] or file "
                     + "FILE, got '" + String.join(" ", whiten) + "'");
@@ -214,6 +217,10 @@ final class EvalCommand extends ToolCommand {
 
         Path qFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".qdescs.npy");
         Path dbFile = descriptorsDir == null ? null : descriptorsDir.resolve(name + ".dbdescs.npy");
+        for (Path kept : descriptorsDir == null ? List.<Path>of()
+                : List.of(qFile, dbFile, FeatureExtractor.idsFile(qFile), FeatureExtractor.idsFile(dbFile))) {
+            requireOutputNotInput(json, "--json", kept, "a descriptor file of --descriptors-dir:");
+        }
         boolean reuse = qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile);
         // descriptors made earlier need the ground truth only, not the images
         RetrievalDataset d = RetrievalDataset.load(name, dataRoot, !reuse);

@@ -190,6 +190,12 @@ final class ExtractCommand implements Callable<Integer> {
         }
         double p = scalePoolingP.equalsIgnoreCase("net") ? Double.NaN : parseNumber("--scale-pooling-p", scalePoolingP);
 
+        if (input.images != null) {
+            ToolCommand.requireOutputNotInput(out, "--out", input.images, "--images");
+            ToolCommand.requireOutputNotInput(FeatureExtractor.idsFile(out), "--out's ids file", input.images,
+                    "--images");
+        }
+        ToolCommand.requireOutputNotInput(out, "--out", network.checkpoint, "--checkpoint");
         network.check();
         // inputs before the network: a wrong list or data root fails before weights are read
         List<ImageRef> db;

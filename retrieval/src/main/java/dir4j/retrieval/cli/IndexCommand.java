@@ -34,7 +34,7 @@ final class IndexCommand extends ToolCommand {
     Path descriptors;
 
     @Option(names = "--ids", paramLabel = "FILE",
-            description = "One id per line for the rows, UTF-8: non-blank, distinct, without tabs (blank lines at "
+            description = "One id per line for the rows, UTF-8: non-blank, without tabs; an id may repeat (blank lines at "
                     + "the end are ignored). Default: X.ids.txt beside the descriptors when it exists (dir4j extract "
                     + "writes it), else the row numbers 0, 1, ...")
     Path ids;

@@ -66,7 +66,7 @@ final class SearchCommand extends ToolCommand {
 
     @Option(names = "--query-ids", paramLabel = "FILE",
             description = "With --descriptors: one id per query row, UTF-8, as for dir4j index --ids (non-blank, "
-                    + "distinct, without tabs; blank lines at the end are ignored). Default: Q.ids.txt beside them when "
+                    + "without tabs, may repeat; blank lines at the end are ignored). Default: Q.ids.txt beside them when "
                     + "it exists, else the row numbers.")
     Path queryIds;
 
@@ -147,6 +147,18 @@ final class SearchCommand extends ToolCommand {
         if (out != null && Files.isDirectory(out)) {
             throw new UsageException("--out " + out + " is a directory: name a file");
         }
+        requireOutputNotInput(out, "--out", index, "--index");
+        requireOutputNotInput(out, "--out", queries.descriptors, "--descriptors");
+        if (queries.descriptors != null) {
+            requireOutputNotInput(out, "--out", FeatureExtractor.idsFile(queries.descriptors), "the query ids");
+        }
+        requireOutputNotInput(out, "--out", queryIds, "--query-ids");
+        requireOutputNotInput(out, "--out", queries.imageList, "--image-list");
+        for (Path image : queries.images == null ? List.<Path>of() : queries.images) {
+            requireOutputNotInput(out, "--out", image, "--image");
+        }
+        requireOutputNotInput(out, "--out", whiteningFile, "--whitening");
+        requireOutputNotInput(out, "--out", network.checkpoint, "--checkpoint");
         checkIndexFolder(index);
         if (fromImages) {
             network.requireCheckpointFile();

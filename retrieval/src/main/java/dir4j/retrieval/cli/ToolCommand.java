@@ -59,6 +59,48 @@ abstract class ToolCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * Refuses an output that would replace an input before it is read or that the command still
+     * needs: {@code out} being {@code input} itself (also through a link or another spelling of
+     * the path), or lying inside {@code input} when that is a folder (an index). Null paths are
+     * skipped. Exit status 2, naming both options.
+     */
+    static void requireOutputNotInput(Path out, String outOption, Path input, String inputOption) {
+        if (out == null || input == null) {
+            return;
+        }
+        Path o = resolved(out);
+        Path i = resolved(input);
+        if (o.equals(i)) {
+            throw new UsageException(outOption + " " + out + " is " + inputOption + " " + input
+                    + ": writing it would replace an input; name another file");
+        }
+        if (Files.isDirectory(input) && o.startsWith(i)) {
+            throw new UsageException(outOption + " " + out + " lies inside " + inputOption + " " + input
+                    + ": writing it would change an input; name a file outside it");
+        }
+    }
+
+    /**
+     * The path with links and dot segments resolved as far as it exists (an output often does
+     * not yet: its nearest existing folder is resolved and the rest appended).
+     */
+    private static Path resolved(Path p) {
+        Path abs = p.toAbsolutePath().normalize();
+        Path existing = abs;
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return abs;
+        }
+        try {
+            return existing.toRealPath().resolve(existing.relativize(abs));
+        } catch (IOException e) {
+            return abs;
+        }
+    }
+
     /** Does the work; returns the exit status (0 unless a command has its own reason). */
     abstract int run() throws IOException;
 

@@ -94,6 +94,7 @@ final class WhitenCommand extends ToolCommand {
         if (!outName.endsWith(".npy")) {
             throw new UsageException("with --apply, --out must name a .npy file, got " + out);
         }
+        requireOutputNotInput(out, "--out", mode.apply, "--apply");
         return apply();
     }
 
@@ -115,8 +116,10 @@ final class WhitenCommand extends ToolCommand {
                 throw new UsageException("--name: " + e.getMessage());
             }
             if (!quiet) {
-                System.out.printf(Locale.ROOT, "learned whitening '%s' from %d descriptors of dimension %d (%d components)"
-                                + " in %.1f s; wrote %s (%s)%n", name, x.shape(0), x.shape(1), pca.componentCount(),
+                int kept = Math.min(options.components(), pca.componentCount());
+                System.out.printf(Locale.ROOT, "learned whitening '%s' from %d descriptors of dimension %d (%s) in %.1f "
+                                + "s; wrote %s (%s)%n", name, x.shape(0), x.shape(1), kept == pca.componentCount()
+                                ? kept + " components" : kept + " of its " + pca.componentCount() + " components kept",
                         (System.nanoTime() - t0) / 1e9, out, WhiteningSettings.describe(options));
             }
         }

@@ -56,9 +56,10 @@ final class WhiteningSettings {
         }
         int wanted = o.components() == WhiteningOptions.ALL_COMPONENTS ? available : o.components();
         if (wanted > available && o.components() != WhiteningOptions.ALL_COMPONENTS) {
-            note.accept("whitenv " + o.components() + " is more than the whitening's " + available + " components: "
-                    + "keeping all " + available);
-            wanted = available;
+            note.accept("whitenv " + o.components() + " is more than the whitening's " + available + " components"
+                    + (usable < available ? ", of which the first " + usable + " have variance: keeping those " + usable
+                            : ": keeping all " + available));
+            wanted = Math.min(available, usable);
         }
         if (wanted > usable) {
             note.accept("the whitening's components from number " + (usable + 1) + " on have no variance (fitted to "

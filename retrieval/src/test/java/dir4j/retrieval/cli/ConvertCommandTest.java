@@ -78,7 +78,7 @@ class ConvertCommandTest {
         assertEquals(0, r.rc(), r.toString());
         assertEquals(List.of(
                 "note: stripped 'module.' from 14 state-dict keys",
-                "note: model_options kept as safetensors metadata 'model_options' (JSON): {\"arch\":\"resnet101_rmac\","
+                "note: kept 'model_options' as metadata (JSON): {\"arch\":\"resnet101_rmac\","
                         + "\"out_dim\":2048,\"pooling\":\"gem\",\"gemp\":3,\"dropout_p\":0.5,\"without_fc\":false,"
                         + "\"pretrained\":null}",
                 "note: pca entry 'Landmarks_clean' (sklearn.decomposition.pca.PCA) kept as pca.Landmarks_clean.mean_, "
@@ -344,21 +344,45 @@ class ConvertCommandTest {
         assertEquals(want.options(), got.options());
     }
 
-    /** A training checkpoint (network, optimiser state, run settings) is not a network: refused, nothing written. */
+    /**
+     * A training checkpoint (network, optimiser state, run settings; what the demo leaves) to a
+     * .pt: its network alone, the reference's layout, with the network's options; the optimiser's
+     * state and the settings are left out, with a note.
+     */
     @Test
-    void aTrainingCheckpointIsNotWrittenAsAPt() throws IOException {
+    void aTrainingCheckpointConvertsToAPtOfItsNetwork() throws IOException {
         Path in = dir.resolve("checkpoint.safetensors");
         try (MemoryScope scope = MemoryScope.open()) {
-            Safetensors.write(in, Map.of("model.fc.weight", Tensor.of(new float[] {1}, 1, 1)),
-                    Map.of("format", "dir4j-train-1"));
+            Map<String, Tensor> tensors = new java.util.LinkedHashMap<>();
+            tensors.put("model.fc.weight", Tensor.of(new float[] {1, -2, 3, 0.5f}, 2, 2));
+            tensors.put("model.fc.bias", Tensor.of(new float[] {0.25f, -1}, 2));
+            tensors.put("optim.fc.weight.momentum", Tensor.of(new float[] {9, 9, 9, 9}, 2, 2));
+            Safetensors.write(in, tensors, Map.of("format", "dir4j-train-1", "step", "120",
+                    "train_config", "{\"lr\":\"0.001\"}", "model_options", "{\"arch\":\"resnet18\",\"out_dim\":2}"));
         }
         Path out = dir.resolve("c.pt");
         Run r = run("convert", in.toString(), out.toString());
-        assertEquals(1, r.rc(), r.toString());
-        assertEquals("dir4j convert: this is a dir4j training checkpoint (the network under 'model.', the optimiser's "
-                + "state and the run's settings); convert the run's model.safetensors, the network alone, to a .pt\n",
-                r.err());
-        assertFalse(Files.exists(out));
+        assertEquals(0, r.rc(), r.toString());
+        assertEquals(List.of("note: checkpoint.safetensors is a dir4j training checkpoint (step 120): converted its "
+                + "network; the optimiser's state and the run's settings are left out"), r.err().lines().toList());
+        Object root = dir4j.nn.io.TorchCheckpoint.read(out, dir4j.nn.io.Unpickler.Options.strict());
+        try {
+            Map<?, ?> top = (Map<?, ?>) root;
+            assertEquals(List.of("state_dict", "model_options"), List.copyOf(top.keySet()));
+            assertEquals(Map.of("arch", "resnet18", "out_dim", 2L), top.get("model_options"));
+            Map<?, ?> sd = (Map<?, ?>) top.get("state_dict");
+            assertEquals(List.of("fc.weight", "fc.bias"), List.copyOf(sd.keySet()));
+            assertArrayEquals(new double[] {1, -2, 3, 0.5}, ((Tensor) sd.get("fc.weight")).toDoubleArray(), 0);
+            assertArrayEquals(new double[] {0.25, -1}, ((Tensor) sd.get("fc.bias")).toDoubleArray(), 0);
+        } finally {
+            dir4j.nn.io.TorchCheckpoint.closeTensors(root);
+        }
+        // to safetensors the checkpoint stays what it is (a copy, e.g. narrowed with --float32)
+        Path copy = dir.resolve("copy.safetensors");
+        assertEquals(0, run("convert", "--quiet", in.toString(), copy.toString()).rc());
+        try (MemoryScope scope = MemoryScope.open()) {
+            assertEquals("dir4j-train-1", Safetensors.read(copy).metadata().get("format"));
+        }
     }
 
     /** .npz in, safetensors out: the arrays by name, values and dtypes unchanged. */

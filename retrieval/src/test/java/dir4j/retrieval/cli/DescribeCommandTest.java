@@ -70,6 +70,14 @@ class DescribeCommandTest {
             "--batch-size", "0"}, net)).rc());
         assertEquals(2, run(EvalCommandTest.concat(new String[] {"describe", "--input", input.toString(), "--out", out,
             "--checkpoint", "x.pt"}, net)).rc(), "two networks");
+        Run overInput = run(EvalCommandTest.concat(new String[] {"describe", "--input", input.toString(), "--out",
+            input.toString()}, net));
+        assertEquals(2, overInput.rc(), overInput.toString());
+        assertTrue(overInput.err().startsWith("dir4j describe: --out " + input + " is --input " + input
+                + ": writing it would replace an input"), overInput.err());
+        try (Tensor still = Npy.read(input)) {
+            assertArrayEquals(new int[] {1, 3, 16, 16}, still.shape());
+        }
         Run wrongShape = run(EvalCommandTest.concat(new String[] {"describe", "--input", flat.toString(), "--out", out},
                 net));
         assertEquals(1, wrongShape.rc());

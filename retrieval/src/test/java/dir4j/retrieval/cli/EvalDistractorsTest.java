@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -141,6 +142,15 @@ class EvalDistractorsTest {
         Run block = run(commandLine("rparis6k_plain", json, "--distractor-block", "0").toArray(String[]::new));
         assertEquals(2, block.rc(), block.toString());
         assertTrue(block.err().contains("--distractor-block must be at least 1"), block.err());
+        // the results written over the distractors (a copy of them here) would lose them
+        Path copy = Files.copy(ROOT.resolve("distractors.npy"), dir.resolve("d.npy"));
+        List<String> over = new ArrayList<>(commandLine("rparis6k_plain", copy));
+        over.set(over.indexOf("--distractors") + 1, copy.toString());
+        Run overDistractors = run(over.toArray(String[]::new));
+        assertEquals(2, overDistractors.rc(), overDistractors.toString());
+        assertTrue(overDistractors.err().startsWith("dir4j eval: --json " + copy + " is --distractors " + copy),
+                overDistractors.err());
+        assertArrayEquals(Files.readAllBytes(ROOT.resolve("distractors.npy")), Files.readAllBytes(copy));
 
         Path other = dir.resolve("six.npy");
         Path nan = dir.resolve("nan.npy");

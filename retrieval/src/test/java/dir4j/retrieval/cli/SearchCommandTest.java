@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import static dir4j.retrieval.cli.CliRun.run;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -117,6 +118,38 @@ class SearchCommandTest {
         try (var files = Files.list(res.getParent())) {
             assertEquals(List.of(res), files.toList(), "no temporary file left");
         }
+    }
+
+    /**
+     * Results written over an input are refused before any work, naming both: a file of the index
+     * (which the next search would find broken), the query descriptors or their ids.
+     */
+    @Test
+    void resultsCannotReplaceAnInput() throws IOException {
+        Path index = dir.resolve("exact");
+        Map<Path, byte[]> before = new java.util.LinkedHashMap<>();
+        try (var files = Files.list(index)) {
+            for (Path f : files.toList()) {
+                before.put(f, Files.readAllBytes(f));
+            }
+        }
+        before.put(queries, Files.readAllBytes(queries));
+        for (Path f : List.copyOf(before.keySet())) {
+            Run r = run("search", "--index", index.toString(), "--descriptors", queries.toString(), "--quiet", "--out",
+                    f.toString());
+            assertEquals(2, r.rc(), f + ": " + r);
+            String what = f.equals(queries) ? " is --descriptors " + queries + ": writing it would replace"
+                    : " lies inside --index " + index + ": writing it would change";
+            assertTrue(r.err().startsWith("dir4j search: --out " + f + what + " an input"), r.err());
+        }
+        Run ids = run("search", "--index", index.toString(), "--descriptors", queries.toString(), "--quiet", "--out",
+                dir.resolve("q.ids.txt").toString());
+        assertEquals(2, ids.rc(), ids.toString());
+        assertTrue(ids.err().contains(" is the query ids "), ids.err());
+        for (Map.Entry<Path, byte[]> e : before.entrySet()) {
+            assertArrayEquals(e.getValue(), Files.readAllBytes(e.getKey()), e.getKey().toString());
+        }
+        assertEquals(List.of("ten", "twenty", "new"), Files.readAllLines(dir.resolve("q.ids.txt")));
     }
 
     /** Same lines, ids and ranks; scores equal to 2e-6. */

@@ -64,7 +64,7 @@ class WhitenCommandTest {
                 "0.5");
         assertEquals(0, learn.rc(), learn.toString());
         assertTrue(learn.out().startsWith("learned whitening 'learned' from 40 descriptors of dimension 8 "
-                + "(8 components)"), learn.out());
+                + "(5 of its 8 components kept)"), learn.out());
         WhiteningFile.Stored s = WhiteningFile.read(w).get("learned");
         assertEquals(new WhiteningOptions(0.5, 5, 1), s.options());
 
@@ -141,6 +141,25 @@ class WhitenCommandTest {
         assertTrue(wrongDim.err().contains("8-d descriptors") && wrongDim.err().contains("6-d"), wrongDim.err());
     }
 
+    /** Whitened descriptors written over the ones read (or over them through a link) are refused. */
+    @Test
+    void theOutputCannotReplaceTheInput() throws IOException {
+        Path w = dir.resolve("w.safetensors");
+        assertEquals(0, run("whiten", "--learn", train.toString(), "--out", w.toString(), "--quiet").rc());
+        byte[] before = Files.readAllBytes(queries);
+        Run same = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out",
+                queries.toString());
+        assertEquals(2, same.rc(), same.toString());
+        assertTrue(same.err().startsWith("dir4j whiten: --out " + queries + " is --apply " + queries
+                + ": writing it would replace an input; name another file"), same.err());
+        Path link = Files.createSymbolicLink(dir.resolve("link.npy"), queries);
+        Run viaLink = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out",
+                dir.resolve("sub/../link.npy").toString());
+        assertEquals(2, viaLink.rc(), viaLink.toString());
+        assertArrayEquals(before, Files.readAllBytes(queries));
+        assertTrue(Files.isSymbolicLink(link));
+    }
+
     @Test
     void badCommandLinesExitWithTwoAndBadInputsWithOne() {
         Path w = dir.resolve("w.safetensors");
@@ -188,7 +207,8 @@ class WhitenCommandTest {
         Run learn = run("whiten", "--learn", repeats.toString(), "--out", w.toString());
         assertEquals(0, learn.rc(), learn.toString());
         assertTrue(learn.err().contains("(3 distinct) of dimension 8: keeping 2 components"), learn.err());
-        assertTrue(learn.out().contains("whitenv 2"), learn.out());
+        assertTrue(learn.out().contains("(2 of its 8 components kept)") && learn.out().contains("whitenv 2"),
+                learn.out());
         Path y = dir.resolve("y.npy");
         Run apply = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out", y.toString());
         assertEquals(0, apply.rc(), apply.toString());
@@ -201,6 +221,15 @@ class WhitenCommandTest {
                 y.toString());
         assertEquals(0, all.rc(), all.toString());
         assertTrue(all.err().contains("components from number 3 on have no variance"), all.err());
+        // more than the PCA has, of which fewer have variance: one note, naming the number kept
+        Run more = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--whitenv", "32", "--out",
+                y.toString());
+        assertEquals(0, more.rc(), more.toString());
+        assertEquals("whitenv 32 is more than the whitening's 8 components, of which the first 2 have variance: "
+                + "keeping those 2\n", more.err());
+        try (Tensor t = Npy.read(y)) {
+            assertArrayEquals(new int[] {5, 2}, t.shape());
+        }
 
         Run identical = run("whiten", "--learn", same.toString(), "--out", dir.resolve("x.safetensors").toString());
         assertEquals(1, identical.rc(), identical.toString());
