@@ -2,6 +2,7 @@ package dir4j.retrieval.cli;
 
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
+import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import dir4j.nn.io.Json;
@@ -553,7 +554,7 @@ final class EvalCommand extends ToolCommand {
     private static Tensor readDescriptors(Path file, List<String> names, String what) throws IOException {
         Tensor t = Npy.read(file);
         if (t.rank() != 2 || !t.dtype().isFloating()) {
-            throw new IOException(file + ": expected N x D float descriptors, found " + t);
+            throw new IOException(file + ": expected N x D float descriptors, found " + Shape.str(t.shape()) + " " + t.dtype());
         }
         FiniteValues.require(file, t, what + " descriptor");
         if (t.shape(0) != names.size()) {

@@ -1,6 +1,7 @@
 package dir4j.retrieval.cli;
 
 import dir4j.engine.MemoryScope;
+import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import dir4j.retrieval.extract.FeatureExtractor;
@@ -162,7 +163,7 @@ final class WhitenCommand extends ToolCommand {
     static Tensor descriptors(Path file) throws IOException {
         Tensor t = Npy.read(file);
         if (t.rank() != 2 || !t.dtype().isFloating()) {
-            throw new IOException(file + ": expected N x D float descriptors, found " + t);
+            throw new IOException(file + ": expected N x D float descriptors, found " + Shape.str(t.shape()) + " " + t.dtype());
         }
         FiniteValues.require(file, t, "descriptor");
         return t;

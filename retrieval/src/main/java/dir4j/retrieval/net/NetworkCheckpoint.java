@@ -202,8 +202,11 @@ public final class NetworkCheckpoint {
         String pooling = modelOptions.containsKey("pooling") ? String.valueOf(modelOptions.get("pooling"))
                 : sd.containsKey("adpool.p") ? "gem" : null;
         if (pooling == null) {
-            throw new IllegalArgumentException("no 'adpool.p' and no model_options pooling: cannot tell max from avg "
-                    + "pooling");
+            throw new IllegalArgumentException(modelOptions.isEmpty()
+                    ? "a plain " + arch + " state dict (no model_options, no GeM 'adpool.p'), such as torchvision's "
+                            + "ImageNet weights: a backbone, not a retrieval network; start training from it with "
+                            + "dir4j train --init, or describe with a retrieval checkpoint"
+                    : "no 'adpool.p' and no model_options pooling: cannot tell max from avg pooling");
         }
         if (pooling.startsWith("gem")) {
             pooling = "gem";

@@ -95,9 +95,9 @@ class BadInputTest {
             Npy.write(floatLabels, Tensor.of(new float[] {0, 0, 1, 1, 2, 2, 3, 3.5f}, 8));
         }
         assertOneLineError(1, run("aploss", "--descriptors", ints.toString(), "--labels", labels.toString()),
-                "ints.npy", "expected N x D float descriptors");
+                "ints.npy", "expected N x D float descriptors, found [8, 4] int32");
         assertOneLineError(1, run("aploss", "--descriptors", cube.toString(), "--labels", labels.toString()),
-                "cube.npy", "expected N x D float descriptors");
+                "cube.npy", "expected N x D float descriptors, found [8, 2, 2] float32");
         assertOneLineError(1, run("aploss", "--descriptors", good.toString(), "--labels", floatLabels.toString()),
                 "flabels.npy", "vector of integers");
         assertOneLineError(1, run("aploss", "--descriptors", dir.resolve("none.npy").toString(), "--labels",

@@ -93,6 +93,17 @@ class NetworkCheckpointTest {
                     () -> NetworkCheckpoint.inferOptions(sd, Map.of("arch", "resnet18_fpn_rmac")));
             assertTrue(fpn.getMessage().contains("FPN"), fpn.getMessage());
             assertEquals("max", NetworkCheckpoint.inferOptions(sd, Map.of("pooling", "max")).pooling());
+            // a backbone's weights alone (torchvision's: no GeM p, no options) are not a retrieval network
+            Map<String, Tensor> backbone = new java.util.LinkedHashMap<>(sd);
+            backbone.remove("adpool.p");
+            IllegalArgumentException plain = assertThrows(IllegalArgumentException.class,
+                    () -> NetworkCheckpoint.inferOptions(backbone, Map.of()));
+            assertTrue(plain.getMessage().startsWith("a plain resnet18 state dict (no model_options, no GeM "
+                    + "'adpool.p'), such as torchvision's ImageNet weights: a backbone, not a retrieval network; "
+                    + "start training from it with dir4j train --init"), plain.getMessage());
+            IllegalArgumentException noPooling = assertThrows(IllegalArgumentException.class,
+                    () -> NetworkCheckpoint.inferOptions(backbone, Map.of("out_dim", 8)));
+            assertTrue(noPooling.getMessage().contains("cannot tell max from avg pooling"), noPooling.getMessage());
         }
         IOException missing = assertThrows(IOException.class, () -> NetworkCheckpoint.load(Path.of("nope.pt")));
         assertTrue(missing.getMessage().contains("no such checkpoint"), missing.getMessage());
