@@ -54,6 +54,45 @@ public final class AtomicFiles {
         }
     }
 
+    /**
+     * Deletes what writers of {@code target} killed mid-write left beside it: the temporary files
+     * and folders {@link #temporaryBeside} and {@link #temporaryFolderBeside} name after it
+     * ({@code .<name>.<random>.tmp}), which can be as large as the target. Call it only while
+     * holding the target's {@link OutputLock}: a live writer's temporary file looks the same.
+     *
+     * @return the paths deleted
+     */
+    public static java.util.List<Path> removeLeftovers(Path target) throws IOException {
+        Path dir = target.toAbsolutePath().getParent();
+        String prefix = "." + target.getFileName() + ".";
+        java.util.List<Path> removed = new java.util.ArrayList<>();
+        if (!Files.isDirectory(dir)) {
+            return removed;
+        }
+        try (var entries = Files.newDirectoryStream(dir, e -> {
+            String n = e.getFileName().toString();
+            return n.startsWith(prefix) && n.endsWith(".tmp") && n.length() > prefix.length() + 4
+                    && n.substring(prefix.length(), n.length() - 4).chars().allMatch(Character::isLetterOrDigit);
+        })) {
+            for (Path p : entries) {
+                deleteTree(p);
+                removed.add(p);
+            }
+        }
+        return removed;
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            try (var s = Files.list(p)) {
+                for (Path c : s.toList()) {
+                    deleteTree(c);
+                }
+            }
+        }
+        Files.deleteIfExists(p);
+    }
+
     private static String uniqueName(Path target) {
         return "." + target.getFileName() + "." + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".tmp";
     }
