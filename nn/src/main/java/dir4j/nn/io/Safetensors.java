@@ -131,6 +131,42 @@ public final class Safetensors {
         }
     }
 
+    /**
+     * The metadata of a file, from its header alone (no tensor is read): what a caller needs to
+     * know about a large checkpoint before deciding to load it. Empty when the file has none.
+     */
+    public static Map<String, String> readMetadata(Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            long size = ch.size();
+            ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            while (len.hasRemaining() && ch.read(len) >= 0) {
+                // until 8 bytes or the end
+            }
+            if (len.hasRemaining()) {
+                throw new IOException(file + ": not a safetensors file: " + size + " bytes, shorter than its 8-byte header length");
+            }
+            long headerLen = len.flip().getLong();
+            if (headerLen < 0 || headerLen > MAX_HEADER_BYTES || headerLen > size - 8) {
+                throw new IOException(file + ": safetensors header length " + Long.toUnsignedString(headerLen)
+                        + " does not fit the " + size + "-byte file (not a safetensors file, or corrupt)");
+            }
+            ByteBuffer hb = ByteBuffer.allocate((int) headerLen);
+            while (hb.hasRemaining() && ch.read(hb) >= 0) {
+                // until the whole header
+            }
+            Object header;
+            try {
+                header = Json.parse(new String(hb.array(), 0, hb.position(), StandardCharsets.UTF_8));
+            } catch (IllegalArgumentException e) {
+                throw new IOException(file + ": safetensors header is not valid JSON: " + e.getMessage(), e);
+            }
+            if (!(header instanceof Map<?, ?> h)) {
+                throw new IOException(file + ": safetensors header is not a JSON object");
+            }
+            return h.containsKey(METADATA) ? Collections.unmodifiableMap(metadata(file, h.get(METADATA))) : Map.of();
+        }
+    }
+
     private static Map<String, String> metadata(Path file, Object value) throws IOException {
         if (!(value instanceof Map<?, ?> m)) {
             throw new IOException(file + ": safetensors " + METADATA + " is not a JSON object");

@@ -35,7 +35,8 @@ import picocli.CommandLine.Option;
  * {@code dir4j train}: trains a retrieval network with multistage back-propagation
  * ({@link Trainer}) from a labelled image list or the built-in synthetic benchmark. The recipe
  * ({@link TrainConfig}) comes from the defaults, then {@code --config FILE}, then the command
- * line's recipe options, each overriding the one before.
+ * line's recipe options, each overriding the one before; a {@code --resume} starts from what the
+ * checkpoint records (recipe, network, data, device) instead of the defaults ({@link #fromRecord}).
  */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Train a retrieval network (ResNet, GeM, FC, L2) with the AP loss (or TAP, or triplet) by "
@@ -45,7 +46,8 @@ import picocli.CommandLine.Option;
                 + "optimiser step per batch.",
             "The recipe is the defaults, overridden by --config FILE (JSON object or .properties; keys are the "
                 + "names in brackets below, e.g. {\"loss\": \"ap\", \"lr\": 1e-4}; keys starting with _ are "
-                + "comments), overridden by the options given here. See examples/train-synth.json.",
+                + "comments), overridden by the options given here; with --resume, the recorded recipe takes the "
+                + "defaults' place (see --resume). See examples/train-synth.json.",
             "OUT receives checkpoint.safetensors (weights, optimiser state and recipe, written atomically every "
                 + "--checkpoint-every steps and at the end), log.csv (loss, learning rate, images/s, validation "
                 + "mAP), loss.png and validation.png, train-config.json (the recipe used), and at the end "
@@ -227,9 +229,19 @@ final class TrainCommand extends ToolCommand {
     Path out;
 
     @Option(names = "--resume",
-            description = "Continue from OUT/checkpoint.safetensors (weights, optimiser state, log); on the CPU the "
-                    + "result equals an uninterrupted run with the same seed. Without it an existing checkpoint "
-                    + "stops the run (use --overwrite to start over).")
+            description = "Continue the run in OUT from OUT/checkpoint.safetensors (weights, optimiser state, log). "
+                    + "'train --resume --out OUT' alone is enough: the recipe, the network options, the training "
+                    + "and validation data, the device, --tf32 and --channels-last are those the checkpoint "
+                    + "records (the recipe: train-config.json where it records none), and on the CPU the result "
+                    + "equals that of the uninterrupted run. An option or --config setting given here overrides "
+                    + "its recorded value and is noted, saying when the result will then differ from an "
+                    + "uninterrupted run: a longer --steps (same schedule only under --schedule constant), "
+                    + "--checkpoint-every, --validate-every, --val-dataset, --stop-after and --quiet keep it; any "
+                    + "other recipe setting, other data, another device or layout do not. A network option "
+                    + "(--arch, --out-dim, --base-width, --pooling, --gem-p) other than the recorded one is "
+                    + "refused; --init is not read. A checkpoint of an older dir4j that records no recipe, data or "
+                    + "device takes them from the defaults and the options given, as then (noted). Without "
+                    + "--resume an existing checkpoint stops the run (use --overwrite to start over).")
     boolean resume;
 
     @Option(names = "--overwrite", description = "Start from scratch even if OUT holds a checkpoint (it is replaced).")
@@ -240,9 +252,10 @@ final class TrainCommand extends ToolCommand {
                     + "run there (decoding and augmentation on the host). Default: ${DEFAULT-VALUE}.")
     String device;
 
-    @Option(names = "--tf32", description = "On CUDA: TF32 tensor cores for float32 convolutions and matrix "
-            + "products (faster, ≈1e-3 relative error; as PyTorch's allow_tf32). Default: strict float32.")
-    boolean tf32;
+    @Option(names = "--tf32", negatable = true, description = "On CUDA: TF32 tensor cores for float32 "
+            + "convolutions and matrix products (faster, ≈1e-3 relative error; as PyTorch's allow_tf32), or not "
+            + "(--no-tf32). Default: strict float32.")
+    Boolean tf32;
 
     @Option(names = "--channels-last", negatable = true, description = "Run the backbone's training forward and "
             + "backward channels-last (NHWC activations; the same weights and results to float rounding), or not "
@@ -252,8 +265,24 @@ final class TrainCommand extends ToolCommand {
             + "(bench/RESULTS.md); -Ddir4j.channelsLast sets the default instead.")
     Boolean channelsLast;
 
+    @Option(names = "--stop-after", paramLabel = "STEP",
+            description = "Stop after step STEP (with a checkpoint there) even if --steps are not done, e.g. to "
+                    + "time-box a session; --resume continues the run. Not part of the recipe.")
+    Long stopAfter;
+
     @Option(names = "--quiet", description = "No progress bar or notes on stderr (errors and the summary remain).")
     boolean quiet;
+
+    /** The network options that only a record (a resumed checkpoint) sets: no command-line option has them. */
+    private boolean withoutFc;
+    private boolean normFeatures;
+    private double centerBias;
+
+    /** What OUT records of the run that --resume continues (null: not resuming a checkpoint). */
+    private Trainer.Recorded recorded;
+
+    /** Whether the network is the one the resumed checkpoint records (its weights all come from there). */
+    private boolean recordedNetwork;
 
     /** The settings --config gives (empty without it), to name a setting where the user gave it. */
     private Map<String, String> fileSettings = Map.of();
@@ -265,18 +294,30 @@ final class TrainCommand extends ToolCommand {
      */
     @Override
     int run() throws IOException {
+        if (resume && overwrite) {
+            throw new UsageException("--resume and --overwrite do not go together");
+        }
+        Path checkpoint = out.resolve("checkpoint.safetensors");
+        if (resume && Files.exists(checkpoint)) {
+            // what the run to continue records (read, not written): the settings not given here come from it
+            recorded = Trainer.recorded(out);
+            List<String> notes = fromRecord(recorded);
+            if (!quiet) {
+                notes.forEach(n -> System.err.println("note: " + n));
+            }
+        }
         TrainConfig cfg = recipe();
         checkNetworkOptions();
         Device dev = parseDevice();
-        if (tf32 && dev.kind() == Device.Kind.CPU) {
+        boolean useTf32 = Boolean.TRUE.equals(tf32);
+        if (useTf32 && dev.kind() == Device.Kind.CPU) {
             throw new UsageException("--tf32 applies to --device cuda only");
         }
-        Path checkpoint = out.resolve("checkpoint.safetensors");
+        if (stopAfter != null && stopAfter < 1) {
+            throw new UsageException("--stop-after must be at least 1, got " + stopAfter);
+        }
         if (Files.exists(checkpoint) && !resume && !overwrite) {
             throw new UsageException(checkpoint + " exists: add --resume to continue it or --overwrite to start over");
-        }
-        if (resume && overwrite) {
-            throw new UsageException("--resume and --overwrite do not go together");
         }
         Data data = data();
         if (!quiet) {
@@ -287,21 +328,23 @@ final class TrainCommand extends ToolCommand {
         RetrievalDataset val = validation();
         Preprocessing valPrep = Preprocessing.imagenet(valImageSize != null ? valImageSize : synth ? 128 : 1024);
         if (dev.kind() == Device.Kind.CUDA) {
-            cudaBackend(dev, tf32);
+            cudaBackend(dev, useTf32);
         }
         // OUT (with train-config.json, the recipe used) is written by the trainer once the run is under way
         try (RetrievalNet net = initialNetwork(cfg.seed())) {
             net.channelsLast(channelsLast != null ? channelsLast
                     : System.getProperty(RetrievalNet.CHANNELS_LAST_PROPERTY) != null ? net.channelsLast()
-                    : dev.kind() == Device.Kind.CUDA && tf32);
+                    : dev.kind() == Device.Kind.CUDA && useTf32);
             if (!quiet) {
                 System.err.printf("network: %s, %d-d descriptors, %,d parameters; device %s%s%n", net.options(),
                         net.dimension(), net.parameterCount(), dev, net.channelsLast() ? "; channels-last" : "");
             }
-            Trainer trainer = new Trainer(net, data.images(), data.labels(), cfg, out, dev);
+            Trainer trainer = new Trainer(net, data.images(), data.labels(), cfg, out, dev)
+                    .withRunOptions(runOptions(useTf32, net.channelsLast()));
             Trainer.Validator validator = val == null ? null : n -> Demo.mediumMap(n, val, valPrep);
             Progress progress = new Progress(quiet, cfg.steps());
-            Trainer.History h = trainer.run(resume, validator, progress);
+            Trainer.History h = trainer.run(resume, validator, progress, stopAfter == null ? Long.MAX_VALUE
+                    : stopAfter);
             progress.end();
             exportNetwork(net, out.resolve("model.safetensors"));
             double last = h.losses().isEmpty() ? Double.NaN : h.losses().get(h.losses().size() - 1);
@@ -321,6 +364,14 @@ final class TrainCommand extends ToolCommand {
      */
     TrainConfig recipe() throws IOException {
         Map<String, String> settings = new LinkedHashMap<>();
+        TrainConfig base = D;
+        if (recorded != null && !recorded.recipe().isEmpty()) {
+            try {
+                base = D.merged(recorded.recipe()); // the resumed run's recipe, under the file's and the options'
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(recorded.recipeSource() + ": " + e.getMessage(), e);
+            }
+        }
         if (config != null) {
             try {
                 fileSettings = TrainConfig.readFile(config);
@@ -332,7 +383,7 @@ final class TrainCommand extends ToolCommand {
         settings.putAll(commandLineSettings());
         TrainConfig cfg;
         try {
-            cfg = D.merged(settings);
+            cfg = base.merged(settings);
         } catch (IllegalArgumentException e) { // an unknown key or a value that does not parse: the file's
             throw new UsageException(config == null ? e.getMessage() : config + ": " + e.getMessage());
         }
@@ -399,12 +450,173 @@ final class TrainCommand extends ToolCommand {
         if (fileSettings.containsKey(key) && !commandLineSettings().containsKey(key)) {
             return key + " (" + config + ")";
         }
+        if (recorded != null && recorded.recipe().containsKey(key) && !commandLineSettings().containsKey(key)) {
+            return option(key) + " (as recorded in " + recorded.recipeSource() + ")";
+        }
         return option(key);
     }
 
     /** The option of a recipe setting: its key in kebab case ({@code cropSize} → {@code --crop-size}). */
     static String option(String key) {
         return "--" + key.replaceAll("([A-Z])", "-$1").toLowerCase(Locale.ROOT);
+    }
+
+    /** Whether an option was given on the command line (not its default, nor a recorded value). */
+    private boolean given(String option) {
+        picocli.CommandLine.ParseResult p = spec == null ? null : spec.commandLine().getParseResult();
+        return p != null && p.hasMatchedOption(option);
+    }
+
+    /**
+     * Takes the settings that the command line does not give from what the resumed run records
+     * (the recipe itself is merged in {@link #recipe()}), and returns the notes to print: a setting
+     * given here that differs from the recorded one, or a record that an older checkpoint lacks.
+     * Network options are taken as recorded and, given otherwise, left for the trainer to refuse
+     * naming both ({@code was written for another network}).
+     */
+    List<String> fromRecord(Trainer.Recorded r) {
+        List<String> notes = new ArrayList<>();
+        Path file = out.resolve("checkpoint.safetensors");
+        List<String> taken = new ArrayList<>();
+        if (r.recipe().isEmpty()) {
+            notes.add(file + " records no recipe (an older run): resuming with the defaults, --config and the options "
+                    + "given, as they were not recorded");
+        } else {
+            taken.add("recipe");
+        }
+        Map<String, Object> mo = r.modelOptions();
+        if (mo.isEmpty()) {
+            notes.add(file + " records no network options (an older run): they come from the options given");
+        } else {
+            recordedNetwork = true;
+            taken.add("network");
+            String a = String.valueOf(mo.get("arch"));
+            a = a.endsWith("_rmac") ? a.substring(0, a.length() - 5) : a;
+            if (!given("--arch")) {
+                arch = a;
+            }
+            if (!given("--out-dim") && mo.get("out_dim") instanceof Number n) {
+                outDim = n.intValue();
+            }
+            if (!given("--base-width") && mo.get("base_width") instanceof Number n) {
+                baseWidth = n.intValue();
+            }
+            if (!given("--pooling") && mo.get("pooling") != null) {
+                pooling = String.valueOf(mo.get("pooling"));
+            }
+            if (!given("--gem-p") && mo.get("gemp") instanceof Number n) {
+                gemP = n.doubleValue();
+            }
+            withoutFc = Boolean.TRUE.equals(mo.get("without_fc"));
+            normFeatures = Boolean.TRUE.equals(mo.get("norm_features"));
+            centerBias = mo.get("center_bias") instanceof Number n ? n.doubleValue() : 0;
+            if (init != null) {
+                notes.add("--init " + init + " not read: the resumed network's weights all come from " + file);
+            }
+        }
+        Map<String, Object> run = r.runOptions();
+        if (run.isEmpty()) {
+            notes.add(file + " records no training data or device (an older run): they come from the options given");
+        } else {
+            taken.add("data, device");
+            boolean dataGiven = given("--train-list") || given("--synth") || given("--root");
+            String recordedData = dataText(path(run.get("train_list")), path(run.get("root")),
+                    Boolean.TRUE.equals(run.get("synth")), path(run.get("data_root")));
+            if (!dataGiven) {
+                trainList = path(run.get("train_list"));
+                root = path(run.get("root"));
+                synth = Boolean.TRUE.equals(run.get("synth"));
+            }
+            if (!given("--data-root") && run.get("data_root") != null) {
+                dataRoot = path(run.get("data_root"));
+            }
+            String data = dataText(trainList, root, synth, dataRoot);
+            if (!data.equals(recordedData)) {
+                notes.add("resuming on " + data + " instead of the recorded " + recordedData
+                        + "; the result will not be that of an uninterrupted run");
+            }
+            if (!given("--val-dataset")) {
+                valDataset = run.get("val_dataset") == null ? null : String.valueOf(run.get("val_dataset"));
+            }
+            if (!given("--val-image-size")) {
+                valImageSize = run.get("val_image_size") instanceof Number n ? n.intValue() : null;
+            }
+            String recordedDevice = String.valueOf(run.getOrDefault("device", "cpu"));
+            if (!given("--device")) {
+                device = recordedDevice;
+            } else if (!device.equals(recordedDevice)) {
+                notes.add("resuming on --device " + device + " instead of the recorded " + recordedDevice
+                        + "; the result will differ from an uninterrupted run's by float rounding");
+            }
+            boolean recordedTf32 = Boolean.TRUE.equals(run.get("tf32"));
+            if (!given("--tf32") && !given("--no-tf32")) {
+                // TF32 goes with CUDA: a resume moved to the CPU leaves it off
+                tf32 = recordedTf32 && !device.equals("cpu");
+            }
+            if (Boolean.TRUE.equals(tf32) != recordedTf32) {
+                notes.add("resuming " + (Boolean.TRUE.equals(tf32) ? "with" : "without") + " TF32, unlike the "
+                        + "recorded run; the result will differ from an uninterrupted run's");
+            }
+            if (run.get("channels_last") instanceof Boolean cl) {
+                if (channelsLast == null) {
+                    channelsLast = cl;
+                } else if (channelsLast != cl) {
+                    notes.add("resuming " + (channelsLast ? "channels-last" : "without channels-last") + ", unlike "
+                            + "the recorded run; the result will differ from an uninterrupted run's by float rounding");
+                }
+            }
+        }
+        if (!taken.isEmpty()) {
+            notes.add(0, "resuming the run in " + out + " as " + file.getFileName() + " records it ("
+                    + String.join(", ", taken) + (r.recipeSource() != null && !r.recipeSource().equals(file)
+                    ? "; the recipe from " + r.recipeSource().getFileName() : "") + "); options given here override "
+                    + "the record");
+        }
+        return notes;
+    }
+
+    /** The training data as the options say it ({@code --synth (--data-root D)} or {@code --train-list F}). */
+    private static String dataText(Path list, Path root, boolean synth, Path dataRoot) {
+        if (synth) {
+            return "--synth (--data-root " + absolute(dataRoot) + ")";
+        }
+        return "--train-list " + absolute(list) + (root == null ? "" : " --root " + absolute(root));
+    }
+
+    private static Path path(Object recordedValue) {
+        return recordedValue == null ? null : Path.of(String.valueOf(recordedValue));
+    }
+
+    private static String absolute(Path p) {
+        return p == null ? "(none)" : p.toAbsolutePath().normalize().toString();
+    }
+
+    /**
+     * The settings of this run that are not in the recipe but shape its result, recorded in each
+     * checkpoint for a later --resume ({@link #fromRecord}): the data (paths absolute, so that a
+     * resume from another folder finds them), the validation, the device and the layout.
+     */
+    private Map<String, Object> runOptions(boolean useTf32, boolean layoutChannelsLast) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (synth) {
+            m.put("synth", true);
+        } else {
+            m.put("train_list", absolute(trainList));
+            if (root != null) {
+                m.put("root", absolute(root));
+            }
+        }
+        m.put("data_root", absolute(dataRoot));
+        if (valDataset != null) {
+            m.put("val_dataset", valDataset);
+        }
+        if (valImageSize != null) {
+            m.put("val_image_size", valImageSize);
+        }
+        m.put("device", device);
+        m.put("tf32", useTf32);
+        m.put("channels_last", layoutChannelsLast);
+        return m;
     }
 
     /** The network and validation options' ranges, checked before anything is built or written. */
@@ -457,7 +669,15 @@ final class TrainCommand extends ToolCommand {
 
     /** The device, with CUDA started now: an unusable GPU is a usage error (status 2) before any work. */
     private Device parseDevice() {
-        return DeviceOption.usable(device);
+        try {
+            return DeviceOption.usable(device);
+        } catch (UsageException e) {
+            if (recorded == null || given("--device")) {
+                throw e;
+            }
+            throw new UsageException(e.getMessage() + " (the device the resumed run records; give --device to "
+                    + "resume elsewhere)");
+        }
     }
 
     /** Starts the CUDA backend (a clear error when it cannot) and sets TF32. */
@@ -510,7 +730,21 @@ final class TrainCommand extends ToolCommand {
 
     /** A random network, or one initialised from --init. */
     RetrievalNet initialNetwork(long seed) throws IOException {
-        RetrievalNet.Options options = new RetrievalNet.Options(arch, outDim, pooling, gemP, false, false, baseWidth);
+        RetrievalNet.Options options;
+        try {
+            options = new RetrievalNet.Options(arch, outDim, pooling, gemP, withoutFc, normFeatures, baseWidth,
+                    centerBias);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("network: " + e.getMessage());
+        }
+        if (recordedNetwork) {
+            // every weight comes from the checkpoint (the trainer refuses one that does not fit): no random draw
+            try {
+                return MemoryScope.detached(() -> new RetrievalNet(options, null));
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("network " + options + ": " + e.getMessage());
+            }
+        }
         if (init == null) {
             return build(options, seed);
         }

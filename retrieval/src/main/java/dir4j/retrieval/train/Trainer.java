@@ -66,6 +66,8 @@ public final class Trainer {
     private final Augmentation augmentation;
     private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
     private CheckpointWriter checkpointWriter = Safetensors::write;
+    /** The command's own settings (data, device) recorded beside the recipe in each checkpoint; null: none. */
+    private Map<String, Object> runOptions;
     /** Whether the reason the plots cannot be drawn here has been reported (once per run). */
     private boolean plotsWarned;
 
@@ -79,6 +81,83 @@ public final class Trainer {
     Trainer withCheckpointWriter(CheckpointWriter writer) {
         this.checkpointWriter = writer;
         return this;
+    }
+
+    /**
+     * Records a command's settings that are not part of the recipe (the training data, the device,
+     * ...) in each checkpoint's metadata, as {@code run_options}, so that a {@code --resume} can
+     * take them from there ({@link #recorded}); returns this. Values: strings, numbers, booleans.
+     */
+    public Trainer withRunOptions(Map<String, Object> options) {
+        this.runOptions = new LinkedHashMap<>(options);
+        return this;
+    }
+
+    /** The checkpoint metadata format of a training checkpoint. */
+    static final String FORMAT = "dir4j-train-1";
+
+    /**
+     * What a run in a folder records of itself, for a resume that repeats none of its settings.
+     *
+     * @param recipe       the recipe's settings by {@link TrainConfig} key, as text: from the checkpoint's
+     *                     metadata ({@code train_config}, the recipe its weights were trained with), else
+     *                     from {@link #RECIPE_FILE}; keys this version does not know are dropped; empty
+     *                     when neither records one
+     * @param recipeSource the file the recipe comes from (null when empty)
+     * @param modelOptions the network's options ({@link #modelOptions} keys); empty when not recorded
+     * @param runOptions   what {@link #withRunOptions} gave; empty when not recorded
+     */
+    public record Recorded(Map<String, String> recipe, Path recipeSource, Map<String, Object> modelOptions,
+                           Map<String, Object> runOptions) {}
+
+    /**
+     * What {@code outDir}'s checkpoint (and recipe file) record, read without loading a tensor.
+     *
+     * @throws IOException when the checkpoint cannot be read, is not a training checkpoint, or
+     *     records something that is not a JSON object
+     */
+    public static Recorded recorded(Path outDir) throws IOException {
+        Path file = outDir.resolve("checkpoint.safetensors");
+        Map<String, String> meta = Safetensors.readMetadata(file);
+        if (!FORMAT.equals(meta.get("format"))) {
+            throw new IOException(file + " is not a dir4j training checkpoint (format " + meta.get("format") + ")");
+        }
+        Map<String, Object> stored = jsonObject(file, "train_config", meta.get("train_config"));
+        Map<String, String> recipe = new LinkedHashMap<>();
+        Path source = file;
+        if (stored.isEmpty() && Files.isRegularFile(outDir.resolve(RECIPE_FILE))) {
+            source = outDir.resolve(RECIPE_FILE);
+            try {
+                stored = new LinkedHashMap<>(TrainConfig.readFile(source));
+            } catch (IllegalArgumentException e) {
+                throw new IOException(e.getMessage(), e);
+            }
+        }
+        var known = TrainConfig.defaults().toMap().keySet();
+        stored.forEach((k, v) -> {
+            if (known.contains(k) && v != null) {
+                recipe.put(k, String.valueOf(v));
+            }
+        });
+        return new Recorded(recipe, recipe.isEmpty() ? null : source,
+                jsonObject(file, "model_options", meta.get("model_options")),
+                jsonObject(file, "run_options", meta.get("run_options")));
+    }
+
+    private static Map<String, Object> jsonObject(Path file, String key, String json) throws IOException {
+        Map<String, Object> m = new LinkedHashMap<>();
+        if (json == null) {
+            return m;
+        }
+        try {
+            if (!(Json.parse(json) instanceof Map<?, ?> obj)) {
+                throw new IOException(file + ": metadata '" + key + "' is not a JSON object");
+            }
+            obj.forEach((k, v) -> m.put(String.valueOf(k), v));
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": metadata '" + key + "' is not JSON: " + e.getMessage(), e);
+        }
+        return m;
     }
 
     /** The recipe file of a run (the settings used, {@link TrainConfig#toJson()}), beside the checkpoint. */
@@ -204,7 +283,7 @@ public final class Trainer {
             Files.writeString(outDir.resolve(RECIPE_FILE), cfg.toJson(), StandardCharsets.UTF_8);
             long t0 = System.nanoTime();
             long imagesDone = 0;
-            for (long step = start; step < cfg.steps(); step++) {
+            for (long step = start; step < Math.min(cfg.steps(), stopAfter); step++) {
                 ClassBalancedSampler.Batch batch = sampler.batch(step);
                 List<RgbImage> inputs = augmented(batch, augmentation, step);
                 opt.setLr(schedule.lr(step));
@@ -350,11 +429,14 @@ public final class Trainer {
             opt.state(params.get(name)).forEach((k, v) -> tensors.put("optim." + name + "." + k, v));
         }
         Map<String, String> meta = new LinkedHashMap<>();
-        meta.put("format", "dir4j-train-1");
+        meta.put("format", FORMAT);
         meta.put("step", Long.toString(step));
         meta.put("optimizer_steps", Long.toString(opt.steps()));
         meta.put("train_config", Json.write(new LinkedHashMap<>(cfg.toMap())));
         meta.put("model_options", Json.write(modelOptions(net.options())));
+        if (runOptions != null) {
+            meta.put("run_options", Json.write(runOptions));
+        }
         try {
             checkpointWriter.write(checkpointFile(), tensors, meta);
         } catch (IOException e) {
@@ -385,7 +467,7 @@ public final class Trainer {
             throws IOException {
         try (Safetensors.Contents c = Safetensors.read(checkpointFile())) {
             String format = c.metadata().get("format");
-            if (!"dir4j-train-1".equals(format)) {
+            if (!FORMAT.equals(format)) {
                 throw new IOException(checkpointFile() + " is not a dir4j training checkpoint (format " + format + ")");
             }
             checkSameNetwork(c.metadata().get("model_options"));
@@ -424,8 +506,9 @@ public final class Trainer {
     /**
      * What this run's recipe changes from the one the checkpoint was trained with, as one line
      * ("resuming with lr 0.001 (the checkpoint was trained with lr 0.002)"), or null when nothing
-     * does. A change is allowed (a longer schedule, a lower rate) but should not pass unseen. Keys
-     * the checkpoint does not record are not compared.
+     * does. A change is allowed (a longer schedule, a lower rate) but should not pass unseen; the
+     * line says when it makes the result differ from an uninterrupted run of the recorded recipe
+     * ({@link #changesResults}). Keys the checkpoint does not record are not compared.
      */
     private String recipeChanges(String storedJson) {
         if (storedJson == null || !(Json.parse(storedJson) instanceof Map<?, ?> stored)) {
@@ -433,15 +516,31 @@ public final class Trainer {
         }
         List<String> now = new ArrayList<>();
         List<String> then = new ArrayList<>();
-        cfg.toMap().forEach((k, v) -> {
-            Object old = stored.get(k);
-            if (old != null && !String.valueOf(old).equals(v)) {
-                now.add(k + " " + v);
-                then.add(k + " " + old);
+        boolean differs = false;
+        for (var e : cfg.toMap().entrySet()) {
+            Object old = stored.get(e.getKey());
+            if (old != null && !String.valueOf(old).equals(e.getValue())) {
+                now.add(e.getKey() + " " + e.getValue());
+                then.add(e.getKey() + " " + old);
+                differs |= changesResults(e.getKey(), String.valueOf(stored.get("schedule")));
             }
-        });
+        }
         return now.isEmpty() ? null : "resuming with " + String.join(", ", now) + " (the checkpoint was trained with "
-                + String.join(", ", then) + ")";
+                + String.join(", ", then) + ")" + (differs ? "; the result will not be that of an uninterrupted run"
+                : "");
+    }
+
+    /**
+     * Whether changing a setting on resume makes the weights differ from those of an uninterrupted
+     * run: every setting does but how often to checkpoint or validate, and the number of steps
+     * under a constant learning rate (other schedules are stretched over the steps).
+     */
+    static boolean changesResults(String key, String storedSchedule) {
+        return switch (key) {
+            case "checkpointEvery", "validateEvery" -> false;
+            case "steps" -> !"constant".equals(storedSchedule); // a changed schedule is named by itself
+            default -> true;
+        };
     }
 
     /**
@@ -464,7 +563,8 @@ public final class Trainer {
         }
         if (!diff.isEmpty()) {
             throw new IOException(checkpointFile() + " was written for another network: " + String.join(", ", diff)
-                    + "; resume with the options it was made with, or start over with --overwrite");
+                    + "; resume with the network it was made with (dir4j train --resume takes it from the checkpoint "
+                    + "when no network option is given), or start over with --overwrite");
         }
     }
 

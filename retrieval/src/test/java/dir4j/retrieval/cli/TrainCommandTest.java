@@ -162,7 +162,7 @@ class TrainCommandTest {
         CliRun.Run changed = CliRun.run(args.toArray(String[]::new));
         assertEquals(0, changed.rc(), changed.toString());
         String note = "note: resuming with optimizer sgd, lr 0.001, steps 2 (the checkpoint was trained with "
-                + "optimizer adam, lr 1.0E-4, steps 1)";
+                + "optimizer adam, lr 1.0E-4, steps 1); the result will not be that of an uninterrupted run";
         assertEquals(1, changed.err().lines().filter(l -> l.contains("resuming with")).count(), changed.err());
         assertTrue(changed.err().lines().anyMatch(note::equals), changed.err());
         assertTrue(changed.out().contains("trained 2 steps"), changed.out());
@@ -171,6 +171,172 @@ class TrainCommandTest {
         assertEquals(0, same.rc(), same.toString());
         assertTrue(same.err().contains("resumed from"), same.err());
         assertFalse(same.err().contains("resuming with"), same.err());
+    }
+
+    /** Non-default recipe and network settings for the resume tests (beside TINY's sizes). */
+    private static List<String> unusual(Path out, String... more) {
+        List<String> args = tiny(out, "--lr", "0.002", "--seed", "7", "--optimizer", "adamw", "--out-dim", "6",
+                "--gem-p", "2.5", "--steps", "4", "--crop-size", "30", "--min-size", "34");
+        args.add("--no-frozen-batch-norm");
+        args.addAll(List.of(more));
+        return args;
+    }
+
+    /** log.csv without its images/s column (a measured speed): step, loss, lr, validation mAP. */
+    private static List<String> logWithoutSpeed(Path log) throws IOException {
+        return Files.readAllLines(log).stream().map(l -> {
+            String[] f = l.split(",", -1);
+            return f[0] + "," + f[1] + "," + f[2] + "," + f[4];
+        }).toList();
+    }
+
+    /**
+     * The walkthrough's defect: 'train --resume --out DIR' alone used to continue with the default
+     * recipe (another lr, crop, seed, batch norm no longer frozen) and rewrite train-config.json.
+     * Now a run stopped at step 2 and resumed with nothing but --resume --out ends, on the CPU, with
+     * the very bytes of the uninterrupted run's checkpoint and network, the same log, and its
+     * recipe file unchanged.
+     */
+    @Test
+    void aResumeGivenOnlyOutContinuesTheRecordedRunExactly(@TempDir Path tmp) throws IOException {
+        Path a = tmp.resolve("a");
+        Path b = tmp.resolve("b");
+        CliRun.Run straight = CliRun.run(unusual(a).toArray(String[]::new));
+        assertEquals(0, straight.rc(), straight.toString());
+        CliRun.Run stopped = CliRun.run(unusual(b, "--stop-after", "2").toArray(String[]::new));
+        assertEquals(0, stopped.rc(), stopped.toString());
+        assertTrue(stopped.out().contains("trained 2 steps"), stopped.out());
+        byte[] recipe = Files.readAllBytes(b.resolve("train-config.json"));
+
+        CliRun.Run resumed = CliRun.run("train", "--resume", "--out", b.toString());
+        assertEquals(0, resumed.rc(), resumed.toString());
+        assertTrue(resumed.out().contains("trained 4 steps"), resumed.out());
+        assertTrue(resumed.err().contains("note: resuming the run in " + b + " as checkpoint.safetensors records it "
+                + "(recipe, network, data, device); options given here override the record"), resumed.err());
+        assertTrue(resumed.err().contains("resumed from " + b.resolve("checkpoint.safetensors") + " at step 2"),
+                resumed.err());
+        assertFalse(resumed.err().contains("resuming with"), "nothing overridden: " + resumed.err());
+        assertTrue(resumed.err().contains("network: Options[arch=resnet18, outDim=6, pooling=gem, gemp=2.5"),
+                "the recorded network: " + resumed.err());
+
+        assertArrayEquals(Files.readAllBytes(a.resolve("checkpoint.safetensors")),
+                Files.readAllBytes(b.resolve("checkpoint.safetensors")), "the uninterrupted run's checkpoint, bitwise");
+        assertArrayEquals(Files.readAllBytes(a.resolve("model.safetensors")),
+                Files.readAllBytes(b.resolve("model.safetensors")), "and its network");
+        assertEquals(logWithoutSpeed(a.resolve("log.csv")), logWithoutSpeed(b.resolve("log.csv")));
+        assertEquals(5, Files.readAllLines(b.resolve("log.csv")).size(), "header + steps 1..4");
+        // the recipe file is the recorded one, not the defaults
+        assertArrayEquals(recipe, Files.readAllBytes(b.resolve("train-config.json")));
+        TrainConfig used = TrainConfig.defaults().withFile(b.resolve("train-config.json"));
+        assertEquals(0.002, used.lr());
+        assertEquals(7, used.seed());
+        assertEquals(30, used.cropSize());
+        assertEquals(34, used.minSize());
+        assertEquals("adamw", used.optimizer());
+        assertFalse(used.frozenBatchNorm());
+        assertEquals(4, used.steps());
+        try (RetrievalNet net = NetworkCheckpoint.load(b.resolve("model.safetensors")).net()) {
+            assertEquals(new RetrievalNet.Options("resnet18", 6, "gem", 2.5, false, false, 4), net.options());
+        }
+    }
+
+    /**
+     * An option given on resume overrides the recorded setting and is noted once; the note says
+     * when the result is no longer an uninterrupted run's (a longer --steps under a constant rate
+     * keeps it, another lr does not). The rest stays as recorded, in the log and the recipe file.
+     */
+    @Test
+    void anOptionGivenOnResumeOverridesTheRecordAndIsNoted(@TempDir Path out) throws IOException {
+        CliRun.Run first = CliRun.run(tiny(out, "--lr", "0.002", "--schedule", "constant").toArray(String[]::new));
+        assertEquals(0, first.rc(), first.toString());
+        CliRun.Run longer = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "3");
+        assertEquals(0, longer.rc(), longer.toString());
+        assertTrue(longer.err().lines().anyMatch(("note: resuming with steps 3 (the checkpoint was trained with "
+                + "steps 2)")::equals), longer.err());
+        assertTrue(longer.out().contains("trained 3 steps"), longer.out());
+        List<String> log = Files.readAllLines(out.resolve("log.csv"));
+        assertEquals(4, log.size(), "header + steps 1..3");
+        assertEquals("0.002", log.get(3).split(",")[2], "the recorded lr, constant");
+
+        CliRun.Run lower = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "4", "--lr", "0.001");
+        assertEquals(0, lower.rc(), lower.toString());
+        assertEquals(1, lower.err().lines().filter(l -> l.contains("resuming with")).count(), lower.err());
+        assertTrue(lower.err().lines().anyMatch(("note: resuming with lr 0.001, steps 4 (the checkpoint was trained "
+                + "with lr 0.002, steps 3); the result will not be that of an uninterrupted run")::equals), lower.err());
+        log = Files.readAllLines(out.resolve("log.csv"));
+        assertEquals(5, log.size(), "header + steps 1..4");
+        assertEquals("0.001", log.get(4).split(",")[2]);
+        TrainConfig used = TrainConfig.defaults().withFile(out.resolve("train-config.json"));
+        assertEquals(0.001, used.lr());
+        assertEquals(4, used.steps());
+        assertEquals("constant", used.schedule());
+        assertEquals(5, used.seed(), "TINY's seed, as recorded");
+        assertEquals(32, used.cropSize(), "TINY's crop, as recorded");
+
+        // a --config file given on resume overrides the record too, and only for the settings it has
+        Path cfg = out.resolve("more.json");
+        Files.writeString(cfg, "{\"steps\": 5}");
+        CliRun.Run file = CliRun.run("train", "--resume", "--out", out.toString(), "--config", cfg.toString(),
+                "--quiet");
+        assertEquals(0, file.rc(), file.toString());
+        used = TrainConfig.defaults().withFile(out.resolve("train-config.json"));
+        assertEquals(5, used.steps());
+        assertEquals(0.001, used.lr(), "the lr the checkpoint was last trained with");
+    }
+
+    /**
+     * A network option given on resume that the checkpoint cannot fit is refused naming both, before
+     * anything in OUT changes; one that a recorded setting then contradicts is a usage error naming
+     * the option and where the other value is recorded.
+     */
+    @Test
+    void aResumeWhoseNetworkOrRecipeConflictsWithTheRecordIsRefused(@TempDir Path out) throws IOException {
+        CliRun.Run first = CliRun.run(tiny(out).toArray(String[]::new));
+        assertEquals(0, first.rc(), first.toString());
+        Map<String, List<Byte>> before = snapshot(out);
+        CliRun.Run other = CliRun.run("train", "--resume", "--out", out.toString(), "--out-dim", "16", "--steps", "3");
+        assertEquals(1, other.rc(), other.toString());
+        assertTrue(other.err().contains("was written for another network: out_dim 8 (now 16)"), other.err());
+        assertEquals(before, snapshot(out), "a refused --resume left OUT as it was");
+        // the recorded min size (32) is below a crop size given now: exit 2 naming both, before any work
+        CliRun.Run crop = CliRun.run("train", "--resume", "--out", out.toString(), "--crop-size", "36");
+        assertEquals(2, crop.rc(), crop.toString());
+        assertTrue(crop.err().contains("--min-size (as recorded in " + out.resolve("checkpoint.safetensors")
+                + ") must be at least --crop-size (36)"), crop.err());
+        assertEquals(before, snapshot(out));
+    }
+
+    /**
+     * A checkpoint that records no recipe, data or network (an older run): the resume takes them
+     * from the defaults and the options given, as before, and says so.
+     */
+    @Test
+    void aCheckpointWithoutARecordResumesAsBeforeAndSaysSo(@TempDir Path out) throws IOException {
+        CliRun.Run first = CliRun.run(tiny(out, "--steps", "1").toArray(String[]::new));
+        assertEquals(0, first.rc(), first.toString());
+        Path file = out.resolve("checkpoint.safetensors");
+        try (var c = dir4j.nn.io.Safetensors.read(file)) {
+            Map<String, String> meta = new java.util.LinkedHashMap<>(c.metadata());
+            assertTrue(meta.keySet().containsAll(List.of("train_config", "model_options", "run_options")), meta.keySet()
+                    .toString());
+            meta.keySet().retainAll(List.of("format", "step", "optimizer_steps"));
+            dir4j.nn.io.Safetensors.write(out.resolve("old.safetensors"), c.tensors(), meta);
+        }
+        Files.move(out.resolve("old.safetensors"), file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Files.delete(out.resolve("train-config.json"));
+        CliRun.Run bare = CliRun.run("train", "--resume", "--out", out.toString());
+        assertEquals(2, bare.rc(), bare.toString());
+        assertTrue(bare.err().contains("records no recipe (an older run)"), bare.err());
+        assertTrue(bare.err().contains("records no training data or device (an older run)"), bare.err());
+        assertTrue(bare.err().contains("give exactly one of --train-list FILE or --synth"), bare.err());
+        List<String> args = tiny(out, "--steps", "2");
+        args.remove("--quiet");
+        args.add("--resume");
+        CliRun.Run again = CliRun.run(args.toArray(String[]::new));
+        assertEquals(0, again.rc(), again.toString());
+        assertTrue(again.err().contains("records no recipe (an older run): resuming with the defaults"), again.err());
+        assertTrue(again.out().contains("trained 2 steps"), again.out());
+        assertEquals(32, TrainConfig.defaults().withFile(out.resolve("train-config.json")).cropSize());
     }
 
     /** Off by default on the CPU, on with --channels-last, off with --no-channels-last; the same losses. */

@@ -89,6 +89,56 @@ class TrainerTest {
         assertNotEquals(full.losses().get(0), full.losses().get(3));
     }
 
+    /**
+     * Each checkpoint records the recipe, the network options and the command's run options, and
+     * {@link Trainer#recorded} reads them back from its header (train-config.json where the
+     * checkpoint has no recipe); a resume told to stop at a step already done trains nothing.
+     */
+    @Test
+    void theCheckpointRecordsWhatAResumeNeeds(@TempDir Path out) throws IOException {
+        Map<String, Object> runOptions = new LinkedHashMap<>();
+        runOptions.put("train_list", "/data/train.txt");
+        runOptions.put("val_image_size", 96);
+        runOptions.put("tf32", false);
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), out).withRunOptions(runOptions).run(false, null, null, 2);
+        }
+        Path file = out.resolve("checkpoint.safetensors");
+        Trainer.Recorded r = Trainer.recorded(out);
+        assertEquals(config(4).toMap(), r.recipe());
+        assertEquals(file, r.recipeSource());
+        assertEquals("resnet18_rmac", r.modelOptions().get("arch"));
+        assertEquals(8, ((Number) r.modelOptions().get("out_dim")).intValue());
+        assertEquals(4, ((Number) r.modelOptions().get("base_width")).intValue());
+        assertEquals("/data/train.txt", r.runOptions().get("train_list"));
+        assertEquals(96, ((Number) r.runOptions().get("val_image_size")).intValue());
+        assertEquals(false, r.runOptions().get("tf32"));
+
+        byte[] before = Files.readAllBytes(file);
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer.History h = new Trainer(net, images, labels, config(4), out).run(true, null, null, 2);
+            assertEquals(List.of(1L, 2L), h.steps(), "the log up to the checkpoint, nothing more");
+        }
+        assertArrayEquals(before, Files.readAllBytes(file));
+
+        // a checkpoint without its recipe: the recipe file beside it
+        try (var c = dir4j.nn.io.Safetensors.read(file)) {
+            Map<String, String> meta = new LinkedHashMap<>(c.metadata());
+            meta.remove("train_config");
+            dir4j.nn.io.Safetensors.write(out.resolve("old.safetensors"), c.tensors(), meta);
+        }
+        Files.move(out.resolve("old.safetensors"), file, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        r = Trainer.recorded(out);
+        assertEquals(out.resolve(Trainer.RECIPE_FILE), r.recipeSource());
+        assertEquals(config(4), TrainConfig.defaults().with(r.recipe()));
+        // and neither: an empty recipe
+        Files.delete(out.resolve(Trainer.RECIPE_FILE));
+        r = Trainer.recorded(out);
+        assertTrue(r.recipe().isEmpty());
+        assertEquals(null, r.recipeSource());
+        assertEquals("/data/train.txt", r.runOptions().get("train_list"));
+    }
+
     @Test
     void twoRunsWithTheSameSeedGiveIdenticalWeights(@TempDir Path out) throws IOException {
         Map<String, double[]> a;
