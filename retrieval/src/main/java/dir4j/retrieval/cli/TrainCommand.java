@@ -4,6 +4,7 @@ import dir4j.engine.Backends;
 import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
+import dir4j.engine.io.OutputLock;
 import dir4j.nn.Module;
 import dir4j.nn.io.Json;
 import dir4j.nn.io.Safetensors;
@@ -331,7 +332,8 @@ final class TrainCommand extends ToolCommand {
             cudaBackend(dev, useTf32);
         }
         // OUT (with train-config.json, the recipe used) is written by the trainer once the run is under way
-        try (RetrievalNet net = initialNetwork(cfg.seed())) {
+        // one run per folder at a time; what killed runs left half-written there goes
+        try (OutputLock lock = Trainer.lock(out); RetrievalNet net = initialNetwork(cfg.seed())) {
             net.channelsLast(channelsLast != null ? channelsLast
                     : System.getProperty(RetrievalNet.CHANNELS_LAST_PROPERTY) != null ? net.channelsLast()
                     : dev.kind() == Device.Kind.CUDA && useTf32);
@@ -877,10 +879,7 @@ final class TrainCommand extends ToolCommand {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", "pt");
         meta.put("model_options", Json.write(Trainer.modelOptions(net.options())));
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        Safetensors.write(tmp, net.stateDict(), meta);
-        Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        Safetensors.write(file, net.stateDict(), meta); // atomic: a temporary file beside it, renamed over it
     }
 
     /** A progress bar redrawn on stderr from the trainer's step lines; other lines printed as they come. */

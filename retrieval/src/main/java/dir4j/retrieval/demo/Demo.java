@@ -5,6 +5,7 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
+import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.data.RetrievalDataset;
 import dir4j.retrieval.eval.RevisitedProtocol;
 import dir4j.retrieval.eval.RevisitedResult;
@@ -91,7 +92,9 @@ public final class Demo {
             trainLabels.add(Integer.parseInt(f[1]));
         }
         Preprocessing prep = Preprocessing.imagenet(s.imageSize());
-        try (RetrievalNet net = new RetrievalNet(s.net(), new Random(s.train().seed()))) {
+        // one demo per output folder at a time (a second is refused, not mixed into the first's checkpoint)
+        try (OutputLock lock = Trainer.lock(s.out());
+                RetrievalNet net = new RetrievalNet(s.net(), new Random(s.train().seed()))) {
             if (!device.equals(Device.CPU)) {
                 net.to(device);
             }

@@ -1,5 +1,7 @@
 package dir4j.retrieval.synth;
 
+import dir4j.engine.io.AtomicFiles;
+import dir4j.engine.io.OutputLock;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -112,11 +114,24 @@ public final class SyntheticLandmarks {
         if (Files.isDirectory(dir) && matches(dir, config)) {
             return dir;
         }
+        Files.createDirectories(root);
+        // one generator per data root at a time; under the lock, what killed generators left goes
+        try (OutputLock lock = OutputLock.acquire(root.resolve(".synth.lock"), dir + " (a benchmark being generated)")) {
+            if (Files.isDirectory(dir) && matches(dir, config)) {
+                return dir; // finished by another process while this one started
+            }
+            AtomicFiles.removeLeftovers(dir);
+            return generateLocked(dir, config, progress);
+        }
+    }
+
+    private static Path generateLocked(Path dir, Config config, java.util.function.BiConsumer<Integer, Integer> progress)
+            throws IOException {
         if (Files.exists(dir)) {
             throw new IOException(dir + " exists but was made from another configuration (or is not a dir4j synth "
                     + "benchmark); remove it or choose another --data-root");
         }
-        Path tmp = dir4j.engine.io.AtomicFiles.temporaryFolderBeside(dir);
+        Path tmp = AtomicFiles.temporaryFolderBeside(dir);
         try {
             Files.createDirectories(tmp.resolve("jpg"));
             List<Job> jobs = new ArrayList<>();

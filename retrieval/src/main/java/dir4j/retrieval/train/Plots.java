@@ -2,7 +2,6 @@ package dir4j.retrieval.train;
 
 import dir4j.engine.io.AtomicFiles;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.knowm.xchart.BitmapEncoder;
@@ -16,13 +15,12 @@ import org.knowm.xchart.XYChartBuilder;
  * (log.csv holds the same numbers).
  */
 final class Plots {
-    /** Renders a chart into a file; replaceable in tests. */
+    /** Renders a chart as the bytes of a PNG file; replaceable in tests. */
     interface Renderer {
-        void save(XYChart chart, Path file) throws IOException;
+        byte[] render(XYChart chart) throws IOException;
     }
 
-    static final Renderer PNG = (chart, file) -> BitmapEncoder.saveBitmap(chart, file.toString(),
-            BitmapEncoder.BitmapFormat.PNG);
+    static final Renderer PNG = chart -> BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
 
     private Plots() {}
 
@@ -59,14 +57,13 @@ final class Plots {
         }
     }
 
+    /** Rendered whole in memory, then written atomically (a kill or a full disk leaves the previous plot). */
     private static void save(XYChart c, Path file, Renderer renderer) throws IOException {
-        // BitmapEncoder adds the extension itself when the name lacks it
-        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp.png");
+        byte[] png = renderer.render(c);
         try {
-            renderer.save(c, tmp);
-            AtomicFiles.replace(tmp, file);
-        } finally {
-            Files.deleteIfExists(tmp);
+            AtomicFiles.write(file, png);
+        } catch (IOException e) {
+            throw new IOException(file + ": cannot be written (" + e.getMessage() + ")", e);
         }
     }
 

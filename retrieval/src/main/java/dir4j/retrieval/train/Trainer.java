@@ -5,6 +5,8 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Ops;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
+import dir4j.engine.io.AtomicFiles;
+import dir4j.engine.io.OutputLock;
 import dir4j.nn.io.Json;
 import dir4j.nn.io.Safetensors;
 import dir4j.nn.optim.Adam;
@@ -269,7 +271,7 @@ public final class Trainer {
             History history = History.empty();
             if (resume && Files.exists(checkpointFile())) {
                 start = restore(opt, names, progress);
-                history = readLog(start);
+                history = readLog(start, progress);
                 if (progress != null) {
                     progress.accept("resumed from " + checkpointFile() + " at step " + start);
                 }
@@ -280,7 +282,7 @@ public final class Trainer {
                 Files.deleteIfExists(outDir.resolve("log.csv"));
             }
             // written once the run is under way (a refused resume leaves the earlier recipe file)
-            Files.writeString(outDir.resolve(RECIPE_FILE), cfg.toJson(), StandardCharsets.UTF_8);
+            AtomicFiles.write(outDir.resolve(RECIPE_FILE), cfg.toJson().getBytes(StandardCharsets.UTF_8));
             long t0 = System.nanoTime();
             long imagesDone = 0;
             for (long step = start; step < Math.min(cfg.steps(), stopAfter); step++) {
@@ -323,21 +325,65 @@ public final class Trainer {
                 }
                 if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
                     save(opt, names, step + 1);
-                    String skipped = Plots.write(history, outDir);
-                    if (skipped != null && !plotsWarned) {
-                        plotsWarned = true;
-                        System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, skipped);
-                        if (progress != null) {
-                            progress.accept("note: " + skipped);
-                        }
-                    }
+                    plot(history, progress);
                 }
                 if (step + 1 == stopAfter) {
                     break;
                 }
             }
+            if (start >= Math.min(cfg.steps(), stopAfter)) {
+                // nothing left to train (a run killed after its last checkpoint, while drawing): the plots again
+                plot(history, progress);
+            }
             return history;
         }
+    }
+
+    /**
+     * Draws loss.png and validation.png; a machine that cannot draw, or a plot that cannot be
+     * written (a full disk), is reported once and training goes on: log.csv holds the numbers.
+     */
+    private void plot(History history, java.util.function.Consumer<String> progress) {
+        String skipped;
+        try {
+            skipped = Plots.write(history, outDir);
+        } catch (IOException e) {
+            skipped = "plots not written: " + e.getMessage();
+        }
+        if (skipped != null && !plotsWarned) {
+            plotsWarned = true;
+            System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, skipped);
+            if (progress != null) {
+                progress.accept("note: " + skipped);
+            }
+        }
+    }
+
+    /**
+     * Takes the run folder {@code outDir} for this process ({@code OUT/.lock}), so that a second
+     * training into it (another dir4j train, demo or a process of this one) is refused instead of
+     * interleaving its checkpoints and log with this one's, and removes what writers killed
+     * mid-write left there (temporary checkpoints, logs, plots, networks). Hold it around the
+     * whole run and what is written after it.
+     *
+     * @throws IOException naming the folder and the holder when another writer holds it
+     */
+    public static OutputLock lock(Path outDir) throws IOException {
+        OutputLock lock = OutputLock.acquire(outDir.resolve(".lock"), outDir + " (a training run)");
+        try {
+            for (String f : List.of("checkpoint.safetensors", "model.safetensors", "log.csv", RECIPE_FILE, "loss.png",
+                    "validation.png", "report.html")) {
+                AtomicFiles.removeLeftovers(outDir.resolve(f));
+            }
+            // the fixed temporary names of earlier versions
+            Files.deleteIfExists(outDir.resolve("model.safetensors.tmp"));
+            Files.deleteIfExists(outDir.resolve(".loss.png.tmp.png"));
+            Files.deleteIfExists(outDir.resolve(".validation.png.tmp.png"));
+        } catch (IOException | RuntimeException e) {
+            lock.close();
+            throw e;
+        }
+        return lock;
     }
 
     private double validate(Validator validator) throws IOException {
@@ -573,7 +619,7 @@ public final class Trainer {
         String line = String.format(java.util.Locale.ROOT, "%d,%s,%s,%s,%s%n", step, num(loss), num(lr), num(ips),
                 num(validation));
         if (!Files.exists(log)) {
-            Files.writeString(log, "step,loss,lr,images_per_second,validation_map\n", StandardCharsets.UTF_8);
+            Files.writeString(log, LOG_HEADER + "\n", StandardCharsets.UTF_8);
         }
         Files.writeString(log, line, StandardCharsets.UTF_8, StandardOpenOption.APPEND);
     }
@@ -582,36 +628,62 @@ public final class Trainer {
         return Double.isNaN(v) ? "" : Double.toString(v);
     }
 
-    /** The log up to {@code step} (later rows, from after the checkpoint, are dropped). */
-    private History readLog(long step) throws IOException {
+    /**
+     * The log up to {@code step} (later rows, from after the checkpoint, are dropped), rewritten
+     * atomically. A last line cut short (a kill or a full disk mid-append) is dropped with a note;
+     * a malformed line elsewhere is an error naming it.
+     */
+    private History readLog(long step, java.util.function.Consumer<String> progress) throws IOException {
         History h = History.empty();
         Path log = outDir.resolve("log.csv");
         if (!Files.exists(log)) {
             return h;
         }
         List<String> kept = new ArrayList<>();
+        kept.add(LOG_HEADER);
         List<String> lines = Files.readAllLines(log);
-        kept.add(lines.get(0));
-        for (String line : lines.subList(1, lines.size())) {
+        for (int i = 1; i < lines.size(); i++) {
+            String line = lines.get(i);
             String[] f = line.split(",", -1);
-            long s = Long.parseLong(f[0]);
-            if (s > step) {
-                continue;
+            long s;
+            try {
+                if (f.length != 5) {
+                    throw new NumberFormatException(f.length + " fields");
+                }
+                s = Long.parseLong(f[0]);
+                double loss = f[1].isEmpty() ? Double.NaN : Double.parseDouble(f[1]);
+                double lr = f[2].isEmpty() ? Double.NaN : Double.parseDouble(f[2]);
+                double validation = f[4].isEmpty() ? Double.NaN : Double.parseDouble(f[4]);
+                if (s > step) {
+                    continue;
+                }
+                if (!f[1].isEmpty()) {
+                    h.steps().add(s);
+                    h.losses().add(loss);
+                    h.lrs().add(lr);
+                }
+                if (!f[4].isEmpty()) {
+                    h.validationSteps().add(s);
+                    h.validation().add(validation);
+                }
+            } catch (NumberFormatException e) {
+                if (i == lines.size() - 1) {
+                    if (progress != null) {
+                        progress.accept("note: " + log + ": its last line was cut short (\"" + line
+                                + "\"), dropped");
+                    }
+                    continue;
+                }
+                throw new IOException(log + ", line " + (i + 1) + ": not a log row (\"" + line + "\"); expected "
+                        + LOG_HEADER);
             }
             kept.add(line);
-            if (!f[1].isEmpty()) {
-                h.steps().add(s);
-                h.losses().add(Double.parseDouble(f[1]));
-                h.lrs().add(Double.parseDouble(f[2]));
-            }
-            if (!f[4].isEmpty()) {
-                h.validationSteps().add(s);
-                h.validation().add(Double.parseDouble(f[4]));
-            }
         }
-        Files.write(log, kept, StandardCharsets.UTF_8);
+        AtomicFiles.write(log, (String.join("\n", kept) + "\n").getBytes(StandardCharsets.UTF_8));
         return h;
     }
+
+    private static final String LOG_HEADER = "step,loss,lr,images_per_second,validation_map";
 
     static String duration(double seconds) {
         long s = Math.round(seconds);

@@ -284,6 +284,21 @@ class TrainCommandTest {
         assertEquals(0.001, used.lr(), "the lr the checkpoint was last trained with");
     }
 
+    /** A second training into a folder another is writing is refused, naming it, and changes nothing there. */
+    @Test
+    void aSecondTrainingIntoTheSameFolderIsRefused(@TempDir Path out) throws IOException {
+        CliRun.Run first = CliRun.run(tiny(out).toArray(String[]::new));
+        assertEquals(0, first.rc(), first.toString());
+        Map<String, List<Byte>> before = snapshot(out);
+        try (var running = dir4j.retrieval.train.Trainer.lock(out)) {
+            CliRun.Run second = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "3");
+            assertEquals(1, second.rc(), second.toString());
+            assertTrue(second.err().contains("dir4j train: " + out + " (a training run) is being written by another "
+                    + "task of this process; wait for it to finish or stop it"), second.err());
+        }
+        assertEquals(before, snapshot(out), "nothing in OUT changed");
+    }
+
     /**
      * A network option given on resume that the checkpoint cannot fit is refused naming both, before
      * anything in OUT changes; one that a recorded setting then contradicts is a usage error naming

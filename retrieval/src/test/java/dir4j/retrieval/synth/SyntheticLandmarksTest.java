@@ -2,6 +2,7 @@ package dir4j.retrieval.synth;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -58,8 +59,30 @@ class SyntheticLandmarksTest {
         IOException e = assertThrows(IOException.class, () -> SyntheticLandmarks.generate(tmp, other, null));
         assertTrue(e.getMessage().contains("another configuration"), e.getMessage());
         try (var s = Files.list(tmp)) {
-            assertEquals(List.of("synth"), s.map(p -> p.getFileName().toString()).toList(), "no temp folder left");
+            assertEquals(List.of(".synth.lock", "synth"), s.map(p -> p.getFileName().toString()).sorted().toList(),
+                    "no temp folder left (the lock file stays)");
         }
+    }
+
+    /**
+     * One generator per data root: a second is refused while the first works; the next one to
+     * generate removes the half-written folders of killed generators.
+     */
+    @Test
+    void oneGeneratorAtATimeAndKilledGeneratorsLeftoversGo(@TempDir Path root) throws IOException {
+        Path killed = dir4j.engine.io.AtomicFiles.temporaryFolderBeside(root.resolve("synth"));
+        Files.createDirectories(killed.resolve("jpg"));
+        Files.write(killed.resolve("jpg/a.jpg"), new byte[1000]);
+        try (var held = dir4j.engine.io.OutputLock.acquire(root.resolve(".synth.lock"), "held")) {
+            IOException e = assertThrows(IOException.class, () -> SyntheticLandmarks.generate(root, TINY, null));
+            assertEquals(root.resolve("synth") + " (a benchmark being generated) is being written by another task of "
+                    + "this process; wait for it to finish or stop it (lock file " + root.resolve(".synth.lock") + ")",
+                    e.getMessage());
+            assertTrue(Files.exists(killed));
+        }
+        Path dir = SyntheticLandmarks.generate(root, TINY, null);
+        assertTrue(Files.isRegularFile(dir.resolve("synth.properties")));
+        assertFalse(Files.exists(killed), "the killed generator's folder is gone");
     }
 
     @Test

@@ -179,6 +179,99 @@ class TrainerTest {
      * A fresh start over an earlier run (--overwrite) removes its checkpoint with its log: a run that
      * stops before its own first checkpoint leaves nothing a --resume would take for its state.
      */
+    /**
+     * A kill mid-append can cut log.csv's last line short: a resume drops it with a note and ends
+     * as an uninterrupted run does; a malformed line elsewhere is an error naming it.
+     */
+    @Test
+    void aLogCutShortByAKillStillResumes(@TempDir Path out) throws IOException {
+        Trainer.History full;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            full = new Trainer(net, images, labels, config(4), out.resolve("a")).run(false, null, null);
+        }
+        Path b = out.resolve("b");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), b).run(false, null, null, 2);
+        }
+        Path log = b.resolve("log.csv");
+        String whole = Files.readString(log);
+        Files.writeString(log, whole + "3,0.12"); // the next step's line, cut by a kill
+        List<String> notes = new ArrayList<>();
+        Trainer.History tail;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            tail = new Trainer(net, images, labels, config(4), b).run(true, null, notes::add);
+        }
+        assertEquals(full.losses(), tail.losses());
+        assertTrue(notes.contains("note: " + log + ": its last line was cut short (\"3,0.12\"), dropped"),
+                notes.toString());
+        assertEquals(5, Files.readAllLines(log).size(), "the header and four steps");
+
+        Path c = out.resolve("c");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(4), c).run(false, null, null, 2);
+        }
+        List<String> lines = new ArrayList<>(Files.readAllLines(c.resolve("log.csv")));
+        lines.set(1, "1,x,0.01,,");
+        Files.write(c.resolve("log.csv"), lines);
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            IOException e = assertThrows(IOException.class,
+                    () -> new Trainer(net, images, labels, config(4), c).run(true, null, null));
+            assertEquals(c.resolve("log.csv") + ", line 2: not a log row (\"1,x,0.01,,\"); expected "
+                    + "step,loss,lr,images_per_second,validation_map", e.getMessage());
+        }
+    }
+
+    /**
+     * A run killed after its last checkpoint, while drawing, leaves old plots: resuming the finished
+     * run draws them again. A plot that cannot be written (here a folder in its place) is a note,
+     * not the end of training.
+     */
+    @Test
+    void plotsAreRedrawnAndAPlotThatCannotBeWrittenDoesNotStopTraining(@TempDir Path out) throws IOException {
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(2), out).run(false, null, null);
+        }
+        Files.delete(out.resolve("loss.png"));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer.History h = new Trainer(net, images, labels, config(2), out).run(true, null, null);
+            assertEquals(List.of(1L, 2L), h.steps());
+        }
+        assertTrue(Files.isRegularFile(out.resolve("loss.png")), "drawn again");
+
+        Path blocked = out.resolve("blocked");
+        Files.createDirectories(blocked.resolve("loss.png").resolve("in-the-way"));
+        List<String> notes = new ArrayList<>();
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer.History h = new Trainer(net, images, labels, config(2), blocked).run(false, null, notes::add);
+            assertEquals(List.of(1L, 2L), h.steps(), "trained to the end");
+        }
+        assertTrue(notes.stream().anyMatch(n -> n.startsWith("note: plots not written: " + blocked.resolve("loss.png")
+                + ": cannot be written")), notes.toString());
+        assertTrue(Files.isRegularFile(blocked.resolve("checkpoint.safetensors")));
+    }
+
+    /** One writer per run folder; the lock holder removes what killed writers left half-written. */
+    @Test
+    void aRunFolderHasOneWriterWhoClearsKilledWritersLeftovers(@TempDir Path out) throws IOException {
+        Files.createDirectories(out);
+        List<Path> leftovers = List.of(out.resolve(".checkpoint.safetensors.k3x9a.tmp"),
+                out.resolve(".log.csv.0abc.tmp"), out.resolve("model.safetensors.tmp"), out.resolve(".loss.png.tmp.png"));
+        for (Path p : leftovers) {
+            Files.write(p, new byte[100]);
+        }
+        Path other = Files.writeString(out.resolve("notes.txt"), "mine");
+        try (var lock = Trainer.lock(out)) {
+            for (Path p : leftovers) {
+                assertFalse(Files.exists(p), p.toString());
+            }
+            assertTrue(Files.exists(other));
+            IOException e = assertThrows(IOException.class, () -> Trainer.lock(out));
+            assertTrue(e.getMessage().startsWith(out + " (a training run) is being written by another task of this "
+                    + "process"), e.getMessage());
+        }
+        Trainer.lock(out).close(); // free again
+    }
+
     @Test
     void aFreshStartDropsTheEarlierRunsCheckpointWithItsLog(@TempDir Path out) throws IOException {
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
