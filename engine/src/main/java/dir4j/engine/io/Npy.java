@@ -60,6 +60,85 @@ public final class Npy {
         }
     }
 
+    /**
+     * An array as stored: numpy's name of its type ({@code "int64"}, {@code "uint8"},
+     * {@code "bool"}, {@code "float32"}, ...), its shape, and for integer and bool arrays every value
+     * as a 64-bit integer in C order ({@code null} for floats). A uint64 beyond {@code Long.MAX_VALUE}
+     * wraps (read it with {@link Long#toUnsignedString}).
+     */
+    public record Integers(String type, int[] shape, long[] values) {
+        /** Whether the values are integers (else the array holds floats and values is null). */
+        public boolean integers() {
+            return values != null;
+        }
+    }
+
+    /**
+     * Reads a .npy array's integers without narrowing them to int32 as {@link #read} does: ids
+     * (class labels) are names, not numbers to compute with, and may use all 64 bits. Float arrays
+     * come back with their type and shape and no values; other errors are {@link #read}'s.
+     */
+    public static Integers readIntegers(Path file) throws IOException {
+        if (Files.isDirectory(file)) {
+            throw new IOException(file + ": a directory, not a .npy file");
+        }
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
+            MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            Header h = Header.parse(all);
+            String type = h.kind.equals("b") ? "bool" : (h.kind.equals("f") ? "float" : h.kind.equals("u") ? "uint"
+                    : "int") + h.size * 8;
+            if (h.kind.equals("f")) {
+                return new Integers(type, h.shape, null);
+            }
+            long n = Shape.numel(h.shape);
+            if (n > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException("shape " + Shape.str(h.shape) + " holds more integers than one "
+                        + "Java array");
+            }
+            boolean unsigned = !h.kind.equals("i");
+            long[] values = new long[(int) n];
+            for (int i = 0; i < values.length; i++) {
+                long at = h.dataStart + (long) i * h.size;
+                values[i] = switch (h.size) {
+                    case 1 -> unsigned ? all.get(ValueLayout.JAVA_BYTE, at) & 0xffL : all.get(ValueLayout.JAVA_BYTE, at);
+                    case 2 -> {
+                        short v = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(h.order), at);
+                        yield unsigned ? v & 0xffffL : v;
+                    }
+                    case 4 -> {
+                        int v = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(h.order), at);
+                        yield unsigned ? v & 0xffffffffL : v;
+                    }
+                    default -> all.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(h.order), at);
+                };
+            }
+            if (h.fortran && h.shape.length > 1) {
+                values = fortranToC(values, h.shape);
+            }
+            return new Integers(type, h.shape, values);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Column-major values of {@code shape} in row-major order. */
+    private static long[] fortranToC(long[] f, int[] shape) {
+        long[] c = new long[f.length];
+        int[] idx = new int[shape.length];
+        for (int i = 0; i < f.length; i++) {
+            // idx is the C-order index of element i; its Fortran-order position
+            long at = 0;
+            for (int d = shape.length - 1; d >= 0; d--) {
+                at = at * shape[d] + idx[d];
+            }
+            c[i] = f[(int) at];
+            for (int d = shape.length - 1; d >= 0 && ++idx[d] == shape[d]; d--) {
+                idx[d] = 0;
+            }
+        }
+        return c;
+    }
+
     /** Parses .npy bytes. */
     public static Tensor parse(byte[] all) {
         return parse(MemorySegment.ofArray(all));

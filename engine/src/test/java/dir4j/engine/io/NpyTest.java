@@ -89,6 +89,52 @@ class NpyTest {
         }
     }
 
+    /** Integers read at full width: int64 ids past int32, uint64 past int64, bool, big-endian, Fortran order. */
+    @Test
+    void integersAreReadWithoutNarrowing(@TempDir Path dir) throws IOException {
+        ByteBuffer longs = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
+        longs.putLong(5_000_000_000L).putLong(-3).putLong(Long.MIN_VALUE);
+        Path i64 = Files.write(dir.resolve("i64.npy"), npy("{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }",
+                longs.array()));
+        Npy.Integers a = Npy.readIntegers(i64);
+        assertEquals("int64", a.type());
+        assertArrayEquals(new int[] {3}, a.shape());
+        assertArrayEquals(new long[] {5_000_000_000L, -3, Long.MIN_VALUE}, a.values());
+        assertThrows(IOException.class, () -> Npy.read(i64), "read() narrows to int32 and refuses 5e9");
+
+        Path u64 = Files.write(dir.resolve("u64.npy"), npy("{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }",
+                new byte[] {-1, -1, -1, -1, -1, -1, -1, -1}));
+        assertEquals("18446744073709551615", Long.toUnsignedString(Npy.readIntegers(u64).values()[0]));
+        assertEquals("uint64", Npy.readIntegers(u64).type());
+
+        Path bool = Files.write(dir.resolve("b.npy"), npy("{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }",
+                new byte[] {1, 0}));
+        assertEquals("bool", Npy.readIntegers(bool).type());
+        assertArrayEquals(new long[] {1, 0}, Npy.readIntegers(bool).values());
+
+        // big-endian uint16 in Fortran order, shape [2, 3]: memory holds the columns (1,4) (2,5) (3,6)
+        ByteBuffer be = ByteBuffer.allocate(12).order(ByteOrder.BIG_ENDIAN);
+        for (int v : new int[] {1, 4, 2, 5, 3, 65535}) {
+            be.putShort((short) v);
+        }
+        Path f = Files.write(dir.resolve("f.npy"), npy("{'descr': '>u2', 'fortran_order': True, 'shape': (2, 3), }",
+                be.array()));
+        Npy.Integers m = Npy.readIntegers(f);
+        assertEquals("uint16", m.type());
+        assertArrayEquals(new int[] {2, 3}, m.shape());
+        assertArrayEquals(new long[] {1, 2, 3, 4, 5, 65535}, m.values());
+
+        Path fl = Files.write(dir.resolve("fl.npy"), npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+                floats(ByteOrder.LITTLE_ENDIAN, 1, 2)));
+        Npy.Integers x = Npy.readIntegers(fl);
+        assertEquals("float32", x.type());
+        assertFalse(x.integers());
+        Path cut = Files.write(dir.resolve("cut.npy"), npy("{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }",
+                new byte[8]));
+        IOException e = assertThrows(IOException.class, () -> Npy.readIntegers(cut));
+        assertTrue(e.getMessage().startsWith(cut + ": truncated .npy data"), e.getMessage());
+    }
+
     /** A version-1 .npy file with this header dictionary and raw data. */
     private static byte[] npy(String dict, byte[] data) {
         String header = dict + " ".repeat((64 - (10 + dict.length() + 1) % 64) % 64) + "\n";

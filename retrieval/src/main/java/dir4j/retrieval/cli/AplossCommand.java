@@ -11,7 +11,11 @@ import dir4j.retrieval.loss.APLoss;
 import dir4j.retrieval.loss.ExactAp;
 import dir4j.retrieval.loss.TAPLoss;
 import java.io.IOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -38,8 +42,9 @@ final class AplossCommand extends ToolCommand {
     Path descriptors;
 
     @Option(names = "--labels", required = true, paramLabel = "FILE",
-            description = "Class ids: a .npy integer vector of N, or a text file with one label per line "
-                    + "(any strings; equal strings are one class).")
+            description = "Class ids: a .npy integer vector of N (any integer type, int64 ids of any size; "
+                    + "equal ids are one class), or a text file with one label per line (any strings; equal "
+                    + "strings are one class).")
     Path labels;
 
     @Option(names = "--nq", defaultValue = "25", paramLabel = "BINS",
@@ -65,7 +70,8 @@ final class AplossCommand extends ToolCommand {
             description = "Leave each query's match with itself out of its ranking. Default: ${DEFAULT-VALUE}.")
     boolean excludeSelf;
 
-    @Option(names = "--normalize", description = "L2-normalise the descriptors first.")
+    @Option(names = "--normalize", description = "L2-normalise the descriptors first (an all-zero row has no "
+            + "direction to keep and is refused, naming the row).")
     boolean normalize;
 
     @Option(names = "--device", defaultValue = "cpu", paramLabel = "cpu|cuda[:N]",
@@ -77,10 +83,11 @@ final class AplossCommand extends ToolCommand {
     boolean tf32;
 
     @Option(names = "--show", defaultValue = "20", paramLabel = "N",
-            description = "Queries to list (-1: all). Default: ${DEFAULT-VALUE}.")
+            description = "Queries to list (-1: all; 0: none). Default: ${DEFAULT-VALUE}.")
     int show;
 
-    @Option(names = "--out", paramLabel = "DIR", description = "Folder for the .npy outputs.")
+    @Option(names = "--out", paramLabel = "DIR", description = "Folder for the .npy outputs (created, and checked "
+            + "to be writable, before the loss is computed).")
     Path out;
 
     @Option(names = "--quiet", description = "No warning on stderr about rows that are not unit length (the results "
@@ -96,6 +103,10 @@ final class AplossCommand extends ToolCommand {
         if (out != null && Files.exists(out) && !Files.isDirectory(out)) {
             throw new UsageException("--out " + out + " is a file: name a folder for the .npy outputs");
         }
+        if (show < -1) {
+            throw new UsageException("--show must be -1 (every query) or a number of queries (0 or more), got "
+                    + show);
+        }
         APLoss loss;
         try {
             loss = switch (tieAware) {
@@ -108,17 +119,37 @@ final class AplossCommand extends ToolCommand {
         } catch (IllegalArgumentException e) { // --nq, --min/--max out of range
             throw new UsageException(e.getMessage());
         }
+        // the output folder is made (and written to) before the work, not found unwritable after it
+        Path madeFrom = out == null ? null : prepareOutputFolder(out);
+        boolean done = false;
+        try {
+            compute(dev, loss);
+            done = true;
+        } finally {
+            if (!done && madeFrom != null) {
+                removeEmptyFolders(out, madeFrom);
+            }
+        }
+        return 0;
+    }
+
+    private void compute(Device dev, APLoss loss) throws IOException {
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor d = WhitenCommand.descriptors(descriptors);
-            int[] classes = readLabels(labels, d.shape(0));
+            Labels given = readLabels(labels, d.shape(0));
+            int[] classes = given.classes();
+            double[] norms = normalize || !quiet ? rowNorms(d) : null;
+            if (normalize) {
+                requireNormalisable(descriptors, norms);
+            }
             if (dev.kind() == Device.Kind.CUDA) {
                 // the loss takes the blocked path there (no N×N matrix on the device)
                 ((dir4j.engine.cuda.CudaBackend) dir4j.engine.Backends.of(dev)).setTf32(tf32);
             }
             Tensor leaf = d.to(dev).detach().requiresGrad(true);
-            Tensor x = normalize ? NnOps.l2Normalize(leaf, 1, 1e-12) : leaf;
-            if (!quiet) {
-                warnIfNotUnit(x);
+            Tensor x = normalize ? NnOps.l2Normalize(leaf, 1, NORMALIZE_EPS) : leaf;
+            if (!quiet && !normalize) { // normalised rows are unit: every row was checked to have a direction
+                warnIfNotUnit(norms);
             }
             APLoss.Result r = loss.forward(x, classes, null);
             r.loss().backward();
@@ -154,7 +185,7 @@ final class AplossCommand extends ToolCommand {
             if (rows > 0) {
                 System.out.printf("%8s %8s %12s %12s %10s%n", "query", "class", "quantised", "exact", "gap");
                 for (int i = 0; i < rows; i++) {
-                    System.out.printf("%8d %8d %12.6f %12.6f %10.6f%n", i, classes[i], ap[i], exact[i],
+                    System.out.printf("%8d %8s %12.6f %12.6f %10.6f%n", i, given.shown()[i], ap[i], exact[i],
                             exact[i] - ap[i]);
                 }
                 if (rows < n) {
@@ -162,7 +193,6 @@ final class AplossCommand extends ToolCommand {
                 }
             }
             if (out != null) {
-                Files.createDirectories(out);
                 Npy.write(out.resolve("histograms.npy"), r.histogram().to(Device.CPU));
                 Npy.write(out.resolve("ap.npy"), r.ap().to(Device.CPU));
                 Npy.write(out.resolve("exact_ap.npy"), Tensor.ofDoubles(exact, n));
@@ -170,49 +200,141 @@ final class AplossCommand extends ToolCommand {
                 System.out.println("wrote histograms.npy, ap.npy, exact_ap.npy, grad.npy to " + out);
             }
         }
-        return 0;
     }
 
-    private static void warnIfNotUnit(Tensor x) {
-        double[] v = x.toDoubleArray();
-        int n = x.shape(0);
-        int dim = x.shape(1);
+    /** The floor --normalize divides by (NnOps.l2Normalize's eps): a row shorter than it cannot be made unit. */
+    static final double NORMALIZE_EPS = 1e-12;
+
+    /** The L2 norm of each row of the descriptors (read on the host, as they were loaded). */
+    private static double[] rowNorms(Tensor d) {
+        double[] v = d.toDoubleArray();
+        int n = d.shape(0);
+        int dim = d.shape(1);
+        double[] norms = new double[n];
         for (int i = 0; i < n; i++) {
             double s = 0;
             for (int j = 0; j < dim; j++) {
                 s += v[i * dim + j] * v[i * dim + j];
             }
-            if (Math.abs(Math.sqrt(s) - 1) > 1e-3) {
+            norms[i] = Math.sqrt(s);
+        }
+        return norms;
+    }
+
+    /**
+     * Refuses, naming the first, a row that --normalize cannot make unit: an all-zero row has no
+     * direction (it would stay zero and score 0 against everything), and one shorter than
+     * {@link #NORMALIZE_EPS} would be scaled by 1/eps, not to length 1.
+     */
+    private static void requireNormalisable(Path file, double[] norms) throws IOException {
+        for (int i = 0; i < norms.length; i++) {
+            if (norms[i] < NORMALIZE_EPS) {
+                String what = norms[i] == 0
+                        ? "is all zeros: --normalize cannot make it unit length (it has no direction)"
+                        : "has L2 norm " + norms[i] + ", below the " + NORMALIZE_EPS + " that --normalize divides by "
+                                + "at least: it would not come out unit length";
+                throw new IOException(file + ": descriptor " + i + " (of " + norms.length + ", counting from 0) "
+                        + what + "; remove it, with its label, or fix the descriptor that made it");
+            }
+        }
+    }
+
+    private static void warnIfNotUnit(double[] norms) {
+        for (int i = 0; i < norms.length; i++) {
+            if (Math.abs(norms[i] - 1) > 1e-3) {
                 System.err.printf("warning: descriptor %d has norm %.4f; the AP loss expects unit rows "
-                        + "(pass --normalize)%n", i, Math.sqrt(s));
+                        + "(pass --normalize)%n", i, norms[i]);
                 return;
             }
         }
     }
 
-    static int[] readLabels(Path file, int n) throws IOException {
-        int[] ids;
+    /**
+     * Creates {@code folder} (and missing parents) and writes and deletes a probe file in it, so
+     * that an output location that cannot be made or written is reported before the work. Returns
+     * the topmost folder this created (to remove again if the work fails), or null.
+     */
+    static Path prepareOutputFolder(Path folder) throws IOException {
+        Path top = null;
+        Path p = folder.toAbsolutePath();
+        for (; p != null && !Files.exists(p); p = p.getParent()) {
+            top = p;
+        }
+        if (p != null && top != null && !Files.isDirectory(p)) {
+            throw new IOException(p + ": already exists and is not a folder, so --out " + folder + " cannot be made "
+                    + "under it; name a folder for the .npy outputs");
+        }
+        try {
+            Files.createDirectories(folder);
+            Files.delete(Files.createTempFile(folder, ".aploss-", ".probe"));
+        } catch (IOException e) {
+            String why = e instanceof AccessDeniedException ? "permission denied"
+                    : e instanceof FileSystemException fs && fs.getReason() != null ? fs.getReason()
+                    : e instanceof NoSuchFileException nf ? "the file system refuses to create "
+                            + (Path.of(nf.getFile()).equals(folder) ? "it" : nf.getFile())
+                    : ToolCommand.message(e);
+            if (top != null) {
+                removeEmptyFolders(folder, top);
+            }
+            throw new IOException(folder + ": the --out folder for the .npy outputs cannot be created or written ("
+                    + why + "); name a folder you can write to", e);
+        }
+        return top;
+    }
+
+    /** Removes {@code folder} and its parents up to {@code top} while they are empty (what a failed run made). */
+    private static void removeEmptyFolders(Path folder, Path top) {
+        Path stop = top.toAbsolutePath();
+        for (Path p = folder.toAbsolutePath(); p != null && p.startsWith(stop); p = p.getParent()) {
+            try {
+                Files.deleteIfExists(p);
+            } catch (DirectoryNotEmptyException e) {
+                return;
+            } catch (IOException e) {
+                return; // best effort: the run's own error is what matters
+            }
+        }
+    }
+
+    /**
+     * The images' classes: {@code classes} numbers them 0, 1, … in order of first appearance (what
+     * the loss compares), {@code shown} is each image's label as the table prints it (the id as
+     * stored in a .npy file; the class number for a text file, whose labels may be long strings).
+     */
+    record Labels(int[] classes, String[] shown) {}
+
+    static Labels readLabels(Path file, int n) throws IOException {
+        int[] classes;
+        String[] shown;
         if (file.toString().endsWith(".npy")) {
             InputFiles.requireFile(file, "labels");
-            try (Tensor t = Npy.read(file)) {
-                if (t.rank() != 1 || t.dtype().isFloating()) {
-                    throw new IllegalArgumentException(file + ": labels must be a vector of integers, got shape "
-                            + java.util.Arrays.toString(t.shape()) + " " + t.dtype());
-                }
-                ids = t.toIntArray();
+            Npy.Integers ids = Npy.readIntegers(file);
+            if (ids.shape().length != 1 || !ids.integers()) {
+                throw new IllegalArgumentException(file + ": labels must be a vector of integers, got shape "
+                        + java.util.Arrays.toString(ids.shape()) + " " + ids.type());
+            }
+            long[] v = ids.values();
+            Map<Long, Integer> index = new HashMap<>();
+            classes = new int[v.length];
+            shown = new String[v.length];
+            for (int i = 0; i < v.length; i++) {
+                classes[i] = index.computeIfAbsent(v[i], k -> index.size());
+                shown[i] = ids.type().equals("uint64") ? Long.toUnsignedString(v[i]) : Long.toString(v[i]);
             }
         } else {
             List<String> lines = InputFiles.readLines(file, "labels").stream().map(String::strip)
                     .filter(l -> !l.isEmpty()).toList();
             Map<String, Integer> index = new HashMap<>();
-            ids = new int[lines.size()];
-            for (int i = 0; i < ids.length; i++) {
-                ids[i] = index.computeIfAbsent(lines.get(i), k -> index.size());
+            classes = new int[lines.size()];
+            shown = new String[lines.size()];
+            for (int i = 0; i < classes.length; i++) {
+                classes[i] = index.computeIfAbsent(lines.get(i), k -> index.size());
+                shown[i] = Integer.toString(classes[i]);
             }
         }
-        if (ids.length != n) {
-            throw new IllegalArgumentException(file + ": " + ids.length + " labels for " + n + " descriptors");
+        if (classes.length != n) {
+            throw new IllegalArgumentException(file + ": " + classes.length + " labels for " + n + " descriptors");
         }
-        return ids;
+        return new Labels(classes, shown);
     }
 }

@@ -3,14 +3,11 @@ package dir4j.retrieval.cli;
 import dir4j.engine.DType;
 import dir4j.engine.Device;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.FloatScan;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The check that an array read from a file holds no NaN or infinity: one such value makes every
@@ -18,10 +15,6 @@ import jdk.incubator.vector.VectorSpecies;
  * finish with garbage. Reported as the file and the first offending row.
  */
 final class FiniteValues {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    /** Elements summed before the sum is looked at. */
-    private static final int CHECK_BLOCK = 4096;
-
     private FiniteValues() {}
 
     /**
@@ -56,31 +49,9 @@ final class FiniteValues {
         long base = t.offset();
         long n = t.numel();
         if (t.dtype() == DType.FLOAT32) {
-            // x - x is 0 for a finite x and NaN for NaN or ±infinity: a block of lanes summed is NaN when any is
-            // (a million 2048-d distractor descriptors are checked as they are read: a scalar loop took longer
-            // than scoring them)
-            long bytes = base * Float.BYTES;
-            for (long b0 = 0; b0 < n; b0 += CHECK_BLOCK) {
-                long end = Math.min(n, b0 + CHECK_BLOCK);
-                FloatVector acc = FloatVector.zero(F);
-                long i = b0;
-                for (; i + F.length() <= end; i += F.length()) {
-                    FloatVector v = FloatVector.fromMemorySegment(F, seg, bytes + i * Float.BYTES,
-                            ByteOrder.nativeOrder());
-                    acc = acc.add(v.sub(v));
-                }
-                boolean clean = !Float.isNaN(acc.reduceLanes(VectorOperators.ADD));
-                for (; clean && i < end; i++) {
-                    clean = Float.isFinite(seg.getAtIndex(ValueLayout.JAVA_FLOAT, base + i));
-                }
-                if (!clean) {
-                    for (long j = b0; j < end; j++) {
-                        if (!Float.isFinite(seg.getAtIndex(ValueLayout.JAVA_FLOAT, base + j))) {
-                            return j;
-                        }
-                    }
-                }
-            }
+            // a million 2048-d distractor descriptors are checked as they are read: a scalar loop took longer
+            // than scoring them
+            return FloatScan.firstNonFinite(seg, base, n);
         } else {
             for (long i = 0; i < n; i++) {
                 if (!Double.isFinite(seg.getAtIndex(ValueLayout.JAVA_DOUBLE, base + i))) {

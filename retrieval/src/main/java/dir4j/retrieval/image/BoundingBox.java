@@ -16,35 +16,59 @@ public record BoundingBox(double x1, double y1, double x2, double y2) {
         }
     }
 
+    /** Most bytes of one crop: the longest Java array. */
+    static final long MAX_CROP_BYTES = Integer.MAX_VALUE - 8;
+
     /**
      * The image cropped as PIL's {@code Image.crop(bbx)}, which the reference applies to queries:
      * each coordinate rounded half to even (Python's round), and the parts of the box outside the
-     * image filled with black.
+     * image filled with black. Coordinates of any size are handled exactly (in double precision,
+     * never wrapped around int's range).
      *
-     * @throws IllegalArgumentException when the rounded box is empty
+     * @throws IllegalArgumentException when the rounded box is empty, or larger than one image can
+     *     be ({@value #MAX_CROP_BYTES} bytes of RGB)
      */
     public RgbImage crop(RgbImage img) {
-        int left = (int) Math.rint(x1);
-        int top = (int) Math.rint(y1);
-        int right = (int) Math.rint(x2);
-        int bottom = (int) Math.rint(y2);
-        int w = right - left;
-        int h = bottom - top;
+        // rounded coordinates are whole doubles: their differences and clamps below are exact for any
+        // box whose size passes the checks, however far from the image it lies
+        double left = Math.rint(x1);
+        double top = Math.rint(y1);
+        double right = Math.rint(x2);
+        double bottom = Math.rint(y2);
+        double w = right - left;
+        double h = bottom - top;
         if (w <= 0 || h <= 0) {
             throw new IllegalArgumentException("bounding box " + this + " is empty once rounded to pixels ("
-                    + w + "x" + h + ")");
+                    + whole(w) + "x" + whole(h) + ")");
         }
+        if (w * h * 3 > MAX_CROP_BYTES) {
+            throw new IllegalArgumentException("bounding box " + this + " crops to " + whole(w) + "x" + whole(h)
+                    + " pixels, more than one image can hold (" + MAX_CROP_BYTES / 3 + " RGB pixels); check the "
+                    + "coordinates (pixels of the original image: x1, y1, x2, y2)");
+        }
+        int cw = (int) w;
+        int ch = (int) h;
         byte[] in = img.pixels();
-        byte[] out = new byte[Math.multiplyExact(Math.multiplyExact(w, h), 3)];
-        int x0 = Math.max(left, 0);
-        int x1c = Math.min(right, img.width());
-        for (int y = Math.max(top, 0); y < Math.min(bottom, img.height()); y++) {
-            if (x1c > x0) {
-                System.arraycopy(in, (y * img.width() + x0) * 3, out, ((y - top) * w + (x0 - left)) * 3,
-                        (x1c - x0) * 3);
+        byte[] out = new byte[cw * ch * 3];
+        // the part of the box inside the image, in image pixels
+        double xa = Math.clamp(left, 0, img.width());
+        double xb = Math.clamp(right, 0, img.width());
+        double ya = Math.clamp(top, 0, img.height());
+        double yb = Math.clamp(bottom, 0, img.height());
+        if (xb > xa) {
+            int x0 = (int) xa;
+            int run = (int) (xb - xa);
+            int dx = (int) (xa - left);
+            for (int y = (int) ya; y < (int) yb; y++) {
+                System.arraycopy(in, (y * img.width() + x0) * 3, out, ((int) (y - top) * cw + dx) * 3, run * 3);
             }
         }
-        return new RgbImage(w, h, out);
+        return new RgbImage(cw, ch, out);
+    }
+
+    /** A whole number of pixels as written in messages: digits while exact, else Java's exponent form. */
+    private static String whole(double v) {
+        return Math.abs(v) < 1e15 ? Long.toString((long) v) : Double.toString(v);
     }
 
     @Override

@@ -6,6 +6,7 @@ import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
+import dir4j.engine.cpu.FloatScan;
 import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -29,6 +30,10 @@ import java.util.List;
  * {@value #IDS} (one id per line, row order), each written atomically (temporary file, then
  * rename); loading checks that they agree.
  *
+ * <p>Descriptors and queries must be finite: one NaN or infinity makes every score it touches NaN
+ * (and NaN scores would rank first), so {@link #add} and {@link #search} refuse them, naming the
+ * row, the element and the value, before anything is stored or sent to a device.
+ *
  * <p>Not thread-safe: one thread at a time (the SGEMM itself runs on the engine's CPU threads).
  * Close the index to free its memory.
  */
@@ -37,6 +42,7 @@ public final class ExactIndex implements DescriptorIndex {
     public static final String DESCRIPTORS = "descriptors.npy";
     /** File name of the ids in a saved index. */
     public static final String IDS = "ids.txt";
+
 
     private final int dimension;
     private final List<String> ids = new ArrayList<>();
@@ -116,7 +122,14 @@ public final class ExactIndex implements DescriptorIndex {
         add(descriptors, generated);
     }
 
-    /** Appends descriptors (rows of an M x D tensor) with one id each (no line breaks in ids). */
+    /**
+     * Appends descriptors (rows of an M x D tensor) with one id each (no line breaks in ids).
+     *
+     * @throws IllegalArgumentException for a shape or id count that does not fit, or a row holding
+     *     NaN or an infinity (float32 being what is stored, a float64 value beyond its range counts
+     *     as infinite); the message names the row of {@code descriptors}, the element and the value,
+     *     and nothing is added
+     */
     public void add(Tensor descriptors, List<String> newIds) {
         checkOpen();
         if (descriptors.rank() != 2 || descriptors.shape(1) != dimension) {
@@ -131,7 +144,6 @@ public final class ExactIndex implements DescriptorIndex {
         if ((long) size + m > Integer.MAX_VALUE) {
             throw new IllegalArgumentException("index would exceed " + Integer.MAX_VALUE + " rows");
         }
-        dropDeviceRows();
         ensureCapacity(size + m);
         long at = (long) size * dimension * Float.BYTES;
         if (descriptors.dtype() == DType.FLOAT32 && descriptors.device().equals(Device.CPU)
@@ -142,6 +154,9 @@ public final class ExactIndex implements DescriptorIndex {
             float[] data = DescriptorMatrix.of(descriptors).data();
             MemorySegment.copy(data, 0, rows.segment(), ValueLayout.JAVA_FLOAT, at, data.length);
         }
+        // checked as stored (float32, in host memory), beyond the rows held: a refused block is never counted
+        requireFinite(rows.segment(), (long) size * dimension, m, descriptors, "descriptor row");
+        dropDeviceRows();
         size += m;
         ids.addAll(newIds);
     }
@@ -149,6 +164,10 @@ public final class ExactIndex implements DescriptorIndex {
     /**
      * The k most similar rows (dot product) of each query row, best first; k larger than the
      * index returns every row.
+     *
+     * @throws IllegalArgumentException for k below 1, queries of another dimension, or a query
+     *     row holding NaN or an infinity (checked in host memory, as the float32 values that are
+     *     scored, before the queries go to a device; the message names the row, element and value)
      */
     @Override
     public Neighbours search(Tensor queries, int k) {
@@ -165,10 +184,23 @@ public final class ExactIndex implements DescriptorIndex {
         for (int q = 0; q < best.length; q++) {
             best[q] = new TopK(kept);
         }
-        if (size > 0) {
-            try (MemoryScope scope = MemoryScope.open()) {
+        try (MemoryScope scope = MemoryScope.open()) {
+            // the float32 values that are scored, in host memory: the queries themselves when they are that
+            // already, else a copy owned by this scope (float64 narrowed as SimilarityBlocks narrows it)
+            Tensor host = queries;
+            if (!host.device().equals(Device.CPU)) {
+                host = host.to(Device.CPU);
+            }
+            if (host.dtype() != DType.FLOAT32) {
+                host = host.to(DType.FLOAT32);
+            }
+            if (!host.isContiguous()) {
+                host = host.contiguous();
+            }
+            requireFinite(host.segment(), host.offset(), host.shape(0), queries, "query row");
+            if (size > 0) {
                 Tensor database = rows;
-                Tensor q = queries.device().equals(Device.CPU) ? queries : queries.to(Device.CPU);
+                Tensor q = host;
                 if (!device.equals(Device.CPU)) {
                     if (deviceRows == null) {
                         deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
@@ -207,6 +239,35 @@ public final class ExactIndex implements DescriptorIndex {
                 }
             }
         });
+    }
+
+    /**
+     * Throws naming the first row (of {@code count} rows of {@link #dimension} float32 values from
+     * element {@code base} of {@code seg}) that holds NaN or an infinity, its element and value;
+     * {@code what} names a row ("descriptor row", "query row") and {@code source} is the tensor the
+     * values came from (for the value it held where float32 overflowed).
+     */
+    private void requireFinite(MemorySegment seg, long base, int count, Tensor source, String what) {
+        long at = FloatScan.firstNonFinite(seg, base, (long) count * dimension);
+        if (at < 0) {
+            return;
+        }
+        int row = (int) (at / dimension);
+        int col = (int) (at % dimension);
+        float stored = seg.getAtIndex(ValueLayout.JAVA_FLOAT, base + at);
+        String value = Float.isNaN(stored) ? "NaN" : stored > 0 ? "+infinity" : "-infinity";
+        if (source.dtype() != DType.FLOAT32 && !Float.isNaN(stored)) {
+            double original;
+            try (MemoryScope scope = MemoryScope.open()) {
+                original = source.slice(0, row, row + 1).toDoubleArray()[col];
+            }
+            if (Double.isFinite(original)) {
+                value = original + " (" + value + " as float32, beyond its range)";
+            }
+        }
+        throw new IllegalArgumentException(what + " " + row + " holds " + value + " at element " + col
+                + ", not a finite value: dot-product search needs finite " + (what.startsWith("query") ? "queries"
+                : "descriptors") + " (one NaN or infinity makes every score it touches NaN)");
     }
 
     /** A copy of the descriptors, N x D float32 (the caller owns it). */
@@ -249,7 +310,12 @@ public final class ExactIndex implements DescriptorIndex {
                         + lines.size() + " ids; the index is incomplete, rebuild it");
             }
             ExactIndex index = new ExactIndex(d.shape(1));
-            index.add(d, lines);
+            try {
+                index.add(d, lines);
+            } catch (IllegalArgumentException e) { // a NaN or infinity: the file's fault, named with it
+                index.close();
+                throw new IOException(descriptorFile + ": " + e.getMessage(), e);
+            }
             return index;
         }
     }

@@ -51,6 +51,7 @@ import org.apache.lucene.search.AcceptDocs;
 import org.apache.lucene.search.DocIdSetIterator;
 import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TopDocs;
+import org.apache.lucene.store.AlreadyClosedException;
 import org.apache.lucene.store.Directory;
 import org.apache.lucene.store.FSDirectory;
 import org.apache.lucene.util.Version;
@@ -78,7 +79,9 @@ import org.apache.lucene.util.Version;
  * writes exactly Lucene's {@code Lucene99HnswVectorsFormat} files under that name, so any Lucene
  * 10 reader opens them.
  *
- * <p>Thread-safe for searching; close it to unmap the files.
+ * <p>Thread-safe for searching; close it to unmap the files. Once closed, {@link #search} (and
+ * anything else that reads the Lucene index) throws {@link IllegalStateException}, as a closed
+ * {@link ExactIndex} does; closing again does nothing.
  */
 public final class HnswIndex implements DescriptorIndex {
     /** File of a saved index holding its format and parameters. */
@@ -94,6 +97,8 @@ public final class HnswIndex implements DescriptorIndex {
     static final String ROW_FIELD = "row";
     private static final String FORMAT = "dir4j-hnsw-1";
     private static final float UNIT_TOLERANCE = 1e-3f;
+    /** What a closed index says, in {@link ExactIndex}'s words. */
+    private static final String CLOSED = "the index was closed";
 
     /**
      * How the graph is built.
@@ -143,6 +148,7 @@ public final class HnswIndex implements DescriptorIndex {
     private final Directory directory;
     private final DirectoryReader reader;
     private final int[] rowOfDoc;
+    private volatile boolean closed;
 
     private HnswIndex(Path folder, int dimension, Options options, List<String> ids, Directory directory,
                       DirectoryReader reader, int[] rowOfDoc) {
@@ -432,6 +438,7 @@ public final class HnswIndex implements DescriptorIndex {
 
     /** Lucene segments, each with its own graph (one after {@link #build}). */
     int segments() {
+        checkOpen();
         return reader.leaves().size();
     }
 
@@ -449,6 +456,7 @@ public final class HnswIndex implements DescriptorIndex {
      * @param threads    queries searched in parallel
      */
     public Neighbours search(Tensor queries, int k, int candidates, int threads) {
+        checkOpen();
         if (k < 1) {
             throw new IllegalArgumentException("k must be at least 1, got " + k);
         }
@@ -494,6 +502,8 @@ public final class HnswIndex implements DescriptorIndex {
                     top.offer(2 * sd.score - 1, rowOfDoc[leaf.docBase + sd.doc]);
                 }
             }
+        } catch (AlreadyClosedException e) { // closed by another thread during the search
+            throw new IllegalStateException(CLOSED, e);
         } catch (IOException e) {
             throw new UncheckedIOException("HNSW search in " + folder + " failed: " + e.getMessage(), e);
         }
@@ -512,8 +522,18 @@ public final class HnswIndex implements DescriptorIndex {
         }
     }
 
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException(CLOSED);
+        }
+    }
+
     @Override
     public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
         try {
             reader.close();
             directory.close();

@@ -9,6 +9,9 @@ import dir4j.engine.io.Npy;
 import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -117,5 +120,205 @@ class AplossCommandTest {
                 "--quiet", "--show", "1");
         assertEquals(0, one.rc(), one.toString());
         assertTrue(one.out().contains("... 2 more (use --show -1)"), one.out());
+    }
+
+    /** Three rows of norm 1 or 2 (two classes by the labels below). */
+    private Path threeRows() throws Exception {
+        Path d = dir.resolve("three.npy");
+        try (Tensor t = Tensor.of(new float[] {1, 0, 0, 0.6f, 0.8f, 0, 0, 0, 2}, 3, 3)) {
+            Npy.write(d, t);
+        }
+        return d;
+    }
+
+    /** A little-endian int64 .npy of the given shape, as numpy.save writes one. */
+    private Path int64Npy(String name, long[] values, int... shape) throws Exception {
+        StringBuilder dims = new StringBuilder();
+        for (int s : shape) {
+            dims.append(s).append(", ");
+        }
+        String shapeText = shape.length == 1 ? shape[0] + "," : dims.substring(0, dims.length() - 2);
+        StringBuilder header = new StringBuilder("{'descr': '<i8', 'fortran_order': False, 'shape': (" + shapeText
+                + "), }");
+        while ((10 + header.length() + 1) % 64 != 0) {
+            header.append(' ');
+        }
+        header.append('\n');
+        ByteBuffer b = ByteBuffer.allocate(10 + header.length() + 8 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0});
+        b.putShort((short) header.length());
+        b.put(header.toString().getBytes(StandardCharsets.ISO_8859_1));
+        for (long v : values) {
+            b.putLong(v);
+        }
+        Path p = dir.resolve(name);
+        Files.write(p, b.array());
+        return p;
+    }
+
+    /** --normalize cannot give an all-zero row a direction: refused naming the row, not warned about. */
+    @Test
+    void normalizeRefusesAnAllZeroRowNamingIt() throws Exception {
+        Path d = dir.resolve("zero.npy");
+        try (Tensor t = Tensor.of(new float[] {2, 0, 0, 0, 0, 0, 0, 3, 0, 0, 2, 0}, 4, 3)) {
+            Npy.write(d, t);
+        }
+        Path labels = dir.resolve("labels.txt");
+        Files.writeString(labels, "a\na\nb\nb\n");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--normalize");
+        assertEquals(1, r.rc(), r.toString());
+        assertEquals("", r.out(), "no loss computed from a zero row");
+        assertEquals("dir4j aploss: " + d + ": descriptor 1 (of 4, counting from 0) is all zeros: --normalize "
+                + "cannot make it unit length (it has no direction); remove it, with its label, or fix the "
+                + "descriptor that made it\n", r.err());
+        // a row too short for l2Normalize's floor is refused the same way, with its norm
+        Path tiny = dir.resolve("tiny.npy");
+        try (Tensor t = Tensor.ofDoubles(new double[] {2, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 3e-13}, 4, 3)) {
+            Npy.write(tiny, t);
+        }
+        CliRun.Run small = CliRun.run("aploss", "--descriptors", tiny.toString(), "--labels", labels.toString(),
+                "--normalize");
+        assertEquals(1, small.rc(), small.toString());
+        assertEquals("dir4j aploss: " + tiny + ": descriptor 3 (of 4, counting from 0) has L2 norm 3.0E-13, below the "
+                + "1.0E-12 that --normalize divides by at least: it would not come out unit length; remove it, with "
+                + "its label, or fix the descriptor that made it\n", small.err());
+        // rows that only need scaling are normalised without a warning; without --normalize, the warning stays
+        Path ok = dir.resolve("ok.npy");
+        try (Tensor t = Tensor.of(new float[] {2, 0, 0, 0, 3, 0, 0, 3, 0, 0, 0, 2}, 4, 3)) {
+            Npy.write(ok, t);
+        }
+        CliRun.Run normalised = CliRun.run("aploss", "--descriptors", ok.toString(), "--labels", labels.toString(),
+                "--normalize");
+        assertEquals(0, normalised.rc(), normalised.toString());
+        assertEquals("", normalised.err());
+        CliRun.Run raw = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString());
+        assertEquals(0, raw.rc(), raw.toString());
+        assertEquals("warning: descriptor 0 has norm 2.0000; the AP loss expects unit rows (pass --normalize)\n",
+                raw.err());
+    }
+
+    /** --show takes -1 (all), 0 or a count; anything below -1 is a usage error. */
+    @Test
+    void showBelowMinusOneIsAUsageError() throws Exception {
+        Path d = threeRows();
+        Path labels = dir.resolve("labels.txt");
+        Files.writeString(labels, "0\n0\n1\n");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--show", "-5");
+        assertEquals(2, r.rc(), r.toString());
+        assertEquals("", r.out());
+        assertTrue(r.err().startsWith("dir4j aploss: --show must be -1 (every query) or a number of queries (0 or "
+                + "more), got -5\n"), r.err());
+        CliRun.Run none = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--show", "0", "--quiet");
+        assertEquals(0, none.rc(), none.toString());
+        assertFalse(none.out().contains("   query    class"), "no table: " + none.out());
+        assertTrue(none.out().contains("queries: 3, excluded for having no positive: 1"), none.out());
+        CliRun.Run all = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--show", "-1", "--quiet");
+        assertEquals(0, all.rc(), all.toString());
+        assertTrue(all.out().contains("\n       2        1 "), all.out());
+    }
+
+    /**
+     * int64 class ids of any size are classes: ids beyond int32 (which used to be refused) and ids
+     * that differ only above bit 32 stay distinct; the loss equals the same classes given as text,
+     * and the table shows the ids as stored.
+     */
+    @Test
+    void int64ClassIdsOfAnySizeAreClasses() throws Exception {
+        Path d = threeRows();
+        long big = 5_000_000_000L;
+        Path ids = int64Npy("ids.npy", new long[] {big, big, big + (1L << 32)}, 3);
+        Path text = dir.resolve("labels.txt");
+        Files.writeString(text, "x\nx\ny\n");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", ids.toString(), "--quiet",
+                "--show", "-1");
+        assertEquals(0, r.rc(), r.toString());
+        CliRun.Run t = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", text.toString(), "--quiet",
+                "--show", "-1");
+        assertEquals(0, t.rc(), t.toString());
+        String[] got = r.out().split("\n");
+        String[] want = t.out().split("\n");
+        assertEquals(want[0], got[0], "same loss");
+        assertEquals("queries: 3, excluded for having no positive: 1", got[1]);
+        assertEquals(want[1], got[1]);
+        assertTrue(r.out().contains("       0 5000000000 "), r.out());
+        assertTrue(r.out().contains("       2 9294967296 "), r.out());
+        // negative ids too
+        Path negative = int64Npy("neg.npy", new long[] {-1, -1, Long.MIN_VALUE}, 3);
+        CliRun.Run n = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", negative.toString(),
+                "--quiet");
+        assertEquals(0, n.rc(), n.toString());
+        assertEquals(want[0], n.out().split("\n")[0]);
+    }
+
+    /** A label array of the wrong shape is reported with its stored type (int64, not int32). */
+    @Test
+    void wrongShapedInt64LabelsAreReportedAsInt64() throws Exception {
+        Path d = threeRows();
+        Path ids = int64Npy("ids2d.npy", new long[] {1, 1, 2, 2, 3, 3}, 3, 2);
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", ids.toString());
+        assertEquals(1, r.rc(), r.toString());
+        assertEquals("dir4j aploss: " + ids + ": labels must be a vector of integers, got shape [3, 2] int64\n",
+                r.err());
+        Path floats = dir.resolve("floats.npy");
+        try (Tensor t = Tensor.of(new float[] {0, 0, 1}, 3)) {
+            Npy.write(floats, t);
+        }
+        CliRun.Run f = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", floats.toString());
+        assertEquals(1, f.rc(), f.toString());
+        assertEquals("dir4j aploss: " + floats + ": labels must be a vector of integers, got shape [3] float32\n",
+                f.err());
+        Path broken = dir.resolve("broken.npy");
+        Files.write(broken, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12});
+        CliRun.Run b = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", broken.toString());
+        assertEquals(1, b.rc(), b.toString());
+        assertEquals("dir4j aploss: " + broken + ": not a .npy file (bad magic)\n", b.err());
+    }
+
+    /**
+     * An --out that cannot be made or written is reported before any work (stdout stays empty),
+     * naming the option and the reason; a folder made for a run that then fails is removed again.
+     */
+    @Test
+    void anUnwritableOutFolderIsReportedBeforeTheWork() throws Exception {
+        Path d = threeRows();
+        Path labels = dir.resolve("labels.txt");
+        Files.writeString(labels, "0\n0\n1\n");
+        Path file = Files.writeString(dir.resolve("a-file"), "x");
+        Path under = file.resolve("out");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--out", under.toString());
+        assertEquals(1, r.rc(), r.toString());
+        assertEquals("", r.out(), "nothing computed");
+        assertEquals("dir4j aploss: " + file + ": already exists and is not a folder, so --out " + under + " cannot "
+                + "be made under it; name a folder for the .npy outputs\n", r.err());
+        if (Files.isDirectory(Path.of("/proc/self"))) {
+            CliRun.Run proc = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                    "--out", "/proc/nope");
+            assertEquals(1, proc.rc(), proc.toString());
+            assertEquals("", proc.out(), "nothing computed");
+            assertEquals("dir4j aploss: /proc/nope: the --out folder for the .npy outputs cannot be created or "
+                    + "written (the file system refuses to create it); name a folder you can write to\n", proc.err());
+        }
+        // made for a run that then fails (a label short): removed again, with the parents it needed
+        Path fresh = dir.resolve("new").resolve("out");
+        Path two = dir.resolve("two.txt");
+        Files.writeString(two, "0\n0\n");
+        CliRun.Run failed = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", two.toString(),
+                "--out", fresh.toString());
+        assertEquals(1, failed.rc(), failed.toString());
+        assertTrue(failed.err().contains("2 labels for 3 descriptors"), failed.err());
+        assertFalse(Files.exists(dir.resolve("new")), "no empty folders left behind");
+        // and a good run writes there
+        CliRun.Run good = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(),
+                "--out", fresh.toString(), "--quiet");
+        assertEquals(0, good.rc(), good.toString());
+        try (var files = Files.list(fresh)) {
+            assertEquals(java.util.List.of("ap.npy", "exact_ap.npy", "grad.npy", "histograms.npy"),
+                    files.map(p -> p.getFileName().toString()).sorted().toList(), "no probe file left");
+        }
     }
 }

@@ -273,4 +273,91 @@ class ExactIndexTest {
             assertEquals(0, nb.indices()[0].length);
         }
     }
+
+    private static final String FINITE = ", not a finite value: dot-product search needs finite ";
+    private static final String WHY = " (one NaN or infinity makes every score it touches NaN)";
+
+    /**
+     * A NaN or infinity in a row to add is refused naming the row, the element and the value, and
+     * nothing is added; a query holding one is refused the same way (it used to come back with
+     * NaN scores ranked first). Vector lanes, a lane remainder and a second check block are hit.
+     */
+    @Test
+    void nonFiniteDescriptorsAndQueriesAreRefusedNamingRowElementAndValue() {
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(4)) {
+            index.add(Tensor.of(new float[] {1, 0, 0, 0, 0, 1, 0, 0}, 2, 4), List.of("a", "b"));
+            float[] bad = {0, 0, 1, 0, 0, 0, Float.NaN, 1};
+            IllegalArgumentException nan = assertThrows(IllegalArgumentException.class,
+                    () -> index.add(Tensor.of(bad, 2, 4), List.of("c", "d")));
+            assertEquals("descriptor row 1 holds NaN at element 2" + FINITE + "descriptors" + WHY, nan.getMessage());
+            IllegalArgumentException inf = assertThrows(IllegalArgumentException.class,
+                    () -> index.add(Tensor.ofDoubles(new double[] {0, Double.NEGATIVE_INFINITY, 0, 0}, 1, 4)));
+            assertEquals("descriptor row 0 holds -infinity at element 1" + FINITE + "descriptors" + WHY,
+                    inf.getMessage());
+            IllegalArgumentException wide = assertThrows(IllegalArgumentException.class,
+                    () -> index.add(Tensor.ofDoubles(new double[] {0, 0, 0, 1e300}, 1, 4)));
+            assertEquals("descriptor row 0 holds 1.0E300 (+infinity as float32, beyond its range) at element 3"
+                    + FINITE + "descriptors" + WHY, wide.getMessage());
+            assertEquals(2, index.size(), "nothing of a refused block is added");
+            assertEquals(List.of("a", "b"), index.ids());
+            index.add(Tensor.of(new float[] {0, 0, 1, 0}, 1, 4), List.of("c"));
+            assertArrayEquals(new float[] {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, index.descriptors().toFloatArray());
+
+            IllegalArgumentException query = assertThrows(IllegalArgumentException.class,
+                    () -> index.search(Tensor.of(new float[] {1, 0, 0, 0, 0, 1, 0, Float.NaN}, 2, 4), 3));
+            assertEquals("query row 1 holds NaN at element 3" + FINITE + "queries" + WHY, query.getMessage());
+            // float64 and strided queries are checked as the float32 values that are scored
+            Tensor columns = Tensor.ofDoubles(new double[] {1, 0, 0, Double.POSITIVE_INFINITY, 0, 0, 0, 0}, 4, 2)
+                    .transpose(0, 1);
+            assertFalse(columns.isContiguous());
+            IllegalArgumentException strided = assertThrows(IllegalArgumentException.class,
+                    () -> index.search(columns, 3));
+            assertEquals("query row 1 holds +infinity at element 1" + FINITE + "queries" + WHY, strided.getMessage());
+            // finite queries still search as before
+            Neighbours nb = index.search(Tensor.of(new float[] {0, 0, 1, 0}, 1, 4), 3);
+            assertArrayEquals(new int[] {2, 0, 1}, nb.indices()[0]);
+            assertArrayEquals(new float[] {1, 0, 0}, nb.scores()[0], 0f);
+        }
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex empty = new ExactIndex(2)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> empty.search(Tensor.of(new float[] {Float.NaN, 0}, 1, 2), 1));
+            assertTrue(e.getMessage().startsWith("query row 0 holds NaN at element 0"), e.getMessage());
+        }
+        // 50 rows of 100: 5,000 values, past the first 4,096-value check block; a value in the vector
+        // lanes of the first block and one in the second block's tail are both found
+        Random rng = new Random(5);
+        for (int at : new int[] {3 * 100 + 7, 45 * 100 + 99, 49 * 100 + 99}) {
+            float[] v = unitRows(rng, 50, 100);
+            v[at] = Float.POSITIVE_INFINITY;
+            try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(100)) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> index.add(Tensor.of(v, 50, 100)));
+                assertEquals("descriptor row " + at / 100 + " holds +infinity at element " + at % 100 + FINITE
+                        + "descriptors" + WHY, e.getMessage());
+                assertEquals(0, index.size());
+                IllegalArgumentException q = assertThrows(IllegalArgumentException.class,
+                        () -> index.search(Tensor.of(v, 50, 100), 1));
+                assertTrue(q.getMessage().startsWith("query row " + at / 100 + " holds +infinity at element "
+                        + at % 100 + ","), q.getMessage());
+            }
+            assertEquals(at, dir4j.engine.cpu.FloatScan.firstNonFinite(java.lang.foreign.MemorySegment.ofArray(v), 0, v.length));
+        }
+        assertEquals(-1, dir4j.engine.cpu.FloatScan.firstNonFinite(java.lang.foreign.MemorySegment.ofArray(unitRows(rng, 50, 100)), 0,
+                5000));
+    }
+
+    /** A saved index whose descriptors.npy holds a NaN is refused naming the file and the row. */
+    @Test
+    void loadRefusesDescriptorsHoldingNaN(@TempDir Path dir) throws IOException {
+        Path folder = dir.resolve("index");
+        Files.createDirectories(folder);
+        try (MemoryScope scope = MemoryScope.open()) {
+            dir4j.engine.io.Npy.write(folder.resolve(ExactIndex.DESCRIPTORS),
+                    Tensor.of(new float[] {1, 0, Float.NaN, 1}, 2, 2));
+        }
+        Files.writeString(folder.resolve(ExactIndex.IDS), "x\ny\n");
+        IOException e = assertThrows(IOException.class, () -> ExactIndex.load(folder));
+        assertEquals(folder.resolve(ExactIndex.DESCRIPTORS) + ": descriptor row 1 holds NaN at element 0" + FINITE
+                + "descriptors" + WHY, e.getMessage());
+    }
 }

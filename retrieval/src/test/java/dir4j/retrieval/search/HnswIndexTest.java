@@ -252,6 +252,40 @@ class HnswIndexTest {
                 lucene.getMessage());
     }
 
+    /**
+     * After close(), searching (one thread or several) fails with an IllegalStateException in
+     * ExactIndex's words, not Lucene's AlreadyClosedException; closing twice is harmless.
+     */
+    @Test
+    void aClosedIndexRefusesSearchAsAClosedExactIndexDoes() throws IOException {
+        int d = 8;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor rows = Tensor.of(unitRows(new Random(4), 20, d), 20, d);
+            HnswIndex h = HnswIndex.build(dir.resolve("idx"), rows, ids(20), HnswIndex.Options.DEFAULTS);
+            assertEquals(0, h.search(rows.slice(0, 0, 1), 1).indices()[0][0]);
+            h.close();
+            h.close(); // again: nothing happens
+            String exactSays;
+            try (ExactIndex exact = new ExactIndex(d)) {
+                exact.close();
+                exactSays = assertThrows(IllegalStateException.class, () -> exact.search(rows, 1)).getMessage();
+            }
+            IllegalStateException one = assertThrows(IllegalStateException.class, () -> h.search(rows, 3));
+            assertEquals(exactSays, one.getMessage());
+            assertEquals("the index was closed", one.getMessage());
+            IllegalStateException many = assertThrows(IllegalStateException.class, () -> h.search(rows, 3, 50, 4));
+            assertEquals("the index was closed", many.getMessage());
+            assertEquals("the index was closed", assertThrows(IllegalStateException.class, h::segments).getMessage());
+            // what is held in memory stays readable, as with ExactIndex
+            assertEquals(20, h.size());
+            assertEquals("img3", h.id(3));
+            // and the folder opens again
+            try (HnswIndex again = HnswIndex.open(dir.resolve("idx"))) {
+                assertEquals(0, again.search(rows.slice(0, 0, 1), 1).indices()[0][0]);
+            }
+        }
+    }
+
     private static void deleteTree(Path p) throws IOException {
         try (var s = Files.walk(p)) {
             for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
