@@ -345,9 +345,16 @@ final class TrainCommand extends ToolCommand {
                     .withRunOptions(runOptions(useTf32, net.channelsLast()));
             Trainer.Validator validator = val == null ? null : n -> Demo.mediumMap(n, val, valPrep);
             Progress progress = new Progress(quiet, cfg.steps());
-            Trainer.History h = trainer.run(resume, validator, progress, stopAfter == null ? Long.MAX_VALUE
-                    : stopAfter);
+            Trainer.History h;
+            // SIGTERM / Ctrl-C: the step in progress ends with a checkpoint instead of being lost with its predecessors
+            try (Trainer.StopHandle stop = trainer.stopOnShutdown(STOP_WAIT,
+                    m -> System.err.println("\ndir4j train: " + m))) {
+                h = trainer.run(resume, validator, progress, stopAfter == null ? Long.MAX_VALUE : stopAfter);
+            }
             progress.end();
+            if (trainer.stopRequested()) {
+                return 130; // stopped by a signal: the JVM is shutting down; the checkpoint is all there is to write
+            }
             exportNetwork(net, out.resolve("model.safetensors"));
             double last = h.losses().isEmpty() ? Double.NaN : h.losses().get(h.losses().size() - 1);
             System.out.printf(Locale.ROOT, "trained %d steps; last loss %.5f%s; checkpoint %s; network %s%n",
@@ -873,6 +880,9 @@ final class TrainCommand extends ToolCommand {
         }
         return net;
     }
+
+    /** How long a SIGTERM or Ctrl-C waits for the step in progress and its checkpoint. */
+    static final java.time.Duration STOP_WAIT = java.time.Duration.ofMinutes(10);
 
     /** The trained network as a dir4j network checkpoint (state dict + the reference's model_options). */
     static void exportNetwork(RetrievalNet net, Path file) throws IOException {

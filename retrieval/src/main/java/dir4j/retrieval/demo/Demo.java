@@ -104,8 +104,11 @@ public final class Demo {
             log.accept("before training: " + before.result().mapLine("synth"));
             Trainer trainer = new Trainer(net, trainImages, trainLabels.stream().mapToInt(Integer::intValue).toArray(),
                     s.train(), s.out(), device);
-            Trainer.History history = trainer.run(s.resume(),
-                    n -> evaluate(n, val, prep).result().medium().map() * 100, log);
+            Trainer.History history;
+            // Ctrl-C: the step in progress ends with a checkpoint, which the next ./dir4j demo resumes
+            try (Trainer.StopHandle stop = trainer.stopOnShutdown(java.time.Duration.ofMinutes(2), log)) {
+                history = trainer.run(s.resume(), n -> evaluate(n, val, prep).result().medium().map() * 100, log);
+            }
             Evaluation after = evaluate(net, test, prep);
             log.accept("after training:  " + after.result().mapLine("synth"));
             double seconds = (System.nanoTime() - t0) / 1e9;

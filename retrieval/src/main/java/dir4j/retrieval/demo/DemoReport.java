@@ -14,9 +14,7 @@ import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
@@ -79,9 +77,7 @@ final class DemoReport {
         }
         b.append("</body></html>\n");
         Path file = s.out().resolve("report.html");
-        Path tmp = s.out().resolve("report.html.tmp");
-        Files.writeString(tmp, b, StandardCharsets.UTF_8);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+        dir4j.engine.io.AtomicFiles.write(file, b.toString().getBytes(StandardCharsets.UTF_8));
         return file;
     }
 

@@ -70,6 +70,8 @@ public final class Trainer {
     private CheckpointWriter checkpointWriter = Safetensors::write;
     /** The command's own settings (data, device) recorded beside the recipe in each checkpoint; null: none. */
     private Map<String, Object> runOptions;
+    /** Set by {@link #requestStop}: stop after the current step, with a checkpoint. */
+    private volatile boolean stopRequested;
     /** Whether the reason the plots cannot be drawn here has been reported (once per run). */
     private boolean plotsWarned;
 
@@ -314,6 +316,7 @@ public final class Trainer {
                             cfg.steps(), out.loss(), opt.lr(), ips, duration(eta)));
                 }
                 boolean last = step + 1 == cfg.steps() || step + 1 == stopAfter;
+                boolean stopping = stopRequested && !last;
                 if (validator != null && cfg.validateEvery() > 0 && ((step + 1) % cfg.validateEvery() == 0 || last)) {
                     double v = validate(validator);
                     history.validationSteps().add(step + 1);
@@ -323,9 +326,18 @@ public final class Trainer {
                         progress.accept(String.format("step %d: validation mAP %.2f", step + 1, v));
                     }
                 }
-                if ((step + 1) % cfg.checkpointEvery() == 0 || last) {
+                if ((step + 1) % cfg.checkpointEvery() == 0 || last || stopping) {
                     save(opt, names, step + 1);
-                    plot(history, progress);
+                    if (!stopping) { // Java2D does not start once the JVM shuts down; the resume draws them
+                        plot(history, progress);
+                    }
+                }
+                if (stopping) {
+                    if (progress != null) {
+                        progress.accept("stopped on request after step " + (step + 1) + "; checkpoint written ("
+                                + checkpointFile() + "): --resume continues from there");
+                    }
+                    break;
                 }
                 if (step + 1 == stopAfter) {
                     break;
@@ -359,6 +371,56 @@ public final class Trainer {
         }
     }
 
+    /** What {@link #stopOnShutdown} returns: closing it ends the shutdown hook's watch. */
+    public interface StopHandle extends AutoCloseable {
+        @Override
+        void close();
+    }
+
+    /**
+     * Asks a running {@link #run} to stop after the step in progress, writing a checkpoint there
+     * (no validation): what a SIGTERM or Ctrl-C does through {@link #stopOnShutdown}. Safe from any
+     * thread.
+     */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /** Whether a stop was requested ({@link #requestStop}): the run ended early, with a checkpoint. */
+    public boolean stopRequested() {
+        return stopRequested;
+    }
+
+    /**
+     * While the returned handle is open, the JVM's shutdown (SIGTERM, Ctrl-C, System.exit) asks this
+     * trainer to stop after its current step with a checkpoint ({@link #requestStop}) and holds the
+     * shutdown until {@link #run} has returned, for at most {@code waitAtMost}; {@code say} is told
+     * (on the shutdown thread) that the run is stopping. Close the handle when {@code run} returns
+     * (normally or not). Without it a kill loses the steps since the last checkpoint.
+     */
+    public StopHandle stopOnShutdown(java.time.Duration waitAtMost, java.util.function.Consumer<String> say) {
+        java.util.concurrent.CountDownLatch finished = new java.util.concurrent.CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            say.accept("stopping after the current step to write a checkpoint (up to " + waitAtMost.toSeconds()
+                    + " s; kill -9 stops at once, losing the steps since the last checkpoint)");
+            requestStop();
+            try {
+                finished.await(waitAtMost.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "dir4j-train-stop");
+        Runtime.getRuntime().addShutdownHook(hook);
+        return () -> {
+            finished.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: it returns now that the run has
+            }
+        };
+    }
+
     /**
      * Takes the run folder {@code outDir} for this process ({@code OUT/.lock}), so that a second
      * training into it (another dir4j train, demo or a process of this one) is refused instead of
@@ -379,6 +441,7 @@ public final class Trainer {
             Files.deleteIfExists(outDir.resolve("model.safetensors.tmp"));
             Files.deleteIfExists(outDir.resolve(".loss.png.tmp.png"));
             Files.deleteIfExists(outDir.resolve(".validation.png.tmp.png"));
+            Files.deleteIfExists(outDir.resolve("report.html.tmp"));
         } catch (IOException | RuntimeException e) {
             lock.close();
             throw e;

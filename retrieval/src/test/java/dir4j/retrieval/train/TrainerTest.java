@@ -250,6 +250,44 @@ class TrainerTest {
         assertTrue(Files.isRegularFile(blocked.resolve("checkpoint.safetensors")));
     }
 
+    /**
+     * A stop request (what SIGTERM or Ctrl-C makes through stopOnShutdown) ends the run after the
+     * step in progress with a checkpoint there, and a resume then ends as an uninterrupted run.
+     */
+    @Test
+    void aStopRequestEndsTheStepWithACheckpoint(@TempDir Path out) throws IOException {
+        Map<String, double[]> straight;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(5), out.resolve("a")).run(false, null, null);
+            straight = weights(net);
+        }
+        Path b = out.resolve("b");
+        List<String> lines = new ArrayList<>();
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer t = new Trainer(net, images, labels, config(5), b); // checkpoints every 2 steps
+            Trainer.History h;
+            try (Trainer.StopHandle stop = t.stopOnShutdown(java.time.Duration.ofSeconds(5), lines::add)) {
+                h = t.run(false, null, line -> {
+                    lines.add(line);
+                    if (line.startsWith("step 3/")) {
+                        t.requestStop();
+                    }
+                });
+            }
+            assertEquals(List.of(1L, 2L, 3L), h.steps());
+        }
+        assertTrue(lines.contains("stopped on request after step 3; checkpoint written (" + b.resolve(
+                "checkpoint.safetensors") + "): --resume continues from there"), lines.toString());
+        assertEquals("3", dir4j.nn.io.Safetensors.readMetadata(b.resolve("checkpoint.safetensors")).get("step"));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(5), b).run(true, null, null);
+            Map<String, double[]> resumed = weights(net);
+            for (var e : straight.entrySet()) {
+                assertArrayEquals(e.getValue(), resumed.get(e.getKey()), 0.0, e.getKey());
+            }
+        }
+    }
+
     /** One writer per run folder; the lock holder removes what killed writers left half-written. */
     @Test
     void aRunFolderHasOneWriterWhoClearsKilledWritersLeftovers(@TempDir Path out) throws IOException {
