@@ -14,7 +14,6 @@ import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.image.Resampler;
 import dir4j.retrieval.net.RetrievalNet;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,6 +35,8 @@ import picocli.CommandLine.Option;
                 + "reference's names, each with its .ids.txt.",
             "Work is saved in parts under <file>.parts/; a rerun with the same inputs and settings continues "
                 + "where it stopped, and the final file appears whole at the end.",
+            "One extraction at a time writes a file: a second one to the same --out is refused (exit status 1) "
+                + "while the first runs.",
             "Exit status: 0 done; 1 extraction failed (the message names the file; finished parts are kept); "
                 + "2 bad command line."})
 final class ExtractCommand implements Callable<Integer> {
@@ -249,19 +250,18 @@ final class ExtractCommand implements Callable<Integer> {
             FeatureExtractor fx = new FeatureExtractor(net, options);
             List<FeatureExtractor.FileResult> results = new ArrayList<>();
             if (queries == null) {
-                results.add(fx.extractToFile(db, out, "images"));
+                results.add(fx.extractToFile(db, out, "images", false));
             } else {
                 String stem = out.getFileName().toString();
                 stem = stem.substring(0, stem.length() - ".npy".length());
-                results.add(fx.extractToFile(db, out.resolveSibling(stem + ".dbdescs.npy"), "DB"));
-                results.add(fx.extractToFile(queries, out.resolveSibling(stem + ".qdescs.npy"), "query"));
+                results.add(fx.extractToFile(db, out.resolveSibling(stem + ".dbdescs.npy"), "DB", false));
+                results.add(fx.extractToFile(queries, out.resolveSibling(stem + ".qdescs.npy"), "query", false));
             }
             boolean empty = false;
             for (FeatureExtractor.FileResult r : results) {
                 if (r.rows() == 0 && !r.skipped().isEmpty()) {
-                    // not published: an empty file would pass for descriptors (an eval's distractors, say)
-                    Files.deleteIfExists(r.descriptors());
-                    Files.deleteIfExists(r.ids());
+                    // not published (nor an earlier run's files kept), under the output's lock: an empty file
+                    // would pass for descriptors (an eval's distractors, say)
                     System.err.println("dir4j extract: every image of " + r.descriptors().getFileName() + " was left out "
                             + "(" + r.skipped().getFirst().reason() + ", ...), so it was not written; see "
                             + FeatureExtractor.skippedFile(r.descriptors()));

@@ -4,6 +4,7 @@ import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
+import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.data.ImageRef;
 import dir4j.retrieval.image.BoundingBox;
 import dir4j.retrieval.image.RgbImage;
@@ -31,8 +32,9 @@ import java.util.stream.IntStream;
  *
  * <p>{@link #extractToFile} writes N×D float32 .npy plus the ids, resumably: work is stored in
  * parts of {@link ExtractionOptions#chunkSize()} images, a rerun with the same inputs and
- * settings skips the finished parts, and the final file appears atomically at the end
- * ({@link PartStore}).
+ * settings skips the finished parts (checked against the list's ids and their checksums), and
+ * the final file appears atomically at the end, after its ids file ({@link PartStore}). One
+ * extraction at a time writes a given file ({@link #lockFile}).
  *
  * <p>{@link #describe(RgbImage, BoundingBox)} gives one image's descriptor, the same as its row
  * of an extraction: the entry point for services that receive images one at a time.
@@ -194,8 +196,44 @@ public final class FeatureExtractor implements AutoCloseable {
      * Describes the images into {@code out} (.npy) and its ids file ({@link #idsFile}),
      * resuming from {@code <out>.parts/} when asked and possible.
      */
-    public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+    public FileResult extractToFile(List<ImageRef> images, Path out, String label) throws IOException {
+        return extractToFile(images, out, label, true);
+    }
+
+    /**
+     * Describes the images into {@code out} (.npy) and its ids file ({@link #idsFile}),
+     * resuming from {@code <out>.parts/} when asked and possible.
+     *
+     * <p>The whole extraction holds {@code out}'s {@link OutputLock} ({@link #lockFile}): a
+     * second extraction to the same file, in this process or another, is refused before it
+     * touches any file, instead of mixing its parts with the first's. Under the lock, the
+     * temporary files of writers killed mid-write are deleted first.
+     *
+     * @param publishEmpty whether to write {@code out} and its ids when every image was left out;
+     *                     when not, only the report of skipped images is written and an earlier
+     *                     {@code out} and ids file are deleted (the result has 0 rows)
+     * @throws IOException naming the holder when another writer holds the lock, or naming the
+     *                     file that could not be written and why
+     */
+    public synchronized FileResult extractToFile(List<ImageRef> images, Path out, String label, boolean publishEmpty)
+            throws IOException {
         requireOpen();
+        try (OutputLock lock = OutputLock.acquire(lockFile(out), out + " (a descriptor file)")) {
+            return extractLocked(images, out, label, publishEmpty);
+        }
+    }
+
+    /**
+     * The lock file of an extraction to {@code npy}: {@code .<name>.lock} in its folder, hidden,
+     * and kept (see {@link OutputLock}).
+     */
+    public static Path lockFile(Path npy) {
+        Path abs = npy.toAbsolutePath();
+        return abs.resolveSibling("." + abs.getFileName() + ".lock");
+    }
+
+    private FileResult extractLocked(List<ImageRef> images, Path out, String label, boolean publishEmpty)
+            throws IOException {
         dropInference();
         inference = net.inference();
         try {
@@ -203,13 +241,20 @@ public final class FeatureExtractor implements AutoCloseable {
             int chunk = options.chunkSize();
             int chunks = (images.size() + chunk - 1) / chunk;
             PartStore store = new PartStore(out, manifest(images), d, log, options.remedies());
+            List<Path> leftovers = store.removeLeftovers();
+            if (!leftovers.isEmpty() && !options.quiet()) {
+                log.println(label + ": deleted " + leftovers.size() + " temporary file"
+                        + (leftovers.size() == 1 ? "" : "s") + " left by an interrupted run (" + leftovers.getFirst().getFileName()
+                        + (leftovers.size() > 1 ? ", ..." : "") + ")");
+            }
             store.open(options.resume());
             List<Integer> todo = new ArrayList<>();
             long doneImages = 0;
             for (int k = 0; k < chunks; k++) {
-                int size = Math.min(chunk, images.size() - k * chunk);
-                if (options.resume() && store.isDone(k, size)) {
-                    doneImages += size;
+                int from = k * chunk;
+                int to = Math.min(from + chunk, images.size());
+                if (options.resume() && store.isDone(k, images.subList(from, to).stream().map(ImageRef::id).toList())) {
+                    doneImages += to - from;
                 } else {
                     todo.add(k);
                 }
@@ -232,7 +277,7 @@ public final class FeatureExtractor implements AutoCloseable {
                 }
             }
             bar.finish();
-            PartStore.Assembled a = store.assemble(chunks);
+            PartStore.Assembled a = store.assemble(chunks, publishEmpty);
             if (!a.skipped().isEmpty()) {
                 log.println(label + ": " + a.skipped().size() + " image" + (a.skipped().size() == 1 ? "" : "s")
                         + " left out, listed in " + PartStore.skippedFile(out.toAbsolutePath()));

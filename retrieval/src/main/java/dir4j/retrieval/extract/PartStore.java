@@ -6,32 +6,58 @@ import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.zip.CRC32;
 
 /**
  * The resumable on-disk state of one extraction: {@code <out>.parts/} holds a manifest (what
  * the parts were made from) and, per chunk of images, {@code part-NNNNNN.ids.txt} (the ids of
- * its rows), {@code part-NNNNNN.skipped.txt} (images left out, when any) and
+ * its rows), {@code part-NNNNNN.skipped.txt} (images left out, when any),
+ * {@code part-NNNNNN.crc32} (the CRC-32 of its descriptors' float32 data) and
  * {@code part-NNNNNN.npy} (its descriptors, rows × D float32). Every file is written to a
- * temporary name and renamed, and the .npy last, so a chunk whose .npy exists is complete.
+ * temporary name and renamed, and the .npy last (an earlier .npy of the chunk is deleted
+ * first), so a chunk whose .npy exists is complete. A part is reused only when its ids are the
+ * ones the current list gives its chunk and its data still match their checksum.
  *
- * <p>At the end the parts are concatenated into {@code <out>} (streamed, then renamed into
- * place, so the final file appears whole or not at all), the ids into {@code <out>.ids.txt}
- * ({@code .npy} replaced), skipped images into {@code .skipped.txt}, and the parts removed.
+ * <p>At the end the parts are joined into {@code <out>}, the ids into {@code <out>.ids.txt}
+ * ({@code .npy} replaced) and skipped images into {@code .skipped.txt} (see {@link #assemble}
+ * for the order that keeps the pair consistent), and the parts removed.
+ *
+ * <p>The caller holds the output's {@link dir4j.engine.io.OutputLock} throughout: nothing here
+ * guards against a second writer.
  */
 final class PartStore {
     static final String MANIFEST = "manifest.txt";
     private static final String HEADER = "dir4j extraction parts v1";
-    private static final Pattern OWN_FILE = Pattern.compile("part-\\d{6}\\.(npy|ids\\.txt|skipped\\.txt)|manifest\\.txt"
-            + "|.*\\.tmp");
+    private static final Pattern OWN_FILE = Pattern.compile("part-\\d{6}\\.(npy|ids\\.txt|skipped\\.txt|crc32)"
+            + "|manifest\\.txt|assembled\\.(npy|ids\\.txt|skipped\\.txt)|.*\\.tmp");
+    /** A temporary file of {@code <name>}, as {@link AtomicFiles#temporaryBeside} names it. */
+    private static final Pattern TEMPORARY = Pattern.compile("\\.(.+)\\.[A-Za-z0-9]+\\.tmp");
+
+    /**
+     * Called before each step that writes or publishes a file (a seam for tests to simulate a
+     * full disk or a kill at that point).
+     */
+    interface Fault {
+        Fault NONE = (step, file) -> {};
+
+        void at(String step, Path file) throws IOException;
+    }
 
     private final Path out;
     private final Path dir;
@@ -39,6 +65,7 @@ final class PartStore {
     private final int dimension;
     private final PrintStream log;
     private final ExtractionOptions.Remedies remedies;
+    Fault fault = Fault.NONE;
 
     /**
      * @param manifest what makes the parts valid for this run (compared on resume)
@@ -108,7 +135,7 @@ final class PartStore {
         if (!Files.isRegularFile(m)) {
             StringBuilder s = new StringBuilder(HEADER).append('\n');
             manifest.forEach((k, v) -> s.append(k).append('=').append(v.replace('\n', ' ')).append('\n'));
-            writeAtomically(m, s.toString().getBytes(StandardCharsets.UTF_8));
+            writeAtomically(m, s.toString().getBytes(StandardCharsets.UTF_8), "writing the parts' manifest");
         }
     }
 
@@ -157,33 +184,119 @@ final class PartStore {
         return dir.resolve(String.format("part-%06d.skipped.txt", chunk));
     }
 
+    private Path checksum(int chunk) {
+        return dir.resolve(String.format("part-%06d.crc32", chunk));
+    }
+
     /**
-     * Whether chunk {@code k} is complete: its .npy exists, reads back, and has as many rows as
-     * expected ids (an inconsistent chunk is redone).
+     * Deletes the temporary files that writers killed mid-write left: beside the output (its
+     * .npy, ids file and skipped-images report) and in the parts folder. Only for the holder of
+     * the output's lock: a live writer's temporary file looks the same.
+     *
+     * @return the files deleted
      */
-    boolean isDone(int chunk, int images) throws IOException {
+    List<Path> removeLeftovers() throws IOException {
+        List<Path> removed = new ArrayList<>();
+        for (Path target : List.of(out, idsFile(out), skippedFile(out), dir)) {
+            removed.addAll(AtomicFiles.removeLeftovers(target));
+        }
+        if (Files.isDirectory(dir)) {
+            Set<String> targets = new LinkedHashSet<>();
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
+                for (Path p : s) {
+                    Matcher m = TEMPORARY.matcher(p.getFileName().toString());
+                    if (m.matches()) {
+                        targets.add(m.group(1));
+                    }
+                }
+            }
+            for (String t : targets) {
+                removed.addAll(AtomicFiles.removeLeftovers(dir.resolve(t)));
+            }
+        }
+        return removed;
+    }
+
+    /**
+     * Whether chunk {@code k} is complete and can be reused: its .npy exists and reads back as
+     * float32 rows × D, its ids and skipped images are exactly {@code expectedIds} (the ids the
+     * current list gives the chunk, in order), and its data match the CRC-32 recorded when the
+     * part was written. A part that fails any check is redone, with a note naming it.
+     */
+    boolean isDone(int chunk, List<String> expectedIds) throws IOException {
         if (!Files.isRegularFile(npy(chunk)) || !Files.isRegularFile(ids(chunk))) {
             return false;
         }
-        int rows = readIds(ids(chunk)).size();
-        int left = Files.isRegularFile(skipped(chunk)) ? readSkipped(skipped(chunk)).size() : 0;
-        if (rows + left != images) {
-            log.println("dir4j extract: " + npy(chunk).getFileName() + " accounts for " + (rows + left) + " of "
-                    + images + " images; redoing it");
+        String name = npy(chunk).getFileName().toString();
+        List<String> rowIds = readIds(ids(chunk));
+        List<String> left = new ArrayList<>();
+        if (Files.isRegularFile(skipped(chunk))) {
+            readSkipped(skipped(chunk)).forEach(k -> left.add(k.id()));
+        }
+        int rows = rowIds.size();
+        if (rows + left.size() != expectedIds.size()) {
+            log.println("dir4j extract: " + name + " accounts for " + (rows + left.size()) + " of "
+                    + expectedIds.size() + " images; redoing it");
             return false;
         }
-        try (Tensor t = Npy.read(npy(chunk))) {
-            if (t.dtype() != DType.FLOAT32 || t.rank() != 2 || t.shape(0) != rows || t.shape(1) != dimension) {
-                log.println("dir4j extract: " + npy(chunk).getFileName() + " is " + t + ", not " + rows + "x"
-                        + dimension + " float32; redoing it");
+        // every id of the chunk, in order, is either the next row's or the next skipped image's
+        int r = 0;
+        int k = 0;
+        for (int i = 0; i < expectedIds.size(); i++) {
+            String want = expectedIds.get(i);
+            if (r < rows && rowIds.get(r).equals(want)) {
+                r++;
+            } else if (k < left.size() && left.get(k).equals(want)) {
+                k++;
+            } else {
+                String found = r < rows ? "'" + rowIds.get(r) + "'"
+                        : k < left.size() ? "'" + left.get(k) + "'" : "nothing";
+                log.println("dir4j extract: " + name + " holds the ids of other images (" + found + " where the list "
+                        + "has '" + want + "', image " + (i + 1) + " of the part); redoing it");
                 return false;
             }
-        } catch (IOException | IllegalArgumentException e) {
-            log.println("dir4j extract: " + npy(chunk).getFileName() + " is unreadable (" + e.getMessage()
+        }
+        if (!Files.isRegularFile(checksum(chunk))) {
+            log.println("dir4j extract: " + name + " has no checksum (" + checksum(chunk).getFileName()
                     + "); redoing it");
             return false;
         }
+        String recorded = Files.readString(checksum(chunk), StandardCharsets.UTF_8).strip();
+        try (Tensor t = Npy.read(npy(chunk))) {
+            if (t.dtype() != DType.FLOAT32 || t.rank() != 2 || t.shape(0) != rows || t.shape(1) != dimension) {
+                log.println("dir4j extract: " + name + " is " + t + ", not " + rows + "x" + dimension
+                        + " float32; redoing it");
+                return false;
+            }
+            String actual = crc32(t.toFloatArray());
+            if (!actual.equals(recorded)) {
+                log.println("dir4j extract: " + name + " does not match its checksum (CRC-32 " + actual
+                        + ", recorded " + recorded + "): its data changed since it was written; redoing it");
+                return false;
+            }
+        } catch (IOException | IllegalArgumentException e) {
+            log.println("dir4j extract: " + name + " is unreadable (" + e.getMessage() + "); redoing it");
+            return false;
+        }
         return true;
+    }
+
+    /**
+     * The CRC-32 (8 hex digits) of float32 values as stored in a .npy file (little-endian):
+     * cheap next to describing the images, and it catches flipped bits and swapped parts.
+     */
+    static String crc32(float[] values) {
+        CRC32 crc = new CRC32();
+        ByteBuffer b = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < values.length; ) {
+            b.clear();
+            int n = Math.min(values.length - i, b.capacity() / Float.BYTES);
+            b.asFloatBuffer().put(values, i, n);
+            b.limit(n * Float.BYTES);
+            crc.update(b);
+            i += n;
+        }
+        return String.format(Locale.ROOT, "%08x", crc.getValue());
     }
 
     /** Stores a finished chunk: rows × D descriptors, their ids, and the images left out. */
@@ -191,28 +304,50 @@ final class PartStore {
         if (rows.length != rowIds.size() * dimension) {
             throw new IllegalArgumentException(rows.length + " values for " + rowIds.size() + " rows of " + dimension);
         }
+        // an earlier .npy of the chunk goes first: until the new one is in place the chunk is unfinished
+        naming(npy(chunk), "removing an earlier version of the part", () -> Files.deleteIfExists(npy(chunk)));
         if (!left.isEmpty()) {
             StringBuilder s = new StringBuilder();
             for (FeatureExtractor.Skipped k : left) {
                 s.append(k.id()).append('\t').append(k.path()).append('\t')
                         .append(k.reason().replace('\n', ' ').replace('\t', ' ')).append('\n');
             }
-            writeAtomically(skipped(chunk), s.toString().getBytes(StandardCharsets.UTF_8));
+            writeAtomically(skipped(chunk), s.toString().getBytes(StandardCharsets.UTF_8),
+                    "writing a part's skipped images");
         } else {
-            Files.deleteIfExists(skipped(chunk));
+            naming(skipped(chunk), "removing a part's earlier skipped images",
+                    () -> Files.deleteIfExists(skipped(chunk)));
         }
-        writeAtomically(ids(chunk), lines(rowIds));
-        try (Tensor t = Tensor.of(rows, rowIds.size(), dimension)) {
-            Npy.write(npy(chunk), t);
-        }
+        writeAtomically(ids(chunk), lines(rowIds), "writing a part's ids");
+        writeAtomically(checksum(chunk), (crc32(rows) + "\n").getBytes(StandardCharsets.UTF_8),
+                "writing a part's checksum");
+        naming(npy(chunk), "writing a part's descriptors", () -> {
+            fault.at("write", npy(chunk));
+            try (Tensor t = Tensor.of(rows, rowIds.size(), dimension)) {
+                Npy.write(npy(chunk), t);
+            }
+        });
     }
 
     /**
      * Concatenates chunks 0..chunks-1 into the final files and removes the parts.
      *
+     * <p>The .npy and its ids file cannot be replaced together in one step, so the order keeps
+     * any kill harmless: everything is first written in full inside the parts folder
+     * ({@code assembled.*}: a full disk stops the run there, leaving the previous files
+     * untouched); then, by renames only, the previous .npy is deleted, the ids file and the
+     * skipped-images report are put in place, and the .npy comes last. So whenever
+     * {@code <out>} exists, the ids file beside it is its own; a kill in between leaves no
+     * {@code <out>} (never a new .npy beside stale ids, or the reverse), and the parts, kept
+     * until the end, let a rerun finish the job without describing an image again. Readers that
+     * take an existing .npy as finished ({@code dir4j eval --descriptors-dir}) are right to.
+     *
+     * @param publishEmpty whether to write the files when every image was left out (when not,
+     *                     an earlier .npy and ids file are deleted and only the report is written:
+     *                     an empty file would pass for descriptors)
      * @return ids of all rows, and the skipped images
      */
-    Assembled assemble(int chunks) throws IOException {
+    Assembled assemble(int chunks, boolean publishEmpty) throws IOException {
         List<String> allIds = new ArrayList<>();
         List<FeatureExtractor.Skipped> allSkipped = new ArrayList<>();
         for (int k = 0; k < chunks; k++) {
@@ -221,33 +356,63 @@ final class PartStore {
                 allSkipped.addAll(readSkipped(skipped(k)));
             }
         }
-        try (Npy.Writer w = Npy.Writer.create(out, DType.FLOAT32, allIds.size(), dimension)) {
-            long rows = 0;
-            for (int k = 0; k < chunks; k++) {
-                try (Tensor t = Npy.read(npy(k))) {
-                    rows += t.shape(0);
-                    if (rows > allIds.size() || t.rank() != 2 || t.shape(1) != dimension) {
-                        throw new IOException(npy(k) + " is " + t + "; the parts do not add up to " + allIds.size()
-                                + " rows of " + dimension);
+        boolean publish = publishEmpty || !allIds.isEmpty() || allSkipped.isEmpty();
+        Path idsOut = idsFile(out);
+        Path skippedOut = skippedFile(out);
+        Path joinedNpy = dir.resolve("assembled.npy");
+        Path joinedIds = dir.resolve("assembled.ids.txt");
+        Path joinedSkipped = dir.resolve("assembled.skipped.txt");
+        String joining = "joining the parts into " + out.getFileName();
+        if (publish) {
+            naming(joinedNpy, joining, () -> {
+                fault.at("write", joinedNpy);
+                try (Npy.Writer w = Npy.Writer.create(joinedNpy, DType.FLOAT32, allIds.size(), dimension)) {
+                    long rows = 0;
+                    for (int k = 0; k < chunks; k++) {
+                        try (Tensor t = Npy.read(npy(k))) {
+                            rows += t.shape(0);
+                            if (rows > allIds.size() || t.rank() != 2 || t.shape(1) != dimension) {
+                                throw new IOException(npy(k) + " is " + t + "; the parts do not add up to "
+                                        + allIds.size() + " rows of " + dimension);
+                            }
+                            w.write(t);
+                        }
                     }
-                    w.write(t);
+                    if (rows != allIds.size()) {
+                        throw new IOException(dir + ": parts hold " + rows + " rows but " + allIds.size() + " ids");
+                    }
+                    w.finish();
                 }
-            }
-            if (rows != allIds.size()) {
-                throw new IOException(dir + ": parts hold " + rows + " rows but " + allIds.size() + " ids");
-            }
-            w.finish();
+            });
+            writeAtomically(joinedIds, lines(allIds), joining);
         }
-        writeAtomically(idsFile(out), lines(allIds));
-        Path skippedReport = skippedFile(out);
-        if (allSkipped.isEmpty()) {
-            Files.deleteIfExists(skippedReport);
-        } else {
+        if (!allSkipped.isEmpty()) {
             StringBuilder s = new StringBuilder("# images left out of " + out.getFileName() + ": id, file, reason\n");
             for (FeatureExtractor.Skipped k : allSkipped) {
                 s.append(k.id()).append('\t').append(k.path()).append('\t').append(k.reason()).append('\n');
             }
-            writeAtomically(skippedReport, s.toString().getBytes(StandardCharsets.UTF_8));
+            writeAtomically(joinedSkipped, s.toString().getBytes(StandardCharsets.UTF_8), joining);
+        }
+        // from here on renames and deletions only, the .npy last (see above)
+        naming(out, "removing the previous descriptors", () -> Files.deleteIfExists(out));
+        if (publish) {
+            naming(idsOut, "putting the ids in place", () -> {
+                fault.at("publish", idsOut);
+                AtomicFiles.replace(joinedIds, idsOut);
+            });
+        } else {
+            naming(idsOut, "removing the previous ids", () -> Files.deleteIfExists(idsOut));
+        }
+        if (allSkipped.isEmpty()) {
+            naming(skippedOut, "removing the previous report", () -> Files.deleteIfExists(skippedOut));
+        } else {
+            naming(skippedOut, "putting the report in place", () -> AtomicFiles.replace(joinedSkipped, skippedOut));
+        }
+        if (publish) {
+            naming(out, "putting the descriptors in place", () -> {
+                fault.at("publish", out);
+                AtomicFiles.replace(joinedNpy, out);
+            });
         }
         deleteParts();
         return new Assembled(allIds, allSkipped);
@@ -311,8 +476,50 @@ final class PartStore {
         return s.toString().getBytes(StandardCharsets.UTF_8);
     }
 
-    static void writeAtomically(Path file, byte[] data) throws IOException {
-        AtomicFiles.write(file, data);
+    private void writeAtomically(Path file, byte[] data, String doing) throws IOException {
+        naming(file, doing, () -> {
+            fault.at("write", file);
+            AtomicFiles.write(file, data);
+        });
+    }
+
+    private interface IoStep {
+        void run() throws IOException;
+    }
+
+    /**
+     * Runs a step that writes {@code file}, making its failure name the file: a full disk
+     * surfaces from the channel as a bare "No space left on device", with no file at all (the
+     * one it names would be a temporary file anyway).
+     */
+    private void naming(Path file, String doing, IoStep step) throws IOException {
+        try {
+            step.run();
+        } catch (IOException e) {
+            throw naming(file, doing, e);
+        }
+    }
+
+    /**
+     * {@code e} as "{@code <file>: <reason> (<what was being done>...)}", unless it names its
+     * file already (missing folders, permissions: the caller words those) or a file in
+     * {@code file}'s folder.
+     */
+    IOException naming(Path file, String doing, IOException e) {
+        String reason = e instanceof FileSystemException fs ? fs.getReason() : e.getMessage();
+        if (e instanceof FileSystemException && (reason == null || e.getClass() != FileSystemException.class)) {
+            return e;
+        }
+        if (reason == null || reason.isBlank()) {
+            reason = e.getClass().getSimpleName();
+        } else if (reason.contains(file.getParent().toString())) {
+            return e; // names a file there already (a part that does not add up, say)
+        }
+        boolean full = reason.toLowerCase(Locale.ROOT).contains("no space left")
+                || reason.toLowerCase(Locale.ROOT).contains("quota");
+        String text = file + ": " + Character.toLowerCase(reason.charAt(0)) + reason.substring(1) + " (" + doing
+                + (full ? "; free some space and rerun: the finished parts in " + dir + " are kept" : "") + ")";
+        return new IOException(text, e);
     }
 
     @Override

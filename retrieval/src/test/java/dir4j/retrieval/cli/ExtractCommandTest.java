@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
+import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.data.ImageList;
 import dir4j.retrieval.extract.ExtractionOptions;
 import dir4j.retrieval.extract.FeatureExtractor;
@@ -164,6 +165,37 @@ class ExtractCommandTest {
         assertTrue(empty.err().contains("every image of empty.npy was left out"), empty.err());
         assertFalse(Files.exists(dir.resolve("empty.npy")) || Files.exists(dir.resolve("empty.ids.txt")));
         assertTrue(Files.readString(dir.resolve("empty.skipped.txt")).contains("also-gone.jpg"));
+    }
+
+    /**
+     * Two extracts to the same --out: while one runs (here: holds the output's lock, as another
+     * process's extract would), the second is refused at once with exit status 1, naming the
+     * output and the lock, and writes nothing; the earlier output stays as it was.
+     */
+    @Test
+    void aSecondExtractToTheSameOutIsRefusedWhileTheFirstRuns() throws Exception {
+        Path jpg = ImageFixtures.path("datasets/roxford5k/jpg");
+        Path list = Files.writeString(dir.resolve("list.txt"), "all_souls_000001.jpg\nall_souls_000002.jpg\n");
+        Path out = dir.resolve("feats.npy");
+        String[] args = {"--images", list.toString(), "--root", jpg.toString(), "--arch", "resnet18", "--random-init",
+            "--base-width", "4", "--out-dim", "8", "--image-size", "32", "--scales", "1,1/2", "--out", out.toString(),
+            "--quiet"};
+        assertEquals(0, run(args).rc());
+        byte[] first = Files.readAllBytes(out);
+        Path lock = dir.resolve(".feats.npy.lock");
+        try (OutputLock held = OutputLock.acquire(lock, "the first extract")) {
+            Run second = run(concat(args, "--scale-pooling-p", "1", "--no-resume"));
+            assertEquals(1, second.rc(), second.err());
+            assertEquals("dir4j extract: " + out + " (a descriptor file) is being written by another task of "
+                    + "this process; wait for it to finish or stop it (lock file " + lock + ")\n",
+                    second.err().replace(System.lineSeparator(), "\n"));
+            assertEquals("", second.out());
+            assertArrayEquals(first, Files.readAllBytes(out));
+            assertFalse(Files.exists(dir.resolve("feats.npy.parts")));
+        }
+        Run after = run(concat(args, "--scale-pooling-p", "1"));
+        assertEquals(0, after.rc(), after.err());
+        assertFalse(java.util.Arrays.equals(first, Files.readAllBytes(out)), "another exponent, other descriptors");
     }
 
     static String[] concat(String[] a, String... b) {

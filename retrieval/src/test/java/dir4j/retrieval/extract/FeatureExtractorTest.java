@@ -10,6 +10,7 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.engine.autograd.Autograd;
 import dir4j.engine.io.Npy;
+import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.data.ImageRef;
 import dir4j.retrieval.image.BoundingBox;
 import dir4j.retrieval.image.ImageDecoder;
@@ -272,8 +273,8 @@ class FeatureExtractorTest {
         assertEquals(Files.readAllLines(cr.ids()), Files.readAllLines(rr.ids()));
         assertFalse(Files.exists(parts), "parts removed at the end");
         try (Stream<Path> s = Files.list(tmp.resolve("run"))) {
-            assertEquals(List.of("feats.ids.txt", "feats.npy"), s.map(p -> p.getFileName().toString()).sorted().toList(),
-                    "no temporary files left");
+            assertEquals(List.of(".feats.npy.lock", "feats.ids.txt", "feats.npy"),
+                    s.map(p -> p.getFileName().toString()).sorted().toList(), "no temporary files left (the lock file stays)");
         }
         assertTrue(stamp > 0);
         try (Tensor t = Npy.read(out)) {
@@ -434,6 +435,165 @@ class FeatureExtractorTest {
         quiet.update(3);
         quiet.finish();
         assertEquals(0, none.size());
+    }
+
+    // ---------------------------------------------------------------- crash safety
+
+    /** Image 5 of 6 damaged: a run in parts of 2 stops in its third part, leaving parts 0 and 1. */
+    private static void interruptedRun(List<ImageRef> refs, Path out, ExtractionOptions o) throws IOException {
+        byte[] good = Files.readAllBytes(refs.get(5).path());
+        Files.write(refs.get(5).path(), new byte[] {(byte) 0xff, (byte) 0xd8, (byte) 0xff, 0, 1, 2});
+        try {
+            assertThrows(IOException.class, () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "run"));
+        } finally {
+            Files.write(refs.get(5).path(), good);
+        }
+        assertTrue(Files.exists(out.resolveSibling("feats.npy.parts/part-000001.npy")));
+    }
+
+    /**
+     * While one extraction holds the output (here: this process holds its lock, as a second
+     * process would), another is refused at once with the holder named, and touches nothing: no
+     * parts, the earlier files and even a killed writer's temporary file stay as they were.
+     */
+    @Test
+    void aSecondExtractionToTheSameFileIsRefusedBeforeItTouchesAnything(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 3);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        Path out = tmp.resolve("run/feats.npy");
+        Path lock = tmp.resolve("run/.feats.npy.lock");
+        assertEquals(lock, FeatureExtractor.lockFile(out));
+        Files.createDirectories(out.getParent());
+        Files.writeString(out, "earlier");
+        Files.writeString(FeatureExtractor.idsFile(out), "earlier\n");
+        Path leftover = Files.writeString(tmp.resolve("run/.feats.npy.k3x9.tmp"), "a killed writer's");
+        try (OutputLock first = OutputLock.acquire(lock, "the first extraction")) {
+            IOException e = assertThrows(IOException.class,
+                    () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "second"));
+            assertEquals(out + " (a descriptor file) is being written by another task of this process; "
+                    + "wait for it to finish or stop it (lock file " + lock + ")", e.getMessage());
+            assertEquals("earlier", Files.readString(out));
+            assertEquals("earlier\n", Files.readString(FeatureExtractor.idsFile(out)));
+            assertTrue(Files.exists(leftover), "a live writer's temporary file looks the same: kept");
+            assertFalse(Files.exists(tmp.resolve("run/feats.npy.parts")), "no parts started");
+        }
+        FeatureExtractor.FileResult r = new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "second");
+        assertEquals(3, r.rows());
+        assertEquals(List.of("img0", "img1", "img2"), Files.readAllLines(r.ids()));
+        assertFalse(Files.exists(leftover), "deleted once the lock was held");
+        // released at the end: the next extraction takes it
+        try (OutputLock again = OutputLock.acquire(lock, "after")) {
+            assertEquals(lock, again.file());
+        }
+    }
+
+    /**
+     * Temporary files of killed writers, beside the output (as large as the .npy) and in the
+     * parts folder, are deleted at the start of the next run, with one note; other files stay.
+     */
+    @Test
+    void temporaryFilesOfKilledWritersAreDeletedAtTheStartOfTheNextRun(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 6);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        Path out = tmp.resolve("run/feats.npy");
+        interruptedRun(refs, out, o);
+        Path parts = tmp.resolve("run/feats.npy.parts");
+        List<Path> leftovers = List.of(tmp.resolve("run/.feats.npy.0a1b2c.tmp"), tmp.resolve("run/.feats.ids.txt.zz9.tmp"),
+                tmp.resolve("run/.feats.skipped.txt.q1.tmp"), parts.resolve(".part-000002.npy.x7.tmp"),
+                parts.resolve(".part-000001.ids.txt.y8.tmp"), parts.resolve(".assembled.npy.w2.tmp"));
+        for (Path p : leftovers) {
+            Files.write(p, new byte[4096]);
+        }
+        Path notOurs = Files.writeString(tmp.resolve("run/.feats.npy.notes"), "mine");
+        // the damaged image stops this run again: what it deleted shows before the parts are joined
+        byte[] good = Files.readAllBytes(refs.get(5).path());
+        Files.write(refs.get(5).path(), new byte[0]);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        assertThrows(IOException.class, () -> new FeatureExtractor(net, o.withQuiet(false),
+                new PrintStream(log, true, StandardCharsets.UTF_8)).extractToFile(refs, out, "run"));
+        for (Path p : leftovers) {
+            assertFalse(Files.exists(p), p + " deleted");
+        }
+        assertTrue(Files.exists(notOurs));
+        assertTrue(Files.exists(parts.resolve("part-000000.npy")) && Files.exists(parts.resolve("part-000001.npy")),
+                "the finished parts are kept");
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("run: deleted 6 temporary files left by an interrupted run (.feats.npy.0a1b2c.tmp, "
+                + "...)"), text);
+        assertTrue(text.contains("run: resuming, 2 of 3 parts (4 images) already done"), text);
+        Files.write(refs.get(5).path(), good);
+    }
+
+    /**
+     * A part is reused only when its ids are the ones the list gives its chunk: two parts whose ids
+     * files were swapped (their rows would get each other's ids) are both redone, and the output
+     * equals a clean run's.
+     */
+    @Test
+    void partsWithTheIdsOfOtherImagesAreRedone(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 6);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        FeatureExtractor.FileResult clean = new FeatureExtractor(net, o, QUIET).extractToFile(refs,
+                tmp.resolve("clean/feats.npy"), "clean");
+        Path out = tmp.resolve("run/feats.npy");
+        interruptedRun(refs, out, o);
+        Path parts = tmp.resolve("run/feats.npy.parts");
+        byte[] ids0 = Files.readAllBytes(parts.resolve("part-000000.ids.txt"));
+        Files.write(parts.resolve("part-000000.ids.txt"), Files.readAllBytes(parts.resolve("part-000001.ids.txt")));
+        Files.write(parts.resolve("part-000001.ids.txt"), ids0);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        FeatureExtractor.FileResult r = new FeatureExtractor(net, o, new PrintStream(log, true, StandardCharsets.UTF_8))
+                .extractToFile(refs, out, "run");
+        assertEquals(0, r.partsReused());
+        assertEquals(3, r.partsWritten());
+        assertEquals(List.of("img0", "img1", "img2", "img3", "img4", "img5"), Files.readAllLines(r.ids()));
+        assertArrayEquals(Files.readAllBytes(clean.descriptors()), Files.readAllBytes(out));
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("part-000000.npy holds the ids of other images ('img2' where the list has 'img0', "
+                + "image 1 of the part); redoing it"), text);
+        assertTrue(text.contains("part-000001.npy holds the ids of other images ('img0' where the list has 'img2', "
+                + "image 1 of the part); redoing it"), text);
+    }
+
+    /**
+     * A part whose data changed after it was written (a flipped byte: 3.4e38 in a unit vector)
+     * fails its checksum and is redone, as is a part without a checksum (an older version's);
+     * the output equals a clean run's.
+     */
+    @Test
+    void partsWhoseDataChangedAreRedone(@TempDir Path tmp) throws IOException {
+        List<ImageRef> refs = copies(tmp.resolve("imgs"), 6);
+        ExtractionOptions o = options().withChunkSize(2).withThreads(1);
+        FeatureExtractor.FileResult clean = new FeatureExtractor(net, o, QUIET).extractToFile(refs,
+                tmp.resolve("clean/feats.npy"), "clean");
+        Path out = tmp.resolve("run/feats.npy");
+        Path parts = tmp.resolve("run/feats.npy.parts");
+        for (String damage : new String[] {"flip", "no checksum"}) {
+            interruptedRun(refs, out, o);
+            Path part0 = parts.resolve("part-000000.npy");
+            if (damage.equals("flip")) {
+                byte[] b = Files.readAllBytes(part0);
+                b[b.length - 1] = 0x7f;
+                b[b.length - 2] = 0x7f;
+                b[b.length - 3] = (byte) 0xff;
+                b[b.length - 4] = (byte) 0xff;
+                Files.write(part0, b);
+            } else {
+                Files.delete(parts.resolve("part-000000.crc32"));
+            }
+            ByteArrayOutputStream log = new ByteArrayOutputStream();
+            FeatureExtractor.FileResult r = new FeatureExtractor(net, o, new PrintStream(log, true,
+                    StandardCharsets.UTF_8)).extractToFile(refs, out, "run");
+            assertEquals(1, r.partsReused(), damage);
+            assertEquals(2, r.partsWritten(), damage);
+            assertArrayEquals(Files.readAllBytes(clean.descriptors()), Files.readAllBytes(out), damage);
+            assertEquals(Files.readAllLines(clean.ids()), Files.readAllLines(r.ids()), damage);
+            String text = log.toString(StandardCharsets.UTF_8);
+            assertTrue(text.contains(damage.equals("flip")
+                    ? "part-000000.npy does not match its checksum (CRC-32 " : "part-000000.npy has no checksum "
+                    + "(part-000000.crc32); redoing it"), damage + ": " + text);
+            Files.delete(out);
+        }
     }
 
     @Test
