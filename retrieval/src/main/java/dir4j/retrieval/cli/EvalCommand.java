@@ -5,6 +5,7 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.Npy;
+import dir4j.engine.io.OutputLock;
 import dir4j.nn.io.Json;
 import dir4j.retrieval.data.RetrievalDataset;
 import dir4j.retrieval.eval.OldProtocol;
@@ -270,15 +271,20 @@ final class EvalCommand extends ToolCommand {
                         throw new UsageException("--scale-pooling-p net: " + e.getMessage());
                     }
                     if (descriptorsDir != null) {
-                        // the record and a leftover file of an earlier eval go first: a run stopped between the
-                        // two files must not leave one of its own beside one of another network's, vouched for
-                        // by the other's record
-                        Files.deleteIfExists(provenanceFile(name));
-                        Files.deleteIfExists(qFile);
-                        Files.deleteIfExists(dbFile);
-                        fx.extractToFile(d.databaseImages(), dbFile, "DB");
-                        fx.extractToFile(d.queryImages(), qFile, "query");
-                        writeProvenance(name);
+                        // one eval writes a dataset's descriptors at a time (another's deletions below would
+                        // take this one's finished files)
+                        try (OutputLock lock = OutputLock.acquire(descriptorsDir.resolve("." + name + ".eval.lock"),
+                                descriptorsDir.resolve(name) + ".*descs.npy (descriptors being extracted)")) {
+                            // the record and a leftover file of an earlier eval go first: a run stopped between the
+                            // two files must not leave one of its own beside one of another network's, vouched for
+                            // by the other's record
+                            Files.deleteIfExists(provenanceFile(name));
+                            Files.deleteIfExists(qFile);
+                            Files.deleteIfExists(dbFile);
+                            fx.extractToFile(d.databaseImages(), dbFile, "DB");
+                            fx.extractToFile(d.queryImages(), qFile, "query");
+                            writeProvenance(name);
+                        }
                         database = readDescriptors(dbFile, d.imageNames(), "database");
                         queries = readDescriptors(qFile, d.queryNames(), "query");
                     } else {

@@ -239,6 +239,16 @@ class EvalCommandTest {
         Path descs = dir.resolve("descs");
         String[] base = args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size", "48",
                 "--quiet");
+        // another eval extracting this dataset's descriptors there: refused before anything is deleted or written
+        try (var busy = dir4j.engine.io.OutputLock.acquire(descs.resolve(".synth.eval.lock"), "busy")) {
+            Files.writeString(descs.resolve("synth.dbdescs.npy"), "theirs");
+            Run refused = run(concat(concat(base, "--descriptors-dir", descs.toString()), TINY_NET));
+            assertEquals(1, refused.rc(), refused.toString());
+            assertTrue(refused.err().contains(descs.resolve("synth") + ".*descs.npy (descriptors being extracted) is "
+                    + "being written by another task of this process"), refused.err());
+            assertEquals("theirs", Files.readString(descs.resolve("synth.dbdescs.npy")));
+            Files.delete(descs.resolve("synth.dbdescs.npy"));
+        }
         Run first = run(concat(concat(base, "--descriptors-dir", descs.toString()), TINY_NET));
         assertEquals(0, first.rc(), first.toString());
         Path dbFile = descs.resolve("synth.dbdescs.npy");
