@@ -83,7 +83,12 @@ public final class Npy {
             throw new IOException(file + ": a directory, not a .npy file");
         }
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
-            MemorySegment all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            MemorySegment all;
+            try {
+                all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
+            } catch (IOException e) {
+                throw new IOException(file + ": cannot be mapped for reading: " + e.getMessage(), e);
+            }
             Header h = Header.parse(all);
             String type = h.kind.equals("b") ? "bool" : (h.kind.equals("f") ? "float" : h.kind.equals("u") ? "uint"
                     : "int") + h.size * 8;

@@ -4,10 +4,13 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -20,20 +23,23 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>The lock file holds the holder's process id as text and stays when the lock is released (a
  * lock file deleted on release could be locked by one writer while another creates and locks a
- * new one). Writers in one process are told apart without opening the file a second time, since
- * closing any descriptor of a file drops the process's record locks on it. Locks on network file
- * systems are only as good as the file system's.
+ * new one). Writers in one process are told apart by the file's identity (device and inode, so
+ * another spelling of the path is the same lock) without opening it a second time, since closing
+ * any descriptor of a file drops the process's record locks on it. Where the file system cannot
+ * lock (NFS without lockd, some FUSE mounts) the writer goes on unprotected, with a warning.
  */
 public final class OutputLock implements AutoCloseable {
-    /** The lock files this process holds, by absolute path. */
-    private static final Map<Path, Boolean> HELD = new ConcurrentHashMap<>();
+    /** Channels that must never be closed (see acquire). */
+    private static final java.util.Set<FileChannel> PARKED = ConcurrentHashMap.newKeySet();
+    /** The lock files this process holds, by file identity (else absolute path). */
+    private static final Map<Object, Boolean> HELD = new ConcurrentHashMap<>();
 
-    private final Path key;
+    private final Object key;
     private final Path file;
     private final FileChannel channel;
     private final FileLock lock;
 
-    private OutputLock(Path key, Path file, FileChannel channel, FileLock lock) {
+    private OutputLock(Object key, Path file, FileChannel channel, FileLock lock) {
         this.key = key;
         this.file = file;
         this.channel = channel;
@@ -48,19 +54,38 @@ public final class OutputLock implements AutoCloseable {
      *                     holds it, or the file when it cannot be created
      */
     public static OutputLock acquire(Path lockFile, String what) throws IOException {
-        Path key = lockFile.toAbsolutePath().normalize();
-        // refused here, before a second channel is opened: closing any descriptor of a file drops
-        // every lock the process holds on it (POSIX record locks), the first writer's included
+        Path abs = lockFile.toAbsolutePath().normalize();
+        Files.createDirectories(abs.getParent());
+        try {
+            Files.createFile(abs); // O_EXCL: fails without leaving a descriptor when the file is there
+        } catch (FileAlreadyExistsException e) {
+            // an earlier writer's, or a live holder's
+        }
+        // the file's identity (device and inode), read by stat: another spelling of the same file (a link, a
+        // symlinked folder) is the same lock, and no second descriptor is opened, whose close would drop every
+        // lock this process holds on the file (POSIX record locks)
+        Object identity = Files.readAttributes(abs, BasicFileAttributes.class).fileKey();
+        Object key = identity != null ? identity : abs;
         if (HELD.putIfAbsent(key, Boolean.TRUE) != null) {
             throw refused(what, "another task of this process", lockFile);
         }
         try {
-            Files.createDirectories(key.getParent());
-            FileChannel ch = FileChannel.open(key, StandardOpenOption.CREATE, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE);
+            FileChannel ch = FileChannel.open(abs, StandardOpenOption.READ, StandardOpenOption.WRITE);
             FileLock l;
             try {
                 l = ch.tryLock();
+            } catch (OverlappingFileLockException e) {
+                // held in this process under an identity stat did not give: closing ch (or letting it be collected)
+                // would release that lock, so ch is kept open for the life of the process
+                PARKED.add(ch);
+                throw refused(what, "another task of this process", lockFile);
+            } catch (IOException e) {
+                // a file system without locks (NFS without lockd, some FUSE mounts): go on, unprotected, and say so
+                System.getLogger(OutputLock.class.getName()).log(System.Logger.Level.WARNING, "cannot lock " + lockFile
+                        + " (" + e.getMessage() + "): " + what + " is not protected against a second writer");
+                return new OutputLock(key, lockFile, ch, null);
+            }
+            try {
                 if (l == null) {
                     String holder = holder(ch);
                     throw refused(what, "another process" + (holder.isEmpty() ? "" : " (pid " + holder + ")"), lockFile);
@@ -108,7 +133,9 @@ public final class OutputLock implements AutoCloseable {
             return;
         }
         try {
-            lock.release();
+            if (lock != null) {
+                lock.release();
+            }
         } finally {
             try {
                 channel.close();

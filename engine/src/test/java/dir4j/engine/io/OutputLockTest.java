@@ -25,15 +25,13 @@ class OutputLockTest {
         Path f = dir.resolve("run/.lock");
         try (OutputLock first = OutputLock.acquire(f, "run (a training run)")) {
             assertEquals(f, first.file());
-            assertEquals(ProcessHandle.current().pid() + "\n", Files.readString(f, StandardCharsets.UTF_8));
             IOException e = assertThrows(IOException.class, () -> OutputLock.acquire(f, "run (a training run)"));
             assertEquals("run (a training run) is being written by another task of this process; wait for it to "
                     + "finish or stop it (lock file " + f + ")", e.getMessage());
         }
-        assertTrue(Files.exists(f), "the file stays, the lock goes");
-        try (OutputLock again = OutputLock.acquire(f, "run")) {
-            assertEquals(ProcessHandle.current().pid() + "\n", Files.readString(f, StandardCharsets.UTF_8));
-        }
+        assertEquals(ProcessHandle.current().pid() + "\n", Files.readString(f, StandardCharsets.UTF_8),
+                "the file stays, naming the last holder; the lock goes");
+        OutputLock.acquire(f, "run").close();
     }
 
     /** Another JVM holding the lock refuses this one, naming its pid; killed, it holds nothing. */
@@ -59,9 +57,8 @@ class OutputLockTest {
         }
         // a kill leaves the file, not the lock
         assertTrue(Files.exists(f));
-        try (OutputLock mine = OutputLock.acquire(f, "out.npy")) {
-            assertEquals(ProcessHandle.current().pid() + "\n", Files.readString(f, StandardCharsets.UTF_8));
-        }
+        OutputLock.acquire(f, "out.npy").close();
+        assertEquals(ProcessHandle.current().pid() + "\n", Files.readString(f, StandardCharsets.UTF_8));
     }
 
     /** Takes the lock named by args[0], then signals args[1] and waits to be killed. */
@@ -77,6 +74,41 @@ class OutputLockTest {
             Files.createFile(Path.of(args[1]));
             Thread.sleep(120_000);
             l.close();
+        }
+    }
+
+    /**
+     * The same lock file reached through a symlinked folder is the same lock: refused in this
+     * process, and the refusal does not drop the first holder's OS lock (another process still
+     * finds it held).
+     */
+    @Test
+    void anotherSpellingOfTheSamePathIsTheSameLock() throws Exception {
+        Path real = Files.createDirectories(dir.resolve("real"));
+        Path alias = Files.createSymbolicLink(dir.resolve("alias"), real);
+        try (OutputLock first = OutputLock.acquire(real.resolve(".lock"), "real")) {
+            IOException e = assertThrows(IOException.class, () -> OutputLock.acquire(alias.resolve(".lock"), "alias"));
+            assertTrue(e.getMessage().startsWith("alias is being written by another task of this process"),
+                    e.getMessage());
+            String java = ProcessHandle.current().info().command().orElse("java");
+            Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"), Tryer.class.getName(),
+                    real.resolve(".lock").toString()).redirectErrorStream(true).start();
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+            String said = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertEquals(3, p.exitValue(), "still held against another process: " + said);
+            assertTrue(said.contains("(pid " + ProcessHandle.current().pid() + ")"), said);
+        }
+    }
+
+    /** Tries the lock named by args[0]: exit 3 (printing the refusal) when held, 0 when taken. */
+    public static final class Tryer {
+        public static void main(String[] args) {
+            try (OutputLock l = OutputLock.acquire(Path.of(args[0]), "tried")) {
+                System.exit(0);
+            } catch (IOException e) {
+                System.out.println(e.getMessage());
+                System.exit(3);
+            }
         }
     }
 

@@ -44,7 +44,9 @@ import picocli.CommandLine.Parameters;
                 + "reference's layout, so that torch.load and the reference's load_model read it: {'state_dict': "
                 + "OrderedDict of the network's tensors, 'model_options': {...}, the other metadata entries, 'pca': "
                 + "{dataset: dict of the PCA's arrays}} (a dict, not a scikit-learn object: dir4j reads either, the "
-                + "reference's whitening wants the object). Integer tensors are written as int64."},
+                + "reference's whitening wants the object). Integer tensors are written as int64.",
+            "A dir4j training checkpoint (train's or the demo's checkpoint.safetensors) converts to a .pt of its "
+                + "network; to .safetensors or .npz it is copied whole (the optimiser's state and settings included)."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, "2:bad command line: unknown or malformed "
                 + "options, or an OUT that is not .safetensors, .npz, .pt or .pth, or is a directory"})
@@ -71,12 +73,12 @@ final class ConvertCommand implements Callable<Integer> {
             + "(the summary line and errors are still printed).")
     boolean quiet;
 
+    private static final String TRAINING_FORMAT = "dir4j-train-1";
+
     /**
      * What a conversion carries: tensors by name, string metadata, notes for the user, and how
      * many of the tensors (the first ones) came from a PyTorch state dict (-1 for other inputs).
      */
-    private static final String TRAINING_FORMAT = "dir4j-train-1";
-
     private record Converted(Map<String, Tensor> tensors, Map<String, String> metadata, List<String> notes,
             int stateDictTensors) {}
 

@@ -59,6 +59,9 @@ final class DemoCommand extends ToolCommand {
         TrainCommand.Progress progress = new TrainCommand.Progress(quiet, s.train().steps());
         Demo.Outcome o = Demo.run(s, dev, progress);
         progress.end();
+        if (o == null) {
+            return 130; // stopped by a signal after a checkpoint; the JVM's exit status is the signal's
+        }
         System.out.printf("mAP (Medium) %.2f -> %.2f; Easy %.2f -> %.2f; Hard %.2f -> %.2f%n",
                 100 * o.before().medium().map(), 100 * o.after().medium().map(), 100 * o.before().easy().map(),
                 100 * o.after().easy().map(), 100 * o.before().hard().map(), 100 * o.after().hard().map());

@@ -284,9 +284,9 @@ final class EvalCommand extends ToolCommand {
                             fx.extractToFile(d.databaseImages(), dbFile, "DB");
                             fx.extractToFile(d.queryImages(), qFile, "query");
                             writeProvenance(name);
+                            database = readDescriptors(dbFile, d.imageNames(), "database");
+                            queries = readDescriptors(qFile, d.queryNames(), "query");
                         }
-                        database = readDescriptors(dbFile, d.imageNames(), "database");
-                        queries = readDescriptors(qFile, d.queryNames(), "query");
                     } else {
                         database = fx.extract(d.databaseImages(), "DB").descriptors();
                         queries = fx.extract(d.queryImages(), "query").descriptors();

@@ -71,7 +71,15 @@ abstract class ToolCommand implements Callable<Integer> {
         }
         Path o = resolved(out);
         Path i = resolved(input);
-        if (o.equals(i)) {
+        boolean same = o.equals(i);
+        if (!same && Files.exists(out) && Files.exists(input)) {
+            try {
+                same = Files.isSameFile(out, input); // hard links too
+            } catch (IOException e) {
+                same = false;
+            }
+        }
+        if (same) {
             throw new UsageException(outOption + " " + out + " is " + inputOption + " " + input
                     + ": writing it would replace an input; name another file");
         }

@@ -52,7 +52,10 @@ import picocli.CommandLine.Option;
             "OUT receives checkpoint.safetensors (weights, optimiser state and recipe, written atomically every "
                 + "--checkpoint-every steps and at the end), log.csv (loss, learning rate, images/s, validation "
                 + "mAP), loss.png and validation.png, train-config.json (the recipe used), and at the end "
-                + "model.safetensors, a network checkpoint for dir4j extract/eval --checkpoint.",
+                + "model.safetensors, a network checkpoint for dir4j extract/eval --checkpoint. One run writes "
+                + "OUT at a time (OUT/.lock; a second is refused). SIGTERM or Ctrl-C ends the step in progress "
+                + "with a checkpoint (at most 10 minutes' wait; no validation) and exits; kill -9 loses the steps "
+                + "since the last checkpoint.",
             "Batch norm: by default its statistics are frozen (running statistics, the reference's recipe), so "
                 + "the multistage gradient equals that of one backward over the whole batch."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
@@ -334,6 +337,10 @@ final class TrainCommand extends ToolCommand {
         // OUT (with train-config.json, the recipe used) is written by the trainer once the run is under way
         // one run per folder at a time; what killed runs left half-written there goes
         try (OutputLock lock = Trainer.lock(out); RetrievalNet net = initialNetwork(cfg.seed())) {
+            if (recordedNetwork && !Files.exists(checkpoint)) {
+                // read before the lock; gone since (another run's --overwrite): the network would start from nothing
+                throw new IOException(checkpoint + " was removed while this resume started; nothing to resume");
+            }
             net.channelsLast(channelsLast != null ? channelsLast
                     : System.getProperty(RetrievalNet.CHANNELS_LAST_PROPERTY) != null ? net.channelsLast()
                     : dev.kind() == Device.Kind.CUDA && useTf32);
@@ -345,23 +352,24 @@ final class TrainCommand extends ToolCommand {
                     .withRunOptions(runOptions(useTf32, net.channelsLast()));
             Trainer.Validator validator = val == null ? null : n -> Demo.mediumMap(n, val, valPrep);
             Progress progress = new Progress(quiet, cfg.steps());
-            Trainer.History h;
-            // SIGTERM / Ctrl-C: the step in progress ends with a checkpoint instead of being lost with its predecessors
+            // SIGTERM / Ctrl-C: the step in progress ends with a checkpoint instead of being lost with its predecessors;
+            // the shutdown waits for this block (the network's export and the summary included)
             try (Trainer.StopHandle stop = trainer.stopOnShutdown(STOP_WAIT,
                     m -> System.err.println("\ndir4j train: " + m))) {
-                h = trainer.run(resume, validator, progress, stopAfter == null ? Long.MAX_VALUE : stopAfter);
+                Trainer.History h = trainer.run(resume, validator, progress, stopAfter == null ? Long.MAX_VALUE
+                        : stopAfter);
+                progress.end();
+                if (trainer.stoppedEarly()) {
+                    return 130; // the JVM is shutting down (its exit status is the signal's); the checkpoint is written
+                }
+                exportNetwork(net, out.resolve("model.safetensors"));
+                double last = h.losses().isEmpty() ? Double.NaN : h.losses().get(h.losses().size() - 1);
+                System.out.printf(Locale.ROOT, "trained %d steps; last loss %.5f%s; checkpoint %s; network %s%n",
+                        h.steps().isEmpty() ? 0 : h.steps().get(h.steps().size() - 1), last,
+                        h.validation().isEmpty() ? "" : String.format(Locale.ROOT, "; validation mAP %.2f",
+                                h.validation().get(h.validation().size() - 1)),
+                        checkpoint, out.resolve("model.safetensors"));
             }
-            progress.end();
-            if (trainer.stopRequested()) {
-                return 130; // stopped by a signal: the JVM is shutting down; the checkpoint is all there is to write
-            }
-            exportNetwork(net, out.resolve("model.safetensors"));
-            double last = h.losses().isEmpty() ? Double.NaN : h.losses().get(h.losses().size() - 1);
-            System.out.printf(Locale.ROOT, "trained %d steps; last loss %.5f%s; checkpoint %s; network %s%n",
-                    h.steps().isEmpty() ? 0 : h.steps().get(h.steps().size() - 1), last,
-                    h.validation().isEmpty() ? "" : String.format(Locale.ROOT, "; validation mAP %.2f",
-                            h.validation().get(h.validation().size() - 1)),
-                    checkpoint, out.resolve("model.safetensors"));
         }
         return 0;
     }
@@ -528,13 +536,15 @@ final class TrainCommand extends ToolCommand {
             notes.add(file + " records no training data or device (an older run): they come from the options given");
         } else {
             taken.add("data, device");
-            boolean dataGiven = given("--train-list") || given("--synth") || given("--root");
+            boolean dataGiven = given("--train-list") || given("--synth");
             String recordedData = dataText(path(run.get("train_list")), path(run.get("root")),
                     Boolean.TRUE.equals(run.get("synth")), path(run.get("data_root")));
             if (!dataGiven) {
                 trainList = path(run.get("train_list"));
-                root = path(run.get("root"));
                 synth = Boolean.TRUE.equals(run.get("synth"));
+                if (!given("--root")) { // --root alone: the recorded list, its images found under another folder
+                    root = path(run.get("root"));
+                }
             }
             if (!given("--data-root") && run.get("data_root") != null) {
                 dataRoot = path(run.get("data_root"));

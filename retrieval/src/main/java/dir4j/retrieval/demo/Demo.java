@@ -74,7 +74,10 @@ public final class Demo {
         return run(s, Device.CPU, log);
     }
 
-    /** The demo with the network (evaluation and training) on {@code device}. */
+    /**
+     * The demo with the network (evaluation and training) on {@code device}; null when a stop
+     * request (SIGTERM, Ctrl-C) ended the training early, with a checkpoint the next run resumes.
+     */
     public static Outcome run(Settings s, Device device, Consumer<String> log) throws IOException {
         long t0 = System.nanoTime();
         Files.createDirectories(s.out());
@@ -102,12 +105,21 @@ public final class Demo {
                     s.net().baseWidth(), s.net().outDim(), net.parameterCount()));
             Evaluation before = evaluate(net, test, prep);
             log.accept("before training: " + before.result().mapLine("synth"));
+            Map<String, Object> runOptions = new LinkedHashMap<>(); // what dir4j train --resume --out would need
+            runOptions.put("synth", true);
+            runOptions.put("data_root", s.dataRoot().toAbsolutePath().normalize().toString());
+            runOptions.put("device", device.toString());
+            runOptions.put("tf32", false);
+            runOptions.put("channels_last", net.channelsLast());
             Trainer trainer = new Trainer(net, trainImages, trainLabels.stream().mapToInt(Integer::intValue).toArray(),
-                    s.train(), s.out(), device);
+                    s.train(), s.out(), device).withRunOptions(runOptions);
             Trainer.History history;
             // Ctrl-C: the step in progress ends with a checkpoint, which the next ./dir4j demo resumes
             try (Trainer.StopHandle stop = trainer.stopOnShutdown(java.time.Duration.ofMinutes(2), log)) {
                 history = trainer.run(s.resume(), n -> evaluate(n, val, prep).result().medium().map() * 100, log);
+                if (trainer.stoppedEarly()) {
+                    return null; // the JVM is shutting down: no evaluation or report now
+                }
             }
             Evaluation after = evaluate(net, test, prep);
             log.accept("after training:  " + after.result().mapLine("synth"));

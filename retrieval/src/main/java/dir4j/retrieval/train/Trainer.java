@@ -72,6 +72,8 @@ public final class Trainer {
     private Map<String, Object> runOptions;
     /** Set by {@link #requestStop}: stop after the current step, with a checkpoint. */
     private volatile boolean stopRequested;
+    /** Whether the last run stopped before its end on request. */
+    private volatile boolean stoppedEarly;
     /** Whether the reason the plots cannot be drawn here has been reported (once per run). */
     private boolean plotsWarned;
 
@@ -316,8 +318,9 @@ public final class Trainer {
                             cfg.steps(), out.loss(), opt.lr(), ips, duration(eta)));
                 }
                 boolean last = step + 1 == cfg.steps() || step + 1 == stopAfter;
-                boolean stopping = stopRequested && !last;
-                if (validator != null && cfg.validateEvery() > 0 && ((step + 1) % cfg.validateEvery() == 0 || last)) {
+                // a stop request skips the validation (which may take long): the checkpoint is what it waits for
+                if (validator != null && !stopRequested && cfg.validateEvery() > 0
+                        && ((step + 1) % cfg.validateEvery() == 0 || last)) {
                     double v = validate(validator);
                     history.validationSteps().add(step + 1);
                     history.validation().add(v);
@@ -326,13 +329,15 @@ public final class Trainer {
                         progress.accept(String.format("step %d: validation mAP %.2f", step + 1, v));
                     }
                 }
+                boolean stopping = stopRequested && !last; // read again: a request during the validation counts
                 if ((step + 1) % cfg.checkpointEvery() == 0 || last || stopping) {
                     save(opt, names, step + 1);
-                    if (!stopping) { // Java2D does not start once the JVM shuts down; the resume draws them
+                    if (!stopRequested) { // Java2D does not start once the JVM shuts down; the resume draws them
                         plot(history, progress);
                     }
                 }
                 if (stopping) {
+                    stoppedEarly = true;
                     if (progress != null) {
                         progress.accept("stopped on request after step " + (step + 1) + "; checkpoint written ("
                                 + checkpointFile() + "): --resume continues from there");
@@ -386,9 +391,13 @@ public final class Trainer {
         stopRequested = true;
     }
 
-    /** Whether a stop was requested ({@link #requestStop}): the run ended early, with a checkpoint. */
-    public boolean stopRequested() {
-        return stopRequested;
+    /**
+     * Whether the last {@link #run} ended before its steps were done because a stop was requested
+     * ({@link #requestStop}); its checkpoint is at the step it stopped after. A request that came
+     * during the last step leaves the run complete: false.
+     */
+    public boolean stoppedEarly() {
+        return stoppedEarly;
     }
 
     /**
@@ -704,12 +713,18 @@ public final class Trainer {
         }
         List<String> kept = new ArrayList<>();
         kept.add(LOG_HEADER);
-        List<String> lines = Files.readAllLines(log);
+        String text = Files.readString(log, StandardCharsets.UTF_8);
+        List<String> lines = new ArrayList<>(text.lines().toList());
+        // every row is appended with its line end: a last line without one was cut short, even when it parses
+        boolean cut = !text.isEmpty() && !text.endsWith("\n") && lines.size() > 1;
         for (int i = 1; i < lines.size(); i++) {
             String line = lines.get(i);
             String[] f = line.split(",", -1);
             long s;
             try {
+                if (cut && i == lines.size() - 1) {
+                    throw new NumberFormatException("no line end");
+                }
                 if (f.length != 5) {
                     throw new NumberFormatException(f.length + " fields");
                 }

@@ -19,7 +19,9 @@ import java.util.stream.IntStream;
 import org.ejml.data.DMatrixRMaj;
 import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
 import org.ejml.interfaces.decomposition.EigenDecomposition_F64;
+import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -44,6 +46,9 @@ public final class PcaWhitening {
     private static final int APPLY_BLOCK = 4096;
 
     private static final VectorSpecies<Float> SPECIES = CpuVectors.FLOAT;
+    /** Doubles of the same vector width as {@link #SPECIES}. */
+    private static final VectorSpecies<Double> DOUBLES = VectorSpecies.of(double.class,
+            jdk.incubator.vector.VectorShape.forBitSize(SPECIES.vectorBitSize()));
 
     private final PcaParameters pca;
     private final int rank;
@@ -201,7 +206,7 @@ public final class PcaWhitening {
                 && descriptors.isContiguous();
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor x = direct ? descriptors : DescriptorMatrix.of(descriptors).toTensor();
-            Tensor out = scope.keep(Tensor.empty(DType.FLOAT32, Device.CPU, n, v));
+            Tensor out = Tensor.empty(DType.FLOAT32, Device.CPU, n, v); // freed with the scope unless returned
             MemorySegment in = x.segment();
             long inOff = x.offset();
             MemorySegment dst = out.segment();
@@ -228,7 +233,7 @@ public final class PcaWhitening {
                     });
                 }
             }
-            return out;
+            return scope.keep(out);
         }
     }
 
@@ -249,22 +254,24 @@ public final class PcaWhitening {
 
     /**
      * Scales the float row of v values at {@code byteOffset} to unit length (its squares summed
-     * in float32 lanes; a row of zeros becomes NaN, which callers report, as the reference's division by
+     * in float64; a row of zeros becomes NaN, which callers report, as the reference's division by
      * a zero norm would).
      */
     private static void normalise(MemorySegment row, long byteOffset, int v) {
-        FloatVector acc = FloatVector.zero(SPECIES);
+        // squares summed in float64 lanes: a float32 sum overflows for rows beyond ~1.8e19 (a strong whitening of a
+        // near-zero-variance component), which would make the row zeros instead of normalising it
+        DoubleVector acc = DoubleVector.zero(DOUBLES);
         int c = 0;
         int upper = SPECIES.loopBound(v);
         for (; c < upper; c += SPECIES.length()) {
             FloatVector y = FloatVector.fromMemorySegment(SPECIES, row, byteOffset + (long) c * Float.BYTES,
                     ByteOrder.nativeOrder());
-            acc = y.fma(y, acc);
+            for (int part = 0; part < SPECIES.length() / DOUBLES.length(); part++) {
+                DoubleVector d = (DoubleVector) y.convertShape(VectorOperators.F2D, DOUBLES, part);
+                acc = d.fma(d, acc);
+            }
         }
-        double norm = 0;
-        for (int lane = 0; lane < SPECIES.length(); lane++) {
-            norm += acc.lane(lane);
-        }
+        double norm = acc.reduceLanes(VectorOperators.ADD);
         for (int k = c; k < v; k++) {
             double y = row.get(ValueLayout.JAVA_FLOAT, byteOffset + (long) k * Float.BYTES);
             norm += y * y;

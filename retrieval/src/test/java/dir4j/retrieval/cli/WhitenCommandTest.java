@@ -156,6 +156,10 @@ class WhitenCommandTest {
         Run viaLink = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out",
                 dir.resolve("sub/../link.npy").toString());
         assertEquals(2, viaLink.rc(), viaLink.toString());
+        Path hard = Files.createLink(dir.resolve("hard.npy"), queries);
+        Run viaHardLink = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out",
+                hard.toString());
+        assertEquals(2, viaHardLink.rc(), viaHardLink.toString());
         assertArrayEquals(before, Files.readAllBytes(queries));
         assertTrue(Files.isSymbolicLink(link));
     }

@@ -176,10 +176,6 @@ class TrainerTest {
     }
 
     /**
-     * A fresh start over an earlier run (--overwrite) removes its checkpoint with its log: a run that
-     * stops before its own first checkpoint leaves nothing a --resume would take for its state.
-     */
-    /**
      * A kill mid-append can cut log.csv's last line short: a resume drops it with a note and ends
      * as an uninterrupted run does; a malformed line elsewhere is an error naming it.
      */
@@ -195,14 +191,14 @@ class TrainerTest {
         }
         Path log = b.resolve("log.csv");
         String whole = Files.readString(log);
-        Files.writeString(log, whole + "3,0.12"); // the next step's line, cut by a kill
+        Files.writeString(log, whole + "3,0.12,0.01,5.0,"); // the next step's line, cut by a kill (yet it parses)
         List<String> notes = new ArrayList<>();
         Trainer.History tail;
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
             tail = new Trainer(net, images, labels, config(4), b).run(true, null, notes::add);
         }
         assertEquals(full.losses(), tail.losses());
-        assertTrue(notes.contains("note: " + log + ": its last line was cut short (\"3,0.12\"), dropped"),
+        assertTrue(notes.contains("note: " + log + ": its last line was cut short (\"3,0.12,0.01,5.0,\"), dropped"),
                 notes.toString());
         assertEquals(5, Files.readAllLines(log).size(), "the header and four steps");
 
@@ -310,6 +306,10 @@ class TrainerTest {
         Trainer.lock(out).close(); // free again
     }
 
+    /**
+     * A fresh start over an earlier run (--overwrite) removes its checkpoint with its log: a run that
+     * stops before its own first checkpoint leaves nothing a --resume would take for its state.
+     */
     @Test
     void aFreshStartDropsTheEarlierRunsCheckpointWithItsLog(@TempDir Path out) throws IOException {
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {

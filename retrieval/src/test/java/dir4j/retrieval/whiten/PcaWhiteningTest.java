@@ -92,6 +92,36 @@ class PcaWhiteningTest {
         }
     }
 
+    /**
+     * A component of tiny variance whitens a row to ~1e20, whose square overflows float32: the row
+     * is still normalised (squares summed in float64), not turned into zeros. 40 components: whole
+     * vectors and a tail, the huge one inside a vector.
+     */
+    @Test
+    void rowsBeyondFloat32SquaresAreStillNormalised() {
+        int d = 40;
+        double[] identity = new double[d * d];
+        double[] variance = new double[d];
+        for (int i = 0; i < d; i++) {
+            identity[i * d + i] = 1;
+            variance[i] = 1;
+        }
+        variance[5] = 1e-40; // p = 0.5: divided by 1e-20
+        PcaWhitening w = PcaWhitening.of(new PcaParameters(new double[d], identity, variance, true));
+        try (MemoryScope scope = MemoryScope.open()) {
+            float[] ones = new float[d];
+            java.util.Arrays.fill(ones, 1);
+            float[] y = w.apply(Tensor.of(ones, 1, d), new WhiteningOptions(0.5, WhiteningOptions.ALL_COMPONENTS, 1))
+                    .toFloatArray();
+            assertEquals(1, y[5], 1e-6);
+            for (int i = 0; i < d; i++) {
+                if (i != 5) {
+                    assertEquals(1e-20, y[i], 1e-26, "component " + i);
+                }
+            }
+        }
+    }
+
     @Test
     void aPcaFittedWithoutWhitenOnlyProjects() {
         PcaWhitening w = PcaWhitening.of(new PcaParameters(new double[] {1, 0}, new double[] {0, 1, 1, 0},
