@@ -44,6 +44,11 @@ public final class Npy {
      * 2048 floats) and the data is copied once, straight into the tensor.
      */
     public static Tensor read(Path file) throws IOException {
+        return mapped(file, Npy::parse);
+    }
+
+    /** Maps {@code file} for the reader; a directory, an unmappable file or a parse error names the file. */
+    private static <T> T mapped(Path file, java.util.function.Function<MemorySegment, T> reader) throws IOException {
         if (Files.isDirectory(file)) {
             throw new IOException(file + ": a directory, not a .npy file");
         }
@@ -54,7 +59,7 @@ public final class Npy {
             } catch (IOException e) {
                 throw new IOException(file + ": cannot be mapped for reading: " + e.getMessage(), e);
             }
-            return parse(all);
+            return reader.apply(all);
         } catch (IllegalArgumentException e) {
             throw new IOException(file + ": " + e.getMessage(), e);
         }
@@ -79,51 +84,42 @@ public final class Npy {
      * come back with their type and shape and no values; other errors are {@link #read}'s.
      */
     public static Integers readIntegers(Path file) throws IOException {
-        if (Files.isDirectory(file)) {
-            throw new IOException(file + ": a directory, not a .npy file");
+        return mapped(file, Npy::integers);
+    }
+
+    private static Integers integers(MemorySegment all) {
+        Header h = Header.parse(all);
+        String type = h.kind.equals("b") ? "bool" : (h.kind.equals("f") ? "float" : h.kind.equals("u") ? "uint"
+                : "int") + h.size * 8;
+        if (h.kind.equals("f")) {
+            return new Integers(type, h.shape, null);
         }
-        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ); Arena arena = Arena.ofConfined()) {
-            MemorySegment all;
-            try {
-                all = ch.map(FileChannel.MapMode.READ_ONLY, 0, ch.size(), arena);
-            } catch (IOException e) {
-                throw new IOException(file + ": cannot be mapped for reading: " + e.getMessage(), e);
-            }
-            Header h = Header.parse(all);
-            String type = h.kind.equals("b") ? "bool" : (h.kind.equals("f") ? "float" : h.kind.equals("u") ? "uint"
-                    : "int") + h.size * 8;
-            if (h.kind.equals("f")) {
-                return new Integers(type, h.shape, null);
-            }
-            long n = Shape.numel(h.shape);
-            if (n > Integer.MAX_VALUE - 8) {
-                throw new IllegalArgumentException("shape " + Shape.str(h.shape) + " holds more integers than one "
-                        + "Java array");
-            }
-            boolean unsigned = !h.kind.equals("i");
-            long[] values = new long[(int) n];
-            for (int i = 0; i < values.length; i++) {
-                long at = h.dataStart + (long) i * h.size;
-                values[i] = switch (h.size) {
-                    case 1 -> unsigned ? all.get(ValueLayout.JAVA_BYTE, at) & 0xffL : all.get(ValueLayout.JAVA_BYTE, at);
-                    case 2 -> {
-                        short v = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(h.order), at);
-                        yield unsigned ? v & 0xffffL : v;
-                    }
-                    case 4 -> {
-                        int v = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(h.order), at);
-                        yield unsigned ? v & 0xffffffffL : v;
-                    }
-                    default -> all.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(h.order), at);
-                };
-            }
-            if (h.fortran && h.shape.length > 1) {
-                values = fortranToC(values, h.shape);
-            }
-            return new Integers(type, h.shape, values);
-        } catch (IllegalArgumentException e) {
-            throw new IOException(file + ": " + e.getMessage(), e);
+        long n = Shape.numel(h.shape);
+        if (n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("shape " + Shape.str(h.shape) + " holds more integers than one "
+                    + "Java array");
         }
+        boolean unsigned = !h.kind.equals("i");
+        long[] values = new long[(int) n];
+        for (int i = 0; i < values.length; i++) {
+            long at = h.dataStart + (long) i * h.size;
+            values[i] = switch (h.size) {
+                case 1 -> unsigned ? all.get(ValueLayout.JAVA_BYTE, at) & 0xffL : all.get(ValueLayout.JAVA_BYTE, at);
+                case 2 -> {
+                    short v = all.get(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(h.order), at);
+                    yield unsigned ? v & 0xffffL : v;
+                }
+                case 4 -> {
+                    int v = all.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(h.order), at);
+                    yield unsigned ? v & 0xffffffffL : v;
+                }
+                default -> all.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(h.order), at);
+            };
+        }
+        if (h.fortran && h.shape.length > 1) {
+            values = fortranToC(values, h.shape);
+        }
+        return new Integers(type, h.shape, values);
     }
 
     /** Column-major values of {@code shape} in row-major order. */
