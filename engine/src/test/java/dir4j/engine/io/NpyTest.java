@@ -107,6 +107,18 @@ class NpyTest {
         assertEquals("18446744073709551615", Long.toUnsignedString(Npy.readIntegers(u64).values()[0]));
         assertEquals("uint64", Npy.readIntegers(u64).type());
 
+        // each width, signed and unsigned, with a value whose top bit is set
+        String[][] widths = {{"|i1", "int8", "-5"}, {"|u1", "uint8", "251"}, {"<i4", "int32", "-7"},
+            {"<u4", "uint32", "4294967289"}, {"<i2", "int16", "-3"}};
+        byte[][] data = {{-5}, {-5}, {-7, -1, -1, -1}, {-7, -1, -1, -1}, {-3, -1}};
+        for (int w = 0; w < widths.length; w++) {
+            Path p = Files.write(dir.resolve("w" + w + ".npy"), npy("{'descr': '" + widths[w][0]
+                    + "', 'fortran_order': False, 'shape': (1,), }", data[w]));
+            Npy.Integers got = Npy.readIntegers(p);
+            assertEquals(widths[w][1], got.type());
+            assertEquals(Long.parseLong(widths[w][2]), got.values()[0], widths[w][1]);
+        }
+
         Path bool = Files.write(dir.resolve("b.npy"), npy("{'descr': '|b1', 'fortran_order': False, 'shape': (2,), }",
                 new byte[] {1, 0}));
         assertEquals("bool", Npy.readIntegers(bool).type());
