@@ -122,6 +122,61 @@ class PcaWhiteningTest {
         }
     }
 
+    /**
+     * More rows than one block (4,096) and a dimension of whole vectors and a tail: every row whitens
+     * as it does alone, whatever the input's layout (a strided view, float64).
+     */
+    @Test
+    void rowsWhitenAsTheyDoAloneAcrossBlocksAndLayouts() {
+        int n = 4100;
+        int d = 40;
+        java.util.Random rng = new java.util.Random(5);
+        try (MemoryScope scope = MemoryScope.open()) {
+            float[] train = new float[200 * d];
+            for (int i = 0; i < train.length; i++) {
+                train[i] = (float) (rng.nextGaussian() * (1 + i % d) + 0.5);
+            }
+            PcaWhitening w = PcaWhitening.learn(Tensor.of(train, 200, d));
+            float[] x = new float[n * d];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) rng.nextGaussian() + 0.25f * (i % d);
+            }
+            WhiteningOptions o = new WhiteningOptions(0.5, 30, 1);
+            float[] all = w.apply(Tensor.of(x, n, d), o).toFloatArray();
+            float[] projected = w.project(Tensor.of(x, n, d), o).toFloatArray();
+            // against the formula in float64: y = (x - mean) . components^T / variance^p, then y / |y|
+            PcaParameters pp = w.parameters();
+            for (int r : new int[] {0, 4099}) {
+                double[] y = new double[30];
+                double sq = 0;
+                for (int c = 0; c < 30; c++) {
+                    for (int j = 0; j < d; j++) {
+                        y[c] += (x[r * d + j] - pp.mean()[j]) * pp.components()[c * d + j];
+                    }
+                    y[c] /= Math.sqrt(pp.explainedVariance()[c]);
+                    sq += y[c] * y[c];
+                }
+                for (int c = 0; c < 30; c++) {
+                    assertEquals(y[c] / Math.sqrt(sq), all[r * 30 + c], 2e-5, "row " + r + ", component " + c);
+                }
+            }
+            for (int r : new int[] {0, 1, 4095, 4096, 4099}) {
+                float[] alone = w.apply(Tensor.of(java.util.Arrays.copyOfRange(x, r * d, (r + 1) * d), 1, d), o)
+                        .toFloatArray();
+                assertArrayEquals(alone, java.util.Arrays.copyOfRange(all, r * 30, (r + 1) * 30), 1e-6f, "row " + r);
+                float[] p = w.project(Tensor.of(java.util.Arrays.copyOfRange(x, r * d, (r + 1) * d), 1, d), o)
+                        .toFloatArray();
+                assertArrayEquals(p, java.util.Arrays.copyOfRange(projected, r * 30, (r + 1) * 30),
+                        1e-5f * (1 + Math.abs(p[0])), "projected row " + r);
+            }
+            // the same rows as a transposed (non-contiguous) view, and as float64
+            Tensor t = Tensor.of(x, n, d).t().contiguous().t();
+            assertArrayEquals(all, w.apply(t, o).toFloatArray(), 1e-6f);
+            assertArrayEquals(all, w.apply(Tensor.of(x, n, d).to(dir4j.engine.DType.FLOAT64), o).toFloatArray(),
+                    1e-6f);
+        }
+    }
+
     @Test
     void aPcaFittedWithoutWhitenOnlyProjects() {
         PcaWhitening w = PcaWhitening.of(new PcaParameters(new double[] {1, 0}, new double[] {0, 1, 1, 0},
