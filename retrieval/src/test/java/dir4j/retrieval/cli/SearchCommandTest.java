@@ -142,6 +142,13 @@ class SearchCommandTest {
                     : " lies inside --index " + index + ": writing it would change";
             assertTrue(r.err().startsWith("dir4j search: --out " + f + what + " an input"), r.err());
         }
+        // a new file inside the index reached through a link to its folder
+        Path link = Files.createSymbolicLink(dir.resolve("link"), index);
+        Run viaLink = run("search", "--index", index.toString(), "--descriptors", queries.toString(), "--quiet",
+                "--out", link.resolve("new.txt").toString());
+        assertEquals(2, viaLink.rc(), viaLink.toString());
+        assertTrue(viaLink.err().contains(" lies inside --index " + index), viaLink.err());
+        assertTrue(Files.notExists(index.resolve("new.txt")));
         Run ids = run("search", "--index", index.toString(), "--descriptors", queries.toString(), "--quiet", "--out",
                 dir.resolve("q.ids.txt").toString());
         assertEquals(2, ids.rc(), ids.toString());
