@@ -761,9 +761,8 @@ public final class Unpickler {
             case OTHER -> {
                 if (!options.allowInertObjects()) {
                     throw new UnsafePickleException(source + ": refusing to load checkpoint: it references " + full
-                            + ", which is not on the allow-list (pickle byte " + opAt + "); load it with "
-                            + "Unpickler.Options.inertObjects() to read such objects as inert attribute maps "
-                            + "(nothing is run)", full, false);
+                            + ", which is not on the allow-list (pickle byte " + opAt + ")"
+                            + UnsafePickleException.API_REMEDY, full, false);
                 }
             }
             case ALLOWED -> { }

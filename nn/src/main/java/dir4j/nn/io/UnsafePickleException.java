@@ -17,6 +17,19 @@ public final class UnsafePickleException extends IOException {
         this.couldRunCode = couldRunCode;
     }
 
+    /** How a Java caller reads objects outside the allow-list: the end of the message of one that could not run code. */
+    static final String API_REMEDY = "; load it with Unpickler.Options.inertObjects() to read such objects as inert "
+            + "attribute maps (nothing is run)";
+
+    /**
+     * The message without the Java remedy ({@link #API_REMEDY}), for a front end that offers its own
+     * (a command-line option): "…, which is not on the allow-list (pickle byte N); nothing was run".
+     */
+    public String messageWithoutApiRemedy() {
+        String m = getMessage();
+        return m.endsWith(API_REMEDY) ? m.substring(0, m.length() - API_REMEDY.length()) + "; nothing was run" : m;
+    }
+
     /** The refused global, "module.name" ("os.system"). */
     public String reference() {
         return reference;

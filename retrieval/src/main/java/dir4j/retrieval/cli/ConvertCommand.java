@@ -147,7 +147,7 @@ final class ConvertCommand implements Callable<Integer> {
             summarize(c, written);
             return 0;
         } catch (UnsafePickleException e) {
-            System.err.println("dir4j convert: " + e.getMessage());
+            System.err.println("dir4j convert: " + e.messageWithoutApiRemedy());
             if (!e.couldRunCode()) {
                 System.err.println("dir4j convert: run without --strict to read " + e.reference()
                         + " as an inert attribute map (none of its code is run)");

@@ -149,6 +149,7 @@ class ConvertCommandTest {
         assertEquals(1, r.rc(), r.toString());
         assertEquals("", r.out());
         assertTrue(r.err().contains("sklearn.decomposition.pca.PCA, which is not on the allow-list"), r.err());
+        assertFalse(r.err().contains("Unpickler.Options"), "no Java remedy on the command line: " + r.err());
         assertTrue(r.err().contains("run without --strict to read sklearn.decomposition.pca.PCA as an inert attribute "
                 + "map (none of its code is run)"), r.err());
         assertFalse(Files.exists(out));
