@@ -82,7 +82,25 @@ public final class AtomicFiles {
         return removed;
     }
 
-    private static void deleteTree(Path p) throws IOException {
+    /**
+     * Puts the completed temporary folder {@code tmp} (from {@link #temporaryFolderBeside}) in the
+     * place of {@code target}, removing the folder there: the old folder stays whole until the
+     * new one is complete, and the two are apart only for the delete and the rename (a kill then
+     * leaves the new one as {@code tmp}).
+     */
+    public static void replaceFolder(Path tmp, Path target) throws IOException {
+        if (Files.exists(target, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            deleteTree(target);
+        }
+        try {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, target);
+        }
+    }
+
+    /** Deletes a file or a folder with everything in it (links are deleted, not followed). */
+    public static void deleteTree(Path p) throws IOException {
         if (Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             try (var s = Files.list(p)) {
                 for (Path c : s.toList()) {

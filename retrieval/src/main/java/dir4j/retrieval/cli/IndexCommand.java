@@ -2,6 +2,8 @@ package dir4j.retrieval.cli;
 
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
+import dir4j.engine.io.AtomicFiles;
+import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.search.DescriptorIndex;
 import dir4j.retrieval.search.ExactIndex;
@@ -10,7 +12,6 @@ import dir4j.retrieval.search.IdsFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.IntStream;
@@ -87,34 +88,45 @@ final class IndexCommand extends ToolCommand {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
-        if (Files.exists(out)) {
-            String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
-            if (existing == null && !isEmptyFolder(out)) {
-                throw new IOException(out + " exists and is not an index folder; choose another --out");
-            }
-            if (existing != null && !overwrite) {
-                throw new IOException(out + " already holds an " + existing + " index; pass --overwrite to replace it");
-            }
-        }
-        long t0 = System.nanoTime();
-        try (MemoryScope scope = MemoryScope.open()) {
-            Tensor x = WhitenCommand.descriptors(descriptors);
-            List<String> rowIds = rowIds(x.shape(0));
-            if (kind.equals("exact")) {
-                if (Files.isDirectory(out) && DescriptorIndex.kind(out) != null) {
-                    deleteTree(out);
+        Path target = out.toAbsolutePath().normalize();
+        // one build per index folder at a time; what killed builds left beside it goes
+        try (OutputLock lock = OutputLock.acquire(target.resolveSibling("." + target.getFileName() + ".lock"),
+                out + " (an index)")) {
+            if (Files.exists(out)) {
+                String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
+                if (existing == null && !isEmptyFolder(out)) {
+                    throw new IOException(out + " exists and is not an index folder; choose another --out");
                 }
-                try (ExactIndex index = new ExactIndex(x.shape(1))) {
-                    index.add(x, rowIds);
-                    index.save(out);
+                if (existing != null && !overwrite) {
+                    throw new IOException(out + " already holds an " + existing + " index; pass --overwrite to replace "
+                            + "it");
                 }
-            } else {
-                HnswIndex.build(out, x, rowIds, options).close();
             }
-            if (!quiet) {
-                System.out.printf(Locale.ROOT, "built %s index of %d descriptors (%d-d) in %s in %.1f s%s%n", kind,
-                        x.shape(0), x.shape(1), out, (System.nanoTime() - t0) / 1e9, kind.equals("hnsw")
-                                ? " (M=" + options.maxConn() + ", beam width " + options.beamWidth() + ")" : "");
+            AtomicFiles.removeLeftovers(target);
+            long t0 = System.nanoTime();
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor x = WhitenCommand.descriptors(descriptors);
+                List<String> rowIds = rowIds(x.shape(0));
+                if (kind.equals("exact")) {
+                    // built beside, then put in the old one's place: a failed build (a full disk) keeps the old index
+                    Path tmp = AtomicFiles.temporaryFolderBeside(target);
+                    try (ExactIndex index = new ExactIndex(x.shape(1))) {
+                        index.add(x, rowIds);
+                        index.save(tmp);
+                        AtomicFiles.replaceFolder(tmp, target);
+                    } finally {
+                        if (Files.exists(tmp)) {
+                            AtomicFiles.deleteTree(tmp);
+                        }
+                    }
+                } else {
+                    HnswIndex.build(out, x, rowIds, options).close();
+                }
+                if (!quiet) {
+                    System.out.printf(Locale.ROOT, "built %s index of %d descriptors (%d-d) in %s in %.1f s%s%n", kind,
+                            x.shape(0), x.shape(1), out, (System.nanoTime() - t0) / 1e9, kind.equals("hnsw")
+                                    ? " (M=" + options.maxConn() + ", beam width " + options.beamWidth() + ")" : "");
+                }
             }
         }
         return 0;
@@ -138,14 +150,6 @@ final class IndexCommand extends ToolCommand {
         }
         try (Stream<Path> s = Files.list(p)) {
             return s.findAny().isEmpty();
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
         }
     }
 }

@@ -15,14 +15,11 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
@@ -215,17 +212,10 @@ public final class HnswIndex implements DescriptorIndex {
             StringWriter text = new StringWriter();
             p.store(text, "dir4j HNSW index (Apache Lucene)");
             IdsFile.writeAtomically(tmp.resolve(PROPERTIES), text.toString().getBytes(StandardCharsets.ISO_8859_1));
-            if (Files.exists(target)) {
-                deleteTree(target);
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target);
-            }
+            AtomicFiles.replaceFolder(tmp, target);
         } finally {
             if (Files.exists(tmp)) {
-                deleteTree(tmp);
+                AtomicFiles.deleteTree(tmp);
             }
         }
         return open(target);
@@ -556,14 +546,6 @@ public final class HnswIndex implements DescriptorIndex {
         }
         try (Stream<Path> s = Files.list(p)) {
             return s.findAny().isEmpty();
-        }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        try (Stream<Path> s = Files.walk(root)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
         }
     }
 }

@@ -101,6 +101,36 @@ class IndexCommandTest {
         assertEquals(List.of("a.jpg"), Files.list(photos).map(p -> p.getFileName().toString()).toList());
     }
 
+    /**
+     * One build per index folder: a second is refused while the first holds it, the index left
+     * whole; the next build removes what a killed one left beside the folder, and an --overwrite
+     * rebuilds from the index's own descriptors (read before the old folder goes).
+     */
+    @Test
+    void oneBuildAtATimeAndKilledBuildsLeftoversGo() throws IOException {
+        Path out = dir.resolve("idx");
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--quiet").rc());
+        byte[] before = Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS));
+        try (var busy = dir4j.engine.io.OutputLock.acquire(dir.resolve(".idx.lock"), "busy")) {
+            Run second = run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--overwrite");
+            assertEquals(1, second.rc(), second.toString());
+            assertTrue(second.err().contains(out + " (an index) is being written by another task of this process"),
+                    second.err());
+        }
+        assertArrayEquals(before, Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS)));
+        Path killed = Files.createDirectories(dir.resolve(".idx.k1lled.tmp"));
+        Files.write(killed.resolve(ExactIndex.DESCRIPTORS), new byte[100]);
+        Run rebuilt = run("index", "--descriptors", out.resolve(ExactIndex.DESCRIPTORS).toString(), "--ids",
+                out.resolve(ExactIndex.IDS).toString(), "--out", out.toString(), "--overwrite", "--quiet");
+        assertEquals(0, rebuilt.rc(), rebuilt.toString());
+        assertArrayEquals(before, Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS)));
+        assertTrue(Files.notExists(killed), "the killed build's folder is gone");
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(".idx.lock", "db.ids.txt", "db.npy", "idx"),
+                    files.map(p -> p.getFileName().toString()).sorted().toList(), "no temporary folder left");
+        }
+    }
+
     @Test
     void badCommandLinesExitWithTwoAndBadInputsWithOne() throws IOException {
         String out = dir.resolve("x").toString();
