@@ -104,9 +104,47 @@ public final class OutputLock implements AutoCloseable {
         }
     }
 
-    private static IOException refused(String what, String who, Path lockFile) {
-        return new IOException(what + " is being written by " + who + "; wait for it to finish or stop it (lock file "
+    private static Busy refused(String what, String who, Path lockFile) {
+        return new Busy(what + " is being written by " + who + "; wait for it to finish or stop it (lock file "
                 + lockFile + ")");
+    }
+
+    /** The refusal of {@link #acquire}: another writer holds the lock. */
+    public static final class Busy extends IOException {
+        Busy(String message) {
+            super(message);
+        }
+    }
+
+    /**
+     * {@link #acquire}, waiting up to {@code maxWait} while another writer holds the lock (checked
+     * every 200 ms); {@code waiting} is told once, with the refusal's message, when it has to wait.
+     *
+     * @throws Busy when the lock is still held after {@code maxWait}
+     */
+    public static OutputLock acquire(Path lockFile, String what, java.time.Duration maxWait,
+            java.util.function.Consumer<String> waiting) throws IOException {
+        long deadline = System.nanoTime() + maxWait.toNanos();
+        boolean told = false;
+        while (true) {
+            try {
+                return acquire(lockFile, what);
+            } catch (Busy busy) {
+                if (System.nanoTime() - deadline >= 0) {
+                    throw busy;
+                }
+                if (!told) {
+                    waiting.accept(busy.getMessage().replace("; wait for it to finish or stop it", "; waiting"));
+                    told = true;
+                }
+                try {
+                    Thread.sleep(200);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw busy;
+                }
+            }
+        }
     }
 
     private static String holder(FileChannel ch) {

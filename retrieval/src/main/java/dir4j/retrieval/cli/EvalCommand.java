@@ -223,217 +223,241 @@ final class EvalCommand extends ToolCommand {
                 : List.of(qFile, dbFile, FeatureExtractor.idsFile(qFile), FeatureExtractor.idsFile(dbFile))) {
             requireOutputNotInput(json, "--json", kept, "a descriptor file of --descriptors-dir:");
         }
-        boolean reuse = qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile);
-        // descriptors made earlier need the ground truth only, not the images
-        RetrievalDataset d = RetrievalDataset.load(name, dataRoot, !reuse);
-        note("dataset: " + d);
-        if (!reuse && !network.given()) {
-            throw new UsageException("a network is needed to describe the images: --checkpoint FILE, or --arch NAME "
-                    + "--random-init" + (descriptorsDir == null ? " (or --descriptors-dir with earlier descriptors)"
-                    : " (" + descriptorsDir + " holds no " + name + ".qdescs.npy and .dbdescs.npy to reuse)"));
+        // one eval at a time writes or reads a dataset's kept descriptors (another's deletions before it extracts
+        // would take this one's files away mid-read): a second waits, held no longer than reading once extracted
+        OutputLock descriptorsLock = null;
+        if (descriptorsDir != null) {
+            try {
+                descriptorsLock = OutputLock.acquire(descriptorsDir.resolve("." + name + ".eval.lock"),
+                        descriptorsDir.resolve(name) + ".*descs.npy (descriptors of " + name + ")", DESCRIPTORS_WAIT,
+                        this::note);
+            } catch (OutputLock.Busy busy) {
+                throw busy;
+            } catch (IOException e) { // a folder this user may read but not write (shared descriptors)
+                note("cannot lock " + descriptorsDir + " (" + e.getMessage() + "); reading its descriptors without");
+            }
         }
-        Map<String, WhiteningFile.Stored> checkpointWhitenings = Map.of();
-        long t0 = System.nanoTime();
-        try (MemoryScope scope = MemoryScope.open()) {
-            Tensor queries;
-            Tensor database;
-            if (reuse) {
-                checkProvenance(name);
-                database = readDescriptors(dbFile, d.imageNames(), "database");
-                queries = readDescriptors(qFile, d.queryNames(), "query");
-                note("reusing " + database.shape(0) + " database and " + queries.shape(0) + " query descriptors ("
-                        + database.shape(1) + "-d) from " + descriptorsDir);
-                if (mode.equals("from-checkpoint")) {
-                    network.requireCheckpointFile();
-                    checkpointWhitenings = WhiteningFile.read(network.checkpoint);
-                }
-            } else {
-                NetworkCheckpoint.Loaded loaded = network.load();
-                try (RetrievalNet net = loaded.net()) {
-                    if (!dev.equals(Device.CPU)) {
-                        net.to(dev); // FeatureExtractor sends each batch to the network's device
-                    }
-                    if (!quiet) {
-                        loaded.notes().forEach(n -> System.err.println("note: " + n));
-                        System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
-                    }
-                    checkpointWhitenings = loaded.whitenings();
-                    if (mode.equals("none") && !checkpointWhitenings.isEmpty()) {
-                        note("the checkpoint carries whitening " + checkpointWhitenings.keySet() + "; the reference "
-                                + "evaluates with it: --whiten from-checkpoint " + checkpointWhitenings.keySet().iterator()
-                                .next());
-                    }
-                    ExtractionOptions options = extraction.options(loaded, quiet);
-                    FeatureExtractor fx;
-                    try {
-                        fx = new FeatureExtractor(net, options);
-                    } catch (IllegalArgumentException e) {
-                        throw new UsageException("--scale-pooling-p net: " + e.getMessage());
-                    }
-                    if (descriptorsDir != null) {
-                        // one eval writes a dataset's descriptors at a time (another's deletions below would
-                        // take this one's finished files)
-                        try (OutputLock lock = OutputLock.acquire(descriptorsDir.resolve("." + name + ".eval.lock"),
-                                descriptorsDir.resolve(name) + ".*descs.npy (descriptors being extracted)")) {
-                            // the record and a leftover file of an earlier eval go first: a run stopped between the
-                            // two files must not leave one of its own beside one of another network's, vouched for
-                            // by the other's record
-                            Files.deleteIfExists(provenanceFile(name));
-                            Files.deleteIfExists(qFile);
-                            Files.deleteIfExists(dbFile);
-                            fx.extractToFile(d.databaseImages(), dbFile, "DB");
-                            fx.extractToFile(d.queryImages(), qFile, "query");
-                            writeProvenance(name);
-                            database = readDescriptors(dbFile, d.imageNames(), "database");
-                            queries = readDescriptors(qFile, d.queryNames(), "query");
-                        }
-                    } else {
-                        database = fx.extract(d.databaseImages(), "DB").descriptors();
-                        queries = fx.extract(d.queryImages(), "query").descriptors();
-                    }
-                }
+        try {
+            boolean reuse = qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile);
+            // descriptors made earlier need the ground truth only, not the images
+            RetrievalDataset d = RetrievalDataset.load(name, dataRoot, !reuse);
+            note("dataset: " + d);
+            if (!reuse && !network.given()) {
+                throw new UsageException("a network is needed to describe the images: --checkpoint FILE, or --arch "
+                        + "NAME --random-init" + (descriptorsDir == null ? " (or --descriptors-dir with earlier descriptors)"
+                        : " (" + descriptorsDir + " holds no " + name + ".qdescs.npy and .dbdescs.npy to reuse)"));
             }
-            if (queries.shape(1) != database.shape(1)) {
-                throw new IOException("query descriptors are " + queries.shape(1) + "-d but database descriptors "
-                        + database.shape(1) + "-d");
-            }
-            int rawDimension = database.shape(1);
-            boolean unitDatabase = distractors != null && firstNonUnit(DescriptorMatrix.of(database)) < 0;
-            Map<String, Object> settings = new LinkedHashMap<>();
-            settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
-            settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
-
-            // whitening, then DBA on the database, then QE against the augmented database (test_dir.py's order)
-            WhiteningOptions used = null;
-            PcaWhitening w = null;
-            if (!mode.equals("none")) {
-                WhiteningOptions stored = null;
-                String source;
-                if (mode.equals("learn-on-db")) {
-                    w = PcaWhitening.learn(database);
-                    source = "learned on the " + database.shape(0) + " database descriptors";
+            Map<String, WhiteningFile.Stored> checkpointWhitenings = Map.of();
+            long t0 = System.nanoTime();
+            try (MemoryScope scope = MemoryScope.open()) {
+                Tensor queries;
+                Tensor database;
+                if (reuse) {
+                    checkProvenance(name);
+                    database = readDescriptors(dbFile, d.imageNames(), "database");
+                    queries = readDescriptors(qFile, d.queryNames(), "query");
+                    note("reusing " + database.shape(0) + " database and " + queries.shape(0) + " query descriptors ("
+                            + database.shape(1) + "-d) from " + descriptorsDir);
+                    if (mode.equals("from-checkpoint")) {
+                        network.requireCheckpointFile();
+                        checkpointWhitenings = WhiteningFile.read(network.checkpoint);
+                    }
                 } else {
-                    Path file = mode.equals("file") ? Path.of(modeArg) : network.checkpoint;
-                    Map<String, WhiteningFile.Stored> all = mode.equals("file") ? WhiteningFile.read(file)
-                            : checkpointWhitenings;
-                    WhiteningFile.Stored s = WhiteningSettings.pick(file, all, mode.equals("file") ? null : modeArg,
-                            "--whiten from-checkpoint NAME");
-                    w = PcaWhitening.of(s.pca());
-                    stored = s.options();
-                    source = "from " + file;
-                }
-                used = whitening.resolve(stored);
-                if (mode.equals("learn-on-db")) {
-                    used = whitening.forLearned(used, w, database, this::note);
-                }
-                if (w.parameters().dimension() != database.shape(1)) {
-                    throw new IOException("the whitening is for " + w.parameters().dimension()
-                            + "-d descriptors, these are " + database.shape(1) + "-d");
-                }
-                used = WhiteningSettings.effective(used, w.parameters(), this::note);
-                database = WhiteningSettings.requireFinite(w.apply(database, used), "database descriptor", 0);
-                queries = WhiteningSettings.requireFinite(w.apply(queries, used), "query descriptor", 0);
-                note("whitening " + source + " (" + WhiteningSettings.describe(used) + ")");
-                settings.put("whiten", String.join(" ", whiten) + ", " + source);
-                settings.put("whitenp", used.power());
-                settings.put("whitenv", used.components() == WhiteningOptions.ALL_COMPONENTS ? null
-                        : (long) used.components());
-                settings.put("whitenm", used.multiplier());
-            } else {
-                settings.put("whiten", null);
-            }
-            if (dba != null) {
-                checkK("--adba", dba, database.shape(0));
-                database = AlphaExpansion.databaseAugmentation(database, dba.k(), dba.alpha());
-            }
-            settings.put("adba", dba == null ? null : List.of((long) dba.k(), dba.alpha()));
-            settings.put("aqe", qe == null ? null : List.of((long) qe.k(), qe.alpha()));
-            int[][] rankings;
-            int[][] positions = null;
-            String label = name;
-            long extended = database.shape(0);
-            if (distractors == null) {
-                if (qe != null) {
-                    checkK("--aqe", qe, database.shape(0));
-                    queries = AlphaExpansion.queryExpansion(queries, database, qe.k(), qe.alpha());
-                }
-                rankings = Rankings.bySimilarity(queries, database);
-            } else {
-                try (Npy.RowReader reader = Npy.RowReader.open(distractors)) {
-                    if (reader.columns() != rawDimension) {
-                        throw new IOException(distractors + " holds " + reader.columns() + "-d descriptors, the "
-                                + "benchmark's are " + rawDimension + "-d: they must come from the same network");
-                    }
-                    ExtendedDatabase.Rows rows = distractorRows(reader, w, used, database.shape(1), unitDatabase);
-                    settings.put("distractors", distractors.toString());
-                    settings.put("distractor-count", reader.rows());
-                    label = name + "+distractors";
-                    extended += reader.rows();
-                    note(String.format(Locale.ROOT, "distractors: %,d %d-d descriptors from %s", reader.rows(),
-                            reader.columns(), distractors));
-                    if (qe != null) {
-                        if (qe.k() > extended) {
-                            throw new UsageException("--aqe: K = " + qe.k() + " exceeds the " + extended
-                                    + " database and distractor descriptors");
+                    NetworkCheckpoint.Loaded loaded = network.load();
+                    try (RetrievalNet net = loaded.net()) {
+                        if (!dev.equals(Device.CPU)) {
+                            net.to(dev); // FeatureExtractor sends each batch to the network's device
                         }
-                        queries = ExtendedDatabase.queryExpansion(queries, database, rows, qe.k(), qe.alpha(),
-                                distractorBlock, progress("distractors (aQE)", reader.rows()));
-                        finish();
+                        if (!quiet) {
+                            loaded.notes().forEach(n -> System.err.println("note: " + n));
+                            System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
+                        }
+                        checkpointWhitenings = loaded.whitenings();
+                        if (mode.equals("none") && !checkpointWhitenings.isEmpty()) {
+                            note("the checkpoint carries whitening " + checkpointWhitenings.keySet() + "; the "
+                                    + "reference evaluates with it: --whiten from-checkpoint "
+                                    + checkpointWhitenings.keySet().iterator().next());
+                        }
+                        ExtractionOptions options = extraction.options(loaded, quiet);
+                        FeatureExtractor fx;
+                        try {
+                            fx = new FeatureExtractor(net, options);
+                        } catch (IllegalArgumentException e) {
+                            throw new UsageException("--scale-pooling-p net: " + e.getMessage());
+                        }
+                        if (descriptorsDir != null) {
+                            {
+                                // the record and a leftover file of an earlier eval go first: a run stopped between the
+                                // two files must not leave one of its own beside one of another network's, vouched for
+                                // by the other's record
+                                Files.deleteIfExists(provenanceFile(name));
+                                Files.deleteIfExists(qFile);
+                                Files.deleteIfExists(dbFile);
+                                fx.extractToFile(d.databaseImages(), dbFile, "DB");
+                                fx.extractToFile(d.queryImages(), qFile, "query");
+                                writeProvenance(name);
+                                database = readDescriptors(dbFile, d.imageNames(), "database");
+                                queries = readDescriptors(qFile, d.queryNames(), "query");
+                            }
+                        } else {
+                            database = fx.extract(d.databaseImages(), "DB").descriptors();
+                            queries = fx.extract(d.queryImages(), "query").descriptors();
+                        }
                     }
-                    ExtendedDatabase.Ranked ranked = ExtendedDatabase.rank(queries, database, relevant(d), rows,
-                            distractorBlock, progress("distractors", reader.rows()));
-                    finish();
-                    rankings = ranked.rankings();
-                    positions = ranked.positions();
                 }
-            }
+                if (descriptorsLock != null) {
+                    descriptorsLock.close(); // read: the files may change now
+                    descriptorsLock = null;
+                }
+                if (queries.shape(1) != database.shape(1)) {
+                    throw new IOException("query descriptors are " + queries.shape(1) + "-d but database descriptors "
+                            + database.shape(1) + "-d");
+                }
+                int rawDimension = database.shape(1);
+                boolean unitDatabase = distractors != null && firstNonUnit(DescriptorMatrix.of(database)) < 0;
+                Map<String, Object> settings = new LinkedHashMap<>();
+                settings.put("network", network.given() ? network.describe() : "descriptors from " + descriptorsDir);
+                settings.put("extraction", reuse ? "reused from " + descriptorsDir : extraction.describe());
 
-            Map<String, Object> res = new LinkedHashMap<>();
-            StringBuilder out = new StringBuilder();
-            if (d.protocol() == RetrievalDataset.Protocol.REVISITED) {
-                RevisitedResult r = RevisitedProtocol.evaluate(rankings, positions, d.revisitedGroundTruth(),
-                        RevisitedProtocol.DEFAULT_KAPPAS);
-                out.append(r.report(label)).append('\n');
-                Map<String, ProtocolResult> modes = new LinkedHashMap<>();
-                modes.put("easy", r.easy());
-                modes.put("medium", r.medium());
-                modes.put("hard", r.hard());
-                modes.forEach((m, p) -> res.put("mAP-" + m, p.map()));
-                modes.forEach((m, p) -> out.append(" * mAP-").append(m).append(" = ").append(pythonG(p.map()))
-                        .append('\n'));
-                Map<String, Object> prec = new LinkedHashMap<>();
-                prec.put("k", java.util.Arrays.stream(r.medium().kappas()).mapToObj(k -> (long) k).toList());
-                modes.forEach((m, p) -> prec.put(m, PrettyJson.list(p.meanPrecisionAt())));
-                res.put("mP@k", prec);
-                res.put("queries", (long) rankings.length);
-                Map<String, Object> excluded = new LinkedHashMap<>();
-                modes.forEach((m, p) -> excluded.put(m, (long) p.excludedQueries()));
-                res.put("queries-without-positives", excluded);
-                if (detailed) {
-                    modes.forEach((m, p) -> res.put("APs-" + m, PrettyJson.list(p.aps())));
+                // whitening, then DBA on the database, then QE against the augmented database (test_dir.py's order)
+                WhiteningOptions used = null;
+                PcaWhitening w = null;
+                if (!mode.equals("none")) {
+                    WhiteningOptions stored = null;
+                    String source;
+                    if (mode.equals("learn-on-db")) {
+                        w = PcaWhitening.learn(database);
+                        source = "learned on the " + database.shape(0) + " database descriptors";
+                    } else {
+                        Path file = mode.equals("file") ? Path.of(modeArg) : network.checkpoint;
+                        Map<String, WhiteningFile.Stored> all = mode.equals("file") ? WhiteningFile.read(file)
+                                : checkpointWhitenings;
+                        WhiteningFile.Stored s = WhiteningSettings.pick(file, all, mode.equals("file") ? null : modeArg,
+                                "--whiten from-checkpoint NAME");
+                        w = PcaWhitening.of(s.pca());
+                        stored = s.options();
+                        source = "from " + file;
+                    }
+                    used = whitening.resolve(stored);
+                    if (mode.equals("learn-on-db")) {
+                        used = whitening.forLearned(used, w, database, this::note);
+                    }
+                    if (w.parameters().dimension() != database.shape(1)) {
+                        throw new IOException("the whitening is for " + w.parameters().dimension()
+                                + "-d descriptors, these are " + database.shape(1) + "-d");
+                    }
+                    used = WhiteningSettings.effective(used, w.parameters(), this::note);
+                    database = WhiteningSettings.requireFinite(w.apply(database, used), "database descriptor", 0);
+                    queries = WhiteningSettings.requireFinite(w.apply(queries, used), "query descriptor", 0);
+                    note("whitening " + source + " (" + WhiteningSettings.describe(used) + ")");
+                    settings.put("whiten", String.join(" ", whiten) + ", " + source);
+                    settings.put("whitenp", used.power());
+                    settings.put("whitenv", used.components() == WhiteningOptions.ALL_COMPONENTS ? null
+                            : (long) used.components());
+                    settings.put("whitenm", used.multiplier());
+                } else {
+                    settings.put("whiten", null);
                 }
-            } else {
-                ProtocolResult r = OldProtocol.evaluate(rankings, positions, d.classicGroundTruth());
-                out.append(OldProtocol.report(label, r)).append('\n');
-                out.append(" * mAP = ").append(pythonG(r.map())).append('\n');
-                res.put("mAP", r.map());
-                res.put("queries", (long) rankings.length);
-                res.put("queries-without-positives", (long) r.excludedQueries());
-                if (detailed) {
-                    res.put("APs", PrettyJson.list(r.aps()));
+                if (dba != null) {
+                    checkK("--adba", dba, database.shape(0));
+                    database = AlphaExpansion.databaseAugmentation(database, dba.k(), dba.alpha());
                 }
+                settings.put("adba", dba == null ? null : List.of((long) dba.k(), dba.alpha()));
+                settings.put("aqe", qe == null ? null : List.of((long) qe.k(), qe.alpha()));
+                int[][] rankings;
+                int[][] positions = null;
+                String label = name;
+                long extended = database.shape(0);
+                if (distractors == null) {
+                    if (qe != null) {
+                        checkK("--aqe", qe, database.shape(0));
+                        queries = AlphaExpansion.queryExpansion(queries, database, qe.k(), qe.alpha());
+                    }
+                    rankings = Rankings.bySimilarity(queries, database);
+                } else {
+                    try (Npy.RowReader reader = Npy.RowReader.open(distractors)) {
+                        if (reader.columns() != rawDimension) {
+                            throw new IOException(distractors + " holds " + reader.columns() + "-d descriptors, the "
+                                    + "benchmark's are " + rawDimension + "-d: they must come from the same network");
+                        }
+                        ExtendedDatabase.Rows rows = distractorRows(reader, w, used, database.shape(1), unitDatabase);
+                        settings.put("distractors", distractors.toString());
+                        settings.put("distractor-count", reader.rows());
+                        label = name + "+distractors";
+                        extended += reader.rows();
+                        note(String.format(Locale.ROOT, "distractors: %,d %d-d descriptors from %s", reader.rows(),
+                                reader.columns(), distractors));
+                        if (qe != null) {
+                            if (qe.k() > extended) {
+                                throw new UsageException("--aqe: K = " + qe.k() + " exceeds the " + extended
+                                        + " database and distractor descriptors");
+                            }
+                            queries = ExtendedDatabase.queryExpansion(queries, database, rows, qe.k(), qe.alpha(),
+                                    distractorBlock, progress("distractors (aQE)", reader.rows()));
+                            finish();
+                        }
+                        ExtendedDatabase.Ranked ranked = ExtendedDatabase.rank(queries, database, relevant(d), rows,
+                                distractorBlock, progress("distractors", reader.rows()));
+                        finish();
+                        rankings = ranked.rankings();
+                        positions = ranked.positions();
+                    }
+                }
+
+                Map<String, Object> res = new LinkedHashMap<>();
+                StringBuilder out = new StringBuilder();
+                if (d.protocol() == RetrievalDataset.Protocol.REVISITED) {
+                    RevisitedResult r = RevisitedProtocol.evaluate(rankings, positions, d.revisitedGroundTruth(),
+                            RevisitedProtocol.DEFAULT_KAPPAS);
+                    out.append(r.report(label)).append('\n');
+                    Map<String, ProtocolResult> modes = new LinkedHashMap<>();
+                    modes.put("easy", r.easy());
+                    modes.put("medium", r.medium());
+                    modes.put("hard", r.hard());
+                    modes.forEach((m, p) -> res.put("mAP-" + m, p.map()));
+                    modes.forEach((m, p) -> out.append(" * mAP-").append(m).append(" = ").append(pythonG(p.map()))
+                            .append('\n'));
+                    Map<String, Object> prec = new LinkedHashMap<>();
+                    prec.put("k", java.util.Arrays.stream(r.medium().kappas()).mapToObj(k -> (long) k).toList());
+                    modes.forEach((m, p) -> prec.put(m, PrettyJson.list(p.meanPrecisionAt())));
+                    res.put("mP@k", prec);
+                    res.put("queries", (long) rankings.length);
+                    Map<String, Object> excluded = new LinkedHashMap<>();
+                    modes.forEach((m, p) -> excluded.put(m, (long) p.excludedQueries()));
+                    res.put("queries-without-positives", excluded);
+                    if (detailed) {
+                        modes.forEach((m, p) -> res.put("APs-" + m, PrettyJson.list(p.aps())));
+                    }
+                } else {
+                    ProtocolResult r = OldProtocol.evaluate(rankings, positions, d.classicGroundTruth());
+                    out.append(OldProtocol.report(label, r)).append('\n');
+                    out.append(" * mAP = ").append(pythonG(r.map())).append('\n');
+                    res.put("mAP", r.map());
+                    res.put("queries", (long) rankings.length);
+                    res.put("queries-without-positives", (long) r.excludedQueries());
+                    if (detailed) {
+                        res.put("APs", PrettyJson.list(r.aps()));
+                    }
+                }
+                res.put("settings", settings);
+                System.out.print(out);
+                if (json != null) {
+                    writeJson(label, res);
+                    System.out.println("saved to " + json);
+                }
+                note(String.format(Locale.ROOT, "evaluated %d queries against %d images in %.1f s", rankings.length,
+                        extended, (System.nanoTime() - t0) / 1e9));
             }
-            res.put("settings", settings);
-            System.out.print(out);
-            if (json != null) {
-                writeJson(label, res);
-                System.out.println("saved to " + json);
+        } finally {
+            if (descriptorsLock != null) {
+                descriptorsLock.close();
             }
-            note(String.format(Locale.ROOT, "evaluated %d queries against %d images in %.1f s", rankings.length,
-                    extended, (System.nanoTime() - t0) / 1e9));
         }
         return 0;
     }
+
+    /** How long an eval waits for another that is extracting or reading the same kept descriptors. */
+    private static final java.time.Duration DESCRIPTORS_WAIT = java.time.Duration.ofHours(24);
 
     /**
      * The distractor file's rows, checked for NaN and infinity and whitened as the database was,

@@ -235,19 +235,35 @@ class EvalCommandTest {
     }
 
     @Test
-    void descriptorsAreKeptAndReusedAndWhiteningsFromFileCheckpointAndDatabaseAgree() throws IOException {
+    void descriptorsAreKeptAndReusedAndWhiteningsFromFileCheckpointAndDatabaseAgree() throws Exception {
         Path descs = dir.resolve("descs");
         String[] base = args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size", "48",
                 "--quiet");
-        // another eval extracting this dataset's descriptors there: refused before anything is deleted or written
-        try (var busy = dir4j.engine.io.OutputLock.acquire(descs.resolve(".synth.eval.lock"), "busy")) {
-            Files.writeString(descs.resolve("synth.dbdescs.npy"), "theirs");
-            Run refused = run(concat(concat(base, "--descriptors-dir", descs.toString()), TINY_NET));
-            assertEquals(1, refused.rc(), refused.toString());
-            assertTrue(refused.err().contains(descs.resolve("synth") + ".*descs.npy (descriptors being extracted) is "
-                    + "being written by another task of this process"), refused.err());
-            assertEquals("theirs", Files.readString(descs.resolve("synth.dbdescs.npy")));
-            Files.delete(descs.resolve("synth.dbdescs.npy"));
+        // another eval extracting this dataset's descriptors there: this one waits, touching nothing, until it is done
+        Files.createDirectories(descs);
+        Files.writeString(descs.resolve("synth.dbdescs.npy"), "theirs");
+        var held = new java.util.concurrent.CountDownLatch(1);
+        var untouched = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread extracting = Thread.ofPlatform().start(() -> {
+            try (var busy = dir4j.engine.io.OutputLock.acquire(descs.resolve(".synth.eval.lock"), "busy")) {
+                held.countDown();
+                Thread.sleep(1500); // the eval below starts meanwhile and must wait
+                untouched.set(Files.readString(descs.resolve("synth.dbdescs.npy")).equals("theirs"));
+                Files.delete(descs.resolve("synth.dbdescs.npy"));
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        held.await();
+        Run waited = run(concat(concat(args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(),
+                "--image-size", "48"), "--descriptors-dir", descs.toString()), TINY_NET));
+        extracting.join();
+        assertTrue(untouched.get(), "the waiting eval left the other's file alone");
+        assertEquals(0, waited.rc(), waited.toString());
+        assertTrue(waited.err().contains(descs.resolve("synth") + ".*descs.npy (descriptors of synth) is being written "
+                + "by another task of this process; waiting"), waited.err());
+        for (String f : new String[] {"synth.dbdescs.npy", "synth.qdescs.npy", "synth.extraction.properties"}) {
+            Files.deleteIfExists(descs.resolve(f));
         }
         Run first = run(concat(concat(base, "--descriptors-dir", descs.toString()), TINY_NET));
         assertEquals(0, first.rc(), first.toString());
