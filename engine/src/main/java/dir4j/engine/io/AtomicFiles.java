@@ -55,31 +55,43 @@ public final class AtomicFiles {
     }
 
     /**
-     * Deletes what writers of {@code target} killed mid-write left beside it: the temporary files
-     * and folders {@link #temporaryBeside} and {@link #temporaryFolderBeside} name after it
-     * ({@code .<name>.<random>.tmp}), which can be as large as the target. Call it only while
-     * holding the target's {@link OutputLock}: a live writer's temporary file looks the same.
+     * Deletes the temporary files that writers of {@code target} killed mid-write left beside it,
+     * which can be as large as the target: exactly the names {@link #temporaryBeside} gives
+     * ({@code .<name>.dir4j-<random>.tmp}), never a user's look-alike. Folders of that name
+     * ({@link #temporaryFolderBeside}) go too only when {@code folders} is true (a caller that
+     * makes such folders). Call it only while holding the target's {@link OutputLock}: a live
+     * writer's temporary file looks the same.
      *
-     * @return the paths deleted
+     * @return the paths deleted, for the caller to name
      */
-    public static java.util.List<Path> removeLeftovers(Path target) throws IOException {
+    public static java.util.List<Path> removeLeftovers(Path target, boolean folders) throws IOException {
         Path dir = target.toAbsolutePath().getParent();
-        String prefix = "." + target.getFileName() + ".";
         java.util.List<Path> removed = new java.util.ArrayList<>();
-        if (!Files.isDirectory(dir)) {
+        if (dir == null || !Files.isDirectory(dir)) {
             return removed;
         }
-        try (var entries = Files.newDirectoryStream(dir, e -> {
-            String n = e.getFileName().toString();
-            return n.startsWith(prefix) && n.endsWith(".tmp") && n.length() > prefix.length() + 4
-                    && n.substring(prefix.length(), n.length() - 4).chars().allMatch(Character::isLetterOrDigit);
-        })) {
+        java.util.regex.Pattern own = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
+                "." + target.getFileName() + MARK) + "[0-9a-z]{1,13}\\.tmp");
+        try (var entries = Files.newDirectoryStream(dir, e -> own.matcher(e.getFileName().toString()).matches())) {
             for (Path p : entries) {
-                deleteTree(p);
+                boolean folder = Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                if (folder && !folders) {
+                    continue;
+                }
+                if (folder) {
+                    deleteTree(p);
+                } else {
+                    Files.deleteIfExists(p);
+                }
                 removed.add(p);
             }
         }
         return removed;
+    }
+
+    /** {@link #removeLeftovers(Path, boolean)} of files only. */
+    public static java.util.List<Path> removeLeftovers(Path target) throws IOException {
+        return removeLeftovers(target, false);
     }
 
     /**
@@ -111,8 +123,11 @@ public final class AtomicFiles {
         Files.deleteIfExists(p);
     }
 
+    /** What sets dir4j's temporary names apart from a user's: {@code .<name>.dir4j-<random>.tmp}. */
+    private static final String MARK = ".dir4j-";
+
     private static String uniqueName(Path target) {
-        return "." + target.getFileName() + "." + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".tmp";
+        return "." + target.getFileName() + MARK + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".tmp";
     }
 
     /**

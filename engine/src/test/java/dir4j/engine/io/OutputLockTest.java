@@ -144,18 +144,28 @@ class OutputLockTest {
         assertTrue(taken.get() > 0);
     }
 
+    /**
+     * Only the names dir4j gives its temporaries go, never a user's look-alike (a backup named
+     * like one, a folder of kept files); temporary folders only when asked.
+     */
     @Test
     void leftoversOfKilledWritersAreRemovedAndNothingElse() throws IOException {
         Path target = dir.resolve("feats.npy");
         Path tmp = AtomicFiles.temporaryBeside(target);
         Files.write(tmp, new byte[1000]);
+        assertTrue(tmp.getFileName().toString().matches("\\.feats\\.npy\\.dir4j-[0-9a-z]{1,13}\\.tmp"), tmp.toString());
         Path folder = AtomicFiles.temporaryFolderBeside(target);
         Files.write(folder.resolve("part"), new byte[10]);
+        Path userFolder = Files.createDirectories(dir.resolve(".feats.npy.keepme.tmp"));
+        Files.write(userFolder.resolve("mine"), new byte[10]);
         List<Path> kept = List.of(Files.createFile(dir.resolve("feats.npy")),
-                Files.createFile(dir.resolve(".feats.npy.lock")), Files.createFile(dir.resolve(".other.npy.abc.tmp")),
-                Files.createFile(dir.resolve(".feats.npy.a-b.tmp")), Files.createFile(dir.resolve(".feats.npy..tmp")));
-        List<Path> removed = AtomicFiles.removeLeftovers(target);
-        assertEquals(java.util.Set.of(tmp, folder), java.util.Set.copyOf(removed));
+                Files.createFile(dir.resolve(".feats.npy.lock")), Files.createFile(dir.resolve(".other.npy.dir4j-abc.tmp")),
+                Files.createFile(dir.resolve(".feats.npy.mybackup.tmp")), Files.createFile(dir.resolve(".feats.npy..tmp")),
+                Files.createFile(dir.resolve(".feats.npy.dir4j-ABC.tmp")), Files.createFile(dir.resolve("feats.npy.tmp")),
+                Files.createFile(dir.resolve(".feats.npy.dir4j-abc.tmp.keep")), userFolder.resolve("mine"));
+        assertEquals(List.of(tmp), AtomicFiles.removeLeftovers(target), "files only by default");
+        assertTrue(Files.exists(folder));
+        assertEquals(List.of(folder), AtomicFiles.removeLeftovers(target, true));
         assertFalse(Files.exists(tmp) || Files.exists(folder));
         for (Path k : kept) {
             assertTrue(Files.exists(k), k.toString());

@@ -102,7 +102,11 @@ final class IndexCommand extends ToolCommand {
                             + "it");
                 }
             }
-            AtomicFiles.removeLeftovers(target);
+            for (Path p : AtomicFiles.removeLeftovers(target, true)) {
+                if (!quiet) {
+                    System.err.println("note: removed " + p + ", left half-written by a stopped build");
+                }
+            }
             long t0 = System.nanoTime();
             try (MemoryScope scope = MemoryScope.open()) {
                 Tensor x = WhitenCommand.descriptors(descriptors);

@@ -336,7 +336,7 @@ final class TrainCommand extends ToolCommand {
         }
         // OUT (with train-config.json, the recipe used) is written by the trainer once the run is under way
         // one run per folder at a time; what killed runs left half-written there goes
-        try (OutputLock lock = Trainer.lock(out); RetrievalNet net = initialNetwork(cfg.seed())) {
+        try (OutputLock lock = Trainer.lock(out, this::note); RetrievalNet net = initialNetwork(cfg.seed())) {
             if (recordedNetwork && !Files.exists(checkpoint)) {
                 // read before the lock; gone since (another run's --overwrite): the network would start from nothing
                 throw new IOException(checkpoint + " was removed while this resume started; nothing to resume");
@@ -889,6 +889,13 @@ final class TrainCommand extends ToolCommand {
                     + (r.unexpected().isEmpty() ? "" : "; ignored " + r.unexpected()));
         }
         return net;
+    }
+
+    /** A note on stderr (none with --quiet). */
+    private void note(String n) {
+        if (!quiet) {
+            System.err.println("note: " + n);
+        }
     }
 
     /** How long a SIGTERM or Ctrl-C waits for the step in progress and its checkpoint. */

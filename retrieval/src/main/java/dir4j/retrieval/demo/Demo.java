@@ -96,7 +96,7 @@ public final class Demo {
         }
         Preprocessing prep = Preprocessing.imagenet(s.imageSize());
         // one demo per output folder at a time (a second is refused, not mixed into the first's checkpoint)
-        try (OutputLock lock = Trainer.lock(s.out());
+        try (OutputLock lock = Trainer.lock(s.out(), n -> log.accept("note: " + n));
                 RetrievalNet net = new RetrievalNet(s.net(), new Random(s.train().seed()))) {
             if (!device.equals(Device.CPU)) {
                 net.to(device);

@@ -47,7 +47,7 @@ final class PartStore {
     private static final Pattern OWN_FILE = Pattern.compile("part-\\d{6}\\.(npy|ids\\.txt|skipped\\.txt|crc32)"
             + "|manifest\\.txt|assembled\\.(npy|ids\\.txt|skipped\\.txt)|.*\\.tmp");
     /** A temporary file of {@code <name>}, as {@link AtomicFiles#temporaryBeside} names it. */
-    private static final Pattern TEMPORARY = Pattern.compile("\\.(.+)\\.[A-Za-z0-9]+\\.tmp");
+    private static final Pattern TEMPORARY = Pattern.compile("\\.(.+)\\.dir4j-[0-9a-z]{1,13}\\.tmp");
 
     /**
      * Called before each step that writes or publishes a file (a seam for tests to simulate a

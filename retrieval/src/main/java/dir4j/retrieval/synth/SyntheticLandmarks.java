@@ -115,12 +115,17 @@ public final class SyntheticLandmarks {
             return dir;
         }
         Files.createDirectories(root);
-        // one generator per data root at a time; under the lock, what killed generators left goes
-        try (OutputLock lock = OutputLock.acquire(root.resolve(".synth.lock"), dir + " (a benchmark being generated)")) {
+        // one generator per data root at a time (a second waits: two trainings on a fresh data root both need it);
+        // under the lock, what killed generators left goes
+        System.Logger log = System.getLogger(SyntheticLandmarks.class.getName());
+        try (OutputLock lock = OutputLock.acquire(root.resolve(".synth.lock"), dir + " (a benchmark being generated)",
+                java.time.Duration.ofHours(2), m -> log.log(System.Logger.Level.INFO, m))) {
             if (Files.isDirectory(dir) && matches(dir, config)) {
-                return dir; // finished by another process while this one started
+                return dir; // finished by another process while this one waited
             }
-            AtomicFiles.removeLeftovers(dir);
+            for (Path p : AtomicFiles.removeLeftovers(dir, true)) {
+                log.log(System.Logger.Level.INFO, "removed " + p + ", left half-written by a stopped generator");
+            }
             return generateLocked(dir, config, progress);
         }
     }
@@ -154,11 +159,20 @@ public final class SyntheticLandmarks {
             Map<String, Object> test = split("test", config, config.testLandmarks(), landmarkSeeds, li, master, jobs);
             int total = jobs.size();
             int[] done = {0};
+            // every image task ends before this method goes on (the first failure is kept and the rest skip their
+            // work): a failure thrown out of the stream would leave tasks writing into the folder deleted below
+            java.util.concurrent.atomic.AtomicReference<RuntimeException> failed = new java.util.concurrent.atomic
+                    .AtomicReference<>();
             IntStream.range(0, total).parallel().forEach(i -> {
-                Job j = jobs.get(i);
-                BufferedImage scene = Scene.render(j.sceneSeed(), config.imageSize() * 2);
-                Camera.Shot shot = Camera.shoot(scene, config.imageSize(), j.difficulty(), new Random(j.cameraSeed()));
-                writeJpeg(shot.image(), tmp.resolve("jpg").resolve(j.name() + ".jpg"));
+                if (failed.get() != null) {
+                    return;
+                }
+                try {
+                    renderAndWrite(jobs.get(i), config, tmp);
+                } catch (RuntimeException e) {
+                    failed.compareAndSet(null, e);
+                    return;
+                }
                 synchronized (done) {
                     done[0]++;
                     if (progress != null) {
@@ -166,6 +180,9 @@ public final class SyntheticLandmarks {
                     }
                 }
             });
+            if (failed.get() != null) {
+                throw failed.get();
+            }
             Files.writeString(tmp.resolve("train.txt"), train, StandardCharsets.UTF_8);
             Files.write(tmp.resolve("gnd_synth-val.pkl"), PickleWriter.write(val));
             Files.write(tmp.resolve("gnd_synth.pkl"), PickleWriter.write(test));
@@ -267,8 +284,15 @@ public final class SyntheticLandmarks {
                 w.dispose();
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file, e);
+            throw new UncheckedIOException("cannot write " + file + " (" + (e.getMessage() == null
+                    ? e.getClass().getSimpleName() : e.getMessage()) + ")", e);
         }
+    }
+
+    private static void renderAndWrite(Job j, Config config, Path tmp) {
+        BufferedImage scene = Scene.render(j.sceneSeed(), config.imageSize() * 2);
+        Camera.Shot shot = Camera.shoot(scene, config.imageSize(), j.difficulty(), new Random(j.cameraSeed()));
+        writeJpeg(shot.image(), tmp.resolve("jpg").resolve(j.name() + ".jpg"));
     }
 
     private static void deleteTree(Path p) throws IOException {

@@ -434,23 +434,24 @@ public final class Trainer {
      * Takes the run folder {@code outDir} for this process ({@code OUT/.lock}), so that a second
      * training into it (another dir4j train, demo or a process of this one) is refused instead of
      * interleaving its checkpoints and log with this one's, and removes what writers killed
-     * mid-write left there (temporary checkpoints, logs, plots, networks). Hold it around the
-     * whole run and what is written after it.
+     * mid-write left there (temporary checkpoints, logs, plots, networks: only the names dir4j
+     * gives them), telling {@code note} which. Hold it around the whole run and what is written
+     * after it.
      *
      * @throws IOException naming the folder and the holder when another writer holds it
      */
-    public static OutputLock lock(Path outDir) throws IOException {
+    public static OutputLock lock(Path outDir, java.util.function.Consumer<String> note) throws IOException {
         OutputLock lock = OutputLock.acquire(outDir.resolve(".lock"), outDir + " (a training run)");
         try {
+            List<Path> removed = new ArrayList<>();
             for (String f : List.of("checkpoint.safetensors", "model.safetensors", "log.csv", RECIPE_FILE, "loss.png",
                     "validation.png", "report.html")) {
-                AtomicFiles.removeLeftovers(outDir.resolve(f));
+                removed.addAll(AtomicFiles.removeLeftovers(outDir.resolve(f)));
             }
-            // the fixed temporary names of earlier versions
-            Files.deleteIfExists(outDir.resolve("model.safetensors.tmp"));
-            Files.deleteIfExists(outDir.resolve(".loss.png.tmp.png"));
-            Files.deleteIfExists(outDir.resolve(".validation.png.tmp.png"));
-            Files.deleteIfExists(outDir.resolve("report.html.tmp"));
+            if (!removed.isEmpty()) {
+                note.accept("removed what a stopped run left half-written: " + String.join(", ",
+                        removed.stream().map(p -> p.getFileName().toString()).toList()));
+            }
         } catch (IOException | RuntimeException e) {
             lock.close();
             throw e;

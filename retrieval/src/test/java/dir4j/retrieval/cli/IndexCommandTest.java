@@ -118,7 +118,7 @@ class IndexCommandTest {
                     second.err());
         }
         assertArrayEquals(before, Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS)));
-        Path killed = Files.createDirectories(dir.resolve(".idx.k1lled.tmp"));
+        Path killed = Files.createDirectories(dir.resolve(".idx.dir4j-k1lled.tmp"));
         Files.write(killed.resolve(ExactIndex.DESCRIPTORS), new byte[100]);
         Run rebuilt = run("index", "--descriptors", out.resolve(ExactIndex.DESCRIPTORS).toString(), "--ids",
                 out.resolve(ExactIndex.IDS).toString(), "--out", out.toString(), "--overwrite", "--quiet");

@@ -290,7 +290,7 @@ class TrainCommandTest {
         CliRun.Run first = CliRun.run(tiny(out).toArray(String[]::new));
         assertEquals(0, first.rc(), first.toString());
         Map<String, List<Byte>> before = snapshot(out);
-        try (var running = dir4j.retrieval.train.Trainer.lock(out)) {
+        try (var running = dir4j.retrieval.train.Trainer.lock(out, n -> { })) {
             CliRun.Run second = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "3");
             assertEquals(1, second.rc(), second.toString());
             assertTrue(second.err().contains("dir4j train: " + out + " (a training run) is being written by another "

@@ -466,7 +466,7 @@ class FeatureExtractorTest {
         Files.createDirectories(out.getParent());
         Files.writeString(out, "earlier");
         Files.writeString(FeatureExtractor.idsFile(out), "earlier\n");
-        Path leftover = Files.writeString(tmp.resolve("run/.feats.npy.k3x9.tmp"), "a killed writer's");
+        Path leftover = Files.writeString(tmp.resolve("run/.feats.npy.dir4j-k3x9.tmp"), "a killed writer's");
         try (OutputLock first = OutputLock.acquire(lock, "the first extraction")) {
             IOException e = assertThrows(IOException.class,
                     () -> new FeatureExtractor(net, o, QUIET).extractToFile(refs, out, "second"));
@@ -498,13 +498,15 @@ class FeatureExtractorTest {
         Path out = tmp.resolve("run/feats.npy");
         interruptedRun(refs, out, o);
         Path parts = tmp.resolve("run/feats.npy.parts");
-        List<Path> leftovers = List.of(tmp.resolve("run/.feats.npy.0a1b2c.tmp"), tmp.resolve("run/.feats.ids.txt.zz9.tmp"),
-                tmp.resolve("run/.feats.skipped.txt.q1.tmp"), parts.resolve(".part-000002.npy.x7.tmp"),
-                parts.resolve(".part-000001.ids.txt.y8.tmp"), parts.resolve(".assembled.npy.w2.tmp"));
+        List<Path> leftovers = List.of(tmp.resolve("run/.feats.npy.dir4j-0a1b2c.tmp"),
+                tmp.resolve("run/.feats.ids.txt.dir4j-zz9.tmp"),
+                tmp.resolve("run/.feats.skipped.txt.dir4j-q1.tmp"), parts.resolve(".part-000002.npy.dir4j-x7.tmp"),
+                parts.resolve(".part-000001.ids.txt.dir4j-y8.tmp"), parts.resolve(".assembled.npy.dir4j-w2.tmp"));
         for (Path p : leftovers) {
             Files.write(p, new byte[4096]);
         }
         Path notOurs = Files.writeString(tmp.resolve("run/.feats.npy.notes"), "mine");
+        Path lookAlike = Files.writeString(tmp.resolve("run/.feats.npy.old.tmp"), "mine");
         // the damaged image stops this run again: what it deleted shows before the parts are joined
         byte[] good = Files.readAllBytes(refs.get(5).path());
         Files.write(refs.get(5).path(), new byte[0]);
@@ -514,11 +516,11 @@ class FeatureExtractorTest {
         for (Path p : leftovers) {
             assertFalse(Files.exists(p), p + " deleted");
         }
-        assertTrue(Files.exists(notOurs));
+        assertTrue(Files.exists(notOurs) && Files.exists(lookAlike), "a user's files stay");
         assertTrue(Files.exists(parts.resolve("part-000000.npy")) && Files.exists(parts.resolve("part-000001.npy")),
                 "the finished parts are kept");
         String text = log.toString(StandardCharsets.UTF_8);
-        assertTrue(text.contains("run: deleted 6 temporary files left by an interrupted run (.feats.npy.0a1b2c.tmp, "
+        assertTrue(text.contains("run: deleted 6 temporary files left by an interrupted run (.feats.npy.dir4j-0a1b2c.tmp, "
                 + "...)"), text);
         assertTrue(text.contains("run: resuming, 2 of 3 parts (4 images) already done"), text);
         Files.write(refs.get(5).path(), good);

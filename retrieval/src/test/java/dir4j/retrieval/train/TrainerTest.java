@@ -284,26 +284,36 @@ class TrainerTest {
         }
     }
 
-    /** One writer per run folder; the lock holder removes what killed writers left half-written. */
+    /**
+     * One writer per run folder; the lock holder removes what killed writers left half-written
+     * (only dir4j's names, and says which), never a user's look-alike.
+     */
     @Test
     void aRunFolderHasOneWriterWhoClearsKilledWritersLeftovers(@TempDir Path out) throws IOException {
         Files.createDirectories(out);
-        List<Path> leftovers = List.of(out.resolve(".checkpoint.safetensors.k3x9a.tmp"),
-                out.resolve(".log.csv.0abc.tmp"), out.resolve("model.safetensors.tmp"), out.resolve(".loss.png.tmp.png"));
+        List<Path> leftovers = List.of(out.resolve(".checkpoint.safetensors.dir4j-k3x9a.tmp"),
+                out.resolve(".log.csv.dir4j-0abc.tmp"));
         for (Path p : leftovers) {
             Files.write(p, new byte[100]);
         }
-        Path other = Files.writeString(out.resolve("notes.txt"), "mine");
-        try (var lock = Trainer.lock(out)) {
+        List<Path> users = List.of(Files.writeString(out.resolve("notes.txt"), "mine"),
+                Files.writeString(out.resolve(".checkpoint.safetensors.mybackup.tmp"), "mine"),
+                Files.writeString(out.resolve("model.safetensors.tmp"), "mine"));
+        List<String> notes = new ArrayList<>();
+        try (var lock = Trainer.lock(out, notes::add)) {
             for (Path p : leftovers) {
                 assertFalse(Files.exists(p), p.toString());
             }
-            assertTrue(Files.exists(other));
-            IOException e = assertThrows(IOException.class, () -> Trainer.lock(out));
+            for (Path p : users) {
+                assertTrue(Files.exists(p), p.toString());
+            }
+            assertEquals(List.of("removed what a stopped run left half-written: .checkpoint.safetensors.dir4j-k3x9a.tmp, "
+                    + ".log.csv.dir4j-0abc.tmp"), notes);
+            IOException e = assertThrows(IOException.class, () -> Trainer.lock(out, n -> { }));
             assertTrue(e.getMessage().startsWith(out + " (a training run) is being written by another task of this "
                     + "process"), e.getMessage());
         }
-        Trainer.lock(out).close(); // free again
+        Trainer.lock(out, n -> { }).close(); // free again
     }
 
     /**
