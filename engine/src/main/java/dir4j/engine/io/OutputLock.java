@@ -55,11 +55,16 @@ public final class OutputLock implements AutoCloseable {
      */
     public static OutputLock acquire(Path lockFile, String what) throws IOException {
         Path abs = lockFile.toAbsolutePath().normalize();
-        Files.createDirectories(abs.getParent());
         try {
-            Files.createFile(abs); // O_EXCL: fails without leaving a descriptor when the file is there
-        } catch (FileAlreadyExistsException e) {
-            // an earlier writer's, or a live holder's
+            Files.createDirectories(abs.getParent());
+            try {
+                Files.createFile(abs); // O_EXCL: fails without leaving a descriptor when the file is there
+            } catch (FileAlreadyExistsException e) {
+                // an earlier writer's, or a live holder's
+            }
+        } catch (IOException e) {
+            throw new IOException(lockFile + ": the lock file for " + what + " cannot be created (" + reason(e) + ")",
+                    e);
         }
         // the file's identity (device and inode), read by stat: another spelling of the same file (a link, a
         // symlinked folder) is the same lock, and no second descriptor is opened, whose close would drop every
@@ -90,9 +95,15 @@ public final class OutputLock implements AutoCloseable {
                     String holder = holder(ch);
                     throw refused(what, "another process" + (holder.isEmpty() ? "" : " (pid " + holder + ")"), lockFile);
                 }
-                ch.truncate(0);
-                ch.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)), 0);
-                ch.force(false);
+                try {
+                    ch.truncate(0);
+                    ch.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.UTF_8)),
+                            0);
+                    ch.force(false);
+                } catch (IOException e) {
+                    throw new IOException(lockFile + ": the lock file for " + what + " cannot be written (" + reason(e)
+                            + ")", e);
+                }
             } catch (IOException | RuntimeException e) {
                 ch.close();
                 throw e;
@@ -102,6 +113,13 @@ public final class OutputLock implements AutoCloseable {
             HELD.remove(key);
             throw e;
         }
+    }
+
+    private static String reason(IOException e) {
+        if (e instanceof java.nio.file.FileSystemException f) { // its message is the path alone when the OS gave none
+            return f.getReason() != null ? f.getReason() : f.getClass().getSimpleName() + ": " + f.getFile();
+        }
+        return e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
     }
 
     private static Busy refused(String what, String who, Path lockFile) {

@@ -112,6 +112,15 @@ class OutputLockTest {
         }
     }
 
+    /** A lock file that cannot be made (here its folder is a file; a full disk alike) is named with the reason. */
+    @Test
+    void aLockFileThatCannotBeMadeIsNamed() throws IOException {
+        Path file = Files.writeString(dir.resolve("plain"), "x");
+        IOException e = assertThrows(IOException.class, () -> OutputLock.acquire(file.resolve(".lock"), "out"));
+        assertTrue(e.getMessage().startsWith(file.resolve(".lock") + ": the lock file for out cannot be created ("),
+                e.getMessage());
+    }
+
     /** Many threads racing to take, use and drop one lock: never two holders at once. */
     @Test
     void racingWritersNeverHoldItTogether() throws Exception {

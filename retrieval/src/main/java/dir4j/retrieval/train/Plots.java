@@ -22,6 +22,12 @@ final class Plots {
 
     static final Renderer PNG = chart -> BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
 
+    static {
+        // no ImageIO disk cache (temporary files in java.io.tmpdir, which a kill leaves, and a shutdown-time race in
+        // its closer): the PNGs are encoded in memory
+        javax.imageio.ImageIO.setUseCache(false);
+    }
+
     private Plots() {}
 
     /** Writes the plots; returns null, or why they could not be drawn (nothing is then written). */

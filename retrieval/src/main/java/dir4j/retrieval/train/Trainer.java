@@ -279,6 +279,10 @@ public final class Trainer {
                 if (progress != null) {
                     progress.accept("resumed from " + checkpointFile() + " at step " + start);
                 }
+                if (validationDue(validator, start) && !history.validationSteps().contains(start)) {
+                    // a stop skipped it: the log and plot then hold what an uninterrupted run's would
+                    validateAndLog(validator, start, history, progress);
+                }
             } else {
                 // a fresh start (--overwrite): an earlier run's checkpoint goes with its log, so that a crash
                 // before this run's first checkpoint cannot leave the two runs' state and log mixed for a --resume
@@ -318,18 +322,15 @@ public final class Trainer {
                             cfg.steps(), out.loss(), opt.lr(), ips, duration(eta)));
                 }
                 boolean last = step + 1 == cfg.steps() || step + 1 == stopAfter;
-                // a stop request skips the validation (which may take long): the checkpoint is what it waits for
-                if (validator != null && !stopRequested && cfg.validateEvery() > 0
-                        && ((step + 1) % cfg.validateEvery() == 0 || last)) {
-                    double v = validate(validator);
-                    history.validationSteps().add(step + 1);
-                    history.validation().add(v);
-                    appendLog(step + 1, Double.NaN, Double.NaN, Double.NaN, v);
-                    if (progress != null) {
-                        progress.accept(String.format("step %d: validation mAP %.2f", step + 1, v));
-                    }
+                // validations fall where an uninterrupted run's do (every --validate-every steps and at the end of
+                // the run, not at --stop-after); a stop request skips one (it may take long: the checkpoint is what
+                // the stop waits for), and the resume makes it up
+                if (!stopRequested && validationDue(validator, step + 1)) {
+                    validateAndLog(validator, step + 1, history, progress);
                 }
-                boolean stopping = stopRequested && !last; // read again: a request during the validation counts
+                // read again: a request during the validation counts; one during the last step still leaves its
+                // validation to the resume
+                boolean stopping = stopRequested && (step + 1 < cfg.steps() || validationDue(validator, step + 1));
                 if ((step + 1) % cfg.checkpointEvery() == 0 || last || stopping) {
                     save(opt, names, step + 1);
                     if (!stopRequested) { // Java2D does not start once the JVM shuts down; the resume draws them
@@ -353,6 +354,22 @@ public final class Trainer {
                 plot(history, progress);
             }
             return history;
+        }
+    }
+
+    /** Whether an uninterrupted run validates after {@code step}: every --validate-every steps, and at its end. */
+    private boolean validationDue(Validator validator, long step) {
+        return validator != null && cfg.validateEvery() > 0 && (step % cfg.validateEvery() == 0 || step == cfg.steps());
+    }
+
+    private void validateAndLog(Validator validator, long step, History history,
+            java.util.function.Consumer<String> progress) throws IOException {
+        double v = validate(validator);
+        history.validationSteps().add(step);
+        history.validation().add(v);
+        appendLog(step, Double.NaN, Double.NaN, Double.NaN, v);
+        if (progress != null) {
+            progress.accept(String.format("step %d: validation mAP %.2f", step, v));
         }
     }
 

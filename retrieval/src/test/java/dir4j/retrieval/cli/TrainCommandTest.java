@@ -284,6 +284,16 @@ class TrainCommandTest {
         assertEquals(0.001, used.lr(), "the lr the checkpoint was last trained with");
     }
 
+    /** A resume of a run stopped before its first checkpoint says so, rather than asking for data options. */
+    @Test
+    void aResumeWithoutACheckpointSaysSo(@TempDir Path out) throws IOException {
+        Files.createDirectories(out);
+        CliRun.Run r = CliRun.run("train", "--resume", "--out", out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains(out.resolve("checkpoint.safetensors") + " does not exist (yet): the run in " + out
+                + " stopped before its first checkpoint"), r.err());
+    }
+
     /** A second training into a folder another is writing is refused, naming it, and changes nothing there. */
     @Test
     void aSecondTrainingIntoTheSameFolderIsRefused(@TempDir Path out) throws IOException {

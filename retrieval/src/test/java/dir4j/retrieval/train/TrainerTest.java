@@ -285,6 +285,58 @@ class TrainerTest {
     }
 
     /**
+     * Validations fall where an uninterrupted run's do: not at --stop-after, and one skipped by a
+     * stop (here at the last step, where it is due) is made up by the resume; the logs then match
+     * an uninterrupted run's but for the measured speed.
+     */
+    @Test
+    void validationsOfAnInterruptedRunFallWhereAnUninterruptedOnesDo(@TempDir Path out) throws IOException {
+        TrainConfig cfg = config(4).with(Map.of("validateEvery", "2"));
+        Trainer.Validator byStep = net -> 42.0; // the validation's value is not what is checked here: its place in the log is
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, cfg, out.resolve("a")).run(false, byStep, null);
+        }
+        Path b = out.resolve("b");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, cfg, b).run(false, byStep, null, 3); // --stop-after 3: no validation there
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer t = new Trainer(net, images, labels, cfg, b);
+            t.run(true, byStep, line -> {
+                if (line.startsWith("step 4/")) {
+                    t.requestStop(); // during the last step, whose validation is due
+                }
+            });
+            assertTrue(t.stoppedEarly(), "stopped before the last step's validation");
+        }
+        assertEquals(List.of("step,loss,lr,images_per_second,validation_map", "1", "2", "2v", "3", "4"),
+                logShape(b.resolve("log.csv")));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer.History h = new Trainer(net, images, labels, cfg, b).run(true, byStep, null);
+            assertEquals(List.of(2L, 4L), h.validationSteps());
+        }
+        assertEquals(withoutSpeed(out.resolve("a/log.csv")), withoutSpeed(b.resolve("log.csv")));
+    }
+
+    /** Each log row as its step, with "v" for a validation row. */
+    private static List<String> logShape(Path log) throws IOException {
+        List<String> lines = Files.readAllLines(log);
+        List<String> shape = new ArrayList<>(List.of(lines.get(0)));
+        for (String l : lines.subList(1, lines.size())) {
+            String[] f = l.split(",", -1);
+            shape.add(f[0] + (f[1].isEmpty() ? "v" : ""));
+        }
+        return shape;
+    }
+
+    private static List<String> withoutSpeed(Path log) throws IOException {
+        return Files.readAllLines(log).stream().map(l -> {
+            String[] f = l.split(",", -1);
+            return f[0] + "," + f[1] + "," + f[2] + "," + f[4];
+        }).toList();
+    }
+
+    /**
      * One writer per run folder; the lock holder removes what killed writers left half-written
      * (only dir4j's names, and says which), never a user's look-alike.
      */
