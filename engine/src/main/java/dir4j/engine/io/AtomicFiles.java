@@ -80,10 +80,10 @@ public final class AtomicFiles {
                 }
                 if (folder) {
                     deleteTree(p);
-                } else {
-                    Files.deleteIfExists(p);
+                    removed.add(p);
+                } else if (Files.deleteIfExists(p)) {
+                    removed.add(p);
                 }
-                removed.add(p);
             }
         }
         return removed;
@@ -96,18 +96,27 @@ public final class AtomicFiles {
 
     /**
      * Puts the completed temporary folder {@code tmp} (from {@link #temporaryFolderBeside}) in the
-     * place of {@code target}, removing the folder there: the old folder stays whole until the
-     * new one is complete, and the two are apart only for the delete and the rename (a kill then
-     * leaves the new one as {@code tmp}).
+     * place of {@code target}: the old folder is renamed aside (whole), the new one renamed in,
+     * then the old one deleted. Nothing is lost if a step fails (an old folder that cannot be moved
+     * aside stays where it is); only a kill between the two renames leaves the place empty, with
+     * both folders beside it under temporary names.
      */
     public static void replaceFolder(Path tmp, Path target) throws IOException {
+        Path aside = null;
         if (Files.exists(target, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            deleteTree(target);
+            aside = target.toAbsolutePath().getParent().resolve(uniqueName(target));
+            Files.move(target, aside, StandardCopyOption.ATOMIC_MOVE);
         }
         try {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, target);
+        } catch (IOException e) {
+            if (aside != null) {
+                Files.move(aside, target, StandardCopyOption.ATOMIC_MOVE); // the old one back
+            }
+            throw e;
+        }
+        if (aside != null) {
+            deleteTree(aside);
         }
     }
 

@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
+import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -64,5 +65,28 @@ class AtomicFilesTest {
         assertEquals(usualFolder, Files.getPosixFilePermissions(folder));
         assertEquals(dir, folder.getParent());
         assertTrue(folder.getFileName().toString().startsWith(".index."), folder.toString());
+    }
+
+    /** A folder replaced whole; a replacement that fails (here the new folder is gone) leaves the old one in place. */
+    @Test
+    void aFolderIsReplacedWholeOrNotAtAll() throws IOException {
+        Path target = Files.createDirectories(dir.resolve("idx"));
+        Files.writeString(target.resolve("old.txt"), "old");
+        Path tmp = AtomicFiles.temporaryFolderBeside(target);
+        Files.writeString(tmp.resolve("new.txt"), "new");
+        AtomicFiles.replaceFolder(tmp, target);
+        try (var s = Files.list(target)) {
+            assertEquals(List.of("new.txt"), s.map(p -> p.getFileName().toString()).toList());
+        }
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of("idx"), s.map(p -> p.getFileName().toString()).toList(), "nothing left aside");
+        }
+        Path gone = AtomicFiles.temporaryFolderBeside(target);
+        Files.delete(gone);
+        assertThrows(IOException.class, () -> AtomicFiles.replaceFolder(gone, target));
+        assertEquals("new", Files.readString(target.resolve("new.txt")), "the old folder is back in place");
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of("idx"), s.map(p -> p.getFileName().toString()).toList());
+        }
     }
 }

@@ -109,8 +109,8 @@ class NpyTest {
 
         // each width, signed and unsigned, with a value whose top bit is set
         String[][] widths = {{"|i1", "int8", "-5"}, {"|u1", "uint8", "251"}, {"<i4", "int32", "-7"},
-            {"<u4", "uint32", "4294967289"}, {"<i2", "int16", "-3"}};
-        byte[][] data = {{-5}, {-5}, {-7, -1, -1, -1}, {-7, -1, -1, -1}, {-3, -1}};
+            {"<u4", "uint32", "4294967289"}, {"<i2", "int16", "-3"}, {"<u2", "uint16", "65533"}};
+        byte[][] data = {{-5}, {-5}, {-7, -1, -1, -1}, {-7, -1, -1, -1}, {-3, -1}, {-3, -1}};
         for (int w = 0; w < widths.length; w++) {
             Path p = Files.write(dir.resolve("w" + w + ".npy"), npy("{'descr': '" + widths[w][0]
                     + "', 'fortran_order': False, 'shape': (1,), }", data[w]));

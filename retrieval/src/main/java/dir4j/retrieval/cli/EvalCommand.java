@@ -233,8 +233,13 @@ final class EvalCommand extends ToolCommand {
                         this::note);
             } catch (OutputLock.Busy busy) {
                 throw busy;
-            } catch (IOException e) { // a folder this user may read but not write (shared descriptors)
-                note("cannot lock " + descriptorsDir + " (" + e.getMessage() + "); reading its descriptors without");
+            } catch (IOException e) {
+                if (!(qFile != null && Files.isRegularFile(qFile) && Files.isRegularFile(dbFile))) {
+                    throw e; // this eval would extract into the folder: never without the lock
+                }
+                // descriptors to read from a folder this user may read but not lock (shared, read-only)
+                note("cannot lock " + descriptorsDir + " (" + e.getMessage() + "); reading its descriptors "
+                        + "without");
             }
         }
         try {
@@ -286,19 +291,17 @@ final class EvalCommand extends ToolCommand {
                             throw new UsageException("--scale-pooling-p net: " + e.getMessage());
                         }
                         if (descriptorsDir != null) {
-                            {
-                                // the record and a leftover file of an earlier eval go first: a run stopped between the
-                                // two files must not leave one of its own beside one of another network's, vouched for
-                                // by the other's record
-                                Files.deleteIfExists(provenanceFile(name));
-                                Files.deleteIfExists(qFile);
-                                Files.deleteIfExists(dbFile);
-                                fx.extractToFile(d.databaseImages(), dbFile, "DB");
-                                fx.extractToFile(d.queryImages(), qFile, "query");
-                                writeProvenance(name);
-                                database = readDescriptors(dbFile, d.imageNames(), "database");
-                                queries = readDescriptors(qFile, d.queryNames(), "query");
-                            }
+                            // the record and a leftover file of an earlier eval go first: a run stopped between the
+                            // two files must not leave one of its own beside one of another network's, vouched for
+                            // by the other's record
+                            Files.deleteIfExists(provenanceFile(name));
+                            Files.deleteIfExists(qFile);
+                            Files.deleteIfExists(dbFile);
+                            fx.extractToFile(d.databaseImages(), dbFile, "DB");
+                            fx.extractToFile(d.queryImages(), qFile, "query");
+                            writeProvenance(name);
+                            database = readDescriptors(dbFile, d.imageNames(), "database");
+                            queries = readDescriptors(qFile, d.queryNames(), "query");
                         } else {
                             database = fx.extract(d.databaseImages(), "DB").descriptors();
                             queries = fx.extract(d.queryImages(), "query").descriptors();

@@ -324,9 +324,10 @@ final class TrainCommand extends ToolCommand {
             throw new UsageException(checkpoint + " exists: add --resume to continue it or --overwrite to start over");
         }
         if (resume && !Files.exists(checkpoint) && !given("--train-list") && !given("--synth")) {
-            throw new UsageException(checkpoint + " does not exist (yet): the run in " + out + " stopped before its "
-                    + "first checkpoint (one every --checkpoint-every steps), so nothing records how to continue it; "
-                    + "start it again with its options (--synth or --train-list, ...)");
+            throw new UsageException(!Files.isDirectory(out) ? "--out " + out + " does not exist: no run to resume"
+                    : checkpoint + " does not exist (yet): the run in " + out + " stopped before its first checkpoint "
+                    + "(one every --checkpoint-every steps), so nothing records how to continue it; start it again "
+                    + "with its options (--synth or --train-list, ...)");
         }
         Data data = data();
         if (!quiet) {

@@ -161,7 +161,7 @@ public final class SyntheticLandmarks {
             int[] done = {0};
             // every image task ends before this method goes on (the first failure is kept and the rest skip their
             // work): a failure thrown out of the stream would leave tasks writing into the folder deleted below
-            java.util.concurrent.atomic.AtomicReference<RuntimeException> failed = new java.util.concurrent.atomic
+            java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic
                     .AtomicReference<>();
             IntStream.range(0, total).parallel().forEach(i -> {
                 if (failed.get() != null) {
@@ -169,7 +169,7 @@ public final class SyntheticLandmarks {
                 }
                 try {
                     renderAndWrite(jobs.get(i), config, tmp);
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | Error e) { // an OutOfMemoryError or Java2D's InternalError too
                     failed.compareAndSet(null, e);
                     return;
                 }
@@ -180,8 +180,10 @@ public final class SyntheticLandmarks {
                     }
                 }
             });
-            if (failed.get() != null) {
-                throw failed.get();
+            if (failed.get() instanceof RuntimeException e) {
+                throw e;
+            } else if (failed.get() instanceof Error e) {
+                throw e;
             }
             Files.writeString(tmp.resolve("train.txt"), train, StandardCharsets.UTF_8);
             Files.write(tmp.resolve("gnd_synth-val.pkl"), PickleWriter.write(val));

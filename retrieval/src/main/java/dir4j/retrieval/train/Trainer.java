@@ -325,12 +325,14 @@ public final class Trainer {
                 // validations fall where an uninterrupted run's do (every --validate-every steps and at the end of
                 // the run, not at --stop-after); a stop request skips one (it may take long: the checkpoint is what
                 // the stop waits for), and the resume makes it up
-                if (!stopRequested && validationDue(validator, step + 1)) {
+                boolean due = validationDue(validator, step + 1);
+                boolean skipped = due && stopRequested;
+                if (due && !skipped) {
                     validateAndLog(validator, step + 1, history, progress);
                 }
-                // read again: a request during the validation counts; one during the last step still leaves its
-                // validation to the resume
-                boolean stopping = stopRequested && (step + 1 < cfg.steps() || validationDue(validator, step + 1));
+                // read again: a request during the validation counts; at the last step only a skipped validation
+                // (left to the resume) makes the run unfinished
+                boolean stopping = stopRequested && (step + 1 < cfg.steps() || skipped);
                 if ((step + 1) % cfg.checkpointEvery() == 0 || last || stopping) {
                     save(opt, names, step + 1);
                     if (!stopRequested) { // Java2D does not start once the JVM shuts down; the resume draws them
@@ -409,9 +411,9 @@ public final class Trainer {
     }
 
     /**
-     * Whether the last {@link #run} ended before its steps were done because a stop was requested
-     * ({@link #requestStop}); its checkpoint is at the step it stopped after. A request that came
-     * during the last step leaves the run complete: false.
+     * Whether the last {@link #run} ended unfinished because a stop was requested
+     * ({@link #requestStop}): before its last step, or at the last step with that step's
+     * validation skipped (the resume makes it up). Its checkpoint is at the step it stopped after.
      */
     public boolean stoppedEarly() {
         return stoppedEarly;

@@ -316,6 +316,33 @@ class TrainerTest {
             assertEquals(List.of(2L, 4L), h.validationSteps());
         }
         assertEquals(withoutSpeed(out.resolve("a/log.csv")), withoutSpeed(b.resolve("log.csv")));
+
+        // a stop during a mid-run step whose validation is due (step 2), then a resume: the validation is made up
+        // once; a resume from a checkpoint whose validation was logged adds none
+        Path c = out.resolve("c");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer t = new Trainer(net, images, labels, cfg, c);
+            t.run(false, byStep, line -> {
+                if (line.startsWith("step 2/")) {
+                    t.requestStop();
+                }
+            });
+            assertTrue(t.stoppedEarly());
+        }
+        assertEquals(List.of("step,loss,lr,images_per_second,validation_map", "1", "2"), logShape(c.resolve("log.csv")));
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, cfg, c).run(true, byStep, null, 3);
+        }
+        assertEquals(List.of("step,loss,lr,images_per_second,validation_map", "1", "2", "2v", "3"),
+                logShape(c.resolve("log.csv")));
+        Path d = out.resolve("d");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, cfg, d).run(false, byStep, null, 2); // checkpoint and validation at 2
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, cfg, d).run(true, byStep, null);
+        }
+        assertEquals(withoutSpeed(out.resolve("a/log.csv")), withoutSpeed(d.resolve("log.csv")), "no second 2v");
     }
 
     /** Each log row as its step, with "v" for a validation row. */
