@@ -270,13 +270,7 @@ final class EvalCommand extends ToolCommand {
                 } else {
                     NetworkCheckpoint.Loaded loaded = network.load();
                     try (RetrievalNet net = loaded.net()) {
-                        if (!dev.equals(Device.CPU)) {
-                            net.to(dev); // FeatureExtractor sends each batch to the network's device
-                        }
-                        if (!quiet) {
-                            loaded.notes().forEach(n -> System.err.println("note: " + n));
-                            System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
-                        }
+                        NetworkOptions.ready(loaded, net, dev, quiet);
                         checkpointWhitenings = loaded.whitenings();
                         if (mode.equals("none") && !checkpointWhitenings.isEmpty()) {
                             note("the checkpoint carries whitening " + checkpointWhitenings.keySet() + "; the "

@@ -227,13 +227,7 @@ final class ExtractCommand implements Callable<Integer> {
 
         NetworkCheckpoint.Loaded loaded = network.load();
         try (RetrievalNet net = loaded.net()) {
-            if (!dev.equals(Device.CPU)) {
-                net.to(dev); // FeatureExtractor sends each batch to the network's device
-            }
-            if (!quiet) {
-                loaded.notes().forEach(n -> System.err.println("note: " + n));
-                System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
-            }
+            NetworkOptions.ready(loaded, net, dev, quiet);
             Preprocessing pre = loaded.preprocessing(imageSize).withUpscale(upscale)
                     .withFilter(Resampler.Filter.parse(interpolation));
             ImageDecoder.Options decode = ImageDecoder.Options.defaults().withExifOrientation(exifOrientation);

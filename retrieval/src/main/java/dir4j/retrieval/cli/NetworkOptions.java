@@ -121,4 +121,18 @@ final class NetworkOptions {
         }
         return "random-init " + arch + " out-dim " + outDim + " base-width " + baseWidth + " seed " + seed;
     }
+
+    /**
+     * Puts the loaded network on {@code dev} (a FeatureExtractor sends each batch to the network's
+     * device) and, unless quiet, prints the checkpoint's notes and the network on stderr.
+     */
+    static void ready(NetworkCheckpoint.Loaded loaded, RetrievalNet net, dir4j.engine.Device dev, boolean quiet) {
+        if (!dev.equals(dir4j.engine.Device.CPU)) {
+            net.to(dev);
+        }
+        if (!quiet) {
+            loaded.notes().forEach(n -> System.err.println("note: " + n));
+            System.err.println("network: " + net.options() + ", " + net.dimension() + "-d descriptors");
+        }
+    }
 }
