@@ -257,6 +257,7 @@ public final class Trainer {
      */
     public History run(boolean resume, Validator validator, java.util.function.Consumer<String> progress,
                        long stopAfter) throws IOException {
+        stoppedEarly = false;
         Files.createDirectories(outDir);
         if (!sampler.droppedClasses().isEmpty() && progress != null) {
             progress.accept("note: " + sampler.droppedClasses().size()
