@@ -182,14 +182,6 @@ class TrainCommandTest {
         return args;
     }
 
-    /** log.csv without its images/s column (a measured speed): step, loss, lr, validation mAP. */
-    private static List<String> logWithoutSpeed(Path log) throws IOException {
-        return Files.readAllLines(log).stream().map(l -> {
-            String[] f = l.split(",", -1);
-            return f[0] + "," + f[1] + "," + f[2] + "," + f[4];
-        }).toList();
-    }
-
     /**
      * The walkthrough's defect: 'train --resume --out DIR' alone used to continue with the default
      * recipe (another lr, crop, seed, batch norm no longer frozen) and rewrite train-config.json.
@@ -223,7 +215,7 @@ class TrainCommandTest {
                 Files.readAllBytes(b.resolve("checkpoint.safetensors")), "the uninterrupted run's checkpoint, bitwise");
         assertArrayEquals(Files.readAllBytes(a.resolve("model.safetensors")),
                 Files.readAllBytes(b.resolve("model.safetensors")), "and its network");
-        assertEquals(logWithoutSpeed(a.resolve("log.csv")), logWithoutSpeed(b.resolve("log.csv")));
+        assertEquals(dir4j.retrieval.train.LogFiles.withoutSpeed(a.resolve("log.csv")), dir4j.retrieval.train.LogFiles.withoutSpeed(b.resolve("log.csv")));
         assertEquals(5, Files.readAllLines(b.resolve("log.csv")).size(), "header + steps 1..4");
         // the recipe file is the recorded one, not the defaults
         assertArrayEquals(recipe, Files.readAllBytes(b.resolve("train-config.json")));

@@ -315,7 +315,7 @@ class TrainerTest {
             Trainer.History h = new Trainer(net, images, labels, cfg, b).run(true, byStep, null);
             assertEquals(List.of(2L, 4L), h.validationSteps());
         }
-        assertEquals(withoutSpeed(out.resolve("a/log.csv")), withoutSpeed(b.resolve("log.csv")));
+        assertEquals(LogFiles.withoutSpeed(out.resolve("a/log.csv")), LogFiles.withoutSpeed(b.resolve("log.csv")));
 
         // a stop during a mid-run step whose validation is due (step 2), then a resume: the validation is made up
         // once; a resume from a checkpoint whose validation was logged adds none
@@ -342,7 +342,7 @@ class TrainerTest {
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
             new Trainer(net, images, labels, cfg, d).run(true, byStep, null);
         }
-        assertEquals(withoutSpeed(out.resolve("a/log.csv")), withoutSpeed(d.resolve("log.csv")), "no second 2v");
+        assertEquals(LogFiles.withoutSpeed(out.resolve("a/log.csv")), LogFiles.withoutSpeed(d.resolve("log.csv")), "no second 2v");
     }
 
     /** Each log row as its step, with "v" for a validation row. */
@@ -354,13 +354,6 @@ class TrainerTest {
             shape.add(f[0] + (f[1].isEmpty() ? "v" : ""));
         }
         return shape;
-    }
-
-    private static List<String> withoutSpeed(Path log) throws IOException {
-        return Files.readAllLines(log).stream().map(l -> {
-            String[] f = l.split(",", -1);
-            return f[0] + "," + f[1] + "," + f[2] + "," + f[4];
-        }).toList();
     }
 
     /**
