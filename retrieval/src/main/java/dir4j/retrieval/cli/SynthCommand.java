@@ -77,6 +77,10 @@ final class SynthCommand extends ToolCommand {
             if (done.equals(total)) {
                 bar[0].finish();
             }
+        }, n -> {
+            if (!quiet) {
+                System.err.println("note: " + n);
+            }
         });
         System.out.printf("synthetic benchmark at %s (%.1f s)%n", dir, (System.nanoTime() - t0) / 1e9);
         return 0;

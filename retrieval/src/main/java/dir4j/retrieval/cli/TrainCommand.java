@@ -734,7 +734,7 @@ final class TrainCommand extends ToolCommand {
         }
         // a benchmark made by dir4j synth (any sizes) is used as it is; the defaults only fill an empty place
         Path dir = SyntheticLandmarks.exists(dataRoot) ? SyntheticLandmarks.folder(dataRoot)
-                : SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null);
+                : SyntheticLandmarks.generate(dataRoot, SyntheticLandmarks.Config.demo(), null, this::note);
         LabelledImageList list = LabelledImageList.read(dir.resolve("train.txt"), dir, true);
         return new Data(list.images().stream().map(ImageRef::path).toList(), list.classIndex(),
                 dir.resolve("train.txt"));

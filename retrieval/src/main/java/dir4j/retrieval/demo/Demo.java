@@ -82,7 +82,7 @@ public final class Demo {
         long t0 = System.nanoTime();
         Files.createDirectories(s.out());
         log.accept("benchmark: " + s.dataRoot().resolve("synth") + " (generated if absent)");
-        Path dir = SyntheticLandmarks.generate(s.dataRoot(), s.synth(), null);
+        Path dir = SyntheticLandmarks.generate(s.dataRoot(), s.synth(), null, n -> log.accept("note: " + n));
         RetrievalDataset test = RetrievalDataset.read("synth", RetrievalDataset.Protocol.REVISITED,
                 dir.resolve("gnd_synth.pkl"), dir.resolve("jpg"), true);
         RetrievalDataset val = RetrievalDataset.read("synth-val", RetrievalDataset.Protocol.REVISITED,

@@ -109,6 +109,16 @@ public final class SyntheticLandmarks {
      */
     public static Path generate(Path root, Config config, java.util.function.BiConsumer<Integer, Integer> progress)
             throws IOException {
+        System.Logger log = System.getLogger(SyntheticLandmarks.class.getName());
+        return generate(root, config, progress, m -> log.log(System.Logger.Level.INFO, m));
+    }
+
+    /**
+     * {@link #generate(Path, Config, java.util.function.BiConsumer)}, telling {@code notes} when it
+     * waits for another generator of the same data root or removes what a stopped one left.
+     */
+    public static Path generate(Path root, Config config, java.util.function.BiConsumer<Integer, Integer> progress,
+            java.util.function.Consumer<String> notes) throws IOException {
         config.validate();
         Path dir = folder(root);
         if (Files.isDirectory(dir) && matches(dir, config)) {
@@ -117,14 +127,13 @@ public final class SyntheticLandmarks {
         Files.createDirectories(root);
         // one generator per data root at a time (a second waits: two trainings on a fresh data root both need it);
         // under the lock, what killed generators left goes
-        System.Logger log = System.getLogger(SyntheticLandmarks.class.getName());
         try (OutputLock lock = OutputLock.acquire(root.resolve(".synth.lock"), dir + " (a benchmark being generated)",
-                java.time.Duration.ofHours(2), m -> log.log(System.Logger.Level.INFO, m))) {
+                java.time.Duration.ofHours(2), notes)) {
             if (Files.isDirectory(dir) && matches(dir, config)) {
                 return dir; // finished by another process while this one waited
             }
             for (Path p : AtomicFiles.removeLeftovers(dir, true)) {
-                log.log(System.Logger.Level.INFO, "removed " + p + ", left half-written by a stopped generator");
+                notes.accept("removed " + p + ", left half-written by a stopped generator");
             }
             return generateLocked(dir, config, progress);
         }
