@@ -13,12 +13,13 @@ public final class EngineInfo {
         sb.append("dir4j engine\n");
         sb.append(String.format("  java            %s (%s, %s)%n", Runtime.version(),
                 System.getProperty("java.vm.name"), System.getProperty("java.home")));
-        sb.append(String.format("  cores           %d available, CPU backend uses %d threads%n",
-                Runtime.getRuntime().availableProcessors(), CpuThreads.threads()));
-        String missing = CpuVectors.missingModuleMessage();
+        String missing = dir4j.engine.cpu.CpuSettings.problem();
         if (missing != null) {
-            sb.append("  vector width    unavailable: ").append(missing).append('\n');
+            sb.append(String.format("  cores           %d available%n", Runtime.getRuntime().availableProcessors()));
+            sb.append("  CPU backend     unavailable: ").append(missing).append('\n');
         } else {
+            sb.append(String.format("  cores           %d available, CPU backend uses %d threads%n",
+                    Runtime.getRuntime().availableProcessors(), CpuThreads.threads()));
             sb.append(String.format("  vector width    %d bits (%d float lanes; CPU preferred %d bits)%n",
                     CpuVectors.bits(), CpuVectors.FLOAT.length(), CpuVectors.preferredBits()));
             boolean oob = !"0".equals(System.getProperty("jdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK"));

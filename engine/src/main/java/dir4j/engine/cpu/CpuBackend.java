@@ -17,10 +17,7 @@ public final class CpuBackend implements Backend {
     private static final CpuBackend INSTANCE;
 
     static {
-        String missing = CpuVectors.missingModuleMessage();
-        if (missing != null) {
-            throw new IllegalStateException(missing);
-        }
+        CpuSettings.require(); // before the Vector API's classes load
         INSTANCE = new CpuBackend();
     }
 

@@ -12,11 +12,16 @@ import java.util.function.IntConsumer;
  * {@code -Ddir4j.threads=N}). Kernels split their work into tasks with {@link #parallelFor}.
  */
 public final class CpuThreads {
-    private static final int THREADS = Integer.getInteger("dir4j.threads",
-            Runtime.getRuntime().availableProcessors());
+    private static final int THREADS = threadsSetting();
     private static final ForkJoinPool POOL = THREADS > 1 ? new ForkJoinPool(THREADS) : null;
 
     private CpuThreads() {}
+
+    private static int threadsSetting() {
+        CpuSettings.require(); // -Ddir4j.threads=0 or "two": a sentence, not a division by zero later
+        String s = System.getProperty("dir4j.threads");
+        return s == null ? Runtime.getRuntime().availableProcessors() : Integer.parseInt(s.strip());
+    }
 
     /** Number of worker threads kernels may use. */
     public static int threads() {

@@ -17,6 +17,7 @@ public final class CpuVectors {
     private CpuVectors() {}
 
     private static VectorSpecies<Float> pick() {
+        CpuSettings.require(); // a clear sentence, not an ExceptionInInitializerError of its own
         Integer bits = Integer.getInteger("dir4j.vector.bits");
         if (bits == null) {
             return FloatVector.SPECIES_PREFERRED;
@@ -37,17 +38,5 @@ public final class CpuVectors {
     /** The widest width this CPU's JIT accelerates. */
     public static int preferredBits() {
         return VectorShape.preferredShape().vectorBitSize();
-    }
-
-    /**
-     * Checks that the Vector API module is present; returns a message naming the flag otherwise.
-     * Called before any class that touches jdk.incubator.vector loads.
-     */
-    public static String missingModuleMessage() {
-        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) {
-            return null;
-        }
-        return "the Vector API module is missing: start java with --add-modules jdk.incubator.vector "
-                + "(the ./dir4j launcher and the Maven build pass it); dir4j does not fall back to scalar code";
     }
 }

@@ -1,5 +1,6 @@
 package dir4j.retrieval.cli;
 
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -36,6 +37,15 @@ public final class Main implements Runnable {
 
     /** Entry point; exits with the command's status. */
     public static void main(String[] args) {
+        // a JVM without the Vector API module, or a bad -Ddir4j.threads / -Ddir4j.vector.bits: one sentence, before
+        // any command loads the engine (info reports it; help needs no engine)
+        String problem = dir4j.engine.cpu.CpuSettings.problem();
+        List<String> a = List.of(args);
+        if (problem != null && !a.isEmpty() && !List.of("info", "help", "--version", "-V").contains(a.get(0))
+                && !a.contains("--help") && !a.contains("-h")) {
+            System.err.println("dir4j: " + problem);
+            System.exit(2);
+        }
         System.exit(new CommandLine(new Main()).execute(args));
     }
 }
