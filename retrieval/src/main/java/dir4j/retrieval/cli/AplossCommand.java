@@ -103,6 +103,12 @@ final class AplossCommand extends ToolCommand {
         if (out != null && Files.exists(out) && !Files.isDirectory(out)) {
             throw new UsageException("--out " + out + " is a file: name a folder for the .npy outputs");
         }
+        if (out != null) {
+            for (String written : List.of("histograms.npy", "ap.npy", "exact_ap.npy", "grad.npy")) {
+                requireOutputNotInput(out.resolve(written), "--out's " + written, descriptors, "--descriptors");
+                requireOutputNotInput(out.resolve(written), "--out's " + written, labels, "--labels");
+            }
+        }
         if (show < -1) {
             throw new UsageException("--show must be -1 (every query) or a number of queries (0 or more), got "
                     + show);

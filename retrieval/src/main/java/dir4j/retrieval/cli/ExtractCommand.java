@@ -263,7 +263,8 @@ final class ExtractCommand implements Callable<Integer> {
                     continue;
                 }
                 System.out.println("wrote " + r.descriptors() + " (" + r.rows() + "x" + r.dimension() + " float32) and "
-                        + r.ids() + (r.skipped().isEmpty() ? "" : "; " + r.skipped().size() + " images left out, see "
+                        + r.ids() + (r.skipped().isEmpty() ? "" : "; " + r.skipped().size()
+                        + (r.skipped().size() == 1 ? " image" : " images") + " left out, see "
                         + FeatureExtractor.skippedFile(r.descriptors())));
             }
             if (empty) {

@@ -88,6 +88,12 @@ final class IndexCommand extends ToolCommand {
         } catch (IllegalArgumentException e) {
             throw new UsageException(e.getMessage());
         }
+        // rebuilding an index from its own files would read what it is about to replace (and, without --ids, lose
+        // its ids): copy them out first
+        requireOutputNotInput(out, "--out", descriptors, "--descriptors");
+        requireOutputNotInput(out, "--out", ids, "--ids");
+        requireInputNotInside(descriptors, "--descriptors", out, "--out");
+        requireInputNotInside(ids, "--ids", out, "--out");
         Path target = out.toAbsolutePath().normalize();
         // one build per index folder at a time; what killed builds left beside it goes
         try (OutputLock lock = OutputLock.acquire(target.resolveSibling("." + target.getFileName() + ".lock"),

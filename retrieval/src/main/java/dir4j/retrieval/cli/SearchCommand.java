@@ -187,6 +187,11 @@ final class SearchCommand extends ToolCommand {
                     }
                 } else {
                     refs.addAll(ImageList.read(queries.imageList, root, true));
+                    if (out != null) {
+                        for (ImageRef ref : refs) {
+                            requireOutputNotInput(out, "--out", ref.path(), "an image of --image-list,");
+                        }
+                    }
                 }
                 NetworkCheckpoint.Loaded loaded = network.load();
                 if (!quiet) {

@@ -90,6 +90,20 @@ abstract class ToolCommand implements Callable<Integer> {
     }
 
     /**
+     * Refuses an input inside the folder the command replaces whole ({@code folder}, an index):
+     * it would be read from what is being removed. Null paths are skipped. Exit status 2.
+     */
+    static void requireInputNotInside(Path input, String inputOption, Path folder, String folderOption) {
+        if (input == null || folder == null) {
+            return;
+        }
+        if (resolved(input).startsWith(resolved(folder))) {
+            throw new UsageException(inputOption + " " + input + " lies inside " + folderOption + " " + folder
+                    + ", which this command replaces: copy it out first");
+        }
+    }
+
+    /**
      * The path with links and dot segments resolved as far as it exists (an output often does
      * not yet: its nearest existing folder is resolved and the rest appended).
      */

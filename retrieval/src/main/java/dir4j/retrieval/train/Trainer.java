@@ -344,7 +344,7 @@ public final class Trainer {
                     stoppedEarly = true;
                     if (progress != null) {
                         progress.accept("stopped on request after step " + (step + 1) + "; checkpoint written ("
-                                + checkpointFile() + "): --resume continues from there");
+                                + checkpointFile() + "): a resume continues from there");
                     }
                     break;
                 }

@@ -98,6 +98,24 @@ class AplossCommandTest {
         assertFalse(text.contains("more (use --show -1)"), "--show -1 prints every query");
     }
 
+    /** Outputs written over the descriptors or labels (an earlier run's grad.npy given back as input) are refused. */
+    @Test
+    void outputsCannotReplaceTheInputs() throws Exception {
+        Path out = Files.createDirectories(dir.resolve("ap"));
+        Path d = out.resolve("grad.npy");
+        try (Tensor t = Tensor.of(new float[] {1, 0, 0, 1, 0, 1, 0, 0, 1}, 3, 3)) {
+            Npy.write(d, t);
+        }
+        byte[] before = Files.readAllBytes(d);
+        Path labels = dir.resolve("l.txt");
+        Files.writeString(labels, "0\n0\n1\n");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(), "--out",
+                out.toString());
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("--out's grad.npy " + d + " is --descriptors " + d), r.err());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(before, Files.readAllBytes(d));
+    }
+
     @Test
     void quietLeavesOutTheNormWarningButNotTheResults() throws Exception {
         Path d = dir.resolve("twice.npy");

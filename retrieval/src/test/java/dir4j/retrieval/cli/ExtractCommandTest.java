@@ -144,7 +144,7 @@ class ExtractCommandTest {
         Path out = dir.resolve("skip.npy");
         Run skip = run(concat(net, "--images", list.toString(), "--on-error", "skip", "--out", out.toString()));
         assertEquals(0, skip.rc(), skip.err());
-        assertTrue(skip.out().contains("(2x8 float32)") && skip.out().contains("1 images left out"), skip.out());
+        assertTrue(skip.out().contains("(2x8 float32)") && skip.out().contains("1 image left out"), skip.out());
         assertEquals(List.of("all_souls_000001.jpg", "all_souls_000002.jpg"),
                 Files.readAllLines(dir.resolve("skip.ids.txt")));
         String skipped = Files.readString(dir.resolve("skip.skipped.txt"));

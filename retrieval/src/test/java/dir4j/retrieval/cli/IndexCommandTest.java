@@ -103,8 +103,8 @@ class IndexCommandTest {
 
     /**
      * One build per index folder: a second is refused while the first holds it, the index left
-     * whole; the next build removes what a killed one left beside the folder, and an --overwrite
-     * rebuilds from the index's own descriptors (read before the old folder goes).
+     * whole; the next build removes what a killed one left beside the folder; an --overwrite from
+     * the index's own files is refused (they would be read from what it replaces).
      */
     @Test
     void oneBuildAtATimeAndKilledBuildsLeftoversGo() throws IOException {
@@ -120,8 +120,13 @@ class IndexCommandTest {
         assertArrayEquals(before, Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS)));
         Path killed = Files.createDirectories(dir.resolve(".idx.dir4j-k1lled.tmp"));
         Files.write(killed.resolve(ExactIndex.DESCRIPTORS), new byte[100]);
-        Run rebuilt = run("index", "--descriptors", out.resolve(ExactIndex.DESCRIPTORS).toString(), "--ids",
-                out.resolve(ExactIndex.IDS).toString(), "--out", out.toString(), "--overwrite", "--quiet");
+        // rebuilding from the index's own files would read what it replaces (and lose the ids without --ids)
+        Run inPlace = run("index", "--descriptors", out.resolve(ExactIndex.DESCRIPTORS).toString(), "--out",
+                out.toString(), "--overwrite", "--quiet");
+        assertEquals(2, inPlace.rc(), inPlace.toString());
+        assertTrue(inPlace.err().contains("--descriptors " + out.resolve(ExactIndex.DESCRIPTORS) + " lies inside --out "
+                + out + ", which this command replaces: copy it out first"), inPlace.err());
+        Run rebuilt = run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--overwrite", "--quiet");
         assertEquals(0, rebuilt.rc(), rebuilt.toString());
         assertArrayEquals(before, Files.readAllBytes(out.resolve(ExactIndex.DESCRIPTORS)));
         assertTrue(Files.notExists(killed), "the killed build's folder is gone");

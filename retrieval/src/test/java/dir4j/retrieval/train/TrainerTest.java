@@ -273,7 +273,7 @@ class TrainerTest {
             assertEquals(List.of(1L, 2L, 3L), h.steps());
         }
         assertTrue(lines.contains("stopped on request after step 3; checkpoint written (" + b.resolve(
-                "checkpoint.safetensors") + "): --resume continues from there"), lines.toString());
+                "checkpoint.safetensors") + "): a resume continues from there"), lines.toString());
         assertEquals("3", dir4j.nn.io.Safetensors.readMetadata(b.resolve("checkpoint.safetensors")).get("step"));
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
             new Trainer(net, images, labels, config(5), b).run(true, null, null);
