@@ -15,12 +15,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.zip.CRC32;
 
@@ -47,7 +44,7 @@ final class PartStore {
     private static final Pattern OWN_FILE = Pattern.compile("part-\\d{6}\\.(npy|ids\\.txt|skipped\\.txt|crc32)"
             + "|manifest\\.txt|assembled\\.(npy|ids\\.txt|skipped\\.txt)|.*\\.tmp");
     /** A temporary file of {@code <name>}, as {@link AtomicFiles#temporaryBeside} names it. */
-    private static final Pattern TEMPORARY = Pattern.compile("\\.(.+)\\.dir4j-[0-9a-z]{1,13}\\.tmp");
+    private static final Pattern TEMPORARY = Pattern.compile("\\..+\\.dir4j-[0-9a-z]{1,13}\\.tmp");
 
     /**
      * Called before each step that writes or publishes a file (a seam for tests to simulate a
@@ -200,18 +197,14 @@ final class PartStore {
         for (Path target : List.of(out, idsFile(out), skippedFile(out), dir)) {
             removed.addAll(AtomicFiles.removeLeftovers(target));
         }
-        if (Files.isDirectory(dir)) {
-            Set<String> targets = new LinkedHashSet<>();
-            try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
+        if (Files.isDirectory(dir)) { // the parts folder is this store's own: any dir4j temporary in it goes
+            try (DirectoryStream<Path> s = Files.newDirectoryStream(dir,
+                    p -> TEMPORARY.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p))) {
                 for (Path p : s) {
-                    Matcher m = TEMPORARY.matcher(p.getFileName().toString());
-                    if (m.matches()) {
-                        targets.add(m.group(1));
+                    if (Files.deleteIfExists(p)) {
+                        removed.add(p);
                     }
                 }
-            }
-            for (String t : targets) {
-                removed.addAll(AtomicFiles.removeLeftovers(dir.resolve(t)));
             }
         }
         return removed;
