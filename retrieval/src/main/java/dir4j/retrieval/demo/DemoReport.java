@@ -5,13 +5,13 @@ import dir4j.retrieval.eval.ProtocolResult;
 import dir4j.retrieval.eval.RevisitedGroundTruth;
 import dir4j.retrieval.eval.RevisitedResult;
 import dir4j.retrieval.image.BoundingBox;
+import dir4j.retrieval.image.PngBytes;
 import dir4j.retrieval.train.Trainer;
 import java.awt.BasicStroke;
 import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.RenderingHints;
 import java.awt.image.BufferedImage;
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -126,11 +126,10 @@ final class DemoReport {
                     (int) ((box.y2() - box.y1()) * sy) - 1);
         }
         g.dispose();
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ImageIO.write(t, "png", out);
+        byte[] png = PngBytes.encode(t);
         return "<img class=\"" + cls + "\" title=\"" + title + "\" width=\"" + size + "\" height=\"" + size
                 + "\" alt=\"" + title + "\" src=\"data:image/png;base64,"
-                + Base64.getEncoder().encodeToString(out.toByteArray()) + "\">";
+                + Base64.getEncoder().encodeToString(png) + "\">";
     }
 
     /** A small inline SVG line chart. */

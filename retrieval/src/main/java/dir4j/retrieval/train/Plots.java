@@ -1,6 +1,7 @@
 package dir4j.retrieval.train;
 
 import dir4j.engine.io.AtomicFiles;
+import dir4j.retrieval.image.PngBytes;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -20,13 +21,8 @@ final class Plots {
         byte[] render(XYChart chart) throws IOException;
     }
 
-    static final Renderer PNG = chart -> BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG);
-
-    static {
-        // no ImageIO disk cache (temporary files in java.io.tmpdir, which a kill leaves, and a shutdown-time race in
-        // its closer): the PNGs are encoded in memory
-        javax.imageio.ImageIO.setUseCache(false);
-    }
+    /** Encoded in memory, without ImageIO's disk cache and without switching it off for the whole JVM. */
+    static final Renderer PNG = chart -> PngBytes.encode(BitmapEncoder.getBufferedImage(chart));
 
     private Plots() {}
 

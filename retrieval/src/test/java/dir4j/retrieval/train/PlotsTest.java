@@ -1,6 +1,7 @@
 package dir4j.retrieval.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -28,7 +29,9 @@ class PlotsTest {
 
     @Test
     void writesBothPlotsAsPngFiles() throws IOException {
+        boolean useCache = javax.imageio.ImageIO.getUseCache();
         assertNull(Plots.write(history(), dir));
+        assertEquals(useCache, javax.imageio.ImageIO.getUseCache(), "ImageIO's JVM-wide setting left alone");
         for (String f : new String[] {"loss.png", "validation.png"}) {
             byte[] head = java.util.Arrays.copyOf(Files.readAllBytes(dir.resolve(f)), 4);
             assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, head, f + " is a PNG");
