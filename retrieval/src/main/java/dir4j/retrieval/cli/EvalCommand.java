@@ -259,8 +259,14 @@ final class EvalCommand extends ToolCommand {
                 Tensor database;
                 if (reuse) {
                     checkProvenance(name);
-                    database = readDescriptors(dbFile, d.imageNames(), "database");
-                    queries = readDescriptors(qFile, d.queryNames(), "query");
+                    // a plain `extract --out` to one of these files (not an eval) takes the file's own lock, not
+                    // eval's: wait for it too, so that a .npy and its ids are read from one writer's output
+                    boolean locked = descriptorsLock != null;
+                    try (OutputLock dbRead = locked ? readLock(dbFile) : null;
+                            OutputLock qRead = locked ? readLock(qFile) : null) {
+                        database = readDescriptors(dbFile, d.imageNames(), "database");
+                        queries = readDescriptors(qFile, d.queryNames(), "query");
+                    }
                     note("reusing " + database.shape(0) + " database and " + queries.shape(0) + " query descriptors ("
                             + database.shape(1) + "-d) from " + descriptorsDir);
                     if (mode.equals("from-checkpoint")) {
@@ -455,6 +461,12 @@ final class EvalCommand extends ToolCommand {
 
     /** How long an eval waits for another that is extracting or reading the same kept descriptors. */
     private static final java.time.Duration DESCRIPTORS_WAIT = java.time.Duration.ofHours(24);
+
+    /** The lock an extraction into {@code npy} holds ({@link FeatureExtractor#lockFile}), waited for. */
+    private OutputLock readLock(Path npy) throws IOException {
+        return OutputLock.acquire(FeatureExtractor.lockFile(npy), npy + " (a descriptor file)", DESCRIPTORS_WAIT,
+                this::note);
+    }
 
     /**
      * The distractor file's rows, checked for NaN and infinity and whitened as the database was,

@@ -276,6 +276,24 @@ class EvalCommandTest {
         Run reused = run(concat(base, "--descriptors-dir", descs.toString()));
         assertEquals(0, reused.rc(), reused.toString());
         assertEquals(first.out(), reused.out());
+        // a plain extract writing one of the kept files (its own lock, not eval's): the reuse waits for it
+        var extractHeld = new java.util.concurrent.CountDownLatch(1);
+        Thread writer = Thread.ofPlatform().start(() -> {
+            try (var busy = dir4j.engine.io.OutputLock.acquire(FeatureExtractor.lockFile(dbFile), "busy")) {
+                extractHeld.countDown();
+                Thread.sleep(1000);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        extractHeld.await();
+        Run afterExtract = run(args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size",
+                "48", "--descriptors-dir", descs.toString()));
+        writer.join();
+        assertEquals(0, afterExtract.rc(), afterExtract.toString());
+        assertTrue(afterExtract.err().contains(dbFile.toAbsolutePath() + " (a descriptor file) is being written by "
+                + "another task of this process; waiting"), afterExtract.err());
+        assertTrue(afterExtract.out().startsWith(first.out().strip()), afterExtract.out());
         // reuse with another network is refused, not silently mixed
         Run other = run(concat(concat(base, "--descriptors-dir", descs.toString(), "--seed", "2"),
                 "--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "16"));
