@@ -12,7 +12,9 @@ import picocli.CommandLine.Option;
         description = {"Generate dir4j's synthetic instance-retrieval benchmark (procedural landmarks photographed "
                 + "under viewpoint, scale, lighting, blur, occlusion and clutter, plus distractors) under "
                 + "DATA_ROOT/synth: jpg/, train.txt, gnd_synth-val.pkl, gnd_synth.pkl (revisited-protocol format).",
-            "Deterministic from --seed; an existing benchmark made from the same settings is kept as is."},
+            "Deterministic from --seed; an existing benchmark made from the same settings is kept as is, and a "
+                    + "generation stopped part-way (killed, out of disk) is resumed by the next run with the same "
+                    + "settings, which renders only the missing images (in DATA_ROOT/.synth.dir4j-partial/ until done)."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
 final class SynthCommand extends ToolCommand {
@@ -70,8 +72,8 @@ final class SynthCommand extends ToolCommand {
         long t0 = System.nanoTime();
         ProgressBar[] bar = {null};
         Path dir = SyntheticLandmarks.generate(root, config, quiet ? null : (done, total) -> {
-            if (bar[0] == null) {
-                bar[0] = new ProgressBar("synth", total, 0, System.err, true);
+            if (bar[0] == null) { // a resumed generation's first report counts the images it found made
+                bar[0] = new ProgressBar("synth", total, done - 1, System.err, true);
             }
             bar[0].update(done);
             if (done.equals(total)) {

@@ -37,7 +37,10 @@ import javax.imageio.stream.ImageOutputStream;
  * </ul>
  * Everything lives under {@code <root>/synth/}: {@code jpg/}, the ground truths, the training
  * list and {@code synth.properties} (the configuration it was made from). The folder appears
- * atomically when complete.
+ * atomically when complete. Until then the images go to {@code <root>/.synth.dir4j-partial/},
+ * each written whole (beside, then renamed); a generator stopped part-way (killed, out of disk)
+ * is resumed by the next one of the same configuration, which renders only the images missing
+ * (every image is a function of the seed alone, so the result is the same file for file).
  */
 public final class SyntheticLandmarks {
 
@@ -135,80 +138,120 @@ public final class SyntheticLandmarks {
             for (Path p : AtomicFiles.removeLeftovers(dir, true)) {
                 notes.accept("removed " + p + ", left half-written by a stopped generator");
             }
-            return generateLocked(dir, config, progress);
+            return generateLocked(dir, config, progress, notes);
         }
     }
 
-    private static Path generateLocked(Path dir, Config config, java.util.function.BiConsumer<Integer, Integer> progress)
-            throws IOException {
+    /** The folder a generation in progress writes to, beside {@code synth/}. */
+    static Path partialFolder(Path dir) {
+        return dir.resolveSibling(PARTIAL);
+    }
+
+    private static final String PARTIAL = ".synth.dir4j-partial";
+    private static final java.util.regex.Pattern TEMPORARY = java.util.regex.Pattern.compile(
+            "\\..+\\.dir4j-[0-9a-z]{1,13}\\.tmp");
+
+    private static Path generateLocked(Path dir, Config config, java.util.function.BiConsumer<Integer, Integer> progress,
+            java.util.function.Consumer<String> notes) throws IOException {
         if (Files.exists(dir)) {
             throw new IOException(dir + " exists but was made from another configuration (or is not a dir4j synth "
                     + "benchmark); remove it or choose another --data-root");
         }
-        Path tmp = AtomicFiles.temporaryFolderBeside(dir);
-        try {
-            Files.createDirectories(tmp.resolve("jpg"));
-            List<Job> jobs = new ArrayList<>();
-            StringBuilder train = new StringBuilder();
-            Random master = new Random(config.seed());
-            long[] landmarkSeeds = master.longs(config.trainLandmarks() + config.valLandmarks()
-                    + config.testLandmarks() + 2L * config.distractors()).toArray();
-            int li = 0;
-            for (int l = 0; l < config.trainLandmarks(); l++, li++) {
-                for (int v = 0; v < config.trainViews(); v++) {
-                    String name = String.format("train_l%03d_v%02d", l, v);
-                    // training views mix mild and strong changes, as landmark photo collections do
-                    Camera.Difficulty d = v % 3 == 2 ? Camera.Difficulty.HARD : Camera.Difficulty.EASY;
-                    jobs.add(new Job(name, landmarkSeeds[li], d, master.nextLong()));
-                    train.append("jpg/").append(name).append(".jpg ").append(l).append('\n');
-                }
+        Path tmp = partialFolder(dir);
+        Path jpg = tmp.resolve("jpg");
+        Path marker = tmp.resolve("synth.properties");
+        if (Files.exists(tmp, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (Files.isDirectory(tmp, java.nio.file.LinkOption.NOFOLLOW_LINKS) && matches(tmp, config)) {
+                removeTemporaries(jpg); // images a stopped generator was writing
+            } else {
+                deleteTree(tmp);
+                notes.accept("removed " + tmp + ", a stopped generation of another configuration");
             }
-            Map<String, Object> val = split("val", config, config.valLandmarks(), landmarkSeeds, li, master, jobs);
-            li += config.valLandmarks() + config.distractors();
-            Map<String, Object> test = split("test", config, config.testLandmarks(), landmarkSeeds, li, master, jobs);
-            int total = jobs.size();
-            int[] done = {0};
-            // every image task ends before this method goes on (the first failure is kept and the rest skip their
-            // work): a failure thrown out of the stream would leave tasks writing into the folder deleted below
-            java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic
-                    .AtomicReference<>();
-            IntStream.range(0, total).parallel().forEach(i -> {
-                if (failed.get() != null) {
-                    return;
-                }
-                try {
-                    renderAndWrite(jobs.get(i), config, tmp);
-                } catch (RuntimeException | Error e) { // an OutOfMemoryError or Java2D's InternalError too
-                    failed.compareAndSet(null, e);
-                    return;
-                }
-                synchronized (done) {
-                    done[0]++;
-                    if (progress != null) {
-                        progress.accept(done[0], total);
-                    }
-                }
-            });
-            if (failed.get() instanceof RuntimeException e) {
-                throw e;
-            } else if (failed.get() instanceof Error e) {
-                throw e;
+        }
+        Files.createDirectories(jpg);
+        if (!Files.isRegularFile(marker)) { // first, so that a resume knows what the images are of
+            java.io.StringWriter w = new java.io.StringWriter();
+            config.toProperties().store(w, "dir4j synthetic landmarks benchmark");
+            AtomicFiles.write(marker, w.toString().getBytes(StandardCharsets.ISO_8859_1));
+        }
+        List<Job> jobs = new ArrayList<>();
+        StringBuilder train = new StringBuilder();
+        Random master = new Random(config.seed());
+        long[] landmarkSeeds = master.longs(config.trainLandmarks() + config.valLandmarks()
+                + config.testLandmarks() + 2L * config.distractors()).toArray();
+        int li = 0;
+        for (int l = 0; l < config.trainLandmarks(); l++, li++) {
+            for (int v = 0; v < config.trainViews(); v++) {
+                String name = String.format("train_l%03d_v%02d", l, v);
+                // training views mix mild and strong changes, as landmark photo collections do
+                Camera.Difficulty d = v % 3 == 2 ? Camera.Difficulty.HARD : Camera.Difficulty.EASY;
+                jobs.add(new Job(name, landmarkSeeds[li], d, master.nextLong()));
+                train.append("jpg/").append(name).append(".jpg ").append(l).append('\n');
             }
-            Files.writeString(tmp.resolve("train.txt"), train, StandardCharsets.UTF_8);
-            Files.write(tmp.resolve("gnd_synth-val.pkl"), PickleWriter.write(val));
-            Files.write(tmp.resolve("gnd_synth.pkl"), PickleWriter.write(test));
-            try (var out = Files.newOutputStream(tmp.resolve("synth.properties"))) {
-                config.toProperties().store(out, "dir4j synthetic landmarks benchmark");
+        }
+        Map<String, Object> val = split("val", config, config.valLandmarks(), landmarkSeeds, li, master, jobs);
+        li += config.valLandmarks() + config.distractors();
+        Map<String, Object> test = split("test", config, config.testLandmarks(), landmarkSeeds, li, master, jobs);
+        int total = jobs.size();
+        int[] done = {0};
+        List<Job> todo = new ArrayList<>();
+        for (Job j : jobs) {
+            if (!Files.isRegularFile(jpg.resolve(j.name() + ".jpg"))) {
+                todo.add(j);
+            }
+        }
+        done[0] = total - todo.size();
+        if (done[0] > 0) {
+            notes.accept("resuming a stopped generation in " + tmp + ": " + done[0] + " of " + total
+                    + " images already made");
+        }
+        // every image task ends before this method goes on (the first failure is kept and the rest skip their
+        // work): a failure thrown out of the stream would leave tasks writing into the folder deleted below
+        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic
+                .AtomicReference<>();
+        IntStream.range(0, todo.size()).parallel().forEach(i -> {
+            if (failed.get() != null) {
+                return;
             }
             try {
-                Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, dir);
+                renderAndWrite(todo.get(i), config, tmp);
+            } catch (RuntimeException | Error e) { // an OutOfMemoryError or Java2D's InternalError too
+                failed.compareAndSet(null, e);
+                return;
             }
-        } finally {
-            deleteTree(tmp);
+            synchronized (done) {
+                done[0]++;
+                if (progress != null) {
+                    progress.accept(done[0], total);
+                }
+            }
+        });
+        if (failed.get() instanceof RuntimeException e) {
+            throw e;
+        } else if (failed.get() instanceof Error e) {
+            throw e;
+        }
+        Files.writeString(tmp.resolve("train.txt"), train, StandardCharsets.UTF_8);
+        Files.write(tmp.resolve("gnd_synth-val.pkl"), PickleWriter.write(val));
+        Files.write(tmp.resolve("gnd_synth.pkl"), PickleWriter.write(test));
+        try {
+            Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, dir);
         }
         return dir;
+    }
+
+    /** Deletes the temporary files ({@link AtomicFiles#temporaryBeside}'s names) in a folder of the generator's own. */
+    private static void removeTemporaries(Path folder) throws IOException {
+        if (!Files.isDirectory(folder)) {
+            return;
+        }
+        try (var s = Files.newDirectoryStream(folder, p -> TEMPORARY.matcher(p.getFileName().toString()).matches())) {
+            for (Path p : s) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     /**
@@ -288,11 +331,18 @@ public final class SyntheticLandmarks {
             ImageWriteParam param = w.getDefaultWriteParam();
             param.setCompressionMode(ImageWriteParam.MODE_EXPLICIT);
             param.setCompressionQuality(0.92f);
-            try (ImageOutputStream out = ImageIO.createImageOutputStream(file.toFile())) {
-                w.setOutput(out);
-                w.write(null, new IIOImage(img, null, null), param);
+            // whole or not at all: a resumed generation keeps every image it finds
+            Path tmp = AtomicFiles.temporaryBeside(file);
+            try {
+                try (ImageOutputStream out = ImageIO.createImageOutputStream(tmp.toFile())) {
+                    w.setOutput(out);
+                    w.write(null, new IIOImage(img, null, null), param);
+                } finally {
+                    w.dispose();
+                }
+                AtomicFiles.replace(tmp, file);
             } finally {
-                w.dispose();
+                Files.deleteIfExists(tmp);
             }
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + file + " (" + (e.getMessage() == null

@@ -95,6 +95,70 @@ class SyntheticLandmarksTest {
         assertTrue(Files.isDirectory(users), "a user's look-alike folder stays");
     }
 
+    /**
+     * A generation stopped part-way is resumed: the images already written whole are kept (not
+     * rendered again), a half-written one's temporary file goes, and the result is the same file for
+     * file as an uninterrupted run's. A stopped generation of another configuration is removed.
+     */
+    @Test
+    void aStoppedGenerationIsResumedToTheSameFiles() throws IOException {
+        Path whole = SyntheticLandmarks.generate(tmp.resolve("whole"), TINY, null);
+        List<String> names;
+        try (var s = Files.list(whole.resolve("jpg"))) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        Path root = tmp.resolve("stopped");
+        Path partial = SyntheticLandmarks.partialFolder(root.resolve("synth"));
+        Files.createDirectories(partial.resolve("jpg"));
+        try (var out = Files.newOutputStream(partial.resolve("synth.properties"))) {
+            TINY.toProperties().store(out, null);
+        }
+        for (String n : names.subList(0, 10)) {
+            Files.copy(whole.resolve("jpg").resolve(n), partial.resolve("jpg").resolve(n));
+        }
+        // kept as found: a marked copy shows the image was not rendered again
+        Files.write(partial.resolve("jpg").resolve(names.get(0)), "kept".getBytes());
+        Path cut = Files.write(partial.resolve("jpg").resolve("." + names.get(11) + ".dir4j-k3x9.tmp"), new byte[7]);
+        List<String> notes = new java.util.ArrayList<>();
+        List<Integer> reported = new java.util.ArrayList<>();
+        Path dir = SyntheticLandmarks.generate(root, TINY, (done, total) -> reported.add(done), notes::add);
+        assertEquals(List.of("resuming a stopped generation in " + partial + ": 10 of 27 images already made"), notes);
+        assertEquals(17, reported.size(), "the 17 missing images rendered: " + reported);
+        assertEquals(27, (int) reported.get(reported.size() - 1));
+        assertFalse(Files.exists(partial));
+        assertFalse(Files.exists(dir.resolve("jpg").resolve(cut.getFileName())));
+        assertArrayEquals("kept".getBytes(), Files.readAllBytes(dir.resolve("jpg").resolve(names.get(0))));
+        for (String n : names.subList(1, names.size())) {
+            assertArrayEquals(Files.readAllBytes(whole.resolve("jpg").resolve(n)),
+                    Files.readAllBytes(dir.resolve("jpg").resolve(n)), n);
+        }
+        for (String f : new String[] {"gnd_synth.pkl", "gnd_synth-val.pkl", "train.txt"}) {
+            assertArrayEquals(Files.readAllBytes(whole.resolve(f)), Files.readAllBytes(dir.resolve(f)), f);
+        }
+        java.util.Properties made = new java.util.Properties();
+        try (var in = Files.newInputStream(dir.resolve("synth.properties"))) {
+            made.load(in);
+        }
+        assertEquals(TINY.toProperties(), made);
+        try (var s = Files.list(dir.resolve("jpg"))) {
+            assertEquals(names, s.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+
+        // another configuration's stopped generation: removed, and this one made from scratch
+        Path other = tmp.resolve("other");
+        Path otherPartial = SyntheticLandmarks.partialFolder(other.resolve("synth"));
+        Files.createDirectories(otherPartial.resolve("jpg"));
+        try (var out = Files.newOutputStream(otherPartial.resolve("synth.properties"))) {
+            new SyntheticLandmarks.Config(8, 48, 3, 2, 1, 2, 2, 1, 1, 3).toProperties().store(out, null);
+        }
+        Files.write(otherPartial.resolve("jpg").resolve(names.get(0)), "theirs".getBytes());
+        notes.clear();
+        Path fresh = SyntheticLandmarks.generate(other, TINY, null, notes::add);
+        assertEquals(List.of("removed " + otherPartial + ", a stopped generation of another configuration"), notes);
+        assertArrayEquals(Files.readAllBytes(whole.resolve("jpg").resolve(names.get(0))),
+                Files.readAllBytes(fresh.resolve("jpg").resolve(names.get(0))));
+    }
+
     @Test
     void pickleWriterEncodesPlainContainers() {
         byte[] b = PickleWriter.write(java.util.Map.of("k", List.of(1, 300, 70000, -1)));
