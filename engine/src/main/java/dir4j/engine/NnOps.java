@@ -396,6 +396,12 @@ public final class NnOps {
     /** Average pooling of x [N, C, H, W]; {@code countIncludePad} as PyTorch (default true). */
     public static Tensor avgPool2d(Tensor x, int kernel, int stride, int padding, boolean countIncludePad) {
         rank("avgPool2d", x, 4, "input");
+        // as PyTorch (and maxPool2d): a wider padding makes windows of padding alone, whose average
+        // without the padding is 0/0
+        if (padding * 2 > kernel) {
+            throw new IllegalArgumentException("avgPool2d: padding " + padding + " must be at most half the kernel "
+                    + kernel);
+        }
         int ho = outSize(x.shape(2), kernel, stride, padding, 1);
         int wo = outSize(x.shape(3), kernel, stride, padding, 1);
         if (ho <= 0 || wo <= 0) {

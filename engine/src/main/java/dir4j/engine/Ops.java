@@ -314,8 +314,10 @@ public final class Ops {
     /** x^p for a scalar exponent. */
     public static Tensor pow(Tensor x, double p) {
         Tensor out = unary("pow", Unary.POW, x, p, 0);
-        return Autograd.record("pow", out, new Tensor[] {x},
-                g -> new Tensor[] {mul(g, affine(unary("pow", Unary.POW, x, p - 1, 0), p, 0))});
+        // x^0 is constant: its gradient is 0 everywhere (as PyTorch), where 0·x^−1 is NaN at x = 0
+        return Autograd.record("pow", out, new Tensor[] {x}, g -> new Tensor[] {p == 0
+                ? zerosLike(x)
+                : mul(g, affine(unary("pow", Unary.POW, x, p - 1, 0), p, 0))});
     }
 
     /** max(x, 0); gradient 0 at 0 (as PyTorch). */
@@ -626,7 +628,13 @@ public final class Ops {
     public static Tensor flatten(Tensor x, int startAxis) {
         int s = Shape.axis("flatten", startAxis, x.rank());
         int[] shape = Arrays.copyOf(x.shape(), s + 1);
-        shape[s] = -1;
+        // the flattened size itself, not −1: with an empty leading dimension (an empty batch) −1
+        // could be any size, and reshape refuses it
+        long flat = 1;
+        for (int i = s; i < x.rank(); i++) {
+            flat *= x.shape(i);
+        }
+        shape[s] = Math.toIntExact(flat);
         return reshape(x, shape);
     }
 

@@ -28,7 +28,9 @@ record Closeness(double rtol, double atol, boolean atolScalesWithMagnitude) {
         double scale = 1;
         if (atolScalesWithMagnitude) {
             for (double e : expected) {
-                scale = Math.max(scale, Math.abs(e));
+                if (Double.isFinite(e)) { // NaN and ±∞ are matched exactly, not a magnitude
+                    scale = Math.max(scale, Math.abs(e));
+                }
             }
         }
         double a = atol * scale;

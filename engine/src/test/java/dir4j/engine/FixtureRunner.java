@@ -40,7 +40,7 @@ final class FixtureRunner {
     /** Ops of Ops (the rest are NnOps'). */
     static final Set<String> TENSOR_OPS = Set.of("add", "sub", "mul", "div", "maximum", "minimum", "pow", "equal",
             "greater", "neg", "exp", "log", "sqrt", "abs", "reciprocal", "relu", "affine", "pow_scalar", "clamp",
-            "sum", "mean", "max", "min", "cumsum", "matmul", "reshape", "flatten", "unsqueeze", "squeeze", "permute",
+            "sum", "mean", "max", "min", "cumsum", "matmul", "gram", "reshape", "flatten", "unsqueeze", "squeeze", "permute",
             "transpose", "slice", "select", "expand", "contiguous", "copy_to", "cast", "concat", "index_select",
             "composite_reused_input");
     static final Set<String> NN_OPS = Set.of("linear", "conv2d", "batch_norm2d", "batch_norm2d_inference",
@@ -82,6 +82,7 @@ final class FixtureRunner {
             case "min" -> Ops.min(x, f.axesParam("axes"), f.boolParam("keep_dim"));
             case "cumsum" -> Ops.cumsum(x, f.intParam("axis"), f.boolParam("reverse"));
             case "matmul" -> Ops.matmul(a, b);
+            case "gram" -> Ops.gram(x);
             case "reshape" -> Ops.reshape(x, f.intsParam("shape"));
             case "flatten" -> Ops.flatten(x, f.intParam("start_axis"));
             case "unsqueeze" -> Ops.unsqueeze(x, f.intParam("axis"));

@@ -69,6 +69,8 @@ class Float32AgreesWithFloat64Test {
                 agree("matmul 67x300 by 300x131", x -> Ops.matmul(x[0], x[1]), s(67, 300), s(300, 131)),
                 agree("matmul by a transposed view", x -> Ops.matmul(x[0], x[1].t()), s(96, 200), s(130, 200)),
                 agree("batched broadcast matmul", x -> Ops.matmul(x[0], x[1]), s(3, 1, 40, 50), s(4, 50, 33)),
+                agree("gram of 70 descriptors of 300 dimensions (an AP loss batch)", x -> Ops.gram(x[0]), s(70, 300)),
+                agree("gram of a transposed view", x -> Ops.gram(x[0].t()), s(130, 45)),
                 agree("linear 2048 to 64 with bias", x -> NnOps.linear(x[0], x[1], x[2]), s(8, 2048), s(64, 2048),
                         s(64)),
                 agree("conv2d 3x3 pad 1, 16 to 24 channels, 2 images",

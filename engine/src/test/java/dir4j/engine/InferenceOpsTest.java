@@ -179,4 +179,28 @@ class InferenceOpsTest {
             }
         }
     }
+
+    /**
+     * Padding over half the kernel is refused as PyTorch refuses it ("pad should be at most half
+     * of kernel size"): avgPool2d returned NaN for the windows of padding alone (0/0 without
+     * count_include_pad) and 0 with it; padding of exactly half the kernel is accepted.
+     */
+    @Test
+    void poolingRefusesPaddingOverHalfTheKernel() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.ones(1, 1, 3, 3);
+            for (boolean countIncludePad : new boolean[] {true, false}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> NnOps.avgPool2d(x, 2, 1, 2, countIncludePad));
+                assertTrue(e.getMessage().contains("padding 2 must be at most half the kernel 2"), e.getMessage());
+            }
+            assertThrows(IllegalArgumentException.class, () -> NnOps.maxPool2d(x, 2, 1, 2));
+            assertThrows(IllegalArgumentException.class, () -> NnOps.maxPool2dNhwc(x, 2, 1, 2));
+            // pad 1 of kernel 2 (half): the corner window holds one input of four places
+            assertArrayEquals(new float[] {0.25f, 0.5f, 0.5f, 0.25f},
+                    NnOps.avgPool2d(x, 2, 1, 1, true).select(2, 0).select(0, 0).select(0, 0).toFloatArray());
+            assertArrayEquals(new float[] {1f, 1f, 1f, 1f},
+                    NnOps.avgPool2d(x, 2, 1, 1, false).select(2, 0).select(0, 0).select(0, 0).toFloatArray());
+        }
+    }
 }

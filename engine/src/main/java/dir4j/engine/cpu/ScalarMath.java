@@ -17,7 +17,9 @@ final class ScalarMath {
             case SIGN -> Double.isNaN(v) ? v : Math.signum(v);
             case RECIPROCAL -> 1 / v;
             case RELU -> Double.isNaN(v) ? v : Math.max(v, 0);
-            case POW -> Math.pow(v, alpha);
+            // x^0.5 is √x, as PyTorch computes it and the vector kernels do: √−∞ is NaN (Math.pow
+            // gives +∞) and √−0 is −0
+            case POW -> alpha == 0.5 ? Math.sqrt(v) : Math.pow(v, alpha);
             case CLAMP -> {
                 double r = v;
                 if (Double.isNaN(v)) {

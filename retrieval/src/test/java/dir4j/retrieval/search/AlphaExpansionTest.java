@@ -54,6 +54,35 @@ class AlphaExpansionTest {
         }
     }
 
+    /**
+     * Neighbours with a negative or zero similarity (the fixtures' clustered rows have none): q =
+     * (1, 0) against rows (−0.6, 0.8), (0, 1), (−1, 0); the two best are sims 0 and −0.6. The
+     * weight s^α keeps the sign for odd α, loses it for even α, is 1 for α = 0 (0^0 too, as numpy)
+     * and NaN for α = 0.5 (a negative base), which makes the whole row NaN, as numpy does. The
+     * values agree with expand_descriptors of make_retrieval_fixtures.py.
+     */
+    @Test
+    void negativeAndZeroSimilaritiesFollowNumpysPower() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor db = Tensor.of(new float[] {-0.6f, 0.8f, 0, 1, -1, 0}, 3, 2);
+            Tensor q = Tensor.of(new float[] {1, 0}, 1, 2);
+            // α = 3: q + (−0.216)·(−0.6, 0.8) + 0·(0, 1) = (1.1296, −0.1728)
+            double n3 = Math.hypot(1.1296, -0.1728);
+            assertArrayEquals(new float[] {(float) (1.1296 / n3), (float) (-0.1728 / n3)},
+                    AlphaExpansion.queryExpansion(q, db, 2, 3).toFloatArray(), 1e-6f);
+            // α = 2: q + 0.36·(−0.6, 0.8) = (0.784, 0.288)
+            double n2 = Math.hypot(0.784, 0.288);
+            assertArrayEquals(new float[] {(float) (0.784 / n2), (float) (0.288 / n2)},
+                    AlphaExpansion.queryExpansion(q, db, 2, 2).toFloatArray(), 1e-6f);
+            // α = 0: q + (−0.6, 0.8) + (0, 1) = (0.4, 1.8)
+            double n0 = Math.hypot(0.4, 1.8);
+            assertArrayEquals(new float[] {(float) (0.4 / n0), (float) (1.8 / n0)},
+                    AlphaExpansion.queryExpansion(q, db, 2, 0).toFloatArray(), 1e-6f);
+            assertArrayEquals(new float[] {Float.NaN, Float.NaN},
+                    AlphaExpansion.queryExpansion(q, db, 2, 0.5).toFloatArray(), 0f);
+        }
+    }
+
     @Test
     void databaseAugmentationKeepsEachRowAsAZeroScoreCandidateOfItself() {
         // two opposite rows: each one's self-similarity is set to 0 (not removed), which beats the
