@@ -49,6 +49,54 @@ class SyntheticLandmarksTest {
         }
     }
 
+    /**
+     * What the files hold: every image a JPEG of the configured size; per split one query per
+     * landmark, whose easy, hard and junk lists name exactly that landmark's views of each
+     * difficulty, distractors in no list, and a query box inside its image.
+     */
+    @Test
+    void imagesAndGroundTruthsHoldWhatTheConfigurationAsks() throws IOException {
+        SyntheticLandmarks.Config c = new SyntheticLandmarks.Config(7, 40, 3, 2, 2, 3, 3, 2, 1, 4);
+        Path root = tmp.resolve("content");
+        Path dir = SyntheticLandmarks.generate(root, c, null);
+        try (var s = Files.list(dir.resolve("jpg"))) {
+            for (Path p : s.toList()) {
+                java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(p.toFile());
+                assertTrue(img != null && img.getWidth() == 40 && img.getHeight() == 40, p + ": " + img);
+            }
+        }
+        for (String[] split : new String[][] {{"synth-val", "val", "2"}, {"synth", "test", "3"}}) {
+            dir4j.retrieval.data.RetrievalDataset d = dir4j.retrieval.data.RetrievalDataset.load(split[0], root);
+            int landmarks = Integer.parseInt(split[2]);
+            List<String> queries = d.queryNames();
+            assertEquals(landmarks, queries.size(), split[0]);
+            assertEquals(landmarks * (3 + 2 + 1) + 4, d.imageNames().size(), split[0]);
+            var gts = d.revisitedGroundTruth();
+            for (int q = 0; q < landmarks; q++) {
+                assertEquals(String.format("%s_q%03d", split[1], q), queries.get(q));
+                String views = String.format("%s_l%03d_v", split[1], q);
+                int[][] lists = {gts.get(q).easy(), gts.get(q).hard(), gts.get(q).junk()};
+                int[] sizes = {3, 2, 1};
+                int v = 0;
+                for (int k = 0; k < 3; k++) {
+                    assertEquals(sizes[k], lists[k].length, split[0] + " query " + q + " list " + k);
+                    for (int i : lists[k]) {
+                        assertEquals(views + String.format("%02d", v++), d.imageNames().get(i));
+                    }
+                }
+                var box = d.queryBoxes().get(q);
+                assertTrue(box.x1() >= 0 && box.y1() >= 0 && box.x2() <= 40 && box.y2() <= 40
+                        && box.x2() > box.x1() && box.y2() > box.y1(), "query " + q + " box " + box);
+            }
+            for (int x = 0; x < 4; x++) {
+                assertEquals(String.format("%s_x%03d", split[1], x), d.imageNames().get(landmarks * 6 + x));
+            }
+        }
+        List<String> train = Files.readAllLines(dir.resolve("train.txt"));
+        assertEquals(3 * 2, train.size());
+        assertEquals("jpg/train_l001_v01.jpg 1", train.get(3));
+    }
+
     @Test
     void existingBenchmarkIsKeptAndAnotherConfigurationIsRefused() throws IOException {
         Path dir = SyntheticLandmarks.generate(tmp, TINY, null);
@@ -157,6 +205,21 @@ class SyntheticLandmarksTest {
         assertEquals(List.of("removed " + otherPartial + ", a stopped generation of another configuration"), notes);
         assertArrayEquals(Files.readAllBytes(whole.resolve("jpg").resolve(names.get(0))),
                 Files.readAllBytes(fresh.resolve("jpg").resolve(names.get(0))));
+    }
+
+    /** The smallest sizes are accepted and one less of any is refused, with the limits named. */
+    @Test
+    void sizesAreCheckedAtTheirLimits() {
+        int[] least = {32, 2, 2, 1, 1, 1, 0, 0, 0};
+        new SyntheticLandmarks.Config(1, 32, 2, 2, 1, 1, 1, 0, 0, 0).validate();
+        new SyntheticLandmarks.Config(1, 32, 2, 2, 1, 1, 0, 1, 0, 0).validate();
+        for (int i = 0; i < least.length; i++) {
+            int[] v = least.clone();
+            v[i]--; // (easy or hard views one less: easy + hard below 1)
+            var c = new SyntheticLandmarks.Config(1, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, c::validate, c.toString());
+            assertTrue(e.getMessage().contains("image ≥ 32 px, ≥ 2 training landmarks"), e.getMessage());
+        }
     }
 
     @Test
