@@ -14,9 +14,6 @@ import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.image.ImageFixtures;
 import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.net.RetrievalNet;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -30,26 +27,12 @@ class ExtractCommandTest {
     @TempDir
     Path dir;
 
-    record Run(int rc, String out, String err) {}
-
-    static Run run(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        PrintStream savedOut = System.out;
-        PrintStream savedErr = System.err;
-        int rc;
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            String[] all = new String[args.length + 1];
-            all[0] = "extract";
-            System.arraycopy(args, 0, all, 1, args.length);
-            rc = new CommandLine(new Main()).execute(all);
-        } finally {
-            System.setOut(savedOut);
-            System.setErr(savedErr);
-        }
-        return new Run(rc, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    /** `dir4j extract ARGS`, in-process. */
+    static CliRun.Run run(String... args) {
+        String[] all = new String[args.length + 1];
+        all[0] = "extract";
+        System.arraycopy(args, 0, all, 1, args.length);
+        return CliRun.run(all);
     }
 
     @Test
@@ -58,7 +41,7 @@ class ExtractCommandTest {
         Path list = Files.writeString(dir.resolve("list.txt"),
                 "# three images\nall_souls_000001.jpg\nradcliffe_camera_000003.jpg\n\nall_souls_000002.jpg\n");
         Path out = dir.resolve("feats.npy");
-        Run r = run("--images", list.toString(), "--root", jpg.toString(), "--arch", "resnet18", "--random-init",
+        var r = run("--images", list.toString(), "--root", jpg.toString(), "--arch", "resnet18", "--random-init",
                 "--seed", "5", "--base-width", "4", "--out-dim", "8", "--image-size", "32", "--scales", "1,1/2",
                 "--out", out.toString(), "--quiet");
         assertEquals(0, r.rc(), r.err());
@@ -80,7 +63,7 @@ class ExtractCommandTest {
     @Test
     void datasetWritesQueryAndDatabaseFilesWithTheReferencesNames() throws Exception {
         Path out = dir.resolve("rox/feats.npy");
-        Run r = run("--dataset", "roxford5k", "--data-root", ImageFixtures.path("datasets").toString(),
+        var r = run("--dataset", "roxford5k", "--data-root", ImageFixtures.path("datasets").toString(),
                 "--checkpoint", ImageFixtures.path("datasets/checkpoint/tiny_resnet18_w2.pt").toString(),
                 "--image-size", "20", "--out", out.toString(), "--threads", "1");
         assertEquals(0, r.rc(), r.err());
@@ -100,30 +83,30 @@ class ExtractCommandTest {
     @Test
     void badUsageAndBadInputGiveScriptableExitCodes() throws Exception {
         Path list = Files.writeString(dir.resolve("list.txt"), "missing.jpg\n");
-        Run cuda = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
+        var cuda = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
                 dir.resolve("f.npy").toString(), "--device", "cuda");
         assertEquals(2, cuda.rc());
         assertTrue(cuda.err().contains("--device cpu"), cuda.err());
 
-        Run noNet = run("--images", list.toString(), "--out", dir.resolve("f.npy").toString());
+        var noNet = run("--images", list.toString(), "--out", dir.resolve("f.npy").toString());
         assertEquals(2, noNet.rc());
         assertTrue(noNet.err().contains("--checkpoint FILE, or --arch NAME --random-init"), noNet.err());
 
-        Run missing = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--base-width", "4",
+        var missing = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--base-width", "4",
                 "--out", dir.resolve("f.npy").toString());
         assertEquals(1, missing.rc());
         assertTrue(missing.err().contains("line 1: missing.jpg"), missing.err());
 
-        Run both = run("--images", list.toString(), "--dataset", "roxford5k", "--out", "f.npy");
+        var both = run("--images", list.toString(), "--dataset", "roxford5k", "--out", "f.npy");
         assertEquals(2, both.rc());
 
-        Run noRoot = run("--dataset", "roxford5k", "--data-root", dir.resolve("none").toString(), "--arch", "resnet18",
+        var noRoot = run("--dataset", "roxford5k", "--data-root", dir.resolve("none").toString(), "--arch", "resnet18",
                 "--random-init", "--out", dir.resolve("f.npy").toString());
         assertEquals(1, noRoot.rc());
         assertTrue(noRoot.err().contains("does not exist"), noRoot.err());
 
         // sizes are checked by their option names, before the network is built
-        Run zero = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
+        var zero = run("--images", list.toString(), "--arch", "resnet18", "--random-init", "--out",
                 dir.resolve("f.npy").toString(), "--chunk-size", "0");
         assertEquals(2, zero.rc(), zero.err());
         assertTrue(zero.err().startsWith("dir4j extract: --batch-size, --chunk-size and --threads must be at least 1, "
@@ -142,24 +125,24 @@ class ExtractCommandTest {
         String[] net = {"--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "8", "--image-size",
             "32", "--root", jpg.toString(), "--quiet"};
         Path out = dir.resolve("skip.npy");
-        Run skip = run(concat(net, "--images", list.toString(), "--on-error", "skip", "--out", out.toString()));
+        var skip = run(concat(net, "--images", list.toString(), "--on-error", "skip", "--out", out.toString()));
         assertEquals(0, skip.rc(), skip.err());
         assertTrue(skip.out().contains("(2x8 float32)") && skip.out().contains("1 image left out"), skip.out());
         assertEquals(List.of("all_souls_000001.jpg", "all_souls_000002.jpg"),
                 Files.readAllLines(dir.resolve("skip.ids.txt")));
         String skipped = Files.readString(dir.resolve("skip.skipped.txt"));
         assertTrue(skipped.contains("gone.jpg"), skipped);
-        Run fail = run(concat(net, "--images", list.toString(), "--out", dir.resolve("fail.npy").toString()));
+        var fail = run(concat(net, "--images", list.toString(), "--out", dir.resolve("fail.npy").toString()));
         assertEquals(1, fail.rc(), fail.err());
         assertTrue(fail.err().contains("line 2: gone.jpg"), fail.err());
 
-        Run tiny = run(concat(net, "--images", list.toString(), "--scales", "0.01", "--out",
+        var tiny = run(concat(net, "--images", list.toString(), "--scales", "0.01", "--out",
                 dir.resolve("tiny.npy").toString()));
         assertEquals(2, tiny.rc(), tiny.err());
         assertTrue(tiny.err().contains("--scales 0.01 of --image-size 32 is less than one pixel"), tiny.err());
 
         Path none = Files.writeString(dir.resolve("none.txt"), "gone.jpg\nalso-gone.jpg\n");
-        Run empty = run(concat(net, "--images", none.toString(), "--on-error", "skip", "--out",
+        var empty = run(concat(net, "--images", none.toString(), "--on-error", "skip", "--out",
                 dir.resolve("empty.npy").toString()));
         assertEquals(1, empty.rc(), empty.err());
         assertTrue(empty.err().contains("every image of empty.npy was left out"), empty.err());
@@ -184,7 +167,7 @@ class ExtractCommandTest {
         byte[] first = Files.readAllBytes(out);
         Path lock = dir.resolve(".feats.npy.lock");
         try (OutputLock held = OutputLock.acquire(lock, "the first extract")) {
-            Run second = run(concat(args, "--scale-pooling-p", "1", "--no-resume"));
+            var second = run(concat(args, "--scale-pooling-p", "1", "--no-resume"));
             assertEquals(1, second.rc(), second.err());
             assertEquals("dir4j extract: " + out + " (a descriptor file) is being written by another task of "
                     + "this process; wait for it to finish or stop it (lock file " + lock + ")\n",
@@ -193,7 +176,7 @@ class ExtractCommandTest {
             assertArrayEquals(first, Files.readAllBytes(out));
             assertFalse(Files.exists(dir.resolve("feats.npy.parts")));
         }
-        Run after = run(concat(args, "--scale-pooling-p", "1"));
+        var after = run(concat(args, "--scale-pooling-p", "1"));
         assertEquals(0, after.rc(), after.err());
         assertFalse(java.util.Arrays.equals(first, Files.readAllBytes(out)), "another exponent, other descriptors");
     }
