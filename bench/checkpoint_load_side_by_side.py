@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Opening a retrieval checkpoint as a ready network: dir4j beside PyTorch on the same file.
 
-Usage: /usr/bin/python3 bench/checkpoint_load_side_by_side.py [--arch resnet101] [--reps 5]
+Usage: /usr/bin/python3 bench/checkpoint_load_side_by_side.py [--arch resnet101] [--reps 5] [--threads 2]
 Writes a ResNet-101-GeM-FC checkpoint in the reference's layout (torch.save of {'state_dict',
 'model_options'}: torchvision's backbone, adpool.p, fc 2048 -> 2048; random weights, seed 0) to a
 temporary folder, then times, each repetition on its own:
@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -31,6 +32,11 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.reps < 1:
+        ap.error("--reps must be at least 1")
+    jar = os.path.join(ROOT, "bench", "target", "benchmarks.jar")
+    if not os.path.isfile(jar):
+        ap.error(f"no {jar}: build the bench module first (see the header)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     make = getattr(torchvision.models, args.arch)
@@ -56,11 +62,13 @@ def main():
             torch_s.append(time.perf_counter() - t)
             print(f"torch {i + 1} {torch_s[-1]:.3f} s")
         java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
-        out = subprocess.run([java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
+        run = subprocess.run([java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
                               "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0", f"-Ddir4j.threads={args.threads}",
-                              "-cp", os.path.join(ROOT, "bench/target/benchmarks.jar"),
-                              "dir4j.bench.CheckpointLoadTiming", path, str(args.reps)],
-                             capture_output=True, text=True, check=True).stdout
+                              "-cp", jar, "dir4j.bench.CheckpointLoadTiming", path, str(args.reps)],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"dir4j.bench.CheckpointLoadTiming failed (exit {run.returncode}):\n{run.stderr.strip()[-2000:]}")
+        out = run.stdout
         print(out, end="")
         times = {}
         for line in out.splitlines():
@@ -70,10 +78,11 @@ def main():
         print()
         print("| what | first s | median of the rest, s |")
         print("| --- | ---: | ---: |")
-        for name, ts in [("PyTorch: resnet101() + torch.load + load_state_dict", torch_s),
+        for name, ts in [(f"PyTorch: {args.arch}() + torch.load + load_state_dict", torch_s),
                          ("dir4j: NetworkCheckpoint.load", times["load"]),
                          ("dir4j: the random initialisation load no longer does", times["init"])]:
-            print(f"| {name} | {ts[0]:.3f} | {statistics.median(ts[1:]):.3f} |")
+            rest = f"{statistics.median(ts[1:]):.3f}" if len(ts) > 1 else "—"
+            print(f"| {name} | {ts[0]:.3f} | {rest} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 
 import torch
@@ -82,10 +83,13 @@ def torch_passes(shapes, seconds):
 def dir4j_passes(jar, seconds, filt, threads):
     java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
     path, _, options = jar.partition("::")
-    out = subprocess.run([java, f"-XX:ActiveProcessorCount={threads}", "--add-modules", "jdk.incubator.vector",
+    run = subprocess.run([java, f"-XX:ActiveProcessorCount={threads}", "--add-modules", "jdk.incubator.vector",
                           "--enable-native-access=ALL-UNNAMED", "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0",
                           *options.split(), "-cp", path, "dir4j.bench.ConvPassTable", "4", "224", str(seconds), filt],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"dir4j.bench.ConvPassTable failed (exit {run.returncode}):\n{run.stderr.strip()[-2000:]}")
+    out = run.stdout
     times = {}
     for line in out.splitlines():
         m = re.match(r"(.+?)\s+\d+\s+(forward|bwd-data|bwd-filter)\s+([\d.]+)", line)
@@ -115,6 +119,11 @@ def main():
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     shapes = [s for s in resnet50(4, 224) if args.filter in s[0]]
+    if not shapes:
+        ap.error(f"--filter {args.filter!r} matches no convolution")
+    if not os.path.isfile(args.jar.partition("::")[0]):
+        ap.error(f"no {args.jar.partition('::')[0]}: build the bench module first (see the header), "
+                 "and run from the project root")
     counts = {s[0]: s[2] for s in shapes}
     ours, theirs = collections.defaultdict(list), collections.defaultdict(list)
     for r in range(args.rounds):

@@ -153,6 +153,8 @@ def main():
     ap.add_argument('--work', help='working folder (default: bench/target/dirtorch-eval in the repository)')
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(args.dirtorch, 'dirtorch')):
+        ap.error(f'--dirtorch {args.dirtorch}: no dirtorch/ there (give a checkout of naver/deep-image-retrieval)')
     sys.path.insert(0, os.path.abspath(args.dirtorch))
     work = os.path.abspath(args.work) if args.work else os.path.join(root, 'bench', 'target', 'dirtorch-eval')
     os.makedirs(work, exist_ok=True)

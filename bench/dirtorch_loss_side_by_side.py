@@ -110,6 +110,8 @@ def main():
     ap.add_argument('--seed', type=int, default=21)
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(args.dirtorch, 'dirtorch')):
+        ap.error(f'--dirtorch {args.dirtorch}: no dirtorch/ there (give a checkout of naver/deep-image-retrieval)')
     sys.path.insert(0, os.path.abspath(args.dirtorch))
     import dirtorch.loss as losses
 

@@ -164,6 +164,8 @@ def main():
                          'loader workers; dir4j uses every core (2 here)')
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(args.dirtorch, 'dirtorch')):
+        ap.error(f'--dirtorch {args.dirtorch}: no dirtorch/ there (give a checkout of naver/deep-image-retrieval)')
     sys.path.insert(0, os.path.abspath(args.dirtorch))
     scales = [float(s) for s in args.scales.split(',')]
     if scales[0] != 1:

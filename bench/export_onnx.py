@@ -6,8 +6,8 @@ The trunk is torchvision's resnet50/resnet101 without avgpool and fc (conv1 ... 
 the retrieval network pools. Random initialisation (no weights are downloaded), eval mode.
 Batch, height and width are dynamic axes, so one file serves 224x224 and 1024x768.
 
-Run with Debian's PyTorch (python3-torch 1.13 + python3-torchvision; torch.onnx.export needs
-python3-onnx):  /usr/bin/python3 bench/export_onnx.py [out_dir]   (default bench/target/onnx).
+Run with Debian's PyTorch (python3-torch 1.13 + python3-torchvision; its exporter needs no onnx
+module):  /usr/bin/python3 bench/export_onnx.py [out_dir]   (default bench/target/onnx).
 The files are 100-170 MB each: they stay under target/, never committed.
 """
 import os

@@ -6,8 +6,16 @@
 # Usage: [IMAGE=photo.jpg] [SIZE=512] bench/image_side_by_side.sh
 #   IMAGE  a JPEG to time (default: a 1024x768 synthetic one written by PIL at quality 90)
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in
+  "") ;;
+  -h|--help) usage; exit 0 ;;
+  *) usage >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+jar="$root/bench/target/benchmarks.jar"
+[[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 size="${SIZE:-512}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,6 +29,9 @@ else
   /usr/bin/python3 "$root/bench/torch_cpu_image.py" --image "$image" --size "$size"
 fi
 echo "== dir4j JMH (ms per call)"
-"$java" -jar "$root/bench/target/benchmarks.jar" ImagePipelineBench -p image="$image" -p size="$size" \
-  -wi 3 -w 1 -i 5 -r 1 -f 1 2>&1 | grep -E '^(Benchmark|ImagePipelineBench)'
+# JMH holds /tmp/jmh.lock: if another benchmark is running, this fails rather than share the cores.
+"$java" -jar "$jar" ImagePipelineBench -p image="$image" -p size="$size" -wi 3 -w 1 -i 5 -r 1 -f 1 \
+  >"$tmp/jmh.txt" 2>&1 || true
+grep -q '^ImagePipelineBench' "$tmp/jmh.txt" || { tail -5 "$tmp/jmh.txt" >&2; exit 1; }
+grep -E '^(Benchmark|ImagePipelineBench)' "$tmp/jmh.txt"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -6,8 +6,16 @@
 #   P     GeM's exponent on both sides (default 3.0; 2.7 stands for a learned p)
 #   ONLY  one workload: gem (GemBench) or aploss (ApLossBench); both by default
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in
+  "") ;;
+  -h|--help) usage; exit 0 ;;
+  *) usage >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+jar="$root/bench/target/benchmarks.jar"
+[[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 p="${P:-3.0}"
 only="${ONLY:-}"
 case "$only" in
@@ -20,6 +28,10 @@ echo "== $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cor
 echo "== PyTorch (Debian python3-torch, 2 threads)"
 /usr/bin/python3 "$root/bench/torch_cpu_method.py" --threads 2 --p "$p" "${torch_only[@]}"
 echo "== dir4j JMH (ms/op)"
-"$java" -jar "$root/bench/target/benchmarks.jar" "$jmh" -p p="$p" -wi 2 -w 2 -i 3 -r 3 -f 1 2>&1 \
-  | grep -E '^(Benchmark|GemBench|ApLossBench)'
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+# JMH holds /tmp/jmh.lock: if another benchmark is running, this fails rather than share the cores.
+"$java" -jar "$jar" "$jmh" -p p="$p" -wi 2 -w 2 -i 3 -r 3 -f 1 >"$out" 2>&1 || true
+grep -qE '^(GemBench|ApLossBench)' "$out" || { tail -5 "$out" >&2; exit 1; }
+grep -E '^(Benchmark|GemBench|ApLossBench)' "$out"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -12,15 +12,17 @@ if [[ "${1:-}" == *.jar ]]; then JAR=$1; shift; fi
 [ $# -eq 8 ] || { sed -n '2,8p' "$0"; exit 2; }
 JAVA=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java
 OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
 "$JAVA" -XX:ActiveProcessorCount=2 -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit \
     --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED \
     -Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0 -cp "$JAR" dir4j.bench.ConvPassLoop "$@" 15 \
     > "$OUT/loop.txt" 2>&1 &
 PID=$!
 sleep 5
-perf record -e cpu-clock -F 2000 -a -o "$OUT/perf.data" -- sleep 8 > /dev/null 2>&1
+perf record -e cpu-clock -F 2000 -a -o "$OUT/perf.data" -- sleep 8 > "$OUT/perf.txt" 2>&1 || {
+  tail -3 "$OUT/perf.txt" >&2; echo "perf record failed (see the header's needs)" >&2; kill $PID; exit 1; }
 wait $PID
 grep second "$OUT/loop.txt" | tail -4
+# head closes the pipe early (SIGPIPE upstream): not a failure
 perf report -i "$OUT/perf.data" --no-children --sort symbol 2>/dev/null | grep -v '^#' | grep -v '^$' \
-    | head -"${TOP:-12}" | cut -c1-150
-rm -rf "$OUT"
+    | head -"${TOP:-12}" | cut -c1-150 || true

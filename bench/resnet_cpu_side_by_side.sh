@@ -6,16 +6,18 @@
 # change in machine load hits the three alike; the 1-minute load is printed before each group
 # and at the end, then one table with the ratios. Every engine gets 2 threads.
 # Build first:
-#   mvn -q -o -pl engine,nn,retrieval install -Dmaven.test.skip=true && mvn -q -o -pl bench package -DskipTests
+#   mvn -B -q -DskipTests -pl bench -am package
 # Usage: bench/resnet_cpu_side_by_side.sh [sizes, default 224x224,1024x768] [depths, default resnet50,resnet101]
 # Sizes are width x height (1024x768 is an input [1, 3, 768, 1024]).
 # WAIT_QUIET=600 waits up to 600 s for the 1-minute load to fall below 0.5 before starting.
 set -euo pipefail
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sizes="${1:-224x224,1024x768}"
 depths="${2:-resnet50,resnet101}"
 java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
-py=/usr/bin/python3   # Debian's torch 1.13 + torchvision (+ python3-onnx for the export)
+py=/usr/bin/python3   # Debian's torch 1.13 + torchvision (the export needs no more)
 jar="$root/bench/target/benchmarks.jar"
 onnx="$root/bench/target/onnx"
 work="$(mktemp -d)"

@@ -80,7 +80,8 @@ def main():
     # warm-up round, not counted
     torch_burst(args.burst)
     for e in engines:
-        java_burst(e, args.burst * 2)
+        if java_burst(e, args.burst * 2) is None:
+            print(f"# {e}: not run ({(others.get(e) or jvm).stderr_tail(1) or 'the JVM has no such engine'})")
     rows = {e: [] for e in ["torch"] + engines}
     print(f"# {args.depth} {args.size}, batch {args.batch}, {args.rounds} rounds of {args.burst} s bursts, "
           f"torch {torch.__version__}, 2 threads each; ms per forward of the batch (median of each burst)")

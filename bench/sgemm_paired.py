@@ -32,10 +32,13 @@ def main():
     burst = float(sys.argv[3]) if len(sys.argv) > 3 else 1.5
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     java = os.path.join(os.environ.get("JAVA_HOME", "/usr/lib/jvm/temurin-25-jdk-amd64"), "bin", "java")
+    jar = os.path.join(root, "bench", "target", "benchmarks.jar")
+    if not os.path.isfile(jar):
+        sys.exit(f"no {jar}: build the bench module first (see the header)")
     jvm = subprocess.Popen(
         [java, "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED",
          "-Djdk.incubator.vector.VECTOR_ACCESS_OOB_CHECK=0"] + ([f"-Ddir4j.threads={THREADS}"] if THREADS else []) + ["-cp",
-         os.path.join(root, "bench", "target", "benchmarks.jar"), "dir4j.bench.SgemmPaired"],
+         jar, "dir4j.bench.SgemmPaired"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
     def dir4j(seconds):

@@ -43,6 +43,7 @@ public final class CompiledConvProfile {
         String depthName = args.length > 0 ? args[0] : "resnet50";
         int[] hw = ResNetForwardBench.heightWidth(args.length > 1 ? args[1] : "224x224");
         int reps = args.length > 2 ? Integer.parseInt(args[2]) : 20;
+        Path model = OnnxResNetBench.modelPath(depthName); // before the forwards: a missing export fails at once
         int threads = CpuThreads.threads();
         ResNet net = ResNet.of(ResNet.Depth.parse(depthName), new Random(0));
         net.eval();
@@ -76,7 +77,7 @@ public final class CompiledConvProfile {
             }
         }
 
-        double ortForward = ortProfile(depthName, image, hw, reps, threads, rows);
+        double ortForward = ortProfile(model, image, hw, reps, threads, rows);
 
         double[] total = new double[4];
         List<Map.Entry<String, double[]>> sorted = new ArrayList<>(rows.entrySet());
@@ -119,9 +120,8 @@ public final class CompiledConvProfile {
      * means (the network as ONNX Runtime's nodes run it, without the session's overhead).
      */
     @SuppressWarnings("unchecked")
-    private static double ortProfile(String depth, Tensor image, int[] hw, int reps, int threads,
+    private static double ortProfile(Path model, Tensor image, int[] hw, int reps, int threads,
             Map<String, double[]> rows) throws Exception {
-        Path model = OnnxResNetBench.modelPath(depth);
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         Path prefix = Files.createTempDirectory("ort-profile").resolve("ort");
         String file;
