@@ -33,6 +33,12 @@ import org.openjdk.jmh.annotations.Warmup;
  * layer1's, layer2's and layer4's 3×3, a strided 3×3, and the 7×7/2 stem on RGB ({@code fewChannels}:
  * {@link NhwcConv#forwardFewChannels}, the kernel the compiled inference runs it with). GFLOP/s =
  * 2·cin·cout·k²·OH·OW / time (printed at setup).
+ *
+ * <p>{@code winograd} runs on the stride-1 3×3 shapes only and {@code fewChannels} on the stem
+ * only; on the others they stop with a message naming why (JMH cannot give one method its own
+ * shapes). Run them on their own shapes: {@code 'NhwcConvBench.winograd' -p
+ * shape=256-256-3-1-14,64-64-3-1-56,512-512-3-1-7,128-128-3-1-28}, {@code
+ * 'NhwcConvBench.fewChannels' -p shape=3-64-7-2-224}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
