@@ -305,6 +305,11 @@ final class TrainCommand extends ToolCommand {
         if (resume && Files.exists(checkpoint)) {
             // what the run to continue records (read, not written): the settings not given here come from it
             recorded = Trainer.recorded(out);
+            if (recorded.runOptions().get(Trainer.CUSTOM_LOSS) != null) {
+                throw new IOException(checkpoint + " was trained with the custom loss '"
+                        + recorded.runOptions().get(Trainer.CUSTOM_LOSS) + "' given through the Java API (Trainer"
+                        + ".withLoss), which dir4j train cannot give: resume it there, or start over with --overwrite");
+            }
             List<String> notes = fromRecord(recorded);
             if (!quiet) {
                 notes.forEach(n -> System.err.println("note: " + n));

@@ -85,6 +85,10 @@ public final class MultistageBackprop {
                     throw new ArithmeticException("multistage: loss is " + lossValue + "; no gradient applied");
                 }
                 l.backward();
+                if (all.grad() == null) {
+                    throw new IllegalArgumentException("multistage: the loss does not depend on the descriptors "
+                            + "(no gradient reached them: computed from a detached copy, or a constant)");
+                }
                 grad = MemoryScope.detached(() -> Ops.cloneDetached(all.grad()));
             }
             // stage 3: recompute each sub-batch with its graph, back-propagate its slice

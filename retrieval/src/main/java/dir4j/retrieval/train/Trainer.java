@@ -49,6 +49,26 @@ public final class Trainer {
         double evaluate(RetrievalNet net) throws IOException;
     }
 
+    /**
+     * A training loss of one batch, in place of the recipe's ({@link #withLoss}): for experiments
+     * with the loss itself, with the rest of the run (sampler, augmentation, multistage
+     * back-propagation, optimiser, checkpoints, log, validation) unchanged.
+     */
+    @FunctionalInterface
+    public interface BatchLoss {
+        /**
+         * The loss to minimise, from the batch's descriptors by engine ops (its gradient with
+         * respect to {@code descriptors} is what the multistage stage 3 back-propagates).
+         *
+         * @param descriptors the batch's N × D descriptor matrix (rows L2-normalised as the network
+         *                    outputs them), on the training device, requiring its gradient
+         * @param labels      the class id of each row
+         * @param step        the step, from 0 (for a loss with a schedule of its own)
+         * @return a one-element tensor; a value that is not finite stops the run with an error
+         */
+        Tensor loss(Tensor descriptors, int[] labels, long step);
+    }
+
     /** What the run produced, step by step (restored from log.csv on resume). */
     public record History(List<Long> steps, List<Double> losses, List<Double> lrs, List<Long> validationSteps,
                           List<Double> validation) {
@@ -70,6 +90,9 @@ public final class Trainer {
     private CheckpointWriter checkpointWriter = Safetensors::write;
     /** The command's own settings (data, device) recorded beside the recipe in each checkpoint; null: none. */
     private Map<String, Object> runOptions;
+    /** {@link #withLoss}'s name and loss; null: the recipe's loss. */
+    private String customLossName;
+    private BatchLoss customLoss;
     /** Set by {@link #requestStop}: stop after the current step, with a checkpoint. */
     private volatile boolean stopRequested;
     /** Whether the last run stopped before its end on request. */
@@ -98,6 +121,25 @@ public final class Trainer {
         this.runOptions = new LinkedHashMap<>(options);
         return this;
     }
+
+    /**
+     * Trains with {@code loss} instead of the recipe's {@code loss} setting (its {@code nq},
+     * {@code binMin}, {@code binMax} and {@code margin} then go unused); returns this. The name
+     * is recorded in each checkpoint ({@code run_options.custom_loss}): a resume through the
+     * Java API must give a loss again (a different name is noted), and {@code dir4j train
+     * --resume}, which cannot, refuses such a run.
+     */
+    public Trainer withLoss(String name, BatchLoss loss) {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("withLoss: a custom loss needs a name (recorded in the checkpoints)");
+        }
+        this.customLossName = name;
+        this.customLoss = java.util.Objects.requireNonNull(loss, "loss");
+        return this;
+    }
+
+    /** The run_options key that records {@link #withLoss}'s name. */
+    public static final String CUSTOM_LOSS = "custom_loss";
 
     /** The checkpoint metadata format of a training checkpoint. */
     static final String FORMAT = "dir4j-train-1";
@@ -506,6 +548,9 @@ public final class Trainer {
     }
 
     private Function<Tensor, Tensor> lossFunction(int[] batchLabels, long step) {
+        if (customLoss != null) {
+            return d -> customLoss.loss(d, batchLabels.clone(), step);
+        }
         return switch (cfg.loss()) {
             // descriptors and class ids: on the CPU up to N = 4096 this forms S and the labels as
             // before; on CUDA, or above, it takes the blocked path that never stores an N×N matrix
@@ -573,8 +618,12 @@ public final class Trainer {
         meta.put("optimizer_steps", Long.toString(opt.steps()));
         meta.put("train_config", Json.write(new LinkedHashMap<>(cfg.toMap())));
         meta.put("model_options", Json.write(modelOptions(net.options())));
-        if (runOptions != null) {
-            meta.put("run_options", Json.write(runOptions));
+        if (runOptions != null || customLossName != null) {
+            Map<String, Object> run = runOptions == null ? new LinkedHashMap<>() : new LinkedHashMap<>(runOptions);
+            if (customLossName != null) {
+                run.put(CUSTOM_LOSS, customLossName);
+            }
+            meta.put("run_options", Json.write(run));
         }
         try {
             checkpointWriter.write(checkpointFile(), tensors, meta);
@@ -637,6 +686,18 @@ public final class Trainer {
             String changed = recipeChanges(c.metadata().get("train_config"));
             if (changed != null && progress != null) {
                 progress.accept("note: " + changed);
+            }
+            Object stored = jsonObject(checkpointFile(), "run_options", c.metadata().get("run_options"))
+                    .get(CUSTOM_LOSS);
+            String trainedWith = stored == null ? null : String.valueOf(stored);
+            if (trainedWith != null && customLossName == null) {
+                throw new IOException(checkpointFile() + " was trained with the custom loss '" + trainedWith
+                        + "' (Trainer.withLoss): give it again to resume, or start over");
+            }
+            if (customLossName != null && !customLossName.equals(trainedWith) && progress != null) {
+                progress.accept("note: resuming with the custom loss '" + customLossName + "' (the checkpoint was "
+                        + "trained with " + (trainedWith == null ? "the recipe's loss, " + cfg.loss()
+                        : "the custom loss '" + trainedWith + "'") + ")");
             }
             return Long.parseLong(c.metadata().get("step"));
         }

@@ -286,6 +286,25 @@ class TrainCommandTest {
                 + " stopped before its first checkpoint"), r.err());
     }
 
+    /** A run trained with a loss of the Java API's (Trainer.withLoss) cannot be resumed here: refused, untouched. */
+    @Test
+    void aRunWithACustomLossIsNotResumedWithTheRecipesLoss(@TempDir Path out) throws IOException {
+        var cfg = dir4j.retrieval.train.TrainConfig.defaults().with(java.util.Map.of("classesPerBatch", "3",
+                "imagesPerClass", "2", "subBatch", "4", "steps", "1", "cropSize", "32", "minSize", "32", "maxSize",
+                "40", "warmup", "0"));
+        try (var net = new dir4j.retrieval.net.RetrievalNet(new dir4j.retrieval.net.RetrievalNet.Options("resnet18",
+                8, "gem", 3, false, false, 4), new java.util.Random(1))) {
+            new dir4j.retrieval.train.Trainer(net, images, labels, cfg, out).withLoss("mine", (d, ls, step) ->
+                    dir4j.engine.Ops.sum(d, new int[] {0, 1}, false)).run(false, null, null);
+        }
+        byte[] before = Files.readAllBytes(out.resolve("checkpoint.safetensors"));
+        CliRun.Run r = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "2");
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains("was trained with the custom loss 'mine' given through the Java API "
+                + "(Trainer.withLoss), which dir4j train cannot give"), r.err());
+        assertArrayEquals(before, Files.readAllBytes(out.resolve("checkpoint.safetensors")));
+    }
+
     /** A second training into a folder another is writing is refused, naming it, and changes nothing there. */
     @Test
     void aSecondTrainingIntoTheSameFolderIsRefused(@TempDir Path out) throws IOException {

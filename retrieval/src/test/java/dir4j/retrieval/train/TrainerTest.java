@@ -460,6 +460,100 @@ class TrainerTest {
         }
     }
 
+    /**
+     * A loss given through the Java API takes the recipe's place: the AP loss given that way trains
+     * to the recipe's AP loss's weights and log exactly; a loss of a researcher's own, made of engine
+     * ops, gets each batch's descriptors, class ids and step and trains; its name is recorded, a
+     * resume without it is refused (also by dir4j train), with another one is noted; a loss that is
+     * not a scalar or does not depend on the descriptors is a clear error.
+     */
+    @Test
+    void aCustomLossTakesTheRecipesPlace(@TempDir Path out) throws IOException {
+        TrainConfig cfg = config(2);
+        Map<String, double[]> recipe;
+        Trainer.History recipeLog;
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            recipeLog = new Trainer(net, images, labels, cfg, out.resolve("recipe")).run(false, null, null);
+            recipe = weights(net);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Trainer.History h = new Trainer(net, images, labels, cfg, out.resolve("same"))
+                    .withLoss("ap-again", (d, ls, step) -> new dir4j.retrieval.loss.APLoss(cfg.nq(), cfg.binMin(),
+                            cfg.binMax(), false, true).forward(d, ls, null).loss())
+                    .run(false, null, null);
+            assertEquals(recipeLog.losses(), h.losses());
+            Map<String, double[]> same = weights(net);
+            recipe.forEach((k, v) -> assertArrayEquals(v, same.get(k), 0.0, k));
+        }
+
+        // mean over positive pairs (i != j, same class) of 1 - s_ij
+        List<Long> steps = new ArrayList<>();
+        List<Double> values = new ArrayList<>();
+        Trainer.BatchLoss mine = (d, ls, step) -> {
+            int n = d.shape(0);
+            assertEquals(n, ls.length);
+            float[] mask = new float[n * n];
+            int pairs = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (i != j && ls[i] == ls[j]) {
+                        mask[i * n + j] = 1;
+                        pairs++;
+                    }
+                }
+            }
+            Tensor m = Tensor.of(mask, n, n);
+            Tensor s = dir4j.engine.Ops.matmul(d, dir4j.engine.Ops.transpose(d, 0, 1));
+            Tensor l = dir4j.engine.Ops.affine(dir4j.engine.Ops.sum(dir4j.engine.Ops.mul(s, m), new int[] {0, 1},
+                    false), -1.0 / pairs, 1);
+            steps.add(step);
+            values.add(l.item());
+            return l;
+        };
+        Path run = out.resolve("mine");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            Map<String, double[]> before = weights(net);
+            Trainer.History h = new Trainer(net, images, labels, cfg, run).withLoss("positive-pairs", mine)
+                    .run(false, null, null);
+            assertEquals(List.of(0L, 1L), steps);
+            assertEquals(values, h.losses(), "the log holds the loss's values");
+            assertTrue(values.get(0) > 0 && values.get(0) < 2, "1 - mean similarity: " + values);
+            Map<String, double[]> after = weights(net);
+            assertTrue(before.keySet().stream().anyMatch(k -> !java.util.Arrays.equals(before.get(k), after.get(k))),
+                    "the weights moved");
+        }
+        assertEquals("positive-pairs", Trainer.recorded(run).runOptions().get(Trainer.CUSTOM_LOSS));
+        TrainConfig longer = config(3);
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            IOException e = assertThrows(IOException.class,
+                    () -> new Trainer(net, images, labels, longer, run).run(true, null, null));
+            assertTrue(e.getMessage().contains("was trained with the custom loss 'positive-pairs' (Trainer"
+                    + ".withLoss): give it again to resume"), e.getMessage());
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            List<String> notes = new ArrayList<>();
+            new Trainer(net, images, labels, longer, run).withLoss("renamed", mine).run(true, null, notes::add);
+            assertTrue(notes.contains("note: resuming with the custom loss 'renamed' (the checkpoint was trained "
+                    + "with the custom loss 'positive-pairs')"), notes.toString());
+        }
+
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(net, images, labels, cfg, out.resolve("rows")).withLoss("rows",
+                            (d, ls, step) -> dir4j.engine.Ops.sum(d, new int[] {1}, false)).run(false, null, null));
+            assertTrue(e.getMessage().contains("the loss must be a scalar"), e.getMessage());
+            IllegalArgumentException detached = assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(net, images, labels, cfg, out.resolve("detached")).withLoss("detached",
+                            (d, ls, step) -> dir4j.engine.Ops.sum(dir4j.engine.Ops.mul(d.detach(),
+                                    Tensor.scalar(1.0).requiresGrad(true)), new int[] {0, 1}, false))
+                            .run(false, null, null));
+            assertTrue(detached.getMessage().contains("the loss does not depend on the descriptors"),
+                    detached.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(net, images, labels, cfg, out.resolve("x")).withLoss(" ", mine));
+        }
+    }
+
     @Test
     void trainingLeavesNoNativeMemoryBehind(@TempDir Path out) throws IOException {
         TrainConfig cfg = config(4).with(Map.of("checkpointEvery", "100"));
