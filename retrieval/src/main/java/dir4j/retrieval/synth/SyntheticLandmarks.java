@@ -40,7 +40,8 @@ import javax.imageio.stream.ImageOutputStream;
  * atomically when complete. Until then the images go to {@code <root>/.synth.dir4j-partial/},
  * each written whole (beside, then renamed); a generator stopped part-way (killed, out of disk)
  * is resumed by the next one of the same configuration, which renders only the images missing
- * (every image is a function of the seed alone, so the result is the same file for file).
+ * or not whole (every image is a function of the seed alone, so the result is the same file for
+ * file).
  */
 public final class SyntheticLandmarks {
 
@@ -196,7 +197,7 @@ public final class SyntheticLandmarks {
         int[] done = {0};
         List<Job> todo = new ArrayList<>();
         for (Job j : jobs) {
-            if (!Files.isRegularFile(jpg.resolve(j.name() + ".jpg"))) {
+            if (!wholeJpeg(jpg.resolve(j.name() + ".jpg"))) {
                 todo.add(j);
             }
         }
@@ -240,6 +241,25 @@ public final class SyntheticLandmarks {
             Files.move(tmp, dir);
         }
         return dir;
+    }
+
+    /**
+     * Whether {@code file} is a JPEG from its start-of-image marker to its end-of-image one: an
+     * image renamed into place but not yet on disk when the machine stopped (a power cut) can be
+     * found empty or cut short, and is then rendered again.
+     */
+    private static boolean wholeJpeg(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) {
+            return false;
+        }
+        try (var ch = java.nio.channels.FileChannel.open(file)) {
+            long size = ch.size();
+            java.nio.ByteBuffer head = java.nio.ByteBuffer.allocate(2);
+            java.nio.ByteBuffer tail = java.nio.ByteBuffer.allocate(2);
+            return size >= 4 && ch.read(head, 0) == 2 && ch.read(tail, size - 2) == 2
+                    && (head.get(0) & 0xff) == 0xff && (head.get(1) & 0xff) == 0xd8
+                    && (tail.get(0) & 0xff) == 0xff && (tail.get(1) & 0xff) == 0xd9;
+        }
     }
 
     /** Deletes the temporary files ({@link AtomicFiles#temporaryBeside}'s names) in a folder of the generator's own. */

@@ -84,7 +84,9 @@ public final class MultistageBackprop {
                 if (!Double.isFinite(lossValue)) {
                     throw new ArithmeticException("multistage: loss is " + lossValue + "; no gradient applied");
                 }
-                l.backward();
+                if (l.requiresGrad()) { // a constant, or a loss of detached descriptors alone, has no graph
+                    l.backward();
+                }
                 if (all.grad() == null) {
                     throw new IllegalArgumentException("multistage: the loss does not depend on the descriptors "
                             + "(no gradient reached them: computed from a detached copy, or a constant)");

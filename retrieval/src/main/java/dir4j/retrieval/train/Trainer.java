@@ -153,7 +153,8 @@ public final class Trainer {
      *                     when neither records one
      * @param recipeSource the file the recipe comes from (null when empty)
      * @param modelOptions the network's options ({@link #modelOptions} keys); empty when not recorded
-     * @param runOptions   what {@link #withRunOptions} gave; empty when not recorded
+     * @param runOptions   what {@link #withRunOptions} gave, and {@link #CUSTOM_LOSS}, {@link #withLoss}'s name;
+     *                     empty when not recorded
      */
     public record Recorded(Map<String, String> recipe, Path recipeSource, Map<String, Object> modelOptions,
                            Map<String, Object> runOptions) {}
@@ -620,6 +621,7 @@ public final class Trainer {
         meta.put("model_options", Json.write(modelOptions(net.options())));
         if (runOptions != null || customLossName != null) {
             Map<String, Object> run = runOptions == null ? new LinkedHashMap<>() : new LinkedHashMap<>(runOptions);
+            run.remove(CUSTOM_LOSS); // only withLoss says so (run options copied from a recorded run may carry it)
             if (customLossName != null) {
                 run.put(CUSTOM_LOSS, customLossName);
             }
@@ -659,6 +661,14 @@ public final class Trainer {
                 throw new IOException(checkpointFile() + " is not a dir4j training checkpoint (format " + format + ")");
             }
             checkSameNetwork(c.metadata().get("model_options"));
+            // the loss first, before a weight is loaded: a refused resume leaves the caller's network as it was
+            Object stored = jsonObject(checkpointFile(), "run_options", c.metadata().get("run_options"))
+                    .get(CUSTOM_LOSS);
+            String trainedWith = stored == null ? null : String.valueOf(stored);
+            if (trainedWith != null && customLossName == null) {
+                throw new IOException(checkpointFile() + " was trained with the custom loss '" + trainedWith
+                        + "' (Trainer.withLoss): give it again to resume, or start over");
+            }
             Map<String, Tensor> model = new LinkedHashMap<>();
             c.tensors().forEach((k, v) -> {
                 if (k.startsWith("model.")) {
@@ -683,21 +693,18 @@ public final class Trainer {
                 });
             }
             opt.setSteps(Long.parseLong(c.metadata().get("optimizer_steps")));
-            String changed = recipeChanges(c.metadata().get("train_config"));
+            String storedConfig = c.metadata().get("train_config");
+            String changed = recipeChanges(storedConfig);
             if (changed != null && progress != null) {
                 progress.accept("note: " + changed);
             }
-            Object stored = jsonObject(checkpointFile(), "run_options", c.metadata().get("run_options"))
-                    .get(CUSTOM_LOSS);
-            String trainedWith = stored == null ? null : String.valueOf(stored);
-            if (trainedWith != null && customLossName == null) {
-                throw new IOException(checkpointFile() + " was trained with the custom loss '" + trainedWith
-                        + "' (Trainer.withLoss): give it again to resume, or start over");
-            }
             if (customLossName != null && !customLossName.equals(trainedWith) && progress != null) {
+                // the recipe's loss the checkpoint records, not this run's (which the custom loss replaces)
+                Object recipeLoss = storedConfig != null && Json.parse(storedConfig) instanceof Map<?, ?> m
+                        ? m.get("loss") : null;
                 progress.accept("note: resuming with the custom loss '" + customLossName + "' (the checkpoint was "
-                        + "trained with " + (trainedWith == null ? "the recipe's loss, " + cfg.loss()
-                        : "the custom loss '" + trainedWith + "'") + ")");
+                        + "trained with " + (trainedWith != null ? "the custom loss '" + trainedWith + "'"
+                        : "the recipe's loss" + (recipeLoss == null ? "" : ", " + recipeLoss)) + ")");
             }
             return Long.parseLong(c.metadata().get("step"));
         }
@@ -708,7 +715,8 @@ public final class Trainer {
      * ("resuming with lr 0.001 (the checkpoint was trained with lr 0.002)"), or null when nothing
      * does. A change is allowed (a longer schedule, a lower rate) but should not pass unseen; the
      * line says when it makes the result differ from an uninterrupted run of the recorded recipe
-     * ({@link #changesResults}). Keys the checkpoint does not record are not compared.
+     * ({@link #changesResults}). Keys the checkpoint does not record are not compared, nor, with a
+     * custom loss ({@link #withLoss}), the recipe's loss settings.
      */
     private String recipeChanges(String storedJson) {
         if (storedJson == null || !(Json.parse(storedJson) instanceof Map<?, ?> stored)) {
@@ -718,6 +726,9 @@ public final class Trainer {
         List<String> then = new ArrayList<>();
         boolean differs = false;
         for (var e : cfg.toMap().entrySet()) {
+            if (customLossName != null && LOSS_SETTINGS.contains(e.getKey())) {
+                continue; // unused with a custom loss (a change of loss is noted by itself)
+            }
             Object old = stored.get(e.getKey());
             if (old != null && !String.valueOf(old).equals(e.getValue())) {
                 now.add(e.getKey() + " " + e.getValue());
@@ -729,6 +740,10 @@ public final class Trainer {
                 + String.join(", ", then) + ")" + (differs ? "; the result will not be that of an uninterrupted run"
                 : "");
     }
+
+    /** The recipe's settings of its own loss, which {@link #withLoss} leaves unused. */
+    private static final java.util.Set<String> LOSS_SETTINGS = java.util.Set.of("loss", "nq", "binMin", "binMax",
+            "margin");
 
     /**
      * Whether changing a setting on resume makes the weights differ from those of an uninterrupted

@@ -234,6 +234,25 @@ class EvalCommandTest {
         assertTrue(res.get("mAP-medium") == null, "no revisited entries for the old protocol: " + res.keySet());
     }
 
+    /**
+     * Returns once {@code t} sleeps between tries of a waiting {@code OutputLock.acquire} (or after
+     * 60 s): a holder that releases then has been waited for, however slow the machine.
+     */
+    static void waitUntilWaitingForALock(Thread t) throws InterruptedException {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (System.nanoTime() < deadline) {
+            StackTraceElement[] stack = t.getStackTrace();
+            boolean sleeping = java.util.Arrays.stream(stack).limit(8).anyMatch(f -> f.getClassName()
+                    .equals("java.lang.Thread") && f.getMethodName().startsWith("sleep"));
+            boolean inAcquire = java.util.Arrays.stream(stack).anyMatch(f -> f.getClassName().equals(
+                    "dir4j.engine.io.OutputLock") && f.getMethodName().equals("acquire"));
+            if (sleeping && inAcquire) {
+                return;
+            }
+            Thread.sleep(20);
+        }
+    }
+
     @Test
     void descriptorsAreKeptAndReusedAndWhiteningsFromFileCheckpointAndDatabaseAgree() throws Exception {
         Path descs = dir.resolve("descs");
@@ -244,10 +263,11 @@ class EvalCommandTest {
         Files.writeString(descs.resolve("synth.dbdescs.npy"), "theirs");
         var held = new java.util.concurrent.CountDownLatch(1);
         var untouched = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread evaluating = Thread.currentThread();
         Thread extracting = Thread.ofPlatform().start(() -> {
             try (var busy = dir4j.engine.io.OutputLock.acquire(descs.resolve(".synth.eval.lock"), "busy")) {
                 held.countDown();
-                Thread.sleep(1500); // the eval below starts meanwhile and must wait
+                waitUntilWaitingForALock(evaluating); // the eval below starts meanwhile and must wait
                 untouched.set(Files.readString(descs.resolve("synth.dbdescs.npy")).equals("theirs"));
                 Files.delete(descs.resolve("synth.dbdescs.npy"));
             } catch (Exception e) {
@@ -281,7 +301,7 @@ class EvalCommandTest {
         Thread writer = Thread.ofPlatform().start(() -> {
             try (var busy = dir4j.engine.io.OutputLock.acquire(FeatureExtractor.lockFile(dbFile), "busy")) {
                 extractHeld.countDown();
-                Thread.sleep(1000);
+                waitUntilWaitingForALock(evaluating);
             } catch (Exception e) {
                 throw new IllegalStateException(e);
             }

@@ -145,8 +145,8 @@ class SyntheticLandmarksTest {
 
     /**
      * A generation stopped part-way is resumed: the images already written whole are kept (not
-     * rendered again), a half-written one's temporary file goes, and the result is the same file for
-     * file as an uninterrupted run's. A stopped generation of another configuration is removed.
+     * rendered again), a half-written one's temporary file goes, an image found empty or cut short
+     * is rendered again, and the result is the same file for file as an uninterrupted run's. A stopped generation of another configuration is removed.
      */
     @Test
     void aStoppedGenerationIsResumedToTheSameFiles() throws IOException {
@@ -164,18 +164,23 @@ class SyntheticLandmarksTest {
         for (String n : names.subList(0, 10)) {
             Files.copy(whole.resolve("jpg").resolve(n), partial.resolve("jpg").resolve(n));
         }
-        // kept as found: a marked copy shows the image was not rendered again
-        Files.write(partial.resolve("jpg").resolve(names.get(0)), "kept".getBytes());
+        // kept as found: a whole JPEG of another image in its place shows it was not rendered again
+        byte[] kept = Files.readAllBytes(whole.resolve("jpg").resolve(names.get(1)));
+        Files.write(partial.resolve("jpg").resolve(names.get(0)), kept);
+        // renamed into place but not on disk when the machine stopped (a power cut): empty, or cut short
+        Files.write(partial.resolve("jpg").resolve(names.get(2)), new byte[0]);
+        byte[] third = Files.readAllBytes(whole.resolve("jpg").resolve(names.get(3)));
+        Files.write(partial.resolve("jpg").resolve(names.get(3)), java.util.Arrays.copyOf(third, third.length / 2));
         Path cut = Files.write(partial.resolve("jpg").resolve("." + names.get(11) + ".dir4j-k3x9.tmp"), new byte[7]);
         List<String> notes = new java.util.ArrayList<>();
         List<Integer> reported = new java.util.ArrayList<>();
         Path dir = SyntheticLandmarks.generate(root, TINY, (done, total) -> reported.add(done), notes::add);
-        assertEquals(List.of("resuming a stopped generation in " + partial + ": 10 of 27 images already made"), notes);
-        assertEquals(17, reported.size(), "the 17 missing images rendered: " + reported);
+        assertEquals(List.of("resuming a stopped generation in " + partial + ": 8 of 27 images already made"), notes);
+        assertEquals(19, reported.size(), "the 17 missing images and the 2 not whole rendered: " + reported);
         assertEquals(27, (int) reported.get(reported.size() - 1));
         assertFalse(Files.exists(partial));
         assertFalse(Files.exists(dir.resolve("jpg").resolve(cut.getFileName())));
-        assertArrayEquals("kept".getBytes(), Files.readAllBytes(dir.resolve("jpg").resolve(names.get(0))));
+        assertArrayEquals(kept, Files.readAllBytes(dir.resolve("jpg").resolve(names.get(0))));
         for (String n : names.subList(1, names.size())) {
             assertArrayEquals(Files.readAllBytes(whole.resolve("jpg").resolve(n)),
                     Files.readAllBytes(dir.resolve("jpg").resolve(n)), n);

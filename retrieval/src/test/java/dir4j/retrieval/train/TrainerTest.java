@@ -100,6 +100,7 @@ class TrainerTest {
         runOptions.put("train_list", "/data/train.txt");
         runOptions.put("val_image_size", 96);
         runOptions.put("tf32", false);
+        runOptions.put(Trainer.CUSTOM_LOSS, "copied"); // from a recorded run, say: only withLoss records one
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
             new Trainer(net, images, labels, config(4), out).withRunOptions(runOptions).run(false, null, null, 2);
         }
@@ -113,6 +114,7 @@ class TrainerTest {
         assertEquals("/data/train.txt", r.runOptions().get("train_list"));
         assertEquals(96, ((Number) r.runOptions().get("val_image_size")).intValue());
         assertEquals(false, r.runOptions().get("tf32"));
+        assertFalse(r.runOptions().containsKey(Trainer.CUSTOM_LOSS), r.runOptions().toString());
 
         byte[] before = Files.readAllBytes(file);
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
@@ -551,6 +553,46 @@ class TrainerTest {
                     detached.getMessage());
             assertThrows(IllegalArgumentException.class,
                     () -> new Trainer(net, images, labels, cfg, out.resolve("x")).withLoss(" ", mine));
+        }
+    }
+
+    /**
+     * A resume's notes name the losses as they were: a run of the recipe's triplet loss resumed
+     * with a custom one names the triplet loss (not the recipe now given), and the recipe's loss
+     * settings (loss, nq, bins, margin), which a custom loss does not use, are not reported as
+     * changes that make the result differ; a constant loss is the clear error, not the engine's.
+     */
+    @Test
+    void aCustomLossResumeNotesTheLossesAsRecorded(@TempDir Path out) throws IOException {
+        Trainer.BatchLoss mine = (d, ls, step) -> dir4j.engine.Ops.sum(d, new int[] {0, 1}, false);
+        Path recipeRun = out.resolve("triplet");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(2).with(Map.of("loss", "triplet")), recipeRun)
+                    .run(false, null, null, 1);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            List<String> notes = new ArrayList<>();
+            new Trainer(net, images, labels, config(2), recipeRun).withLoss("mine", mine).run(true, null, notes::add);
+            assertTrue(notes.contains("note: resuming with the custom loss 'mine' (the checkpoint was trained with "
+                    + "the recipe's loss, triplet)"), notes.toString());
+            assertTrue(notes.stream().noneMatch(n -> n.startsWith("note: resuming with loss")
+                    || n.contains("uninterrupted")), notes.toString());
+        }
+        Path customRun = out.resolve("mine");
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            new Trainer(net, images, labels, config(2), customRun).withLoss("mine", mine).run(false, null, null, 1);
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            List<String> notes = new ArrayList<>();
+            new Trainer(net, images, labels, config(2).with(Map.of("nq", "10", "margin", "0.1")), customRun)
+                    .withLoss("mine", mine).run(true, null, notes::add);
+            assertTrue(notes.stream().noneMatch(n -> n.startsWith("note: resuming with")), notes.toString());
+        }
+        try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new Trainer(net, images, labels, config(1), out.resolve("constant")).withLoss("constant",
+                            (d, ls, step) -> Tensor.scalar(1.0)).run(false, null, null));
+            assertTrue(e.getMessage().contains("the loss does not depend on the descriptors"), e.getMessage());
         }
     }
 
