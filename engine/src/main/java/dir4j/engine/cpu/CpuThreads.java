@@ -30,13 +30,16 @@ public final class CpuThreads {
 
     /**
      * Runs {@code body.accept(i)} for i in [0, n), spread over the pool. Runs inline when n is 1,
-     * the pool has one thread, or the caller is already a pool worker (no nested parallelism).
+     * the pool has one thread, or the caller is already one of this pool's workers (no nested
+     * parallelism). A task of another ForkJoinPool (the common pool, where
+     * CompletableFuture.supplyAsync and parallel streams run, or a service's own) is a caller like
+     * any other: its kernels get the pool's workers.
      */
     public static void parallelFor(int n, IntConsumer body) {
         if (n <= 0) {
             return;
         }
-        if (n == 1 || POOL == null || ForkJoinTask.inForkJoinPool()) {
+        if (n == 1 || POOL == null || ForkJoinTask.getPool() == POOL) {
             for (int i = 0; i < n; i++) {
                 body.accept(i);
             }

@@ -138,6 +138,58 @@ class CpuThreadsTest {
         assertNotSame(caller, ran[1], "a pool worker takes the second run");
     }
 
+    /**
+     * A service that calls the engine from a ForkJoinPool task (CompletableFuture.supplyAsync and
+     * parallel streams run on the common pool; some frameworks have pools of their own) gets the
+     * engine's workers as any other caller does: only the engine's own workers run nested calls
+     * inline.
+     */
+    @Test
+    void aCallerInAnotherForkJoinPoolSharesTheWorkWithTheEnginesWorkers() throws Exception {
+        assumeTrue(CpuThreads.threads() > 1, "one thread: parallelFor runs inline");
+        try (java.util.concurrent.ForkJoinPool service = new java.util.concurrent.ForkJoinPool(2)) {
+            var pools = List.of(java.util.concurrent.ForkJoinPool.commonPool(), service);
+            for (java.util.concurrent.ForkJoinPool pool : pools) {
+                Thread[] ran = new Thread[2];
+                boolean[] sawTheOther = new boolean[2];
+                CountDownLatch started = new CountDownLatch(2);
+                Thread caller = pool.submit(() -> {
+                    CpuThreads.parallelFor(2, i -> {
+                        ran[i] = Thread.currentThread();
+                        started.countDown();
+                        try {
+                            sawTheOther[i] = started.await(10, TimeUnit.SECONDS);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                    });
+                    return Thread.currentThread();
+                }).get(60, TimeUnit.SECONDS);
+                assertTrue(sawTheOther[0] && sawTheOther[1], pool + ": the two runs ran at the same time");
+                assertSame(caller, ran[0], "the caller takes its own run, the first");
+                assertNotSame(caller, ran[1], "an engine worker takes the second run");
+            }
+        }
+        // the engine's own workers still run a nested call inline, on themselves
+        Thread[] outer = new Thread[2];
+        Thread[][] inner = new Thread[2][4];
+        CountDownLatch started = new CountDownLatch(2);
+        CpuThreads.parallelFor(2, i -> {
+            outer[i] = Thread.currentThread();
+            started.countDown();
+            try {
+                started.await(10, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            CpuThreads.parallelFor(4, j -> inner[i][j] = Thread.currentThread());
+        });
+        assertNotSame(Thread.currentThread(), outer[1], "an engine worker takes the second run");
+        for (int j = 0; j < 4; j++) {
+            assertSame(outer[1], inner[1][j], "a worker's nested index " + j);
+        }
+    }
+
     @Test
     @org.junit.jupiter.api.Timeout(120)
     void manyCallersBackToBackEachRunEveryIndexOnce() throws InterruptedException {

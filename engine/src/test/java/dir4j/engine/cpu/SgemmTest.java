@@ -14,7 +14,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
@@ -196,9 +195,21 @@ class SgemmTest {
             MemorySegment pooled = arena.allocate((long) m * n * Float.BYTES);
             MemorySegment inline = arena.allocate((long) m * n * Float.BYTES);
             Sgemm.sgemm(m, n, k, 1f, a, 0, k, 1, b, 0, n, 1, 0f, pooled, 0, n);
-            // Inside a pool worker the chunks run one after another on that thread.
-            ForkJoinPool.commonPool().submit(() -> Sgemm.sgemm(m, n, k, 1f, a, 0, k, 1, b, 0, n, 1, 0f, inline, 0, n))
-                    .get();
+            // Inside a pool worker the chunks run one after another on that thread: index 1 of a
+            // parallelFor whose two indices wait for each other runs on a worker (CpuThreadsTest).
+            java.util.concurrent.CountDownLatch started = new java.util.concurrent.CountDownLatch(
+                    CpuThreads.threads() > 1 ? 2 : 1); // one thread: both indices run inline on the caller
+            CpuThreads.parallelFor(2, i -> {
+                started.countDown();
+                try {
+                    started.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                if (i == 1) {
+                    Sgemm.sgemm(m, n, k, 1f, a, 0, k, 1, b, 0, n, 1, 0f, inline, 0, n);
+                }
+            });
             for (long i = 0; i < (long) m * n; i++) {
                 assertEquals(Float.floatToRawIntBits(pooled.getAtIndex(ValueLayout.JAVA_FLOAT, i)),
                         Float.floatToRawIntBits(inline.getAtIndex(ValueLayout.JAVA_FLOAT, i)), "element " + i);

@@ -45,9 +45,10 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  *
  * <p>Bad input is an {@link IOException} whose message starts with the file name and says what
  * is wrong: missing, empty, not an image, a format other than JPEG or PNG, more pixels than
- * {@link Options#maxPixels()} (checked from the header, before anything is allocated), truncated
- * or corrupt data. Decoders' runtime exceptions on corrupt data are turned into such errors too.
- * Decoding is safe from several threads at once (one reader per call).
+ * {@link Options#maxPixels()} or than the Java heap can hold (checked from the header, before
+ * anything is allocated), truncated or corrupt data. Decoders' runtime exceptions on corrupt data
+ * are turned into such errors too, and so is running out of heap while decoding. Decoding is safe
+ * from several threads at once (one reader per call).
  */
 public final class ImageDecoder {
     /** Pillow's decompression-bomb error threshold (2 × Image.MAX_IMAGE_PIXELS). */
@@ -163,6 +164,7 @@ public final class ImageDecoder {
                         + options.maxPixels() + " (a guard against decompression bombs; raise it if the image is "
                         + "genuine)");
             }
+            requireRoom(name, w, h);
             ImageReadParam param = reader.getDefaultReadParam();
             if (format == ImageFormat.JPEG) {
                 ImageTypeSpecifier cmyk = cmykType(reader);
@@ -175,8 +177,15 @@ public final class ImageDecoder {
             try {
                 decoded = reader.read(0, param);
             } catch (IOException e) {
+                for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+                    if (c instanceof OutOfMemoryError oom) { // the JDK's PNG reader wraps it
+                        throw outOfHeap(name, w, h, oom);
+                    }
+                }
                 throw new IOException(name + ": corrupt or truncated " + format + " data: " + describe(e)
                         + (warnings.isEmpty() ? "" : " (decoder warnings: " + String.join("; ", warnings) + ")"), e);
+            } catch (OutOfMemoryError e) {
+                throw outOfHeap(name, w, h, e);
             }
             for (String warning : warnings) {
                 String lower = warning.toLowerCase(Locale.ROOT);
@@ -184,10 +193,47 @@ public final class ImageDecoder {
                     throw new IOException(name + ": truncated " + format + " data (" + warning + ")");
                 }
             }
-            return toRgb(decoded, name);
+            try {
+                return toRgb(decoded, name);
+            } catch (OutOfMemoryError e) {
+                throw outOfHeap(name, w, h, e);
+            }
         } finally {
             reader.dispose();
         }
+    }
+
+    /** Java heap a decode takes per pixel, at the least: the decoder's 3-byte raster and the RGB copy. */
+    static final int HEAP_BYTES_PER_PIXEL = 6;
+
+    /**
+     * Refuses, before the decoder allocates anything, an image whose pixels cannot be held: more
+     * than one Java array of RGB, or more than this JVM's whole heap ({@code -Xmx}) at
+     * {@value #HEAP_BYTES_PER_PIXEL} bytes a pixel. Under the default pixel limit (Pillow's) a
+     * small file can claim 179 million pixels: a gigabyte of heap, which would otherwise be an
+     * OutOfMemoryError naming nothing (in a service, in whichever thread allocated next).
+     */
+    private static void requireRoom(String name, int w, int h) throws IOException {
+        long pixels = (long) w * h;
+        if (pixels * 3 > Integer.MAX_VALUE - 8) {
+            throw new IOException(name + ": " + w + "x" + h + " = " + pixels + " pixels, more than one RGB image can "
+                    + "hold (" + (Integer.MAX_VALUE - 8) / 3 + " pixels)");
+        }
+        long heap = Runtime.getRuntime().maxMemory();
+        if (pixels * HEAP_BYTES_PER_PIXEL > heap) {
+            throw new IOException(name + ": " + w + "x" + h + " pixels need at least "
+                    + pixels * HEAP_BYTES_PER_PIXEL / (1 << 20) + " MiB of Java heap to decode, more than this JVM's "
+                    + heap / (1 << 20) + " MiB (-Xmx); give it more heap or lower the pixel limit (maxPixels, "
+                    + "--max-pixels)");
+        }
+    }
+
+    /** The error for an image whose decoding ran out of heap (several decoding at once, say). */
+    private static IOException outOfHeap(String name, int w, int h, OutOfMemoryError e) {
+        return new IOException(name + ": " + w + "x" + h + " pixels did not fit in the free Java heap ("
+                + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB at most, -Xmx): " + e.getMessage()
+                + "; give it more heap, decode fewer images at once or lower the pixel limit (maxPixels, --max-pixels)",
+                e);
     }
 
     /**

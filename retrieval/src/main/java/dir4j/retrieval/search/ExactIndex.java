@@ -43,7 +43,6 @@ public final class ExactIndex implements DescriptorIndex {
     /** File name of the ids in a saved index. */
     public static final String IDS = "ids.txt";
 
-
     private final int dimension;
     private final List<String> ids = new ArrayList<>();
     private Tensor rows;
@@ -281,15 +280,27 @@ public final class ExactIndex implements DescriptorIndex {
     /** Writes {@value #DESCRIPTORS} and {@value #IDS} into {@code folder} (created if absent). */
     public void save(Path folder) throws IOException {
         checkOpen();
-        Files.createDirectories(folder);
-        try (MemoryScope scope = MemoryScope.open()) {
-            Npy.write(folder.resolve(DESCRIPTORS), rows.slice(0, 0, size));
+        try {
+            Files.createDirectories(folder);
+            try (MemoryScope scope = MemoryScope.open()) {
+                Npy.write(folder.resolve(DESCRIPTORS), rows.slice(0, 0, size));
+            }
+            IdsFile.write(folder.resolve(IDS), ids);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "saving the index in " + folder);
         }
-        IdsFile.write(folder.resolve(IDS), ids);
     }
 
     /** Reads an index written by {@link #save}. */
     public static ExactIndex load(Path folder) throws IOException {
+        try {
+            return loadFolder(folder);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "loading the index in " + folder);
+        }
+    }
+
+    private static ExactIndex loadFolder(Path folder) throws IOException {
         Path descriptorFile = folder.resolve(DESCRIPTORS);
         Path idFile = folder.resolve(IDS);
         for (Path p : List.of(descriptorFile, idFile)) {

@@ -78,7 +78,9 @@ import org.apache.lucene.util.Version;
  *
  * <p>Thread-safe for searching; close it to unmap the files. Once closed, {@link #search} (and
  * anything else that reads the Lucene index) throws {@link IllegalStateException}, as a closed
- * {@link ExactIndex} does; closing again does nothing.
+ * {@link ExactIndex} does; closing again does nothing. Closing while other threads search does
+ * not wait for them: searches already in progress finish on the open files, which are unmapped
+ * when the last of them ends.
  */
 public final class HnswIndex implements DescriptorIndex {
     /** File of a saved index holding its format and parameters. */
@@ -146,6 +148,13 @@ public final class HnswIndex implements DescriptorIndex {
     private final DirectoryReader reader;
     private final int[] rowOfDoc;
     private volatile boolean closed;
+    /**
+     * Holders of the Lucene reader: one for the index until {@link #close()}, plus one per search in
+     * progress; the reader and its files are closed when none is left, so a close from another thread
+     * never pulls the mapped files from under a search (Lucene then fails with a
+     * NullPointerException or the unmapped file's "Already closed").
+     */
+    private final java.util.concurrent.atomic.AtomicInteger holders = new java.util.concurrent.atomic.AtomicInteger(1);
 
     private HnswIndex(Path folder, int dimension, Options options, List<String> ids, Directory directory,
                       DirectoryReader reader, int[] rowOfDoc) {
@@ -169,6 +178,15 @@ public final class HnswIndex implements DescriptorIndex {
      *     cannot be indexed (the message names the row)
      */
     public static HnswIndex build(Path folder, Tensor descriptors, List<String> ids, Options options)
+            throws IOException {
+        try {
+            return buildAndOpen(folder, descriptors, ids, options);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "building the HNSW index in " + folder);
+        }
+    }
+
+    private static HnswIndex buildAndOpen(Path folder, Tensor descriptors, List<String> ids, Options options)
             throws IOException {
         if (descriptors.rank() != 2 || !descriptors.dtype().isFloating()) {
             throw new IllegalArgumentException("descriptors must be an N x D float tensor, got "
@@ -332,6 +350,14 @@ public final class HnswIndex implements DescriptorIndex {
 
     /** Opens an index written by {@link #build} (memory-mapped; close it when done). */
     public static HnswIndex open(Path folder) throws IOException {
+        try {
+            return openFolder(folder);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "opening the HNSW index in " + folder);
+        }
+    }
+
+    private static HnswIndex openFolder(Path folder) throws IOException {
         Path props = folder.resolve(PROPERTIES);
         if (!Files.isRegularFile(props)) {
             throw new NoSuchFileException(props.toString(), null, "not an HNSW index folder: expected " + PROPERTIES
@@ -429,7 +455,12 @@ public final class HnswIndex implements DescriptorIndex {
     /** Lucene segments, each with its own graph (one after {@link #build}). */
     int segments() {
         checkOpen();
-        return reader.leaves().size();
+        hold();
+        try {
+            return reader.leaves().size();
+        } finally {
+            release();
+        }
     }
 
     /** The k nearest rows of each query, exploring {@link #DEFAULT_CANDIDATES} (or k, if more) candidates. */
@@ -470,12 +501,17 @@ public final class HnswIndex implements DescriptorIndex {
             checkUnit("query row " + i, v);
             best[i] = searchOne(v, kept, Math.max(candidates, kept));
         });
-        if (threads > 1) {
-            try (var pool = new java.util.concurrent.ForkJoinPool(threads)) {
-                pool.submit(all).join();
+        hold();
+        try {
+            if (threads > 1) {
+                try (var pool = new java.util.concurrent.ForkJoinPool(threads)) {
+                    pool.submit(all).join();
+                }
+            } else {
+                all.run();
             }
-        } else {
-            all.run();
+        } finally {
+            release();
         }
         return Neighbours.of(best);
     }
@@ -492,7 +528,7 @@ public final class HnswIndex implements DescriptorIndex {
                     top.offer(2 * sd.score - 1, rowOfDoc[leaf.docBase + sd.doc]);
                 }
             }
-        } catch (AlreadyClosedException e) { // closed by another thread during the search
+        } catch (AlreadyClosedException e) { // not from close(), which leaves the reader open to searches in progress
             throw new IllegalStateException(CLOSED, e);
         } catch (IOException e) {
             throw new UncheckedIOException("HNSW search in " + folder + " failed: " + e.getMessage(), e);
@@ -518,18 +554,42 @@ public final class HnswIndex implements DescriptorIndex {
         }
     }
 
-    @Override
-    public void close() {
-        if (closed) {
+    /** Keeps the reader open until {@link #release()}; throws as a closed index when it is closed already. */
+    private void hold() {
+        while (true) {
+            int h = holders.get();
+            if (h == 0) {
+                throw new IllegalStateException(CLOSED);
+            }
+            if (holders.compareAndSet(h, h + 1)) {
+                return;
+            }
+        }
+    }
+
+    /** Lets go of the reader: the last holder closes it and its files. */
+    private void release() {
+        if (holders.decrementAndGet() > 0) {
             return;
         }
-        closed = true;
         try {
             reader.close();
             directory.close();
         } catch (IOException e) {
             throw new UncheckedIOException("closing the HNSW index in " + folder + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Closes the index: at once, or when the last search in progress ends. Idempotent. */
+    @Override
+    public void close() {
+        synchronized (holders) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        release();
     }
 
     @Override

@@ -12,9 +12,11 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -116,6 +118,118 @@ class ImageDecoderTest {
         IOException e = assertThrows(IOException.class, () -> ImageDecoder.read(path("images/baseline.jpg"),
                 ImageDecoder.Options.defaults().withMaxPixels(1000)));
         assertTrue(e.getMessage().contains("40x30 = 1200 pixels, over the limit of 1000"), e.getMessage());
+    }
+
+    /**
+     * A 4000x4000 PNG (under the default pixel limit; a few tens of kilobytes, since it is one
+     * colour) needs about 96 MiB of heap to decode: a JVM of 64 MiB refuses it naming the image and
+     * the fix, from the header, instead of an OutOfMemoryError naming nothing; a JVM with room
+     * decodes it, and one with room for one at a time says which of three decoding at once did not
+     * fit, not that their data is corrupt.
+     */
+    @Test
+    void anImageLargerThanTheHeapIsRefusedNamingItNotAnOutOfMemoryError(@TempDir Path tmp)
+            throws IOException, InterruptedException {
+        byte[] png = flatPng(4000, 4000, 10, 20, 30);
+        assertTrue(png.length < 200_000, png.length + " bytes");
+        RgbImage img = ImageDecoder.decode(png, "flat.png", ImageDecoder.Options.defaults());
+        assertEquals(4000, img.width());
+        assertColour("flat", img, 3999, 3999, 10, 20, 30, 0);
+        Path file = tmp.resolve("flat.png");
+        Files.write(file, png);
+        String out = decodeInSmallHeap(64, file, 1);
+        assertTrue(out.contains("IOException: " + file + ": 4000x4000 pixels need at least 91 MiB of Java heap to "
+                + "decode, more than this JVM's "), out);
+        assertTrue(out.contains("(-Xmx); give it more heap or lower the pixel limit"), out);
+        assertTrue(out.strip().endsWith("then decoded 20x10"), out);
+        // room for one, not for three at once: those that find no room say so (the JDK's PNG reader wraps
+        // the OutOfMemoryError in an IIOException, which is not "corrupt data")
+        out = decodeInSmallHeap(128, file, 3);
+        assertTrue(out.contains("IOException: " + file + ": 4000x4000 pixels did not fit in the free Java heap"), out);
+        for (String line : out.strip().split("\n")) {
+            assertTrue(line.startsWith("decoded RgbImage 4000x4000") || line.startsWith("then decoded 20x10")
+                    || line.contains("pixels did not fit in the free Java heap") || line.startsWith("WARNING"), out);
+        }
+    }
+
+    /** What {@link DecodeInSmallHeap} prints in a JVM of {@code heapMiB}. */
+    private static String decodeInSmallHeap(int heapMiB, Path file, int atOnce)
+            throws IOException, InterruptedException {
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Xmx" + heapMiB + "m", "-cp", System.getProperty("java.class.path"), DecodeInSmallHeap.class.getName(),
+                file.toString(), Integer.toString(atOnce));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        return out;
+    }
+
+    /**
+     * Decodes the file named by that many threads at once (reporting each outcome), then a small
+     * image: the JVM stays usable.
+     */
+    static final class DecodeInSmallHeap {
+        public static void main(String[] args) throws Exception {
+            int threads = Integer.parseInt(args[1]);
+            java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(threads);
+            List<Thread> running = new java.util.ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                Thread decoder = new Thread(() -> {
+                    String outcome;
+                    try {
+                        together.await();
+                        outcome = "decoded " + ImageDecoder.read(Path.of(args[0]));
+                    } catch (Throwable e) {
+                        outcome = e.toString();
+                    }
+                    synchronized (DecodeInSmallHeap.class) {
+                        System.out.println(outcome);
+                    }
+                });
+                decoder.start();
+                running.add(decoder);
+            }
+            for (Thread decoder : running) {
+                decoder.join();
+            }
+            RgbImage small = ImageDecoder.decode(flatPng(20, 10, 1, 2, 3), "small.png",
+                    ImageDecoder.Options.defaults());
+            System.out.println("then decoded " + small.width() + "x" + small.height());
+        }
+    }
+
+    /** An 8-bit RGB PNG of one colour. */
+    static byte[] flatPng(int w, int h, int r, int g, int b) throws IOException {
+        java.io.ByteArrayOutputStream idat = new java.io.ByteArrayOutputStream();
+        try (var z = new java.util.zip.DeflaterOutputStream(idat, new java.util.zip.Deflater(9))) {
+            byte[] row = new byte[1 + 3 * w]; // filter 0, then the pixels
+            for (int x = 0; x < w; x++) {
+                row[1 + 3 * x] = (byte) r;
+                row[2 + 3 * x] = (byte) g;
+                row[3 + 3 * x] = (byte) b;
+            }
+            for (int y = 0; y < h; y++) {
+                z.write(row);
+            }
+        }
+        java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate(13).putInt(w).putInt(h).put((byte) 8).put((byte) 2);
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        out.write(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
+        chunk(out, "IHDR", header.array());
+        chunk(out, "IDAT", idat.toByteArray());
+        chunk(out, "IEND", new byte[0]);
+        return out.toByteArray();
+    }
+
+    private static void chunk(java.io.ByteArrayOutputStream out, String type, byte[] data) throws IOException {
+        byte[] t = type.getBytes(StandardCharsets.ISO_8859_1);
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        crc.update(t);
+        crc.update(data);
+        out.write(java.nio.ByteBuffer.allocate(4).putInt(data.length).array());
+        out.write(t);
+        out.write(data);
+        out.write(java.nio.ByteBuffer.allocate(4).putInt((int) crc.getValue()).array());
     }
 
     /** Random byte damage never crashes, hangs or escapes as anything but an IOException. */

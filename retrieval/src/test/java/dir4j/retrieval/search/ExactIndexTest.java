@@ -241,6 +241,41 @@ class ExactIndexTest {
         }
     }
 
+    /**
+     * A service thread interrupted (a cancelled request) while saving or loading: Java closes the
+     * file the thread was using, and the error says the interrupt did it, naming the folder, rather
+     * than a bare ClosedByInterruptException or "cannot be mapped for reading: null"; the
+     * interrupt is kept and the index is still usable.
+     */
+    @Test
+    void anInterruptedSaveOrLoadSaysSoNamingTheFolder(@TempDir Path dir) throws IOException {
+        Path saved = dir.resolve("saved");
+        Path other = dir.resolve("other");
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(3)) {
+            index.add(Tensor.of(new float[] {1, 0, 0, 0, 1, 0}, 2, 3));
+            index.save(saved);
+            IOException save;
+            IOException load;
+            Thread.currentThread().interrupt();
+            try {
+                save = assertThrows(IOException.class, () -> index.save(other));
+                load = assertThrows(IOException.class, () -> ExactIndex.load(saved));
+                assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept");
+            } finally {
+                Thread.interrupted();
+            }
+            assertEquals("interrupted while saving the index in " + other + " (an interrupt closes the files a "
+                    + "thread is reading or writing)", save.getMessage());
+            assertEquals("interrupted while loading the index in " + saved + " (an interrupt closes the files a "
+                    + "thread is reading or writing)", load.getMessage());
+            index.save(other);
+            try (ExactIndex loaded = ExactIndex.load(other)) {
+                assertEquals(List.of("0", "1"), loaded.ids());
+                assertEquals(1, loaded.search(Tensor.of(new float[] {0, 1, 0}, 1, 3), 1).indices()[0][0]);
+            }
+        }
+    }
+
     @Test
     void loadRejectsAnIdsFileThatDisagreesWithTheDescriptors(@TempDir Path dir) throws IOException {
         try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(3)) {

@@ -286,6 +286,109 @@ class HnswIndexTest {
         }
     }
 
+    /**
+     * A service thread interrupted (a cancelled request) while building or opening an index: Java
+     * closes the files the thread was using, and the error says the interrupt did it, naming the
+     * folder, rather than Lucene's bare ClosedChannelException; the interrupt is kept, no
+     * temporary folder is left and the index that was there opens as before.
+     */
+    @Test
+    void anInterruptedBuildOrOpenSaysSoNamingTheFolder() throws IOException {
+        int d = 8;
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor rows = Tensor.of(unitRows(new Random(5), 300, d), 300, d);
+            Path folder = dir.resolve("idx");
+            HnswIndex.build(folder, rows, ids(300), HnswIndex.Options.DEFAULTS).close();
+            Path other = dir.resolve("other");
+            IOException build;
+            IOException open;
+            Thread.currentThread().interrupt();
+            try {
+                build = assertThrows(IOException.class, () -> HnswIndex.build(other, rows, ids(300),
+                        HnswIndex.Options.DEFAULTS));
+                open = assertThrows(IOException.class, () -> HnswIndex.open(folder));
+                assertTrue(Thread.currentThread().isInterrupted(), "the interrupt is kept");
+            } finally {
+                Thread.interrupted();
+            }
+            assertEquals("interrupted while building the HNSW index in " + other + " (an interrupt closes the files "
+                    + "a thread is reading or writing)", build.getMessage());
+            assertEquals("interrupted while opening the HNSW index in " + folder + " (an interrupt closes the files "
+                    + "a thread is reading or writing)", open.getMessage());
+            try (var left = Files.list(dir)) {
+                assertEquals(List.of("idx"), left.map(p -> p.getFileName().toString()).toList());
+            }
+            try (HnswIndex again = HnswIndex.open(folder)) {
+                assertEquals(7, again.search(rows.slice(0, 7, 8), 1).indices()[0][0]);
+            }
+        }
+    }
+
+    /**
+     * A service closes an index (after swapping in a rebuilt one) while request threads are still
+     * searching it: a search that started before the close finishes with the right answers, and
+     * one that starts after it fails with "the index was closed", never with Lucene's
+     * NullPointerException or the unmapped file's "Already closed".
+     */
+    @Test
+    void closingWhileOtherThreadsSearchLetsSearchesInProgressFinish() throws Exception {
+        int n = 2000;
+        int d = 32;
+        Random rng = new Random(12);
+        float[] db = unitRows(rng, n, d);
+        float[] qs = unitRows(rng, 200, d);
+        Path folder = dir.resolve("live");
+        Neighbours expected;
+        try (Tensor rows = Tensor.of(db, n, d); Tensor queries = Tensor.of(qs, 200, d);
+             HnswIndex built = HnswIndex.build(folder, rows, ids(n), HnswIndex.Options.DEFAULTS)) {
+            expected = built.search(queries, 5);
+        }
+        List<String> wrong = java.util.Collections.synchronizedList(new ArrayList<>());
+        java.util.concurrent.atomic.AtomicInteger finished = new java.util.concurrent.atomic.AtomicInteger();
+        java.util.concurrent.atomic.AtomicInteger refused = new java.util.concurrent.atomic.AtomicInteger();
+        for (int round = 0; round < 10; round++) {
+            HnswIndex h = HnswIndex.open(folder);
+            java.util.concurrent.CountDownLatch searching = new java.util.concurrent.CountDownLatch(2);
+            List<Thread> searchers = new ArrayList<>();
+            for (int t = 0; t < 2; t++) {
+                Thread s = new Thread(() -> {
+                    try (Tensor queries = Tensor.of(qs, 200, d)) {
+                        searching.countDown();
+                        while (true) {
+                            Neighbours got = h.search(queries, 5);
+                            for (int q = 0; q < 200; q++) {
+                                if (!java.util.Arrays.equals(expected.indices()[q], got.indices()[q])) {
+                                    wrong.add("query " + q + ": rows " + java.util.Arrays.toString(got.indices()[q]));
+                                }
+                            }
+                            finished.incrementAndGet();
+                        }
+                    } catch (IllegalStateException e) {
+                        if (e.getMessage().equals("the index was closed")) {
+                            refused.incrementAndGet();
+                        } else {
+                            wrong.add(e.toString());
+                        }
+                    } catch (RuntimeException e) {
+                        wrong.add(e.toString());
+                    }
+                });
+                s.start();
+                searchers.add(s);
+            }
+            searching.await();
+            Thread.sleep(5 + round);
+            h.close();
+            for (Thread s : searchers) {
+                s.join(60_000);
+                assertTrue(!s.isAlive(), "a search still running a minute after close");
+            }
+        }
+        assertEquals(List.of(), wrong.subList(0, Math.min(5, wrong.size())), wrong.size() + " wrong outcomes");
+        assertEquals(20, refused.get(), "each searcher ends refused once its index is closed");
+        assertTrue(finished.get() > 0, "searches completed before the closes");
+    }
+
     private static void deleteTree(Path p) throws IOException {
         try (var s = Files.walk(p)) {
             for (Path f : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
