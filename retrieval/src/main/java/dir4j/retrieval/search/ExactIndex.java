@@ -15,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 
 /**
@@ -34,8 +33,11 @@ import java.util.List;
  * (and NaN scores would rank first), so {@link #add} and {@link #search} refuse them, naming the
  * row, the element and the value, before anything is stored or sent to a device.
  *
- * <p>Not thread-safe: one thread at a time (the SGEMM itself runs on the engine's CPU threads).
- * Close the index to free its memory.
+ * <p>Thread-safe, for a service that adds while it searches: searches (and reads of the ids and
+ * descriptors, and saves) run concurrently with each other; {@link #add}, {@link #computeOn} and
+ * {@link #close} wait for those in progress and run alone (the SGEMM of each search runs on the
+ * engine's CPU threads). Row numbers never change, so a result's rows keep their ids however much
+ * is added later. Close the index to free its memory; a search after that is refused.
  */
 public final class ExactIndex implements DescriptorIndex {
     /** File name of the descriptors in a saved index. */
@@ -44,6 +46,9 @@ public final class ExactIndex implements DescriptorIndex {
     public static final String IDS = "ids.txt";
 
     private final int dimension;
+    /** Read: searches and reads; write: add, computeOn, close. */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock lock =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
     private final List<String> ids = new ArrayList<>();
     private Tensor rows;
     private int size;
@@ -68,19 +73,34 @@ public final class ExactIndex implements DescriptorIndex {
     /** Number of descriptors held. */
     @Override
     public int size() {
-        return size;
+        lock.readLock().lock();
+        try {
+            return size;
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     /** The id of a row. */
     @Override
     public String id(int row) {
-        return ids.get(row);
+        lock.readLock().lock();
+        try {
+            return ids.get(row);
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
-    /** All ids, in row order (read-only). */
+    /** All ids, in row order: a copy, which later additions leave as it is. */
     @Override
     public List<String> ids() {
-        return Collections.unmodifiableList(ids);
+        lock.readLock().lock();
+        try {
+            return List.copyOf(ids);
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     /**
@@ -92,17 +112,27 @@ public final class ExactIndex implements DescriptorIndex {
      * stored descriptors stay in host memory either way.
      */
     public ExactIndex computeOn(Device device) {
-        checkOpen();
-        if (!device.equals(this.device)) {
-            dropDeviceRows();
-            this.device = device;
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            if (!device.equals(this.device)) {
+                dropDeviceRows();
+                this.device = device;
+            }
+            return this;
+        } finally {
+            lock.writeLock().unlock();
         }
-        return this;
     }
 
     /** Where the similarity products run. */
     public Device computeDevice() {
-        return device;
+        lock.readLock().lock();
+        try {
+            return device;
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     private void dropDeviceRows() {
@@ -114,11 +144,16 @@ public final class ExactIndex implements DescriptorIndex {
 
     /** Appends descriptors (rows of an M x D tensor) with their row numbers as ids ("0", "1", …). */
     public void add(Tensor descriptors) {
-        List<String> generated = new ArrayList<>();
-        for (int i = 0; i < descriptors.shape(0); i++) {
-            generated.add(Integer.toString(size + i));
+        lock.writeLock().lock();
+        try {
+            List<String> generated = new ArrayList<>();
+            for (int i = 0; i < descriptors.shape(0); i++) {
+                generated.add(Integer.toString(size + i));
+            }
+            add(descriptors, generated);
+        } finally {
+            lock.writeLock().unlock();
         }
-        add(descriptors, generated);
     }
 
     /**
@@ -130,6 +165,15 @@ public final class ExactIndex implements DescriptorIndex {
      *     and nothing is added
      */
     public void add(Tensor descriptors, List<String> newIds) {
+        lock.writeLock().lock();
+        try {
+            addLocked(descriptors, newIds);
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    private void addLocked(Tensor descriptors, List<String> newIds) {
         checkOpen();
         if (descriptors.rank() != 2 || descriptors.shape(1) != dimension) {
             throw new IllegalArgumentException("cannot add descriptors of shape " + Shape.str(descriptors.shape())
@@ -170,6 +214,15 @@ public final class ExactIndex implements DescriptorIndex {
      */
     @Override
     public Neighbours search(Tensor queries, int k) {
+        lock.readLock().lock();
+        try {
+            return searchLocked(queries, k);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private Neighbours searchLocked(Tensor queries, int k) {
         checkOpen();
         if (k < 1) {
             throw new IllegalArgumentException("k must be at least 1, got " + k);
@@ -201,16 +254,21 @@ public final class ExactIndex implements DescriptorIndex {
                 Tensor database = rows;
                 Tensor q = host;
                 if (!device.equals(Device.CPU)) {
-                    if (deviceRows == null) {
-                        deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
-                    }
-                    database = deviceRows;
+                    database = deviceRows();
                     q = queries.device().equals(device) ? queries : queries.to(device);
                 }
                 offerAll(q, database, best);
             }
         }
         return Neighbours.of(best);
+    }
+
+    /** rows[0:size] on the device, copied by the first search that needs them (searches run concurrently). */
+    private synchronized Tensor deviceRows() {
+        if (deviceRows == null) {
+            deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
+        }
+        return deviceRows;
     }
 
     private void offerAll(Tensor queries, Tensor database, TopK[] best) {
@@ -271,16 +329,22 @@ public final class ExactIndex implements DescriptorIndex {
 
     /** A copy of the descriptors, N x D float32 (the caller owns it). */
     public Tensor descriptors() {
-        checkOpen();
-        Tensor out = Tensor.empty(DType.FLOAT32, Device.CPU, size, dimension);
-        MemorySegment.copy(rows.segment(), 0, out.segment(), 0, (long) size * dimension * Float.BYTES);
-        return out;
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            Tensor out = Tensor.empty(DType.FLOAT32, Device.CPU, size, dimension);
+            MemorySegment.copy(rows.segment(), 0, out.segment(), 0, (long) size * dimension * Float.BYTES);
+            return out;
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     /** Writes {@value #DESCRIPTORS} and {@value #IDS} into {@code folder} (created if absent). */
     public void save(Path folder) throws IOException {
-        checkOpen();
+        lock.readLock().lock();
         try {
+            checkOpen();
             Files.createDirectories(folder);
             try (MemoryScope scope = MemoryScope.open()) {
                 Npy.write(folder.resolve(DESCRIPTORS), rows.slice(0, 0, size));
@@ -288,6 +352,8 @@ public final class ExactIndex implements DescriptorIndex {
             IdsFile.write(folder.resolve(IDS), ids);
         } catch (IOException e) {
             throw Interrupts.explained(e, "saving the index in " + folder);
+        } finally {
+            lock.readLock().unlock();
         }
     }
 
@@ -331,12 +397,18 @@ public final class ExactIndex implements DescriptorIndex {
         }
     }
 
+    /** Frees the descriptors, once the searches in progress are done; idempotent. */
     @Override
     public void close() {
-        dropDeviceRows();
-        if (rows != null) {
-            rows.close();
-            rows = null;
+        lock.writeLock().lock();
+        try {
+            dropDeviceRows();
+            if (rows != null) {
+                rows.close();
+                rows = null;
+            }
+        } finally {
+            lock.writeLock().unlock();
         }
     }
 

@@ -89,6 +89,77 @@ class ExactIndexTest {
         }
     }
 
+    /**
+     * A service's use: threads search while another adds rows (the storage grows and moves) and
+     * finally closes the index. Each search sees a whole prefix of the rows added (its results are
+     * brute force's over one of the prefix sizes), and a search after the close is refused as a
+     * closed index's, never a read of freed memory.
+     */
+    @Test
+    void searchesRunWhileAnotherThreadAddsAndCloses() throws Exception {
+        int d = 32;
+        int first = 200;
+        int chunk = 50;
+        int total = 2000;
+        float[] all = unitRows(new Random(21), total, d);
+        int queries = 6;
+        float[] q = Arrays.copyOf(all, queries * d);
+        List<int[][]> expected = new ArrayList<>(); // per prefix size, per query, the 5 best rows
+        for (int n = first; n <= total; n += chunk) {
+            int[][] top = new int[queries][];
+            for (int i = 0; i < queries; i++) {
+                top[i] = Arrays.copyOf(bruteForce(q, i, all, n, d, new double[n]), 5);
+            }
+            expected.add(top);
+        }
+        ExactIndex index = new ExactIndex(d);
+        try (MemoryScope scope = MemoryScope.open()) {
+            index.add(Tensor.of(Arrays.copyOf(all, first * d), first, d));
+        }
+        var searches = new java.util.concurrent.atomic.AtomicInteger();
+        var refused = new java.util.concurrent.atomic.AtomicInteger();
+        List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        List<Thread> searchers = new ArrayList<>();
+        for (int t = 0; t < 4; t++) {
+            searchers.add(Thread.ofPlatform().start(() -> {
+                while (true) { // until the close refuses a search
+                    try (MemoryScope scope = MemoryScope.open()) {
+                        Neighbours n = index.search(Tensor.of(q, queries, d), 5);
+                        searches.incrementAndGet();
+                        if (expected.stream().noneMatch(e -> Arrays.deepEquals(e, n.indices()))) {
+                            failures.add(new AssertionError("results of no prefix: "
+                                    + Arrays.deepToString(n.indices())));
+                        }
+                    } catch (IllegalStateException e) {
+                        if (!"the index was closed".equals(e.getMessage())) {
+                            failures.add(e);
+                        }
+                        refused.incrementAndGet();
+                        return;
+                    } catch (Throwable e) {
+                        failures.add(e);
+                        return;
+                    }
+                }
+            }));
+        }
+        for (int n = first; n < total; n += chunk) {
+            try (MemoryScope scope = MemoryScope.open()) {
+                index.add(Tensor.of(Arrays.copyOfRange(all, n * d, (n + chunk) * d), chunk, d));
+            }
+            Thread.sleep(2);
+        }
+        assertEquals(total, index.size());
+        assertEquals(Integer.toString(total - 1), index.id(total - 1));
+        Thread.sleep(50);
+        index.close();
+        for (Thread t : searchers) {
+            assertTrue(t.join(java.time.Duration.ofSeconds(60)), "a searcher still runs after the close");
+        }
+        assertTrue(failures.isEmpty(), () -> failures.size() + " failures, the first: " + failures.get(0));
+        assertTrue(searches.get() > 0 && refused.get() == 4, searches + " searches, " + refused + " refused");
+    }
+
     @Test
     void scoresAreBestFirstAndTiesGoToTheLowerRow() {
         float[] db = {
