@@ -101,7 +101,7 @@ public final class MemoryScope implements AutoCloseable {
         List<Tensor> ts = new ArrayList<>(owned.keySet());
         owned.clear();
         for (Tensor t : ts) {
-            t.close();
+            t.closeByScope();
         }
     }
 }

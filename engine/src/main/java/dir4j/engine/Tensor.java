@@ -26,6 +26,8 @@ public final class Tensor implements AutoCloseable {
     private final long offset;
     private final long numel;
     private volatile boolean closed;
+    /** Whether the close was its memory scope's end (for the error of a later use). */
+    private volatile boolean freedByScope;
 
     private boolean requiresGrad;
     private Node gradFn;
@@ -368,15 +370,31 @@ public final class Tensor implements AutoCloseable {
         storage.release();
     }
 
+    /** {@link #close} by the {@link MemoryScope} that owned this tensor, as it closed. */
+    void closeByScope() {
+        freedByScope = true;
+        close();
+    }
+
     public boolean isClosed() {
         return closed;
     }
 
-    /** Throws an error naming {@code op} if this tensor has been closed. */
+    /**
+     * Throws an error naming {@code op} if this tensor has been closed, saying how: by the end of
+     * its memory scope, or by a close (its own, or that of what held it: a module or network, an
+     * index).
+     */
     public void checkAlive(String op) {
         if (closed || storage.isFreed()) {
-            throw new IllegalStateException(op + ": tensor " + Shape.str(shape) + " (" + dtype + ", made by "
-                    + producer + ") was already freed; keep it with MemoryScope.keep(t) or create it outside the scope");
+            String what = op + ": tensor " + Shape.str(shape) + " (" + dtype + ", made by " + producer + ")";
+            throw new IllegalStateException(!closed
+                    ? what + " holds storage that was already freed"
+                    : freedByScope
+                    ? what + " was already freed: its MemoryScope ended; keep it with MemoryScope.keep(t) or create "
+                            + "it outside the scope"
+                    : what + " was already closed: by its close(), or by the close of what holds it (a module or "
+                            + "network, an index, an extractor) while it was still in use");
         }
     }
 
