@@ -370,8 +370,14 @@ public final class Tensor implements AutoCloseable {
         storage.release();
     }
 
-    /** {@link #close} by the {@link MemoryScope} that owned this tensor, as it closed. */
+    /**
+     * {@link #close} by the {@link MemoryScope} that owned this tensor, as it closed; one closed
+     * before (its own close, or its holder's) keeps saying so.
+     */
     void closeByScope() {
+        if (closed) {
+            return;
+        }
         freedByScope = true;
         close();
     }

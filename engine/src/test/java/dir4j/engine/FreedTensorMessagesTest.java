@@ -22,5 +22,15 @@ class FreedTensorMessagesTest {
         String b = assertThrows(IllegalStateException.class, () -> held.add(held)).getMessage();
         assertTrue(b.contains("was already closed: by its close(), or by the close of what holds it (a module or "
                 + "network, an index, an extractor)") && !b.contains("MemoryScope"), b);
+
+        // closed inside a scope (a holder made in the scope and closed there), used after the scope: the close
+        // freed it, not the scope's end
+        Tensor closedInScope;
+        try (MemoryScope scope = MemoryScope.open()) {
+            closedInScope = Tensor.ones(5);
+            closedInScope.close();
+        }
+        String c = assertThrows(IllegalStateException.class, () -> closedInScope.add(closedInScope)).getMessage();
+        assertTrue(c.contains("was already closed: by its close()") && !c.contains("MemoryScope"), c);
     }
 }

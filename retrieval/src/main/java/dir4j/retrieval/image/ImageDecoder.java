@@ -4,8 +4,11 @@ import com.twelvemonkeys.imageio.plugins.jpeg.JPEGImageReaderSpi;
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
+import java.awt.image.DataBuffer;
 import java.awt.image.IndexColorModel;
+import java.awt.image.MultiPixelPackedSampleModel;
 import java.awt.image.Raster;
+import java.awt.image.SampleModel;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -164,7 +167,6 @@ public final class ImageDecoder {
                         + options.maxPixels() + " (a guard against decompression bombs; raise it if the image is "
                         + "genuine)");
             }
-            requireRoom(name, w, h);
             ImageReadParam param = reader.getDefaultReadParam();
             if (format == ImageFormat.JPEG) {
                 ImageTypeSpecifier cmyk = cmykType(reader);
@@ -173,6 +175,7 @@ public final class ImageDecoder {
                     param.setDestinationType(cmyk);
                 }
             }
+            requireRoom(name, w, h, rasterBitsPerPixel(reader, param));
             BufferedImage decoded;
             try {
                 decoded = reader.read(0, param);
@@ -203,26 +206,51 @@ public final class ImageDecoder {
         }
     }
 
-    /** Java heap a decode takes per pixel, at the least: the decoder's 3-byte raster and the RGB copy. */
-    static final int HEAP_BYTES_PER_PIXEL = 6;
+    /** Bytes a pixel of the RGB copy every decode makes. */
+    static final int RGB_BYTES_PER_PIXEL = 3;
+
+    /**
+     * Bits a pixel of the raster the decoder will fill: that of the destination type when one is
+     * set (CMYK), else of the reader's first image type (what it decodes into by default; one byte
+     * for grayscale, three for RGB), 24 when the reader cannot say.
+     */
+    private static int rasterBitsPerPixel(ImageReader reader, ImageReadParam param) {
+        try {
+            ImageTypeSpecifier type = param.getDestinationType();
+            if (type == null) {
+                Iterator<ImageTypeSpecifier> types = reader.getImageTypes(0);
+                type = types != null && types.hasNext() ? types.next() : null;
+            }
+            if (type != null) {
+                SampleModel sm = type.getSampleModel(1, 1);
+                return sm instanceof MultiPixelPackedSampleModel packed ? packed.getPixelBitStride()
+                        : sm.getNumDataElements() * DataBuffer.getDataTypeSize(sm.getDataType());
+            }
+        } catch (IOException | RuntimeException e) {
+            // the read says what is wrong with the header
+        }
+        return 24;
+    }
 
     /**
      * Refuses, before the decoder allocates anything, an image whose pixels cannot be held: more
-     * than one Java array of RGB, or more than this JVM's whole heap ({@code -Xmx}) at
-     * {@value #HEAP_BYTES_PER_PIXEL} bytes a pixel. Under the default pixel limit (Pillow's) a
-     * small file can claim 179 million pixels: a gigabyte of heap, which would otherwise be an
-     * OutOfMemoryError naming nothing (in a service, in whichever thread allocated next).
+     * than one Java array of RGB, or more than this JVM's whole heap ({@code -Xmx}) for the
+     * decoder's raster ({@code rasterBits} a pixel) and the RGB copy, at the least. Under the
+     * default pixel limit (Pillow's) a small file can claim 179 million pixels: a gigabyte of heap,
+     * which would otherwise be an OutOfMemoryError naming nothing (in a service, in whichever thread
+     * allocated next).
      */
-    private static void requireRoom(String name, int w, int h) throws IOException {
+    private static void requireRoom(String name, int w, int h, int rasterBits) throws IOException {
         long pixels = (long) w * h;
-        if (pixels * 3 > Integer.MAX_VALUE - 8) {
+        if (pixels * RGB_BYTES_PER_PIXEL > Integer.MAX_VALUE - 8) {
             throw new IOException(name + ": " + w + "x" + h + " = " + pixels + " pixels, more than one RGB image can "
-                    + "hold (" + (Integer.MAX_VALUE - 8) / 3 + " pixels)");
+                    + "hold (" + (Integer.MAX_VALUE - 8) / RGB_BYTES_PER_PIXEL + " pixels)");
         }
         long heap = Runtime.getRuntime().maxMemory();
-        if (pixels * HEAP_BYTES_PER_PIXEL > heap) {
+        long needed = pixels * RGB_BYTES_PER_PIXEL + ((long) w * rasterBits + 7) / 8 * h;
+        if (needed > heap) {
             throw new IOException(name + ": " + w + "x" + h + " pixels need at least "
-                    + pixels * HEAP_BYTES_PER_PIXEL / (1 << 20) + " MiB of Java heap to decode, more than this JVM's "
+                    + needed / (1 << 20) + " MiB of Java heap to decode, more than this JVM's "
                     + heap / (1 << 20) + " MiB (-Xmx); give it more heap or lower the pixel limit (maxPixels, "
                     + "--max-pixels)");
         }

@@ -264,12 +264,17 @@ public final class ExactIndex implements DescriptorIndex {
     }
 
     /** rows[0:size] on the device, copied by the first search that needs them (searches run concurrently). */
-    private synchronized Tensor deviceRows() {
-        if (deviceRows == null) {
-            deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
+    private Tensor deviceRows() {
+        synchronized (deviceCopy) {
+            if (deviceRows == null) {
+                deviceRows = MemoryScope.detached(() -> rows.slice(0, 0, size).to(device));
+            }
+            return deviceRows;
         }
-        return deviceRows;
     }
+
+    /** Guards the device copy's creation (a private monitor: callers may lock the index itself). */
+    private final Object deviceCopy = new Object();
 
     private void offerAll(Tensor queries, Tensor database, TopK[] best) {
         int k = best.length == 0 ? 1 : best[0].capacity();

@@ -152,6 +152,21 @@ class ImageDecoderTest {
         }
     }
 
+    /**
+     * A grayscale image's decoder raster is one byte a pixel, not three: a 6000x6000 grayscale PNG
+     * needs about 137 MiB (that raster and the RGB copy), which a JVM of 190 MiB decodes; it was
+     * refused there, counted as 206 MiB at an RGB raster's six bytes a pixel.
+     */
+    @Test
+    void aGrayscaleImageIsCountedAtItsOwnRasterNotRefusedAsIfRgb(@TempDir Path tmp)
+            throws IOException, InterruptedException {
+        Path file = tmp.resolve("gray.png");
+        Files.write(file, flatPng(6000, 6000, 0, 77));
+        String out = decodeInSmallHeap(190, file, 1);
+        assertTrue(out.contains("decoded RgbImage 6000x6000"), out);
+        assertTrue(out.strip().endsWith("then decoded 20x10"), out);
+    }
+
     /** What {@link DecodeInSmallHeap} prints in a JVM of {@code heapMiB}. */
     private static String decodeInSmallHeap(int heapMiB, Path file, int atOnce)
             throws IOException, InterruptedException {
@@ -200,19 +215,25 @@ class ImageDecoderTest {
 
     /** An 8-bit RGB PNG of one colour. */
     static byte[] flatPng(int w, int h, int r, int g, int b) throws IOException {
+        return flatPng(w, h, 2, r, g, b);
+    }
+
+    /** An 8-bit PNG of one colour: colour type 2 (RGB, three values) or 0 (grayscale, one). */
+    static byte[] flatPng(int w, int h, int colourType, int... value) throws IOException {
         java.io.ByteArrayOutputStream idat = new java.io.ByteArrayOutputStream();
         try (var z = new java.util.zip.DeflaterOutputStream(idat, new java.util.zip.Deflater(9))) {
-            byte[] row = new byte[1 + 3 * w]; // filter 0, then the pixels
+            byte[] row = new byte[1 + value.length * w]; // filter 0, then the pixels
             for (int x = 0; x < w; x++) {
-                row[1 + 3 * x] = (byte) r;
-                row[2 + 3 * x] = (byte) g;
-                row[3 + 3 * x] = (byte) b;
+                for (int c = 0; c < value.length; c++) {
+                    row[1 + value.length * x + c] = (byte) value[c];
+                }
             }
             for (int y = 0; y < h; y++) {
                 z.write(row);
             }
         }
-        java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate(13).putInt(w).putInt(h).put((byte) 8).put((byte) 2);
+        java.nio.ByteBuffer header = java.nio.ByteBuffer.allocate(13).putInt(w).putInt(h).put((byte) 8)
+                .put((byte) colourType);
         java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
         out.write(new byte[] {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'});
         chunk(out, "IHDR", header.array());

@@ -160,6 +160,65 @@ class ExactIndexTest {
         assertTrue(searches.get() > 0 && refused.get() == 4, searches + " searches, " + refused + " refused");
     }
 
+    /**
+     * The two moments a search could read freed storage, each met many times: an add that moves the
+     * rows (the storage is full, so any add grows it and frees the old one) and the close, both while
+     * searches are in progress. Every search finishes on the rows it started with or is refused as a
+     * closed index's.
+     */
+    @Test
+    void addsThatMoveTheRowsAndClosesWaitForTheSearchesInProgress() throws Exception {
+        int d = 64;
+        int n = 4000; // the storage holds exactly these after the first add
+        float[] db = unitRows(new Random(22), n + 1, d);
+        float[] q = Arrays.copyOf(db, 8 * d);
+        List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        for (int round = 0; round < 40 && failures.isEmpty(); round++) {
+            ExactIndex index = new ExactIndex(d);
+            try (MemoryScope scope = MemoryScope.open()) {
+                index.add(Tensor.of(Arrays.copyOf(db, n * d), n, d));
+            }
+            var searches = new java.util.concurrent.atomic.AtomicInteger();
+            List<Thread> searchers = new ArrayList<>();
+            for (int t = 0; t < 3; t++) {
+                searchers.add(Thread.ofPlatform().start(() -> {
+                    while (true) {
+                        try (MemoryScope scope = MemoryScope.open()) {
+                            Neighbours found = index.search(Tensor.of(q, 8, d), 3);
+                            if (found.indices()[5][0] != 5) {
+                                failures.add(new AssertionError("query 5 found " + found.indices()[5][0]));
+                            }
+                            searches.incrementAndGet();
+                        } catch (IllegalStateException e) {
+                            if (!"the index was closed".equals(e.getMessage())) {
+                                failures.add(e);
+                            }
+                            return;
+                        } catch (Throwable e) {
+                            failures.add(e);
+                            return;
+                        }
+                    }
+                }));
+            }
+            while (searches.get() < 3 && failures.isEmpty()) {
+                Thread.onSpinWait();
+            }
+            try (MemoryScope scope = MemoryScope.open()) {
+                index.add(Tensor.of(Arrays.copyOfRange(db, n * d, (n + 1) * d), 1, d));
+            }
+            int before = searches.get();
+            while (searches.get() < before + 3 && failures.isEmpty()) {
+                Thread.onSpinWait();
+            }
+            index.close();
+            for (Thread t : searchers) {
+                assertTrue(t.join(java.time.Duration.ofSeconds(60)), "a searcher still runs after the close");
+            }
+        }
+        assertTrue(failures.isEmpty(), () -> failures.size() + " failures, the first: " + failures.get(0));
+    }
+
     @Test
     void scoresAreBestFirstAndTiesGoToTheLowerRow() {
         float[] db = {
