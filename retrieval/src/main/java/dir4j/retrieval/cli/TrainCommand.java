@@ -136,6 +136,18 @@ final class TrainCommand extends ToolCommand {
             description = "[loss] ap (default), tie-aware AP, its simplified form, or triplet with hardest negatives.")
     String loss;
 
+    @Option(names = "--loss-class", paramLabel = "CLASS",
+            description = "A loss of your own in place of --loss: the name of a class on the classpath (the "
+                    + "launcher adds DIR4J_CLASSPATH) that implements dir4j.retrieval.train.Trainer.BatchLoss and "
+                    + "has a public no-argument constructor. It gets each batch's descriptors (N x D, on the "
+                    + "training device), class ids and step, and returns the scalar to minimise from engine ops; "
+                    + "--loss, --nq, --bin-min, --bin-max and --margin go unused. Recorded in the checkpoints: "
+                    + "--resume takes it again.")
+    String lossClass;
+
+    /** What {@link Trainer#CUSTOM_LOSS} records of a {@code --loss-class}: this prefix and the class name. */
+    static final String LOSS_CLASS_PREFIX = "class:";
+
     @Option(names = "--nq", paramLabel = "BINS", description = "[nq] AP quantisation bins (2..100). Default: 20.")
     Integer nq;
 
@@ -305,17 +317,38 @@ final class TrainCommand extends ToolCommand {
         if (resume && Files.exists(checkpoint)) {
             // what the run to continue records (read, not written): the settings not given here come from it
             recorded = Trainer.recorded(out);
-            if (recorded.runOptions().get(Trainer.CUSTOM_LOSS) != null) {
-                throw new IOException(checkpoint + " was trained with the custom loss '"
-                        + recorded.runOptions().get(Trainer.CUSTOM_LOSS) + "' given through the Java API (Trainer"
-                        + ".withLoss), which dir4j train cannot give: resume it there, or start over with --overwrite");
+            Object custom = recorded.runOptions().get(Trainer.CUSTOM_LOSS);
+            List<String> lossNotes = new ArrayList<>();
+            if (custom != null && String.valueOf(custom).startsWith(LOSS_CLASS_PREFIX)) {
+                String recordedClass = String.valueOf(custom).substring(LOSS_CLASS_PREFIX.length());
+                if (lossClass == null && loss != null) {
+                    throw new UsageException("--loss " + loss + ": " + checkpoint + " was trained with --loss-class "
+                            + recordedClass + "; resume it with that (leave --loss out), or start over with "
+                            + "--overwrite");
+                }
+                if (lossClass == null) {
+                    lossClass = recordedClass;
+                    lossNotes.add("loss: " + recordedClass + " (--loss-class, as recorded in " + checkpoint + ")");
+                } else if (!lossClass.equals(recordedClass)) {
+                    lossNotes.add("resuming with --loss-class " + lossClass + " (the checkpoint was trained with "
+                            + recordedClass + ")");
+                }
+            } else if (custom != null) {
+                throw new IOException(checkpoint + " was trained with the custom loss '" + custom + "' given through "
+                        + "the Java API (Trainer.withLoss), which dir4j train cannot give: resume it there, or start "
+                        + "over with --overwrite");
             }
-            List<String> notes = fromRecord(recorded);
+            List<String> notes = new ArrayList<>(lossNotes);
+            notes.addAll(fromRecord(recorded));
             if (!quiet) {
                 notes.forEach(n -> System.err.println("note: " + n));
             }
         }
         TrainConfig cfg = recipe();
+        if (lossClass != null && loss != null) {
+            throw new UsageException("--loss and --loss-class do not go together (the class replaces the loss)");
+        }
+        Trainer.BatchLoss customLoss = lossClass == null ? null : lossOfClass(lossClass);
         checkNetworkOptions();
         Device dev = parseDevice();
         boolean useTf32 = Boolean.TRUE.equals(tf32);
@@ -361,6 +394,9 @@ final class TrainCommand extends ToolCommand {
             }
             Trainer trainer = new Trainer(net, data.images(), data.labels(), cfg, out, dev)
                     .withRunOptions(runOptions(useTf32, net.channelsLast()));
+            if (customLoss != null) {
+                trainer.withLoss(LOSS_CLASS_PREFIX + lossClass, customLoss);
+            }
             Trainer.Validator validator = val == null ? null : n -> Demo.mediumMap(n, val, valPrep);
             Progress progress = new Progress(quiet, cfg.steps());
             // SIGTERM / Ctrl-C: the step in progress ends with a checkpoint instead of being lost with its predecessors;
@@ -383,6 +419,36 @@ final class TrainCommand extends ToolCommand {
             }
         }
         return 0;
+    }
+
+    /**
+     * A new instance of {@code --loss-class}'s class, or a usage error saying why there is none (not
+     * on the classpath, not a {@link Trainer.BatchLoss}, no public no-argument constructor), before
+     * anything is written.
+     */
+    static Trainer.BatchLoss lossOfClass(String name) {
+        if (name.isBlank()) {
+            throw new UsageException("--loss-class needs a class name");
+        }
+        Class<?> c;
+        try {
+            c = Class.forName(name, true, TrainCommand.class.getClassLoader());
+        } catch (ClassNotFoundException | LinkageError e) {
+            throw new UsageException("--loss-class " + name + ": no such class on the classpath (" + e
+                    + "); the launcher adds the jars and folders of DIR4J_CLASSPATH (':'-separated)");
+        }
+        if (!Trainer.BatchLoss.class.isAssignableFrom(c)) {
+            throw new UsageException("--loss-class " + name + " does not implement "
+                    + Trainer.BatchLoss.class.getCanonicalName());
+        }
+        try {
+            return (Trainer.BatchLoss) c.getConstructor().newInstance();
+        } catch (NoSuchMethodException | IllegalAccessException | InstantiationException e) {
+            throw new UsageException("--loss-class " + name + " needs a public no-argument constructor (a public, "
+                    + "non-abstract class; a nested one static): " + e);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            throw new UsageException("--loss-class " + name + ": its constructor failed: " + e.getCause());
+        }
     }
 
     /**

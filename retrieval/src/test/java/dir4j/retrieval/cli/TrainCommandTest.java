@@ -305,6 +305,68 @@ class TrainCommandTest {
         assertArrayEquals(before, Files.readAllBytes(out.resolve("checkpoint.safetensors")));
     }
 
+    /** 1 − the mean similarity of a batch's positive pairs: a loss of a researcher's own, for --loss-class. */
+    public static final class PositivePairsLoss implements dir4j.retrieval.train.Trainer.BatchLoss {
+        @Override
+        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
+            int n = d.shape(0);
+            float[] mask = new float[n * n];
+            int pairs = 0;
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    if (i != j && ids[i] == ids[j]) {
+                        mask[i * n + j] = 1;
+                        pairs++;
+                    }
+                }
+            }
+            dir4j.engine.Tensor s = dir4j.engine.Ops.matmul(d, dir4j.engine.Ops.transpose(d, 0, 1));
+            return dir4j.engine.Ops.affine(dir4j.engine.Ops.sum(dir4j.engine.Ops.mul(s,
+                    dir4j.engine.Tensor.of(mask, n, n)), new int[] {0, 1}, false), -1.0 / pairs, 1);
+        }
+    }
+
+    /** Not a loss. */
+    public static final class NotALoss {}
+
+    /**
+     * train --loss-class: a class on the classpath trains in place of --loss, is recorded, and a
+     * --resume takes it again by itself; what cannot be one is a usage error before anything is written.
+     */
+    @Test
+    void aLossClassTrainsIsRecordedAndResumesByItself(@TempDir Path out) throws IOException {
+        String cls = PositivePairsLoss.class.getName();
+        String[] train = {"train", "--train-list", trainList.toString(), "--out", out.toString(), "--loss-class", cls};
+        CliRun.Run r = CliRun.run(EvalCommandTest.concat(train, TINY));
+        assertEquals(0, r.rc(), r.toString());
+        assertEquals("class:" + cls, dir4j.retrieval.train.Trainer.recorded(out).runOptions()
+                .get(dir4j.retrieval.train.Trainer.CUSTOM_LOSS));
+        List<String> log = Files.readAllLines(out.resolve("log.csv"));
+        double first = Double.parseDouble(log.get(1).split(",")[1]);
+        assertTrue(first > 0 && first < 2, "1 - mean positive similarity: " + log);
+
+        CliRun.Run more = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "3");
+        assertEquals(0, more.rc(), more.toString());
+        assertTrue(more.err().contains("note: loss: " + cls + " (--loss-class, as recorded in "), more.err());
+        assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "steps 1-3 logged");
+        CliRun.Run switched = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "4", "--loss", "ap");
+        assertEquals(2, switched.rc(), switched.toString());
+        assertTrue(switched.err().contains("was trained with --loss-class " + cls), switched.err());
+
+        Path other = out.resolve("other");
+        for (String[] bad : new String[][] {{"--loss-class", "no.such.Loss"}, {"--loss-class", NotALoss.class.getName()},
+            {"--loss-class", cls, "--loss", "tap"}}) {
+            String[] into = EvalCommandTest.concat(new String[] {"train", "--train-list", trainList.toString(),
+                "--out", other.toString()}, TINY);
+            CliRun.Run b = CliRun.run(EvalCommandTest.concat(into, bad));
+            assertEquals(2, b.rc(), b.toString());
+            assertTrue(b.err().contains(bad[1].equals(cls) ? "--loss and --loss-class do not go together"
+                    : bad[1].startsWith("no.") ? "no such class on the classpath" : "does not implement "
+                    + "dir4j.retrieval.train.Trainer.BatchLoss"), b.err());
+            assertFalse(Files.exists(other), "nothing written");
+        }
+    }
+
     /** A second training into a folder another is writing is refused, naming it, and changes nothing there. */
     @Test
     void aSecondTrainingIntoTheSameFolderIsRefused(@TempDir Path out) throws IOException {
