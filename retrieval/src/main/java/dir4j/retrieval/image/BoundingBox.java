@@ -26,9 +26,14 @@ public record BoundingBox(double x1, double y1, double x2, double y2) {
      * never wrapped around int's range).
      *
      * @throws IllegalArgumentException when the rounded box is empty, or larger than one image can
-     *     be ({@value #MAX_CROP_BYTES} bytes of RGB)
+     *     be ({@value #MAX_CROP_BYTES} bytes of RGB) or than this JVM's heap ({@code -Xmx}) can hold
      */
     public RgbImage crop(RgbImage img) {
+        return crop(img, Runtime.getRuntime().maxMemory());
+    }
+
+    /** {@link #crop(RgbImage)} in a JVM whose heap can hold {@code heapBytes} at most. */
+    RgbImage crop(RgbImage img, long heapBytes) {
         // rounded coordinates are whole doubles: their differences and clamps below are exact for any
         // box whose size passes the checks, however far from the image it lies
         double left = Math.rint(x1);
@@ -45,6 +50,12 @@ public record BoundingBox(double x1, double y1, double x2, double y2) {
             throw new IllegalArgumentException("bounding box " + this + " crops to " + whole(w) + "x" + whole(h)
                     + " pixels, more than one image can hold (" + MAX_CROP_BYTES / 3 + " RGB pixels); check the "
                     + "coordinates (pixels of the original image: x1, y1, x2, y2)");
+        }
+        if (w * h * 3 > heapBytes) { // a box far beyond the image: black pixels, but all of them allocated
+            throw new IllegalArgumentException("bounding box " + this + " crops to " + whole(w) + "x" + whole(h)
+                    + " pixels, " + (long) (w * h * 3) / (1 << 20) + " MiB, more than this JVM's heap ("
+                    + heapBytes / (1 << 20) + " MiB, -Xmx) can hold; check the coordinates (pixels of the original "
+                    + "image: x1, y1, x2, y2)");
         }
         int cw = (int) w;
         int ch = (int) h;

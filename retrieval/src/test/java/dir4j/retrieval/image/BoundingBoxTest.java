@@ -47,6 +47,20 @@ class BoundingBoxTest {
         assertThrows(IllegalArgumentException.class, () -> new BoundingBox(0, 0, 715827880, 1).crop(image()));
     }
 
+    /** A box that fits one array but not the heap (a service with a small -Xmx) is refused, naming both. */
+    @Test
+    void aBoxLargerThanTheHeapIsRefusedBeforeItIsAllocated() {
+        BoundingBox box = new BoundingBox(0, 0, 2048, 1024); // 6 MiB of RGB
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> box.crop(image(), 4L << 20));
+        assertEquals("bounding box (0.0, 0.0, 2048.0, 1024.0) crops to 2048x1024 pixels, 6 MiB, more than this JVM's "
+                + "heap (4 MiB, -Xmx) can hold; check the coordinates (pixels of the original image: x1, y1, x2, y2)",
+                e.getMessage());
+        RgbImage fits = box.crop(image(), 8L << 20);
+        assertEquals(2048, fits.width());
+        assertEquals(image().pixels()[3], fits.pixels()[3], "pixel (1, 0) copied");
+    }
+
     @Test
     void emptyBoxesSayTheirRoundedSizeWithoutWrappingAround() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
