@@ -459,7 +459,7 @@ public final class HnswIndex implements DescriptorIndex {
         try {
             return reader.leaves().size();
         } finally {
-            release();
+            release(true);
         }
     }
 
@@ -511,7 +511,7 @@ public final class HnswIndex implements DescriptorIndex {
                 all.run();
             }
         } finally {
-            release();
+            release(true);
         }
         return Neighbours.of(best);
     }
@@ -554,7 +554,7 @@ public final class HnswIndex implements DescriptorIndex {
         }
     }
 
-    /** Keeps the reader open until {@link #release()}; throws as a closed index when it is closed already. */
+    /** Keeps the reader open until {@link #release}; throws as a closed index when it is closed already. */
     private void hold() {
         while (true) {
             int h = holders.get();
@@ -567,18 +567,28 @@ public final class HnswIndex implements DescriptorIndex {
         }
     }
 
-    /** Lets go of the reader: the last holder closes it and its files. */
-    private void release() {
+    /**
+     * Lets go of the reader: the last holder closes it and its files. A failure to close is thrown
+     * to {@link #close}, but only logged after a read ({@code afterRead}: the last search after a
+     * close), whose results stand.
+     */
+    private void release(boolean afterRead) {
         if (holders.decrementAndGet() > 0) {
             return;
         }
-        try {
-            reader.close();
-            directory.close();
+        // both closed whatever either throws (reader first, then its directory)
+        try (Directory d = directory; DirectoryReader r = reader) {
+            // nothing: the resources' close is the work
         } catch (IOException e) {
-            throw new UncheckedIOException("closing the HNSW index in " + folder + ": " + e.getMessage(), e);
+            if (!afterRead) {
+                throw new UncheckedIOException("closing the HNSW index in " + folder + ": " + e.getMessage(), e);
+            }
+            // the last search after a close: its results stand; the failure is the close's, reported on the side
+            System.getLogger(HnswIndex.class.getName()).log(System.Logger.Level.WARNING,
+                    "closing the HNSW index in " + folder + " after its last search: " + e.getMessage(), e);
         }
     }
+
 
     /** Closes the index: at once, or when the last search in progress ends. Idempotent. */
     @Override
@@ -589,7 +599,7 @@ public final class HnswIndex implements DescriptorIndex {
             }
             closed = true;
         }
-        release();
+        release(false);
     }
 
     @Override
