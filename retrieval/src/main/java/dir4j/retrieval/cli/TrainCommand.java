@@ -329,10 +329,7 @@ final class TrainCommand extends ToolCommand {
                 if (lossClass == null) {
                     lossClass = recordedClass;
                     lossNotes.add("loss: " + recordedClass + " (--loss-class, as recorded in " + checkpoint + ")");
-                } else if (!lossClass.equals(recordedClass)) {
-                    lossNotes.add("resuming with --loss-class " + lossClass + " (the checkpoint was trained with "
-                            + recordedClass + ")");
-                }
+                } // another class: the Trainer notes it, as for any custom loss
             } else if (custom != null) {
                 throw new IOException(checkpoint + " was trained with the custom loss '" + custom + "' given through "
                         + "the Java API (Trainer.withLoss), which dir4j train cannot give: resume it there, or start "
@@ -422,6 +419,27 @@ final class TrainCommand extends ToolCommand {
     }
 
     /**
+     * The binary name of a class named as the Java source names it: a nested class written
+     * {@code org.example.Outer.Inner} is {@code org.example.Outer$Inner}; a name found as it is,
+     * or not found in any form, is returned unchanged.
+     */
+    private static String binaryName(String name) {
+        ClassLoader loader = TrainCommand.class.getClassLoader();
+        String candidate = name;
+        for (int dot = name.lastIndexOf('.'); ; dot = candidate.lastIndexOf('.', dot - 1)) {
+            try {
+                Class.forName(candidate, false, loader);
+                return candidate;
+            } catch (ClassNotFoundException | LinkageError e) {
+                if (dot <= 0) {
+                    return name;
+                }
+                candidate = candidate.substring(0, dot) + '$' + candidate.substring(dot + 1);
+            }
+        }
+    }
+
+    /**
      * A new instance of {@code --loss-class}'s class, or a usage error saying why there is none (not
      * on the classpath, not a {@link Trainer.BatchLoss}, no public no-argument constructor), before
      * anything is written.
@@ -432,7 +450,9 @@ final class TrainCommand extends ToolCommand {
         }
         Class<?> c;
         try {
-            c = Class.forName(name, true, TrainCommand.class.getClassLoader());
+            c = Class.forName(binaryName(name), true, TrainCommand.class.getClassLoader());
+        } catch (ExceptionInInitializerError e) {
+            throw new UsageException("--loss-class " + name + ": its static initialisation failed: " + e.getCause());
         } catch (ClassNotFoundException | LinkageError e) {
             throw new UsageException("--loss-class " + name + ": no such class on the classpath (" + e
                     + "); the launcher adds the jars and folders of DIR4J_CLASSPATH (':'-separated)");
@@ -471,6 +491,17 @@ final class TrainCommand extends ToolCommand {
                 fileSettings = TrainConfig.readFile(config);
             } catch (IllegalArgumentException e) { // not a flat JSON object; the message names the file
                 throw new UsageException(e.getMessage());
+            }
+            // a run's own train-config.json names the loss that replaced the recipe's
+            String fileLoss = fileSettings.remove(Trainer.CUSTOM_LOSS_SETTING);
+            if (fileLoss != null && !fileLoss.startsWith(LOSS_CLASS_PREFIX)) {
+                throw new UsageException(config + ": the recipe was trained with the custom loss '" + fileLoss
+                        + "' of the Java API (Trainer.withLoss), which dir4j train cannot give; remove "
+                        + Trainer.CUSTOM_LOSS_SETTING + " from it to train with its loss setting");
+            }
+            if (fileLoss != null && lossClass == null && loss == null) {
+                lossClass = fileLoss.substring(LOSS_CLASS_PREFIX.length());
+                note("loss: " + lossClass + " (--loss-class, from " + config + ")");
             }
             settings.putAll(fileSettings);
         }

@@ -76,13 +76,16 @@ public final class MultistageBackprop {
             try (MemoryScope s = MemoryScope.open()) {
                 Tensor all = Ops.concat(0, parts.toArray(Tensor[]::new)).detach().requiresGrad(true);
                 Tensor l = loss.apply(all);
+                if (l == null) {
+                    throw new IllegalArgumentException("multistage: the loss returned null instead of a scalar tensor");
+                }
                 if (l.numel() != 1) {
                     throw new IllegalArgumentException("multistage: the loss must be a scalar, got shape "
                             + java.util.Arrays.toString(l.shape()));
                 }
                 lossValue = l.item();
                 if (!Double.isFinite(lossValue)) {
-                    throw new ArithmeticException("multistage: loss is " + lossValue + "; no gradient applied");
+                    throw new IllegalStateException("multistage: loss is " + lossValue + "; no gradient applied");
                 }
                 if (l.requiresGrad()) { // a constant, or a loss of detached descriptors alone, has no graph
                     l.backward();

@@ -141,6 +141,9 @@ public final class Trainer {
     /** The run_options key that records {@link #withLoss}'s name. */
     public static final String CUSTOM_LOSS = "custom_loss";
 
+    /** The key of {@link #RECIPE_FILE} that names {@link #withLoss}'s loss, when one replaced the recipe's. */
+    public static final String CUSTOM_LOSS_SETTING = "customLoss";
+
     /** The checkpoint metadata format of a training checkpoint. */
     static final String FORMAT = "dir4j-train-1";
 
@@ -334,7 +337,12 @@ public final class Trainer {
                 Files.deleteIfExists(outDir.resolve("log.csv"));
             }
             // written once the run is under way (a refused resume leaves the earlier recipe file)
-            AtomicFiles.write(outDir.resolve(RECIPE_FILE), cfg.toJson().getBytes(StandardCharsets.UTF_8));
+            String recipe = cfg.toJson();
+            if (customLossName != null) { // the recipe's loss settings go unused: the file says what replaced them
+                recipe = recipe.substring(0, recipe.lastIndexOf("\n}")) + ",\n  \"" + CUSTOM_LOSS_SETTING + "\": "
+                        + Json.write(customLossName) + "\n}\n";
+            }
+            AtomicFiles.write(outDir.resolve(RECIPE_FILE), recipe.getBytes(StandardCharsets.UTF_8));
             long t0 = System.nanoTime();
             long imagesDone = 0;
             for (long step = start; step < Math.min(cfg.steps(), stopAfter); step++) {

@@ -349,6 +349,21 @@ class TrainCommandTest {
         assertEquals(0, more.rc(), more.toString());
         assertTrue(more.err().contains("note: loss: " + cls + " (--loss-class, as recorded in "), more.err());
         assertEquals(4, Files.readAllLines(out.resolve("log.csv")).size(), "steps 1-3 logged");
+        // the run's recipe file names the class, and gives it to a new run made from the file
+        assertTrue(Files.readString(out.resolve("train-config.json")).contains("\"customLoss\": \"class:" + cls + "\""));
+        Path again = out.resolve("again");
+        CliRun.Run fromFile = CliRun.run("train", "--config", out.resolve("train-config.json").toString(),
+                "--train-list", trainList.toString(), "--out", again.toString(), "--arch", "resnet18", "--base-width",
+                "4", "--out-dim", "8", "--steps", "1");
+        assertEquals(0, fromFile.rc(), fromFile.toString());
+        assertTrue(fromFile.err().contains("note: loss: " + cls + " (--loss-class, from "), fromFile.err());
+        assertEquals("class:" + cls, dir4j.retrieval.train.Trainer.recorded(again).runOptions()
+                .get(dir4j.retrieval.train.Trainer.CUSTOM_LOSS));
+        Path apiRecipe = Files.writeString(out.resolve("api.json"), "{\"steps\": 1, \"customLoss\": \"mine\"}");
+        CliRun.Run api = CliRun.run("train", "--config", apiRecipe.toString(), "--train-list", trainList.toString(),
+                "--out", out.resolve("api").toString());
+        assertEquals(2, api.rc(), api.toString());
+        assertTrue(api.err().contains("the recipe was trained with the custom loss 'mine' of the Java API"), api.err());
         CliRun.Run switched = CliRun.run("train", "--resume", "--out", out.toString(), "--steps", "4", "--loss", "ap");
         assertEquals(2, switched.rc(), switched.toString());
         assertTrue(switched.err().contains("was trained with --loss-class " + cls), switched.err());
@@ -364,6 +379,81 @@ class TrainCommandTest {
                     : bad[1].startsWith("no.") ? "no such class on the classpath" : "does not implement "
                     + "dir4j.retrieval.train.Trainer.BatchLoss"), b.err());
             assertFalse(Files.exists(other), "nothing written");
+        }
+    }
+
+    /** A loss whose value is NaN. */
+    public static final class NaNLoss implements dir4j.retrieval.train.Trainer.BatchLoss {
+        @Override
+        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
+            return dir4j.engine.Ops.affine(dir4j.engine.Ops.sum(d, new int[] {0, 1}, false), Double.NaN, 0);
+        }
+    }
+
+    /** A loss that returns no tensor. */
+    public static final class NullLoss implements dir4j.retrieval.train.Trainer.BatchLoss {
+        @Override
+        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
+            return null;
+        }
+    }
+
+    /** A loss whose static initialiser throws (a setting it reads is malformed). */
+    public static final class FailingStaticInitLoss implements dir4j.retrieval.train.Trainer.BatchLoss {
+        static final int MARGIN = Integer.parseInt("not-a-number");
+
+        @Override
+        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
+            return dir4j.engine.Ops.sum(d, new int[] {0, 1}, false);
+        }
+    }
+
+    /**
+     * --loss-class mistakes are messages, not stack traces: a NaN loss and a null one fail the
+     * run (exit 1) saying so; a class whose static initialiser throws is not called missing from
+     * the classpath; a resume with another class notes the change once.
+     */
+    @Test
+    void lossClassMistakesAreMessagesNotStackTraces(@TempDir Path out) throws IOException {
+        for (Class<?> c : List.of(NaNLoss.class, NullLoss.class)) {
+            String[] train = {"train", "--train-list", trainList.toString(), "--out", out.resolve(c.getSimpleName())
+                .toString(), "--loss-class", c.getName()};
+            CliRun.Run r = CliRun.run(EvalCommandTest.concat(train, TINY));
+            assertEquals(1, r.rc(), r.toString());
+            assertTrue(r.err().contains(c == NaNLoss.class ? "dir4j train: multistage: loss is NaN"
+                    : "dir4j train: multistage: the loss returned null"), r.err());
+            assertFalse(r.err().contains("\tat "), r.err());
+        }
+        String[] init = {"train", "--train-list", trainList.toString(), "--out", out.resolve("init").toString(),
+            "--loss-class", FailingStaticInitLoss.class.getName()};
+        CliRun.Run r = CliRun.run(EvalCommandTest.concat(init, TINY));
+        assertEquals(2, r.rc(), r.toString());
+        assertTrue(r.err().contains("its static initialisation failed: java.lang.NumberFormatException"), r.err());
+        assertFalse(r.err().contains("no such class"), r.err());
+
+        CliRun.Run dotted = CliRun.run(EvalCommandTest.concat(new String[] {"train", "--train-list",
+            trainList.toString(), "--out", out.resolve("dotted").toString(), "--loss-class",
+            PositivePairsLoss.class.getCanonicalName()}, TINY));
+        assertEquals(0, dotted.rc(), "a nested class named as in the source: " + dotted);
+
+        Path run = out.resolve("switched");
+        String[] train = {"train", "--train-list", trainList.toString(), "--out", run.toString(), "--loss-class",
+            PositivePairsLoss.class.getName()};
+        assertEquals(0, CliRun.run(EvalCommandTest.concat(train, TINY)).rc());
+        CliRun.Run more = CliRun.run("train", "--resume", "--out", run.toString(), "--steps", "3", "--loss-class",
+                TrainCommandTest.class.getName() + "$PositivePairsLoss2");
+        assertEquals(0, more.rc(), more.toString());
+        assertEquals(1, more.err().split("PositivePairsLoss2", -1).length - 1, "the change of loss noted once: "
+                + more.err());
+    }
+
+    /** The same loss under another name, to resume a run with another class. */
+    public static final class PositivePairsLoss2 implements dir4j.retrieval.train.Trainer.BatchLoss {
+        private final PositivePairsLoss same = new PositivePairsLoss();
+
+        @Override
+        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
+            return same.loss(d, ids, step);
         }
     }
 
