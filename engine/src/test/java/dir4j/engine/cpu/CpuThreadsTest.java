@@ -119,10 +119,19 @@ class CpuThreadsTest {
     void theCallerRunsTheFirstRunWhileAWorkerRunsTheNext() {
         assumeTrue(CpuThreads.threads() > 1, "one thread: parallelFor runs inline");
         Thread caller = Thread.currentThread();
+        Thread[] ran = twoRunsTogether("a plain thread");
+        assertSame(caller, ran[0], "the caller takes its own run, the first");
+        assertNotSame(caller, ran[1], "a pool worker takes the second run");
+    }
+
+    /**
+     * parallelFor(2) whose runs each hold their thread until both have started (the caller, once it
+     * holds index 0, cannot take index 1 as well, and a worker holding index 1 cannot take index 0),
+     * checked to have run at the same time; the threads that ran them.
+     */
+    private static Thread[] twoRunsTogether(String caller) {
         Thread[] ran = new Thread[2];
         boolean[] sawTheOther = new boolean[2];
-        // each index holds its thread until both have started: the caller, once it holds index 0,
-        // cannot take index 1 as well, and a worker holding index 1 cannot take index 0
         CountDownLatch started = new CountDownLatch(2);
         CpuThreads.parallelFor(2, i -> {
             ran[i] = Thread.currentThread();
@@ -133,9 +142,8 @@ class CpuThreadsTest {
                 Thread.currentThread().interrupt();
             }
         });
-        assertTrue(sawTheOther[0] && sawTheOther[1], "the two runs ran at the same time");
-        assertSame(caller, ran[0], "the caller takes its own run, the first");
-        assertNotSame(caller, ran[1], "a pool worker takes the second run");
+        assertTrue(sawTheOther[0] && sawTheOther[1], caller + ": the two runs ran at the same time");
+        return ran;
     }
 
     /**
@@ -150,24 +158,13 @@ class CpuThreadsTest {
         try (java.util.concurrent.ForkJoinPool service = new java.util.concurrent.ForkJoinPool(2)) {
             var pools = List.of(java.util.concurrent.ForkJoinPool.commonPool(), service);
             for (java.util.concurrent.ForkJoinPool pool : pools) {
-                Thread[] ran = new Thread[2];
-                boolean[] sawTheOther = new boolean[2];
-                CountDownLatch started = new CountDownLatch(2);
+                Thread[][] ran = new Thread[1][];
                 Thread caller = pool.submit(() -> {
-                    CpuThreads.parallelFor(2, i -> {
-                        ran[i] = Thread.currentThread();
-                        started.countDown();
-                        try {
-                            sawTheOther[i] = started.await(10, TimeUnit.SECONDS);
-                        } catch (InterruptedException e) {
-                            Thread.currentThread().interrupt();
-                        }
-                    });
+                    ran[0] = twoRunsTogether(pool.toString());
                     return Thread.currentThread();
                 }).get(60, TimeUnit.SECONDS);
-                assertTrue(sawTheOther[0] && sawTheOther[1], pool + ": the two runs ran at the same time");
-                assertSame(caller, ran[0], "the caller takes its own run, the first");
-                assertNotSame(caller, ran[1], "an engine worker takes the second run");
+                assertSame(caller, ran[0][0], "the caller takes its own run, the first");
+                assertNotSame(caller, ran[0][1], "an engine worker takes the second run");
             }
         }
         // the engine's own workers still run a nested call inline, on themselves
