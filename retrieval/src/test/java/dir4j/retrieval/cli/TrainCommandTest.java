@@ -305,26 +305,8 @@ class TrainCommandTest {
         assertArrayEquals(before, Files.readAllBytes(out.resolve("checkpoint.safetensors")));
     }
 
-    /** 1 − the mean similarity of a batch's positive pairs: a loss of a researcher's own, for --loss-class. */
-    public static final class PositivePairsLoss implements dir4j.retrieval.train.Trainer.BatchLoss {
-        @Override
-        public dir4j.engine.Tensor loss(dir4j.engine.Tensor d, int[] ids, long step) {
-            int n = d.shape(0);
-            float[] mask = new float[n * n];
-            int pairs = 0;
-            for (int i = 0; i < n; i++) {
-                for (int j = 0; j < n; j++) {
-                    if (i != j && ids[i] == ids[j]) {
-                        mask[i * n + j] = 1;
-                        pairs++;
-                    }
-                }
-            }
-            dir4j.engine.Tensor s = dir4j.engine.Ops.matmul(d, dir4j.engine.Ops.transpose(d, 0, 1));
-            return dir4j.engine.Ops.affine(dir4j.engine.Ops.sum(dir4j.engine.Ops.mul(s,
-                    dir4j.engine.Tensor.of(mask, n, n)), new int[] {0, 1}, false), -1.0 / pairs, 1);
-        }
-    }
+    /** The positive-pairs loss as a nested class (--loss-class takes it by its binary or its source name). */
+    public static final class PositivePairsLoss extends dir4j.retrieval.train.PositivePairsLoss {}
 
     /** Not a loss. */
     public static final class NotALoss {}

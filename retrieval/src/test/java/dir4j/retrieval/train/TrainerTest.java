@@ -492,22 +492,7 @@ class TrainerTest {
         List<Long> steps = new ArrayList<>();
         List<Double> values = new ArrayList<>();
         Trainer.BatchLoss mine = (d, ls, step) -> {
-            int n = d.shape(0);
-            assertEquals(n, ls.length);
-            float[] mask = new float[n * n];
-            int pairs = 0;
-            for (int i = 0; i < n; i++) {
-                for (int j = 0; j < n; j++) {
-                    if (i != j && ls[i] == ls[j]) {
-                        mask[i * n + j] = 1;
-                        pairs++;
-                    }
-                }
-            }
-            Tensor m = Tensor.of(mask, n, n);
-            Tensor s = dir4j.engine.Ops.matmul(d, dir4j.engine.Ops.transpose(d, 0, 1));
-            Tensor l = dir4j.engine.Ops.affine(dir4j.engine.Ops.sum(dir4j.engine.Ops.mul(s, m), new int[] {0, 1},
-                    false), -1.0 / pairs, 1);
+            Tensor l = new PositivePairsLoss().loss(d, ls, step);
             steps.add(step);
             values.add(l.item());
             return l;
