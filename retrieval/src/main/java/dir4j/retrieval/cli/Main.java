@@ -46,6 +46,7 @@ public final class Main implements Runnable {
             System.err.println("dir4j: " + problem);
             System.exit(2);
         }
+        OutOfMemoryExit.install(); // an OutOfMemoryError in a worker thread would otherwise leave the JVM hanging
         System.exit(new CommandLine(new Main()).execute(args));
     }
 }

@@ -252,8 +252,10 @@ public final class HnswIndex implements DescriptorIndex {
                     }
                 })
                 .setOpenMode(IndexWriterConfig.OpenMode.CREATE)
-                // one segment per indexing thread when the vectors fit (graphs are built as documents arrive)
-                .setRAMBufferSizeMB(Math.min(1900, Math.max(64, 2.0 * n * d * Float.BYTES / (1 << 20))))
+                // one segment per indexing thread when the vectors fit (graphs are built as documents arrive),
+                // within a quarter of the heap: a buffer larger than the heap ends in an OutOfMemoryError in
+                // Lucene's threads, which leaves the JVM hanging
+                .setRAMBufferSizeMB(ramBufferMb(n, d))
                 .setUseCompoundFile(false);
         try (Directory out = FSDirectory.open(dir); IndexWriter writer = new IndexWriter(out, config)) {
             int threads = Math.min(options.threads(), Math.max(1, n / 256)); // small inputs: one segment
@@ -283,6 +285,12 @@ public final class HnswIndex implements DescriptorIndex {
                 mergeWorkers.shutdownNow();
             }
         }
+    }
+
+    /** Lucene's indexing buffer: twice the vectors, at least 64 MB, at most 1900 MB and a quarter of the heap. */
+    static double ramBufferMb(int n, int d) {
+        double heapMb = Runtime.getRuntime().maxMemory() / (double) (1 << 20);
+        return Math.max(1, Math.min(heapMb / 4, Math.min(1900, Math.max(64, 2.0 * n * d * Float.BYTES / (1 << 20)))));
     }
 
     private static void addRows(IndexWriter writer, MemorySegment data, long offset, int from, int to, int d)

@@ -62,6 +62,19 @@ class HnswIndexTest {
         return hit / (double) (exact.queries() * k);
     }
 
+    /**
+     * Lucene's indexing buffer: twice the vectors, 64 MB at least and 1900 MB at most, and never more
+     * than a quarter of the heap (a buffer beyond the heap ended in an OutOfMemoryError in Lucene's
+     * threads, which left the JVM hanging; `dir4j index` with -Xmx40m on 60,000 x 256 now builds).
+     */
+    @Test
+    void theIndexingBufferStaysWithinAQuarterOfTheHeap() {
+        double quarter = Runtime.getRuntime().maxMemory() / (double) (1 << 20) / 4;
+        assertEquals(Math.min(quarter, 64), HnswIndex.ramBufferMb(1000, 256), 1e-9);
+        assertEquals(Math.min(quarter, 2.0 * 100_000 * 512 * 4 / (1 << 20)), HnswIndex.ramBufferMb(100_000, 512), 1e-9);
+        assertEquals(Math.min(quarter, 1900), HnswIndex.ramBufferMb(1_000_000, 2048), 1e-9);
+    }
+
     @Test
     void recallAtTenAgainstExactSearchIsAtLeastNinetyPercentAndSurvivesReopening() throws IOException {
         int n = 2500;
