@@ -89,6 +89,31 @@ public final class AtomicFiles {
         return removed;
     }
 
+    /**
+     * Deletes every temporary file ({@link #temporaryBeside}'s names, of any target) directly in
+     * {@code folder}, a folder that belongs to the caller alone (an extraction's parts, a
+     * generation in progress); as {@link #removeLeftovers}, only while holding its lock.
+     *
+     * @return the files deleted
+     */
+    public static java.util.List<Path> removeTemporariesIn(Path folder) throws IOException {
+        java.util.List<Path> removed = new java.util.ArrayList<>();
+        if (!Files.isDirectory(folder)) {
+            return removed;
+        }
+        java.util.regex.Pattern any = java.util.regex.Pattern.compile("\\..+" + java.util.regex.Pattern.quote(MARK)
+                + "[0-9a-z]{1,13}\\.tmp");
+        try (var entries = Files.newDirectoryStream(folder, e -> any.matcher(e.getFileName().toString()).matches()
+                && Files.isRegularFile(e, java.nio.file.LinkOption.NOFOLLOW_LINKS))) {
+            for (Path p : entries) {
+                if (Files.deleteIfExists(p)) {
+                    removed.add(p);
+                }
+            }
+        }
+        return removed;
+    }
+
     /** {@link #removeLeftovers(Path, boolean)} of files only. */
     public static java.util.List<Path> removeLeftovers(Path target) throws IOException {
         return removeLeftovers(target, false);

@@ -29,6 +29,22 @@ class AtomicFilesTest {
         }
     }
 
+    /** In a folder of the caller's own, every dir4j temporary file goes, of any target; nothing else. */
+    @Test
+    void temporariesInAFolderGoWhateverTheirTargetAndNothingElse() throws IOException {
+        Path folder = Files.createDirectories(dir.resolve("own"));
+        Path a = AtomicFiles.temporaryBeside(folder.resolve("a.jpg"));
+        Path b = AtomicFiles.temporaryBeside(folder.resolve("part-000001.npy"));
+        List<Path> kept = List.of(Files.createFile(folder.resolve("a.jpg")),
+                Files.createFile(folder.resolve(".a.jpg.tmp")), Files.createFile(folder.resolve(".a.jpg.dir4j-ABC.tmp")),
+                Files.createDirectory(folder.resolve(".c.dir4j-abc.tmp")));
+        assertEquals(Set.of(a, b), Set.copyOf(AtomicFiles.removeTemporariesIn(folder)));
+        for (Path p : kept) {
+            assertTrue(Files.exists(p), p + " kept");
+        }
+        assertEquals(List.of(), AtomicFiles.removeTemporariesIn(dir.resolve("absent")));
+    }
+
     @Test
     void aFailedWriteKeepsThePreviousTarget() throws IOException {
         Path f = dir.resolve("keep.bin");

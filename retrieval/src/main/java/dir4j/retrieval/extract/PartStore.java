@@ -43,8 +43,6 @@ final class PartStore {
     private static final String HEADER = "dir4j extraction parts v1";
     private static final Pattern OWN_FILE = Pattern.compile("part-\\d{6}\\.(npy|ids\\.txt|skipped\\.txt|crc32)"
             + "|manifest\\.txt|assembled\\.(npy|ids\\.txt|skipped\\.txt)|.*\\.tmp");
-    /** A temporary file of {@code <name>}, as {@link AtomicFiles#temporaryBeside} names it. */
-    private static final Pattern TEMPORARY = Pattern.compile("\\..+\\.dir4j-[0-9a-z]{1,13}\\.tmp");
 
     /**
      * Called before each step that writes or publishes a file (a seam for tests to simulate a
@@ -197,16 +195,7 @@ final class PartStore {
         for (Path target : List.of(out, idsFile(out), skippedFile(out), dir)) {
             removed.addAll(AtomicFiles.removeLeftovers(target));
         }
-        if (Files.isDirectory(dir)) { // the parts folder is this store's own: any dir4j temporary in it goes
-            try (DirectoryStream<Path> s = Files.newDirectoryStream(dir,
-                    p -> TEMPORARY.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p))) {
-                for (Path p : s) {
-                    if (Files.deleteIfExists(p)) {
-                        removed.add(p);
-                    }
-                }
-            }
-        }
+        removed.addAll(AtomicFiles.removeTemporariesIn(dir)); // the parts folder is this store's own
         return removed;
     }
 

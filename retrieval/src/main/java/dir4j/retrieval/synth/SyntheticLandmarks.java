@@ -149,8 +149,6 @@ public final class SyntheticLandmarks {
     }
 
     private static final String PARTIAL = ".synth.dir4j-partial";
-    private static final java.util.regex.Pattern TEMPORARY = java.util.regex.Pattern.compile(
-            "\\..+\\.dir4j-[0-9a-z]{1,13}\\.tmp");
 
     private static Path generateLocked(Path dir, Config config, java.util.function.BiConsumer<Integer, Integer> progress,
             java.util.function.Consumer<String> notes) throws IOException {
@@ -163,7 +161,7 @@ public final class SyntheticLandmarks {
         Path marker = tmp.resolve("synth.properties");
         if (Files.exists(tmp, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             if (Files.isDirectory(tmp, java.nio.file.LinkOption.NOFOLLOW_LINKS) && matches(tmp, config)) {
-                removeTemporaries(jpg); // images a stopped generator was writing
+                AtomicFiles.removeTemporariesIn(jpg); // images a stopped generator was writing
             } else {
                 deleteTree(tmp);
                 notes.accept("removed " + tmp + ", a stopped generation of another configuration");
@@ -259,18 +257,6 @@ public final class SyntheticLandmarks {
             return size >= 4 && ch.read(head, 0) == 2 && ch.read(tail, size - 2) == 2
                     && (head.get(0) & 0xff) == 0xff && (head.get(1) & 0xff) == 0xd8
                     && (tail.get(0) & 0xff) == 0xff && (tail.get(1) & 0xff) == 0xd9;
-        }
-    }
-
-    /** Deletes the temporary files ({@link AtomicFiles#temporaryBeside}'s names) in a folder of the generator's own. */
-    private static void removeTemporaries(Path folder) throws IOException {
-        if (!Files.isDirectory(folder)) {
-            return;
-        }
-        try (var s = Files.newDirectoryStream(folder, p -> TEMPORARY.matcher(p.getFileName().toString()).matches())) {
-            for (Path p : s) {
-                Files.deleteIfExists(p);
-            }
         }
     }
 
