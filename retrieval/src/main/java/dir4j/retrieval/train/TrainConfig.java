@@ -68,6 +68,14 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
      * {@link #withFile} (and so {@code dir4j train --config}) reads back.
      */
     public String toJson() {
+        return toJson(Map.of());
+    }
+
+    /**
+     * {@link #toJson()} with {@code extra} entries after the settings (keys no setting has: a run's
+     * own record beside its recipe, such as the loss that replaced the recipe's).
+     */
+    public String toJson(Map<String, ?> extra) {
         StringBuilder sb = new StringBuilder("{\n");
         var comps = TrainConfig.class.getRecordComponents();
         for (int i = 0; i < comps.length; i++) {
@@ -80,7 +88,12 @@ public record TrainConfig(String loss, int nq, double binMin, double binMax, dou
             boolean plain = v instanceof Boolean || v instanceof Number n && Double.isFinite(n.doubleValue());
             sb.append("  ").append(dir4j.nn.io.Json.write(comps[i].getName())).append(": ")
                     .append(dir4j.nn.io.Json.write(plain ? v : String.valueOf(v)))
-                    .append(i + 1 < comps.length ? ",\n" : "\n");
+                    .append(i + 1 < comps.length || !extra.isEmpty() ? ",\n" : "\n");
+        }
+        int left = extra.size();
+        for (var e : extra.entrySet()) {
+            sb.append("  ").append(dir4j.nn.io.Json.write(e.getKey())).append(": ")
+                    .append(dir4j.nn.io.Json.write(e.getValue())).append(--left > 0 ? ",\n" : "\n");
         }
         return sb.append("}\n").toString();
     }

@@ -337,11 +337,8 @@ public final class Trainer {
                 Files.deleteIfExists(outDir.resolve("log.csv"));
             }
             // written once the run is under way (a refused resume leaves the earlier recipe file)
-            String recipe = cfg.toJson();
-            if (customLossName != null) { // the recipe's loss settings go unused: the file says what replaced them
-                recipe = recipe.substring(0, recipe.lastIndexOf("\n}")) + ",\n  \"" + CUSTOM_LOSS_SETTING + "\": "
-                        + Json.write(customLossName) + "\n}\n";
-            }
+            // with a custom loss the recipe's loss settings go unused: the file says what replaced them
+            String recipe = cfg.toJson(customLossName == null ? Map.of() : Map.of(CUSTOM_LOSS_SETTING, customLossName));
             AtomicFiles.write(outDir.resolve(RECIPE_FILE), recipe.getBytes(StandardCharsets.UTF_8));
             long t0 = System.nanoTime();
             long imagesDone = 0;
