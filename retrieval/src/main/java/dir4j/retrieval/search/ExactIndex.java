@@ -150,7 +150,7 @@ public final class ExactIndex implements DescriptorIndex {
             for (int i = 0; i < descriptors.shape(0); i++) {
                 generated.add(Integer.toString(size + i));
             }
-            add(descriptors, generated);
+            addLocked(descriptors, generated);
         } finally {
             lock.writeLock().unlock();
         }

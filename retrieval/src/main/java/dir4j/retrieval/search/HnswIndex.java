@@ -236,7 +236,7 @@ public final class HnswIndex implements DescriptorIndex {
                 AtomicFiles.deleteTree(tmp);
             }
         }
-        return open(target);
+        return openFolder(target); // build() says what an interrupt stopped, once
     }
 
     private static void writeLucene(Path dir, MemorySegment data, long offset, int n, int d, Options options)
