@@ -165,14 +165,42 @@ public final class AtomicFiles {
     }
 
     /**
-     * Renames a completed temporary file over {@code file}: an atomic rename where supported,
-     * otherwise a plain replacing move.
+     * Renames a completed temporary file over {@code file}, atomically. When the two are on
+     * different file systems (a parts folder that is a mount point or a link to another disk),
+     * where no rename can cross, {@code tmp} is first copied to a temporary file beside
+     * {@code file} and forced to disk, and that one is renamed: {@code file} still changes in one
+     * step, and a failed copy (a full disk) leaves it and {@code tmp} as they were. Only a file
+     * system without atomic renames at all gets a plain replacing move.
      */
     public static void replace(Path tmp, Path file) throws IOException {
         try {
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
+            replaceByCopy(tmp, file);
+        }
+    }
+
+    /** {@link #replace}'s way across file systems: a forced copy beside {@code file}, renamed over it. */
+    static void replaceByCopy(Path tmp, Path file) throws IOException {
+        Path beside = temporaryBeside(file);
+        try {
+            try (FileChannel in = FileChannel.open(tmp, StandardOpenOption.READ);
+                    FileChannel out = FileChannel.open(beside, StandardOpenOption.WRITE,
+                            StandardOpenOption.TRUNCATE_EXISTING)) {
+                long size = in.size();
+                for (long done = 0; done < size; ) {
+                    done += in.transferTo(done, size - done, out);
+                }
+                out.force(true);
+            }
+            try {
+                Files.move(beside, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                Files.move(beside, file, StandardCopyOption.REPLACE_EXISTING); // no atomic rename on this file system
+            }
+            Files.delete(tmp);
+        } finally {
+            Files.deleteIfExists(beside);
         }
     }
 

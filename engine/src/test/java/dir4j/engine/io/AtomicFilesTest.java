@@ -29,6 +29,51 @@ class AtomicFilesTest {
         }
     }
 
+    /**
+     * Across file systems no rename works: the content is copied beside the target and renamed
+     * over it, the temporary removed, nothing else left; a copy that fails leaves the old target.
+     */
+    @Test
+    void replaceByCopyPutsTheContentInPlaceInOneStep() throws IOException {
+        Path target = dir.resolve("out.npy");
+        Files.write(target, new byte[] {9});
+        Path parts = Files.createDirectories(dir.resolve("out.npy.parts"));
+        Path tmp = Files.write(parts.resolve("assembled.npy"), new byte[] {1, 2, 3});
+        AtomicFiles.replaceByCopy(tmp, target);
+        assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(target));
+        assertTrue(Files.notExists(tmp));
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of(target, parts), s.sorted().toList(),
+                    "no temporary beside the target");
+        }
+        assertThrows(java.nio.file.NoSuchFileException.class, () -> AtomicFiles.replaceByCopy(tmp, target));
+        assertArrayEquals(new byte[] {1, 2, 3}, Files.readAllBytes(target), "a failed copy leaves the target");
+        try (var s = Files.list(dir)) {
+            assertEquals(2, s.count(), "and no temporary");
+        }
+    }
+
+    /** The same through {@link AtomicFiles#replace} where this machine has a second file system (tmpfs). */
+    @Test
+    void replaceCrossesFileSystems() throws IOException {
+        Path shm = Path.of("/dev/shm");
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isDirectory(shm) && Files.isWritable(shm)
+                && !Files.getFileStore(shm).equals(Files.getFileStore(dir)), "no second file system here");
+        Path tmp = Files.createTempFile(shm, "dir4j-atomic-files-test", ".bin");
+        try {
+            Files.write(tmp, new byte[] {4, 5, 6});
+            Path target = dir.resolve("out.bin");
+            AtomicFiles.replace(tmp, target);
+            assertArrayEquals(new byte[] {4, 5, 6}, Files.readAllBytes(target));
+            assertTrue(Files.notExists(tmp));
+            try (var s = Files.list(dir)) {
+                assertEquals(1, s.count(), "only the target");
+            }
+        } finally {
+            Files.deleteIfExists(tmp);
+        }
+    }
+
     /** In a folder of the caller's own, every dir4j temporary file goes, of any target; nothing else. */
     @Test
     void temporariesInAFolderGoWhateverTheirTargetAndNothingElse() throws IOException {

@@ -677,14 +677,7 @@ final class EvalCommand extends ToolCommand {
             m.forEach((k, v) -> data.put(String.valueOf(k), v));
         }
         data.put(name, res);
-        Path tmp = dir4j.engine.io.AtomicFiles.temporaryBeside(json);
-        try {
-            Files.writeString(tmp, PrettyJson.write(data), StandardCharsets.UTF_8);
-            Files.move(tmp, json, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
-                    java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        dir4j.engine.io.AtomicFiles.write(json, PrettyJson.write(data).getBytes(StandardCharsets.UTF_8));
     }
 
     private void note(String s) {
