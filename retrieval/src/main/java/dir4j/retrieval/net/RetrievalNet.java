@@ -77,6 +77,9 @@ public final class RetrievalNet extends Module {
     private final Module pool;
     private final Linear fc;
     private volatile boolean closed;
+    /** Held shared by every forward and describe, exclusively by {@link #close}: a close waits for them. */
+    private final java.util.concurrent.locks.ReentrantReadWriteLock use =
+            new java.util.concurrent.locks.ReentrantReadWriteLock();
 
     /**
      * The network of these options, initialised from {@code rng} (torchvision's rules for the
@@ -125,14 +128,24 @@ public final class RetrievalNet extends Module {
 
     /** The backbone's last feature map for a normalised image batch [N, 3, H, W]. */
     public Tensor features(Tensor images) {
-        requireOpen();
-        return backbone.features(images);
+        use.readLock().lock();
+        try {
+            requireOpen();
+            return backbone.features(images);
+        } finally {
+            use.readLock().unlock();
+        }
     }
 
     /** Unit descriptors [N, dimension()] of a normalised image batch [N, 3, H, W]. */
     @Override
     public Tensor forward(Tensor images) {
-        return head(features(images));
+        use.readLock().lock();
+        try {
+            return head(features(images));
+        } finally {
+            use.readLock().unlock();
+        }
     }
 
     /**
@@ -149,6 +162,15 @@ public final class RetrievalNet extends Module {
      * network depends on the mode.
      */
     public Inference inference() {
+        use.readLock().lock();
+        try {
+            return compile();
+        } finally {
+            use.readLock().unlock();
+        }
+    }
+
+    private Inference compile() {
         requireOpen();
         boolean compile = runningStatistics() && !"false".equals(System.getProperty("dir4j.compiledInference"))
                 && ResNetInference.unsupported(backbone).isEmpty();
@@ -168,11 +190,29 @@ public final class RetrievalNet extends Module {
         return new Inference(this, null, plan);
     }
 
-    /** Frees the weights; the network cannot be used afterwards. Idempotent. */
+    /**
+     * Frees the weights; the network cannot be used afterwards. Forwards and describes in progress
+     * on other threads (a service closing the network it serves with) finish first, with their
+     * results; calls made after the close are refused. Idempotent. Calling it from inside a forward
+     * of this network (on its thread) is an error, since it would wait for itself.
+     */
     @Override
     public void close() {
-        closed = true;
-        super.close();
+        if (use.getReadHoldCount() > 0) {
+            throw new IllegalStateException("close() called inside a forward of this network on the same thread");
+        }
+        use.writeLock().lock();
+        try {
+            closed = true;
+            super.close();
+        } finally {
+            use.writeLock().unlock();
+        }
+    }
+
+    /** Threads in a forward or describe now (for tests of {@link #close}). */
+    int inUse() {
+        return use.getReadLockCount();
     }
 
     /**
@@ -240,6 +280,15 @@ public final class RetrievalNet extends Module {
          * ({@link #compiled()} turns false); bad input is an error either way.
          */
         public Tensor describe(Tensor images) {
+            net.use.readLock().lock();
+            try {
+                return describeOpen(images);
+            } finally {
+                net.use.readLock().unlock();
+            }
+        }
+
+        private Tensor describeOpen(Tensor images) {
             net.requireOpen();
             if (!compiled()) {
                 return net.forward(images);

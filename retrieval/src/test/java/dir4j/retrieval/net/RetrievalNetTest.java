@@ -100,4 +100,62 @@ class RetrievalNetTest {
         org.junit.jupiter.api.Assertions.assertEquals("max",
                 new RetrievalNet.Options("resnet18", 8, "max", 0, false, false, 4).pooling());
     }
+    /**
+     * A service closing the network it serves with: describes in progress on another thread end
+     * with their (correct) descriptors, and the ones after the close are refused as closed, not
+     * with a freed tensor's error.
+     */
+    @Test
+    void closeWaitsForDescribesInProgressOnOtherThreads() throws Exception {
+        RetrievalNet.Options o = new RetrievalNet.Options("resnet18", 16, "gem", 3, false, false, 8);
+        RetrievalNet net = new RetrievalNet(o, new Random(5));
+        net.eval();
+        float[] pixels = new float[3 * 96 * 96];
+        Random r = new Random(7);
+        for (int i = 0; i < pixels.length; i++) {
+            pixels[i] = (float) r.nextGaussian();
+        }
+        double[] expected;
+        try (MemoryScope scope = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            expected = net.inference().describe(Tensor.of(pixels, 1, 3, 96, 96)).toDoubleArray();
+        }
+        java.util.List<double[]> results = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+        java.util.concurrent.CompletableFuture<RuntimeException> end = new java.util.concurrent.CompletableFuture<>();
+        java.util.concurrent.CountDownLatch compiled = new java.util.concurrent.CountDownLatch(1);
+        Thread service = new Thread(() -> {
+            RetrievalNet.Inference inference = net.inference(); // (compiling holds the network too)
+            compiled.countDown();
+            while (true) {
+                try (MemoryScope scope = MemoryScope.open(); var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+                    results.add(inference.describe(Tensor.of(pixels, 1, 3, 96, 96)).toDoubleArray());
+                } catch (RuntimeException e) {
+                    end.complete(e);
+                    return;
+                }
+            }
+        });
+        service.start();
+        compiled.await();
+        while (net.inUse() == 0) {
+            Thread.onSpinWait();
+        }
+        net.close(); // a describe is in progress: close waits for it
+        assertEquals(0, net.inUse());
+        RuntimeException e = end.get(30, java.util.concurrent.TimeUnit.SECONDS);
+        service.join();
+        assertTrue(e instanceof IllegalStateException && e.getMessage().startsWith("the network was closed"),
+                () -> "refused as closed, got " + e);
+        assertTrue(!results.isEmpty(), "the describe in progress ended with its descriptor");
+        for (double[] d : results) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(expected, d, 0, "every descriptor whole");
+        }
+        try (MemoryScope scope = MemoryScope.open()) {
+            assertThrowsClosed(() -> net.forward(Tensor.of(pixels, 1, 3, 96, 96)));
+        }
+    }
+
+    private static void assertThrowsClosed(org.junit.jupiter.api.function.Executable call) {
+        IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class, call);
+        assertTrue(e.getMessage().startsWith("the network was closed"), e.getMessage());
+    }
 }
