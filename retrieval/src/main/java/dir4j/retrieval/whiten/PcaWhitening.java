@@ -16,9 +16,6 @@ import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.stream.IntStream;
-import org.ejml.data.DMatrixRMaj;
-import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
-import org.ejml.interfaces.decomposition.EigenDecomposition_F64;
 import jdk.incubator.vector.DoubleVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -67,13 +64,14 @@ public final class PcaWhitening {
 
     /**
      * Learns a PCA from N x D descriptors (N ≥ 2): the mean, the eigenvectors of the covariance
-     * Σ(x − mean)ᵀ(x − mean) / (N − 1) by decreasing eigenvalue (EJML's symmetric
-     * eigendecomposition), min(N, D) of them as sklearn keeps, each signed so its entry of largest
+     * Σ(x − mean)ᵀ(x − mean) / (N − 1) by decreasing eigenvalue ({@link SymmetricEigen}:
+     * LAPACK's dsyevd where installed, else EJML), min(N, D) of them as sklearn keeps, each signed so its entry of largest
      * magnitude is positive (sklearn ≥ 1.5's rule); the eigenvalues are the explained variances.
      * Beyond the span of the rows (one fewer than the distinct rows, {@link #rankBound}) the
      * variances are set to exactly zero (sklearn's are rounding's), and whitening along those axes
      * would divide by zero: keep fewer components ({@link WhiteningOptions#components}).
-     * Cost: one D x D eigendecomposition (about 20 s for D = 2048 on two cores).
+     * Cost: one D x D eigendecomposition (for D = 2048 on two cores about 1 s with LAPACK, 10 s
+     * with EJML), after the covariance's products.
      */
     public static PcaWhitening learn(Tensor descriptors) {
         DescriptorMatrix x = DescriptorMatrix.of(descriptors);
@@ -83,14 +81,11 @@ public final class PcaWhitening {
             throw new IllegalArgumentException("learning a PCA needs at least 2 descriptors, got " + n);
         }
         double[] mean = columnMeans(x);
-        DMatrixRMaj covariance = covariance(x, mean);
-        EigenDecomposition_F64<DMatrixRMaj> eig = DecompositionFactory_DDRM.eig(d, true, true);
-        if (!eig.decompose(covariance)) {
-            throw new IllegalStateException("the eigendecomposition of the " + d + "x" + d
-                    + " covariance did not converge (non-finite descriptors?)");
-        }
+        SymmetricEigen.Decomposition eig = SymmetricEigen.of(covariance(x, mean), d);
+        double[] values = eig.values();
+        double[] vectors = eig.vectors();
         Integer[] order = IntStream.range(0, d).boxed().toArray(Integer[]::new);
-        Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -eig.getEigenvalue(i).getReal()));
+        Arrays.sort(order, Comparator.comparingDouble((Integer i) -> -values[i]));
         int kept = Math.min(n, d);
         int rank = rankBound(descriptors);
         double[] components = new double[kept * d];
@@ -99,22 +94,22 @@ public final class PcaWhitening {
             int i = order[c];
             // beyond the rows' span the eigenvalues are rounding (of float32 products: up to ~1e-7 of the largest,
             // either sign); they are zero
-            variance[c] = c < rank ? Math.max(0, eig.getEigenvalue(i).getReal()) : 0;
-            DMatrixRMaj v = eig.getEigenVector(i);
+            variance[c] = c < rank ? Math.max(0, values[i]) : 0;
+            int v = i * d;
             int largest = 0;
             for (int j = 1; j < d; j++) {
-                if (Math.abs(v.get(j)) > Math.abs(v.get(largest))) {
+                if (Math.abs(vectors[v + j]) > Math.abs(vectors[v + largest])) {
                     largest = j;
                 }
             }
-            double sign = v.get(largest) < 0 ? -1 : 1;
+            double sign = vectors[v + largest] < 0 ? -1 : 1;
             double norm = 0;
             for (int j = 0; j < d; j++) {
-                norm += v.get(j) * v.get(j);
+                norm += vectors[v + j] * vectors[v + j];
             }
             double scale = sign / Math.sqrt(norm);
             for (int j = 0; j < d; j++) {
-                components[c * d + j] = v.get(j) * scale;
+                components[c * d + j] = vectors[v + j] * scale;
             }
         }
         return new PcaWhitening(new PcaParameters(mean, components, variance, true), rank);
@@ -336,7 +331,7 @@ public final class PcaWhitening {
     }
 
     /** Σ(x − mean)ᵀ(x − mean) / (N − 1), as float32 SGEMMs of row blocks summed in float64. */
-    private static DMatrixRMaj covariance(DescriptorMatrix x, double[] mean) {
+    private static double[] covariance(DescriptorMatrix x, double[] mean) {
         int n = x.rows();
         int d = x.cols();
         double[] sum = new double[d * d];
@@ -358,11 +353,11 @@ public final class PcaWhitening {
                 sum[i] += product[i];
             }
         }
-        DMatrixRMaj cov = new DMatrixRMaj(d, d);
+        double[] cov = new double[d * d];
         for (int i = 0; i < d; i++) {
             for (int j = 0; j < d; j++) {
                 // symmetrise: the two triangles of a float32 product may differ in the last bit
-                cov.set(i, j, (sum[i * d + j] + sum[j * d + i]) / (2.0 * (n - 1)));
+                cov[i * d + j] = (sum[i * d + j] + sum[j * d + i]) / (2.0 * (n - 1));
             }
         }
         return cov;
