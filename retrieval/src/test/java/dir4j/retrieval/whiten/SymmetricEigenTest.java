@@ -126,6 +126,31 @@ class SymmetricEigenTest {
                 SymmetricEigen.Lapack.find(l.location).orElseThrow().location, "a library named is the one used"));
     }
 
+    /**
+     * The default search finds a LAPACK exactly when the dynamic linker can open one of its names
+     * with dsyevd_ in it, and what finds one then computes with it and names it.
+     */
+    @Test
+    void theDefaultSearchUsesALapackTheLinkerCanOpen() {
+        boolean openable = SymmetricEigen.DEFAULT_LIBRARIES.stream().anyMatch(name -> {
+            try {
+                return java.lang.foreign.SymbolLookup.libraryLookup(name, java.lang.foreign.Arena.global())
+                        .find("dsyevd_").isPresent();
+            } catch (IllegalArgumentException e) {
+                return false;
+            }
+        });
+        assertEquals(openable, lapack().isPresent());
+        assertEquals(openable, SymmetricEigen.Lapack.get().isPresent(), "no -Ddir4j.lapack in the tests");
+        assertTrue(SymmetricEigen.Lapack.get() == SymmetricEigen.Lapack.get(), "bound once");
+        String by = SymmetricEigen.of(new double[] {2, 1, 1, 2}, 2).by();
+        assertEquals(openable, by.startsWith("LAPACK dsyevd ("), by);
+        String backend = SymmetricEigen.backend();
+        assertTrue(openable ? backend.equals(by) : backend.startsWith("EJML (no LAPACK library: liblapack.so.3, "
+                + "libopenblas.so.0 not found)"), backend);
+        assertEquals(2, SymmetricEigen.of(new double[] {2, 1, 1, 2}, 2).size());
+    }
+
     @Test
     void badMatricesAreErrors() {
         IllegalArgumentException size = assertThrows(IllegalArgumentException.class,
