@@ -300,6 +300,16 @@ public final class NnOps {
             return batchNorm2dAct(x, gamma, beta, runningMean, runningVar, false, 0, eps, residual, relu);
         }
         checkBatchNorm("batchNorm2dInference", x, 1, gamma, beta, runningMean, runningVar, false);
+        if (inPlace && !Shape.isNonOverlapping(x.shape(), x.strides())) {
+            throw new IllegalArgumentException("batchNorm2dInference: in place needs an input whose elements are "
+                    + "distinct, got " + Ops.describe(x) + " with strides " + java.util.Arrays.toString(x.strides())
+                    + " (an expanded view: several elements in one place); pass inPlace=false");
+        }
+        if (inPlace && residual != null && x.partiallyOverlaps(residual)) {
+            throw new IllegalArgumentException("batchNorm2dInference: in place, the residual " + Ops.describe(residual)
+                    + " shares memory with the input " + Ops.describe(x) + " (another view of it) and would be read "
+                    + "after being overwritten; pass inPlace=false or a copy of the residual");
+        }
         int c = x.shape(1);
         Tensor g = gamma != null ? gamma : Tensor.full(x.dtype(), x.device(), 1.0, c);
         Tensor b = beta != null ? beta : Tensor.zeros(x.dtype(), x.device(), c);

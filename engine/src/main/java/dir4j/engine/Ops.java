@@ -103,15 +103,25 @@ public final class Ops {
     }
 
     /**
-     * a += b in place (a {@link Tensor#isDense dense}: contiguous, or a permuted layout such as a
-     * channels-last weight's; b broadcast to a's shape); no graph. With a and b of the same dense
-     * layout the sum runs over their spans as flat vectors.
+     * a += b in place (b broadcast to a's shape); no graph. a may be any view whose elements are
+     * distinct ({@link Shape#isNonOverlapping}: contiguous, permuted such as a channels-last
+     * weight, a slice with gaps) and is refused when expanded (several of its elements in one
+     * place), as PyTorch's add_; b is refused when it shares memory with a other than as the same
+     * view (a's transpose, an overlapping slice, one of a's rows), as PyTorch refuses it, where
+     * the sum would read elements already updated. With a and b of the same dense layout the sum
+     * runs over their spans as flat vectors.
      */
     public static void addInPlace(Tensor a, Tensor b) {
         check("addInPlace", a, b);
-        if (!a.isDense()) {
-            throw new IllegalArgumentException("addInPlace: target " + describe(a) + " must be dense (no gaps or "
-                    + "overlapping elements)");
+        if (!Shape.isNonOverlapping(a.shape(), a.strides())) {
+            throw new IllegalArgumentException("addInPlace: target " + describe(a) + " with strides "
+                    + Arrays.toString(a.strides()) + " has several elements in one place (an expanded view): "
+                    + "adding into it in place is ambiguous; add into a copy (Ops.cloneDetached) instead");
+        }
+        if (a.partiallyOverlaps(b)) {
+            throw new IllegalArgumentException("addInPlace: addend " + describe(b) + " shares memory with the target "
+                    + describe(a) + " (a view of it such as its transpose, a shifted slice or one of its rows): the "
+                    + "sum would read elements already updated; pass a copy of the addend (Ops.cloneDetached)");
         }
         if (!a.isContiguous() && a.sameDenseLayout(b) && a.dtype() == b.dtype()) {
             try (Tensor fa = a.flatDenseView(); Tensor fb = b.flatDenseView()) {

@@ -53,6 +53,35 @@ public final class Shape {
         return true;
     }
 
+    /**
+     * True when no two indices of a tensor of this shape and these strides address the same
+     * element: taken by increasing stride, each dimension longer than 1 steps over the whole span
+     * of the ones before it. Dense layouts and slices with gaps pass; an expanded view (stride 0
+     * on a dimension longer than 1) does not. Exact for the views the ops make; for arbitrary
+     * strides (interleaved dimensions) it may say false for a layout that does not overlap.
+     */
+    public static boolean isNonOverlapping(int[] shape, long[] strides) {
+        int n = 0;
+        long[][] dims = new long[shape.length][];
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] == 0) {
+                return true;
+            }
+            if (shape[i] != 1) {
+                dims[n++] = new long[] {Math.abs(strides[i]), shape[i]};
+            }
+        }
+        Arrays.sort(dims, 0, n, (x, y) -> Long.compare(x[0], y[0]));
+        long span = 0; // the largest distance between two elements over the dimensions so far
+        for (int i = 0; i < n; i++) {
+            if (dims[i][0] <= span) {
+                return false;
+            }
+            span += dims[i][0] * (dims[i][1] - 1);
+        }
+        return true;
+    }
+
     /** Whether two stride vectors of one shape agree on every dimension longer than 1. */
     public static boolean sameStrides(int[] shape, long[] a, long[] b) {
         for (int i = 0; i < shape.length; i++) {

@@ -222,6 +222,40 @@ public final class Tensor implements AutoCloseable {
     }
 
     /**
+     * Whether this tensor and {@code o} may read or write some element in common without being
+     * the same view of it: they share a storage, the ranges of elements they span intersect, and
+     * their offsets, shapes or strides differ (a tensor and its transpose, two overlapping slices,
+     * a matrix and one of its rows). Decided by ranges, so two views interleaving without a common
+     * element (every other element each) count as overlapping. Writing one while reading the
+     * other element by element would read values already overwritten.
+     */
+    public boolean partiallyOverlaps(Tensor o) {
+        if (storage != o.storage || numel == 0 || o.numel == 0) {
+            return false;
+        }
+        if (offset == o.offset && Arrays.equals(shape, o.shape) && Shape.sameStrides(shape, strides, o.strides)) {
+            return false;
+        }
+        return lowestElement() <= o.highestElement() && o.lowestElement() <= highestElement();
+    }
+
+    private long lowestElement() {
+        long at = offset;
+        for (int i = 0; i < shape.length; i++) {
+            at += Math.min(0, strides[i] * (shape[i] - 1));
+        }
+        return at;
+    }
+
+    private long highestElement() {
+        long at = offset;
+        for (int i = 0; i < shape.length; i++) {
+            at += Math.max(0, strides[i] * (shape[i] - 1));
+        }
+        return at;
+    }
+
+    /**
      * Whether {@code o} has this tensor's shape and strides and both are {@link #isDense dense}:
      * then element i of the one sits at the same position of its span as element i of the other.
      */

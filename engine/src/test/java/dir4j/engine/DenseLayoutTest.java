@@ -73,8 +73,13 @@ class DenseLayoutTest {
             Tensor c = Ops.cloneLayoutLike(Tensor.ofDoubles(a, SHAPE).to(DType.FLOAT32), ta);
             assertArrayEquals(ta.strides(), c.strides());
             assertArrayEquals(Tensor.ofDoubles(a, SHAPE).to(DType.FLOAT32).toDoubleArray(), c.toDoubleArray());
-            Tensor gapped = Ops.slice(Tensor.zeros(4, 6), 1, 0, 3);
-            assertThrows(IllegalArgumentException.class, () -> Ops.addInPlace(gapped, Tensor.zeros(4, 3)));
+            // a target with gaps (PyTorch's x[:, :3] += y) takes the sum through its view; an
+            // expanded one (several elements in one place) is refused, as by PyTorch
+            Tensor wide = Tensor.zeros(2, 4);
+            Ops.addInPlace(Ops.slice(wide, 1, 0, 3), Tensor.ones(2, 3));
+            assertArrayEquals(new float[] {1, 1, 1, 0, 1, 1, 1, 0}, wide.toFloatArray());
+            Tensor expanded = Ops.expand(Tensor.zeros(1, 3), 4, 3);
+            assertThrows(IllegalArgumentException.class, () -> Ops.addInPlace(expanded, Tensor.zeros(4, 3)));
         }
     }
 

@@ -95,6 +95,11 @@ final class EngineFixture {
         return v;
     }
 
+    /** A parameter the case may leave out (null then). */
+    String optionalParam(String key) {
+        return props.getProperty(key);
+    }
+
     int intParam(String key) {
         return Integer.parseInt(param(key));
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 
 import dir4j.engine.Backend.ConvParams;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -42,13 +43,17 @@ final class FixtureRunner {
             "greater", "neg", "exp", "log", "sqrt", "abs", "reciprocal", "relu", "affine", "pow_scalar", "clamp",
             "sum", "mean", "max", "min", "cumsum", "matmul", "gram", "reshape", "flatten", "unsqueeze", "squeeze", "permute",
             "transpose", "slice", "select", "expand", "contiguous", "copy_to", "cast", "concat", "index_select",
-            "composite_reused_input");
-    static final Set<String> NN_OPS = Set.of("linear", "conv2d", "batch_norm2d", "batch_norm2d_inference",
-            "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "l2_normalize");
+            "composite_reused_input", "add_in_place");
+    static final Set<String> NN_OPS = Set.of("linear", "conv2d", "conv2d_nhwc", "batch_norm2d", "batch_norm2d_nhwc",
+            "batch_norm2d_act", "batch_norm2d_nhwc_act", "batch_norm2d_inference", "max_pool2d", "max_pool2d_nhwc",
+            "avg_pool2d", "adaptive_avg_pool2d", "l2_normalize", "gem", "ap_histogram");
 
     /** Inputs that an op requires to be contiguous (they keep their layout in every variant). */
     private static final Map<String, Set<String>> CONTIGUOUS_ONLY = Map.of(
             "batch_norm2d", Set.of("gamma", "beta", "running_mean", "running_var"),
+            "batch_norm2d_nhwc", Set.of("gamma", "beta", "running_mean", "running_var"),
+            "batch_norm2d_act", Set.of("gamma", "beta", "running_mean", "running_var"),
+            "batch_norm2d_nhwc_act", Set.of("gamma", "beta", "running_mean", "running_var"),
             "batch_norm2d_inference", Set.of("gamma", "beta", "running_mean", "running_var"));
 
     /** The dir4j call a fixture names, with its parameters. */
@@ -98,6 +103,10 @@ final class FixtureRunner {
             case "concat" -> Ops.concat(f.intParam("axis"),
                     f.inputs().stream().map(in::get).toArray(Tensor[]::new));
             case "index_select" -> Ops.indexSelect(x, f.intParam("axis"), in.get("indices"));
+            case "add_in_place" -> {
+                Ops.addInPlace(a, b);
+                yield a;
+            }
             case "composite_reused_input" -> {
                 Tensor y = in.get("y");
                 // x·x + exp(x)·y − x / (y·y + 1)
@@ -105,21 +114,40 @@ final class FixtureRunner {
                         Ops.div(x, Ops.affine(Ops.mul(y, y), 1, 1)));
             }
             case "linear" -> NnOps.linear(x, in.get("w"), in.get("b"));
-            case "conv2d" -> NnOps.conv2d(x, in.get("w"), in.get("b"), new ConvParams(f.intParam("stride_h"),
-                    f.intParam("stride_w"), f.intParam("pad_h"), f.intParam("pad_w"), f.intParam("dilation_h"),
-                    f.intParam("dilation_w")));
+            case "conv2d" -> NnOps.conv2d(x, in.get("w"), in.get("b"), convParams(f));
+            case "conv2d_nhwc" -> NnOps.conv2dNhwc(x, in.get("w"), convParams(f));
             case "batch_norm2d" -> NnOps.batchNorm2d(x, in.get("gamma"), in.get("beta"), in.get("running_mean"),
                     in.get("running_var"), f.boolParam("training"), f.doubleParam("momentum"), f.doubleParam("eps"));
+            case "batch_norm2d_nhwc" -> NnOps.batchNorm2dNhwc(x, in.get("gamma"), in.get("beta"),
+                    in.get("running_mean"), in.get("running_var"), f.boolParam("training"), f.doubleParam("momentum"),
+                    f.doubleParam("eps"));
+            case "batch_norm2d_act" -> NnOps.batchNorm2dAct(x, in.get("gamma"), in.get("beta"),
+                    in.get("running_mean"), in.get("running_var"), f.boolParam("training"), f.doubleParam("momentum"),
+                    f.doubleParam("eps"), in.get("residual"), f.boolParam("relu"));
+            case "batch_norm2d_nhwc_act" -> NnOps.batchNorm2dNhwcAct(x, in.get("gamma"), in.get("beta"),
+                    in.get("running_mean"), in.get("running_var"), f.boolParam("training"), f.doubleParam("momentum"),
+                    f.doubleParam("eps"), in.get("residual"), f.boolParam("relu"));
             case "batch_norm2d_inference" -> NnOps.batchNorm2dInference(x, in.get("gamma"), in.get("beta"),
                     in.get("running_mean"), in.get("running_var"), f.doubleParam("eps"), in.get("residual"),
                     f.boolParam("relu"), false);
             case "max_pool2d" -> NnOps.maxPool2d(x, f.intParam("kernel"), f.intParam("stride"), f.intParam("padding"));
+            case "max_pool2d_nhwc" -> NnOps.maxPool2dNhwc(x, f.intParam("kernel"), f.intParam("stride"),
+                    f.intParam("padding"));
             case "avg_pool2d" -> NnOps.avgPool2d(x, f.intParam("kernel"), f.intParam("stride"), f.intParam("padding"),
                     f.boolParam("count_include_pad"));
             case "adaptive_avg_pool2d" -> NnOps.adaptiveAvgPool2d(x, f.intParam("out_h"), f.intParam("out_w"));
             case "l2_normalize" -> NnOps.l2Normalize(x, f.intParam("axis"), f.doubleParam("eps"));
+            case "gem" -> NnOps.gem(x, in.get("p"), f.doubleParam("eps"));
+            case "ap_histogram" -> NnOps.apHistogram(in.get("scores"), in.get("labels"),
+                    new Backend.ApBins(f.intParam("nq"), f.doubleParam("min"), f.doubleParam("max")),
+                    f.boolParam("exclude_diagonal"));
             default -> throw new IllegalArgumentException("fixture " + f.name + ": no dir4j call for op " + f.op());
         };
+    }
+
+    private static ConvParams convParams(EngineFixture f) {
+        return new ConvParams(f.intParam("stride_h"), f.intParam("stride_w"), f.intParam("pad_h"), f.intParam("pad_w"),
+                f.intParam("dilation_h"), f.intParam("dilation_w"));
     }
 
     /** float64 results against float64 references: only the order of summation differs. */
@@ -137,16 +165,30 @@ final class FixtureRunner {
             Closeness tol = layout == Layout.FLOAT64 && f.read("out").dtype() == DType.FLOAT64
                     ? FLOAT64_REFERENCE : toleranceOfOp.apply(f.op());
             Set<String> keep = CONTIGUOUS_ONLY.getOrDefault(f.op(), Set.of());
+            // bases: the stored tensors (leaves: gradients and in-place updates are checked on
+            // them); in: what the op takes, a base or a view of one made by differentiable view ops
+            Map<String, Tensor> bases = new LinkedHashMap<>();
             Map<String, Tensor> in = new LinkedHashMap<>();
             for (String name : f.inputs()) {
-                Tensor t = f.read(name);
-                if (t.dtype().isFloating() && (layout == Layout.FLOAT64 || !keep.contains(name))) {
-                    t = relayout(t, layout);
+                String spec = f.optionalParam("view_" + name);
+                Tensor base;
+                if (spec != null && spec.startsWith("from:")) {
+                    int end = spec.indexOf(';');
+                    String of = spec.substring("from:".length(), end < 0 ? spec.length() : end);
+                    base = bases.get(of);
+                    assertNotNull(base, f.name + ": input " + name + " views input " + of + ", which comes later");
+                    spec = end < 0 ? null : spec.substring(end + 1);
+                } else {
+                    base = f.read(name);
+                    if (base.dtype().isFloating() && (layout == Layout.FLOAT64 || !keep.contains(name))) {
+                        base = relayout(base, layout);
+                    }
+                    if (f.gradInputs().contains(name)) {
+                        base.requiresGrad(true);
+                    }
+                    bases.put(name, base);
                 }
-                if (f.gradInputs().contains(name)) {
-                    t.requiresGrad(true);
-                }
-                in.put(name, t);
+                in.put(name, spec == null ? base : applyView(f, base, spec));
             }
             Tensor out = call(f, in);
             Tensor expected = f.read("out");
@@ -155,7 +197,7 @@ final class FixtureRunner {
             }
             tol.assertClose(f.name + " output", expected, out);
             for (String name : f.extraOutputs()) {
-                tol.assertClose(f.name + " " + name + " after the op", f.read(name + "_after"), in.get(name));
+                tol.assertClose(f.name + " " + name + " after the op", f.read(name + "_after"), bases.get(name));
             }
             if (f.extraOutputs().isEmpty() && !f.gradInputs().isEmpty()) {
                 // the inference path: no graph to record, so fused kernels and no argmax
@@ -171,10 +213,14 @@ final class FixtureRunner {
             if (upstream.dtype() != out.dtype()) {
                 upstream = Ops.cast(upstream, out.dtype());
             }
+            if (layout != Layout.FLOAT64) {
+                // the upstream gradient in the inputs' layout too: backward rules get strided gradients
+                upstream = relayout(upstream, layout);
+            }
             out.backward(upstream);
             List<String> failures = new ArrayList<>();
             for (String name : f.gradInputs()) {
-                Tensor g = in.get(name).grad();
+                Tensor g = bases.get(name).grad();
                 assertNotNull(g, f.name + ": no gradient reached input " + name);
                 try {
                     tol.assertClose(f.name + " gradient of " + name, f.read("grad_" + name), g);
@@ -186,6 +232,34 @@ final class FixtureRunner {
                 throw new AssertionError(String.join("\n", failures));
             }
         }
+    }
+
+    /**
+     * The view that a fixture's view_&lt;input&gt; property describes, made from the input's base by
+     * the differentiable view ops of {@link Ops} (recorded in the graph, so gradients flow back to
+     * the base): steps separated by ';', each a name and ':'-separated arguments (lists
+     * comma-separated), e.g. {@code reshape:4,3,2;select:2:1} (every other column from the second).
+     */
+    static Tensor applyView(EngineFixture f, Tensor base, String spec) {
+        Tensor t = base;
+        for (String step : spec.split(";")) {
+            String[] parts = step.split(":");
+            int[][] args = new int[parts.length - 1][];
+            for (int i = 1; i < parts.length; i++) {
+                args[i - 1] = Arrays.stream(parts[i].split(",")).mapToInt(Integer::parseInt).toArray();
+            }
+            t = switch (parts[0]) {
+                case "transpose" -> Ops.transpose(t, args[0][0], args[1][0]);
+                case "permute" -> Ops.permute(t, args[0]);
+                case "slice" -> Ops.slice(t, args[0][0], args[1][0], args[2][0]);
+                case "select" -> Ops.select(t, args[0][0], args[1][0]);
+                case "reshape" -> Ops.reshape(t, args[0]);
+                case "expand" -> Ops.expand(t, args[0]);
+                case "unsqueeze" -> Ops.unsqueeze(t, args[0][0]);
+                default -> throw new IllegalArgumentException("fixture " + f.name + ": unknown view step " + step);
+            };
+        }
+        return t;
     }
 
     /** The same values in another memory layout (a leaf view; the buffer lives in the open scope). */

@@ -93,4 +93,67 @@ class Float32AgreesWithFloat64Test {
                 agree("adaptiveAvgPool2d 30x31 to 7x7", x -> NnOps.adaptiveAvgPool2d(x[0], 7, 7), s(2, 8, 30, 31)),
                 agree("l2Normalize 512-d rows", x -> NnOps.l2Normalize(x[0], 1, 1e-12), s(33, 512)));
     }
+
+    /** Every other element along the last axis of x (a view with stride 2, offset {@code first}). */
+    private static Tensor everyOther(Tensor x, int first) {
+        int[] s = x.shape();
+        int[] split = java.util.Arrays.copyOf(s, s.length + 1);
+        split[s.length - 1] = s[s.length - 1] / 2;
+        split[s.length] = 2;
+        return Ops.select(Ops.reshape(x, split), s.length, first);
+    }
+
+    /**
+     * The ops on views made in the graph (transposed, permuted NHWC ↔ NCHW, stepped, expanded with
+     * stride 0) at sizes past the float32 kernels' thresholds (staging of transposed operands,
+     * parallel chunks, GEMM blocks, the channels-last kernels); the gradients are the bases'. The
+     * small PyTorch fixtures (view_* cases) pin the semantics; these the fast paths.
+     */
+    @TestFactory
+    Stream<DynamicTest> opsOnViewsOfLargeTensors() {
+        return Stream.of(
+                agree("add of an expanded column and a transposed view (77k elements)",
+                        x -> Ops.add(Ops.expand(x[0], 301, 257), x[1].t()), s(301, 1), s(257, 301)),
+                agree("mul of every other column and a transposed view",
+                        x -> Ops.mul(everyOther(x[0], 1), x[1].t()), s(301, 514), s(257, 301)),
+                agree("relu of an NCHW view of an NHWC tensor", x -> Ops.relu(Ops.permute(x[0], 0, 3, 1, 2)),
+                        s(2, 30, 31, 24)),
+                agree("sum over axis 1 of a permuted view",
+                        x -> Ops.sum(Ops.permute(x[0], 2, 0, 1), new int[] {1}, true), s(300, 40, 70)),
+                agree("max over an expanded innermost axis", x -> Ops.max(Ops.expand(x[0], 500, 300), new int[] {1},
+                        false), s(500, 1)),
+                agree("sum of all of every other element", x -> Ops.sum(everyOther(x[0], 0), null, false), s(400_000)),
+                agree("cumsum along the long axis of a transposed view", x -> Ops.cumsum(x[0].t(), 1), s(30_000, 3)),
+                agree("matmul of expanded rows by every other column",
+                        x -> Ops.matmul(Ops.expand(x[0], 67, 300), everyOther(x[1], 0)), s(1, 300), s(300, 262)),
+                agree("batched matmul by an expanded (stride-0) batch",
+                        x -> Ops.matmul(x[0], Ops.expand(x[1], 4, 50, 133)), s(4, 40, 50), s(50, 133)),
+                agree("linear of a permuted batch, transposed weight",
+                        x -> NnOps.linear(Ops.permute(x[0], 1, 0, 2), x[1].t(), x[2]), s(9, 7, 300), s(300, 64), s(64)),
+                agree("conv2d of an NCHW view of NHWC input, channels-last weight",
+                        x -> NnOps.conv2d(Ops.permute(x[0], 0, 3, 1, 2), Ops.permute(x[1], 0, 3, 1, 2), x[2], 1, 1, 1),
+                        s(2, 20, 19, 16), s(24, 3, 3, 16), s(24)),
+                agree("conv2dNhwc of NHWC views of NCHW input and OIHW weight",
+                        x -> NnOps.conv2dNhwc(Ops.permute(x[0], 0, 2, 3, 1), Ops.permute(x[1], 0, 2, 3, 1),
+                                new ConvParams(1, 1, 1, 1, 1, 1)), s(2, 16, 20, 19), s(24, 16, 3, 3)),
+                agree("batchNorm2dNhwc training of an NHWC view (40k elements)",
+                        x -> NnOps.batchNorm2dNhwc(Ops.permute(x[0], 0, 2, 3, 1), x[1], x[2], null, null, true, 0.1,
+                                1e-5), s(4, 16, 25, 25), s(16), s(16)),
+                agree("batchNorm2d training of a cropped view with an expanded residual and ReLU",
+                        x -> NnOps.batchNorm2dAct(Ops.slice(x[0], 3, 1, 30), x[1], x[2], null, null, true, 0.1, 1e-5,
+                                Ops.expand(x[3], 4, 16, 25, 29), true),
+                        s(4, 16, 25, 31), s(16), s(16), s(1, 16, 25, 29)),
+                agree("maxPool2dNhwc of an NHWC view", x -> NnOps.maxPool2dNhwc(Ops.permute(x[0], 0, 2, 3, 1), 3, 2, 1),
+                        s(2, 16, 33, 30)),
+                agree("avgPool2d of every other column", x -> NnOps.avgPool2d(everyOther(x[0], 1), 3, 2, 1, true),
+                        s(2, 8, 33, 60)),
+                agree("l2Normalize along axis 0 of a transposed view", x -> NnOps.l2Normalize(x[0].t(), 0, 1e-12),
+                        s(33, 512)),
+                agree("index_select along axis 1 of a transposed view",
+                        x -> Ops.indexSelect(x[0].t(), 1, Tensor.ofInts(new int[] {7, 0, 299, 7, 150}, 5)),
+                        s(300, 200)),
+                agree("concat of a transposed, an expanded and a stepped view",
+                        x -> Ops.concat(1, x[0].t(), Ops.expand(x[1], 200, 64), everyOther(x[2], 0)),
+                        s(100, 200), s(200, 1), s(200, 300)));
+    }
 }

@@ -18,7 +18,10 @@ import org.junit.jupiter.api.TestFactory;
 /**
  * Every tensor op of {@link Ops} against PyTorch fixtures (tests/fixtures/make_engine_fixtures.py):
  * float32 output and input gradients for a fixed random upstream gradient, each case run with
- * contiguous inputs, again with the same values in two strided layouts, and once in float64.
+ * contiguous inputs, again with the same values (and upstream gradient) in two strided layouts, and
+ * once in float64. The view_* cases feed the op views made in the graph (transposed, permuted,
+ * stepped, offset, expanded; two inputs viewing one tensor) and check the gradients of the viewed
+ * tensors, and a += b into views against PyTorch's add_ ({@link FixtureRunner#applyView}).
  */
 class OpsFixtureTest {
 
