@@ -23,7 +23,7 @@ import picocli.CommandLine.Option;
 /** {@code dir4j index}: an exact or HNSW index of descriptors with their ids, in a folder. */
 @Command(name = "index", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Build a search index of unit descriptors (N x D .npy, as dir4j extract or whiten write them) "
-                + "with their ids, in a folder that dir4j search opens.",
+                + "with their ids, in a folder that dir4j search opens, or add descriptors to one (--append).",
             "exact: the descriptors and ids as they are (descriptors.npy, ids.txt), searched by blocked matrix "
                 + "products. hnsw: an Apache Lucene index (KnnFloatVectorField, dot product) under lucene/, with "
                 + "hnsw.properties and ids.txt: approximate, fast on large collections."},
@@ -37,14 +37,16 @@ final class IndexCommand extends ToolCommand {
     @Option(names = "--ids", paramLabel = "FILE",
             description = "One id per line for the rows, UTF-8: non-blank, without tabs; an id may repeat (blank lines at "
                     + "the end are ignored). Default: X.ids.txt beside the descriptors when it exists (dir4j extract "
-                    + "writes it), else the row numbers 0, 1, ...")
+                    + "writes it), else the row numbers 0, 1, ... (with --append, numbers continuing the index's: "
+                    + "size, size + 1, ...)")
     Path ids;
 
     @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder.")
     Path out;
 
-    @Option(names = "--type", defaultValue = "exact", paramLabel = "exact|hnsw",
-            description = "Exact search, or Lucene's approximate HNSW graph. Default: ${DEFAULT-VALUE}.")
+    @Option(names = "--type", paramLabel = "exact|hnsw",
+            description = "Exact search, or Lucene's approximate HNSW graph. Default: exact (with --append, the "
+                    + "index's own).")
     String type;
 
     @Option(names = "--max-conn", paramLabel = "M",
@@ -65,6 +67,12 @@ final class IndexCommand extends ToolCommand {
             + "else is never touched).")
     boolean overwrite;
 
+    @Option(names = "--append", description = "Add the descriptors to the index already in --out, as rows after its "
+            + "own, with its dimension and (hnsw) graph parameters; the new rows' ids must be given or found as for a "
+            + "build. The index is extended in a copy put in its place when complete: a failure keeps the old one. "
+            + "hnsw: the new rows go into the existing graph, not a rebuild.")
+    boolean append;
+
     @Option(names = "--quiet", description = "Print nothing on success.")
     boolean quiet;
 
@@ -74,9 +82,26 @@ final class IndexCommand extends ToolCommand {
     @Override
     int run() throws IOException {
         device.requireCpu("index");
-        String kind = type.toLowerCase(Locale.ROOT);
+        String kind = type == null ? "exact" : type.toLowerCase(Locale.ROOT);
         if (!kind.equals("exact") && !kind.equals("hnsw")) {
             throw new UsageException("--type must be exact or hnsw, got '" + type + "'");
+        }
+        if (append && overwrite) {
+            throw new UsageException("--append adds to the index in --out and --overwrite replaces it: choose one");
+        }
+        if (append && (maxConn != null || beamWidth != null)) {
+            throw new UsageException("--append keeps the index's own graph parameters: --max-conn and --beam-width go "
+                    + "with a build");
+        }
+        if (append) {
+            String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
+            if (existing == null) {
+                throw new UsageException("--append: " + out + " holds no index; build one first (without --append)");
+            }
+            if (type != null && !kind.equals(existing)) {
+                throw new UsageException("--append: " + out + " holds an " + existing + " index, not " + kind);
+            }
+            kind = existing;
         }
         if (kind.equals("exact") && (maxConn != null || beamWidth != null || threads != null)) {
             throw new UsageException("--max-conn, --beam-width and --threads go with --type hnsw");
@@ -98,7 +123,7 @@ final class IndexCommand extends ToolCommand {
         // one build per index folder at a time; what killed builds left beside it goes
         try (OutputLock lock = OutputLock.acquire(target.resolveSibling("." + target.getFileName() + ".lock"),
                 out + " (an index)")) {
-            if (Files.exists(out)) {
+            if (Files.exists(out) && !append) {
                 String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
                 if (existing == null && !isEmptyFolder(out)) {
                     throw new IOException(out + " exists and is not an index folder; choose another --out");
@@ -116,7 +141,15 @@ final class IndexCommand extends ToolCommand {
             long t0 = System.nanoTime();
             try (MemoryScope scope = MemoryScope.open()) {
                 Tensor x = WhitenCommand.descriptors(descriptors);
-                List<String> rowIds = rowIds(x.shape(0));
+                if (append) {
+                    int before = appendTo(kind, x, options);
+                    if (!quiet) {
+                        System.out.printf(Locale.ROOT, "added %d descriptors to the %s index in %s (%d rows now) in "
+                                + "%.1f s%n", x.shape(0), kind, out, before + x.shape(0), (System.nanoTime() - t0) / 1e9);
+                    }
+                    return 0;
+                }
+                List<String> rowIds = rowIds(x.shape(0), 0);
                 if (kind.equals("exact")) {
                     // built beside, then put in the old one's place: a failed build (a full disk) keeps the old index
                     Path tmp = AtomicFiles.temporaryFolderBeside(target);
@@ -142,10 +175,39 @@ final class IndexCommand extends ToolCommand {
         return 0;
     }
 
-    private List<String> rowIds(int rows) throws IOException {
+    /** Adds x to the index in --out (of this kind); returns the rows it held before. */
+    private int appendTo(String kind, Tensor x, HnswIndex.Options options) throws IOException {
+        Path target = out.toAbsolutePath().normalize();
+        if (kind.equals("hnsw")) {
+            int before;
+            try (HnswIndex old = HnswIndex.open(target)) {
+                before = old.size();
+            }
+            HnswIndex.append(target, x, rowIds(x.shape(0), before), options.threads()).close();
+            return before;
+        }
+        Path tmp = AtomicFiles.temporaryFolderBeside(target);
+        try (ExactIndex index = ExactIndex.load(target)) {
+            int before = index.size();
+            if (x.shape(1) != index.dimension()) {
+                throw new IOException(descriptors + " holds " + x.shape(1) + "-d descriptors but the index in " + out
+                        + " " + index.dimension() + "-d ones");
+            }
+            index.add(x, rowIds(x.shape(0), before));
+            index.save(tmp);
+            AtomicFiles.replaceFolder(tmp, target);
+            return before;
+        } finally {
+            if (Files.exists(tmp)) {
+                AtomicFiles.deleteTree(tmp);
+            }
+        }
+    }
+
+    private List<String> rowIds(int rows, int first) throws IOException {
         Path file = ids != null ? ids : FeatureExtractor.idsFile(descriptors);
         if (ids == null && !Files.isRegularFile(file)) {
-            return IntStream.range(0, rows).mapToObj(Integer::toString).toList();
+            return IntStream.range(first, first + rows).mapToObj(Integer::toString).toList();
         }
         List<String> lines = IdsFile.readIds(file);
         if (lines.size() != rows) {

@@ -186,21 +186,35 @@ public final class HnswIndex implements DescriptorIndex {
         }
     }
 
-    private static HnswIndex buildAndOpen(Path folder, Tensor descriptors, List<String> ids, Options options)
-            throws IOException {
+    private static void checkRows(Tensor descriptors, List<String> ids) {
         if (descriptors.rank() != 2 || !descriptors.dtype().isFloating()) {
             throw new IllegalArgumentException("descriptors must be an N x D float tensor, got "
                     + Shape.str(descriptors.shape()) + " " + descriptors.dtype());
         }
-        int n = descriptors.shape(0);
         int d = descriptors.shape(1);
         if (d < 1 || d > MAX_DIMENSION) {
             throw new IllegalArgumentException("descriptor dimension " + d + " is outside 1.." + MAX_DIMENSION);
         }
-        if (ids.size() != n) {
-            throw new IllegalArgumentException(n + " descriptors but " + ids.size() + " ids");
+        if (ids.size() != descriptors.shape(0)) {
+            throw new IllegalArgumentException(descriptors.shape(0) + " descriptors but " + ids.size() + " ids");
         }
         IdsFile.check(ids);
+    }
+
+    /** The rows as a contiguous float32 CPU tensor (the tensor itself when it is one). */
+    private static Tensor cpuFloatRows(Tensor descriptors) {
+        Tensor rows = descriptors.device().equals(Device.CPU) ? descriptors : descriptors.to(Device.CPU);
+        if (rows.dtype() != DType.FLOAT32) {
+            rows = rows.to(DType.FLOAT32);
+        }
+        return rows.isContiguous() ? rows : rows.contiguous();
+    }
+
+    private static HnswIndex buildAndOpen(Path folder, Tensor descriptors, List<String> ids, Options options)
+            throws IOException {
+        checkRows(descriptors, ids);
+        int n = descriptors.shape(0);
+        int d = descriptors.shape(1);
         Path target = folder.toAbsolutePath();
         Path parent = target.getParent();
         Files.createDirectories(parent);
@@ -210,26 +224,11 @@ public final class HnswIndex implements DescriptorIndex {
         }
         Path tmp = AtomicFiles.temporaryFolderBeside(target);
         try (MemoryScope scope = MemoryScope.open()) {
-            Tensor rows = descriptors.device().equals(Device.CPU) ? descriptors : descriptors.to(Device.CPU);
-            if (rows.dtype() != DType.FLOAT32) {
-                rows = rows.to(DType.FLOAT32);
-            }
-            if (!rows.isContiguous()) {
-                rows = rows.contiguous();
-            }
-            writeLucene(tmp.resolve(LUCENE), rows.segment(), rows.offset(), n, d, options);
+            Tensor rows = cpuFloatRows(descriptors);
+            writeLucene(tmp.resolve(LUCENE), IndexWriterConfig.OpenMode.CREATE, rows.segment(), rows.offset(), n, d,
+                    0, options);
             IdsFile.write(tmp.resolve(ExactIndex.IDS), ids);
-            Properties p = new Properties();
-            p.setProperty("format", FORMAT);
-            p.setProperty("dimension", Integer.toString(d));
-            p.setProperty("size", Integer.toString(n));
-            p.setProperty("similarity", "dot_product");
-            p.setProperty("maxConn", Integer.toString(options.maxConn()));
-            p.setProperty("beamWidth", Integer.toString(options.beamWidth()));
-            p.setProperty("lucene", Version.LATEST.toString());
-            StringWriter text = new StringWriter();
-            p.store(text, "dir4j HNSW index (Apache Lucene)");
-            IdsFile.writeAtomically(tmp.resolve(PROPERTIES), text.toString().getBytes(StandardCharsets.ISO_8859_1));
+            writeProperties(tmp, d, n, options);
             AtomicFiles.replaceFolder(tmp, target);
         } finally {
             if (Files.exists(tmp)) {
@@ -239,8 +238,102 @@ public final class HnswIndex implements DescriptorIndex {
         return openFolder(target); // build() says what an interrupt stopped, once
     }
 
-    private static void writeLucene(Path dir, MemorySegment data, long offset, int n, int d, Options options)
+    private static void writeProperties(Path folder, int d, int n, Options options) throws IOException {
+        Properties p = new Properties();
+        p.setProperty("format", FORMAT);
+        p.setProperty("dimension", Integer.toString(d));
+        p.setProperty("size", Integer.toString(n));
+        p.setProperty("similarity", "dot_product");
+        p.setProperty("maxConn", Integer.toString(options.maxConn()));
+        p.setProperty("beamWidth", Integer.toString(options.beamWidth()));
+        p.setProperty("lucene", Version.LATEST.toString());
+        StringWriter text = new StringWriter();
+        p.store(text, "dir4j HNSW index (Apache Lucene)");
+        IdsFile.writeAtomically(folder.resolve(PROPERTIES), text.toString().getBytes(StandardCharsets.ISO_8859_1));
+    }
+
+    /**
+     * Adds N x D unit descriptors (float32 or float64, any device) with one id per row to the index
+     * in {@code folder} as its rows size() .. size() + N - 1, and opens the result. The index is
+     * copied beside itself (Lucene's files hard-linked where the file system can, else copied:
+     * Lucene never rewrites a file), the rows are added to the copy with the index's own graph
+     * parameters ({@code threads} indexing threads) and merged into one segment as {@link #build}
+     * leaves it, and the copy is renamed into place: a failure or a kill leaves the old index as it
+     * was. Lucene's merge starts from the old segment's graph, so an append costs about what
+     * building the new rows' part does, not a rebuild.
+     *
+     * @throws IllegalArgumentException for a dimension other than the index's, a shape, id count or
+     *     non-unit row that cannot be indexed (the message names the row, counted in the new rows)
+     */
+    public static HnswIndex append(Path folder, Tensor descriptors, List<String> ids, int threads)
             throws IOException {
+        try {
+            return appendAndOpen(folder, descriptors, ids, threads);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "adding to the HNSW index in " + folder);
+        }
+    }
+
+    private static HnswIndex appendAndOpen(Path folder, Tensor descriptors, List<String> newIds, int threads)
+            throws IOException {
+        checkRows(descriptors, newIds);
+        Path target = folder.toAbsolutePath();
+        int size;
+        int d;
+        Options options;
+        List<String> ids;
+        try (HnswIndex old = openFolder(target)) {
+            size = old.size();
+            d = old.dimension();
+            options = new Options(old.options.maxConn(), old.options.beamWidth(), threads);
+            ids = new ArrayList<>(old.ids);
+        }
+        if (descriptors.shape(1) != d) {
+            throw new IllegalArgumentException("the index in " + folder + " holds " + d + "-d descriptors; these are "
+                    + descriptors.shape(1) + "-d");
+        }
+        int n = descriptors.shape(0);
+        if ((long) size + n > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("the index in " + folder + " holds " + size + " rows: " + n
+                    + " more would exceed " + (Integer.MAX_VALUE - 8));
+        }
+        ids.addAll(newIds);
+        Path tmp = AtomicFiles.temporaryFolderBeside(target);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Path lucene = Files.createDirectory(tmp.resolve(LUCENE));
+            try (var files = Files.list(target.resolve(LUCENE))) {
+                for (Path f : files.toList()) {
+                    String name = f.getFileName().toString();
+                    if (name.equals(IndexWriter.WRITE_LOCK_NAME) || !Files.isRegularFile(f)) {
+                        continue;
+                    }
+                    try {
+                        Files.createLink(lucene.resolve(name), f);
+                    } catch (IOException | UnsupportedOperationException e) {
+                        Files.copy(f, lucene.resolve(name));
+                    }
+                }
+            }
+            Tensor rows = cpuFloatRows(descriptors);
+            writeLucene(lucene, IndexWriterConfig.OpenMode.APPEND, rows.segment(), rows.offset(), n, d, size, options);
+            IdsFile.write(tmp.resolve(ExactIndex.IDS), ids);
+            writeProperties(tmp, d, size + n, options);
+            AtomicFiles.replaceFolder(tmp, target);
+        } finally {
+            if (Files.exists(tmp)) {
+                AtomicFiles.deleteTree(tmp);
+            }
+        }
+        return openFolder(target);
+    }
+
+    /**
+     * Writes rows 0..n-1 of {@code data} as documents with row numbers {@code rowBase + r} into a
+     * new ({@code CREATE}) or existing ({@code APPEND}) Lucene index in {@code dir}, merged into one
+     * segment.
+     */
+    private static void writeLucene(Path dir, IndexWriterConfig.OpenMode mode, MemorySegment data, long offset, int n,
+                                    int d, int rowBase, Options options) throws IOException {
         ExecutorService mergeWorkers = options.threads() > 1 ? Executors.newFixedThreadPool(options.threads()) : null;
         ExecutorService indexers = options.threads() > 1 ? Executors.newFixedThreadPool(options.threads()) : null;
         KnnVectorsFormat format = new HighDimensionHnswFormat(options, mergeWorkers);
@@ -251,7 +344,7 @@ public final class HnswIndex implements DescriptorIndex {
                         return format;
                     }
                 })
-                .setOpenMode(IndexWriterConfig.OpenMode.CREATE)
+                .setOpenMode(mode)
                 // one segment per indexing thread when the vectors fit (graphs are built as documents arrive),
                 // within a quarter of the heap: a buffer larger than the heap ends in an OutOfMemoryError in
                 // Lucene's threads, which leaves the JVM hanging
@@ -260,14 +353,14 @@ public final class HnswIndex implements DescriptorIndex {
         try (Directory out = FSDirectory.open(dir); IndexWriter writer = new IndexWriter(out, config)) {
             int threads = Math.min(options.threads(), Math.max(1, n / 256)); // small inputs: one segment
             if (threads == 1) {
-                addRows(writer, data, offset, 0, n, d);
+                addRows(writer, data, offset, 0, n, d, rowBase);
             } else {
                 List<Future<?>> work = new ArrayList<>();
                 for (int t = 0; t < threads; t++) {
                     int from = (int) ((long) n * t / threads);
                     int to = (int) ((long) n * (t + 1) / threads);
                     work.add(indexers.submit(() -> {
-                        addRows(writer, data, offset, from, to, d);
+                        addRows(writer, data, offset, from, to, d, rowBase);
                         return null;
                     }));
                 }
@@ -293,8 +386,8 @@ public final class HnswIndex implements DescriptorIndex {
         return Math.max(1, Math.min(heapMb / 4, Math.min(1900, Math.max(64, 2.0 * n * d * Float.BYTES / (1 << 20)))));
     }
 
-    private static void addRows(IndexWriter writer, MemorySegment data, long offset, int from, int to, int d)
-            throws IOException {
+    private static void addRows(IndexWriter writer, MemorySegment data, long offset, int from, int to, int d,
+                                int rowBase) throws IOException {
         float[] v = new float[d];
         for (int r = from; r < to; r++) {
             MemorySegment.copy(data, ValueLayout.JAVA_FLOAT, (offset + (long) r * d) * Float.BYTES, v, 0, d);
@@ -302,7 +395,7 @@ public final class HnswIndex implements DescriptorIndex {
             Document doc = new Document();
             // Lucene copies the vector when the document is added, so v is reused
             doc.add(new KnnFloatVectorField(VECTOR_FIELD, v, VectorSimilarityFunction.DOT_PRODUCT));
-            doc.add(new NumericDocValuesField(ROW_FIELD, r));
+            doc.add(new NumericDocValuesField(ROW_FIELD, rowBase + r));
             writer.addDocument(doc);
         }
     }

@@ -169,4 +169,116 @@ class IndexCommandTest {
         assertEquals(java.util.logging.Level.WARNING,
                 java.util.logging.Logger.getLogger("org.apache.lucene").getLevel());
     }
+
+    /** Writes rows [from, to) of db.npy (with ids "img_i" when named) as NAME.npy (and NAME.ids.txt). */
+    private Path part(String name, int from, int to, boolean named) throws IOException {
+        Path p = dir.resolve(name + ".npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor all = Npy.read(descs);
+            Npy.write(p, all.slice(0, from, to).contiguous());
+        }
+        if (named) {
+            Files.write(dir.resolve(name + ".ids.txt"), IntStream.range(from, to).mapToObj(i -> "img_" + i).toList());
+        }
+        return p;
+    }
+
+    /**
+     * An index built from 120 rows and then given 80 more holds what one built from all 200 holds:
+     * the same rows and ids (exact), the same ids and nearest neighbours (hnsw, whose graph took
+     * the new rows in); row numbers continue the index's when there are no ids.
+     */
+    @Test
+    void appendedRowsFollowTheIndexsOwn() throws IOException {
+        Path a = part("a", 0, 120, true);
+        Path b = part("b", 120, 200, true);
+        for (String type : List.of("exact", "hnsw")) {
+            Path out = dir.resolve(type);
+            assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--type", type,
+                    "--quiet").rc());
+            Run more = run("index", "--descriptors", b.toString(), "--out", out.toString(), "--append");
+            assertEquals(0, more.rc(), more.toString());
+            assertTrue(more.out().startsWith("added 80 descriptors to the " + type + " index in ")
+                    && more.out().contains("(200 rows now)"), more.out());
+            try (DescriptorIndex idx = DescriptorIndex.open(out); ExactIndex whole = new ExactIndex(16);
+                 MemoryScope scope = MemoryScope.open()) {
+                Tensor all = Npy.read(descs);
+                whole.add(all, IntStream.range(0, 200).mapToObj(i -> "img_" + i).toList());
+                assertEquals(whole.ids(), idx.ids(), type);
+                if (idx instanceof ExactIndex e) {
+                    assertArrayEquals(all.toFloatArray(), e.descriptors().toFloatArray());
+                } else {
+                    assertEquals(new HnswIndex.Options(16, 100, 1), ((HnswIndex) idx).options());
+                    int[][] got = idx.search(all, 10).indices();
+                    int[][] want = whole.search(all, 10).indices();
+                    int found = 0;
+                    for (int q = 0; q < 200; q++) {
+                        assertEquals(q, got[q][0], "each row finds itself first, old and new");
+                        for (int r : want[q]) {
+                            found += java.util.Arrays.stream(got[q]).anyMatch(g -> g == r) ? 1 : 0;
+                        }
+                    }
+                    assertTrue(found >= 0.98 * 2000, "recall@10 " + found / 2000.0);
+                }
+            }
+        }
+        // without ids: the row numbers go on
+        Path c = part("c", 0, 120, false);
+        Path d = part("d", 120, 200, false);
+        Path rows = dir.resolve("rows");
+        assertEquals(0, run("index", "--descriptors", c.toString(), "--out", rows.toString(), "--type", "hnsw",
+                "--quiet").rc());
+        assertEquals(0, run("index", "--descriptors", d.toString(), "--out", rows.toString(), "--append", "--type",
+                "hnsw", "--quiet").rc());
+        try (DescriptorIndex idx = DescriptorIndex.open(rows)) {
+            assertEquals(IntStream.range(0, 200).mapToObj(Integer::toString).toList(), idx.ids());
+        }
+    }
+
+    /** What --append refuses, and a failed append leaving the index as it was (no leftovers). */
+    @Test
+    void anAppendThatCannotBeDoneLeavesTheIndex() throws IOException {
+        Path a = part("a", 0, 120, true);
+        Path out = dir.resolve("idx");
+        Run none = run("index", "--descriptors", a.toString(), "--out", out.toString(), "--append");
+        assertEquals(2, none.rc());
+        assertTrue(none.err().contains("--append: " + out + " holds no index; build one first"), none.err());
+        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--type", "hnsw",
+                "--quiet").rc());
+        for (List<String> extra : List.of(List.of("--overwrite"), List.of("--type", "exact"), List.of("--max-conn", "8"))) {
+            List<String> args = new java.util.ArrayList<>(List.of("index", "--descriptors", a.toString(), "--out",
+                    out.toString(), "--append"));
+            args.addAll(extra);
+            Run r = run(args.toArray(String[]::new));
+            assertEquals(2, r.rc(), extra + ": " + r);
+        }
+        Path wide = dir.resolve("wide.npy");
+        Path bad = dir.resolve("bad.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(wide, Tensor.of(SearchCommandTest.unitRows(new Random(5), 4, 8), 4, 8));
+            float[] v = SearchCommandTest.unitRows(new Random(6), 4, 16);
+            v[2 * 16] *= 3; // row 2 is not a unit vector
+            Npy.write(bad, Tensor.of(v, 4, 16));
+        }
+        Run narrow = run("index", "--descriptors", wide.toString(), "--out", out.toString(), "--append");
+        assertEquals(1, narrow.rc());
+        assertTrue(narrow.err().contains("holds 16-d descriptors; these are 8-d"), narrow.err());
+        Run notUnit = run("index", "--descriptors", bad.toString(), "--out", out.toString(), "--append");
+        assertEquals(1, notUnit.rc());
+        assertTrue(notUnit.err().contains("row 2"), notUnit.err());
+        try (DescriptorIndex idx = DescriptorIndex.open(out)) {
+            assertEquals(120, idx.size());
+            assertEquals("img_119", idx.id(119));
+        }
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(), left.filter(p -> p.getFileName().toString().contains(".dir4j-")).toList(),
+                    "no temporary folder left");
+        }
+        // an exact index: the dimension named too
+        Path exact = dir.resolve("exact");
+        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", exact.toString(), "--quiet").rc());
+        Run exactNarrow = run("index", "--descriptors", wide.toString(), "--out", exact.toString(), "--append");
+        assertEquals(1, exactNarrow.rc());
+        assertTrue(exactNarrow.err().contains("holds 8-d descriptors but the index in"), exactNarrow.err());
+    }
 }
