@@ -23,15 +23,20 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * NumPy's .npy format (versions 1–3): little- or big-endian float32, float64, int32 and int64
- * (read as int32, range-checked), C or Fortran order. Files are validated against their header
+ * NumPy's .npy format (versions 1–3): little- or big-endian float32, float64, float16 (widened to
+ * float32), integers of every width and bool (read as int32, range-checked), C or Fortran order.
+ * Object, string, date, complex and structured arrays are refused with their dtype named; an
+ * object array is never unpickled. Files are validated against their header
  * before any allocation, so a truncated or hostile file is a clear error, never a crash.
  */
 public final class Npy {
     private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
-    private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([<>|=]?)([a-z])(\\d+)'");
-    private static final Pattern FORTRAN = Pattern.compile("'fortran_order'\\s*:\\s*(True|False)");
-    private static final Pattern SHAPE = Pattern.compile("'shape'\\s*:\\s*\\(([^)]*)\\)");
+    // the header is a Python dict literal: NumPy writes single quotes, other writers may use double
+    private static final Pattern DESCR = Pattern.compile("(['\"])descr\\1\\s*:\\s*(['\"])([^'\"]*)\\2");
+    private static final Pattern STRUCTURED = Pattern.compile("(['\"])descr\\1\\s*:\\s*\\[");
+    private static final Pattern SIMPLE = Pattern.compile("([<>|=]?)([a-z])(\\d+)");
+    private static final Pattern FORTRAN = Pattern.compile("(['\"])fortran_order\\1\\s*:\\s*(True|False)");
+    private static final Pattern SHAPE = Pattern.compile("(['\"])shape\\1\\s*:\\s*\\(([^)]*)\\)");
 
     private Npy() {}
 
@@ -230,21 +235,29 @@ public final class Npy {
             }
             String header = new String(all.asSlice(start, headerLen).toArray(ValueLayout.JAVA_BYTE),
                     major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
+            if (STRUCTURED.matcher(header).find()) {
+                throw new IllegalArgumentException("unsupported .npy dtype: a structured array (a record dtype with "
+                        + "named fields), which dir4j does not read: save each field as its own numeric array");
+            }
             Matcher d = DESCR.matcher(header);
             Matcher f = FORTRAN.matcher(header);
             Matcher s = SHAPE.matcher(header);
             if (!d.find() || !f.find() || !s.find()) {
                 throw new IllegalArgumentException("malformed .npy header: " + header.strip());
             }
-            ByteOrder order = d.group(1).equals(">") ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
-            String kind = d.group(2);
-            int size = Integer.parseInt(d.group(3));
-            boolean fortran = f.group(1).equals("True");
-            int[] shape = parseShape(s.group(1));
+            Matcher simple = SIMPLE.matcher(d.group(3));
+            if (!simple.matches()) {
+                throw new IllegalArgumentException(unsupported(d.group(3)));
+            }
+            ByteOrder order = simple.group(1).equals(">") ? ByteOrder.BIG_ENDIAN : ByteOrder.LITTLE_ENDIAN;
+            String kind = simple.group(2);
+            int size = Integer.parseInt(simple.group(3));
+            boolean fortran = f.group(2).equals("True");
+            int[] shape = parseShape(s.group(2));
             long n = Shape.numel(shape);
             DType dtype;
-            if (kind.equals("f") && size == 4) {
-                dtype = DType.FLOAT32;
+            if (kind.equals("f") && (size == 4 || size == 2)) {
+                dtype = DType.FLOAT32; // float16 widened
             } else if (kind.equals("f") && size == 8) {
                 dtype = DType.FLOAT64;
             } else if ((kind.equals("i") || kind.equals("u")) && (size == 4 || size == 8 || size == 1 || size == 2)) {
@@ -252,8 +265,7 @@ public final class Npy {
             } else if (kind.equals("b") && size == 1) {
                 dtype = DType.INT32;
             } else {
-                throw new IllegalArgumentException("unsupported .npy dtype '" + kind + size
-                        + "' (float32, float64 and integers are supported)");
+                throw new IllegalArgumentException(unsupported(d.group(3)));
             }
             long dataStart = start + headerLen;
             long need = n * size;
@@ -265,12 +277,26 @@ public final class Npy {
         }
     }
 
+    /** Why an array of NumPy dtype {@code descr} ('|O', '<U5', '<c8') is not read. */
+    private static String unsupported(String descr) {
+        String code = descr.replaceFirst("^[<>|=]", "");
+        String what = code.startsWith("O") ? "an object array: its elements are pickled Python objects, which dir4j "
+                + "never unpickles"
+                : code.startsWith("U") || code.startsWith("S") || code.startsWith("a") ? "an array of strings"
+                : code.startsWith("M") || code.startsWith("m") ? "an array of dates or times"
+                : code.startsWith("c") ? "a complex array"
+                : code.startsWith("V") ? "an array of raw bytes (void)"
+                : "an array of an element type dir4j does not read";
+        return "unsupported .npy dtype '" + descr + "': " + what + "; dir4j reads float16, float32, float64, "
+                + "integer and bool arrays: save it as one of those (numpy.asarray(a, dtype=numpy.float32))";
+    }
+
     /**
      * Rows of a 2-D float .npy file read a block at a time, for arrays larger than memory (the
      * million distractor descriptors of the revisited benchmarks take 8 GiB at 2048-d). The header
      * is validated like {@link #read}'s, the data's length against it; each
      * {@link #read(long, int) read} reads just its rows from the file, straight into a float32
-     * tensor (float64 and big-endian files through a buffer), so memory holds one block and the
+     * tensor (float64, float16 and big-endian files through a buffer), so memory holds one block and the
      * file is not mapped. Fortran-order files are refused: their rows are not contiguous.
      */
     public static final class RowReader implements AutoCloseable {
@@ -332,7 +358,7 @@ public final class Npy {
             return header.shape[1];
         }
 
-        /** The stored element type (float32 or float64). */
+        /** The element type rows are read from: float64, or float32 (float16 files included, widened). */
         public DType storedType() {
             return header.dtype;
         }
@@ -347,7 +373,7 @@ public final class Npy {
             Tensor t = Tensor.empty(DType.FLOAT32, Device.CPU, count, columns());
             try {
                 MemorySegment dst = t.segment();
-                if (header.dtype == DType.FLOAT32 && header.order == ByteOrder.nativeOrder()) {
+                if (header.size == Float.BYTES && header.order == ByteOrder.nativeOrder()) {
                     long bytes = n * Float.BYTES;
                     for (long done = 0; done < bytes; done += 1 << 30) { // a ByteBuffer stops below 2 GiB
                         readFully(dst.asSlice(done, Math.min(1 << 30, bytes - done)).asByteBuffer(), at + done);
@@ -361,7 +387,11 @@ public final class Npy {
                     readFully(buffer, at + done * header.size);
                     buffer.flip();
                     for (int i = 0; i < k; i++) {
-                        float v = header.size == Float.BYTES ? buffer.getFloat() : (float) buffer.getDouble();
+                        float v = switch (header.size) {
+                            case Float.BYTES -> buffer.getFloat();
+                            case 2 -> Float.float16ToFloat(buffer.getShort());
+                            default -> (float) buffer.getDouble();
+                        };
                         dst.setAtIndex(ValueLayout.JAVA_FLOAT, done + i, v);
                     }
                     done += k;
@@ -393,8 +423,17 @@ public final class Npy {
     private static void copyData(MemorySegment all, long at, ByteOrder order, String kind, int size, long n, DType dtype,
             MemorySegment dst) {
         switch (dtype) {
-            case FLOAT32 -> MemorySegment.copy(all, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(order), at, dst,
-                    ValueLayout.JAVA_FLOAT, 0, n);
+            case FLOAT32 -> {
+                if (size == 2) { // float16, widened
+                    ValueLayout.OfShort half = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(order);
+                    for (long i = 0; i < n; i++) {
+                        dst.setAtIndex(ValueLayout.JAVA_FLOAT, i, Float.float16ToFloat(all.get(half, at + i * 2)));
+                    }
+                } else {
+                    MemorySegment.copy(all, ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(order), at, dst,
+                            ValueLayout.JAVA_FLOAT, 0, n);
+                }
+            }
             case FLOAT64 -> MemorySegment.copy(all, ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(order), at, dst,
                     ValueLayout.JAVA_DOUBLE, 0, n);
             default -> {

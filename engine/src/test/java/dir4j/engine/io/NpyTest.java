@@ -217,6 +217,71 @@ class NpyTest {
         assertTrue(e.getMessage().contains("4294967295 does not fit int32"), e.getMessage());
     }
 
+    /**
+     * float16 widens to float32 as PyTorch's and safetensors' float16 do (NpzTest reads NumPy's own
+     * float16 file); hand-made bit patterns 0x3800 = 0.5, 0xbd00 = -1.25, 0x7bff =
+     * 65504 (the largest), 0x8000 = -0.0, 0x0001 = 2^-24 (the smallest subnormal), 0x7c00 = +inf;
+     * either byte order, C or Fortran order, by whole array or by rows.
+     */
+    @Test
+    void float16IsWidenedToFloat32() throws IOException {
+        short[] bits = {0x3800, (short) 0xbd00, 0x7bff, (short) 0x8000, 0x0001, 0x7c00};
+        float[] values = {0.5f, -1.25f, 65504f, -0f, 0x1p-24f, Float.POSITIVE_INFINITY};
+        for (ByteOrder order : List.of(ByteOrder.LITTLE_ENDIAN, ByteOrder.BIG_ENDIAN)) {
+            ByteBuffer b = ByteBuffer.allocate(12).order(order);
+            for (short x : bits) {
+                b.putShort(x);
+            }
+            String descr = order == ByteOrder.LITTLE_ENDIAN ? "<f2" : ">f2";
+            try (var scope = MemoryScope.open()) {
+                Tensor t = Npy.parse(npy("{'descr': '" + descr + "', 'fortran_order': False, 'shape': (6,), }",
+                        b.array()));
+                assertEquals(DType.FLOAT32, t.dtype());
+                assertArrayEquals(values, t.toFloatArray(), descr);
+                // column-major [2, 3]: memory holds column after column
+                Tensor f = Npy.parse(npy("{'descr': '" + descr + "', 'fortran_order': True, 'shape': (2, 3), }",
+                        b.array()));
+                assertArrayEquals(new float[] {values[0], values[2], values[4], values[1], values[3], values[5]},
+                        f.toFloatArray(), descr);
+                Path rows = Files.write(dir.resolve("half" + descr.charAt(0) + ".npy"),
+                        npy("{'descr': '" + descr + "', 'fortran_order': False, 'shape': (3, 2), }", b.array()));
+                try (Npy.RowReader r = Npy.RowReader.open(rows)) {
+                    assertArrayEquals(Arrays.copyOfRange(values, 2, 6), r.read(1, 2).toFloatArray(), descr);
+                }
+            }
+        }
+    }
+
+    /** The header is a Python dict literal: double quotes, as some non-NumPy writers use, read the same. */
+    @Test
+    void aHeaderWithDoubleQuotesIsRead() {
+        try (var scope = MemoryScope.open()) {
+            Tensor t = Npy.parse(npy("{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2,)}",
+                    floats(ByteOrder.LITTLE_ENDIAN, 1.5f, -2)));
+            assertArrayEquals(new float[] {1.5f, -2}, t.toFloatArray());
+        }
+    }
+
+    /**
+     * Arrays of objects (pickled Python objects: never unpickled), strings, dates and records are
+     * refused with their dtype and what they are, not as a "malformed header".
+     */
+    @Test
+    void nonNumericArraysAreRefusedNamingTheirDtype() throws IOException {
+        assertMentions(readError(npy("{'descr': '|O', 'fortran_order': False, 'shape': (3,), }", new byte[24]),
+                "objects.npy"), "unsupported .npy dtype '|O'", "object array", "never unpickles");
+        assertMentions(readError(npy("{'descr': '<U2', 'fortran_order': False, 'shape': (2,), }", new byte[16]),
+                "strings.npy"), "unsupported .npy dtype '<U2'", "strings");
+        assertMentions(readError(npy("{'descr': '|S2', 'fortran_order': False, 'shape': (1,), }", new byte[2]),
+                "bytes.npy"), "unsupported .npy dtype '|S2'", "strings");
+        assertMentions(readError(npy("{'descr': '<M8[D]', 'fortran_order': False, 'shape': (1,), }", new byte[8]),
+                "dates.npy"), "unsupported .npy dtype '<M8[D]'", "dates or times");
+        assertMentions(readError(npy("{'descr': [('a', '<f4'), ('b', '<i4')], 'fortran_order': False, "
+                + "'shape': (2,), }", new byte[16]), "records.npy"), "unsupported .npy dtype", "structured array");
+        assertMentions(readError(npy("{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }", new byte[16]),
+                "longdouble.npy"), "unsupported .npy dtype '<f16'");
+    }
+
     @Test
     void aDirectoryIsRefusedByName() throws IOException {
         Path d = Files.createDirectory(dir.resolve("descriptors.npy"));

@@ -31,6 +31,23 @@ final class GlobalPolicy {
             "torch.FloatStorage", "torch.DoubleStorage", "torch.HalfStorage", "torch.BFloat16Storage",
             "torch.LongStorage", "torch.IntStorage", "torch.ShortStorage", "torch.CharStorage",
             "torch.ByteStorage", "torch.BoolStorage",
+            // tensors dir4j recognises in order to refuse them by name (Unpickler.Unreadable);
+            // nothing is ever called
+            "torch.ComplexHalfStorage", "torch.ComplexFloatStorage", "torch.ComplexDoubleStorage",
+            "torch.QInt8Storage", "torch.QUInt8Storage", "torch.QInt32Storage", "torch.QUInt4x2Storage",
+            "torch.QUInt2x4Storage", "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
+            "torch._utils._rebuild_sparse_csr_tensor", "torch._utils._rebuild_meta_tensor_no_storage",
+            "torch._utils._rebuild_wrapper_subclass", "torch._utils._rebuild_nested_tensor",
+            "torch._utils._rebuild_device_tensor_from_numpy", "torch.serialization._get_layout",
+            "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_tensor_symmetric",
+            "torch.per_channel_symmetric", "torch.per_channel_affine_float_qparams",
+            // dtypes, layouts and memory formats as values (a config's {'dtype': torch.float16}),
+            // pickled by name as torch's own weights_only loader allows them: names, never called
+            "torch.float16", "torch.float32", "torch.float64", "torch.bfloat16", "torch.complex32",
+            "torch.complex64", "torch.complex128", "torch.uint8", "torch.int8", "torch.int16", "torch.int32",
+            "torch.int64", "torch.bool", "torch.qint8", "torch.quint8", "torch.qint32", "torch.quint4x2",
+            "torch.strided", "torch.sparse_coo", "torch.sparse_csr", "torch.contiguous_format",
+            "torch.channels_last", "torch.channels_last_3d", "torch.preserve_format",
             "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
             "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
             "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",

@@ -190,6 +190,7 @@ final class NumpyPickles {
                 yield v >= 0 ? (Object) v : new BigInteger(Long.toUnsignedString(v));
             }
             case BOOL -> bb.get() != 0;
+            default -> throw new IllegalStateException(type + " is never a numpy dtype");
         };
     }
 

@@ -28,7 +28,7 @@ import java.util.Map;
  * end]}} (offsets relative to the data that follows) plus an optional {@code __metadata__} map of
  * strings (dir4j keeps model options there, as JSON text), then the little-endian tensor data.
  *
- * <p>Reading accepts F32, F64, F16, BF16, I64, I32, I16, I8, U8 and BOOL (F16/BF16 widen to
+ * <p>Reading accepts F32, F64, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL (F16/BF16 widen to
  * float32, integers become int32, range-checked) and validates the header before allocating:
  * a header over 100 MB, offsets outside the data, overlapping tensors, or a byte count that does
  * not match the shape are errors naming the tensor. Writing takes float32, float64 and int32

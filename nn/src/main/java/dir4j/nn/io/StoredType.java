@@ -17,15 +17,27 @@ import java.nio.ByteOrder;
  * and the legacy format all go through {@link #read}.
  */
 enum StoredType {
-    F16(2), BF16(2), F32(4), F64(8), I8(1), U8(1), I16(2), U16(2), I32(4), U32(4), I64(8), U64(8), BOOL(1);
+    F16(2), BF16(2), F32(4), F64(8), I8(1), U8(1), I16(2), U16(2), I32(4), U32(4), I64(8), U64(8), BOOL(1),
+    // PyTorch storage types dir4j does not read: known, so that their bytes can be stepped over and
+    // a tensor of them refused with its dtype named (read() throws)
+    C32(4, "complex32"), C64(8, "complex64"), C128(16, "complex128"), QI8(1, "qint8 (quantized)"),
+    QU8(1, "quint8 (quantized)"), QI32(4, "qint32 (quantized)"), QU4X2(1, "quint4x2 (quantized)"),
+    QU2X4(1, "quint2x4 (quantized)");
 
     /** An expanded (stride-0) tensor may hold at most this many times its storage's elements. */
     private static final long EXPANSION_LIMIT = 64;
 
     final int size;
+    /** PyTorch's name of an unsupported type; null for the types dir4j reads. */
+    private final String unsupported;
 
     StoredType(int size) {
+        this(size, null);
+    }
+
+    StoredType(int size, String unsupported) {
         this.size = size;
+        this.unsupported = unsupported;
     }
 
     /** The dir4j dtype these elements load as. */
@@ -40,14 +52,17 @@ enum StoredType {
     /** The type of a safetensors dtype name, or null. */
     static StoredType ofSafetensors(String name) {
         for (StoredType t : values()) {
-            if (t.name().equals(name)) {
+            if (t.unsupported == null && t.name().equals(name)) {
                 return t;
             }
         }
         return null;
     }
 
-    /** The type of a PyTorch storage class name ("FloatStorage"), or null. */
+    /**
+     * The type of a PyTorch storage class name ("FloatStorage"), or null; complex and quantized
+     * storages have a type, which {@link #read} refuses.
+     */
     static StoredType ofTorchStorage(String name) {
         return switch (name) {
             case "FloatStorage" -> F32;
@@ -60,6 +75,14 @@ enum StoredType {
             case "CharStorage" -> I8;
             case "ByteStorage" -> U8;
             case "BoolStorage" -> BOOL;
+            case "ComplexHalfStorage" -> C32;
+            case "ComplexFloatStorage" -> C64;
+            case "ComplexDoubleStorage" -> C128;
+            case "QInt8Storage" -> QI8;
+            case "QUInt8Storage" -> QU8;
+            case "QInt32Storage" -> QI32;
+            case "QUInt4x2Storage" -> QU4X2;
+            case "QUInt2x4Storage" -> QU2X4;
             default -> null;
         };
     }
@@ -85,6 +108,11 @@ enum StoredType {
      */
     Tensor read(MemorySegment src, long byteOffset, ByteOrder order, int[] shape, long[] strides,
             boolean float64ToFloat32, String what) throws IOException {
+        if (unsupported != null) {
+            throw new IOException(what + ": a " + unsupported + " tensor of shape " + Shape.str(shape)
+                    + ", which dir4j does not read (float32, float64, float16, bfloat16, integer and bool tensors "
+                    + "are read): convert it in Python first");
+        }
         if (strides.length != shape.length) {
             throw new IOException(what + ": " + shape.length + " dimensions but " + strides.length + " strides");
         }

@@ -48,7 +48,10 @@ import java.util.zip.ZipFile;
  * <p>Tensors are rebuilt from their storage offset, size and stride as contiguous dir4j CPU
  * tensors: float32 as float32, float64 as float64 (or float32 when
  * {@link Unpickler.Options#float64ToFloat32()}), float16 and bfloat16 widened to float32, int64
- * (range-checked), int32, int16, int8, uint8 and bool as int32. The result is the object tree
+ * (range-checked), int32, int16, int8, uint8 and bool as int32. A tensor dir4j has no type for
+ * (complex, quantized, sparse; an int64 beyond int32's range) fails the read with its place in
+ * the tree ({@code ['state_dict']['fc.weight']}) and its kind; so does a whole pickled
+ * {@code nn.Module} ({@code torch.save(model)}), by its class, never run. The result is the object tree
  * of the checkpoint ({@code Map}, {@code List}, {@link Tensor}, numbers, strings,
  * {@link PickledObject}); the caller owns its tensors and releases them with
  * {@link #closeTensors(Object)}.
@@ -151,8 +154,7 @@ public final class TorchCheckpoint {
                     seg = readEntry(zip, e, file, arena);
                     storages.put(ref.key(), seg);
                 }
-                return ref.type().read(seg, byteOffset(offset, ref.type()), byteOrder, size, stride,
-                        options.float64ToFloat32(), source + ": tensor on storage '" + ref.key() + "' (pickle byte " + at + ")");
+                return readOrDefer(ref, seg, offset, byteOrder, size, stride, options, at);
             };
             return u.load(MemorySegment.ofArray(pickle), 0);
         }
@@ -309,16 +311,35 @@ public final class TorchCheckpoint {
                     }
                     seg = seg.asSlice(ref.viewOffset() * size1, ref.viewNumel() * size1);
                 }
-                return ref.type().read(seg, byteOffset(offset, ref.type()), order, size, stride, options.float64ToFloat32(),
-                        source + ": tensor on storage '" + ref.key() + "' (pickle byte " + tAt + ")");
+                return readOrDefer(ref, seg, offset, order, size, stride, options, tAt);
             };
             return u.load(all, objectStart);
+        }
+    }
+
+    /**
+     * A storage's tensor, or, when its values cannot be read (a complex or quantized dtype, an
+     * int64 beyond int32, a view outside its storage), the reason, which the unpickler reports
+     * with where the tensor sits in the checkpoint once the pickle is read.
+     */
+    private static Object readOrDefer(StorageRef ref, MemorySegment seg, long offset, ByteOrder order, int[] size,
+            long[] stride, Unpickler.Options options, long at) {
+        try {
+            return ref.type().read(seg, byteOffset(offset, ref.type()), order, size, stride, options.float64ToFloat32(),
+                    "on storage '" + ref.key() + "' (pickle byte " + at + ")");
+        } catch (IOException e) {
+            return new Unpickler.Unreadable(e.getMessage());
         }
     }
 
     // ================================================================ persistent ids
 
     private static StorageRef storageRef(Object pid, String source, long at) throws IOException {
+        if (pid instanceof List<?> m && m.size() >= 2 && "module".equals(m.get(0))) {
+            // the legacy format's record of a pickled module's class and source code
+            throw new IOException(source + ": " + wholeModule(m.get(1) instanceof PickleGlobal g ? g.qualified()
+                    : Unpickler.describe(m.get(1))));
+        }
         if (!(pid instanceof List<?> t) || t.size() < 5 || !"storage".equals(t.get(0))) {
             throw new IOException(source + ": persistent id at pickle byte " + at + " is " + Unpickler.describe(pid)
                     + ", not ('storage', type, key, location, numel[, view])");
@@ -374,6 +395,9 @@ public final class TorchCheckpoint {
         if (root instanceof Map<?, ?> m && m.get("state_dict") instanceof Map<?, ?> inner) {
             sd = inner;
         }
+        if (isModule(sd)) {
+            throw new IllegalArgumentException(wholeModule(((PickledObject) sd).className()));
+        }
         if (!(sd instanceof Map<?, ?> dict)) {
             throw new IllegalArgumentException("checkpoint has no state dict: its root is " + Unpickler.describe(root));
         }
@@ -387,10 +411,33 @@ public final class TorchCheckpoint {
             }
         }
         if (out.isEmpty() && !dict.isEmpty()) {
+            for (Map.Entry<?, ?> e : dict.entrySet()) {
+                if (isModule(e.getValue())) {
+                    throw new IllegalArgumentException("checkpoint has no state dict: its entry '" + e.getKey()
+                            + "' is " + wholeModule(((PickledObject) e.getValue()).className()));
+                }
+            }
             throw new IllegalArgumentException("checkpoint has no state dict: the dict at its "
                     + (sd == root ? "root" : "'state_dict' entry") + " holds no named tensors");
         }
         return out;
+    }
+
+    /**
+     * Whether an inert object is a pickled {@code torch.nn.Module} (what {@code torch.save(model)}
+     * writes): its state holds the module's {@code _parameters}, or its class is one of
+     * {@code torch.nn}'s.
+     */
+    static boolean isModule(Object o) {
+        return o instanceof PickledObject p
+                && (p.attributes().containsKey("_parameters") || p.className().startsWith("torch.nn.modules."));
+    }
+
+    /** Why a pickled module is refused, and what to save instead. */
+    static String wholeModule(String className) {
+        return "a whole pickled nn.Module (class " + className + ", saved by torch.save(model)), not a state dict: "
+                + "dir4j reads tensors and never runs a pickled module's code; in Python, load it and save "
+                + "model.state_dict() instead";
     }
 
     /**

@@ -92,6 +92,20 @@ public final class Unpickler {
         Object rebuild(Object storage, long storageOffset, int[] size, long[] stride, long at) throws IOException;
     }
 
+    /**
+     * What stands in for a tensor or NumPy array that cannot be made (a complex, quantized or
+     * sparse tensor, integers beyond int32, an array of strings or objects): loading goes on, and
+     * once the pickle is read the load fails with {@code problem} and where in the tree the value
+     * sits ({@code tensor ['state_dict']['fc.w']}).
+     *
+     * @param noun "tensor" or "array", for the message
+     */
+    record Unreadable(String noun, String problem) {
+        Unreadable(String problem) {
+            this("tensor", problem);
+        }
+    }
+
     private static final Object MARK_SENTINEL = new Object();
 
     private final String source;
@@ -111,6 +125,7 @@ public final class Unpickler {
     private final HashMap<Long, Object> memo = new HashMap<>();
     private final IdentityHashMap<Object, List<Long>> pendingMemoKeys = new IdentityHashMap<>();
     private final List<Tensor> created = new ArrayList<>();
+    private Unreadable firstUnreadable;
 
     /**
      * @param source names the input in error messages ("model.pt:archive/data.pkl")
@@ -144,8 +159,14 @@ public final class Unpickler {
         memo.clear();
         pendingMemoKeys.clear();
         created.clear();
+        firstUnreadable = null;
         try {
             Object result = run();
+            if (firstUnreadable != null) {
+                String path = pathTo(result, firstUnreadable);
+                throw new IOException(source + ": " + (path == null ? "a " + firstUnreadable.noun()
+                        : firstUnreadable.noun() + " " + path) + ": " + firstUnreadable.problem());
+            }
             closeUnreachable(result);
             return result;
         } catch (IOException | RuntimeException | StackOverflowError e) {
@@ -183,6 +204,53 @@ public final class Unpickler {
                 t.close();
             }
         }
+    }
+
+    /**
+     * Where {@code target} sits in {@code root}, in Python's subscript notation
+     * ({@code ['state_dict']['fc.weight']}, {@code [0]}, {@code .attr} of an object), or null.
+     */
+    static String pathTo(Object root, Object target) {
+        record At(Object value, String path) {}
+        Set<Object> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        java.util.ArrayDeque<At> todo = new java.util.ArrayDeque<>();
+        todo.add(new At(root, ""));
+        while (!todo.isEmpty()) {
+            At at = todo.poll();
+            if (at.value() == target) {
+                return at.path().isEmpty() ? "at the root" : at.path();
+            }
+            if (at.value() == null || !seen.add(at.value())) {
+                continue;
+            }
+            switch (at.value()) {
+                case Map<?, ?> m -> m.forEach((k, v) -> todo.add(new At(v, at.path() + "[" + key(k) + "]")));
+                case List<?> l -> {
+                    for (int i = 0; i < l.size(); i++) {
+                        todo.add(new At(l.get(i), at.path() + "[" + i + "]"));
+                    }
+                }
+                case PickledObject p -> {
+                    p.attributes().forEach((k, v) -> todo.add(new At(v, at.path() + "." + k)));
+                    for (int i = 0; i < p.args().size(); i++) {
+                        todo.add(new At(p.args().get(i), at.path() + " (argument " + i + ")"));
+                    }
+                    p.dictItems().forEach((k, v) -> todo.add(new At(v, at.path() + "[" + key(k) + "]")));
+                    for (int i = 0; i < p.listItems().size(); i++) {
+                        todo.add(new At(p.listItems().get(i), at.path() + "[" + i + "]"));
+                    }
+                    if (p.state() != null && !(p.state() instanceof Map<?, ?>)) {
+                        todo.add(new At(p.state(), at.path() + " (state)"));
+                    }
+                }
+                default -> { }
+            }
+        }
+        return null;
+    }
+
+    private static String key(Object k) {
+        return k instanceof String s ? "'" + clip(s) + "'" : String.valueOf(k);
     }
 
     /** The byte after the last pickle's STOP. */
@@ -846,6 +914,26 @@ public final class Unpickler {
                 }
                 return call(args.get(0), tupleArg(args.get(2), "rebuild arguments"));
             }
+            case "torch._utils._rebuild_qtensor", "torch._utils._rebuild_sparse_tensor",
+                    "torch._utils._rebuild_sparse_csr_tensor", "torch._utils._rebuild_meta_tensor_no_storage",
+                    "torch._utils._rebuild_wrapper_subclass", "torch._utils._rebuild_nested_tensor",
+                    "torch._utils._rebuild_device_tensor_from_numpy" -> {
+                if (tensorRebuilder == null) {
+                    throw corrupt("a PyTorch tensor outside a checkpoint (read .pt/.pth files with TorchCheckpoint.read)");
+                }
+                String kind = switch (g.name()) {
+                    case "_rebuild_qtensor" -> "a quantized tensor, which dir4j does not read: save t.dequantize() instead";
+                    case "_rebuild_sparse_tensor", "_rebuild_sparse_csr_tensor" ->
+                            "a sparse tensor, which dir4j does not read: save t.to_dense() instead";
+                    case "_rebuild_meta_tensor_no_storage" -> "a tensor on the 'meta' device, which has no values";
+                    default -> "a kind of tensor dir4j does not read: save a plain dense tensor instead";
+                };
+                return track(new Unreadable(kind + " (" + g + ", pickle byte " + opAt + ")"));
+            }
+            case "torch.serialization._get_layout" -> {
+                // a sparse tensor's layout, by name ('torch.sparse_coo'); nothing is looked up
+                return args.isEmpty() ? null : args.get(0);
+            }
             case "torch.Size" -> {
                 return args.isEmpty() ? tuple(List.of()) : tuple(tupleArg(args.get(0), "torch.Size"));
             }
@@ -862,7 +950,11 @@ public final class Unpickler {
                 return NumpyPickles.scalar(args, w);
             }
             case "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer" -> {
-                return track(NumpyPickles.fromBuffer(args, options.float64ToFloat32(), scanOnly, w));
+                try {
+                    return track(NumpyPickles.fromBuffer(args, options.float64ToFloat32(), scanOnly, w));
+                } catch (IOException e) {
+                    return track(unreadableArray(e));
+                }
             }
             default -> {
                 if (GlobalPolicy.ALLOWED.contains(g.qualified()) && !options.allowInertObjects()
@@ -898,14 +990,21 @@ public final class Unpickler {
         switch (target) {
             case null -> throw corrupt("BUILD on None");
             case PickledObject po -> po.setState(state);
-            case NumpyPickles.PendingArray pending ->
-                    replaceTop(pending, track(NumpyPickles.buildArray(state, options.float64ToFloat32(), scanOnly,
-                            location())));
+            case NumpyPickles.PendingArray pending -> {
+                Object array;
+                try {
+                    array = NumpyPickles.buildArray(state, options.float64ToFloat32(), scanOnly, location());
+                } catch (IOException e) {
+                    array = unreadableArray(e); // reported with its place in the tree once the pickle is read
+                }
+                replaceTop(pending, track(array));
+            }
             case NumpyPickles.DTypeSpec d -> NumpyPickles.buildDtype(d, state);
             // a dict subclass's attributes (a state dict's _metadata) and a tensor's Python state
             // have no place in the Java value; they are dropped
             case Map<?, ?> _ -> { }
             case Tensor _ -> { }
+            case Unreadable _ -> { }
             default -> throw corrupt("BUILD on " + describe(target) + " is not supported");
         }
     }
@@ -969,6 +1068,14 @@ public final class Unpickler {
         return track(tensorRebuilder.rebuild(args.get(0), offset, size, stride, opAt));
     }
 
+    /** A NumPy array that could not be made, its message without the location prefix NumpyPickles gave it. */
+    private Unreadable unreadableArray(IOException e) {
+        String m = String.valueOf(e.getMessage());
+        String prefix = location() + ": ";
+        return new Unreadable("array", (m.startsWith(prefix) ? m.substring(prefix.length()) : m)
+                + " (pickle byte " + opAt + ")");
+    }
+
     private long longArg(Object o, String what) throws IOException {
         if (o instanceof Long v) {
             return v;
@@ -986,6 +1093,8 @@ public final class Unpickler {
     private Object track(Object o) {
         if (o instanceof Tensor t) {
             created.add(t);
+        } else if (o instanceof Unreadable u && firstUnreadable == null) {
+            firstUnreadable = u;
         }
         return o;
     }

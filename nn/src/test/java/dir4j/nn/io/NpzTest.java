@@ -79,6 +79,33 @@ class NpzTest {
         }
     }
 
+    /**
+     * np.savez (stored entries) of float16 (widened to float32), a big-endian Fortran-order matrix,
+     * a 0-d array, an empty int64 array and a positional array: the values numpy saved.
+     */
+    @Test
+    void readsNumpySavezOfEveryOrderWidthAndShape() throws IOException {
+        Map<String, Tensor> a = Npz.read(path("numpy_savez_mixed.npz"));
+        try {
+            assertEquals(List.of("half", "be_fortran", "scalar", "empty", "arr_0"), new ArrayList<>(a.keySet()));
+            for (String name : a.keySet()) {
+                try (Tensor want = CheckpointFixtures.expected("npz_mixed", name)) {
+                    assertSameTensor(name, want, a.get(name));
+                }
+            }
+        } finally {
+            a.values().forEach(Tensor::close);
+        }
+    }
+
+    /** An object array is pickled Python objects: refused with the entry and its dtype, never unpickled. */
+    @Test
+    void anObjectArrayIsRefusedNotUnpickled() {
+        IOException e = assertThrows(IOException.class, () -> Npz.read(path("numpy_savez_object.npz")));
+        assertTrue(e.getMessage().contains("numpy_savez_object.npz: entry 'o.npy': unsupported .npy dtype '|O': an "
+                + "object array"), e.getMessage());
+    }
+
     @Test
     void badArchivesAreErrorsNamingTheEntry() throws IOException {
         Path notNpy = tmp.resolve("other.npz");

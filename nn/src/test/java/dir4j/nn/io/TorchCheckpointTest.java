@@ -205,6 +205,114 @@ class TorchCheckpointTest {
         }
     }
 
+    /**
+     * Layouts and containers the state dicts lack (a slice with a step, a stride-0 expansion,
+     * channels_last, short views of one long storage, int8/16/32, a dict of lists of tuples), saved
+     * at pickle protocols 5 (zip) and 4 (legacy): every tensor equals PyTorch's, found by its path,
+     * and the plain values beside them (a torch.dtype among them) read without leaving strict mode.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"layouts_zip_p5.pt", "layouts_legacy_p4.pt"})
+    void layoutsAndNestedContainersEqualPyTorchsValues(String file) throws IOException {
+        Object root = TorchCheckpoint.read(path(file));
+        try {
+            Map<String, Tensor> found = new java.util.TreeMap<>();
+            flatten("", root, found);
+            List<String> want;
+            try (Stream<Path> files = Files.list(path("expected/layouts"))) {
+                want = files.map(f -> f.getFileName().toString().replaceFirst("\\.npy$", "")).sorted().toList();
+            }
+            assertEquals(want, new ArrayList<>(found.keySet()));
+            for (String key : want) {
+                try (Tensor expected = expected("layouts", key)) {
+                    assertSameTensor(file + " " + key, expected, found.get(key));
+                }
+            }
+            Map<?, ?> nested = (Map<?, ?>) ((Map<?, ?>) root).get("nested");
+            List<?> first = (List<?>) ((List<?>) nested.get("pairs")).get(0);
+            assertEquals(List.of(3L, "x"), first.subList(1, 3));
+            assertEquals(List.of(1.5, List.of(2L, "y")), nested.get("plain"));
+            assertEquals(new PickleGlobal("torch", "float16"), nested.get("dtype")); // a name, read strictly
+            assertEquals(List.of(2L, 3L), nested.get("size"));
+        } finally {
+            TorchCheckpoint.closeTensors(root);
+        }
+    }
+
+    /** Every tensor under {@code o}, by its keys and indices joined with '.' (the fixture's names). */
+    private static void flatten(String path, Object o, Map<String, Tensor> out) {
+        String prefix = path.isEmpty() ? "" : path + ".";
+        switch (o) {
+            case Tensor t -> out.put(path, t);
+            case Map<?, ?> m -> m.forEach((k, v) -> flatten(prefix + k, v, out));
+            case List<?> l -> {
+                for (int i = 0; i < l.size(); i++) {
+                    flatten(prefix + i, l.get(i), out);
+                }
+            }
+            case null, default -> { }
+        }
+    }
+
+    /**
+     * Tensors and NumPy arrays dir4j cannot hold (complex, quantized, sparse; int64 beyond int32;
+     * strings) are refused in either mode with their place in the checkpoint and their kind, never
+     * with a hint that another class should be allowed.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {
+        "unsupported_complex_zip.pt|tensor ['cplx']|a complex64 tensor of shape [2]",
+        "unsupported_complex_legacy.pt|tensor ['cplx']|a complex64 tensor of shape [2]",
+        "unsupported_sparse_zip.pt|tensor ['sp']|a sparse tensor|t.to_dense()",
+        "unsupported_quantized_zip.pt|tensor ['q']|a quantized tensor|t.dequantize()",
+        "int64_overflow_zip.pt|tensor ['state_dict']['idx']|I64 value 1099511627776 at element 1 does not fit dir4j's int32",
+        "unsupported_numpy_strings_zip.pt|array ['meta']['names']|numpy dtype 'U2' is not supported"})
+    void unreadableTensorsAreRefusedNamingTheirKeyAndKind(String spec) {
+        String[] parts = spec.split("\\|");
+        for (Unpickler.Options o : List.of(Unpickler.Options.strict(), Unpickler.Options.inertObjects())) {
+            IOException e = assertThrows(IOException.class, () -> TorchCheckpoint.read(path(parts[0]), o));
+            assertFalse(e instanceof UnsafePickleException, e.getMessage());
+            assertTrue(e.getMessage().contains(parts[0]), e.getMessage());
+            assertTrue(e.getMessage().contains(": " + parts[1] + ": "), e.getMessage());
+            for (int i = 2; i < parts.length; i++) {
+                assertTrue(e.getMessage().contains(parts[i]), e.getMessage());
+            }
+        }
+    }
+
+    /**
+     * torch.save(model) pickles the module's class (and, in the legacy format, its source): strict
+     * reading refuses the class by name; inert reading, and the state dict asked of it, say that it
+     * is a whole module and what to save instead. Nothing of it is run.
+     */
+    @Test
+    void aWholePickledModuleIsRefusedNamingItsClass() throws IOException {
+        for (String file : List.of("whole_module_zip.pt", "whole_module_legacy.pt", "whole_module_nested_zip.pt")) {
+            UnsafePickleException strict = assertThrows(UnsafePickleException.class,
+                    () -> TorchCheckpoint.read(path(file)));
+            assertEquals("__main__.Tiny", strict.reference());
+        }
+        String whole = "a whole pickled nn.Module (class __main__.Tiny, saved by torch.save(model)), not a state dict";
+        IOException legacy = assertThrows(IOException.class,
+                () -> TorchCheckpoint.read(path("whole_module_legacy.pt"), Unpickler.Options.inertObjects()));
+        assertTrue(legacy.getMessage().contains("whole_module_legacy.pt") && legacy.getMessage().contains(whole),
+                legacy.getMessage());
+        for (String file : List.of("whole_module_zip.pt", "whole_module_nested_zip.pt")) {
+            Object root = TorchCheckpoint.read(path(file), Unpickler.Options.inertObjects());
+            try {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> TorchCheckpoint.stateDict(root));
+                assertTrue(e.getMessage().contains(whole) && e.getMessage().contains("model.state_dict()"),
+                        e.getMessage());
+                if (file.contains("nested")) {
+                    assertTrue(e.getMessage().contains("its entry 'model'"), e.getMessage());
+                }
+            } finally {
+                TorchCheckpoint.closeTensors(root);
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- bad files
 
     @ParameterizedTest

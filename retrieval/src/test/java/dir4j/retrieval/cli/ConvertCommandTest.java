@@ -155,6 +155,31 @@ class ConvertCommandTest {
         assertFalse(Files.exists(out));
     }
 
+    /**
+     * What convert cannot carry is refused with exit 1, a message naming the file and what is in the
+     * way, and no output: a whole pickled nn.Module (by its class, never run) and a tensor dir4j has
+     * no dtype for (by its key).
+     */
+    @Test
+    void aWholeModuleOrAnUnreadableTensorIsRefusedByName() {
+        Path out = dir.resolve("refused.safetensors");
+        for (String[] c : new String[][] {
+            {"whole_module_zip.pt", "a whole pickled nn.Module (class __main__.Tiny", "model.state_dict()"},
+            {"whole_module_legacy.pt", "a whole pickled nn.Module (class __main__.Tiny", "model.state_dict()"},
+            {"whole_module_nested_zip.pt", "its entry 'model' is a whole pickled nn.Module (class __main__.Tiny"},
+            {"unsupported_complex_zip.pt", "tensor ['cplx']", "a complex64 tensor"},
+            {"int64_overflow_zip.pt", "tensor ['state_dict']['idx']", "does not fit dir4j's int32"}}) {
+            Run r = run("convert", checkpoints().resolve(c[0]).toString(), out.toString());
+            assertEquals(1, r.rc(), r.toString());
+            assertEquals("", r.out());
+            assertTrue(r.err().startsWith("dir4j convert: ") && r.err().contains(c[0]), r.err());
+            for (int i = 1; i < c.length; i++) {
+                assertTrue(r.err().contains(c[i]), r.err());
+            }
+            assertFalse(Files.exists(out));
+        }
+    }
+
     /** An OUT that is neither .safetensors nor .npz is a command-line error (2), checked before IN is read. */
     @Test
     void anUnknownOutputExtensionIsACommandLineError() {
