@@ -11,9 +11,11 @@ import dir4j.nn.io.Safetensors;
 import dir4j.nn.io.TorchCheckpoint;
 import dir4j.nn.io.Unpickler;
 import dir4j.retrieval.data.ImageRef;
+import dir4j.retrieval.data.InputFiles;
 import dir4j.retrieval.data.LabelledImageList;
 import dir4j.retrieval.data.RetrievalDataset;
 import dir4j.retrieval.demo.Demo;
+import dir4j.retrieval.image.ImageDecoder;
 import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
@@ -370,6 +372,7 @@ final class TrainCommand extends ToolCommand {
                     + java.util.Arrays.stream(data.labels()).distinct().count() + " classes");
         }
         check(data, cfg);
+        probeImages(data);
         RetrievalDataset val = validation();
         Preprocessing valPrep = Preprocessing.imagenet(valImageSize != null ? valImageSize : synth ? 128 : 1024);
         if (dev.kind() == Device.Kind.CUDA) {
@@ -785,6 +788,28 @@ final class TrainCommand extends ToolCommand {
             throw new UsageException(e.message(this::settingName) + " (" + data.list() + ")");
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(data.list() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Every training image checked from its first bytes ({@link ImageDecoder#probe}) before
+     * anything is written: files that are empty, not images, or GIF, WebP, TIFF... fail the run
+     * now, all named in one message, instead of one at a time whenever training first draws one
+     * (hours in). Truncated or corrupt data shows only when an image is decoded.
+     */
+    private static void probeImages(Data data) throws IOException {
+        List<String> unreadable = new ArrayList<>();
+        for (Path image : data.images()) {
+            try {
+                ImageDecoder.probe(image);
+            } catch (IOException e) {
+                unreadable.add(e.getMessage());
+            }
+        }
+        if (!unreadable.isEmpty()) {
+            throw new IOException(data.list() + ": " + unreadable.size() + " of " + data.images().size()
+                    + " images cannot be trained on:" + InputFiles.listing(unreadable, 20)
+                    + "\nfix them or convert them to JPEG or PNG, or leave them out of the list");
         }
     }
 

@@ -31,7 +31,7 @@ public final class ImageList {
         List<ListFiles.Line> lines = ListFiles.contentLines(listFile);
         List<ImageRef> refs = new ArrayList<>(lines.size());
         for (ListFiles.Line line : lines) {
-            refs.add(ImageRef.of(line.text(), ListFiles.resolve(base, line.text())));
+            refs.add(ImageRef.of(line.text(), ListFiles.resolve(base, line.text(), listFile, line)));
         }
         if (refs.isEmpty()) {
             throw new IOException(listFile + ": the list names no image");

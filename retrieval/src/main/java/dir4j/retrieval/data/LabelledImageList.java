@@ -60,7 +60,7 @@ public record LabelledImageList(List<ImageRef> images, List<String> labels, List
                 continue;
             }
             String path = t.substring(0, cut).strip();
-            images.add(ImageRef.of(path, ListFiles.resolve(base, path)));
+            images.add(ImageRef.of(path, ListFiles.resolve(base, path, listFile, line)));
             labels.add(t.substring(cut + 1).strip());
         }
         if (!malformed.isEmpty()) {

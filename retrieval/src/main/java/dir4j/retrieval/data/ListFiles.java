@@ -34,9 +34,22 @@ final class ListFiles {
         return out;
     }
 
-    /** {@code root.resolve(p)} unless p is absolute. */
-    static Path resolve(Path root, String p) {
-        Path path = Path.of(p);
+    /**
+     * {@code root.resolve(p)} unless p is absolute; a path this system cannot name (a NUL, or
+     * characters the file-name encoding lacks: any non-ASCII name under the C/POSIX locale) fails
+     * naming the list, the line and the encoding.
+     */
+    static Path resolve(Path root, String p, Path listFile, Line line) throws IOException {
+        Path path;
+        try {
+            path = Path.of(p);
+        } catch (java.nio.file.InvalidPathException e) {
+            String encoding = System.getProperty("sun.jnu.encoding", "?");
+            boolean ascii = encoding.equals("ANSI_X3.4-1968") || encoding.equalsIgnoreCase("US-ASCII");
+            throw new IOException(listFile + ": line " + line.number() + ": '" + p + "' is not a file name this "
+                    + "system can open (" + e.getReason() + ")" + (ascii ? "; the JVM reads file names as ASCII ("
+                    + encoding + ", the C/POSIX locale): run it under a UTF-8 locale, e.g. LC_ALL=C.UTF-8" : ""), e);
+        }
         return path.isAbsolute() || root == null ? path : root.resolve(path);
     }
 

@@ -38,12 +38,16 @@ import javax.imageio.stream.MemoryCacheImageInputStream;
  *       converted to RGB by PIL's formula {@code r = (255 - k) - c(255 - k)/255} rather than
  *       through an ICC profile, so colours equal the reference's (both are "inaccurate" for
  *       print profiles); samples are taken as Adobe-inverted, with or without an APP14
- *       segment, as PIL does.</li>
+ *       segment, as PIL does. An embedded ICC colour profile is ignored, as convert('RGB') ignores
+ *       it: the samples are taken as they are stored (TwelveMonkeys alone would convert them
+ *       through any RGB profile other than Java's sRGB, a camera's Display P3 or Adobe RGB
+ *       included).</li>
  *   <li>PNG (the JDK's reader): 1/2/4/8/16-bit greyscale, RGB, palette, with or without alpha.
  *       16-bit samples keep their high byte (PIL does so for RGB; for 16-bit greyscale PIL's
  *       convert('RGB') clips at 255 instead, a PIL quirk dir4j does not copy). Alpha is dropped,
  *       as convert('RGB') drops it: pixels under full transparency keep whatever colour the file
- *       stores.</li>
+ *       stores. Palette indices beyond the file's palette show as PIL shows them, index i as the
+ *       grey (i, i, i). Colour profiles (iCCP) and gamma are ignored, as by PIL.</li>
  * </ul>
  *
  * <p>Bad input is an {@link IOException} whose message starts with the file name and says what
@@ -98,11 +102,39 @@ public final class ImageDecoder {
 
     /** Reads a JPEG or PNG file. */
     public static RgbImage read(Path file, Options options) throws IOException {
+        checkFile(file);
+        return decode(Files.readAllBytes(file), file.toString(), options);
+    }
+
+    /**
+     * Checks from its first bytes alone that {@link #read} will take the file: that it exists, is
+     * not a directory, is neither empty nor over {@link #MAX_FILE_BYTES}, and is a JPEG or PNG.
+     * What those bytes cannot tell (truncated or corrupt data, a size over the pixel limit) only a
+     * read finds. Cheap enough to run over a whole training list before training starts.
+     *
+     * @throws IOException the error {@link #read} would give for such a file, starting with its name
+     */
+    public static void probe(Path file) throws IOException {
+        if (checkFile(file) == 0) {
+            throw new IOException(file + ": " + EMPTY);
+        }
+        byte[] head = new byte[16];
+        int n = 0;
+        try (var in = Files.newInputStream(file)) {
+            for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0;) {
+                n += r;
+            }
+        }
+        requireSupported(java.util.Arrays.copyOf(head, n), file.toString());
+    }
+
+    /** The file's size, after refusing a missing file, a directory and an oversized one. */
+    private static long checkFile(Path file) throws IOException {
         long size;
         try {
             size = Files.size(file);
         } catch (NoSuchFileException e) {
-            throw new IOException(file + ": no such file");
+            throw new IOException(file + ": no such file" + danglingLink(file));
         }
         if (Files.isDirectory(file)) {
             throw new IOException(file + ": is a directory, not an image");
@@ -111,7 +143,30 @@ public final class ImageDecoder {
             throw new IOException(file + ": " + size + " bytes, over the " + MAX_FILE_BYTES
                     + "-byte limit for one image file");
         }
-        return decode(Files.readAllBytes(file), file.toString(), options);
+        return size;
+    }
+
+    /** " (a symbolic link to T, which does not exist)" for a dangling link, else "". */
+    private static String danglingLink(Path file) {
+        try {
+            return Files.isSymbolicLink(file) ? " (a symbolic link to " + Files.readSymbolicLink(file)
+                    + ", which does not exist)" : "";
+        } catch (IOException | RuntimeException e) {
+            return "";
+        }
+    }
+
+    private static final String EMPTY = "the file is empty (0 bytes)";
+
+    /** The file's format, when it is one dir4j decodes; else the error naming what it is. */
+    private static ImageFormat requireSupported(byte[] data, String name) throws IOException {
+        ImageFormat format = ImageFormat.sniff(data);
+        if (!format.supported) {
+            throw new IOException(name + ": " + (format == ImageFormat.UNKNOWN
+                    ? "not a JPEG or PNG image (it starts with bytes " + hex(data) + ")"
+                    : "a " + format + " image; dir4j reads JPEG and PNG only (convert it first)"));
+        }
+        return format;
     }
 
     /**
@@ -121,14 +176,9 @@ public final class ImageDecoder {
      */
     public static RgbImage decode(byte[] data, String name, Options options) throws IOException {
         if (data.length == 0) {
-            throw new IOException(name + ": the file is empty (0 bytes)");
+            throw new IOException(name + ": " + EMPTY);
         }
-        ImageFormat format = ImageFormat.sniff(data);
-        if (!format.supported) {
-            throw new IOException(name + ": " + (format == ImageFormat.UNKNOWN
-                    ? "not a JPEG or PNG image (it starts with bytes " + hex(data) + ")"
-                    : "a " + format + " image; dir4j reads JPEG and PNG only (convert it first)"));
-        }
+        ImageFormat format = requireSupported(data, name);
         RgbImage img;
         try {
             img = decodeRaster(data, name, format, options);
@@ -149,7 +199,10 @@ public final class ImageDecoder {
         ImageReader reader = format == ImageFormat.JPEG ? JpegProvider.SPI.createReaderInstance() : pngReader();
         Set<String> warnings = new LinkedHashSet<>();
         reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
-        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(data))) {
+        // PIL's convert('RGB') ignores an embedded colour profile; TwelveMonkeys would convert through
+        // any RGB profile but Java's own sRGB (a camera's Display P3 or Adobe RGB: tens of levels off)
+        byte[] encoded = format == ImageFormat.JPEG ? withoutIccProfile(data) : data;
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(encoded))) {
             reader.setInput(in, true, false);
             int w;
             int h;
@@ -197,7 +250,7 @@ public final class ImageDecoder {
                 }
             }
             try {
-                return toRgb(decoded, name);
+                return toRgb(decoded, name, format == ImageFormat.PNG ? pngPaletteEntries(data) : Integer.MAX_VALUE);
             } catch (OutOfMemoryError e) {
                 throw outOfHeap(name, w, h, e);
             }
@@ -205,6 +258,48 @@ public final class ImageDecoder {
             reader.dispose();
         }
     }
+
+    /**
+     * The JPEG without its ICC profile (APP2 segments starting {@code ICC_PROFILE\0}, before the
+     * first scan), so that the reader hands over the samples as stored; the same array when it
+     * has none or its segments cannot be walked (the reader then says what is wrong).
+     */
+    static byte[] withoutIccProfile(byte[] data) {
+        java.io.ByteArrayOutputStream kept = null;
+        int copied = 0; // data[0, copied) is in kept, once a segment has been dropped
+        int p = 2; // after SOI
+        while (p + 4 <= data.length && (data[p] & 0xff) == 0xff) {
+            int marker = data[p + 1] & 0xff;
+            if (marker == 0xff) { // fill byte
+                p++;
+                continue;
+            }
+            if (marker == 0xda || marker == 0xd9 || marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+                break; // the scan (or a marker without a length, not expected here): no metadata beyond
+            }
+            int end = p + 2 + ((data[p + 2] & 0xff) << 8 | (data[p + 3] & 0xff));
+            if (end <= p + 3 || end > data.length) {
+                break;
+            }
+            if (marker == 0xe2 && end - (p + 4) >= ICC_SIGNATURE.length
+                    && java.util.Arrays.equals(data, p + 4, p + 4 + ICC_SIGNATURE.length,
+                            ICC_SIGNATURE, 0, ICC_SIGNATURE.length)) {
+                if (kept == null) {
+                    kept = new java.io.ByteArrayOutputStream(data.length);
+                }
+                kept.write(data, copied, p - copied);
+                copied = end;
+            }
+            p = end;
+        }
+        if (kept == null) {
+            return data;
+        }
+        kept.write(data, copied, data.length - copied);
+        return kept.toByteArray();
+    }
+
+    private static final byte[] ICC_SIGNATURE = "ICC_PROFILE\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
 
     /** Bytes a pixel of the RGB copy every decode makes. */
     static final int RGB_BYTES_PER_PIXEL = 3;
@@ -308,8 +403,41 @@ public final class ImageDecoder {
         return null;
     }
 
+    /**
+     * Entries of a palette PNG's PLTE chunk (0 when it has none or its chunks cannot be walked: a
+     * palette image without PLTE is an error the reader reports); {@link Integer#MAX_VALUE} for
+     * other colour types (the JDK's reader gives 1, 2 and 4-bit greyscale a palette of its own).
+     */
+    static int pngPaletteEntries(byte[] png) {
+        if (png.length < 26 || png[25] != 3) { // IHDR's colour type: 3 is palette
+            return Integer.MAX_VALUE;
+        }
+        int p = 8; // after the signature
+        while (p + 8 <= png.length) {
+            long len = ((long) (png[p] & 0xff) << 24) | (png[p + 1] & 0xff) << 16 | (png[p + 2] & 0xff) << 8
+                    | (png[p + 3] & 0xff);
+            if (png[p + 4] == 'P' && png[p + 5] == 'L' && png[p + 6] == 'T' && png[p + 7] == 'E') {
+                return (int) (len / 3);
+            }
+            if (png[p + 4] == 'I' && (png[p + 5] == 'D' || png[p + 5] == 'E')) { // IDAT or IEND: no PLTE before
+                return 0;
+            }
+            p += (int) Math.min(Integer.MAX_VALUE - 16, 12 + len);
+        }
+        return 0;
+    }
+
     /** 8-bit RGB from a decoded image's raster (no colour management, alpha dropped). */
     static RgbImage toRgb(BufferedImage img, String name) throws IOException {
+        return toRgb(img, name, Integer.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #toRgb(BufferedImage, String)}; a palette index at or beyond {@code paletteEntries}
+     * (the file's own palette, which the JDK's PNG reader pads with its last colour) is the grey
+     * {@code (i, i, i)}, as PIL, whose palette starts as that ramp, shows it.
+     */
+    static RgbImage toRgb(BufferedImage img, String name, int paletteEntries) throws IOException {
         int w = img.getWidth();
         int h = img.getHeight();
         Raster r = img.getRaster();
@@ -330,11 +458,17 @@ public final class ImageDecoder {
             for (int y = 0; y < h; y++) {
                 r.getSamples(0, y, w, 1, 0, a);
                 for (int x = 0; x < w; x++) {
-                    int i = Math.min(a[x], n - 1);
+                    int i = a[x];
                     int o = (y * w + x) * 3;
-                    out[o] = reds[i];
-                    out[o + 1] = greens[i];
-                    out[o + 2] = blues[i];
+                    if (i >= paletteEntries || i >= n) {
+                        out[o] = (byte) i;
+                        out[o + 1] = (byte) i;
+                        out[o + 2] = (byte) i;
+                    } else {
+                        out[o] = reds[i];
+                        out[o + 1] = greens[i];
+                        out[o + 2] = blues[i];
+                    }
                 }
             }
             return new RgbImage(w, h, out);

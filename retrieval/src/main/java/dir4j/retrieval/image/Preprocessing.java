@@ -79,14 +79,14 @@ public record Preprocessing(int maxSide, boolean upscale, Resampler.Filter filte
     /** The size the image will have at this scale factor. */
     public int[] outputSize(int width, int height, double scale) {
         int[] base = singleScaleSize(width, height);
-        if (scale == 1) {
-            return base;
-        }
-        int[] t = maxSide == 0 ? new int[] {(int) (0.5 + scale * width), (int) (0.5 + scale * height)}
+        int[] t = scale == 1 ? base
+                : maxSide == 0 ? new int[] {(int) (0.5 + scale * width), (int) (0.5 + scale * height)}
                 : referenceScale(width, height, (int) (0.5 + Math.max(base[0], base[1]) * scale));
         if (t[0] <= 0 || t[1] <= 0) {
-            throw new IllegalArgumentException("a " + width + "x" + height + " image at scale " + scale
-                    + " would be " + t[0] + "x" + t[1] + " pixels");
+            // a panorama whose short side rounds to nothing (PIL's resize refuses it too)
+            throw new IllegalArgumentException("a " + width + "x" + height + " image "
+                    + (scale == 1 ? "resized to a longer side of " + maxSide : "at scale " + scale)
+                    + " would be " + t[0] + "x" + t[1] + " pixels: too elongated to describe at this size");
         }
         return t;
     }

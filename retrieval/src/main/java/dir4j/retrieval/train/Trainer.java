@@ -86,7 +86,12 @@ public final class Trainer {
     private final Device device;
     private final ClassBalancedSampler sampler;
     private final Augmentation augmentation;
-    private final Map<Integer, RgbImage> decoded = new ConcurrentHashMap<>();
+    /**
+     * Decoded training images, kept while the heap has room: the JVM clears soft references before
+     * it would run out, and a cleared image is decoded again when next drawn (the same pixels), so
+     * that a collection of full-size photos larger than the heap trains instead of failing.
+     */
+    private final Map<Integer, java.lang.ref.SoftReference<RgbImage>> decoded = new ConcurrentHashMap<>();
     private CheckpointWriter checkpointWriter = Safetensors::write;
     /** The command's own settings (data, device) recorded beside the recipe in each checkpoint; null: none. */
     private Map<String, Object> runOptions;
@@ -584,13 +589,19 @@ public final class Trainer {
         RgbImage[] out = new RgbImage[n];
         dir4j.engine.cpu.CpuThreads.parallelFor(n, i -> {
             int idx = batch.images()[i];
-            RgbImage img = decoded.computeIfAbsent(idx, k -> {
+            java.lang.ref.SoftReference<RgbImage> kept = decoded.get(idx);
+            RgbImage img = kept == null ? null : kept.get();
+            if (img == null) {
                 try {
-                    return ImageDecoder.read(images.get(k));
+                    img = ImageDecoder.read(images.get(idx));
                 } catch (IOException e) {
-                    throw new UncheckedIOException(e);
+                    // found only when training draws it: say where the run stopped and what to do
+                    throw new UncheckedIOException(new IOException(e.getMessage() + " (a training image, drawn at step "
+                            + (step + 1) + (e.getCause() instanceof OutOfMemoryError ? ")"
+                            : "; fix it or leave it out of the training list)"), e));
                 }
-            });
+                decoded.put(idx, new java.lang.ref.SoftReference<>(img));
+            }
             out[i] = aug.apply(img, new Random((cfg.seed() * 31 + step) * 1_000_003L + i));
         });
         return List.of(out);

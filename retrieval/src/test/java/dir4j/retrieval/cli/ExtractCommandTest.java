@@ -151,6 +151,32 @@ class ExtractCommandTest {
     }
 
     /**
+     * A panorama whose shorter side rounds to no pixel at --image-size (400x2 at 32: 32 x
+     * int(0.5 + 0.16)) cannot be described, as PIL cannot resize it: the run fails naming it and
+     * the sizes (exit 1), or with --on-error skip leaves it out and lists why.
+     */
+    @Test
+    void aPanoramaTooThinForTheImageSizeFailsOrIsSkippedSayingWhy() throws Exception {
+        Path jpg = ImageFixtures.path("datasets/roxford5k/jpg");
+        Path pano = dir.resolve("pano.png");
+        javax.imageio.ImageIO.write(new java.awt.image.BufferedImage(400, 2,
+                java.awt.image.BufferedImage.TYPE_3BYTE_BGR), "png", pano.toFile());
+        Path list = Files.writeString(dir.resolve("list.txt"), "all_souls_000001.jpg\n" + pano + "\n");
+        String[] net = {"--arch", "resnet18", "--random-init", "--base-width", "4", "--out-dim", "8", "--image-size",
+            "32", "--root", jpg.toString(), "--quiet", "--images", list.toString()};
+        String why = pano + ": a 400x2 image resized to a longer side of 32 would be 32x0 pixels: too elongated to "
+                + "describe at this size";
+        var fail = run(concat(net, "--out", dir.resolve("fail.npy").toString()));
+        assertEquals(1, fail.rc(), fail.err());
+        assertTrue(fail.err().startsWith("dir4j extract: " + why + " (fix or remove the image"), fail.err());
+        var skip = run(concat(net, "--on-error", "skip", "--out", dir.resolve("skip.npy").toString()));
+        assertEquals(0, skip.rc(), skip.err());
+        assertTrue(skip.out().contains("(1x8 float32)") && skip.out().contains("1 image left out"), skip.out());
+        assertTrue(Files.readString(dir.resolve("skip.skipped.txt")).contains(pano + "\t" + why + "\n"),
+                Files.readString(dir.resolve("skip.skipped.txt")));
+    }
+
+    /**
      * Two extracts to the same --out: while one runs (here: holds the output's lock, as another
      * process's extract would), the second is refused at once with exit status 1, naming the
      * output and the lock, and writes nothing; the earlier output stays as it was.

@@ -858,6 +858,92 @@ class TrainCommandTest {
         assertTrue(Files.notExists(tmp.resolve("run")), "nothing written");
     }
 
+    /**
+     * Files that are no JPEG or PNG (empty, text, a GIF) fail the run before anything is written,
+     * all named in one message with read's reasons, not one by one whenever training first draws
+     * them.
+     */
+    @Test
+    void unreadableTrainingImagesAreAllNamedBeforeTrainingStarts(@TempDir Path tmp) throws IOException {
+        Path gif = dir4j.retrieval.image.ImageFixtures.path("images/picture.gif");
+        Path empty = dir4j.retrieval.image.ImageFixtures.path("images/empty.jpg");
+        Path text = dir4j.retrieval.image.ImageFixtures.path("images/not_an_image.jpg");
+        Path list = tmp.resolve("mixed.txt");
+        Files.writeString(list, labelled() + gif + " 0\n" + empty + " 1\n" + text + " 1\n");
+        CliRun.Run r = CliRun.run(tiny(tmp.resolve("run"), "--train-list", list.toString()).toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains("dir4j train: " + list + ": 3 of " + (images.size() + 3)
+                + " images cannot be trained on:\n"
+                + "  " + gif + ": a GIF image; dir4j reads JPEG and PNG only (convert it first)\n"
+                + "  " + empty + ": the file is empty (0 bytes)\n"
+                + "  " + text + ": not a JPEG or PNG image (it starts with bytes 74 68 69 73)\n"
+                + "fix them or convert them to JPEG or PNG, or leave them out of the list"), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        assertTrue(Files.notExists(tmp.resolve("run")), "nothing written");
+    }
+
+    /**
+     * A truncated image passes the first-bytes check; training stops when it first draws it
+     * (exit 1), naming the file, what is wrong, the step and what to do.
+     */
+    @Test
+    void aTruncatedTrainingImageStopsTheRunNamingItAndTheStep(@TempDir Path tmp) throws IOException {
+        Path cut = dir4j.retrieval.image.ImageFixtures.path("images/truncated.jpg");
+        Path list = tmp.resolve("cut.txt");
+        Files.writeString(list, labelled() + cut + " cut\n" + cut + " cut\n");
+        int classes = (int) java.util.Arrays.stream(labels).distinct().count() + 1;
+        CliRun.Run r = CliRun.run(tiny(tmp.resolve("run"), "--train-list", list.toString(), "--classes-per-batch",
+                Integer.toString(classes)).toArray(String[]::new));
+        assertEquals(1, r.rc(), r.toString());
+        assertTrue(r.err().contains("dir4j train: " + cut + ": corrupt or truncated JPEG data"), r.err());
+        assertTrue(r.err().contains("(a training image, drawn at step 1; fix it or leave it out of the training "
+                + "list)"), r.err());
+        assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+    }
+
+    /**
+     * Full-size photos whose decoded pixels outgrow the heap still train: eight 3000x2000 JPEGs are
+     * 144 MB of RGB, more than a JVM of 128 MiB holds; the trainer keeps decoded images only while
+     * there is room (it kept them all, and such a run failed at step 1 with "did not fit in the free
+     * Java heap").
+     */
+    @Test
+    void photosLargerThanTheHeapTogetherStillTrain(@TempDir Path tmp) throws IOException, InterruptedException {
+        StringBuilder list = new StringBuilder();
+        for (int i = 0; i < 8; i++) {
+            java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(3000, 2000,
+                    java.awt.image.BufferedImage.TYPE_3BYTE_BGR);
+            java.awt.Graphics2D g = img.createGraphics();
+            g.setPaint(new java.awt.GradientPaint(0, 0, new java.awt.Color(30 * i, 90, 200), 3000, 2000,
+                    new java.awt.Color(250, 20 * i, 10)));
+            g.fillRect(0, 0, 3000, 2000);
+            g.dispose();
+            Path file = tmp.resolve("photo" + i + ".jpg");
+            assertTrue(javax.imageio.ImageIO.write(img, "jpg", file.toFile()));
+            list.append(file).append(' ').append(i / 2).append('\n');
+        }
+        Path listFile = Files.writeString(tmp.resolve("photos.txt"), list);
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-Xmx128m",
+                "-Ddir4j.threads=1", "-cp", System.getProperty("java.class.path"), Main.class.getName()));
+        cmd.addAll(tiny(tmp.resolve("run"), "--train-list", listFile.toString(), "--classes-per-batch", "4",
+                "--images-per-class", "2"));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        assertTrue(out.contains("trained 2 steps; last loss "), out);
+        assertTrue(Files.exists(tmp.resolve("run/model.safetensors")), out);
+    }
+
+    /** The benchmark's training list with absolute paths, 'path label' lines. */
+    private static String labelled() {
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < images.size(); i++) {
+            s.append(images.get(i)).append(' ').append(labels[i]).append('\n');
+        }
+        return s.toString();
+    }
+
     /** A training list without an image (only blank lines) fails naming the file (exit 1), before any output. */
     @Test
     void anEmptyTrainingListFailsNamingIt(@TempDir Path out) throws IOException {

@@ -46,6 +46,56 @@ class ImageListTest {
         assertNull(refs.get(0).crop());
     }
 
+    /**
+     * A line that is no file name on this system fails naming the list and the line, with the
+     * reason (an IOException, not the bare InvalidPathException that a command line took for a
+     * usage error).
+     */
+    @Test
+    void aLineThatCannotBeAFileNameIsAnErrorNamingTheLine() throws IOException {
+        touch("ok.jpg");
+        Path plain = list("plain.txt", "ok.jpg\nbad\u0000name.jpg\n");
+        IOException e = assertThrows(IOException.class, () -> ImageList.read(plain));
+        assertEquals(plain + ": line 2: 'bad\u0000name.jpg' is not a file name this system can open (Nul character "
+                + "not allowed)", e.getMessage());
+        Path labelled = list("labelled.txt", "ok.jpg 1\n\n# c\nbad\u0000name.jpg 2\n");
+        e = assertThrows(IOException.class, () -> LabelledImageList.read(labelled));
+        assertEquals(labelled + ": line 4: 'bad\u0000name.jpg' is not a file name this system can open (Nul character "
+                + "not allowed)", e.getMessage());
+    }
+
+    /**
+     * Under the C/POSIX locale the JVM reads file names as ASCII and cannot name 'Köln.jpg' at all:
+     * the error says so and how to run instead (the dir4j launcher itself switches to C.UTF-8).
+     */
+    @Test
+    void aNonAsciiNameUnderTheCLocaleSaysToUseAUtf8Locale() throws IOException, InterruptedException {
+        Path l = list("list.txt", "K\u00f6ln.jpg\n");
+        ProcessBuilder pb = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dstdout.encoding=UTF-8", "-cp", System.getProperty("java.class.path"), ReadList.class.getName(),
+                l.toString()).redirectErrorStream(true);
+        pb.environment().keySet().removeIf(k -> k.startsWith("LC_") || k.equals("LANG"));
+        pb.environment().put("LC_ALL", "C");
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        assertTrue(out.contains(l + ": line 1: 'K\u00f6ln.jpg' is not a file name this system can open ("), out);
+        assertTrue(out.contains("; the JVM reads file names as ASCII (ANSI_X3.4-1968, the C/POSIX locale): run it "
+                + "under a UTF-8 locale, e.g. LC_ALL=C.UTF-8"), out);
+    }
+
+    /** Reads the list named (in a JVM of the test's choosing) and prints the error. */
+    static final class ReadList {
+        public static void main(String[] args) {
+            try {
+                ImageList.read(Path.of(args[0]), null, false);
+                System.out.println("read");
+            } catch (IOException e) {
+                System.out.println(e.getMessage());
+            }
+        }
+    }
+
     @Test
     void plainListResolvesAgainstAGivenRoot() throws IOException {
         Path root = dir.resolve("root");

@@ -7,6 +7,8 @@ import static dir4j.retrieval.image.ImageFixtures.maxDiff;
 import static dir4j.retrieval.image.ImageFixtures.meanDiff;
 import static dir4j.retrieval.image.ImageFixtures.path;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -32,7 +34,8 @@ class ImageDecoderTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"rgb8", "rgb16", "gray8", "gray16", "gray4", "gray1", "palette4", "palette_trns",
-        "rgba8", "gray_alpha", "resize_src"})
+        "rgba8", "gray_alpha", "resize_src", "palette_short", "palette2_short", "interlaced", "interlaced_rgba",
+        "iccp"})
     void pngDecodesExactlyAsPil(String name) throws IOException {
         RgbImage img = ImageDecoder.read(path("images/" + name + ".png"));
         assertSameImage(name, expected("images/" + name + ".npy"), img);
@@ -40,7 +43,8 @@ class ImageDecoderTest {
 
     /** JPEG tolerances: the largest per-channel difference and the mean one, in 8-bit levels. */
     @ParameterizedTest
-    @ValueSource(strings = {"baseline", "progressive", "baseline444", "gray", "cmyk", "cmyk_no_adobe"})
+    @ValueSource(strings = {"baseline", "progressive", "baseline444", "gray", "cmyk", "cmyk_no_adobe", "icc_linear",
+        "ycck"})
     void jpegDecodesAsPilWithinTwoLevels(String name) throws IOException {
         RgbImage img = ImageDecoder.read(path("images/" + name + ".jpg"));
         RgbImage want = expected("images/" + name + ".npy");
@@ -48,6 +52,37 @@ class ImageDecoderTest {
         double mean = meanDiff(want, img);
         assertTrue(max <= 2, name + ": max difference to PIL " + max + " levels");
         assertTrue(mean <= 0.5, name + ": mean difference to PIL " + mean + " levels");
+    }
+
+    /**
+     * icc_linear.jpg is baseline.jpg's picture with a linear-RGB colour profile embedded: PIL's
+     * convert('RGB') ignores it, and so does dir4j (converted through the profile, as TwelveMonkeys
+     * alone does, the pixels moved by up to 73 levels).
+     */
+    @Test
+    void anEmbeddedColourProfileIsIgnoredAsPilIgnoresIt() throws IOException {
+        byte[] file = Files.readAllBytes(path("images/icc_linear.jpg"));
+        byte[] stripped = ImageDecoder.withoutIccProfile(file);
+        assertTrue(new String(file, StandardCharsets.ISO_8859_1).contains("ICC_PROFILE\0"), "the fixture's profile");
+        assertFalse(new String(stripped, StandardCharsets.ISO_8859_1).contains("ICC_PROFILE"), "stripped");
+        // the APP2 segment (marker, length, "ICC_PROFILE\0", sequence numbers, the 508-byte profile) and nothing else
+        assertEquals(file.length - (2 + 2 + 12 + 2 + 508), stripped.length);
+        RgbImage img = ImageDecoder.read(path("images/icc_linear.jpg"));
+        assertTrue(maxDiff(expected("images/icc_linear.npy"), img) <= 2, "max difference to PIL "
+                + maxDiff(expected("images/icc_linear.npy"), img));
+        assertTrue(maxDiff(ImageDecoder.read(path("images/baseline.jpg")), img) <= 1, "same picture as baseline.jpg");
+    }
+
+    @Test
+    void jpegsWithoutAColourProfileAreNotCopied() throws IOException {
+        for (String name : List.of("baseline", "progressive", "cmyk", "gray", "exif_6")) {
+            byte[] file = Files.readAllBytes(path("images/" + name + ".jpg"));
+            assertSame(file, ImageDecoder.withoutIccProfile(file), name);
+        }
+        byte[] header = Files.readAllBytes(path("images/header_only.jpg"));
+        assertSame(header, ImageDecoder.withoutIccProfile(header), "a cut file is left to the reader");
+        byte[] odd = {(byte) 0xff, (byte) 0xd8, (byte) 0xff, (byte) 0xe2, 0x7f, 0x7f, 'I', 'C', 'C'};
+        assertSame(odd, ImageDecoder.withoutIccProfile(odd), "a segment longer than the file is left alone");
     }
 
     @Test
@@ -111,6 +146,30 @@ class ImageDecoderTest {
         assertError(path("images/truncated.png"), "truncated");
         assertError(tmp.resolve("missing.jpg"), "no such file");
         assertError(tmp, "directory");
+    }
+
+    /**
+     * probe refuses, from the first bytes, what read refuses for the same reason, with read's
+     * message; what only decoding shows (truncation) passes it, and so do good images.
+     */
+    @Test
+    void probeGivesReadsMessageForWhatTheFirstBytesShow(@TempDir Path tmp) throws IOException {
+        Path link = tmp.resolve("link.jpg");
+        Files.createSymbolicLink(link, tmp.resolve("gone.jpg"));
+        for (Path bad : List.of(path("images/empty.jpg"), path("images/not_an_image.jpg"), path("images/picture.gif"),
+                tmp.resolve("missing.jpg"), tmp, link)) {
+            IOException read = assertThrows(IOException.class, () -> ImageDecoder.read(bad));
+            IOException probe = assertThrows(IOException.class, () -> ImageDecoder.probe(bad));
+            assertEquals(read.getMessage(), probe.getMessage());
+        }
+        assertEquals(link + ": no such file (a symbolic link to " + tmp.resolve("gone.jpg") + ", which does not exist)",
+                assertThrows(IOException.class, () -> ImageDecoder.probe(link)).getMessage());
+        assertEquals(path("images/picture.gif") + ": a GIF image; dir4j reads JPEG and PNG only (convert it first)",
+                assertThrows(IOException.class, () -> ImageDecoder.probe(path("images/picture.gif"))).getMessage());
+        for (String good : List.of("baseline.jpg", "cmyk.jpg", "rgb8.png", "gray1.png", "truncated.jpg",
+                "truncated.png")) {
+            ImageDecoder.probe(path("images/" + good)); // does not throw
+        }
     }
 
     @Test

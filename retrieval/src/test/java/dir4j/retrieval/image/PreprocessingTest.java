@@ -67,6 +67,23 @@ class PreprocessingTest {
         assertArrayEquals(new int[] {19, 12}, none.outputSize(37, 23, 0.5)); // 18.5 + 0.5, 11.5 + 0.5
     }
 
+    /**
+     * A panorama whose shorter side rounds to no pixel: 4000x20 at a longer side of 64 is
+     * 64 x int(0.5 + 0.32) = 64x0, which PIL's resize refuses too ("height and width must be > 0");
+     * the message says the sizes, at scale 1 as at other scales.
+     */
+    @Test
+    void aPanoramaWhoseShortSideRoundsToNothingIsRefusedSayingSo() {
+        Preprocessing p = Preprocessing.imagenet(64);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> p.outputSize(4000, 20, 1));
+        assertEquals("a 4000x20 image resized to a longer side of 64 would be 64x0 pixels: too elongated to describe "
+                + "at this size", e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> p.outputSize(4000, 60, 0.5));
+        assertEquals("a 4000x60 image at scale 0.5 would be 32x0 pixels: too elongated to describe at this size",
+                e.getMessage());
+        assertArrayEquals(new int[] {64, 1}, p.outputSize(4000, 60, 1)); // 0.96 + 0.5
+    }
+
     @Test
     void resizeKeepsTheSameObjectWhenTheSizeDoesNotChange() throws IOException {
         RgbImage src = ImageDecoder.read(path("images/resize_src.png"));
