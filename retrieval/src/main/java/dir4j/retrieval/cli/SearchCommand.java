@@ -7,6 +7,7 @@ import dir4j.engine.io.AtomicFiles;
 import dir4j.retrieval.data.ImageList;
 import dir4j.retrieval.data.ImageRef;
 import dir4j.retrieval.data.InputFiles;
+import dir4j.retrieval.extract.ExtractionOptions;
 import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.net.NetworkCheckpoint;
 import dir4j.retrieval.net.RetrievalNet;
@@ -109,6 +110,12 @@ final class SearchCommand extends ToolCommand {
             description = "Write the results here instead of stdout (replaced atomically; not a directory).")
     Path out;
 
+    @Option(names = "--on-error", defaultValue = "fail", paramLabel = "fail|skip",
+            description = "Query images: an unreadable one (missing, empty, truncated, corrupt, unsupported) stops the "
+                    + "search, or is left out with a note on stderr (and, with --format json, listed under "
+                    + "\"skipped\"). Default: ${DEFAULT-VALUE}.")
+    String onError;
+
     @Option(names = "--quiet", description = "No progress or notes on stderr (errors are still printed).")
     boolean quiet;
 
@@ -129,6 +136,14 @@ final class SearchCommand extends ToolCommand {
             throw new UsageException("--ef must be at least --top-k (" + topK + "), got " + ef);
         }
         boolean fromImages = queries.descriptors == null;
+        ExtractionOptions.OnError policy = switch (onError.toLowerCase(Locale.ROOT)) {
+            case "fail" -> ExtractionOptions.OnError.FAIL;
+            case "skip" -> ExtractionOptions.OnError.SKIP;
+            default -> throw new UsageException("--on-error must be fail or skip, got '" + onError + "'");
+        };
+        if (!fromImages && policy == ExtractionOptions.OnError.SKIP) {
+            throw new UsageException("--on-error goes with query images (--image, --image-list)");
+        }
         if (fromImages) {
             network.check();
             if (queryIds != null) {
@@ -178,6 +193,7 @@ final class SearchCommand extends ToolCommand {
                 exact.computeOn(dev);
             }
             List<String> ids;
+            List<FeatureExtractor.Skipped> skipped = List.of();
             Tensor q;
             if (fromImages) {
                 List<ImageRef> refs = new ArrayList<>();
@@ -201,10 +217,20 @@ final class SearchCommand extends ToolCommand {
                     if (!dev.equals(Device.CPU)) {
                         net.to(dev); // FeatureExtractor sends each batch to the network's device
                     }
-                    FeatureExtractor fx = new FeatureExtractor(net, extraction.options(loaded, quiet));
+                    FeatureExtractor fx = new FeatureExtractor(net, extraction.options(loaded, quiet).withOnError(policy));
                     FeatureExtractor.Result r = fx.extract(refs, "query");
                     q = r.descriptors();
                     ids = r.ids();
+                    skipped = r.skipped();
+                }
+                for (FeatureExtractor.Skipped k : skipped) {
+                    if (!quiet) {
+                        System.err.println("note: left out query " + k.id() + ": " + k.reason());
+                    }
+                }
+                if (ids.isEmpty()) {
+                    throw new IOException("every query image was unreadable (" + skipped.getFirst().reason()
+                            + (skipped.size() > 1 ? ", ..." : "") + "); nothing to search");
                 }
             } else {
                 q = WhitenCommand.descriptors(queries.descriptors);
@@ -227,7 +253,7 @@ final class SearchCommand extends ToolCommand {
             long t0 = System.nanoTime();
             Neighbours n = idx instanceof HnswIndex h && ef != null ? h.search(q, topK, ef, 1) : idx.search(q, topK);
             double seconds = (System.nanoTime() - t0) / 1e9;
-            String text = fmt.equals("json") ? json(idx, ids, n) : text(idx, ids, n);
+            String text = fmt.equals("json") ? json(idx, ids, n, skipped) : text(idx, ids, n);
             if (out != null) {
                 AtomicFiles.write(out, text.getBytes(StandardCharsets.UTF_8));
             } else {
@@ -284,7 +310,7 @@ final class SearchCommand extends ToolCommand {
         return sb.toString();
     }
 
-    private String json(DescriptorIndex idx, List<String> ids, Neighbours n) {
+    private String json(DescriptorIndex idx, List<String> ids, Neighbours n, List<FeatureExtractor.Skipped> skipped) {
         List<Object> results = new ArrayList<>();
         for (int q = 0; q < n.queries(); q++) {
             List<Object> hits = new ArrayList<>();
@@ -304,6 +330,16 @@ final class SearchCommand extends ToolCommand {
         all.put("index", index.toString());
         all.put("k", (long) topK);
         all.put("results", results);
+        if (!skipped.isEmpty()) {
+            List<Object> left = new ArrayList<>();
+            for (FeatureExtractor.Skipped k : skipped) {
+                Map<String, Object> one = new LinkedHashMap<>();
+                one.put("query", k.id());
+                one.put("reason", k.reason());
+                left.add(one);
+            }
+            all.put("skipped", left);
+        }
         return PrettyJson.write(all);
     }
 }

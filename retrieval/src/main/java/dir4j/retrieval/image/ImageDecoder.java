@@ -346,8 +346,8 @@ public final class ImageDecoder {
         if (needed > heap) {
             throw new IOException(name + ": " + w + "x" + h + " pixels need at least "
                     + needed / (1 << 20) + " MiB of Java heap to decode, more than this JVM's "
-                    + heap / (1 << 20) + " MiB (-Xmx); give it more heap or lower the pixel limit (maxPixels, "
-                    + "--max-pixels)");
+                    + heap / (1 << 20) + " MiB (-Xmx); give it more heap or lower the pixel limit (dir4j extract "
+                    + "--max-pixels; Options.maxPixels in Java)");
         }
     }
 
@@ -355,7 +355,8 @@ public final class ImageDecoder {
     private static IOException outOfHeap(String name, int w, int h, OutOfMemoryError e) {
         return new IOException(name + ": " + w + "x" + h + " pixels did not fit in the free Java heap ("
                 + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB at most, -Xmx): " + e.getMessage()
-                + "; give it more heap, decode fewer images at once or lower the pixel limit (maxPixels, --max-pixels)",
+                + "; give it more heap, decode fewer images at once or lower the pixel limit (dir4j extract --max-pixels; "
+                + "Options.maxPixels in Java)",
                 e);
     }
 

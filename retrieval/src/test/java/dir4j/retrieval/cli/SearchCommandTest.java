@@ -225,6 +225,33 @@ class SearchCommandTest {
             "--image", dir.resolve("gone.jpg").toString(), "--quiet"}, net));
         assertEquals(1, missingImage.rc());
         assertTrue(missingImage.err().contains("gone.jpg"), missingImage.err());
+        // --on-error skip: the unreadable query is left out, noted, and listed in the JSON
+        Path empty = Files.write(dir.resolve("empty.jpg"), new byte[0]);
+        Run skip = run(EvalCommandTest.concat(new String[] {"search", "--index", dir.resolve("imgs").toString(),
+            "--image", dir.resolve("gone.jpg").toString(), image.toString(), "--image-size", "32", "-k", "1",
+            "--on-error", "skip", "--format", "json"}, net));
+        assertEquals(0, skip.rc(), skip.toString());
+        @SuppressWarnings("unchecked")
+        java.util.Map<String, Object> doc = (java.util.Map<String, Object>) Json.parse(skip.out());
+        List<?> results = (List<?>) doc.get("results");
+        assertEquals(1, results.size());
+        assertEquals(image.toString(), ((java.util.Map<?, ?>) results.getFirst()).get("query"));
+        List<?> skipped = (List<?>) doc.get("skipped");
+        assertEquals(1, skipped.size());
+        java.util.Map<?, ?> left = (java.util.Map<?, ?>) skipped.getFirst();
+        assertEquals(dir.resolve("gone.jpg").toString(), left.get("query"));
+        assertTrue(String.valueOf(left.get("reason")).contains("gone.jpg"), String.valueOf(left.get("reason")));
+        assertTrue(skip.err().contains("note: left out query " + dir.resolve("gone.jpg")), skip.err());
+        Run none = run(EvalCommandTest.concat(new String[] {"search", "--index", dir.resolve("imgs").toString(),
+            "--image", dir.resolve("gone.jpg").toString(), empty.toString(), "--image-size", "32", "--on-error",
+            "skip", "--quiet"}, net));
+        assertEquals(1, none.rc());
+        assertTrue(none.err().contains("every query image was unreadable") && none.err().contains(", ...)"),
+                none.err());
+        Run descriptors = run("search", "--index", dir.resolve("imgs").toString(), "--descriptors", feats.toString(),
+                "--on-error", "skip");
+        assertEquals(2, descriptors.rc());
+        assertTrue(descriptors.err().contains("--on-error goes with query images"), descriptors.err());
     }
 
     @Test
