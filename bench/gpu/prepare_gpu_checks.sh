@@ -25,8 +25,8 @@ modules=(kernels engine nn retrieval bench)
 test_modules=(engine nn retrieval)
 # test classes and resources (relative to a module's target/test-classes) the gpu tests use outside
 # their packages: the shared GPU precondition of retrieval's tests, and the fixtures naver's dirtorch
-# made for DirtorchParityGpuTest
-GPU_TEST_RESOURCES=${GPU_TEST_RESOURCES:-dir4j/retrieval/Gpu.class fixtures/dirtorch}
+# made for DirtorchParityGpuTest, and the engine fixtures CudaOpsFixtureGpuTest runs on the GPU
+GPU_TEST_RESOURCES=${GPU_TEST_RESOURCES:-dir4j/retrieval/Gpu.class fixtures/dirtorch fixtures/engine}
 [ -x /usr/local/cuda/bin/nvcc ] || { echo "prepare: no nvcc at /usr/local/cuda/bin/nvcc: the kernels would not be built" >&2; exit 1; }
 kit=$root/../shared/tools/device-kit.sh
 if [ -d .git ]; then

@@ -158,8 +158,16 @@ final class FixtureRunner {
         return layout != Layout.FLOAT64 || !f.op().equals("cast");
     }
 
-    /** Runs the case; every tensor it makes is freed on return. */
+    /** Runs the case on the CPU; every tensor it makes is freed on return. */
     static void run(EngineFixture f, Layout layout, Function<String, Closeness> toleranceOfOp) {
+        run(f, layout, toleranceOfOp, Device.CPU);
+    }
+
+    /**
+     * Runs the case with its inputs (and upstream gradient) on {@code device}, laid out there;
+     * results are compared on the CPU.
+     */
+    static void run(EngineFixture f, Layout layout, Function<String, Closeness> toleranceOfOp, Device device) {
         try (MemoryScope scope = MemoryScope.open()) {
             // references stored in float64 are checked tightly on the float64 path
             Closeness tol = layout == Layout.FLOAT64 && f.read("out").dtype() == DType.FLOAT64
@@ -180,6 +188,9 @@ final class FixtureRunner {
                     spec = end < 0 ? null : spec.substring(end + 1);
                 } else {
                     base = f.read(name);
+                    if (!device.equals(Device.CPU)) {
+                        base = base.to(device);
+                    }
                     if (base.dtype().isFloating() && (layout == Layout.FLOAT64 || !keep.contains(name))) {
                         base = relayout(base, layout);
                     }
@@ -209,7 +220,7 @@ final class FixtureRunner {
                 assertEquals(List.of(), f.gradInputs(), "a case without upstream gradient lists no grad inputs");
                 return;
             }
-            Tensor upstream = f.read("grad_out");
+            Tensor upstream = f.read("grad_out").to(device);
             if (upstream.dtype() != out.dtype()) {
                 upstream = Ops.cast(upstream, out.dtype());
             }
