@@ -208,49 +208,85 @@ public final class Unpickler {
 
     /**
      * Where {@code target} sits in {@code root}, in Python's subscript notation
-     * ({@code ['state_dict']['fc.weight']}, {@code [0]}, {@code .attr} of an object), or null.
+     * ({@code ['state_dict']['fc.weight']}, {@code [0]}, {@code .attr} of an object), or null. The
+     * search keeps a link to each value's parent and spells out only the target's path, so that it
+     * is linear in the size of the tree however deep a hostile pickle nests it; a path of more than
+     * {@value #PATH_STEPS_SHOWN} steps is shown by its ends.
      */
     static String pathTo(Object root, Object target) {
-        record At(Object value, String path) {}
+        // step: a key or index (subscript), an attribute name, an argument's index, or null (state)
+        record At(Object value, At parent, char how, Object step) {}
+        if (root == target) {
+            return "at the root";
+        }
+        if (root == null) {
+            return null;
+        }
+        // containers are queued once each (however many references a pickle makes to them), values never
         Set<Object> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         java.util.ArrayDeque<At> todo = new java.util.ArrayDeque<>();
-        todo.add(new At(root, ""));
+        seen.add(root);
+        todo.add(new At(root, null, ' ', null));
+        List<At> children = new ArrayList<>();
         while (!todo.isEmpty()) {
             At at = todo.poll();
-            if (at.value() == target) {
-                return at.path().isEmpty() ? "at the root" : at.path();
-            }
-            if (at.value() == null || !seen.add(at.value())) {
-                continue;
-            }
+            children.clear();
             switch (at.value()) {
-                case Map<?, ?> m -> m.forEach((k, v) -> todo.add(new At(v, at.path() + "[" + key(k) + "]")));
+                case Map<?, ?> m -> m.forEach((k, v) -> children.add(new At(v, at, '[', k)));
                 case List<?> l -> {
                     for (int i = 0; i < l.size(); i++) {
-                        todo.add(new At(l.get(i), at.path() + "[" + i + "]"));
+                        children.add(new At(l.get(i), at, '[', i));
                     }
                 }
                 case PickledObject p -> {
-                    p.attributes().forEach((k, v) -> todo.add(new At(v, at.path() + "." + k)));
+                    p.attributes().forEach((k, v) -> children.add(new At(v, at, '.', k)));
                     for (int i = 0; i < p.args().size(); i++) {
-                        todo.add(new At(p.args().get(i), at.path() + " (argument " + i + ")"));
+                        children.add(new At(p.args().get(i), at, 'a', i));
                     }
-                    p.dictItems().forEach((k, v) -> todo.add(new At(v, at.path() + "[" + key(k) + "]")));
+                    p.dictItems().forEach((k, v) -> children.add(new At(v, at, '[', k)));
                     for (int i = 0; i < p.listItems().size(); i++) {
-                        todo.add(new At(p.listItems().get(i), at.path() + "[" + i + "]"));
+                        children.add(new At(p.listItems().get(i), at, '[', i));
                     }
                     if (p.state() != null && !(p.state() instanceof Map<?, ?>)) {
-                        todo.add(new At(p.state(), at.path() + " (state)"));
+                        children.add(new At(p.state(), at, 's', null));
                     }
                 }
                 default -> { }
+            }
+            for (At c : children) {
+                if (c.value() == target) {
+                    List<String> steps = new ArrayList<>();
+                    for (At a = c; a.parent() != null; a = a.parent()) {
+                        steps.add(switch (a.how()) {
+                            case '[' -> "[" + key(a.step()) + "]";
+                            case '.' -> "." + clip(String.valueOf(a.step()));
+                            case 'a' -> " (argument " + a.step() + ")";
+                            default -> " (state)";
+                        });
+                    }
+                    java.util.Collections.reverse(steps);
+                    if (steps.size() <= PATH_STEPS_SHOWN) {
+                        return String.join("", steps);
+                    }
+                    int head = PATH_STEPS_SHOWN / 3;
+                    int tail = PATH_STEPS_SHOWN - head;
+                    return String.join("", steps.subList(0, head)) + "... (" + (steps.size() - head - tail)
+                            + " levels) ..." + String.join("", steps.subList(steps.size() - tail, steps.size()));
+                }
+                if ((c.value() instanceof Map<?, ?> || c.value() instanceof List<?> || c.value() instanceof PickledObject)
+                        && seen.add(c.value())) {
+                    todo.add(c);
+                }
             }
         }
         return null;
     }
 
+    /** The most steps {@link #pathTo} spells out; a deeper place is shown by its first and last steps. */
+    static final int PATH_STEPS_SHOWN = 24;
+
     private static String key(Object k) {
-        return k instanceof String s ? "'" + clip(s) + "'" : String.valueOf(k);
+        return k instanceof String s ? "'" + clip(s) + "'" : clip(String.valueOf(k));
     }
 
     /** The byte after the last pickle's STOP. */

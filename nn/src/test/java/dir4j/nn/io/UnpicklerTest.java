@@ -431,4 +431,82 @@ class UnpicklerTest {
         IOException e = assertThrows(IOException.class, () -> load(pickle, Unpickler.Options.strict()));
         assertTrue(e.getMessage().contains("persistent id"), e.getMessage());
     }
+
+    /**
+     * {@code numpy.array(['ab'])} as {@code pickle.dumps(a, protocol=2)} writes it (less its memo
+     * ops): an array of dtype 'U2', which the unpickler stands in for with an
+     * {@link Unpickler.Unreadable} and reports once the pickle is read.
+     */
+    private static PickleBytes stringArray(PickleBytes p) {
+        return p.global("numpy.core.multiarray", "_reconstruct").global("numpy", "ndarray")
+                .op('K').op(0).op(0x85) // (0,)
+                .global("_codecs", "encode").str("b").str("latin1").op(0x86).reduce().op(0x87).reduce()
+                .mark().op('K').op(1).op('K').op(1).op(0x85) // state: version 1, shape (1,),
+                .global("numpy", "dtype").str("U2").op(0x89).op(0x88).op(0x87).reduce() // dtype('U2'),
+                .mark().op('K').op(3).str("<").op('N').op('N').op('N').op('K').op(8).op('K').op(4).op('K').op(8)
+                .tuple().op('b')
+                .op(0x89) // C order
+                .global("_codecs", "encode").str("a\0\0\0b\0\0\0").str("latin1").op(0x86).reduce()
+                .tuple().op('b');
+    }
+
+    /** An unreadable array is named by its place: keys, indices, the root. */
+    @Test
+    void anUnreadableArrayIsNamedByItsPlace() {
+        PickleBytes p = PickleBytes.proto(2).op('}').str("meta").op(']').op('N').op('a');
+        IOException e = assertThrows(IOException.class,
+                () -> load(stringArray(p).op('a').op('s').stop().bytes(), Unpickler.Options.strict()));
+        assertTrue(e.getMessage().startsWith("test.pkl: array ['meta'][1]: numpy dtype 'U2' is not supported"),
+                e.getMessage());
+        IOException root = assertThrows(IOException.class,
+                () -> load(stringArray(PickleBytes.proto(2)).stop().bytes(), Unpickler.Options.strict()));
+        assertTrue(root.getMessage().startsWith("test.pkl: array at the root: numpy dtype 'U2'"), root.getMessage());
+    }
+
+    /**
+     * A hostile pickle nesting an unreadable array 300,000 lists deep (2 MB, two memo slots reused):
+     * the search for its place is linear (it spelled out every level's path, quadratic: 18 s at
+     * 200,000 levels, with a 600,000-character message), and the message shows the path's ends.
+     */
+    @Test
+    void theUnreadablesPlaceInADeepPickleIsFoundFastAndShownByItsEnds() {
+        int depth = 300_000;
+        PickleBytes p = PickleBytes.proto(2).op(']').op('q').op(1); // the root, memo 1: the innermost list
+        for (int i = 0; i < depth; i++) {
+            p.op('h').op(1).op(']').op('q').op(1).op('a').op('0'); // a new innermost list inside the last
+        }
+        byte[] pickle = stringArray(p.op('h').op(1)).op('a').op('0').stop().bytes();
+        IOException e = assertThrows(IOException.class, () -> org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(
+                java.time.Duration.ofSeconds(20), () -> load(pickle, Unpickler.Options.strict())));
+        int head = Unpickler.PATH_STEPS_SHOWN / 3;
+        int tail = Unpickler.PATH_STEPS_SHOWN - head;
+        assertTrue(e.getMessage().startsWith("test.pkl: array " + "[0]".repeat(head) + "... ("
+                + (depth + 1 - head - tail) + " levels) ..." + "[0]".repeat(tail) + ": numpy dtype 'U2' is not "
+                + "supported"), e.getMessage().substring(0, Math.min(300, e.getMessage().length())));
+        assertTrue(e.getMessage().length() < 400, "message of " + e.getMessage().length() + " characters");
+    }
+
+    @Test
+    void pathsUpToTheLimitAreSpelledOutWhole() {
+        Object target = new Unpickler.Unreadable("x");
+        Object o = target;
+        for (int i = 0; i < Unpickler.PATH_STEPS_SHOWN; i++) {
+            o = new java.util.ArrayList<>(List.of("other", o));
+        }
+        assertEquals("[1]".repeat(Unpickler.PATH_STEPS_SHOWN), Unpickler.pathTo(o, target));
+        Map<Object, Object> keyed = new java.util.LinkedHashMap<>();
+        keyed.put("k".repeat(100), List.of(target));
+        keyed.put(7L, target);
+        assertEquals("[7]", Unpickler.pathTo(keyed, target), "the shortest path");
+        keyed.remove(7L);
+        assertEquals("['" + "k".repeat(57) + "...'][0]", Unpickler.pathTo(keyed, target));
+        assertNull(Unpickler.pathTo(keyed, new Object()));
+        assertEquals("at the root", Unpickler.pathTo(target, target));
+        assertNull(Unpickler.pathTo(null, target));
+        assertNull(Unpickler.pathTo("a string", target));
+        Map<Object, Object> cycle = new java.util.LinkedHashMap<>();
+        cycle.put("self", cycle);
+        cycle.put("list", new java.util.ArrayList<>(List.of(cycle, List.of(target))));
+        assertEquals("['list'][1][0]", Unpickler.pathTo(cycle, target), "through a cycle");
+    }
 }

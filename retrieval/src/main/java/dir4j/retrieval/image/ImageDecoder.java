@@ -115,15 +115,16 @@ public final class ImageDecoder {
      * @throws IOException the error {@link #read} would give for such a file, starting with its name
      */
     public static void probe(Path file) throws IOException {
-        if (checkFile(file) == 0) {
-            throw new IOException(file + ": " + EMPTY);
-        }
+        checkFile(file);
         byte[] head = new byte[16];
         int n = 0;
         try (var in = Files.newInputStream(file)) {
             for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0;) {
                 n += r;
             }
+        }
+        if (n == 0) { // by what the file holds, as read decides, not by its stated size (0 on some file systems)
+            throw new IOException(file + ": " + EMPTY);
         }
         requireSupported(java.util.Arrays.copyOf(head, n), file.toString());
     }
@@ -413,8 +414,9 @@ public final class ImageDecoder {
         if (png.length < 26 || png[25] != 3) { // IHDR's colour type: 3 is palette
             return Integer.MAX_VALUE;
         }
-        int p = 8; // after the signature
-        while (p + 8 <= png.length) {
+        long at = 8; // after the signature (a long: a chunk length near 2^32 must not wrap the position)
+        while (at + 8 <= png.length) {
+            int p = (int) at;
             long len = ((long) (png[p] & 0xff) << 24) | (png[p + 1] & 0xff) << 16 | (png[p + 2] & 0xff) << 8
                     | (png[p + 3] & 0xff);
             if (png[p + 4] == 'P' && png[p + 5] == 'L' && png[p + 6] == 'T' && png[p + 7] == 'E') {
@@ -423,7 +425,7 @@ public final class ImageDecoder {
             if (png[p + 4] == 'I' && (png[p + 5] == 'D' || png[p + 5] == 'E')) { // IDAT or IEND: no PLTE before
                 return 0;
             }
-            p += (int) Math.min(Integer.MAX_VALUE - 16, 12 + len);
+            at += 12 + len;
         }
         return 0;
     }

@@ -260,7 +260,11 @@ public final class HnswIndex implements DescriptorIndex {
      * parameters ({@code threads} indexing threads) and merged into one segment as {@link #build}
      * leaves it, and the copy is renamed into place: a failure or a kill leaves the old index as it
      * was. Lucene's merge starts from the old segment's graph, so an append costs about what
-     * building the new rows' part does, not a rebuild.
+     * building the new rows' part does, not a rebuild. One writer at a time: of two appends (or an
+     * append and a {@link #build}) into one folder at once, the later rename wins and the other's
+     * rows are lost without an error; {@code dir4j index} holds the folder's lock around it, a
+     * service must serialise its own. An {@code HnswIndex} opened before keeps searching the old
+     * rows: search the returned one.
      *
      * @throws IllegalArgumentException for a dimension other than the index's, a shape, id count or
      *     non-unit row that cannot be indexed (the message names the row, counted in the new rows)

@@ -3,6 +3,7 @@ package dir4j.retrieval.cli;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dir4j.engine.Tensor;
@@ -933,6 +934,37 @@ class TrainCommandTest {
         assertEquals(0, p.waitFor(), out);
         assertTrue(out.contains("trained 2 steps; last loss "), out);
         assertTrue(Files.exists(tmp.resolve("run/model.safetensors")), out);
+    }
+
+    /**
+     * The probe runs on several threads; the message still lists the bad files in the list's
+     * order (the first 20, then a count), each once, with read's reasons.
+     */
+    @Test
+    void theProbeNamesBadImagesInTheListsOrder(@TempDir Path tmp) throws IOException {
+        Path good = dir4j.retrieval.image.ImageFixtures.path("images/baseline.jpg");
+        List<Path> paths = new ArrayList<>();
+        List<String> want = new ArrayList<>();
+        for (int i = 0; i < 1000; i++) {
+            if (i % 7 == 3) {
+                Path empty = Files.createFile(tmp.resolve("empty" + i + ".jpg"));
+                paths.add(empty);
+                want.add(empty + ": the file is empty (0 bytes)");
+            } else if (i % 11 == 5) {
+                Path missing = tmp.resolve("missing" + i + ".jpg");
+                paths.add(missing);
+                want.add(missing + ": no such file");
+            } else {
+                paths.add(good);
+            }
+        }
+        Path list = tmp.resolve("list.txt");
+        IOException e = assertThrows(IOException.class,
+                () -> TrainCommand.probeImages(new TrainCommand.Data(paths, new int[paths.size()], list)));
+        assertEquals(list + ": " + want.size() + " of 1000 images cannot be trained on:\n  "
+                + String.join("\n  ", want.subList(0, 20)) + "\n  \u2026 and " + (want.size() - 20) + " more"
+                + "\nfix them or convert them to JPEG or PNG, or leave them out of the list", e.getMessage());
+        TrainCommand.probeImages(new TrainCommand.Data(List.of(good, good), new int[2], list)); // passes
     }
 
     /** The benchmark's training list with absolute paths, 'path label' lines. */

@@ -73,6 +73,68 @@ class ImageDecoderTest {
         assertTrue(maxDiff(ImageDecoder.read(path("images/baseline.jpg")), img) <= 1, "same picture as baseline.jpg");
     }
 
+    /**
+     * A profile split over two APP2 segments, with APP2 segments that are no profile (MPF, as
+     * cameras write, and FlashPix) around them, in a progressive file: exactly the two profile
+     * segments go, the others stay byte for byte, and the pixels are the progressive file's own.
+     */
+    @Test
+    void aProfileInSeveralSegmentsOfAProgressiveFileGoesAndOtherApp2SegmentsStay(@TempDir Path tmp)
+            throws IOException {
+        byte[] icc = Files.readAllBytes(path("images/icc_linear.jpg"));
+        byte[] profile = null;
+        for (int p = 2; profile == null; ) { // the fixture's one ICC segment
+            int end = p + 2 + ((icc[p + 2] & 0xff) << 8 | (icc[p + 3] & 0xff));
+            if ((icc[p + 1] & 0xff) == 0xe2) {
+                profile = java.util.Arrays.copyOfRange(icc, p + 4 + 14, end);
+            }
+            p = end;
+        }
+        int half = profile.length / 2;
+        byte[] mpf = app2("MPF\0", new byte[] {'I', 'I', 42, 0, 8, 0, 0, 0});
+        byte[] fpxr = app2("FPXR\0", new byte[] {0, 1, 2, 3});
+        byte[] first = app2("ICC_PROFILE\0", concat(new byte[] {1, 2}, java.util.Arrays.copyOfRange(profile, 0, half)));
+        byte[] second = app2("ICC_PROFILE\0",
+                concat(new byte[] {2, 2}, java.util.Arrays.copyOfRange(profile, half, profile.length)));
+        byte[] progressive = Files.readAllBytes(path("images/progressive.jpg"));
+        byte[] rest = java.util.Arrays.copyOfRange(progressive, 2, progressive.length);
+        byte[] soi = {(byte) 0xff, (byte) 0xd8};
+        byte[] file = concat(soi, mpf, first, fpxr, second, rest);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(concat(soi, mpf, fpxr, rest),
+                ImageDecoder.withoutIccProfile(file));
+        Path f = Files.write(tmp.resolve("profiled_progressive.jpg"), file);
+        assertEquals(0, maxDiff(ImageDecoder.read(path("images/progressive.jpg")), ImageDecoder.read(f)));
+    }
+
+    private static byte[] app2(String signature, byte[] data) {
+        byte[] payload = concat(signature.getBytes(StandardCharsets.ISO_8859_1), data);
+        return concat(new byte[] {(byte) 0xff, (byte) 0xe2, (byte) ((payload.length + 2) >> 8),
+            (byte) (payload.length + 2)}, payload);
+    }
+
+    private static byte[] concat(byte[]... parts) {
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        for (byte[] p : parts) {
+            out.writeBytes(p);
+        }
+        return out.toByteArray();
+    }
+
+    /**
+     * The palette's size is looked up by walking the PNG's chunks: a chunk claiming nearly 4 GiB
+     * before the palette ends the walk (no palette found), not an index wrapped past 2^31.
+     */
+    @Test
+    void aHugeChunkLengthBeforeThePaletteEndsTheWalk() {
+        byte[] png = concat(new byte[] {(byte) 0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a},
+                new byte[] {0, 0, 0, 13, 'I', 'H', 'D', 'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 3, 0, 0, 0, 0, 0, 0, 0},
+                new byte[] {(byte) 0xff, (byte) 0xff, (byte) 0xff, (byte) 0xf0, 'z', 'z', 'z', 'z', 0, 0, 0, 0},
+                new byte[] {0, 0, 0, 3, 'P', 'L', 'T', 'E', 1, 2, 3, 0, 0, 0, 0});
+        assertEquals(0, ImageDecoder.pngPaletteEntries(png));
+        byte[] plain = concat(java.util.Arrays.copyOf(png, 33), java.util.Arrays.copyOfRange(png, 45, png.length));
+        assertEquals(1, ImageDecoder.pngPaletteEntries(plain), "the same file without that chunk");
+    }
+
     @Test
     void jpegsWithoutAColourProfileAreNotCopied() throws IOException {
         for (String name : List.of("baseline", "progressive", "cmyk", "gray", "exif_6")) {
@@ -156,8 +218,13 @@ class ImageDecoderTest {
     void probeGivesReadsMessageForWhatTheFirstBytesShow(@TempDir Path tmp) throws IOException {
         Path link = tmp.resolve("link.jpg");
         Files.createSymbolicLink(link, tmp.resolve("gone.jpg"));
-        for (Path bad : List.of(path("images/empty.jpg"), path("images/not_an_image.jpg"), path("images/picture.gif"),
-                tmp.resolve("missing.jpg"), tmp, link)) {
+        List<Path> bads = new java.util.ArrayList<>(List.of(path("images/empty.jpg"), path("images/not_an_image.jpg"),
+                path("images/picture.gif"), tmp.resolve("missing.jpg"), tmp, link));
+        Path statedEmpty = Path.of("/proc/self/status"); // a stated size of 0 (as on some file systems), text inside
+        if (Files.isReadable(statedEmpty) && Files.size(statedEmpty) == 0) {
+            bads.add(statedEmpty);
+        }
+        for (Path bad : bads) {
             IOException read = assertThrows(IOException.class, () -> ImageDecoder.read(bad));
             IOException probe = assertThrows(IOException.class, () -> ImageDecoder.probe(bad));
             assertEquals(read.getMessage(), probe.getMessage());
