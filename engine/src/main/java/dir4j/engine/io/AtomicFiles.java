@@ -189,7 +189,12 @@ public final class AtomicFiles {
                             StandardOpenOption.TRUNCATE_EXISTING)) {
                 long size = in.size();
                 for (long done = 0; done < size; ) {
-                    done += in.transferTo(done, size - done, out);
+                    long moved = in.transferTo(done, size - done, out);
+                    if (moved == 0 && in.size() < size) {
+                        throw new IOException(tmp + " shrank from " + size + " to " + in.size()
+                                + " bytes while being copied to " + file + "; nothing was replaced");
+                    }
+                    done += moved;
                 }
                 out.force(true);
             }

@@ -103,7 +103,18 @@ public final class ImageDecoder {
     /** Reads a JPEG or PNG file. */
     public static RgbImage read(Path file, Options options) throws IOException {
         checkFile(file);
-        return decode(Files.readAllBytes(file), file.toString(), options);
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw permissionDenied(file, e);
+        }
+        return decode(bytes, file.toString(), options);
+    }
+
+    /** The JDK names only the file; say what is wrong with it. */
+    private static IOException permissionDenied(Path file, java.nio.file.AccessDeniedException e) {
+        return new IOException(file + ": permission denied (this user may not read it)", e);
     }
 
     /**
@@ -122,6 +133,8 @@ public final class ImageDecoder {
             for (int r; n < head.length && (r = in.read(head, n, head.length - n)) > 0;) {
                 n += r;
             }
+        } catch (java.nio.file.AccessDeniedException e) {
+            throw permissionDenied(file, e);
         }
         if (n == 0) { // by what the file holds, as read decides, not by its stated size (0 on some file systems)
             throw new IOException(file + ": " + EMPTY);

@@ -243,7 +243,9 @@ public final class RetrievalNet extends Module {
     public static final class Inference implements AutoCloseable {
         private final RetrievalNet net;
         private final ResNetInference cpu;
-        private ResNetDeviceInference device;
+        /** The GPU plan; null once it failed (then kept in {@link #failed} until {@link #close}). */
+        private volatile ResNetDeviceInference device;
+        private ResNetDeviceInference failed;
 
         private Inference(RetrievalNet net, ResNetInference cpu, ResNetDeviceInference device) {
             this.net = net;
@@ -262,15 +264,17 @@ public final class RetrievalNet extends Module {
          * CPU. Returns this.
          */
         public Inference graphs(boolean on) {
-            if (device != null) {
-                device.graphs(on);
+            ResNetDeviceInference plan = device;
+            if (plan != null) {
+                plan.graphs(on);
             }
             return this;
         }
 
         /** Whether the last batch replayed a recorded forward. */
         public boolean replaying() {
-            return device != null && device.replaying();
+            ResNetDeviceInference plan = device;
+            return plan != null && plan.replaying();
         }
 
         /**
@@ -290,7 +294,8 @@ public final class RetrievalNet extends Module {
 
         private Tensor describeOpen(Tensor images) {
             net.requireOpen();
-            if (!compiled()) {
+            ResNetDeviceInference plan = device; // once: another thread's failure may retire it
+            if (cpu == null && plan == null) {
                 return net.forward(images);
             }
             Tensor f;
@@ -298,13 +303,11 @@ public final class RetrievalNet extends Module {
                 f = cpu.features(images);
             } else {
                 try {
-                    f = device.features(images);
+                    f = plan.features(images);
                 } catch (IllegalArgumentException e) {
                     throw e;
                 } catch (RuntimeException e) {
-                    fallBack("failed", e);
-                    device.close();
-                    device = null;
+                    retire(plan, e);
                     return net.forward(images);
                 }
             }
@@ -315,11 +318,40 @@ public final class RetrievalNet extends Module {
             return d;
         }
 
-        /** Frees a GPU plan's device memory (nothing to free otherwise). Idempotent. */
+        /**
+         * The plan failed: later describes run the module. It is freed by {@link #close}, not here,
+         * since describes on other threads may still be in it.
+         */
+        private synchronized void retire(ResNetDeviceInference plan, RuntimeException e) {
+            if (device == plan) {
+                fallBack("failed", e);
+                failed = plan;
+                device = null;
+            }
+        }
+
+        /**
+         * Frees a GPU plan's device memory (nothing to free otherwise), once the describes in
+         * progress on other threads are done. Idempotent.
+         */
         @Override
         public void close() {
-            if (device != null) {
-                device.close();
+            if (net.use.getReadHoldCount() > 0) {
+                throw new IllegalStateException("Inference.close() called inside a describe on the same thread");
+            }
+            net.use.writeLock().lock();
+            try {
+                synchronized (this) {
+                    for (ResNetDeviceInference plan : new ResNetDeviceInference[] {device, failed}) {
+                        if (plan != null) {
+                            plan.close();
+                        }
+                    }
+                    device = null;
+                    failed = null;
+                }
+            } finally {
+                net.use.writeLock().unlock();
             }
         }
 

@@ -185,7 +185,10 @@ public final class SymmetricEigen {
         /**
          * dsyevd with jobz = 'V' on the lower triangle (of the column-major matrix, which for a
          * symmetric one is the row-major one): eigenvalues ascending, eigenvector i in column i,
-         * contiguous in memory.
+         * contiguous in memory. Every integer goes in an 8-byte slot written as a 64-bit value and
+         * read back from its low 4 bytes (little-endian x86-64 and AArch64): right for the usual
+         * 32-bit-integer LAPACK and for a 64-bit-integer build exporting the same name (MKL's
+         * ilp64), which would otherwise read past 4-byte arguments.
          */
         Decomposition dsyevd(double[] a, int n) {
             try (Arena arena = Arena.ofConfined()) {
@@ -193,31 +196,36 @@ public final class SymmetricEigen {
                 MemorySegment.copy(a, 0, m, ValueLayout.JAVA_DOUBLE, 0, a.length);
                 MemorySegment jobz = arena.allocateFrom("V");
                 MemorySegment uplo = arena.allocateFrom("L");
-                MemorySegment nSeg = arena.allocateFrom(ValueLayout.JAVA_INT, n);
-                MemorySegment lda = arena.allocateFrom(ValueLayout.JAVA_INT, Math.max(1, n));
+                MemorySegment nSeg = integer(arena, n);
+                MemorySegment lda = integer(arena, Math.max(1, n));
                 MemorySegment w = arena.allocate(ValueLayout.JAVA_DOUBLE, Math.max(1, n));
-                MemorySegment info = arena.allocate(ValueLayout.JAVA_INT);
+                MemorySegment info = integer(arena, 0);
                 // workspace query
                 MemorySegment workSize = arena.allocate(ValueLayout.JAVA_DOUBLE);
-                MemorySegment iworkSize = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment query = arena.allocateFrom(ValueLayout.JAVA_INT, -1);
+                MemorySegment iworkSize = integer(arena, 0);
+                MemorySegment query = integer(arena, -1);
                 call(jobz, uplo, nSeg, m, lda, w, workSize, query, iworkSize, query, info);
                 check(info, n, "its workspace query");
                 long lwork = (long) Math.ceil(workSize.get(ValueLayout.JAVA_DOUBLE, 0));
                 int liwork = iworkSize.get(ValueLayout.JAVA_INT, 0);
-                if (lwork > Integer.MAX_VALUE) {
+                if (lwork > Integer.MAX_VALUE || liwork < 0) {
                     throw new IllegalArgumentException("a " + n + "x" + n + " matrix is too large for LAPACK's "
                             + "32-bit workspace sizes (-D" + LAPACK_PROPERTY + "=false uses EJML)");
                 }
                 MemorySegment work = arena.allocate(ValueLayout.JAVA_DOUBLE, Math.max(1, lwork));
-                MemorySegment iwork = arena.allocate(ValueLayout.JAVA_INT, Math.max(1, liwork));
-                call(jobz, uplo, nSeg, m, lda, w, work, arena.allocateFrom(ValueLayout.JAVA_INT, (int) lwork),
-                        iwork, arena.allocateFrom(ValueLayout.JAVA_INT, liwork), info);
+                MemorySegment iwork = arena.allocate(ValueLayout.JAVA_LONG, Math.max(1, liwork));
+                call(jobz, uplo, nSeg, m, lda, w, work, integer(arena, (int) lwork), iwork, integer(arena, liwork),
+                        info);
                 check(info, n, "it");
                 double[] values = w.asSlice(0, (long) n * Double.BYTES).toArray(ValueLayout.JAVA_DOUBLE);
                 double[] vectors = m.asSlice(0, (long) n * n * Double.BYTES).toArray(ValueLayout.JAVA_DOUBLE);
                 return new Decomposition(values, vectors, "LAPACK dsyevd (" + location + ")");
             }
+        }
+
+        /** A LAPACK integer argument in an 8-byte slot (see {@link #dsyevd}). */
+        private static MemorySegment integer(Arena arena, int value) {
+            return arena.allocateFrom(ValueLayout.JAVA_LONG, value);
         }
 
         private void call(MemorySegment... args) {
