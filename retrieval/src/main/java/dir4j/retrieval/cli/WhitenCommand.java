@@ -111,6 +111,8 @@ final class WhitenCommand extends ToolCommand {
             Map<String, Object> notes = new LinkedHashMap<>();
             notes.put("learned_from", mode.learn.toAbsolutePath().normalize().toString());
             notes.put("rows", (long) x.shape(0));
+            // the eigensolver decides the learned whitening to rounding (and, for equal variances, the axes)
+            notes.put("eigensolver", dir4j.retrieval.whiten.SymmetricEigen.backend());
             try {
                 WhiteningFile.write(out, name, pca, options, notes);
             } catch (IllegalArgumentException e) {

@@ -67,6 +67,11 @@ class WhitenCommandTest {
                 + "(5 of its 8 components kept)"), learn.out());
         WhiteningFile.Stored s = WhiteningFile.read(w).get("learned");
         assertEquals(new WhiteningOptions(0.5, 5, 1), s.options());
+        try (dir4j.nn.io.Safetensors.Contents c = dir4j.nn.io.Safetensors.read(w)) {
+            assertTrue(c.metadata().get("pca.learned").contains("\"eigensolver\":\""
+                    + dir4j.retrieval.whiten.SymmetricEigen.backend().replace("\"", "\\\"") + "\""),
+                    c.metadata().toString());
+        }
 
         Path out = dir.resolve("out/qw.npy");
         Run apply = run("whiten", "--apply", queries.toString(), "--whitening", w.toString(), "--out", out.toString());
