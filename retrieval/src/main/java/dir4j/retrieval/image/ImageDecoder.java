@@ -210,6 +210,33 @@ public final class ImageDecoder {
 
     private static RgbImage decodeRaster(byte[] data, String name, ImageFormat format, Options options)
             throws IOException {
+        if (format == ImageFormat.JPEG) {
+            java.util.Optional<TurboJpeg> turbo = TurboJpeg.get();
+            if (turbo.isPresent()) {
+                RgbImage img = turbo.get().decode(data, name, (w, h) -> {
+                    checkPixelLimit(name, w, h, options);
+                    requireRoom(name, w, h, 0); // the decoded samples are native, then copied into the image
+                });
+                if (img != null) {
+                    return img;
+                }
+            }
+        }
+        return decodeWithImageIo(data, name, format, options);
+    }
+
+    /** Refuses an image over the pixel limit, from its header. */
+    private static void checkPixelLimit(String name, int w, int h, Options options) throws IOException {
+        if ((long) w * h > options.maxPixels()) {
+            throw new IOException(name + ": " + w + "x" + h + " = " + (long) w * h + " pixels, over the limit of "
+                    + options.maxPixels() + " (a guard against decompression bombs; raise it if the image is "
+                    + "genuine)");
+        }
+    }
+
+    /** The JDK's PNG reader, or TwelveMonkeys' JPEG reader (over the JDK's libjpeg). */
+    static RgbImage decodeWithImageIo(byte[] data, String name, ImageFormat format, Options options)
+            throws IOException {
         ImageReader reader = format == ImageFormat.JPEG ? JpegProvider.SPI.createReaderInstance() : pngReader();
         Set<String> warnings = new LinkedHashSet<>();
         reader.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
@@ -229,11 +256,7 @@ public final class ImageDecoder {
             if (w <= 0 || h <= 0) {
                 throw new IOException(name + ": " + format + " header gives an empty size " + w + "x" + h);
             }
-            if ((long) w * h > options.maxPixels()) {
-                throw new IOException(name + ": " + w + "x" + h + " = " + (long) w * h + " pixels, over the limit of "
-                        + options.maxPixels() + " (a guard against decompression bombs; raise it if the image is "
-                        + "genuine)");
-            }
+            checkPixelLimit(name, w, h, options);
             ImageReadParam param = reader.getDefaultReadParam();
             if (format == ImageFormat.JPEG) {
                 ImageTypeSpecifier cmyk = cmykType(reader);
@@ -366,7 +389,7 @@ public final class ImageDecoder {
     }
 
     /** The error for an image whose decoding ran out of heap (several decoding at once, say). */
-    private static IOException outOfHeap(String name, int w, int h, OutOfMemoryError e) {
+    static IOException outOfHeap(String name, int w, int h, OutOfMemoryError e) {
         return new IOException(name + ": " + w + "x" + h + " pixels did not fit in the free Java heap ("
                 + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB at most, -Xmx): " + e.getMessage()
                 + "; give it more heap, decode fewer images at once or lower the pixel limit (dir4j extract --max-pixels; "
