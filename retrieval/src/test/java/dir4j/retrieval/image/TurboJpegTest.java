@@ -69,6 +69,15 @@ class TurboJpegTest {
         }
         IOException bad = assertThrows(IOException.class, () -> t.decode(jpeg, "bad.jpg", ANY_SIZE));
         assertTrue(bad.getMessage().startsWith("bad.jpg: "), bad.getMessage());
+        // junk before the scan's marker: TurboJPEG's header reader stops at the warning ("3 extraneous bytes
+        // before marker 0xda"), so the JDK path decodes it, whole
+        byte[] base = Files.readAllBytes(path("images/baseline.jpg"));
+        byte[] junk = new byte[base.length + 3];
+        System.arraycopy(base, 0, junk, 0, sos);
+        System.arraycopy(base, sos, junk, sos + 3, base.length - sos);
+        assertNull(t.decode(junk, "junk.jpg", ANY_SIZE));
+        assertSameImage("extraneous bytes before SOS", expected("images/baseline.npy"),
+                ImageDecoder.decode(junk, "junk.jpg", ImageDecoder.Options.defaults()));
         // the size is checked before anything is decoded
         IOException big = assertThrows(IOException.class, () -> t.decode(Files.readAllBytes(
                 path("images/baseline.jpg")), "b.jpg", (w, h) -> {
