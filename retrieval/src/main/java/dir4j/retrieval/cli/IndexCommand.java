@@ -67,10 +67,13 @@ final class IndexCommand extends ToolCommand {
             + "else is never touched).")
     boolean overwrite;
 
-    @Option(names = "--append", description = "Add the descriptors to the index already in --out, as rows after its "
-            + "own, with its dimension and (hnsw) graph parameters; the new rows' ids must be given or found as for a "
-            + "build. The index is extended in a copy put in its place when complete: a failure keeps the old one. "
-            + "hnsw: the new rows go into the existing graph, not a rebuild.")
+    @Option(names = "--append", description = "Add the descriptors to the index already in --out (exact or hnsw, "
+            + "whichever it is) as rows after its own, with its dimension and, for hnsw, its graph parameters "
+            + "(--max-conn, --beam-width and --overwrite do not go with it; --threads does). Their ids: --ids, else "
+            + "X.ids.txt, else row numbers continuing the index's. The extended index is written beside the old one "
+            + "(free space for the whole of it is needed meanwhile) and renamed into its place when complete: a "
+            + "failure or a kill keeps the old index, and searches see the old one or the new one. hnsw: the new "
+            + "rows are inserted into the existing graph, not a rebuild.")
     boolean append;
 
     @Option(names = "--quiet", description = "Print nothing on success.")
@@ -150,20 +153,30 @@ final class IndexCommand extends ToolCommand {
                     return 0;
                 }
                 List<String> rowIds = rowIds(x.shape(0), 0);
+                boolean replacing = Files.isDirectory(out) && DescriptorIndex.kind(out) != null;
                 if (kind.equals("exact")) {
                     // built beside, then put in the old one's place: a failed build (a full disk) keeps the old index
-                    Path tmp = AtomicFiles.temporaryFolderBeside(target);
+                    Path tmp = null;
                     try (ExactIndex index = new ExactIndex(x.shape(1))) {
                         index.add(x, rowIds);
+                        tmp = AtomicFiles.temporaryFolderBeside(target);
                         index.save(tmp);
                         AtomicFiles.replaceFolder(tmp, target);
+                    } catch (IOException e) {
+                        throw writeFailed("building the index in " + out, replacing, e);
                     } finally {
-                        if (Files.exists(tmp)) {
+                        if (tmp != null && Files.exists(tmp)) {
                             AtomicFiles.deleteTree(tmp);
                         }
                     }
                 } else {
-                    HnswIndex.build(out, x, rowIds, options).close();
+                    try {
+                        HnswIndex.build(out, x, rowIds, options).close();
+                    } catch (IOException e) {
+                        throw writeFailed("building the index in " + out, replacing, e);
+                    } catch (IllegalArgumentException e) { // a row that is not a unit vector
+                        throw new IllegalArgumentException(descriptors + ": " + e.getMessage(), e);
+                    }
                 }
                 if (!quiet) {
                     System.out.printf(Locale.ROOT, "built %s index of %d descriptors (%d-d) in %s in %.1f s%s%n", kind,
@@ -183,10 +196,17 @@ final class IndexCommand extends ToolCommand {
             try (HnswIndex old = HnswIndex.open(target)) {
                 before = old.size();
             }
-            HnswIndex.append(target, x, rowIds(x.shape(0), before), options.threads()).close();
+            List<String> newIds = rowIds(x.shape(0), before);
+            try {
+                HnswIndex.append(target, x, newIds, options.threads()).close();
+            } catch (IOException e) {
+                throw writeFailed("adding " + descriptors + " to the index in " + out, true, e);
+            } catch (IllegalArgumentException e) { // a row that is not a unit vector, another dimension
+                throw new IllegalArgumentException(descriptors + ": " + e.getMessage(), e);
+            }
             return before;
         }
-        Path tmp = AtomicFiles.temporaryFolderBeside(target);
+        Path tmp = null;
         try (ExactIndex index = ExactIndex.load(target)) {
             int before = index.size();
             if (x.shape(1) != index.dimension()) {
@@ -194,14 +214,29 @@ final class IndexCommand extends ToolCommand {
                         + " " + index.dimension() + "-d ones");
             }
             index.add(x, rowIds(x.shape(0), before));
-            index.save(tmp);
-            AtomicFiles.replaceFolder(tmp, target);
+            try {
+                tmp = AtomicFiles.temporaryFolderBeside(target);
+                index.save(tmp);
+                AtomicFiles.replaceFolder(tmp, target);
+            } catch (IOException e) {
+                throw writeFailed("adding " + descriptors + " to the index in " + out, true, e);
+            }
             return before;
         } finally {
-            if (Files.exists(tmp)) {
+            if (tmp != null && Files.exists(tmp)) {
                 AtomicFiles.deleteTree(tmp);
             }
         }
+    }
+
+    /**
+     * A failure to write the index (a full disk: the JDK's and Lucene's message is then "No space
+     * left on device" alone, naming nothing), saying what failed and that an index already there is
+     * as it was (the new one is written beside it and renamed into place only when complete).
+     */
+    private static IOException writeFailed(String what, boolean kept, IOException e) {
+        return new IOException(what + " failed" + (kept ? " (the index there is as it was)" : "") + ": " + message(e),
+                e);
     }
 
     private List<String> rowIds(int rows, int first) throws IOException {

@@ -33,16 +33,21 @@ public interface DescriptorIndex extends AutoCloseable {
     /**
      * Opens an index folder written by {@link ExactIndex#save} ({@value ExactIndex#DESCRIPTORS}) or
      * {@link HnswIndex#build} ({@value HnswIndex#PROPERTIES}), telling them apart by their files.
+     * An index that another process replaces meanwhile ({@code dir4j index --append} or
+     * {@code --overwrite}) is opened whole, old or new: an open that overlapped the swap is tried
+     * again.
      */
     static DescriptorIndex open(Path folder) throws IOException {
-        if (Files.isRegularFile(folder.resolve(HnswIndex.PROPERTIES))) {
-            return HnswIndex.open(folder);
-        }
-        if (Files.isRegularFile(folder.resolve(ExactIndex.DESCRIPTORS))) {
-            return ExactIndex.load(folder);
-        }
-        throw new NoSuchFileException(folder.toString(), null, "not an index folder: expected "
-                + HnswIndex.PROPERTIES + " (hnsw) or " + ExactIndex.DESCRIPTORS + " (exact) in it");
+        return IndexSwaps.open(folder, f -> {
+            if (Files.isRegularFile(f.resolve(HnswIndex.PROPERTIES))) {
+                return HnswIndex.openOnce(f);
+            }
+            if (Files.isRegularFile(f.resolve(ExactIndex.DESCRIPTORS))) {
+                return ExactIndex.load(f);
+            }
+            throw new NoSuchFileException(f.toString(), null, "not an index folder: expected "
+                    + HnswIndex.PROPERTIES + " (hnsw) or " + ExactIndex.DESCRIPTORS + " (exact) in it");
+        });
     }
 
     /** The kind of index a folder holds ("hnsw", "exact"), or null when it holds none. */

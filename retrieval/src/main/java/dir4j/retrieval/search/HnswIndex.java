@@ -259,8 +259,10 @@ public final class HnswIndex implements DescriptorIndex {
      * Lucene never rewrites a file), the rows are added to the copy with the index's own graph
      * parameters ({@code threads} indexing threads) and merged into one segment as {@link #build}
      * leaves it, and the copy is renamed into place: a failure or a kill leaves the old index as it
-     * was. Lucene's merge starts from the old segment's graph, so an append costs about what
-     * building the new rows' part does, not a rebuild. One writer at a time: of two appends (or an
+     * was. Lucene's merge starts from the old segment's graph, so an append is not a rebuild:
+     * the new rows' graph is built in their own segment and their nodes inserted again into the
+     * old graph by the merge (20,000 rows onto 139,000 took 12.4 s where building the 20,000 alone
+     * took 8.1). One writer at a time: of two appends (or an
      * append and a {@link #build}) into one folder at once, the later rename wins and the other's
      * rows are lost without an error; {@code dir4j index} holds the folder's lock around it, a
      * service must serialise its own. An {@code HnswIndex} opened before keeps searching the old
@@ -453,8 +455,17 @@ public final class HnswIndex implements DescriptorIndex {
 
     // ---------------------------------------------------------------- opening
 
-    /** Opens an index written by {@link #build} (memory-mapped; close it when done). */
+    /**
+     * Opens an index written by {@link #build} (memory-mapped; close it when done). An index that
+     * another process replaces meanwhile ({@link #append}, or a build over it) is opened whole, the
+     * old one or the new one: an open that overlapped the swap is tried again.
+     */
     public static HnswIndex open(Path folder) throws IOException {
+        return IndexSwaps.open(folder, HnswIndex::openOnce);
+    }
+
+    /** {@link #open} without the retry across a swap. */
+    static HnswIndex openOnce(Path folder) throws IOException {
         try {
             return openFolder(folder);
         } catch (IOException e) {

@@ -265,7 +265,13 @@ class IndexCommandTest {
         assertTrue(narrow.err().contains("holds 16-d descriptors; these are 8-d"), narrow.err());
         Run notUnit = run("index", "--descriptors", bad.toString(), "--out", out.toString(), "--append");
         assertEquals(1, notUnit.rc());
-        assertTrue(notUnit.err().contains("row 2"), notUnit.err());
+        assertTrue(notUnit.err().startsWith("dir4j index: " + bad + ": descriptor row 2 has L2 norm "), notUnit.err());
+        assertTrue(narrow.err().startsWith("dir4j index: " + wide + ": "), "the file named: " + narrow.err());
+        Run notUnitBuild = run("index", "--descriptors", bad.toString(), "--out", dir.resolve("nu").toString(), "--type",
+                "hnsw");
+        assertEquals(1, notUnitBuild.rc());
+        assertTrue(notUnitBuild.err().startsWith("dir4j index: " + bad + ": descriptor row 2 has L2 norm "),
+                notUnitBuild.err());
         try (DescriptorIndex idx = DescriptorIndex.open(out)) {
             assertEquals(120, idx.size());
             assertEquals("img_119", idx.id(119));
@@ -280,5 +286,121 @@ class IndexCommandTest {
         Run exactNarrow = run("index", "--descriptors", wide.toString(), "--out", exact.toString(), "--append");
         assertEquals(1, exactNarrow.rc());
         assertTrue(exactNarrow.err().contains("holds 8-d descriptors but the index in"), exactNarrow.err());
+    }
+
+    /**
+     * A write that fails (a full disk; here the file-size limit of `ulimit -f`, which fails the
+     * same writes with "File too large", in a dir4j process of its own) ends with exit status 1 and
+     * a message saying what failed and that the index is as it was; and it is: the same rows and
+     * ids, nothing left beside it.
+     */
+    @Test
+    void aWriteThatFailsSaysWhatFailedAndKeepsTheIndex() throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/bin/bash")), "no /bin/bash here");
+        Path big = dir.resolve("big.npy");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(big, Tensor.of(SearchCommandTest.unitRows(new Random(8), 2000, 16), 2000, 16)); // 128 KB
+        }
+        for (String type : List.of("exact", "hnsw")) {
+            Path out = dir.resolve(type);
+            assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", out.toString(), "--type", type,
+                    "--quiet").rc());
+            for (List<String> how : List.of(List.of("--append"), List.of("--overwrite", "--type", type))) {
+                List<String> args = new java.util.ArrayList<>(List.of("index", "--descriptors", big.toString(), "--out",
+                        out.toString()));
+                args.addAll(how);
+                Run r = runLimited(64, args);
+                assertEquals(1, r.rc(), type + " " + how + ": " + r);
+                String what = how.contains("--append") ? "adding " + big + " to the index in " + out
+                        : "building the index in " + out;
+                assertTrue(r.err().contains("dir4j index: " + what + " failed (the index there is as it was): File too "
+                        + "large"), type + " " + how + ": " + r.err());
+                try (DescriptorIndex idx = DescriptorIndex.open(out)) {
+                    assertEquals(IntStream.range(0, 200).mapToObj(i -> "img_" + i).toList(), idx.ids());
+                }
+                try (var left = Files.list(dir)) {
+                    assertEquals(List.of(), left.filter(p -> p.getFileName().toString().contains(".dir4j-")).toList());
+                }
+            }
+        }
+    }
+
+    /** `dir4j ARGS` in a JVM of its own whose files may not grow beyond kb KiB (bash's ulimit -f). */
+    private static Run runLimited(int kb, List<String> args) throws Exception {
+        String javaCommand = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new java.util.ArrayList<>(List.of("/bin/bash", "-c", "ulimit -f " + kb + "; exec \"$@\"",
+                "bash", javaCommand, "-XX:-UsePerfData", "--add-modules", "jdk.incubator.vector",
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName()));
+        cmd.addAll(args);
+        Process p = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+        String err = new String(p.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS), "finished: " + err);
+        return new Run(p.exitValue(), "", err);
+    }
+
+    /**
+     * `dir4j search` opening an index while `dir4j index --append` puts the extended copy in its
+     * place: every open gives the index before an append or after it, whole (its ids the first
+     * rows' ids, an exact index's rows those rows), never "rebuild it" or "not an index folder"
+     * (an open that met the swap read the old index's properties and the new one's files, or found
+     * no folder between the two renames).
+     */
+    @Test
+    void opensDuringAppendsSeeTheIndexBeforeOrAfterOne() throws Exception {
+        int first = 100;
+        int step = 5;
+        int appends = 16;
+        List<String> ids = IntStream.range(0, 200).mapToObj(i -> "img_" + i).toList();
+        float[] rows;
+        try (MemoryScope scope = MemoryScope.open()) {
+            rows = Npy.read(descs).toFloatArray();
+        }
+        for (String type : List.of("exact", "hnsw")) {
+            Path out = dir.resolve(type);
+            assertEquals(0, run("index", "--descriptors", part(type + "-a", 0, first, true).toString(), "--out",
+                    out.toString(), "--type", type, "--quiet").rc());
+            List<Path> parts = new java.util.ArrayList<>();
+            for (int i = 0; i < appends; i++) {
+                parts.add(part(type + "-p" + i, first + i * step, first + (i + 1) * step, true));
+            }
+            java.util.concurrent.atomic.AtomicReference<String> appendFailed = new java.util.concurrent.atomic
+                    .AtomicReference<>();
+            Thread writer = new Thread(() -> {
+                for (Path part : parts) {
+                    Run r = run("index", "--descriptors", part.toString(), "--out", out.toString(), "--append",
+                            "--quiet");
+                    if (r.rc() != 0) {
+                        appendFailed.set(r.toString());
+                        return;
+                    }
+                }
+            });
+            writer.start();
+            List<String> failures = new java.util.ArrayList<>();
+            java.util.Set<Integer> sizes = new java.util.TreeSet<>();
+            int opens = 0;
+            while (writer.isAlive() || opens == 0) {
+                opens++;
+                try (MemoryScope scope = MemoryScope.open(); DescriptorIndex idx = DescriptorIndex.open(out)) {
+                    int n = idx.size();
+                    sizes.add(n);
+                    assertTrue(n >= first && n <= first + appends * step && (n - first) % step == 0, "size " + n);
+                    assertEquals(ids.subList(0, n), idx.ids());
+                    if (idx instanceof ExactIndex e) {
+                        assertArrayEquals(java.util.Arrays.copyOf(rows, n * 16), e.descriptors().toFloatArray());
+                    }
+                } catch (IOException | RuntimeException e) {
+                    failures.add(e.toString());
+                }
+            }
+            writer.join();
+            assertEquals(null, appendFailed.get());
+            assertEquals(List.of(), failures, type + ": " + failures.size() + " of " + opens + " opens failed");
+            assertTrue(sizes.size() > 1, type + ": opens saw " + sizes);
+            try (DescriptorIndex idx = DescriptorIndex.open(out)) {
+                assertEquals(ids.subList(0, first + appends * step), idx.ids());
+            }
+        }
     }
 }

@@ -162,6 +162,54 @@ class HnswIndexTest {
         }
     }
 
+    /**
+     * Ten appends in a row (`dir4j index --append` ten times) leave one segment, one graph, as a
+     * build does (a search visits one graph, not eleven), with the recall@10 against exact search
+     * of an index built from all the rows at once, and every row where its ids say.
+     */
+    @Test
+    void tenAppendsInARowKeepOneGraphWithABuildsRecall() throws IOException {
+        int first = 300;
+        int step = 100;
+        int n = first + 10 * step;
+        int d = 16;
+        Random rng = new Random(21);
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor db = Tensor.of(unitRows(rng, n, d), n, d);
+            Tensor queries = Tensor.of(unitRows(rng, 200, d), 200, d);
+            Neighbours exact;
+            try (ExactIndex e = new ExactIndex(d)) {
+                e.add(db, ids(n));
+                exact = e.search(queries, 10);
+            }
+            double built;
+            try (HnswIndex whole = HnswIndex.build(dir.resolve("whole"), db, ids(n), HnswIndex.Options.DEFAULTS)) {
+                built = recall(exact, whole.search(queries, 10), 10);
+            }
+            Path folder = dir.resolve("appended");
+            HnswIndex.build(folder, db.slice(0, 0, first), ids(first), HnswIndex.Options.DEFAULTS).close();
+            for (int i = 0; i < 10; i++) {
+                int from = first + i * step;
+                HnswIndex.append(folder, db.slice(0, from, from + step), ids(n).subList(from, from + step),
+                        i % 2 + 1).close();
+            }
+            try (HnswIndex h = HnswIndex.open(folder)) {
+                assertEquals(1, h.segments(), "one graph after ten appends");
+                assertEquals(ids(n), h.ids());
+                assertEquals(HnswIndex.Options.DEFAULTS, h.options());
+                double appended = recall(exact, h.search(queries, 10), 10);
+                assertTrue(appended >= 0.9 && appended >= built - 0.03, "recall@10 after ten appends " + appended
+                        + ", built at once " + built);
+                Neighbours self = h.search(db, 1);
+                int found = 0;
+                for (int r = 0; r < n; r++) {
+                    found += self.indices()[r][0] == r ? 1 : 0;
+                }
+                assertTrue(found >= n - 5, found + " of " + n + " rows found themselves");
+            }
+        }
+    }
+
     @Test
     void descriptorsWiderThanLucenesDefaultLimitAreIndexed() throws IOException {
         int n = 300;

@@ -160,4 +160,55 @@ class SymmetricEigenTest {
                 () -> SymmetricEigen.of(new double[] {1, Double.NaN, Double.NaN, 1}, 2));
         assertTrue(nan.getMessage().contains("did not converge (non-finite descriptors?)"), nan.getMessage());
     }
+
+    /**
+     * Whitenings learned on several threads of one JVM at once (a service learning per tenant):
+     * each thread's decomposition is bit for bit the one a lone call gives, by LAPACK (its
+     * workspace per call; OpenBLAS's own threads inside) and by EJML (whose lone results the tests
+     * above check against LAPACK's and a hand-derived case).
+     */
+    @Test
+    void decompositionsOnFourThreadsAtOnceAreTheLoneOnes() throws Exception {
+        int n = 64;
+        Random r = new Random(4);
+        double[] a = new double[n * n];
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j <= i; j++) {
+                double v = r.nextGaussian() + (i == j ? n : 0);
+                a[i * n + j] = v;
+                a[j * n + i] = v;
+            }
+        }
+        java.util.List<java.util.function.UnaryOperator<double[]>> solvers = new java.util.ArrayList<>();
+        solvers.add(m -> flatten(SymmetricEigen.ejml(m, n)));
+        lapack().ifPresent(l -> solvers.add(m -> flatten(l.dsyevd(m, n))));
+        for (var solver : solvers) {
+            double[] lone = solver.apply(a);
+            java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+            try {
+                for (int round = 0; round < 3; round++) {
+                    java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(4);
+                    java.util.List<java.util.concurrent.Future<double[]>> each = new java.util.ArrayList<>();
+                    for (int t = 0; t < 4; t++) {
+                        each.add(pool.submit(() -> {
+                            go.await();
+                            return solver.apply(a.clone());
+                        }));
+                    }
+                    for (var f : each) {
+                        assertTrue(Arrays.equals(lone, f.get()), "round " + round + ": the lone call's values and "
+                                + "vectors");
+                    }
+                }
+            } finally {
+                pool.shutdownNow();
+            }
+        }
+    }
+
+    private static double[] flatten(SymmetricEigen.Decomposition d) {
+        double[] all = Arrays.copyOf(d.values(), d.size() + d.vectors().length);
+        System.arraycopy(d.vectors(), 0, all, d.size(), d.vectors().length);
+        return all;
+    }
 }

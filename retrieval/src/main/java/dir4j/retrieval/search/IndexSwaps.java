@@ -1,0 +1,124 @@
+package dir4j.retrieval.search;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Objects;
+
+/**
+ * Opening an index folder that another process may be replacing. A build with
+ * {@code --overwrite} and {@code dir4j index --append} write the new index in a folder beside the
+ * old one and rename it into place (the old one renamed aside first, then deleted): an open that
+ * overlaps the swap reads some files of the old index and some of the new one (a size in one file
+ * that the next contradicts, "rebuild it"), or finds no folder at all between the two renames. Such
+ * an open is tried again, so that a reader sees the old index or the new one, whole. Once open, an
+ * index keeps its files (memory-mapped or read), whatever happens to the folder.
+ */
+final class IndexSwaps {
+    /** Tries after the first, at {@link #PAUSE_MS} apart: a swap is two renames, done in microseconds. */
+    static final int RETRIES = 50;
+    static final long PAUSE_MS = 20;
+
+    /** Opens the index in a folder; may be called again when the folder changed meanwhile. */
+    @FunctionalInterface
+    interface Opener<T extends AutoCloseable> {
+        T open(Path folder) throws IOException;
+    }
+
+    private IndexSwaps() {}
+
+    /**
+     * {@code opener} applied to {@code folder}, again when the folder was replaced while it read
+     * it: the folder's identity (its inode where the file system has one) differs before and after,
+     * or the folder is missing while a dir4j temporary folder stands beside it (between the swap's
+     * two renames). An index opened across a swap is closed and opened again, even when its files
+     * happened to agree. A failure with the folder unchanged is thrown at once, as is the last one
+     * after {@link #RETRIES} tries.
+     */
+    static <T extends AutoCloseable> T open(Path folder, Opener<T> opener) throws IOException {
+        for (int attempt = 0; ; attempt++) {
+            Object before = identity(folder);
+            T opened;
+            try {
+                opened = opener.open(folder);
+            } catch (IOException | UncheckedIOException e) {
+                if (attempt >= RETRIES || !swapped(folder, before) || !pause()) {
+                    throw e;
+                }
+                continue;
+            }
+            if (attempt >= RETRIES || !swapped(folder, before)) {
+                return opened;
+            }
+            closeQuietly(opened);
+            if (!pause()) {
+                return opener.open(folder); // interrupted: one more plain try, no waiting
+            }
+        }
+    }
+
+    /** Whether the folder is no longer the one that {@code before} identified, or is between a swap's renames. */
+    private static boolean swapped(Path folder, Object before) {
+        Object now = identity(folder);
+        if (before != null && now != null) {
+            return !before.equals(now);
+        }
+        return (before != null || now != null) || replacementBeside(folder);
+    }
+
+    /**
+     * The folder's identity: its file key (device and inode) where the file system gives one, else
+     * its creation time; null when it is absent. A link is followed: the folder it leads to is
+     * what a swap replaces.
+     */
+    static Object identity(Path folder) {
+        try {
+            BasicFileAttributes a = Files.readAttributes(folder, BasicFileAttributes.class);
+            return Objects.requireNonNullElse(a.fileKey(), a.creationTime());
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    /** Whether a dir4j temporary folder ({@code .<name>.dir4j-<random>.tmp}) stands beside the folder. */
+    private static boolean replacementBeside(Path folder) {
+        Path abs = folder.toAbsolutePath().normalize();
+        Path parent = abs.getParent();
+        if (parent == null || abs.getFileName() == null) {
+            return false;
+        }
+        String prefix = "." + abs.getFileName() + ".dir4j-";
+        DirectoryStream.Filter<Path> temporary = p -> {
+            String n = p.getFileName().toString();
+            return n.startsWith(prefix) && n.endsWith(".tmp") && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
+        };
+        try (DirectoryStream<Path> s = Files.newDirectoryStream(parent, temporary)) {
+            return s.iterator().hasNext();
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
+    /** Waits a little for a swap to finish; false when interrupted (the interrupt kept). */
+    private static boolean pause() {
+        try {
+            Thread.sleep(PAUSE_MS);
+            return true;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    private static void closeQuietly(AutoCloseable c) {
+        try {
+            c.close();
+        } catch (Exception e) {
+            // an index read across a swap: dropped, whatever its close says
+        }
+    }
+}
