@@ -58,7 +58,9 @@ public final class AtomicFiles {
      * Deletes the temporary files that writers of {@code target} killed mid-write left beside it,
      * which can be as large as the target: exactly the names {@link #temporaryBeside} gives
      * ({@code .<name>.dir4j-<random>.tmp}), never a user's look-alike. Folders of that name
-     * ({@link #temporaryFolderBeside}) go too only when {@code folders} is true (a caller that
+     * ({@link #temporaryFolderBeside}), and old folders a replacement set aside
+     * ({@code .<name>.dir4j-<random>.old}, {@link #replaceFolder}; call {@link #restoreReplaced}
+     * first, in case one should go back), go too only when {@code folders} is true (a caller that
      * makes such folders). Call it only while holding the target's {@link OutputLock}: a live
      * writer's temporary file looks the same.
      *
@@ -71,12 +73,12 @@ public final class AtomicFiles {
             return removed;
         }
         java.util.regex.Pattern own = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
-                "." + target.getFileName() + MARK) + "[0-9a-z]{1,13}\\.tmp");
+                "." + target.getFileName() + MARK) + "[0-9a-z]{1,13}\\.(tmp|old)");
         try (var entries = Files.newDirectoryStream(dir, e -> own.matcher(e.getFileName().toString()).matches())) {
             for (Path p : entries) {
                 boolean folder = Files.isDirectory(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
-                if (folder && !folders) {
-                    continue;
+                if ((folder && !folders) || (!folder && p.getFileName().toString().endsWith(".old"))) {
+                    continue; // (dir4j sets only folders aside)
                 }
                 if (folder) {
                     deleteTree(p);
@@ -121,15 +123,17 @@ public final class AtomicFiles {
 
     /**
      * Puts the completed temporary folder {@code tmp} (from {@link #temporaryFolderBeside}) in the
-     * place of {@code target}: the old folder is renamed aside (whole), the new one renamed in,
-     * then the old one deleted. Nothing is lost if a step fails (an old folder that cannot be moved
-     * aside stays where it is); only a kill between the two renames leaves the place empty, with
-     * both folders beside it under temporary names.
+     * place of {@code target}: the old folder is renamed aside (whole, as
+     * {@code .<name>.dir4j-<random>.old}), the new one renamed in, then the old one deleted.
+     * Nothing is lost if a step fails (an old folder that cannot be moved aside stays where it
+     * is); a kill between the two renames leaves the place empty with the old folder aside, which
+     * {@link #restoreReplaced} puts back.
      */
     public static void replaceFolder(Path tmp, Path target) throws IOException {
         Path aside = null;
         if (Files.exists(target, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            aside = target.toAbsolutePath().getParent().resolve(uniqueName(target));
+            aside = target.toAbsolutePath().getParent().resolve(
+                    "." + target.getFileName() + MARK + Long.toUnsignedString(RANDOM.nextLong(), 36) + ".old");
             Files.move(target, aside, StandardCopyOption.ATOMIC_MOVE);
         }
         try {
@@ -143,6 +147,40 @@ public final class AtomicFiles {
         if (aside != null) {
             deleteTree(aside);
         }
+    }
+
+    /**
+     * After a kill between {@link #replaceFolder}'s two renames: when {@code target} is missing and
+     * the folder it held stands aside ({@code .<name>.dir4j-<random>.old}), renames that folder back
+     * (the newest, should there be several) and returns it; null when there is nothing to restore.
+     * Call it, as {@link #removeLeftovers}, only while holding the target's {@link OutputLock}, and
+     * before it (which deletes what is aside).
+     */
+    public static Path restoreReplaced(Path target) throws IOException {
+        Path abs = target.toAbsolutePath();
+        Path dir = abs.getParent();
+        if (dir == null || !Files.isDirectory(dir) || Files.exists(abs, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return null;
+        }
+        java.util.regex.Pattern aside = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
+                "." + abs.getFileName() + MARK) + "[0-9a-z]{1,13}\\.old");
+        Path newest = null;
+        java.nio.file.attribute.FileTime newestTime = null;
+        try (var entries = Files.newDirectoryStream(dir, e -> aside.matcher(e.getFileName().toString()).matches()
+                && Files.isDirectory(e, java.nio.file.LinkOption.NOFOLLOW_LINKS))) {
+            for (Path p : entries) {
+                java.nio.file.attribute.FileTime t = Files.getLastModifiedTime(p, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+                if (newest == null || t.compareTo(newestTime) > 0) {
+                    newest = p;
+                    newestTime = t;
+                }
+            }
+        }
+        if (newest == null) {
+            return null;
+        }
+        Files.move(newest, abs, StandardCopyOption.ATOMIC_MOVE);
+        return newest;
     }
 
     /** Deletes a file or a folder with everything in it (links are deleted, not followed). */

@@ -74,6 +74,40 @@ class AtomicFilesTest {
         }
     }
 
+    /**
+     * A kill between replaceFolder's two renames leaves the place empty and the old folder aside:
+     * restoreReplaced puts the newest aside folder back; with the place taken it does nothing and
+     * removeLeftovers deletes what is aside (folders only, never a look-alike file).
+     */
+    @Test
+    void aFolderSetAsideByAKilledReplacementGoesBack() throws IOException {
+        Path target = dir.resolve("idx");
+        Files.createDirectories(target);
+        Files.write(target.resolve("f"), new byte[] {1});
+        Path fresh = AtomicFiles.temporaryFolderBeside(target);
+        Files.write(fresh.resolve("f"), new byte[] {2});
+        AtomicFiles.replaceFolder(fresh, target);
+        assertArrayEquals(new byte[] {2}, Files.readAllBytes(target.resolve("f")));
+        try (var s = Files.list(dir)) {
+            assertEquals(List.of(target), s.toList(), "the old folder deleted after the swap");
+        }
+        // the state a kill between the renames leaves: the old folder aside, a new one under a temporary name
+        Path older = Files.createDirectory(dir.resolve(".idx.dir4j-aa.old"));
+        Files.write(older.resolve("f"), new byte[] {0});
+        Files.setLastModifiedTime(older, java.nio.file.attribute.FileTime.fromMillis(1_000));
+        Path aside = dir.resolve(".idx.dir4j-bb.old");
+        Files.move(target, aside);
+        Path unfinished = AtomicFiles.temporaryFolderBeside(target);
+        Path lookAlike = Files.write(dir.resolve(".idx.dir4j-cc.old"), new byte[] {9});
+        assertEquals(aside, AtomicFiles.restoreReplaced(target), "the newest folder aside");
+        assertArrayEquals(new byte[] {2}, Files.readAllBytes(target.resolve("f")));
+        assertEquals(null, AtomicFiles.restoreReplaced(target), "nothing to do with the place taken");
+        List<Path> removed = AtomicFiles.removeLeftovers(target, true);
+        assertEquals(java.util.Set.of(older, unfinished), java.util.Set.copyOf(removed));
+        assertTrue(Files.exists(lookAlike), "a file named like an old folder is not dir4j's");
+        assertEquals(null, AtomicFiles.restoreReplaced(dir.resolve("nothing")));
+    }
+
     /** In a folder of the caller's own, every dir4j temporary file goes, of any target; nothing else. */
     @Test
     void temporariesInAFolderGoWhateverTheirTargetAndNothingElse() throws IOException {

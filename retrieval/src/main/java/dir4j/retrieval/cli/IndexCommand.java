@@ -96,17 +96,7 @@ final class IndexCommand extends ToolCommand {
             throw new UsageException("--append keeps the index's own graph parameters: --max-conn and --beam-width go "
                     + "with a build");
         }
-        if (append) {
-            String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
-            if (existing == null) {
-                throw new UsageException("--append: " + out + " holds no index; build one first (without --append)");
-            }
-            if (type != null && !kind.equals(existing)) {
-                throw new UsageException("--append: " + out + " holds an " + existing + " index, not " + kind);
-            }
-            kind = existing;
-        }
-        if (kind.equals("exact") && (maxConn != null || beamWidth != null || threads != null)) {
+        if (!append && kind.equals("exact") && (maxConn != null || beamWidth != null || threads != null)) {
             throw new UsageException("--max-conn, --beam-width and --threads go with --type hnsw");
         }
         HnswIndex.Options options = HnswIndex.Options.DEFAULTS;
@@ -134,6 +124,25 @@ final class IndexCommand extends ToolCommand {
                 if (existing != null && !overwrite) {
                     throw new IOException(out + " already holds an " + existing + " index; pass --overwrite to replace "
                             + "it");
+                }
+            }
+            // a build killed between its two renames left the old index aside: it goes back first
+            Path restored = AtomicFiles.restoreReplaced(target);
+            if (restored != null && !quiet) {
+                System.err.println("note: put back the index a stopped build had set aside (" + restored + ")");
+            }
+            if (append) {
+                String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
+                if (existing == null) {
+                    throw new UsageException("--append: " + out + " holds no index; build one first (without "
+                            + "--append)");
+                }
+                if (type != null && !kind.equals(existing)) {
+                    throw new UsageException("--append: " + out + " holds an " + existing + " index, not " + kind);
+                }
+                kind = existing;
+                if (kind.equals("exact") && threads != null) {
+                    throw new UsageException("--threads goes with an hnsw index; " + out + " holds an exact one");
                 }
             }
             for (Path p : AtomicFiles.removeLeftovers(target, true)) {

@@ -403,4 +403,31 @@ class IndexCommandTest {
             }
         }
     }
+
+    /**
+     * A build killed between its two renames left no folder in place and the old index aside: the
+     * next run puts it back (noted) and goes on, here appending to it.
+     */
+    @Test
+    void anIndexSetAsideByAKilledBuildIsPutBack() throws IOException {
+        Path a = part("a", 0, 120, true);
+        Path b = part("b", 120, 200, true);
+        Path out = dir.resolve("idx");
+        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
+        Path aside = dir.resolve(".idx.dir4j-k1ll3d.old");
+        Files.move(out, aside);
+        Files.createDirectory(dir.resolve(".idx.dir4j-n3w.tmp")); // the unfinished replacement
+        Run more = run("index", "--descriptors", b.toString(), "--out", out.toString(), "--append");
+        assertEquals(0, more.rc(), more.toString());
+        assertTrue(more.err().contains("note: put back the index a stopped build had set aside (" + aside + ")"),
+                more.err());
+        try (DescriptorIndex idx = DescriptorIndex.open(out)) {
+            assertEquals(200, idx.size());
+            assertEquals("img_0", idx.id(0));
+            assertEquals("img_199", idx.id(199));
+        }
+        try (var left = Files.list(dir)) {
+            assertEquals(List.of(), left.filter(p -> p.getFileName().toString().contains(".dir4j-")).toList());
+        }
+    }
 }
