@@ -28,7 +28,8 @@ import java.util.Optional;
  * ({@code dir4j info} says which decodes). A named library that cannot be opened is an error.
  *
  * <p>Each decode makes its own TurboJPEG handle and frees it before returning (handles are not
- * thread-safe, and nothing native outlives a call).
+ * thread-safe, and nothing native outlives a call); the library reads the JPEG from the Java
+ * array and writes the pixels into the image's array directly (critical downcalls).
  */
 public final class TurboJpeg {
     /** The system property choosing the library (or {@code false}). */
@@ -61,10 +62,14 @@ public final class TurboJpeg {
         ValueLayout i = ValueLayout.JAVA_INT;
         ValueLayout size = ValueLayout.JAVA_LONG; // unsigned long
         init = linker.downcallHandle(symbol(lib, "tjInitDecompress"), FunctionDescriptor.of(p));
+        // critical: the JPEG's bytes and the pixels are read and written where they lie in the Java heap
+        // (no native copies; the collector waits for the few milliseconds of a decode, as for the JDK's own
+        // image decoders' critical regions)
+        Linker.Option heap = Linker.Option.critical(true);
         header = linker.downcallHandle(symbol(lib, "tjDecompressHeader3"),
-                FunctionDescriptor.of(i, p, p, size, p, p, p, p));
+                FunctionDescriptor.of(i, p, p, size, p, p, p, p), heap);
         decompress = linker.downcallHandle(symbol(lib, "tjDecompress2"),
-                FunctionDescriptor.of(i, p, p, size, p, i, i, i, i, i));
+                FunctionDescriptor.of(i, p, p, size, p, i, i, i, i, i), heap);
         destroy = linker.downcallHandle(symbol(lib, "tjDestroy"), FunctionDescriptor.of(i, p));
         errorText = linker.downcallHandle(symbol(lib, "tjGetErrorStr2"), FunctionDescriptor.of(p, p));
         errorCode = linker.downcallHandle(symbol(lib, "tjGetErrorCode"), FunctionDescriptor.of(i, p));
@@ -152,30 +157,36 @@ public final class TurboJpeg {
      *     corrupt: "corrupt or truncated JPEG data: …"), starting with {@code name}
      */
     RgbImage decode(byte[] jpeg, String name, SizeCheck sizeCheck) throws IOException {
-        try (Arena arena = Arena.ofConfined()) {
+        try {
             MemorySegment handle = (MemorySegment) init.invokeExact();
             if (handle.equals(MemorySegment.NULL)) {
                 throw new IOException(name + ": libjpeg-turbo could not make a decoder (" + location + ")");
             }
             try {
-                MemorySegment src = arena.allocate(jpeg.length);
-                MemorySegment.copy(jpeg, 0, src, ValueLayout.JAVA_BYTE, 0, jpeg.length);
-                MemorySegment w = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment h = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment subsampling = arena.allocate(ValueLayout.JAVA_INT);
-                MemorySegment colorspace = arena.allocate(ValueLayout.JAVA_INT);
+                MemorySegment src = MemorySegment.ofArray(jpeg);
+                int[] fields = new int[4]; // width, height, subsampling, colour space
+                MemorySegment f = MemorySegment.ofArray(fields);
+                MemorySegment w = f.asSlice(0, 4);
+                MemorySegment h = f.asSlice(4, 4);
+                MemorySegment subsampling = f.asSlice(8, 4);
+                MemorySegment colorspace = f.asSlice(12, 4);
                 int rc = (int) header.invokeExact(handle, src, (long) jpeg.length, w, h, subsampling, colorspace);
                 if (rc != 0) {
                     return null; // the JDK path reads it, or says what is wrong with it
                 }
-                Header hd = new Header(w.get(ValueLayout.JAVA_INT, 0), h.get(ValueLayout.JAVA_INT, 0),
-                        colorspace.get(ValueLayout.JAVA_INT, 0));
+                Header hd = new Header(fields[0], fields[1], fields[3]);
                 if (!hd.decodable() || hd.width() <= 0 || hd.height() <= 0) {
                     return null;
                 }
                 sizeCheck.check(hd.width(), hd.height());
                 long bytes = (long) hd.width() * hd.height() * ImageDecoder.RGB_BYTES_PER_PIXEL;
-                MemorySegment dst = arena.allocate(bytes);
+                byte[] pixels;
+                try {
+                    pixels = new byte[(int) bytes];
+                } catch (OutOfMemoryError e) {
+                    throw ImageDecoder.outOfHeap(name, hd.width(), hd.height(), e);
+                }
+                MemorySegment dst = MemorySegment.ofArray(pixels);
                 rc = (int) decompress.invokeExact(handle, src, (long) jpeg.length, dst, hd.width(),
                         hd.width() * ImageDecoder.RGB_BYTES_PER_PIXEL, hd.height(), TJPF_RGB, 0);
                 if (rc != 0) {
@@ -190,13 +201,6 @@ public final class TurboJpeg {
                     }
                     // other warnings (extraneous bytes before a marker, say): the image is whole, as the JDK path has it
                 }
-                byte[] pixels;
-                try {
-                    pixels = new byte[(int) bytes];
-                } catch (OutOfMemoryError e) {
-                    throw ImageDecoder.outOfHeap(name, hd.width(), hd.height(), e);
-                }
-                MemorySegment.copy(dst, ValueLayout.JAVA_BYTE, 0, pixels, 0, pixels.length);
                 return new RgbImage(hd.width(), hd.height(), pixels);
             } finally {
                 int ignored = (int) destroy.invokeExact(handle);
