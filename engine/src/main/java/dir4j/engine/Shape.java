@@ -32,19 +32,12 @@ public final class Shape {
      * count, and an empty tensor is dense.
      */
     public static boolean isDense(int[] shape, long[] strides) {
-        int n = 0;
-        long[][] dims = new long[shape.length][];
-        for (int i = 0; i < shape.length; i++) {
-            if (shape[i] == 0) {
-                return true;
-            }
-            if (shape[i] != 1) {
-                dims[n++] = new long[] {strides[i], shape[i]};
-            }
+        long[][] dims = byStride(shape, strides, false);
+        if (dims == null) {
+            return true;
         }
-        Arrays.sort(dims, 0, n, (x, y) -> Long.compare(x[0], y[0]));
         long expect = 1;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < dims.length; i++) {
             if (dims[i][0] != expect) {
                 return false;
             }
@@ -61,25 +54,37 @@ public final class Shape {
      * strides (interleaved dimensions) it may say false for a layout that does not overlap.
      */
     public static boolean isNonOverlapping(int[] shape, long[] strides) {
-        int n = 0;
-        long[][] dims = new long[shape.length][];
-        for (int i = 0; i < shape.length; i++) {
-            if (shape[i] == 0) {
-                return true;
-            }
-            if (shape[i] != 1) {
-                dims[n++] = new long[] {Math.abs(strides[i]), shape[i]};
-            }
+        long[][] dims = byStride(shape, strides, true);
+        if (dims == null) {
+            return true;
         }
-        Arrays.sort(dims, 0, n, (x, y) -> Long.compare(x[0], y[0]));
         long span = 0; // the largest distance between two elements over the dimensions so far
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < dims.length; i++) {
             if (dims[i][0] <= span) {
                 return false;
             }
             span += dims[i][0] * (dims[i][1] - 1);
         }
         return true;
+    }
+
+    /**
+     * The dimensions longer than 1 as {stride (its magnitude when {@code abs}), size}, by
+     * increasing stride; null for an empty tensor.
+     */
+    private static long[][] byStride(int[] shape, long[] strides, boolean abs) {
+        int n = 0;
+        long[][] dims = new long[shape.length][];
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] == 0) {
+                return null;
+            }
+            if (shape[i] != 1) {
+                dims[n++] = new long[] {abs ? Math.abs(strides[i]) : strides[i], shape[i]};
+            }
+        }
+        Arrays.sort(dims, 0, n, (x, y) -> Long.compare(x[0], y[0]));
+        return Arrays.copyOf(dims, n);
     }
 
     /** Whether two stride vectors of one shape agree on every dimension longer than 1. */

@@ -83,11 +83,7 @@ class HnswIndexTest {
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor db = Tensor.of(unitRows(rng, n, d), n, d);
             Tensor queries = Tensor.of(unitRows(rng, 100, d), 100, d);
-            Neighbours exact;
-            try (ExactIndex e = new ExactIndex(d)) {
-                e.add(db, ids(n));
-                exact = e.search(queries, 10);
-            }
+            Neighbours exact = exactTop10(db, queries);
             Path folder = dir.resolve("hnsw");
             Neighbours approx;
             try (HnswIndex h = HnswIndex.build(folder, db, ids(n), HnswIndex.Options.DEFAULTS)) {
@@ -177,11 +173,7 @@ class HnswIndexTest {
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor db = Tensor.of(unitRows(rng, n, d), n, d);
             Tensor queries = Tensor.of(unitRows(rng, 200, d), 200, d);
-            Neighbours exact;
-            try (ExactIndex e = new ExactIndex(d)) {
-                e.add(db, ids(n));
-                exact = e.search(queries, 10);
-            }
+            Neighbours exact = exactTop10(db, queries);
             double built;
             try (HnswIndex whole = HnswIndex.build(dir.resolve("whole"), db, ids(n), HnswIndex.Options.DEFAULTS)) {
                 built = recall(exact, whole.search(queries, 10), 10);
@@ -463,6 +455,14 @@ class HnswIndexTest {
             for (Path f : s.toList()) {
                 Files.copy(f, to.resolve(from.relativize(f).toString()));
             }
+        }
+    }
+
+    /** The exact top 10 of each query among the rows of {@code db} (ids by row number). */
+    private static Neighbours exactTop10(Tensor db, Tensor queries) {
+        try (ExactIndex e = new ExactIndex(db.shape(1))) {
+            e.add(db, ids(db.shape(0)));
+            return e.search(queries, 10);
         }
     }
 }
