@@ -116,6 +116,12 @@ final class IndexCommand extends ToolCommand {
         // one build per index folder at a time; what killed builds left beside it goes
         try (OutputLock lock = OutputLock.acquire(target.resolveSibling("." + target.getFileName() + ".lock"),
                 out + " (an index)")) {
+            // a build killed between its two renames left the old index aside: it goes back first,
+            // before the checks (without --overwrite, the index put back is refused, not replaced)
+            Path restored = AtomicFiles.restoreReplaced(target);
+            if (restored != null && !quiet) {
+                System.err.println("note: put back the index a stopped build had set aside (" + restored + ")");
+            }
             if (Files.exists(out) && !append) {
                 String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;
                 if (existing == null && !isEmptyFolder(out)) {
@@ -125,11 +131,6 @@ final class IndexCommand extends ToolCommand {
                     throw new IOException(out + " already holds an " + existing + " index; pass --overwrite to replace "
                             + "it");
                 }
-            }
-            // a build killed between its two renames left the old index aside: it goes back first
-            Path restored = AtomicFiles.restoreReplaced(target);
-            if (restored != null && !quiet) {
-                System.err.println("note: put back the index a stopped build had set aside (" + restored + ")");
             }
             if (append) {
                 String existing = Files.isDirectory(out) ? DescriptorIndex.kind(out) : null;

@@ -215,7 +215,7 @@ public final class ImageDecoder {
             if (turbo.isPresent()) {
                 RgbImage img = turbo.get().decode(data, name, (w, h) -> {
                     checkPixelLimit(name, w, h, options);
-                    requireRoom(name, w, h, 0); // the decoded samples are native, then copied into the image
+                    requireRoom(name, w, h, 0); // TurboJPEG writes the pixels straight into the image's array
                 });
                 if (img != null) {
                     return img;

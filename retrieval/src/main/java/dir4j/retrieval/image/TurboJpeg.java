@@ -29,7 +29,8 @@ import java.util.Optional;
  *
  * <p>Each decode makes its own TurboJPEG handle and frees it before returning (handles are not
  * thread-safe, and nothing native outlives a call); the library reads the JPEG from the Java
- * array and writes the pixels into the image's array directly (critical downcalls).
+ * array and writes the pixels into the image's array directly (critical downcalls) where the
+ * decode is bounded to a few milliseconds ({@link #inPlace}), through native copies otherwise.
  */
 public final class TurboJpeg {
     /** The system property choosing the library (or {@code false}). */
@@ -51,6 +52,7 @@ public final class TurboJpeg {
     private final MethodHandle init;
     private final MethodHandle header;
     private final MethodHandle decompress;
+    private final MethodHandle decompressOutside;
     private final MethodHandle destroy;
     private final MethodHandle errorText;
     private final MethodHandle errorCode;
@@ -63,13 +65,16 @@ public final class TurboJpeg {
         ValueLayout size = ValueLayout.JAVA_LONG; // unsigned long
         init = linker.downcallHandle(symbol(lib, "tjInitDecompress"), FunctionDescriptor.of(p));
         // critical: the JPEG's bytes and the pixels are read and written where they lie in the Java heap
-        // (no native copies; the collector waits for the few milliseconds of a decode, as for the JDK's own
-        // image decoders' critical regions)
+        // (no native copies). The thread does not reach a safepoint until the call returns, so every
+        // collection, on every thread, waits for it: only decodes bounded to a few milliseconds are made so
+        // (inPlace); a larger image, or a progressive file with many scans, goes through native copies
         Linker.Option heap = Linker.Option.critical(true);
         header = linker.downcallHandle(symbol(lib, "tjDecompressHeader3"),
                 FunctionDescriptor.of(i, p, p, size, p, p, p, p), heap);
         decompress = linker.downcallHandle(symbol(lib, "tjDecompress2"),
                 FunctionDescriptor.of(i, p, p, size, p, i, i, i, i, i), heap);
+        decompressOutside = linker.downcallHandle(symbol(lib, "tjDecompress2"),
+                FunctionDescriptor.of(i, p, p, size, p, i, i, i, i, i));
         destroy = linker.downcallHandle(symbol(lib, "tjDestroy"), FunctionDescriptor.of(i, p));
         errorText = linker.downcallHandle(symbol(lib, "tjGetErrorStr2"), FunctionDescriptor.of(p, p));
         errorCode = linker.downcallHandle(symbol(lib, "tjGetErrorCode"), FunctionDescriptor.of(i, p));
@@ -143,6 +148,41 @@ public final class TurboJpeg {
         }
     }
 
+    /**
+     * The most pixels decoded in place, by a critical call: a few milliseconds (about 3.4 ms for
+     * 0.8 million, bench/RESULTS.md). A 30-million-pixel progressive JPEG decoded so held every
+     * collection in the JVM back for the whole 0.9 s of its decode.
+     */
+    static final long IN_PLACE_MAX_PIXELS = 1L << 21;
+
+    /**
+     * The most scans (SOS markers) a JPEG decoded in place may have: a progressive JPEG's scans
+     * each pass over the whole image (libjpeg's own progressive files have up to 10), and a
+     * crafted file can hold thousands.
+     */
+    static final int IN_PLACE_MAX_SCANS = 16;
+
+    /**
+     * Whether a {@code width}x{@code height} JPEG decodes in a critical call, in place in the Java
+     * heap: only when its decode is bounded to a few milliseconds (no more than {@link
+     * #IN_PLACE_MAX_PIXELS} pixels and {@link #IN_PLACE_MAX_SCANS} scans), since no collection
+     * can run anywhere in the JVM until it returns.
+     */
+    static boolean inPlace(byte[] jpeg, int width, int height) {
+        if ((long) width * height > IN_PLACE_MAX_PIXELS) {
+            return false;
+        }
+        // 0xFF 0xDA is a start of scan wherever it appears: entropy-coded data stuffs every 0xFF with a 0x00
+        // (a marker segment's payload could hold the pair too, which only counts one scan too many)
+        int scans = 0;
+        for (int k = 0; k < jpeg.length - 1; k++) {
+            if (jpeg[k] == (byte) 0xFF && jpeg[k + 1] == (byte) 0xDA && ++scans > IN_PLACE_MAX_SCANS) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** What {@link #decode} was given to check before decoding. */
     interface SizeCheck {
         void check(int width, int height) throws IOException;
@@ -150,8 +190,9 @@ public final class TurboJpeg {
 
     /**
      * Decodes {@code jpeg} to RGB, or returns null when TurboJPEG leaves it to the JDK path (a
-     * header it cannot read, CMYK or YCCK samples). {@code sizeCheck} sees the size before any
-     * pixel is allocated (the pixel limit, the heap).
+     * header it cannot read, CMYK or YCCK samples, data that decodes with a warning other than a
+     * premature end). {@code sizeCheck} sees the size before any pixel is allocated (the pixel
+     * limit, the heap).
      *
      * @throws IOException for data that fails to decode (truncated: "truncated JPEG data (…)",
      *     corrupt: "corrupt or truncated JPEG data: …"), starting with {@code name}
@@ -186,9 +227,24 @@ public final class TurboJpeg {
                 } catch (OutOfMemoryError e) {
                     throw ImageDecoder.outOfHeap(name, hd.width(), hd.height(), e);
                 }
-                MemorySegment dst = MemorySegment.ofArray(pixels);
-                rc = (int) decompress.invokeExact(handle, src, (long) jpeg.length, dst, hd.width(),
-                        hd.width() * ImageDecoder.RGB_BYTES_PER_PIXEL, hd.height(), TJPF_RGB, 0);
+                int pitch = hd.width() * ImageDecoder.RGB_BYTES_PER_PIXEL;
+                if (inPlace(jpeg, hd.width(), hd.height())) {
+                    rc = (int) decompress.invokeExact(handle, src, (long) jpeg.length, MemorySegment.ofArray(pixels),
+                            hd.width(), pitch, hd.height(), TJPF_RGB, 0);
+                } else {
+                    try (Arena arena = Arena.ofConfined()) { // freed on every path, the pixels copied out first
+                        MemorySegment in = arena.allocate(Math.max(1, jpeg.length));
+                        MemorySegment.copy(jpeg, 0, in, ValueLayout.JAVA_BYTE, 0, jpeg.length);
+                        MemorySegment out = arena.allocate(bytes);
+                        rc = (int) decompressOutside.invokeExact(handle, in, (long) jpeg.length, out, hd.width(),
+                                pitch, hd.height(), TJPF_RGB, 0);
+                        MemorySegment.copy(out, ValueLayout.JAVA_BYTE, 0, pixels, 0, pixels.length);
+                    } catch (OutOfMemoryError e) { // the native copies
+                        throw new IOException(name + ": " + hd.width() + "x" + hd.height() + " pixels: no native "
+                                + "memory for libjpeg-turbo's copy of them (" + e.getMessage() + "); decode fewer "
+                                + "images at once or lower the pixel limit", e);
+                    }
+                }
                 if (rc != 0) {
                     String message = errorText(handle);
                     boolean warning = (int) errorCode.invokeExact(handle) == TJERR_WARNING;
@@ -199,7 +255,10 @@ public final class TurboJpeg {
                     if (!warning) {
                         throw new IOException(name + ": corrupt or truncated JPEG data: " + message);
                     }
-                    // other warnings (extraneous bytes before a marker, say): the image is whole, as the JDK path has it
+                    // another warning (extraneous bytes before a marker, say): TurboJPEG keeps only the first
+                    // warning's text, so a later "premature end" (a file cut after junk before a restart marker)
+                    // would pass unseen; the JDK path hears every warning and decides, as for any other JPEG
+                    return null;
                 }
                 return new RgbImage(hd.width(), hd.height(), pixels);
             } finally {

@@ -430,4 +430,28 @@ class IndexCommandTest {
             assertEquals(List.of(), left.filter(p -> p.getFileName().toString().contains(".dir4j-")).toList());
         }
     }
+
+    /**
+     * The index put back is an index like any other: a build without --overwrite refuses to replace
+     * it (the check ran before the index was put back, so the build replaced it unasked).
+     */
+    @Test
+    void anIndexPutBackIsNotReplacedWithoutOverwrite() throws IOException {
+        Path a = part("a", 0, 120, true);
+        Path b = part("b", 120, 200, true);
+        Path out = dir.resolve("idx");
+        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
+        Path aside = dir.resolve(".idx.dir4j-k1ll3d.old");
+        Files.move(out, aside);
+        Run again = run("index", "--descriptors", b.toString(), "--out", out.toString());
+        assertEquals(1, again.rc(), again.toString());
+        assertTrue(again.err().contains("note: put back the index a stopped build had set aside (" + aside + ")"),
+                again.err());
+        assertTrue(again.err().contains(out + " already holds an exact index; pass --overwrite to replace it"),
+                again.err());
+        try (DescriptorIndex idx = DescriptorIndex.open(out)) {
+            assertEquals(120, idx.size());
+            assertEquals("img_0", idx.id(0));
+        }
+    }
 }
