@@ -150,9 +150,12 @@ public final class AtomicFiles {
     }
 
     /**
-     * After a kill between {@link #replaceFolder}'s two renames: when {@code target} is missing and
-     * the folder it held stands aside ({@code .<name>.dir4j-<random>.old}), renames that folder back
-     * (the newest, should there be several) and returns it; null when there is nothing to restore.
+     * After a kill between {@link #replaceFolder}'s two renames: when {@code target} is missing, the
+     * folder it held stands aside ({@code .<name>.dir4j-<random>.old}) and the unfinished
+     * replacement beside it too ({@code .<name>.dir4j-<random>.tmp}, the state that kill leaves),
+     * renames the folder aside back (the newest, should there be several) and returns it; null
+     * when there is nothing to restore. An old folder alone (a kill after the swap, before its
+     * deletion, and the target removed since) is not brought back.
      * Call it, as {@link #removeLeftovers}, only while holding the target's {@link OutputLock}, and
      * before it (which deletes what is aside).
      */
@@ -164,6 +167,14 @@ public final class AtomicFiles {
         }
         java.util.regex.Pattern aside = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
                 "." + abs.getFileName() + MARK) + "[0-9a-z]{1,13}\\.old");
+        java.util.regex.Pattern replacement = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
+                "." + abs.getFileName() + MARK) + "[0-9a-z]{1,13}\\.tmp");
+        try (var entries = Files.newDirectoryStream(dir, e -> replacement.matcher(e.getFileName().toString()).matches()
+                && Files.isDirectory(e, java.nio.file.LinkOption.NOFOLLOW_LINKS))) {
+            if (!entries.iterator().hasNext()) {
+                return null;
+            }
+        }
         Path newest = null;
         java.nio.file.attribute.FileTime newestTime = null;
         try (var entries = Files.newDirectoryStream(dir, e -> aside.matcher(e.getFileName().toString()).matches()

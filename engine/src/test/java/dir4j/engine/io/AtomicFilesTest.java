@@ -106,6 +106,10 @@ class AtomicFilesTest {
         assertEquals(java.util.Set.of(older, unfinished), java.util.Set.copyOf(removed));
         assertTrue(Files.exists(lookAlike), "a file named like an old folder is not dir4j's");
         assertEquals(null, AtomicFiles.restoreReplaced(dir.resolve("nothing")));
+        // an old folder alone (killed after the swap, the target deleted since) stays where it is
+        Path stale = Files.createDirectory(dir.resolve(".gone.dir4j-dd.old"));
+        assertEquals(null, AtomicFiles.restoreReplaced(dir.resolve("gone")));
+        assertTrue(Files.isDirectory(stale) && Files.notExists(dir.resolve("gone")));
     }
 
     /** In a folder of the caller's own, every dir4j temporary file goes, of any target; nothing else. */

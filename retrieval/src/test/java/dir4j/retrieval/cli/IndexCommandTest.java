@@ -443,6 +443,7 @@ class IndexCommandTest {
         assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
         Path aside = dir.resolve(".idx.dir4j-k1ll3d.old");
         Files.move(out, aside);
+        Files.createDirectory(dir.resolve(".idx.dir4j-n3w.tmp")); // the unfinished replacement
         Run again = run("index", "--descriptors", b.toString(), "--out", out.toString());
         assertEquals(1, again.rc(), again.toString());
         assertTrue(again.err().contains("note: put back the index a stopped build had set aside (" + aside + ")"),
