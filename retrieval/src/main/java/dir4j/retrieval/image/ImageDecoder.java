@@ -203,7 +203,12 @@ public final class ImageDecoder {
             throw new IOException(name + ": corrupt " + format + " data (the decoder failed: " + describe(e) + ")", e);
         }
         if (options.exifOrientation()) {
-            img = ExifOrientation.apply(img, ExifOrientation.read(data, format));
+            int orientation = ExifOrientation.read(data, format);
+            try {
+                img = ExifOrientation.apply(img, orientation);
+            } catch (OutOfMemoryError e) { // the turned copy: as large as the decoded image
+                throw outOfHeap(name, img.width(), img.height(), e);
+            }
         }
         return img;
     }
