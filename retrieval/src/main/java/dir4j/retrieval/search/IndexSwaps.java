@@ -85,8 +85,9 @@ final class IndexSwaps {
     }
 
     /**
-     * Whether a dir4j temporary folder ({@code .<name>.dir4j-<random>.tmp}), or the old folder a
-     * replacement set aside ({@code .old}), stands beside the folder.
+     * Whether a dir4j temporary folder ({@code .<name>.dir4j-<random>.tmp}) stands beside the
+     * folder: the new index, between the swap's two renames (an old folder set aside,
+     * {@code .old}, without one is stale, left by a kill, and no reason to wait).
      */
     private static boolean replacementBeside(Path folder) {
         Path abs = folder.toAbsolutePath().normalize();
@@ -97,8 +98,7 @@ final class IndexSwaps {
         String prefix = "." + abs.getFileName() + ".dir4j-";
         DirectoryStream.Filter<Path> temporary = p -> {
             String n = p.getFileName().toString();
-            return n.startsWith(prefix) && (n.endsWith(".tmp") || n.endsWith(".old"))
-                    && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
+            return n.startsWith(prefix) && n.endsWith(".tmp") && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
         };
         try (DirectoryStream<Path> s = Files.newDirectoryStream(parent, temporary)) {
             return s.iterator().hasNext();
