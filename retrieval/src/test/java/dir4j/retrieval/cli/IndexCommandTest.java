@@ -410,13 +410,9 @@ class IndexCommandTest {
      */
     @Test
     void anIndexSetAsideByAKilledBuildIsPutBack() throws IOException {
-        Path a = part("a", 0, 120, true);
         Path b = part("b", 120, 200, true);
         Path out = dir.resolve("idx");
-        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
-        Path aside = dir.resolve(".idx.dir4j-k1ll3d.old");
-        Files.move(out, aside);
-        Files.createDirectory(dir.resolve(".idx.dir4j-n3w.tmp")); // the unfinished replacement
+        Path aside = indexSetAsideByAKill(out);
         Run more = run("index", "--descriptors", b.toString(), "--out", out.toString(), "--append");
         assertEquals(0, more.rc(), more.toString());
         assertTrue(more.err().contains("note: put back the index a stopped build had set aside (" + aside + ")"),
@@ -437,13 +433,9 @@ class IndexCommandTest {
      */
     @Test
     void anIndexPutBackIsNotReplacedWithoutOverwrite() throws IOException {
-        Path a = part("a", 0, 120, true);
         Path b = part("b", 120, 200, true);
         Path out = dir.resolve("idx");
-        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
-        Path aside = dir.resolve(".idx.dir4j-k1ll3d.old");
-        Files.move(out, aside);
-        Files.createDirectory(dir.resolve(".idx.dir4j-n3w.tmp")); // the unfinished replacement
+        Path aside = indexSetAsideByAKill(out);
         Run again = run("index", "--descriptors", b.toString(), "--out", out.toString());
         assertEquals(1, again.rc(), again.toString());
         assertTrue(again.err().contains("note: put back the index a stopped build had set aside (" + aside + ")"),
@@ -454,5 +446,18 @@ class IndexCommandTest {
             assertEquals(120, idx.size());
             assertEquals("img_0", idx.id(0));
         }
+    }
+
+    /**
+     * An index of rows 0..119 in {@code out}, then the state a kill between a replacement's two
+     * renames leaves: no folder in place, the index aside, the unfinished replacement beside it.
+     */
+    private Path indexSetAsideByAKill(Path out) throws IOException {
+        Path a = part("a", 0, 120, true);
+        assertEquals(0, run("index", "--descriptors", a.toString(), "--out", out.toString(), "--quiet").rc());
+        Path aside = out.resolveSibling("." + out.getFileName() + ".dir4j-k1ll3d.old");
+        Files.move(out, aside);
+        Files.createDirectory(out.resolveSibling("." + out.getFileName() + ".dir4j-n3w.tmp"));
+        return aside;
     }
 }
