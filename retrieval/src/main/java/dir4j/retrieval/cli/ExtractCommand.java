@@ -17,7 +17,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -170,11 +169,7 @@ final class ExtractCommand implements Callable<Integer> {
         if (!out.getFileName().toString().endsWith(".npy")) {
             throw new IllegalArgumentException("--out must name a .npy file, got " + out);
         }
-        ExtractionOptions.OnError policy = switch (onError.toLowerCase(Locale.ROOT)) {
-            case "fail" -> ExtractionOptions.OnError.FAIL;
-            case "skip" -> ExtractionOptions.OnError.SKIP;
-            default -> throw new IllegalArgumentException("--on-error must be fail or skip, got " + onError);
-        };
+        ExtractionOptions.OnError policy = ExtractionOptions.OnError.parse(onError);
         if (imageSize < 0) {
             throw new IllegalArgumentException("--image-size must be >= 0, got " + imageSize);
         }

@@ -202,19 +202,21 @@ final class IndexCommand extends ToolCommand {
     private int appendTo(String kind, Tensor x, HnswIndex.Options options) throws IOException {
         Path target = out.toAbsolutePath().normalize();
         if (kind.equals("hnsw")) {
-            int before;
-            try (HnswIndex old = HnswIndex.open(target)) {
-                before = old.size();
+            int n = x.shape(0);
+            int first = 0;
+            if (ids == null && !Files.isRegularFile(FeatureExtractor.idsFile(descriptors))) {
+                try (HnswIndex old = HnswIndex.open(target)) { // row numbers continue the index's
+                    first = old.size();
+                }
             }
-            List<String> newIds = rowIds(x.shape(0), before);
-            try {
-                HnswIndex.append(target, x, newIds, options.threads()).close();
+            List<String> newIds = rowIds(n, first);
+            try (HnswIndex grown = HnswIndex.append(target, x, newIds, options.threads())) {
+                return grown.size() - n;
             } catch (IOException e) {
                 throw writeFailed("adding " + descriptors + " to the index in " + out, true, e);
             } catch (IllegalArgumentException e) { // a row that is not a unit vector, another dimension
                 throw new IllegalArgumentException(descriptors + ": " + e.getMessage(), e);
             }
-            return before;
         }
         Path tmp = null;
         try (ExactIndex index = ExactIndex.load(target)) {

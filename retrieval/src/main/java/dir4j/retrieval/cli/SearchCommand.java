@@ -136,11 +136,12 @@ final class SearchCommand extends ToolCommand {
             throw new UsageException("--ef must be at least --top-k (" + topK + "), got " + ef);
         }
         boolean fromImages = queries.descriptors == null;
-        ExtractionOptions.OnError policy = switch (onError.toLowerCase(Locale.ROOT)) {
-            case "fail" -> ExtractionOptions.OnError.FAIL;
-            case "skip" -> ExtractionOptions.OnError.SKIP;
-            default -> throw new UsageException("--on-error must be fail or skip, got '" + onError + "'");
-        };
+        ExtractionOptions.OnError policy;
+        try {
+            policy = ExtractionOptions.OnError.parse(onError);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException(e.getMessage());
+        }
         if (!fromImages && policy == ExtractionOptions.OnError.SKIP) {
             throw new UsageException("--on-error goes with query images (--image, --image-list)");
         }

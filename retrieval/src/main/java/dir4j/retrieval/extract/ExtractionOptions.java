@@ -31,7 +31,16 @@ public record ExtractionOptions(Preprocessing preprocessing, double[] scales, do
         /** Stop with an error naming the image (finished parts are kept for a resume). */
         FAIL,
         /** Leave the image out (no row, no id) and list it in the result and the .skipped.txt file. */
-        SKIP
+        SKIP;
+
+        /** The policy a command line's {@code --on-error fail|skip} names. */
+        public static OnError parse(String s) {
+            return switch (s.toLowerCase(java.util.Locale.ROOT)) {
+                case "fail" -> FAIL;
+                case "skip" -> SKIP;
+                default -> throw new IllegalArgumentException("--on-error must be fail or skip, got " + s);
+            };
+        }
     }
 
     /**
