@@ -112,9 +112,18 @@ static void run(long m, int c, double offset, bool residual, bool relu, bool tra
     emu_launch(gridFor(c, sms), 1, BLOCK, 0, [&] {
         bn_nhwc_backward_finalize_f32(bpartial.data(), chunks, m, c, gamma.data(), mean.data(), inv.data(), training,
                                       dg.data(), db.data(), coef.data()); });
-    emu_launch(gridFor(n, sms), 1, BLOCK, 0, [&] {
+    emu_launch(gridFor(vec4 ? n / 4 : n, sms), 1, BLOCK, 0, [&] {
         bn_nhwc_backward_apply_f32(x.data(), y.data(), dy.data(), coef.data(), dx.data(), residual ? dr.data() : nullptr,
-                                   n, c, relu); });
+                                   n, c, relu, vec4); });
+    if (vec4) {
+        // the float4 pass does each element's arithmetic of the scalar one: the same bits
+        std::vector<float> sdx(n, NAN), sdr(n, NAN);
+        emu_launch(gridFor(n, sms), 1, BLOCK, 0, [&] {
+            bn_nhwc_backward_apply_f32(x.data(), y.data(), dy.data(), coef.data(), sdx.data(),
+                                       residual ? sdr.data() : nullptr, n, c, relu, 0); });
+        compare("dx (scalar pass)", sdx, dx, 0, 0, m, c);
+        if (residual) compare("dresidual (scalar pass)", sdr, dr, 0, 0, m, c);
+    }
 
     // float sums in the reference's order differ from the kernels' in the last bits only
     compare("saved mean", rmean, mean, 1e-5, 1e-5 * (1 + std::fabs(offset)), m, c);

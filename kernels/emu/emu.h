@@ -124,6 +124,8 @@ using std::fma;
 // vector types and the 16-bit float conversions elementwise.cu names (run.sh drops the CUDA headers)
 struct alignas(16) float4 { float x, y, z, w; };
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+struct alignas(16) int4 { int x, y, z, w; };
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
 inline int __double2int_rz(double x) {
     if (x != x) return 0;
     if (x >= 2147483647.0) return INT_MAX;

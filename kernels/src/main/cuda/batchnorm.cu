@@ -250,17 +250,56 @@ extern "C" __global__ void bn_nhwc_backward_finalize_f32(const double* __restric
 }
 
 // dx = fma(dz, a, fma(x, b, cc)) with dz = dy, or dy·(y > 0 ? 1 : 0) when relu; dz also into
-// dresidual when not null (the gradient of a residual added before the ReLU).
-extern "C" __global__ void bn_nhwc_backward_apply_f32(const float* __restrict__ x, const float* __restrict__ y,
-                                                      const float* __restrict__ dy, const float* __restrict__ coef,
-                                                      float* __restrict__ dx, float* __restrict__ dresidual, i64 n,
-                                                      int c, int relu) {
-    for (i64 i = global_thread<i64>(); i < n; i += grid_threads<i64>()) {
-        const int ch = (int) (i % c);
+// dresidual when not null (the gradient of a residual added before the ReLU). The same arithmetic
+// per element on float4s when vec4 (the host sets it when C is a multiple of 4 and every pointer is
+// 16-byte aligned), and 32-bit index arithmetic when n < 2^31 (a 64-bit modulo per element cost
+// about a third of the kernel's time in a ResNet-101 training step on the H200).
+template <typename I>
+__device__ __forceinline__ void bn_nhwc_backward_apply(const float* __restrict__ x, const float* __restrict__ y,
+                                                       const float* __restrict__ dy, const float* __restrict__ coef,
+                                                       float* __restrict__ dx, float* __restrict__ dresidual, I n,
+                                                       I c, int relu, int vec4) {
+    if (vec4) {
+        const I n4 = n / 4;
+        for (I j = global_thread<I>(); j < n4; j += grid_threads<I>()) {
+            const I ch = (j * 4) % c;
+            const float4 g = reinterpret_cast<const float4*>(dy)[j];
+            const float4 xv = reinterpret_cast<const float4*>(x)[j];
+            const float4 yv = relu ? reinterpret_cast<const float4*>(y)[j] : make_float4(1.f, 1.f, 1.f, 1.f);
+            const float4 a = *reinterpret_cast<const float4*>(coef + ch);
+            const float4 b = *reinterpret_cast<const float4*>(coef + c + ch);
+            const float4 cc = *reinterpret_cast<const float4*>(coef + 2 * c + ch);
+            const float4 d = make_float4(bn_masked(g.x, yv.x, relu), bn_masked(g.y, yv.y, relu),
+                                         bn_masked(g.z, yv.z, relu), bn_masked(g.w, yv.w, relu));
+            reinterpret_cast<float4*>(dx)[j] = make_float4(fmaf(d.x, a.x, fmaf(xv.x, b.x, cc.x)),
+                                                           fmaf(d.y, a.y, fmaf(xv.y, b.y, cc.y)),
+                                                           fmaf(d.z, a.z, fmaf(xv.z, b.z, cc.z)),
+                                                           fmaf(d.w, a.w, fmaf(xv.w, b.w, cc.w)));
+            if (dresidual != nullptr) {
+                reinterpret_cast<float4*>(dresidual)[j] = d;
+            }
+        }
+        return;
+    }
+    for (I i = global_thread<I>(); i < n; i += grid_threads<I>()) {
+        const I ch = i % c;
         const float d = bn_masked(dy[i], relu ? y[i] : 1.f, relu);
         dx[i] = fmaf(d, coef[ch], fmaf(x[i], coef[c + ch], coef[2 * c + ch]));
         if (dresidual != nullptr) {
             dresidual[i] = d;
         }
+    }
+}
+
+extern "C" __global__ void bn_nhwc_backward_apply_f32(const float* __restrict__ x, const float* __restrict__ y,
+                                                      const float* __restrict__ dy, const float* __restrict__ coef,
+                                                      float* __restrict__ dx, float* __restrict__ dresidual, i64 n,
+                                                      int c, int relu, int vec4) {
+    // the grid-stride index stays below n + grid threads, far below 2^32 when n < 2^31
+    if (n < (i64) 1 << 31) {
+        bn_nhwc_backward_apply<unsigned>(x, y, dy, coef, dx, dresidual, (unsigned) n, (unsigned) c, relu, vec4);
+    } else {
+        bn_nhwc_backward_apply<unsigned long long>(x, y, dy, coef, dx, dresidual, (unsigned long long) n,
+                                                   (unsigned long long) c, relu, vec4);
     }
 }

@@ -47,26 +47,84 @@ extern "C" __global__ void maxpool2d_forward_f32(const float* __restrict__ x, fl
     }
 }
 
+// One channel's running max of maxpool_window, for four channels scanned side by side: the first
+// maximum wins, a NaN wins and ends the channel's scan (done).
+__device__ __forceinline__ void maxpool_lane(float v, int r, float* best, int* arg, bool* done) {
+    if (!*done && (v > *best || v != v)) {
+        *best = v;
+        *arg = r;
+        *done = v != v;
+    }
+}
+
 // max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c], with
-// maxpool2d_forward_f32's semantics: a thread per output, channels fastest so that neighbouring
-// threads read neighbouring floats; the window is scanned in the same row-major order, so the
-// first maximum (or the first NaN) wins as there. indices [n, ho, wo, c] receives the argmax as
-// the flat a·w + q index within the channel's plane (as the NCHW kernel's), or is null (inference).
+// maxpool2d_forward_f32's semantics: a thread per output (per four outputs of neighbouring channels
+// when vec4: the host sets it when c is a multiple of 4 and x, y and indices are 16-byte aligned),
+// channels fastest so that neighbouring threads read neighbouring floats; the window is scanned in
+// the same row-major order, so the first maximum (or the first NaN) wins as there. indices
+// [n, ho, wo, c] receives the argmax as the flat a·w + q index within the channel's plane (as the
+// NCHW kernel's), or is null (inference). Index arithmetic in 32 bits when every offset is below
+// 2^31 (a 64-bit division costs tens of instructions: the stem's pooling took 0.32 ms on the H200
+// for a 0.27 GB input).
+template <typename I>
+__device__ __forceinline__ void maxpool2d_nhwc(const float* __restrict__ x, float* __restrict__ y,
+                                               int* __restrict__ indices, I n, int h, int w, int c, int ho, int wo,
+                                               int kh, int kw, int sh, int sw, int ph, int pw, int vec4) {
+    const I cv = vec4 ? (I) c / 4 : (I) c;
+    const I total = n * ho * wo * cv;
+    for (I t = global_thread<I>(); t < total; t += grid_threads<I>()) {
+        const I pix = t / cv;
+        const int ch = (int) (t - pix * cv) * (vec4 ? 4 : 1);
+        const int j = (int) (pix % (I) wo);
+        const I rest = pix / (I) wo;
+        const int i = (int) (rest % (I) ho);
+        const I b = rest / (I) ho;
+        const float* xb = x + b * h * w * c + ch;
+        const I o = pix * c + ch;
+        if (!vec4) {
+            int arg;
+            y[o] = maxpool_window(xb, c, i, j, h, w, kh, kw, sh, sw, ph, pw, &arg);
+            if (indices != nullptr) {
+                indices[o] = arg;
+            }
+            continue;
+        }
+        int h0 = i * sh - ph;
+        const int h1 = min(h0 + kh, h);
+        h0 = max(h0, 0);
+        int w0 = j * sw - pw;
+        const int w1 = min(w0 + kw, w);
+        w0 = max(w0, 0);
+        float best[4] = {-pos_inf<float>(), -pos_inf<float>(), -pos_inf<float>(), -pos_inf<float>()};
+        const int first = h0 * w + w0;
+        int arg[4] = {first, first, first, first};
+        bool done[4] = {false, false, false, false};
+        for (int a = h0; a < h1; ++a) {
+            for (int q = w0; q < w1; ++q) {
+                const float4 v = *reinterpret_cast<const float4*>(xb + ((I) a * w + q) * c);
+                const int r = a * w + q;
+                maxpool_lane(v.x, r, &best[0], &arg[0], &done[0]);
+                maxpool_lane(v.y, r, &best[1], &arg[1], &done[1]);
+                maxpool_lane(v.z, r, &best[2], &arg[2], &done[2]);
+                maxpool_lane(v.w, r, &best[3], &arg[3], &done[3]);
+            }
+        }
+        *reinterpret_cast<float4*>(y + o) = make_float4(best[0], best[1], best[2], best[3]);
+        if (indices != nullptr) {
+            *reinterpret_cast<int4*>(indices + o) = make_int4(arg[0], arg[1], arg[2], arg[3]);
+        }
+    }
+}
+
 extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float* __restrict__ y,
                                               int* __restrict__ indices, i64 n, int h, int w, int c, int ho, int wo,
-                                              int kh, int kw, int sh, int sw, int ph, int pw) {
-    const i64 total = n * ho * wo * c;
-    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
-        const int ch = (int) (t % c);
-        const i64 pix = t / c;
-        const int j = (int) (pix % wo);
-        const int i = (int) ((pix / wo) % ho);
-        const i64 b = pix / ((i64) wo * ho);
-        int arg;
-        y[t] = maxpool_window(x + b * h * w * c + ch, c, i, j, h, w, kh, kw, sh, sw, ph, pw, &arg);
-        if (indices != nullptr) {
-            indices[t] = arg;
-        }
+                                              int kh, int kw, int sh, int sw, int ph, int pw, int vec4) {
+    // every offset and grid-stride index stays below 2^32 when both tensors have fewer than 2^31 elements
+    if (n * h * w * c < (i64) 1 << 31 && n * ho * wo * c < (i64) 1 << 31) {
+        maxpool2d_nhwc<unsigned>(x, y, indices, (unsigned) n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, vec4);
+    } else {
+        maxpool2d_nhwc<unsigned long long>(x, y, indices, (unsigned long long) n, h, w, c, ho, wo, kh, kw, sh, sw,
+                                           ph, pw, vec4);
     }
 }
 
@@ -99,18 +157,63 @@ __device__ __forceinline__ float maxpool_route(const float* __restrict__ dyp, co
 // dx [n, h, w, c] += dy [n, ho, wo, c] routed through maxpool2d_nhwc_f32's indices, as
 // maxpool2d_backward_f32 does it (a thread per input element, here channels fastest, gathering the
 // outputs whose window covers it in row-major output order, adding in double and rounding to float
-// after each add): the CPU's bits on every run.
+// after each add): the CPU's bits on every run. vec4 (c a multiple of 4, every pointer 16-byte
+// aligned): a thread per four neighbouring channels, float4/int4 loads, the same adds per channel;
+// 32-bit index arithmetic as in maxpool2d_nhwc_f32.
+template <typename I>
+__device__ __forceinline__ void maxpool2d_nhwc_backward(const float* __restrict__ dy, const int* __restrict__ indices,
+                                                        float* __restrict__ dx, I n, int h, int w, int c, int ho,
+                                                        int wo, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                        int vec4) {
+    const I cv = vec4 ? (I) c / 4 : (I) c;
+    const I total = n * h * w * cv;
+    for (I t = global_thread<I>(); t < total; t += grid_threads<I>()) {
+        const I pix = t / cv;
+        const int ch = (int) (t - pix * cv) * (vec4 ? 4 : 1);
+        const int b = (int) (pix % (I) w);
+        const I rest = pix / (I) w;
+        const int a = (int) (rest % (I) h);
+        const I base = rest / (I) h * ho * wo * c + ch;
+        const I xi = pix * c + ch;
+        if (!vec4) {
+            dx[xi] = maxpool_route(dy + base, indices + base, c, a, b, w, ho, wo, kh, kw, sh, sw, ph, pw, dx[xi]);
+            continue;
+        }
+        const int r = a * w + b;
+        const int na = a + ph - kh + 1;
+        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
+        const int i1 = min((a + ph) / sh, ho - 1);
+        const int nb = b + pw - kw + 1;
+        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
+        const int j1 = min((b + pw) / sw, wo - 1);
+        float4 acc = *reinterpret_cast<const float4*>(dx + xi);
+        for (int i = i0; i <= i1; ++i) {
+            for (int j = j0; j <= j1; ++j) {
+                const I o = base + ((I) i * wo + j) * c;
+                const int4 k = *reinterpret_cast<const int4*>(indices + o);
+                if (k.x == r || k.y == r || k.z == r || k.w == r) {
+                    const float4 g = *reinterpret_cast<const float4*>(dy + o);
+                    if (k.x == r) acc.x = (float) ((double) acc.x + (double) g.x);
+                    if (k.y == r) acc.y = (float) ((double) acc.y + (double) g.y);
+                    if (k.z == r) acc.z = (float) ((double) acc.z + (double) g.z);
+                    if (k.w == r) acc.w = (float) ((double) acc.w + (double) g.w);
+                }
+            }
+        }
+        *reinterpret_cast<float4*>(dx + xi) = acc;
+    }
+}
+
 extern "C" __global__ void maxpool2d_nhwc_backward_f32(const float* __restrict__ dy, const int* __restrict__ indices,
                                                        float* __restrict__ dx, i64 n, int h, int w, int c, int ho,
-                                                       int wo, int kh, int kw, int sh, int sw, int ph, int pw) {
-    const i64 total = n * h * w * c;
-    for (i64 t = global_thread<i64>(); t < total; t += grid_threads<i64>()) {
-        const int ch = (int) (t % c);
-        const i64 pix = t / c;
-        const int b = (int) (pix % w);
-        const int a = (int) ((pix / w) % h);
-        const i64 base = pix / ((i64) w * h) * ho * wo * c + ch;
-        dx[t] = maxpool_route(dy + base, indices + base, c, a, b, w, ho, wo, kh, kw, sh, sw, ph, pw, dx[t]);
+                                                       int wo, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                       int vec4) {
+    if (n * h * w * c < (i64) 1 << 31 && n * ho * wo * c < (i64) 1 << 31) {
+        maxpool2d_nhwc_backward<unsigned>(dy, indices, dx, (unsigned) n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw,
+                                          vec4);
+    } else {
+        maxpool2d_nhwc_backward<unsigned long long>(dy, indices, dx, (unsigned long long) n, h, w, c, ho, wo, kh, kw,
+                                                    sh, sw, ph, pw, vec4);
     }
 }
 

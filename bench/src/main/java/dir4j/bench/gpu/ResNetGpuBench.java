@@ -53,7 +53,12 @@ import java.util.Random;
  *
  * <p>Arguments (all optional): {@code --train-steps 20 --infer-steps 40 --warmup 3 --warmup-seconds 3
  * --train-batch 16 --train-size 512 --infer-batch 32 --infer-size 224 --skip-train --skip-infer
- * --skip-compiled --skip-channels-last --skip-train-graph --profile-steps 2 --host-profile-steps 0}.
+ * --skip-compiled --skip-channels-last --skip-train-graph --profile-steps 2 --host-profile-steps 0
+ * --strict-fp32}.
+ *
+ * <p>{@code --strict-fp32} turns TF32 off (strict float32 convolutions and products; cuDNN may lack
+ * channels-last float32 kernels for some shapes, and says so): the workloads' names end in
+ * {@code _fp32} instead of {@code _tf32}.
  *
  * <p>{@code --host-profile-steps N} runs N more steps of each workload with the host's stack
  * sampled every 200 µs ({@link dir4j.bench.HostSampler}) and prints the most frequent frames, for
@@ -184,6 +189,7 @@ public final class ResNetGpuBench {
         boolean compiled = true;
         boolean channelsLast = true;
         boolean trainGraph = true;
+        boolean tf32 = true;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--train-steps" -> trainSteps = Integer.parseInt(args[++i]);
@@ -199,6 +205,7 @@ public final class ResNetGpuBench {
                 case "--skip-compiled" -> compiled = false;
                 case "--skip-channels-last" -> channelsLast = false;
                 case "--skip-train-graph" -> trainGraph = false;
+                case "--strict-fp32" -> tf32 = false;
                 case "--profile-steps" -> profileSteps = Integer.parseInt(args[++i]);
                 case "--host-profile-steps" -> hostProfileSteps = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
@@ -208,7 +215,8 @@ public final class ResNetGpuBench {
         Device gpu = Device.cuda(0);
         System.out.println("cuda: " + EngineInfo.cudaStatus());
         CudaBackend be = (CudaBackend) Backends.of(gpu);
-        be.setTf32(true);
+        be.setTf32(tf32);
+        String precision = tf32 ? "_tf32" : "_fp32";
         long t0 = System.nanoTime();
         try (RetrievalNet net = new RetrievalNet(RetrievalNet.Options.apGem("resnet101"), new Random(0))) {
             System.out.printf(Locale.ROOT, "built ResNet-101-GeM-FC (%d parameters) in %.1f s%n", net.parameterCount(),
@@ -217,12 +225,12 @@ public final class ResNetGpuBench {
             net.to(gpu);
             be.synchronize();
             System.out.printf(Locale.ROOT, "moved to %s in %.1f s%n", gpu, (System.nanoTime() - t0) / 1e9);
-            String inferName = "resnet101_gem_fc_infer_b" + inferBatch + "_" + inferSize + "_tf32";
-            String compiledName = "resnet101_gem_fc_infer_compiled_b" + inferBatch + "_" + inferSize + "_tf32";
-            String graphName = "resnet101_gem_fc_infer_compiled_graph_b" + inferBatch + "_" + inferSize + "_tf32";
-            String trainName = "resnet101_gem_fc_train_b" + trainBatch + "_" + trainSize + "_tf32";
+            String inferName = "resnet101_gem_fc_infer_b" + inferBatch + "_" + inferSize + precision;
+            String compiledName = "resnet101_gem_fc_infer_compiled_b" + inferBatch + "_" + inferSize + precision;
+            String graphName = "resnet101_gem_fc_infer_compiled_graph_b" + inferBatch + "_" + inferSize + precision;
+            String trainName = "resnet101_gem_fc_train_b" + trainBatch + "_" + trainSize + precision;
             String channelsLastName = "resnet101_gem_fc_train_channels_last_b" + trainBatch + "_" + trainSize
-                    + "_tf32";
+                    + precision;
             if (infer) {
                 be.resetPeakMemory();
                 double ips = inference(be, net, gpu, inferBatch, inferSize, warmup, inferSteps);
@@ -320,8 +328,8 @@ public final class ResNetGpuBench {
                 for (int i = 0; i < module.length; i++) {
                     worst = Math.max(worst, Math.abs(module[i] - fused[i]));
                 }
-                System.out.printf(Locale.ROOT, "%s: max |descriptor - module's| = %.3g (unit descriptors, TF32 "
-                        + "both)%n", label, worst);
+                System.out.printf(Locale.ROOT, "%s: max |descriptor - module's| = %.3g (unit descriptors, %s "
+                        + "both)%n", label, worst, be.convTf32() ? "TF32" : "strict float32");
             }
             double s = timed(be, label, steps, batch, () -> describeOnce(plan, x));
             if (!graphs) {
@@ -462,7 +470,7 @@ public final class ResNetGpuBench {
                 worst = Math.max(worst, Math.abs(nchw[i] - nhwc[i]));
             }
             System.out.printf(Locale.ROOT, "channels-last: max |descriptor - NCHW module's| = %.3g (eval, unit "
-                    + "descriptors, TF32 both)%n", worst);
+                    + "descriptors, %s both)%n", worst, ((CudaBackend) Backends.of(gpu)).convTf32() ? "TF32" : "strict float32");
         } finally {
             net.channelsLast(false);
         }

@@ -1157,10 +1157,13 @@ public final class CudaBackend implements Backend {
                     new KernelArgs().ptr(partial.address()).i32(chunks).i64(m).i32(c).ptr(address(gamma))
                             .ptr(address(saveMean)).ptr(address(saveInvStd)).i32(training ? 1 : 0)
                             .ptr(address(dgamma)).ptr(address(dbeta)).ptr(coef.address()));
-            kernels.launch(Kernel.BN_NHWC_BACKWARD_APPLY_F32, kernels.gridFor(n, BLOCK), 1, BLOCK, 0,
+            long dresidualAddress = dresidual == null ? 0 : address(dresidual);
+            boolean vec4 = c % 4 == 0 && aligned16(address(x), yAddress, address(dy), coef.address(), address(dx),
+                    dresidualAddress);
+            kernels.launch(Kernel.BN_NHWC_BACKWARD_APPLY_F32, kernels.gridFor(vec4 ? n / 4 : n, BLOCK), 1, BLOCK, 0,
                     new KernelArgs().ptr(address(x)).ptr(yAddress).ptr(address(dy)).ptr(coef.address())
-                            .ptr(address(dx)).ptr(dresidual == null ? 0 : address(dresidual)).i64(n).i32(c)
-                            .i32(relu ? 1 : 0));
+                            .ptr(address(dx)).ptr(dresidualAddress).i64(n).i32(c).i32(relu ? 1 : 0)
+                            .i32(vec4 ? 1 : 0));
         }
     }
 
@@ -1229,10 +1232,13 @@ public final class CudaBackend implements Backend {
         if (y.numel() == 0) {
             return;
         }
-        kernels.launch(Kernel.MAXPOOL2D_NHWC_F32, kernels.gridFor(y.numel(), BLOCK), 1, BLOCK, 0,
-                new KernelArgs().ptr(address(x)).ptr(address(y)).ptr(indices == null ? 0 : address(indices))
+        long indicesAddress = indices == null ? 0 : address(indices);
+        boolean vec4 = xs[3] % 4 == 0 && aligned16(address(x), address(y), indicesAddress);
+        kernels.launch(Kernel.MAXPOOL2D_NHWC_F32, kernels.gridFor(vec4 ? y.numel() / 4 : y.numel(), BLOCK), 1, BLOCK,
+                0, new KernelArgs().ptr(address(x)).ptr(address(y)).ptr(indicesAddress)
                         .i64(xs[0]).i32(xs[1]).i32(xs[2]).i32(xs[3]).i32(ys[1]).i32(ys[2]).i32(p.kernelH())
-                        .i32(p.kernelW()).i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+                        .i32(p.kernelW()).i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW())
+                        .i32(vec4 ? 1 : 0));
     }
 
     /**
@@ -1251,10 +1257,11 @@ public final class CudaBackend implements Backend {
         if (dx.numel() == 0 || dy.numel() == 0) {
             return;
         }
-        kernels.launch(Kernel.MAXPOOL2D_NHWC_BACKWARD_F32, kernels.gridFor(dx.numel(), BLOCK), 1, BLOCK, 0,
-                new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(xs[0]).i32(xs[1])
-                        .i32(xs[2]).i32(xs[3]).i32(ys[1]).i32(ys[2]).i32(p.kernelH()).i32(p.kernelW())
-                        .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()));
+        boolean vec4 = xs[3] % 4 == 0 && aligned16(address(dy), address(indices), address(dx));
+        kernels.launch(Kernel.MAXPOOL2D_NHWC_BACKWARD_F32, kernels.gridFor(vec4 ? dx.numel() / 4 : dx.numel(), BLOCK),
+                1, BLOCK, 0, new KernelArgs().ptr(address(dy)).ptr(address(indices)).ptr(address(dx)).i64(xs[0])
+                        .i32(xs[1]).i32(xs[2]).i32(xs[3]).i32(ys[1]).i32(ys[2]).i32(p.kernelH()).i32(p.kernelW())
+                        .i32(p.strideH()).i32(p.strideW()).i32(p.padH()).i32(p.padW()).i32(vec4 ? 1 : 0));
     }
 
     /**
