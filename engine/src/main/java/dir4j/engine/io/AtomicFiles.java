@@ -5,6 +5,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -21,12 +22,41 @@ public final class AtomicFiles {
 
     private AtomicFiles() {}
 
+    /** Links followed at most, as Linux's ELOOP limit. */
+    private static final int MAX_LINKS = 40;
+
+    /**
+     * {@code path} itself, or, when it is a symbolic link, the path it leads to (links to links
+     * followed, a dangling link's target included). Every method here that writes or replaces a
+     * target goes through it, so that an output given as a link (an index folder linked to a larger
+     * disk, say) is written and replaced where the link points, on that file system, and the link
+     * stays: a rename onto the link itself would put the new output beside the link and leave the
+     * old one, unreferenced, where the link pointed. Only the last name is followed; folders on
+     * the way resolve as the system resolves them.
+     *
+     * @throws FileSystemException for a loop, or more than 40 links in a row
+     */
+    public static Path throughLinks(Path path) throws IOException {
+        if (!Files.isSymbolicLink(path)) {
+            return path;
+        }
+        Path cur = path.toAbsolutePath();
+        for (int i = 0; i < MAX_LINKS && Files.isSymbolicLink(cur); i++) {
+            cur = cur.getParent().resolve(Files.readSymbolicLink(cur));
+        }
+        if (Files.isSymbolicLink(cur)) {
+            throw new FileSystemException(path.toString(), null, "too many levels of symbolic links (a loop?)");
+        }
+        return cur;
+    }
+
     /**
      * A fresh temporary file in the target's folder (created if needed), named after the target.
      * It gets the permissions of any new file (the umask's), not {@code Files.createTempFile}'s
      * owner-only ones, which the rename would pass on to the result.
      */
     public static Path temporaryBeside(Path file) throws IOException {
+        file = throughLinks(file);
         Path dir = file.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         while (true) {
@@ -43,6 +73,7 @@ public final class AtomicFiles {
      * onto it when complete; with the permissions of any new folder, not owner-only ones.
      */
     public static Path temporaryFolderBeside(Path folder) throws IOException {
+        folder = throughLinks(folder);
         Path parent = folder.toAbsolutePath().getParent();
         Files.createDirectories(parent);
         while (true) {
@@ -67,6 +98,7 @@ public final class AtomicFiles {
      * @return the paths deleted, for the caller to name
      */
     public static java.util.List<Path> removeLeftovers(Path target, boolean folders) throws IOException {
+        target = throughLinks(target);
         Path dir = target.toAbsolutePath().getParent();
         java.util.List<Path> removed = new java.util.ArrayList<>();
         if (dir == null || !Files.isDirectory(dir)) {
@@ -130,6 +162,7 @@ public final class AtomicFiles {
      * {@link #restoreReplaced} puts back.
      */
     public static void replaceFolder(Path tmp, Path target) throws IOException {
+        target = throughLinks(target);
         Path aside = null;
         if (Files.exists(target, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             aside = target.toAbsolutePath().getParent().resolve(
@@ -160,7 +193,7 @@ public final class AtomicFiles {
      * before it (which deletes what is aside).
      */
     public static Path restoreReplaced(Path target) throws IOException {
-        Path abs = target.toAbsolutePath();
+        Path abs = throughLinks(target).toAbsolutePath();
         Path dir = abs.getParent();
         if (dir == null || !Files.isDirectory(dir) || Files.exists(abs, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             return null;
@@ -222,6 +255,7 @@ public final class AtomicFiles {
      * system without atomic renames at all gets a plain replacing move.
      */
     public static void replace(Path tmp, Path file) throws IOException {
+        file = throughLinks(file);
         try {
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {

@@ -188,4 +188,81 @@ class AtomicFilesTest {
             assertEquals(List.of("idx"), s.map(p -> p.getFileName().toString()).toList());
         }
     }
+
+    /**
+     * An output given as a symbolic link (to a folder on a larger disk, say) is written where the
+     * link points and the link stays: renaming onto the link itself would put the new content
+     * beside the link and leave the old, unreferenced, at the far end.
+     */
+    @Test
+    void writesGoThroughALinkAndKeepIt() throws IOException {
+        Path far = Files.createDirectories(dir.resolve("far"));
+        Path near = Files.createDirectories(dir.resolve("near"));
+        Path real = Files.write(far.resolve("out.bin"), new byte[] {1});
+        Path link = Files.createSymbolicLink(near.resolve("out.bin"), real);
+        AtomicFiles.write(link, new byte[] {2, 3});
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        assertArrayEquals(new byte[] {2, 3}, Files.readAllBytes(real));
+        try (var s = Files.list(near)) {
+            assertEquals(List.of(link), s.toList(), "nothing written beside the link");
+        }
+        try (var s = Files.list(far)) {
+            assertEquals(List.of(real), s.toList(), "no temporary left at the far end");
+        }
+        // a dangling link (relative, through a second link) is followed to where it points, and the file made there
+        Path later = far.resolve("later.bin");
+        Path hop = Files.createSymbolicLink(near.resolve("hop.bin"), Path.of("../far/later.bin"));
+        Path first = Files.createSymbolicLink(near.resolve("first.bin"), Path.of("hop.bin"));
+        assertEquals(later.toAbsolutePath(), AtomicFiles.throughLinks(first).toAbsolutePath().normalize());
+        AtomicFiles.write(first, new byte[] {4});
+        assertArrayEquals(new byte[] {4}, Files.readAllBytes(later));
+        assertTrue(Files.isSymbolicLink(first) && Files.isSymbolicLink(hop), "both links stay");
+        // a plain path is returned as it is, relative or not
+        assertEquals(Path.of("x/y"), AtomicFiles.throughLinks(Path.of("x/y")));
+    }
+
+    @Test
+    void aLinkLoopIsNamed() throws IOException {
+        Path a = dir.resolve("a");
+        Path b = Files.createSymbolicLink(dir.resolve("b"), a);
+        Files.createSymbolicLink(a, b);
+        java.nio.file.FileSystemException e = assertThrows(java.nio.file.FileSystemException.class,
+                () -> AtomicFiles.write(a, new byte[] {1}));
+        assertTrue(e.getMessage().contains("too many levels of symbolic links"), e.getMessage());
+    }
+
+    /**
+     * A folder replaced through a link: the new folder takes the old one's place at the far end
+     * (where its temporary was built), the old one is deleted there, the link stays; a kill between
+     * the renames is repaired at the far end too.
+     */
+    @Test
+    void foldersAreReplacedThroughALink() throws IOException {
+        Path far = Files.createDirectories(dir.resolve("far"));
+        Path near = Files.createDirectories(dir.resolve("near"));
+        Path real = Files.createDirectories(far.resolve("index"));
+        Files.write(real.resolve("old.bin"), new byte[] {1});
+        Path link = Files.createSymbolicLink(near.resolve("index"), real);
+        Path tmp = AtomicFiles.temporaryFolderBeside(link);
+        assertEquals(far.toAbsolutePath(), tmp.getParent().toAbsolutePath(), "built at the far end");
+        Files.write(tmp.resolve("new.bin"), new byte[] {2});
+        AtomicFiles.replaceFolder(tmp, link);
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        try (var s = Files.list(real)) {
+            assertEquals(List.of(real.resolve("new.bin")), s.toList(), "the new folder, and nothing of the old");
+        }
+        try (var s = Files.list(far)) {
+            assertEquals(List.of(real), s.toList(), "nothing set aside left at the far end");
+        }
+        try (var s = Files.list(near)) {
+            assertEquals(List.of(link), s.toList());
+        }
+        // the state a kill between the two renames leaves, at the far end: restored through the link
+        Path aside = far.resolve(".index.dir4j-abc.old");
+        Files.move(real, aside);
+        Path unfinished = Files.createDirectories(far.resolve(".index.dir4j-def.tmp"));
+        assertEquals(aside, AtomicFiles.restoreReplaced(link));
+        assertTrue(Files.isRegularFile(real.resolve("new.bin")), "put back where the link points");
+        assertEquals(List.of(unfinished), AtomicFiles.removeLeftovers(link, true));
+    }
 }

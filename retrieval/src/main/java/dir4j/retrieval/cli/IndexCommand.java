@@ -41,7 +41,7 @@ final class IndexCommand extends ToolCommand {
                     + "size, size + 1, ...)")
     Path ids;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder.")
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder (a symbolic link is followed: the index is built, replaced and grown where it points, and the link stays).")
     Path out;
 
     @Option(names = "--type", paramLabel = "exact|hnsw",
@@ -112,7 +112,8 @@ final class IndexCommand extends ToolCommand {
         requireOutputNotInput(out, "--out", ids, "--ids");
         requireInputNotInside(descriptors, "--descriptors", out, "--out");
         requireInputNotInside(ids, "--ids", out, "--out");
-        Path target = out.toAbsolutePath().normalize();
+        // an --out that is a link (to a larger disk, say) is built and swapped where it points, the link kept
+        Path target = AtomicFiles.throughLinks(out.toAbsolutePath().normalize());
         // one build per index folder at a time; what killed builds left beside it goes
         try (OutputLock lock = OutputLock.acquire(target.resolveSibling("." + target.getFileName() + ".lock"),
                 out + " (an index)")) {

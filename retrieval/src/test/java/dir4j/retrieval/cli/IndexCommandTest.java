@@ -102,6 +102,37 @@ class IndexCommandTest {
     }
 
     /**
+     * An --out that is a link to a folder elsewhere (a larger disk): every build, replacement and
+     * append happens where the link points, the link stays, and nothing of an old index is left
+     * behind at either end.
+     */
+    @Test
+    void anOutThatIsALinkIsBuiltWhereItPoints() throws IOException {
+        Path far = Files.createDirectories(dir.resolve("far"));
+        Path near = Files.createDirectories(dir.resolve("near"));
+        Path link = Files.createSymbolicLink(near.resolve("idx"), far.resolve("idx"));
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", link.toString(), "--quiet").rc());
+        assertEquals("exact", DescriptorIndex.kind(far.resolve("idx")), "built at the far end of a dangling link");
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", link.toString(), "--type", "hnsw",
+                "--overwrite", "--quiet").rc());
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", link.toString(), "--append",
+                "--quiet").rc());
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        try (DescriptorIndex idx = DescriptorIndex.open(link)) {
+            assertEquals(400, idx.size());
+        }
+        assertEquals("hnsw", DescriptorIndex.kind(far.resolve("idx")));
+        assertTrue(Files.notExists(far.resolve("idx").resolve(ExactIndex.DESCRIPTORS)), "no file of the old index");
+        try (var s = Files.list(near)) {
+            assertEquals(List.of(link), s.toList(), "nothing beside the link");
+        }
+        try (var s = Files.list(far)) {
+            assertEquals(List.of("idx", ".idx.lock"), s.map(p -> p.getFileName().toString()).sorted(
+                    java.util.Comparator.reverseOrder()).toList(), "the index and its lock only");
+        }
+    }
+
+    /**
      * One build per index folder: a second is refused while the first holds it, the index left
      * whole; the next build removes what a killed one left beside the folder; an --overwrite from
      * the index's own files is refused (they would be read from what it replaces).
