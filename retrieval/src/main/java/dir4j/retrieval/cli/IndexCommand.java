@@ -41,7 +41,8 @@ final class IndexCommand extends ToolCommand {
                     + "size, size + 1, ...)")
     Path ids;
 
-    @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder (a symbolic link is followed: the index is built, replaced and grown where it points, and the link stays).")
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "The index folder (a symbolic link "
+            + "is followed: the index is built, replaced and grown where it points, and the link stays).")
     Path out;
 
     @Option(names = "--type", paramLabel = "exact|hnsw",
