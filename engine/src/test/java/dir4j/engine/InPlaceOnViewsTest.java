@@ -136,9 +136,34 @@ class InPlaceOnViewsTest {
             assertFalse(x.partiallyOverlaps(x), "the same view");
             assertFalse(x.partiallyOverlaps(x.t().t()), "the same view made again");
             assertTrue(x.partiallyOverlaps(x.slice(0, 1, 2)));
-            assertTrue(x.slice(1, 0, 2).partiallyOverlaps(x.slice(1, 2, 4)), "interleaved columns: by range");
+            assertFalse(x.slice(1, 0, 2).partiallyOverlaps(x.slice(1, 2, 4)), "interleaved columns: no common element");
+            assertTrue(x.slice(1, 0, 2).partiallyOverlaps(x.slice(1, 1, 3)), "columns 0-1 and 1-2 share column 1");
+            assertTrue(x.select(1, 0).partiallyOverlaps(x.select(0, 0)), "a column and a row share their corner");
+            assertFalse(x.select(1, 1).partiallyOverlaps(x.select(0, 1).slice(0, 2, 4)), "row 1's end misses column 1");
+            assertTrue(x.select(1, 1).partiallyOverlaps(x.select(0, 1)), "column 1 and row 1 share (1, 1)");
+            assertTrue(x.select(1, 3).partiallyOverlaps(x.slice(0, 1, 2)), "a dense row inside a column's range");
+            assertFalse(x.select(1, 3).partiallyOverlaps(x.select(0, 1).slice(0, 0, 3)), "a row stopping short of it");
+            assertTrue(x.t().partiallyOverlaps(x.slice(0, 0, 2)), "a transpose and a dense slice");
             assertFalse(x.slice(0, 0, 1).partiallyOverlaps(x.slice(0, 1, 3)), "disjoint rows");
             assertFalse(x.partiallyOverlaps(Tensor.of(seq(12), 3, 4)), "another storage");
+        }
+    }
+
+    /** x[::2] += x[1::2] as PyTorch allows it (values from torch 1.13): the two views share no element. */
+    @Test
+    void interleavedViewsAddInPlace() {
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.of(seq(10), 10);
+            Ops.addInPlace(x.viewOf(new int[] {5}, new long[] {2}, 0), x.viewOf(new int[] {5}, new long[] {2}, 1));
+            assertArrayEquals(new float[] {1, 1, 5, 3, 9, 5, 13, 7, 17, 9}, x.toFloatArray());
+            // and a column into its neighbour, of a matrix
+            Tensor m = Tensor.of(seq(6), 3, 2);
+            Ops.addInPlace(m.select(1, 0), m.select(1, 1));
+            assertArrayEquals(new float[] {1, 1, 5, 3, 9, 5}, m.toFloatArray());
+            // a shifted interleaved view does share elements: refused
+            Tensor y = Tensor.of(seq(10), 10);
+            assertThrows(IllegalArgumentException.class, () -> Ops.addInPlace(
+                    y.viewOf(new int[] {4}, new long[] {2}, 0), y.viewOf(new int[] {4}, new long[] {2}, 2)));
         }
     }
 
