@@ -3,6 +3,7 @@ package dir4j.retrieval.cli;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Tensor;
 import dir4j.engine.io.AtomicFiles;
+import dir4j.engine.io.Npy;
 import dir4j.engine.io.OutputLock;
 import dir4j.retrieval.extract.FeatureExtractor;
 import dir4j.retrieval.search.DescriptorIndex;
@@ -73,8 +74,9 @@ final class IndexCommand extends ToolCommand {
             + "(--max-conn, --beam-width and --overwrite do not go with it; --threads does). Their ids: --ids, else "
             + "X.ids.txt, else row numbers continuing the index's. The extended index is written beside the old one "
             + "(free space for the whole of it is needed meanwhile) and renamed into its place when complete: a "
-            + "failure or a kill keeps the old index, and searches see the old one or the new one. hnsw: the new "
-            + "rows are inserted into the existing graph, not a rebuild.")
+            + "failure or a kill keeps the old index, and searches see the old one or the new one. exact: the saved "
+            + "rows are copied, not loaded (memory holds the new rows and a 64 MiB block). hnsw: the new rows are "
+            + "inserted into the existing graph, not a rebuild.")
     boolean append;
 
     @Option(names = "--quiet", description = "Print nothing on success.")
@@ -220,26 +222,19 @@ final class IndexCommand extends ToolCommand {
                 throw new IllegalArgumentException(descriptors + ": " + e.getMessage(), e);
             }
         }
-        Path tmp = null;
-        try (ExactIndex index = ExactIndex.load(target)) {
-            int before = index.size();
-            if (x.shape(1) != index.dimension()) {
-                throw new IOException(descriptors + " holds " + x.shape(1) + "-d descriptors but the index in " + out
-                        + " " + index.dimension() + "-d ones");
+        // the saved rows are copied, not loaded: memory holds a block and the new rows
+        int first = 0;
+        if (ids == null && !Files.isRegularFile(FeatureExtractor.idsFile(descriptors))) {
+            try (Npy.RowReader saved = Npy.RowReader.open(target.resolve(ExactIndex.DESCRIPTORS))) {
+                first = (int) saved.rows(); // row numbers continue the index's
             }
-            index.add(x, rowIds(x.shape(0), before));
-            try {
-                tmp = AtomicFiles.temporaryFolderBeside(target);
-                index.save(tmp);
-                AtomicFiles.replaceFolder(tmp, target);
-            } catch (IOException e) {
-                throw writeFailed("adding " + descriptors + " to the index in " + out, true, e);
-            }
-            return before;
-        } finally {
-            if (tmp != null && Files.exists(tmp)) {
-                AtomicFiles.deleteTree(tmp);
-            }
+        }
+        try {
+            return ExactIndex.append(target, x, rowIds(x.shape(0), first));
+        } catch (IOException e) {
+            throw writeFailed("adding " + descriptors + " to the index in " + out, true, e);
+        } catch (IllegalArgumentException e) { // another dimension, a NaN row
+            throw new IllegalArgumentException(descriptors + ": " + e.getMessage(), e);
         }
     }
 

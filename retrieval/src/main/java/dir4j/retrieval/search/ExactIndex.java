@@ -7,6 +7,7 @@ import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
 import dir4j.engine.cpu.FloatScan;
+import dir4j.engine.io.AtomicFiles;
 import dir4j.engine.io.Npy;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -362,6 +363,96 @@ public final class ExactIndex implements DescriptorIndex {
         }
     }
 
+    /**
+     * Adds M x D descriptors (float32 or float64, any device) with one id per row to the index
+     * saved in {@code folder}, as its rows N .. N + M - 1, without loading it: the saved rows are
+     * copied a block at a time (64 MiB) into a new folder beside it, the new rows after them, and the
+     * new folder renamed into place ({@link AtomicFiles#replaceFolder}). Memory holds one block and
+     * the new rows, not the index (a loaded index and its grown copy took twice its size), and a
+     * failure or a kill leaves the old index as it was. The saved rows are not checked again (they
+     * were when added); the new ones are, as {@link #add} checks them. One writer at a time: of two
+     * appends into one folder at once the later rename wins ({@code dir4j index} holds the folder's
+     * lock around it). An index loaded before keeps the old rows.
+     *
+     * @return N, the number of rows before (the first new row's number)
+     * @throws IllegalArgumentException for a dimension other than the index's, an id count that does
+     *     not fit, a row holding NaN or an infinity (named, counted in the new rows)
+     * @throws IOException for a folder that is not a saved index, or whose files disagree
+     */
+    public static int append(Path folder, Tensor descriptors, List<String> newIds) throws IOException {
+        try {
+            return appendFiles(AtomicFiles.throughLinks(folder.toAbsolutePath()), folder, descriptors, newIds);
+        } catch (IOException e) {
+            throw Interrupts.explained(e, "adding to the index in " + folder);
+        }
+    }
+
+    /** Bytes of saved rows {@link #append} copies at a time (tests make it small). */
+    static long appendBlockBytes = 64L << 20;
+
+    private static int appendFiles(Path target, Path folder, Tensor descriptors, List<String> newIds)
+            throws IOException {
+        Path descriptorFile = target.resolve(DESCRIPTORS);
+        Path idFile = target.resolve(IDS);
+        requireIndexFiles(folder, descriptorFile, idFile);
+        List<String> ids = IdsFile.read(idFile);
+        Path tmp = null;
+        try {
+            int n;
+            try (Npy.RowReader reader = Npy.RowReader.open(descriptorFile);
+                 ExactIndex fresh = new ExactIndex(reader.columns())) {
+                int d = reader.columns();
+                if (reader.rows() != ids.size()) {
+                    throw new IOException(folder + ": " + DESCRIPTORS + " has " + reader.rows() + " rows but " + IDS
+                            + " has " + ids.size() + " ids; the index is incomplete, rebuild it");
+                }
+                n = ids.size();
+                if (descriptors.rank() != 2 || descriptors.shape(1) != d) {
+                    throw new IllegalArgumentException("the index in " + folder + " holds " + d + "-d descriptors; "
+                            + "these are " + (descriptors.rank() == 2 ? descriptors.shape(1) + "-d"
+                            : "of shape " + Shape.str(descriptors.shape())));
+                }
+                int m = descriptors.shape(0);
+                if ((long) n + m > Integer.MAX_VALUE) {
+                    throw new IllegalArgumentException("the index in " + folder + " holds " + n + " rows: " + m
+                            + " more would exceed " + Integer.MAX_VALUE);
+                }
+                fresh.add(descriptors, newIds); // shape, ids and finiteness checked, as float32 in host memory
+                tmp = AtomicFiles.temporaryFolderBeside(target);
+                try (Npy.Writer w = Npy.Writer.create(tmp.resolve(DESCRIPTORS), DType.FLOAT32, n + m, d);
+                     MemoryScope scope = MemoryScope.open()) {
+                    int block = (int) Math.max(1, Math.min(n, appendBlockBytes / ((long) d * Float.BYTES)));
+                    for (long r = 0; r < n; r += block) {
+                        try (Tensor t = reader.read(r, (int) Math.min(block, n - r))) {
+                            w.write(t);
+                        }
+                    }
+                    w.write(fresh.rows.slice(0, 0, m));
+                    w.finish();
+                }
+            }
+            List<String> all = new ArrayList<>(ids.size() + newIds.size());
+            all.addAll(ids);
+            all.addAll(newIds);
+            IdsFile.write(tmp.resolve(IDS), all);
+            AtomicFiles.replaceFolder(tmp, target);
+            return n;
+        } finally {
+            if (tmp != null && Files.exists(tmp)) {
+                AtomicFiles.deleteTree(tmp);
+            }
+        }
+    }
+
+    private static void requireIndexFiles(Path folder, Path descriptorFile, Path idFile) throws IOException {
+        for (Path p : List.of(descriptorFile, idFile)) {
+            if (!Files.isRegularFile(p)) {
+                throw new NoSuchFileException(p.toString(), null, "not an index folder: expected " + DESCRIPTORS
+                        + " and " + IDS + " in " + folder);
+            }
+        }
+    }
+
     /** Reads an index written by {@link #save}. */
     public static ExactIndex load(Path folder) throws IOException {
         try {
@@ -374,12 +465,7 @@ public final class ExactIndex implements DescriptorIndex {
     private static ExactIndex loadFolder(Path folder) throws IOException {
         Path descriptorFile = folder.resolve(DESCRIPTORS);
         Path idFile = folder.resolve(IDS);
-        for (Path p : List.of(descriptorFile, idFile)) {
-            if (!Files.isRegularFile(p)) {
-                throw new NoSuchFileException(p.toString(), null, "not an index folder: expected " + DESCRIPTORS
-                        + " and " + IDS + " in " + folder);
-            }
-        }
+        requireIndexFiles(folder, descriptorFile, idFile);
         List<String> lines = IdsFile.read(idFile);
         try (MemoryScope scope = MemoryScope.open()) {
             Tensor d = Npy.read(descriptorFile);

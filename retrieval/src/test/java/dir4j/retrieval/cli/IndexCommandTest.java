@@ -316,7 +316,8 @@ class IndexCommandTest {
         assertEquals(0, run("index", "--descriptors", a.toString(), "--out", exact.toString(), "--quiet").rc());
         Run exactNarrow = run("index", "--descriptors", wide.toString(), "--out", exact.toString(), "--append");
         assertEquals(1, exactNarrow.rc());
-        assertTrue(exactNarrow.err().contains("holds 8-d descriptors but the index in"), exactNarrow.err());
+        assertTrue(exactNarrow.err().startsWith("dir4j index: " + wide + ": the index in " + exact
+                + " holds 16-d descriptors; these are 8-d"), exactNarrow.err());
     }
 
     /**

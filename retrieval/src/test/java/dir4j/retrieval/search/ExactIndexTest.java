@@ -525,4 +525,63 @@ class ExactIndexTest {
         assertEquals(folder.resolve(ExactIndex.DESCRIPTORS) + ": descriptor row 1 holds NaN at element 0" + FINITE
                 + "descriptors" + WHY, e.getMessage());
     }
+
+    /**
+     * append grows a saved index on disk, a block of saved rows at a time (several blocks here):
+     * the result is what one index of all the rows saves; what it refuses leaves the folder as it
+     * was, with nothing beside it.
+     */
+    @Test
+    void appendGrowsASavedIndexWithoutLoadingIt(@TempDir Path dir) throws IOException {
+        int d = 8;
+        float[] a = unitRows(new Random(41), 37, d);
+        float[] b = unitRows(new Random(42), 11, d);
+        List<String> idsA = java.util.stream.IntStream.range(0, 37).mapToObj(i -> "a" + i).toList();
+        List<String> idsB = java.util.stream.IntStream.range(0, 11).mapToObj(i -> "b" + i).toList();
+        Path folder = dir.resolve("idx");
+        long block = ExactIndex.appendBlockBytes;
+        ExactIndex.appendBlockBytes = 5L * d * Float.BYTES; // 5 rows a block: 8 blocks, the last partial
+        try (MemoryScope scope = MemoryScope.open(); ExactIndex index = new ExactIndex(d)) {
+            index.add(Tensor.of(a, 37, d), idsA);
+            index.save(folder);
+            // float64 rows are stored as float32, as add stores them
+            double[] b64 = new double[b.length];
+            for (int i = 0; i < b.length; i++) {
+                b64[i] = b[i];
+            }
+            assertEquals(37, ExactIndex.append(folder, Tensor.ofDoubles(b64, 11, d), idsB));
+            try (ExactIndex grown = ExactIndex.load(folder); ExactIndex whole = new ExactIndex(d)) {
+                whole.add(Tensor.of(a, 37, d), idsA);
+                whole.add(Tensor.of(b, 11, d), idsB);
+                assertEquals(whole.ids(), grown.ids());
+                assertArrayEquals(whole.descriptors().toFloatArray(), grown.descriptors().toFloatArray());
+            }
+            // refused: another dimension, a NaN row (named in the new rows), an id count that does not fit
+            IllegalArgumentException wide = assertThrows(IllegalArgumentException.class,
+                    () -> ExactIndex.append(folder, Tensor.of(new float[12], 1, 12), List.of("w")));
+            assertTrue(wide.getMessage().contains("holds 8-d descriptors; these are 12-d"), wide.getMessage());
+            float[] bad = unitRows(new Random(43), 3, d);
+            bad[2 * d + 1] = Float.NaN;
+            IllegalArgumentException nan = assertThrows(IllegalArgumentException.class,
+                    () -> ExactIndex.append(folder, Tensor.of(bad, 3, d), List.of("x", "y", "z")));
+            assertTrue(nan.getMessage().contains("row 2"), nan.getMessage());
+            assertThrows(IllegalArgumentException.class,
+                    () -> ExactIndex.append(folder, Tensor.of(bad, 3, d), List.of("x")));
+            try (ExactIndex same = ExactIndex.load(folder)) {
+                assertEquals(48, same.size());
+            }
+            try (var left = Files.list(dir)) {
+                assertEquals(List.of(folder), left.toList(), "nothing beside the index");
+            }
+            // a folder whose files disagree is named, not grown
+            Files.write(folder.resolve(ExactIndex.IDS), List.of("only"));
+            IOException torn = assertThrows(IOException.class,
+                    () -> ExactIndex.append(folder, Tensor.of(b, 11, d), idsB));
+            assertTrue(torn.getMessage().contains("48 rows but ids.txt has 1 ids"), torn.getMessage());
+            assertThrows(java.nio.file.NoSuchFileException.class,
+                    () -> ExactIndex.append(dir.resolve("none"), Tensor.of(b, 11, d), idsB));
+        } finally {
+            ExactIndex.appendBlockBytes = block;
+        }
+    }
 }
