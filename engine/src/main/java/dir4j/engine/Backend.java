@@ -512,6 +512,12 @@ public interface Backend {
     /**
      * The AP loss's bins: nq triangular kernels of width Δ = (max − min)/(nq − 1) centred from
      * max down to min, the two end bins saturating.
+     *
+     * @param nq  number of bins, 2 … 100 (the reference's range)
+     * @param min centre of the lowest bin (finite)
+     * @param max centre of the highest bin (finite, above min)
+     * @throws IllegalArgumentException naming the value, for nq outside [2, 100], min ≥ max, NaN
+     *         or an infinite end
      */
     record ApBins(int nq, double min, double max) {
         public ApBins {
@@ -520,6 +526,10 @@ public interface Backend {
             }
             if (!(max > min)) {
                 throw new IllegalArgumentException("AP loss: max (" + max + ") must exceed min (" + min + ")");
+            }
+            if (!Double.isFinite(min) || !Double.isFinite(max)) {
+                // an infinite range makes the bin width infinite: every score would weigh 0 or NaN
+                throw new IllegalArgumentException("AP loss: min (" + min + ") and max (" + max + ") must be finite");
             }
         }
     }

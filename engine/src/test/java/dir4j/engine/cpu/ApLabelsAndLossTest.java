@@ -202,4 +202,21 @@ class ApLabelsAndLossTest {
                     Tensor.zeros(DType.FLOAT64, Device.CPU, 4, 2, 4)));
         }
     }
+
+    /** An infinite end makes the bin width infinite (every weight 0 or NaN): refused, naming the ends. */
+    @Test
+    void binsRefuseAnInfiniteOrEmptyRange() {
+        for (double[] mm : new double[][] {{0, Double.POSITIVE_INFINITY}, {Double.NEGATIVE_INFINITY, 1},
+            {Double.NEGATIVE_INFINITY, Double.POSITIVE_INFINITY}}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> new Backend.ApBins(25, mm[0], mm[1]));
+            assertTrue(e.getMessage().contains("must be finite") && e.getMessage().contains("Infinity"),
+                    e.getMessage());
+        }
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new Backend.ApBins(25, 1, 1)).getMessage()
+                .contains("max (1.0) must exceed min (1.0)"));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> new Backend.ApBins(1, 0, 1)).getMessage()
+                .contains("nq must be in [2, 100], got 1"));
+        assertEquals(100, new Backend.ApBins(100, -1, 1).nq());
+    }
 }

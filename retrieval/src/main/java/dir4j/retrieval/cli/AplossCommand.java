@@ -32,7 +32,9 @@ import picocli.CommandLine.Option;
 @Command(name = "aploss", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Compute the listwise AP loss of descriptors (N×D .npy) with class ids; every image is a "
                 + "query against all the others.",
-            "Writes histograms.npy [N,2,nq] (n_k, n+_k), ap.npy, exact_ap.npy and grad.npy (dL/dD) with --out."},
+            "With --out, writes histograms.npy [N,2,nq] (n_k, n+_k per query), ap.npy [N] (quantised AP; NaN for "
+                + "a query without a positive) and grad.npy [N,D] (dL/dD of the descriptors as given) in the "
+                + "descriptors' dtype, and exact_ap.npy [N] float64."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
         exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
 final class AplossCommand extends ToolCommand {
@@ -52,11 +54,11 @@ final class AplossCommand extends ToolCommand {
     int nq;
 
     @Option(names = {"--min", "--bin-min"}, defaultValue = "0", paramLabel = "S",
-            description = "Lowest bin centre. Default: ${DEFAULT-VALUE}.")
+            description = "Lowest bin centre (finite, below --max). Default: ${DEFAULT-VALUE}.")
     double min;
 
     @Option(names = {"--max", "--bin-max"}, defaultValue = "1", paramLabel = "S",
-            description = "Highest bin centre. Default: ${DEFAULT-VALUE}.")
+            description = "Highest bin centre (finite). Default: ${DEFAULT-VALUE}.")
     double max;
 
     @Option(names = "--tie-aware", defaultValue = "none", paramLabel = "none|full|simplified",

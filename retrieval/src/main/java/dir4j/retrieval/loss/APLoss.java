@@ -20,6 +20,15 @@ import dir4j.engine.Tensor;
  * 0/0 = NaN there) are excluded from the mean and counted in {@link Result#excluded()};
  * {@code excludeSelf} leaves out score (i, i) when queries are the database; the N×2nq×M
  * quantisation tensor is never formed (see {@link NnOps#apHistogram}).
+ *
+ * <p>For looking inside the loss: {@link Result} holds each query's histograms and quantised AP
+ * beside the loss; the histograms alone come from {@link NnOps#apHistogram}(x, labels,
+ * {@link #bins()}, {@link #excludesSelf()}), x being the scores after the distance map when
+ * {@link #distance()}. Under {@link dir4j.engine.autograd.Autograd#noGrad()} nothing is recorded
+ * for a backward. The loss runs on the device of its inputs (move them with
+ * {@code Tensor.to(Device.cuda(0))} for CUDA). The quantiser, the reference's triangular bins, is
+ * fixed (fused into the backends' kernels); a subclass can change the AP computed from the
+ * histograms by overriding {@link #apFromHistogram}, as {@link TAPLoss} does.
  */
 public class APLoss {
     /** Defaults of the reference: 25 bins over [0, 1]. */
@@ -37,14 +46,27 @@ public class APLoss {
     private int blockedAbove = DEFAULT_BLOCKED_ABOVE;
     private Boolean eagerGradient;
 
-    /** The reference's APLoss(nq, min, max). */
+    /**
+     * The reference's APLoss(nq, min, max): scores as they are, every score of a row in its ranking.
+     *
+     * @param nq  number of bins, 2 … 100 ({@link #DEFAULT_NQ} in the reference)
+     * @param min centre of the lowest bin (finite; scores below it weigh fully in that bin)
+     * @param max centre of the highest bin (finite, above min; scores above it weigh fully in that bin)
+     * @throws IllegalArgumentException for nq outside [2, 100], min ≥ max, NaN or an infinite end
+     */
     public APLoss(int nq, double min, double max) {
         this(nq, min, max, false, false);
     }
 
     /**
+     * The AP loss with the distance variant and self-match exclusion.
+     *
+     * @param nq          number of bins, 2 … 100
+     * @param min         centre of the lowest bin (finite), on the scale after the distance map if any
+     * @param max         centre of the highest bin (finite, above min)
      * @param distance    score → 1 − √(2.001 − 2s) first (the reference's APLoss_dist)
      * @param excludeSelf leave out score (i, i): queries are the first N database items
+     * @throws IllegalArgumentException for nq outside [2, 100], min ≥ max, NaN or an infinite end
      */
     public APLoss(int nq, double min, double max, boolean distance, boolean excludeSelf) {
         this.bins = new ApBins(nq, min, max);
@@ -52,8 +74,14 @@ public class APLoss {
         this.excludeSelf = excludeSelf;
     }
 
+    /** The bins (nq, min, max): {@link NnOps#apHistogram} takes them to give the histograms alone. */
     public ApBins bins() {
         return bins;
+    }
+
+    /** Whether the distance variant (score → 1 − √(2.001 − 2s) before the bins) is used. */
+    public boolean distance() {
+        return distance;
     }
 
     /** Whether each query's match with itself is left out. */
@@ -78,8 +106,14 @@ public class APLoss {
     /**
      * {@link #forward(Tensor, int[], Tensor)} takes the blocked path for N above this (default
      * {@value #DEFAULT_BLOCKED_ABOVE}); descriptors on a CUDA device always take it. 0: always.
+     *
+     * @throws IllegalArgumentException for a negative n
      */
     public APLoss withBlockedAbove(int n) {
+        if (n < 0) {
+            throw new IllegalArgumentException("AP loss: the blocked-path threshold must be 0 (always) or more, got "
+                    + n);
+        }
         this.blockedAbove = n;
         return this;
     }
@@ -102,20 +136,42 @@ public class APLoss {
     public record Result(Tensor loss, Tensor ap, Tensor histogram, int excluded) {}
 
     /**
-     * The loss of scores [N, M] against labels [N, M] (1 = positive, 0 = negative; same dtype
-     * as the scores); queryWeights [N] may be null.
+     * The loss of scores [N, M] (N queries, each ranking M items; N ≠ M allowed) against labels
+     * [N, M] (1 = positive, 0 = negative; same dtype and device as the scores); queryWeights [N]
+     * (finite, any sign; 0 keeps the query in the mean's count but not in its sum, as in the
+     * reference) may be null. Differentiable in the scores; under
+     * {@link dir4j.engine.autograd.Autograd#noGrad()} no graph is recorded. Runs where the
+     * scores are (a CUDA tensor runs on its device).
+     *
+     * @throws IllegalArgumentException naming what is wrong: shapes that differ or are not N×M,
+     *         N or M = 0, NaN or infinite scores or weights, labels other than 0 and 1, or no
+     *         query with a positive
      */
     public Result forward(Tensor scores, Tensor labels, Tensor queryWeights) {
+        return forwardScores(scores, labels, queryWeights, false);
+    }
+
+    /** {@link #forward(Tensor, Tensor, Tensor)}; fromDescriptors: the scores are D·Dᵀ with same-class labels. */
+    private Result forwardScores(Tensor scores, Tensor labels, Tensor queryWeights, boolean fromDescriptors) {
         if (scores.rank() != 2 || !java.util.Arrays.equals(scores.shape(), labels.shape())) {
             throw new IllegalArgumentException("AP loss: scores " + Shape.str(scores.shape()) + " and labels "
                     + Shape.str(labels.shape()) + " must both be N×M");
         }
-        int n = scores.shape(0);
-        if (queryWeights != null && (queryWeights.rank() != 1 || queryWeights.shape(0) != n)) {
-            throw new IllegalArgumentException("AP loss: query weights " + Shape.str(queryWeights.shape())
-                    + " must be [" + n + "]");
+        requireFloating("scores", scores);
+        if (labels.dtype() != scores.dtype()) {
+            throw new IllegalArgumentException("AP loss: labels are " + labels.dtype() + " but the scores "
+                    + scores.dtype() + "; convert the labels with .to(DType." + scores.dtype().name() + ")");
         }
-        checkFinite(scores);
+        int n = scores.shape(0);
+        if (n == 0 || scores.shape(1) == 0) {
+            throw new IllegalArgumentException("AP loss: scores " + Shape.str(scores.shape()) + " hold "
+                    + (n == 0 ? "no query (N = 0)" : "no item to rank (M = 0)"));
+        }
+        checkWeights(queryWeights, n);
+        checkFinite(scores, fromDescriptors);
+        if (!fromDescriptors) {
+            checkLabels(labels);
+        }
         Tensor x = distance ? Ops.affine(Ops.sqrt(Ops.affine(scores, -2, 2.001)), -1, 1) : scores;
         Tensor lab = labels;
         if (excludeSelf) {
@@ -123,11 +179,12 @@ public class APLoss {
         }
         Tensor hist = NnOps.apHistogram(x, lab, bins, excludeSelf);
         Tensor positives = Ops.sum(lab, new int[] {1}, false);
-        return fromHistogram(hist, positives, queryWeights, scores.dtype());
+        return fromHistogram(hist, positives, queryWeights, scores.dtype(), fromDescriptors);
     }
 
     /** The loss, AP and exclusions from histograms [N, 2, nq] and positive counts [N]. */
-    private Result fromHistogram(Tensor hist, Tensor positives, Tensor queryWeights, DType dtype) {
+    private Result fromHistogram(Tensor hist, Tensor positives, Tensor queryWeights, DType dtype,
+                                 boolean fromClasses) {
         int n = hist.shape(0);
         Tensor c = Ops.select(hist, 1, 0);
         Tensor cp = Ops.select(hist, 1, 1);
@@ -137,8 +194,7 @@ public class APLoss {
         double[] noneMask = none.toDoubleArray();
         int[] keep = java.util.stream.IntStream.range(0, n).filter(i -> noneMask[i] == 0).toArray();
         if (keep.length == 0) {
-            throw new IllegalArgumentException("AP loss: none of the " + n
-                    + " queries has a positive; check the labels (classes need at least two images)");
+            throw noPositive(n, fromClasses);
         }
         Tensor weighted = queryWeights == null ? ap : Ops.mul(ap, queryWeights);
         Tensor kept = keep.length == n ? weighted
@@ -167,8 +223,14 @@ public class APLoss {
             return forwardBlocked(descriptors, classIds, queryWeights,
                     blockRows(n, descriptors.dtype() == DType.FLOAT64 ? 8 : 4));
         }
+        // NaN or ±∞ descriptors are named by row, as on the blocked path
+        Tensor sum;
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
+            sum = Ops.sum(descriptors, null, false);
+        }
+        requireFinite(sum, descriptors, true);
         Tensor scores = Ops.gram(descriptors);
-        return forward(scores, sameClass(classIds, descriptors.dtype()), queryWeights);
+        return forwardScores(scores, sameClass(classIds, descriptors.dtype()), queryWeights, true);
     }
 
     /**
@@ -198,10 +260,9 @@ public class APLoss {
         if (rows < 1) {
             throw new IllegalArgumentException("AP loss: block rows must be ≥ 1, got " + rows);
         }
-        if (queryWeights != null && (queryWeights.rank() != 1 || queryWeights.shape(0) != n)) {
-            throw new IllegalArgumentException("AP loss: query weights " + Shape.str(queryWeights.shape())
-                    + " must be [" + n + "]");
-        }
+        // the query weights, read now, before the blocks are queued (read after them, a device's
+        // weights would wait for all of the blocks' work); the fused path takes them as coefficients
+        double[] hostWeights = checkWeights(queryWeights, n);
         // NaN or ±∞ among the descriptors: summed on the device now and read where the APs are
         // read anyway (on CUDA one wait for the device per loss, not two)
         Tensor finite;
@@ -219,9 +280,6 @@ public class APLoss {
             positives[i] = count[(int) classOf[i]] - (excludeSelf ? 1 : 0);
         }
         boolean grad = dir4j.engine.autograd.Autograd.isGradEnabled() && descriptors.requiresGrad();
-        // the fused path takes the query weights as host coefficients: read now, before the blocks
-        // are queued (read after them, a device's weights would wait for all of the blocks' work)
-        double[] hostWeights = queryWeights != null && fusedHistogramLoss() ? queryWeights.toDoubleArray() : null;
         Tensor ids = onDevice(classOf, dtype, device);
         Tensor hist = Tensor.empty(dtype, device, n, 2, bins.nq());
         Tensor[] kept = null;
@@ -248,7 +306,7 @@ public class APLoss {
                 return forwardEagerGradient(descriptors, ids, hist, positives, queued, finite, rows, kept);
             }
             try {
-                small = readLoss(queued, hist, positives, finite);
+                small = readLoss(queued, hist, positives, finite, descriptors);
             } catch (RuntimeException e) {
                 // NaN/∞ descriptors: the queued gradient and the kept scores go now, not with the caller's scope
                 queued.gradHist().close();
@@ -263,16 +321,16 @@ public class APLoss {
                 return small;
             }
         } else {
-            requireFinite(finite);
+            requireFinite(finite, descriptors, true);
             Tensor pos = onDevice(positives, dtype, device);
             if (!grad) {
                 try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
-                    return fromHistogram(hist, pos, w, dtype);
+                    return fromHistogram(hist, pos, w, dtype, true);
                 }
             }
             // the loss as a function of the histograms; its gradient is what the blocks need
             Tensor leaf = hist.detach().requiresGrad(true);
-            small = fromHistogram(leaf, pos, w, dtype);
+            small = fromHistogram(leaf, pos, w, dtype, true);
             dir4j.engine.autograd.Autograd.backward(small.loss(), null);
             gradHist = leaf.grad();
             small = new Result(Ops.cloneDetached(small.loss()), small.ap(), small.histogram(), small.excluded());
@@ -310,7 +368,7 @@ public class APLoss {
         }
         Result small;
         try {
-            small = readLoss(queued, hist, positives, finite); // waits for the device, dL/dD included
+            small = readLoss(queued, hist, positives, finite, descriptors); // waits for the device, dL/dD included
         } catch (RuntimeException e) {
             dD.close();
             throw e;
@@ -369,8 +427,7 @@ public class APLoss {
             keptQueries += p > 0 ? 1 : 0;
         }
         if (keptQueries == 0) {
-            throw new IllegalArgumentException("AP loss: none of the " + n
-                    + " queries has a positive; check the labels (classes need at least two images)");
+            throw noPositive(n, true);
         }
         double[] coef = new double[n];
         for (int i = 0; i < n; i++) {
@@ -389,12 +446,12 @@ public class APLoss {
      * The loss, AP report and exclusions of a queued loss: reads the APs back (waiting for the
      * device), then checks {@code finite} (the descriptors' sum) and sums the loss in double.
      */
-    private Result readLoss(QueuedLoss queued, Tensor hist, double[] positives, Tensor finite) {
+    private Result readLoss(QueuedLoss queued, Tensor hist, double[] positives, Tensor finite, Tensor descriptors) {
         int n = hist.shape(0);
         DType dtype = hist.dtype();
         double[] apv = queued.ap().toDoubleArray();
         queued.ap().close();
-        requireFinite(finite);
+        requireFinite(finite, descriptors, true);
         // loss = 1 − Σ_kept w·AP / kept = 1 + Σ coef·AP, summed in double
         double value = 1;
         for (int i = 0; i < n; i++) {
@@ -505,6 +562,71 @@ public class APLoss {
             throw new IllegalArgumentException("AP loss: descriptors " + Shape.str(descriptors.shape()) + " and "
                     + classIds.length + " class ids must agree in N");
         }
+        requireFloating("descriptors", descriptors);
+        if (classIds.length == 0) {
+            throw new IllegalArgumentException("AP loss: descriptors " + Shape.str(descriptors.shape())
+                    + " hold no query (N = 0)");
+        }
+    }
+
+    private static void requireFloating(String what, Tensor t) {
+        if (t.dtype() != DType.FLOAT32 && t.dtype() != DType.FLOAT64) {
+            throw new IllegalArgumentException("AP loss: " + what + " must be float32 or float64, got "
+                    + Shape.str(t.shape()) + " " + t.dtype());
+        }
+    }
+
+    /**
+     * Checks the query weights' shape ([n]) and that they are finite, naming the first that is
+     * not; returns them read on the host (null for none).
+     */
+    private static double[] checkWeights(Tensor queryWeights, int n) {
+        if (queryWeights == null) {
+            return null;
+        }
+        if (queryWeights.rank() != 1 || queryWeights.shape(0) != n) {
+            throw new IllegalArgumentException("AP loss: query weights " + Shape.str(queryWeights.shape())
+                    + " must be [" + n + "]");
+        }
+        double[] w = queryWeights.toDoubleArray();
+        for (int i = 0; i < n; i++) {
+            if (!Double.isFinite(w[i])) {
+                throw new IllegalArgumentException("AP loss: query weight " + i + " (of " + n + ", counting from 0) is "
+                        + w[i] + "; weights must be finite");
+            }
+        }
+        return w;
+    }
+
+    /** Refuses labels other than 0 and 1 (NaN included), naming the first. */
+    private static void checkLabels(Tensor labels) {
+        double value;
+        // the N×M temporaries go with this scope
+        try (var ng = dir4j.engine.autograd.Autograd.noGrad(); MemoryScope scope = MemoryScope.open()) {
+            // y·(y − 1) is 0 for 0 and 1 only; |·| keeps values of both signs from cancelling
+            value = Ops.sum(Ops.abs(Ops.mul(labels, Ops.affine(labels, 1, -1))), null, false).item();
+        }
+        if (value == 0) {
+            return;
+        }
+        double[] y = labels.toDoubleArray();
+        int m = labels.shape(1);
+        for (int k = 0; k < y.length; k++) {
+            if (y[k] != 0 && y[k] != 1) {
+                throw new IllegalArgumentException("AP loss: labels must be 0 (negative) or 1 (positive), got " + y[k]
+                        + " at (" + k / m + ", " + k % m + ") of " + Shape.str(labels.shape()));
+            }
+        }
+    }
+
+    /** No query kept: what to check, for class ids (fromClasses) or a label matrix. */
+    private IllegalArgumentException noPositive(int n, boolean fromClasses) {
+        String why = fromClasses
+                ? "check the labels (classes need at least two images" + (excludeSelf ? ", as each query's match "
+                        + "with itself is left out)" : ")")
+                : "every row of the labels is 0" + (excludeSelf ? " once each query's match (i, i) with itself is "
+                        + "left out" : "");
+        return new IllegalArgumentException("AP loss: none of the " + n + " queries has a positive; " + why);
     }
 
     /** The N×N 0/1 matrix [class_i == class_j]. */
@@ -561,24 +683,44 @@ public class APLoss {
         return Ops.mul(labels, mt);
     }
 
-    private static void checkFinite(Tensor scores) {
+    private static void checkFinite(Tensor scores, boolean fromDescriptors) {
         // NaN and ±∞ survive a sum (accumulated in double, so finite scores cannot overflow it)
         Tensor s;
         try (var ng = dir4j.engine.autograd.Autograd.noGrad()) {
             s = Ops.sum(scores, null, false);
         }
-        requireFinite(s);
+        requireFinite(s, scores, false, fromDescriptors);
     }
 
-    /** Throws when {@code sum} (of scores or descriptors; closed here) is NaN or infinite. */
-    private static void requireFinite(Tensor sum) {
+    /** {@link #requireFinite(Tensor, Tensor, boolean, boolean)} with the descriptors' hint where they are given. */
+    private static void requireFinite(Tensor sum, Tensor source, boolean descriptors) {
+        requireFinite(sum, source, descriptors, descriptors);
+    }
+
+    /**
+     * Throws when {@code sum} (of {@code source}, scores [N, M] or descriptors [N, D]; closed
+     * here) is NaN or infinite, naming the first such entry (read on the host, on failure only).
+     */
+    private static void requireFinite(Tensor sum, Tensor source, boolean descriptors, boolean hint) {
         double value;
         try (sum) {
             value = sum.item();
         }
-        if (!Double.isFinite(value)) {
-            throw new IllegalArgumentException("AP loss: scores contain NaN or infinite values; check the descriptors "
-                    + "(an all-zero row normalises to NaN)");
+        if (Double.isFinite(value)) {
+            return;
         }
+        double[] v = source.toDoubleArray();
+        int cols = source.shape(1);
+        String where = "";
+        for (int k = 0; k < v.length; k++) {
+            if (!Double.isFinite(v[k])) {
+                where = descriptors ? ", first in row " + k / cols + " (" + v[k] + ")"
+                        : ", first at (" + k / cols + ", " + k % cols + ") (" + v[k] + ")";
+                break;
+            }
+        }
+        throw new IllegalArgumentException("AP loss: " + (descriptors ? "descriptors " : "scores ")
+                + Shape.str(source.shape()) + " contain NaN or infinite values" + where
+                + (hint ? "; check the descriptors (an all-zero row normalises to NaN)" : ""));
     }
 }

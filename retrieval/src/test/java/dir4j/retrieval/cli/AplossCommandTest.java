@@ -98,6 +98,41 @@ class AplossCommandTest {
         assertFalse(text.contains("more (use --show -1)"), "--show -1 prints every query");
     }
 
+    /**
+     * The .npy outputs have the shapes and dtypes --help documents (the descriptors' dtype, float64
+     * for the exact AP), and the printed loss is 1 − the mean of ap.npy over the included queries.
+     */
+    @Test
+    void outputsHaveTheDocumentedShapesAndDtypes() throws Exception {
+        CliRun.Run help = CliRun.run("aploss", "--help");
+        String text = help.out().replaceAll("\\s+", " ");
+        for (String documented : new String[] {"histograms.npy [N,2,nq]", "ap.npy [N]", "grad.npy [N,D]",
+            "in the descriptors' dtype", "exact_ap.npy [N] float64", "NaN for a query without a positive"}) {
+            assertTrue(text.contains(documented), "'" + documented + "' in\n" + help.out());
+        }
+        Path d = dir.resolve("d32.npy");
+        try (Tensor t = Tensor.of(new float[] {1, 0, 0, 0.6f, 0.8f, 0, 0, 0.8f, 0.6f, 0, 0, 1, 0, 1, 0}, 5, 3)) {
+            Npy.write(d, t);
+        }
+        Path labels = dir.resolve("labels.txt");
+        Files.writeString(labels, "a\na\nb\nb\nc\n"); // c: no positive
+        Path out = dir.resolve("out32");
+        CliRun.Run r = CliRun.run("aploss", "--descriptors", d.toString(), "--labels", labels.toString(), "--out",
+                out.toString(), "--nq", "10");
+        assertEquals(0, r.rc(), r.toString());
+        try (Tensor h = Npy.read(out.resolve("histograms.npy")); Tensor ap = Npy.read(out.resolve("ap.npy"));
+             Tensor exact = Npy.read(out.resolve("exact_ap.npy")); Tensor g = Npy.read(out.resolve("grad.npy"))) {
+            assertEquals("[5, 2, 10] FLOAT32", java.util.Arrays.toString(h.shape()) + " " + h.dtype().name());
+            assertEquals("[5] FLOAT32", java.util.Arrays.toString(ap.shape()) + " " + ap.dtype().name());
+            assertEquals("[5, 3] FLOAT32", java.util.Arrays.toString(g.shape()) + " " + g.dtype().name());
+            assertEquals("[5] FLOAT64", java.util.Arrays.toString(exact.shape()) + " " + exact.dtype().name());
+            double[] a = ap.toDoubleArray();
+            assertTrue(Double.isNaN(a[4]), "query 4 has no positive");
+            double mean = (a[0] + a[1] + a[2] + a[3]) / 4;
+            assertTrue(r.out().contains(String.format("): %.6f%n", 1 - mean)), r.out());
+        }
+    }
+
     /** Outputs written over the descriptors or labels (an earlier run's grad.npy given back as input) are refused. */
     @Test
     void outputsCannotReplaceTheInputs() throws Exception {

@@ -108,6 +108,18 @@ class BadInputTest {
                 "--nq", "1"), "nq must be in [2, 100], got 1");
         assertOneLineError(2, run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(),
                 "--min", "1", "--max", "0"), "max (0.0) must exceed min (1.0)");
+        // an infinite bin range (the bin width would be infinite: every weight 0 or NaN, the loss 1)
+        assertOneLineError(2, run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(),
+                "--max", "Infinity"), "min (0.0) and max (Infinity) must be finite");
+        // no descriptors at all: said so, not blamed on the positives
+        Path empty = dir.resolve("empty.npy");
+        Path noLabels = dir.resolve("nolabels.txt");
+        try (MemoryScope scope = MemoryScope.open()) {
+            Npy.write(empty, Tensor.of(new float[0], 0, 4));
+        }
+        Files.writeString(noLabels, "");
+        assertOneLineError(1, run("aploss", "--descriptors", empty.toString(), "--labels", noLabels.toString()),
+                "descriptors [0, 4] hold no query (N = 0)");
         Run out = run("aploss", "--descriptors", good.toString(), "--labels", labels.toString(), "--out",
                 fileInTheWay.resolve("ap").toString());
         assertEquals(1, out.rc(), out.toString());

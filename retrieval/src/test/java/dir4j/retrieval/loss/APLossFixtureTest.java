@@ -24,7 +24,7 @@ public class APLossFixtureTest {
     private static final String[] CASES = {"ap_nq25_defaults", "ap_nq10", "ap_nq2_two_bins",
         "ap_range_minus1_1_scores_outside", "ap_nq5_ties_on_bin_centres", "ap_queries_without_positives",
         "ap_query_weights", "tap_full", "tap_simplified", "tap_full_ties", "ap_descriptors_exclude_self",
-        "ap_dist_descriptors_exclude_self", "tap_dist_scores"};
+        "ap_dist_descriptors_exclude_self", "tap_dist_scores", "ap_n_lt_m_exclude_self_nq100_zero_weights"};
 
     static Tensor read(String c, String stem) {
         try (InputStream in = APLossFixtureTest.class.getResourceAsStream("/fixtures/aploss/" + c + "/" + stem
@@ -116,7 +116,7 @@ public class APLossFixtureTest {
     @ValueSource(strings = {"ap_nq25_defaults", "ap_nq10", "ap_nq2_two_bins", "ap_range_minus1_1_scores_outside",
         "ap_nq5_ties_on_bin_centres", "ap_queries_without_positives", "ap_query_weights", "tap_full",
         "tap_simplified", "tap_full_ties", "ap_descriptors_exclude_self", "ap_dist_descriptors_exclude_self",
-        "tap_dist_scores"})
+        "tap_dist_scores", "ap_n_lt_m_exclude_self_nq100_zero_weights"})
     void lossApAndGradientMatchReferenceInFloat64(String c) {
         check(c, DType.FLOAT64, 1e-9, 1e-11);
     }
@@ -125,7 +125,7 @@ public class APLossFixtureTest {
     @ValueSource(strings = {"ap_nq25_defaults", "ap_nq10", "ap_nq2_two_bins", "ap_range_minus1_1_scores_outside",
         "ap_nq5_ties_on_bin_centres", "ap_queries_without_positives", "ap_query_weights", "tap_full",
         "tap_simplified", "tap_full_ties", "ap_descriptors_exclude_self", "ap_dist_descriptors_exclude_self",
-        "tap_dist_scores"})
+        "tap_dist_scores", "ap_n_lt_m_exclude_self_nq100_zero_weights"})
     void lossApAndGradientMatchReferenceInFloat32(String c) {
         check(c, DType.FLOAT32, 1e-4, 2e-5);
     }
