@@ -1,5 +1,6 @@
 package dir4j.retrieval.search;
 
+import dir4j.engine.io.AtomicFiles;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
@@ -47,6 +48,9 @@ final class IndexSwaps {
                 opened = opener.open(folder);
             } catch (IOException | UncheckedIOException e) {
                 if (attempt >= RETRIES || !swapped(folder, before) || !pause()) {
+                    if (e instanceof IOException io) {
+                        throw setAside(folder, io);
+                    }
                     throw e;
                 }
                 continue;
@@ -85,25 +89,59 @@ final class IndexSwaps {
     }
 
     /**
+     * {@code e}, or when the folder is missing and an index set aside by a build or append that was
+     * stopped between its two renames stands beside it ({@code .<name>.dir4j-<random>.old}), an
+     * exception that says so and how to get it back.
+     */
+    private static IOException setAside(Path folder, IOException e) {
+        if (Files.exists(folder)) {
+            return e;
+        }
+        Path aside = besideOf(folder, ".old");
+        if (aside == null) {
+            return e;
+        }
+        IOException named = new java.nio.file.NoSuchFileException(folder.toString(), null, "no index here: a build "
+                + "or append stopped between its two renames left the index set aside as " + aside + "; the next "
+                + "`dir4j index` on this folder puts it back (or rename it to " + folder.getFileName() + ")");
+        named.initCause(e);
+        return named;
+    }
+
+    /**
      * Whether a dir4j temporary folder ({@code .<name>.dir4j-<random>.tmp}) stands beside the
      * folder: the new index, between the swap's two renames (an old folder set aside,
      * {@code .old}, without one is stale, left by a kill, and no reason to wait).
      */
     private static boolean replacementBeside(Path folder) {
-        Path abs = folder.toAbsolutePath().normalize();
+        return besideOf(folder, ".tmp") != null;
+    }
+
+    /**
+     * A dir4j folder {@code .<name>.dir4j-<random><suffix>} beside the folder (where a link leads,
+     * when the folder is given as one: its replacement is made there), or null.
+     */
+    private static Path besideOf(Path folder, String suffix) {
+        Path abs;
+        try {
+            abs = AtomicFiles.throughLinks(folder).toAbsolutePath().normalize();
+        } catch (IOException e) {
+            abs = folder.toAbsolutePath().normalize();
+        }
         Path parent = abs.getParent();
         if (parent == null || abs.getFileName() == null) {
-            return false;
+            return null;
         }
         String prefix = "." + abs.getFileName() + ".dir4j-";
         DirectoryStream.Filter<Path> temporary = p -> {
             String n = p.getFileName().toString();
-            return n.startsWith(prefix) && n.endsWith(".tmp") && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
+            return n.startsWith(prefix) && n.endsWith(suffix) && Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS);
         };
         try (DirectoryStream<Path> s = Files.newDirectoryStream(parent, temporary)) {
-            return s.iterator().hasNext();
+            var it = s.iterator();
+            return it.hasNext() ? it.next() : null;
         } catch (IOException | RuntimeException e) {
-            return false;
+            return null;
         }
     }
 

@@ -144,6 +144,33 @@ class IndexSwapsTest {
         assertEquals(IndexSwaps.RETRIES + 1, swaps.get());
     }
 
+    /**
+     * A build killed between its renames leaves the folder missing, the old index set aside and its
+     * replacement beside it: the open, after waiting for a swap that never ends, says where the
+     * index is and how to get it back. Through a link to the folder too (the replacement and the
+     * index set aside are beside the folder it leads to).
+     */
+    @Test
+    void anIndexSetAsideByAKilledBuildIsNamed() throws IOException {
+        Path far = Files.createDirectories(dir.resolve("far"));
+        Path folder = far.resolve("idx");
+        exact(folder, 3);
+        Path link = Files.createSymbolicLink(dir.resolve("idx"), folder);
+        Path aside = far.resolve(".idx.dir4j-0abc.old");
+        Files.move(folder, aside, StandardCopyOption.ATOMIC_MOVE);
+        Files.createDirectories(far.resolve(".idx.dir4j-0def.tmp"));
+        for (Path p : List.of(folder, link)) {
+            AtomicInteger calls = new AtomicInteger();
+            NoSuchFileException e = assertThrows(NoSuchFileException.class, () -> IndexSwaps.open(p, f -> {
+                calls.incrementAndGet();
+                return ExactIndex.load(f);
+            }));
+            assertEquals(IndexSwaps.RETRIES + 1, calls.get(), p + ": waited for, the replacement beside it");
+            assertTrue(e.getMessage().contains("left the index set aside as " + aside)
+                    && e.getMessage().contains("the next `dir4j index` on this folder puts it back"), e.getMessage());
+        }
+    }
+
     /** An HNSW append (the index copied, extended, renamed into place) during an open: the open gives the new index. */
     @Test
     void anHnswAppendDuringAnOpenIsMetByOpeningAgain() throws IOException {
