@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
                 + "validation curves, top-10 results of a few queries).",
             "Sized to finish in minutes on two CPU cores; an interrupted demo resumes its training."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
-        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE, ToolCommand.EXIT_SIGINT,
+                ToolCommand.EXIT_SIGTERM})
 final class DemoCommand extends ToolCommand {
     @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
             description = "Where synth/ is kept. Default: ${DEFAULT-VALUE}.")

@@ -119,7 +119,7 @@ final class EvalCommand extends ToolCommand {
                     + "when present (as written by an earlier eval or by dir4j extract --dataset NAME --out "
                     + "DIR/NAME.npy; then no network is needed unless --whiten from-checkpoint), else extracted into "
                     + "them, resumably. Descriptors an earlier eval made with another network or extraction settings "
-                    + "are refused, not reused.")
+                    + "are refused, not reused. Without it every eval extracts them again and keeps none.")
     Path descriptorsDir;
 
     @Option(names = "--json", paramLabel = "FILE",

@@ -65,8 +65,9 @@ final class ExtractCommand implements Callable<Integer> {
     boolean labelled;
 
     @Option(names = "--data-root", paramLabel = "DIR",
-            description = "With --dataset: the folder holding <name>/gnd_<name>.pkl and <name>/jpg/ "
-                    + "(the reference's <root>/oxford5k/gnd_roxford5k.pkl layout is found too).")
+            description = "With --dataset (which needs it; not with --images): the folder holding "
+                    + "<name>/gnd_<name>.pkl and <name>/jpg/ (the reference's <root>/oxford5k/gnd_roxford5k.pkl "
+                    + "layout is found too).")
     Path dataRoot;
 
     @Mixin

@@ -11,7 +11,8 @@ import picocli.CommandLine.Command;
                 + "which decoder reads JPEGs (libjpeg-turbo or the JDK's) and which eigensolver learns whitenings (LAPACK or "
                 + "EJML).",
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
-        exitCodeList = {"0:done (also when CUDA is not usable: the report says why)", ToolCommand.EXIT_USAGE})
+        exitCodeList = {"0:done (also when CUDA is not usable: the report says why)",
+            "2:bad command line: an option or argument info does not take (it takes none but --help and --version)"})
 final class InfoCommand implements Callable<Integer> {
 
     @Override

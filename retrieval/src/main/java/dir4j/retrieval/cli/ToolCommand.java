@@ -34,6 +34,10 @@ abstract class ToolCommand implements Callable<Integer> {
             + "written (the message names the file)";
     static final String EXIT_USAGE = "2:bad command line: unknown or malformed options, options that do not go "
             + "together, or --device cuda where it cannot run";
+    /** The exit statuses of a run that a signal stopped after a checkpoint (train, demo): the signal's own. */
+    static final String EXIT_SIGINT = "130:stopped by Ctrl-C (SIGINT) after the step in progress, with a checkpoint "
+            + "there (train --resume continues the run; the demo resumes by itself)";
+    static final String EXIT_SIGTERM = "143:stopped by SIGTERM, the same way";
 
     @Spec
     CommandSpec spec;

@@ -61,7 +61,8 @@ import picocli.CommandLine.Option;
             "Batch norm: by default its statistics are frozen (running statistics, the reference's recipe), so "
                 + "the multistage gradient equals that of one backward over the whole batch."},
         exitCodeListHeading = ToolCommand.EXIT_HEADING,
-        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE})
+        exitCodeList = {ToolCommand.EXIT_OK, ToolCommand.EXIT_FAILED, ToolCommand.EXIT_USAGE, ToolCommand.EXIT_SIGINT,
+                ToolCommand.EXIT_SIGTERM})
 final class TrainCommand extends ToolCommand {
     private static final TrainConfig D = TrainConfig.defaults();
 
@@ -79,7 +80,7 @@ final class TrainCommand extends ToolCommand {
     @Option(names = "--synth",
             description = "Train on the built-in synthetic landmarks benchmark under --data-root/synth (one made "
                     + "by dir4j synth, of any sizes, is used as it is; generated with dir4j synth's defaults when "
-                    + "absent), validating on its synth-val split.")
+                    + "absent); its synth-val split is the validation set (used every --validate-every steps).")
     boolean synth;
 
     @Option(names = "--data-root", defaultValue = "data", paramLabel = "DIR",
@@ -88,7 +89,8 @@ final class TrainCommand extends ToolCommand {
 
     @Option(names = "--val-dataset", paramLabel = "NAME",
             description = "Validation benchmark under --data-root (roxford5k, rparis6k, synth-val, ...); its Medium "
-                    + "mAP is logged every --validate-every steps. Default with --synth: synth-val; otherwise none.")
+                    + "mAP is logged every --validate-every steps (by default 0: never, so give both). Default with "
+                    + "--synth: synth-val; otherwise none.")
     String valDataset;
 
     @Option(names = "--val-image-size", paramLabel = "PIXELS",
@@ -272,15 +274,16 @@ final class TrainCommand extends ToolCommand {
 
     @Option(names = "--tf32", negatable = true, description = "On CUDA: TF32 tensor cores for float32 "
             + "convolutions and matrix products (faster, ≈1e-3 relative error; as PyTorch's allow_tf32), or not "
-            + "(--no-tf32). Default: strict float32.")
+            + "(--no-tf32). Default: strict float32, for both, whatever -Ddir4j.cuda.tf32* say.")
     Boolean tf32;
 
     @Option(names = "--channels-last", negatable = true, description = "Run the backbone's training forward and "
             + "backward channels-last (NHWC activations; the same weights and results to float rounding), or not "
             + "(--no-channels-last). Default: on with --device cuda --tf32, where cuDNN's tensor-core kernels are "
-            + "faster on that layout (ResNet-101 at 512² on an H200: 323 against 252 img/s); off in strict float32 "
-            + "(not yet measured channels-last on a GPU) and on the CPU, where it is not yet faster on two cores "
-            + "(bench/RESULTS.md); -Ddir4j.channelsLast sets the default instead.")
+            + "faster on that layout (ResNet-101 at 512², batch 16, on an H200: 355 img/s against 258 in NCHW); off "
+            + "in strict float32, where cuDNN's channels-last convolutions are slower (67 img/s against 101 in "
+            + "NCHW), and on the CPU, where it is not yet faster on two cores (bench/RESULTS.md); "
+            + "-Ddir4j.channelsLast sets the default instead.")
     Boolean channelsLast;
 
     @Option(names = "--stop-after", paramLabel = "STEP",

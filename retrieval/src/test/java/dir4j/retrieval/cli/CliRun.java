@@ -52,8 +52,10 @@ final class CliRun {
             assertFalse(String.join(" ", o.description()).isBlank(), command + " " + o.longestName() + " is described");
         }
         assertTrue(r.out().contains("Exit status:"), r.out());
-        for (String code : new String[] {"0   done", "1   failed", "2   bad command line"}) {
-            assertTrue(r.out().contains(code), command + " --help documents exit status '" + code + "'\n" + r.out());
+        for (String code : new String[] {"0 done", "1 failed", "2 bad command line"}) {
+            // picocli widens the column to the longest status (train's and demo's 130 and 143)
+            assertTrue(java.util.regex.Pattern.compile("(?m)^  " + code.replace(" ", " +")).matcher(r.out()).find(),
+                    command + " --help documents exit status '" + code + "'\n" + r.out());
         }
         assertTrue(r.out().contains("--device"), r.out());
     }
