@@ -1095,6 +1095,9 @@ final class TrainCommand extends ToolCommand {
         @Override
         public void accept(String line) {
             if (quiet) {
+                if (line.startsWith(Trainer.STOPPED_ON_REQUEST)) { // the summary of a stopped run remains
+                    System.err.println(line);
+                }
                 return;
             }
             if (line.startsWith("step ") && line.contains(" loss ")) {

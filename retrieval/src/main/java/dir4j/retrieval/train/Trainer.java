@@ -86,6 +86,9 @@ public final class Trainer {
     private final Device device;
     private final ClassBalancedSampler sampler;
     private final Augmentation augmentation;
+    /** How the line that ends a run stopped by a signal begins (a summary, printed even with --quiet). */
+    public static final String STOPPED_ON_REQUEST = "stopped on request";
+
     /**
      * Decoded training images, kept while the heap has room: the JVM clears soft references before
      * it would run out, and a cleared image is decoded again when next drawn (the same pixels), so
@@ -396,7 +399,7 @@ public final class Trainer {
                 if (stopping) {
                     stoppedEarly = true;
                     if (progress != null) {
-                        progress.accept("stopped on request after step " + (step + 1) + "; checkpoint written ("
+                        progress.accept(STOPPED_ON_REQUEST + " after step " + (step + 1) + "; checkpoint written ("
                                 + checkpointFile() + "): a resume continues from there");
                     }
                     break;
