@@ -20,8 +20,12 @@ import sys
 import tempfile
 import time
 
-import torch
-import torchvision
+from python_requires import require  # the script's folder is on sys.path
+
+require("torch", "torchvision")
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -24,7 +24,11 @@ import subprocess
 import sys
 import time
 
-import torch
+from python_requires import require  # the script's folder is on sys.path
+
+require("torch")
+
+import torch  # noqa: E402
 
 
 def resnet50(n, size):

@@ -42,7 +42,11 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch", "torchvision", "PIL", "sklearn")
+
+import numpy as np  # noqa: E402
 
 SETTINGS = [
     ('plain', None, [], []),

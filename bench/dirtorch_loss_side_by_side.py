@@ -27,7 +27,11 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch")
+
+import numpy as np  # noqa: E402
 
 CASES = [
     # (name, dirtorch class, kwargs, dir4j options)

@@ -42,7 +42,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch", "torchvision", "PIL")
+
+import numpy as np  # noqa: E402
 
 
 def make_images(folder, n, seed):

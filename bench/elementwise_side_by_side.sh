@@ -12,7 +12,7 @@ case "${1:-}" in
   *) usage >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+. "$root/bench/common.sh"   # java: a JDK 25; jmh_failed
 jar="$root/bench/target/benchmarks.jar"
 [[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 shape="${SHAPE:-4x256x56x56}"
@@ -24,6 +24,6 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 # JMH holds /tmp/jmh.lock: if another benchmark is running, this fails rather than share the cores.
 "$java" -jar "$jar" ElementwiseBench -p shape="$shape" -wi 3 -w 1 -i 5 -r 1 -f 1 >"$out" 2>&1 || true
-grep -q '^ElementwiseBench' "$out" || { tail -5 "$out" >&2; exit 1; }
+grep -q '^ElementwiseBench' "$out" || { jmh_failed "$out"; exit 1; }
 grep -E '^(Benchmark|ElementwiseBench)' "$out"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

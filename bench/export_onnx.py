@@ -13,8 +13,12 @@ The files are 100-170 MB each: they stay under target/, never committed.
 import os
 import sys
 
-import torch
-import torchvision
+from python_requires import require  # the script's folder is on sys.path
+
+require("torch", "torchvision")
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 
 def trunk(depth):

@@ -14,7 +14,7 @@ case "${1:-}" in
   *) usage >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+. "$root/bench/common.sh"   # java: a JDK 25; jmh_failed
 jar="$root/bench/target/benchmarks.jar"
 [[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 size="${SIZE:-512}"
@@ -43,7 +43,7 @@ for decoder in default false; do
   fi
   "$java" -jar "$jar" ImagePipelineBench -p image="$image" -p size="$size" -wi 3 -w 1 -i 5 -r 1 -f 1 \
     "${extra[@]}" >"$tmp/jmh.txt" 2>&1 || true
-  grep -q '^ImagePipelineBench' "$tmp/jmh.txt" || { tail -5 "$tmp/jmh.txt" >&2; exit 1; }
+  grep -q '^ImagePipelineBench' "$tmp/jmh.txt" || { jmh_failed "$tmp/jmh.txt"; exit 1; }
   grep -E '^(Benchmark|ImagePipelineBench)' "$tmp/jmh.txt"
 done
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

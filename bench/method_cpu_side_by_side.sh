@@ -13,7 +13,7 @@ case "${1:-}" in
   *) usage >&2; exit 2 ;;
 esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+. "$root/bench/common.sh"   # java: a JDK 25; jmh_failed
 jar="$root/bench/target/benchmarks.jar"
 [[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 p="${P:-3.0}"
@@ -32,6 +32,6 @@ out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 # JMH holds /tmp/jmh.lock: if another benchmark is running, this fails rather than share the cores.
 "$java" -jar "$jar" "$jmh" -p p="$p" -wi 2 -w 2 -i 3 -r 3 -f 1 >"$out" 2>&1 || true
-grep -qE '^(GemBench|ApLossBench)' "$out" || { tail -5 "$out" >&2; exit 1; }
+grep -qE '^(GemBench|ApLossBench)' "$out" || { jmh_failed "$out"; exit 1; }
 grep -E '^(Benchmark|GemBench|ApLossBench)' "$out"
 echo "== load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,7 +10,9 @@ set -euo pipefail
 JAR=bench/target/benchmarks.jar
 if [[ "${1:-}" == *.jar ]]; then JAR=$1; shift; fi
 [ $# -eq 8 ] || { sed -n '2,8p' "$0"; exit 2; }
-JAVA=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$root/bench/common.sh"   # java: a JDK 25
+JAVA=$java
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 "$JAVA" -XX:ActiveProcessorCount=2 -XX:+UnlockDiagnosticVMOptions -XX:+DumpPerfMapAtExit \

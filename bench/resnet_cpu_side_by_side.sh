@@ -16,7 +16,7 @@ case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sizes="${1:-224x224,1024x768}"
 depths="${2:-resnet50,resnet101}"
-java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+. "$root/bench/common.sh"   # java: a JDK 25; jmh_failed
 py=/usr/bin/python3   # Debian's torch 1.13 + torchvision (the export needs no more)
 jar="$root/bench/target/benchmarks.jar"
 onnx="$root/bench/target/onnx"
@@ -44,7 +44,7 @@ fi
 # JMH holds /tmp/jmh.lock: if another benchmark is running, a run fails rather than share the cores.
 jmh() { "$java" -jar "$jar" "$1" -p depth="$2" -p size="$3" -rf json -rff "$work/$1-$2-$3.json" \
           >"$work/$1.log" 2>&1 || { tail -20 "$work/$1.log"; exit 1; }
-        grep -E "^$1" "$work/$1.log"; }
+        grep -E "^$1" "$work/$1.log" || { jmh_failed "$work/$1.log"; exit 1; }; }
 
 echo "== $(date -u +%FT%TZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for s in ${sizes//,/ }; do

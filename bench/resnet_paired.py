@@ -20,10 +20,14 @@ import os
 import statistics
 import time
 
-import torch
-import torchvision
+from python_requires import require  # the script's folder is on sys.path
 
-from paired_jvm import PairedJvm
+require("torch", "torchvision")
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+
+from paired_jvm import PairedJvm  # noqa: E402
 
 
 def main():

@@ -9,7 +9,7 @@ case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 [[ "${1:-256}" =~ ^[0-9]+(,[0-9]+)*$ ]] || { usage >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 sizes="${1:-256,512,1024,2048}"
-java="${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}/bin/java"
+. "$root/bench/common.sh"   # java: a JDK 25; jmh_failed
 jar="$root/bench/target/benchmarks.jar"
 [[ -f "$jar" ]] || { echo "no $jar: build the bench module first (see the header)" >&2; exit 1; }
 numpy() { env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 "$root/bench/numpy_sgemm.py" ${sizes//,/ }; }
@@ -19,7 +19,7 @@ echo "== dir4j SgemmBench (ops/s; GFLOP/s = ops/s * 2*size^3 / 1e9)"
 out="$(mktemp)"
 # JMH holds /tmp/jmh.lock: if another benchmark is running, this fails rather than share the cores.
 "$java" -jar "$jar" SgemmBench -p size="$sizes" -wi 3 -w 2 -i 5 -r 2 -f 1 >"$out" 2>&1 || true
-if ! grep -q '^SgemmBench' "$out"; then tail -5 "$out"; rm -f "$out"; exit 1; fi
+if ! grep -q '^SgemmBench' "$out"; then jmh_failed "$out"; rm -f "$out"; exit 1; fi
 grep -E '^(Benchmark|SgemmBench)' "$out" \
   | awk '/^SgemmBench/ { n = $2; printf "%s   = %.1f GFLOP/s\n", $0, $5 * 2 * n * n * n / 1e9; next } { print }'
 rm -f "$out"

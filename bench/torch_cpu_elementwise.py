@@ -8,7 +8,11 @@ import argparse
 import os
 import sys
 
-import torch
+from python_requires import require  # the script's folder is on sys.path
+
+require("torch")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from median_timing import median_time  # noqa: E402

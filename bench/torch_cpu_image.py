@@ -13,10 +13,14 @@ import os
 import sys
 import io
 
-import numpy as np
-import torch
-import torchvision.transforms as T
-from PIL import Image
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch", "torchvision", "PIL")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision.transforms as T  # noqa: E402
+from PIL import Image  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from median_timing import median_time  # noqa: E402

@@ -10,9 +10,13 @@ reference's formulation (conv1d quantiser over the N x 2nq x M tensor).
 import argparse
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 def timeit(fn, reps):

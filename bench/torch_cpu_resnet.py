@@ -15,9 +15,13 @@ Usage: /usr/bin/python3 bench/torch_cpu_resnet.py [--threads 2] [--reps 20] [--s
 import argparse
 import time
 
-import numpy as np
-import torch
-import torchvision
+from python_requires import require  # the script's folder is on sys.path
+
+require("numpy", "torch", "torchvision")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 
 def trunk(depth):

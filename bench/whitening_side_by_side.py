@@ -40,7 +40,9 @@ def main():
         ap.error(f"no {jar}: build the bench module first (see the header)")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    import numpy as np  # after the thread settings
+    from python_requires import require  # the script's folder is on sys.path
+    require("numpy", "sklearn")  # after the thread settings
+    import numpy as np
     import sklearn
     from sklearn.decomposition import PCA
 

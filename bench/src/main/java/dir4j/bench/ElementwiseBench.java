@@ -31,7 +31,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * backward (5000 random rows of a 100,000×256 table); a 4096×2048 transpose made contiguous, and
  * exp and an add read through that transpose. Reference: bench/torch_cpu_elementwise.py
  * runs the same calls in PyTorch with preallocated outputs; bench/elementwise_side_by_side.sh runs
- * both. Bandwidth: bytes read + written per call / time (printed at setup).
+ * both. Bandwidth: bytes read + written per call / time; setup prints the MB of one activation
+ * tensor, and each method's Javadoc says how many such tensors it reads and writes.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

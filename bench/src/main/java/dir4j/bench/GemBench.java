@@ -20,9 +20,11 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * GeM pooling on the CPU, fused kernels: x [batch, 2048, 32, 32] (ResNet-101's last stage on a
- * 1024² image), p = 3 learnable. Reference: bench/torch_cpu_method.py runs PyTorch's
- * clamp-pow-avgpool-pow formulation on the same shapes.
+ * GeM pooling on the CPU, fused kernels: x [batch, 2048, size, size] with size 32 (ResNet-101's
+ * last stage on a 1024² image) or 7 (ResNet's layer4 at 224², the training step), p learnable,
+ * at 3 (multiplications only) or 2.7 (a learned p: exp and ln). {@code forward} runs without
+ * autograd; {@code forwardBackward} includes dL/dx and dL/dp. Reference: bench/torch_cpu_method.py
+ * runs PyTorch's clamp-pow-avgpool-pow formulation on the 32×32 shape ({@code --p} for p).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)

@@ -3,6 +3,7 @@ package dir4j.bench;
 import dir4j.retrieval.image.ImageDecoder;
 import dir4j.retrieval.image.Preprocessing;
 import dir4j.retrieval.image.RgbImage;
+import dir4j.retrieval.image.TurboJpeg;
 import java.awt.image.BufferedImage;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -26,8 +27,11 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * The extraction's input side for one picture, one thread (the decode queue runs one per
- * worker): JPEG decode (TwelveMonkeys ImageIO), resize to a longer side of 512 (the reference's
- * {@code Scale}, PIL-compatible bilinear), and ImageNet normalisation to channel-first floats.
+ * worker): JPEG decode (by libjpeg-turbo where libturbojpeg is installed, as {@code dir4j} decodes,
+ * else by the JDK's libjpeg through TwelveMonkeys ImageIO, which {@code -jvmArgsAppend
+ * -Ddir4j.turbojpeg=false} forces; setup prints which), resize to a longer side of 512 (the
+ * reference's {@code Scale}, PIL-compatible bilinear), and ImageNet normalisation to channel-first
+ * floats.
  * Input: the JPEG at {@code -p image=PATH} (bench/torch_cpu_image.py writes one with PIL and times
  * PIL + torchvision's ToTensor/Normalize on it; bench/image_side_by_side.sh runs both), or, when
  * empty, a 1024×768 synthetic picture encoded here.
@@ -59,8 +63,8 @@ public class ImagePipelineBench {
         prep = Preprocessing.imagenet(size);
         decoded = ImageDecoder.decode(jpeg, "bench.jpg", ImageDecoder.Options.defaults());
         resized = prep.resize(decoded, 1);
-        System.out.printf("%n%s: %dx%d, %d bytes -> %dx%d%n", image.isEmpty() ? "synthetic" : image,
-                decoded.width(), decoded.height(), jpeg.length, resized.width(), resized.height());
+        System.out.printf("%n%s: %dx%d, %d bytes -> %dx%d; JPEG decoder: %s%n", image.isEmpty() ? "synthetic" : image,
+                decoded.width(), decoded.height(), jpeg.length, resized.width(), resized.height(), TurboJpeg.backend());
     }
 
     /** A smooth colour field with fine stripes (something for the JPEG coder to keep). */

@@ -23,6 +23,12 @@ import org.openjdk.jmh.annotations.Warmup;
  * The layout copies around a direct convolution in NCHW training: {@code fromNchw} (NCHW tensor →
  * padded channels-last activation) and {@code toNchw} (back), on ResNet-50 activations at batch 4,
  * 224×224 input ({@code shape}: channels-height). All CPU threads.
+ *
+ * <p>Both copy into buffers allocated once in setup, as training does (its convolutions borrow
+ * them from a per-thread pool): {@code fromNchw} is {@link NhwcConv#fromNchwInto} into an activation
+ * padded by 1 whose zero ring it leaves alone, not {@link NhwcConv#fromNchw}, which would add
+ * allocating and zeroing a new array of up to 3.4 MB to each call (before session 26's review it
+ * did: its figures in bench/RESULTS.md include that).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -40,7 +46,10 @@ public class LayoutCopyBench {
     int size;
     Arena arena;
     MemorySegment nchw;
+    /** The unpadded activation {@code toNchw} reads. */
     NhwcConv.Activation nhwc;
+    /** The activation padded by 1 that {@code fromNchw} writes, reused across calls. */
+    NhwcConv.Activation padded;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -50,6 +59,7 @@ public class LayoutCopyBench {
         arena = Arena.ofShared();
         nchw = Conv2dBench.random(arena, (long) BATCH * channels * size * size, 1);
         nhwc = NhwcConv.fromNchw(nchw, 0, BATCH, channels, size, size, 0);
+        padded = NhwcConv.Activation.allocate(BATCH, size, size, channels, 1);
     }
 
     @TearDown(Level.Trial)
@@ -57,9 +67,11 @@ public class LayoutCopyBench {
         arena.close();
     }
 
+    /** NCHW → the padded channels-last activation kept across calls (its interior only). */
     @Benchmark
     public NhwcConv.Activation fromNchw() {
-        return NhwcConv.fromNchw(nchw, 0, BATCH, channels, size, size, 1);
+        NhwcConv.fromNchwInto(nchw, 0, padded);
+        return padded;
     }
 
     @Benchmark
