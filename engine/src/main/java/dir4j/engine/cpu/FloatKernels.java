@@ -753,17 +753,20 @@ final class FloatKernels {
 
     /**
      * out[j] = max over t &lt; k of cols[j·stride + shift + t], for j in [j0, j1), NaN-propagating (as
-     * Math.max): max pooling's horizontal step over windows that lie inside cols. Sixteen outputs
-     * at a time through gathers ({@code strideMap} = {0, stride, 2·stride, …}, one per lane): a
-     * scalar loop over 2–3 values per output mispredicts its compare on every other value.
+     * Math.max): max pooling's horizontal step over windows that lie inside cols. A vector of
+     * outputs at a time, each tap read by {@link #tap} (a plain load for stride 1, the even lanes of
+     * two loads for stride 2, a gather otherwise: the gathers alone made this pass slower than the
+     * one with the argmax); with stride 2 that reads up to one element past the last window, so
+     * cols must be at least one longer than the row. A scalar loop over 2–3 values per output
+     * would mispredict its compare on every other value.
      */
     static void windowMax(float[] cols, int k, int stride, int shift, int[] strideMap, float[] out, int j0, int j1) {
         int j = j0;
         for (; j + L <= j1; j += L) {
             int base = j * stride + shift;
-            FloatVector m = FloatVector.fromArray(S, cols, base, strideMap, 0);
+            FloatVector m = tap(cols, base, stride, strideMap);
             for (int t = 1; t < k; t++) {
-                m = m.lanewise(VectorOperators.MAX, FloatVector.fromArray(S, cols, base + t, strideMap, 0));
+                m = m.lanewise(VectorOperators.MAX, tap(cols, base + t, stride, strideMap));
             }
             m.intoArray(out, j);
         }

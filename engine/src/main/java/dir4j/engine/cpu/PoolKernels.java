@@ -98,7 +98,8 @@ final class PoolKernels {
         int jHi = interiorTo(w, wo, p);
         int[] strideMap = FloatKernels.strideMap(sw);
         CpuThreads.parallelRange(planes, Math.max(1, MIN_CHUNK / ((long) h * w)), (start, end) -> {
-            float[] cols = new float[w];
+            // a vector longer than the row: windowMax's stride-2 taps read one element past it
+            float[] cols = new float[w + CpuVectors.FLOAT.length()];
             float[] row = new float[wo];
             for (long pl = start; pl < end; pl++) {
                 long xb = x.offset() + pl * h * w;
@@ -111,11 +112,11 @@ final class PoolKernels {
                         FloatKernels.maxInto(cols, xs, xb + (long) a * w, w);
                     }
                     for (int j = 0; j < jLo; j++) {
-                        row[j] = clippedWindowMax(cols, j * sw - pw, kw);
+                        row[j] = clippedWindowMax(cols, w, j * sw - pw, kw);
                     }
                     FloatKernels.windowMax(cols, kw, sw, -pw, strideMap, row, jLo, jHi);
                     for (int j = jHi; j < wo; j++) {
-                        row[j] = clippedWindowMax(cols, j * sw - pw, kw);
+                        row[j] = clippedWindowMax(cols, w, j * sw - pw, kw);
                     }
                     MemorySegment.copy(row, 0, ys, ValueLayout.JAVA_FLOAT, (yb + (long) i * wo) * Float.BYTES, wo);
                 }
@@ -192,9 +193,9 @@ final class PoolKernels {
         rowArg[j] = arg;
     }
 
-    /** max of cols[start, start + k) clipped to cols (a window overhanging the padding). */
-    private static float clippedWindowMax(float[] cols, int start, int k) {
-        int b1 = Math.min(start + k, cols.length);
+    /** max of cols[start, start + k) clipped to [0, w) (a window overhanging the padding). */
+    private static float clippedWindowMax(float[] cols, int w, int start, int k) {
+        int b1 = Math.min(start + k, w);
         float best = cols[Math.max(start, 0)];
         for (int b = Math.max(start, 0) + 1; b < b1; b++) {
             best = Math.max(best, cols[b]);
