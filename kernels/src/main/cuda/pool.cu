@@ -6,14 +6,27 @@
 // The max of output (i, j)'s window (clipped to the image) of one channel plane whose element
 // (a, q) is xp[(a·w + q)·step], scanned in row-major order: the first maximum wins, a NaN wins at
 // once; *arg gets its a·w + q (the window's first element when all are −∞).
+// The input span [*lo, *hi) of output o's window along one axis of n inputs: o·s − p onwards, k
+// long, clipped to [0, n).
+__device__ __forceinline__ void maxpool_span(int o, int n, int k, int s, int p, int* lo, int* hi) {
+    const int start = o * s - p;
+    *hi = min(start + k, n);
+    *lo = max(start, 0);
+}
+
+// The outputs [*first, *last] along one axis of no outputs whose windows (k long, s apart, from −p)
+// cover input a: first = ceil((a + p − k + 1) / s), at least 0; last = (a + p) / s, at most no − 1.
+__device__ __forceinline__ void maxpool_cover(int a, int no, int k, int s, int p, int* first, int* last) {
+    const int na = a + p - k + 1;
+    *first = na <= 0 ? 0 : (na + s - 1) / s;
+    *last = min((a + p) / s, no - 1);
+}
+
 __device__ __forceinline__ float maxpool_window(const float* __restrict__ xp, i64 step, int i, int j, int h, int w,
                                                 int kh, int kw, int sh, int sw, int ph, int pw, int* arg) {
-    int h0 = i * sh - ph;
-    const int h1 = min(h0 + kh, h);
-    h0 = max(h0, 0);
-    int w0 = j * sw - pw;
-    const int w1 = min(w0 + kw, w);
-    w0 = max(w0, 0);
+    int h0, h1, w0, w1;
+    maxpool_span(i, h, kh, sh, ph, &h0, &h1);
+    maxpool_span(j, w, kw, sw, pw, &w0, &w1);
     float best = -pos_inf<float>();
     *arg = h0 * w + w0;
     for (int a = h0; a < h1; ++a) {
@@ -66,35 +79,52 @@ __device__ __forceinline__ void maxpool_lane(float v, int r, float* best, int* a
 // NCHW kernel's), or is null (inference). Index arithmetic in 32 bits when every offset is below
 // 2^31 (a 64-bit division costs tens of instructions: the stem's pooling took 0.32 ms on the H200
 // for a 0.27 GB input).
+// Where grid-stride index t falls in a channels-last [n, rows, cols, c] array walked a channel (or,
+// with vec4, four channels) at a time: the pixel (flat over n·rows·cols), its first channel, column,
+// row and image.
+template <typename I>
+struct NhwcPlace {
+    I pix;
+    int ch;
+    int col;
+    int row;
+    I image;
+};
+
+template <typename I>
+__device__ __forceinline__ NhwcPlace<I> nhwc_place(I t, int c, int vec4, int rows, int cols) {
+    const I groups = vec4 ? (I) c / 4 : (I) c;
+    NhwcPlace<I> p;
+    p.pix = t / groups;
+    p.ch = (int) (t - p.pix * groups) * (vec4 ? 4 : 1);
+    p.col = (int) (p.pix % (I) cols);
+    const I rest = p.pix / (I) cols;
+    p.row = (int) (rest % (I) rows);
+    p.image = rest / (I) rows;
+    return p;
+}
+
 template <typename I>
 __device__ __forceinline__ void maxpool2d_nhwc(const float* __restrict__ x, float* __restrict__ y,
                                                int* __restrict__ indices, I n, int h, int w, int c, int ho, int wo,
                                                int kh, int kw, int sh, int sw, int ph, int pw, int vec4) {
-    const I cv = vec4 ? (I) c / 4 : (I) c;
-    const I total = n * ho * wo * cv;
+    const I total = n * ho * wo * (vec4 ? (I) c / 4 : (I) c);
     for (I t = global_thread<I>(); t < total; t += grid_threads<I>()) {
-        const I pix = t / cv;
-        const int ch = (int) (t - pix * cv) * (vec4 ? 4 : 1);
-        const int j = (int) (pix % (I) wo);
-        const I rest = pix / (I) wo;
-        const int i = (int) (rest % (I) ho);
-        const I b = rest / (I) ho;
-        const float* xb = x + b * h * w * c + ch;
-        const I o = pix * c + ch;
+        const NhwcPlace<I> at = nhwc_place<I>(t, c, vec4, ho, wo);
+        const int ch = at.ch;
+        const float* xb = x + at.image * h * w * c + ch;
+        const I o = at.pix * c + ch;
         if (!vec4) {
             int arg;
-            y[o] = maxpool_window(xb, c, i, j, h, w, kh, kw, sh, sw, ph, pw, &arg);
+            y[o] = maxpool_window(xb, c, at.row, at.col, h, w, kh, kw, sh, sw, ph, pw, &arg);
             if (indices != nullptr) {
                 indices[o] = arg;
             }
             continue;
         }
-        int h0 = i * sh - ph;
-        const int h1 = min(h0 + kh, h);
-        h0 = max(h0, 0);
-        int w0 = j * sw - pw;
-        const int w1 = min(w0 + kw, w);
-        w0 = max(w0, 0);
+        int h0, h1, w0, w1;
+        maxpool_span(at.row, h, kh, sh, ph, &h0, &h1);
+        maxpool_span(at.col, w, kw, sw, pw, &w0, &w1);
         float best[4] = {-pos_inf<float>(), -pos_inf<float>(), -pos_inf<float>(), -pos_inf<float>()};
         const int first = h0 * w + w0;
         int arg[4] = {first, first, first, first};
@@ -136,13 +166,9 @@ __device__ __forceinline__ float maxpool_route(const float* __restrict__ dyp, co
                                                int a, int b, int w, int ho, int wo, int kh, int kw, int sh, int sw,
                                                int ph, int pw, float acc) {
     const int r = a * w + b;
-    // first output row whose window reaches a: ceil((a + ph − kh + 1) / sh), at least 0
-    const int na = a + ph - kh + 1;
-    const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
-    const int i1 = min((a + ph) / sh, ho - 1);
-    const int nb = b + pw - kw + 1;
-    const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
-    const int j1 = min((b + pw) / sw, wo - 1);
+    int i0, i1, j0, j1;
+    maxpool_cover(a, ho, kh, sh, ph, &i0, &i1);
+    maxpool_cover(b, wo, kw, sw, pw, &j0, &j1);
     for (int i = i0; i <= i1; ++i) {
         for (int j = j0; j <= j1; ++j) {
             const i64 o = ((i64) i * wo + j) * step;
@@ -165,27 +191,21 @@ __device__ __forceinline__ void maxpool2d_nhwc_backward(const float* __restrict_
                                                         float* __restrict__ dx, I n, int h, int w, int c, int ho,
                                                         int wo, int kh, int kw, int sh, int sw, int ph, int pw,
                                                         int vec4) {
-    const I cv = vec4 ? (I) c / 4 : (I) c;
-    const I total = n * h * w * cv;
+    const I total = n * h * w * (vec4 ? (I) c / 4 : (I) c);
     for (I t = global_thread<I>(); t < total; t += grid_threads<I>()) {
-        const I pix = t / cv;
-        const int ch = (int) (t - pix * cv) * (vec4 ? 4 : 1);
-        const int b = (int) (pix % (I) w);
-        const I rest = pix / (I) w;
-        const int a = (int) (rest % (I) h);
-        const I base = rest / (I) h * ho * wo * c + ch;
-        const I xi = pix * c + ch;
+        const NhwcPlace<I> at = nhwc_place<I>(t, c, vec4, h, w);
+        const int a = at.row;
+        const int b = at.col;
+        const I base = at.image * ho * wo * c + at.ch;
+        const I xi = at.pix * c + at.ch;
         if (!vec4) {
             dx[xi] = maxpool_route(dy + base, indices + base, c, a, b, w, ho, wo, kh, kw, sh, sw, ph, pw, dx[xi]);
             continue;
         }
         const int r = a * w + b;
-        const int na = a + ph - kh + 1;
-        const int i0 = na <= 0 ? 0 : (na + sh - 1) / sh;
-        const int i1 = min((a + ph) / sh, ho - 1);
-        const int nb = b + pw - kw + 1;
-        const int j0 = nb <= 0 ? 0 : (nb + sw - 1) / sw;
-        const int j1 = min((b + pw) / sw, wo - 1);
+        int i0, i1, j0, j1;
+        maxpool_cover(a, ho, kh, sh, ph, &i0, &i1);
+        maxpool_cover(b, wo, kw, sw, pw, &j0, &j1);
         float4 acc = *reinterpret_cast<const float4*>(dx + xi);
         for (int i = i0; i <= i1; ++i) {
             for (int j = j0; j <= j1; ++j) {
