@@ -47,9 +47,18 @@ lib=.device/lib
 rm -rf "$lib" && mkdir -p "$lib"
 # test-compile, not package: no shaded benchmarks.jar (ONNX Runtime alone is 75 MB), and no jar of
 # another module resolved from ~/.m2 instead of this tree; the jars are made below from target/
-mvn -B -q -o -pl "$(IFS=,; echo "${modules[*]}")" -am test-compile dependency:copy-dependencies \
+# offline first; a fresh machine lacks some plugins and artifacts: then once more, online
+mvn_offline_first() {
+  mvn -B -q -o "$@" || { echo "prepare: offline Maven failed; resolving online" >&2; mvn -B -q "$@"; }
+}
+mvn_offline_first -pl "$(IFS=,; echo "${modules[*]}")" -am test-compile dependency:copy-dependencies \
   -DincludeScope=runtime -DoutputDirectory="$root/$lib" -DexcludeGroupIds=io.github.dir4j \
   -DexcludeArtifactIds=onnxruntime,jmh-core,jopt-simple,commons-math3,jcuda-natives
+# the launch signatures (Kernel's letters) against the PTX just built: a mismatch fails every launch
+# of that kernel on the device, and costs a device call to find (2026-11-30, call 3)
+mvn -B -q -o test -pl kernels,engine -Dtest='KernelSignatureTest,PtxTest' -Dsurefire.failIfNoSpecifiedTests=false \
+  >/dev/null || { echo "prepare: KernelSignatureTest/PtxTest failed: kernel parameters and Kernel's letters" \
+  "disagree (engine/target/surefire-reports)" >&2; exit 1; }
 for m in "${modules[@]}"; do
   [ -d "$m/target/classes" ] || { echo "prepare: $m/target/classes is missing after the build" >&2; exit 1; }
   "$jar" cf "$lib/dir4j-$m.jar" -C "$m/target/classes" .
@@ -77,7 +86,7 @@ done
 
 m2=${M2_REPO:-$HOME/.m2/repository}
 for a in org.jcuda:jcuda-natives:$jcuda:jar:linux-x86_64 org.junit.platform:junit-platform-console-standalone:$junit; do
-  mvn -B -q -o dependency:get -Dartifact=$a -Dtransitive=false >/dev/null
+  mvn_offline_first dependency:get -Dartifact=$a -Dtransitive=false >/dev/null
 done
 (cd "$tmp" && unzip -q "$m2/org/jcuda/jcuda-natives/$jcuda/jcuda-natives-$jcuda-linux-x86_64.jar" \
   "lib/libJCudaDriver-$jcuda-linux-x86_64.so")
