@@ -31,8 +31,13 @@ public final class AtomicFiles {
      * target goes through it, so that an output given as a link (an index folder linked to a larger
      * disk, say) is written and replaced where the link points, on that file system, and the link
      * stays: a rename onto the link itself would put the new output beside the link and leave the
-     * old one, unreferenced, where the link pointed. Only the last name is followed; folders on
-     * the way resolve as the system resolves them.
+     * old one, unreferenced, where the link pointed. A path that is not a link comes back as it
+     * is; where a link is followed, the folder the result lies in is given as its real path (links
+     * and dot segments resolved, as far as it exists), so that a relative link's {@code ..} is
+     * taken as the system takes it, from where the link really lies, and whatever is named beside
+     * the result (a lock file, a temporary folder) is named in the folder the system writes to:
+     * {@code Path.normalize}, which drops {@code x/..} by name, would put it elsewhere when
+     * {@code x} is itself a link.
      *
      * @throws FileSystemException for a loop, or more than 40 links in a row
      */
@@ -42,12 +47,35 @@ public final class AtomicFiles {
         }
         Path cur = path.toAbsolutePath();
         for (int i = 0; i < MAX_LINKS && Files.isSymbolicLink(cur); i++) {
-            cur = cur.getParent().resolve(Files.readSymbolicLink(cur));
+            cur = realFolder(cur.getParent()).resolve(Files.readSymbolicLink(cur));
         }
         if (Files.isSymbolicLink(cur)) {
             throw new FileSystemException(path.toString(), null, "too many levels of symbolic links (a loop?)");
         }
-        return cur;
+        Path name = cur.getFileName();
+        if (name == null || name.toString().equals(".") || name.toString().equals("..")) {
+            return cur; // a link to "/", ".", "..": a folder no caller writes beside
+        }
+        return realFolder(cur.getParent()).resolve(name);
+    }
+
+    /**
+     * An absolute folder's real path as far as it exists (the nearest existing folder's
+     * {@code toRealPath}), the missing rest appended by name.
+     */
+    private static Path realFolder(Path folder) {
+        Path existing = folder;
+        while (existing != null && !Files.isDirectory(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null) {
+            return folder.normalize();
+        }
+        try {
+            return existing.toRealPath().resolve(existing.relativize(folder)).normalize();
+        } catch (IOException e) {
+            return folder.normalize();
+        }
     }
 
     /**

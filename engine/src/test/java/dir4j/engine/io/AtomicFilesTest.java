@@ -221,6 +221,31 @@ class AtomicFilesTest {
         assertEquals(Path.of("x/y"), AtomicFiles.throughLinks(Path.of("x/y")));
     }
 
+    /**
+     * A relative link that lies in a linked folder: its {@code ..} leads from where the link really
+     * lies (as the system follows it), and the result names that real folder, not the one that
+     * dropping {@code a/..} by name gives (where a caller's lock file or temporary would go astray).
+     */
+    @Test
+    void aRelativeLinkInALinkedFolderLeadsFromWhereItReallyLies() throws IOException {
+        Path deep = Files.createDirectories(dir.resolve("deep/x"));
+        Path far = Files.createDirectories(dir.resolve("deep/far"));
+        Files.createDirectories(dir.resolve("far")); // dir/a/../far by name
+        Path linked = Files.createSymbolicLink(dir.resolve("a"), deep);
+        Files.createSymbolicLink(deep.resolve("out.bin"), Path.of("../far/out.bin"));
+        Path via = linked.resolve("out.bin");
+        assertEquals(far.toRealPath().resolve("out.bin"), AtomicFiles.throughLinks(via));
+        // dangling into folders not made yet: the existing part real, the rest by name
+        Files.createSymbolicLink(deep.resolve("later.bin"), Path.of("../new/sub/../later.bin"));
+        assertEquals(dir.resolve("deep").toRealPath().resolve("new/later.bin"),
+                AtomicFiles.throughLinks(linked.resolve("later.bin")));
+        AtomicFiles.write(via, new byte[] {7});
+        assertArrayEquals(new byte[] {7}, Files.readAllBytes(far.resolve("out.bin")));
+        try (var s = Files.list(dir.resolve("far"))) {
+            assertEquals(0, s.count(), "nothing in the folder of the same name");
+        }
+    }
+
     @Test
     void aLinkLoopIsNamed() throws IOException {
         Path a = dir.resolve("a");

@@ -274,7 +274,12 @@ final class SearchCommand extends ToolCommand {
      */
     static void checkIndexFolder(Path folder) throws IOException {
         if (!Files.exists(folder)) {
-            throw new IOException(folder + ": no such index folder (dir4j index makes one)");
+            Path target = AtomicFiles.throughLinks(folder); // a link loop is named as one
+            if (DescriptorIndex.swapBeside(folder)) {
+                return; // being replaced (opened once the swap is done), or set aside by a stopped one (named by open)
+            }
+            throw new IOException(folder + (target.equals(folder) ? "" : " (a link to " + target + ")")
+                    + ": no such index folder (dir4j index makes one)");
         }
         if (!Files.isDirectory(folder)) {
             throw new IOException(folder + ": a file, not an index folder (dir4j index makes one)");

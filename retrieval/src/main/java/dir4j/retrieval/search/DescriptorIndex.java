@@ -45,9 +45,24 @@ public interface DescriptorIndex extends AutoCloseable {
             if (Files.isRegularFile(f.resolve(ExactIndex.DESCRIPTORS))) {
                 return ExactIndex.load(f);
             }
+            if (!Files.exists(f)) { // (a swap's folder beside it was waited for; one set aside is named)
+                throw new IOException(f + ": no such index folder (dir4j index makes one)");
+            }
             throw new NoSuchFileException(f.toString(), null, "not an index folder: expected "
                     + HnswIndex.PROPERTIES + " (hnsw) or " + ExactIndex.DESCRIPTORS + " (exact) in it");
         });
+    }
+
+    /**
+     * Whether {@code folder}, missing, is in a swap's hands: a dir4j folder beside it (where a link
+     * leads, when it is one) is the new index between a replacement's two renames
+     * ({@code .<name>.dir4j-<random>.tmp}), which {@link #open} waits for, or the index a build or
+     * append stopped between them set aside ({@code .old}), which {@link #open} names and the next
+     * {@code dir4j index} puts back. A caller that checks for the folder before opening it leaves
+     * such a folder to {@link #open} rather than calling it absent.
+     */
+    static boolean swapBeside(Path folder) {
+        return IndexSwaps.swapBeside(folder);
     }
 
     /** The kind of index a folder holds ("hnsw", "exact"), or null when it holds none. */

@@ -8,7 +8,6 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
-import java.util.Objects;
 
 /**
  * Opening an index folder that another process may be replacing. A build with
@@ -75,17 +74,26 @@ final class IndexSwaps {
     }
 
     /**
-     * The folder's identity: its file key (device and inode) where the file system gives one, else
-     * its creation time; null when it is absent. A link is followed: the folder it leads to is
-     * what a swap replaces.
+     * The folder's identity: its file key (device and inode) where the file system gives one, with
+     * its creation and modification times; null when it is absent. The key alone does not tell two
+     * folders apart: ext4 gives a new folder the inode of the one deleted just before, so the folder
+     * of the swap after next (its temporary made once the old index was deleted) has the key of the
+     * one an open began with, and an open that read files of both would pass for one of a
+     * single folder. An index
+     * folder is not written once in place, so its times stay as they were. A link is followed: the
+     * folder it leads to is what a swap replaces.
      */
     static Object identity(Path folder) {
         try {
-            BasicFileAttributes a = Files.readAttributes(folder, BasicFileAttributes.class);
-            return Objects.requireNonNullElse(a.fileKey(), a.creationTime());
+            return identity(Files.readAttributes(folder, BasicFileAttributes.class));
         } catch (IOException e) {
             return null;
         }
+    }
+
+    /** {@link #identity(Path)} of a folder's attributes. */
+    static Object identity(BasicFileAttributes a) {
+        return java.util.Arrays.asList(a.fileKey(), a.creationTime(), a.lastModifiedTime());
     }
 
     /**
@@ -106,6 +114,11 @@ final class IndexSwaps {
                 + "`dir4j index` on this folder puts it back (or rename it to " + folder.getFileName() + ")");
         named.initCause(e);
         return named;
+    }
+
+    /** Whether a dir4j temporary folder or one set aside ({@code .tmp}, {@code .old}) stands beside the folder. */
+    static boolean swapBeside(Path folder) {
+        return besideOf(folder, ".tmp") != null || besideOf(folder, ".old") != null;
     }
 
     /**

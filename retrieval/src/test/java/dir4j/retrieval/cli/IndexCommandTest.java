@@ -133,6 +133,32 @@ class IndexCommandTest {
     }
 
     /**
+     * A relative --out link lying in a linked folder: its {@code ..} leads from where the link
+     * really lies, and the build's lock is the one beside the index there (a build through the
+     * index's real path is held off by it), not one in a folder that dropping {@code a/..} by name
+     * would give.
+     */
+    @Test
+    void aRelativeLinkInALinkedFolderIsLockedBesideTheIndex() throws IOException {
+        Path deep = Files.createDirectories(dir.resolve("deep/x"));
+        Path far = Files.createDirectories(dir.resolve("deep/far"));
+        Path decoy = Files.createDirectories(dir.resolve("far")); // dir/a/../far by name
+        Path linked = Files.createSymbolicLink(dir.resolve("a"), deep);
+        Files.createSymbolicLink(deep.resolve("idx"), Path.of("../far/idx"));
+        String via = linked.resolve("idx").toString();
+        assertEquals(0, run("index", "--descriptors", descs.toString(), "--out", via, "--quiet").rc());
+        assertEquals("exact", DescriptorIndex.kind(far.resolve("idx")));
+        try (var busy = dir4j.engine.io.OutputLock.acquire(far.resolve(".idx.lock"), "busy")) {
+            Run second = run("index", "--descriptors", descs.toString(), "--out", via, "--append");
+            assertEquals(1, second.rc(), second.toString());
+            assertTrue(second.err().contains("is being written by another task of this process"), second.err());
+        }
+        try (var s = Files.list(decoy)) {
+            assertEquals(List.of(), s.toList(), "nothing in the folder of the same name");
+        }
+    }
+
+    /**
      * One build per index folder: a second is refused while the first holds it, the index left
      * whole; the next build removes what a killed one left beside the folder; an --overwrite from
      * the index's own files is refused (they would be read from what it replaces).

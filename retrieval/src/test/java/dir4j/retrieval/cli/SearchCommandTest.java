@@ -274,6 +274,49 @@ class SearchCommandTest {
                 unwhitened.err());
     }
 
+    /**
+     * An index folder missing because a swap has it (dir4j index --append or --overwrite renaming
+     * the new one in): the search waits for it instead of calling the folder absent; one that a
+     * stopped swap set aside is named, with how to get it back; a folder still absent after the
+     * wait is called absent; a link loop is named as one.
+     */
+    @Test
+    void aFolderInASwapsHandsIsWaitedForOrNamedAndALinkLoopIsNamed() throws Exception {
+        Path exact = dir.resolve("exact");
+        Path replacement = dir.resolve(".exact.dir4j-n3w.tmp");
+        Files.move(exact, replacement); // between the swap's two renames: the new index not yet in place
+        Thread swap = new Thread(() -> {
+            try {
+                Thread.sleep(150);
+                Files.move(replacement, exact);
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        swap.start();
+        Run waited = run("search", "--index", exact.toString(), "--descriptors", queries.toString(), "--quiet");
+        swap.join();
+        assertEquals(0, waited.rc(), waited.toString());
+        assertTrue(waited.out().contains("img_10"), waited.out());
+        // stopped between the renames: the old index aside, the unfinished new one beside it
+        Path aside = dir.resolve(".exact.dir4j-0ld.old");
+        Files.move(exact, aside);
+        Files.createDirectories(replacement);
+        Run setAside = run("search", "--index", exact.toString(), "--descriptors", queries.toString());
+        assertEquals(1, setAside.rc(), setAside.toString());
+        assertTrue(setAside.err().contains("left the index set aside as " + aside), setAside.err());
+        // a first build killed before its rename: its unfinished folder alone, waited for, then the folder is absent
+        Files.createDirectories(dir.resolve(".fresh.dir4j-k1ll.tmp"));
+        Run absent = run("search", "--index", dir.resolve("fresh").toString(), "--descriptors", queries.toString());
+        assertEquals(1, absent.rc(), absent.toString());
+        assertTrue(absent.err().contains(dir.resolve("fresh") + ": no such index folder"), absent.err());
+        Path loop = dir.resolve("loop");
+        Files.createSymbolicLink(loop, loop);
+        Run looped = run("search", "--index", loop.toString(), "--descriptors", queries.toString());
+        assertEquals(1, looped.rc(), looped.toString());
+        assertTrue(looped.err().contains(loop + ": too many levels of symbolic links"), looped.err());
+    }
+
     @Test
     void badCommandLinesExitWithTwoAndBadInputsWithOne() throws IOException {
         String exact = dir.resolve("exact").toString();

@@ -91,6 +91,106 @@ class IndexSwapsTest {
         }
     }
 
+    /**
+     * Two swaps during one open, the second folder made on the inode the first swap freed (ext4
+     * reuses a deleted folder's inode at once): the folder is not the one the open began with,
+     * though its file key is, and the open that read the old ids and the newest descriptors is
+     * tried again.
+     */
+    @Test
+    void twoSwapsOnAReusedInodeAreSeenAsSwaps() throws IOException {
+        Path folder = dir.resolve("idx");
+        exact(folder, 4);
+        swapIn(folder, 5); // ext4 then alternates two inodes: the folder after next has this one's
+        Files.setLastModifiedTime(folder, java.nio.file.attribute.FileTime.fromMillis(
+                System.currentTimeMillis() - 3_600_000)); // written an hour ago
+        Object key = Files.readAttributes(folder, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+        AtomicInteger calls = new AtomicInteger();
+        boolean[] reused = new boolean[1];
+        try (DescriptorIndex idx = IndexSwaps.open(folder, f -> {
+            if (calls.incrementAndGet() == 1) {
+                // swaps until one lands on the first folder's inode (at the second on ext4, unless other
+                // processes take the freed inodes meanwhile)
+                for (int i = 0; i < 40 && !reused[0]; i++) {
+                    swapIn(f, 6 + i);
+                    reused[0] = key != null && key.equals(Files.readAttributes(f,
+                            java.nio.file.attribute.BasicFileAttributes.class).fileKey());
+                }
+                throw new IOException(f + ": ids.txt has 5 ids but descriptors.npy has 7 rows; rebuild it");
+            }
+            return ExactIndex.load(f);
+        })) {
+            org.junit.jupiter.api.Assumptions.assumeTrue(reused[0], "this file system gave no folder the old inode");
+            assertEquals(2, calls.get(), "tried again");
+            try (ExactIndex newest = ExactIndex.load(folder)) {
+                assertEquals(newest.size(), idx.size(), "the newest index");
+                assertEquals(newest.ids(), idx.ids());
+            }
+        }
+    }
+
+    /** Two folders on one inode (the second made after the first was deleted) are told apart by their times. */
+    @Test
+    void aFolderOnAReusedInodeIsAnotherFolder() {
+        java.nio.file.attribute.FileTime made = java.nio.file.attribute.FileTime.fromMillis(1_000_000);
+        java.nio.file.attribute.FileTime later = java.nio.file.attribute.FileTime.fromMillis(2_000_000);
+        assertEquals(IndexSwaps.identity(folderAttributes("ino=7", made)),
+                IndexSwaps.identity(folderAttributes("ino=7", made)));
+        assertTrue(!IndexSwaps.identity(folderAttributes("ino=7", made)).equals(
+                IndexSwaps.identity(folderAttributes("ino=7", later))), "the same key, made later: another folder");
+    }
+
+    /** A folder's attributes: its key, made and last changed at {@code time}. */
+    private static java.nio.file.attribute.BasicFileAttributes folderAttributes(Object key,
+            java.nio.file.attribute.FileTime time) {
+        return new java.nio.file.attribute.BasicFileAttributes() {
+            @Override
+            public java.nio.file.attribute.FileTime lastModifiedTime() {
+                return time;
+            }
+
+            @Override
+            public java.nio.file.attribute.FileTime lastAccessTime() {
+                return time;
+            }
+
+            @Override
+            public java.nio.file.attribute.FileTime creationTime() {
+                return time;
+            }
+
+            @Override
+            public boolean isRegularFile() {
+                return false;
+            }
+
+            @Override
+            public boolean isDirectory() {
+                return true;
+            }
+
+            @Override
+            public boolean isSymbolicLink() {
+                return false;
+            }
+
+            @Override
+            public boolean isOther() {
+                return false;
+            }
+
+            @Override
+            public long size() {
+                return 4096;
+            }
+
+            @Override
+            public Object fileKey() {
+                return key;
+            }
+        };
+    }
+
     /** Between the swap's two renames there is no folder, only dir4j's temporary folders beside it: waited for. */
     @Test
     void aFolderMissingBetweenTheRenamesIsWaitedFor() throws IOException {
