@@ -105,10 +105,13 @@ public final class Ops {
     /**
      * a += b in place (b broadcast to a's shape); no graph. a may be any view whose elements are
      * distinct ({@link Shape#isNonOverlapping}: contiguous, permuted such as a channels-last
-     * weight, a slice with gaps) and is refused when expanded (several of its elements in one
-     * place), as PyTorch's add_; b is refused when it shares memory with a other than as the same
-     * view (a's transpose, an overlapping slice, one of a's rows), as PyTorch refuses it, where
-     * the sum would read elements already updated. With a and b of the same dense layout the sum
+     * weight, a slice with gaps, interleaved as_strided strides) and is refused when expanded or
+     * otherwise self-overlapping (several of its elements in one place), as PyTorch's add_ refuses
+     * a stride-0 target; b is refused when it shares an element with a other than as the same
+     * view (a's transpose, an overlapping slice, one of a's rows), where the sum would read
+     * elements already updated: PyTorch refuses that only between dense views and otherwise
+     * computes in its kernel's order (ViewOverlapTest lists the differences). Views that share no
+     * element (a[::2] and a[1::2], two columns of a matrix) are added as PyTorch adds them. With a and b of the same dense layout the sum
      * runs over their spans as flat vectors.
      */
     public static void addInPlace(Tensor a, Tensor b) {

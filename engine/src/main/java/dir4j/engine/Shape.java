@@ -48,10 +48,12 @@ public final class Shape {
 
     /**
      * True when no two indices of a tensor of this shape and these strides address the same
-     * element: taken by increasing stride, each dimension longer than 1 steps over the whole span
-     * of the ones before it. Dense layouts and slices with gaps pass; an expanded view (stride 0
-     * on a dimension longer than 1) does not. Exact for the views the ops make; for arbitrary
-     * strides (interleaved dimensions) it may say false for a layout that does not overlap.
+     * element. Usually decided by increasing stride: when each dimension longer than 1 steps over
+     * the whole span of the ones before it (dense layouts, slices with gaps) the answer is yes, and
+     * an expanded view (stride 0 on a dimension longer than 1) is no. Interleaved strides that do
+     * not nest, as as_strided makes them ((2, 3) over 3x2 addresses 0, 3, 2, 5, 4, 7, each once;
+     * (1, 1) over 2x3, a sliding window, addresses 1 and 2 twice), are compared element by element
+     * (a bit per element of the span); a span of 2^28 elements or more counts as overlapping.
      */
     public static boolean isNonOverlapping(int[] shape, long[] strides) {
         long[][] dims = byStride(shape, strides, true);
@@ -59,13 +61,39 @@ public final class Shape {
             return true;
         }
         long span = 0; // the largest distance between two elements over the dimensions so far
+        boolean nested = true;
+        long numel = 1;
         for (int i = 0; i < dims.length; i++) {
-            if (dims[i][0] <= span) {
+            nested &= dims[i][0] > span;
+            span += dims[i][0] * (dims[i][1] - 1);
+            numel *= dims[i][1];
+        }
+        if (nested) {
+            return true;
+        }
+        if (dims[0][0] == 0 || numel > span + 1 || span >= 1 << 28) {
+            return false; // expanded, more elements than places, or too wide to compare
+        }
+        // with strides' magnitudes: reversing an axis with a negative stride keeps the set of places
+        java.util.BitSet seen = new java.util.BitSet((int) span + 1);
+        int[] idx = new int[dims.length];
+        long at = 0;
+        while (true) {
+            if (seen.get((int) at)) {
                 return false;
             }
-            span += dims[i][0] * (dims[i][1] - 1);
+            seen.set((int) at);
+            int d = dims.length - 1;
+            while (d >= 0 && ++idx[d] == dims[d][1]) {
+                at -= dims[d][0] * (dims[d][1] - 1);
+                idx[d] = 0;
+                d--;
+            }
+            if (d < 0) {
+                return true;
+            }
+            at += dims[d][0];
         }
-        return true;
     }
 
     /**

@@ -228,9 +228,10 @@ public final class Tensor implements AutoCloseable {
      * matrix and one of its rows). Writing one while reading the other element by element would
      * read values already overwritten. Two views that interleave without a common element (every
      * other element each, two columns of a matrix) do not overlap, as PyTorch lets them be added
-     * in place: where neither view is dense and their ranges intersect, the elements in the
-     * intersection are compared one by one (a bit per storage element of the intersection; a
-     * range beyond 2^31 elements counts as overlapping).
+     * in place. The test is exact, and quick for the usual views (dense ones, slices of rows or
+     * columns of one matrix, one a shift of the other; the class Overlap says how); only views whose
+     * layouts it cannot split are compared element by element over the intersection of their
+     * ranges (a range of 2^31 elements or more then counts as overlapping).
      */
     public boolean partiallyOverlaps(Tensor o) {
         if (storage != o.storage || numel == 0 || o.numel == 0) {
@@ -239,74 +240,7 @@ public final class Tensor implements AutoCloseable {
         if (offset == o.offset && Arrays.equals(shape, o.shape) && Shape.sameStrides(shape, strides, o.strides)) {
             return false;
         }
-        long lo = Math.max(lowestElement(), o.lowestElement());
-        long hi = Math.min(highestElement(), o.highestElement());
-        if (lo > hi) {
-            return false;
-        }
-        // a dense view holds every element of its range: any element of the other in the intersection is common
-        if (isDense() && o.isDense()) {
-            return true;
-        }
-        if (hi - lo >= Integer.MAX_VALUE) {
-            return true;
-        }
-        Tensor first = isDense() ? o : this; // a dense one, if any, is tested against
-        Tensor second = first == this ? o : this;
-        java.util.BitSet marked = new java.util.BitSet((int) (hi - lo + 1));
-        forEachElement(first, lo, hi, at -> marked.set((int) (at - lo)));
-        boolean[] common = {false};
-        forEachElement(second, lo, hi, at -> common[0] |= marked.get((int) (at - lo)));
-        return common[0];
-    }
-
-    /** Calls {@code f} with the storage index of each element of {@code t} in [lo, hi], in index order. */
-    private static void forEachElement(Tensor t, long lo, long hi, java.util.function.LongConsumer f) {
-        int r = t.shape.length;
-        if (r == 0) {
-            if (t.offset >= lo && t.offset <= hi) {
-                f.accept(t.offset);
-            }
-            return;
-        }
-        int[] idx = new int[r];
-        long base = t.offset;
-        int inner = t.shape[r - 1];
-        long step = t.strides[r - 1];
-        while (true) {
-            for (int i = 0; i < inner; i++) {
-                long at = base + i * step;
-                if (at >= lo && at <= hi) {
-                    f.accept(at);
-                }
-            }
-            int d = r - 2;
-            while (d >= 0 && ++idx[d] == t.shape[d]) {
-                base -= t.strides[d] * (t.shape[d] - 1);
-                idx[d] = 0;
-                d--;
-            }
-            if (d < 0) {
-                return;
-            }
-            base += t.strides[d];
-        }
-    }
-
-    private long lowestElement() {
-        long at = offset;
-        for (int i = 0; i < shape.length; i++) {
-            at += Math.min(0, strides[i] * (shape[i] - 1));
-        }
-        return at;
-    }
-
-    private long highestElement() {
-        long at = offset;
-        for (int i = 0; i < shape.length; i++) {
-            at += Math.max(0, strides[i] * (shape[i] - 1));
-        }
-        return at;
+        return Overlap.shareElement(shape, strides, offset, o.shape, o.strides, o.offset);
     }
 
     /**

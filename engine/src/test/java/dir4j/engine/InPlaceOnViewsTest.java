@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Test;
  * In-place writes into views that PyTorch 1.13 refuses, refused by dir4j too with a message that
  * says what to do (each used to run and give silently wrong values, listed below), and the in-place
  * writes through views that are well defined, hand-derived. The writes PyTorch allows are checked
- * against its add_ by the view_add_in_place_* fixture cases (OpsFixtureTest).
+ * against its add_ by the view_add_in_place_* fixture cases (OpsFixtureTest) and, for random pairs
+ * of views of one tensor, by ViewOverlapTest.
  */
 class InPlaceOnViewsTest {
 
@@ -80,6 +81,23 @@ class InPlaceOnViewsTest {
         }
     }
 
+    /** PyTorch's x.as_strided((3, 2), (2, 3)).add_(b) (values from torch 1.13): no element twice. */
+    @Test
+    void addingIntoInterleavedStridesWritesEachElementOnce() {
+        // was refused as "an expanded view": only strides that nest counted as non-overlapping
+        try (MemoryScope scope = MemoryScope.open()) {
+            Tensor x = Tensor.of(seq(8), 8);
+            Tensor a = x.viewOf(new int[] {3, 2}, new long[] {2, 3}, 0); // x[0], x[3], x[2], x[5], x[4], x[7]
+            Ops.addInPlace(a, Tensor.of(new float[] {10, 20, 30, 40, 50, 60}, 3, 2));
+            assertArrayEquals(new float[] {10, 1, 32, 23, 54, 45, 6, 67}, x.toFloatArray());
+            // interleaved strides that meet (element 6 twice) are still refused
+            Tensor y = Tensor.of(seq(13), 13);
+            assertThrows(IllegalArgumentException.class,
+                    () -> Ops.addInPlace(y.viewOf(new int[] {4, 3}, new long[] {2, 3}, 0), Tensor.ones(4, 3)));
+            assertArrayEquals(seq(13), y.toFloatArray());
+        }
+    }
+
     @Test
     void inferenceBatchNormInPlaceRefusesAnExpandedInput() {
         // was: in place on x expanded over the batch, with residuals 0 and 10, both outputs were
@@ -133,6 +151,12 @@ class InPlaceOnViewsTest {
             assertTrue(Shape.isNonOverlapping(new int[] {1, 5}, new long[] {0, 1}), "stride 0 on a size-1 axis");
             assertFalse(Shape.isNonOverlapping(new int[] {3, 4}, new long[] {0, 1}), "expanded rows");
             assertFalse(Shape.isNonOverlapping(new int[] {2, 3}, new long[] {1, 1}), "a sliding window");
+            // was: true only when the strides nest, so these interleaved strides (0, 3, 2, 5, 4, 7) said false
+            assertTrue(Shape.isNonOverlapping(new int[] {3, 2}, new long[] {2, 3}), "interleaved strides");
+            assertTrue(Shape.isNonOverlapping(new int[] {2, 4}, new long[] {5, 2}), "interleaved strides, rows of 4");
+            assertFalse(Shape.isNonOverlapping(new int[] {4, 3}, new long[] {2, 3}), "interleaved strides meeting at 6");
+            assertTrue(Shape.isNonOverlapping(new int[] {3, 2}, new long[] {-2, 3}), "a negative stride");
+            assertFalse(Shape.isNonOverlapping(new int[] {3, 2}, new long[] {3, 0}), "expanded columns");
             assertFalse(x.partiallyOverlaps(x), "the same view");
             assertFalse(x.partiallyOverlaps(x.t().t()), "the same view made again");
             assertTrue(x.partiallyOverlaps(x.slice(0, 1, 2)));
