@@ -4,7 +4,7 @@
 # builds nothing, so .device/lib gets everything it runs:
 #   dir4j-{kernels,engine,nn,retrieval,bench}.jar  the code (kernels: PTX/fatbins), built from this tree
 #   third-party runtime jars of those modules        mvn dependency:copy-dependencies, runtime scope,
-#                                                    offline; without JMH/ONNX Runtime (bench's JMH
+#                                                    offline first; without JMH/ONNX Runtime (bench's JMH
 #                                                    side only) and without jcuda-natives, replaced by
 #   jcuda-driver-natives.jar                         only libJCudaDriver from jcuda-natives
 #   dir4j-gpu-tests.jar                              the packages of engine, nn and retrieval test
@@ -56,9 +56,11 @@ mvn_offline_first -pl "$(IFS=,; echo "${modules[*]}")" -am test-compile dependen
   -DexcludeArtifactIds=onnxruntime,jmh-core,jopt-simple,commons-math3,jcuda-natives
 # the launch signatures (Kernel's letters) against the PTX just built: a mismatch fails every launch
 # of that kernel on the device, and costs a device call to find (2026-11-30, call 3)
-mvn -B -q -o test -pl kernels,engine -Dtest='KernelSignatureTest,PtxTest' -Dsurefire.failIfNoSpecifiedTests=false \
-  >/dev/null || { echo "prepare: KernelSignatureTest/PtxTest failed: kernel parameters and Kernel's letters" \
-  "disagree (engine/target/surefire-reports)" >&2; exit 1; }
+sig_log=$(mktemp)
+mvn_offline_first test -pl kernels,engine -Dtest='KernelSignatureTest,PtxTest' -Dsurefire.failIfNoSpecifiedTests=false \
+  > "$sig_log" 2>&1 || { tail -20 "$sig_log" >&2; echo "prepare: KernelSignatureTest/PtxTest" \
+  "failed (above; kernels/target and engine/target/surefire-reports): Kernel's letters and the PTX disagree?" >&2; exit 1; }
+rm -f "$sig_log"
 for m in "${modules[@]}"; do
   [ -d "$m/target/classes" ] || { echo "prepare: $m/target/classes is missing after the build" >&2; exit 1; }
   "$jar" cf "$lib/dir4j-$m.jar" -C "$m/target/classes" .

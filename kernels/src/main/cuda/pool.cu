@@ -3,9 +3,6 @@
 // NaN wins its window, argmax as the flat h·W + w index within the plane.
 #include "common.cuh"
 
-// The max of output (i, j)'s window (clipped to the image) of one channel plane whose element
-// (a, q) is xp[(a·w + q)·step], scanned in row-major order: the first maximum wins, a NaN wins at
-// once; *arg gets its a·w + q (the window's first element when all are −∞).
 // The input span [*lo, *hi) of output o's window along one axis of n inputs: o·s − p onwards, k
 // long, clipped to [0, n).
 __device__ __forceinline__ void maxpool_span(int o, int n, int k, int s, int p, int* lo, int* hi) {
@@ -22,6 +19,9 @@ __device__ __forceinline__ void maxpool_cover(int a, int no, int k, int s, int p
     *last = min((a + p) / s, no - 1);
 }
 
+// The max of output (i, j)'s window (clipped to the image) of one channel plane whose element
+// (a, q) is xp[(a·w + q)·step], scanned in row-major order: the first maximum wins, a NaN wins at
+// once; *arg gets its a·w + q (the window's first element when all are −∞).
 __device__ __forceinline__ float maxpool_window(const float* __restrict__ xp, i64 step, int i, int j, int h, int w,
                                                 int kh, int kw, int sh, int sw, int ph, int pw, int* arg) {
     int h0, h1, w0, w1;
@@ -70,15 +70,6 @@ __device__ __forceinline__ void maxpool_lane(float v, int r, float* best, int* a
     }
 }
 
-// max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c], with
-// maxpool2d_forward_f32's semantics: a thread per output (per four outputs of neighbouring channels
-// when vec4: the host sets it when c is a multiple of 4 and x, y and indices are 16-byte aligned),
-// channels fastest so that neighbouring threads read neighbouring floats; the window is scanned in
-// the same row-major order, so the first maximum (or the first NaN) wins as there. indices
-// [n, ho, wo, c] receives the argmax as the flat a·w + q index within the channel's plane (as the
-// NCHW kernel's), or is null (inference). Index arithmetic in 32 bits when every offset is below
-// 2^31 (a 64-bit division costs tens of instructions: the stem's pooling took 0.32 ms on the H200
-// for a 0.27 GB input).
 // Where grid-stride index t falls in a channels-last [n, rows, cols, c] array walked a channel (or,
 // with vec4, four channels) at a time: the pixel (flat over n·rows·cols), its first channel, column,
 // row and image.
@@ -104,6 +95,15 @@ __device__ __forceinline__ NhwcPlace<I> nhwc_place(I t, int c, int vec4, int row
     return p;
 }
 
+// max pooling of a contiguous channels-last x [n, h, w, c] into y [n, ho, wo, c], with
+// maxpool2d_forward_f32's semantics: a thread per output (per four outputs of neighbouring channels
+// when vec4: the host sets it when c is a multiple of 4 and x, y and indices are 16-byte aligned),
+// channels fastest so that neighbouring threads read neighbouring floats; the window is scanned in
+// the same row-major order, so the first maximum (or the first NaN) wins as there. indices
+// [n, ho, wo, c] receives the argmax as the flat a·w + q index within the channel's plane (as the
+// NCHW kernel's), or is null (inference). Index arithmetic in 32 bits when every offset is below
+// 2^31 (a 64-bit division costs tens of instructions: the stem's pooling took 0.32 ms on the H200
+// for a 0.27 GB input).
 template <typename I>
 __device__ __forceinline__ void maxpool2d_nhwc(const float* __restrict__ x, float* __restrict__ y,
                                                int* __restrict__ indices, I n, int h, int w, int c, int ho, int wo,
@@ -146,6 +146,7 @@ __device__ __forceinline__ void maxpool2d_nhwc(const float* __restrict__ x, floa
     }
 }
 
+// maxpool2d_nhwc in 32-bit index arithmetic where both tensors have fewer than 2^31 elements, else 64-bit
 extern "C" __global__ void maxpool2d_nhwc_f32(const float* __restrict__ x, float* __restrict__ y,
                                               int* __restrict__ indices, i64 n, int h, int w, int c, int ho, int wo,
                                               int kh, int kw, int sh, int sw, int ph, int pw, int vec4) {
@@ -224,6 +225,7 @@ __device__ __forceinline__ void maxpool2d_nhwc_backward(const float* __restrict_
     }
 }
 
+// maxpool2d_nhwc_backward in 32-bit index arithmetic where both tensors have fewer than 2^31 elements, else 64-bit
 extern "C" __global__ void maxpool2d_nhwc_backward_f32(const float* __restrict__ dy, const int* __restrict__ indices,
                                                        float* __restrict__ dx, i64 n, int h, int w, int c, int ho,
                                                        int wo, int kh, int kw, int sh, int sw, int ph, int pw,

@@ -376,17 +376,21 @@ final class PartStore {
             writeAtomically(joinedSkipped, s.toString().getBytes(StandardCharsets.UTF_8), joining);
         }
         // from here on renames and deletions only, the .npy last (see above)
-        naming(out, "removing the previous descriptors", () -> Files.deleteIfExists(out));
+        // an output given as a link is deleted and replaced where it points (AtomicFiles.throughLinks), the
+        // link kept: deleting the link itself would leave the old file, unreferenced, at the far end
+        naming(out, "removing the previous descriptors", () -> Files.deleteIfExists(AtomicFiles.throughLinks(out)));
         if (publish) {
             naming(idsOut, "putting the ids in place", () -> {
                 fault.at("publish", idsOut);
                 AtomicFiles.replace(joinedIds, idsOut);
             });
         } else {
-            naming(idsOut, "removing the previous ids", () -> Files.deleteIfExists(idsOut));
+            naming(idsOut, "removing the previous ids",
+                    () -> Files.deleteIfExists(AtomicFiles.throughLinks(idsOut)));
         }
         if (allSkipped.isEmpty()) {
-            naming(skippedOut, "removing the previous report", () -> Files.deleteIfExists(skippedOut));
+            naming(skippedOut, "removing the previous report",
+                    () -> Files.deleteIfExists(AtomicFiles.throughLinks(skippedOut)));
         } else {
             naming(skippedOut, "putting the report in place", () -> AtomicFiles.replace(joinedSkipped, skippedOut));
         }

@@ -89,6 +89,28 @@ class PartStoreTest {
         return s;
     }
 
+    /**
+     * A descriptor file given as a symbolic link (to a larger disk, say) is assembled where the
+     * link points, the link kept, as AtomicFiles.throughLinks does for other outputs: deleting the
+     * previous .npy must not delete the link and leave the old file at the far end.
+     */
+    @Test
+    void anOutputGivenAsALinkIsAssembledWhereItPoints(@TempDir Path dir) throws IOException {
+        Path far = Files.createDirectories(dir.resolve("big"));
+        Path real = far.resolve("feats.npy");
+        try (Tensor old = Tensor.of(new float[] {9, 9}, 1, 2)) {
+            Npy.write(real, old);
+        }
+        Path out = Files.createSymbolicLink(dir.resolve("feats.npy"), real);
+        written(out).assemble(2, true);
+        assertTrue(Files.isSymbolicLink(out), "the link is kept");
+        assertEquals(real, Files.readSymbolicLink(out));
+        assertPair(out, new float[] {1, 2, 3, 4, 5, 6}, List.of("a", "b", "c"));
+        try (Tensor t = Npy.read(real)) {
+            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, t.toFloatArray(), 0f, "written where the link points");
+        }
+    }
+
     private static void assertPair(Path out, float[] values, List<String> ids) throws IOException {
         try (Tensor t = Npy.read(out)) {
             assertArrayEquals(new int[] {ids.size(), 2}, t.shape());
