@@ -4,6 +4,7 @@ import dir4j.engine.Device;
 import dir4j.engine.MemoryScope;
 import dir4j.engine.Shape;
 import dir4j.engine.Tensor;
+import dir4j.engine.io.AtomicFiles;
 import dir4j.engine.io.Npy;
 import dir4j.engine.io.OutputLock;
 import dir4j.nn.io.Json;
@@ -294,9 +295,10 @@ final class EvalCommand extends ToolCommand {
                             // the record and a leftover file of an earlier eval go first: a run stopped between the
                             // two files must not leave one of its own beside one of another network's, vouched for
                             // by the other's record
-                            Files.deleteIfExists(provenanceFile(name));
-                            Files.deleteIfExists(qFile);
-                            Files.deleteIfExists(dbFile);
+                            // (through links: a kept file that is a link is rewritten where it points)
+                            Files.deleteIfExists(AtomicFiles.throughLinks(provenanceFile(name)));
+                            Files.deleteIfExists(AtomicFiles.throughLinks(qFile));
+                            Files.deleteIfExists(AtomicFiles.throughLinks(dbFile));
                             fx.extractToFile(d.databaseImages(), dbFile, "DB");
                             fx.extractToFile(d.queryImages(), qFile, "query");
                             writeProvenance(name);

@@ -253,6 +253,25 @@ class EvalCommandTest {
         }
     }
 
+    /** Kept descriptor files that are links (to a larger disk, say) are rewritten where they point, the links kept. */
+    @Test
+    void keptDescriptorFilesGivenAsLinksAreWrittenWhereTheyPoint() throws Exception {
+        Path descs = Files.createDirectories(dir.resolve("linked"));
+        Path far = Files.createDirectories(dir.resolve("far"));
+        Path db = Files.createSymbolicLink(descs.resolve("synth.dbdescs.npy"), far.resolve("db.npy"));
+        Path q = Files.createSymbolicLink(descs.resolve("synth.qdescs.npy"), far.resolve("q.npy"));
+        Files.writeString(far.resolve("db.npy"), "an earlier network's");
+        Run r = run(concat(concat(args("eval", "--dataset", "synth", "--data-root", synthRoot.toString(), "--image-size",
+                "48", "--quiet"), "--descriptors-dir", descs.toString()), TINY_NET));
+        assertEquals(0, r.rc(), r.toString());
+        assertTrue(Files.isSymbolicLink(db) && Files.isSymbolicLink(q), "the links stay links");
+        try (MemoryScope scope = MemoryScope.open()) {
+            assertEquals(RetrievalDataset.load("synth", synthRoot).imageNames().size(),
+                    dir4j.engine.io.Npy.read(far.resolve("db.npy")).shape(0), "written where the link points");
+            assertEquals(2, dir4j.engine.io.Npy.read(far.resolve("q.npy")).rank());
+        }
+    }
+
     @Test
     void descriptorsAreKeptAndReusedAndWhiteningsFromFileCheckpointAndDatabaseAgree() throws Exception {
         Path descs = dir.resolve("descs");
