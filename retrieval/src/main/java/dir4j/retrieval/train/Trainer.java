@@ -120,6 +120,15 @@ public final class Trainer {
         return this;
     }
 
+    /** How the plots are rendered (tests simulate a machine without fonts with it). */
+    private Plots.Renderer plotRenderer = Plots.PNG;
+
+    /** Replaces the plots' renderer; returns this. */
+    Trainer withPlotRenderer(Plots.Renderer renderer) {
+        this.plotRenderer = renderer;
+        return this;
+    }
+
     /**
      * Records a command's settings that are not part of the recipe (the training data, the device,
      * ...) in each checkpoint's metadata, as {@code run_options}, so that a {@code --resume} can
@@ -439,15 +448,17 @@ public final class Trainer {
     private void plot(History history, java.util.function.Consumer<String> progress) {
         String skipped;
         try {
-            skipped = Plots.write(history, outDir);
+            skipped = Plots.write(history, outDir, plotRenderer);
         } catch (IOException e) {
             skipped = "plots not written: " + e.getMessage();
         }
         if (skipped != null && !plotsWarned) {
             plotsWarned = true;
-            System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, skipped);
+            // once, where the run reports (a command's stderr), else as a warning of the log
             if (progress != null) {
                 progress.accept("note: " + skipped);
+            } else {
+                System.getLogger(Trainer.class.getName()).log(System.Logger.Level.WARNING, skipped);
             }
         }
     }

@@ -409,6 +409,52 @@ class TrainerTest {
         assertFalse(Files.exists(out.resolve("checkpoint.safetensors")));
     }
 
+    /**
+     * Where Java2D cannot draw (no fonts), the run says so once, as a note where it reports (a
+     * command's stderr), not also as a log warning with its own header; without a reporter, once
+     * as a warning of the log.
+     */
+    @Test
+    void plotsThatCannotBeDrawnAreReportedOnce(@TempDir Path out) throws IOException {
+        Plots.Renderer noFonts = chart -> {
+            throw new InternalError("java.lang.RuntimeException: Fontconfig head is null");
+        };
+        java.util.logging.Logger log = java.util.logging.Logger.getLogger(Trainer.class.getName());
+        List<java.util.logging.LogRecord> warnings = new java.util.concurrent.CopyOnWriteArrayList<>();
+        java.util.logging.Handler handler = new java.util.logging.Handler() {
+            @Override
+            public void publish(java.util.logging.LogRecord r) {
+                warnings.add(r);
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        };
+        log.addHandler(handler);
+        try {
+            List<String> lines = new java.util.ArrayList<>();
+            try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+                new Trainer(net, images, labels, config(4), out.resolve("a")).withPlotRenderer(noFonts)
+                        .run(false, null, lines::add);
+            }
+            assertEquals(1, lines.stream().filter(l -> l.startsWith("note: plots skipped, Java2D cannot draw here"))
+                    .count(), lines.toString());
+            assertEquals(List.of(), warnings, "no second report in the log");
+            try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
+                new Trainer(net, images, labels, config(4), out.resolve("b")).withPlotRenderer(noFonts)
+                        .run(false, null, null);
+            }
+            assertEquals(1, warnings.size(), "without a reporter: once in the log");
+            assertTrue(warnings.get(0).getMessage().contains("install fontconfig"), warnings.get(0).getMessage());
+            assertFalse(Files.exists(out.resolve("a/loss.png")));
+        } finally {
+            log.removeHandler(handler);
+        }
+    }
+
     @Test
     void aFailedCheckpointWriteKeepsThePreviousCheckpointAndSaysSo(@TempDir Path out) throws IOException {
         try (RetrievalNet net = new RetrievalNet(NET, new Random(9))) {
