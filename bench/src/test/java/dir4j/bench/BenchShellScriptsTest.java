@@ -45,9 +45,13 @@ class BenchShellScriptsTest {
     private record Run(int exit, String output) {}
 
     private static Run bash(Map<String, String> env, String... command) throws Exception {
+        return bashIn(root(), env, command);
+    }
+
+    private static Run bashIn(Path dir, Map<String, String> env, String... command) throws Exception {
         List<String> cmd = new ArrayList<>(List.of("bash"));
         cmd.addAll(List.of(command));
-        ProcessBuilder pb = new ProcessBuilder(cmd).directory(root().toFile()).redirectErrorStream(true);
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
         pb.environment().putAll(env);
         Process p = pb.start();
         p.getOutputStream().close();
@@ -65,7 +69,15 @@ class BenchShellScriptsTest {
     @Test
     void aJmhRunWithoutResultsEndsWithItsErrors(@TempDir Path tmp) throws Exception {
         assumeTrue(hasBash(), "no bash");
-        assumeTrue(Files.isRegularFile(root().resolve("bench/target/benchmarks.jar")), "bench jar not built");
+        // the script, what it sources and a stand-in jar in a tree of their own (the real jar is
+        // not built by the tests, and the fake java never opens it)
+        Path tree = tmp.resolve("tree");
+        for (String f : List.of("bench/sgemm_vs_numpy.sh", "bench/common.sh", ".ci/jdk25.sh")) {
+            Files.createDirectories(tree.resolve(f).getParent());
+            Files.copy(root().resolve(f), tree.resolve(f));
+        }
+        Files.createDirectories(tree.resolve("bench/target"));
+        Files.writeString(tree.resolve("bench/target/benchmarks.jar"), "not a jar");
         String jmh = "# Fork: 1 of 1\n<failure>\n\njava.lang.IllegalStateException: the setup failed here\n"
                 + "\tat x.Y.setup(Y.java:1)\n\n\n# Run complete. Total time: 00:00:00\n\n"
                 + "REMEMBER: The numbers below are just data.\nDo not assume the numbers tell you what you want.\n\n"
@@ -74,7 +86,7 @@ class BenchShellScriptsTest {
         Path py = Files.createDirectories(tmp.resolve("py"));
         Files.writeString(py.resolve("python3"), "#!/bin/sh\necho numpy stand-in\n");
         Files.setPosixFilePermissions(py.resolve("python3"), PosixFilePermissions.fromString("rwxr-xr-x"));
-        Run r = bash(Map.of("JAVA_HOME", jdk.toString(), "PATH", py + ":" + System.getenv("PATH")),
+        Run r = bashIn(tree, Map.of("JAVA_HOME", jdk.toString(), "PATH", py + ":" + System.getenv("PATH")),
                 "bench/sgemm_vs_numpy.sh", "256");
         assertEquals(1, r.exit(), r.output());
         assertTrue(r.output().contains("JMH gave no results")
