@@ -111,8 +111,8 @@ public final class Ops {
      * view (a's transpose, an overlapping slice, one of a's rows), where the sum would read
      * elements already updated: PyTorch refuses that only between dense views and otherwise
      * computes in its kernel's order (ViewOverlapTest lists the differences). Views that share no
-     * element (a[::2] and a[1::2], two columns of a matrix) are added as PyTorch adds them. With a and b of the same dense layout the sum
-     * runs over their spans as flat vectors.
+     * element (a[::2] and a[1::2], two columns of a matrix) are added as PyTorch adds them. With a
+     * and b of the same dense layout the sum runs over their spans as flat vectors.
      */
     public static void addInPlace(Tensor a, Tensor b) {
         check("addInPlace", a, b);

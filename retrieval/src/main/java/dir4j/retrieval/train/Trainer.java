@@ -86,9 +86,6 @@ public final class Trainer {
     private final Device device;
     private final ClassBalancedSampler sampler;
     private final Augmentation augmentation;
-    /** How the line that ends a run stopped by a signal begins (a summary, printed even with --quiet). */
-    public static final String STOPPED_ON_REQUEST = "stopped on request";
-
     /**
      * Decoded training images, kept while the heap has room: the JVM clears soft references before
      * it would run out, and a cleared image is decoded again when next drawn (the same pixels), so
@@ -96,6 +93,8 @@ public final class Trainer {
      */
     private final Map<Integer, java.lang.ref.SoftReference<RgbImage>> decoded = new ConcurrentHashMap<>();
     private CheckpointWriter checkpointWriter = Safetensors::write;
+    /** How the plots are rendered (tests simulate a machine without fonts with it). */
+    private Plots.Renderer plotRenderer = Plots.PNG;
     /** The command's own settings (data, device) recorded beside the recipe in each checkpoint; null: none. */
     private Map<String, Object> runOptions;
     /** {@link #withLoss}'s name and loss; null: the recipe's loss. */
@@ -119,9 +118,6 @@ public final class Trainer {
         this.checkpointWriter = writer;
         return this;
     }
-
-    /** How the plots are rendered (tests simulate a machine without fonts with it). */
-    private Plots.Renderer plotRenderer = Plots.PNG;
 
     /** Replaces the plots' renderer; returns this. */
     Trainer withPlotRenderer(Plots.Renderer renderer) {
@@ -163,6 +159,9 @@ public final class Trainer {
 
     /** The checkpoint metadata format of a training checkpoint. */
     static final String FORMAT = "dir4j-train-1";
+
+    /** How the line that ends a run stopped by a signal begins (a summary, printed even with --quiet). */
+    public static final String STOPPED_ON_REQUEST = "stopped on request";
 
     /**
      * What a run in a folder records of itself, for a resume that repeats none of its settings.
